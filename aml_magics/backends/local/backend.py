@@ -1,0 +1,449 @@
+"""The embedded local workspace: SQLite store + folders + detached run processes."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import signal
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ...core.config import WorkspaceConfig
+from ...core.errors import Conflict, InvalidInput, NotFound
+from ...core.types import (
+    ComputeTarget,
+    DatastoreEntry,
+    DatastoreInfo,
+    ExperimentInfo,
+    RunInfo,
+    RunSubmission,
+    WorkspaceInfo,
+)
+from ..base import Backend
+from . import layout, procs, snapshot
+from .host import dispatch_queue, spawn_host
+from .ids import new_run_id
+from .store import ACTIVE_STATES, SLOT_STATES, TERMINAL_STATES, Store
+
+DEFAULT_COMPUTE = "local"
+DEFAULT_DATASTORE = "workspaceblobstore"  # Azure ML's name for the default datastore
+CELL_FILE = "__aml_cell__.py"
+
+
+class LocalBackend(Backend):
+    kind = "local"
+
+    def __init__(self, config: WorkspaceConfig):
+        self.config = config
+        self.path = config.path
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidInput(f"cannot create workspace folder {self.path}: {exc.strerror}") from None
+        self.store = Store(self.path / layout.DB_NAME)
+        self.tracking_uri = "sqlite://" + str(self.path / layout.DB_NAME)
+        if not self.store.query_one("SELECT 1 FROM computes WHERE name=?", (DEFAULT_COMPUTE,)):
+            self.store.ensure_compute(DEFAULT_COMPUTE, "local", os.cpu_count() or 1)
+        if not self.store.query_one("SELECT 1 FROM datastores LIMIT 1"):
+            ds = self.path / "datastores" / DEFAULT_DATASTORE
+            ds.mkdir(parents=True, exist_ok=True)
+            self.store.ensure_datastore(DEFAULT_DATASTORE, "local", str(ds), True)
+
+    # -- workspace ---------------------------------------------------------------------------
+
+    def workspace_info(self) -> WorkspaceInfo:
+        exps = self.store.query_one("SELECT COUNT(*) FROM experiments")[0]
+        runs = self.store.count_runs()
+        active = self.store.count_runs(status=ACTIVE_STATES)
+        return WorkspaceInfo(
+            name=self.config.name, backend="local", location=str(self.path), source=self.config.source,
+            experiments=exps, runs=runs, active_runs=active, computes=self.list_computes(),
+        )
+
+    # -- submitting --------------------------------------------------------------------------------
+
+    def _compute_limit(self, compute: str) -> int:
+        row = self.store.query_one("SELECT max_concurrent FROM computes WHERE name=?", (compute,))
+        if row is None:
+            names = [r[0] for r in self.store.query("SELECT name FROM computes")]
+            raise NotFound.with_suggestions(
+                "compute target", compute, names, hint="list them with %aml compute; create one with "
+                "%aml compute create NAME --max-concurrent N",
+            )
+        return row[0]
+
+    def submit(self, sub: RunSubmission) -> str:
+        # everything that can be refused is checked before anything is written
+        limit = self._compute_limit(sub.compute)
+        inputs = {name: self.resolve_input(uri) for name, uri in sub.inputs.items()}
+        source = Path(sub.source_dir).resolve()
+        if not source.is_dir():
+            raise InvalidInput(f"source folder {source} does not exist")
+        if sub.kind in ("script", "notebook") and not (source / sub.entry).is_file():
+            raise NotFound(f"{sub.kind} {sub.entry!r} not found in {source}")
+        files = snapshot.plan_snapshot(source, sub.snapshot_max_bytes, exclude=(self.path,))
+        pickled_inputs = None
+        if sub.in_values:
+            import cloudpickle
+
+            try:
+                pickled_inputs = cloudpickle.dumps(sub.in_values)
+            except Exception as exc:
+                raise InvalidInput(f"--in: cannot pickle {', '.join(sub.in_values)}: {exc}") from None
+        self.reconcile()
+
+        run_id = new_run_id(sub.experiment)
+        folder = layout.run_dir(self.path, run_id)
+        spec = {
+            "kind": sub.kind, "entry": sub.entry, "args": _substitute_inputs(sub.args, inputs), "parameters": sub.parameters,
+            "experiment": sub.experiment, "in_vars": sorted(sub.in_values), "out_vars": list(sub.out_vars),
+            "inputs": inputs, "source_dir": str(source), "environment_variables": sub.environment_variables,
+        }
+        self.store.create_run(run_id, sub.experiment, sub.kind, compute=sub.compute, status="NotStarted",
+                              display_name=sub.display_name, spec=spec, tags=sub.tags)
+        try:
+            snapshot.copy_snapshot(files, folder / "snapshot")
+            (folder / "snapshot" / "outputs").mkdir(exist_ok=True)
+            if sub.kind == "cell":
+                (folder / "snapshot" / sub.entry).write_text(sub.code or "", encoding="utf-8")
+            (folder / "io").mkdir(parents=True, exist_ok=True)
+            if pickled_inputs is not None:
+                (folder / "io" / "in.pkl").write_bytes(pickled_inputs)
+            (folder / "io" / "spec.json").write_text(json.dumps(spec))
+        except OSError as exc:
+            self.store.transition(run_id, "Failed", reason="snapshot failed", error=f"could not prepare the run: {exc}")
+            raise InvalidInput(f"could not prepare the run's snapshot: {exc}") from None
+        if self.store.claim_slot(run_id, sub.compute, limit):
+            spawn_host(self.path, run_id, self.store)
+        else:
+            self.store.transition(run_id, "Queued", only_from=("NotStarted",),
+                                  reason=f"{sub.compute} is running {limit} runs")
+            dispatch_queue(self.path, self.store, sub.compute)  # a slot may have freed meanwhile
+        return run_id
+
+    def start_interactive(self, experiment: str, display_name: str | None, tags: dict[str, str]) -> str:
+        run_id = new_run_id(experiment)
+        self.store.create_run(run_id, experiment, "interactive", compute=None, status="Running",
+                              display_name=display_name, tags=tags)
+        # the logging process stands in for a host: if it dies without complete(), reconcile sees it
+        self.store.update_run(run_id, host_pid=os.getpid(), host_start=procs.start_token(os.getpid()))
+        (layout.run_dir(self.path, run_id) / "snapshot" / "outputs").mkdir(parents=True, exist_ok=True)
+        return run_id
+
+    # -- reading runs ------------------------------------------------------------------------------
+
+    def _row(self, run_id: str):
+        row = self.store.get_run(run_id)
+        if row is None:
+            raise NotFound.with_suggestions("run", run_id, self.store.run_ids(),
+                                            hint="list runs with %aml runs")
+        return row
+
+    def _info(self, row, tags=None, params=None, metrics=None) -> RunInfo:
+        return RunInfo(
+            run_id=row["run_id"], experiment=row["experiment"], status=row["status"], kind=row["kind"],
+            compute=row["compute"], display_name=row["display_name"], parent_run_id=row["parent_run_id"],
+            created=row["created"], started=row["started"], ended=row["ended"], exit_code=row["exit_code"],
+            error=row["error"], traceback=row["traceback"], tags=tags or {}, params=params or {},
+            latest_metrics=metrics or {}, spec=json.loads(row["spec"] or "{}"),
+        )
+
+    def get_run(self, run_id: str, *, with_metrics: bool = True) -> RunInfo:
+        row = self._row(run_id)
+        if row["status"] in SLOT_STATES or row["status"] == "NotStarted":
+            if self._repair_if_orphaned(row):
+                row = self._row(run_id)
+        metrics = {k: v[1] for k, v in self.store.latest_values(run_id).items()} if with_metrics else {}
+        return self._info(row, self.store.get_tags(run_id), self.store.get_tags(run_id, table="run_params"), metrics)
+
+    def list_runs(self, *, experiment=None, status=None, parent_run_id=None, limit=100, offset=0):
+        if experiment is not None and not self.store.query_one("SELECT 1 FROM experiments WHERE name=?", (experiment,)):
+            names = [e.name for e in self.list_experiments()]
+            raise NotFound.with_suggestions("experiment", experiment, names, hint="list them with %aml experiments")
+        rows = self.store.list_runs(experiment=experiment, status=status, parent_run_id=parent_run_id,
+                                    limit=limit, offset=offset)
+        if any(r["status"] in SLOT_STATES for r in rows) and any(self._repair_if_orphaned(r) for r in rows):
+            rows = self.store.list_runs(experiment=experiment, status=status, parent_run_id=parent_run_id,
+                                        limit=limit, offset=offset)
+        pks = [r["id"] for r in rows]
+        tags = self.store.tags_for_runs(pks)
+        params = self.store.tags_for_runs(pks, table="run_params")
+        infos = [self._info(r, tags[r["id"]], params[r["id"]], self._latest_scalars(r["id"])) for r in rows]
+        if parent_run_id is None and limit is not None:
+            total = self.store.count_runs(experiment=experiment, status=status)
+        else:
+            total = len(infos)
+        return infos, total
+
+    def _latest_scalars(self, run_pk: int) -> dict[str, Any]:
+        return {
+            r[0]: r[1]
+            for r in self.store.query(
+                """SELECT k.name, (SELECT value FROM metric_points WHERE key_id=k.id ORDER BY rowid DESC LIMIT 1)
+                   FROM metric_keys k WHERE k.run=? AND k.kind='scalar' ORDER BY k.id""",
+                (run_pk,),
+            )
+        }
+
+    def run_ids(self) -> list[str]:
+        return self.store.run_ids()
+
+    # -- liveness -----------------------------------------------------------------------------------
+
+    def _repair_if_orphaned(self, row) -> bool:
+        """An active run whose processes are all gone is marked Failed with the reason."""
+        if row["status"] not in SLOT_STATES or not row["host_pid"]:
+            return False
+        if procs.is_alive(row["host_pid"], row["host_start"]):
+            return False
+        if row["user_pid"] and procs.is_alive(row["user_pid"]):
+            return False
+        who = "the process that was logging to it" if row["kind"] in ("interactive", "child") else "its run host"
+        changed = self.store.transition(
+            row["run_id"], "Failed", only_from=SLOT_STATES, reason=f"{who} ended unexpectedly",
+            error=f"{who} ended without finishing the run (killed, or the machine restarted)",
+        )
+        if changed and row["compute"]:
+            dispatch_queue(self.path, self.store, row["compute"])
+        return changed
+
+    def reconcile(self) -> list[str]:
+        """Repair every stale active run; returns the ids repaired."""
+        rows = self.store.list_runs(status=SLOT_STATES, top_level=False, limit=None)
+        return [r["run_id"] for r in rows if self._repair_if_orphaned(r)]
+
+    # -- cancel -----------------------------------------------------------------------------------------
+
+    def cancel_run(self, run_id: str) -> None:
+        row = self._row(run_id)
+        if row["status"] in TERMINAL_STATES:
+            raise Conflict(f"run {run_id} is already {row['status']}; there is nothing to cancel")
+        self.store.update_run(run_id, cancel_requested=1)
+        if self.store.transition(run_id, "Canceled", only_from=("NotStarted", "Queued"), reason="canceled by user"):
+            return
+        row = self._row(run_id)
+        if row["kind"] in ("interactive", "child"):
+            self.store.transition(run_id, "Canceled", only_from=ACTIVE_STATES, reason="canceled by user")
+            return
+        if row["host_pid"] and procs.is_alive(row["host_pid"], row["host_start"]):
+            try:
+                os.kill(row["host_pid"], signal.SIGTERM)  # the host stops the run's process group
+                return
+            except ProcessLookupError:
+                pass
+        self.store.transition(run_id, "Canceled", only_from=ACTIVE_STATES, reason="canceled by user")
+
+    # -- metrics, logs, files ---------------------------------------------------------------------------
+
+    def get_metrics(self, run_id: str, name: str | None = None) -> dict[str, Any]:
+        self._row(run_id)
+        out: dict[str, Any] = {}
+        for key in self.store.metric_keys(run_id):
+            if name is not None and key["name"] != name:
+                continue
+            kind = key["kind"]
+            if kind == "scalar":
+                values = [float("nan") if v is None else v for (v,) in self.store.query(
+                    "SELECT value FROM metric_points WHERE key_id=? ORDER BY rowid", (key["id"],))]
+                out[key["name"]] = values[0] if len(values) == 1 else values
+                continue
+            payloads = [json.loads(r["payload"]) for r in self.store.records(key["id"])]
+            if kind == "row":
+                columns: dict[str, list] = {}
+                for i, row in enumerate(payloads):
+                    for col, value in row.items():
+                        columns.setdefault(col, [None] * i).append(value)
+                    for col in columns:
+                        if len(columns[col]) < i + 1:
+                            columns[col].append(None)
+                out[key["name"]] = columns
+            elif kind == "table":
+                out[key["name"]] = payloads[-1]
+            elif kind == "image":
+                paths = [p["path"] for p in payloads]
+                out[key["name"]] = paths[0] if len(paths) == 1 else paths
+            else:
+                out[key["name"]] = payloads[0] if len(payloads) == 1 else payloads
+        if name is not None and name not in out:
+            raise NotFound.with_suggestions(f"metric of run {run_id}", name,
+                                            [k["name"] for k in self.store.metric_keys(run_id)])
+        return out
+
+    def metric_series(self, run_id: str, name: str, since: int = 0):
+        key = self.store.query_one(
+            "SELECT id FROM metric_keys WHERE run=? AND name=? AND kind='scalar'", (self.store.run_pk(run_id), name)
+        )
+        if key is None:
+            return [], since
+        rows = self.store.series(key[0], since)
+        cursor = rows[-1][0] if rows else since
+        return [(r[1], r[2], float("nan") if r[3] is None else r[3]) for r in rows], cursor
+
+    def read_log(self, run_id: str, offset: int = 0) -> tuple[str, int]:
+        self._row(run_id)
+        path = layout.run_dir(self.path, run_id) / "logs" / layout.LOG_NAME
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except FileNotFoundError:
+            return "", offset
+        # never split a UTF-8 character: leave an incomplete tail for the next read
+        cut = len(data)
+        i = cut - 1
+        while i >= 0 and cut - i < 4 and (data[i] & 0xC0) == 0x80:
+            i -= 1
+        if i >= 0 and data[i] >= 0xC0:
+            need = 2 if data[i] < 0xE0 else 3 if data[i] < 0xF0 else 4
+            if cut - i < need:
+                cut = i
+        return data[:cut].decode("utf-8", errors="replace"), offset + cut
+
+    def list_files(self, run_id: str) -> list[str]:
+        self._row(run_id)
+        return layout.list_artifacts(layout.run_dir(self.path, run_id))
+
+    def file_path(self, run_id: str, name: str) -> Path:
+        folder = layout.run_dir(self.path, run_id)
+        path = layout.artifact_path(folder, name)
+        resolved = path.resolve()
+        if folder.resolve() not in resolved.parents or not resolved.is_file():
+            raise NotFound.with_suggestions(f"file of run {run_id}", name, self.list_files(run_id))
+        return resolved
+
+    def results(self, run_id: str) -> dict[str, Any]:
+        path = layout.run_dir(self.path, run_id) / "io" / "out.pkl"
+        if not path.is_file():
+            return {}
+        import cloudpickle  # noqa: F401  (needed to unpickle closures)
+
+        with open(path, "rb") as f:
+            return pickle.load(f)
+
+    # -- experiments and computes ---------------------------------------------------------------------
+
+    def list_experiments(self) -> list[ExperimentInfo]:
+        return [ExperimentInfo(r["name"], r["run_count"], r["created"], r["last_run"])
+                for r in self.store.list_experiments()]
+
+    def list_computes(self) -> list[ComputeTarget]:
+        return [ComputeTarget(r["name"], r["kind"], r["max_concurrent"], r["running"], r["queued"])
+                for r in self.store.list_computes()]
+
+    def create_compute(self, name: str, max_concurrent: int) -> ComputeTarget:
+        if not name or not all(c.isalnum() or c in "-_" for c in name):
+            raise InvalidInput(f"compute name {name!r}: use letters, digits, '-' and '_'")
+        if max_concurrent < 1:
+            raise InvalidInput("--max-concurrent must be at least 1")
+        self.store.upsert_compute(name, "local", max_concurrent)
+        dispatch_queue(self.path, self.store, name)
+        return next(c for c in self.list_computes() if c.name == name)
+
+    # -- datastores -------------------------------------------------------------------------------------
+
+    def list_datastores(self) -> list[DatastoreInfo]:
+        return [DatastoreInfo(r["name"], r["kind"], r["path"], bool(r["is_default"])) for r in self.store.list_datastores()]
+
+    def _datastore_root(self, name: str | None) -> Path:
+        stores = self.list_datastores()
+        if name is None:
+            return Path(next(s.path for s in stores if s.is_default))
+        for s in stores:
+            if s.name == name:
+                return Path(s.path)
+        raise NotFound.with_suggestions("datastore", name, [s.name for s in stores])
+
+    @staticmethod
+    def _inside(root: Path, rel: str) -> Path:
+        text = (rel or "").replace("\\", "/").strip("/")
+        p = PurePosixPath(text)
+        if p.is_absolute() or ".." in p.parts:
+            raise InvalidInput(f"datastore path {rel!r} must stay inside the datastore (no '..')")
+        target = (root / p) if text else root
+        resolved = target.resolve()
+        if resolved != root.resolve() and root.resolve() not in resolved.parents:
+            raise InvalidInput(f"datastore path {rel!r} leaves the datastore (through a link)")
+        return target
+
+    def datastore_upload(self, src: Path, target: str, datastore: str | None, overwrite: bool) -> list[str]:
+        root = self._datastore_root(datastore)
+        src = Path(src).expanduser()
+        if not src.exists():
+            raise NotFound(f"{src} does not exist; give a file or folder to upload")
+        dest = self._inside(root, target or "")
+        pairs: list[tuple[Path, Path]] = []
+        if src.is_file():
+            final = dest / src.name if (dest.is_dir() or (target or "").endswith("/") or not target) else dest
+            pairs.append((src, final))
+        else:
+            for f in sorted(src.rglob("*")):
+                if f.is_file() and not f.is_symlink():
+                    pairs.append((f, dest / f.relative_to(src)))
+        clashes = [d for _, d in pairs if d.exists()]
+        if clashes and not overwrite:
+            rel = clashes[0].relative_to(root).as_posix()
+            raise Conflict(f"{rel} already exists in the datastore ({len(clashes)} file(s)); add --overwrite to replace")
+        done = []
+        for s, d in pairs:
+            d.parent.mkdir(parents=True, exist_ok=True)
+            tmp = d.with_name(f".{d.name}.uploading")
+            shutil.copyfile(s, tmp)
+            os.chmod(tmp, 0o444)  # inputs are read-only to runs
+            os.replace(tmp, d)
+            done.append(d.relative_to(root).as_posix())
+        return done
+
+    def datastore_list(self, path: str, datastore: str | None) -> list[DatastoreEntry]:
+        root = self._datastore_root(datastore)
+        base = self._inside(root, path)
+        if not base.exists():
+            raise NotFound(f"datastore path {path!r} does not exist; list the root with %aml datastore ls")
+        if base.is_file():
+            return [DatastoreEntry(base.relative_to(root).as_posix(), base.stat().st_size, False)]
+        return [
+            DatastoreEntry(p.relative_to(root).as_posix() + ("/" if p.is_dir() else ""),
+                           p.stat().st_size if p.is_file() else 0, p.is_dir())
+            for p in sorted(base.iterdir()) if not p.name.endswith(".uploading")
+        ]
+
+    def datastore_download(self, path: str, target: Path, datastore: str | None, overwrite: bool) -> list[str]:
+        root = self._datastore_root(datastore)
+        src = self._inside(root, path)
+        if not src.exists():
+            raise NotFound(f"datastore path {path!r} does not exist")
+        target = Path(target).expanduser()
+        files = [src] if src.is_file() else [f for f in sorted(src.rglob("*")) if f.is_file()]
+        pairs = [(f, (target / f.name) if src.is_file() else (target / f.relative_to(src))) for f in files]
+        clashes = [d for _, d in pairs if d.exists()]
+        if clashes and not overwrite:
+            raise Conflict(f"{clashes[0]} already exists; add --overwrite to replace")
+        for s, d in pairs:
+            d.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(s, d)
+        return [str(d) for _, d in pairs]
+
+    def resolve_input(self, uri: str) -> str:
+        if not uri.startswith("datastore:"):
+            raise InvalidInput(f"input {uri!r}: use datastore:PATH or datastore:NAME/PATH (azureml:// URIs with azure)")
+        rest = uri[len("datastore:"):].lstrip("/")
+        names = {s.name for s in self.list_datastores()}
+        first, _, tail = rest.partition("/")
+        datastore, rel = (first, tail) if first in names and tail else (None, rest)
+        path = self._inside(self._datastore_root(datastore), rel)
+        if not path.exists():
+            raise NotFound(f"input {uri!r}: nothing at that datastore path; upload it with %aml datastore upload")
+        return str(path)
+
+
+def _substitute_inputs(args: list[str], inputs: dict[str, str]) -> list[str]:
+    """Azure ML's ``${{inputs.NAME}}`` placeholders in arguments become the input's path."""
+    import re
+
+    def replace(match: "re.Match[str]") -> str:
+        name = match.group(1)
+        if name not in inputs:
+            raise InvalidInput(f"argument uses ${{{{inputs.{name}}}}} but there is no --input {name}=datastore:PATH")
+        return inputs[name]
+
+    return [re.sub(r"\$\{\{\s*inputs\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}", replace, a) for a in args]

@@ -1,0 +1,175 @@
+"""The run host: ``python -m aml_magics.backends.local.host WORKSPACE RUN_ID``.
+
+A small detached process (its own session, so a kernel restart or a closed notebook does
+not touch it) that owns one run on local compute:
+
+1. starts the user's process (``aml_magics.runtime.launch``) in the run's snapshot folder,
+   in its own process group, with stdout and stderr in ``logs/std_log.txt``;
+2. on SIGTERM (``%aml cancel``) stops that group: SIGTERM, a grace period, then SIGKILL;
+3. waits, then records the outcome: Completed, Failed (exit code, signal, error and
+   traceback) or Canceled;
+4. starts the queued runs of its compute target that now have a free slot, so queues move
+   on even when the kernel that submitted them is gone.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from . import layout, procs
+from .store import SLOT_STATES, Store
+
+CANCEL_GRACE_S = float(os.environ.get("AML_MAGICS_CANCEL_GRACE_S", "5"))
+
+
+def spawn_host(workspace: Path, run_id: str, store: Store) -> int:
+    """Start a detached host for ``run_id`` (already moved to Starting) and record its pid."""
+    log_dir = layout.run_dir(workspace, run_id) / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / "host.txt", "ab") as host_log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aml_magics.backends.local.host", str(workspace), run_id],
+            stdin=subprocess.DEVNULL, stdout=host_log, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True, cwd=str(workspace),
+        )
+    _reap_later(proc)
+    store.update_run(run_id, host_pid=proc.pid, host_start=procs.start_token(proc.pid))
+    return proc.pid
+
+
+_children: list[subprocess.Popen] = []
+
+
+def _reap_later(proc: subprocess.Popen) -> None:
+    # keep finished hosts from lingering as zombies of a long-lived kernel
+    _children[:] = [p for p in _children if p.poll() is None]
+    _children.append(proc)
+
+
+def dispatch_queue(workspace: Path, store: Store, compute: str) -> list[str]:
+    """Start as many Queued runs of ``compute`` as it has free slots."""
+    row = store.query_one("SELECT max_concurrent FROM computes WHERE name=?", (compute,))
+    if row is None:
+        return []
+    started = []
+    while True:
+        run_id = store.claim_next_queued(compute, row[0])
+        if run_id is None:
+            return started
+        spawn_host(workspace, run_id, store)
+        started.append(run_id)
+
+
+class Host:
+    def __init__(self, workspace: Path, run_id: str):
+        self.workspace = workspace
+        self.run_id = run_id
+        self.store = Store(workspace / layout.DB_NAME, migrate=False)
+        self.folder = layout.run_dir(workspace, run_id)
+        self.proc: subprocess.Popen | None = None
+        self.cancelled = threading.Event()
+
+    def on_sigterm(self, signum, frame) -> None:
+        self.cancelled.set()
+        if self.proc is not None:
+            self.stop_user_process()
+
+    def stop_user_process(self) -> None:
+        proc = self.proc
+        procs.signal_group(proc.pid, signal.SIGTERM)
+
+        def kill_after_grace():
+            try:
+                proc.wait(CANCEL_GRACE_S)
+            except subprocess.TimeoutExpired:
+                procs.signal_group(proc.pid, procs.SIGKILL)
+
+        threading.Thread(target=kill_after_grace, daemon=True).start()
+
+    def environment(self, spec: dict) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "AML_MAGICS_RUN_ID": self.run_id,
+                "AML_MAGICS_TRACKING_URI": "sqlite://" + str(self.workspace / layout.DB_NAME),
+                "AML_MAGICS_WORKSPACE": str(self.workspace),
+                "AML_MAGICS_EXPERIMENT": spec.get("experiment", ""),
+                "AML_MAGICS_RUN_SPEC": str(self.folder / "io" / "spec.json"),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        for name, path in (spec.get("inputs") or {}).items():
+            env[f"AZURE_ML_INPUT_{name}"] = path
+        env.update({k: str(v) for k, v in (spec.get("environment_variables") or {}).items()})
+        return env
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.on_sigterm)
+        row = self.store.get_run(self.run_id)
+        if row is None:
+            print(f"run {self.run_id} not found", file=sys.stderr)
+            return 2
+        spec = json.loads(row["spec"] or "{}")
+        self.store.update_run(self.run_id, host_pid=os.getpid(), host_start=procs.start_token(os.getpid()))
+        if row["cancel_requested"]:
+            self.cancelled.set()
+        code = None
+        if not self.cancelled.is_set():
+            (self.folder / "logs").mkdir(parents=True, exist_ok=True)
+            with open(self.folder / "logs" / layout.LOG_NAME, "ab") as log:
+                self.proc = subprocess.Popen(
+                    [spec.get("python") or sys.executable, "-u", "-m", "aml_magics.runtime.launch"],
+                    cwd=str(self.folder / "snapshot"), env=self.environment(spec), stdin=subprocess.DEVNULL,
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                )
+            self.store.update_run(self.run_id, user_pid=self.proc.pid)
+            if self.cancelled.is_set() or self.store.get_run(self.run_id)["cancel_requested"]:
+                self.cancelled.set()
+                self.stop_user_process()
+            code = self.proc.wait()
+        self.finish(code)
+        dispatch_queue(self.workspace, self.store, row["compute"])
+        return 0
+
+    def finish(self, code: int | None) -> None:
+        active = ("NotStarted", "Queued", *SLOT_STATES)
+        self.store.transition(self.run_id, "Finalizing", only_from=("Starting", "Running"))
+        if self.cancelled.is_set() or self.store.get_run(self.run_id)["cancel_requested"]:
+            self.store.transition(self.run_id, "Canceled", only_from=active, reason="canceled by user", exit_code=code)
+            return
+        if code == 0:
+            self.store.transition(self.run_id, "Completed", only_from=active, exit_code=0)
+            return
+        error, tb = self.read_error(code)
+        self.store.transition(self.run_id, "Failed", only_from=active, reason=error.splitlines()[-1][:200],
+                              exit_code=code, error=error, traceback=tb)
+
+    def read_error(self, code: int | None) -> tuple[str, str | None]:
+        try:
+            data = json.loads((self.folder / "io" / "error.json").read_text())
+            return data["error"], data.get("traceback")
+        except (OSError, ValueError, KeyError):
+            pass
+        if code is not None and code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"the run process was killed by {name}", None
+        return f"the run process exited with code {code}", None
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m aml_magics.backends.local.host WORKSPACE RUN_ID", file=sys.stderr)
+        return 2
+    return Host(Path(argv[0]), argv[1]).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,84 @@
+"""Copy a source folder into a run's snapshot, honouring ``.amlignore`` / ``.gitignore``.
+
+As in Azure ML, ``.amlignore`` wins over ``.gitignore``; ``.git``, notebook checkpoints,
+``__pycache__`` and the folder's own ``outputs/`` are never copied, nor the workspace itself
+when it lies inside the source folder. A snapshot over the size limit is refused before
+anything is copied.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from ...core.errors import InvalidInput
+
+ALWAYS_IGNORED_DIRS = {".git", ".ipynb_checkpoints", "__pycache__", ".hg", ".svn", ".mypy_cache", ".pytest_cache"}
+
+
+def _ignore_spec(source: Path):
+    for name in (".amlignore", ".gitignore"):
+        f = source / name
+        if f.is_file():
+            import pathspec
+
+            return pathspec.PathSpec.from_lines("gitwildmatch", f.read_text(encoding="utf-8", errors="replace").splitlines())
+    return None
+
+
+def plan_snapshot(source: Path, max_bytes: int, exclude: tuple[Path, ...] = ()) -> list[tuple[Path, str]]:
+    """The files to copy as (absolute path, relative POSIX path); raises when over ``max_bytes``."""
+    source = source.resolve()
+    spec = _ignore_spec(source)
+    excluded = {p.resolve() for p in exclude}
+    files: list[tuple[Path, str]] = []
+    total = 0
+    for root, dirs, names in os.walk(source, followlinks=False):
+        root_path = Path(root)
+        rel_root = root_path.relative_to(source)
+        keep = []
+        for d in sorted(dirs):
+            full = root_path / d
+            rel = (rel_root / d).as_posix()
+            if d in ALWAYS_IGNORED_DIRS or (rel_root == Path(".") and d == "outputs") or full.resolve() in excluded:
+                continue
+            if full.is_symlink():
+                continue  # never follow links out of the source folder
+            if spec is not None and spec.match_file(rel + "/"):
+                continue
+            keep.append(d)
+        dirs[:] = keep
+        for n in sorted(names):
+            full = root_path / n
+            rel = (rel_root / n).as_posix()
+            if spec is not None and spec.match_file(rel):
+                continue
+            if full.is_symlink():
+                target = full.resolve()
+                if not target.is_file() or source not in target.parents:
+                    continue  # links that leave the source folder are not part of the snapshot
+            try:
+                total += full.stat().st_size
+            except OSError:
+                continue
+            if total > max_bytes:
+                raise InvalidInput(
+                    f"snapshot of {source} is over the {max_bytes / 1e6:.0f} MB limit: list large files in "
+                    f".amlignore, submit from a smaller folder, or raise %config AmlMagics.snapshot_max_mb"
+                )
+            files.append((full, rel))
+    return files
+
+
+def copy_snapshot(files: list[tuple[Path, str]], target: Path) -> int:
+    target.mkdir(parents=True, exist_ok=True)
+    made: set[Path] = {target}
+    size = 0
+    for src, rel in files:
+        dst = target / rel
+        if dst.parent not in made:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            made.add(dst.parent)
+        shutil.copyfile(src, dst)
+        size += dst.stat().st_size
+    return size

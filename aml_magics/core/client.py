@@ -1,0 +1,312 @@
+"""``Client``: the one entry point every front end uses.
+
+Operation groups share one resolved workspace and one backend (the azure-ai-ml ``MLClient``
+shape): ``client.runs``, ``client.experiments``, ``client.computes``, ``client.datastores``,
+``client.models``. Construction is cheap: the backend opens on first use.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from .config import WorkspaceConfig, resolve_workspace
+from .errors import AmlError, InvalidInput, NotFound
+from .types import (
+    TERMINAL_STATES,
+    ComputeTarget,
+    DatastoreInfo,
+    ExperimentInfo,
+    Listing,
+    MetricsView,
+    RunInfo,
+    RunList,
+    RunSubmission,
+    WorkspaceInfo,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..backends.base import Backend
+    from ..runtime.run import Run
+
+_clients: dict[tuple[str, str], "Client"] = {}
+_clients_lock = threading.Lock()
+
+
+class Client:
+    def __init__(self, workspace: str | os.PathLike | None = None, *, config: WorkspaceConfig | None = None):
+        self.config = config or resolve_workspace(workspace)
+        self._backend: "Backend | None" = None
+        self._lock = threading.Lock()
+        self.runs = RunOperations(self)
+        self.experiments = ExperimentOperations(self)
+        self.computes = ComputeOperations(self)
+        self.datastores = DatastoreOperations(self)
+        self.models = ModelOperations(self)
+
+    @classmethod
+    def shared(cls, workspace: str | os.PathLike | None = None) -> "Client":
+        """One client per resolved workspace and process (so connections are shared)."""
+        config = resolve_workspace(workspace)
+        key = (config.backend, str(config.path))
+        with _clients_lock:
+            client = _clients.get(key)
+            if client is None:
+                client = _clients[key] = cls(config=config)
+            return client
+
+    @property
+    def backend(self) -> "Backend":
+        if self._backend is None:
+            with self._lock:
+                if self._backend is None:
+                    if self.config.backend == "local":
+                        from ..backends.local.backend import LocalBackend
+
+                        self._backend = LocalBackend(self.config)
+                    else:  # pragma: no cover - the azure backend has its own issue
+                        raise InvalidInput(f"unknown backend {self.config.backend!r}")
+        return self._backend
+
+    @property
+    def workspace(self) -> WorkspaceInfo:
+        return self.backend.workspace_info()
+
+    def __repr__(self) -> str:
+        return f"Client({self.config.describe()})"
+
+
+class _Operations:
+    def __init__(self, client: Client):
+        self._client = client
+
+    @property
+    def _backend(self) -> "Backend":
+        return self._client.backend
+
+
+class RunOperations(_Operations):
+    """Submit, find, watch and stop runs."""
+
+    def handle(self, run_id: str, experiment: str | None = None) -> "Run":
+        from ..runtime.run import Run
+
+        return Run(experiment, run_id, _client=self._client, _tracking_uri=self._backend.tracking_uri)
+
+    def submit(self, submission: RunSubmission) -> "Run":
+        run_id = self._backend.submit(submission)
+        return self.handle(run_id, submission.experiment)
+
+    def start_logging(self, experiment: str, display_name: str | None = None,
+                      tags: dict[str, str] | None = None) -> "Run":
+        _check_name("experiment", experiment)
+        run_id = self._backend.start_interactive(experiment, display_name, dict(tags or {}))
+        return self.handle(run_id, experiment)
+
+    def get(self, run_id: str) -> RunInfo:
+        return self._backend.get_run(self.resolve_id(run_id))
+
+    def resolve_id(self, run_id: str) -> str:
+        """A full run id from a full id, ``last`` (the newest run) or a unique prefix/suffix."""
+        run_id = str(run_id).strip()
+        if run_id in ("last", "latest", "-1"):
+            infos, _ = self._backend.list_runs(experiment=None, status=None, parent_run_id=None, limit=1, offset=0)
+            if not infos:
+                raise NotFound("there are no runs yet; submit one with %%aml run")
+            return infos[0].run_id
+        ids = self._backend.run_ids()
+        if run_id in ids:
+            return run_id
+        matches = [i for i in ids if i.startswith(run_id) or i.endswith(run_id)] if len(run_id) >= 6 else []
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidInput(f"run id {run_id!r} is ambiguous ({len(matches)} runs match); give more of it")
+        raise NotFound.with_suggestions("run", run_id, ids, hint="list runs with %aml runs")
+
+    def list(self, experiment: str | None = None, status: str | list[str] | None = None, limit: int | None = 50,
+             offset: int = 0, parent_run_id: str | None = None) -> RunList:
+        if isinstance(status, str):
+            status = [status]
+        if status:
+            from .types import RUN_STATES
+
+            lookup = {s.lower(): s for s in RUN_STATES}
+            bad = [s for s in status if s.lower() not in lookup]
+            if bad:
+                raise NotFound.with_suggestions("status", bad[0], RUN_STATES, hint="one of " + ", ".join(RUN_STATES))
+            status = [lookup[s.lower()] for s in status]
+        if limit is not None and limit < 1:
+            raise InvalidInput("--limit must be at least 1")
+        infos, total = self._backend.list_runs(experiment=experiment, status=status, parent_run_id=parent_run_id,
+                                               limit=limit, offset=offset)
+        return RunList([self.handle(i.run_id, i.experiment) for i in infos], infos, total)
+
+    def children(self, run_id: str, recursive: bool = False) -> RunList:
+        run_id = self.resolve_id(run_id)
+        infos, _ = self._backend.list_runs(experiment=None, status=None, parent_run_id=run_id, limit=None, offset=0)
+        infos = list(reversed(infos))  # oldest child first, as trials were started
+        if recursive:
+            for info in list(infos):
+                infos.extend(self.children(info.run_id, recursive=True).infos)
+        return RunList([self.handle(i.run_id, i.experiment) for i in infos], infos)
+
+    def cancel(self, run_id: str, wait: float | None = None) -> RunInfo:
+        run_id = self.resolve_id(run_id)
+        self._backend.cancel_run(run_id)
+        if wait:
+            return self.wait(run_id, timeout=wait, raise_on_timeout=False)
+        return self.get(run_id)
+
+    def get_metrics(self, run_id: str, name: str | None = None) -> dict[str, Any]:
+        return self._backend.get_metrics(self.resolve_id(run_id), name=name)
+
+    def metrics_view(self, run_id: str) -> MetricsView:
+        run_id = self.resolve_id(run_id)
+        return MetricsView(run_id, self._backend.get_metrics(run_id))
+
+    def metric_series(self, run_id: str, name: str, since: int = 0):
+        """New points ``[(step, ts, value)]`` of a scalar series after cursor ``since``, and the next cursor."""
+        return self._backend.metric_series(run_id, name, since)
+
+    def get_logs(self, run_id: str, tail: int | None = None) -> str:
+        text, _ = self._backend.read_log(self.resolve_id(run_id), 0)
+        if tail is not None:
+            text = "\n".join(text.splitlines()[-tail:])
+        return text
+
+    def read_log(self, run_id: str, offset: int = 0) -> tuple[str, int]:
+        return self._backend.read_log(run_id, offset)
+
+    def follow_logs(self, run_id: str, poll: float = 0.1, timeout: float | None = None) -> Iterator[str]:
+        """Yield log text as the run writes it, until the run has ended and the log is drained."""
+        run_id = self.resolve_id(run_id)
+        offset, deadline, delay = 0, None if timeout is None else time.monotonic() + timeout, poll
+        while True:
+            status = self._backend.get_run(run_id, with_metrics=False).status
+            text, offset = self._backend.read_log(run_id, offset)
+            if text:
+                delay = poll
+                yield text
+            if status in TERMINAL_STATES:
+                text, offset = self._backend.read_log(run_id, offset)
+                if text:
+                    yield text
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            time.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+    def wait(self, run_id: str, show_output: bool = False, timeout: float | None = None,
+             raise_on_timeout: bool = True, write: Callable[[str], Any] | None = None) -> RunInfo:
+        """Block until the run reaches a terminal state (streaming its log when ``show_output``)."""
+        run_id = self.resolve_id(run_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if show_output:
+            out = write or sys.stdout.write
+            for text in self.follow_logs(run_id, timeout=timeout):
+                out(text)
+        delay = 0.05
+        while True:
+            info = self._backend.get_run(run_id)
+            if info.status in TERMINAL_STATES:
+                return info
+            if deadline is not None and time.monotonic() > deadline:
+                if raise_on_timeout:
+                    raise AmlError(f"run {run_id} is still {info.status} after {timeout:g} s")
+                return info
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+
+    def list_files(self, run_id: str) -> list[str]:
+        return self._backend.list_files(self.resolve_id(run_id))
+
+    def download_file(self, run_id: str, name: str, output_file_path: str | os.PathLike | None = None) -> str:
+        import shutil
+
+        run_id = self.resolve_id(run_id)
+        src = self._backend.file_path(run_id, name)
+        target = Path(output_file_path) if output_file_path else Path(Path(name).name)
+        if target.is_dir():
+            target = target / Path(name).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, target)
+        return str(target)
+
+    def result(self, run_id: str, name: str | None = None) -> Any:
+        run_id = self.resolve_id(run_id)
+        info = self._backend.get_run(run_id, with_metrics=False)
+        wanted = info.spec.get("out_vars") or []
+        if not wanted:
+            raise InvalidInput(f"run {run_id} was not submitted with --out; nothing to bring back")
+        if info.status != "Completed":
+            raise InvalidInput(f"run {run_id} is {info.status}; --out values come back when it has Completed")
+        values = self._backend.results(run_id)
+        if name is None:
+            return values
+        if name not in values:
+            raise NotFound.with_suggestions(f"--out variable of run {run_id}", name, list(values))
+        return values[name]
+
+
+class ExperimentOperations(_Operations):
+    def list(self) -> Listing:
+        return Listing(self._backend.list_experiments(), ("name", "run_count"), "No experiments yet.", "Experiments")
+
+    def get(self, name: str) -> ExperimentInfo:
+        for e in self._backend.list_experiments():
+            if e.name == name:
+                return e
+        raise NotFound.with_suggestions("experiment", name, [e.name for e in self._backend.list_experiments()])
+
+
+class ComputeOperations(_Operations):
+    def list(self) -> Listing:
+        return Listing(self._backend.list_computes(), ("name", "kind", "max_concurrent", "running", "queued"),
+                       "No compute targets.", "Compute targets")
+
+    def get(self, name: str) -> ComputeTarget:
+        targets = self._backend.list_computes()
+        for c in targets:
+            if c.name == name:
+                return c
+        raise NotFound.with_suggestions("compute target", name, [c.name for c in targets])
+
+    def create(self, name: str, max_concurrent: int) -> ComputeTarget:
+        return self._backend.create_compute(name, max_concurrent)
+
+
+class DatastoreOperations(_Operations):
+    def list(self) -> Listing:
+        return Listing(self._backend.list_datastores(), ("name", "kind", "is_default", "path"), "No datastores.",
+                       "Datastores")
+
+    def default(self) -> DatastoreInfo:
+        return next(d for d in self._backend.list_datastores() if d.is_default)
+
+    def upload(self, src: str | os.PathLike, target: str = "", datastore: str | None = None,
+               overwrite: bool = False) -> list[str]:
+        return self._backend.datastore_upload(Path(src), target, datastore, overwrite)
+
+    def ls(self, path: str = "", datastore: str | None = None) -> Listing:
+        return Listing(self._backend.datastore_list(path, datastore), ("path", "size"), "The datastore is empty.")
+
+    def download(self, path: str, target: str | os.PathLike = ".", datastore: str | None = None,
+                 overwrite: bool = False) -> list[str]:
+        return self._backend.datastore_download(path, Path(target), datastore, overwrite)
+
+
+class ModelOperations(_Operations):
+    """The model registry arrives with its own issue; the group exists so front ends can rely on it."""
+
+    def register(self, *args: Any, **kwargs: Any):
+        raise AmlError("the model registry is not available yet in this version of aml-magics")
+
+
+def _check_name(what: str, name: str) -> None:
+    if not name or not str(name).strip() or len(name) > 255 or any(c in name for c in "/\\\n\r\t"):
+        raise InvalidInput(f"{what} name {name!r}: use 1–255 characters without slashes or line breaks")

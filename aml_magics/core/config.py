@@ -1,0 +1,94 @@
+"""Which workspace a process works in.
+
+Resolution order (DESIGN.md): an explicit workspace (``Client(workspace=…)``, ``--workspace``,
+``%aml workspace use``), then ``AML_MAGICS_WORKSPACE``, then an Azure ``config.json`` found upward
+from the current folder (azure backend), else the per-user default local workspace in the
+platform's data folder. The default depends only on the user, never on the current folder, so
+the Jupyter server and every kernel land on the same workspace.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InvalidInput
+
+ENV_WORKSPACE = "AML_MAGICS_WORKSPACE"
+APP_NAME = "aml-magics"
+AZURE_CONFIG_FOLDERS = (".azureml", "aml_config", ".")
+AZURE_CONFIG_FILES = ("config.json", "project.json")
+
+
+@dataclass(frozen=True)
+class WorkspaceConfig:
+    backend: str  # "local" (the azure backend arrives with its own issue)
+    path: Path  # the local workspace folder
+    source: str  # "explicit", "environment", "default"
+    name: str = "local"
+
+    def describe(self) -> str:
+        how = {"explicit": "chosen explicitly", "environment": f"from ${ENV_WORKSPACE}", "default": "per-user default"}
+        return f"{self.backend} workspace {self.name!r} at {self.path} ({how.get(self.source, self.source)})"
+
+
+def default_workspace_path() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME, appauthor=False)) / "workspaces" / "default"
+
+
+def resolve_workspace(workspace: str | os.PathLike | None = None) -> WorkspaceConfig:
+    if workspace is not None and str(workspace).strip():
+        return WorkspaceConfig("local", _local_path(workspace), "explicit", _name_of(workspace))
+    env = os.environ.get(ENV_WORKSPACE, "").strip()
+    if env:
+        return WorkspaceConfig("local", _local_path(env), "environment", _name_of(env))
+    return WorkspaceConfig("local", default_workspace_path(), "default", "default")
+
+
+def _local_path(value: str | os.PathLike) -> Path:
+    path = Path(os.path.expanduser(os.fspath(value))).resolve()
+    if path.exists() and not path.is_dir():
+        raise InvalidInput(f"workspace {path} is a file; give a folder (it is created when missing)")
+    return path
+
+
+def _name_of(value: str | os.PathLike) -> str:
+    return Path(os.fspath(value)).name or "local"
+
+
+def find_azure_config(start: str | os.PathLike | None = None) -> Path | None:
+    """The Azure ML ``config.json`` an SDK would use: ``.azureml/``, ``aml_config/`` and ``.``,
+    ``config.json`` before ``project.json``, from ``start`` up through every parent folder."""
+    folder = Path(start or os.getcwd()).resolve()
+    for directory in (folder, *folder.parents):
+        for sub in AZURE_CONFIG_FOLDERS:
+            for name in AZURE_CONFIG_FILES:
+                candidate = directory / sub / name
+                if candidate.is_file():
+                    return candidate
+    return None
+
+
+def read_azure_config(path: Path) -> dict[str, str]:
+    """subscription_id / resource_group / workspace_name from a config.json (keys or ``Scope``)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"cannot read Azure config {path}: {exc}") from None
+    if "Scope" in data:
+        parts = data["Scope"].strip("/").split("/")
+        try:
+            data = {
+                "subscription_id": parts[parts.index("subscriptions") + 1],
+                "resource_group": parts[parts.index("resourceGroups") + 1],
+                "workspace_name": parts[parts.index("workspaces") + 1],
+            }
+        except (ValueError, IndexError):
+            raise InvalidInput(f"{path}: 'Scope' is not an Azure ML workspace resource id") from None
+    missing = [k for k in ("subscription_id", "resource_group", "workspace_name") if not data.get(k)]
+    if missing:
+        raise InvalidInput(f"{path} lacks {', '.join(missing)}; download config.json from the Azure ML studio")
+    return {k: data[k] for k in ("subscription_id", "resource_group", "workspace_name")}

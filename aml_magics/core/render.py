@@ -1,0 +1,97 @@
+"""Small HTML/text rendering helpers shared by the domain types' reprs.
+
+HTML uses JupyterLab's CSS variables with fallbacks, so it follows the light and dark
+themes and still reads in static viewers.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import math
+from typing import Any, Iterable, Sequence
+
+STATUS_COLOURS = {
+    "Completed": "#2e7d32",
+    "Running": "#1565c0",
+    "Starting": "#1565c0",
+    "Finalizing": "#1565c0",
+    "Queued": "#6d6d6d",
+    "NotStarted": "#6d6d6d",
+    "Failed": "#c62828",
+    "Canceled": "#ef6c00",
+}
+
+TABLE_STYLE = (
+    "border-collapse:collapse;font-size:var(--jp-ui-font-size1,13px);"
+    "color:var(--jp-ui-font-color1,inherit)"
+)
+CELL_STYLE = "padding:2px 8px;text-align:left;border-bottom:1px solid var(--jp-border-color2,#ddd)"
+
+
+def esc(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def badge(status: str) -> str:
+    colour = STATUS_COLOURS.get(status, "#6d6d6d")
+    return (
+        f'<span style="background:{colour};color:#fff;border-radius:8px;padding:0 7px;'
+        f'font-size:0.9em">{esc(status)}</span>'
+    )
+
+
+def fmt_time(ts: float | None) -> str:
+    if not ts:
+        return ""
+    return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def fmt_value(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(fmt_value(v) for v in value[:5])
+        return f"[{inner}{', …' if len(value) > 5 else ''}] ({len(value)})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(list(map(str, value))[:5]) + (", …}" if len(value) > 5 else "}")
+    return str(value)
+
+
+def html_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, raw_columns: Iterable[int] = ()) -> str:
+    """An HTML table; cells are escaped except in ``raw_columns`` (already HTML)."""
+    raw = set(raw_columns)
+    head = "".join(f'<th style="{CELL_STYLE}">{esc(h)}</th>' for h in headers)
+    body = []
+    for row in rows:
+        cells = "".join(
+            f'<td style="{CELL_STYLE}">{cell if i in raw else esc(cell)}</td>' for i, cell in enumerate(row)
+        )
+        body.append(f"<tr>{cells}</tr>")
+    return f'<table style="{TABLE_STYLE}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def text_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], max_width: int = 40) -> str:
+    """A plain-text table with aligned columns (for terminals, nbval and static viewers)."""
+    cells = [[str(h) for h in headers]] + [
+        [(s if len(s) <= max_width else s[: max_width - 1] + "…") for s in map(lambda c: "" if c is None else str(c), r)]
+        for r in rows
+    ]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

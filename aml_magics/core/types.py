@@ -1,0 +1,308 @@
+"""Domain types: plain dataclasses that read well as text and as HTML."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+from . import render as r
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..runtime.run import Run
+
+TERMINAL_STATES = ("Completed", "Failed", "Canceled")
+ACTIVE_STATES = ("NotStarted", "Queued", "Starting", "Running", "Finalizing")
+RUN_STATES = ACTIVE_STATES + TERMINAL_STATES
+
+
+class _Reprs:
+    """Mixin: a mimebundle with text/plain always, text/html when the type renders one."""
+
+    def _repr_html_(self) -> str:  # pragma: no cover - overridden
+        return f"<pre>{r.esc(repr(self))}</pre>"
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {"text/plain": repr(self), "text/html": self._repr_html_()}
+
+
+@dataclass
+class RunInfo(_Reprs):
+    run_id: str
+    experiment: str
+    status: str
+    kind: str
+    compute: str | None = None
+    display_name: str | None = None
+    parent_run_id: str | None = None
+    created: float | None = None
+    started: float | None = None
+    ended: float | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    traceback: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    latest_metrics: dict[str, Any] = field(default_factory=dict)
+    spec: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATES
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None:
+            return None
+        return (self.ended or time.time()) - self.started
+
+    def metrics_line(self, limit: int = 6) -> str:
+        items = list(self.latest_metrics.items())
+        text = " ".join(f"{k}={r.fmt_value(v)}" for k, v in items[:limit])
+        if len(items) > limit:
+            text += f" (+{len(items) - limit} more)"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["runId"] = self.run_id
+        d["duration"] = self.duration
+        return d
+
+    def __repr__(self) -> str:
+        head = f"Run {self.run_id} · {self.status} · experiment {self.experiment}"
+        if self.compute:
+            head += f" · compute {self.compute}"
+        if self.duration is not None:
+            head += f" · {r.fmt_duration(self.duration)}"
+        lines = [head]
+        if self.latest_metrics:
+            lines.append(f"  metrics: {self.metrics_line()}")
+        if self.status == "Failed" and self.error:
+            lines.append(f"  error: {self.error.strip().splitlines()[-1][:300]}")
+        if self.status == "Queued":
+            lines.append("  waiting for a free slot on its compute target")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = [
+            ("Run", f"<code>{r.esc(self.run_id)}</code>"),
+            ("Status", r.badge(self.status)),
+            ("Experiment", r.esc(self.experiment)),
+        ]
+        if self.display_name:
+            rows.append(("Name", r.esc(self.display_name)))
+        if self.compute:
+            rows.append(("Compute", r.esc(self.compute)))
+        if self.started:
+            rows.append(("Started", r.esc(r.fmt_time(self.started))))
+        if self.duration is not None:
+            rows.append(("Duration", r.esc(r.fmt_duration(self.duration))))
+        if self.latest_metrics:
+            rows.append(("Metrics", r.esc(self.metrics_line(limit=10))))
+        if self.tags:
+            rows.append(("Tags", r.esc(", ".join(f"{k}={v}" for k, v in self.tags.items()))))
+        if self.status == "Failed" and self.error:
+            rows.append(("Error", f"<pre style='margin:0;white-space:pre-wrap'>{r.esc(self.error[-2000:])}</pre>"))
+        body = "".join(
+            f'<tr><th style="{r.CELL_STYLE}">{k}</th><td style="{r.CELL_STYLE}">{v}</td></tr>' for k, v in rows
+        )
+        return f'<table style="{r.TABLE_STYLE}">{body}</table>'
+
+
+class RunList(list, _Reprs):
+    """Runs as a list of ``Run`` handles, shown as a table (``.to_pandas()`` for a DataFrame)."""
+
+    def __init__(self, runs: Iterable["Run"] = (), infos: Iterable[RunInfo] = (), total: int | None = None):
+        super().__init__(runs)
+        self.infos = list(infos)
+        self.total = total if total is not None else len(self)
+
+    HEADERS = ("run", "experiment", "status", "created", "duration", "metrics")
+
+    def _rows(self):
+        for info in self.infos:
+            yield (
+                info.run_id, info.experiment, info.status, r.fmt_time(info.created),
+                r.fmt_duration(info.duration), info.metrics_line(limit=3),
+            )
+
+    def __repr__(self) -> str:
+        if not self.infos:
+            return "No runs."
+        text = r.text_table(self.HEADERS, self._rows(), max_width=48)
+        if self.total > len(self.infos):
+            text += f"\n({len(self.infos)} of {self.total} runs shown)"
+        return text
+
+    def _repr_html_(self) -> str:
+        if not self.infos:
+            return "<p>No runs.</p>"
+        rows = []
+        for row, info in zip(self._rows(), self.infos):
+            row = list(row)
+            row[0] = f"<code>{r.esc(row[0])}</code>"
+            row[2] = r.badge(info.status)
+            rows.append(row)
+        html = r.html_table(self.HEADERS, rows, raw_columns=(0, 2))
+        if self.total > len(self.infos):
+            html += f"<p>{len(self.infos)} of {self.total} runs shown</p>"
+        return html
+
+    def to_pandas(self):
+        import pandas as pd
+
+        return pd.DataFrame(
+            [
+                {
+                    "run_id": i.run_id, "experiment": i.experiment, "status": i.status, "compute": i.compute,
+                    "created": pd.to_datetime(i.created, unit="s") if i.created else None,
+                    "duration_s": i.duration, **{f"tag.{k}": v for k, v in i.tags.items()},
+                    **{k: v for k, v in i.latest_metrics.items() if not isinstance(v, (list, dict))},
+                }
+                for i in self.infos
+            ]
+        )
+
+
+@dataclass
+class ExperimentInfo(_Reprs):
+    name: str
+    run_count: int = 0
+    created: float | None = None
+    last_run: float | None = None
+
+    def __repr__(self) -> str:
+        return f"Experiment {self.name} · {self.run_count} runs"
+
+    def _repr_html_(self) -> str:
+        return f"<b>Experiment</b> {r.esc(self.name)} · {self.run_count} runs"
+
+
+@dataclass
+class ComputeTarget(_Reprs):
+    name: str
+    kind: str
+    max_concurrent: int
+    running: int = 0
+    queued: int = 0
+
+    def __repr__(self) -> str:
+        return f"Compute {self.name} ({self.kind}) · {self.running}/{self.max_concurrent} running · {self.queued} queued"
+
+    def _repr_html_(self) -> str:
+        return r.esc(repr(self))
+
+
+@dataclass
+class DatastoreInfo(_Reprs):
+    name: str
+    kind: str
+    path: str
+    is_default: bool = False
+
+    def __repr__(self) -> str:
+        return f"Datastore {self.name} ({self.kind}{', default' if self.is_default else ''}) at {self.path}"
+
+    def _repr_html_(self) -> str:
+        return r.esc(repr(self))
+
+
+@dataclass
+class DatastoreEntry:
+    path: str
+    size: int
+    is_dir: bool
+
+
+class Listing(list, _Reprs):
+    """A list of rows shown as a table; ``headers`` names the fields of each row."""
+
+    def __init__(self, items: Iterable[Any], headers: tuple[str, ...], empty: str = "Nothing here.",
+                 title: str = ""):
+        super().__init__(items)
+        self.headers = headers
+        self.empty = empty
+        self.title = title
+
+    def _cells(self):
+        for item in self:
+            yield [getattr(item, h) if not isinstance(item, dict) else item.get(h) for h in self.headers]
+
+    def __repr__(self) -> str:
+        if not self:
+            return self.empty
+        return (self.title + "\n" if self.title else "") + r.text_table(self.headers, self._cells())
+
+    def _repr_html_(self) -> str:
+        if not self:
+            return f"<p>{r.esc(self.empty)}</p>"
+        title = f"<b>{r.esc(self.title)}</b>" if self.title else ""
+        return title + r.html_table(self.headers, self._cells())
+
+
+@dataclass
+class MetricsView(_Reprs):
+    """``%aml metrics RUN``: every metric with its latest value and count; ``.data`` is get_metrics()."""
+
+    run_id: str
+    data: dict[str, Any]
+
+    def _rows(self):
+        for name, value in self.data.items():
+            count = len(value) if isinstance(value, list) else 1
+            last = value[-1] if isinstance(value, list) and value else value
+            yield name, r.fmt_value(last), count
+
+    def __repr__(self) -> str:
+        if not self.data:
+            return f"Run {self.run_id} has no metrics yet."
+        return r.text_table(("metric", "latest", "points"), self._rows())
+
+    def _repr_html_(self) -> str:
+        if not self.data:
+            return f"<p>Run {r.esc(self.run_id)} has no metrics yet.</p>"
+        return r.html_table(("metric", "latest", "points"), self._rows())
+
+
+@dataclass
+class WorkspaceInfo(_Reprs):
+    name: str
+    backend: str
+    location: str
+    source: str
+    experiments: int = 0
+    runs: int = 0
+    active_runs: int = 0
+    computes: list[ComputeTarget] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        compute = ", ".join(f"{c.name} {c.running}/{c.max_concurrent}" for c in self.computes)
+        return (
+            f"AML workspace {self.name!r} ({self.backend}) at {self.location} · {self.experiments} experiments · "
+            f"{self.runs} runs · {self.active_runs} active · compute: {compute or 'none'}"
+        )
+
+    def _repr_html_(self) -> str:
+        return f"<p>{r.esc(repr(self))}</p>"
+
+
+@dataclass
+class RunSubmission:
+    """Everything a backend needs to start a run of a cell, a script or a notebook."""
+
+    kind: str  # "cell", "script" or "notebook"
+    experiment: str
+    source_dir: Path
+    entry: str  # path of the script/notebook inside source_dir; the cell's file name for cells
+    compute: str = "local"
+    code: str | None = None  # the cell's Python source
+    args: list[str] = field(default_factory=list)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    display_name: str | None = None
+    in_values: dict[str, Any] = field(default_factory=dict)
+    out_vars: list[str] = field(default_factory=list)
+    inputs: dict[str, str] = field(default_factory=dict)  # name -> "datastore:path"
+    environment_variables: dict[str, str] = field(default_factory=dict)
+    snapshot_max_bytes: int = 100_000_000

@@ -1,0 +1,92 @@
+"""Azure ML-style handles over the client: ``Workspace``, ``Experiment``."""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Iterator
+
+from .client import Client, _check_name
+from .types import WorkspaceInfo
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..runtime.run import Run
+
+
+class Workspace:
+    """The resolved workspace (``Workspace.current()``), as Azure ML's ``Workspace``."""
+
+    def __init__(self, client: Client):
+        self._client = client
+
+    @classmethod
+    def current(cls) -> "Workspace":
+        return cls(Client.shared())
+
+    @classmethod
+    def get(cls, path: str | os.PathLike) -> "Workspace":
+        return cls(Client.shared(path))
+
+    @property
+    def client(self) -> Client:
+        return self._client
+
+    @property
+    def name(self) -> str:
+        return self._client.config.name
+
+    @property
+    def experiments(self) -> dict[str, "Experiment"]:
+        return {e.name: Experiment(self, e.name) for e in self._client.experiments.list()}
+
+    @property
+    def compute_targets(self):
+        return {c.name: c for c in self._client.computes.list()}
+
+    @property
+    def datastores(self):
+        return {d.name: d for d in self._client.datastores.list()}
+
+    def get_default_datastore(self):
+        return self._client.datastores.default()
+
+    def info(self) -> WorkspaceInfo:
+        return self._client.workspace
+
+    def __repr__(self) -> str:
+        return repr(self.info())
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return self.info()._repr_mimebundle_(include, exclude)
+
+
+class Experiment:
+    """``Experiment(ws, name)``: its runs (newest first) and interactive logging."""
+
+    def __init__(self, workspace: "Workspace | Client", name: str):
+        _check_name("experiment", name)
+        self.workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+        self._client = self.workspace.client
+        self.name = name
+
+    def get_runs(self, include_children: bool = False, status: str | None = None) -> Iterator["Run"]:
+        """Top-level runs, newest first (children too with ``include_children``), paged lazily."""
+        offset, page = 0, 200
+        while True:
+            batch = self._client.runs.list(experiment=self.name, status=status, limit=page, offset=offset) \
+                if offset or self.name in {e.name for e in self._client.experiments.list()} else []
+            for run in batch:
+                yield run
+                if include_children:
+                    yield from self._client.runs.children(run.id, recursive=True)
+            if len(batch) < page:
+                return
+            offset += page
+
+    def start_logging(self, display_name: str | None = None, tags: dict | None = None, **_: object) -> "Run":
+        """A Running run to log to from this process (call ``run.complete()`` when done)."""
+        return self._client.runs.start_logging(self.name, display_name=display_name, tags=tags)
+
+    def __repr__(self) -> str:
+        return f"Experiment(name={self.name!r}, workspace={self.workspace.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Experiment) and other.name == self.name

@@ -1,0 +1,284 @@
+"""``%aml`` / ``%%aml``: parse, call ``core.Client``, return an object whose repr is the answer."""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from traitlets import Bool, Int, Unicode
+
+from ..core.client import Client
+from ..core.errors import AmlError
+from ..core.types import RunSubmission
+from . import parser as cli
+
+CELL_FILE = "__aml_cell__.py"
+_PARSER = cli.build_parser()
+
+
+@magics_class
+class AmlMagics(Magics):
+    workspace = Unicode("", help="local workspace folder for this kernel (default: $AML_MAGICS_WORKSPACE, "
+                                 "else the per-user workspace)").tag(config=True)
+    default_experiment = Unicode("", help="experiment for runs without -e (default: the notebook's name, "
+                                          "else 'default')").tag(config=True)
+    default_compute = Unicode("local", help="compute target for runs without -c").tag(config=True)
+    snapshot_max_mb = Int(100, help="refuse snapshots larger than this many MB").tag(config=True)
+    stream_output = Bool(True, help="with --wait, stream the run's output into the cell").tag(config=True)
+
+    def __init__(self, shell=None, **kwargs):
+        super().__init__(shell=shell, **kwargs)
+        self._client: Client | None = None
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = Client.shared(self.workspace or None)
+        return self._client
+
+    @line_cell_magic
+    def aml(self, line: str = "", cell: str | None = None):
+        try:
+            return self._dispatch(line, cell)
+        except AmlError as exc:
+            raise UsageError(str(exc)) from None
+        except KeyboardInterrupt:
+            print("Interrupted.", file=sys.stderr)
+            return None
+
+    def _dispatch(self, line: str, cell: str | None):
+        try:
+            tokens = shlex.split(line, posix=os.name != "nt")
+        except ValueError as exc:
+            raise UsageError(f"%aml: {exc} (check the quotes)") from None
+        extra: list[str] = []
+        if "--" in tokens:
+            cut = tokens.index("--")
+            tokens, extra = tokens[:cut], tokens[cut + 1:]
+        if not tokens:
+            if cell is not None:
+                raise UsageError("%%aml needs a subcommand on its first line, like %%aml run -e my-experiment")
+            return self.client.workspace
+        subs = cli.subcommands(_PARSER)
+        if tokens[0] in subs:  # let the subcommand's own parser report its errors
+            args = subs[tokens[0]].parse_args(tokens[1:])
+            args.command = tokens[0]
+        else:
+            args = _PARSER.parse_args(tokens)
+        if cell is not None and args.command != "run":
+            raise UsageError(f"%%aml {args.command} is a line magic: use %aml {args.command} (only %%aml run takes a cell)")
+        if extra and args.command != "run":
+            raise UsageError(f"'--' arguments go only with %aml run SCRIPT -- ARGS")
+        handler = getattr(self, f"_cmd_{args.command}")
+        return handler(args, cell, extra) if args.command == "run" else handler(args)
+
+    # -- runs -------------------------------------------------------------------------------------
+
+    def _experiment(self, args) -> str:
+        return args.experiment or self.default_experiment or _notebook_stem(self.shell) or "default"
+
+    def _common(self, args, kind: str) -> dict[str, Any]:
+        tags = cli.parse_pairs(args.tag, "--tag")
+        env = cli.parse_pairs(args.env_var, "--env-var")
+        inputs = cli.parse_pairs(args.input, "--input", identifier=True)
+        in_names = cli.parse_names(args.in_vars, "--in")
+        out_names = cli.parse_names(args.out_vars, "--out")
+        if kind == "notebook" and (in_names or out_names):
+            raise UsageError("--in/--out work for cells and scripts; pass values to a notebook with -p NAME=VALUE")
+        missing = [n for n in in_names if n not in self.shell.user_ns]
+        if missing:
+            raise UsageError(f"--in: {', '.join(missing)} not defined in this notebook")
+        return dict(
+            experiment=self._experiment(args), compute=args.compute or self.default_compute, tags=tags,
+            display_name=args.display_name, in_values={n: self.shell.user_ns[n] for n in in_names},
+            out_vars=out_names, inputs=inputs, environment_variables=env,
+            snapshot_max_bytes=self.snapshot_max_mb * 1_000_000,
+        )
+
+    def _cmd_run(self, args, cell: str | None, extra: list[str]):
+        if cell is not None:
+            if args.script:
+                raise UsageError("%%aml run takes the cell as its code; to run a script use the line form %aml run SCRIPT")
+            if not cell.strip():
+                raise UsageError("the cell is empty: put the code to run below %%aml run")
+            code = _plain_python(self.shell, cell)
+            sub = RunSubmission(kind="cell", source_dir=Path(args.source_dir or os.getcwd()), entry=CELL_FILE,
+                                code=code, args=extra, **self._common(args, "cell"))
+        else:
+            if not args.script:
+                raise UsageError("give a script (%aml run train.py -- ARGS), or put %%aml run on a cell's first line")
+            source, entry = _source_and_entry(args.script, args.source_dir)
+            sub = RunSubmission(kind="script", source_dir=source, entry=entry, args=extra, **self._common(args, "script"))
+        return self._submit(sub, args)
+
+    def _cmd_submit(self, args):
+        path = args.notebook or _current_notebook(self.shell)
+        if not path:
+            raise UsageError("cannot tell which notebook this is; name it: %aml submit my-notebook.ipynb")
+        if not path.endswith(".ipynb"):
+            raise UsageError(f"{path!r} is not a notebook (.ipynb); run scripts with %aml run {path}")
+        params = cli.parse_pairs(args.parameter, "-p", literal=True, identifier=True)
+        source, entry = _source_and_entry(path, args.source_dir)
+        sub = RunSubmission(kind="notebook", source_dir=source, entry=entry, parameters=params,
+                            **self._common(args, "notebook"))
+        if not args.notebook:
+            print(f"Submitting {entry} as last saved (save first to include recent edits).")
+        return self._submit(sub, args)
+
+    def _submit(self, sub: RunSubmission, args):
+        run = self.client.runs.submit(sub)
+        wait = (args.wait or bool(sub.out_vars)) and not args.no_wait
+        if not wait:
+            return run
+        try:
+            info = self.client.runs.wait(run.id, show_output=self.stream_output)
+        except KeyboardInterrupt:
+            print(f"\nStopped waiting; run {run.id} goes on (%aml cancel {run.id} stops it).", file=sys.stderr)
+            return run
+        if sub.out_vars:
+            if info.status != "Completed":
+                print(f"Run {run.id} ended {info.status}; --out variables were not brought back.", file=sys.stderr)
+            else:
+                values = self.client.runs.result(run.id)
+                self.shell.user_ns.update(values)
+                print(f"Brought back {', '.join(values)} from run {run.id}.")
+        return run
+
+    def _cmd_runs(self, args):
+        return self.client.runs.list(experiment=args.experiment, status=args.status, limit=args.limit,
+                                     offset=args.offset)
+
+    def _cmd_show(self, args):
+        return self.client.runs.get(args.run)
+
+    def _cmd_metrics(self, args):
+        return self.client.runs.metrics_view(args.run)
+
+    def _cmd_cancel(self, args):
+        info = self.client.runs.cancel(args.run, wait=10)
+        return info
+
+    def _cmd_logs(self, args):
+        if args.follow:
+            try:
+                for text in self.client.runs.follow_logs(args.run):
+                    sys.stdout.write(text)
+                    sys.stdout.flush()
+            except KeyboardInterrupt:
+                print("\nStopped following; the run goes on.", file=sys.stderr)
+            return None
+        text = self.client.runs.get_logs(args.run, tail=args.tail)
+        print(text if text else "(no output yet)")
+        return None
+
+    # -- workspace, experiments, compute, datastores ---------------------------------------------------
+
+    def _cmd_experiments(self, args):
+        return self.client.experiments.list()
+
+    def _cmd_compute(self, args):
+        if args.action == "create":
+            if not args.name:
+                raise UsageError("give a name: %aml compute create NAME --max-concurrent N")
+            return self.client.computes.create(args.name, args.max_concurrent or os.cpu_count() or 1)
+        return self.client.computes.list()
+
+    def _cmd_datastore(self, args):
+        ds = self.client.datastores
+        if args.action == "upload":
+            if not args.path:
+                raise UsageError("give what to upload: %aml datastore upload SRC --target PATH")
+            done = ds.upload(args.path, args.target or "", datastore=args.datastore, overwrite=args.overwrite)
+            print(f"Uploaded {len(done)} file(s) to the datastore: {', '.join(done[:5])}{' …' if len(done) > 5 else ''}")
+            return None
+        if args.action == "ls":
+            return ds.ls(args.path, datastore=args.datastore)
+        if not args.path:
+            raise UsageError("give the datastore path: %aml datastore download PATH --target DIR")
+        done = ds.download(args.path, args.target or ".", datastore=args.datastore, overwrite=args.overwrite)
+        print(f"Downloaded {len(done)} file(s) to {args.target or '.'}")
+        return None
+
+    def _cmd_workspace(self, args):
+        if args.action == "use":
+            if not args.path:
+                raise UsageError("give the workspace folder: %aml workspace use PATH")
+            client = Client.shared(args.path)
+            client.backend  # open (and create) it now, so errors show here
+            self.workspace = str(client.config.path)
+            self._client = client
+        return self.client.workspace
+
+    def _cmd_help(self, args):
+        subs = cli.subcommands(_PARSER)
+        if not args.topic:
+            print(cli.OVERVIEW)
+            return None
+        if args.topic not in subs:
+            from ..core.errors import NotFound
+
+            raise NotFound.with_suggestions("subcommand", args.topic, list(subs), hint="see %aml help")
+        print(subs[args.topic].format_help().replace("usage: ", "", 1))
+        return None
+
+
+AmlMagics.aml.__doc__ = cli.full_help(_PARSER)
+
+
+# -- helpers --------------------------------------------------------------------------------------------
+
+def _plain_python(shell, cell: str) -> str:
+    """The cell as plain Python: runs have no IPython, so magics and ``!`` commands are refused."""
+    transformed = shell.transform_cell(cell) if shell is not None else cell
+    if "get_ipython()" in transformed and "get_ipython()" not in cell:
+        for number, text in enumerate(cell.splitlines(), 1):
+            if "get_ipython()" in shell.transform_cell(text + "\n"):
+                raise UsageError(f"line {number} of the cell ({text.strip()[:40]!r}) is IPython syntax; a run "
+                                 "executes plain Python: remove it, or submit the notebook with %aml submit")
+        raise UsageError("the cell uses IPython syntax (magics or !commands); a run executes plain Python")
+    return cell
+
+
+def _source_and_entry(path: str, source_dir: str | None) -> tuple[Path, str]:
+    target = Path(path).expanduser()
+    if not target.is_absolute():
+        target = Path(os.getcwd()) / target
+    target = target.resolve()
+    if not target.is_file():
+        raise UsageError(f"{path} not found (relative paths start in {os.getcwd()})")
+    source = Path(source_dir).expanduser().resolve() if source_dir else Path(os.getcwd()).resolve()
+    if source not in target.parents:
+        if source_dir:
+            raise UsageError(f"{path} is not inside --source-dir {source_dir}")
+        source = target.parent
+    return source, target.relative_to(source).as_posix()
+
+
+def _current_notebook(shell) -> str | None:
+    """The path of the notebook this kernel serves, where the front end tells us."""
+    ns = shell.user_ns if shell is not None else {}
+    for candidate in (ns.get("__vsc_ipynb_file__"), ns.get("__session__"), os.environ.get("JPY_SESSION_NAME")):
+        if not candidate or not str(candidate).endswith(".ipynb"):
+            continue
+        p = Path(candidate)
+        if p.is_absolute() and p.is_file():
+            return str(p)
+        for base in (Path(os.getcwd()) / p.name, Path(os.getcwd()) / p):
+            if base.is_file():
+                return str(base)
+    return None
+
+
+def _notebook_stem(shell) -> str | None:
+    """The notebook's name as an experiment name (Azure ML's notebooks do the same)."""
+    path = _current_notebook(shell)
+    if not path:
+        return None
+    cleaned = "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(path).stem).strip("-")
+    return cleaned or None

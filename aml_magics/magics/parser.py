@@ -1,0 +1,162 @@
+"""The ``%aml`` command line: one argparse tree whose help is the ``%aml?`` text.
+
+A bad option raises IPython's ``UsageError`` (one line, no traceback) instead of exiting.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+from typing import Any
+
+from IPython.core.error import UsageError
+
+OVERVIEW = """\
+%aml — the Azure Machine Learning workflow from this notebook (local workspace by default).
+
+  %aml                                  summary of the current workspace
+  %%aml run [options]                   submit this cell as a run (first line of a cell)
+  %aml run SCRIPT [options] [-- ARGS]   submit a script as a run
+  %aml submit [NOTEBOOK] [-p NAME=VALUE ...] [options]   run a whole notebook headless
+  %aml runs [-e EXP] [--status S] [--limit N]            run history
+  %aml show RUN · %aml logs RUN [--follow] · %aml metrics RUN · %aml cancel RUN
+  %aml experiments · %aml compute [create NAME --max-concurrent N]
+  %aml datastore upload SRC [--target PATH] · ls [PATH] · download PATH [--target DIR]
+  %aml workspace [use PATH] · %aml help SUBCOMMAND
+
+RUN is a run id, a unique part of one, or `last`. Settings: %config AmlMagics (see `%config AmlMagics`).
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises ``UsageError`` (one line, no traceback) instead of exiting."""
+
+    def error(self, message: str):
+        name = self.prog.split()[-1]
+        hint = "%aml?" if name == "%aml" else f"%aml help {name}"
+        raise UsageError(f"{self.prog}: {message} (see {hint})")
+
+    def exit(self, status=0, message=None):
+        raise UsageError(message or "see %aml?")
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-e", "--experiment", help="experiment name (default: %%config AmlMagics.default_experiment, "
+                                              "else the notebook's name)")
+    p.add_argument("-c", "--compute", help="compute target (default: local)")
+    p.add_argument("--name", dest="display_name", help="display name of the run")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="tag the run (repeatable)")
+    p.add_argument("--wait", action="store_true", help="block until the run ends, streaming its output")
+    p.add_argument("--no-wait", action="store_true", help="with --out: return at once; get values with run.result()")
+    p.add_argument("--in", dest="in_vars", default="", metavar="A,B",
+                   help="send these notebook variables into the run (pickled with cloudpickle)")
+    p.add_argument("--out", dest="out_vars", default="", metavar="X,Y",
+                   help="bring these run variables back into the notebook when it completes (implies --wait)")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=datastore:PATH",
+                   help="a datastore path the run reads: $AZURE_ML_INPUT_NAME, and ${{inputs.NAME}} in arguments")
+    p.add_argument("--source-dir", help="folder to snapshot as the run's working directory (default: this folder)")
+    p.add_argument("--env-var", action="append", default=[], metavar="KEY=VALUE",
+                   help="environment variable for the run (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    root = _Parser(prog="%aml", description=OVERVIEW, formatter_class=argparse.RawDescriptionHelpFormatter,
+                   add_help=False)
+    sub = root.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("run", help="submit the cell (%%aml run) or a script (%aml run SCRIPT -- ARGS) as a run",
+                       add_help=False)
+    p.add_argument("script", nargs="?", help="script to run (line form); omit in %%aml run cells")
+    _run_options(p)
+
+    p = sub.add_parser("submit", help="run a whole notebook headless (papermill-style parameters)", add_help=False)
+    p.add_argument("notebook", nargs="?", help="the .ipynb to run (default: this notebook, as last saved)")
+    p.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a parameter (a Python literal, else a string); repeatable")
+    _run_options(p)
+
+    p = sub.add_parser("runs", help="run history (newest first)", add_help=False)
+    p.add_argument("-e", "--experiment", help="only this experiment")
+    p.add_argument("--status", action="append", help="only runs in this state (repeatable)")
+    p.add_argument("--limit", type=int, default=50, help="at most this many runs (default 50)")
+    p.add_argument("--offset", type=int, default=0, help="skip this many (paging)")
+
+    for name, text in (("show", "a run's summary"), ("metrics", "a run's metrics with their latest values"),
+                       ("cancel", "stop a run (its whole process group) and mark it Canceled")):
+        p = sub.add_parser(name, help=text, add_help=False)
+        p.add_argument("run", help="run id, a unique part of one, or 'last'")
+
+    p = sub.add_parser("logs", help="a run's output (stdout and stderr)", add_help=False)
+    p.add_argument("run", help="run id, a unique part of one, or 'last'")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing until the run ends")
+    p.add_argument("--tail", type=int, help="only the last N lines")
+
+    sub.add_parser("experiments", help="experiments with their run counts", add_help=False)
+
+    p = sub.add_parser("compute", help="compute targets; `create NAME --max-concurrent N` adds a local pool",
+                       add_help=False)
+    p.add_argument("action", nargs="?", choices=["list", "create"], default="list")
+    p.add_argument("name", nargs="?", help="name of the compute target to create")
+    p.add_argument("--max-concurrent", type=int, help="runs at once on it (default: number of cores)")
+
+    p = sub.add_parser("datastore", help="the workspace's files for runs: upload, ls, download", add_help=False)
+    p.add_argument("action", choices=["upload", "ls", "download"])
+    p.add_argument("path", nargs="?", default="", help="upload: local file/folder; ls/download: datastore path")
+    p.add_argument("--target", default=None, help="upload: datastore path; download: local folder (default .)")
+    p.add_argument("--datastore", help="datastore name (default: the workspace default)")
+    p.add_argument("--overwrite", action="store_true", help="replace files that exist")
+
+    p = sub.add_parser("workspace", help="show the workspace, or `use PATH` to switch this kernel to another",
+                       add_help=False)
+    p.add_argument("action", nargs="?", choices=["show", "use"], default="show")
+    p.add_argument("path", nargs="?", help="folder of a local workspace (created when missing)")
+
+    p = sub.add_parser("help", help="help on a subcommand", add_help=False)
+    p.add_argument("topic", nargs="?")
+    return root
+
+
+def full_help(parser: argparse.ArgumentParser) -> str:
+    """The overview plus every subcommand's options: the ``%aml?`` docstring."""
+    parts = [OVERVIEW, "Subcommands and options", "=" * 23]
+    for name, sub in subcommands(parser).items():
+        parts.append(sub.format_help().replace("usage: ", "").rstrip())
+        parts.append("")
+    return "\n".join(parts)
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def parse_pairs(items: list[str], option: str, *, literal: bool = False, identifier: bool = False) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` → dict; one clear error for anything else."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"{option} {item!r}: write it as NAME=VALUE")
+        if identifier and not _NAME.match(key):
+            raise UsageError(f"{option} {item!r}: {key!r} is not a valid Python name")
+        if literal:
+            try:
+                value = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                pass  # anything that is not a literal is a string, as papermill's -r does
+        out[key] = value
+    return out
+
+
+def parse_names(text: str, option: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for n in names:
+        if not _NAME.match(n):
+            raise UsageError(f"{option}: {n!r} is not a variable name (use {option} a,b)")
+    return names

@@ -1,0 +1,127 @@
+"""The first code of a run process: ``python -m aml_magics.runtime.launch``.
+
+Reads the run spec (``$AML_MAGICS_RUN_SPEC``), marks the run Running, loads ``--in``
+variables, executes the cell, script or notebook, sends ``--out`` variables back, and leaves
+``io/error.json`` (message + traceback) for the host when the user's code fails.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+
+def _terminate(signum, frame):
+    # unwind the user's code so that atexit flushes the metrics logged so far
+    raise SystemExit(128 + signum)
+
+
+def _write_error(io_dir: Path, message: str, tb: str | None) -> None:
+    io_dir.mkdir(parents=True, exist_ok=True)
+    (io_dir / "error.json").write_text(json.dumps({"error": message, "traceback": tb}))
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback without this module's frames: what the user needs to see."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    keep = [f for f in frames if not f.filename.endswith(("runtime/launch.py", "runpy.py"))]
+    lines = ["Traceback (most recent call last):\n", *traceback.format_list(keep)]
+    lines += traceback.format_exception_only(type(exc), exc)
+    return "".join(lines)
+
+
+def run_python(spec: dict, io_dir: Path) -> None:
+    import runpy
+
+    init_globals: dict = {}
+    if spec.get("in_vars"):
+        import cloudpickle  # noqa: F401  (pickles of closures need it importable)
+        import pickle
+
+        with open(io_dir / "in.pkl", "rb") as f:
+            init_globals.update(pickle.load(f))
+    entry = spec["entry"]
+    sys.argv = [entry, *spec.get("args", [])]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(entry)))
+    result = runpy.run_path(entry, init_globals=init_globals, run_name="__main__")
+    out_vars = spec.get("out_vars") or []
+    if out_vars:
+        import cloudpickle
+
+        missing = [v for v in out_vars if v not in result]
+        if missing:
+            raise NameError(f"--out variables not defined by the run: {', '.join(missing)}")
+        with open(io_dir / "out.pkl.tmp", "wb") as f:
+            cloudpickle.dump({v: result[v] for v in out_vars}, f)
+        os.replace(io_dir / "out.pkl.tmp", io_dir / "out.pkl")
+
+
+def run_notebook(spec: dict) -> None:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    # the notebook's kernel must be this interpreter: its kernelspec starts "python" from PATH
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    entry = spec["entry"]
+    os.makedirs("outputs", exist_ok=True)
+    output = os.path.join("outputs", os.path.basename(entry))
+    try:
+        papermill.execute_notebook(
+            entry, output, parameters=spec.get("parameters") or {}, kernel_name=spec.get("kernel") or "python3",
+            progress_bar=False, log_output=True, cwd=".",
+        )
+    except PapermillExecutionError as exc:
+        raise NotebookCellError(exc.exec_count, exc.ename, exc.evalue, exc.traceback) from None
+
+
+class NotebookCellError(Exception):
+    def __init__(self, exec_count, ename, evalue, tb):
+        import re
+
+        self.message = f"{ename}: {evalue} (notebook cell {exec_count})"
+        self.tb = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(tb))
+        super().__init__(self.message)
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _terminate)
+    spec_path = Path(os.environ["AML_MAGICS_RUN_SPEC"])
+    spec = json.loads(spec_path.read_text())
+    io_dir = spec_path.parent
+
+    from .run import Run
+
+    run = Run.get_context()
+    run.tracker.store.transition(run.id, "Running", only_from=("Starting",))
+    code = 0
+    try:
+        if spec["kind"] == "notebook":
+            run_notebook(spec)
+        else:
+            run_python(spec, io_dir)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if code:
+            _write_error(io_dir, f"the run called sys.exit({exc.code!r})" if code < 128 else "the run was stopped", None)
+    except NotebookCellError as exc:
+        print(exc.tb, file=sys.stderr)
+        _write_error(io_dir, exc.message, exc.tb)
+        code = 1
+    except BaseException as exc:  # the user's error: report it, keep the process exit code honest
+        tb = _user_traceback(exc)
+        print(tb, file=sys.stderr, end="")
+        _write_error(io_dir, "".join(traceback.format_exception_only(type(exc), exc)).strip(), tb)
+        code = 1
+    finally:
+        try:
+            run.flush()
+        except Exception as exc:  # pragma: no cover - reported by the tracker too
+            print(f"aml-magics: metrics could not be saved: {exc}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,383 @@
+"""``Run``: what user code logs to, and the handle a notebook holds on a run.
+
+Inside a submitted run ``Run.get_context()`` returns that run (found through environment
+variables the run host sets); outside any run it returns an offline run that prints what it
+would log, so the same script runs bare. Logging is buffered (see ``tracking``). Query
+methods (status, metrics, files, children) go through the client core, imported on first use
+so that a run process that only logs stays light.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Any, Iterable
+
+from . import tracking
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..core.client import Client
+    from ..core.types import RunInfo
+
+ENV_RUN_ID = "AML_MAGICS_RUN_ID"
+ENV_TRACKING_URI = "AML_MAGICS_TRACKING_URI"
+ENV_WORKSPACE = "AML_MAGICS_WORKSPACE"
+ENV_EXPERIMENT = "AML_MAGICS_EXPERIMENT"
+
+_context: "Run | None" = None
+
+
+class Run:
+    """A run: log metrics to it, tag it, and ask it about its state, metrics and files.
+
+    ``Run(experiment, run_id)`` gets an existing run, as in Azure ML.
+    """
+
+    def __init__(self, experiment: Any, run_id: str, *, _client: "Client | None" = None, _tracking_uri: str | None = None,
+                 _pk: int | None = None):
+        self.id = run_id
+        self._experiment = experiment
+        self._client = _client if _client is not None else getattr(experiment, "_client", None)
+        self._tracking_uri = _tracking_uri
+        self._pk = _pk
+        if self._client is not None and self._pk is None and _tracking_uri is None:
+            self.get_info()  # fail now with a clear NotFound, not at first use
+
+    # -- construction ----------------------------------------------------------------------
+
+    @classmethod
+    def get_context(cls, allow_offline: bool = True) -> "Run":
+        """The run this code executes in; an offline run when there is none."""
+        global _context
+        if _context is None:
+            run_id = os.environ.get(ENV_RUN_ID)
+            uri = os.environ.get(ENV_TRACKING_URI)
+            if run_id and uri:
+                _context = cls(os.environ.get(ENV_EXPERIMENT), run_id, _tracking_uri=uri)
+                _install_ipython_flush()
+            elif allow_offline:
+                _context = _OfflineRun()
+            else:
+                raise RuntimeError("not inside a submitted run (Run.get_context(allow_offline=False))")
+        return _context
+
+    # -- identity ------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> "Client":
+        if self._client is None:
+            from ..core.client import Client
+
+            self._client = Client(workspace=os.environ.get(ENV_WORKSPACE))
+        return self._client
+
+    @property
+    def experiment(self):
+        from ..core.workspace import Experiment
+
+        if not isinstance(self._experiment, Experiment):
+            name = self._experiment if isinstance(self._experiment, str) else self.get_info().experiment
+            self._experiment = Experiment(self.client, name)
+        return self._experiment
+
+    @property
+    def tracker(self) -> tracking.Tracker:
+        if self._tracking_uri is None:
+            self._tracking_uri = self.client.backend.tracking_uri
+        return tracking.tracker_for(self._tracking_uri)
+
+    @property
+    def _run_pk(self) -> int:
+        if self._pk is None:
+            pk = self.tracker.store.run_pk(self.id)
+            if pk is None:
+                raise LookupError(f"run {self.id!r} is not in this workspace")
+            self._pk = pk
+        return self._pk
+
+    # -- logging (Azure ML names) ------------------------------------------------------------------
+
+    def log(self, name: str, value: Any, step: int | None = None, description: str = "") -> None:
+        """Log one value of metric ``name`` (numbers form a series; ``step`` defaults to the next index)."""
+        t = type(value)
+        if t is float or t is int:
+            self.tracker.scalar(self._run_pk, name, value, step)
+        elif isinstance(value, str):
+            self.tracker.record(self._run_pk, name, "string", value)
+        else:
+            self.tracker.scalar(self._run_pk, name, _as_number(name, value), step)
+
+    def log_list(self, name: str, value: Iterable[Any], description: str = "") -> None:
+        """Log a list of numbers as a series in one call (the fast path for many points)."""
+        values = [v if type(v) is float or type(v) is int else _as_number(name, v) for v in value]
+        self.tracker.scalars(self._run_pk, name, values)
+
+    def log_row(self, name: str, description: str = "", **kwargs: Any) -> None:
+        """Add a row to table metric ``name``: ``run.log_row("roc", fpr=0.1, tpr=0.6)``."""
+        self.tracker.record(self._run_pk, name, "row", kwargs)
+
+    def log_table(self, name: str, value: dict[str, list], description: str = "") -> None:
+        """Log a whole table as a dict of equal-length columns."""
+        if not isinstance(value, dict):
+            raise TypeError("log_table takes a dict of columns, like {'x': [1, 2], 'y': [3, 4]}")
+        self.tracker.record(self._run_pk, name, "table", value)
+
+    def log_image(self, name: str, path: str | os.PathLike | None = None, plot: Any = None, description: str = "") -> None:
+        """Log an image file (``path``) or a matplotlib figure (``plot``) as an image metric."""
+        if (path is None) == (plot is None):
+            raise TypeError("log_image takes exactly one of path= or plot=")
+        count = len([1 for k in self.tracker.store.metric_keys(self.id) if k["name"] == name])
+        artifact = f"images/{_safe_name(name)}_{int(time.time() * 1000)}_{count}.png"
+        if plot is not None:
+            import tempfile
+
+            fig = plot.gcf() if hasattr(plot, "gcf") else plot
+            with tempfile.TemporaryDirectory() as tmp:
+                tmp_png = os.path.join(tmp, "image.png")
+                fig.savefig(tmp_png, format="png")
+                self.tracker.store_file(self.id, artifact, tmp_png)
+        else:
+            suffix = os.path.splitext(os.fspath(path))[1] or ".png"
+            artifact = artifact[: -len(".png")] + suffix
+            self.tracker.store_file(self.id, artifact, path)
+        self.tracker.record(self._run_pk, name, "image", {"path": artifact})
+
+    def upload_file(self, name: str, path_or_stream: str | os.PathLike) -> str:
+        """Keep a file with the run under artifact ``name`` (for example ``outputs/report.txt``)."""
+        return self.tracker.store_file(self.id, name, path_or_stream)
+
+    def tag(self, key: str, value: Any = None) -> None:
+        self.set_tags({key: value})
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        self.tracker.store.set_tags(self.id, tags)
+
+    def log_param(self, key: str, value: Any) -> None:
+        """Record a parameter (shown beside metrics in comparisons)."""
+        self.set_params({key: value})
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        self.tracker.store.set_tags(self.id, params, table="run_params")
+
+    def flush(self) -> None:
+        """Write buffered metrics now (normally done every 200 ms and at exit)."""
+        self.tracker.flush()
+
+    # -- child runs and end states ---------------------------------------------------------------------
+
+    def child_run(self, name: str | None = None, run_id: str | None = None, outputs: str | None = None) -> "Run":
+        """Start a child run (status Running) under this run; log to it and ``complete()`` it."""
+        from ..backends.local.ids import new_run_id
+
+        info_row = self.tracker.store.get_run(self.id)
+        experiment = info_row["experiment"]
+        run_id = run_id or new_run_id(experiment)
+        pk = self.tracker.store.create_run(
+            run_id, experiment, "child", compute=info_row["compute"], status="Running", display_name=name,
+            parent_run_id=self.id,
+        )
+        return Run(experiment, run_id, _client=self._client, _tracking_uri=self._tracking_uri, _pk=pk)
+
+    def complete(self) -> None:
+        """Flush and mark the run Completed (a submitted run is completed by its process exit)."""
+        self.flush()
+        if self.id != os.environ.get(ENV_RUN_ID):
+            self.tracker.store.transition(self.id, "Completed", only_from=("NotStarted", "Starting", "Running"))
+
+    def fail(self, error_details: Any = None) -> None:
+        """Flush and mark the run Failed with ``error_details``."""
+        self.flush()
+        self.tracker.store.transition(
+            self.id, "Failed", only_from=("NotStarted", "Queued", "Starting", "Running", "Finalizing"),
+            reason="run.fail()", error=str(error_details) if error_details is not None else "run.fail() was called",
+        )
+
+    def cancel(self) -> None:
+        self.client.runs.cancel(self.id)
+
+    # -- queries -------------------------------------------------------------------------------------
+
+    def get_info(self) -> "RunInfo":
+        return self.client.runs.get(self.id)
+
+    def get_status(self) -> str:
+        return self.get_info().status
+
+    @property
+    def status(self) -> str:
+        return self.get_status()
+
+    @property
+    def parent_id(self) -> str | None:
+        return self.get_info().parent_run_id
+
+    @property
+    def display_name(self) -> str | None:
+        return self.get_info().display_name
+
+    def get_details(self) -> dict[str, Any]:
+        return self.get_info().to_dict()
+
+    def get_metrics(self, name: str | None = None) -> dict[str, Any]:
+        """name -> value for single values, name -> list for series (as Azure ML)."""
+        self.flush_if_local_writer()
+        return self.client.runs.get_metrics(self.id, name=name)
+
+    def get_tags(self) -> dict[str, str]:
+        return self.client.runs.get(self.id).tags
+
+    def get_params(self) -> dict[str, str]:
+        return self.client.runs.get(self.id).params
+
+    def get_children(self, recursive: bool = False) -> list["Run"]:
+        return self.client.runs.children(self.id, recursive=recursive)
+
+    def get_file_names(self) -> list[str]:
+        return self.client.runs.list_files(self.id)
+
+    def download_file(self, name: str, output_file_path: str | os.PathLike | None = None) -> str:
+        return self.client.runs.download_file(self.id, name, output_file_path)
+
+    def get_logs(self, tail: int | None = None) -> str:
+        return self.client.runs.get_logs(self.id, tail=tail)
+
+    def wait_for_completion(self, show_output: bool = False, wait_post_processing: bool = False,
+                            raise_on_error: bool = True, timeout: float | None = None) -> dict[str, Any]:
+        """Block until the run ends (streaming its log when ``show_output``); returns its details."""
+        info = self.client.runs.wait(self.id, show_output=show_output, timeout=timeout)
+        if raise_on_error and info.status == "Failed":
+            from ..core.errors import AmlError
+
+            raise AmlError(f"run {self.id} failed: {info.error or 'see its logs'}")
+        return info.to_dict()
+
+    def result(self, name: str) -> Any:
+        """A variable the run sent back with ``--out`` (after the run completed)."""
+        return self.client.runs.result(self.id, name)
+
+    def register_model(self, model_name: str, model_path: str, **kwargs: Any):
+        return self.client.models.register(model_name, model_path, run_id=self.id, **kwargs)
+
+    def flush_if_local_writer(self) -> None:
+        uri = self._tracking_uri
+        if uri is not None and uri in tracking._trackers:
+            tracking._trackers[uri].flush()
+
+    # -- display ------------------------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        try:
+            return repr(self.get_info())
+        except Exception:
+            return f"Run(id={self.id!r})"
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        self.flush_if_local_writer()
+        return self.get_info()._repr_mimebundle_(include, exclude)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+
+class _OfflineRun(Run):
+    """The run returned outside any submitted run: it prints what it would log."""
+
+    MAX_LINES = 200
+
+    def __init__(self) -> None:
+        self.id = "OfflineRun"
+        self._lines = 0
+        self._steps: dict[str, int] = {}
+        self._client = None
+
+    def _say(self, text: str) -> None:
+        self._lines += 1
+        if self._lines <= self.MAX_LINES:
+            print(f"[offline run] {text}")
+        elif self._lines == self.MAX_LINES + 1:
+            print("[offline run] … further logging not shown")
+
+    def log(self, name, value, step=None, description=""):
+        self._say(f"{name} = {value!r}" + (f" (step {step})" if step is not None else ""))
+
+    def log_list(self, name, value, description=""):
+        self._say(f"{name} = {list(value)!r}")
+
+    def log_row(self, name, description="", **kwargs):
+        self._say(f"{name} row {kwargs!r}")
+
+    def log_table(self, name, value, description=""):
+        self._say(f"{name} table with columns {list(value)}")
+
+    def log_image(self, name, path=None, plot=None, description=""):
+        self._say(f"{name} image {path or 'from plot'}")
+
+    def upload_file(self, name, path_or_stream):
+        self._say(f"upload {path_or_stream} as {name}")
+        return name
+
+    def set_tags(self, tags):
+        self._say(f"tags {tags!r}")
+
+    def set_params(self, params):
+        self._say(f"params {params!r}")
+
+    def flush(self):
+        pass
+
+    def flush_if_local_writer(self):
+        pass
+
+    def complete(self):
+        self._say("complete")
+
+    def fail(self, error_details=None):
+        self._say(f"fail: {error_details}")
+
+    def child_run(self, name=None, run_id=None, outputs=None):
+        return _OfflineRun()
+
+    def get_status(self):
+        return "Running"
+
+    def get_metrics(self, name=None):
+        return {}
+
+    def __repr__(self):
+        return "OfflineRun (not inside a submitted run: logging is printed, not stored)"
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {"text/plain": repr(self)}
+
+
+def _as_number(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        return int(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"metric {name!r}: {type(value).__name__} is not a number; use log_list, log_row, log_table or a string"
+        ) from None
+    return number if not math.isnan(number) else float("nan")
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80] or "image"
+
+
+def _install_ipython_flush() -> None:
+    """In a notebook run (a kernel executed headless) flush after every cell, not only at exit."""
+    ip = sys.modules.get("IPython")
+    if ip is None:
+        return
+    try:
+        shell = ip.get_ipython()
+    except Exception:  # pragma: no cover
+        return
+    if shell is not None:
+        shell.events.register("post_run_cell", lambda *_: tracking.flush_all())
