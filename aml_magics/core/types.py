@@ -150,7 +150,12 @@ class RunList(list, _Reprs):
         return html
 
     def to_pandas(self):
-        import pandas as pd
+        try:
+            import pandas as pd
+        except ImportError:
+            from .errors import BackendUnavailable
+
+            raise BackendUnavailable("to_pandas() needs pandas: pip install pandas") from None
 
         return pd.DataFrame(
             [

@@ -27,7 +27,8 @@ def _write_error(io_dir: Path, message: str, tb: str | None) -> None:
 def _user_traceback(exc: BaseException) -> str:
     """The traceback without this module's frames: what the user needs to see."""
     frames = traceback.extract_tb(exc.__traceback__)
-    keep = [f for f in frames if not f.filename.endswith(("runtime/launch.py", "runpy.py"))]
+    keep = [f for f in frames
+            if not f.filename.endswith(("runtime/launch.py", "runpy.py")) and not f.filename.startswith("<frozen runpy")]
     lines = ["Traceback (most recent call last):\n", *traceback.format_list(keep)]
     lines += traceback.format_exception_only(type(exc), exc)
     return "".join(lines)

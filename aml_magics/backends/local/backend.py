@@ -437,7 +437,9 @@ class LocalBackend(Backend):
 
 
 def _substitute_inputs(args: list[str], inputs: dict[str, str]) -> list[str]:
-    """Azure ML's ``${{inputs.NAME}}`` placeholders in arguments become the input's path."""
+    """Azure ML's ``${{inputs.NAME}}`` placeholders in arguments become the input's path.
+
+    ``${inputs.NAME}`` works too: IPython turns ``{{`` into ``{`` in magic lines."""
     import re
 
     def replace(match: "re.Match[str]") -> str:
@@ -446,4 +448,4 @@ def _substitute_inputs(args: list[str], inputs: dict[str, str]) -> list[str]:
             raise InvalidInput(f"argument uses ${{{{inputs.{name}}}}} but there is no --input {name}=datastore:PATH")
         return inputs[name]
 
-    return [re.sub(r"\$\{\{\s*inputs\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}", replace, a) for a in args]
+    return [re.sub(r"\$\{\{?\s*inputs\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}?", replace, a) for a in args]

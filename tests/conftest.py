@@ -1,0 +1,103 @@
+"""Shared fixtures: a fresh workspace per test, real processes, cleaned up by pid."""
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MARKERS_BY_FOLDER = {"reliability": "reliability", "notebooks": "notebook", "browser": "browser"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        for folder, marker in MARKERS_BY_FOLDER.items():
+            if folder in parts:
+                item.add_marker(getattr(pytest.mark, marker))
+
+
+def _kill_workspace_processes(ws: Path) -> None:
+    db = ws / "aml.db"
+    if not db.exists():
+        return
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        pids = conn.execute("SELECT host_pid, user_pid FROM runs").fetchall()
+    except sqlite3.Error:
+        pids = []
+    finally:
+        conn.close()
+    for host_pid, user_pid in pids:
+        for pid in (user_pid, host_pid):
+            if not pid or pid == os.getpid():
+                continue
+            for kill in (os.killpg, os.kill):
+                try:
+                    kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError, OSError):
+                    pass
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch) -> Path:
+    """An empty local workspace, selected through $AML_MAGICS_WORKSPACE; its processes are killed after."""
+    from aml_magics.core import client as client_module
+
+    ws = tmp_path / "ws"
+    monkeypatch.setenv("AML_MAGICS_WORKSPACE", str(ws))
+    monkeypatch.setenv("AML_MAGICS_CANCEL_GRACE_S", "2")
+    client_module._clients.clear()
+    yield ws
+    _kill_workspace_processes(ws)
+    client_module._clients.clear()
+
+
+@pytest.fixture
+def client(workspace):
+    from aml_magics.core.client import Client
+
+    return Client.shared()
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    """The folder a notebook lives in (the kernel's working directory)."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder
+
+
+@pytest.fixture
+def ip(workspace, project):
+    """A real IPython shell with %load_ext aml_magics done, in ``project``."""
+    from IPython.testing.globalipapp import start_ipython
+
+    shell = start_ipython() or __import__("IPython").get_ipython()
+    from aml_magics import magics
+
+    magics.load_ipython_extension(shell)  # a fresh AmlMagics for this test's workspace
+    yield shell
+    magics.unload_ipython_extension(shell)
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def python_exe() -> str:
+    return sys.executable

@@ -1,0 +1,291 @@
+"""Runs end to end: real IPython shell, real run processes, the real SQLite store."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import textwrap
+import time
+
+import pytest
+from IPython.core.error import UsageError
+
+from aml_magics.core.errors import InvalidInput
+
+from tests.conftest import wait_until
+
+TRAIN_CELL = textwrap.dedent(
+    """
+    from aml_magics import Run
+    run = Run.get_context()
+    for alpha in [0.1, 0.2, 0.5]:
+        run.log("alpha", alpha)
+        run.log("mse", 3000 + alpha * 100)
+    run.log_row("table", a=1, b=2)
+    run.tag("framework", "none")
+    with open("outputs/model.txt", "w") as f:
+        f.write("model")
+    print("trained")
+    """
+)
+
+
+def test_cell_run_keeps_status_metrics_logs_outputs_and_snapshot(ip, project, workspace):
+    (project / "helper.py").write_text("VALUE = 7\n")
+    (project / "outputs").mkdir()
+    (project / "outputs" / "stale.bin").write_text("old outputs are not part of the snapshot")
+    run = ip.run_cell_magic("aml", "run -e diabetes --compute local --tag owner=me", TRAIN_CELL)
+    assert run.get_status() in ("Starting", "Running", "Completed")  # returned at once
+    info = run.client.runs.wait(run.id, timeout=60)
+    assert info.status == "Completed", run.get_logs()
+    assert info.experiment == "diabetes" and info.compute == "local"
+    metrics = run.get_metrics()
+    assert metrics["alpha"] == [0.1, 0.2, 0.5]
+    assert metrics["mse"] == [3010.0, 3020.0, 3050.0]
+    assert metrics["table"] == {"a": [1], "b": [2]}
+    assert run.get_tags() == {"owner": "me", "framework": "none"}
+    assert "trained" in run.get_logs()
+    files = run.get_file_names()
+    assert "outputs/model.txt" in files and "logs/std_log.txt" in files
+    assert "outputs/stale.bin" not in files
+    snap = workspace / "runs" / run.id / "snapshot"
+    assert (snap / "helper.py").read_text() == "VALUE = 7\n"
+    assert "run.log(\"alpha\", alpha)" in (snap / "__aml_cell__.py").read_text()
+    target = project / "downloaded.txt"
+    run.download_file("outputs/model.txt", target)
+    assert target.read_text() == "model"
+    text = repr(run)
+    assert run.id in text and "Completed" in text and "mse=3050" in text and "diabetes" in text
+    html = run._repr_mimebundle_()["text/html"]
+    assert "Completed" in html and run.id in html
+
+
+def test_script_run_with_arguments_and_datastore_input(ip, project, client):
+    (project / "data.csv").write_text("x,y\n1,2\n")
+    ip.run_line_magic("aml", "datastore upload data.csv --target diabetes/")
+    (project / "train.py").write_text(textwrap.dedent(
+        """
+        import os, sys
+        from aml_magics import Run
+        run = Run.get_context()
+        path = sys.argv[sys.argv.index("--data") + 1]
+        rows = open(path).read().splitlines()
+        run.log("rows", len(rows))
+        run.log("reg", float(sys.argv[sys.argv.index("--reg") + 1]))
+        print("input env", os.environ["AZURE_ML_INPUT_data"] == path)
+        """
+    ))
+    run = ip.run_line_magic(
+        "aml", "run train.py -e scripts --input data=datastore:diabetes/data.csv --wait -- --data ${{inputs.data}} --reg 0.5"
+    )
+    info = client.runs.get(run.id)
+    assert info.status == "Completed", run.get_logs()
+    assert run.get_metrics() == {"rows": 2, "reg": 0.5}
+    assert "input env True" in run.get_logs()
+    assert info.spec["kind"] == "script" and info.spec["args"][-1] == "0.5"
+
+
+def test_notebook_submit_with_parameters_keeps_executed_notebook(ip, project, client):
+    nb = {
+        "cells": [
+            {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "alpha = 1.0\nlabel = 'x'",
+             "outputs": [], "execution_count": None},
+            {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+             "source": "from aml_magics import Run\nrun = Run.get_context()\nrun.log('alpha', alpha)\n"
+                       "run.log('label', label)\nprint('nb done', alpha)"},
+        ],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5,
+    }
+    (project / "train.ipynb").write_text(json.dumps(nb))
+    run = ip.run_line_magic("aml", "submit train.ipynb -e nbs -p alpha=0.25 -p label=hello")
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Completed", run.get_logs()
+    assert run.get_metrics() == {"alpha": 0.25, "label": "hello"}
+    assert "outputs/train.ipynb" in run.get_file_names()
+    executed = json.loads((client.backend.file_path(run.id, "outputs/train.ipynb")).read_text())
+    assert any("nb done 0.25" in "".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
+
+
+def test_notebook_failure_reports_the_cell_error(ip, project, client):
+    nb = {"cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+                     "source": "raise ValueError('bad data')"}],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    (project / "broken.ipynb").write_text(json.dumps(nb))
+    run = ip.run_line_magic("aml", "submit broken.ipynb")
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Failed"
+    assert "ValueError: bad data" in info.error
+
+
+def test_in_out_round_trip(ip, project, client):
+    ip.user_ns["data"] = [1, 2, 3]
+    ip.user_ns["scale"] = lambda v: v * 10  # a closure-like object needs cloudpickle
+    ip.run_cell_magic("aml", "run --in data,scale --out total,doubled", "total = sum(scale(v) for v in data)\ndoubled = [d * 2 for d in data]\n")
+    assert ip.user_ns["total"] == 60
+    assert ip.user_ns["doubled"] == [2, 4, 6]
+    run = ip.run_cell_magic("aml", "run --in data --out result --no-wait", "import time; time.sleep(1); result = len(data)\n")
+    assert "result" not in ip.user_ns
+    with pytest.raises(InvalidInput, match="when it has Completed"):
+        run.result("result")
+    client.runs.wait(run.id, timeout=60)
+    assert run.result("result") == 3
+
+
+def test_failing_cell_records_error_and_traceback(ip, client):
+    run = ip.run_cell_magic("aml", "run", "from aml_magics import Run\nRun.get_context().log('before', 1)\n1/0\n")
+    info = client.runs.wait(run.id, timeout=60)
+    assert info.status == "Failed"
+    assert info.exit_code == 1
+    assert "ZeroDivisionError" in info.error
+    assert "__aml_cell__.py" in info.traceback and "launch.py" not in info.traceback
+    assert run.get_metrics() == {"before": 1}
+    assert "ZeroDivisionError" in run.get_logs()
+
+
+def test_cancel_stops_the_process_group_and_marks_canceled(ip, client, workspace):
+    code = textwrap.dedent(
+        """
+        import subprocess, sys, time
+        from aml_magics import Run
+        run = Run.get_context()
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        open("outputs/child.pid", "w").write(str(child.pid))
+        for i in range(1000):
+            run.log("tick", i)
+            time.sleep(0.02)
+        """
+    )
+    run = ip.run_cell_magic("aml", "run", code)
+    wait_until(lambda: "tick" in client.runs.get_metrics(run.id), what="the run logging")
+    child_pid_file = workspace / "runs" / run.id / "snapshot" / "outputs" / "child.pid"
+    child_pid = int(wait_until(lambda: child_pid_file.exists() and child_pid_file.read_text(), what="child pid"))
+    info = ip.run_line_magic("aml", f"cancel {run.id}")
+    assert info.status == "Canceled"
+    assert len(run.get_metrics()["tick"]) > 0  # logged points were flushed on the way out
+    def gone(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1].startswith("Z")
+    wait_until(lambda: gone(child_pid), timeout=10, what="the run's child process to stop")
+    with pytest.raises(UsageError, match="already Canceled"):
+        ip.run_line_magic("aml", f"cancel {run.id}")
+
+
+def test_queueing_with_max_concurrent_one(ip, client, workspace):
+    ip.run_line_magic("aml", "compute create single --max-concurrent 1")
+    runs = [ip.run_cell_magic("aml", "run -c single", f"import time\ntime.sleep(0.4)\nprint('run {i}')\n") for i in range(3)]
+    statuses = [r.get_status() for r in runs]
+    assert statuses[1] == "Queued" and statuses[2] == "Queued"
+    # the submitting side plays no part from here: hosts start the queued runs
+    assert "Queued" in repr(runs[2])
+    infos = [client.runs.wait(r.id, timeout=60) for r in runs]
+    assert [i.status for i in infos] == ["Completed"] * 3
+    # never more than one at a time: each started after the previous ended
+    for before, after in zip(infos, infos[1:]):
+        assert after.started >= before.ended - 0.05
+    canceled = ip.run_cell_magic("aml", "run -c single", "import time\ntime.sleep(5)\n")
+    queued = ip.run_cell_magic("aml", "run -c single", "print('never')\n")
+    assert queued.get_status() == "Queued"
+    assert ip.run_line_magic("aml", f"cancel {queued.id}").status == "Canceled"
+    ip.run_line_magic("aml", f"cancel {canceled.id}")
+    assert client.runs.get(queued.id).started is None
+
+
+def test_eight_concurrent_runs_lose_no_points(ip, client):
+    code = textwrap.dedent(
+        """
+        from aml_magics import Run
+        run = Run.get_context()
+        for i in range(20000):
+            run.log("loss", float(i))
+        """
+    )
+    runs = [ip.run_cell_magic("aml", f"run -e load --name r{i}", code) for i in range(8)]
+    for r in runs:
+        assert client.runs.wait(r.id, timeout=120).status == "Completed", r.get_logs()
+        values = r.get_metrics()["loss"]
+        assert len(values) == 20000
+        assert values == [float(i) for i in range(20000)]  # each exactly once, in order
+
+
+def test_sigkilled_run_process_ends_failed_with_logs_kept(ip, client):
+    code = "import time, os\nprint('started', os.getpid(), flush=True)\ntime.sleep(60)\n"
+    run = ip.run_cell_magic("aml", "run", code)
+    row = wait_until(lambda: (lambda r: r if r["user_pid"] and r["status"] == "Running" else None)(
+        client.backend.store.get_run(run.id)), what="the run to be Running")
+    wait_until(lambda: "started" in run.get_logs(), what="output")
+    os.kill(row["user_pid"], signal.SIGKILL)
+    info = client.runs.wait(run.id, timeout=30)
+    assert info.status == "Failed"
+    assert "SIGKILL" in info.error
+    assert "started" in run.get_logs()
+
+
+def test_sigkilled_host_is_repaired_to_failed(ip, client):
+    run = ip.run_cell_magic("aml", "run", "import time\ntime.sleep(0.5)\n")
+    row = wait_until(lambda: (lambda r: r if r["user_pid"] and r["host_pid"] else None)(
+        client.backend.store.get_run(run.id)), what="the run's processes")
+    os.killpg(row["user_pid"], signal.SIGKILL)
+    os.kill(row["host_pid"], signal.SIGKILL)
+    info = wait_until(lambda: (lambda i: i if i.status == "Failed" else None)(client.runs.get(run.id)),
+                      what="the stale run to be repaired")
+    assert "ended" in info.error
+
+
+def test_interactive_logging_with_start_logging(workspace):
+    from aml_magics import Experiment, Workspace
+
+    ws = Workspace.current()
+    exp = Experiment(ws, "setup")
+    run = exp.start_logging(display_name="pi")
+    estimate = 0.0
+    for k in range(100):
+        estimate += 4 * (-1) ** k / (2 * k + 1)
+        run.log("pi", estimate)
+    run.complete()
+    assert run.get_status() == "Completed"
+    assert len(run.get_metrics()["pi"]) == 100
+    assert abs(run.get_metrics()["pi"][-1] - 3.13159) < 1e-3
+    runs = list(exp.get_runs())
+    assert [r.id for r in runs] == [run.id]
+    child = run.child_run("c1")
+    child.log("x", 1)
+    child.complete()
+    assert [c.id for c in run.get_children()] == [child.id]
+    assert child.parent_id == run.id
+    assert [r.id for r in exp.get_runs()] == [run.id]  # top-level only, as in Azure ML
+
+
+def test_runs_list_filters_and_query_magics(ip, client):
+    a = ip.run_cell_magic("aml", "run -e alpha", "from aml_magics import Run\nRun.get_context().log('m', 1)\n")
+    b = ip.run_cell_magic("aml", "run -e beta", "raise SystemExit(3)\n")
+    client.runs.wait(a.id, timeout=60)
+    client.runs.wait(b.id, timeout=60)
+    listed = ip.run_line_magic("aml", "runs -e alpha")
+    assert [r.id for r in listed] == [a.id]
+    failed = ip.run_line_magic("aml", "runs --status failed")
+    assert [r.id for r in failed] == [b.id]
+    assert client.runs.get(b.id).exit_code == 3
+    assert "m=1" in repr(listed) and "<table" in listed._repr_html_()
+    assert ip.run_line_magic("aml", "show last").run_id == b.id
+    assert ip.run_line_magic("aml", f"metrics {a.id}").data == {"m": 1}
+    exps = ip.run_line_magic("aml", "experiments")
+    assert {e.name: e.run_count for e in exps} == {"alpha": 1, "beta": 1}
+    summary = repr(ip.run_line_magic("aml", ""))
+    assert "2 experiments" in summary and "2 runs" in summary
+    df = listed.to_pandas()
+    assert list(df["run_id"]) == [a.id] and df["m"][0] == 1
+
+
+def test_logs_follow_streams_until_the_end(ip, client, capsys):
+    run = ip.run_cell_magic("aml", "run", "import time\nfor i in range(3):\n    print('line', i, flush=True)\n    time.sleep(0.1)\n")
+    ip.run_line_magic("aml", f"logs {run.id} --follow")
+    out = capsys.readouterr().out
+    assert "line 0" in out and "line 2" in out
+    assert client.runs.get(run.id).status == "Completed"
