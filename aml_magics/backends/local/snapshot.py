@@ -22,7 +22,7 @@ def _ignore_spec(source: Path):
         if f.is_file():
             import pathspec
 
-            return pathspec.PathSpec.from_lines("gitwildmatch", f.read_text(encoding="utf-8", errors="replace").splitlines())
+            return pathspec.GitIgnoreSpec.from_lines(f.read_text(encoding="utf-8", errors="replace").splitlines())
     return None
 
 

@@ -1,0 +1,93 @@
+"""Bad input: one clear line (UsageError, no traceback) and nothing changed in the workspace."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from IPython.core.error import UsageError
+
+
+def _snapshot_of_store(client):
+    store = client.backend.store
+    return {
+        table: store.query_one(f"SELECT COUNT(*) FROM {table}")[0]
+        for table in ("runs", "experiments", "status_history", "metric_points", "run_tags")
+    }, sorted(os.listdir(client.backend.path / "runs")) if (client.backend.path / "runs").exists() else []
+
+
+@pytest.mark.parametrize(
+    "line, cell, message",
+    [
+        ("show diabetes_1700000000_deadbeef", None, "not found"),
+        ("metrics nope", None, "not found"),
+        ("run --frobnicate", "x = 1", "unrecognized arguments: --frobnicate"),
+        ("runs --limit many", None, "invalid int value"),
+        ("frobnicate", None, "invalid choice"),
+        ("submit train.ipynb -p alpha", None, "write it as NAME=VALUE"),
+        ("submit train.ipynb -p 1x=2", None, "not a valid Python name"),
+        ("submit missing.ipynb", None, "not found"),
+        ("run", None, "give a script"),
+        ("run missing.py", None, "not found"),
+        ("run -c gpu-cluster", "x = 1", "compute target 'gpu-cluster' not found"),
+        ("run --in undefined_var", "x = 1", "not defined in this notebook"),
+        ("run --tag novalue", "x = 1", "write it as NAME=VALUE"),
+        ("run --input data=datastore:nothing/here.csv", "x = 1", "nothing at that datastore path"),
+        ("run", "%matplotlib inline\nx = 1", "IPython syntax"),
+        ("run", "   ", "the cell is empty"),
+        ("runs", "x = 1", "is a line magic"),
+        ("runs --status Exploded", None, "status 'Exploded' not found"),
+        ("runs -e nosuchexperiment", None, "experiment 'nosuchexperiment' not found"),
+        ("datastore ls ../../etc", None, "must stay inside the datastore"),
+        ("datastore upload /does/not/exist", None, "does not exist"),
+        ("logs 'unclosed", None, "check the quotes"),
+    ],
+)
+def test_bad_input_is_one_clear_error_and_changes_nothing(ip, client, project, line, cell, message):
+    seed = ip.run_cell_magic("aml", "run -e seed --wait", "from aml_magics import Run\nRun.get_context().log('m', 1)\n")
+    (project / "train.ipynb").write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    before = _snapshot_of_store(client)
+    with pytest.raises(UsageError) as err:
+        if cell is None:
+            ip.run_line_magic("aml", line)
+        else:
+            ip.run_cell_magic("aml", line, cell)
+    text = str(err.value)
+    assert message in text
+    assert "\n" not in text.strip() and "Traceback" not in text
+    assert _snapshot_of_store(client) == before
+    assert client.runs.get_metrics(seed.id) == {"m": 1}
+
+
+def test_did_you_mean_for_run_ids_and_experiments(ip, client):
+    run = ip.run_cell_magic("aml", "run -e diabetes --wait", "x = 1\n")
+    typo = run.id[:-1] + ("0" if run.id[-1] != "0" else "1")
+    with pytest.raises(UsageError, match="did you mean"):
+        ip.run_line_magic("aml", f"show {typo}")
+    with pytest.raises(UsageError, match="did you mean 'diabetes'"):
+        ip.run_line_magic("aml", "runs -e diabetis")
+    # a unique part of an id is enough
+    assert ip.run_line_magic("aml", f"show {run.id[-8:]}").run_id == run.id
+
+
+def test_snapshot_too_large_is_refused_before_anything_is_written(ip, client, project):
+    (project / "big.bin").write_bytes(b"\0" * 3_000_000)
+    ip.run_line_magic("config", "AmlMagics.snapshot_max_mb = 2")
+    before = _snapshot_of_store(client)
+    with pytest.raises(UsageError, match="over the 2 MB limit"):
+        ip.run_cell_magic("aml", "run", "x = 1\n")
+    assert _snapshot_of_store(client) == before
+    (project / ".amlignore").write_text("*.bin\n")
+    run = ip.run_cell_magic("aml", "run --wait", "import os\nprint(sorted(os.listdir('.')))\n")
+    assert "big.bin" not in run.get_logs() and ".amlignore" in run.get_logs()
+    ip.run_line_magic("config", "AmlMagics.snapshot_max_mb = 100")
+
+
+def test_unpicklable_in_value_is_refused(ip, client):
+    import threading
+
+    ip.user_ns["lock"] = threading.Lock()
+    before = _snapshot_of_store(client)
+    with pytest.raises(UsageError, match="cannot pickle lock"):
+        ip.run_cell_magic("aml", "run --in lock", "print(lock)\n")
+    assert _snapshot_of_store(client) == before

@@ -1,0 +1,74 @@
+"""The %aml front end: light to load, documented, completable, configurable."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from aml_magics.magics import _complete
+
+HEAVY = ["nbformat", "jsonschema", "pandas", "plotly", "azure.identity", "papermill", "cloudpickle", "numpy",
+         "ipywidgets", "requests", "tornado"]
+
+
+def test_load_ext_is_light(tmp_path):
+    code = (
+        "import json, sys, time\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "ip = InteractiveShell.instance()\n"
+        "before = set(sys.modules)\n"
+        "t = time.perf_counter(); ip.run_line_magic('load_ext', 'aml_magics'); dt = time.perf_counter() - t\n"
+        "print(json.dumps({'seconds': dt, 'modules': sorted(set(sys.modules) - before)}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={"AML_MAGICS_WORKSPACE": str(tmp_path / "ws"), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    loaded = {m.split(".")[0] for m in data["modules"]} | set(data["modules"])
+    assert not [m for m in HEAVY if m in loaded], data["modules"]
+    assert not (tmp_path / "ws").exists()  # loading touches no workspace
+
+
+def test_help_documents_every_subcommand_and_option(ip, capsys):
+    from aml_magics.magics.aml import AmlMagics
+
+    doc = AmlMagics.aml.__doc__
+    for word in ("run", "submit", "runs", "show", "logs", "metrics", "cancel", "datastore", "compute",
+                 "--experiment", "--compute", "--tag", "--wait", "--in", "--out", "--input", "--follow", "--parameter"):
+        assert word in doc
+    ip.run_line_magic("aml", "help submit")
+    out = capsys.readouterr().out
+    assert "-p NAME=VALUE" in out and "--experiment" in out
+
+
+class _Event:
+    def __init__(self, line):
+        self.line = line
+        self.symbol = line.split()[-1] if not line.endswith(" ") else ""
+
+
+def test_tab_completion_of_subcommands_and_options(ip):
+    assert {"run", "runs", "submit", "cancel"} <= set(_complete(None, _Event("%aml ")))
+    assert "--experiment" in _complete(None, _Event("%aml run -"))
+    assert "upload" in _complete(None, _Event("%aml datastore "))
+    from IPython.core.completer import provisionalcompleter
+
+    with provisionalcompleter():
+        completions = {c.text for c in ip.Completer.completions("%aml ru", len("%aml ru"))}
+    assert {"run", "runs"} <= completions
+
+
+def test_config_options(ip, client):
+    ip.run_line_magic("config", "AmlMagics.default_experiment = 'configured'")
+    try:
+        run = ip.run_cell_magic("aml", "run --wait", "x = 1\n")
+        assert client.runs.get(run.id).experiment == "configured"
+    finally:
+        ip.run_line_magic("config", "AmlMagics.default_experiment = ''")
+
+
+def test_workspace_use_switches_this_kernel(ip, tmp_path):
+    info = ip.run_line_magic("aml", f"workspace use {tmp_path / 'other'}")
+    assert info.location == str(tmp_path / "other") and (tmp_path / "other" / "aml.db").exists()
+    run = ip.run_cell_magic("aml", "run --wait", "x = 1\n")
+    assert str(tmp_path / "other") in str(run.client.config.path)

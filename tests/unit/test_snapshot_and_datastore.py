@@ -1,0 +1,77 @@
+"""Snapshots honour ignore files and never leave the source; datastore paths never leave the datastore."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from aml_magics.backends.local.snapshot import plan_snapshot
+from aml_magics.core.errors import Conflict, InvalidInput, NotFound
+
+
+def _names(files):
+    return sorted(rel for _, rel in files)
+
+
+def test_snapshot_ignores(tmp_path):
+    src = tmp_path / "src"
+    (src / "pkg" / "__pycache__").mkdir(parents=True)
+    (src / ".git").mkdir()
+    (src / "outputs").mkdir()
+    (src / "data").mkdir()
+    (src / "ws").mkdir()
+    for rel in ("train.py", "pkg/mod.py", "pkg/__pycache__/mod.pyc", ".git/HEAD", "outputs/old.pkl",
+                "data/big.csv", "ws/aml.db", "notes.log"):
+        (src / rel).write_text("x")
+    (tmp_path / "secret.txt").write_text("outside")
+    os.symlink(tmp_path / "secret.txt", src / "link_out.txt")
+    os.symlink(src / "train.py", src / "link_in.py")
+    assert _names(plan_snapshot(src, 10**9, exclude=(src / "ws",))) == [
+        "data/big.csv", "link_in.py", "notes.log", "pkg/mod.py", "train.py"]
+    (src / ".gitignore").write_text("*.log\n")
+    assert "notes.log" not in _names(plan_snapshot(src, 10**9))
+    (src / ".amlignore").write_text("data/\n")  # .amlignore wins over .gitignore
+    names = _names(plan_snapshot(src, 10**9))
+    assert "data/big.csv" not in names and "notes.log" in names
+
+
+def test_snapshot_size_limit(tmp_path):
+    (tmp_path / "big.bin").write_bytes(b"0" * 2000)
+    with pytest.raises(InvalidInput, match="over the"):
+        plan_snapshot(tmp_path, 1000)
+
+
+def test_datastore_upload_ls_download(client, tmp_path):
+    src = tmp_path / "data"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.csv").write_text("1")
+    (src / "sub" / "b.csv").write_text("2")
+    assert client.datastores.upload(src, "mnist") == ["mnist/a.csv", "mnist/sub/b.csv"]
+    assert [e.path for e in client.datastores.ls("mnist")] == ["mnist/a.csv", "mnist/sub/"]
+    with pytest.raises(Conflict, match="--overwrite"):
+        client.datastores.upload(src, "mnist")
+    (src / "a.csv").write_text("changed")
+    client.datastores.upload(src, "mnist", overwrite=True)
+    out = tmp_path / "down"
+    client.datastores.download("mnist", out)
+    assert (out / "a.csv").read_text() == "changed" and (out / "sub" / "b.csv").read_text() == "2"
+    single = client.datastores.upload(src / "a.csv", "")
+    assert single == ["a.csv"]
+    assert client.backend.resolve_input("datastore:mnist/a.csv").endswith("mnist/a.csv")
+    assert client.backend.resolve_input("datastore:workspaceblobstore/mnist").endswith("mnist")
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/../../x", "/etc/passwd"])
+def test_datastore_paths_cannot_escape(client, tmp_path, bad):
+    (tmp_path / "f.txt").write_text("x")
+    with pytest.raises((InvalidInput, NotFound)):
+        client.datastores.upload(tmp_path / "f.txt", bad) if bad != "/etc/passwd" else client.datastores.ls(bad + "/..")
+    with pytest.raises(InvalidInput):
+        client.datastores.ls(bad if bad != "/etc/passwd" else "../etc")
+
+
+def test_datastore_symlink_escape_is_refused(client, tmp_path):
+    root = client.datastores.default().path
+    os.symlink(tmp_path, os.path.join(root, "escape"))
+    with pytest.raises(InvalidInput, match="leaves the datastore"):
+        client.datastores.ls("escape")

@@ -1,0 +1,138 @@
+"""Buffered logging: nothing lost on clean exit, errors or a failed flush; SIGKILL loses at most one interval."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from aml_magics.core.client import Client
+
+
+def test_clean_exit_and_exception_lose_nothing(workspace):
+    client = Client.shared()
+    run = client.runs.start_logging("t")
+    script = textwrap.dedent(
+        f"""
+        import os
+        os.environ["AML_MAGICS_RUN_ID"] = {run.id!r}
+        os.environ["AML_MAGICS_TRACKING_URI"] = {client.backend.tracking_uri!r}
+        from aml_magics import Run
+        run = Run.get_context()
+        for i in range(50_000):
+            run.log("x", i)
+        run.log_list("batch", list(range(1000)))
+        raise RuntimeError("boom after logging")
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "boom after logging" in proc.stderr
+    metrics = run.get_metrics()
+    assert metrics["x"] == list(range(50_000))
+    assert metrics["batch"] == list(range(1000))
+
+
+def test_sigkill_loses_at_most_the_last_flush_interval(workspace):
+    client = Client.shared()
+    run = client.runs.start_logging("t")
+    script = textwrap.dedent(
+        f"""
+        import os, sys, time
+        os.environ["AML_MAGICS_RUN_ID"] = {run.id!r}
+        os.environ["AML_MAGICS_TRACKING_URI"] = {client.backend.tracking_uri!r}
+        from aml_magics import Run
+        run = Run.get_context()
+        i = 0
+        while True:
+            run.log("t", time.time())
+            i += 1
+            if i == 200:
+                print("ready", flush=True)
+            time.sleep(0.001)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    killed_at = time.time()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    values = run.get_metrics()["t"]
+    assert len(values) > 200
+    # every point logged more than one flush interval (+ scheduling slack) before the kill is stored
+    assert killed_at - max(values) < 0.2 + 0.25
+    assert values == sorted(values)
+
+
+def test_failed_flush_keeps_rows_and_recovers(workspace, capfd):
+    client = Client.shared()
+    run = client.runs.start_logging("t")
+    tracker = run.tracker
+    for i in range(1000):
+        run.log("v", i)
+    blocker = sqlite3.connect(client.backend.path / "aml.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    tracker.store._conn.execute("PRAGMA busy_timeout=50")
+    try:
+        with pytest.raises(sqlite3.OperationalError):
+            tracker.flush()
+        assert tracker.pending() == 1000
+        assert "kept in memory and retried" in capfd.readouterr().err
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        tracker.store._conn.execute("PRAGMA busy_timeout=60000")
+    for i in range(1000, 1500):
+        run.log("v", i)
+    tracker.flush()
+    assert run.get_metrics()["v"] == list(range(1500))
+
+
+def test_offline_run_prints_what_it_would_log(tmp_path, monkeypatch):
+    monkeypatch.delenv("AML_MAGICS_RUN_ID", raising=False)
+    script = tmp_path / "bare.py"
+    script.write_text("from aml_magics import Run\nrun = Run.get_context()\nrun.log('mse', 0.5)\nrun.tag('a', 'b')\nprint(repr(run))\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30,
+                         env={k: v for k, v in os.environ.items() if not k.startswith("AML_MAGICS_")})
+    assert out.returncode == 0, out.stderr
+    assert "[offline run] mse = 0.5" in out.stdout
+    assert "OfflineRun" in out.stdout
+
+
+def test_values_of_every_kind(workspace, tmp_path):
+    client = Client.shared()
+    run = client.runs.start_logging("kinds")
+    import numpy as np
+
+    run.log("np", np.float32(0.5))
+    run.log("npint", np.int64(3))
+    run.log("flag", True)
+    run.log("nan", float("nan"))
+    run.log("stepped", 1.0, step=10)
+    run.log("stepped", 2.0)
+    run.log_table("tbl", {"a": [1, 2], "b": np.array([3, 4])})
+    png = tmp_path / "img.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    run.log_image("picture", path=png)
+    with pytest.raises(TypeError, match="not a number"):
+        run.log("bad", object())
+    with pytest.raises(TypeError, match="logged as scalar"):
+        run.log_row("np", a=1)
+    run.upload_file("outputs/extra.txt", png)
+    run.complete()
+    m = run.get_metrics()
+    assert m["np"] == 0.5 and m["npint"] == 3 and m["flag"] == 1
+    assert m["nan"] != m["nan"]  # NaN survives the round trip
+    assert m["stepped"] == [1.0, 2.0]
+    assert client.runs.metric_series(run.id, "stepped")[0][1][0] == 11  # next step after an explicit one
+    assert m["tbl"] == {"a": [1, 2], "b": [3, 4]}
+    assert m["picture"].startswith("images/picture_") and m["picture"] in run.get_file_names()
+    assert "outputs/extra.txt" in run.get_file_names()
+    with pytest.raises(Exception, match="relative path inside the run"):
+        run.upload_file("../escape.txt", png)
