@@ -41,6 +41,7 @@ class Run:
         self._client = _client if _client is not None else getattr(experiment, "_client", None)
         self._tracking_uri = _tracking_uri
         self._pk = _pk
+        self._write = None  # the run's fast scalar writer, made on first log()
         if self._client is not None and self._pk is None and _tracking_uri is None:
             self.get_info()  # fail now with a clear NotFound, not at first use
 
@@ -101,12 +102,15 @@ class Run:
     def log(self, name: str, value: Any, step: int | None = None, description: str = "") -> None:
         """Log one value of metric ``name`` (numbers form a series; ``step`` defaults to the next index)."""
         t = type(value)
-        if t is float or t is int:
-            self.tracker.scalar(self._run_pk, name, value, step)
-        elif isinstance(value, str):
-            self.tracker.record(self._run_pk, name, "string", value)
-        else:
-            self.tracker.scalar(self._run_pk, name, _as_number(name, value), step)
+        if t is not float and t is not int:
+            if isinstance(value, str):
+                self.tracker.record(self._run_pk, name, "string", value)
+                return
+            value = _as_number(name, value)
+        write = self._write
+        if write is None:
+            write = self._write = self.tracker.scalar_writer(self._run_pk)
+        write(name, value, step)
 
     def log_list(self, name: str, value: Iterable[Any], description: str = "") -> None:
         """Log a list of numbers as a series in one call (the fast path for many points)."""
@@ -290,8 +294,8 @@ class _OfflineRun(Run):
 
     def __init__(self) -> None:
         self.id = "OfflineRun"
+        self._write = None
         self._lines = 0
-        self._steps: dict[str, int] = {}
         self._client = None
 
     def _say(self, text: str) -> None:

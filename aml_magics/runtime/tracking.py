@@ -55,7 +55,7 @@ class Tracker:
         self._points: deque = deque()
         self._records: deque = deque()
         self._keys: dict[tuple[int, str], tuple[int, str]] = {}
-        self._steps: dict[int, int] = {}
+        self._counters: dict[int, list] = {}
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
@@ -72,27 +72,46 @@ class Tracker:
             kid = self.store.metric_key(run_pk, name, kind)
             row = self.store.query_one("SELECT kind FROM metric_keys WHERE id=?", (kid,))
             found = self._keys[(run_pk, name)] = (kid, row[0])
-        if found[1] != kind and not (found[1] == "scalar" and kind == "list"):
-            raise TypeError(
-                f"metric {name!r} was logged as {found[1]}; log {kind} values under another name"
-            )
+        if found[1] != kind:
+            raise TypeError(f"metric {name!r} was logged as {found[1]}; log {kind} values under another name")
         return found[0]
 
-    def scalar(self, run_pk: int, name: str, value: float, step: int | None) -> None:
-        found = self._keys.get((run_pk, name))
-        kid = found[0] if found is not None and found[1] == "scalar" else self.key(run_pk, name, "scalar")
-        if step is None:
-            step = self._steps.get(kid, 0)
-            self._steps[kid] = step + 1
-        elif step >= self._steps.get(kid, 0):
-            self._steps[kid] = step + 1
-        self._points.append((kid, step, time.time(), value))
+    def counter(self, run_pk: int, name: str) -> list:
+        """``[key_id, next_step]`` of a scalar series, shared by every writer in this process."""
+        kid = self.key(run_pk, name, "scalar")
+        c = self._counters.get(kid)
+        if c is None:
+            stored = self.store.query_one(
+                "SELECT COALESCE(MAX(first_index + n), 0) FROM metric_chunks WHERE key_id=?", (kid,))[0]
+            c = self._counters[kid] = [kid, stored]
+        return c
+
+    def scalar_writer(self, run_pk: int):
+        """A fast ``write(name, value, step=None)`` for one run: the hot path of ``run.log``."""
+        counters: dict[str, list] = {}
+        append = self._points.append
+        now = time.time
+        counter = self.counter
+
+        def write(name: str, value: float, step: int | None = None) -> None:
+            c = counters.get(name)
+            if c is None:
+                c = counters[name] = counter(run_pk, name)
+            if step is None:
+                step = c[1]
+                c[1] = step + 1
+            elif step >= c[1]:
+                c[1] = step + 1
+            append((c[0], step, now(), value))
+
+        return write
 
     def scalars(self, run_pk: int, name: str, values: list[float]) -> None:
-        kid = self.key(run_pk, name, "scalar")
-        start = self._steps.get(kid, 0)
-        self._steps[kid] = start + len(values)
+        c = self.counter(run_pk, name)
+        start = c[1]
+        c[1] = start + len(values)
         now = time.time()
+        kid = c[0]
         self._points.extend([(kid, start + i, now, v) for i, v in enumerate(values)])
 
     def record(self, run_pk: int, name: str, kind: str, payload: Any) -> None:

@@ -12,7 +12,7 @@ def _snapshot_of_store(client):
     store = client.backend.store
     return {
         table: store.query_one(f"SELECT COUNT(*) FROM {table}")[0]
-        for table in ("runs", "experiments", "status_history", "metric_points", "run_tags")
+        for table in ("runs", "experiments", "status_history", "metric_chunks", "run_tags")
     }, sorted(os.listdir(client.backend.path / "runs")) if (client.backend.path / "runs").exists() else []
 
 

@@ -65,8 +65,13 @@ def test_metrics_round_trip_with_kinds(store):
     k = store.metric_key(pk, "loss", "scalar")
     assert store.metric_key(pk, "loss", "scalar") == k
     store.append_metrics([(k, i, 1.0 + i, float(i)) for i in range(5)], [(store.metric_key(pk, "s", "string"), 1.0, '"x"')])
-    rows = store.series(k)
-    assert [r["value"] for r in rows] == [0.0, 1.0, 2.0, 3.0, 4.0]
-    assert [r["value"] for r in store.series(k, since=rows[2]["rowid"])] == [3.0, 4.0]
+    store.append_metrics([(k, 5, 6.0, float("nan")), (k, 6, 7.0, 6.0)])  # a second chunk
+    steps, stamps, values, cursor = store.series(k)
+    assert steps == list(range(7)) and stamps == [1.0 + i for i in range(7)]
+    assert values[:5] == [0.0, 1.0, 2.0, 3.0, 4.0] and values[5] != values[5] and values[6] == 6.0
+    assert cursor == 7
+    assert store.series(k, since=3)[2][:2] == [3.0, 4.0]  # a cursor inside the first chunk
+    assert store.series(k, since=7) == ([], [], [], 7)
+    assert store.query_one("SELECT COUNT(*) FROM metric_chunks")[0] == 2
     latest = store.latest_values("r1")
-    assert latest["loss"] == ("scalar", 4.0, 5) and latest["s"] == ("string", "x", 1)
+    assert latest["loss"] == ("scalar", 6.0, 7) and latest["s"] == ("string", "x", 1)

@@ -169,22 +169,15 @@ class LocalBackend(Backend):
         pks = [r["id"] for r in rows]
         tags = self.store.tags_for_runs(pks)
         params = self.store.tags_for_runs(pks, table="run_params")
-        infos = [self._info(r, tags[r["id"]], params[r["id"]], self._latest_scalars(r["id"])) for r in rows]
+        infos = [self._info(r, tags[r["id"]], params[r["id"]], self._latest_scalars(r["run_id"])) for r in rows]
         if parent_run_id is None and limit is not None:
             total = self.store.count_runs(experiment=experiment, status=status)
         else:
             total = len(infos)
         return infos, total
 
-    def _latest_scalars(self, run_pk: int) -> dict[str, Any]:
-        return {
-            r[0]: r[1]
-            for r in self.store.query(
-                """SELECT k.name, (SELECT value FROM metric_points WHERE key_id=k.id ORDER BY rowid DESC LIMIT 1)
-                   FROM metric_keys k WHERE k.run=? AND k.kind='scalar' ORDER BY k.id""",
-                (run_pk,),
-            )
-        }
+    def _latest_scalars(self, run_id: str) -> dict[str, Any]:
+        return {k: v[1] for k, v in self.store.latest_values(run_id).items() if v[0] == "scalar"}
 
     def run_ids(self) -> list[str]:
         return self.store.run_ids()
@@ -244,8 +237,7 @@ class LocalBackend(Backend):
                 continue
             kind = key["kind"]
             if kind == "scalar":
-                values = [float("nan") if v is None else v for (v,) in self.store.query(
-                    "SELECT value FROM metric_points WHERE key_id=? ORDER BY rowid", (key["id"],))]
+                values = self.store.series(key["id"])[2]
                 out[key["name"]] = values[0] if len(values) == 1 else values
                 continue
             payloads = [json.loads(r["payload"]) for r in self.store.records(key["id"])]
@@ -276,9 +268,8 @@ class LocalBackend(Backend):
         )
         if key is None:
             return [], since
-        rows = self.store.series(key[0], since)
-        cursor = rows[-1][0] if rows else since
-        return [(r[1], r[2], float("nan") if r[3] is None else r[3]) for r in rows], cursor
+        steps, stamps, values, cursor = self.store.series(key[0], since)
+        return list(zip(steps, stamps, values)), cursor
 
     def read_log(self, run_id: str, offset: int = 0) -> tuple[str, int]:
         self._row(run_id)

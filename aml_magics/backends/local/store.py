@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
+from array import array
 import threading
 import time
 from contextlib import contextmanager
@@ -77,11 +79,14 @@ MIGRATIONS: list[str] = [
         name TEXT NOT NULL,
         kind TEXT NOT NULL,
         UNIQUE(run, name));
-    -- scalar series: the hot table. The index on key_id is ordered by (key_id, rowid),
-    -- which serves both "the whole series" and "points since cursor" reads.
-    CREATE TABLE IF NOT EXISTS metric_points(
-        key_id INTEGER NOT NULL, step INTEGER NOT NULL, ts REAL NOT NULL, value REAL);
-    CREATE INDEX IF NOT EXISTS metric_points_by_key ON metric_points(key_id);
+    -- scalar series: the hot table. One row per series per flush, the points packed as
+    -- little-endian arrays (int64 steps, float64 timestamps and values): a flush costs one
+    -- row, not one per point. first_index counts the series' points before the chunk, so
+    -- "points since cursor" reads touch only the chunks they need.
+    CREATE TABLE IF NOT EXISTS metric_chunks(
+        key_id INTEGER NOT NULL, first_index INTEGER NOT NULL, n INTEGER NOT NULL,
+        steps BLOB NOT NULL, ts BLOB NOT NULL, vals BLOB NOT NULL,
+        PRIMARY KEY(key_id, first_index)) WITHOUT ROWID;
     -- strings, rows, tables and images: one JSON payload each
     CREATE TABLE IF NOT EXISTS metric_records(
         id INTEGER PRIMARY KEY, key_id INTEGER NOT NULL, ts REAL NOT NULL, payload TEXT NOT NULL);
@@ -441,20 +446,38 @@ class Store:
         self, points: Sequence[tuple[int, int, float, float]], records: Sequence[tuple[int, float, str]] = ()
     ) -> None:
         """Append scalar points ``(key_id, step, ts, value)`` and records ``(key_id, ts, json)`` in one transaction."""
+        chunks = pack_points(points)
         with self.write() as c:
-            if points:
-                c.executemany("INSERT INTO metric_points(key_id, step, ts, value) VALUES(?,?,?,?)", points)
+            for key_id, n, steps, ts, vals in chunks:
+                c.execute(
+                    """INSERT INTO metric_chunks(key_id, first_index, n, steps, ts, vals)
+                       VALUES(?, (SELECT COALESCE(MAX(first_index + n), 0) FROM metric_chunks WHERE key_id=?), ?, ?, ?, ?)""",
+                    (key_id, key_id, n, steps, ts, vals),
+                )
             if records:
                 c.executemany("INSERT INTO metric_records(key_id, ts, payload) VALUES(?,?,?)", records)
 
     def metric_keys(self, run_id: str) -> list[sqlite3.Row]:
         return self.query("SELECT id, name, kind FROM metric_keys WHERE run=? ORDER BY id", (self.run_pk(run_id),))
 
-    def series(self, key_id: int, since: int = 0) -> list[sqlite3.Row]:
-        """Points of one scalar series after rowid ``since`` (rowid, step, ts, value), in logging order."""
-        return self.query(
-            "SELECT rowid, step, ts, value FROM metric_points WHERE key_id=? AND rowid>? ORDER BY rowid", (key_id, since)
-        )
+    def series(self, key_id: int, since: int = 0) -> tuple[list[int], list[float], list[float], int]:
+        """Points of one scalar series from point index ``since`` on, in logging order:
+        ``(steps, timestamps, values, next_cursor)``."""
+        steps: list[int] = []
+        stamps: list[float] = []
+        values: list[float] = []
+        end = since
+        for first, n, s_blob, t_blob, v_blob in self.query(
+            "SELECT first_index, n, steps, ts, vals FROM metric_chunks WHERE key_id=? AND first_index + n > ? "
+            "ORDER BY first_index",
+            (key_id, since),
+        ):
+            skip = max(0, since - first)
+            steps.extend(unpack("q", s_blob)[skip:])
+            stamps.extend(unpack("d", t_blob)[skip:])
+            values.extend(unpack("d", v_blob)[skip:])
+            end = first + n
+        return steps, stamps, values, end
 
     def records(self, key_id: int) -> list[sqlite3.Row]:
         return self.query("SELECT id, ts, payload FROM metric_records WHERE key_id=? ORDER BY id", (key_id,))
@@ -464,13 +487,14 @@ class Store:
         pk = self.run_pk(run_id)
         out: dict[str, tuple[str, Any, int]] = {}
         for r in self.query(
-            """SELECT k.name, k.kind, COUNT(p.rowid) AS n,
-                      (SELECT value FROM metric_points WHERE key_id=k.id ORDER BY rowid DESC LIMIT 1) AS last
-               FROM metric_keys k LEFT JOIN metric_points p ON p.key_id=k.id
-               WHERE k.run=? AND k.kind='scalar' GROUP BY k.id ORDER BY k.id""",
+            """SELECT k.name, c.first_index + c.n AS n, c.vals
+               FROM metric_keys k LEFT JOIN metric_chunks c ON c.key_id=k.id
+                    AND c.first_index=(SELECT MAX(first_index) FROM metric_chunks WHERE key_id=k.id)
+               WHERE k.run=? AND k.kind='scalar' ORDER BY k.id""",
             (pk,),
         ):
-            out[r["name"]] = ("scalar", r["last"], r["n"])
+            last = unpack("d", r["vals"])[-1] if r["vals"] else None
+            out[r["name"]] = ("scalar", last, r["n"] or 0)
         for r in self.query(
             """SELECT k.name, k.kind, COUNT(m.id) AS n,
                       (SELECT payload FROM metric_records WHERE key_id=k.id ORDER BY id DESC LIMIT 1) AS last
@@ -492,3 +516,36 @@ class Store:
 
     def list_datastores(self) -> list[sqlite3.Row]:
         return self.query("SELECT * FROM datastores ORDER BY is_default DESC, name")
+
+
+# -- packed series ------------------------------------------------------------------------------
+
+_SWAP = sys.byteorder != "little"
+
+
+def _pack(typecode: str, items: list) -> bytes:
+    a = array(typecode, items)
+    if _SWAP:  # pragma: no cover - big-endian machines
+        a.byteswap()
+    return a.tobytes()
+
+
+def unpack(typecode: str, blob: bytes) -> array:
+    a = array(typecode)
+    a.frombytes(blob)
+    if _SWAP:  # pragma: no cover
+        a.byteswap()
+    return a
+
+
+def pack_points(points: Sequence[tuple[int, int, float, float]]) -> list[tuple[int, int, bytes, bytes, bytes]]:
+    """Group ``(key_id, step, ts, value)`` rows by series, keeping order: ``(key_id, n, steps, ts, vals)``."""
+    groups: dict[int, tuple[list, list, list]] = {}
+    for key_id, step, ts, value in points:
+        g = groups.get(key_id)
+        if g is None:
+            g = groups[key_id] = ([], [], [])
+        g[0].append(step)
+        g[1].append(ts)
+        g[2].append(value)
+    return [(k, len(g[0]), _pack("q", g[0]), _pack("d", g[1]), _pack("d", g[2])) for k, g in groups.items()]

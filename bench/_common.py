@@ -1,0 +1,50 @@
+"""Shared by the bench scripts: --quick / --json, medians, a printed table, JSON results."""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(description: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="fewer repeats and points: finishes in under a minute")
+    p.add_argument("--json", metavar="PATH", help="write the figures as one JSON object ('-' for stdout)")
+    return p.parse_args()
+
+
+def median_of(fn: Callable[[], float], repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    return statistics.median(fn() for _ in range(repeats))
+
+
+def print_table(title: str, rows: list[tuple[str, str, str, str, str]]) -> None:
+    headers = ("figure", "ours", "anchor", "ratio", "target")
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(5)]
+    print(f"\n{title}  ({platform.python_implementation()} {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')})")
+    for row in [headers, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+
+
+def write_json(name: str, figures: dict[str, Any], path: str | None) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    text = json.dumps(figures, indent=2)
+    (RESULTS / f"{name}.json").write_text(text + "\n")
+    if path == "-":
+        sys.stdout.write(text + "\n")
+    elif path:
+        Path(path).write_text(text + "\n")
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or b == 0:
+        return "n/a"
+    return f"{a / b:.2f}x"
