@@ -23,7 +23,7 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(getattr(pytest.mark, marker))
 
 
-def _kill_workspace_processes(ws: Path) -> None:
+def kill_workspace_processes(ws: Path) -> None:
     db = ws / "aml.db"
     if not db.exists():
         return
@@ -55,7 +55,7 @@ def workspace(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("AML_MAGICS_CANCEL_GRACE_S", "2")
     client_module._clients.clear()
     yield ws
-    _kill_workspace_processes(ws)
+    kill_workspace_processes(ws)
     client_module._clients.clear()
 
 
