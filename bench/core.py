@@ -22,8 +22,8 @@ from _common import median_of, parse_args, print_table, ratio, write_json  # noq
 
 
 
-def fresh_process_seconds(code: str, env: dict | None = None) -> float:
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+def fresh_process_seconds(code: str, env: dict | None = None, exe: str | None = None) -> float:
+    out = subprocess.run([exe or sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     if out.returncode != 0:
         raise RuntimeError(out.stderr)
     return float(out.stdout.strip().splitlines()[-1])
@@ -37,10 +37,10 @@ def load_ext_seconds(tmp: Path) -> float:
     return fresh_process_seconds(code, env)
 
 
-def import_seconds(module: str) -> float | None:
+def import_seconds(module: str, exe: str | None = None) -> float | None:
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
     try:
-        return fresh_process_seconds(code)
+        return fresh_process_seconds(code, exe=exe)
     except RuntimeError:
         return None
 
@@ -113,23 +113,48 @@ def sqlite_executemany(tmp: Path, n: int) -> float:
     return n / elapsed
 
 
-def mlflow_log_batch(tmp: Path, n: int) -> float | None:
-    try:
-        import mlflow
-        from mlflow.entities import Metric
-        from mlflow.tracking import MlflowClient
-    except ImportError:
+MLFLOW_CODE = """
+import json, sys, time
+import mlflow
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+db, n = sys.argv[1], int(sys.argv[2])
+mlflow.set_tracking_uri("sqlite:///" + db)
+c = MlflowClient()
+run = c.create_run(c.create_experiment("bench"))
+now = int(time.time() * 1000)
+metrics = [Metric("x", float(i), now, i) for i in range(n)]
+t = time.perf_counter()
+for i in range(0, n, 1000):
+    c.log_batch(run.info.run_id, metrics=metrics[i:i + 1000])
+batch = n / (time.perf_counter() - t)
+single_n = 200
+t = time.perf_counter()
+for i in range(single_n):
+    c.log_metric(run.info.run_id, "y", float(i), step=i)
+single = single_n / (time.perf_counter() - t)
+print(json.dumps({"batch": batch, "single": single}))
+"""
+
+
+def mlflow_python() -> str | None:
+    """MLflow is heavy (~850 MB): use $AML_MAGICS_BENCH_MLFLOW_PYTHON (a venv with mlflow) or this one."""
+    for exe in (os.environ.get("AML_MAGICS_BENCH_MLFLOW_PYTHON"), sys.executable):
+        if exe and subprocess.run([exe, "-c", "import mlflow"], capture_output=True).returncode == 0:
+            return exe
+    return None
+
+
+def mlflow_logging(tmp: Path, n: int) -> dict | None:
+    exe = mlflow_python()
+    if exe is None:
         return None
-    mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
-    c = MlflowClient()
-    exp = c.create_experiment(f"bench-{time.time_ns()}")
-    run = c.create_run(exp)
-    now = int(time.time() * 1000)
-    metrics = [Metric("x", float(i), now, i) for i in range(n)]
-    t = time.perf_counter()
-    for i in range(0, n, 1000):
-        c.log_batch(run.info.run_id, metrics=metrics[i:i + 1000])
-    return n / (time.perf_counter() - t)
+    out = subprocess.run([exe, "-c", MLFLOW_CODE, str(tmp / f"mlflow-{time.time_ns()}.db"), str(n)],
+                         capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        print("MLflow anchor failed:", out.stderr[-500:], file=sys.stderr)
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -148,7 +173,8 @@ def main() -> None:
 
         load_ext = median_of(lambda: load_ext_seconds(tmp), repeats)
         azure_ai_ml = import_seconds("azure.ai.ml")
-        mlflow_import = import_seconds("mlflow")
+        exe = mlflow_python()
+        mlflow_import = import_seconds("mlflow", exe) if exe else None
 
         plain = statistics.median(first_line_plain(tmp) for _ in range(repeats + 1))
         ours = median_of(lambda: first_line_submitted(client, src, tmp / "ours.marker"), repeats)
@@ -157,7 +183,8 @@ def main() -> None:
         single = median_of(lambda: log_throughput(client, n_points, batched=False), max(3, repeats // 2))
         batched = median_of(lambda: log_throughput(client, n_points, batched=True), max(3, repeats // 2))
         anchor = median_of(lambda: sqlite_executemany(tmp, n_points), max(3, repeats // 2))
-        mlflow_batch = mlflow_log_batch(tmp, min(n_points, 20_000))
+        mlflow = mlflow_logging(tmp, min(n_points, 20_000)) or {}
+        mlflow_batch, mlflow_single = mlflow.get("batch"), mlflow.get("single")
 
     fmt = lambda v, unit: "not installed" if v is None else f"{v:,.3f} {unit}" if unit == "s" else f"{v:,.0f} {unit}"
     rows = [
@@ -170,7 +197,10 @@ def main() -> None:
          ratio(single, anchor), ">= 0.8x"),
         ("run.log_list batches of 1000 (+flush)", fmt(batched, "pts/s"), f"sqlite executemany {fmt(anchor, 'pts/s')}",
          ratio(batched, anchor), ">= 0.8x"),
-        ("MLflow log_batch (SQLite store)", fmt(mlflow_batch, "pts/s"), "-", ratio(batched, mlflow_batch), "-"),
+        ("MLflow log_batch, SQLite store (ours: log_list)", fmt(mlflow_batch, "pts/s"), "-",
+         ratio(batched, mlflow_batch), "-"),
+        ("MLflow log_metric, SQLite store (ours: log)", fmt(mlflow_single, "pts/s"), "-",
+         ratio(single, mlflow_single), "-"),
     ]
     print_table(f"bench/core.py ({'quick' if args.quick else 'full'}: {n_points:,} points, {repeats} repeats)", rows)
     write_json("core", {
@@ -180,6 +210,7 @@ def main() -> None:
         "log_points_per_s_single": round(single),
         "sqlite_executemany_points_per_s": round(anchor),
         "mlflow_log_batch_points_per_s": None if mlflow_batch is None else round(mlflow_batch),
+        "mlflow_log_metric_points_per_s": None if mlflow_single is None else round(mlflow_single),
         "anchors": {"import_azure_ai_ml_s": azure_ai_ml, "import_mlflow_s": mlflow_import,
                     "python_cell_first_line_s": round(plain, 4), "submitted_first_line_s": round(ours, 4)},
     }, args.json)
