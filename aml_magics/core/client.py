@@ -143,7 +143,9 @@ class RunOperations(_Operations):
             raise InvalidInput("--limit must be at least 1")
         infos, total = self._backend.list_runs(experiment=experiment, status=status, parent_run_id=parent_run_id,
                                                limit=limit, offset=offset)
-        return RunList([self.handle(i.run_id, i.experiment) for i in infos], infos, total)
+        query = {"experiment": experiment, "status": status, "limit": limit, "offset": offset,
+                 "parent_run_id": parent_run_id}
+        return RunList([self.handle(i.run_id, i.experiment) for i in infos], infos, total, query)
 
     def children(self, run_id: str, recursive: bool = False) -> RunList:
         run_id = self.resolve_id(run_id)
@@ -171,6 +173,14 @@ class RunOperations(_Operations):
     def metric_series(self, run_id: str, name: str, since: int = 0):
         """New points ``[(step, ts, value)]`` of a scalar series after cursor ``since``, and the next cursor."""
         return self._backend.metric_series(run_id, name, since)
+
+    def version(self, run_id: str) -> tuple:
+        """A stamp that changes whenever the run's status, metrics, tags, children or log change."""
+        return self._backend.run_version(run_id)
+
+    def metric_names(self, run_id: str) -> list[str]:
+        """Names of the run's scalar series, in the order they were first logged."""
+        return self._backend.metric_names(run_id)
 
     def get_logs(self, run_id: str, tail: int | None = None) -> str:
         text, _ = self._backend.read_log(self.resolve_id(run_id), 0)

@@ -113,10 +113,12 @@ class RunInfo(_Reprs):
 class RunList(list, _Reprs):
     """Runs as a list of ``Run`` handles, shown as a table (``.to_pandas()`` for a DataFrame)."""
 
-    def __init__(self, runs: Iterable["Run"] = (), infos: Iterable[RunInfo] = (), total: int | None = None):
+    def __init__(self, runs: Iterable["Run"] = (), infos: Iterable[RunInfo] = (), total: int | None = None,
+                 query: dict[str, Any] | None = None):
         super().__init__(runs)
         self.infos = list(infos)
         self.total = total if total is not None else len(self)
+        self.query = query or {}  # the filters that produced the list (dashboards page through them)
 
     HEADERS = ("run", "experiment", "status", "created", "duration", "metrics")
 

@@ -30,11 +30,17 @@ def load_ipython_extension(ipython) -> None:
     if magics not in ipython.configurables:
         ipython.configurables.append(magics)  # so `%config AmlMagics.x = …` reaches it
     _registered.append(magics)
+    from .display import register
+
+    register(ipython, magics)
     for key in ("%aml", "%%aml"):
         ipython.set_hook("complete_command", _complete, str_key=key)
 
 
 def unload_ipython_extension(ipython) -> None:
+    from .display import unregister
+
+    unregister(ipython)
     for magics in _registered:
         if magics in ipython.configurables:
             ipython.configurables.remove(magics)

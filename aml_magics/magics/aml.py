@@ -15,6 +15,7 @@ from ..core.client import Client
 from ..core.errors import AmlError
 from ..core.types import RunSubmission
 from . import parser as cli
+from .display import in_kernel as _in_kernel
 
 CELL_FILE = "__aml_cell__.py"
 _PARSER = cli.build_parser()
@@ -29,6 +30,8 @@ class AmlMagics(Magics):
     default_compute = Unicode("local", help="compute target for runs without -c").tag(config=True)
     snapshot_max_mb = Int(100, help="refuse snapshots larger than this many MB").tag(config=True)
     stream_output = Bool(True, help="with --wait, stream the run's output into the cell").tag(config=True)
+    dashboards = Bool(True, help="show runs, run lists and the workspace as live dashboards in notebooks").tag(
+        config=True)
 
     def __init__(self, shell=None, **kwargs):
         super().__init__(shell=shell, **kwargs)
@@ -155,7 +158,25 @@ class AmlMagics(Magics):
                                      offset=args.offset)
 
     def _cmd_show(self, args):
-        return self.client.runs.get(args.run)
+        run_id = self.client.runs.resolve_id(args.run)
+        if args.static:
+            from ..widgets.static import StaticRunView
+
+            files = self.client.runs.list_files(run_id)
+            return StaticRunView(self.client.runs.get(run_id), self.client.runs.get_metrics(run_id),
+                                 self.client.runs.get_logs(run_id, tail=30), files)
+        if self.dashboards and _in_kernel(self.shell):
+            from ..widgets.run_details import RunDetails
+
+            return RunDetails(run_id, self.client)
+        return self.client.runs.get(run_id)
+
+    def _cmd_compare(self, args):
+        if len(args.runs) < 2:
+            raise UsageError("give at least two runs: %aml compare RUN1 RUN2 [RUN3 …]")
+        from ..widgets.runs import RunComparison
+
+        return RunComparison(args.runs, self.client, metric=args.metric, live=_in_kernel(self.shell))
 
     def _cmd_metrics(self, args):
         return self.client.runs.metrics_view(args.run)

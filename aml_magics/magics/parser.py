@@ -19,7 +19,8 @@ OVERVIEW = """\
   %aml run SCRIPT [options] [-- ARGS]   submit a script as a run
   %aml submit [NOTEBOOK] [-p NAME=VALUE ...] [options]   run a whole notebook headless
   %aml runs [-e EXP] [--status S] [--limit N]            run history
-  %aml show RUN · %aml logs RUN [--follow] · %aml metrics RUN · %aml cancel RUN
+  %aml show RUN [--static] · %aml logs RUN [--follow] · %aml metrics RUN · %aml cancel RUN
+  %aml compare RUN1 RUN2 [...] [--metric M]              metrics overlaid, params side by side
   %aml experiments · %aml compute [create NAME --max-concurrent N]
   %aml datastore upload SRC [--target PATH] · ls [PATH] · download PATH [--target DIR]
   %aml workspace [use PATH] · %aml help SUBCOMMAND
@@ -81,10 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50, help="at most this many runs (default 50)")
     p.add_argument("--offset", type=int, default=0, help="skip this many (paging)")
 
-    for name, text in (("show", "a run's summary"), ("metrics", "a run's metrics with their latest values"),
+    p = sub.add_parser("show", help="a run's live dashboard (its summary outside notebooks)", add_help=False)
+    p.add_argument("run", help="run id, a unique part of one, or 'last'")
+    p.add_argument("--static", action="store_true", help="only the static summary (renders without a kernel)")
+
+    for name, text in (("metrics", "a run's metrics with their latest values"),
                        ("cancel", "stop a run (its whole process group) and mark it Canceled")):
         p = sub.add_parser(name, help=text, add_help=False)
         p.add_argument("run", help="run id, a unique part of one, or 'last'")
+
+    p = sub.add_parser("compare", help="runs side by side: a metric overlaid, params and metrics diffed",
+                       add_help=False)
+    p.add_argument("runs", nargs="+", metavar="RUN", help="two or more runs")
+    p.add_argument("--metric", help="the metric to overlay (default: the first one logged)")
 
     p = sub.add_parser("logs", help="a run's output (stdout and stderr)", add_help=False)
     p.add_argument("run", help="run id, a unique part of one, or 'last'")

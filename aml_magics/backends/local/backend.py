@@ -271,6 +271,28 @@ class LocalBackend(Backend):
         steps, stamps, values, cursor = self.store.series(key[0], since)
         return list(zip(steps, stamps, values)), cursor
 
+    def run_version(self, run_id: str) -> tuple:
+        """A cheap stamp that changes whenever anything a dashboard shows of the run changes."""
+        row = self.store.query_one(
+            """SELECT r.status, r.ended,
+                 (SELECT COALESCE(SUM(c.n), 0) FROM metric_keys k JOIN metric_chunks c ON c.key_id=k.id WHERE k.run=r.id),
+                 (SELECT COUNT(*) FROM metric_keys k JOIN metric_records m ON m.key_id=k.id WHERE k.run=r.id),
+                 (SELECT COUNT(*) FROM status_history h WHERE h.run IN (SELECT id FROM runs WHERE parent_id=r.id)),
+                 (SELECT COUNT(*) FROM run_tags t WHERE t.run=r.id), (SELECT COUNT(*) FROM run_params p WHERE p.run=r.id)
+               FROM runs r WHERE r.run_id=?""",
+            (run_id,),
+        )
+        if row is None:
+            raise NotFound(f"run {run_id!r} not found")
+        try:
+            log_size = (layout.run_dir(self.path, run_id) / "logs" / layout.LOG_NAME).stat().st_size
+        except OSError:
+            log_size = 0
+        return (*tuple(row), log_size)
+
+    def metric_names(self, run_id: str) -> list[str]:
+        return [k["name"] for k in self.store.metric_keys(run_id) if k["kind"] == "scalar"]
+
     def read_log(self, run_id: str, offset: int = 0) -> tuple[str, int]:
         self._row(run_id)
         path = layout.run_dir(self.path, run_id) / "logs" / layout.LOG_NAME

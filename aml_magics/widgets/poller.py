@@ -1,0 +1,95 @@
+"""One poller per kernel, shared by every open dashboard.
+
+A single daemon thread asks each registered dashboard to ``poll()``. It polls fast while
+something changes and backs off when nothing does (the ``@lumino/polling`` ``Poll`` pattern):
+the interval grows from ``FAST`` to ``SLOW_ACTIVE`` while a run is active — so a logged value
+still shows within a second — and to ``SLOW_IDLE`` when only queued runs are watched. A
+dashboard whose run reached its final state and has shown it leaves; the thread ends when
+nobody is left, and starts again with the next dashboard. The kernel is never blocked.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Protocol
+
+FAST = 0.2
+SLOW_ACTIVE = 0.6
+SLOW_IDLE = 2.0
+
+
+class Pollable(Protocol):
+    def poll(self) -> str:
+        """'changed', 'idle' (nothing new), 'waiting' (nothing can change soon) or 'done' (stop polling me)."""
+
+
+class Poller:
+    def __init__(self) -> None:
+        self._members: list[Pollable] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.interval = FAST
+        self.polls = 0  # how many poll rounds ran (tests and benchmarks read it)
+
+    def register(self, member: Pollable) -> None:
+        with self._lock:
+            if member not in self._members:
+                self._members.append(member)
+            self.interval = FAST
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="aml-dashboard-poller", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def unregister(self, member: Pollable) -> None:
+        with self._lock:
+            if member in self._members:
+                self._members.remove(member)
+
+    @property
+    def members(self) -> list[Pollable]:
+        with self._lock:
+            return list(self._members)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while True:
+            members = self.members
+            if not members:
+                with self._lock:
+                    if not self._members:
+                        self._thread = None
+                        return
+                continue
+            results = []
+            for m in members:
+                try:
+                    result = m.poll()
+                except Exception as exc:  # a broken dashboard must not stop the others
+                    print(f"aml-magics dashboard stopped updating: {exc}", file=sys.stderr)
+                    result = "done"
+                if result == "done":
+                    self.unregister(m)
+                results.append(result)
+            self.polls += 1
+            if "changed" in results:
+                self.interval = FAST
+            else:
+                cap = SLOW_ACTIVE if "idle" in results else SLOW_IDLE
+                self.interval = min(self.interval * 1.5, cap)
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+
+_poller: Poller | None = None
+
+
+def shared_poller() -> Poller:
+    global _poller
+    if _poller is None:
+        _poller = Poller()
+    return _poller

@@ -1,0 +1,332 @@
+"""``RunDetails``: the live dashboard of one run (Azure ML's widget name, made live and portable)."""
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as w
+
+from ..core import render as r
+from ..core.client import Client
+from ..core.errors import AmlError
+from ..core.types import TERMINAL_STATES, RunInfo
+from .components import DataTable, MetricChart
+from .poller import shared_poller
+from .static import metrics_rows, run_summary_html
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..runtime.run import Run
+
+LOG_LINES = 200
+MAX_PANELS = 6
+
+
+class Dashboard:
+    """Shared plumbing: display with a display id, a static fallback, the shared poller."""
+
+    widget: w.Widget
+
+    def __init__(self) -> None:
+        self.display_id = f"aml-{uuid.uuid4().hex[:12]}"
+        self._displayed = False
+        self._closed = False
+
+    def static_html(self) -> str:  # pragma: no cover - overridden
+        return ""
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
+        bundle["text/html"] = self.static_html()
+        bundle["text/plain"] = repr(self)
+        return bundle
+
+    def _ipython_display_(self) -> None:
+        self.show()
+
+    def show(self) -> "Dashboard":
+        from IPython.display import display
+
+        display(self._repr_mimebundle_(), raw=True, display_id=self.display_id)
+        self._displayed = True
+        return self
+
+    def refresh_static(self) -> None:
+        """Rewrite the displayed output so that a saved notebook keeps the final state."""
+        if self._displayed:
+            from IPython.display import update_display
+
+            update_display(self._repr_mimebundle_(), raw=True, display_id=self.display_id)
+
+    def start(self) -> None:
+        shared_poller().register(self)
+
+    def close(self) -> None:
+        """Stop updating and close the widgets."""
+        self._closed = True
+        shared_poller().unregister(self)
+        self.widget.close_all() if hasattr(self.widget, "close_all") else self.widget.close()
+
+    def poll(self) -> str:  # pragma: no cover - overridden
+        return "done"
+
+
+class RunDetails(Dashboard):
+    """The live dashboard of a run: status, charts, metrics, params and tags, log, outputs, children.
+
+    ``RunDetails(run).show()`` — or just display a run in a notebook once the extension is loaded.
+    """
+
+    def __init__(self, run: "Run | str", client: Client | None = None, *, live: bool = True):
+        super().__init__()
+        self.client = client or getattr(run, "client", None) or Client.shared()
+        self.run_id = self.client.runs.resolve_id(run if isinstance(run, str) else run.id)
+        self.live = live
+        self._version: tuple | None = None
+        self._cursors: dict[str, int] = {}
+        self._log_offset = 0
+        self._log_text = ""
+        self._last_tick = 0.0
+        self.opened_child: RunDetails | None = None
+        self.info: RunInfo = self.client.runs.get(self.run_id)
+        self._build()
+        self.update(force=True)
+        if live and not self.info.is_terminal:
+            self.start()
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.header = w.HTML()
+        self.refresh_button = w.Button(description="Refresh", icon="refresh", layout=w.Layout(width="auto"))
+        self.cancel_button = w.Button(description="Cancel", icon="stop", button_style="danger",
+                                      layout=w.Layout(width="auto"))
+        self.register_button = w.Button(description="Register model", icon="archive",
+                                        layout=w.Layout(width="auto", display="none"))
+        self.message = w.HTML()
+        self.refresh_button.on_click(lambda _: self.update(force=True))
+        self.cancel_button.on_click(lambda _: self._cancel())
+        self.metric_picker = w.SelectMultiple(options=[], rows=4, description="metrics",
+                                              layout=w.Layout(width="260px"))
+        self.x_toggle = w.ToggleButtons(options=[("step", "step"), ("time", "time")], value="step",
+                                        style={"button_width": "56px"})
+        self.chart = MetricChart()
+        w.link((self.x_toggle, "value"), (self.chart, "x_mode"))
+        self.metric_picker.observe(lambda _: self._sync_panels(), names="value")
+        self.latest = w.HTML()
+        self.props = w.HTML()
+        self.files = w.HTML()
+        self.log = w.HTML()
+        self.children_table = DataTable(on_open=self._open_child)
+        self.children_chart = MetricChart(kind="parcoords", height=220)
+        self.children_box = w.VBox([w.HTML("<b>Child runs</b>"), self.children_table, self.children_chart],
+                                   layout=w.Layout(display="none"))
+        self.child_view = w.Output()
+        details = w.Accordion(children=[self.log, self.files, self.props])
+        for i, title in enumerate(("Log", "Outputs", "Params and tags")):
+            details.set_title(i, title)
+        details.selected_index = 0
+        self.widget = w.VBox([
+            self.header,
+            w.HBox([self.refresh_button, self.cancel_button, self.register_button, self.message]),
+            w.HBox([self.metric_picker, self.x_toggle]),
+            self.chart,
+            self.latest,
+            self.children_box,
+            self.child_view,
+            details,
+        ], layout=w.Layout(width="100%"))
+        self.widget.add_class("aml-run-details")
+
+    def _sync_panels(self) -> None:
+        self.chart.set_panels([(name, name) for name in self.metric_picker.value])
+
+    # -- data -----------------------------------------------------------------------------------
+
+    def poll(self) -> str:
+        if self._closed:
+            return "done"
+        try:
+            version = self.client.runs.version(self.run_id)
+        except AmlError:
+            return "done"
+        changed = version != self._version
+        if changed:
+            self.update()
+        elif self.info.status in ("Running", "Starting", "Finalizing") and time.time() - self._last_tick >= 1.0:
+            self._render_header()  # the duration ticks
+        if self.info.is_terminal and not changed:
+            self.refresh_static()
+            return "done"
+        if changed:
+            return "changed"
+        return "idle" if self.info.status in ("Running", "Starting", "Finalizing") else "waiting"
+
+    def update(self, force: bool = False) -> None:
+        """Fetch what changed and update every part (only new points go to the chart)."""
+        version = self.client.runs.version(self.run_id)
+        self.info = self.client.runs.get(self.run_id)
+        names = self.client.runs.metric_names(self.run_id)
+        for name in names:
+            points, cursor = self.client.runs.metric_series(self.run_id, name, self._cursors.get(name, 0))
+            self._cursors[name] = cursor
+            self.chart.feed(name, self.info.display_name or "value", points)
+        if list(self.metric_picker.options) != names:
+            chosen = [n for n in self.metric_picker.value if n in names] or names[:MAX_PANELS]
+            self.metric_picker.options = names
+            self.metric_picker.value = tuple(chosen)
+        self._sync_panels()
+        self.chart.push()
+        self._render_header()
+        self._render_latest()
+        self._render_props()
+        self._render_log()
+        if force or self.info.is_terminal or self._version is None or version[0] != self._version[0]:
+            self._render_files()
+        self._render_children()
+        self._version = version
+
+    def _render_header(self) -> None:
+        i = self.info
+        bits = [r.badge(i.status), f"<b>{r.esc(i.display_name or i.run_id)}</b>",
+                f"experiment <b>{r.esc(i.experiment)}</b>"]
+        if i.compute:
+            bits.append(f"compute <b>{r.esc(i.compute)}</b>")
+        if i.started:
+            bits.append(f"started {r.esc(r.fmt_time(i.started))}")
+        if i.ended:
+            bits.append(f"ended {r.esc(r.fmt_time(i.ended))}")
+        if i.duration is not None:
+            bits.append(f"duration <b>{r.esc(r.fmt_duration(i.duration))}</b>")
+        html = " · ".join(bits) + f"<br><code style='font-size:0.85em'>{r.esc(i.run_id)}</code>"
+        if i.status == "Failed" and i.error:
+            html += f"<pre style='color:#c62828;white-space:pre-wrap;margin:4px 0'>{r.esc(i.error[-1500:])}</pre>"
+        self.header.value = html
+        self.cancel_button.layout.display = "none" if i.is_terminal else ""
+        self._last_tick = time.time()
+
+    def _render_latest(self) -> None:
+        rows = []
+        for name, value in self.info.latest_metrics.items():
+            s = next((s for (p, _), s in self.chart._series.items() if p == name), None)
+            if s is not None and len(s):
+                finite = [v for v in s.values if v == v]
+                rows.append((name, r.fmt_value(value), r.fmt_value(min(finite)) if finite else "",
+                             r.fmt_value(max(finite)) if finite else "", len(s)))
+            else:
+                rows.append((name, r.fmt_value(value), "", "", 1))
+        self.latest.value = r.html_table(("metric", "latest", "min", "max", "points"), rows) if rows \
+            else "<i>No metrics yet.</i>"
+
+    def _render_props(self) -> None:
+        rows = [("param", k, v) for k, v in self.info.params.items()] + [("tag", k, v) for k, v in self.info.tags.items()]
+        args = self.info.spec.get("args") or []
+        if args:
+            rows.append(("arguments", "", " ".join(map(str, args))))
+        self.props.value = r.html_table(("kind", "name", "value"), rows) if rows else "<i>No params or tags.</i>"
+
+    def _render_log(self) -> None:
+        text, self._log_offset = self.client.runs.read_log(self.run_id, self._log_offset)
+        if not text and self.log.value:
+            return
+        if text:
+            self._log_text = "".join((self._log_text + text).splitlines(keepends=True)[-LOG_LINES:])
+        body = r.esc(self._log_text) or "<i>(no output yet)</i>"
+        self.log.value = f"<pre class='aml-log' style='max-height:22em;overflow:auto;margin:0'>{body}</pre>"
+
+    def _render_files(self) -> None:
+        try:
+            names = self.client.runs.list_files(self.run_id)
+        except AmlError:
+            names = []
+        if not names:
+            self.files.value = "<i>No files yet.</i>"
+            return
+        items = "".join(f"<li><code>{r.esc(n)}</code></li>" for n in names[:200])
+        self.files.value = (f"<ul style='margin:0'>{items}</ul><small>Get one with "
+                            f"<code>run.download_file(NAME, PATH)</code>.</small>")
+        self._files = names
+
+    def _render_children(self) -> None:
+        children = self.client.runs.list(parent_run_id=self.run_id, limit=None)
+        if not children.infos:
+            return
+        self.children_box.layout.display = ""
+        infos = children.infos
+        metric_names = sorted({k for i in infos for k, v in i.latest_metrics.items() if isinstance(v, (int, float))})
+        param_names = sorted({k for i in infos for k in i.params})
+        primary = self.info.spec.get("primary_metric") or (metric_names[0] if metric_names else None)
+        goal = self.info.spec.get("goal", "max")
+        cols = [{"key": "name", "label": "run"}, {"key": "status", "label": "status"},
+                {"key": "duration", "label": "duration s", "numeric": True}]
+        cols += [{"key": f"p.{k}", "label": k} for k in param_names]
+        cols += [{"key": f"m.{k}", "label": k, "numeric": True} for k in metric_names]
+        rows, best, best_value = [], "", None
+        for i in infos:
+            row = {"_id": i.run_id, "name": i.display_name or i.run_id, "status": i.status,
+                   "duration": round(i.duration, 1) if i.duration is not None else None}
+            row.update({f"p.{k}": _number_or_text(v) for k, v in i.params.items()})
+            row.update({f"m.{k}": v for k, v in i.latest_metrics.items() if isinstance(v, (int, float))})
+            rows.append(row)
+            v = i.latest_metrics.get(primary) if primary else None
+            if isinstance(v, (int, float)) and v == v and (best_value is None or (v > best_value if goal == "max" else v < best_value)):
+                best, best_value = i.run_id, v
+        self.children_table.columns = cols
+        self.children_table.rows = rows
+        self.children_table.total = len(rows)
+        self.children_table.highlight = best
+        if primary and not self.children_table.sort:
+            self.children_table.sort = {"key": f"m.{primary}", "desc": goal == "max"}
+        if param_names and primary:
+            dims = [{"name": k, "values": [_as_float(i.params.get(k)) for i in infos]} for k in param_names]
+            dims.append({"name": primary, "values": [_as_float(i.latest_metrics.get(primary)) for i in infos]})
+            self.children_chart.parcoords = {"dims": dims, "color": dims[-1]["values"]}
+        else:
+            self.children_chart.layout.display = "none"
+
+    def _open_child(self, run_id: str) -> None:
+        if self.opened_child is not None:
+            self.opened_child.close()
+        self.child_view.clear_output()
+        self.opened_child = RunDetails(run_id, self.client)
+        with self.child_view:
+            self.opened_child.show()
+
+    def _cancel(self) -> None:
+        try:
+            self.client.runs.cancel(self.run_id)
+            self.message.value = "<i>cancel requested…</i>"
+        except AmlError as exc:
+            self.message.value = f"<span style='color:#c62828'>{r.esc(exc)}</span>"
+        self.update(force=True)
+
+    # -- static -----------------------------------------------------------------------------------
+
+    def static_html(self) -> str:
+        metrics = {}
+        for (panel, _), s in self.chart._series.items():
+            metrics[panel] = list(s.values) if len(s) != 1 else s.values[0]
+        for name, value in self.info.latest_metrics.items():
+            metrics.setdefault(name, value)
+        log_tail = "".join(self._log_text.splitlines(keepends=True)[-30:])
+        return run_summary_html(self.info, metrics, log_tail, getattr(self, "_files", []))
+
+    def __repr__(self) -> str:
+        rows = metrics_rows({k: v for k, v in self.info.latest_metrics.items()})
+        text = repr(self.info)
+        if rows:
+            text += "\n" + r.text_table(("metric", "latest", "min", "max", "points"), rows)
+        return text
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if f == f else None
+
+
+def _number_or_text(value: Any) -> Any:
+    f = _as_float(value)
+    return f if f is not None and str(value).strip() not in ("", "True", "False") else value

@@ -1,0 +1,101 @@
+// aml-magics data table: sortable columns, a filter box, row selection and paging. Row clicks and
+// page requests go to the kernel as messages; the kernel answers by setting `rows`.
+
+function cmp(a, b) {
+  if (a === b) return 0;
+  if (a === null || a === undefined || a === "") return 1;
+  if (b === null || b === undefined || b === "") return -1;
+  if (typeof a === "number" && typeof b === "number") return a - b;
+  return String(a).localeCompare(String(b), undefined, { numeric: true });
+}
+
+function cell(row, col) {
+  const v = row[col.key];
+  if (v === null || v === undefined) return "";
+  if (typeof v === "number" && !Number.isInteger(v)) return +v.toPrecision(5) + "";
+  return String(v);
+}
+
+export default {
+  render({ model, el }) {
+    const root = document.createElement("div");
+    root.className = "aml-table";
+    const bar = document.createElement("div");
+    bar.className = "aml-table-bar";
+    const filter = document.createElement("input");
+    filter.type = "search"; filter.placeholder = "filter…"; filter.className = "aml-table-filter";
+    const info = document.createElement("span");
+    info.className = "aml-table-info";
+    const prev = document.createElement("button"); prev.textContent = "‹"; prev.title = "previous page";
+    const next = document.createElement("button"); next.textContent = "›"; next.title = "next page";
+    bar.append(filter, info, prev, next);
+    const table = document.createElement("table");
+    root.append(bar, table);
+    el.append(root);
+
+    const draw = () => {
+      const cols = model.get("columns") || [];
+      const sort = model.get("sort") || {};
+      const selectable = model.get("selectable");
+      const selected = new Set(model.get("selected") || []);
+      const highlight = model.get("highlight");
+      const q = filter.value.trim().toLowerCase();
+      let rows = (model.get("rows") || []).slice();
+      if (q) rows = rows.filter((r) => cols.some((c) => cell(r, c).toLowerCase().includes(q)));
+      if (sort.key) {
+        rows.sort((a, b) => cmp(a[sort.key], b[sort.key]));
+        if (sort.desc) rows.reverse();
+      }
+      const head = document.createElement("thead");
+      const hr = document.createElement("tr");
+      if (selectable) hr.append(document.createElement("th"));
+      for (const c of cols) {
+        const th = document.createElement("th");
+        th.textContent = c.label + (sort.key === c.key ? (sort.desc ? " ▼" : " ▲") : "");
+        th.title = "sort by " + c.label;
+        th.onclick = () => model.set("sort", { key: c.key, desc: sort.key === c.key ? !sort.desc : !!c.numeric }) || model.save_changes();
+        hr.append(th);
+      }
+      head.append(hr);
+      const body = document.createElement("tbody");
+      for (const r of rows) {
+        const tr = document.createElement("tr");
+        tr.dataset.id = r._id;
+        if (r._id === highlight) tr.className = "aml-best";
+        if (selectable) {
+          const td = document.createElement("td");
+          const box = document.createElement("input");
+          box.type = "checkbox"; box.checked = selected.has(r._id);
+          box.onclick = (e) => {
+            e.stopPropagation();
+            const now = new Set(model.get("selected") || []);
+            box.checked ? now.add(r._id) : now.delete(r._id);
+            model.set("selected", [...now]); model.save_changes();
+          };
+          td.append(box); tr.append(td);
+        }
+        for (const c of cols) {
+          const td = document.createElement("td");
+          if (c.key === "status") { td.innerHTML = `<span class="aml-status aml-status-${cell(r, c)}">${cell(r, c)}</span>`; }
+          else td.textContent = cell(r, c);
+          if (c.numeric) td.className = "aml-num";
+          tr.append(td);
+        }
+        tr.onclick = () => model.send({ type: "open", id: r._id });
+        body.append(tr);
+      }
+      table.replaceChildren(head, body);
+      const total = model.get("total"), offset = model.get("offset"), n = (model.get("rows") || []).length;
+      info.textContent = total > n ? `${offset + 1}–${offset + n} of ${total}` : `${n} row${n === 1 ? "" : "s"}`;
+      prev.disabled = offset <= 0; next.disabled = offset + n >= total;
+      root.dataset.rows = String(rows.length);
+    };
+    prev.onclick = () => model.send({ type: "page", offset: Math.max(0, model.get("offset") - model.get("limit")) });
+    next.onclick = () => model.send({ type: "page", offset: model.get("offset") + model.get("limit") });
+    filter.oninput = draw;
+    const names = ["rows", "columns", "sort", "selected", "total", "offset", "highlight"];
+    for (const n of names) model.on("change:" + n, draw);
+    draw();
+    return () => { for (const n of names) model.off("change:" + n, draw); };
+  },
+};

@@ -1,0 +1,186 @@
+"""Dashboards driven in a real kernel: widget state after a run logs, the shared poller, static fallbacks."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tests.kernel import Kernel
+
+pytestmark = pytest.mark.slow
+
+SLOW_RUN = (
+    "%%aml run -e dash --name slow\n"
+    "import time\nfrom aml_magics import Run\nrun = Run.get_context()\nrun.log_param('lr', 0.1)\n"
+    "for i in range(60):\n    run.log('loss', 1.0 / (i + 1))\n    run.log('acc', i / 60)\n    time.sleep(0.05)\n"
+    "print('finished')\n"
+)
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    base = tmp_path_factory.mktemp("dash")
+    (base / "project").mkdir()
+    yield base
+    from tests.conftest import kill_workspace_processes
+
+    kill_workspace_processes(base / "ws")
+
+
+@pytest.fixture(scope="module")
+def kernel(ws):
+    env = dict(os.environ, AML_MAGICS_WORKSPACE=str(ws / "ws"))
+    k = Kernel(env, str(ws / "project"))
+    out = k.run("%load_ext aml_magics\nfrom aml_magics.widgets.poller import shared_poller\n"
+                "from aml_magics.widgets import RunDetails, RunHistory, RunComparison\nimport time")
+    assert out["error"] is None, out["error"]
+    yield k
+    k.kill()
+
+
+def test_cell_run_displays_a_live_run_details(kernel):
+    out = kernel.run(SLOW_RUN)
+    assert out["error"] is None, out["error"]
+    [bundle] = out["outputs"]
+    assert "application/vnd.jupyter.widget-view+json" in bundle["data"]
+    assert "text/html" in bundle["data"] and "dash" in bundle["data"]["text/html"]
+    assert bundle["transient"]["display_id"].startswith("aml-")  # updatable: the saved notebook gets the final state
+    kernel.run("d = [m for m in shared_poller().members if isinstance(m, RunDetails)][-1]")
+    counts = []
+    for _ in range(12):
+        counts.append(kernel.value("len(d.chart.series('loss', 'slow'))"))
+        time.sleep(0.25)
+    assert counts == sorted(counts) and counts[-1] > counts[0]  # points arrived while the run was logging
+    assert any(0 < c < 60 for c in counts)  # …and were seen mid-run, not only at the end
+    kernel.run("d.client.runs.wait(d.run_id)\ntime.sleep(1.5)")
+    state = kernel.value(
+        "{'points': len(d.chart.series('loss', 'slow')), 'status': d.info.status, "
+        "'panels': [p['id'] for p in d.chart.panels], 'latest': d.latest.value, 'log': d.log.value, "
+        "'props': d.props.value, 'files': d.files.value, 'members': len(shared_poller().members), "
+        "'cancel_hidden': d.cancel_button.layout.display}"
+    )
+    assert state["points"] == 60 and state["status"] == "Completed"
+    assert state["panels"] == ["loss", "acc"]
+    assert "loss" in state["latest"] and "0.0166667" in state["latest"]
+    assert "finished" in state["log"] and "lr" in state["props"] and "logs/std_log.txt" in state["files"]
+    assert state["members"] == 0  # the poller let go of the finished run
+    assert state["cancel_hidden"] == "none"
+
+
+def test_metric_reaches_widget_state_within_a_second(kernel, ws):
+    gate = ws / "project" / "gate"
+    out = kernel.run(
+        "%%aml run -e latency --name lat\n"
+        "import os, time\nfrom aml_magics import Run\nrun = Run.get_context()\n"
+        f"for i in range(5):\n    while not os.path.exists({str(gate)!r} + str(i)):\n        time.sleep(0.01)\n"
+        "    run.log('t', time.time())\n"
+    )
+    assert out["error"] is None
+    kernel.run("d = [m for m in shared_poller().members if isinstance(m, RunDetails)][-1]\n"
+               "def seen_at(series, n, timeout=5):\n"
+               "    t0 = time.time()\n"
+               "    while len(series) <= n and time.time() - t0 < timeout:\n"
+               "        time.sleep(0.01)\n"
+               "    return time.time() if len(series) > n else None\n")
+    delays = []
+    for i in range(5):
+        time.sleep(0.7)  # let the poller back off: the worst case
+        started = time.time()
+        (gate.parent / f"gate{i}").write_text("go")
+        seen = kernel.value(f"seen_at(d.chart.series('t', 'lat'), {i})")
+        assert seen is not None, "the metric never reached the widget"
+        delays.append(seen - started)
+    assert max(delays) < 1.0, delays
+
+
+def test_many_dashboards_share_one_poller_and_close_stops_work(kernel):
+    kernel.run("%%aml run -e dash --name a\nimport time\ntime.sleep(3)\n")
+    kernel.run("%%aml run -e dash --name b\nimport time\ntime.sleep(3)\n")
+    kernel.run("extra = RunDetails('last')\nextra.show()")
+    state = kernel.value(
+        "{'members': len(shared_poller().members), 'threads': sum(t.name == 'aml-dashboard-poller' "
+        "for t in __import__('threading').enumerate())}"
+    )
+    assert state["members"] >= 3 and state["threads"] == 1
+    kernel.run("p = shared_poller(); target = p.members[-1]; n = len(p.members); target.close()")
+    assert kernel.value("len(p.members) == n - 1 and target not in p.members")
+    kernel.run("import time\nwhile shared_poller().members: time.sleep(0.1)\ntime.sleep(0.5)")
+    assert kernel.value("shared_poller().running") is False
+
+
+def test_polling_backs_off_when_nothing_changes(kernel):
+    kernel.run("%%aml run -e dash --name quiet\nimport time\ntime.sleep(4)\n")
+    kernel.run("time.sleep(3)")
+    interval = kernel.value("shared_poller().interval")
+    assert interval >= 0.45  # from 0.2 s towards the cap while the run is silent
+    assert interval <= 0.6  # but not beyond it while a run is active: new values still show within 1 s
+
+
+def test_run_history_pages_opens_and_compares(kernel):
+    kernel.run("for i in range(3):\n    get_ipython().run_cell_magic('aml', f'run -e hist --name h{i} --wait', "
+               "f'from aml_magics import Run\\nr = Run.get_context()\\nr.log_param(\"reg\", {i})\\n"
+               "for s in range(5): r.log(\"score\", s * {i})\\n')")
+    out = kernel.run("h = RunHistory(experiment='hist', limit=2)\nh.show()")
+    assert out["error"] is None, out["error"]
+    state = kernel.value("{'rows': [r['name'] for r in h.table.rows], 'total': h.table.total, "
+                         "'cols': [c['key'] for c in h.table.columns]}")
+    assert state["rows"] == ["h2", "h1"] and state["total"] == 3 and "m.score" in state["cols"]
+    kernel.run("h.goto(2)")
+    assert kernel.value("[r['name'] for r in h.table.rows]") == ["h0"]
+    kernel.run("h.goto(0)\nfirst = h.open_run(h.table.rows[0]['_id'])")
+    assert kernel.value("h.opened.run_id == h.table.rows[0]['_id'] and h.opened.info.status") == "Completed"
+    kernel.run("h.compare([r.id for r in h.runs])")
+    assert kernel.value("type(h.opened).__name__ + str(first._closed)") == "RunComparisonTrue"
+    out = kernel.run("c = RunComparison([r.id for r in h.runs])\nprint(repr(c))")
+    assert "reg" in out["text"] and "score" in out["text"]
+    diff = kernel.value("[(k, n, d) for k, n, v, d in c.diff_rows()]")
+    assert ["param", "reg", True] in diff
+    assert kernel.value("sorted(tr for (p, tr) in c.chart._series)") == ["h1", "h2"]
+
+
+def test_compare_magic_and_static_show(kernel):
+    out = kernel.run("%aml runs -e hist --limit 2")
+    assert out["error"] is None and "widget-view" in json.dumps(out["outputs"])
+    ids = kernel.value("[r.id for r in h.runs]")
+    out = kernel.run(f"%aml compare {ids[0]} {ids[1]} --metric score")
+    assert out["error"] is None and "widget-view" in json.dumps(out["outputs"])
+    out = kernel.run("%aml show last --static")
+    assert out["error"] is None
+    data = out["outputs"][0]["data"]
+    assert "application/vnd.jupyter.widget-view+json" not in data and "<svg" in data["text/html"]
+    out = kernel.run("%aml compare onlyone")
+    assert "UsageError: give at least two runs" in out["text"] and "Traceback" not in out["text"]
+
+
+def test_saved_notebook_keeps_a_static_summary(tmp_path):
+    """JupyterLab saves without widget state by default: viewers then show our text/html fallback."""
+    env_ws = tmp_path / "ws"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext aml_magics"),
+        nbformat.v4.new_code_cell("%%aml run -e static\nimport time\nfrom aml_magics import Run\nrun = Run.get_context()\n"
+                                  "for i in range(20):\n    run.log('loss', 1 / (i + 1))\n    time.sleep(0.02)\n"),
+        nbformat.v4.new_code_cell("run = _\nrun.wait_for_completion()\nimport time\ntime.sleep(2)"),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    old = os.environ.get("AML_MAGICS_WORKSPACE")
+    os.environ["AML_MAGICS_WORKSPACE"] = str(env_ws)
+    try:
+        NotebookClient(nb, timeout=120, kernel_name="python3", store_widget_state=False,
+                       resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        os.environ["AML_MAGICS_WORKSPACE"] = old or ""
+    path = tmp_path / "saved.ipynb"
+    nbformat.write(nb, path)
+    [output] = nb.cells[1].outputs
+    html = output["data"]["text/html"]
+    assert "Completed" in html and "<svg" in html and "loss" in html  # the final state, not "Running"
+    subprocess.run([sys.executable, "-m", "nbconvert", "--to", "html", str(path)], check=True, capture_output=True)
+    page = (tmp_path / "saved.html").read_text()
+    assert "aml-static-run" in page and "Loading widget" not in page and "<svg" in page

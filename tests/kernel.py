@@ -1,0 +1,43 @@
+"""A real Jupyter kernel for tests: start it, run code, read what it printed."""
+from __future__ import annotations
+
+import json
+import time
+
+from jupyter_client.manager import start_new_kernel
+
+
+class Kernel:
+    def __init__(self, env: dict, cwd: str):
+        self.km, self.kc = start_new_kernel(kernel_name="python3", env=env, cwd=cwd)
+
+    def run(self, code: str, timeout: float = 120) -> dict:
+        """Execute ``code``; returns {'text': printed + displayed text, 'error': 'Name: value' or None, 'outputs': [...]}."""
+        msg_id = self.kc.execute(code)
+        text, error, outputs = [], None, []
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                text.append(content["text"])
+            elif kind in ("execute_result", "display_data"):
+                outputs.append(content)
+                text.append(content["data"].get("text/plain", ""))
+            elif kind == "error":
+                error = f"{content['ename']}: {content['evalue']}\n" + "\n".join(content["traceback"])
+            elif kind == "status" and content["execution_state"] == "idle":
+                return {"text": "".join(text), "error": error, "outputs": outputs}
+
+    def value(self, expression: str):
+        """The JSON value of an expression evaluated in the kernel."""
+        out = self.run(f"import json as _j; print(_j.dumps({expression}))")
+        assert out["error"] is None, out["error"]
+        return json.loads(out["text"].strip().splitlines()[-1])
+
+    def kill(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)
+        self.km.cleanup_resources()
