@@ -47,4 +47,4 @@ def write_json(name: str, figures: dict[str, Any], path: str | None) -> None:
 def ratio(a: float | None, b: float | None) -> str:
     if a is None or b is None or b == 0:
         return "n/a"
-    return f"{a / b:.2f}x"
+    return f"{a / b:.3g}x"
