@@ -65,7 +65,7 @@ class Dashboard:
         """Stop updating and close the widgets."""
         self._closed = True
         shared_poller().unregister(self)
-        self.widget.close_all() if hasattr(self.widget, "close_all") else self.widget.close()
+        _close_tree(self.widget)
 
     def poll(self) -> str:  # pragma: no cover - overridden
         return "done"
@@ -317,6 +317,13 @@ class RunDetails(Dashboard):
         if rows:
             text += "\n" + r.text_table(("metric", "latest", "min", "max", "points"), rows)
         return text
+
+
+def _close_tree(widget: w.Widget) -> None:
+    """Close a widget and everything inside it (``Widget.close_all`` would close every widget of the kernel)."""
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    widget.close()
 
 
 def _as_float(value: Any) -> float | None:

@@ -108,8 +108,11 @@ def test_many_dashboards_share_one_poller_and_close_stops_work(kernel):
         "for t in __import__('threading').enumerate())}"
     )
     assert state["members"] >= 3 and state["threads"] == 1
-    kernel.run("p = shared_poller(); target = p.members[-1]; n = len(p.members); target.close()")
+    kernel.run("p = shared_poller(); target = p.members[-1]; n = len(p.members); other = p.members[0]\n"
+               "target.close()")
     assert kernel.value("len(p.members) == n - 1 and target not in p.members")
+    # closing one dashboard closes its own widgets only
+    assert kernel.value("target.widget.comm is None and other.widget.comm is not None")
     kernel.run("import time\nwhile shared_poller().members: time.sleep(0.1)\ntime.sleep(0.5)")
     assert kernel.value("shared_poller().running") is False
 
