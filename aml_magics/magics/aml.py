@@ -154,8 +154,10 @@ class AmlMagics(Magics):
         return run
 
     def _cmd_runs(self, args):
-        return self.client.runs.list(experiment=args.experiment, status=args.status, limit=args.limit,
+        runs = self.client.runs.list(experiment=args.experiment, status=args.status, limit=args.limit,
                                      offset=args.offset)
+        runs.query["metrics"] = args.metrics
+        return runs
 
     def _cmd_show(self, args):
         run_id = self.client.runs.resolve_id(args.run)

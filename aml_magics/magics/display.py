@@ -49,7 +49,7 @@ def register(shell, magics) -> None:
 
         q = runs.query or {}
         RunHistory(magics.client, experiment=q.get("experiment"), status=q.get("status"),
-                   limit=q.get("limit") or 50).show()
+                   limit=q.get("limit") or 50, metric_columns=q.get("metrics")).show()
 
     def show_workspace(info) -> None:
         from ..widgets.runs import WorkspaceOverview

@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", action="append", help="only runs in this state (repeatable)")
     p.add_argument("--limit", type=int, default=50, help="at most this many runs (default 50)")
     p.add_argument("--offset", type=int, default=0, help="skip this many (paging)")
+    p.add_argument("--metric", action="append", dest="metrics", metavar="NAME",
+                   help="a metric column of the run history (repeatable; default: the first few logged)")
 
     p = sub.add_parser("show", help="a run's live dashboard (its summary outside notebooks)", add_help=False)
     p.add_argument("run", help="run id, a unique part of one, or 'last'")

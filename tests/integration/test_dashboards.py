@@ -187,3 +187,25 @@ def test_saved_notebook_keeps_a_static_summary(tmp_path):
     subprocess.run([sys.executable, "-m", "nbconvert", "--to", "html", str(path)], check=True, capture_output=True)
     page = (tmp_path / "saved.html").read_text()
     assert "aml-static-run" in page and "Loading widget" not in page and "<svg" in page
+
+
+def test_parent_run_shows_children_table_and_parallel_coordinates(kernel):
+    out = kernel.run(
+        "%%aml run -e sweepish --name parent --wait\n"
+        "from aml_magics import Run\nparent = Run.get_context()\n"
+        "for c in [0.1, 1.0, 10.0]:\n    child = parent.child_run(f'C={c}')\n    child.log_param('C', c)\n"
+        "    child.log('accuracy', 0.9 - abs(c - 1.0) / 100)\n    child.complete()\n"
+    )
+    assert out["error"] is None
+    kernel.run("p = RunDetails('last', live=False)")
+    state = kernel.value(
+        "{'rows': sorted(r['name'] for r in p.children_table.rows), 'best': p.children_table.highlight,"
+        " 'best_name': next(r['name'] for r in p.children_table.rows if r['_id'] == p.children_table.highlight),"
+        " 'cols': [c['key'] for c in p.children_table.columns], 'dims': [d['name'] for d in p.children_chart.parcoords['dims']],"
+        " 'shown': p.children_box.layout.display}"
+    )
+    assert state["rows"] == ["C=0.1", "C=1.0", "C=10.0"] and state["best_name"] == "C=1.0"
+    assert "p.C" in state["cols"] and "m.accuracy" in state["cols"]
+    assert state["dims"] == ["C", "accuracy"] and state["shown"] == ""
+    out = kernel.run("%aml runs -e sweepish --metric accuracy")
+    assert out["error"] is None
