@@ -12,6 +12,7 @@ _LAZY = {
     "Client": ("aml_magics.core.client", "Client"),
     "Workspace": ("aml_magics.core.workspace", "Workspace"),
     "Experiment": ("aml_magics.core.workspace", "Experiment"),
+    "Model": ("aml_magics.core.workspace", "Model"),
 }
 
 __all__ = [*_LAZY, "load_ipython_extension", "unload_ipython_extension"]

@@ -22,6 +22,7 @@ from .types import (
     ExperimentInfo,
     Listing,
     MetricsView,
+    ModelInfo,
     RunInfo,
     RunList,
     RunSubmission,
@@ -311,10 +312,67 @@ class DatastoreOperations(_Operations):
 
 
 class ModelOperations(_Operations):
-    """The model registry arrives with its own issue; the group exists so front ends can rely on it."""
+    """The model registry: names with auto-incremented versions, files kept in the workspace."""
 
-    def register(self, *args: Any, **kwargs: Any):
-        raise AmlError("the model registry is not available yet in this version of aml-magics")
+    def register(self, name: str, path: str | os.PathLike, *, run_id: str | None = None,
+                 tags: dict[str, Any] | None = None, properties: dict[str, Any] | None = None,
+                 description: str | None = None) -> ModelInfo:
+        """Register a local file or folder — or, with ``run_id``, a file of that run (``outputs/model.pkl``)."""
+        tags = {k: str(v) for k, v in (tags or {}).items()}
+        properties = {k: str(v) for k, v in (properties or {}).items()}
+        if run_id is not None:
+            return self._backend.register_run_model(self._client.runs.resolve_id(run_id), name, str(path), tags=tags,
+                                                    properties=properties, description=description)
+        return self._backend.register_model(name, Path(path).expanduser(), tags=tags, properties=properties,
+                                            description=description)
+
+    def get(self, name: str, version: int | None = None) -> ModelInfo:
+        name, version = parse_model_ref(name, version)
+        return self._backend.get_model(name, version)
+
+    def list(self, name: str | None = None, tags: dict[str, str] | list[str] | None = None,
+             run_id: str | None = None) -> Listing:
+        models = self._backend.list_models(name=name, run_id=run_id)
+        if tags:
+            wanted = tags if isinstance(tags, dict) else {t: None for t in tags}
+            models = [m for m in models if all(k in m.tags and (v is None or m.tags[k] == str(v))
+                                               for k, v in wanted.items())]
+        return Listing(models, ("name", "version", "framework", "run_id", "tags"), "No models registered yet.",
+                       "Models")
+
+    def add_tags(self, name: str, version: int, tags: dict[str, Any]) -> ModelInfo:
+        return self._backend.add_model_tags(name, version, tags)
+
+    def download(self, name: str, version: int | None = None, target_dir: str | os.PathLike = ".",
+                 exist_ok: bool = False) -> str:
+        import shutil
+
+        model = self.get(name, version)
+        src = Path(model.path)
+        target = Path(target_dir).expanduser() / src.name
+        if target.exists() and not exist_ok:
+            from .errors import Conflict
+
+            raise Conflict(f"{target} exists; pass exist_ok=True to replace it")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, target, dirs_exist_ok=True)
+        else:
+            shutil.copyfile(src, target)
+        return str(target)
+
+
+def parse_model_ref(name: str, version: int | str | None = None) -> tuple[str, int | None]:
+    """``"model:3"`` → ("model", 3); ``"model"`` → ("model", None) (the latest)."""
+    if version is None and ":" in str(name):
+        name, _, text = str(name).rpartition(":")
+        version = text
+    if version is not None and not isinstance(version, int):
+        try:
+            version = int(version)
+        except ValueError:
+            raise InvalidInput(f"model version {version!r} must be a whole number, as in {name}:2") from None
+    return name, version
 
 
 def _check_name(what: str, name: str) -> None:

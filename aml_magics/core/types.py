@@ -295,6 +295,36 @@ class WorkspaceInfo(_Reprs):
 
 
 @dataclass
+class ModelInfo(_Reprs):
+    name: str
+    version: int
+    path: str  # the registered file or folder inside the workspace
+    framework: str | None = None
+    description: str | None = None
+    run_id: str | None = None
+    created: float | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    properties: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def __repr__(self) -> str:
+        bits = [f"Model {self.id}"]
+        if self.framework:
+            bits.append(self.framework)
+        if self.run_id:
+            bits.append(f"from run {self.run_id}")
+        if self.tags:
+            bits.append(", ".join(f"{k}={v}" for k, v in self.tags.items()))
+        return " · ".join(bits)
+
+    def _repr_html_(self) -> str:
+        return f"<b>Model</b> <code>{r.esc(self.id)}</code> · " + r.esc(" · ".join(repr(self).split(" · ")[1:]))
+
+
+@dataclass
 class RunSubmission:
     """Everything a backend needs to start a run of a cell, a script or a notebook."""
 

@@ -90,3 +90,64 @@ class Experiment:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Experiment) and other.name == self.name
+
+
+class Model:
+    """A registered model version, with Azure ML's names: ``Model(ws, name, version=None)``."""
+
+    def __init__(self, workspace: "Workspace | Client", name: str, version: int | None = None):
+        self.workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+        self._client = self.workspace.client
+        self._info = self._client.models.get(name, version)
+
+    @classmethod
+    def _from_info(cls, workspace: "Workspace", info) -> "Model":
+        model = cls.__new__(cls)
+        model.workspace, model._client, model._info = workspace, workspace.client, info
+        return model
+
+    @classmethod
+    def register(cls, workspace: "Workspace", model_path: str, model_name: str, tags: dict | None = None,
+                 properties: dict | None = None, description: str | None = None, **_: object) -> "Model":
+        info = workspace.client.models.register(model_name, model_path, tags=tags, properties=properties,
+                                                description=description)
+        return cls._from_info(workspace, info)
+
+    @classmethod
+    def list(cls, workspace: "Workspace", name: str | None = None, tags: list | dict | None = None) -> list["Model"]:
+        return [cls._from_info(workspace, m) for m in workspace.client.models.list(name=name, tags=tags)]
+
+    @staticmethod
+    def get_model_path(model_name: str, version: int | None = None, _workspace: "Workspace | None" = None) -> str:
+        """Path of a model's file or folder: inside a scoring service the deployed copy, else the registry's."""
+        import json
+
+        deployed = json.loads(os.environ.get("AML_MAGICS_MODEL_PATHS", "{}") or "{}")
+        key = model_name if version is None else f"{model_name}:{version}"
+        for candidate in (key, model_name):
+            if candidate in deployed and (version is None or candidate == key or deployed.get(key) is None):
+                return deployed[candidate]
+        ws = _workspace or Workspace.current()
+        return ws.client.models.get(model_name, version).path
+
+    name = property(lambda self: self._info.name)
+    version = property(lambda self: self._info.version)
+    id = property(lambda self: self._info.id)
+    tags = property(lambda self: dict(self._info.tags))
+    properties = property(lambda self: dict(self._info.properties))
+    framework = property(lambda self: self._info.framework)
+    run_id = property(lambda self: self._info.run_id)
+    description = property(lambda self: self._info.description)
+    path = property(lambda self: self._info.path)
+
+    def download(self, target_dir: str = ".", exist_ok: bool = False) -> str:
+        return self._client.models.download(self.name, self.version, target_dir, exist_ok=exist_ok)
+
+    def add_tags(self, tags: dict) -> None:
+        self._info = self._client.models.add_tags(self.name, self.version, tags)
+
+    def __repr__(self) -> str:
+        return repr(self._info)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return self._info._repr_mimebundle_(include, exclude)

@@ -200,6 +200,22 @@ class AmlMagics(Magics):
         print(text if text else "(no output yet)")
         return None
 
+    # -- models --------------------------------------------------------------------------------------------
+
+    def _cmd_register(self, args):
+        tags = cli.parse_pairs(args.tag, "--tag")
+        if args.local:
+            return self.client.models.register(args.name, args.run, tags=tags, description=args.description)
+        return self.client.models.register(args.name, args.path, run_id=args.run, tags=tags,
+                                           description=args.description)
+
+    def _cmd_models(self, args):
+        tags = {}
+        for item in args.tag:
+            key, sep, value = item.partition("=")
+            tags[key] = value if sep else None
+        return self.client.models.list(name=args.name, tags=tags or None)
+
     # -- workspace, experiments, compute, datastores ---------------------------------------------------
 
     def _cmd_experiments(self, args):

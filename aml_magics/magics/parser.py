@@ -23,6 +23,7 @@ OVERVIEW = """\
   %aml compare RUN1 RUN2 [...] [--metric M]              metrics overlaid, params side by side
   %aml experiments · %aml compute [create NAME --max-concurrent N]
   %aml datastore upload SRC [--target PATH] · ls [PATH] · download PATH [--target DIR]
+  %aml register RUN [outputs/model.pkl] --name NAME [--tag k=v] · %aml models [NAME]
   %aml workspace [use PATH] · %aml help SUBCOMMAND
 
 RUN is a run id, a unique part of one, or `last`. Settings: %config AmlMagics (see `%config AmlMagics`).
@@ -122,6 +123,18 @@ def build_parser() -> argparse.ArgumentParser:
                        add_help=False)
     p.add_argument("action", nargs="?", choices=["show", "use"], default="show")
     p.add_argument("path", nargs="?", help="folder of a local workspace (created when missing)")
+
+    p = sub.add_parser("register", help="register a file or folder of a run as a model version", add_help=False)
+    p.add_argument("run", help="the run (id, a unique part, or 'last'); or a local path with --local")
+    p.add_argument("path", nargs="?", default="outputs/model.pkl", help="the run's file or folder (default outputs/model.pkl)")
+    p.add_argument("--name", required=True, help="model name (a new version each time)")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="tag the version (repeatable)")
+    p.add_argument("--description", help="a description of the version")
+    p.add_argument("--local", action="store_true", help="RUN is a local file or folder, not a run")
+
+    p = sub.add_parser("models", help="the model registry: names, versions, frameworks, source runs", add_help=False)
+    p.add_argument("name", nargs="?", help="only this model's versions")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY[=VALUE]", help="only versions with this tag")
 
     p = sub.add_parser("help", help="help on a subcommand", add_help=False)
     p.add_argument("topic", nargs="?")

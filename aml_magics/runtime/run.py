@@ -260,8 +260,16 @@ class Run:
         """A variable the run sent back with ``--out`` (after the run completed)."""
         return self.client.runs.result(self.id, name)
 
-    def register_model(self, model_name: str, model_path: str, **kwargs: Any):
-        return self.client.models.register(model_name, model_path, run_id=self.id, **kwargs)
+    def register_model(self, model_name: str, model_path: str, tags: dict | None = None,
+                       properties: dict | None = None, description: str | None = None, **_: Any):
+        """Register a file or folder of this run (``outputs/model.pkl``) as the next version of ``model_name``."""
+        self.flush_if_local_writer()
+        return self.client.models.register(model_name, model_path, run_id=self.id, tags=tags, properties=properties,
+                                           description=description)
+
+    def get_models(self):
+        """The models registered from this run (lineage)."""
+        return self.client.models.list(run_id=self.id)
 
     def flush_if_local_writer(self) -> None:
         uri = self._tracking_uri

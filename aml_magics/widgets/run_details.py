@@ -123,7 +123,7 @@ class RunDetails(Dashboard):
                                    layout=w.Layout(display="none"))
         self.child_view = w.Output()
         details = w.Accordion(children=[self.log, self.files, self.props])
-        for i, title in enumerate(("Log", "Outputs", "Params and tags")):
+        for i, title in enumerate(("Log", "Outputs", "Params, tags and models")):
             details.set_title(i, title)
         details.selected_index = 0
         self.widget = w.VBox([
@@ -223,7 +223,8 @@ class RunDetails(Dashboard):
         args = self.info.spec.get("args") or []
         if args:
             rows.append(("arguments", "", " ".join(map(str, args))))
-        self.props.value = r.html_table(("kind", "name", "value"), rows) if rows else "<i>No params or tags.</i>"
+        rows += [("model", m.name, f"version {m.version}") for m in self.client.models.list(run_id=self.run_id)]
+        self.props.value = r.html_table(("kind", "name", "value"), rows) if rows else "<i>No params, tags or models.</i>"
 
     def _render_log(self) -> None:
         text, self._log_offset = self.client.runs.read_log(self.run_id, self._log_offset)

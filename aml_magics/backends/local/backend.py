@@ -16,6 +16,7 @@ from ...core.types import (
     DatastoreEntry,
     DatastoreInfo,
     ExperimentInfo,
+    ModelInfo,
     RunInfo,
     RunSubmission,
     WorkspaceInfo,
@@ -24,7 +25,7 @@ from ..base import Backend
 from . import layout, procs, snapshot
 from .host import dispatch_queue, spawn_host
 from .ids import new_run_id
-from .store import ACTIVE_STATES, SLOT_STATES, TERMINAL_STATES, Store
+from .store import ACTIVE_STATES, SLOT_STATES, TERMINAL_STATES, ModelRows, Store
 
 DEFAULT_COMPUTE = "local"
 DEFAULT_DATASTORE = "workspaceblobstore"  # Azure ML's name for the default datastore
@@ -42,6 +43,7 @@ class LocalBackend(Backend):
         except OSError as exc:
             raise InvalidInput(f"cannot create workspace folder {self.path}: {exc.strerror}") from None
         self.store = Store(self.path / layout.DB_NAME)
+        self.models = ModelRows(self.store)
         self.tracking_uri = "sqlite://" + str(self.path / layout.DB_NAME)
         if not self.store.query_one("SELECT 1 FROM computes WHERE name=?", (DEFAULT_COMPUTE,)):
             self.store.ensure_compute(DEFAULT_COMPUTE, "local", os.cpu_count() or 1)
@@ -334,6 +336,79 @@ class LocalBackend(Backend):
         with open(path, "rb") as f:
             return pickle.load(f)
 
+    # -- model registry ----------------------------------------------------------------------------------
+
+    def register_model(self, name: str, source: Path, *, run_id: str | None = None, tags: dict | None = None,
+                       properties: dict | None = None, description: str | None = None) -> ModelInfo:
+        """Copy a file or folder into the registry as the next version of ``name``, atomically:
+        files are staged, then renamed into place inside the transaction that records the version."""
+        import uuid
+
+        from ...core.frameworks import detect_framework
+
+        _check_model_name(name)
+        source = Path(source)
+        if not source.exists():
+            raise NotFound(f"model path {source} does not exist")
+        files = _model_files(source)
+        if not files:
+            raise InvalidInput(f"{source} holds no files to register")
+        staging = self.path / "models" / ".staging" / uuid.uuid4().hex
+        entry = source.name
+        try:
+            for src, rel in files:
+                dst = staging / entry / rel if source.is_dir() else staging / entry
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dst)
+            framework = detect_framework(staging / entry)
+
+            def move_into_place(version: int) -> Path:
+                final = self.path / "models" / name / str(version)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging, final)
+                return final
+
+            row = self.models.insert_next_version(
+                name, move_into_place, entry=entry, framework=framework, run_id=run_id, tags=tags,
+                properties=properties, description=description)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return self._model_info(row)
+
+    def register_run_model(self, run_id: str, name: str, model_path: str, **kwargs: Any) -> ModelInfo:
+        self._row(run_id)
+        folder = layout.run_dir(self.path, run_id)
+        source = layout.artifact_path(folder, model_path)
+        resolved = source.resolve()
+        if folder.resolve() not in resolved.parents:
+            raise InvalidInput(f"{model_path!r} leaves the run's folder")
+        if not source.exists():
+            raise NotFound.with_suggestions(f"file of run {run_id}", model_path, self.list_files(run_id))
+        return self.register_model(name, source, run_id=run_id, **kwargs)
+
+    def _model_info(self, row) -> ModelInfo:
+        return ModelInfo(name=row["name"], version=row["version"], path=str(Path(row["path"]) / row["entry"]),
+                         framework=row["framework"], description=row["description"], run_id=row["run_id"],
+                         created=row["created"], tags=json.loads(row["tags"]), properties=json.loads(row["properties"]))
+
+    def get_model(self, name: str, version: int | None = None) -> ModelInfo:
+        row = self.models.get(name, version)
+        if row is None:
+            if version is not None and self.models.get(name) is not None:
+                versions = [r["version"] for r in self.models.list(name=name)]
+                raise NotFound(f"model {name} has no version {version}; it has {', '.join(map(str, versions))}")
+            raise NotFound.with_suggestions("model", name, self.models.names(), hint="list them with %aml models")
+        return self._model_info(row)
+
+    def list_models(self, name: str | None = None, run_id: str | None = None, limit: int | None = None,
+                    offset: int = 0) -> list[ModelInfo]:
+        return [self._model_info(r) for r in self.models.list(name=name, run_id=run_id, limit=limit, offset=offset)]
+
+    def add_model_tags(self, name: str, version: int, tags: dict[str, Any]) -> ModelInfo:
+        self.get_model(name, version)
+        self.models.update_tags(name, version, tags)
+        return self.get_model(name, version)
+
     # -- experiments and computes ---------------------------------------------------------------------
 
     def list_experiments(self) -> list[ExperimentInfo]:
@@ -462,3 +537,24 @@ def _substitute_inputs(args: list[str], inputs: dict[str, str]) -> list[str]:
         return inputs[name]
 
     return [re.sub(r"\$\{\{?\s*inputs\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}?", replace, a) for a in args]
+
+
+def _check_model_name(name: str) -> None:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}", name or ""):
+        raise InvalidInput(f"model name {name!r}: use letters, digits, '-', '_' and '.', starting with a letter or digit")
+
+
+def _model_files(source: Path) -> list[tuple[Path, str]]:
+    """Regular files of a model file or folder; links that leave the folder are not followed."""
+    if source.is_file():
+        return [(source, source.name)]
+    root = source.resolve()
+    out = []
+    for f in sorted(source.rglob("*")):
+        if f.is_symlink() and root not in f.resolve().parents:
+            continue
+        if f.is_file():
+            out.append((f, f.relative_to(source).as_posix()))
+    return out

@@ -95,6 +95,22 @@ MIGRATIONS: list[str] = [
         name TEXT PRIMARY KEY, kind TEXT NOT NULL, path TEXT NOT NULL,
         is_default INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL);
     """,
+    """
+    CREATE TABLE IF NOT EXISTS models(
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        entry TEXT NOT NULL,
+        framework TEXT,
+        description TEXT,
+        run_id TEXT,
+        created REAL NOT NULL,
+        tags TEXT NOT NULL DEFAULT '{}',
+        properties TEXT NOT NULL DEFAULT '{}',
+        UNIQUE(name, version));
+    CREATE INDEX IF NOT EXISTS models_by_run ON models(run_id);
+    """,
 ]
 
 
@@ -549,3 +565,57 @@ def pack_points(points: Sequence[tuple[int, int, float, float]]) -> list[tuple[i
         g[1].append(ts)
         g[2].append(value)
     return [(k, len(g[0]), _pack("q", g[0]), _pack("d", g[1]), _pack("d", g[2])) for k, g in groups.items()]
+
+
+class ModelRows:
+    """Queries of the model registry (kept beside the schema they read)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def insert_next_version(self, name: str, make_folder, **fields: Any) -> sqlite3.Row:
+        """Allocate the next version of ``name`` and insert it in one write transaction.
+
+        ``make_folder(version)`` moves the staged files into place (an atomic rename) inside the
+        transaction: either the record and its files both exist, or neither does.
+        """
+        with self.store.write() as c:
+            version = c.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE name=?", (name,)).fetchone()[0]
+            path = make_folder(version)
+            c.execute(
+                """INSERT INTO models(name, version, path, entry, framework, description, run_id, created, tags, properties)
+                   VALUES(?,?,?,?,?,?,?,?,?,?)""",
+                (name, version, str(path), fields["entry"], fields.get("framework"), fields.get("description"),
+                 fields.get("run_id"), time.time(), json.dumps(fields.get("tags") or {}),
+                 json.dumps(fields.get("properties") or {})),
+            )
+            return c.execute("SELECT * FROM models WHERE name=? AND version=?", (name, version)).fetchone()
+
+    def get(self, name: str, version: int | None = None) -> sqlite3.Row | None:
+        if version is None:
+            return self.store.query_one("SELECT * FROM models WHERE name=? ORDER BY version DESC LIMIT 1", (name,))
+        return self.store.query_one("SELECT * FROM models WHERE name=? AND version=?", (name, version))
+
+    def list(self, name: str | None = None, run_id: str | None = None, limit: int | None = None,
+             offset: int = 0) -> list[sqlite3.Row]:
+        where, params = [], []
+        if name is not None:
+            where.append("name=?")
+            params.append(name)
+        if run_id is not None:
+            where.append("run_id=?")
+            params.append(run_id)
+        sql = "SELECT * FROM models" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY name, version DESC"
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params += [limit, offset]
+        return self.store.query(sql, params)
+
+    def names(self) -> list[str]:
+        return [r[0] for r in self.store.query("SELECT DISTINCT name FROM models ORDER BY name")]
+
+    def update_tags(self, name: str, version: int, tags: dict[str, Any]) -> None:
+        with self.store.write() as c:
+            row = c.execute("SELECT tags FROM models WHERE name=? AND version=?", (name, version)).fetchone()
+            merged = {**json.loads(row[0]), **{k: str(v) for k, v in tags.items()}}
+            c.execute("UPDATE models SET tags=? WHERE name=? AND version=?", (json.dumps(merged), name, version))

@@ -1,0 +1,113 @@
+"""The model registry: versions, lineage both ways, framework detection, atomic registration."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from IPython.core.error import UsageError
+
+from aml_magics.core.errors import InvalidInput, NotFound
+from tests.conftest import wait_until
+
+TRAIN = textwrap.dedent(
+    """
+    import joblib
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    X, y = load_digits(return_X_y=True)
+    joblib.dump(LogisticRegression(max_iter=200).fit(X[:300], y[:300]), "outputs/model.pkl")
+    import os
+    os.makedirs("outputs/folder/sub", exist_ok=True)
+    open("outputs/folder/a.txt", "w").write("a")
+    open("outputs/folder/sub/b.txt", "w").write("b")
+    """
+)
+
+
+@pytest.fixture
+def trained(ip, client):
+    run = ip.run_cell_magic("aml", "run -e registry --wait", TRAIN)
+    assert client.runs.get(run.id).status == "Completed", run.get_logs()
+    return run
+
+
+def test_register_versions_lineage_and_framework(ip, client, trained, tmp_path):
+    from aml_magics import Model, Workspace
+
+    m1 = trained.register_model(model_name="sklearn_mnist", model_path="outputs/model.pkl", tags={"data": "digits"})
+    m2 = ip.run_line_magic("aml", f"register {trained.id} outputs/model.pkl --name sklearn_mnist --tag data=digits2")
+    assert (m1.version, m2.version) == (1, 2)
+    assert m1.framework == "scikit-learn" and m1.run_id == trained.id
+    assert [m.id for m in trained.get_models()] == ["sklearn_mnist:2", "sklearn_mnist:1"]  # the run shows its models
+    ws = Workspace.current()
+    latest = Model(ws, "sklearn_mnist")
+    assert latest.version == 2 and latest.tags == {"data": "digits2"}
+    assert [m.version for m in Model.list(ws, name="sklearn_mnist", tags={"data": "digits"})] == [1]
+    latest.add_tags({"stage": "prod"})
+    assert Model(ws, "sklearn_mnist", 2).tags == {"data": "digits2", "stage": "prod"}
+    path = Model.get_model_path("sklearn_mnist", 1)
+    assert path.endswith("models/sklearn_mnist/1/model.pkl") and os.path.isfile(path)
+    target = latest.download(str(tmp_path / "dl"))
+    import joblib
+
+    assert joblib.load(target).predict([[0.0] * 64]).shape == (1,)
+    folder = trained.register_model("folder_model", "outputs/folder")
+    assert sorted(os.listdir(os.path.join(folder.path, "sub"))) == ["b.txt"]
+    listing = ip.run_line_magic("aml", "models")
+    assert {(m.name, m.version) for m in listing} == {("sklearn_mnist", 1), ("sklearn_mnist", 2), ("folder_model", 1)}
+    assert "scikit-learn" in repr(listing)
+
+
+def test_register_local_file_and_bad_input(ip, client, trained, tmp_path):
+    (tmp_path / "m.onnx").write_bytes(b"onnx-bytes")
+    m = ip.run_line_magic("aml", f"register {tmp_path / 'm.onnx'} --local --name onnx_model")
+    assert m.framework == "onnx" and m.version == 1
+    with pytest.raises(UsageError, match="did you mean 'outputs/model.pkl'"):
+        ip.run_line_magic("aml", f"register {trained.id} outputs/model.pk --name x")
+    with pytest.raises(UsageError, match="relative path inside the run"):
+        ip.run_line_magic("aml", f"register {trained.id} ../../aml.db --name x")
+    with pytest.raises(UsageError, match="model name"):
+        ip.run_line_magic("aml", f"register {trained.id} outputs/model.pkl --name 'bad name'")
+    assert [m.id for m in ip.run_line_magic("aml", "models onnx_model")] == ["onnx_model:1"]
+    with pytest.raises(NotFound, match="has no version 7; it has 1"):
+        client.models.get("onnx_model:7")
+    with pytest.raises(NotFound, match="did you mean 'onnx_model'"):
+        client.models.get("onnx_modle")
+    with pytest.raises(InvalidInput, match="whole number"):
+        client.models.get("onnx_model:latest")
+    assert [m.id for m in client.models.list()] == ["onnx_model:1"]
+
+
+def test_symlink_escape_is_not_registered(client, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not copy")
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "weights.bin").write_bytes(b"w")
+    os.symlink(secret, model_dir / "leak.txt")
+    m = client.models.register("linked", model_dir)
+    assert sorted(os.listdir(m.path)) == ["weights.bin"]
+
+
+def test_registration_killed_mid_copy_leaves_no_half_version(client, workspace, tmp_path):
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(300):
+        (big / f"part{i:03d}.bin").write_bytes(os.urandom(256 * 1024))
+    code = (f"from aml_magics.core.client import Client\n"
+            f"Client({str(workspace)!r}).models.register('big', {str(big)!r})\n")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    staging = workspace / "models" / ".staging"
+    wait_until(lambda: staging.exists() and any(p.rglob("*.bin") for p in staging.iterdir()), timeout=60,
+               interval=0.005, what="the copy to start")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    assert client.models.list(name="big") == []
+    assert not (workspace / "models" / "big").exists() or not any((workspace / "models" / "big").iterdir())
+    m = client.models.register("big", big)  # a new registration is whole and gets version 1
+    assert m.version == 1 and len(os.listdir(m.path)) == 300
