@@ -47,6 +47,7 @@ class Client:
         self.computes = ComputeOperations(self)
         self.datastores = DatastoreOperations(self)
         self.models = ModelOperations(self)
+        self.deployments = DeploymentOperations(self)
 
     @classmethod
     def shared(cls, workspace: str | os.PathLike | None = None) -> "Client":
@@ -360,6 +361,45 @@ class ModelOperations(_Operations):
         else:
             shutil.copyfile(src, target)
         return str(target)
+
+
+class DeploymentOperations(_Operations):
+    """Scoring web services: deploy registered models behind ``score.py`` (or a default scorer)."""
+
+    def create(self, name: str, models: list[str] | str, *, score: str | os.PathLike | None = None,
+               host: str = "127.0.0.1", port: int | None = None, auth: bool = True, update: bool = False,
+               timeout: float = 120):
+        from .services import Webservice
+
+        refs = [parse_model_ref(m) for m in ([models] if isinstance(models, str) else models)]
+        self._backend.deployments.deploy(name, refs, Path(score) if score else None, host=host, port=port,
+                                         auth=auth, update=update, timeout=timeout)
+        return Webservice(self._client, name)
+
+    def get(self, name: str):
+        from .services import Webservice
+
+        self._backend.deployments.get(name)
+        return Webservice(self._client, name)
+
+    def get_info(self, name: str):
+        return self._backend.deployments.get(name)
+
+    def list(self) -> Listing:
+        return Listing(self._backend.deployments.list(), ("name", "state", "scoring_uri", "models", "restarts"),
+                       "No services deployed yet.", "Services")
+
+    def get_keys(self, name: str) -> tuple[str, str]:
+        return self._backend.deployments.keys(name)
+
+    def regenerate_key(self, name: str, which: str) -> None:
+        self._backend.deployments.regenerate_key(name, which)
+
+    def get_logs(self, name: str, tail: int | None = None) -> str:
+        return self._backend.deployments.logs(name, tail)
+
+    def delete(self, name: str) -> None:
+        self._backend.deployments.delete(name)
 
 
 def parse_model_ref(name: str, version: int | str | None = None) -> tuple[str, int | None]:

@@ -325,6 +325,39 @@ class ModelInfo(_Reprs):
 
 
 @dataclass
+class DeploymentInfo(_Reprs):
+    name: str
+    state: str
+    scoring_uri: str
+    models: list[str] = field(default_factory=list)
+    host: str = "127.0.0.1"
+    port: int = 0
+    auth: bool = True
+    restarts: int = 0
+    error: str | None = None
+    created: float | None = None
+    updated: float | None = None
+
+    @property
+    def swagger_uri(self) -> str:
+        return self.scoring_uri.rsplit("/", 1)[0] + "/swagger.json"
+
+    def __repr__(self) -> str:
+        text = f"Service {self.name} · {self.state} · {self.scoring_uri} · models {', '.join(self.models)}"
+        if self.auth:
+            text += " · key auth (service.get_keys())"
+        if self.error and self.state != "Healthy":
+            text += f"\n  {self.error.strip().splitlines()[0][:300]}"
+        return text
+
+    def _repr_html_(self) -> str:
+        colour = {"Healthy": "Completed", "Transitioning": "Running", "Unhealthy": "Canceled"}.get(self.state, "Failed")
+        return (f"<b>Service</b> {r.esc(self.name)} {r.badge(self.state).replace(r.STATUS_COLOURS.get(self.state, '#6d6d6d'), r.STATUS_COLOURS[colour])} "
+                f"<code>{r.esc(self.scoring_uri)}</code> · models {r.esc(', '.join(self.models))}"
+                + (f"<pre style='white-space:pre-wrap'>{r.esc(self.error)}</pre>" if self.error and self.state != "Healthy" else ""))
+
+
+@dataclass
 class RunSubmission:
     """Everything a backend needs to start a run of a cell, a script or a notebook."""
 

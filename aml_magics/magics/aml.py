@@ -216,6 +216,39 @@ class AmlMagics(Magics):
             tags[key] = value if sep else None
         return self.client.models.list(name=args.name, tags=tags or None)
 
+    def _cmd_deploy(self, args):
+        name = args.name or "".join(c if c.isalnum() else "-" for c in args.models[0].split(":")[0].lower()).strip("-")
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"Warning: the service will listen on {args.host}, reachable from other machines"
+                  f"{'' if not args.no_auth else ' and without a key'}.", file=sys.stderr)
+        return self.client.deployments.create(name, args.models, score=args.score, host=args.host, port=args.port,
+                                              auth=not args.no_auth, update=args.update)
+
+    def _cmd_services(self, args):
+        return self.client.deployments.list()
+
+    def _cmd_service(self, args):
+        service = self.client.deployments.get(args.name)
+        if args.delete:
+            service.delete()
+            print(f"Deleted service {args.name}.")
+            return None
+        if args.logs:
+            print(service.get_logs(tail=200) or "(no log yet)")
+            return None
+        if args.keys:
+            primary, secondary = service.get_keys()
+            print(f"primary:   {primary}\nsecondary: {secondary}")
+            return None
+        if args.test is not None:
+            import time as _time
+
+            started = _time.perf_counter()
+            answer = service.run(args.test)
+            print(f"{(_time.perf_counter() - started) * 1000:.1f} ms")
+            return answer
+        return service
+
     # -- workspace, experiments, compute, datastores ---------------------------------------------------
 
     def _cmd_experiments(self, args):

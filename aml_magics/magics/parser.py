@@ -24,6 +24,8 @@ OVERVIEW = """\
   %aml experiments · %aml compute [create NAME --max-concurrent N]
   %aml datastore upload SRC [--target PATH] · ls [PATH] · download PATH [--target DIR]
   %aml register RUN [outputs/model.pkl] --name NAME [--tag k=v] · %aml models [NAME]
+  %aml deploy MODEL[:V] [--name SVC] [--score score.py] [--update] · %aml services
+  %aml service SVC [--logs | --keys | --test JSON | --delete]
   %aml workspace [use PATH] · %aml help SUBCOMMAND
 
 RUN is a run id, a unique part of one, or `last`. Settings: %config AmlMagics (see `%config AmlMagics`).
@@ -135,6 +137,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="the model registry: names, versions, frameworks, source runs", add_help=False)
     p.add_argument("name", nargs="?", help="only this model's versions")
     p.add_argument("--tag", action="append", default=[], metavar="KEY[=VALUE]", help="only versions with this tag")
+
+    p = sub.add_parser("deploy", help="deploy registered models as a local scoring web service", add_help=False)
+    p.add_argument("models", nargs="+", metavar="MODEL[:VERSION]", help="registered model(s); the latest version by default")
+    p.add_argument("--name", help="service name (default: the model's name, lower-cased)")
+    p.add_argument("--score", help="score.py with init() and run(raw_data) (default: a scorer for the model's framework)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, help="port (default: a free one)")
+    p.add_argument("--no-auth", action="store_true", help="serve /score without a key (not recommended)")
+    p.add_argument("--update", action="store_true", help="swap the models/score.py of an existing service in place")
+
+    p = sub.add_parser("services", help="deployed services: state, scoring URI, models", add_help=False)
+
+    p = sub.add_parser("service", help="one service: --logs, --keys, --test JSON, --delete", add_help=False)
+    p.add_argument("name")
+    p.add_argument("--logs", action="store_true", help="the service's log")
+    p.add_argument("--keys", action="store_true", help="its keys (shown in full: keep them secret)")
+    p.add_argument("--test", metavar="JSON", help="POST this JSON to /score and show the answer")
+    p.add_argument("--delete", action="store_true", help="stop it, free its port and forget it")
 
     p = sub.add_parser("help", help="help on a subcommand", add_help=False)
     p.add_argument("topic", nargs="?")

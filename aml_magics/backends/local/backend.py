@@ -6,6 +6,7 @@ import os
 import pickle
 import shutil
 import signal
+import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -44,6 +45,7 @@ class LocalBackend(Backend):
             raise InvalidInput(f"cannot create workspace folder {self.path}: {exc.strerror}") from None
         self.store = Store(self.path / layout.DB_NAME)
         self.models = ModelRows(self.store)
+        self.deployments = LocalDeployments(self)
         self.tracking_uri = "sqlite://" + str(self.path / layout.DB_NAME)
         if not self.store.query_one("SELECT 1 FROM computes WHERE name=?", (DEFAULT_COMPUTE,)):
             self.store.ensure_compute(DEFAULT_COMPUTE, "local", os.cpu_count() or 1)
@@ -558,3 +560,221 @@ def _model_files(source: Path) -> list[tuple[Path, str]]:
         if f.is_file():
             out.append((f, f.relative_to(source).as_posix()))
     return out
+
+
+# -- deployments ------------------------------------------------------------------------------------------
+
+DEPLOYMENT_STATES_ALIVE = ("Transitioning", "Healthy", "Unhealthy")
+
+
+class LocalDeployments:
+    """Local scoring services: records in the store, files in ``deployments/<name>/``, one supervisor each."""
+
+    def __init__(self, backend: "LocalBackend"):
+        self.backend = backend
+        self.store = backend.store
+        self.root = backend.path / "deployments"
+
+    def _row(self, name: str):
+        row = self.store.query_one("SELECT * FROM deployments WHERE name=?", (name,))
+        if row is None:
+            names = [r[0] for r in self.store.query("SELECT name FROM deployments")]
+            raise NotFound.with_suggestions("service", name, names, hint="list them with %aml services")
+        return row
+
+    def _info(self, row) -> "DeploymentInfo":
+        from ...core.types import DeploymentInfo
+
+        spec = json.loads((self.root / row["name"] / "spec.json").read_text()) if (self.root / row["name"] / "spec.json").exists() else {}
+        return DeploymentInfo(name=row["name"], state=row["state"], scoring_uri=row["scoring_uri"],
+                              models=json.loads(row["models"]), host=row["host"], port=row["port"],
+                              auth=spec.get("auth", True), restarts=row["restarts"], error=row["error"],
+                              created=row["created"], updated=row["updated"])
+
+    def _reconcile(self, row):
+        """A record whose supervisor is gone is shown as it is: not Healthy."""
+        if row["state"] in DEPLOYMENT_STATES_ALIVE and row["supervisor_pid"] and not procs.is_alive(
+                row["supervisor_pid"], row["supervisor_start"]):
+            with self.store.write() as c:
+                c.execute("UPDATE deployments SET state='Failed', error=?, updated=? WHERE name=? AND state=?",
+                          ("its supervisor process is gone (killed, or the machine restarted); redeploy with --update",
+                           time.time(), row["name"], row["state"]))
+            return self._row(row["name"])
+        return row
+
+    def get(self, name: str):
+        return self._info(self._reconcile(self._row(name)))
+
+    def list(self):
+        return [self._info(self._reconcile(r)) for r in self.store.query("SELECT * FROM deployments ORDER BY name")]
+
+    def keys(self, name: str) -> tuple[str, str]:
+        self._row(name)
+        data = json.loads((self.root / name / "keys.json").read_text())
+        return data["primary"], data["secondary"]
+
+    def regenerate_key(self, name: str, which: str) -> None:
+        import secrets
+
+        which = which.lower()
+        if which not in ("primary", "secondary"):
+            raise InvalidInput("key type must be Primary or Secondary")
+        folder = self.root / name
+        data = json.loads((folder / "keys.json").read_text())
+        data[which] = secrets.token_urlsafe(32)
+        _write_private(folder / "keys.json", json.dumps(data))
+        row = self._row(name)
+        if self._signal(row, signal.SIGHUP):  # a new server process picks the keys up; no request fails
+            self._wait(name, 120, after=row["updated"])
+
+    def logs(self, name: str, tail: int | None = None) -> str:
+        self._row(name)
+        try:
+            text = (self.root / name / "service.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-tail:]) if tail else text
+
+    def deploy(self, name: str, models: list, score_path: Path | None, *, host: str, port: int | None,
+               auth: bool, update: bool, timeout: float):
+        import re
+        import secrets
+        import socket
+
+        from ...scoring.default_scorer import default_score_py
+
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,30}[a-z0-9]", name or ""):
+            raise InvalidInput(f"service name {name!r}: 3-32 lowercase letters, digits and '-' (as Azure ML asks)")
+        existing = self.store.query_one("SELECT * FROM deployments WHERE name=?", (name,))
+        if existing is not None and not update:
+            raise Conflict(f"service {name} exists; add --update to swap its model in place, or delete it first")
+        if existing is None and update:
+            raise NotFound(f"service {name} does not exist; deploy it without --update")
+        infos = [self.backend.get_model(m, v) for m, v in models]
+        if not infos:
+            raise InvalidInput("name at least one model to deploy, as NAME or NAME:VERSION")
+        if score_path is not None:
+            score_path = Path(score_path).expanduser()
+            if not score_path.is_file():
+                raise NotFound(f"score script {score_path} not found")
+            source = score_path.read_text(encoding="utf-8")
+        else:
+            source = default_score_py(infos[0].framework, infos[0].name, infos[0].version)
+            if source is None:
+                raise InvalidInput(f"model {infos[0].id} ({infos[0].framework or 'unknown framework'}) has no default "
+                                   "scorer: give a score.py with init() and run(raw_data) (--score score.py)")
+        if existing is not None:
+            port, host = existing["port"], existing["host"]
+        elif port is None:
+            with socket.socket() as s:
+                s.bind((host, 0))
+                port = s.getsockname()[1]
+        folder = self.root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        model_paths = {}
+        for m in infos:
+            model_paths[m.name] = m.path
+            model_paths[m.id] = m.path
+        model_dir = str(Path(infos[0].path).parent) if len(infos) == 1 else str(self.backend.path / "models")
+        spec = {"entry_script": "score.py", "model_dir": model_dir, "model_paths": model_paths, "host": host,
+                "port": port, "auth": auth, "models": [m.id for m in infos]}
+        _write_atomic(folder / "score.py", source)
+        _write_atomic(folder / "spec.json", json.dumps(spec, indent=2))
+        if not (folder / "keys.json").exists():
+            _write_private(folder / "keys.json", json.dumps({"primary": secrets.token_urlsafe(32),
+                                                             "secondary": secrets.token_urlsafe(32)}))
+        self._image_record(folder, spec, infos)
+        shown_host = f"[{host}]" if ":" in host else host
+        uri = f"http://{shown_host}:{port}/score"
+        now = time.time()
+        with self.store.write() as c:
+            if existing is None:
+                c.execute("""INSERT INTO deployments(name, models, state, host, port, scoring_uri, created, updated)
+                             VALUES(?,?,?,?,?,?,?,?)""", (name, json.dumps(spec["models"]), "Transitioning", host, port,
+                                                          uri, now, now))
+            else:
+                c.execute("UPDATE deployments SET models=?, updated=? WHERE name=?",
+                          (json.dumps(spec["models"]), now, name))
+        row = self._row(name)
+        if existing is not None and procs.is_alive(row["supervisor_pid"], row["supervisor_start"]):
+            before = row["updated"]
+            self._signal(row, signal.SIGHUP)
+            self._wait(name, timeout, after=before)
+        else:
+            self._spawn(name)
+            self._wait(name, timeout)
+        return self.get(name)
+
+    def _image_record(self, folder: Path, spec: dict, infos) -> None:
+        """What a container build needs (Dockerfile, score.py, model references), kept with the service."""
+        image = folder / "image"
+        image.mkdir(exist_ok=True)
+        (image / "manifest.json").write_text(json.dumps({"models": spec["models"], "entry_script": "score.py",
+                                                         "model_paths": spec["model_paths"]}, indent=2))
+        (image / "Dockerfile").write_text(
+            "FROM mcr.microsoft.com/azureml/minimal-ubuntu22.04-py39-cpu-inference:latest\n"
+            "COPY score.py /var/azureml-app/score.py\n"
+            + "".join(f"COPY models/{m.name}/{m.version} /var/azureml-app/azureml-models/{m.name}/{m.version}\n"
+                      for m in infos)
+            + "ENV AZUREML_ENTRY_SCRIPT=score.py AZUREML_MODEL_DIR=/var/azureml-app/azureml-models\n"
+            "CMD [\"runsvdir\", \"/var/runit\"]\n")
+
+    def _spawn(self, name: str) -> None:
+        import subprocess
+        import sys
+
+        log = open(self.root / name / "supervisor.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "aml_magics.backends.local.supervisor", str(self.backend.path),
+                                 name], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True, cwd=str(self.backend.path))
+        log.close()
+        from .host import _reap_later
+
+        _reap_later(proc)
+        with self.store.write() as c:
+            c.execute("UPDATE deployments SET supervisor_pid=?, supervisor_start=? WHERE name=?",
+                      (proc.pid, procs.start_token(proc.pid), name))
+
+    def _wait(self, name: str, timeout: float, after: float | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            row = self._row(name)
+            if row["state"] in ("Healthy", "Failed") and (after is None or row["updated"] > after):
+                if row["state"] == "Failed":
+                    raise InvalidInput(f"service {name} failed to start: {row['error']}")
+                return
+            time.sleep(0.05)
+        raise InvalidInput(f"service {name} is still starting after {timeout:g} s; see %aml service {name} --logs")
+
+    def _signal(self, row, sig) -> bool:
+        if row["supervisor_pid"] and procs.is_alive(row["supervisor_pid"], row["supervisor_start"]):
+            os.kill(row["supervisor_pid"], sig)
+            return True
+        return False
+
+    def delete(self, name: str, timeout: float = 40.0) -> None:
+        row = self._row(name)
+        if self._signal(row, signal.SIGTERM):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and procs.is_alive(row["supervisor_pid"], row["supervisor_start"]):
+                time.sleep(0.05)
+            if procs.is_alive(row["supervisor_pid"], row["supervisor_start"]):
+                procs.signal_group(row["supervisor_pid"], procs.SIGKILL)
+        with self.store.write() as c:
+            c.execute("DELETE FROM deployments WHERE name=?", (name,))
+        shutil.rmtree(self.root / name, ignore_errors=True)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Secrets: a 0600 file, replaced atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

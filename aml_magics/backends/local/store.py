@@ -111,6 +111,22 @@ MIGRATIONS: list[str] = [
         UNIQUE(name, version));
     CREATE INDEX IF NOT EXISTS models_by_run ON models(run_id);
     """,
+    """
+    CREATE TABLE IF NOT EXISTS deployments(
+        name TEXT PRIMARY KEY,
+        models TEXT NOT NULL,
+        state TEXT NOT NULL,
+        host TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        scoring_uri TEXT NOT NULL,
+        supervisor_pid INTEGER,
+        supervisor_start TEXT,
+        server_pid INTEGER,
+        restarts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        created REAL NOT NULL,
+        updated REAL NOT NULL);
+    """,
 ]
 
 

@@ -1,0 +1,174 @@
+"""The deployment supervisor: ``python -m aml_magics.backends.local.supervisor WORKSPACE NAME``.
+
+A detached process (its own session: it outlives the kernel) that owns one deployment:
+
+* holds the listening socket, so the scoring URI never changes, and hands it to the server process;
+* marks the deployment Healthy once ``init()`` is done, restarts a crashed server with backoff
+  (1 s, 2 s, 4 s … 30 s) and marks it Unhealthy with the reason meanwhile;
+* on SIGHUP (an update) starts a new server on the same socket, waits until it is ready, then
+  stops the old one gracefully: in-flight requests finish, none fails;
+* on SIGTERM (delete) stops the server, closes the socket and exits.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import layout, procs
+from .store import Store
+
+READY_TIMEOUT_S = 120
+MAX_BACKOFF_S = 30.0
+
+
+class Supervisor:
+    def __init__(self, workspace: Path, name: str):
+        self.workspace, self.name = workspace, name
+        self.store = Store(workspace / layout.DB_NAME, migrate=False)
+        self.dir = workspace / "deployments" / name
+        self.spec = json.loads((self.dir / "spec.json").read_text())
+        self.server: subprocess.Popen | None = None
+        self.stopping = False
+        self.update_requested = False
+        self.log = open(self.dir / "service.log", "ab")
+
+    def set_state(self, state: str, error: str | None = None, **fields) -> None:
+        fields.update(state=state, error=error, updated=time.time())
+        cols = ", ".join(f"{k}=?" for k in fields)
+        with self.store.write() as c:
+            c.execute(f"UPDATE deployments SET {cols} WHERE name=?", (*fields.values(), self.name))
+
+    def listen(self) -> socket.socket:
+        sock = socket.socket(socket.AF_INET6 if ":" in self.spec["host"] else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.spec["host"], self.spec["port"]))
+        sock.listen(2048)
+        sock.set_inheritable(True)
+        return sock
+
+    def start_server(self, sock: socket.socket) -> subprocess.Popen:
+        self.spec = json.loads((self.dir / "spec.json").read_text())  # an update may have changed it
+        return subprocess.Popen(
+            [self.spec.get("python") or sys.executable, "-m", "aml_magics.scoring.server", "--dir", str(self.dir),
+             "--fd", str(sock.fileno())],
+            pass_fds=(sock.fileno(),), stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+            cwd=str(self.dir),
+        )
+
+    def wait_ready(self, proc: subprocess.Popen) -> bool:
+        ready = self.dir / f"ready-{proc.pid}"
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline and not self.stopping:
+            if ready.exists():
+                ready.unlink(missing_ok=True)
+                return True
+            if proc.poll() is not None:
+                return False
+            time.sleep(0.02)
+        return False
+
+    def stop(self, proc: subprocess.Popen | None, grace: float = 30.0) -> None:
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)  # uvicorn: stop accepting, finish in-flight requests
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def last_error(self) -> str | None:
+        """The last exception line of the service log ("RuntimeError: cannot load"), for a one-line reason."""
+        import re
+
+        try:
+            lines = (self.dir / "service.log").read_text(errors="replace").splitlines()[-200:]
+        except OSError:
+            return None
+        for line in reversed(lines):
+            if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*", line.strip()):
+                return line.strip()[:300]
+        return None
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
+        signal.signal(signal.SIGHUP, lambda *_: setattr(self, "update_requested", True))
+        try:
+            sock = self.listen()
+        except OSError as exc:
+            self.set_state("Failed", f"cannot listen on {self.spec['host']}:{self.spec['port']}: {exc.strerror}")
+            return 1
+        with self.store.write() as c:
+            c.execute("UPDATE deployments SET supervisor_pid=?, supervisor_start=? WHERE name=?",
+                      (os.getpid(), procs.start_token(os.getpid()), self.name))
+        backoff, ever_ready, restarts = 1.0, False, 0
+        while not self.stopping:
+            self.server = self.start_server(sock)
+            self.set_state("Transitioning", server_pid=self.server.pid)
+            if not self.wait_ready(self.server):
+                if self.stopping:
+                    break
+                self.stop(self.server, grace=2)
+                reason = (f"{self.last_error() or f'the service process exited (code {self.server.returncode})'}"
+                          f" (the whole log: %aml service {self.name} --logs)")
+                if not ever_ready:
+                    self.set_state("Failed", reason)  # init() or score.py is broken: restarting will not help
+                    sock.close()
+                    return 1
+                self.set_state("Unhealthy", reason, restarts=restarts)
+                self.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                continue
+            ever_ready, backoff = True, 1.0
+            self.set_state("Healthy", None, server_pid=self.server.pid)
+            while not self.stopping:
+                if self.update_requested:
+                    self.update_requested = False
+                    self.handoff(sock)
+                code = self.server.poll()
+                if code is not None:
+                    restarts += 1
+                    self.set_state("Unhealthy", f"the service process exited (code {code}); restarting",
+                                   restarts=restarts)
+                    self.sleep(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_S)
+                    break
+                time.sleep(0.1)
+        self.stop(self.server)
+        sock.close()
+        return 0
+
+    def handoff(self, sock: socket.socket) -> None:
+        """Update in place: the new server shares the socket; the old one drains, then exits."""
+        self.set_state("Transitioning", None)
+        new = self.start_server(sock)
+        if self.wait_ready(new):
+            old, self.server = self.server, new
+            self.stop(old)
+            self.set_state("Healthy", None, server_pid=new.pid)
+        else:
+            self.stop(new, grace=2)
+            self.set_state("Healthy", f"the update did not start ({self.last_error() or 'see the log'}); "
+                                      "still serving the previous version")
+
+    def sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self.stopping:
+            time.sleep(0.05)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m aml_magics.backends.local.supervisor WORKSPACE NAME", file=sys.stderr)
+        return 2
+    return Supervisor(Path(argv[0]), argv[1]).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,78 @@
+"""``Webservice``: a deployed scoring service, with Azure ML's names (run, scoring_uri, get_keys, get_logs, delete)."""
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from .errors import AmlError, AuthError, InvalidInput
+from .types import DeploymentInfo
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import Client
+
+
+class Webservice:
+    def __init__(self, client: "Client", name: str):
+        self._client = client
+        self.name = name
+
+    @property
+    def info(self) -> DeploymentInfo:
+        return self._client.deployments.get_info(self.name)
+
+    state = property(lambda self: self.info.state)
+    scoring_uri = property(lambda self: self.info.scoring_uri)
+    swagger_uri = property(lambda self: self.info.swagger_uri)
+    models = property(lambda self: self.info.models)
+
+    def get_keys(self) -> tuple[str, str]:
+        """(primary, secondary) keys; send one as ``Authorization: Bearer <key>``."""
+        return self._client.deployments.get_keys(self.name)
+
+    def regen_key(self, key: str) -> None:
+        """Rotate the ``Primary`` or ``Secondary`` key (the service keeps answering meanwhile)."""
+        self._client.deployments.regenerate_key(self.name, key)
+
+    def run(self, input_data: Any, timeout: float = 60) -> Any:
+        """POST ``input_data`` (a JSON string, or any JSON-able value) to the service and return its answer."""
+        import requests
+
+        body = input_data if isinstance(input_data, (str, bytes)) else json.dumps(input_data)
+        info = self.info
+        headers = {"Content-Type": "application/json"}
+        if info.auth:
+            headers["Authorization"] = f"Bearer {self.get_keys()[0]}"
+        try:
+            resp = requests.post(info.scoring_uri, data=body, headers=headers, timeout=timeout)
+        except requests.RequestException as exc:
+            raise AmlError(f"service {self.name} did not answer ({type(exc).__name__}); state: {info.state}") from None
+        try:
+            payload = resp.json()
+        except ValueError:
+            payload = resp.text
+        if resp.status_code == 401:
+            raise AuthError(f"service {self.name} refused the key: {payload}")
+        if resp.status_code >= 400:
+            message = payload.get("message") if isinstance(payload, dict) else payload
+            raise (InvalidInput if resp.status_code < 500 else AmlError)(
+                f"service {self.name} answered {resp.status_code}: {message}")
+        return payload
+
+    def get_logs(self, tail: int | None = None) -> str:
+        return self._client.deployments.get_logs(self.name, tail=tail)
+
+    def delete(self) -> None:
+        self._client.deployments.delete(self.name)
+
+    def update(self, models: list[str] | None = None, score: str | None = None) -> "Webservice":
+        self._client.deployments.create(self.name, models or self.models, score=score, update=True)
+        return self
+
+    def wait_for_deployment(self, show_output: bool = False) -> str:
+        return self.state
+
+    def __repr__(self) -> str:
+        return repr(self.info)  # keys never appear here
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return self.info._repr_mimebundle_(include, exclude)

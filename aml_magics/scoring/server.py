@@ -1,0 +1,184 @@
+"""The scoring web service: Azure ML's ``score.py`` contract on Starlette + uvicorn.
+
+    python -m aml_magics.scoring.server --dir DEPLOYMENT_DIR (--fd N | --host H --port P)
+
+``init()`` runs once before the first request; ``run(raw_data)`` gets each request body as a
+string, in a worker thread, with a time limit. Routes: ``GET /`` liveness ("Healthy", no key, for
+health probes), ``POST /score`` and ``GET /swagger.json`` (key required by default:
+``Authorization: Bearer <key>``, compared in constant time). Every error is JSON
+``{"message": ...}`` with a 4xx/5xx status; ``run()`` raising never stops the service, and no
+traceback reaches the client (it goes to the service log).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import importlib.util
+import json
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+log = logging.getLogger("aml_magics.scoring")
+
+DEFAULT_MAX_BODY = 100 * 1024 * 1024
+DEFAULT_TIMEOUT_S = 60.0
+RUN_FAILED = "An unexpected error occurred in scoring script. Check the logs for more info."
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"message": message}, status_code=status)
+
+
+def load_entry_script(path: Path):
+    """Import score.py as a module (its folder on sys.path, as Azure ML does)."""
+    sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location("score", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["score"] = module
+    spec.loader.exec_module(module)
+    for name in ("init", "run"):
+        if not callable(getattr(module, name, None)):
+            raise RuntimeError(f"{path.name} has no {name}() function: the scoring contract is init() and run(raw_data)")
+    return module
+
+
+class ScoringService:
+    def __init__(self, entry_script: Path, keys: list[str] | None, *, max_body: int = DEFAULT_MAX_BODY,
+                 timeout: float = DEFAULT_TIMEOUT_S, ready_file: Path | None = None):
+        self.entry_script = entry_script
+        self.keys = [k.encode() for k in keys or [] if k]
+        self.max_body = max_body
+        self.timeout = timeout
+        self.ready_file = ready_file
+        self.module = None
+        self.app = Starlette(
+            routes=[
+                Route("/", self.health, methods=["GET"]),
+                Route("/score", self.score, methods=["POST"]),
+                Route("/swagger.json", self.swagger, methods=["GET"]),
+            ],
+            lifespan=self.lifespan,
+        )
+        self.app.add_exception_handler(404, lambda req, exc: error(404, f"no route {req.url.path!r}: use POST /score"))
+        self.app.add_exception_handler(405, lambda req, exc: error(405, f"{req.method} is not allowed on {req.url.path}"))
+        self.app.add_exception_handler(500, lambda req, exc: error(500, "internal error of the scoring service"))
+
+    async def lifespan(self, app):
+        self.module = await run_in_threadpool(load_entry_script, self.entry_script)
+        await run_in_threadpool(self.module.init)
+        if self.ready_file is not None:
+            self.ready_file.write_text(str(os.getpid()))
+        log.warning("scoring service ready (pid %s)", os.getpid())
+        yield
+
+    def authorized(self, request: Request) -> bool:
+        if not self.keys:
+            return True
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return False
+        given = token.strip().encode()
+        ok = False
+        for key in self.keys:  # every key is compared, in constant time
+            ok |= hmac.compare_digest(given, key)
+        return ok
+
+    async def health(self, request: Request) -> Response:
+        return PlainTextResponse("Healthy")
+
+    async def read_body(self, request: Request) -> bytes | Response:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            return error(413, f"the request body is over the service's limit of {self.max_body} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body:
+                return error(413, f"the request body is over the service's limit of {self.max_body} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def score(self, request: Request) -> Response:
+        if not self.authorized(request):
+            return error(401, "missing or wrong key: send 'Authorization: Bearer <key>' (service.get_keys())")
+        body = await self.read_body(request)
+        if isinstance(body, Response):
+            return body
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return error(400, "the request body is not UTF-8 text")
+        try:
+            result = await asyncio.wait_for(run_in_threadpool(self.module.run, text), self.timeout)
+        except asyncio.TimeoutError:
+            return error(504, f"run() took longer than {self.timeout:g} s")
+        except Exception:
+            log.error("run() raised:\n%s", traceback.format_exc())
+            return error(500, RUN_FAILED)
+        if isinstance(result, Response):
+            return result
+        try:
+            payload = json.dumps(result, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            log.error("run() returned a value that is not JSON: %s", exc)
+            return error(500, "run() returned a value that cannot be sent as JSON (return lists, dicts, numbers, strings)")
+        return Response(payload, media_type="application/json")
+
+    async def swagger(self, request: Request) -> Response:
+        if not self.authorized(request):
+            return error(401, "missing or wrong key: send 'Authorization: Bearer <key>' (service.get_keys())")
+        schema = getattr(self.module, "__aml_swagger__", None)
+        if schema is None:
+            return error(404, "this service has no schema: decorate run() with inference-schema's input/output schemas")
+        return JSONResponse(schema)
+
+
+def read_keys(deployment_dir: Path) -> list[str]:
+    path = deployment_dir / "keys.json"
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    return [data.get("primary"), data.get("secondary")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    import uvicorn
+
+    p = argparse.ArgumentParser(description="aml-magics scoring service")
+    p.add_argument("--dir", required=True, type=Path, help="the deployment folder (spec.json, score.py, keys.json)")
+    p.add_argument("--fd", type=int, help="a listening socket inherited from the supervisor")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    args = p.parse_args(argv)
+    spec = json.loads((args.dir / "spec.json").read_text())
+    os.environ["AZUREML_MODEL_DIR"] = spec["model_dir"]
+    os.environ["AML_MAGICS_MODEL_PATHS"] = json.dumps(spec["model_paths"])
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.chdir(args.dir)
+    service = ScoringService(
+        args.dir / spec["entry_script"], read_keys(args.dir) if spec.get("auth", True) else None,
+        max_body=spec.get("max_body", DEFAULT_MAX_BODY), timeout=spec.get("timeout_s", DEFAULT_TIMEOUT_S),
+        ready_file=args.dir / f"ready-{os.getpid()}",
+    )
+    kwargs: dict[str, Any] = {"fd": args.fd} if args.fd is not None else {"host": args.host, "port": args.port}
+    config = uvicorn.Config(service.app, log_level="warning", access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=30, **kwargs)
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

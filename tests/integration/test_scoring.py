@@ -1,0 +1,182 @@
+"""Local scoring services: real servers on loopback, real HTTP, real supervision."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import textwrap
+import threading
+import time
+
+import joblib
+import pytest
+import requests
+from IPython.core.error import UsageError
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.slow
+
+SCORE = textwrap.dedent(
+    """
+    import json, os
+    import joblib
+    from aml_magics import Model
+
+    def init():
+        global model, version
+        path = os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.pkl")
+        assert os.path.samefile(path, Model.get_model_path("digits"))
+        model = joblib.load(path)
+        version = os.path.basename(os.environ["AZUREML_MODEL_DIR"])
+
+    def run(raw_data):
+        data = json.loads(raw_data)
+        if data.get("boom"):
+            raise RuntimeError("secret internal detail")
+        return {"predictions": model.predict(data["data"]).tolist(), "version": version}
+    """
+)
+
+
+@pytest.fixture
+def digits(client, tmp_path):
+    X, y = load_digits(return_X_y=True)
+    path = tmp_path / "model.pkl"
+    joblib.dump(LogisticRegression(max_iter=300).fit(X[:500], y[:500]), path)
+    client.models.register("digits", path)
+    yield X
+    for d in client.deployments.list():
+        client.deployments.delete(d.name)
+
+
+def test_default_scorer_keys_and_contract(client, digits, ip):
+    svc = ip.run_line_magic("aml", "deploy digits --name digits-svc")
+    assert svc.state == "Healthy" and svc.scoring_uri.startswith("http://127.0.0.1:")
+    assert svc.run({"data": digits[:3].tolist()}) == [0, 1, 2]
+    probs = svc.run(json.dumps({"data": digits[:1].tolist(), "method": "predict_proba"}))
+    assert len(probs[0]) == 10
+    primary, secondary = svc.get_keys()
+    assert primary not in repr(svc) and primary not in repr(client.deployments.list())
+    url = svc.scoring_uri
+    body = json.dumps({"data": digits[:2].tolist()})
+    assert requests.post(url, data=body).status_code == 401
+    assert requests.post(url, data=body, headers={"Authorization": "Bearer wrong"}).json()["message"].startswith("missing or wrong key")
+    for key in (primary, secondary):
+        assert requests.post(url, data=body, headers={"Authorization": f"Bearer {key}"}).json() == [0, 1]
+    assert requests.get(url.replace("/score", "/")).text == "Healthy"  # liveness needs no key
+    keyfile = client.backend.path / "deployments" / "digits-svc" / "keys.json"
+    assert stat.S_IMODE(keyfile.stat().st_mode) == 0o600
+    svc.regen_key("Primary")  # returns once the service runs with the new keys
+    new_primary = svc.get_keys()[0]
+    assert new_primary != primary
+    assert requests.post(url, data=body, headers={"Authorization": f"Bearer {new_primary}"}).status_code == 200
+    assert requests.post(url, data=body, headers={"Authorization": f"Bearer {primary}"}).status_code == 401
+    assert requests.post(url, data=body, headers={"Authorization": f"Bearer {secondary}"}).status_code == 200
+
+
+def test_bad_requests_get_json_errors_and_the_service_stays_up(client, digits, tmp_path):
+    (tmp_path / "score.py").write_text(SCORE)
+    svc = client.deployments.create("digits-custom", "digits:1", score=tmp_path / "score.py")
+    key = svc.get_keys()[0]
+    auth = {"Authorization": f"Bearer {key}"}
+    url = svc.scoring_uri
+    cases = {
+        "invalid json": (b"{not json", 500),
+        "empty": (b"", 500),
+        "wrong shape": (json.dumps({"data": [1, 2, 3]}).encode(), 500),
+        "non-utf8": (b"\xff\xfe\xfa", 400),
+        "run raises": (json.dumps({"boom": 1}).encode(), 500),
+    }
+    for name, (body, status) in cases.items():
+        resp = requests.post(url, data=body, headers=auth)
+        assert resp.status_code == status, name
+        message = resp.json()["message"]
+        assert "Traceback" not in message and "secret internal detail" not in message, name
+    assert requests.get(url.replace("/score", "/nope")).json()["message"].startswith("no route")
+    ok = requests.post(url, data=json.dumps({"data": digits[:1].tolist()}), headers=auth).json()
+    assert ok == {"predictions": [0], "version": "1"}
+    assert "secret internal detail" in svc.get_logs()  # the detail is in the log, for the owner
+
+
+def test_crashed_server_is_restarted_and_marked_meanwhile(client, digits):
+    svc = client.deployments.create("digits-crash", "digits")
+    row = client.backend.store.query_one("SELECT server_pid FROM deployments WHERE name='digits-crash'")
+    os.kill(row[0], signal.SIGKILL)
+    wait_until(lambda: client.deployments.get_info("digits-crash").restarts >= 1, what="the restart to be counted")
+    wait_until(lambda: client.deployments.get_info("digits-crash").state == "Healthy", timeout=30, what="healthy again")
+    assert svc.run({"data": digits[:1].tolist()}) == [0]
+
+
+def test_update_in_place_fails_no_request(client, digits, tmp_path):
+    (tmp_path / "score.py").write_text(SCORE)
+    svc = client.deployments.create("digits-upd", "digits:1", score=tmp_path / "score.py")
+    client.models.register("digits", tmp_path / "model.pkl")  # version 2
+    key = svc.get_keys()[0]
+    body = json.dumps({"data": digits[:1].tolist()})
+    results, stop = [], threading.Event()
+
+    def load():
+        session = requests.Session()
+        while not stop.is_set():
+            try:
+                r = session.post(svc.scoring_uri, data=body, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+                results.append((r.status_code, r.json().get("version") if r.ok else r.text))
+            except requests.RequestException as exc:
+                results.append((0, repr(exc)))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    client.deployments.create("digits-upd", "digits:2", score=tmp_path / "score.py", update=True)
+    time.sleep(0.5)
+    stop.set()
+    for t in threads:
+        t.join()
+    failures = [r for r in results if r[0] != 200]
+    assert not failures, failures[:5]
+    versions = [v for _, v in results]
+    assert versions[0] == "1" and versions[-1] == "2" and len(results) > 20
+    assert client.deployments.get_info("digits-upd").models == ["digits:2"]
+
+
+def test_delete_frees_the_port_and_processes(client, digits, ip):
+    svc = ip.run_line_magic("aml", "deploy digits --name digits-del")
+    port = client.deployments.get_info("digits-del").port
+    row = client.backend.store.query_one("SELECT supervisor_pid, server_pid FROM deployments WHERE name='digits-del'")
+    ip.run_line_magic("aml", "service digits-del --delete")
+    from aml_magics.backends.local.procs import is_alive
+
+    assert not any(is_alive(pid) for pid in row)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))  # free again
+    with pytest.raises(UsageError, match="not found"):
+        ip.run_line_magic("aml", "service digits-del")
+
+
+def test_dead_supervisor_is_shown_dead_and_bad_deploys_are_refused(client, digits, ip, tmp_path):
+    ip.run_line_magic("aml", "deploy digits --name digits-dead")
+    row = client.backend.store.query_one("SELECT supervisor_pid, server_pid FROM deployments WHERE name='digits-dead'")
+    from aml_magics.backends.local.procs import is_alive
+
+    os.kill(row[1], signal.SIGKILL)
+    os.kill(row[0], signal.SIGKILL)
+    wait_until(lambda: not is_alive(row[0]), what="the supervisor to die")
+    listed = ip.run_line_magic("aml", "services")
+    assert [d.state for d in listed] == ["Failed"] and "supervisor process is gone" in listed[0].error
+    with pytest.raises(UsageError, match="exists; add --update"):
+        ip.run_line_magic("aml", "deploy digits --name digits-dead")
+    with pytest.raises(UsageError, match="service name"):
+        ip.run_line_magic("aml", "deploy digits --name Bad_Name")
+    (tmp_path / "bad_score.py").write_text("def init():\n    raise RuntimeError('cannot load')\ndef run(x):\n    return x\n")
+    with pytest.raises(UsageError, match="failed to start.*cannot load"):
+        ip.run_line_magic("aml", f"deploy digits --name digits-bad --score {tmp_path / 'bad_score.py'}")
+    (tmp_path / "blob.bin").write_bytes(b"x")
+    client.models.register("opaque", tmp_path / "blob.bin")
+    with pytest.raises(UsageError, match="has no default scorer"):
+        ip.run_line_magic("aml", "deploy opaque")
