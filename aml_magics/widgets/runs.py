@@ -246,8 +246,9 @@ class WorkspaceOverview(Dashboard):
         self.detail = w.Output()
         self._last: Any = None
         self.opened: Dashboard | None = None
+        self.registry = w.HTML()
         self.widget = w.VBox([self.header, w.HTML("<b>Experiments</b>"), self.experiments,
-                              w.HTML("<b>Active runs</b>"), self.active, self.detail])
+                              w.HTML("<b>Active runs</b>"), self.active, self.registry, self.detail])
         self.refresh()
         if live:
             self.start()
@@ -256,8 +257,11 @@ class WorkspaceOverview(Dashboard):
         self.info = self.client.workspace
         exps = self.client.experiments.list()
         active = self.client.runs.list(status=list(ACTIVE_STATES), limit=100)
+        self.models = list(self.client.models.list())[:5]
+        self.services = list(self.client.deployments.list())
         stamp = (repr(self.info), [(e.name, e.run_count) for e in exps],
-                 [(i.run_id, i.status, tuple(i.latest_metrics.items())) for i in active.infos])
+                 [(i.run_id, i.status, tuple(i.latest_metrics.items())) for i in active.infos],
+                 [m.id for m in self.models], [(d.name, d.state) for d in self.services])
         if stamp == self._last:
             return False
         self._last = stamp
@@ -275,7 +279,19 @@ class WorkspaceOverview(Dashboard):
                                {"key": "status", "label": "status"}, {"key": "duration", "label": "duration s", "numeric": True}]
         self.active.rows = [_run_row(i, []) for i in active.infos]
         self.active.total = len(active.infos)
+        self.registry.value = self._registry_html()
         return True
+
+    def _registry_html(self) -> str:
+        html = ""
+        if self.models:
+            html += "<b>Latest models</b>" + r.html_table(
+                ("model", "framework", "from run"), [(m.id, m.framework or "", m.run_id or "") for m in self.models])
+        if self.services:
+            html += "<b>Services</b>" + r.html_table(
+                ("service", "state", "scoring URI", "models"),
+                [(d.name, d.state, d.scoring_uri, ", ".join(d.models)) for d in self.services])
+        return html
 
     def poll(self) -> str:
         if self._closed:
@@ -301,7 +317,8 @@ class WorkspaceOverview(Dashboard):
         exps = r.html_table(("experiment", "runs", "last run"),
                             [(e.name, e.run_count, r.fmt_time(e.last_run)) for e in self.exps])
         return f"<p>{r.esc(repr(self.info))}</p>{exps}" + (
-            "<p><b>Active runs</b></p>" + self.active_runs._repr_html_() if self.active_runs.infos else "")
+            "<p><b>Active runs</b></p>" + self.active_runs._repr_html_() if self.active_runs.infos else ""
+        ) + self._registry_html()
 
     def __repr__(self) -> str:
         return repr(self.info)
