@@ -159,7 +159,7 @@ def test_cancel_stops_the_process_group_and_marks_canceled(ip, client, workspace
         """
     )
     run = ip.run_cell_magic("aml", "run", code)
-    wait_until(lambda: "tick" in client.runs.get_metrics(run.id), what="the run logging")
+    wait_until(lambda: len(client.runs.metric_series(run.id, "tick")[0]) >= 3, what="the run logging")
     child_pid_file = workspace / "runs" / run.id / "snapshot" / "outputs" / "child.pid"
     child_pid = int(wait_until(lambda: child_pid_file.exists() and child_pid_file.read_text(), what="child pid"))
     info = ip.run_line_magic("aml", f"cancel {run.id}")
