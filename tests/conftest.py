@@ -28,10 +28,12 @@ def kill_workspace_processes(ws: Path) -> None:
     if not db.exists():
         return
     conn = sqlite3.connect(db, timeout=30)
-    try:
-        pids = conn.execute("SELECT host_pid, user_pid FROM runs").fetchall()
-    except sqlite3.Error:
-        pids = []
+    pids = []
+    for sql in ("SELECT host_pid, user_pid FROM runs", "SELECT server_pid, supervisor_pid FROM deployments"):
+        try:
+            pids += conn.execute(sql).fetchall()
+        except sqlite3.Error:
+            pass
     finally:
         conn.close()
     for host_pid, user_pid in pids:
