@@ -29,11 +29,12 @@ def kill_workspace_processes(ws: Path) -> None:
         return
     conn = sqlite3.connect(db, timeout=30)
     pids = []
-    for sql in ("SELECT host_pid, user_pid FROM runs", "SELECT server_pid, supervisor_pid FROM deployments"):
-        try:
-            pids += conn.execute(sql).fetchall()
-        except sqlite3.Error:
-            pass
+    try:
+        for sql in ("SELECT host_pid, user_pid FROM runs", "SELECT server_pid, supervisor_pid FROM deployments"):
+            try:
+                pids += conn.execute(sql).fetchall()
+            except sqlite3.Error:
+                pass
     finally:
         conn.close()
     for host_pid, user_pid in pids:

@@ -23,6 +23,8 @@ from .types import (
     Listing,
     MetricsView,
     ModelInfo,
+    ModelList,
+    ServiceList,
     RunInfo,
     RunList,
     RunSubmission,
@@ -338,8 +340,11 @@ class ModelOperations(_Operations):
             wanted = tags if isinstance(tags, dict) else {t: None for t in tags}
             models = [m for m in models if all(k in m.tags and (v is None or m.tags[k] == str(v))
                                                for k, v in wanted.items())]
-        return Listing(models, ("name", "version", "framework", "run_id", "tags"), "No models registered yet.",
-                       "Models")
+        query = {"name": name, "tags": tags, "run_id": run_id}
+        out = ModelList(models, ("name", "version", "framework", "run_id", "tags"), "No models registered yet.",
+                        "Models")
+        out.query = query
+        return out
 
     def add_tags(self, name: str, version: int, tags: dict[str, Any]) -> ModelInfo:
         return self._backend.add_model_tags(name, version, tags)
@@ -386,8 +391,8 @@ class DeploymentOperations(_Operations):
         return self._backend.deployments.get(name)
 
     def list(self) -> Listing:
-        return Listing(self._backend.deployments.list(), ("name", "state", "scoring_uri", "models", "restarts"),
-                       "No services deployed yet.", "Services")
+        return ServiceList(self._backend.deployments.list(), ("name", "state", "scoring_uri", "models", "restarts"),
+                           "No services deployed yet.", "Services")
 
     def get_keys(self, name: str) -> tuple[str, str]:
         return self._backend.deployments.keys(name)

@@ -248,6 +248,16 @@ class Listing(list, _Reprs):
         return title + r.html_table(self.headers, self._cells())
 
 
+class ModelList(Listing):
+    """``%aml models``: registered versions (a model browser in notebooks)."""
+
+    query: dict[str, Any] = {}
+
+
+class ServiceList(Listing):
+    """``%aml services``: deployed services (a service panel in notebooks)."""
+
+
 @dataclass
 class MetricsView(_Reprs):
     """``%aml metrics RUN``: every metric with its latest value and count; ``.data`` is get_metrics()."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Callable
 
 TYPES = (("aml_magics.runtime.run", "Run"), ("aml_magics.core.types", "RunList"),
-         ("aml_magics.core.types", "WorkspaceInfo"))
+         ("aml_magics.core.types", "WorkspaceInfo"), ("aml_magics.core.types", "ModelList"),
+         ("aml_magics.core.types", "ServiceList"))
 
 
 def in_kernel(shell) -> bool:
@@ -56,8 +57,18 @@ def register(shell, magics) -> None:
 
         WorkspaceOverview(magics.client).show()
 
+    def show_models(models) -> None:
+        from ..widgets.registry import ModelBrowser
+
+        ModelBrowser(magics.client, name=(models.query or {}).get("name")).show()
+
+    def show_services(services) -> None:
+        from ..widgets.registry import ServicePanel
+
+        ServicePanel(magics.client).show()
+
     formatter = shell.display_formatter.ipython_display_formatter
-    for (module, name), show in zip(TYPES, (show_run, show_run_list, show_workspace)):
+    for (module, name), show in zip(TYPES, (show_run, show_run_list, show_workspace, show_models, show_services)):
         formatter.for_type_by_name(module, name, guarded(show))
 
 

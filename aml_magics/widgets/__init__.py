@@ -11,6 +11,8 @@ _LAZY = {
     "RunComparison": "runs",
     "WorkspaceOverview": "runs",
     "StaticRunView": "static",
+    "ModelBrowser": "registry",
+    "ServicePanel": "registry",
 }
 
 __all__ = list(_LAZY)

@@ -115,3 +115,16 @@ class DataTable(anywidget.AnyWidget):
             self._on_open(content.get("id"))
         elif content.get("type") == "page" and self._on_page:
             self._on_page(max(0, int(content.get("offset", 0))))
+
+
+class CopySecret(anywidget.AnyWidget):
+    """A button that copies a secret to the clipboard without ever holding it as widget state."""
+
+    _esm = STATIC / "copy.js"
+    label = t.Unicode("copy").tag(sync=True)
+
+    def __init__(self, get_secret: Callable[[], str], **kwargs: Any):
+        super().__init__(**kwargs)
+        self._get_secret = get_secret
+        self.on_msg(lambda _w, content, _b: content.get("type") == "copy" and
+                    self.send({"type": "secret", "value": self._get_secret()}))

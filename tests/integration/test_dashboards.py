@@ -209,3 +209,35 @@ def test_parent_run_shows_children_table_and_parallel_coordinates(kernel):
     assert state["dims"] == ["C", "accuracy"] and state["shown"] == ""
     out = kernel.run("%aml runs -e sweepish --metric accuracy")
     assert out["error"] is None
+
+
+def test_model_browser_deploys_in_one_click_and_service_panel_tests_it(kernel, ws):
+    out = kernel.run(
+        "%%aml run -e reg --name train --wait\n"
+        "import joblib\nfrom sklearn.datasets import load_digits\nfrom sklearn.linear_model import LogisticRegression\n"
+        "X, y = load_digits(return_X_y=True)\n"
+        "joblib.dump(LogisticRegression(max_iter=300).fit(X[:400], y[:400]), 'outputs/model.pkl')\n"
+    )
+    assert out["error"] is None
+    kernel.run("last_run = _\nlast_run.register_model('browser_model', 'outputs/model.pkl', tags={'k': 'v'})")
+    out = kernel.run("%aml models")
+    assert out["error"] is None and "widget-view" in json.dumps(out["outputs"])
+    kernel.run("from aml_magics.widgets import ModelBrowser, ServicePanel\nb = ModelBrowser()\n"
+               "b.select('browser_model:1')\nworker = b.deploy(wait=True)")
+    state = kernel.value("{'rows': [r['_id'] for r in b.table.rows], 'result': b.result.value, "
+                         "'progress': b.progress.value, 'detail': b.detail.value}")
+    assert state["rows"] == ["browser_model:1"] and "k=v" not in state["rows"][0]
+    assert "Deployed" in state["result"] and "http://127.0.0.1:" in state["result"] and state["progress"] == 1.0
+    assert "scikit-learn" in state["detail"]
+    kernel.run("b.open_run()")
+    assert kernel.value("b.opened.run_id == last_run.id")
+    kernel.run("import json\np = ServicePanel(live=False)\np.select(b.service_name)\n"
+               "p.test(json.dumps({'data': [[0.0] * 64, [1.0] * 64]}))")
+    state = kernel.value("{'response': p.response.value, 'detail': p.detail.value, 'state': [str(v) for v in p.widget.get_state().values()]}")
+    assert "<b>200</b>" in state["response"] and "Healthy" in state["detail"]
+    key = kernel.value("p._keys()[0]")
+    assert key not in state["detail"] and key not in json.dumps(state["state"])  # keys never in widget state
+    kernel.run("p.test('{not json')")
+    assert "not valid JSON" in kernel.value("p.response.value")
+    kernel.run("p.delete()")
+    assert kernel.value("len(p.table.rows)") == 0
