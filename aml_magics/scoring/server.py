@@ -34,6 +34,9 @@ log = logging.getLogger("aml_magics.scoring")
 DEFAULT_MAX_BODY = 100 * 1024 * 1024
 DEFAULT_TIMEOUT_S = 60.0
 RUN_FAILED = "An unexpected error occurred in scoring script. Check the logs for more info."
+NOT_FOUND = ("The requested URL was not found on the server. If you entered the URL manually please check your "
+             "spelling and try again.")
+NOT_ALLOWED = "The method is not allowed for the requested URL."
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -70,8 +73,9 @@ class ScoringService:
             ],
             lifespan=self.lifespan,
         )
-        self.app.add_exception_handler(404, lambda req, exc: error(404, f"no route {req.url.path!r}: use POST /score"))
-        self.app.add_exception_handler(405, lambda req, exc: error(405, f"{req.method} is not allowed on {req.url.path}"))
+        # the same messages as azureml-inference-server-http (Flask/werkzeug), so clients see one contract
+        self.app.add_exception_handler(404, lambda req, exc: error(404, NOT_FOUND))
+        self.app.add_exception_handler(405, lambda req, exc: error(405, NOT_ALLOWED))
         self.app.add_exception_handler(500, lambda req, exc: error(500, "internal error of the scoring service"))
 
     async def lifespan(self, app):
@@ -118,8 +122,8 @@ class ScoringService:
             return body
         try:
             text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            return error(400, "the request body is not UTF-8 text")
+        except UnicodeDecodeError as exc:
+            return error(400, f"Input cannot be decoded as UTF-8: {exc}")
         try:
             result = await asyncio.wait_for(run_in_threadpool(self.module.run, text), self.timeout)
         except asyncio.TimeoutError:

@@ -97,7 +97,7 @@ def test_bad_requests_get_json_errors_and_the_service_stays_up(client, digits, t
         assert resp.status_code == status, name
         message = resp.json()["message"]
         assert "Traceback" not in message and "secret internal detail" not in message, name
-    assert requests.get(url.replace("/score", "/nope")).json()["message"].startswith("no route")
+    assert requests.get(url.replace("/score", "/nope")).json()["message"].startswith("The requested URL was not found")
     ok = requests.post(url, data=json.dumps({"data": digits[:1].tolist()}), headers=auth).json()
     assert ok == {"predictions": [0], "version": "1"}
     assert "secret internal detail" in svc.get_logs()  # the detail is in the log, for the owner

@@ -1,0 +1,138 @@
+"""Differential parity with Microsoft's azureml-inference-server-http: the same score.py and the same
+requests against both servers give the same status codes and bodies, except where ours is
+deliberately different — each difference is listed here with its reason."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import requests
+
+import azureml_inference_server_http  # noqa: F401,E402  (the parity peer: in the test extra)
+pytestmark = pytest.mark.slow
+
+SCORE = textwrap.dedent(
+    """
+    import json
+
+    def init():
+        global factor
+        factor = 2
+
+    def run(raw_data):
+        data = json.loads(raw_data)
+        if isinstance(data, dict) and data.get("boom"):
+            raise RuntimeError("secret internal detail")
+        if isinstance(data, dict) and data.get("unserialisable"):
+            return {1, 2}
+        return [x * factor for x in data["data"]]
+    """
+)
+
+WRAPPER = textwrap.dedent(
+    """
+    import os, sys
+    os.environ["AZUREML_ENTRY_SCRIPT"] = sys.argv[1]
+    os.environ["AZUREML_MODEL_DIR"] = sys.argv[2]
+    from azureml_inference_server_http import amlserver_linux
+    amlserver_linux.run("127.0.0.1", int(sys.argv[3]), 1)  # azmlinfsrv itself always binds 0.0.0.0
+    """
+)
+
+REQUESTS = {
+    "valid JSON": ("POST", "/score", b'{"data": [1, 2, 3]}'),
+    "invalid JSON": ("POST", "/score", b"{not json"),
+    "wrong shape": ("POST", "/score", b'{"x": 1}'),
+    "empty body": ("POST", "/score", b""),
+    "non-UTF-8": ("POST", "/score", b"\xff\xfe\xfa"),
+    "run() raises": ("POST", "/score", b'{"boom": true}'),
+    "large body (1.2 MB)": ("POST", "/score", b'{"data": [' + b",".join([b"7"] * 600_000) + b"]}"),
+    "liveness": ("GET", "/", b""),
+    "unknown path": ("GET", "/nope", b""),
+    "wrong method on /": ("POST", "/", b""),
+}
+
+# name -> why ours differs (the test fails if a listed difference disappears or an unlisted one appears)
+DIFFERENCES = {
+    "run() returns a set": "ours answers 500 with a JSON message; azmlinfsrv's JSON encoder fails differently",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def peers(client, tmp_path):
+    score = tmp_path / "score.py"
+    score.write_text(SCORE)
+    (tmp_path / "wrapper.py").write_text(WRAPPER)
+    (tmp_path / "m.bin").write_bytes(b"unused")
+    client.models.register("parity", tmp_path / "m.bin")
+    ours = client.deployments.create("parity-svc", "parity", score=score)
+    port = _free_port()
+    log = open(tmp_path / "azmlinfsrv.log", "wb")
+    theirs = subprocess.Popen([sys.executable, str(tmp_path / "wrapper.py"), str(score), str(tmp_path), str(port)],
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(base + "/", timeout=1).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        assert theirs.poll() is None and time.monotonic() < deadline, (tmp_path / "azmlinfsrv.log").read_text()[-2000:]
+        time.sleep(0.2)
+    yield ours, base
+    os.killpg(theirs.pid, signal.SIGTERM)
+    theirs.wait(20)
+    client.deployments.delete("parity-svc")
+
+
+def _call(base: str, method: str, path: str, body: bytes, key: str | None = None):
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    r = requests.request(method, base + path, data=body, headers=headers, timeout=60)
+    try:
+        payload = r.json()
+    except ValueError:
+        payload = r.text
+    return r.status_code, payload
+
+
+def test_same_answers_as_azureml_inference_server(peers):
+    ours, theirs = peers
+    key = ours.get_keys()[0]
+    our_base = ours.scoring_uri[: -len("/score")]
+    mismatches = {}
+    for name, (method, path, body) in REQUESTS.items():
+        a = _call(our_base, method, path, body, key)
+        b = _call(theirs, method, path, body)
+        if a != b:
+            mismatches[name] = (a, b)
+    assert mismatches == {}, mismatches
+    # set the same request apart where we differ on purpose
+    a = _call(our_base, "POST", "/score", b'{"unserialisable": true}', key)
+    b = _call(theirs, "POST", "/score", b'{"unserialisable": true}')
+    assert a[0] == 500 and "JSON" in a[1]["message"]
+    assert (a != b) == bool(DIFFERENCES.get("run() returns a set"))
+
+
+def test_deliberately_stricter_auth(peers):
+    ours, theirs = peers
+    body = b'{"data": [1]}'
+    assert _call(theirs, "POST", "/score", body)[0] == 200  # azmlinfsrv serves anyone
+    assert _call(ours.scoring_uri[: -len("/score")], "POST", "/score", body)[0] == 401  # ours wants a key
+    # liveness stays open on both, for health probes
+    assert _call(ours.scoring_uri[: -len("/score")], "GET", "/", b"") == _call(theirs, "GET", "/", b"") == (200, "Healthy")
