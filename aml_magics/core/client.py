@@ -373,12 +373,16 @@ class DeploymentOperations(_Operations):
 
     def create(self, name: str, models: list[str] | str, *, score: str | os.PathLike | None = None,
                host: str = "127.0.0.1", port: int | None = None, auth: bool = True, update: bool = False,
-               timeout: float = 120):
+               timeout: float = 120, request_timeout_s: float = 60.0, max_body_bytes: int = 100 * 1024 * 1024):
+        """Deploy (or with ``update`` swap in place); returns when the service is Healthy."""
         from .services import Webservice
 
+        if request_timeout_s <= 0 or max_body_bytes <= 0:
+            raise InvalidInput("request_timeout_s and max_body_bytes must be positive")
         refs = [parse_model_ref(m) for m in ([models] if isinstance(models, str) else models)]
         self._backend.deployments.deploy(name, refs, Path(score) if score else None, host=host, port=port,
-                                         auth=auth, update=update, timeout=timeout)
+                                         auth=auth, update=update, timeout=timeout,
+                                         request_timeout_s=request_timeout_s, max_body_bytes=max_body_bytes)
         return Webservice(self._client, name)
 
     def get(self, name: str):

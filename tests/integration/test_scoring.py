@@ -180,3 +180,18 @@ def test_dead_supervisor_is_shown_dead_and_bad_deploys_are_refused(client, digit
     client.models.register("opaque", tmp_path / "blob.bin")
     with pytest.raises(UsageError, match="has no default scorer"):
         ip.run_line_magic("aml", "deploy opaque")
+
+
+def test_time_limit_and_body_limit(client, digits, tmp_path):
+    (tmp_path / "slow.py").write_text(
+        "import json, time\ndef init():\n    pass\n"
+        "def run(raw):\n    time.sleep(json.loads(raw)['sleep'])\n    return 'done'\n")
+    svc = client.deployments.create("digits-limits", "digits", score=tmp_path / "slow.py", request_timeout_s=0.5,
+                                    max_body_bytes=1000)
+    auth = {"Authorization": f"Bearer {svc.get_keys()[0]}"}
+    slow = requests.post(svc.scoring_uri, data=json.dumps({"sleep": 3}), headers=auth)
+    assert slow.status_code == 504 and "longer than 0.5 s" in slow.json()["message"]
+    assert requests.post(svc.scoring_uri, data=json.dumps({"sleep": 0}), headers=auth).json() == "done"
+    big = requests.post(svc.scoring_uri, data=json.dumps({"sleep": 0, "pad": "x" * 5000}), headers=auth)
+    assert big.status_code == 413 and "limit of 1000 bytes" in big.json()["message"]
+    assert client.deployments.get_info("digits-limits").state == "Healthy"

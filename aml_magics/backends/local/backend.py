@@ -636,7 +636,8 @@ class LocalDeployments:
         return "\n".join(text.splitlines()[-tail:]) if tail else text
 
     def deploy(self, name: str, models: list, score_path: Path | None, *, host: str, port: int | None,
-               auth: bool, update: bool, timeout: float):
+               auth: bool, update: bool, timeout: float, request_timeout_s: float = 60.0,
+               max_body_bytes: int = 100 * 1024 * 1024):
         import re
         import secrets
         import socket
@@ -677,7 +678,8 @@ class LocalDeployments:
             model_paths[m.id] = m.path
         model_dir = str(Path(infos[0].path).parent) if len(infos) == 1 else str(self.backend.path / "models")
         spec = {"entry_script": "score.py", "model_dir": model_dir, "model_paths": model_paths, "host": host,
-                "port": port, "auth": auth, "models": [m.id for m in infos]}
+                "port": port, "auth": auth, "models": [m.id for m in infos], "timeout_s": request_timeout_s,
+                "max_body": max_body_bytes}
         _write_atomic(folder / "score.py", source)
         _write_atomic(folder / "spec.json", json.dumps(spec, indent=2))
         if not (folder / "keys.json").exists():

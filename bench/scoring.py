@@ -1,0 +1,185 @@
+"""Scoring benchmarks: throughput and latency at concurrency 8 (wrk), ours vs azureml-inference-server-http
+(vs `mlflow models serve` when available), deploy → first 200, the model browser over 10,000 versions.
+
+    python bench/scoring.py [--quick] [--json PATH]
+
+JSON keys: ours_rps, ours_p99_ms, azmlinfsrv_rps, azmlinfsrv_p99_ms, mlflow_rps, deploy_to_first_200_s,
+model_browser_10k_s.  Needs `wrk` (Debian package) for the load; the model is a LogisticRegression on
+load_digits, one row per request.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import median_of, parse_args, print_table, ratio, write_json  # noqa: E402
+
+SCORE = textwrap.dedent(
+    """
+    import json, os
+    import joblib
+    import numpy as np
+
+    def init():
+        global model
+        model = joblib.load(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model.pkl"))
+
+    def run(raw_data):
+        return model.predict(np.asarray(json.loads(raw_data)["data"])).tolist()
+    """
+)
+
+WRAPPER = textwrap.dedent(
+    """
+    import os, sys
+    os.environ["AZUREML_ENTRY_SCRIPT"] = sys.argv[1]
+    os.environ["AZUREML_MODEL_DIR"] = sys.argv[2]
+    from azureml_inference_server_http import amlserver_linux
+    amlserver_linux.run("127.0.0.1", int(sys.argv[3]), 1)
+    """
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wrk(url: str, body: str, key: str | None, seconds: int) -> tuple[float, float]:
+    """(requests/s, p99 ms) at 8 connections; fails loudly on any non-2xx answer."""
+    lua = Path(tempfile.mkstemp(suffix=".lua")[1])
+    headers = 'wrk.headers["Content-Type"] = "application/json"\n'
+    if key:
+        headers += f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+    lua.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n{headers}')
+    out = subprocess.run(["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", "-s", str(lua), url],
+                         capture_output=True, text=True, timeout=seconds + 60).stdout
+    lua.unlink()
+    if "Non-2xx" in out:
+        raise RuntimeError(out)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    p99 = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    return rps, p99
+
+
+def wait_http(url: str, timeout: float = 90) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} never answered")
+
+
+def main() -> None:
+    args = parse_args(__doc__)
+    seconds = 5 if args.quick else 15
+    if shutil.which("wrk") is None:
+        sys.exit("bench/scoring.py needs wrk: apt-get install wrk")
+    import joblib
+    import requests
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        os.environ["AML_MAGICS_WORKSPACE"] = str(tmp / "ws")
+        from aml_magics.core.client import Client
+
+        client = Client.shared()
+        X, y = load_digits(return_X_y=True)
+        model_dir = tmp / "model"
+        model_dir.mkdir()
+        joblib.dump(LogisticRegression(max_iter=1000).fit(X, y), model_dir / "model.pkl")
+        (tmp / "score.py").write_text(SCORE)
+        client.models.register("digits", model_dir / "model.pkl")
+        body = json.dumps({"data": X[:1].tolist()})
+
+        def deploy_once() -> float:
+            name = f"bench-{time.time_ns() % 10**8}"
+            started = time.perf_counter()
+            svc = client.deployments.create(name, "digits", score=tmp / "score.py")
+            r = requests.post(svc.scoring_uri, data=body, headers={"Authorization": f"Bearer {svc.get_keys()[0]}"})
+            elapsed = time.perf_counter() - started
+            assert r.status_code == 200, r.text
+            svc.delete()
+            return elapsed
+
+        deploy_s = median_of(deploy_once, 3 if args.quick else 5, warmup=1)
+        svc = client.deployments.create("bench-load", "digits", score=tmp / "score.py")
+        ours_rps, ours_p99 = wrk(svc.scoring_uri, body, svc.get_keys()[0], seconds)
+        svc.delete()
+
+        theirs_rps = theirs_p99 = None
+        try:
+            import azureml_inference_server_http  # noqa: F401
+
+            (tmp / "wrapper.py").write_text(WRAPPER)
+            port = free_port()
+            proc = subprocess.Popen([sys.executable, str(tmp / "wrapper.py"), str(tmp / "score.py"), str(model_dir),
+                                     str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    start_new_session=True)
+            try:
+                wait_http(f"http://127.0.0.1:{port}/")
+                theirs_rps, theirs_p99 = wrk(f"http://127.0.0.1:{port}/score", body, None, seconds)
+            finally:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(20)
+        except ImportError:
+            print("azureml-inference-server-http is not installed (pip install -e '.[test]'): no anchor")
+
+        # the model browser over 10,000 versions (first page)
+        n = 2_000 if args.quick else 10_000
+        rows = client.backend.models
+        for i in range(n):
+            with client.backend.store.write() as c:
+                c.execute("INSERT INTO models(name, version, path, entry, created) VALUES(?,?,?,?,?)",
+                          (f"m{i % 100}", i // 100 + 1, str(model_dir), "model.pkl", time.time()))
+        from aml_magics.widgets.registry import ModelBrowser
+
+        browser_s = median_of(lambda: _timed(lambda: ModelBrowser(client)), 3 if args.quick else 5)
+        del rows
+
+    rows_out = [
+        ("requests/s at concurrency 8", f"{ours_rps:,.0f}", f"azmlinfsrv {theirs_rps:,.0f}" if theirs_rps else "n/a",
+         ratio(ours_rps, theirs_rps), ">= 2x"),
+        ("p99 latency", f"{ours_p99:.1f} ms", f"azmlinfsrv {theirs_p99:.1f} ms" if theirs_p99 else "n/a",
+         ratio(ours_p99, theirs_p99), "lower"),
+        ("mlflow models serve", "-", "not measured here", "n/a", "-"),
+        ("deploy -> first 200", f"{deploy_s:.2f} s", "-", "-", "<= 3 s"),
+        (f"model browser, {n:,} versions", f"{browser_s:.3f} s", "-", "-", "<= 0.5 s"),
+    ]
+    print_table(f"bench/scoring.py ({'quick' if args.quick else 'full'}, wrk {seconds}s, c=8)", rows_out)
+    write_json("scoring", {
+        "ours_rps": round(ours_rps), "ours_p99_ms": round(ours_p99, 2),
+        "azmlinfsrv_rps": theirs_rps and round(theirs_rps), "azmlinfsrv_p99_ms": theirs_p99 and round(theirs_p99, 2),
+        "mlflow_rps": None, "deploy_to_first_200_s": round(deploy_s, 3), "model_browser_10k_s": round(browser_s, 4),
+    }, args.json)
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+if __name__ == "__main__":
+    main()
