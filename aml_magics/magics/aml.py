@@ -77,7 +77,7 @@ class AmlMagics(Magics):
         if cell is not None and args.command != "run":
             raise UsageError(f"%%aml {args.command} is a line magic: use %aml {args.command} (only %%aml run takes a cell)")
         if extra and args.command != "run":
-            raise UsageError(f"'--' arguments go only with %aml run SCRIPT -- ARGS")
+            raise UsageError("'--' arguments go only with %aml run SCRIPT -- ARGS")
         handler = getattr(self, f"_cmd_{args.command}")
         return handler(args, cell, extra) if args.command == "run" else handler(args)
 

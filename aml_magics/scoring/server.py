@@ -74,6 +74,8 @@ class ScoringService:
         self.timeout = timeout
         self.ready_file = ready_file
         self.module = None
+        self.server = None  # the uvicorn server, set by main(); draining stops its listeners
+        self.draining = False
         self.app = Starlette(
             routes=[
                 Route("/", self.health, methods=["GET"]),
@@ -91,10 +93,27 @@ class ScoringService:
     async def lifespan(self, app):
         self.module = await run_in_threadpool(load_entry_script, self.entry_script)
         await run_in_threadpool(self.module.init)
+        if hasattr(signal, "SIGUSR1"):
+            import asyncio
+
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self.start_draining)
         if self.ready_file is not None:
             self.ready_file.write_text(str(os.getpid()))
         log.warning("scoring service ready (pid %s)", os.getpid())
         yield
+
+    def start_draining(self) -> None:
+        """Before an update hands over: stop accepting (the new server takes new connections) and
+        close each kept-alive connection after its next answer, so no client is cut off mid-request."""
+        self.draining = True
+        for listener in getattr(self.server, "servers", []) or []:
+            listener.close()
+        log.warning("draining: new connections go to the updated service")
+
+    def finish(self, response: Response) -> Response:
+        if self.draining:
+            response.headers["connection"] = "close"
+        return response
 
     def call_run(self, text: str) -> Any:
         """Call run() on the server's thread, one request at a time, as azmlinfsrv's sync workers do:
@@ -124,7 +143,7 @@ class ScoringService:
         return ok
 
     async def health(self, request: Request) -> Response:
-        return PlainTextResponse("Healthy")
+        return self.finish(PlainTextResponse("Healthy"))
 
     async def read_body(self, request: Request) -> bytes | Response:
         length = request.headers.get("content-length")
@@ -139,6 +158,9 @@ class ScoringService:
         return b"".join(chunks)
 
     async def score(self, request: Request) -> Response:
+        return self.finish(await self._score(request))
+
+    async def _score(self, request: Request) -> Response:
         if not self.authorized(request):
             return error(401, "missing or wrong key: send 'Authorization: Bearer <key>' (service.get_keys())")
         body = await self.read_body(request)
@@ -204,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     config = uvicorn.Config(service.app, host=args.host, port=args.port, log_level="warning", access_log=False,
                             lifespan="on", timeout_graceful_shutdown=30)
     server = uvicorn.Server(config)
+    service.server = server
     if args.fd is not None:
         # the supervisor's TCP socket; uvicorn's own --fd takes it for a UNIX socket and then leaves
         # Nagle on (40 ms per request), so hand it over as what it is

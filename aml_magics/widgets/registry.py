@@ -38,7 +38,6 @@ class ModelBrowser(Dashboard):
         self.result = w.HTML()
         self.run_view = w.Output()
         self.selected = None
-        self.opened: RunDetails | None = None
         self.open_run_button.on_click(lambda _: self.open_run())
         self.deploy_button.on_click(lambda _: self.deploy())
         self.widget = w.VBox([self.table, self.detail, w.HBox([self.open_run_button, self.deploy_button, self.progress]),
@@ -78,12 +77,7 @@ class ModelBrowser(Dashboard):
     def open_run(self) -> None:
         if self.selected is None or not self.selected.run_id:
             return
-        if self.opened is not None:
-            self.opened.close()
-        self.run_view.clear_output()
-        self.opened = RunDetails(self.selected.run_id, self.client)
-        with self.run_view:
-            self.opened.show()
+        self.open_below(self.run_view, RunDetails(self.selected.run_id, self.client))
 
     def deploy(self, wait: bool = False) -> threading.Thread:
         """Deploy the selected version (a default scorer when the framework has one), without blocking."""

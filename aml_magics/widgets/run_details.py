@@ -10,7 +10,7 @@ import ipywidgets as w
 from ..core import render as r
 from ..core.client import Client
 from ..core.errors import AmlError
-from ..core.types import TERMINAL_STATES, RunInfo
+from ..core.types import RunInfo
 from .components import DataTable, MetricChart
 from .poller import shared_poller
 from .static import metrics_rows, run_summary_html
@@ -31,6 +31,17 @@ class Dashboard:
         self.display_id = f"aml-{uuid.uuid4().hex[:12]}"
         self._displayed = False
         self._closed = False
+        self.opened: Dashboard | None = None  # a dashboard this one opened below itself
+
+    def open_below(self, output: w.Output, dashboard: "Dashboard") -> "Dashboard":
+        """Show ``dashboard`` in ``output``, replacing (and stopping) the one opened there before."""
+        if self.opened is not None:
+            self.opened.close()
+        self.opened = dashboard
+        output.clear_output()
+        with output:
+            dashboard.show()
+        return dashboard
 
     def static_html(self) -> str:  # pragma: no cover - overridden
         return ""
@@ -65,6 +76,8 @@ class Dashboard:
         """Stop updating and close the widgets."""
         self._closed = True
         shared_poller().unregister(self)
+        if self.opened is not None:
+            self.opened.close()
         _close_tree(self.widget)
 
     def poll(self) -> str:  # pragma: no cover - overridden
@@ -87,7 +100,6 @@ class RunDetails(Dashboard):
         self._log_offset = 0
         self._log_text = ""
         self._last_tick = 0.0
-        self.opened_child: RunDetails | None = None
         self.info: RunInfo = self.client.runs.get(self.run_id)
         self._build()
         self.update(force=True)
@@ -286,12 +298,7 @@ class RunDetails(Dashboard):
             self.children_chart.layout.display = "none"
 
     def _open_child(self, run_id: str) -> None:
-        if self.opened_child is not None:
-            self.opened_child.close()
-        self.child_view.clear_output()
-        self.opened_child = RunDetails(run_id, self.client)
-        with self.child_view:
-            self.opened_child.show()
+        self.open_below(self.child_view, RunDetails(run_id, self.client))
 
     def _cancel(self) -> None:
         try:

@@ -40,7 +40,6 @@ class RunHistory(Dashboard):
         self.fixed_metrics = list(metric_columns) if metric_columns else None
         self.offset = 0
         self._last: Any = None
-        self.opened: Dashboard | None = None
         experiments = ["(all)"] + [e.name for e in self.client.experiments.list()]
         self.exp_picker = w.Dropdown(options=experiments, value=experiment if experiment in experiments else "(all)",
                                      description="experiment", layout=w.Layout(width="280px"))
@@ -107,21 +106,11 @@ class RunHistory(Dashboard):
         active = any(i.status in ACTIVE_STATES for i in self.runs.infos)
         return "changed" if changed else ("idle" if active else "waiting")
 
-    def _open(self, dashboard: Dashboard) -> Dashboard:
-        """Show a dashboard below the table, replacing (and stopping) the one shown before."""
-        if self.opened is not None:
-            self.opened.close()
-        self.opened = dashboard
-        self.detail.clear_output()
-        with self.detail:
-            dashboard.show()
-        return dashboard
-
     def open_run(self, run_id: str) -> Dashboard:
-        return self._open(RunDetails(run_id, self.client))
+        return self.open_below(self.detail, RunDetails(run_id, self.client))
 
     def compare(self, run_ids: Sequence[str]) -> Dashboard:
-        return self._open(RunComparison(list(run_ids), self.client))
+        return self.open_below(self.detail, RunComparison(list(run_ids), self.client))
 
     def static_html(self) -> str:
         return self.runs._repr_html_()
@@ -245,7 +234,6 @@ class WorkspaceOverview(Dashboard):
         self.active = DataTable(on_open=self._open_run)
         self.detail = w.Output()
         self._last: Any = None
-        self.opened: Dashboard | None = None
         self.registry = w.HTML()
         self.widget = w.VBox([self.header, w.HTML("<b>Experiments</b>"), self.experiments,
                               w.HTML("<b>Active runs</b>"), self.active, self.registry, self.detail])
@@ -299,19 +287,11 @@ class WorkspaceOverview(Dashboard):
         changed = self.refresh()
         return "changed" if changed else ("idle" if self.active_runs.infos else "waiting")
 
-    def _open(self, dashboard: Dashboard) -> None:
-        if self.opened is not None:
-            self.opened.close()
-        self.opened = dashboard
-        self.detail.clear_output()
-        with self.detail:
-            dashboard.show()
-
     def _open_experiment(self, name: str) -> None:
-        self._open(RunHistory(self.client, experiment=name))
+        self.open_below(self.detail, RunHistory(self.client, experiment=name))
 
     def _open_run(self, run_id: str) -> None:
-        self._open(RunDetails(run_id, self.client))
+        self.open_below(self.detail, RunDetails(run_id, self.client))
 
     def static_html(self) -> str:
         exps = r.html_table(("experiment", "runs", "last run"),

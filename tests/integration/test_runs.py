@@ -4,9 +4,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import textwrap
-import time
 
 import pytest
 from IPython.core.error import UsageError

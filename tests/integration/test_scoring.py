@@ -147,6 +147,7 @@ def test_update_in_place_fails_no_request(client, digits, tmp_path):
 
 def test_delete_frees_the_port_and_processes(client, digits, ip):
     svc = ip.run_line_magic("aml", "deploy digits --name digits-del")
+    assert svc.state == "Healthy"
     port = client.deployments.get_info("digits-del").port
     row = client.backend.store.query_one("SELECT supervisor_pid, server_pid FROM deployments WHERE name='digits-del'")
     ip.run_line_magic("aml", "service digits-del --delete")

@@ -3,7 +3,6 @@ requests against both servers give the same status codes and bodies, except wher
 deliberately different — each difference is listed here with its reason."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket

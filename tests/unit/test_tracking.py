@@ -1,7 +1,6 @@
 """Buffered logging: nothing lost on clean exit, errors or a failed flush; SIGKILL loses at most one interval."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3

@@ -16,6 +16,7 @@ from ...core.types import (
     ComputeTarget,
     DatastoreEntry,
     DatastoreInfo,
+    DeploymentInfo,
     ExperimentInfo,
     ModelInfo,
     RunInfo,
@@ -582,9 +583,7 @@ class LocalDeployments:
             raise NotFound.with_suggestions("service", name, names, hint="list them with %aml services")
         return row
 
-    def _info(self, row) -> "DeploymentInfo":
-        from ...core.types import DeploymentInfo
-
+    def _info(self, row) -> DeploymentInfo:
         spec = json.loads((self.root / row["name"] / "spec.json").read_text()) if (self.root / row["name"] / "spec.json").exists() else {}
         return DeploymentInfo(name=row["name"], state=row["state"], scoring_uri=row["scoring_uri"],
                               models=json.loads(row["models"]), host=row["host"], port=row["port"],

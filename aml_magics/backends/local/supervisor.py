@@ -25,6 +25,7 @@ from .store import Store
 
 READY_TIMEOUT_S = 120
 MAX_BACKOFF_S = 30.0
+DRAIN_S = 1.5  # clients with kept-alive connections move to the new server meanwhile
 
 
 class Supervisor:
@@ -150,6 +151,9 @@ class Supervisor:
         new = self.start_server(sock)
         if self.wait_ready(new):
             old, self.server = self.server, new
+            if old.poll() is None and hasattr(signal, "SIGUSR1"):
+                old.send_signal(signal.SIGUSR1)  # stop accepting; close kept-alive connections after their answer
+                time.sleep(DRAIN_S)
             self.stop(old)
             self.set_state("Healthy", None, server_pid=new.pid)
         else:
