@@ -50,6 +50,7 @@ class Client:
         self.datastores = DatastoreOperations(self)
         self.models = ModelOperations(self)
         self.deployments = DeploymentOperations(self)
+        self.environments = EnvironmentOperations(self)
 
     @classmethod
     def shared(cls, workspace: str | os.PathLike | None = None) -> "Client":
@@ -373,7 +374,8 @@ class DeploymentOperations(_Operations):
 
     def create(self, name: str, models: list[str] | str, *, score: str | os.PathLike | None = None,
                host: str = "127.0.0.1", port: int | None = None, auth: bool = True, update: bool = False,
-               timeout: float = 120, request_timeout_s: float = 60.0, max_body_bytes: int = 100 * 1024 * 1024):
+               timeout: float = 120, request_timeout_s: float = 60.0, max_body_bytes: int = 100 * 1024 * 1024,
+               environment: str | None = None):
         """Deploy (or with ``update`` swap in place); returns when the service is Healthy."""
         from .services import Webservice
 
@@ -382,7 +384,8 @@ class DeploymentOperations(_Operations):
         refs = [parse_model_ref(m) for m in ([models] if isinstance(models, str) else models)]
         self._backend.deployments.deploy(name, refs, Path(score) if score else None, host=host, port=port,
                                          auth=auth, update=update, timeout=timeout,
-                                         request_timeout_s=request_timeout_s, max_body_bytes=max_body_bytes)
+                                         request_timeout_s=request_timeout_s, max_body_bytes=max_body_bytes,
+                                         environment=environment)
         return Webservice(self._client, name)
 
     def get(self, name: str):
@@ -409,6 +412,26 @@ class DeploymentOperations(_Operations):
 
     def delete(self, name: str) -> None:
         self._backend.deployments.delete(name)
+
+
+class EnvironmentOperations(_Operations):
+    """Named, versioned package lists; runs and services use them through a cached virtualenv."""
+
+    def register(self, name: str, spec: str | os.PathLike | list[str]):
+        """From a requirements.txt, a conda-style .yml (its pip section) or a list of requirements."""
+        return self._backend.register_environment(name, spec)
+
+    def get(self, name: str, version: int | None = None):
+        name, version = parse_model_ref(name, version)
+        return self._backend.get_environment(name, version)
+
+    def list(self) -> Listing:
+        return Listing(self._backend.list_environments(), ("name", "version", "hash", "packages"),
+                       "No environments registered yet.", "Environments")
+
+    def build(self, ref: str, progress: Callable[[str], Any] = print) -> str:
+        """Build (once per content hash) and return the environment's python."""
+        return self._backend.environment_python(ref, progress)
 
 
 def parse_model_ref(name: str, version: int | str | None = None) -> tuple[str, int | None]:

@@ -368,6 +368,22 @@ class DeploymentInfo(_Reprs):
 
 
 @dataclass
+class EnvironmentInfo(_Reprs):
+    name: str
+    version: int
+    hash: str
+    packages: list[str] = field(default_factory=list)
+    created: float | None = None
+
+    def __repr__(self) -> str:
+        shown = ", ".join(self.packages[:6]) + (" …" if len(self.packages) > 6 else "")
+        return f"Environment {self.name}:{self.version} · {len(self.packages)} package(s): {shown} · hash {self.hash}"
+
+    def _repr_html_(self) -> str:
+        return r.esc(repr(self))
+
+
+@dataclass
 class RunSubmission:
     """Everything a backend needs to start a run of a cell, a script or a notebook."""
 
@@ -385,4 +401,5 @@ class RunSubmission:
     out_vars: list[str] = field(default_factory=list)
     inputs: dict[str, str] = field(default_factory=dict)  # name -> "datastore:path"
     environment_variables: dict[str, str] = field(default_factory=dict)
+    environment: str | None = None  # a registered environment (NAME[:VERSION]) or a requirements/yml path
     snapshot_max_bytes: int = 100_000_000

@@ -100,7 +100,7 @@ class AmlMagics(Magics):
         return dict(
             experiment=self._experiment(args), compute=args.compute or self.default_compute, tags=tags,
             display_name=args.display_name, in_values={n: self.shell.user_ns[n] for n in in_names},
-            out_vars=out_names, inputs=inputs, environment_variables=env,
+            out_vars=out_names, inputs=inputs, environment_variables=env, environment=args.environment,
             snapshot_max_bytes=self.snapshot_max_mb * 1_000_000,
         )
 
@@ -222,7 +222,22 @@ class AmlMagics(Magics):
             print(f"Warning: the service will listen on {args.host}, reachable from other machines"
                   f"{'' if not args.no_auth else ' and without a key'}.", file=sys.stderr)
         return self.client.deployments.create(name, args.models, score=args.score, host=args.host, port=args.port,
-                                              auth=not args.no_auth, update=args.update)
+                                              auth=not args.no_auth, update=args.update,
+                                              environment=args.environment)
+
+    def _cmd_env(self, args):
+        envs = self.client.environments
+        if args.action == "list":
+            return envs.list()
+        if not args.name:
+            raise UsageError(f"give the environment's name: %aml env {args.action} NAME")
+        if args.action == "register":
+            if not args.spec:
+                raise UsageError("give a requirements.txt / environment.yml or requirements: %aml env register NAME FILE")
+            one = args.spec[0]
+            return envs.register(args.name, one if len(args.spec) == 1 and os.path.exists(one) else args.spec)
+        print(f"python: {envs.build(args.name)}")
+        return None
 
     def _cmd_services(self, args):
         return self.client.deployments.list()

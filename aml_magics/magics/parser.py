@@ -26,6 +26,7 @@ OVERVIEW = """\
   %aml register RUN [outputs/model.pkl] --name NAME [--tag k=v] · %aml models [NAME]
   %aml deploy MODEL[:V] [--name SVC] [--score score.py] [--update] · %aml services
   %aml service SVC [--logs | --keys | --test JSON | --delete]
+  %aml env register NAME requirements.txt · %aml env list · run/deploy with --env NAME
   %aml workspace [use PATH] · %aml help SUBCOMMAND
 
 RUN is a run id, a unique part of one, or `last`. Settings: %config AmlMagics (see `%config AmlMagics`).
@@ -61,6 +62,9 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source-dir", help="folder to snapshot as the run's working directory (default: this folder)")
     p.add_argument("--env-var", action="append", default=[], metavar="KEY=VALUE",
                    help="environment variable for the run (repeatable)")
+    p.add_argument("--env", dest="environment", metavar="ENV",
+                   help="run in an environment: a registered NAME[:VERSION] or a requirements.txt / .yml "
+                        "(a virtualenv built once per content; default: this interpreter)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,8 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port (default: a free one)")
     p.add_argument("--no-auth", action="store_true", help="serve /score without a key (not recommended)")
     p.add_argument("--update", action="store_true", help="swap the models/score.py of an existing service in place")
+    p.add_argument("--env", dest="environment", metavar="ENV",
+                   help="serve from an environment: a registered NAME[:VERSION] or a requirements.txt / .yml")
 
     p = sub.add_parser("services", help="deployed services: state, scoring URI, models", add_help=False)
+
+    p = sub.add_parser("env", help="environments: `env register NAME FILE`, `env list`, `env build NAME`",
+                       add_help=False)
+    p.add_argument("action", choices=["register", "list", "build"])
+    p.add_argument("name", nargs="?", help="environment name (NAME[:VERSION] for build)")
+    p.add_argument("spec", nargs="*", help="register: a requirements.txt / environment.yml, or requirements")
 
     p = sub.add_parser("service", help="one service: --logs, --keys, --test JSON, --delete", add_help=False)
     p.add_argument("name")

@@ -17,6 +17,7 @@ from ...core.types import (
     DatastoreEntry,
     DatastoreInfo,
     DeploymentInfo,
+    EnvironmentInfo,
     ExperimentInfo,
     ModelInfo,
     RunInfo,
@@ -96,6 +97,7 @@ class LocalBackend(Backend):
                 pickled_inputs = cloudpickle.dumps(sub.in_values)
             except Exception as exc:
                 raise InvalidInput(f"--in: cannot pickle {', '.join(sub.in_values)}: {exc}") from None
+        python = self.environment_python(sub.environment) if sub.environment else None
         self.reconcile()
 
         run_id = new_run_id(sub.experiment)
@@ -104,6 +106,7 @@ class LocalBackend(Backend):
             "kind": sub.kind, "entry": sub.entry, "args": _substitute_inputs(sub.args, inputs), "parameters": sub.parameters,
             "experiment": sub.experiment, "in_vars": sorted(sub.in_values), "out_vars": list(sub.out_vars),
             "inputs": inputs, "source_dir": str(source), "environment_variables": sub.environment_variables,
+            "python": python, "environment": sub.environment,
         }
         self.store.create_run(run_id, sub.experiment, sub.kind, compute=sub.compute, status="NotStarted",
                               display_name=sub.display_name, spec=spec, tags=sub.tags)
@@ -412,6 +415,49 @@ class LocalBackend(Backend):
         self.models.update_tags(name, version, tags)
         return self.get_model(name, version)
 
+    # -- environments ----------------------------------------------------------------------------------
+
+    def register_environment(self, name: str, spec) -> EnvironmentInfo:
+        from . import environments
+
+        _check_model_name(name)
+        packages = environments.parse_packages(spec)
+        digest = environments.content_hash(packages)
+        with self.store.write() as c:
+            latest = c.execute("SELECT version, hash FROM environments WHERE name=? ORDER BY version DESC LIMIT 1",
+                               (name,)).fetchone()
+            if latest is not None and latest["hash"] == digest:
+                version = latest["version"]  # the same content is the same version
+            else:
+                version = (latest["version"] + 1) if latest else 1
+                c.execute("INSERT INTO environments(name, version, hash, packages, created) VALUES(?,?,?,?,?)",
+                          (name, version, digest, json.dumps(packages), time.time()))
+        return self.get_environment(name, version)
+
+    def get_environment(self, name: str, version: int | None = None) -> EnvironmentInfo:
+        sql = "SELECT * FROM environments WHERE name=?" + (" AND version=?" if version else "") + \
+              " ORDER BY version DESC LIMIT 1"
+        row = self.store.query_one(sql, (name, version) if version else (name,))
+        if row is None:
+            names = [r[0] for r in self.store.query("SELECT DISTINCT name FROM environments")]
+            raise NotFound.with_suggestions("environment", name, names, hint="register one with %aml env register")
+        return EnvironmentInfo(row["name"], row["version"], row["hash"], json.loads(row["packages"]), row["created"])
+
+    def list_environments(self) -> list[EnvironmentInfo]:
+        return [self.get_environment(r[0], r[1]) for r in
+                self.store.query("SELECT name, version FROM environments ORDER BY name, version DESC")]
+
+    def environment_python(self, ref: str, progress=print) -> str:
+        """The interpreter for an environment: a registered NAME[:VERSION], or a requirements/yml file."""
+        from . import environments
+
+        if os.path.exists(os.path.expanduser(ref)):
+            packages = environments.parse_packages(ref)
+        else:
+            name, _, version = ref.partition(":")
+            packages = self.get_environment(name, int(version) if version.isdigit() else None).packages
+        return str(environments.build(self.path / "envs", packages, progress))
+
     # -- experiments and computes ---------------------------------------------------------------------
 
     def list_experiments(self) -> list[ExperimentInfo]:
@@ -636,7 +682,7 @@ class LocalDeployments:
 
     def deploy(self, name: str, models: list, score_path: Path | None, *, host: str, port: int | None,
                auth: bool, update: bool, timeout: float, request_timeout_s: float = 60.0,
-               max_body_bytes: int = 100 * 1024 * 1024):
+               max_body_bytes: int = 100 * 1024 * 1024, environment: str | None = None):
         import re
         import secrets
         import socket
@@ -663,6 +709,7 @@ class LocalDeployments:
             if source is None:
                 raise InvalidInput(f"model {infos[0].id} ({infos[0].framework or 'unknown framework'}) has no default "
                                    "scorer: give a score.py with init() and run(raw_data) (--score score.py)")
+        python = self.backend.environment_python(environment) if environment else None
         if existing is not None:
             port, host = existing["port"], existing["host"]
         elif port is None:
@@ -678,7 +725,7 @@ class LocalDeployments:
         model_dir = str(Path(infos[0].path).parent) if len(infos) == 1 else str(self.backend.path / "models")
         spec = {"entry_script": "score.py", "model_dir": model_dir, "model_paths": model_paths, "host": host,
                 "port": port, "auth": auth, "models": [m.id for m in infos], "timeout_s": request_timeout_s,
-                "max_body": max_body_bytes}
+                "max_body": max_body_bytes, "python": python, "environment": environment}
         _write_atomic(folder / "score.py", source)
         _write_atomic(folder / "spec.json", json.dumps(spec, indent=2))
         if not (folder / "keys.json").exists():

@@ -127,6 +127,15 @@ MIGRATIONS: list[str] = [
         created REAL NOT NULL,
         updated REAL NOT NULL);
     """,
+    """
+    CREATE TABLE IF NOT EXISTS environments(
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        packages TEXT NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY(name, version));
+    """,
 ]
 
 

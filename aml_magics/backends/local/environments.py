@@ -1,0 +1,96 @@
+"""Environments: a named, versioned list of pip requirements, content-hashed; a virtualenv per hash.
+
+The virtualenv is built once per hash (under a file lock, so two kernels never build the same one
+twice) on top of the current interpreter's packages (``--system-site-packages``): aml-magics and
+its runtime stay importable, and the environment's own pins win because its site-packages come
+first. A failed build is removed and reported in one line, with the pip log kept for reading.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from ...core.errors import InvalidInput, NotFound
+
+
+def parse_packages(spec: str | os.PathLike | list[str]) -> list[str]:
+    """Requirements from a requirements.txt, a conda-style environment.yml (its pip section) or a list."""
+    if isinstance(spec, (list, tuple)):
+        lines = [str(x) for x in spec]
+    else:
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise NotFound(f"environment file {path} not found (give requirements.txt, environment.yml or a list)")
+        text = path.read_text(encoding="utf-8")
+        if path.suffix in (".yml", ".yaml"):
+            import yaml
+
+            doc = yaml.safe_load(text) or {}
+            lines = []
+            for dep in doc.get("dependencies", []) or []:
+                if isinstance(dep, dict) and "pip" in dep:
+                    lines += [str(x) for x in dep["pip"]]
+        else:
+            lines = text.splitlines()
+    packages = []
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith(("-e ", "--editable", "-r ", "--requirement")):
+            raise InvalidInput(f"environment line {line!r}: editable installs and nested files are not supported")
+        packages.append(line)
+    if not packages:
+        raise InvalidInput("the environment lists no packages")
+    return sorted(set(packages), key=str.lower)
+
+
+def content_hash(packages: list[str]) -> str:
+    digest = hashlib.sha256(json.dumps({"python": sys.version.split()[0], "packages": packages}).encode())
+    return digest.hexdigest()[:16]
+
+
+def env_python(folder: Path) -> Path:
+    return folder / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def build(root: Path, packages: list[str], progress: Callable[[str], None] = print) -> Path:
+    """The virtualenv for ``packages``: built on first use, cached by content hash. Returns its python."""
+    from filelock import FileLock
+
+    digest = content_hash(packages)
+    folder = root / digest
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / f"{digest}.lock")):
+        if (folder / ".complete").exists():
+            return env_python(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        log_path = root / f"{digest}.pip.log"
+        started = time.time()
+        progress(f"Building environment {digest} ({len(packages)} package(s)); the first time only…")
+        with open(log_path, "w") as log:
+            subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(folder)], check=True,
+                           stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen([str(env_python(folder)), "-m", "pip", "install", "--disable-pip-version-check",
+                                     "--no-input", "--progress-bar", "off", *packages],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for line in proc.stdout:
+                log.write(line)
+                if line.startswith(("Collecting", "Downloading", "Installing", "Successfully")):
+                    progress(f"  {line.strip()[:120]}")
+            code = proc.wait()
+        if code != 0:
+            shutil.rmtree(folder, ignore_errors=True)
+            last = [l for l in log_path.read_text(errors="replace").splitlines() if "ERROR" in l][-1:]
+            raise InvalidInput(f"building the environment failed ({(last or ['pip exited with code %d' % code])[0][:200]}); "
+                               f"the pip log is kept at {log_path}")
+        (folder / ".complete").write_text(json.dumps({"packages": packages, "seconds": time.time() - started}))
+        progress(f"Environment {digest} ready in {time.time() - started:.0f} s.")
+        return env_python(folder)

@@ -1,0 +1,64 @@
+"""Environments: content-hashed versions, a virtualenv per hash (built once), used by runs and services."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+from IPython.core.error import UsageError
+
+pytestmark = pytest.mark.slow
+
+
+def test_versions_follow_content(client, tmp_path):
+    req = tmp_path / "requirements.txt"
+    req.write_text("six==1.15.0\n# a comment\n")
+    yml = tmp_path / "environment.yml"
+    yml.write_text("name: x\ndependencies:\n  - python=3.11\n  - pip:\n    - six==1.15.0\n")
+    a = client.environments.register("pinned", req)
+    b = client.environments.register("pinned", yml)  # the same packages: the same version
+    c = client.environments.register("pinned", ["six==1.15.0", "tomli-w==1.0.0"])
+    assert (a.version, b.version, c.version) == (1, 1, 2) and a.hash == b.hash != c.hash
+    assert client.environments.get("pinned:1").packages == ["six==1.15.0"]
+    assert [e.version for e in client.environments.list()] == [2, 1]
+
+
+def test_run_and_service_in_an_environment(ip, client, tmp_path, capsys):
+    (tmp_path / "requirements.txt").write_text("six==1.15.0\n")
+    ip.run_line_magic("aml", f"env register pinned {tmp_path / 'requirements.txt'}")
+    started = time.time()
+    run = ip.run_cell_magic("aml", "run --env pinned --wait", "import six, sys\nprint('six', six.__version__, sys.prefix)\n")
+    assert "Building environment" in capsys.readouterr().out  # progress is shown the first time
+    info = client.runs.get(run.id)
+    assert info.status == "Completed", run.get_logs()
+    assert "six 1.15.0" in run.get_logs() and "/envs/" in run.get_logs()
+    first = time.time() - started
+    started = time.time()
+    again = ip.run_cell_magic("aml", "run --env pinned --wait", "import six\nprint('six', six.__version__)\n")
+    assert "six 1.15.0" in again.get_logs()
+    assert "Building environment" not in capsys.readouterr().out  # cached by content hash
+    assert time.time() - started < first
+    # a scoring service from the same environment
+    (tmp_path / "m.bin").write_bytes(b"x")
+    client.models.register("envmodel", tmp_path / "m.bin")
+    (tmp_path / "score.py").write_text("import six\ndef init():\n    pass\ndef run(raw):\n    return six.__version__\n")
+    svc = client.deployments.create("env-svc", "envmodel", score=tmp_path / "score.py", environment="pinned")
+    try:
+        answer = requests.post(svc.scoring_uri, data="{}", headers={"Authorization": f"Bearer {svc.get_keys()[0]}"})
+        assert answer.json() == "1.15.0"
+    finally:
+        svc.delete()
+
+
+def test_failed_build_is_one_clear_error_with_the_log_kept(ip, client, workspace, tmp_path):
+    (tmp_path / "empty.txt").write_text("# nothing\n")
+    with pytest.raises(UsageError, match="lists no packages"):
+        ip.run_cell_magic("aml", f"run --env {tmp_path / 'empty.txt'}", "x = 1\n")
+    (tmp_path / "bad.txt").write_text("this-package-does-not-exist-aml-magics==0.0.1\n")
+    with pytest.raises(UsageError, match="building the environment failed") as err:
+        ip.run_cell_magic("aml", f"run --env {tmp_path / 'bad.txt'}", "x = 1\n")
+    log = str(err.value).rsplit(" ", 1)[-1]
+    assert "this-package-does-not-exist" in open(log).read()
+    assert client.runs.list().infos == []  # nothing was submitted
+    assert not [p for p in (workspace / "envs").iterdir() if p.is_dir()]  # no half-built environment left
