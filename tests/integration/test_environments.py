@@ -1,7 +1,6 @@
 """Environments: content-hashed versions, a virtualenv per hash (built once), used by runs and services."""
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
