@@ -48,6 +48,73 @@ def _raise_timeout(signum, frame):
     raise RunTimeout()
 
 
+class BadInput(Exception):
+    pass
+
+
+def decorated_parameters(run) -> list | None:
+    """run()'s parameters when inference-schema decorates it (the server then calls ``run(**body)``)."""
+    try:
+        from inference_schema.schema_util import is_schema_decorated
+    except ImportError:
+        return None
+    if not is_schema_decorated(run):
+        return None
+    import inspect
+
+    return list(inspect.signature(run).parameters.values())
+
+
+def swagger_document(run, title: str) -> dict | None:
+    """A Swagger 2.0 description of /score from run()'s inference-schema decorators (None without them)."""
+    if decorated_parameters(run) is None:
+        return None
+    from inference_schema.schema_util import get_input_schema, get_output_schema
+
+    return {
+        "swagger": "2.0",
+        "info": {"title": title, "description": "Scoring service deployed with aml-magics", "version": "1.0"},
+        "schemes": ["http"], "consumes": ["application/json"], "produces": ["application/json"],
+        "securityDefinitions": {"Bearer": {"type": "apiKey", "name": "Authorization", "in": "header",
+                                           "description": "Bearer <key>"}},
+        "paths": {
+            "/": {"get": {"operationId": "ServiceHealthCheck", "responses": {"200": {"description": "Healthy"}}}},
+            "/score": {"post": {
+                "operationId": "RunMLService", "security": [{"Bearer": []}],
+                "parameters": [{"name": "serviceInputPayload", "in": "body", "required": True,
+                                "schema": {"$ref": "#/definitions/ServiceInput"}}],
+                "responses": {"200": {"description": "the result of run()",
+                                      "schema": {"$ref": "#/definitions/ServiceOutput"}},
+                              "default": {"description": "an error", "schema": {"$ref": "#/definitions/ErrorResponse"}}},
+            }},
+        },
+        "definitions": {"ServiceInput": get_input_schema(run), "ServiceOutput": get_output_schema(run),
+                        "ErrorResponse": {"type": "object", "properties": {"message": {"type": "string"}}}},
+    }
+
+
+def parse_decorated(body: str, content_type: str, parameters: list) -> dict:
+    """The keyword arguments of a decorated run() from a JSON object body (azmlinfsrv's rules and messages)."""
+    import inspect
+
+    if "json" not in content_type.lower():
+        raise BadInput("Expects Content-Type to be application/json")
+    try:
+        payload = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"POST body could not be decoded as JSON: {exc}" if body else
+                       "POST body is empty. Expecting a JSON dictionary.") from None
+    if not isinstance(payload, dict):
+        raise BadInput("POST body should be a JSON dictionary.")
+    kwargs = {}
+    for p in parameters:
+        value = payload.get(p.name, p.default)
+        if value is inspect.Parameter.empty:
+            raise BadInput(f"A value is not provided for the {p.name!r} parameter.")
+        kwargs[p.name] = value
+    return kwargs
+
+
 def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"message": message}, status_code=status)
 
@@ -74,6 +141,8 @@ class ScoringService:
         self.timeout = timeout
         self.ready_file = ready_file
         self.module = None
+        self.parameters: list | None = None
+        self.swagger_doc: dict | None = None
         self.server = None  # the uvicorn server, set by main(); draining stops its listeners
         self.draining = False
         self.app = Starlette(
@@ -92,6 +161,8 @@ class ScoringService:
     @contextlib.asynccontextmanager
     async def lifespan(self, app):
         self.module = await run_in_threadpool(load_entry_script, self.entry_script)
+        self.parameters = decorated_parameters(self.module.run)
+        self.swagger_doc = swagger_document(self.module.run, self.entry_script.parent.name)
         await run_in_threadpool(self.module.init)
         if hasattr(signal, "SIGUSR1"):
             import asyncio
@@ -115,16 +186,17 @@ class ScoringService:
             response.headers["connection"] = "close"
         return response
 
-    def call_run(self, text: str) -> Any:
+    def call_run(self, text: str | None, kwargs: dict | None = None) -> Any:
         """Call run() on the server's thread, one request at a time, as azmlinfsrv's sync workers do:
         score.py need not be thread-safe, BLAS-heavy models do not fight over the cores, and no
         thread hop is paid (measured: 30 % of the throughput). SIGALRM enforces the time limit."""
+        call = (lambda: self.module.run(text)) if kwargs is None else (lambda: self.module.run(**kwargs))
         if not self.timeout or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
-            return self.module.run(text)
+            return call()
         previous = signal.signal(signal.SIGALRM, _raise_timeout)
         signal.setitimer(signal.ITIMER_REAL, self.timeout)
         try:
-            return self.module.run(text)
+            return call()
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
@@ -170,8 +242,14 @@ class ScoringService:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             return error(400, f"Input cannot be decoded as UTF-8: {exc}")
+        if self.parameters is not None:
+            try:
+                kwargs = parse_decorated(text, request.headers.get("content-type", ""), self.parameters)
+            except BadInput as exc:
+                status = 415 if str(exc).startswith("Expects Content-Type") else 400
+                return error(status, str(exc))
         try:
-            result = self.call_run(text)
+            result = self.call_run(text) if self.parameters is None else self.call_run(None, kwargs)
         except RunTimeout:
             log.error("run() was stopped after %g s", self.timeout)
             return error(504, f"run() took longer than {self.timeout:g} s")
@@ -190,10 +268,10 @@ class ScoringService:
     async def swagger(self, request: Request) -> Response:
         if not self.authorized(request):
             return error(401, "missing or wrong key: send 'Authorization: Bearer <key>' (service.get_keys())")
-        schema = getattr(self.module, "__aml_swagger__", None)
-        if schema is None:
-            return error(404, "this service has no schema: decorate run() with inference-schema's input/output schemas")
-        return JSONResponse(schema)
+        if self.swagger_doc is None:
+            return error(404, "this service has no schema: decorate run() with inference-schema's "
+                              "@input_schema / @output_schema")
+        return JSONResponse(self.swagger_doc)
 
 
 def read_keys(deployment_dir: Path) -> list[str]:

@@ -61,6 +61,8 @@ REQUESTS = {
 # name -> why ours differs (the test fails if a listed difference disappears or an unlisted one appears)
 DIFFERENCES = {
     "run() returns a set": "ours answers 500 with a JSON message; azmlinfsrv's JSON encoder fails differently",
+    "/swagger.json without inference-schema": "azmlinfsrv serves a generic document; ours answers 404 saying how "
+                                              "to get a real schema (and, like /score, wants the key)",
 }
 
 
@@ -133,5 +135,67 @@ def test_deliberately_stricter_auth(peers):
     body = b'{"data": [1]}'
     assert _call(theirs, "POST", "/score", body)[0] == 200  # azmlinfsrv serves anyone
     assert _call(ours.scoring_uri[: -len("/score")], "POST", "/score", body)[0] == 401  # ours wants a key
+    # no schema without decorators (see DIFFERENCES)
+    our_base = ours.scoring_uri[: -len("/score")]
+    assert _call(theirs, "GET", "/swagger.json", b"")[0] == 200
+    status, body = _call(our_base, "GET", "/swagger.json", b"", ours.get_keys()[0])
+    assert status == 404 and "inference-schema" in body["message"]
     # liveness stays open on both, for health probes
     assert _call(ours.scoring_uri[: -len("/score")], "GET", "/", b"") == _call(theirs, "GET", "/", b"") == (200, "Healthy")
+
+
+DECORATED = textwrap.dedent(
+    """
+    import numpy as np
+    from inference_schema.parameter_types.numpy_parameter_type import NumpyParameterType
+    from inference_schema.parameter_types.standard_py_parameter_type import StandardPythonParameterType
+    from inference_schema.schema_decorators import input_schema, output_schema
+
+    def init():
+        pass
+
+    @input_schema("data", NumpyParameterType(np.array([[1.0, 2.0]])))
+    @output_schema(StandardPythonParameterType([3.0]))
+    def run(data):
+        return data.sum(axis=1).tolist()
+    """
+)
+
+
+def test_inference_schema_decorated_run_and_swagger(client, tmp_path):
+    score = tmp_path / "decorated.py"
+    score.write_text(DECORATED)
+    (tmp_path / "wrapper.py").write_text(WRAPPER)
+    (tmp_path / "m.bin").write_bytes(b"unused")
+    client.models.register("schema-model", tmp_path / "m.bin")
+    ours = client.deployments.create("schema-svc", "schema-model", score=score)
+    port = _free_port()
+    theirs = subprocess.Popen([sys.executable, str(tmp_path / "wrapper.py"), str(score), str(tmp_path), str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(base + "/", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        key = ours.get_keys()[0]
+        our_base = ours.scoring_uri[: -len("/score")]
+        for body in (b'{"data": [[1, 2], [3, 4]]}', b'{"other": 1}', b"[1, 2]", b"", b"{bad"):
+            assert _call(our_base, "POST", "/score", body, key) == _call(base, "POST", "/score", body), body
+        assert _call(our_base, "POST", "/score", b'{"data": [[1, 2]]}', key) == (200, [3.0])
+        r = requests.post(our_base + "/score", data=b'{"data": [[1, 2]]}',
+                          headers={"Content-Type": "text/plain", "Authorization": f"Bearer {key}"})
+        assert r.status_code == 415 and "application/json" in r.json()["message"]
+        swagger = requests.get(our_base + "/swagger.json", headers={"Authorization": f"Bearer {key}"}).json()
+        assert swagger["swagger"] == "2.0" and "/score" in swagger["paths"]
+        assert swagger["definitions"]["ServiceInput"]["properties"]["data"]["type"] == "array"
+        assert requests.get(our_base + "/swagger.json").status_code == 401  # the schema needs the key too
+    finally:
+        os.killpg(theirs.pid, signal.SIGTERM)
+        theirs.wait(20)
+        client.deployments.delete("schema-svc")
