@@ -413,6 +413,10 @@ class DeploymentOperations(_Operations):
     def delete(self, name: str) -> None:
         self._backend.deployments.delete(name)
 
+    def build_image(self, name: str) -> str:
+        """Build the service's container image with Docker; a clear error where no Docker engine runs."""
+        return self._backend.deployments.build_image(name)
+
 
 class EnvironmentOperations(_Operations):
     """Named, versioned package lists; runs and services use them through a cached virtualenv."""

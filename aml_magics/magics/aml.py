@@ -251,6 +251,9 @@ class AmlMagics(Magics):
         if args.logs:
             print(service.get_logs(tail=200) or "(no log yet)")
             return None
+        if args.build_image:
+            print(self.client.deployments.build_image(args.name))
+            return None
         if args.keys:
             primary, secondary = service.get_keys()
             print(f"primary:   {primary}\nsecondary: {secondary}")

@@ -167,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keys", action="store_true", help="its keys (shown in full: keep them secret)")
     p.add_argument("--test", metavar="JSON", help="POST this JSON to /score and show the answer")
     p.add_argument("--delete", action="store_true", help="stop it, free its port and forget it")
+    p.add_argument("--build-image", action="store_true",
+                   help="build a container image from the service's image record (needs a Docker engine)")
 
     p = sub.add_parser("help", help="help on a subcommand", add_help=False)
     p.add_argument("topic", nargs="?")

@@ -150,6 +150,15 @@ def test_delete_frees_the_port_and_processes(client, digits, ip):
     assert svc.state == "Healthy"
     port = client.deployments.get_info("digits-del").port
     row = client.backend.store.query_one("SELECT supervisor_pid, server_pid FROM deployments WHERE name='digits-del'")
+    image = client.backend.path / "deployments" / "digits-del" / "image"
+    assert (image / "Dockerfile").read_text().startswith("FROM ") and "digits:1" in (image / "manifest.json").read_text()
+    import shutil as _shutil
+    import subprocess as _subprocess
+
+    docker = _shutil.which("docker")
+    if docker is None or _subprocess.run([docker, "info"], capture_output=True).returncode != 0:
+        with pytest.raises(UsageError, match="no Docker engine runs here.*build context"):
+            ip.run_line_magic("aml", "service digits-del --build-image")
     ip.run_line_magic("aml", "service digits-del --delete")
     from aml_magics.backends.local.procs import is_alive
 

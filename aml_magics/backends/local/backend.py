@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ...core.config import WorkspaceConfig
-from ...core.errors import Conflict, InvalidInput, NotFound
+from ...core.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
 from ...core.types import (
     ComputeTarget,
     DatastoreEntry,
@@ -766,6 +766,33 @@ class LocalDeployments:
                       for m in infos)
             + "ENV AZUREML_ENTRY_SCRIPT=score.py AZUREML_MODEL_DIR=/var/azureml-app/azureml-models\n"
             "CMD [\"runsvdir\", \"/var/runit\"]\n")
+
+    def build_image(self, name: str) -> str:
+        import subprocess
+
+        self._row(name)
+        context = self.root / name / "image"
+        docker = shutil.which("docker")
+        engine = docker and subprocess.run([docker, "info"], capture_output=True, timeout=30).returncode == 0
+        if not engine:
+            raise BackendUnavailable(f"no Docker engine runs here, so the image was not built; its build context "
+                                     f"(Dockerfile, manifest.json) is at {context}")
+        tag = f"aml-magics/{name}:latest"
+        staged = context / "build"
+        shutil.rmtree(staged, ignore_errors=True)
+        staged.mkdir()
+        shutil.copyfile(self.root / name / "score.py", staged / "score.py")
+        shutil.copyfile(context / "Dockerfile", staged / "Dockerfile")
+        spec = json.loads((self.root / name / "spec.json").read_text())
+        for ref in spec["models"]:
+            model_name, _, version = ref.rpartition(":")
+            model = self.backend.get_model(model_name, int(version))
+            src = Path(model.path).parent
+            shutil.copytree(src, staged / "models" / model.name / str(model.version))
+        out = subprocess.run([docker, "build", "-t", tag, str(staged)], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise InvalidInput(f"docker build failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
+        return f"Built image {tag}"
 
     def _spawn(self, name: str) -> None:
         import subprocess
