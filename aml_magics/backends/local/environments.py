@@ -1,9 +1,10 @@
 """Environments: a named, versioned list of pip requirements, content-hashed; a virtualenv per hash.
 
 The virtualenv is built once per hash (under a file lock, so two kernels never build the same one
-twice) on top of the current interpreter's packages (``--system-site-packages``): aml-magics and
-its runtime stay importable, and the environment's own pins win because its site-packages come
-first. A failed build is removed and reported in one line, with the pip log kept for reading.
+twice) and layered on the current interpreter's packages through a ``.pth`` file that adds its
+site-packages *after* the environment's own: aml-magics and its runtime stay importable, and the
+environment's pins win. (``--system-site-packages`` would not do: from inside a virtualenv it
+reaches the base interpreter's packages, not the virtualenv that has aml-magics.) A failed build is removed and reported in one line, with the pip log kept for reading.
 """
 from __future__ import annotations
 
@@ -76,8 +77,8 @@ def build(root: Path, packages: list[str], progress: Callable[[str], None] = pri
         started = time.time()
         progress(f"Building environment {digest} ({len(packages)} package(s)); the first time only…")
         with open(log_path, "w") as log:
-            subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(folder)], check=True,
-                           stdout=log, stderr=subprocess.STDOUT)
+            subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, stdout=log, stderr=subprocess.STDOUT)
+            _layer_on_current_packages(folder)
             proc = subprocess.Popen([str(env_python(folder)), "-m", "pip", "install", "--disable-pip-version-check",
                                      "--no-input", "--progress-bar", "off", *packages],
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -94,3 +95,16 @@ def build(root: Path, packages: list[str], progress: Callable[[str], None] = pri
         (folder / ".complete").write_text(json.dumps({"packages": packages, "seconds": time.time() - started}))
         progress(f"Environment {digest} ready in {time.time() - started:.0f} s.")
         return env_python(folder)
+
+
+def _layer_on_current_packages(folder: Path) -> None:
+    import site
+    import sysconfig
+
+    purelib = subprocess.run([str(env_python(folder)), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    parents = [p for p in [*site.getsitepackages(), sysconfig.get_paths()["purelib"]] if os.path.isdir(p)]
+    if site.ENABLE_USER_SITE and os.path.isdir(site.getusersitepackages()):
+        parents.append(site.getusersitepackages())
+    lines = [f"import site; site.addsitedir({p!r})" for p in dict.fromkeys(parents)]
+    Path(purelib, "aml_magics_layer.pth").write_text("\n".join(lines) + "\n")
