@@ -3,6 +3,7 @@ requests against both servers give the same status codes and bodies, except wher
 deliberately different — each difference is listed here with its reason."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -72,32 +73,44 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def azmlinfsrv(score, model_dir, log_path):
+    """Microsoft's server for ``score``, on a free loopback port; yields its base URL."""
+    wrapper = model_dir / "azmlinfsrv_wrapper.py"
+    wrapper.write_text(WRAPPER)
+    port = _free_port()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, str(wrapper), str(score), str(model_dir), str(port)],
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(base + "/", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-2000:]
+            time.sleep(0.2)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+
+
 @pytest.fixture
 def peers(client, tmp_path):
     score = tmp_path / "score.py"
     score.write_text(SCORE)
-    (tmp_path / "wrapper.py").write_text(WRAPPER)
     (tmp_path / "m.bin").write_bytes(b"unused")
     client.models.register("parity", tmp_path / "m.bin")
     ours = client.deployments.create("parity-svc", "parity", score=score)
-    port = _free_port()
-    log = open(tmp_path / "azmlinfsrv.log", "wb")
-    theirs = subprocess.Popen([sys.executable, str(tmp_path / "wrapper.py"), str(score), str(tmp_path), str(port)],
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(base + "/", timeout=1).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        assert theirs.poll() is None and time.monotonic() < deadline, (tmp_path / "azmlinfsrv.log").read_text()[-2000:]
-        time.sleep(0.2)
-    yield ours, base
-    os.killpg(theirs.pid, signal.SIGTERM)
-    theirs.wait(20)
-    client.deployments.delete("parity-svc")
+    try:
+        with azmlinfsrv(score, tmp_path, tmp_path / "azmlinfsrv.log") as base:
+            yield ours, base
+    finally:
+        client.deployments.delete("parity-svc")
 
 
 def _call(base: str, method: str, path: str, body: bytes, key: str | None = None):
@@ -165,37 +178,22 @@ DECORATED = textwrap.dedent(
 def test_inference_schema_decorated_run_and_swagger(client, tmp_path):
     score = tmp_path / "decorated.py"
     score.write_text(DECORATED)
-    (tmp_path / "wrapper.py").write_text(WRAPPER)
     (tmp_path / "m.bin").write_bytes(b"unused")
     client.models.register("schema-model", tmp_path / "m.bin")
     ours = client.deployments.create("schema-svc", "schema-model", score=score)
-    port = _free_port()
-    theirs = subprocess.Popen([sys.executable, str(tmp_path / "wrapper.py"), str(score), str(tmp_path), str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(base + "/", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-        key = ours.get_keys()[0]
-        our_base = ours.scoring_uri[: -len("/score")]
-        for body in (b'{"data": [[1, 2], [3, 4]]}', b'{"other": 1}', b"[1, 2]", b"", b"{bad"):
-            assert _call(our_base, "POST", "/score", body, key) == _call(base, "POST", "/score", body), body
-        assert _call(our_base, "POST", "/score", b'{"data": [[1, 2]]}', key) == (200, [3.0])
-        r = requests.post(our_base + "/score", data=b'{"data": [[1, 2]]}',
-                          headers={"Content-Type": "text/plain", "Authorization": f"Bearer {key}"})
-        assert r.status_code == 415 and "application/json" in r.json()["message"]
-        swagger = requests.get(our_base + "/swagger.json", headers={"Authorization": f"Bearer {key}"}).json()
-        assert swagger["swagger"] == "2.0" and "/score" in swagger["paths"]
-        assert swagger["definitions"]["ServiceInput"]["properties"]["data"]["type"] == "array"
-        assert requests.get(our_base + "/swagger.json").status_code == 401  # the schema needs the key too
+        with azmlinfsrv(score, tmp_path, tmp_path / "azmlinfsrv.log") as base:
+            key = ours.get_keys()[0]
+            our_base = ours.scoring_uri[: -len("/score")]
+            for body in (b'{"data": [[1, 2], [3, 4]]}', b'{"other": 1}', b"[1, 2]", b"", b"{bad"):
+                assert _call(our_base, "POST", "/score", body, key) == _call(base, "POST", "/score", body), body
+            assert _call(our_base, "POST", "/score", b'{"data": [[1, 2]]}', key) == (200, [3.0])
+            r = requests.post(our_base + "/score", data=b'{"data": [[1, 2]]}',
+                              headers={"Content-Type": "text/plain", "Authorization": f"Bearer {key}"})
+            assert r.status_code == 415 and "application/json" in r.json()["message"]
+            swagger = requests.get(our_base + "/swagger.json", headers={"Authorization": f"Bearer {key}"}).json()
+            assert swagger["swagger"] == "2.0" and "/score" in swagger["paths"]
+            assert swagger["definitions"]["ServiceInput"]["properties"]["data"]["type"] == "array"
+            assert requests.get(our_base + "/swagger.json").status_code == 401  # the schema needs the key too
     finally:
-        os.killpg(theirs.pid, signal.SIGTERM)
-        theirs.wait(20)
         client.deployments.delete("schema-svc")
