@@ -80,6 +80,10 @@ class Client:
     def workspace(self) -> WorkspaceInfo:
         return self.backend.workspace_info()
 
+    def doctor(self):
+        """Check the workspace (SQLite, processes, records vs files) and repair what is safe to repair."""
+        return self.backend.doctor()
+
     def __repr__(self) -> str:
         return f"Client({self.config.describe()})"
 

@@ -305,6 +305,9 @@ class AmlMagics(Magics):
             self._client = client
         return self.client.workspace
 
+    def _cmd_doctor(self, args):
+        return self.client.doctor()
+
     def _cmd_help(self, args):
         subs = cli.subcommands(_PARSER)
         if not args.topic:

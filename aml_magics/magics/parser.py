@@ -27,7 +27,7 @@ OVERVIEW = """\
   %aml deploy MODEL[:V] [--name SVC] [--score score.py] [--update] · %aml services
   %aml service SVC [--logs | --keys | --test JSON | --delete]
   %aml env register NAME requirements.txt · %aml env list · run/deploy with --env NAME
-  %aml workspace [use PATH] · %aml help SUBCOMMAND
+  %aml workspace [use PATH] · %aml doctor · %aml help SUBCOMMAND
 
 RUN is a run id, a unique part of one, or `last`. Settings: %config AmlMagics (see `%config AmlMagics`).
 """
@@ -169,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delete", action="store_true", help="stop it, free its port and forget it")
     p.add_argument("--build-image", action="store_true",
                    help="build a container image from the service's image record (needs a Docker engine)")
+
+    sub.add_parser("doctor", help="check the workspace and repair stale runs / interrupted registrations",
+                   add_help=False)
 
     p = sub.add_parser("help", help="help on a subcommand", add_help=False)
     p.add_argument("topic", nargs="?")

@@ -67,6 +67,11 @@ class LocalBackend(Backend):
             experiments=exps, runs=runs, active_runs=active, computes=self.list_computes(),
         )
 
+    def doctor(self):
+        from .doctor import run_doctor
+
+        return run_doctor(self)
+
     # -- submitting --------------------------------------------------------------------------------
 
     def _compute_limit(self, compute: str) -> int:

@@ -1,0 +1,76 @@
+"""``%aml doctor`` / ``python -m aml_magics doctor``: check a local workspace and repair what is safe.
+
+SQLite's own integrity check; runs and services whose processes are gone (marked Failed with the
+reason); records without their files and files without a record; registrations interrupted
+mid-copy (their staging folders are removed). Nothing the user logged or registered is deleted.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import layout
+
+
+@dataclass
+class DoctorReport:
+    workspace: str
+    checks: list[tuple[str, str, str]] = field(default_factory=list)  # (check, "ok" | "repaired" | "problem", detail)
+
+    def add(self, check: str, outcome: str, detail: str = "") -> None:
+        self.checks.append((check, outcome, detail))
+
+    @property
+    def healthy(self) -> bool:
+        return all(outcome != "problem" for _, outcome, _ in self.checks)
+
+    def __repr__(self) -> str:
+        from ...core.render import text_table
+
+        verdict = "healthy" if self.healthy else "PROBLEMS FOUND"
+        return f"Workspace {self.workspace}: {verdict}\n" + text_table(("check", "result", "detail"), self.checks, 90)
+
+    def _repr_html_(self) -> str:
+        from ...core.render import esc, html_table
+
+        verdict = "healthy" if self.healthy else "<b style='color:#c62828'>problems found</b>"
+        return f"<p>Workspace <code>{esc(self.workspace)}</code>: {verdict}</p>" + html_table(
+            ("check", "result", "detail"), self.checks)
+
+
+def run_doctor(backend) -> DoctorReport:
+    store, root = backend.store, backend.path
+    report = DoctorReport(str(root))
+    problems = [r for r in store.integrity_check() if r != "ok"]
+    report.add("SQLite integrity_check", "problem" if problems else "ok", "; ".join(problems[:3]))
+
+    repaired = backend.reconcile()
+    report.add("active runs have live processes", "repaired" if repaired else "ok",
+               f"marked Failed: {', '.join(repaired)}" if repaired else "")
+
+    before = {d.name: d.state for d in backend.deployments.list()}  # listing repairs dead services
+    dead = [name for name, state in before.items() if state == "Failed"]
+    report.add("services have live processes", "problem" if dead else "ok",
+               f"not running: {', '.join(dead)} (redeploy with --update or delete)" if dead else "")
+
+    rows = store.query("SELECT run_id, kind FROM runs")
+    known = {r["run_id"] for r in rows}
+    runs_dir = root / "runs"
+    missing = [r["run_id"] for r in rows if r["kind"] not in ("interactive", "child")
+               and not (layout.run_dir(root, r["run_id"]) / "snapshot").is_dir()]
+    report.add("runs have their snapshot", "problem" if missing else "ok", ", ".join(missing[:5]))
+    strays = sorted(p.name for p in runs_dir.iterdir() if p.is_dir() and p.name not in known) if runs_dir.is_dir() else []
+    report.add("run folders have a record", "problem" if strays else "ok",
+               f"folders without a run: {', '.join(strays[:5])}" if strays else "")
+
+    lost = [f"{r['name']}:{r['version']}" for r in store.query("SELECT name, version, path, entry FROM models")
+            if not (Path(r["path"]) / r["entry"]).exists()]
+    report.add("model versions have their files", "problem" if lost else "ok", ", ".join(lost[:5]))
+    staging = root / "models" / ".staging"
+    leftovers = [p for p in staging.iterdir()] if staging.is_dir() else []
+    for p in leftovers:
+        shutil.rmtree(p, ignore_errors=True)
+    report.add("no half-copied registrations", "repaired" if leftovers else "ok",
+               f"removed {len(leftovers)} interrupted copy(ies)" if leftovers else "")
+    return report
