@@ -44,6 +44,9 @@ class Backend(ABC):
     def run_ids(self) -> list[str]: ...
 
     @abstractmethod
+    def has_run(self, run_id: str) -> bool: ...
+
+    @abstractmethod
     def cancel_run(self, run_id: str) -> None: ...
 
     @abstractmethod

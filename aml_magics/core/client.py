@@ -126,9 +126,9 @@ class RunOperations(_Operations):
             if not infos:
                 raise NotFound("there are no runs yet; submit one with %%aml run")
             return infos[0].run_id
-        ids = self._backend.run_ids()
-        if run_id in ids:
+        if self._backend.has_run(run_id):  # the common case, and what dashboards poll: one indexed lookup
             return run_id
+        ids = self._backend.run_ids()
         matches = [i for i in ids if i.startswith(run_id) or i.endswith(run_id)] if len(run_id) >= 6 else []
         if len(matches) == 1:
             return matches[0]

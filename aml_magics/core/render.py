@@ -19,6 +19,10 @@ STATUS_COLOURS = {
     "NotStarted": "#6d6d6d",
     "Failed": "#c62828",
     "Canceled": "#ef6c00",
+    # services
+    "Healthy": "#2e7d32",
+    "Transitioning": "#1565c0",
+    "Unhealthy": "#ef6c00",
 }
 
 TABLE_STYLE = (

@@ -361,10 +361,11 @@ class DeploymentInfo(_Reprs):
         return text
 
     def _repr_html_(self) -> str:
-        colour = {"Healthy": "Completed", "Transitioning": "Running", "Unhealthy": "Canceled"}.get(self.state, "Failed")
-        return (f"<b>Service</b> {r.esc(self.name)} {r.badge(self.state).replace(r.STATUS_COLOURS.get(self.state, '#6d6d6d'), r.STATUS_COLOURS[colour])} "
-                f"<code>{r.esc(self.scoring_uri)}</code> · models {r.esc(', '.join(self.models))}"
-                + (f"<pre style='white-space:pre-wrap'>{r.esc(self.error)}</pre>" if self.error and self.state != "Healthy" else ""))
+        html = (f"<b>Service</b> {r.esc(self.name)} {r.badge(self.state)} <code>{r.esc(self.scoring_uri)}</code>"
+                f" · models {r.esc(', '.join(self.models))}")
+        if self.error and self.state != "Healthy":
+            html += f"<pre style='white-space:pre-wrap'>{r.esc(self.error)}</pre>"
+        return html
 
 
 @dataclass

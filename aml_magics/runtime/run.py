@@ -8,7 +8,6 @@ so that a run process that only logs stays light.
 """
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
@@ -131,8 +130,7 @@ class Run:
         """Log an image file (``path``) or a matplotlib figure (``plot``) as an image metric."""
         if (path is None) == (plot is None):
             raise TypeError("log_image takes exactly one of path= or plot=")
-        count = len([1 for k in self.tracker.store.metric_keys(self.id) if k["name"] == name])
-        artifact = f"images/{_safe_name(name)}_{int(time.time() * 1000)}_{count}.png"
+        artifact = f"images/{_safe_name(name)}_{time.time_ns()}.png"
         if plot is not None:
             import tempfile
 
@@ -370,12 +368,11 @@ def _as_number(name: str, value: Any) -> float:
     if isinstance(value, bool):
         return int(value)
     try:
-        number = float(value)
+        return float(value)
     except (TypeError, ValueError):
         raise TypeError(
             f"metric {name!r}: {type(value).__name__} is not a number; use log_list, log_row, log_table or a string"
         ) from None
-    return number if not math.isnan(number) else float("nan")
 
 
 def _safe_name(name: str) -> str:

@@ -14,22 +14,23 @@ import pytest
 from aml_magics.core.client import Client
 
 
+def logging_script(client, run, body: str) -> str:
+    """A Python program that logs to ``run`` through Run.get_context(), as a submitted run would."""
+    return (f"import os, sys, time\nos.environ['AML_MAGICS_RUN_ID'] = {run.id!r}\n"
+            f"os.environ['AML_MAGICS_TRACKING_URI'] = {client.backend.tracking_uri!r}\n"
+            "from aml_magics import Run\nrun = Run.get_context()\n" + textwrap.dedent(body))
+
+
 def test_clean_exit_and_exception_lose_nothing(workspace):
     client = Client.shared()
     run = client.runs.start_logging("t")
-    script = textwrap.dedent(
-        f"""
-        import os
-        os.environ["AML_MAGICS_RUN_ID"] = {run.id!r}
-        os.environ["AML_MAGICS_TRACKING_URI"] = {client.backend.tracking_uri!r}
-        from aml_magics import Run
-        run = Run.get_context()
+    script = logging_script(client, run,
+        """
         for i in range(50_000):
             run.log("x", i)
         run.log_list("batch", list(range(1000)))
         raise RuntimeError("boom after logging")
-        """
-    )
+        """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "boom after logging" in proc.stderr
     metrics = run.get_metrics()
@@ -40,13 +41,8 @@ def test_clean_exit_and_exception_lose_nothing(workspace):
 def test_sigkill_loses_at_most_the_last_flush_interval(workspace):
     client = Client.shared()
     run = client.runs.start_logging("t")
-    script = textwrap.dedent(
-        f"""
-        import os, sys, time
-        os.environ["AML_MAGICS_RUN_ID"] = {run.id!r}
-        os.environ["AML_MAGICS_TRACKING_URI"] = {client.backend.tracking_uri!r}
-        from aml_magics import Run
-        run = Run.get_context()
+    script = logging_script(client, run,
+        """
         i = 0
         while True:
             run.log("t", time.time())

@@ -195,6 +195,9 @@ class LocalBackend(Backend):
     def run_ids(self) -> list[str]:
         return self.store.run_ids()
 
+    def has_run(self, run_id: str) -> bool:
+        return self.store.run_pk(run_id) is not None
+
     # -- liveness -----------------------------------------------------------------------------------
 
     def _repair_if_orphaned(self, row) -> bool:
