@@ -165,12 +165,18 @@ class RunOperations(_Operations):
                 infos.extend(self.children(info.run_id, recursive=True).infos)
         return RunList([self.handle(i.run_id, i.experiment) for i in infos], infos)
 
-    def cancel(self, run_id: str, wait: float | None = None) -> RunInfo:
+    def cancel(self, run_id: str, wait: float | None = None, reason: str | None = None) -> RunInfo:
         run_id = self.resolve_id(run_id)
-        self._backend.cancel_run(run_id)
+        self._backend.cancel_run(run_id, reason)
         if wait:
             return self.wait(run_id, timeout=wait, raise_on_timeout=False)
         return self.get(run_id)
+
+    def resume(self, run_id: str) -> "Run":
+        """Continue a sweep or AutoML run whose controller stopped (killed, failed or canceled)."""
+        run_id = self.resolve_id(run_id)
+        self._backend.resume_run(run_id)
+        return self.handle(run_id)
 
     def get_metrics(self, run_id: str, name: str | None = None) -> dict[str, Any]:
         return self._backend.get_metrics(self.resolve_id(run_id), name=name)
@@ -255,6 +261,26 @@ class RunOperations(_Operations):
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, target)
         return str(target)
+
+    def local_file(self, run_id: str, name: str) -> Path:
+        """A run's file as a local path (read it, do not change it)."""
+        return Path(self._backend.file_path(self.resolve_id(run_id), name))
+
+    def best_child(self, run_id: str) -> "Run | None":
+        """The completed child run with the best last value of the parent's primary metric."""
+        run_id = self.resolve_id(run_id)
+        info = self.get(run_id)
+        metric, goal = info.spec.get("primary_metric"), info.spec.get("goal", "max")
+        if not metric:
+            raise InvalidInput(f"run {run_id} has no primary metric (it is not a sweep or AutoML run)")
+        best = None
+        for child in self.children(run_id).infos:
+            v = child.latest_metrics.get(metric)
+            if child.status != "Completed" or not isinstance(v, (int, float)) or v != v:
+                continue
+            if best is None or (v > best[0] if goal == "max" else v < best[0]):
+                best = (v, child)
+        return self.handle(best[1].run_id, best[1].experiment) if best else None
 
     def result(self, run_id: str, name: str | None = None) -> Any:
         run_id = self.resolve_id(run_id)

@@ -404,3 +404,6 @@ class RunSubmission:
     environment_variables: dict[str, str] = field(default_factory=dict)
     environment: str | None = None  # a registered environment (NAME[:VERSION]) or a requirements/yml path
     snapshot_max_bytes: int = 100_000_000
+    parent_run_id: str | None = None  # trials of a sweep are children of the sweep's run
+    params: dict[str, Any] = field(default_factory=dict)  # recorded as the run's parameters at submission
+    settings: dict[str, Any] = field(default_factory=dict)  # a sweep's or an AutoML run's settings

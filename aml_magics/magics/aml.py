@@ -74,12 +74,13 @@ class AmlMagics(Magics):
             args.command = tokens[0]
         else:
             args = _PARSER.parse_args(tokens)
-        if cell is not None and args.command != "run":
-            raise UsageError(f"%%aml {args.command} is a line magic: use %aml {args.command} (only %%aml run takes a cell)")
-        if extra and args.command != "run":
-            raise UsageError("'--' arguments go only with %aml run SCRIPT -- ARGS")
+        if cell is not None and args.command not in ("run", "sweep"):
+            raise UsageError(f"%%aml {args.command} is a line magic: use %aml {args.command} "
+                             "(only %%aml run and %%aml sweep take a cell)")
+        if extra and args.command not in ("run", "sweep"):
+            raise UsageError("'--' arguments go only with %aml run SCRIPT -- ARGS or %aml sweep SCRIPT -- ARGS")
         handler = getattr(self, f"_cmd_{args.command}")
-        return handler(args, cell, extra) if args.command == "run" else handler(args)
+        return handler(args, cell, extra) if args.command in ("run", "sweep") else handler(args)
 
     # -- runs -------------------------------------------------------------------------------------
 
@@ -151,6 +152,85 @@ class AmlMagics(Magics):
                 values = self.client.runs.result(run.id)
                 self.shell.user_ns.update(values)
                 print(f"Brought back {', '.join(values)} from run {run.id}.")
+        return run
+
+    def _cmd_sweep(self, args, cell: str | None, extra: list[str]):
+        from ..sweep.policies import Policy
+        from ..sweep.settings import sweep_submission
+        from ..sweep.space import parse_cell, parse_param
+
+        space: dict = {}
+        spans: list = []
+        if cell is not None:
+            if args.target:
+                raise UsageError("%%aml sweep tunes the cell; to sweep a script use %aml sweep SCRIPT --param ...")
+            code = _plain_python(self.shell, cell)
+            space, spans = parse_cell(code)
+            trial = RunSubmission(kind="cell", source_dir=Path(args.source_dir or os.getcwd()), entry=CELL_FILE,
+                                  code=code, args=extra, **self._common(args, "cell"))
+        else:
+            if not args.target:
+                raise UsageError("give a script or notebook (%aml sweep train.py --param ...), or put %%aml sweep "
+                                 "on a cell's first line")
+            source, entry = _source_and_entry(args.target, args.source_dir)
+            kind = "notebook" if entry.endswith(".ipynb") else "script"
+            params = cli.parse_pairs(args.parameter, "-p", literal=True, identifier=True)
+            trial = RunSubmission(kind=kind, source_dir=source, entry=entry, args=extra, parameters=params,
+                                  **self._common(args, kind))
+        for text in args.param:
+            name, expr = parse_param(text)
+            if name in space:
+                raise UsageError(f"--param {name}: the cell declares {name} already")
+            space[name] = expr
+        policy = None
+        if args.early_stop:
+            policy = Policy(args.early_stop, evaluation_interval=args.evaluation_interval,
+                            delay_evaluation=args.delay_evaluation, slack_factor=args.slack_factor,
+                            slack_amount=args.slack_amount, truncation_percentage=args.truncation_percentage)
+        elif args.slack_factor is not None or args.slack_amount is not None:
+            raise UsageError("--slack-factor/--slack-amount need --early-stop bandit")
+        sub = sweep_submission(trial, space, primary_metric=args.metric, goal=args.goal, sampling=args.sampling,
+                               max_trials=args.trials, parallel=args.parallel, policy=policy, timeout_s=args.timeout,
+                               max_failures=args.max_failures, seed=args.seed, spans=spans)
+        return self._submit(sub, args)
+
+    def _cmd_automl(self, args):
+        from ..automl.settings import automl_submission
+
+        data = args.data
+        in_values = {}
+        if data.isidentifier() and data in self.shell.user_ns:
+            in_values = {"training_data": self.shell.user_ns[data]}
+            label_value = self.shell.user_ns.get(args.label)
+            if not hasattr(in_values["training_data"], "columns") and label_value is not None:
+                in_values[args.label] = label_value  # arrays: --data X --label y
+        elif data.isidentifier() and not os.path.exists(data):
+            raise UsageError(f"--data {data}: no variable {data!r} in this notebook and no file {data!r}")
+        common = self._common(args, "cell")
+        common["in_values"] = {**common["in_values"], **in_values}
+        sub = automl_submission(
+            data=data, in_memory=bool(in_values), task=args.task, label=args.label, metric=args.metric,
+            budget_s=args.budget, max_trials=args.trials, validation=args.validation, allowed=args.allowed,
+            blocked=args.blocked, featurization=not args.no_featurization, ensemble=not args.no_ensemble,
+            time_column=args.time_column, horizon=args.horizon, seed=args.seed, client=self.client,
+            source_dir=Path(args.source_dir or os.getcwd()), **common,
+        )
+        run = self._submit(sub, args)
+        if args.register:
+            info = self.client.runs.wait(run.id, show_output=False)
+            if info.status != "Completed":
+                print(f"AutoML run {run.id} ended {info.status}; nothing was registered.", file=sys.stderr)
+                return run
+            model = run.register_model(args.register, "outputs/model.pkl",
+                                       tags={"automl": run.id, "primary_metric": sub.settings["primary_metric"]})
+            print(f"Registered {model.name}:{model.version} from {run.id}.")
+        return run
+
+    def _cmd_resume(self, args):
+        run = self.client.runs.resume(args.run)
+        print(f"Resumed {run.id}.")
+        if args.wait:
+            self.client.runs.wait(run.id, show_output=self.stream_output)
         return run
 
     def _cmd_runs(self, args):

@@ -18,6 +18,12 @@ OVERVIEW = """\
   %%aml run [options]                   submit this cell as a run (first line of a cell)
   %aml run SCRIPT [options] [-- ARGS]   submit a script as a run
   %aml submit [NOTEBOOK] [-p NAME=VALUE ...] [options]   run a whole notebook headless
+  %%aml sweep --metric M [--goal max] [--sampling random|grid|bayesian] [--trials N] [--parallel N]
+        [--early-stop bandit|median|truncation]          tune the cell (NAME = choice(...) lines)
+  %aml sweep SCRIPT|NOTEBOOK --param "C=choice(0.1,1)" --metric M [...] [-- --C {C}]
+  %aml automl --task classification|regression|forecasting --data DF|PATH --label COL [--metric M]
+        [--budget S] [--trials N] [--register NAME]     AutoML; _.get_output() → (best run, model)
+  %aml resume RUN                                        continue a killed sweep / AutoML run
   %aml runs [-e EXP] [--status S] [--limit N]            run history
   %aml show RUN [--static] · %aml logs RUN [--follow] · %aml metrics RUN · %aml cancel RUN
   %aml compare RUN1 RUN2 [...] [--metric M]              metrics overlaid, params side by side
@@ -82,6 +88,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
                    help="set a parameter (a Python literal, else a string); repeatable")
     _run_options(p)
+
+    p = sub.add_parser("sweep", help="hyperparameter sweep of the cell (%%aml sweep), a script or a notebook; "
+                                     "every trial a child run", add_help=False)
+    p.add_argument("target", nargs="?", help="script or notebook to sweep (line form); omit in %%aml sweep cells")
+    p.add_argument("--metric", required=True, help="the primary metric the trials log with run.log()")
+    p.add_argument("--goal", default="max", choices=["max", "min", "maximize", "minimize"], help="default max")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=EXPR",
+                   help="a parameter, like C=choice(0.1,1,10) or lr=loguniform(-6,-1) (cells may declare them "
+                        "as NAME = EXPR lines instead)")
+    p.add_argument("--sampling", default="random", choices=["random", "grid", "bayesian"], help="default random")
+    p.add_argument("--trials", type=int, help="number of trials (default 20; grid: the whole grid)")
+    p.add_argument("--parallel", type=int, default=1, help="trials at once (within the compute's limit)")
+    p.add_argument("--timeout", type=float, help="stop the sweep after this many seconds")
+    p.add_argument("--max-failures", type=int, default=5, help="stop after this many consecutive failed trials")
+    p.add_argument("--seed", type=int, help="seed of the sampler (repeatable sweeps)")
+    p.add_argument("--early-stop", choices=["bandit", "median", "truncation"], help="early termination policy")
+    p.add_argument("--slack-factor", type=float, help="bandit: allowed ratio to the best (default 0.1)")
+    p.add_argument("--slack-amount", type=float, help="bandit: allowed distance to the best")
+    p.add_argument("--evaluation-interval", type=int, default=1, help="apply the policy every N logged values")
+    p.add_argument("--delay-evaluation", type=int, default=0, help="do not stop trials before N logged values")
+    p.add_argument("--truncation-percentage", type=int, default=20, help="truncation: the worst N %% stop")
+    p.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                   help="notebooks: a fixed parameter for every trial")
+    _run_options(p)
+
+    p = sub.add_parser("automl", help="automated ML on a compute target: every trial a child run, the best model "
+                                      "in outputs/", add_help=False)
+    p.add_argument("--task", required=True, choices=["classification", "regression", "forecasting"])
+    p.add_argument("--data", required=True, help="a DataFrame variable, a CSV/Parquet path, or datastore:PATH")
+    p.add_argument("--label", required=True, help="the column to predict")
+    p.add_argument("--metric", help="primary metric (Azure ML names; default accuracy / normalized_root_mean_squared_error)")
+    p.add_argument("--budget", type=float, help="time budget in seconds (default 60 unless --trials is given)")
+    p.add_argument("--trials", type=int, help="stop after this many trials")
+    p.add_argument("--validation", default="auto",
+                   help="auto, a holdout fraction like 0.2, or cv:K for K-fold cross-validation")
+    p.add_argument("--allowed", help="only these algorithms (comma separated; see %aml help automl)")
+    p.add_argument("--blocked", help="never these algorithms")
+    p.add_argument("--no-featurization", action="store_true", help="use the columns as they are")
+    p.add_argument("--no-ensemble", action="store_true", help="do not try an ensemble of the best trials")
+    p.add_argument("--time-column", help="forecasting: the time column")
+    p.add_argument("--horizon", type=int, help="forecasting: how many periods ahead")
+    p.add_argument("--register", metavar="NAME", help="register the best model under this name when done (waits)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _run_options(p)
+
+    p = sub.add_parser("resume", help="continue a sweep or AutoML run whose controller stopped", add_help=False)
+    p.add_argument("run", help="run id, a unique part of one, or 'last'")
+    p.add_argument("--wait", action="store_true", help="block until it ends")
 
     p = sub.add_parser("runs", help="run history (newest first)", add_help=False)
     p.add_argument("-e", "--experiment", help="only this experiment")

@@ -78,6 +78,10 @@ def run_notebook(spec: dict) -> None:
         raise NotebookCellError(exc.exec_count, exc.ename, exc.evalue, exc.traceback) from None
 
 
+class EngineStopped(Exception):
+    """Raised by the sweep controller / AutoML engine to end their run Failed with this message."""
+
+
 class NotebookCellError(Exception):
     def __init__(self, exec_count, ename, evalue, tb):
         import re
@@ -101,12 +105,24 @@ def main() -> int:
     try:
         if spec["kind"] == "notebook":
             run_notebook(spec)
+        elif spec["kind"] == "sweep":
+            from ..sweep.controller import run_sweep
+
+            run_sweep(spec, run)
+        elif spec["kind"] == "automl":
+            from ..automl.engine import run_automl
+
+            run_automl(spec, run)
         else:
             run_python(spec, io_dir)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if code:
             _write_error(io_dir, f"the run called sys.exit({exc.code!r})" if code < 128 else "the run was stopped", None)
+    except EngineStopped as exc:  # a sweep or AutoML run that ended for a reason it explains itself
+        print(str(exc), file=sys.stderr)
+        _write_error(io_dir, str(exc), None)
+        code = 1
     except NotebookCellError as exc:
         print(exc.tb, file=sys.stderr)
         _write_error(io_dir, exc.message, exc.tb)

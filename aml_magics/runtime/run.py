@@ -181,6 +181,24 @@ class Run:
         )
         return Run(experiment, run_id, _client=self._client, _tracking_uri=self._tracking_uri, _pk=pk)
 
+    def record_child(self, name: str, *, params: dict | None = None, tags: dict | None = None,
+                     metrics: dict[str, float] | None = None, started: float | None = None,
+                     ended: float | None = None, status: str = "Completed") -> str:
+        """Record a child run that already ended (one value per metric) in one write; returns its id.
+
+        What the AutoML engine records each trial with; use ``child_run()`` to log as you go."""
+        from ..backends.local.ids import new_run_id
+
+        row = self.tracker.store.get_run(self.id)
+        ended = time.time() if ended is None else ended
+        run_id = new_run_id(row["experiment"])
+        self.tracker.store.insert_finished_run(
+            run_id, row["experiment"], "child", parent_run_id=self.id, display_name=name, compute=row["compute"],
+            status=status, started=ended if started is None else started, ended=ended, params=params, tags=tags,
+            scalars={k: float(v) for k, v in (metrics or {}).items()},
+        )
+        return run_id
+
     def complete(self) -> None:
         """Flush and mark the run Completed (a submitted run is completed by its process exit)."""
         self.flush()
@@ -268,6 +286,32 @@ class Run:
     def get_models(self):
         """The models registered from this run (lineage)."""
         return self.client.models.list(run_id=self.id)
+
+    # -- sweeps and AutoML --------------------------------------------------------------------------------
+
+    def get_best_run_by_primary_metric(self) -> "Run | None":
+        """Of a sweep or AutoML run: the completed child with the best value of the primary metric."""
+        return self.client.runs.best_child(self.id)
+
+    def get_output(self) -> tuple["Run", Any]:
+        """Of an AutoML run (when it has completed): ``(best child run, fitted model)``, as in Azure ML."""
+        import pickle
+
+        info = self.client.runs.get(self.id)
+        if info.kind != "automl":
+            from ..core.errors import InvalidInput
+
+            raise InvalidInput(f"run {self.id} is a {info.kind} run; get_output() is for AutoML runs "
+                               "(use get_best_run_by_primary_metric() for sweeps)")
+        if info.status != "Completed":
+            from ..core.errors import Conflict
+
+            raise Conflict(f"AutoML run {self.id} is {info.status}; wait for it: run.wait_for_completion()")
+        best_id = info.tags.get("best_run")
+        best = self.client.runs.handle(best_id, info.experiment) if best_id else self.get_best_run_by_primary_metric()
+        with open(self.client.runs.local_file(self.id, "outputs/model.pkl"), "rb") as f:
+            model = pickle.load(f)
+        return best, model
 
     def flush_if_local_writer(self) -> None:
         uri = self._tracking_uri

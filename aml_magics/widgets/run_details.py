@@ -133,6 +133,7 @@ class RunDetails(Dashboard):
         self.children_chart = MetricChart(kind="parcoords", height=220)
         self.children_box = w.VBox([w.HTML("<b>Child runs</b>"), self.children_table, self.children_chart],
                                    layout=w.Layout(display="none"))
+        self.insights = w.HTML(layout=w.Layout(display="none"))
         self.child_view = w.Output()
         details = w.Accordion(children=[self.log, self.files, self.props])
         for i, title in enumerate(("Log", "Outputs", "Params, tags and models")):
@@ -145,6 +146,7 @@ class RunDetails(Dashboard):
             self.chart,
             self.latest,
             self.children_box,
+            self.insights,
             self.child_view,
             details,
         ], layout=w.Layout(width="100%"))
@@ -196,6 +198,8 @@ class RunDetails(Dashboard):
         if force or self.info.is_terminal or self._version is None or version[0] != self._version[0]:
             self._render_files()
         self._render_children()
+        if self.info.kind == "automl":
+            self._render_insights()
         self._version = version
 
     def _render_header(self) -> None:
@@ -296,6 +300,31 @@ class RunDetails(Dashboard):
             self.children_chart.parcoords = {"dims": dims, "color": dims[-1]["values"]}
         else:
             self.children_chart.layout.display = "none"
+
+    def _render_insights(self) -> None:
+        """AutoML: the per-algorithm summary and the best model's feature importance."""
+        tables = {k: v for k, v in self.client.runs.get_metrics(self.run_id).items()
+                  if k in ("algorithm_summary", "feature_importance") and isinstance(v, dict)}
+        parts = []
+        summary = tables.get("algorithm_summary")
+        if summary:
+            cols = list(summary)
+            rows = list(zip(*(summary[c] for c in cols)))
+            parts.append("<b>Algorithms</b>" + r.html_table(cols, [tuple(r.fmt_value(x) for x in row) for row in rows]))
+        importance = tables.get("feature_importance")
+        if importance and importance.get("feature"):
+            top = max(importance["importance"]) or 1
+            bars = "".join(
+                f"<div style='display:flex;align-items:center;gap:6px;font-size:12px'>"
+                f"<span style='width:180px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap'>{r.esc(f)}</span>"
+                f"<span style='display:inline-block;height:10px;width:{max(1, int(220 * v / top))}px;"
+                f"background:var(--jp-brand-color1,#1976d2)'></span><span>{v:.3f}</span></div>"
+                for f, v in zip(importance["feature"], importance["importance"]))
+            parts.append(f"<b>Feature importance of the best model</b>{bars}")
+        if parts:
+            self.insights.value = "<div style='display:flex;gap:24px;flex-wrap:wrap'>" + "".join(
+                f"<div>{p}</div>" for p in parts) + "</div>"
+            self.insights.layout.display = ""
 
     def _open_child(self, run_id: str) -> None:
         self.open_below(self.child_view, RunDetails(run_id, self.client))

@@ -113,8 +113,17 @@ class LocalBackend(Backend):
             "inputs": inputs, "source_dir": str(source), "environment_variables": sub.environment_variables,
             "python": python, "environment": sub.environment,
         }
+        if sub.settings:
+            spec["settings"] = sub.settings
+            for key in ("primary_metric", "goal"):  # what dashboards rank the children by
+                if key in sub.settings:
+                    spec[key] = sub.settings[key]
+        if sub.parent_run_id and not self.has_run(sub.parent_run_id):
+            raise NotFound(f"parent run {sub.parent_run_id!r} not found")
         self.store.create_run(run_id, sub.experiment, sub.kind, compute=sub.compute, status="NotStarted",
-                              display_name=sub.display_name, spec=spec, tags=sub.tags)
+                              display_name=sub.display_name, spec=spec, tags=sub.tags, parent_run_id=sub.parent_run_id)
+        if sub.params:
+            self.store.set_tags(run_id, sub.params, table="run_params")
         try:
             snapshot.copy_snapshot(files, folder / "snapshot")
             (folder / "snapshot" / "outputs").mkdir(exist_ok=True)
@@ -127,7 +136,10 @@ class LocalBackend(Backend):
         except OSError as exc:
             self.store.transition(run_id, "Failed", reason="snapshot failed", error=f"could not prepare the run: {exc}")
             raise InvalidInput(f"could not prepare the run's snapshot: {exc}") from None
-        if self.store.claim_slot(run_id, sub.compute, limit):
+        if sub.kind == "sweep":  # a sweep's controller only orchestrates: it takes no slot, its trials do
+            self.store.transition(run_id, "Starting", only_from=("NotStarted",))
+            spawn_host(self.path, run_id, self.store)
+        elif self.store.claim_slot(run_id, sub.compute, limit):
             spawn_host(self.path, run_id, self.store)
         else:
             self.store.transition(run_id, "Queued", only_from=("NotStarted",),
@@ -224,16 +236,17 @@ class LocalBackend(Backend):
 
     # -- cancel -----------------------------------------------------------------------------------------
 
-    def cancel_run(self, run_id: str) -> None:
+    def cancel_run(self, run_id: str, reason: str | None = None) -> None:
         row = self._row(run_id)
         if row["status"] in TERMINAL_STATES:
             raise Conflict(f"run {run_id} is already {row['status']}; there is nothing to cancel")
-        self.store.update_run(run_id, cancel_requested=1)
-        if self.store.transition(run_id, "Canceled", only_from=("NotStarted", "Queued"), reason="canceled by user"):
+        reason = reason or "canceled by user"
+        self.store.update_run(run_id, cancel_requested=1, cancel_reason=reason)
+        if self.store.transition(run_id, "Canceled", only_from=("NotStarted", "Queued"), reason=reason):
             return
         row = self._row(run_id)
         if row["kind"] in ("interactive", "child"):
-            self.store.transition(run_id, "Canceled", only_from=ACTIVE_STATES, reason="canceled by user")
+            self.store.transition(run_id, "Canceled", only_from=ACTIVE_STATES, reason=reason)
             return
         if row["host_pid"] and procs.is_alive(row["host_pid"], row["host_start"]):
             try:
@@ -241,7 +254,29 @@ class LocalBackend(Backend):
                 return
             except ProcessLookupError:
                 pass
-        self.store.transition(run_id, "Canceled", only_from=ACTIVE_STATES, reason="canceled by user")
+        self.store.transition(run_id, "Canceled", only_from=ACTIVE_STATES, reason=reason)
+
+    def resume_run(self, run_id: str) -> None:
+        row = self._row(run_id)
+        if row["kind"] not in ("sweep", "automl"):
+            raise InvalidInput(f"run {run_id} is a {row['kind']} run; only sweep and AutoML runs can be resumed")
+        if row["status"] not in ("Failed", "Canceled"):
+            raise Conflict(f"run {run_id} is {row['status']}; only a Failed or Canceled sweep/AutoML run can be resumed")
+        if row["kind"] == "automl":
+            limit = self._compute_limit(row["compute"])
+            if not self.store.reopen_run(run_id):
+                raise Conflict(f"run {run_id} changed state meanwhile; try again")
+            # reopened as Starting: give the slot back to the queue when the compute is full
+            if self.store.query_one(
+                "SELECT COUNT(*) FROM runs WHERE compute=? AND status IN ('Starting','Running','Finalizing') AND kind != 'sweep'",
+                (row["compute"],),
+            )[0] > limit:
+                self.store.update_run(run_id, status="Queued")
+                dispatch_queue(self.path, self.store, row["compute"])
+                return
+        elif not self.store.reopen_run(run_id):
+            raise Conflict(f"run {run_id} changed state meanwhile; try again")
+        spawn_host(self.path, run_id, self.store)
 
     # -- metrics, logs, files ---------------------------------------------------------------------------
 

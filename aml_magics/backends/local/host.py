@@ -189,8 +189,10 @@ class Host:
     def finish(self, code: int | None) -> None:
         active = ("NotStarted", "Queued", *SLOT_STATES)
         self.store.transition(self.run_id, "Finalizing", only_from=("Starting", "Running"))
-        if self.cancelled.is_set() or self.store.get_run(self.run_id)["cancel_requested"]:
-            self.store.transition(self.run_id, "Canceled", only_from=active, reason="canceled by user", exit_code=code)
+        row = self.store.get_run(self.run_id)
+        if self.cancelled.is_set() or row["cancel_requested"]:
+            self.store.transition(self.run_id, "Canceled", only_from=active, reason=row["cancel_reason"] or "canceled by user",
+                                  exit_code=code)
             return
         if code == 0:
             self.store.transition(self.run_id, "Completed", only_from=active, exit_code=0)

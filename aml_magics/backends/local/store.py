@@ -136,6 +136,9 @@ MIGRATIONS: list[str] = [
         created REAL NOT NULL,
         PRIMARY KEY(name, version));
     """,
+    """
+    ALTER TABLE runs ADD COLUMN cancel_reason TEXT;
+    """,
 ]
 
 
@@ -247,7 +250,7 @@ class Store:
     def list_computes(self) -> list[sqlite3.Row]:
         placeholders = ",".join("?" * len(SLOT_STATES))
         return self.query(
-            f"""SELECT c.*, (SELECT COUNT(*) FROM runs r WHERE r.compute=c.name AND r.status IN ({placeholders})) AS running,
+            f"""SELECT c.*, (SELECT COUNT(*) FROM runs r WHERE r.compute=c.name AND r.status IN ({placeholders}) AND r.kind != 'sweep') AS running,
                            (SELECT COUNT(*) FROM runs r WHERE r.compute=c.name AND r.status='Queued') AS queued
                 FROM computes c ORDER BY c.name""",
             SLOT_STATES,
@@ -290,6 +293,37 @@ class Store:
         self._run_pks[run_id] = pk
         return pk
 
+    def insert_finished_run(
+        self, run_id: str, experiment: str, kind: str, *, parent_run_id: str | None, display_name: str | None,
+        compute: str | None, status: str, started: float, ended: float, params: dict | None = None,
+        tags: dict | None = None, scalars: dict[str, float] | None = None,
+    ) -> int:
+        """A run that already ended (an AutoML trial), with its params, tags and one value per
+        metric, written in one transaction: the cheap way to record many small trials."""
+        exp_id = self.ensure_experiment(experiment)
+        parent_pk = self.run_pk(parent_run_id) if parent_run_id else None
+        points = []
+        with self.write() as c:
+            pk = c.execute(
+                """INSERT INTO runs(run_id, experiment_id, parent_id, display_name, kind, compute, status,
+                                    created, started, ended, spec) VALUES(?,?,?,?,?,?,?,?,?,?,'{}')""",
+                (run_id, exp_id, parent_pk, display_name, kind, compute, status, started, started, ended),
+            ).lastrowid
+            c.executemany("INSERT INTO status_history(run, status, ts) VALUES(?,?,?)",
+                          [(pk, "Running", started), (pk, status, ended)])
+            for table, values in (("run_params", params), ("run_tags", tags)):
+                if values:
+                    c.executemany(f"INSERT OR REPLACE INTO {table}(run, key, value) VALUES(?,?,?)",
+                                  [(pk, k, str(v)) for k, v in values.items()])
+            for name, value in (scalars or {}).items():
+                kid = c.execute("INSERT INTO metric_keys(run, name, kind) VALUES(?,?,'scalar')", (pk, name)).lastrowid
+                points.append((kid, 0, ended, float(value)))
+            for key_id, n, steps, ts, vals in pack_points(points):
+                c.execute("INSERT INTO metric_chunks(key_id, first_index, n, steps, ts, vals) VALUES(?,0,?,?,?,?)",
+                          (key_id, n, steps, ts, vals))
+        self._run_pks[run_id] = pk
+        return pk
+
     def run_pk(self, run_id: str) -> int | None:
         pk = self._run_pks.get(run_id)
         if pk is None:
@@ -301,7 +335,7 @@ class Store:
 
     _RUN_COLUMNS = """r.id, r.run_id, e.name AS experiment, p.run_id AS parent_run_id, r.display_name, r.kind,
         r.compute, r.status, r.created, r.started, r.ended, r.exit_code, r.error, r.traceback,
-        r.host_pid, r.host_start, r.user_pid, r.cancel_requested, r.spec"""
+        r.host_pid, r.host_start, r.user_pid, r.cancel_requested, r.cancel_reason, r.spec"""
     _RUN_FROM = "runs r JOIN experiments e ON e.id=r.experiment_id LEFT JOIN runs p ON p.id=r.parent_id"
 
     def get_run(self, run_id: str) -> sqlite3.Row | None:
@@ -407,13 +441,31 @@ class Store:
             "SELECT status, ts, reason FROM status_history WHERE run=? ORDER BY rowid", (self.run_pk(run_id),)
         )
 
+    def reopen_run(self, run_id: str) -> bool:
+        """Failed/Canceled → Starting for a resumed sweep or AutoML run (its history is kept)."""
+        now = time.time()
+        with self.write() as c:
+            cur = c.execute(
+                """UPDATE runs SET status='Starting', ended=NULL, exit_code=NULL, error=NULL, traceback=NULL,
+                          cancel_requested=0, cancel_reason=NULL WHERE run_id=? AND status IN ('Failed','Canceled')""",
+                (run_id,),
+            )
+            if cur.rowcount != 1:
+                return False
+            c.execute(
+                "INSERT INTO status_history(run, status, ts, reason) SELECT id, 'Starting', ?, 'resumed' FROM runs WHERE run_id=?",
+                (now, run_id),
+            )
+            return True
+
     def claim_slot(self, run_id: str, compute: str, max_concurrent: int) -> bool:
         """Queued/NotStarted → Starting if the compute target has a free slot (atomic)."""
         now = time.time()
         placeholders = ",".join("?" * len(SLOT_STATES))
         with self.write() as c:
             busy = c.execute(
-                f"SELECT COUNT(*) FROM runs WHERE compute=? AND status IN ({placeholders})", (compute, *SLOT_STATES)
+                f"SELECT COUNT(*) FROM runs WHERE compute=? AND status IN ({placeholders}) AND kind != 'sweep'",
+                (compute, *SLOT_STATES),
             ).fetchone()[0]
             if busy >= max_concurrent:
                 return False
@@ -434,12 +486,14 @@ class Store:
         placeholders = ",".join("?" * len(SLOT_STATES))
         with self.write() as c:
             busy = c.execute(
-                f"SELECT COUNT(*) FROM runs WHERE compute=? AND status IN ({placeholders})", (compute, *SLOT_STATES)
+                f"SELECT COUNT(*) FROM runs WHERE compute=? AND status IN ({placeholders}) AND kind != 'sweep'",
+                (compute, *SLOT_STATES),
             ).fetchone()[0]
             if busy >= max_concurrent:
                 return None
             row = c.execute(
-                "SELECT id, run_id FROM runs WHERE compute=? AND status='Queued' ORDER BY id LIMIT 1", (compute,)
+                "SELECT id, run_id FROM runs WHERE compute=? AND status='Queued' AND kind != 'sweep' ORDER BY id LIMIT 1",
+                (compute,),
             ).fetchone()
             if row is None:
                 return None

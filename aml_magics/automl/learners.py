@@ -1,0 +1,61 @@
+"""Learners added to FLAML's search: the strong defaults Azure ML's AutoML also starts from.
+
+Each starts at scikit-learn's default settings (FLAML evaluates a learner's initial point first),
+so the search always contains HistGradientBoosting and the linear model exactly as a user
+would get them by hand, then tunes them.
+"""
+from __future__ import annotations
+
+from flaml import tune
+from flaml.automl.model import SKLearnEstimator
+
+from .model import ScaledLogistic, ScaledRidge
+
+
+class HGBEstimator(SKLearnEstimator):
+    @classmethod
+    def search_space(cls, data_size, task, **params):
+        return {
+            "learning_rate": {"domain": tune.loguniform(0.01, 0.5), "init_value": 0.1},
+            "max_leaf_nodes": {"domain": tune.lograndint(4, 256), "init_value": 31},
+            "min_samples_leaf": {"domain": tune.lograndint(2, 128), "init_value": 20},
+            "l2_regularization": {"domain": tune.loguniform(1e-6, 10.0), "init_value": 1e-6},
+            "max_iter": {"domain": tune.lograndint(50, 1000), "init_value": 100},
+        }
+
+    @classmethod
+    def cost_relative2lgbm(cls):
+        return 2
+
+    def __init__(self, task="binary", n_jobs=None, **config):
+        super().__init__(task, **config)
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+        self.estimator_class = HistGradientBoostingClassifier if self._task.is_classification() \
+            else HistGradientBoostingRegressor
+
+
+class LinearEstimator(SKLearnEstimator):
+    @classmethod
+    def search_space(cls, data_size, task, **params):
+        if task.is_classification() if hasattr(task, "is_classification") else "class" in str(task):
+            return {"C": {"domain": tune.loguniform(1e-3, 1e3), "init_value": 1.0}}
+        return {"alpha": {"domain": tune.loguniform(1e-4, 1e3), "init_value": 1.0}}
+
+    @classmethod
+    def cost_relative2lgbm(cls):
+        return 0.2
+
+    def __init__(self, task="binary", n_jobs=None, **config):
+        super().__init__(task, **config)
+        self.estimator_class = ScaledLogistic if self._task.is_classification() else ScaledRidge
+
+
+CUSTOM = {"hgb": HGBEstimator, "linear": LinearEstimator}
+
+
+def estimator_class(learner: str, flaml_task):
+    """The FLAML estimator class of a learner name (ours or FLAML's built-in ones)."""
+    if learner in CUSTOM:
+        return CUSTOM[learner]
+    return flaml_task.estimator_class_from_str(learner)

@@ -1,0 +1,120 @@
+"""Azure ML's AutoML metrics, by their Azure names, computed with scikit-learn.
+
+Every trial reports the whole set for its task (as Azure ML does), not only the primary metric.
+Normalized regression errors are divided by the range of the true values, as Azure ML does.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+PRIMARY = {
+    "classification": ("accuracy", "AUC_weighted", "norm_macro_recall", "average_precision_score_weighted",
+                       "precision_score_weighted"),
+    "regression": ("r2_score", "normalized_root_mean_squared_error", "spearman_correlation",
+                   "normalized_mean_absolute_error"),
+}
+PRIMARY["forecasting"] = PRIMARY["regression"]
+DEFAULT_PRIMARY = {"classification": "accuracy", "regression": "normalized_root_mean_squared_error",
+                   "forecasting": "normalized_root_mean_squared_error"}
+
+LOWER_IS_BETTER = {
+    "log_loss", "mean_absolute_error", "median_absolute_error", "root_mean_squared_error",
+    "root_mean_squared_log_error", "normalized_mean_absolute_error", "normalized_median_absolute_error",
+    "normalized_root_mean_squared_error", "normalized_root_mean_squared_log_error",
+    "mean_absolute_percentage_error",
+}
+
+
+def goal(metric: str) -> str:
+    return "min" if metric in LOWER_IS_BETTER else "max"
+
+
+def classification_metrics(y, pred, proba, n_classes: int) -> dict[str, float]:
+    import numpy as np
+    from sklearn import metrics as m
+
+    out: dict[str, float] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out["accuracy"] = m.accuracy_score(y, pred)
+        out["balanced_accuracy"] = m.balanced_accuracy_score(y, pred)
+        for avg in ("weighted", "macro", "micro"):
+            out[f"f1_score_{avg}"] = m.f1_score(y, pred, average=avg, zero_division=0)
+            out[f"precision_score_{avg}"] = m.precision_score(y, pred, average=avg, zero_division=0)
+            out[f"recall_score_{avg}"] = m.recall_score(y, pred, average=avg, zero_division=0)
+        chance = 1.0 / max(n_classes, 2)
+        out["norm_macro_recall"] = max(0.0, (out["recall_score_macro"] - chance) / (1 - chance))
+        out["matthews_correlation"] = m.matthews_corrcoef(y, pred)
+        if proba is not None:
+            labels = np.arange(n_classes)
+            onehot = (np.asarray(y)[:, None] == labels[None, :]).astype(float)
+            present = onehot.sum(axis=0) > 0
+            p = np.clip(np.asarray(proba, dtype=float), 1e-15, 1)
+            out["log_loss"] = m.log_loss(y, p, labels=labels)
+            try:
+                if n_classes == 2:
+                    auc = m.roc_auc_score(y, p[:, 1])
+                    out.update(AUC_weighted=auc, AUC_macro=auc, AUC_micro=m.roc_auc_score(onehot.ravel(), p.ravel()))
+                    ap = m.average_precision_score(onehot[:, present], p[:, present], average=None)
+                    weights = onehot[:, present].sum(axis=0)
+                    out["average_precision_score_weighted"] = float(np.average(ap, weights=weights))
+                    out["average_precision_score_macro"] = float(np.mean(ap))
+                else:
+                    cols = present
+                    out["AUC_weighted"] = m.roc_auc_score(onehot[:, cols], p[:, cols], average="weighted")
+                    out["AUC_macro"] = m.roc_auc_score(onehot[:, cols], p[:, cols], average="macro")
+                    out["average_precision_score_weighted"] = m.average_precision_score(
+                        onehot[:, cols], p[:, cols], average="weighted")
+                    out["average_precision_score_macro"] = m.average_precision_score(
+                        onehot[:, cols], p[:, cols], average="macro")
+                    out["AUC_micro"] = m.roc_auc_score(onehot.ravel(), p.ravel())
+                out["average_precision_score_micro"] = m.average_precision_score(onehot.ravel(), p.ravel())
+            except ValueError:  # one class only in this fold
+                pass
+    return {k: float(v) for k, v in out.items()}
+
+
+def regression_metrics(y, pred, y_range: float | None = None) -> dict[str, float]:
+    import numpy as np
+    from scipy.stats import spearmanr
+    from sklearn import metrics as m
+
+    y = np.asarray(y, dtype=float)
+    pred = np.asarray(pred, dtype=float)
+    rng = y_range if y_range else (float(y.max() - y.min()) or 1.0)
+    out: dict[str, float] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out["r2_score"] = m.r2_score(y, pred)
+        out["explained_variance"] = m.explained_variance_score(y, pred)
+        out["mean_absolute_error"] = m.mean_absolute_error(y, pred)
+        out["median_absolute_error"] = m.median_absolute_error(y, pred)
+        out["root_mean_squared_error"] = math.sqrt(m.mean_squared_error(y, pred))
+        out["normalized_mean_absolute_error"] = out["mean_absolute_error"] / rng
+        out["normalized_median_absolute_error"] = out["median_absolute_error"] / rng
+        out["normalized_root_mean_squared_error"] = out["root_mean_squared_error"] / rng
+        rho = spearmanr(y, pred).correlation
+        out["spearman_correlation"] = 0.0 if rho != rho else rho
+        nonzero = np.abs(y) > 1e-12
+        if nonzero.any():
+            out["mean_absolute_percentage_error"] = float(np.mean(np.abs((y[nonzero] - pred[nonzero]) / y[nonzero])) * 100)
+        if (y >= 0).all() and (pred > -1).all():
+            rmsle = math.sqrt(m.mean_squared_log_error(y, np.maximum(pred, 0)))
+            out["root_mean_squared_log_error"] = rmsle
+            lrng = float(np.log1p(y.max()) - np.log1p(y.min())) or 1.0
+            out["normalized_root_mean_squared_log_error"] = rmsle / lrng
+    return {k: float(v) for k, v in out.items()}
+
+
+def compute(task: str, y, pred, proba=None, n_classes: int = 0, y_range: float | None = None) -> dict[str, float]:
+    if task == "classification":
+        return classification_metrics(y, pred, proba, n_classes)
+    return regression_metrics(y, pred, y_range)
+
+
+def loss(metric: str, value: float) -> float:
+    """What FLAML minimizes for an Azure metric."""
+    if value != value:
+        return math.inf
+    return value if goal(metric) == "min" else -value

@@ -1,0 +1,311 @@
+"""The sweep controller: the process of a sweep's parent run.
+
+It asks Optuna for parameters (ask/tell, in-memory study rebuilt from the store on every start, so
+``%aml resume`` continues where a killed controller stopped), submits each trial as a child run on
+the sweep's compute target (at most ``parallel`` at once, and queued by the compute's own limit),
+watches the primary metric the trials log, stops trials an early termination policy rules out
+(Canceled, with the reason), and records each finished trial on the parent: the primary metric per
+trial and the best so far, so the parent's dashboard charts the search.
+
+Grid sampling enumerates the grid itself (every point once, in order); random and bayesian use
+Optuna's ``RandomSampler`` and ``TPESampler``.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ..core.types import RunSubmission
+from .policies import Policy
+from .space import format_args, space_from_json, trial_code
+
+TICK_S = 0.05
+ACTIVE = ("NotStarted", "Queued", "Starting", "Running", "Finalizing")
+
+
+class Controller:
+    def __init__(self, run, spec: dict, client=None):
+        self.run = run
+        self.spec = spec
+        self.settings = spec["settings"]
+        self.client = client or run.client
+        self.space = space_from_json(self.settings["space"])
+        self.metric = self.settings["primary_metric"]
+        self.maximize = self.settings.get("goal", "max") == "max"
+        self.policy = Policy.from_settings(self.settings.get("policy"))
+        self.max_trials = int(self.settings["max_trials"])
+        self.parallel = int(self.settings.get("parallel", 1))
+        self.max_failures = int(self.settings.get("max_failures", 5))
+        self.timeout = self.settings.get("timeout_s")
+        self.template = self.settings["template"]
+        self.trials: dict[str, dict] = {}  # run id → {"n", "params", "optuna", "values", "cursor", "status"}
+        self.judged: set[str] = set()
+        self.consecutive_failures = 0
+        self.last_error = ""
+        self.accounted: set[str] = set()
+        self.best: tuple[float, str] | None = None
+        self.in_values: dict[str, Any] = {}
+        self.study = None
+        self.grid: list[dict] | None = None
+
+    # -- setup ---------------------------------------------------------------------------------
+
+    def _sampler(self):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        seed = self.settings.get("seed")
+        sampling = self.settings.get("sampling", "random")
+        if sampling == "grid":
+            names = list(self.space)
+            self.grid = [dict(zip(names, combo)) for combo in itertools.product(*(self.space[n].grid() for n in names))]
+            return None
+        if sampling == "bayesian":
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(5, max(2, self.max_trials // 4)))
+        return optuna.samplers.RandomSampler(seed=seed)
+
+    def _distributions(self) -> dict:
+        return {k: e.distribution() for k, e in self.space.items()}
+
+    def rebuild(self) -> None:
+        """Read the trials the store already holds (a resumed sweep) into Optuna and our books."""
+        import optuna
+        from optuna.trial import TrialState, create_trial
+
+        sampler = self._sampler()
+        self.study = optuna.create_study(direction="maximize" if self.maximize else "minimize",
+                                         sampler=sampler or optuna.samplers.RandomSampler())
+        dists = self._distributions()
+        children = self.client.runs.list(parent_run_id=self.run.id, limit=None).infos
+        for info in sorted(children, key=lambda i: i.created or 0):
+            n = int(info.tags.get("sweep.trial", len(self.trials) + 1))
+            params = {k: _parse_value(info.params.get(k)) for k in self.space}
+            values = [v for _, _, v in self.client.runs.metric_series(info.run_id, self.metric)[0]]
+            entry = {"n": n, "params": params, "values": values, "cursor": 0, "status": info.status, "optuna": None}
+            self.trials[info.run_id] = entry
+            if info.status in ACTIVE:
+                entry["values"] = []  # read again, incrementally, by the loop
+                continue
+            self.accounted.add(info.run_id)
+            value = values[-1] if values else None
+            try:
+                internal = {k: self.space[k].internal(v) for k, v in params.items()}
+                if info.status == "Completed" and value is not None and math.isfinite(value):
+                    self.study.add_trial(create_trial(params=internal, distributions=dists, value=value))
+                elif info.status == "Canceled" and value is not None:
+                    self.study.add_trial(create_trial(params=internal, distributions=dists, state=TrialState.PRUNED,
+                                                      intermediate_values=dict(enumerate(values))))
+                else:
+                    self.study.add_trial(create_trial(params=internal, distributions=dists, state=TrialState.FAIL))
+            except (ValueError, TypeError):
+                pass  # a value outside today's space: keep the trial, do not teach Optuna with it
+            if info.status == "Completed" and value is not None:
+                self._note_best(value, info.run_id)
+        if self.trials:
+            print(f"Resuming: {len(self.trials)} trials in the store "
+                  f"({sum(1 for t in self.trials.values() if t['status'] in ACTIVE)} still active).", flush=True)
+
+    def load_inputs(self) -> None:
+        path = Path(os.environ.get("AML_MAGICS_RUN_SPEC", "")).parent / "in.pkl"
+        if self.spec.get("in_vars") and path.is_file():
+            import pickle
+
+            import cloudpickle  # noqa: F401
+
+            with open(path, "rb") as f:
+                self.in_values = pickle.load(f)
+
+    # -- trials --------------------------------------------------------------------------------
+
+    def _next_params(self) -> tuple[dict, Any] | None:
+        if self.grid is not None:
+            tried = [t["params"] for t in self.trials.values()]
+            for point in self.grid:
+                if not any(_same(point, p) for p in tried):
+                    return point, None
+            return None
+        trial = self.study.ask(self._distributions())
+        return {k: self.space[k].value(v) for k, v in trial.params.items()}, trial
+
+    def submit_trial(self) -> bool:
+        nxt = self._next_params()
+        if nxt is None:
+            return False
+        params, optuna_trial = nxt
+        n = max((t["n"] for t in self.trials.values()), default=0) + 1
+        t = self.template
+        code = trial_code(t["code"], t.get("spans") or [], params) if t["kind"] == "cell" else None
+        sub = RunSubmission(
+            kind=t["kind"], experiment=self.spec["experiment"], source_dir=Path.cwd(), entry=t["entry"],
+            compute=self.settings["compute"], code=code, args=format_args(t.get("args") or [], params),
+            parameters={**(t.get("parameters") or {}), **params} if t["kind"] == "notebook" else {},
+            tags={"sweep.trial": str(n)}, display_name=f"trial {n}", in_values=self.in_values,
+            inputs=self.settings.get("inputs") or {}, environment_variables=self.spec.get("environment_variables") or {},
+            environment=self.spec.get("environment"), parent_run_id=self.run.id, params=params,
+        )
+        handle = self.client.runs.submit(sub)
+        self.trials[handle.id] = {"n": n, "params": params, "values": [], "cursor": 0, "status": "NotStarted",
+                                  "optuna": optuna_trial}
+        print(f"trial {n}: {_fmt(params)} → {handle.id}", flush=True)
+        return True
+
+    def refresh(self) -> list[str]:
+        """Update statuses and primary-metric series; return trials that ended since the last call."""
+        infos = {i.run_id: i for i in self.client.runs.list(parent_run_id=self.run.id, limit=None).infos}
+        ended = []
+        for run_id, t in self.trials.items():
+            if run_id in self.accounted:
+                continue
+            info = infos.get(run_id)
+            if info is None:
+                continue
+            points, t["cursor"] = self.client.runs.metric_series(run_id, self.metric, t["cursor"])
+            t["values"].extend(v for _, _, v in points)
+            t["status"] = info.status
+            if info.status not in ACTIVE:
+                t["error"] = info.error
+                ended.append(run_id)
+        return ended
+
+    def apply_policy(self) -> None:
+        if self.policy is None:
+            return
+        running = {r for r, t in self.trials.items() if t["status"] == "Running" and r not in self.accounted}
+        values = {r: t["values"] for r, t in self.trials.items() if t["values"]}
+        for run_id, reason in self.policy.evaluate(values, self.maximize, running, self.judged).items():
+            try:
+                self.client.runs.cancel(run_id, reason=reason)
+                print(f"trial {self.trials[run_id]['n']}: {reason}", flush=True)
+            except Exception:  # it ended meanwhile
+                pass
+
+    def account(self, run_id: str) -> None:
+        """Tell Optuna and the parent run how a trial ended."""
+        from optuna.trial import TrialState
+
+        t = self.trials[run_id]
+        self.accounted.add(run_id)
+        value = t["values"][-1] if t["values"] else None
+        status = t["status"]
+        ot = t.get("optuna")
+        if status == "Completed" and value is not None and math.isfinite(value):
+            self.consecutive_failures = 0
+            if ot is not None:
+                self.study.tell(ot, value)
+            self._note_best(value, run_id)
+            step = len([1 for r in self.accounted if self.trials[r]["status"] == "Completed" and self.trials[r]["values"]])
+            self.run.log(f"trial_{self.metric}", value, step=step)
+            self.run.log(self.metric, self.best[0], step=step)  # the parent's value: the best so far
+            print(f"trial {t['n']}: {self.metric} = {value:.6g} (best {self.best[0]:.6g})", flush=True)
+            return
+        if status == "Canceled":
+            if ot is not None:
+                self.study.tell(ot, state=TrialState.PRUNED)
+            return
+        # Failed, or completed without logging the primary metric
+        if ot is not None:
+            self.study.tell(ot, state=TrialState.FAIL)
+        self.consecutive_failures += 1
+        self.last_error = (t.get("error") or "").strip().splitlines()[-1:] or [""]
+        self.last_error = self.last_error[0] if status == "Failed" else f"the trial did not log {self.metric!r}"
+        print(f"trial {t['n']}: {status if status == 'Failed' else 'no ' + self.metric} — {self.last_error}", flush=True)
+
+    def _note_best(self, value: float, run_id: str) -> None:
+        if self.best is None or (value > self.best[0] if self.maximize else value < self.best[0]):
+            self.best = (value, run_id)
+
+    def active(self) -> list[str]:
+        return [r for r, t in self.trials.items() if r not in self.accounted]
+
+    def cancel_active(self, reason: str) -> None:
+        for run_id in self.active():
+            try:
+                self.client.runs.cancel(run_id, reason=reason)
+            except Exception:
+                pass
+
+    # -- the loop ------------------------------------------------------------------------------------
+
+    def main(self) -> int:
+        self.load_inputs()
+        self.rebuild()
+        started = self.client.runs.get(self.run.id).started or time.time()
+        stopped_by = None
+        try:
+            while True:
+                for run_id in self.refresh():
+                    self.account(run_id)
+                self.apply_policy()
+                if self.consecutive_failures >= self.max_failures:
+                    stopped_by = "failures"
+                    break
+                timed_out = self.timeout is not None and time.time() - started > self.timeout
+                if timed_out:
+                    stopped_by = "timeout"
+                    break
+                exhausted = False
+                while len(self.active()) < self.parallel and len(self.trials) < self.max_trials:
+                    if not self.submit_trial():
+                        exhausted = True
+                        break
+                if not self.active() and (len(self.trials) >= self.max_trials or exhausted):
+                    break
+                time.sleep(TICK_S)
+        except BaseException:
+            self.cancel_active("the sweep was canceled")
+            raise
+        if stopped_by == "timeout":
+            self.cancel_active(f"the sweep reached its --timeout of {self.timeout:g} s")
+        elif stopped_by == "failures":
+            self.cancel_active("the sweep stopped after consecutive failures")
+        self.finish(stopped_by)
+        if stopped_by == "failures":
+            from ..runtime.launch import EngineStopped
+
+            raise EngineStopped(f"the sweep stopped after {self.consecutive_failures} consecutive failed trials; "
+                                f"the last error: {self.last_error}")
+        return 0
+
+    def finish(self, stopped_by: str | None) -> None:
+        counts: dict[str, int] = {}
+        for t in self.trials.values():
+            counts[t["status"]] = counts.get(t["status"], 0) + 1
+        summary = {"trials": len(self.trials), **{k.lower(): v for k, v in counts.items()}}
+        if self.best is not None:
+            value, run_id = self.best
+            best = self.trials[run_id]
+            summary.update(best_run=run_id, best_value=value, best_params=best["params"])
+            self.run.set_tags({"best_run": run_id, f"best_{self.metric}": f"{value:.6g}"})
+        os.makedirs("outputs", exist_ok=True)
+        with open("outputs/sweep_summary.json", "w") as f:
+            json.dump(summary, f, indent=1, default=str)
+        print("Sweep done: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+              + (f"; best {self.metric} {self.best[0]:.6g} ({self.best[1]})" if self.best else ""), flush=True)
+
+
+def _parse_value(text: Any) -> Any:
+    import ast
+
+    if not isinstance(text, str):
+        return text
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _same(a: dict, b: dict) -> bool:
+    return all(str(a.get(k)) == str(b.get(k)) for k in a)
+
+
+def _fmt(params: dict) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v!r}" for k, v in params.items())
+
+
+def run_sweep(spec: dict, run) -> int:
+    return Controller(run, spec).main()

@@ -1,0 +1,99 @@
+"""Early termination policies with HyperDrive's semantics, on the primary metric trials log.
+
+A trial's *interval* k is the k-th value it has logged of the primary metric. A policy is applied
+at intervals that are multiples of ``evaluation_interval`` and greater than ``delay_evaluation``.
+
+- ``bandit``: stop a trial whose value at k is worse than the best trial's value at k by more than
+  the slack (``slack_factor``: ratio, ``slack_amount``: absolute).
+- ``median``: stop a trial whose running average at k is worse than the median of the other
+  trials' running averages at k.
+- ``truncation``: at k, stop the trial if it is in the worst ``truncation_percentage`` % of the
+  trials that reached k.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from statistics import median
+
+from ..core.errors import InvalidInput
+
+
+@dataclass
+class Policy:
+    kind: str  # bandit | median | truncation
+    evaluation_interval: int = 1
+    delay_evaluation: int = 0
+    slack_factor: float | None = None
+    slack_amount: float | None = None
+    truncation_percentage: int = 20
+
+    @classmethod
+    def from_settings(cls, data: dict | None) -> "Policy | None":
+        return cls(**data) if data else None
+
+    def validate(self) -> "Policy":
+        if self.kind not in ("bandit", "median", "truncation"):
+            raise InvalidInput(f"--early-stop {self.kind!r}: use bandit, median or truncation")
+        if self.evaluation_interval < 1 or self.delay_evaluation < 0:
+            raise InvalidInput("--evaluation-interval must be ≥ 1 and --delay-evaluation ≥ 0")
+        if self.kind == "bandit":
+            if self.slack_factor is None and self.slack_amount is None:
+                self.slack_factor = 0.1
+            if self.slack_factor is not None and self.slack_amount is not None:
+                raise InvalidInput("bandit takes --slack-factor or --slack-amount, not both")
+            if (self.slack_factor or 0) < 0 or (self.slack_amount or 0) < 0:
+                raise InvalidInput("bandit slack must be ≥ 0")
+        if self.kind == "truncation" and not 1 <= self.truncation_percentage <= 99:
+            raise InvalidInput("--truncation-percentage must be between 1 and 99")
+        return self
+
+    def evaluate(self, values: dict[str, list[float]], maximize: bool, running: set[str],
+                 already: set[str]) -> dict[str, str]:
+        """Trials to stop now, with the reason: ``values`` maps every trial (running or ended) to the
+        primary metric values it has logged, in order; only ``running`` trials can be stopped;
+        ``already`` holds "trial@interval" keys judged before (each trial is judged once per interval)."""
+        stop: dict[str, str] = {}
+        for trial, series in values.items():
+            k = len(series)
+            key = f"{trial}@{k}"
+            if trial not in running or key in already:
+                continue
+            if k == 0 or k % self.evaluation_interval or k <= self.delay_evaluation:
+                continue
+            already.add(key)
+            reason = self._judge(trial, k, values, maximize)
+            if reason:
+                stop[trial] = f"early terminated by the {self.kind} policy at interval {k}: {reason}"
+        return stop
+
+    def _judge(self, trial: str, k: int, values: dict[str, list[float]], maximize: bool) -> str | None:
+        at_k = {t: s[k - 1] for t, s in values.items() if len(s) >= k}
+        mine = at_k[trial]
+        if self.kind == "bandit":
+            best = max(at_k.values()) if maximize else min(at_k.values())
+            if self.slack_amount is not None:
+                limit = best - self.slack_amount if maximize else best + self.slack_amount
+            else:
+                f = self.slack_factor or 0.0
+                limit = best / (1 + f) if maximize else best * (1 + f)
+            worse = mine < limit if maximize else mine > limit
+            if worse:
+                return f"{mine:.4g} is outside the slack of the best {best:.4g} (limit {limit:.4g})"
+            return None
+        if self.kind == "median":
+            others = [sum(s[:k]) / k for t, s in values.items() if t != trial and len(s) >= k]
+            if not others:
+                return None
+            mine_avg = sum(values[trial][:k]) / k
+            m = median(others)
+            if (mine_avg < m) if maximize else (mine_avg > m):
+                return f"running average {mine_avg:.4g} is worse than the median {m:.4g}"
+            return None
+        # truncation
+        if len(at_k) < 2:
+            return None
+        ranked = sorted(at_k, key=lambda t: at_k[t], reverse=not maximize)  # worst first
+        cut = int(len(ranked) * self.truncation_percentage / 100)
+        if trial in ranked[:cut]:
+            return f"{mine:.4g} is in the worst {self.truncation_percentage} % of {len(ranked)} trials"
+        return None

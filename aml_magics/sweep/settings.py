@@ -1,0 +1,71 @@
+"""Turn what a user asked for into a sweep run's submission, refusing bad settings before anything starts."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from ..core.errors import InvalidInput
+from ..core.types import RunSubmission
+from .policies import Policy
+from .space import Expression, grid_size, space_to_json
+
+SAMPLINGS = ("random", "grid", "bayesian")
+
+
+def sweep_submission(
+    trial: RunSubmission,
+    space: dict[str, Expression],
+    *,
+    primary_metric: str,
+    goal: str = "max",
+    sampling: str = "random",
+    max_trials: int | None = None,
+    parallel: int = 1,
+    policy: Policy | None = None,
+    timeout_s: float | None = None,
+    max_failures: int = 5,
+    seed: int | None = None,
+    spans: list | None = None,
+) -> RunSubmission:
+    """The submission of a sweep whose trials are ``trial`` (a cell, script or notebook submission)
+    with the parameters of ``space``."""
+    if not space:
+        raise InvalidInput("the sweep has no parameters: declare them in the cell (C = choice(0.1, 1, 10)) "
+                           "or pass --param \"C=choice(0.1,1,10)\"")
+    if not primary_metric:
+        raise InvalidInput("give the primary metric the trials log: --metric accuracy")
+    goal = {"maximize": "max", "minimize": "min"}.get(goal, goal)
+    if goal not in ("max", "min"):
+        raise InvalidInput(f"--goal {goal!r}: use max or min")
+    if sampling not in SAMPLINGS:
+        raise InvalidInput(f"--sampling {sampling!r}: use {', '.join(SAMPLINGS)}")
+    if sampling == "grid":
+        size = grid_size(space)
+        max_trials = min(max_trials or size, size)
+    max_trials = 20 if max_trials is None else max_trials
+    if max_trials < 1:
+        raise InvalidInput("--trials must be at least 1")
+    if parallel < 1:
+        raise InvalidInput("--parallel must be at least 1")
+    if max_failures < 1:
+        raise InvalidInput("--max-failures must be at least 1")
+    if timeout_s is not None and timeout_s <= 0:
+        raise InvalidInput("--timeout must be a positive number of seconds")
+    if trial.out_vars:
+        raise InvalidInput("--out does not apply to sweeps: each trial is its own run (use outputs/ files)")
+    if trial.kind == "notebook":
+        clash = sorted(set(space) & set(trial.parameters))
+        if clash:
+            raise InvalidInput(f"{', '.join(clash)} is both a sweep parameter and a fixed -p parameter")
+    settings: dict[str, Any] = {
+        "primary_metric": primary_metric, "goal": goal, "sampling": sampling, "max_trials": max_trials,
+        "parallel": parallel, "policy": policy.validate().__dict__ if policy else None, "timeout_s": timeout_s,
+        "max_failures": max_failures, "seed": seed, "space": space_to_json(space), "compute": trial.compute,
+        "inputs": dict(trial.inputs),
+        "template": {"kind": trial.kind, "entry": trial.entry, "code": trial.code, "spans": spans or [],
+                     "args": list(trial.args), "parameters": dict(trial.parameters)},
+    }
+    tags = {"sweep.sampling": sampling, "sweep.primary_metric": f"{primary_metric} ({goal})",
+            **({"sweep.early_stop": policy.kind} if policy else {}), **trial.tags}
+    return replace(trial, kind="sweep", code=None, args=[], parameters={}, tags=tags, settings=settings,
+                   params={k: str(e) for k, e in space.items()})

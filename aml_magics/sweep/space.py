@@ -1,0 +1,244 @@
+"""Parameter expressions with HyperDrive's names, and how a sweep's search space is read.
+
+``choice``, ``randint``, ``uniform``, ``quniform``, ``loguniform``, ``qloguniform``, ``normal``,
+``qnormal``, ``lognormal``, ``qlognormal`` mean what they mean in Azure ML's HyperDrive: for
+example ``loguniform(a, b)`` is ``exp(uniform(a, b))`` and ``quniform(a, b, q)`` is
+``round(uniform(a, b) / q) * q``.
+
+Each expression maps to one Optuna distribution (the *internal* value Optuna samples) and back to
+the value the trial sees; ``internal()`` inverts that so a resumed sweep can rebuild Optuna's
+history from the parameters stored with each trial. Optuna itself is imported only by the
+controller, never by ``%load_ext``.
+"""
+from __future__ import annotations
+
+import ast
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+from ..core.errors import InvalidInput
+
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class Expression:
+    kind: str
+    args: tuple
+
+    def __str__(self) -> str:
+        return f"{self.kind}({', '.join(map(repr, self.args))})"
+
+    # -- Optuna ----------------------------------------------------------------------------------
+
+    def distribution(self):
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        k, a = self.kind, self.args
+        if k == "choice":
+            return CategoricalDistribution(list(range(len(a))))  # indices: options may be any literal
+        if k == "randint":
+            return IntDistribution(0, a[0] - 1)
+        if k in ("uniform", "quniform"):
+            return FloatDistribution(a[0], a[1])
+        if k in ("loguniform", "qloguniform"):
+            return FloatDistribution(math.exp(a[0]), math.exp(a[1]), log=True)
+        # normal family: Optuna samples the quantile u in (0, 1); the value is the inverse CDF
+        return FloatDistribution(_EPS, 1 - _EPS)
+
+    def value(self, internal: Any) -> Any:
+        """The value a trial sees for Optuna's sampled ``internal`` value."""
+        k, a = self.kind, self.args
+        if k == "choice":
+            return a[int(internal)]
+        if k == "randint":
+            return int(internal)
+        if k == "uniform" or k == "loguniform":
+            return float(internal)
+        if k in ("quniform", "qloguniform"):
+            return _quantize(internal, a[2])
+        x = NormalDist(a[0], a[1]).inv_cdf(internal)
+        if k == "normal":
+            return x
+        if k == "qnormal":
+            return _quantize(x, a[2])
+        if k == "lognormal":
+            return math.exp(x)
+        return _quantize(math.exp(x), a[2])  # qlognormal
+
+    def internal(self, value: Any) -> Any:
+        """Inverse of ``value`` (clipped into the distribution), to replay stored trials into Optuna."""
+        k, a = self.kind, self.args
+        if k == "choice":
+            for i, option in enumerate(a):
+                if option == value or str(option) == str(value):
+                    return i
+            raise ValueError(f"{value!r} is not one of {a!r}")
+        v = float(value)
+        if k == "randint":
+            return min(max(int(v), 0), a[0] - 1)
+        if k in ("uniform", "quniform"):
+            return min(max(v, a[0]), a[1])
+        if k in ("loguniform", "qloguniform"):
+            return min(max(v, math.exp(a[0])), math.exp(a[1]))
+        if k in ("lognormal", "qlognormal"):
+            v = math.log(max(v, 1e-300))
+        return min(max(NormalDist(a[0], a[1]).cdf(v), _EPS), 1 - _EPS)
+
+    def grid(self) -> list[Any]:
+        if self.kind != "choice":
+            raise InvalidInput(f"grid sampling takes only choice(...) parameters; {self} is not one "
+                               "(use --sampling random or bayesian)")
+        return list(self.args)
+
+
+def _quantize(x: float, q: float) -> float:
+    v = round(x / q) * q
+    return int(v) if float(q).is_integer() and float(v).is_integer() else round(v, 12)
+
+
+def _check(kind: str, args: tuple) -> Expression:
+    def numbers(n: int, what: str):
+        if len(args) != n or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in args):
+            raise InvalidInput(f"{kind}() takes {what}, got {kind}{args!r}")
+
+    if kind == "choice":
+        options = args[0] if len(args) == 1 and isinstance(args[0], (list, tuple, range)) else args
+        options = tuple(options)
+        if not options:
+            raise InvalidInput("choice() needs at least one option, like choice(0.01, 0.1, 1)")
+        return Expression(kind, options)
+    if kind == "randint":
+        numbers(1, "one integer upper bound (values 0 … upper-1)")
+        if int(args[0]) != args[0] or args[0] < 1:
+            raise InvalidInput(f"randint(upper) needs a positive integer, got {args[0]!r}")
+        return Expression(kind, (int(args[0]),))
+    if kind in ("uniform", "loguniform"):
+        numbers(2, "(low, high)")
+    elif kind in ("quniform", "qloguniform"):
+        numbers(3, "(low, high, q)")
+    elif kind in ("normal", "lognormal"):
+        numbers(2, "(mu, sigma)")
+    elif kind in ("qnormal", "qlognormal"):
+        numbers(3, "(mu, sigma, q)")
+    else:  # pragma: no cover - guarded by EXPRESSIONS
+        raise InvalidInput(f"unknown parameter expression {kind}")
+    if kind in ("uniform", "loguniform", "quniform", "qloguniform") and not args[0] < args[1]:
+        raise InvalidInput(f"{kind}(low, high, …) needs low < high, got {kind}{args!r}")
+    if kind in ("normal", "lognormal", "qnormal", "qlognormal") and not args[1] > 0:
+        raise InvalidInput(f"{kind}(mu, sigma, …) needs sigma > 0")
+    if len(args) == 3 and not args[2] > 0:
+        raise InvalidInput(f"{kind}(…, q) needs q > 0")
+    return Expression(kind, tuple(args))
+
+
+EXPRESSIONS = ("choice", "randint", "uniform", "quniform", "loguniform", "qloguniform",
+               "normal", "qnormal", "lognormal", "qlognormal")
+
+
+def _make(kind: str):
+    def expression(*args):
+        return _check(kind, args)
+
+    expression.__name__ = kind
+    expression.__doc__ = f"HyperDrive's {kind}(): a sweep parameter expression."
+    return expression
+
+
+choice, randint, uniform, quniform, loguniform, qloguniform, normal, qnormal, lognormal, qlognormal = (
+    _make(k) for k in EXPRESSIONS
+)
+
+
+def _literal_call(node: ast.AST, where: str) -> Expression | None:
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in EXPRESSIONS):
+        return None
+    if node.keywords:
+        raise InvalidInput(f"{where}: write {node.func.id}() with positional values only")
+    try:
+        args = tuple(ast.literal_eval(a) for a in node.args)
+    except ValueError:
+        raise InvalidInput(f"{where}: the values of {node.func.id}() must be literals (numbers, strings, lists)") from None
+    return _check(node.func.id, args)
+
+
+def parse_param(text: str) -> tuple[str, Expression]:
+    """``"C=choice(0.01, 0.1, 1)"`` → ("C", Expression)."""
+    name, sep, expr = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise InvalidInput(f"--param {text!r}: write it as NAME=EXPRESSION, like C=choice(0.1,1,10)")
+    try:
+        node = ast.parse(expr.strip(), mode="eval").body
+    except SyntaxError:
+        raise InvalidInput(f"--param {text!r}: {expr.strip()!r} is not an expression") from None
+    found = _literal_call(node, f"--param {name}")
+    if found is None:
+        raise InvalidInput(f"--param {text!r}: use one of {', '.join(EXPRESSIONS)}")
+    return name, found
+
+
+def parse_cell(code: str) -> tuple[dict[str, Expression], list[tuple[str, int, int]]]:
+    """The search space a cell declares (top-level ``NAME = choice(...)`` lines) and where they are.
+
+    Returns ``(space, spans)``; each span is ``(name, first_line, last_line)`` (1-based) so the
+    controller can put each trial's value in that place.
+    """
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as exc:
+        raise InvalidInput(f"the cell has a syntax error on line {exc.lineno}: {exc.msg}") from None
+    space: dict[str, Expression] = {}
+    spans: list[tuple[str, int, int]] = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            found = _literal_call(node.value, f"line {node.lineno}")
+            if found is not None:
+                if name in space:
+                    raise InvalidInput(f"line {node.lineno}: parameter {name} is declared twice")
+                space[name] = found
+                spans.append((name, node.lineno, node.end_lineno or node.lineno))
+    return space, spans
+
+
+def trial_code(code: str, spans: list, values: dict[str, Any]) -> str:
+    """The cell with each parameter expression replaced by this trial's value."""
+    lines = code.splitlines()
+    for name, first, last in sorted(spans, key=lambda s: -s[1]):
+        lines[first - 1:last] = [f"{name} = {values[name]!r}  # sweep parameter"]
+    return "\n".join(lines) + "\n"
+
+
+def format_args(template: list[str], values: dict[str, Any]) -> list[str]:
+    """``--args`` templating: ``{C}`` in an argument becomes the trial's C; without a template every
+    parameter is passed HyperDrive-style as ``--C VALUE``."""
+    if not template:
+        out: list[str] = []
+        for k, v in values.items():
+            out += [f"--{k}", str(v)]
+        return out
+    out = []
+    for arg in template:
+        try:
+            out.append(arg.format(**values))
+        except (KeyError, IndexError) as exc:
+            raise InvalidInput(f"argument {arg!r} names {exc} which is not a sweep parameter") from None
+    return out
+
+
+def grid_size(space: dict[str, Expression]) -> int:
+    n = 1
+    for e in space.values():
+        n *= len(e.grid())
+    return n
+
+
+def space_to_json(space: dict[str, Expression]) -> dict[str, list]:
+    return {k: [e.kind, list(e.args)] for k, e in space.items()}
+
+
+def space_from_json(data: dict[str, list]) -> dict[str, Expression]:
+    return {k: Expression(kind, tuple(args)) for k, (kind, args) in data.items()}

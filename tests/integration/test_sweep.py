@@ -1,0 +1,165 @@
+"""Hyperparameter sweeps: real controller and trial processes on the local compute, real store."""
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import time
+
+import pytest
+from IPython.core.error import UsageError
+
+from aml_magics.sweep.policies import Policy
+from aml_magics.sweep.space import choice, loguniform, normal, parse_cell, qlognormal, quniform, randint, trial_code
+
+from ..conftest import wait_until
+
+TRIAL = """
+import time
+from aml_magics import Run
+run = Run.get_context()
+quality = choice(0.3, 0.95, 1.0)
+for step in range(8):
+    run.log("acc", quality)
+    time.sleep(0.15)
+"""
+
+
+def sweep(ip, options: str, cell: str):
+    return ip.run_cell_magic("aml", f"sweep {options}", cell)
+
+
+def test_expressions_map_to_optuna_and_back():
+    import optuna
+
+    for expr, value in ((choice(0.1, "a", 3), "a"), (randint(5), 3), (quniform(0, 10, 2), 4),
+                        (loguniform(-5, 0), 0.01), (normal(0, 1), 0.5), (qlognormal(0, 1, 0.5), 1.5)):
+        dist = expr.distribution()
+        internal = expr.internal(value)
+        assert dist._contains(dist.to_internal_repr(internal))
+        assert expr.value(internal) == pytest.approx(value)
+    with pytest.raises(Exception, match="low < high"):
+        quniform(5, 1, 1)
+    space, spans = parse_cell("a = 1\nC = choice(0.1, 1)\nlr = loguniform(-3,\n   -1)\nprint(C)\n")
+    assert set(space) == {"C", "lr"} and spans == [("C", 2, 2), ("lr", 3, 4)]
+    code = trial_code("a = 1\nC = choice(0.1, 1)\nlr = loguniform(-3,\n   -1)\nprint(C)\n", spans, {"C": 1, "lr": 0.1})
+    assert code.splitlines() == ["a = 1", "C = 1  # sweep parameter", "lr = 0.1  # sweep parameter", "print(C)"]
+    assert optuna  # the controller's dependency is importable
+
+
+def test_bandit_policy_on_a_synthetic_objective():
+    policy = Policy("bandit", slack_factor=0.1).validate()
+    values = {"good": [0.5, 0.8, 1.0], "close": [0.5, 0.78, 0.95], "bad": [0.5, 0.6, 0.3]}
+    judged: set = set()
+    stop = policy.evaluate(values, True, {"good", "close", "bad"}, judged)
+    assert set(stop) == {"bad"} and "bandit" in stop["bad"]
+    assert policy.evaluate(values, True, {"good", "close", "bad"}, judged) == {}  # judged once per interval
+    median = Policy("median").validate()
+    assert set(median.evaluate({"a": [1, 1], "b": [0.2, 0.1], "c": [0.9, 0.9]}, True, {"b"}, set())) == {"b"}
+    trunc = Policy("truncation", truncation_percentage=34).validate()
+    assert set(trunc.evaluate({"a": [3], "b": [1], "c": [2]}, True, {"a", "b", "c"}, set())) == {"b"}
+
+
+def test_grid_sweep_covers_the_grid_and_records_every_trial(ip, client):
+    cell = "from aml_magics import Run\nrun = Run.get_context()\na = choice(1, 2)\nb = choice('x', 'y', 'z')\n" \
+           "run.log('score', a * {'x': 1, 'y': 2, 'z': 3}[b])\n"
+    parent = sweep(ip, "--metric score --sampling grid --parallel 2 -e grid --wait", cell)
+    info = client.runs.get(parent.id)
+    assert info.status == "Completed" and info.kind == "sweep"
+    children = client.runs.children(parent.id).infos
+    combos = {(c.params["a"], c.params["b"]) for c in children}
+    assert combos == {(str(a), b) for a, b in itertools.product((1, 2), "xyz")}
+    assert all(c.status == "Completed" and c.latest_metrics["score"] > 0 for c in children)
+    assert client.runs.get_metrics(parent.id)["trial_score"] and info.latest_metrics["score"] == 6
+    best = parent.get_best_run_by_primary_metric()
+    assert client.runs.get(best.id).params == {"a": "2", "b": "z"}
+
+
+def test_bandit_cancels_trials_below_the_slack(ip, client):
+    client.computes.create("pool", max_concurrent=3)
+    parent = sweep(ip, "--metric acc --sampling grid --parallel 3 -c pool --early-stop bandit --slack-factor 0.1 "
+                       "-e bandit --wait", TRIAL)
+    children = {c.params["quality"]: c for c in client.runs.children(parent.id).infos}
+    assert children["0.3"].status == "Canceled"
+    history = client.backend.store.status_history(children["0.3"].run_id)
+    assert "bandit" in (history[-1]["reason"] or "")
+    assert children["1.0"].status == "Completed" and children["0.95"].status == "Completed"
+    assert client.runs.get(parent.id).status == "Completed"
+
+
+def test_parallel_trials_respect_the_compute_limit(ip, client):
+    client.computes.create("single", max_concurrent=1)
+    cell = "import time\nfrom aml_magics import Run\nx = uniform(0, 1)\ntime.sleep(0.3)\nRun.get_context().log('x', x)\n"
+    parent = sweep(ip, "--metric x --trials 3 --parallel 3 -c single -e limit --wait", cell)
+    children = client.runs.children(parent.id).infos
+    assert len(children) == 3 and all(c.status == "Completed" for c in children)
+    spans = sorted((c.started, c.ended) for c in children)
+    for (s1, e1), (s2, e2) in zip(spans, spans[1:]):
+        assert s2 >= e1 - 0.05, "two trials ran at once on a compute limited to one"
+
+
+def test_failing_trials_are_recorded_and_the_search_goes_on(ip, client):
+    cell = "from aml_magics import Run\nC = choice(1, 2, 3, 4)\nif C == 2:\n    raise ValueError('C=2 diverges')\n" \
+           "Run.get_context().log('acc', C)\n"
+    parent = sweep(ip, "--metric acc --sampling grid -e fails --wait", cell)
+    children = {c.params["C"]: c for c in client.runs.children(parent.id).infos}
+    assert children["2"].status == "Failed" and "diverges" in children["2"].error
+    assert all(children[k].status == "Completed" for k in ("1", "3", "4"))
+    assert client.runs.get(parent.id).status == "Completed"
+
+    always = "C = choice(1, 2, 3, 4, 5)\nraise RuntimeError('broken')\n"
+    parent = sweep(ip, "--metric acc --sampling grid --max-failures 2 -e broken --wait", always)
+    info = client.runs.get(parent.id)
+    assert info.status == "Failed" and "2 consecutive failed trials" in info.error and "broken" in info.error
+    assert len(client.runs.children(parent.id).infos) == 2
+
+
+def test_script_sweep_templates_arguments(ip, client, project):
+    (project / "train.py").write_text(
+        "import argparse\nfrom aml_magics import Run\np = argparse.ArgumentParser()\np.add_argument('--lr', type=float)\n"
+        "p.add_argument('--layers', type=int)\na = p.parse_args()\nRun.get_context().log('loss', a.lr * a.layers)\n")
+    parent = ip.run_line_magic(
+        "aml", 'sweep train.py --param "lr=choice(0.1,0.2)" --param "layers=randint(3)" --metric loss --goal min '
+               '--trials 3 --seed 3 -e script --wait -- --lr {lr} --layers {layers}')
+    children = client.runs.children(parent.id).infos
+    assert len(children) == 3 and all(c.status == "Completed" for c in children), [c.error for c in children]
+    for c in children:
+        assert c.latest_metrics["loss"] == pytest.approx(float(c.params["lr"]) * int(c.params["layers"]))
+        assert c.spec["args"] == ["--lr", c.params["lr"], "--layers", c.params["layers"]]
+
+
+def test_resume_after_killing_the_controller(ip, client):
+    cell = "import time\nfrom aml_magics import Run\nk = randint(1000)\ntime.sleep(0.4)\nRun.get_context().log('k', k)\n"
+    parent = sweep(ip, "--metric k --trials 6 --seed 1 -e resume", cell)
+    wait_until(lambda: sum(c.status == "Completed" for c in client.runs.children(parent.id).infos) >= 2,
+               timeout=60, what="two trials")
+    row = client.backend.store.get_run(parent.id)
+    os.killpg(row["user_pid"], signal.SIGKILL)  # the controller, at a random point of its loop
+    info = client.runs.wait(parent.id, timeout=30)
+    assert info.status == "Failed"
+    before = client.runs.children(parent.id).infos
+    assert 2 <= len(before) < 6
+    ip.run_line_magic("aml", f"resume {parent.id} --wait")
+    info = client.runs.wait(parent.id, timeout=60)
+    assert info.status == "Completed"
+    after = client.runs.children(parent.id).infos
+    assert len(after) == 6, "the resumed sweep runs exactly the trials that were missing"
+    assert {c.run_id for c in before} <= {c.run_id for c in after}
+    assert all(c.status in ("Completed", "Canceled") for c in after)
+    with pytest.raises(UsageError, match="Completed"):
+        ip.run_line_magic("aml", f"resume {parent.id}")
+
+
+@pytest.mark.parametrize("options, cell, message", [
+    ("--metric acc", "x = 1\n", "no parameters"),
+    ("--metric acc --sampling grid", "x = uniform(0, 1)\n", "grid sampling takes only choice"),
+    ("--metric acc --slack-factor 0.2", "x = choice(1, 2)\n", "need --early-stop bandit"),
+    ("--metric acc --trials 0", "x = choice(1, 2)\n", "at least 1"),
+    ("--metric acc", "x = choice()\n", "at least one option"),
+    ("--metric acc --param \"y=gauss(1)\"", "x = choice(1, 2)\n", "use one of choice"),
+])
+def test_bad_sweep_settings_fail_before_anything_starts(ip, client, options, cell, message):
+    with pytest.raises(UsageError, match=message):
+        sweep(ip, options, cell)
+    assert client.runs.list(limit=None).infos == []
+    time.sleep(0)
