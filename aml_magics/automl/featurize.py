@@ -108,7 +108,7 @@ class Featurizer:
             s = X[p.column]
             if p.detected == "datetime":
                 d = pd.to_datetime(s, errors="coerce")
-                for out, attr in zip(p.outputs, ("year", "month", "day", "dayofweek", "hour")):
+                for out, attr in zip(p.outputs, ("year", "month", "day", "day_of_week", "hour")):
                     parts[out] = getattr(d.dt, attr).astype(float).fillna(0.0)
             elif p.categories:
                 text = s.astype(str).where(s.notna(), None)

@@ -107,10 +107,28 @@ def regression_metrics(y, pred, y_range: float | None = None) -> dict[str, float
     return {k: float(v) for k, v in out.items()}
 
 
+CLASSIFICATION_SET = (
+    "accuracy", "balanced_accuracy", "f1_score_weighted", "precision_score_weighted", "recall_score_weighted",
+    "f1_score_macro", "precision_score_macro", "recall_score_macro", "f1_score_micro", "precision_score_micro",
+    "recall_score_micro", "norm_macro_recall", "matthews_correlation", "log_loss", "AUC_weighted", "AUC_macro",
+    "AUC_micro", "average_precision_score_weighted", "average_precision_score_macro", "average_precision_score_micro",
+)
+REGRESSION_SET = (
+    "r2_score", "explained_variance", "mean_absolute_error", "median_absolute_error", "root_mean_squared_error",
+    "normalized_mean_absolute_error", "normalized_median_absolute_error", "normalized_root_mean_squared_error",
+    "spearman_correlation", "mean_absolute_percentage_error", "root_mean_squared_log_error",
+    "normalized_root_mean_squared_log_error",
+)
+
+
 def compute(task: str, y, pred, proba=None, n_classes: int = 0, y_range: float | None = None) -> dict[str, float]:
+    """The task's whole metric set, always with the same keys (NaN where a metric does not apply,
+    e.g. AUC on a fold with one class), so per-fold results can be averaged."""
     if task == "classification":
-        return classification_metrics(y, pred, proba, n_classes)
-    return regression_metrics(y, pred, y_range)
+        found, names = classification_metrics(y, pred, proba, n_classes), CLASSIFICATION_SET
+    else:
+        found, names = regression_metrics(y, pred, y_range), REGRESSION_SET
+    return {k: found.get(k, math.nan) for k in names}
 
 
 def loss(metric: str, value: float) -> float:

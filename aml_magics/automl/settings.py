@@ -99,6 +99,10 @@ def automl_submission(
     in_values: dict | None = None, **run_options: Any,
 ) -> RunSubmission:
     """The submission of an AutoML run; every setting is checked here, before anything starts."""
+    import importlib.util
+
+    if importlib.util.find_spec("flaml") is None or importlib.util.find_spec("xgboost") is None:
+        raise InvalidInput("AutoML needs FLAML: pip install 'aml-magics[automl]'")
     if task not in PRIMARY:
         raise InvalidInput(f"--task {task!r}: use classification, regression or forecasting")
     metric = metric or DEFAULT_PRIMARY[task]

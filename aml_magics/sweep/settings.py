@@ -29,6 +29,10 @@ def sweep_submission(
 ) -> RunSubmission:
     """The submission of a sweep whose trials are ``trial`` (a cell, script or notebook submission)
     with the parameters of ``space``."""
+    import importlib.util
+
+    if importlib.util.find_spec("optuna") is None:
+        raise InvalidInput("sweeps need Optuna: pip install 'aml-magics[automl]'")
     if not space:
         raise InvalidInput("the sweep has no parameters: declare them in the cell (C = choice(0.1, 1, 10)) "
                            "or pass --param \"C=choice(0.1,1,10)\"")

@@ -1,0 +1,129 @@
+"""AutoML: a real engine process on the local compute (FLAML underneath), real store and registry."""
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pandas as pd
+import pytest
+from IPython.core.error import UsageError
+
+from ..conftest import wait_until
+
+
+def _messy_breast_cancer() -> pd.DataFrame:
+    from sklearn.datasets import load_breast_cancer
+
+    df = load_breast_cancer(as_frame=True).frame
+    df.loc[::7, "mean radius"] = np.nan
+    df["colour"] = np.where(df["target"] == 1, "red", "blue")
+    df.loc[::5, "colour"] = "green"
+    df["patient_id"] = [f"p{i}" for i in range(len(df))]
+    df["site"] = "A"
+    df["target"] = np.where(df["target"] == 1, "benign", "malignant")
+    return df
+
+
+def test_classification_with_missing_values_and_categories(ip, client):
+    df = _messy_breast_cancer()
+    ip.user_ns["df"] = df
+    parent = ip.run_line_magic("aml", "automl --task classification --data df --label target --metric AUC_weighted "
+                                      "--budget 12 -e automl --wait")
+    info = client.runs.get(parent.id)
+    assert info.status == "Completed", info.error
+    assert info.kind == "automl" and info.spec["primary_metric"] == "AUC_weighted" and info.spec["goal"] == "max"
+    children = client.runs.children(parent.id).infos
+    assert len(children) >= 4
+    algorithms = {c.params["algorithm"] for c in children}
+    assert {"HistGradientBoosting", "LogisticRegression"} <= algorithms  # the strong defaults are always tried
+    full_set = {"accuracy", "AUC_weighted", "AUC_macro", "log_loss", "norm_macro_recall", "f1_score_weighted",
+                "precision_score_weighted", "average_precision_score_weighted", "matthews_correlation", "trial_time_s"}
+    trials = [c for c in children if c.params["algorithm"] != "VotingEnsemble"]
+    assert all(full_set <= set(c.latest_metrics) for c in trials)
+    assert all(c.status == "Completed" and c.duration is not None for c in children)
+    metrics = client.runs.get_metrics(parent.id)
+    report = metrics["featurization"]
+    actions = dict(zip(report["column"], report["action"]))
+    assert "imputed" in actions["mean radius"] and "one-hot" in actions["colour"]
+    assert actions["patient_id"].startswith("dropped") and actions["site"] == "dropped: constant"
+    assert metrics["algorithm_summary"]["algorithm"] and metrics["feature_importance"]["feature"]
+    assert len(metrics["trial_AUC_weighted"]) == len(trials)
+
+    best, model = parent.get_output()
+    assert best.id == info.tags["best_run"]
+    sample = df.drop(columns=["target"]).head(20)
+    predicted = model.predict(sample)
+    assert set(predicted) <= {"benign", "malignant"}
+    assert (predicted == df["target"].head(20).to_numpy()).mean() >= 0.8
+    rows = sample.astype(object).where(sample.notna(), None).values.tolist()  # what the default scorer gets
+    assert list(model.predict(rows)) == list(predicted)
+
+
+def test_regression_from_a_datastore_csv_with_a_trial_count_then_register(ip, client, project):
+    from sklearn.datasets import load_diabetes
+
+    load_diabetes(as_frame=True).frame.to_csv(project / "diabetes.csv", index=False)
+    client.datastores.upload(project / "diabetes.csv", "tables/diabetes.csv")
+    parent = ip.run_line_magic("aml", "automl --task regression --data datastore:tables/diabetes.csv --label target "
+                                      "--metric r2_score --trials 8 --allowed hgb,Ridge,lgbm -e automl-reg "
+                                      "--register diabetes-model")
+    info = client.runs.get(parent.id)
+    assert info.status == "Completed", info.error
+    trials = [c for c in client.runs.children(parent.id).infos if c.params["algorithm"] != "VotingEnsemble"]
+    assert len(trials) == 8
+    assert {c.params["algorithm"] for c in trials} <= {"HistGradientBoosting", "Ridge", "LightGBM"}
+    assert {"r2_score", "normalized_root_mean_squared_error", "spearman_correlation",
+            "normalized_mean_absolute_error", "mean_absolute_error"} <= set(trials[0].latest_metrics)
+    model = client.models.get("diabetes-model")
+    assert model.version == 1 and model.run_id == parent.id and model.framework == "scikit-learn"
+
+
+def test_forecasting_with_a_time_column_and_horizon(ip, client):
+    days = pd.date_range("2025-01-01", periods=240, freq="D")
+    rng = np.random.RandomState(0)
+    sales = 100 + 10 * np.sin(np.arange(240) * 2 * np.pi / 7) + np.arange(240) * 0.2 + rng.normal(0, 1, 240)
+    ip.user_ns["sales"] = pd.DataFrame({"day": days, "sales": sales})
+    parent = ip.run_line_magic("aml", "automl --task forecasting --data sales --label sales --time-column day "
+                                      "--horizon 7 --trials 6 -e forecast --wait")
+    info = client.runs.get(parent.id)
+    assert info.status == "Completed", info.error
+    _, model = parent.get_output()
+    future = pd.DataFrame({"day": pd.date_range("2025-08-29", periods=7, freq="D")})
+    forecast = model.predict(future)
+    expected = 100 + 10 * np.sin(np.arange(240, 247) * 2 * np.pi / 7) + np.arange(240, 247) * 0.2
+    assert len(forecast) == 7 and np.abs(forecast - expected).mean() < 8
+
+
+def test_resume_after_killing_the_engine(ip, client):
+    from sklearn.datasets import load_diabetes
+
+    ip.user_ns["d"] = load_diabetes(as_frame=True).frame
+    parent = ip.run_line_magic("aml", "automl --task regression --data d --label target --budget 20 -e resume-automl")
+    wait_until(lambda: len(client.runs.children(parent.id).infos) >= 3, timeout=60, what="three trials")
+    os.killpg(client.backend.store.get_run(parent.id)["user_pid"], signal.SIGKILL)
+    assert client.runs.wait(parent.id, timeout=30).status == "Failed"
+    before = {c.run_id for c in client.runs.children(parent.id).infos}
+    ip.run_line_magic("aml", f"resume {parent.id} --wait")
+    info = client.runs.get(parent.id)
+    assert info.status == "Completed", info.error
+    after = {c.run_id for c in client.runs.children(parent.id).infos}
+    assert before < after  # kept every trial, added new ones
+    assert parent.get_output()[1].predict(ip.user_ns["d"].drop(columns=["target"]).head(2)).shape == (2,)
+
+
+@pytest.mark.parametrize("options, message", [
+    ("--task classification --data df --label target --metric r2_score", "not a primary metric for classification"),
+    ("--task regression --data df --label price", "label column 'price' is not in the data"),
+    ("--task classification --data empty.csv --label target", "is empty"),
+    ("--task classification --data nothing --label target", "no variable 'nothing'"),
+    ("--task forecasting --data df --label target", "--time-column"),
+    ("--task classification --data df --label target --allowed catboost", "unknown algorithm"),
+    ("--task classification --data df --label target --validation cv:1", "cv:K"),
+])
+def test_bad_automl_settings_fail_before_anything_starts(ip, client, project, options, message):
+    ip.user_ns["df"] = pd.DataFrame({"x": [1, 2, 3], "target": [0, 1, 0]})
+    (project / "empty.csv").write_text("x,target\n")
+    with pytest.raises(UsageError, match=message):
+        ip.run_line_magic("aml", f"automl {options}")
+    assert client.runs.list(limit=None).infos == []
