@@ -354,8 +354,9 @@ class Engine:
         preds = []
         kept = []
         for cand in cands:
-            if preds and time.time() > deadline:
-                break
+            # a candidate's CV trial time is about what scoring it out-of-fold costs: skip what would overrun
+            if preds and time.time() + 1.1 * (cand.get("time") or 0.0) > deadline:
+                continue
             parts = []
             for train, val in folds:
                 est = self._estimator(cand)
@@ -375,10 +376,12 @@ class Engine:
         singles = [value(p) for p in preds]
         order = sorted(range(len(preds)), key=lambda i: singles[i][0], reverse=self.maximize)
         best_single = order[0]
+        # start from the best few averaged (Caruana's sorted initialization), then add greedily
         counts = [0] * len(preds)
-        counts[best_single] = 1
-        current = preds[best_single].copy()
-        best_value, best_scores = singles[best_single]
+        for i in order[:min(3, len(order))]:
+            counts[i] = 1
+        current = sum(preds[i] for i in order[:min(3, len(order))]) / sum(counts)
+        best_value, best_scores = value(current)
         for _ in range(20):
             step = None
             for i, p in enumerate(preds):
@@ -408,7 +411,8 @@ class Engine:
             raise EngineStopped(f"no trial produced a {self.metric} value; see the trials' logs")
         chosen, weights, ens_scores = [cands[0]], [1.0], None
         budget = self.s.get("budget_s")
-        deadline = (self.t0 + budget * 0.97) if budget else time.time() + 3600
+        refit = sum(c.get("time") or 0.0 for c in cands[:3]) / 4  # fitting the members once on all the data
+        deadline = (self.t0 + budget * 0.97 - refit) if budget else time.time() + 3600
         if self.s.get("ensemble", True) and len(cands) >= 2:
             t = time.time()
             kept, preds, y = self.out_of_fold(cands, deadline)
@@ -417,14 +421,14 @@ class Engine:
                 members = [(c, x) for c, x in zip(kept, w) if x > 0]
                 single_value = single["single_scores"].get(self.metric)
                 ens_value = scores.get(self.metric)
-                if len(members) >= 2 and (ens_value > single_value if self.maximize else ens_value < single_value):
+                if len(members) >= 2 and (ens_value >= single_value if self.maximize else ens_value <= single_value):
                     chosen, weights, ens_scores = [c for c, _ in members], [x for _, x in members], scores
                     print(f"VotingEnsemble of {len(chosen)} ({', '.join(algorithm_name(c['learner'], self.task) for c in chosen)}): "
                           f"{self.metric} {ens_value:.5g} vs best single {single_value:.5g} out-of-fold.", flush=True)
                 else:
                     chosen = [kept[single["single"]]]
                     print(f"Best single model {algorithm_name(chosen[0]['learner'], self.task)} kept "
-                          f"(an ensemble did not validate better: {ens_value:.5g} vs {single_value:.5g}).", flush=True)
+                          f"(the ensemble validated worse: {ens_value:.5g} vs {single_value:.5g}).", flush=True)
                 self.ensemble_time = time.time() - t
         fitted = []
         for c in chosen:

@@ -24,7 +24,7 @@ from ..core.types import RunSubmission
 from .policies import Policy
 from .space import format_args, space_from_json, trial_code
 
-TICK_S = 0.05
+TICK_S = 0.02
 ACTIVE = ("NotStarted", "Queued", "Starting", "Running", "Finalizing")
 
 

@@ -50,6 +50,14 @@ def test_classification_with_missing_values_and_categories(ip, client):
     assert metrics["algorithm_summary"]["algorithm"] and metrics["feature_importance"]["feature"]
     assert len(metrics["trial_AUC_weighted"]) == len(trials)
 
+    from aml_magics.widgets.run_details import RunDetails
+
+    dashboard = RunDetails(parent.id, client, live=False)
+    assert "Feature importance" in dashboard.insights.value and "Algorithms" in dashboard.insights.value
+    assert dashboard.children_table.highlight and len(dashboard.children_table.rows) == len(children)
+    assert "trial_AUC_weighted" in dashboard.metric_picker.options
+    dashboard.close()
+
     best, model = parent.get_output()
     assert best.id == info.tags["best_run"]
     sample = df.drop(columns=["target"]).head(20)
