@@ -117,7 +117,7 @@ def main() -> None:
             rows.append((f"{name} {kind} @{budget:g}s", f"{fig['ours_score']:.4f}",
                          f"flaml {fig['flaml_score']:.4f} hgb {fig['hgb_score']:.4f} linear {fig['linear_score']:.4f}",
                          f"{fig['ours_score'] / best_anchor:.4f}x", "≥ best anchor"))
-            rows.append((f"  tracking overhead / budget", f"{fig['overhead_fraction'] * 100:.2f} %",
+            rows.append(("  tracking overhead / budget", f"{fig['overhead_fraction'] * 100:.2f} %",
                          f"wall {fig['ours_wall_s']:.1f} s, {fig['ours_trials']} trials", "", "≤ 5 %"))
             print(json.dumps({name: {f"{budget:g}": fig}}), flush=True)
     print_table("AutoML: holdout score, ours vs FLAML direct / HistGradientBoosting / linear", rows)
