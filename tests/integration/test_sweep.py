@@ -163,3 +163,21 @@ def test_bad_sweep_settings_fail_before_anything_starts(ip, client, options, cel
         sweep(ip, options, cell)
     assert client.runs.list(limit=None).infos == []
     time.sleep(0)
+
+
+def test_notebook_sweep_passes_parameters(ip, client, project):
+    import json
+
+    cells = [
+        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "outputs": [], "execution_count": None,
+         "source": "C = 1.0\nlabel = 'x'"},
+        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+         "source": "from aml_magics import Run\nRun.get_context().log('score', C * (2 if label == 'fixed' else 1))"},
+    ]
+    nb = {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    (project / "tune.ipynb").write_text(json.dumps(nb))
+    parent = ip.run_line_magic("aml", 'sweep tune.ipynb --param "C=choice(3, 5)" -p label=fixed --metric score '
+                                      "--sampling grid --parallel 2 -e nb-sweep --wait")
+    children = client.runs.children(parent.id).infos
+    assert sorted(c.latest_metrics.get("score") for c in children) == [6, 10], [c.error for c in children]
