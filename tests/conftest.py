@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-MARKERS_BY_FOLDER = {"reliability": "reliability", "notebooks": "notebook", "browser": "browser"}
+MARKERS_BY_FOLDER = {"reliability": "reliability", "security": "security", "notebooks": "notebook", "browser": "browser"}
 
 
 def pytest_collection_modifyitems(config, items):

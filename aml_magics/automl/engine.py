@@ -421,7 +421,7 @@ class Engine:
                 members = [(c, x) for c, x in zip(kept, w) if x > 0]
                 single_value = single["single_scores"].get(self.metric)
                 ens_value = scores.get(self.metric)
-                if len(members) >= 2 and (ens_value >= single_value if self.maximize else ens_value <= single_value):
+                if len(members) >= 2 and (ens_value > single_value if self.maximize else ens_value < single_value):
                     chosen, weights, ens_scores = [c for c, _ in members], [x for _, x in members], scores
                     print(f"VotingEnsemble of {len(chosen)} ({', '.join(algorithm_name(c['learner'], self.task) for c in chosen)}): "
                           f"{self.metric} {ens_value:.5g} vs best single {single_value:.5g} out-of-fold.", flush=True)

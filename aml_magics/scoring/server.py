@@ -12,6 +12,7 @@ traceback reaches the client (it goes to the service log).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import hmac
 import importlib.util
@@ -34,6 +35,8 @@ log = logging.getLogger("aml_magics.scoring")
 
 DEFAULT_MAX_BODY = 100 * 1024 * 1024
 DEFAULT_TIMEOUT_S = 60.0
+# a client that has not sent its whole body after this long is cut off (slow-body / slowloris)
+BODY_TIMEOUT_S = float(os.environ.get("AML_MAGICS_BODY_TIMEOUT_S", "30"))
 RUN_FAILED = "An unexpected error occurred in scoring script. Check the logs for more info."
 NOT_FOUND = ("The requested URL was not found on the server. If you entered the URL manually please check your "
              "spelling and try again.")
@@ -222,12 +225,25 @@ class ScoringService:
         if length is not None and length.isdigit() and int(length) > self.max_body:
             return error(413, f"the request body is over the service's limit of {self.max_body} bytes")
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body:
-                return error(413, f"the request body is over the service's limit of {self.max_body} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+
+        async def read() -> Response | None:
+            nonlocal size
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > self.max_body:
+                    return error(413, f"the request body is over the service's limit of {self.max_body} bytes")
+                chunks.append(chunk)
+            return None
+
+        try:
+            if hasattr(asyncio, "timeout"):  # 3.11+: no extra task per request
+                async with asyncio.timeout(BODY_TIMEOUT_S):
+                    too_big = await read()
+            else:  # pragma: no cover
+                too_big = await asyncio.wait_for(read(), BODY_TIMEOUT_S)
+        except (asyncio.TimeoutError, TimeoutError):
+            return error(408, f"the request body did not arrive within {BODY_TIMEOUT_S:g} s")
+        return too_big if too_big is not None else b"".join(chunks)
 
     async def score(self, request: Request) -> Response:
         return self.finish(await self._score(request))

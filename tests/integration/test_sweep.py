@@ -181,3 +181,14 @@ def test_notebook_sweep_passes_parameters(ip, client, project):
                                       "--sampling grid --parallel 2 -e nb-sweep --wait")
     children = client.runs.children(parent.id).infos
     assert sorted(c.latest_metrics.get("score") for c in children) == [6, 10], [c.error for c in children]
+
+
+def test_timeout_stops_the_sweep_and_cancels_running_trials(ip, client):
+    cell = "import time\nfrom aml_magics import Run\nx = uniform(0, 1)\nRun.get_context().log('x', x)\ntime.sleep(30)\n"
+    parent = sweep(ip, "--metric x --trials 5 --parallel 2 --timeout 2 -e timeout --wait", cell)
+    info = client.runs.get(parent.id)
+    assert info.status == "Completed" and info.duration < 15
+    children = client.runs.children(parent.id).infos
+    assert len(children) == 2 and all(c.status == "Canceled" for c in children)
+    reasons = [client.backend.store.status_history(c.run_id)[-1]["reason"] for c in children]
+    assert all("--timeout" in r for r in reasons), reasons
