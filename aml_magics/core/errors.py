@@ -45,3 +45,26 @@ class BackendUnavailable(AmlError):
 
 class AuthError(AmlError):
     http_status = 401
+
+
+class StorageError(AmlError):
+    """The workspace's storage refused a write: the disk is full, or the workspace is read-only."""
+
+    http_status = 507
+
+
+def storage_reason(exc: BaseException) -> str | None:
+    """What a failed write means for the user (disk full / read-only), or None for other errors."""
+    import errno
+
+    code = getattr(exc, "errno", None)
+    text = str(exc).lower()
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1), errno.EFBIG) or "disk is full" in text \
+            or "file too large" in text:
+        return "the disk is full"
+    if "disk i/o error" in text:
+        return "a write to the disk failed (is it full?)"
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM) or "readonly" in text or "read-only" in text \
+            or "unable to open database" in text:
+        return "the workspace is read-only (or not writable by this user)"
+    return None

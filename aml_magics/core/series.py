@@ -12,6 +12,8 @@ Pure Python on purpose: the dashboards, the Jupyter server extension and static 
 """
 from __future__ import annotations
 
+import math
+from array import array
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -45,17 +47,25 @@ class SeriesUpdate:
 @dataclass
 class DownsampledSeries:
     limit: int = 2000
-    steps: list[int] = field(default_factory=list)
-    stamps: list[float] = field(default_factory=list)
-    values: list[float] = field(default_factory=list)
+    # packed arrays: 24 bytes a point instead of ~100 for three lists of Python numbers
+    steps: array = field(default_factory=lambda: array("q"))
+    stamps: array = field(default_factory=lambda: array("d"))
+    values: array = field(default_factory=lambda: array("d"))
     bucket: int = 0  # 0: nothing sent yet
     sent_buckets: int = 0
     _last_n: int = -1
+    vmin: float = math.inf  # extremes of the finite values, kept as points arrive
+    vmax: float = -math.inf
 
     def extend(self, steps: Iterable[int], stamps: Iterable[float], values: Iterable[float]) -> None:
+        start = len(self.values)
         self.steps.extend(steps)
         self.stamps.extend(stamps)
         self.values.extend(values)
+        finite = [v for v in self.values[start:] if v == v and v not in (math.inf, -math.inf)]
+        if finite:
+            self.vmin = min(self.vmin, min(finite))
+            self.vmax = max(self.vmax, max(finite))
 
     def __len__(self) -> int:
         return len(self.values)

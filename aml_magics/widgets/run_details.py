@@ -226,9 +226,9 @@ class RunDetails(Dashboard):
         for name, value in self.info.latest_metrics.items():
             s = next((s for (p, _), s in self.chart._series.items() if p == name), None)
             if s is not None and len(s):
-                finite = [v for v in s.values if v == v]
-                rows.append((name, r.fmt_value(value), r.fmt_value(min(finite)) if finite else "",
-                             r.fmt_value(max(finite)) if finite else "", len(s)))
+                has = s.vmin <= s.vmax
+                rows.append((name, r.fmt_value(value), r.fmt_value(s.vmin) if has else "",
+                             r.fmt_value(s.vmax) if has else "", len(s)))
             else:
                 rows.append((name, r.fmt_value(value), "", "", 1))
         self.latest.value = r.html_table(("metric", "latest", "min", "max", "points"), rows) if rows \

@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ...core.config import WorkspaceConfig
-from ...core.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
+from ...core.errors import BackendUnavailable, Conflict, InvalidInput, NotFound, StorageError
 from ...core.types import (
     ComputeTarget,
     DatastoreEntry,
@@ -221,10 +221,13 @@ class LocalBackend(Backend):
         if row["user_pid"] and procs.is_alive(row["user_pid"]):
             return False
         who = "the process that was logging to it" if row["kind"] in ("interactive", "child") else "its run host"
-        changed = self.store.transition(
-            row["run_id"], "Failed", only_from=SLOT_STATES, reason=f"{who} ended unexpectedly",
-            error=f"{who} ended without finishing the run (killed, or the machine restarted)",
-        )
+        try:
+            changed = self.store.transition(
+                row["run_id"], "Failed", only_from=SLOT_STATES, reason=f"{who} ended unexpectedly",
+                error=f"{who} ended without finishing the run (killed, or the machine restarted)",
+            )
+        except StorageError:
+            return False  # a read-only workspace can still be read: the repair waits for a writable one
         if changed and row["compute"]:
             dispatch_queue(self.path, self.store, row["compute"])
         return changed
@@ -405,10 +408,19 @@ class LocalBackend(Backend):
         staging = self.path / "models" / ".staging" / uuid.uuid4().hex
         entry = source.name
         try:
-            for src, rel in files:
-                dst = staging / entry / rel if source.is_dir() else staging / entry
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, dst)
+            try:
+                for src, rel in files:
+                    dst = staging / entry / rel if source.is_dir() else staging / entry
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(src, dst)
+            except OSError as exc:
+                from ...core.errors import StorageError, storage_reason
+
+                reason = storage_reason(exc)
+                if reason is None:
+                    raise
+                raise StorageError(f"cannot copy {source.name} into the registry: {reason}; nothing was registered — "
+                                   "free space or make the workspace writable, then register again") from None
             framework = detect_framework(staging / entry)
 
             def move_into_place(version: int) -> Path:
@@ -869,6 +881,20 @@ class LocalDeployments:
             os.kill(row["supervisor_pid"], sig)
             return True
         return False
+
+    def restart(self, name: str, timeout: float = 60.0) -> bool:
+        """Start a service again whose supervisor is gone (a crash, a reboot); False when it is alive."""
+        row = self._row(name)
+        if procs.is_alive(row["supervisor_pid"], row["supervisor_start"]):
+            return False
+        if row["supervisor_pid"]:
+            procs.signal_group(row["supervisor_pid"], procs.SIGKILL)  # an orphaned server left in its group
+        with self.store.write() as c:
+            c.execute("UPDATE deployments SET state='Transitioning', error=NULL, updated=? WHERE name=?",
+                      (time.time(), name))
+        self._spawn(name)
+        self._wait(name, timeout)
+        return True
 
     def delete(self, name: str, timeout: float = 40.0) -> None:
         row = self._row(name)

@@ -7,10 +7,11 @@ mid-copy (their staging folders are removed). Nothing the user logged or registe
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import layout
+from . import layout, procs
 
 
 @dataclass
@@ -45,14 +46,44 @@ def run_doctor(backend) -> DoctorReport:
     problems = [r for r in store.integrity_check() if r != "ok"]
     report.add("SQLite integrity_check", "problem" if problems else "ok", "; ".join(problems[:3]))
 
+    # a run whose host is gone cannot be cancelled or finished properly: stop its process, then repair it
+    unsupervised = []
+    for r in store.query("SELECT run_id, kind, host_pid, host_start, user_pid FROM runs WHERE status IN "
+                         "('Starting','Running','Finalizing') AND kind NOT IN ('interactive','child')"):
+        if r["host_pid"] and not procs.is_alive(r["host_pid"], r["host_start"]) and r["user_pid"] \
+                and procs.runs_for(r["user_pid"], r["run_id"]):
+            procs.signal_group(r["user_pid"], procs.SIGKILL)
+            unsupervised.append(r["user_pid"])
+    deadline = time.monotonic() + 5
+    while any(procs.is_alive(pid) for pid in unsupervised) and time.monotonic() < deadline:
+        time.sleep(0.02)
     repaired = backend.reconcile()
     report.add("active runs have live processes", "repaired" if repaired else "ok",
                f"marked Failed: {', '.join(repaired)}" if repaired else "")
 
-    before = {d.name: d.state for d in backend.deployments.list()}  # listing repairs dead services
-    dead = [name for name, state in before.items() if state == "Failed"]
-    report.add("services have live processes", "problem" if dead else "ok",
-               f"not running: {', '.join(dead)} (redeploy with --update or delete)" if dead else "")
+    orphans = []
+    for r in store.query("SELECT run_id, user_pid FROM runs WHERE user_pid IS NOT NULL AND status IN "
+                         "('Completed','Failed','Canceled')"):
+        if procs.runs_for(r["user_pid"], r["run_id"]):  # the run ended (or was repaired) but its code still runs
+            procs.signal_group(r["user_pid"], procs.SIGKILL)
+            orphans.append(r["run_id"])
+    report.add("no orphaned run processes", "repaired" if orphans else "ok",
+               f"stopped the processes of ended runs: {', '.join(orphans[:5])}" if orphans else "")
+
+    before = {d.name: d.state for d in backend.deployments.list()}  # listing marks dead services Failed
+    restarted, dead = [], []
+    for name, state in before.items():
+        if state != "Failed":
+            continue
+        try:
+            (restarted if backend.deployments.restart(name) else dead).append(name)
+        except Exception as exc:  # noqa: BLE001 - reported, the check goes on
+            dead.append(f"{name} ({exc})")
+    if restarted and not dead:
+        report.add("services have live processes", "repaired", f"restarted: {', '.join(restarted)}")
+    else:
+        report.add("services have live processes", "problem" if dead else "ok",
+                   f"not running: {', '.join(dead)} (redeploy with --update or delete)" if dead else "")
 
     rows = store.query("SELECT run_id, kind FROM runs")
     known = {r["run_id"] for r in rows}

@@ -48,4 +48,23 @@ def signal_group(pid: int, sig: int) -> bool:
             return False
 
 
+def runs_for(pid: int, run_id: str) -> bool:
+    """Whether ``pid`` is a live process of run ``run_id``: its working directory is in the run's
+    folder (a run's process starts in its snapshot), or its environment names the run. A safe check
+    before stopping an orphaned process, whatever became of the pid meanwhile."""
+    if not is_alive(pid):
+        return False
+    try:
+        if f"/runs/{run_id}/" in os.readlink(f"/proc/{pid}/cwd") + "/":
+            return True
+    except OSError:
+        pass
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read().split(b"\0")
+    except OSError:
+        return False
+    return f"AML_MAGICS_RUN_ID={run_id}".encode() in env
+
+
 SIGKILL = getattr(signal, "SIGKILL", signal.SIGTERM)

@@ -142,6 +142,17 @@ MIGRATIONS: list[str] = [
 ]
 
 
+def _storage_error(exc: sqlite3.OperationalError) -> Exception:
+    """A clear error for a full disk or a read-only workspace; other errors unchanged."""
+    from ...core.errors import StorageError, storage_reason
+
+    reason = storage_reason(exc)
+    if reason is None:
+        return exc
+    return StorageError(f"cannot write to the workspace: {reason} ({exc}); nothing was half-written — "
+                        "free space or make the workspace writable, then try again")
+
+
 class Store:
     """One connection to a workspace database, safe to share between threads."""
 
@@ -172,14 +183,25 @@ class Store:
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that takes the write lock up front (queues, never deadlocks)."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise _storage_error(exc) from None
             try:
                 yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+            except BaseException as exc:
+                if self._conn.in_transaction:  # SQLite may have rolled back already (disk full)
+                    self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise _storage_error(exc) from None
                 raise
             else:
-                self._conn.execute("COMMIT")
+                try:
+                    self._conn.execute("COMMIT")
+                except sqlite3.OperationalError as exc:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise _storage_error(exc) from None
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:

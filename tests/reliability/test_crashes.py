@@ -1,0 +1,172 @@
+"""SIGKILL at random (seeded) points: a run's process, its host, a kernel, a scoring service's processes,
+a sweep controller. Afterwards the workspace passes `doctor`, and every point logged before the last
+flush interval is there, exactly once."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import textwrap
+import time
+
+import joblib
+import pytest
+import requests
+
+from aml_magics.backends.local.procs import is_alive
+from aml_magics.core.types import RunSubmission
+from aml_magics.runtime.tracking import FLUSH_INTERVAL as FLUSH_INTERVAL_S
+
+from ..conftest import wait_until
+from ..kernel import Kernel
+
+SEEDS = [int(s) for s in os.environ.get("AML_MAGICS_CRASH_SEEDS", "11,22,33").split(",")]
+MARGIN_S = 0.3  # scheduling slack on a loaded 2-core machine
+
+LOGGER = """
+import time
+from aml_magics import Run
+run = Run.get_context()
+i = 0
+while True:
+    run.log("tick", float(i), step=i)
+    i += 1
+    time.sleep(0.001)
+"""
+
+
+def assert_prefix_kept(client, run_id: str, name: str, killed_at: float) -> int:
+    """The stored series is 0, 1, … k-1 (no hole, no duplicate) and reaches the last flush before the kill."""
+    series, _ = client.runs.metric_series(run_id, name)
+    steps = [s for s, _, _ in series]
+    assert steps == list(range(len(steps))), "a hole or a duplicate in the stored series"
+    assert [v for _, _, v in series] == [float(s) for s in steps]
+    assert series, "nothing was stored"
+    last_ts = series[-1][1]
+    assert last_ts >= killed_at - FLUSH_INTERVAL_S - MARGIN_S, (
+        f"lost {killed_at - last_ts:.2f} s of points, more than one flush interval ({FLUSH_INTERVAL_S} s)")
+    return len(steps)
+
+
+def doctor_is_clean(client) -> None:
+    first = client.doctor()
+    assert first.healthy, repr(first)
+    again = client.doctor()  # everything repairable was repaired the first time
+    assert again.healthy and all(outcome == "ok" for _, outcome, _ in again.checks), repr(again)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("victim", ["run process", "run process and host"])
+def test_sigkill_of_a_logging_run(client, tmp_path, seed, victim):
+    rng = random.Random(seed)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "logger.py").write_text(LOGGER)
+    run = client.runs.submit(RunSubmission(kind="script", experiment="crash", source_dir=tmp_path / "src",
+                                           entry="logger.py"))
+    wait_until(lambda: client.runs.get(run.id).status == "Running", what="Running")
+    time.sleep(rng.uniform(0.3, 1.5))
+    row = client.backend.store.get_run(run.id)
+    if victim == "run process and host":
+        os.kill(row["host_pid"], signal.SIGKILL)
+    killed_at = time.time()
+    os.killpg(row["user_pid"], signal.SIGKILL)
+    if victim == "run process and host":
+        wait_until(lambda: not is_alive(row["host_pid"], row["host_start"]), what="the host to die")
+    info = client.runs.wait(run.id, timeout=30)
+    assert info.status == "Failed" and ("SIGKILL" in (info.error or "") or "ended" in (info.error or ""))
+    assert assert_prefix_kept(client, run.id, "tick", killed_at) > 100
+    doctor_is_clean(client)
+
+
+def test_sigkill_of_only_the_host_leaves_an_orphan_that_doctor_stops(client, tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "logger.py").write_text(LOGGER)
+    run = client.runs.submit(RunSubmission(kind="script", experiment="orphan", source_dir=tmp_path / "src",
+                                           entry="logger.py"))
+    wait_until(lambda: client.runs.get(run.id).status == "Running", what="Running")
+    row = client.backend.store.get_run(run.id)
+    os.kill(row["host_pid"], signal.SIGKILL)
+    wait_until(lambda: not is_alive(row["host_pid"], row["host_start"]), what="the host to die")
+    time.sleep(0.5)
+    assert client.runs.get(run.id).status == "Running", "its code still runs: shown Running until doctor acts"
+    assert is_alive(row["user_pid"]), "the run's own process outlives its host"
+    report = client.doctor()
+    assert ("active runs have live processes", "repaired") in [(c, o) for c, o, _ in report.checks], repr(report)
+    assert not is_alive(row["user_pid"]), "the unsupervised process was stopped"
+    info = client.runs.get(run.id)
+    assert info.status == "Failed" and "ended" in info.error
+    steps = [s for s, _, _ in client.runs.metric_series(run.id, "tick")[0]]
+    assert steps == list(range(len(steps))) and steps
+    doctor_is_clean(client)
+
+
+@pytest.mark.parametrize("seed", SEEDS[:2])
+def test_sigkill_of_the_kernel_during_interactive_logging(workspace, tmp_path, seed):
+    from aml_magics.core.client import Client
+
+    rng = random.Random(seed)
+    kernel = Kernel(env={**os.environ, "AML_MAGICS_WORKSPACE": str(workspace)}, cwd=str(tmp_path))
+    try:
+        kernel.run(textwrap.dedent("""
+            import threading, time
+            from aml_magics import Workspace, Experiment
+            run = Experiment(Workspace.current(), "kernel-crash").start_logging()
+            def loop():
+                i = 0
+                while True:
+                    run.log("tick", float(i), step=i); i += 1; time.sleep(0.001)
+            threading.Thread(target=loop, daemon=True).start()
+        """))
+        run_id = kernel.value("run.id")
+        time.sleep(rng.uniform(0.5, 1.5))
+        killed_at = time.time()
+    finally:
+        kernel.kill()
+    client = Client(workspace)
+    wait_until(lambda: client.runs.get(run_id).status == "Failed", timeout=20, what="the stale run repaired")
+    assert assert_prefix_kept(client, run_id, "tick", killed_at) > 100
+    doctor_is_clean(client)
+
+
+@pytest.mark.parametrize("seed", SEEDS[:2])
+def test_sigkill_of_a_scoring_service(client, tmp_path, seed):
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    rng = random.Random(seed)
+    X, y = load_digits(return_X_y=True)
+    joblib.dump(LogisticRegression(max_iter=200).fit(X[:300], y[:300]), tmp_path / "model.pkl")
+    client.models.register("crash-model", tmp_path / "model.pkl")
+    svc = client.deployments.create("crash-svc", "crash-model")
+    key = svc.get_keys()[0]
+    row = client.backend.store.query_one("SELECT * FROM deployments WHERE name='crash-svc'")
+    victim = rng.choice(["server", "supervisor"])
+    os.kill(row["server_pid"] if victim == "server" else row["supervisor_pid"], signal.SIGKILL)
+    if victim == "supervisor":
+        wait_until(lambda: client.deployments.get_info("crash-svc").state == "Failed", what="shown Failed")
+    report = client.doctor()
+    assert report.healthy, repr(report)
+    wait_until(lambda: client.deployments.get_info("crash-svc").state == "Healthy", timeout=30, what="Healthy again")
+    resp = requests.post(svc.scoring_uri, json={"data": X[:2].tolist()}, headers={"Authorization": f"Bearer {key}"})
+    assert resp.status_code == 200, (victim, resp.text)
+    doctor_is_clean(client)
+    client.deployments.delete("crash-svc")
+
+
+@pytest.mark.parametrize("seed", SEEDS[:2])
+def test_sigkill_of_a_sweep_controller(ip, client, seed):
+    rng = random.Random(seed)
+    cell = "import time\nfrom aml_magics import Run\nk = randint(100)\ntime.sleep(0.3)\nRun.get_context().log('k', k)\n"
+    parent = ip.run_cell_magic("aml", f"sweep --metric k --trials 5 --parallel 2 --seed {seed} -e sweep-crash", cell)
+    wait_until(lambda: client.runs.get(parent.id).status == "Running", what="Running")
+    time.sleep(rng.uniform(0.2, 1.2))
+    os.killpg(client.backend.store.get_run(parent.id)["user_pid"], signal.SIGKILL)
+    assert client.runs.wait(parent.id, timeout=30).status == "Failed"
+    for child in client.runs.children(parent.id).infos:  # trials keep running and end on their own
+        assert client.runs.wait(child.run_id, timeout=30).status == "Completed"
+    doctor_is_clean(client)
+    client.runs.resume(parent.id)
+    assert client.runs.wait(parent.id, timeout=60).status == "Completed"
+    children = client.runs.children(parent.id).infos
+    assert len(children) == 5 and all(c.status == "Completed" for c in children)
+    doctor_is_clean(client)

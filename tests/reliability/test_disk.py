@@ -1,0 +1,132 @@
+"""A full disk and a read-only workspace: clear errors, no corrupt record, recovery when space returns.
+
+The full disk is a per-process file-size limit (RLIMIT_FSIZE: writes past it fail as on a full disk);
+the read-only workspace is a read-only bind mount inside a user+mount namespace (`unshare -r -m`), so
+it is truly read-only even for root."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+FULL = textwrap.dedent("""
+    import json, os, resource, signal, sys
+    from pathlib import Path
+    ws, big = Path(sys.argv[1]), Path(sys.argv[2])
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit fails with EFBIG instead
+    from aml_magics.core.client import Client
+    from aml_magics import Workspace, Experiment
+    client = Client(ws)
+    run = Experiment(Workspace.current(), "full").start_logging()
+    for i in range(1000):
+        run.log("m", float(i))
+    run.flush()
+    limit = max(p.stat().st_size for p in ws.glob("aml.db*")) + 65536
+    out = {}
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))   # the disk is now full
+    run.log_list("m", [float(i) for i in range(1000, 300000)])
+    try:
+        run.flush()
+        out["flush"] = "ok"
+    except Exception as e:
+        out["flush"] = [type(e).__name__, str(e)]
+    try:
+        client.models.register("big", big)
+        out["register"] = "ok"
+    except Exception as e:
+        out["register"] = [type(e).__name__, str(e)]
+    out["staging_left"] = sorted(os.listdir(ws / "models" / ".staging")) if (ws / "models" / ".staging").exists() else []
+    out["versions_while_full"] = [m.version for m in client.models.list()]
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))  # space returns
+    run.flush()
+    run.complete()
+    out["points"] = [v for _, _, v in client.runs.metric_series(run.id, "m")[0]]
+    out["register_after"] = client.models.register("big", big).version
+    out["integrity"] = client.backend.store.integrity_check()
+    print("RESULT " + json.dumps(out))
+""")
+
+
+def test_disk_full_fails_clearly_and_recovers(workspace, tmp_path):
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(1_000_000))
+    script = tmp_path / "full.py"
+    script.write_text(FULL)
+    proc = subprocess.run([sys.executable, str(script), str(workspace), str(big)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "AML_MAGICS_WORKSPACE": str(workspace)})
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
+    out = json.loads(line[7:])
+    kind, message = out["flush"]
+    assert kind == "StorageError" and "cannot write to the workspace" in message and "Traceback" not in message
+    kind, message = out["register"]
+    assert kind == "StorageError" and "nothing was registered" in message
+    assert out["staging_left"] == [] and out["versions_while_full"] == []
+    assert out["points"] == [float(i) for i in range(300000)], "every point kept in memory was written afterwards"
+    assert out["register_after"] == 1 and out["integrity"] == ["ok"]
+    assert "kept in memory and retried" in proc.stderr and "recovered; nothing was lost" in proc.stderr
+
+
+READ_ONLY = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    from aml_magics.core.client import Client
+    from aml_magics import Workspace, Experiment
+    ws, model = Path(sys.argv[1]), Path(sys.argv[2])
+    client = Client(ws)
+    out = {"runs": [(i.run_id, i.status) for i in client.runs.list(limit=None).infos],
+           "points": len(client.runs.metric_series(client.runs.list(limit=None).infos[0].run_id, "m")[0])}
+    for name, action in (("start_logging", lambda: Experiment(Workspace.current(), "ro").start_logging()),
+                         ("register", lambda: client.models.register("ro-model", model))):
+        try:
+            action()
+            out[name] = "ok"
+        except Exception as e:
+            out[name] = [type(e).__name__, str(e)]
+    print("RESULT " + json.dumps(out))
+""")
+
+
+def _read_only_wrapper(ws) -> list[str] | None:
+    """A command prefix that runs a process with ``ws`` mounted read-only, or None when impossible here."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return None
+    probe = subprocess.run([unshare, "-r", "-m", "sh", "-c", f"mount --bind {ws} {ws} && mount -o remount,bind,ro {ws}"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        return None
+    return [unshare, "-r", "-m", "sh", "-c", f'mount --bind {ws} {ws} && mount -o remount,bind,ro {ws} && exec "$0" "$@"']
+
+
+def test_read_only_workspace_reads_but_refuses_writes_clearly(client, workspace, tmp_path):
+    from aml_magics import Experiment, Workspace
+
+    run = Experiment(Workspace.current(), "before").start_logging()
+    run.log_list("m", [1.0, 2.0, 3.0])
+    run.complete()
+    before = client.backend.store.query_one("SELECT COUNT(*) FROM runs")[0]
+    (tmp_path / "m.bin").write_bytes(b"model")
+    script = tmp_path / "ro.py"
+    script.write_text(READ_ONLY)
+    wrapper = _read_only_wrapper(workspace)
+    if wrapper is None:
+        pytest.skip("no way to mount the workspace read-only here (unshare -r -m is not permitted)")
+    proc = subprocess.run([*wrapper, sys.executable, str(script), str(workspace), str(tmp_path / "m.bin")],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "AML_MAGICS_WORKSPACE": str(workspace)})
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
+    out = json.loads(line[7:])
+    assert out["runs"] == [[run.id, "Completed"]] and out["points"] == 3  # reading works
+    for name in ("start_logging", "register"):
+        kind, message = out[name]
+        assert kind == "StorageError" and "read-only" in message, (name, message)
+    assert client.backend.store.query_one("SELECT COUNT(*) FROM runs")[0] == before
+    assert client.backend.store.integrity_check() == ["ok"]
+    assert client.backend.store.query_one("SELECT COUNT(*) FROM models")[0] == 0
