@@ -335,8 +335,20 @@ class AmlMagics(Magics):
             print(self.client.deployments.build_image(args.name))
             return None
         if args.keys:
+            # keys never go into a notebook's output: masked here, copied to the clipboard on a click,
+            # or read in Python with service.get_keys()
             primary, secondary = service.get_keys()
-            print(f"primary:   {primary}\nsecondary: {secondary}")
+            masked = "\n".join(f"{label}: {key[:4]}…{'•' * 8} ({len(key)} characters)"
+                               for label, key in (("primary  ", primary), ("secondary", secondary)))
+            if self.dashboards and _in_kernel(self.shell):
+                import ipywidgets as w
+
+                from ..widgets.components import CopySecret
+
+                return w.VBox([w.HTML(f"<pre style='margin:0'>{masked}</pre>"), w.HBox([
+                    CopySecret(lambda: service.get_keys()[0], label="copy primary key"),
+                    CopySecret(lambda: service.get_keys()[1], label="copy secondary key")])])
+            print(masked + "\nRead them in Python with service.get_keys() (they are never printed).")
             return None
         if args.test is not None:
             import time as _time

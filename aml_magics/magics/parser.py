@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("service", help="one service: --logs, --keys, --test JSON, --delete", add_help=False)
     p.add_argument("name")
     p.add_argument("--logs", action="store_true", help="the service's log")
-    p.add_argument("--keys", action="store_true", help="its keys (shown in full: keep them secret)")
+    p.add_argument("--keys", action="store_true", help="its keys, masked, with buttons that copy them (never printed)")
     p.add_argument("--test", metavar="JSON", help="POST this JSON to /score and show the answer")
     p.add_argument("--delete", action="store_true", help="stop it, free its port and forget it")
     p.add_argument("--build-image", action="store_true",

@@ -1,0 +1,118 @@
+"""Who may call a service, where it listens, and paths that try to leave their folder."""
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import joblib
+import pytest
+import requests
+from IPython.core.error import UsageError
+
+from aml_magics.core.errors import AmlError
+from aml_magics.core.types import RunSubmission
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses with a socket listening on ``port`` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            addr, p = local.split(":")
+            if int(p, 16) == port and state == "0A":  # LISTEN
+                found.add(addr)
+    return found
+
+
+@pytest.fixture
+def model(client, tmp_path):
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_digits(return_X_y=True)
+    joblib.dump(LogisticRegression(max_iter=200).fit(X[:300], y[:300]), tmp_path / "model.pkl")
+    client.models.register("auth-model", tmp_path / "model.pkl")
+    yield X
+    for d in client.deployments.list():
+        client.deployments.delete(d.name)
+
+
+def test_services_listen_on_loopback_with_a_key_unless_told_otherwise(ip, client, model, capsys):
+    svc = ip.run_line_magic("aml", "deploy auth-model --name loopback-svc")
+    port = int(svc.scoring_uri.rsplit(":", 1)[1].split("/")[0])
+    assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1 only
+    assert requests.post(svc.scoring_uri, json={"data": model[:1].tolist()}).status_code == 401
+    capsys.readouterr()
+    wide = ip.run_line_magic("aml", "deploy auth-model --name wide-svc --host 0.0.0.0")
+    captured = capsys.readouterr()
+    assert "0.0.0.0" in captured.out + captured.err and "warning" in (captured.out + captured.err).lower()
+    wide_port = int(wide.scoring_uri.rsplit(":", 1)[1].split("/")[0])
+    assert "00000000" in listening_addresses(wide_port)
+    assert requests.post(wide.scoring_uri, json={"data": model[:1].tolist()}).status_code == 401  # still keyed
+
+
+def test_keys_are_compared_in_constant_time():
+    from aml_magics.scoring.server import ScoringService
+
+    source = inspect.getsource(ScoringService.authorized)
+    assert "hmac.compare_digest" in source
+    assert "==" not in source.replace("scheme.lower() != ", "")  # no early-exit string comparison of keys
+
+
+@pytest.mark.parametrize("name", ["../../aml.db", "outputs/../../../aml.db", "/etc/passwd", "logs/../../../../etc/passwd",
+                                  "outputs/../io/spec.json/../../../aml.db"])
+def test_artifact_downloads_cannot_leave_the_run(ip, client, tmp_path, name):
+    run = ip.run_cell_magic("aml", "run --wait", "import os\nos.makedirs('outputs', exist_ok=True)\n"
+                                                 "open('outputs/ok.txt', 'w').write('ok')\n")
+    assert client.runs.list_files(run.id)
+    with pytest.raises(AmlError):
+        client.runs.download_file(run.id, name, tmp_path / "stolen")
+    assert not (tmp_path / "stolen").exists()
+
+
+def test_symlinks_out_of_a_run_or_a_snapshot_are_not_followed(ip, client, project, tmp_path):
+    secret = tmp_path / "outside-secret.txt"
+    secret.write_text("do not copy me")
+    (project / "link-to-secret.txt").symlink_to(secret)
+    (project / "link-dir").symlink_to(tmp_path)
+    (project / "train.py").write_text("import os\nprint(sorted(os.listdir('.')))\n"
+                                      "os.makedirs('outputs', exist_ok=True)\n"
+                                      f"os.symlink({str(secret)!r}, 'outputs/escape.txt')\n")
+    run = ip.run_line_magic("aml", "run train.py --wait")
+    assert client.runs.get(run.id).status == "Completed"
+    snapshot = client.backend.path / "runs" / run.id / "snapshot"
+    assert not (snapshot / "link-to-secret.txt").exists() and not (snapshot / "link-dir").exists()
+    assert "do not copy me" not in "".join(p.read_text(errors="ignore") for p in snapshot.rglob("*")
+                                           if p.is_file() and not p.is_symlink())
+    with pytest.raises(AmlError):
+        client.runs.download_file(run.id, "outputs/escape.txt", tmp_path / "got.txt")
+    with pytest.raises(UsageError):
+        ip.run_line_magic("aml", f"register {run.id} outputs/escape.txt --name escaped")
+    assert client.backend.store.query_one("SELECT COUNT(*) FROM models")[0] == 0
+
+
+@pytest.mark.parametrize("target", ["../outside", "/../outside", "a/../../b"])
+def test_datastore_paths_stay_inside(client, tmp_path, target):
+    (tmp_path / "f.txt").write_text("x")
+    with pytest.raises(AmlError):
+        client.datastores.upload(tmp_path / "f.txt", target)
+    with pytest.raises(AmlError):
+        client.datastores.download(target, tmp_path / "dl")
+    root = client.backend.path / "datastores"
+    assert not any(p.name == "f.txt" for p in root.parent.parent.rglob("f.txt") if root not in p.parents
+                   and p != tmp_path / "f.txt")
+
+
+def test_pickled_inputs_are_read_only_by_the_run_they_were_sent_to(ip, client):
+    ip.user_ns["payload"] = {"a": 1}
+    run = ip.run_cell_magic("aml", "run --in payload --wait", "assert payload == {'a': 1}\n")
+    assert client.runs.get(run.id).status == "Completed"
+    pickle_file = client.backend.path / "runs" / run.id / "io" / "in.pkl"
+    assert pickle_file.exists() and pickle_file.stat().st_mode & 0o022 == 0  # nobody else can swap the pickle
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "Trust model" in readme and "--in" in readme
