@@ -252,6 +252,10 @@ class LocalBackend(Backend):
             self.store.transition(run_id, "Canceled", only_from=ACTIVE_STATES, reason=reason)
             return
         if row["host_pid"] and procs.is_alive(row["host_pid"], row["host_start"]):
+            if not row["user_pid"]:
+                # the host is still starting (its SIGTERM handler may not be installed yet): it reads
+                # cancel_requested before and after it starts the run's process, so it will cancel
+                return
             try:
                 os.kill(row["host_pid"], signal.SIGTERM)  # the host stops the run's process group
                 return
