@@ -1,0 +1,172 @@
+/**
+ * Pure logic of the extension (no JupyterLab imports): formatting, polling intervals, merging
+ * metric series read incrementally. Unit-tested with vitest.
+ */
+
+export interface IRunRow {
+  id: string;
+  experiment: string;
+  status: string;
+  name: string;
+  compute: string | null;
+  created: number | null;
+  started: number | null;
+  ended: number | null;
+  duration: number | null;
+  parent: string | null;
+  metrics: { [name: string]: number };
+}
+
+export const ACTIVE_STATES = ['NotStarted', 'Queued', 'Starting', 'Running', 'Finalizing'];
+
+export function isActive(status: string): boolean {
+  return ACTIVE_STATES.indexOf(status) >= 0;
+}
+
+/** The status bar text: "AML: local · 2 running". */
+export function statusText(backend: string, running: number): string {
+  if (!backend) {
+    return 'AML: not connected';
+  }
+  return `AML: ${backend} · ${running} running`;
+}
+
+/** A duration in seconds as "850 ms", "12.3 s", "4 min 05 s" or "2 h 03 min". */
+export function formatDuration(seconds: number | null): string {
+  if (seconds === null || seconds === undefined || isNaN(seconds)) {
+    return '';
+  }
+  if (seconds < 1) {
+    return `${Math.round(seconds * 1000)} ms`;
+  }
+  if (seconds < 60) {
+    return `${seconds.toFixed(1)} s`;
+  }
+  if (seconds < 3600) {
+    const m = Math.floor(seconds / 60);
+    const s = Math.floor(seconds % 60);
+    return `${m} min ${s.toString().padStart(2, '0')} s`;
+  }
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  return `${h} h ${m.toString().padStart(2, '0')} min`;
+}
+
+/** A number as the dashboards show it: 4 significant digits, no exponent for ordinary values. */
+export function formatValue(v: number | null | undefined): string {
+  if (v === null || v === undefined || isNaN(v)) {
+    return '–';
+  }
+  if (Number.isInteger(v) && Math.abs(v) < 1e9) {
+    return v.toString();
+  }
+  const a = Math.abs(v);
+  if (a !== 0 && (a < 1e-3 || a >= 1e6)) {
+    return v.toExponential(3);
+  }
+  return Number(v.toPrecision(4)).toString();
+}
+
+/** CSS class of a run status icon. */
+export function statusClass(status: string): string {
+  switch (status) {
+    case 'Completed':
+      return 'amlx-status-completed';
+    case 'Failed':
+      return 'amlx-status-failed';
+    case 'Canceled':
+      return 'amlx-status-canceled';
+    default:
+      return isActive(status) ? 'amlx-status-active' : 'amlx-status-other';
+  }
+}
+
+/**
+ * The next polling interval (ms): fast while something runs, backing off (doubling) while nothing
+ * changes, up to `max`; back to fast as soon as something changes.
+ */
+export function nextInterval(
+  previous: number,
+  changed: boolean,
+  anyActive: boolean,
+  fast = 1000,
+  idle = 5000,
+  max = 30000
+): number {
+  if (changed) {
+    return anyActive ? fast : idle;
+  }
+  const base = anyActive ? fast : idle;
+  return Math.min(Math.max(previous * 2, base), anyActive ? Math.max(fast * 4, base) : max);
+}
+
+/** A stable fingerprint of a list of runs: changes when anything the sidebar shows changes. */
+export function fingerprint(runs: IRunRow[]): string {
+  return runs.map(r => `${r.id}:${r.status}:${r.ended ?? ''}`).join('|');
+}
+
+export interface ISeries {
+  steps: number[];
+  values: (number | null)[];
+  cursor: number;
+  downsampled?: boolean;
+}
+
+/** Merge an incremental read (points after our cursor) into a series we hold. */
+export function mergeSeries(held: ISeries | undefined, update: ISeries, limit = 4000): ISeries {
+  if (!held || update.downsampled) {
+    return { steps: update.steps.slice(), values: update.values.slice(), cursor: update.cursor };
+  }
+  const steps = held.steps.concat(update.steps);
+  const values = held.values.concat(update.values);
+  if (steps.length > limit) {
+    // keep the chart light: every other old point, all of the newest ones
+    const cut = steps.length - Math.floor(limit / 2);
+    const keepS: number[] = [];
+    const keepV: (number | null)[] = [];
+    for (let i = 0; i < cut; i += 2) {
+      keepS.push(steps[i]);
+      keepV.push(values[i]);
+    }
+    return {
+      steps: keepS.concat(steps.slice(cut)),
+      values: keepV.concat(values.slice(cut)),
+      cursor: update.cursor
+    };
+  }
+  return { steps, values, cursor: update.cursor };
+}
+
+/** The `since` query of the metrics route: "name:cursor,…". */
+export function sinceQuery(series: { [name: string]: ISeries }): string {
+  return Object.keys(series)
+    .map(n => `${n}:${series[n].cursor}`)
+    .join(',');
+}
+
+/** Chart scaling: [min, max] of the finite values, padded so a flat line is visible. */
+export function extent(values: (number | null)[]): [number, number] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of values) {
+    if (v !== null && isFinite(v)) {
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
+    }
+  }
+  if (lo === Infinity) {
+    return [0, 1];
+  }
+  if (lo === hi) {
+    const pad = Math.abs(lo) * 0.05 || 1;
+    return [lo - pad, hi + pad];
+  }
+  return [lo, hi];
+}
+
+/** A default experiment name for a notebook path: its file name without extension. */
+export function experimentFor(path: string): string {
+  const base = path.split('/').pop() || 'default';
+  const stem = base.replace(/\.ipynb$/, '');
+  return stem.replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^-+|-+$/g, '') || 'default';
+}

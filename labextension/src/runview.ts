@@ -1,0 +1,214 @@
+import { Poll } from '@lumino/polling';
+import { Widget } from '@lumino/widgets';
+
+import { post, requestAPI } from './api';
+import {
+  extent,
+  formatDuration,
+  formatValue,
+  isActive,
+  ISeries,
+  mergeSeries,
+  sinceQuery,
+  statusClass
+} from './logic';
+
+interface IRunDetail {
+  id: string;
+  name: string;
+  experiment: string;
+  status: string;
+  compute: string | null;
+  duration: number | null;
+  error_text: string | null;
+  params: { [k: string]: string };
+  tags: { [k: string]: string };
+  metrics: { [k: string]: number };
+}
+
+/** A run in the main area: header, one chart per metric (incremental reads), log tail. */
+export class RunView extends Widget {
+  private series: { [name: string]: ISeries } = {};
+  private logOffset = 0;
+  private logText = '';
+  private poll: Poll;
+  private header: HTMLElement;
+  private charts: HTMLElement;
+  private table: HTMLElement;
+  private log: HTMLPreElement;
+  private detail: IRunDetail | null = null;
+
+  constructor(readonly runId: string) {
+    super();
+    this.id = `amlx-run-${runId}`;
+    this.title.label = runId;
+    this.title.closable = true;
+    this.addClass('amlx-run-view');
+    this.header = document.createElement('div');
+    this.header.className = 'amlx-run-header';
+    const actions = document.createElement('div');
+    actions.className = 'amlx-run-actions';
+    const cancel = document.createElement('button');
+    cancel.className = 'jp-Button jp-mod-styled jp-mod-warn amlx-cancel';
+    cancel.textContent = 'Cancel run';
+    cancel.onclick = () => void post(`runs/${encodeURIComponent(runId)}/cancel`, {}).then(() => this.poll.refresh());
+    actions.appendChild(cancel);
+    this.charts = document.createElement('div');
+    this.charts.className = 'amlx-charts';
+    this.table = document.createElement('div');
+    this.table.className = 'amlx-latest';
+    const logTitle = document.createElement('h3');
+    logTitle.textContent = 'Log';
+    this.log = document.createElement('pre');
+    this.log.className = 'amlx-log';
+    for (const el of [this.header, actions, this.charts, this.table, logTitle, this.log]) {
+      this.node.appendChild(el);
+    }
+    this.poll = new Poll({
+      factory: () => this.refresh(),
+      frequency: { interval: 1000, backoff: true, max: 10000 },
+      standby: 'when-hidden'
+    });
+  }
+
+  dispose(): void {
+    this.poll.dispose();
+    super.dispose();
+  }
+
+  async refresh(): Promise<void> {
+    const id = encodeURIComponent(this.runId);
+    const [detail, metrics, log] = await Promise.all([
+      requestAPI<IRunDetail>(`runs/${id}`),
+      requestAPI<{ series: { [n: string]: ISeries } }>(
+        `runs/${id}/metrics?since=${encodeURIComponent(sinceQuery(this.series))}`
+      ),
+      requestAPI<{ text: string; offset: number }>(`runs/${id}/logs?offset=${this.logOffset}`)
+    ]);
+    this.detail = detail;
+    for (const name of Object.keys(metrics.series)) {
+      this.series[name] = mergeSeries(this.series[name], metrics.series[name]);
+    }
+    if (log.text) {
+      this.logText = (this.logText + log.text).split('\n').slice(-400).join('\n');
+    }
+    this.logOffset = log.offset;
+    this.render();
+    if (!isActive(detail.status)) {
+      this.poll.frequency = { interval: 30000, backoff: true, max: 300000 };
+    }
+  }
+
+  private render(): void {
+    const d = this.detail;
+    if (!d) {
+      return;
+    }
+    this.title.label = d.name;
+    this.header.innerHTML = '';
+    const badge = document.createElement('span');
+    badge.className = `amlx-badge ${statusClass(d.status)}`;
+    badge.textContent = d.status;
+    const name = document.createElement('b');
+    name.textContent = ` ${d.name} `;
+    const rest = document.createElement('span');
+    rest.textContent = `· experiment ${d.experiment} · compute ${d.compute ?? '–'} · ${formatDuration(d.duration)}`;
+    this.header.append(badge, name, rest);
+    if (d.status === 'Failed' && d.error_text) {
+      const err = document.createElement('pre');
+      err.className = 'amlx-error';
+      err.textContent = d.error_text.slice(-1500);
+      this.header.appendChild(err);
+    }
+    (this.node.querySelector('.amlx-cancel') as HTMLElement).style.display = isActive(d.status) ? '' : 'none';
+    this.renderCharts();
+    const rows = Object.keys(d.metrics)
+      .map(k => `<tr><td>${escape(k)}</td><td>${formatValue(d.metrics[k])}</td></tr>`)
+      .join('');
+    const params = Object.keys(d.params)
+      .map(k => `<tr><td>${escape(k)}</td><td>${escape(String(d.params[k]))}</td></tr>`)
+      .join('');
+    this.table.innerHTML =
+      (rows ? `<table class="amlx-table"><tr><th>metric</th><th>latest</th></tr>${rows}</table>` : '') +
+      (params ? `<table class="amlx-table"><tr><th>param</th><th>value</th></tr>${params}</table>` : '');
+    const atBottom = this.log.scrollTop + this.log.clientHeight >= this.log.scrollHeight - 4;
+    this.log.textContent = this.logText || '(no output yet)';
+    if (atBottom) {
+      this.log.scrollTop = this.log.scrollHeight;
+    }
+  }
+
+  private renderCharts(): void {
+    const names = Object.keys(this.series).filter(n => this.series[n].steps.length > 0);
+    for (const name of names) {
+      let box = this.charts.querySelector(`[data-metric="${CSS.escape(name)}"]`) as HTMLElement | null;
+      if (!box) {
+        box = document.createElement('div');
+        box.className = 'amlx-chart';
+        box.dataset.metric = name;
+        const title = document.createElement('div');
+        title.className = 'amlx-chart-title';
+        title.textContent = name;
+        const canvas = document.createElement('canvas');
+        canvas.width = 360;
+        canvas.height = 160;
+        box.append(title, canvas);
+        this.charts.appendChild(box);
+      }
+      drawLine(box.querySelector('canvas') as HTMLCanvasElement, this.series[name]);
+    }
+  }
+}
+
+function escape(text: string): string {
+  const div = document.createElement('div');
+  div.textContent = text;
+  return div.innerHTML;
+}
+
+/** One series as a line, in the theme's colours. */
+export function drawLine(canvas: HTMLCanvasElement, s: ISeries): void {
+  const ctx = canvas.getContext('2d');
+  if (!ctx) {
+    return;
+  }
+  const style = getComputedStyle(document.body);
+  const fg = style.getPropertyValue('--jp-ui-font-color2').trim() || '#666';
+  const line = style.getPropertyValue('--jp-brand-color1').trim() || '#1976d2';
+  const w = canvas.width;
+  const h = canvas.height;
+  const pad = { l: 48, r: 8, t: 8, b: 18 };
+  ctx.clearRect(0, 0, w, h);
+  const [lo, hi] = extent(s.values);
+  const x0 = s.steps[0];
+  const x1 = s.steps[s.steps.length - 1];
+  const sx = (x: number) => pad.l + ((x - x0) / (x1 - x0 || 1)) * (w - pad.l - pad.r);
+  const sy = (y: number) => h - pad.b - ((y - lo) / (hi - lo || 1)) * (h - pad.t - pad.b);
+  ctx.fillStyle = fg;
+  ctx.font = '10px sans-serif';
+  ctx.fillText(formatValue(hi), 2, pad.t + 8);
+  ctx.fillText(formatValue(lo), 2, h - pad.b);
+  ctx.fillText(String(x0), pad.l, h - 4);
+  ctx.fillText(String(x1), w - pad.r - 30, h - 4);
+  ctx.strokeStyle = line;
+  ctx.lineWidth = 1.5;
+  ctx.beginPath();
+  let pen = false;
+  for (let i = 0; i < s.steps.length; i++) {
+    const v = s.values[i];
+    if (v === null || !isFinite(v)) {
+      pen = false;
+      continue;
+    }
+    const x = sx(s.steps[i]);
+    const y = sy(v);
+    if (pen) {
+      ctx.lineTo(x, y);
+    } else {
+      ctx.moveTo(x, y);
+      pen = true;
+    }
+  }
+  ctx.stroke();
+  canvas.dataset.points = String(s.steps.length);
+}

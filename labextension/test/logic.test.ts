@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import {
+  experimentFor,
+  extent,
+  fingerprint,
+  formatDuration,
+  formatValue,
+  IRunRow,
+  mergeSeries,
+  nextInterval,
+  sinceQuery,
+  statusClass,
+  statusText
+} from '../src/logic';
+
+function run(id: string, status: string, ended: number | null = null): IRunRow {
+  return {
+    id,
+    status,
+    ended,
+    experiment: 'e',
+    name: id,
+    compute: 'local',
+    created: 0,
+    started: 0,
+    duration: 1,
+    parent: null,
+    metrics: {}
+  };
+}
+
+describe('formatting', () => {
+  it('writes the status bar text', () => {
+    expect(statusText('local', 2)).toBe('AML: local · 2 running');
+    expect(statusText('', 0)).toBe('AML: not connected');
+  });
+  it('formats durations', () => {
+    expect(formatDuration(0.25)).toBe('250 ms');
+    expect(formatDuration(12.34)).toBe('12.3 s');
+    expect(formatDuration(245)).toBe('4 min 05 s');
+    expect(formatDuration(7380)).toBe('2 h 03 min');
+    expect(formatDuration(null)).toBe('');
+  });
+  it('formats values', () => {
+    expect(formatValue(0.123456)).toBe('0.1235');
+    expect(formatValue(3)).toBe('3');
+    expect(formatValue(1.5e-7)).toBe('1.500e-7');
+    expect(formatValue(null)).toBe('–');
+    expect(formatValue(NaN)).toBe('–');
+  });
+  it('maps statuses to icon classes', () => {
+    expect(statusClass('Running')).toBe('amlx-status-active');
+    expect(statusClass('Queued')).toBe('amlx-status-active');
+    expect(statusClass('Failed')).toBe('amlx-status-failed');
+    expect(statusClass('Completed')).toBe('amlx-status-completed');
+  });
+  it('derives an experiment name from a notebook path', () => {
+    expect(experimentFor('labs/02 train model.ipynb')).toBe('02-train-model');
+    expect(experimentFor('x.ipynb')).toBe('x');
+    expect(experimentFor('???.ipynb')).toBe('default');
+  });
+});
+
+describe('polling', () => {
+  it('is fast while runs are active and something changes', () => {
+    expect(nextInterval(8000, true, true)).toBe(1000);
+  });
+  it('backs off while nothing changes, up to the maximum', () => {
+    let i = 5000;
+    const seen: number[] = [];
+    for (let k = 0; k < 6; k++) {
+      i = nextInterval(i, false, false);
+      seen.push(i);
+    }
+    expect(seen).toEqual([10000, 20000, 30000, 30000, 30000, 30000]);
+  });
+  it('stays responsive while runs are active even without changes', () => {
+    expect(nextInterval(1000, false, true)).toBe(2000);
+    expect(nextInterval(4000, false, true)).toBe(4000);
+  });
+  it('fingerprints what the sidebar shows', () => {
+    const a = fingerprint([run('a', 'Running'), run('b', 'Completed', 5)]);
+    expect(fingerprint([run('a', 'Running'), run('b', 'Completed', 5)])).toBe(a);
+    expect(fingerprint([run('a', 'Completed', 9), run('b', 'Completed', 5)])).not.toBe(a);
+  });
+});
+
+describe('series', () => {
+  it('appends incremental reads and keeps the cursor', () => {
+    const first = mergeSeries(undefined, { steps: [0, 1], values: [1, 2], cursor: 2 });
+    const second = mergeSeries(first, { steps: [2], values: [3], cursor: 3 });
+    expect(second).toEqual({ steps: [0, 1, 2], values: [1, 2, 3], cursor: 3 });
+  });
+  it('replaces a held series with a downsampled first read', () => {
+    const held = { steps: [0], values: [9], cursor: 1 };
+    const fresh = mergeSeries(held, { steps: [0, 50], values: [1, 2], cursor: 100, downsampled: true });
+    expect(fresh.steps).toEqual([0, 50]);
+    expect(fresh.cursor).toBe(100);
+  });
+  it('stays bounded', () => {
+    let s = mergeSeries(undefined, { steps: [], values: [], cursor: 0 });
+    for (let k = 0; k < 50; k++) {
+      const steps = Array.from({ length: 500 }, (_, i) => k * 500 + i);
+      s = mergeSeries(s, { steps, values: steps.map(x => x * 2), cursor: (k + 1) * 500 }, 4000);
+    }
+    expect(s.steps.length).toBeLessThanOrEqual(4000);
+    expect(s.steps[s.steps.length - 1]).toBe(24999);
+    expect(s.cursor).toBe(25000);
+  });
+  it('builds the since query', () => {
+    expect(sinceQuery({ loss: { steps: [], values: [], cursor: 7 }, acc: { steps: [], values: [], cursor: 3 } })).toBe(
+      'loss:7,acc:3'
+    );
+  });
+  it('computes a padded extent', () => {
+    expect(extent([1, null, 3])).toEqual([1, 3]);
+    expect(extent([2, 2])).toEqual([1.9, 2.1]);
+    expect(extent([null])).toEqual([0, 1]);
+  });
+});

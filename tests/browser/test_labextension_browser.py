@@ -1,0 +1,97 @@
+"""The JupyterLab extension end to end in headless Chromium: open the sidebar, submit a notebook with the
+toolbar button, watch the run complete, open its run view and see a chart, deploy a registered model and
+see it Healthy. Screenshots go to test-artifacts/ (the README's sidebar picture comes from here)."""
+from __future__ import annotations
+
+import pytest
+
+from .lab import ARTIFACTS, chromium, jupyterlab, new_page, write_notebook
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+TRAIN = [
+    "x = 1  # a plain notebook: no magics needed to submit it from the toolbar",
+    "import os, time, joblib\nfrom sklearn.datasets import load_digits\nfrom sklearn.linear_model import LogisticRegression\n"
+    "from aml_magics import Run\nrun = Run.get_context()\nX, y = load_digits(return_X_y=True)\n"
+    "for epoch in range(1, 9):\n"
+    "    model = LogisticRegression(max_iter=epoch * 10).fit(X[:800], y[:800])\n"
+    "    run.log('accuracy', model.score(X[800:], y[800:]))\n    time.sleep(0.2)\n"
+    "os.makedirs('outputs', exist_ok=True)\njoblib.dump(model, 'outputs/model.pkl')\nprint('trained')",
+]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    root = tmp_path_factory.mktemp("labext")
+    write_notebook(root / "train.ipynb", TRAIN)
+    with jupyterlab(root) as info:
+        yield info
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def test_sidebar_submit_run_view_and_deploy(lab):
+    from aml_magics.core.client import Client
+
+    client = Client(lab["root"] / "ws")
+    with chromium() as browser:
+        page = new_page(browser, 1400, 900)
+        page.on("dialog", lambda d: d.accept())
+        try:
+            page.goto(f"{lab['base']}/lab/tree/train.ipynb?token={lab['token']}")
+            page.locator("#jp-main-dock-panel").wait_for(timeout=90_000)
+            # the status bar item, and the sidebar behind its tab
+            status = page.locator(".amlx-statusbar")
+            status.wait_for(timeout=60_000)
+            page.wait_for_function("() => document.querySelector('.amlx-statusbar').textContent.includes('AML: local')",
+                                   timeout=30_000)
+            status.click()
+            page.locator("#amlx-sidebar").wait_for(state="visible", timeout=20_000)
+            page.locator("#amlx-sidebar .amlx-empty").first.wait_for(timeout=20_000)  # no runs yet
+
+            # submit the notebook from its toolbar button
+            page.locator(".amlx-submit-button").first.wait_for(timeout=60_000)
+            page.locator(".amlx-submit-button").first.click()
+            dialog = page.locator(".jp-Dialog")
+            dialog.wait_for(timeout=20_000)
+            assert dialog.locator(".amlx-experiment").input_value() == "train"
+            assert dialog.locator(".amlx-compute").input_value() == "local"
+            dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+            row = page.locator("#amlx-sidebar .amlx-run-row.amlx-highlight")
+            row.wait_for(timeout=30_000)
+            run_id = row.get_attribute("data-run-id")
+            shot(page, "labextension-submitted")
+            page.locator(f"#amlx-sidebar .amlx-run-row[data-run-id='{run_id}'][data-status='Completed']").wait_for(
+                timeout=180_000)
+            info = client.runs.get(run_id)
+            assert info.status == "Completed" and info.kind == "notebook" and info.experiment == "train"
+
+            # its run view in the main area: a chart with the logged points, the log tail
+            page.locator(f"#amlx-sidebar .amlx-run-row[data-run-id='{run_id}']").click()
+            page.wait_for_function(
+                "() => { const c = document.querySelector('.amlx-chart[data-metric=\"accuracy\"] canvas');"
+                " return c && +c.dataset.points === 8; }", timeout=30_000)
+            page.wait_for_function("() => [...document.querySelectorAll('.amlx-log')].some(l => "
+                                   "l.textContent.includes('max_iter'))", timeout=30_000)  # the run's stderr
+            shot(page, "labextension-run-view")
+
+            # register the run's model, then deploy it from the sidebar and see the endpoint Healthy
+            client.models.register("e2e-model", "outputs/model.pkl", run_id=run_id)
+            model_row = page.locator("#amlx-sidebar .amlx-model-row[data-model='e2e-model:1']")
+            model_row.wait_for(timeout=60_000)
+            model_row.locator(".amlx-deploy").click()
+            page.locator("#amlx-sidebar .amlx-endpoint-row[data-endpoint='e2e-model'][data-state='Healthy']").wait_for(
+                timeout=90_000)
+            assert client.deployments.get_info("e2e-model").state == "Healthy"
+            shot(page, "labextension-sidebar")
+        except Exception:
+            shot(page, "labextension-failed")
+            (ARTIFACTS / "labextension-console.log").write_text("\n".join(page.console_lines))
+            raise
+        finally:
+            page.close()
+            for d in client.deployments.list():
+                client.deployments.delete(d.name)
