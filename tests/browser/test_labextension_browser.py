@@ -87,6 +87,17 @@ def test_sidebar_submit_run_view_and_deploy(lab):
                 timeout=90_000)
             assert client.deployments.get_info("e2e-model").state == "Healthy"
             shot(page, "labextension-sidebar")
+
+            # it follows the theme: switch JupyterLab to dark and the sidebar goes dark with it
+            light_bg = page.evaluate("getComputedStyle(document.querySelector('#amlx-sidebar')).backgroundColor")
+            page.locator(".lm-MenuBar-itemLabel", has_text="Settings").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
+            page.locator(".lm-Menu-itemLabel", has_text="JupyterLab Dark").first.click()
+            page.wait_for_selector("body[data-jp-theme-light='false']", timeout=30_000)
+            page.wait_for_function(
+                "(before) => getComputedStyle(document.querySelector('#amlx-sidebar')).backgroundColor !== before",
+                arg=light_bg, timeout=10_000)
+            shot(page, "labextension-dark")
         except Exception:
             shot(page, "labextension-failed")
             (ARTIFACTS / "labextension-console.log").write_text("\n".join(page.console_lines))

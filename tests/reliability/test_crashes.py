@@ -170,3 +170,70 @@ def test_sigkill_of_a_sweep_controller(ip, client, seed):
     children = client.runs.children(parent.id).infos
     assert len(children) == 5 and all(c.status == "Completed" for c in children)
     doctor_is_clean(client)
+
+
+@pytest.mark.parametrize("seed", SEEDS[:2])
+def test_sigkill_of_the_jupyter_server_mid_deploy(client, workspace, tmp_path, seed):
+    """The Jupyter server dies while it deploys a model and a submitted run is going: what it started
+    lives on (detached), and the workspace stays consistent."""
+    import json as _json
+    import secrets
+    import subprocess
+    import sys
+    import threading
+
+    import nbformat
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    from tests.browser.lab import free_port
+
+    rng = random.Random(seed)
+    X, y = load_digits(return_X_y=True)
+    joblib.dump(LogisticRegression(max_iter=100).fit(X[:200], y[:200]), tmp_path / "model.pkl")
+    client.models.register("server-crash", tmp_path / "model.pkl")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import time\nfrom aml_magics import Run\nfor i in range(20):\n"
+                                          "    Run.get_context().log('i', i)\n    time.sleep(0.1)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    root = tmp_path / "root"
+    root.mkdir()
+    nbformat.write(nb, root / "job.ipynb")
+    token, port = secrets.token_hex(8), free_port()
+    env = dict(os.environ, AML_MAGICS_WORKSPACE=str(workspace), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"),
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_server", "--no-browser", "--ip", "127.0.0.1", "--port", str(port),
+         f"--IdentityProvider.token={token}", "--allow-root", f"--ServerApp.root_dir={root}",
+         "--ServerApp.jpserver_extensions={'aml_magics.server': True}"],
+        env=env, stdout=open(tmp_path / "server.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}/aml/api"
+    headers = {"Authorization": f"token {token}"}
+    try:
+        wait_until(lambda: _ok(base + "/workspace", headers), timeout=60, what="the Jupyter server")
+        run = requests.post(base + "/runs", data=_json.dumps({"path": "job.ipynb"}), headers=headers).json()
+        threading.Thread(target=lambda: requests.post(
+            base + "/deployments", data=_json.dumps({"model": "server-crash"}), headers=headers, timeout=60),
+            daemon=True).start()
+        time.sleep(rng.uniform(0.1, 1.5))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert client.runs.wait(run["id"], timeout=120).status == "Completed"  # the run outlives the server
+    deployments = client.deployments.list()
+    for d in deployments:  # a deploy the server started either finishes on its own or is repairable
+        wait_until(lambda: client.deployments.get_info(d.name).state in ("Healthy", "Failed"), timeout=60,
+                   what="the deployment to settle")
+    doctor_is_clean(client)
+    for d in client.deployments.list():
+        assert d.state == "Healthy"
+        client.deployments.delete(d.name)
+
+
+def _ok(url: str, headers: dict) -> bool:
+    try:
+        return requests.get(url, headers=headers, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False

@@ -10,7 +10,6 @@ import requests
 from IPython.core.error import UsageError
 
 from aml_magics.core.errors import AmlError
-from aml_magics.core.types import RunSubmission
 
 
 def listening_addresses(port: int) -> set[str]:

@@ -136,7 +136,6 @@ async def test_runs_paging_filters_metrics_and_logs(jp_fetch, client):
 async def test_submit_cancel_register_deploy_score_delete(jp_fetch, jp_root_dir, client, tmp_path):
     import nbformat
     from sklearn.datasets import load_digits
-    from sklearn.linear_model import LogisticRegression
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell(

@@ -1,0 +1,167 @@
+"""Azure ML operations over ``ArmClient``: the workspace, computes, datastores, code snapshots, command jobs.
+
+The start of the azure backend (issue 7): each function sends exactly the requests Microsoft's
+2024-10-01 contract defines, and maps answers to our domain types.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from ...core.errors import AmlError, InvalidInput
+from ...core.types import ComputeTarget, DatastoreInfo
+from .rest import ArmClient, WorkspaceRef
+
+# Azure ML job states → ours (DESIGN.md: NotStarted → Queued → Starting → Running → Finalizing → terminal)
+JOB_STATES = {
+    "NotStarted": "NotStarted", "Starting": "Starting", "Provisioning": "Starting", "Preparing": "Starting",
+    "Queued": "Queued", "Running": "Running", "Finalizing": "Finalizing", "CancelRequested": "Running",
+    "Completed": "Completed", "Failed": "Failed", "Canceled": "Canceled", "NotResponding": "Running",
+    "Paused": "Queued", "Unknown": "Queued", "Scheduled": "Queued",
+}
+
+
+def map_status(azure_status: str | None) -> str:
+    return JOB_STATES.get(azure_status or "NotStarted", "Queued")
+
+
+def workspace(arm: ArmClient, ws: WorkspaceRef) -> dict:
+    return arm.get(ws.path)
+
+
+def mlflow_tracking_uri(workspace_body: dict) -> str:
+    uri = (workspace_body.get("properties") or {}).get("mlFlowTrackingUri")
+    if not uri:
+        raise AmlError("the workspace does not report an MLflow tracking URI (mlFlowTrackingUri); metrics need "
+                       "it — check the workspace in the Azure ML studio")
+    return uri
+
+
+def computes(arm: ArmClient, ws: WorkspaceRef) -> list[ComputeTarget]:
+    out = []
+    for c in arm.get(ws.path + "/computes").get("value", []):
+        props = c.get("properties") or {}
+        inner = props.get("properties") or {}
+        kind = props.get("computeType", "?")
+        nodes = inner.get("scaleSettings", {}).get("maxNodeCount") or inner.get("currentNodeCount") or 1
+        running = inner.get("currentNodeCount") or 0
+        out.append(ComputeTarget(c.get("name", "?"), f"{kind} ({props.get('provisioningState', '?')})",
+                                 int(nodes), running=int(running)))
+    return out
+
+
+def datastores(arm: ArmClient, ws: WorkspaceRef) -> list[DatastoreInfo]:
+    out = []
+    for d in arm.get(ws.path + "/datastores").get("value", []):
+        props = d.get("properties") or {}
+        where = "/".join(x for x in (props.get("accountName"), props.get("containerName")) if x)
+        out.append(DatastoreInfo(d.get("name", "?"), props.get("datastoreType", "?"), where or "?",
+                                 bool(props.get("isDefault"))))
+    return out
+
+
+def snapshot_zip(files: list[tuple[Path, str]]) -> tuple[bytes, str]:
+    """A deterministic archive of the snapshot and its content hash (the code version's name)."""
+    digest = hashlib.sha256()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for src, rel in sorted(files, key=lambda f: f[1]):
+            data = src.read_bytes()
+            digest.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+            info = zipfile.ZipInfo(rel, date_time=(2020, 1, 1, 0, 0, 0))
+            z.writestr(info, data)
+    return buf.getvalue(), digest.hexdigest()[:32]
+
+
+def upload_code(arm: ArmClient, ws: WorkspaceRef, files: list[tuple[Path, str]], *, block_size: int = 4 << 20) -> str:
+    """Upload a snapshot the way Azure ML does: ``codes/{hash}/versions/1:startPendingUpload`` gives a SAS,
+    the files go to blob storage (Put Block + Put Block List), then the code version is PUT. Returns its id."""
+    import base64
+
+    import requests
+
+    name = snapshot_zip(files)[1]
+    version_path = f"{ws.path}/codes/{name}/versions/1"
+    pending = arm.post(version_path + "/startPendingUpload", {"pendingUploadType": "TemporaryBlobReference"})
+    blob = (pending.get("blobReferenceForConsumption") or {})
+    sas = (blob.get("credential") or {}).get("sasUri") or blob.get("blobUri")
+    if not sas:
+        raise AmlError("Azure ML gave no upload location for the snapshot (startPendingUpload)")
+    base, _, token = sas.partition("?")
+    session = requests.Session()
+    for src, rel in files:
+        url = f"{base.rstrip('/')}/{rel}"
+        data = src.read_bytes()
+        headers = {"x-ms-version": "2023-11-03"}
+        if len(data) <= block_size:
+            r = session.put(f"{url}?{token}", data=data, headers={**headers, "x-ms-blob-type": "BlockBlob"}, timeout=300)
+            _check_blob(r, rel)
+            continue
+        ids = []
+        for i in range(0, len(data), block_size):
+            block_id = base64.b64encode(f"{i // block_size:08d}".encode()).decode()
+            r = session.put(f"{url}?{token}&comp=block&blockid={block_id}", data=data[i:i + block_size],
+                            headers=headers, timeout=300)
+            _check_blob(r, rel)
+            ids.append(block_id)
+        body = "<?xml version='1.0' encoding='utf-8'?><BlockList>" + "".join(f"<Latest>{b}</Latest>" for b in ids) \
+            + "</BlockList>"
+        r = session.put(f"{url}?{token}&comp=blocklist", data=body.encode(), headers=headers, timeout=300)
+        _check_blob(r, rel)
+    result = arm.put(version_path, {"properties": {"codeUri": base, "isAnonymous": True}})
+    return result.get("id") or version_path
+
+
+def _check_blob(resp, rel: str) -> None:
+    if resp.status_code not in (200, 201):
+        raise AmlError(f"uploading {rel} to the workspace's storage failed: HTTP {resp.status_code} — check that the "
+                       "workspace's storage account allows access from here")
+
+
+def command_job_body(*, command: str, environment_id: str, compute_id: str | None, code_id: str | None,
+                     experiment: str, display_name: str | None, env_vars: dict[str, str],
+                     inputs: dict[str, str] | None = None, tags: dict[str, str] | None = None) -> dict:
+    if not command.strip():
+        raise InvalidInput("the job needs a command")
+    props: dict[str, Any] = {
+        "jobType": "Command", "command": command, "environmentId": environment_id, "experimentName": experiment,
+        "environmentVariables": dict(env_vars),
+    }
+    if compute_id:
+        props["computeId"] = compute_id
+    if code_id:
+        props["codeId"] = code_id
+    if display_name:
+        props["displayName"] = display_name
+    if tags:
+        props["tags"] = {k: str(v) for k, v in tags.items()}
+    if inputs:
+        props["inputs"] = {k: {"jobInputType": "uri_folder", "uri": v} for k, v in inputs.items()}
+    return {"properties": props}
+
+
+def submit_job(arm: ArmClient, ws: WorkspaceRef, name: str, body: dict) -> dict:
+    return arm.put(f"{ws.path}/jobs/{name}", body, wait=False)
+
+
+def job(arm: ArmClient, ws: WorkspaceRef, name: str) -> dict:
+    return arm.get(f"{ws.path}/jobs/{name}")
+
+
+def cancel_job(arm: ArmClient, ws: WorkspaceRef, name: str) -> None:
+    arm.post(f"{ws.path}/jobs/{name}/cancel")
+
+
+def compute_id(ws: WorkspaceRef, compute: str) -> str:
+    return f"{ws.path}/computes/{compute}"
+
+
+def environ_for_job(run_id: str, experiment: str) -> dict[str, str]:
+    """What ``Run.get_context()`` inside the job uses to find its run (MLflow env comes from the job)."""
+    return {"AML_MAGICS_RUN_ID": run_id, "AML_MAGICS_EXPERIMENT": experiment, "AML_MAGICS_BACKEND": "azure",
+            "PYTHONUNBUFFERED": "1", **({"AML_MAGICS_TRACE": os.environ["AML_MAGICS_TRACE"]}
+                                         if "AML_MAGICS_TRACE" in os.environ else {})}

@@ -1,0 +1,174 @@
+"""A small Azure Resource Manager client for Azure ML (``requests`` only; azure-identity for tokens).
+
+- base ``https://management.azure.com``, ``api-version=2024-10-01`` on every call;
+- retries with exponential backoff on 429 and 5xx (and connection errors), honouring ``Retry-After``;
+- long-running operations followed through ``Azure-AsyncOperation`` / ``Location``;
+- ARM error bodies (``{"error": {"code", "message"}}``) turned into one clear ``AmlError`` that says
+  what to do; tokens are fetched per call from the credential (azure-identity caches them), never
+  stored by us, never in a repr, a log or an error message.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ...core.errors import AmlError, AuthError, BackendUnavailable, Conflict, InvalidInput, NotFound
+
+ARM = "https://management.azure.com"
+API_VERSION = "2024-10-01"
+SCOPE = "https://management.azure.com/.default"
+RETRY_STATUS = (429, 500, 502, 503, 504)
+
+
+@dataclass(frozen=True)
+class WorkspaceRef:
+    subscription_id: str
+    resource_group: str
+    workspace_name: str
+
+    @property
+    def path(self) -> str:
+        return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}/providers/"
+                f"Microsoft.MachineLearningServices/workspaces/{self.workspace_name}")
+
+    def __str__(self) -> str:
+        return f"{self.workspace_name} (resource group {self.resource_group})"
+
+
+class ArmClient:
+    def __init__(self, credential: Any, *, base_url: str = ARM, api_version: str = API_VERSION,
+                 max_attempts: int = 5, backoff_s: float = 0.5, max_wait_s: float = 60.0,
+                 sleep: Callable[[float], None] = time.sleep):
+        import requests
+
+        self._credential = credential
+        self.base_url = base_url.rstrip("/")
+        self.api_version = api_version
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.max_wait_s = max_wait_s
+        self._sleep = sleep
+        self.session = requests.Session()
+
+    def __repr__(self) -> str:
+        return f"ArmClient({self.base_url}, api-version {self.api_version})"  # no credential, no token
+
+    def _headers(self) -> dict[str, str]:
+        try:
+            token = self._credential.get_token(SCOPE).token
+        except Exception as exc:  # azure-identity raises ClientAuthenticationError and friends
+            name = type(exc).__name__
+            raise AuthError(f"could not get an Azure token ({name}); sign in with `az login`, or "
+                            "%aml connect --device-code") from None
+        return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+
+    def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
+                absolute: bool = False, ok: tuple[int, ...] = (200, 201, 202, 204)):
+        import requests
+
+        url = path if absolute else self.base_url + path
+        query = dict(params or {})
+        if not absolute:
+            query.setdefault("api-version", self.api_version)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                resp = self.session.request(method, url, json=json, params=query, headers=self._headers(), timeout=60)
+            except requests.RequestException as exc:
+                if attempt >= self.max_attempts:
+                    raise BackendUnavailable(f"Azure did not answer ({type(exc).__name__}) after {attempt} attempts; "
+                                             "check the network and try again") from None
+                self._sleep(self._delay(attempt, None))
+                continue
+            if resp.status_code in RETRY_STATUS and attempt < self.max_attempts:
+                self._sleep(self._delay(attempt, resp.headers.get("Retry-After")))
+                continue
+            if resp.status_code not in ok:
+                raise arm_error(resp, method, path)
+            return resp
+
+    def _delay(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after:
+            try:
+                return min(float(retry_after), self.max_wait_s)
+            except ValueError:
+                pass
+        return min(self.backoff_s * 2 ** (attempt - 1), self.max_wait_s)
+
+    def get(self, path: str, **kw) -> dict:
+        return _json(self.request("GET", path, **kw))
+
+    def put(self, path: str, body: dict, *, wait: bool = True) -> dict:
+        resp = self.request("PUT", path, json=body)
+        return self.follow(resp, path) if wait else _json(resp)
+
+    def post(self, path: str, body: dict | None = None, *, wait: bool = False) -> dict:
+        resp = self.request("POST", path, json=body)
+        return self.follow(resp, None) if wait else _json(resp)
+
+    def delete(self, path: str, *, wait: bool = True) -> None:
+        resp = self.request("DELETE", path, ok=(200, 202, 204))
+        if wait:
+            self.follow(resp, None)
+
+    def follow(self, resp, resource_path: str | None, timeout_s: float = 1800) -> dict:
+        """Wait for a long-running operation: poll Azure-AsyncOperation (or Location) until it ends."""
+        monitor = resp.headers.get("Azure-AsyncOperation") or resp.headers.get("azure-asyncoperation")
+        location = resp.headers.get("Location") or resp.headers.get("location")
+        if resp.status_code not in (201, 202) or not (monitor or location):
+            return _json(resp)
+        deadline = time.monotonic() + timeout_s
+        url = monitor or location
+        while time.monotonic() < deadline:
+            self._sleep(self._delay(1, resp.headers.get("Retry-After")) if resp is not None else self.backoff_s)
+            poll = self.request("GET", url, absolute=True, ok=(200, 201, 202, 204))
+            if poll.status_code == 202:
+                resp = poll
+                continue
+            status = (_json(poll).get("status") or "").lower() if monitor else "succeeded"
+            if status in ("succeeded", ""):
+                return self.get(resource_path) if resource_path else _json(poll)
+            if status in ("failed", "canceled", "cancelled"):
+                err = _json(poll).get("error") or {}
+                raise AmlError(f"Azure operation {status}: {err.get('code', '')} {err.get('message', '')}".strip())
+            resp = poll
+        raise BackendUnavailable("the Azure operation is still running; check it in the Azure ML studio")
+
+
+def _json(resp) -> dict:
+    if resp is None or not resp.content:
+        return {}
+    try:
+        return resp.json()
+    except ValueError:
+        return {}
+
+
+WHAT_TO_DO = {
+    401: "sign in again: `az login`, or %aml connect --device-code",
+    403: "your identity lacks a role on this workspace (AzureML Data Scientist or Contributor)",
+    404: "check the subscription, resource group and workspace in config.json, and the name you used",
+    409: "it exists or is busy; wait, or use another name",
+    429: "Azure is throttling requests; wait a minute and try again",
+}
+
+
+def arm_error(resp, method: str, path: str) -> AmlError:
+    """One clear error from an ARM error body: code, message, what to do."""
+    body = _json(resp)
+    err = body.get("error") if isinstance(body.get("error"), dict) else body
+    code = (err or {}).get("code") or f"HTTP {resp.status_code}"
+    message = ((err or {}).get("message") or resp.reason or "").strip().splitlines()[0][:400] if err else ""
+    hint = WHAT_TO_DO.get(resp.status_code, "see the message above")
+    text = f"Azure ML refused {method} {_short(path)}: {code}: {message} — {hint}"
+    cls = {400: InvalidInput, 401: AuthError, 403: AuthError, 404: NotFound, 409: Conflict}.get(resp.status_code)
+    if cls is None:
+        cls = BackendUnavailable if resp.status_code >= 500 or resp.status_code == 429 else AmlError
+    return cls(text)
+
+
+def _short(path: str) -> str:
+    marker = "/providers/Microsoft.MachineLearningServices/"
+    return path.split(marker, 1)[1] if marker in path else path

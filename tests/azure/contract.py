@@ -1,0 +1,399 @@
+"""A contract-checking fake of Azure Resource Manager for Azure ML, built from Microsoft's published files.
+
+``azureml-rest-2024-10-01/`` holds unmodified copies of Microsoft's OpenAPI (swagger 2.0) files and
+example request/response pairs for api-version 2024-10-01 (see its INDEX.md for provenance). The fake:
+
+- routes a request by the swagger paths (every file), method and api-version; an unknown path,
+  method or api-version is a contract violation;
+- validates path parameters (patterns) and the JSON body against the operation's body schema,
+  following ``$ref`` across files, ``allOf`` and ``discriminator`` subtypes (``x-ms-discriminator-value``),
+  rejecting unknown properties where the schema closes them and read-only properties in requests;
+- answers with the operation's published example response (the example that matches the request's
+  discriminator, else the first), adapted only by substituting the example's ids with the request's.
+
+Every violation is recorded; the test fixture fails the test if any request broke the contract.
+"""
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+SPEC_DIR = Path(__file__).resolve().parent / "azureml-rest-2024-10-01"
+API_VERSION = "2024-10-01"
+SPEC_FILES = ("mfe.json", "machineLearningServices.json", "workspaceRP.json", "registries.json", "workspaceFeatures.json")
+
+
+class Spec:
+    """The swagger files with ``$ref`` resolution across them."""
+
+    def __init__(self, folder: Path = SPEC_DIR):
+        self.folder = folder
+        self.docs: dict[str, dict] = {}
+        self.routes: list[tuple[re.Pattern, str, str, str, dict]] = []  # (regex, template, method, file, operation)
+        for name in SPEC_FILES:
+            doc = self.load(name)
+            for template, item in doc.get("paths", {}).items():
+                rx = re.compile("^" + re.sub(r"\{([^}]+)\}", r"(?P<\1>[^/]+)", template) + "$")
+                for method, op in item.items():
+                    if method in ("get", "put", "post", "patch", "delete"):
+                        self.routes.append((rx, template, method.upper(), name, op))
+
+    def load(self, name: str) -> dict:
+        if name not in self.docs:
+            # the specs point at ../../../../../common-types/…; here that folder sits beside them
+            relative = name[len("../../../../../"):] if name.startswith("../../../../../") else name
+            self.docs[name] = json.loads((self.folder / relative).read_text(encoding="utf-8"))
+        return self.docs[name]
+
+    def resolve(self, node: dict, current: str) -> tuple[dict, str]:
+        """Follow ``$ref`` (possibly into another file); returns (schema, file it lives in)."""
+        seen = 0
+        while isinstance(node, dict) and "$ref" in node:
+            ref = node["$ref"]
+            file_part, _, pointer = ref.partition("#")
+            target = current
+            if file_part:
+                base = current.rsplit("/", 1)[0] + "/" if "/" in current else ""
+                target = _normalize(base + file_part)
+            doc = self.load(target)
+            for part in pointer.strip("/").split("/"):
+                doc = doc[part.replace("~1", "/").replace("~0", "~")]
+            node, current = doc, target
+            seen += 1
+            if seen > 50:
+                raise RuntimeError(f"$ref loop at {ref}")
+        return node, current
+
+    def subtypes(self, base_name: str, current: str) -> dict[str, tuple[str, str]]:
+        """discriminator value → (definition name, file) for definitions extending ``base_name``."""
+        out = {}
+        doc = self.load(current)
+        for name, schema in doc.get("definitions", {}).items():
+            for part in schema.get("allOf", []):
+                if part.get("$ref", "").endswith(f"/definitions/{base_name}"):
+                    out[schema.get("x-ms-discriminator-value", name)] = (name, current)
+        return out
+
+    def match(self, method: str, path: str):
+        for rx, template, m, name, op in self.routes:
+            if m == method:
+                found = rx.match(path)
+                if found:
+                    return template, name, op, found.groupdict()
+        return None
+
+
+def _normalize(path: str) -> str:
+    parts: list[str] = []
+    for p in path.split("/"):
+        if p == "..":
+            if parts and parts[-1] != "..":
+                parts.pop()
+            else:
+                parts.append(p)
+        elif p not in ("", "."):
+            parts.append(p)
+    joined = "/".join(parts)
+    return joined if not path.startswith("../") or joined.startswith("..") else joined
+
+
+class Validator:
+    """Enough of JSON schema (swagger 2.0 flavour) for Azure ML request bodies."""
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+
+    def validate(self, value: Any, schema: dict, current: str, where: str = "body", dispatched: bool = False,
+                 request: bool = True) -> list[str]:
+        schema, current = self.spec.resolve(schema, current)
+        errors: list[str] = []
+        if value is None:
+            return [] if schema.get("x-nullable", False) or not schema else [f"{where}: null is not allowed"]
+        disc = schema.get("discriminator")
+        if disc and not dispatched and isinstance(value, dict):
+            name = self._definition_name(schema, current)
+            subtypes = self.spec.subtypes(name, current) if name else {}
+            kind = value.get(disc)
+            if kind is None:
+                return [f"{where}: the discriminator {disc!r} is missing"]
+            if kind not in subtypes:
+                return [f"{where}.{disc}: {kind!r} is not one of {sorted(subtypes)}"]
+            sub_name, sub_file = subtypes[kind]
+            return self.validate(value, {"$ref": f"#/definitions/{sub_name}"}, sub_file, where, dispatched=True,
+                                 request=request)
+        t = schema.get("type")
+        if t == "object" or "properties" in schema or "allOf" in schema:
+            if not isinstance(value, dict):
+                return errors + [f"{where}: expected an object, got {type(value).__name__}"]
+            props = self._all_properties(schema, current)  # own and inherited (allOf), checked once
+            for req in self._all_required(schema, current):
+                if req not in value:
+                    errors.append(f"{where}: required property {req!r} is missing")
+            for key, item in value.items():
+                if key in props:
+                    sub_schema, sub_file = props[key]
+                    resolved, _ = self.spec.resolve(sub_schema, sub_file)
+                    if request and (sub_schema.get("readOnly") or resolved.get("readOnly")):
+                        errors.append(f"{where}.{key}: read-only property sent in a request")
+                        continue
+                    errors += self.validate(item, sub_schema, sub_file, f"{where}.{key}", request=request)
+                elif isinstance(schema.get("additionalProperties"), dict):
+                    errors += self.validate(item, schema["additionalProperties"], current, f"{where}.{key}",
+                                            request=request)
+                elif props and not schema.get("additionalProperties") and not self._open(schema, current):
+                    errors.append(f"{where}: unknown property {key!r} (known: {', '.join(sorted(props)[:12])})")
+        elif t == "array":
+            if not isinstance(value, list):
+                return errors + [f"{where}: expected an array"]
+            for i, item in enumerate(value):
+                errors += self.validate(item, schema.get("items", {}), current, f"{where}[{i}]", request=request)
+        elif t == "string":
+            if not isinstance(value, str):
+                return errors + [f"{where}: expected a string, got {type(value).__name__}"]
+            enum = schema.get("enum")
+            # an x-ms-enum with modelAsString is extensible: other values are allowed by the contract
+            if enum and value not in enum and not schema.get("x-ms-enum", {}).get("modelAsString", False):
+                errors.append(f"{where}: {value!r} is not one of {enum}")
+            if "pattern" in schema and not re.search(schema["pattern"], value):
+                errors.append(f"{where}: {value!r} does not match {schema['pattern']}")
+            if len(value) < schema.get("minLength", 0):
+                errors.append(f"{where}: shorter than {schema['minLength']}")
+        elif t == "integer":
+            if not isinstance(value, int) or isinstance(value, bool):
+                errors.append(f"{where}: expected an integer")
+        elif t == "number":
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                errors.append(f"{where}: expected a number")
+        elif t == "boolean":
+            if not isinstance(value, bool):
+                errors.append(f"{where}: expected a boolean")
+        return errors
+
+    def _definition_name(self, schema: dict, current: str) -> str | None:
+        for name, d in self.spec.load(current).get("definitions", {}).items():
+            if d is schema:
+                return name
+        return None
+
+    def _all_properties(self, schema: dict, current: str) -> dict[str, tuple[dict, str]]:
+        props = {k: (v, current) for k, v in schema.get("properties", {}).items()}
+        for part in schema.get("allOf", []):
+            base, base_file = self.spec.resolve(part, current)
+            for k, v in self._all_properties(base, base_file).items():
+                props.setdefault(k, v)
+        return props
+
+    def _all_required(self, schema: dict, current: str) -> list[str]:
+        out = list(schema.get("required", []))
+        for part in schema.get("allOf", []):
+            base, base_file = self.spec.resolve(part, current)
+            out += self._all_required(base, base_file)
+        return out
+
+    def _open(self, schema: dict, current: str) -> bool:
+        """ARM models are open unless they say otherwise: swagger 2.0 allows additional properties by
+        default. We stay strict (unknown properties are violations) except where a base is open."""
+        if schema.get("additionalProperties"):
+            return True
+        for part in schema.get("allOf", []):
+            base, base_file = self.spec.resolve(part, current)
+            if self._open(base, base_file):
+                return True
+        return False
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    operation: str
+    query: dict
+    body: Any
+    headers: dict
+
+
+@dataclass
+class FakeArm:
+    """The fake server: ``base_url`` is what the client uses instead of https://management.azure.com."""
+
+    spec: Spec = field(default_factory=Spec)
+    calls: list[Call] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    overrides: dict = field(default_factory=dict)  # operationId → callable(call, example_response) -> (status, body)
+    blobs: dict[str, bytes] = field(default_factory=dict)
+    token: str = "fake-arm-token-0123456789"
+
+    def __post_init__(self):
+        self.validator = Validator(self.spec)
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _handle(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                status, headers, body = fake.handle(self.command, self.path, dict(self.headers), raw)
+                data = json.dumps(body).encode() if body is not None and not isinstance(body, bytes) else (body or b"")
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                if data and "Content-Type" not in headers:
+                    self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def handle(self, method: str, url: str, headers: dict, raw: bytes):
+        parts = urlsplit(url)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        if parts.path.startswith("/blob/"):
+            return self.handle_blob(method, parts.path, query, headers, raw)
+        if parts.path == "/lro":
+            # ARM's generic long-running-operation protocol (not an Azure ML operation, so not in these
+            # files): the status monitor answers {"status": "Succeeded"} when the operation is done
+            self.calls.append(Call(method, parts.path, "LRO-status", query, None, headers))
+            return 200, {}, {"status": "Succeeded"}
+        if headers.get("Authorization") != f"Bearer {self.token}":
+            self.violations.append(f"{method} {parts.path}: no or wrong bearer token")
+            return 401, {}, {"error": {"code": "AuthenticationFailed", "message": "missing token"}}
+        found = self.spec.match(method, parts.path)
+        if found is None:
+            self.violations.append(f"{method} {parts.path}: no such operation in the contract")
+            return 404, {}, {"error": {"code": "NotInContract", "message": f"{method} {parts.path}"}}
+        template, file, op, params = found
+        opid = op["operationId"]
+        body = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                self.violations.append(f"{opid}: the body is not JSON")
+                return 400, {}, {"error": {"code": "BadJson", "message": "not JSON"}}
+        problems = self.check(op, file, query, params, body)
+        self.calls.append(Call(method, parts.path, opid, query, body, headers))
+        if problems:
+            self.violations += [f"{opid}: {p}" for p in problems]
+            return 400, {}, {"error": {"code": "ContractViolation", "message": "; ".join(problems[:5])}}
+        status, resp_headers, resp_body = self.example_response(op, file, params, body)
+        if opid in self.overrides:
+            status, resp_body = self.overrides[opid](self.calls[-1], status, resp_body)
+        return status, resp_headers, resp_body
+
+    def check(self, op: dict, file: str, query: dict, params: dict, body: Any) -> list[str]:
+        problems = []
+        for p in op.get("parameters", []):
+            p, pfile = self.spec.resolve(p, file)
+            name, where = p.get("name"), p.get("in")
+            if where == "query":
+                if name == "api-version" and query.get("api-version") != API_VERSION:
+                    problems.append(f"api-version {query.get('api-version')!r}, the contract is {API_VERSION}")
+                elif p.get("required") and name not in query:
+                    problems.append(f"required query parameter {name!r} is missing")
+            elif where == "path":
+                value = params.get(name, "")
+                if p.get("pattern") and not re.search(p["pattern"], value):
+                    problems.append(f"path parameter {name}={value!r} does not match {p['pattern']}")
+            elif where == "body":
+                if body is None:
+                    if p.get("required"):
+                        problems.append("the body is required")
+                else:
+                    problems += self.validator.validate(body, p["schema"], pfile)
+        return problems
+
+    def example_response(self, op: dict, file: str, params: dict, body: Any):
+        examples = []
+        for ref in (op.get("x-ms-examples") or {}).values():
+            path = (self.spec.folder / _normalize(ref["$ref"].lstrip("./"))) if not ref["$ref"].startswith("./") \
+                else self.spec.folder / ref["$ref"][2:]
+            examples.append(json.loads(path.read_text(encoding="utf-8")))
+        if not examples:
+            return 200, {}, {}
+        chosen = examples[0]
+        wanted = _discriminators(body)
+        for ex in examples:
+            req = ex.get("parameters", {}).get("body")
+            if wanted and _discriminators(req) & wanted:
+                chosen = ex
+                break
+        responses = chosen["responses"]
+        # a long-running operation answers as ARM does when it is still working: 202 (or 201) with a monitor
+        order = ("202", "201", "200", "204") if op.get("x-ms-long-running-operation") else ("200", "201", "202", "204")
+        code = next((c for c in order if c in responses), next(iter(responses)))
+        resp = responses[code]
+        text = json.dumps(resp.get("body")) if "body" in resp else None
+        for key, value in chosen.get("parameters", {}).items():
+            if isinstance(value, str) and key in params and value and key != "api-version":
+                if text is not None:
+                    text = text.replace(value, params[key])
+        headers = {}
+        for k, v in (resp.get("headers") or {}).items():
+            if k.lower() in ("location", "azure-asyncoperation"):
+                headers[k] = self.base_url + "/lro?done=" + json.dumps(_plain_path(op, params))
+            else:
+                headers[k] = str(v)
+        return int(code), headers, json.loads(text) if text is not None else None
+
+    # -- blob storage (Put Blob, Put Block, Put Block List) -------------------------------------------
+
+    def handle_blob(self, method: str, path: str, query: dict, headers: dict, raw: bytes):
+        if "sig" not in query or "sv" not in query:
+            self.violations.append(f"blob {method} {path}: no SAS signature")
+            return 403, {}, {"error": "AuthenticationFailed"}
+        if not headers.get("x-ms-version"):
+            self.violations.append(f"blob {method} {path}: x-ms-version header missing")
+        if method == "PUT" and query.get("comp") == "block":
+            if not query.get("blockid"):
+                self.violations.append("Put Block without blockid")
+            self.blobs[f"{path}#{query.get('blockid')}"] = raw
+            return 201, {}, b""
+        if method == "PUT" and query.get("comp") == "blocklist":
+            ids = re.findall(rb"<(?:Latest|Uncommitted|Committed)>([^<]+)</", raw)
+            missing = [i for i in ids if f"{path}#{i.decode()}" not in self.blobs]
+            if missing:
+                self.violations.append(f"Put Block List names blocks never uploaded: {missing[:3]}")
+            self.blobs[path] = b"".join(self.blobs.pop(f"{path}#{i.decode()}", b"") for i in ids)
+            return 201, {}, b""
+        if method == "PUT":
+            if headers.get("x-ms-blob-type") != "BlockBlob":
+                self.violations.append(f"Put Blob {path}: x-ms-blob-type must be BlockBlob")
+            self.blobs[path] = raw
+            return 201, {}, b""
+        if method == "GET" and path in self.blobs:
+            return 200, {"Content-Type": "application/octet-stream"}, self.blobs[path]
+        return 404, {}, {"error": "BlobNotFound"}
+
+
+def _discriminators(body: Any) -> set:
+    found = set()
+    if isinstance(body, dict):
+        for k, v in body.items():
+            if k.endswith("Type") and isinstance(v, str):
+                found.add((k, v))
+            found |= _discriminators(v)
+    return found
+
+
+def _plain_path(op: dict, params: dict) -> str:
+    return op["operationId"]
