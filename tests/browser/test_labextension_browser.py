@@ -93,7 +93,7 @@ def test_sidebar_submit_run_view_and_deploy(lab):
             page.locator(".lm-MenuBar-itemLabel", has_text="Settings").first.click()
             page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
             page.locator(".lm-Menu-itemLabel", has_text="JupyterLab Dark").first.click()
-            page.wait_for_selector("body[data-jp-theme-light='false']", timeout=30_000)
+            page.wait_for_selector("body[data-jp-theme-light='false']", state="attached", timeout=30_000)
             page.wait_for_function(
                 "(before) => getComputedStyle(document.querySelector('#amlx-sidebar')).backgroundColor !== before",
                 arg=light_bg, timeout=10_000)
