@@ -97,6 +97,8 @@ def test_sidebar_submit_run_view_and_deploy(lab):
             page.wait_for_function(
                 "(before) => getComputedStyle(document.querySelector('#amlx-sidebar')).backgroundColor !== before",
                 arg=light_bg, timeout=10_000)
+            page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=30_000)
+            page.wait_for_timeout(500)
             shot(page, "labextension-dark")
         except Exception:
             shot(page, "labextension-failed")
