@@ -72,9 +72,33 @@ class Client:
                         from ..backends.local.backend import LocalBackend
 
                         self._backend = LocalBackend(self.config)
-                    else:  # pragma: no cover - the azure backend has its own issue
+                    elif self.config.backend == "azure" and self.config.azure:
+                        from ..backends.azure.backend import AzureBackend
+                        from ..backends.azure.rest import WorkspaceRef
+
+                        options = _azure_options.get(self.config.azure, {})
+                        self._backend = AzureBackend(WorkspaceRef(*self.config.azure), **options)
+                    else:
                         raise InvalidInput(f"unknown backend {self.config.backend!r}")
         return self._backend
+
+    @classmethod
+    def connect(cls, subscription: str | None = None, resource_group: str | None = None, workspace: str | None = None,
+                *, device_code: bool = False, credential: Any = None, base_url: str | None = None,
+                mlflow_uri: str | None = None, prompt: Callable[[str], Any] = print) -> "Client":
+        """A client on an Azure ML workspace: named here, or from the config.json Azure ML's SDKs would find."""
+        from ..backends.azure.auth import credential as make_credential
+        from ..backends.azure.auth import workspace_ref
+        from .config import WorkspaceConfig, default_workspace_path
+
+        ref = workspace_ref(subscription, resource_group, workspace)
+        cred = make_credential("device-code" if device_code else "default", prompt=prompt, passed=credential)
+        key = (ref.subscription_id, ref.resource_group, ref.workspace_name)
+        _azure_options[key] = {"credential": cred, **({"base_url": base_url} if base_url else {}),
+                               **({"mlflow_uri": mlflow_uri} if mlflow_uri else {})}
+        cache = default_workspace_path().parent.parent / "azure" / ref.workspace_name
+        source = "connect" if subscription else "config.json"
+        return cls(config=WorkspaceConfig("azure", cache, source, ref.workspace_name, azure=key))
 
     @property
     def workspace(self) -> WorkspaceInfo:
@@ -466,6 +490,9 @@ class EnvironmentOperations(_Operations):
     def build(self, ref: str, progress: Callable[[str], Any] = print) -> str:
         """Build (once per content hash) and return the environment's python."""
         return self._backend.environment_python(ref, progress)
+
+
+_azure_options: dict[tuple, dict] = {}  # credentials stay in memory, per workspace, never in a config
 
 
 def parse_model_ref(name: str, version: int | str | None = None) -> tuple[str, int | None]:

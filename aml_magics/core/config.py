@@ -23,13 +23,16 @@ AZURE_CONFIG_FILES = ("config.json", "project.json")
 
 @dataclass(frozen=True)
 class WorkspaceConfig:
-    backend: str  # "local" (the azure backend arrives with its own issue)
-    path: Path  # the local workspace folder
-    source: str  # "explicit", "environment", "default"
+    backend: str  # "local" or "azure"
+    path: Path  # the local workspace folder (azure: a cache folder)
+    source: str  # "explicit", "environment", "default", "config.json", "connect"
     name: str = "local"
+    azure: tuple[str, str, str] | None = None  # (subscription, resource group, workspace) of an azure workspace
 
     def describe(self) -> str:
         how = {"explicit": "chosen explicitly", "environment": f"from ${ENV_WORKSPACE}", "default": "per-user default"}
+        if self.azure:
+            return f"azure workspace {self.name!r} in resource group {self.azure[1]} ({self.source})"
         return f"{self.backend} workspace {self.name!r} at {self.path} ({how.get(self.source, self.source)})"
 
 

@@ -233,6 +233,14 @@ class AmlMagics(Magics):
             self.client.runs.wait(run.id, show_output=self.stream_output)
         return run
 
+    def _cmd_connect(self, args):
+        self._client = Client.connect(args.subscription, args.resource_group, args.workspace,
+                                      device_code=args.device_code)
+        info = self._client.workspace  # the first call: signs in and reads the workspace
+        print(f"Connected to Azure ML workspace {self._client.config.name} ({self._client.config.describe()}). "
+              "Back to the local workspace: %aml workspace use PATH")
+        return info
+
     def _cmd_runs(self, args):
         runs = self.client.runs.list(experiment=args.experiment, status=args.status, limit=args.limit,
                                      offset=args.offset)

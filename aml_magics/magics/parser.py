@@ -33,6 +33,7 @@ OVERVIEW = """\
   %aml deploy MODEL[:V] [--name SVC] [--score score.py] [--update] · %aml services
   %aml service SVC [--logs | --keys | --test JSON | --delete]
   %aml env register NAME requirements.txt · %aml env list · run/deploy with --env NAME
+  %aml connect [--subscription S --resource-group RG --workspace W] [--device-code]   an Azure ML workspace
   %aml workspace [use PATH] · %aml doctor · %aml help SUBCOMMAND
 
 RUN is a run id, a unique part of one, or `last`. Settings: %config AmlMagics (see `%config AmlMagics`).
@@ -136,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("resume", help="continue a sweep or AutoML run whose controller stopped", add_help=False)
     p.add_argument("run", help="run id, a unique part of one, or 'last'")
     p.add_argument("--wait", action="store_true", help="block until it ends")
+
+    p = sub.add_parser("connect", help="use an Azure ML workspace (config.json, or name it); DefaultAzureCredential",
+                       add_help=False)
+    p.add_argument("--subscription", help="subscription id (default: from config.json)")
+    p.add_argument("--resource-group", help="resource group (default: from config.json)")
+    p.add_argument("--workspace", help="workspace name (default: from config.json)")
+    p.add_argument("--device-code", action="store_true", help="sign in with a device code (workshops, no browser)")
 
     p = sub.add_parser("runs", help="run history (newest first)", add_help=False)
     p.add_argument("-e", "--experiment", help="only this experiment")

@@ -1,0 +1,272 @@
+"""The azure backend: the same Backend contract over an Azure ML workspace (ARM REST + MLflow REST).
+
+What works so far (issue 7, first part): the workspace summary, compute targets, datastores, runs of
+cells and scripts as command jobs (snapshot uploaded as a code version), their status, listing,
+cancelling, and their metrics through the workspace's MLflow endpoint. Everything else answers with one
+clear error saying it is not available on this backend yet, so front ends never break.
+"""
+from __future__ import annotations
+
+import re
+import secrets
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ...core.errors import AmlError, InvalidInput, NotFound
+from ...core.types import ComputeTarget, DatastoreInfo, ExperimentInfo, RunInfo, RunSubmission, WorkspaceInfo
+from ..base import Backend
+from . import ops
+from .rest import ArmClient, WorkspaceRef
+
+DEFAULT_ENVIRONMENT = "azureml://registries/azureml/environments/sklearn-1.5/labels/latest"
+CELL_FILE = "__aml_cell__.py"
+
+
+def _not_yet(what: str):
+    raise InvalidInput(f"{what} is not available on the azure backend yet (it works on the local workspace: "
+                       "%aml workspace use PATH)")
+
+
+class AzureBackend(Backend):
+    name = "azure"
+
+    def __init__(self, ws: WorkspaceRef, credential: Any, *, base_url: str | None = None,
+                 mlflow_uri: str | None = None, sleep=time.sleep):
+        kwargs = {"base_url": base_url} if base_url else {}
+        self.ws = ws
+        self.arm = ArmClient(credential, sleep=sleep, **kwargs)
+        self._credential = credential
+        self._mlflow_uri = mlflow_uri
+        self._mlflow = None
+
+    def __repr__(self) -> str:
+        return f"AzureBackend({self.ws})"
+
+    # -- workspace -------------------------------------------------------------------------------------
+
+    def workspace_info(self) -> WorkspaceInfo:
+        body = ops.workspace(self.arm, self.ws)
+        computes = self.list_computes()
+        return WorkspaceInfo(name=self.ws.workspace_name, backend="azure",
+                             location=f"{body.get('location', '?')} · {self.ws.resource_group}",
+                             source="config.json / %aml connect", computes=computes)
+
+    def doctor(self):
+        _not_yet("%aml doctor")
+
+    def list_computes(self) -> list[ComputeTarget]:
+        return ops.computes(self.arm, self.ws)
+
+    def create_compute(self, name: str, max_concurrent: int) -> ComputeTarget:
+        _not_yet("creating compute targets (create clusters in the Azure ML studio)")
+
+    def list_datastores(self) -> list[DatastoreInfo]:
+        return ops.datastores(self.arm, self.ws)
+
+    # -- runs ------------------------------------------------------------------------------------------
+
+    def submit(self, sub: RunSubmission) -> str:
+        from ..local import snapshot
+
+        if sub.kind not in ("cell", "script"):
+            _not_yet(f"{sub.kind} runs")
+        if sub.in_values or sub.out_vars:
+            _not_yet("--in/--out")
+        if sub.compute in ("", "local"):
+            raise InvalidInput("choose one of the workspace's compute targets with -c (see %aml compute)")
+        source = Path(sub.source_dir).resolve()
+        files = snapshot.plan_snapshot(source, sub.snapshot_max_bytes)
+        with tempfile.TemporaryDirectory() as tmp:
+            if sub.kind == "cell":
+                cell = Path(tmp) / CELL_FILE
+                cell.write_text(sub.code or "", encoding="utf-8")
+                files = [*files, (cell, CELL_FILE)]
+            elif not (source / sub.entry).is_file():
+                raise NotFound(f"script {sub.entry!r} not found in {source}")
+            code_id = ops.upload_code(self.arm, self.ws, files)
+        name = _job_name(sub.experiment)
+        entry = CELL_FILE if sub.kind == "cell" else sub.entry
+        command = " ".join(["python", _quote(entry), *(_quote(a) for a in sub.args)])
+        inputs = {k: _datastore_uri(v) for k, v in sub.inputs.items()}
+        body = ops.command_job_body(
+            command=command, environment_id=sub.environment or DEFAULT_ENVIRONMENT,
+            compute_id=ops.compute_id(self.ws, sub.compute), code_id=code_id, experiment=sub.experiment,
+            display_name=sub.display_name, env_vars={**ops.environ_for_job(name, sub.experiment),
+                                                     **sub.environment_variables},
+            inputs=inputs or None, tags=sub.tags)
+        ops.submit_job(self.arm, self.ws, name, body)
+        return name
+
+    def start_interactive(self, experiment: str, display_name: str | None, tags: dict[str, str]) -> str:
+        return self.mlflow().create_run(experiment, display_name, tags)
+
+    def _info(self, body: dict, with_metrics: bool = True) -> RunInfo:
+        props = body.get("properties") or {}
+        system = body.get("systemData") or {}
+        name = body.get("name", "?")
+        metrics = {}
+        if with_metrics and self._mlflow_available():
+            try:
+                data = self.mlflow().get_run(name).get("data", {})
+                metrics = {m["key"]: m["value"] for m in data.get("metrics", [])}
+            except AmlError:
+                metrics = {}
+        return RunInfo(run_id=name, experiment=props.get("experimentName") or "Default",
+                       status=ops.map_status(props.get("status")), kind=(props.get("jobType") or "").lower(),
+                       compute=(props.get("computeId") or "").rsplit("/", 1)[-1] or None,
+                       display_name=props.get("displayName"), created=_ts(system.get("createdAt")),
+                       tags=dict(props.get("tags") or {}), latest_metrics=metrics,
+                       spec={"command": props.get("command")})
+
+    def get_run(self, run_id: str, *, with_metrics: bool = True) -> RunInfo:
+        return self._info(ops.job(self.arm, self.ws, run_id), with_metrics)
+
+    def list_runs(self, *, experiment=None, status=None, parent_run_id=None, limit=100, offset=0):
+        bodies, url = [], f"{self.ws.path}/jobs"
+        page = self.arm.get(url)
+        while True:
+            bodies += page.get("value", [])
+            nxt = page.get("nextLink")
+            if not isinstance(nxt, str) or not nxt.startswith(("https://", "http://")) \
+                    or (limit is not None and len(bodies) >= offset + limit):
+                break
+            page = self.arm.get(nxt, absolute=True)
+        infos = [self._info(b, with_metrics=False) for b in bodies]
+        if experiment:
+            infos = [i for i in infos if i.experiment == experiment]
+        if status:
+            infos = [i for i in infos if i.status in status]
+        total = len(infos)
+        infos = infos[offset:offset + limit] if limit is not None else infos[offset:]
+        return infos, total
+
+    def run_ids(self) -> list[str]:
+        return [i.run_id for i in self.list_runs(limit=None)[0]]
+
+    def has_run(self, run_id: str) -> bool:
+        try:
+            ops.job(self.arm, self.ws, run_id)
+            return True
+        except NotFound:
+            return False
+
+    def cancel_run(self, run_id: str, reason: str | None = None) -> None:
+        ops.cancel_job(self.arm, self.ws, run_id)
+
+    def resume_run(self, run_id: str) -> None:
+        _not_yet("%aml resume")
+
+    # -- metrics through MLflow ----------------------------------------------------------------------------
+
+    def _mlflow_available(self) -> bool:
+        if self._mlflow_uri is None:
+            try:
+                self._mlflow_uri = ops.mlflow_tracking_uri(ops.workspace(self.arm, self.ws))
+            except AmlError:
+                self._mlflow_uri = ""
+        return bool(self._mlflow_uri)
+
+    def mlflow(self):
+        if not self._mlflow_available():
+            raise AmlError("this workspace has no MLflow tracking URI: metrics are not available")
+        if self._mlflow is None:
+            from .mlflow_rest import MlflowRest
+
+            token = None
+            if self._mlflow_uri.startswith(("azureml://", "https://")):
+                token = lambda: self._credential.get_token("https://management.azure.com/.default").token  # noqa: E731
+            self._mlflow = MlflowRest(self._mlflow_uri, token)
+        return self._mlflow
+
+    def get_metrics(self, run_id: str, name: str | None = None) -> dict[str, Any]:
+        out = {}
+        for key in ([name] if name else self.metric_names(run_id)):
+            values = [v for _, _, v in self.mlflow().metric_history(run_id, key)]
+            out[key] = values[0] if len(values) == 1 else values
+        return out
+
+    def metric_series(self, run_id: str, name: str, since: int = 0):
+        history = self.mlflow().metric_history(run_id, name)
+        return [(s, t, v) for s, t, v in history[since:]], len(history)
+
+    def metric_names(self, run_id: str) -> list[str]:
+        data = self.mlflow().get_run(run_id).get("data", {})
+        return sorted(m["key"] for m in data.get("metrics", []))
+
+    def run_version(self, run_id: str) -> tuple:
+        info = self.get_run(run_id)
+        return (info.status, tuple(sorted(info.latest_metrics.items())))
+
+    def read_log(self, run_id: str, offset: int = 0) -> tuple[str, int]:
+        return ("(logs of Azure jobs are in the Azure ML studio: the run history API is not part of the "
+                "ARM contract this backend is tested against)\n" if offset == 0 else "", 1)
+
+    # -- not yet on this backend ----------------------------------------------------------------------------
+
+    def list_files(self, run_id: str) -> list[str]:
+        return []
+
+    def file_path(self, run_id: str, name: str) -> Path:
+        _not_yet("downloading run files")
+
+    def results(self, run_id: str) -> dict[str, Any]:
+        _not_yet("--out values")
+
+    def list_experiments(self) -> list[ExperimentInfo]:
+        counts: dict[str, int] = {}
+        for info in self.list_runs(limit=None)[0]:
+            counts[info.experiment] = counts.get(info.experiment, 0) + 1
+        return [ExperimentInfo(name, n) for name, n in sorted(counts.items())]
+
+    def datastore_upload(self, src, target, datastore, overwrite):
+        _not_yet("datastore upload")
+
+    def datastore_list(self, path, datastore):
+        _not_yet("datastore listing")
+
+    def datastore_download(self, path, target, datastore, overwrite):
+        _not_yet("datastore download")
+
+    def resolve_input(self, uri: str) -> str:
+        return _datastore_uri(uri)
+
+    def __getattr__(self, name: str):
+        # model registry, deployments, environments: the rest of issue 7
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def unavailable(*args, **kwargs):
+            _not_yet(name.replace("_", " "))
+
+        return unavailable
+
+
+def _job_name(experiment: str) -> str:
+    base = re.sub(r"[^a-zA-Z0-9_-]", "-", experiment)[:40].strip("-") or "run"
+    return f"{base}_{int(time.time())}_{secrets.token_hex(4)}"
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(str(arg))
+
+
+def _datastore_uri(value: str) -> str:
+    if value.startswith("datastore:"):
+        path = value[len("datastore:"):].lstrip("/")
+        return f"azureml://datastores/workspaceblobstore/paths/{path}"
+    return value
+
+
+def _ts(text: str | None) -> float | None:
+    if not text:
+        return None
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

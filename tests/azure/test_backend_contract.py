@@ -1,0 +1,114 @@
+"""The azure backend behind the same Client the magics use, against the contract fake (and MLflow peer)."""
+from __future__ import annotations
+
+import pytest
+
+from aml_magics.core.client import Client
+from aml_magics.core.errors import AmlError, InvalidInput
+from aml_magics.core.types import RunSubmission
+
+from .contract import FakeArm, Spec
+from .test_rest_contract import StaticToken
+
+pytestmark = pytest.mark.azure_contract
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return Spec()
+
+
+@pytest.fixture
+def azure(spec):
+    fake = FakeArm(spec=spec)
+
+    def sas_here(call, status, body):  # Microsoft's example SAS points at contoso.com
+        body["blobReferenceForConsumption"]["credential"]["sasUri"] = f"{fake.base_url}/blob/c/snap?sv=1&sig=x"
+        return status, body
+
+    fake.overrides["CodeVersions_CreateOrGetStartPendingUpload"] = sas_here
+    client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "my-ws",
+                            credential=StaticToken(fake.token), base_url=fake.base_url)
+    client.backend.arm._sleep = lambda s: None
+    yield client, fake
+    fake.close()
+    assert not fake.violations, "requests broke the contract:\n" + "\n".join(fake.violations)
+
+
+def test_workspace_and_computes_through_the_client(azure):
+    client, fake = azure
+    info = client.workspace
+    assert info.backend == "azure" and info.name == "my-ws"
+    assert [c.name for c in client.computes.list()] == ["compute123", "compute1234"]
+    assert "azure workspace 'my-ws'" in repr(client) and fake.token not in repr(client)
+    assert fake.token not in repr(client.backend) and fake.token not in repr(client.backend.arm)
+
+
+def test_a_cell_run_is_a_command_job(azure, tmp_path):
+    client, fake = azure
+    (tmp_path / "helper.py").write_text("X = 1\n")
+    run = client.runs.submit(RunSubmission(kind="cell", experiment="mnist", source_dir=tmp_path, entry="c.py",
+                                           code="import helper\nprint(helper.X)\n", compute="cpu-cluster",
+                                           args=["--lr", "0.1"], tags={"team": "a"},
+                                           inputs={"data": "datastore:mnist/"}))
+    job = [c for c in fake.calls if c.operation == "Jobs_CreateOrUpdate"][0]
+    props = job.body["properties"]
+    assert props["command"] == "python __aml_cell__.py --lr 0.1" and props["experimentName"] == "mnist"
+    assert props["computeId"].endswith("/computes/cpu-cluster") and props["codeId"]
+    assert props["inputs"]["data"]["uri"] == "azureml://datastores/workspaceblobstore/paths/mnist/"
+    assert props["environmentVariables"]["AML_MAGICS_RUN_ID"] == run.id == job.path.rsplit("/", 1)[1]
+    assert fake.blobs["/blob/c/snap/__aml_cell__.py"] == b"import helper\nprint(helper.X)\n"
+    assert fake.blobs["/blob/c/snap/helper.py"] == b"X = 1\n"
+    info = client.runs.get(run.id)
+    assert info.status == "NotStarted" and info.kind == "command"
+    listed = client.runs.list(limit=10)
+    assert listed.infos and all(i.status for i in listed.infos)
+    client.runs.cancel(run.id)
+    assert fake.calls[-1].operation in ("Jobs_Get", "Jobs_Cancel")
+    assert "Jobs_Cancel" in [c.operation for c in fake.calls]
+
+
+def test_what_is_not_there_yet_says_so_in_one_line(azure, tmp_path):
+    client, fake = azure
+    with pytest.raises(InvalidInput, match="choose one of the workspace's compute targets"):
+        client.runs.submit(RunSubmission(kind="cell", experiment="e", source_dir=tmp_path, entry="c.py", code="1"))
+    with pytest.raises(AmlError, match="not available on the azure backend yet"):
+        client.models.list()
+    with pytest.raises(AmlError, match="not available on the azure backend yet"):
+        client.runs.submit(RunSubmission(kind="notebook", experiment="e", source_dir=tmp_path, entry="n.ipynb",
+                                         compute="cpu"))
+
+
+def test_metrics_come_from_the_workspace_mlflow_endpoint(spec, mlflow_server):
+    """Run metrics are read through MLflow (Azure ML's tracking endpoint speaks its REST API): here the
+    endpoint is a real MLflow server, the jobs come from the contract fake."""
+    import time
+
+    from aml_magics.backends.azure.mlflow_rest import MlflowRest
+
+    ml = MlflowRest(mlflow_server)
+    run_id = ml.create_run("azure-metrics", run_name="job")
+    ml.log_batch(run_id, [("loss", 1.0 / (i + 1), i, time.time()) for i in range(50)] +
+                 [("accuracy", 0.5 + i / 100, i, time.time()) for i in range(10)])
+    fake = FakeArm(spec=spec)
+    try:
+        client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "metrics-ws",
+                                credential=StaticToken(fake.token), base_url=fake.base_url, mlflow_uri=mlflow_server)
+        assert client.runs.metric_names(run_id) == ["accuracy", "loss"]
+        points, cursor = client.runs.metric_series(run_id, "loss", 40)
+        assert [s for s, _, _ in points] == list(range(40, 50)) and cursor == 50
+        metrics = client.runs.get_metrics(run_id)
+        assert len(metrics["loss"]) == 50 and metrics["accuracy"][-1] == pytest.approx(0.59)
+        assert client.runs.get(run_id).latest_metrics["accuracy"] == pytest.approx(0.59)
+    finally:
+        fake.close()
+    assert not fake.violations, fake.violations
+
+
+def test_connect_magic_refuses_half_a_workspace_and_missing_config(ip, project):
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match="give all of --subscription, --resource-group and --workspace"):
+        ip.run_line_magic("aml", "connect --subscription s")
+    with pytest.raises(UsageError, match="no config.json found"):
+        ip.run_line_magic("aml", "connect")
