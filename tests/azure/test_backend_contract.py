@@ -73,7 +73,9 @@ def test_what_is_not_there_yet_says_so_in_one_line(azure, tmp_path):
     with pytest.raises(InvalidInput, match="choose one of the workspace's compute targets"):
         client.runs.submit(RunSubmission(kind="cell", experiment="e", source_dir=tmp_path, entry="c.py", code="1"))
     with pytest.raises(AmlError, match="not available on the azure backend yet"):
-        client.models.list()
+        client.environments.list()
+    with pytest.raises(AmlError, match="not available on the azure backend yet"):
+        client.datastores.upload(tmp_path, "x")
     with pytest.raises(AmlError, match="not available on the azure backend yet"):
         client.runs.submit(RunSubmission(kind="notebook", experiment="e", source_dir=tmp_path, entry="n.ipynb",
                                          compute="cpu"))
@@ -112,3 +114,30 @@ def test_connect_magic_refuses_half_a_workspace_and_missing_config(ip, project):
         ip.run_line_magic("aml", "connect --subscription s")
     with pytest.raises(UsageError, match="no config.json found"):
         ip.run_line_magic("aml", "connect")
+
+
+def test_register_a_job_output_and_deploy_it_to_a_managed_endpoint(azure, tmp_path):
+    client, fake = azure
+    model = client.models.register("digits", "outputs/model.pkl", run_id="job-123", tags={"stage": "dev"})
+    put = [c for c in fake.calls if c.operation == "ModelVersions_CreateOrUpdate"][-1]
+    assert put.body["properties"]["modelUri"] == "azureml://jobs/job-123/outputs/artifacts/paths/outputs/model.pkl"
+    assert put.path.endswith("/models/digits/versions/" + str(model.version))
+    with pytest.raises(InvalidInput, match="inside the job's outputs"):
+        client.models.register("digits", "../../secrets", run_id="job-123")
+    assert client.models.list("digits")
+    (tmp_path / "score.py").write_text("def init():\n    pass\n\ndef run(raw):\n    return raw\n")
+    svc = client.deployments.create("digits-ep", "digits:1", score=tmp_path / "score.py")
+    operations = [c.operation for c in fake.calls]
+    for op in ("OnlineEndpoints_CreateOrUpdate", "OnlineDeployments_CreateOrUpdate", "CodeVersions_CreateOrUpdate"):
+        assert op in operations
+    deployment = [c for c in fake.calls if c.operation == "OnlineDeployments_CreateOrUpdate"][-1]
+    assert deployment.body["properties"]["model"].endswith("/models/digits/versions/1")
+    assert deployment.body["properties"]["codeConfiguration"]["scoringScript"] == "score.py"
+    assert svc.scoring_uri.startswith("https://")
+    primary, secondary = client.deployments.get_keys("digits-ep")
+    # Microsoft's example keys are the placeholder "string" (so searching reprs for them would prove nothing)
+    assert (primary, secondary) == ("string", "string")
+    assert client.deployments.get_logs("digits-ep", tail=50) is not None
+    client.deployments.regenerate_key("digits-ep", "primary")
+    client.deployments.delete("digits-ep")
+    assert [c for c in fake.calls if c.operation == "OnlineEndpoints_Delete"]

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ...core.errors import AmlError, InvalidInput, NotFound
-from ...core.types import ComputeTarget, DatastoreInfo, ExperimentInfo, RunInfo, RunSubmission, WorkspaceInfo
+from ...core.types import (ComputeTarget, DatastoreInfo, DeploymentInfo, ExperimentInfo, ModelInfo, RunInfo,
+                           RunSubmission, WorkspaceInfo)
 from ..base import Backend
 from . import ops
 from .rest import ArmClient, WorkspaceRef
@@ -232,6 +233,77 @@ class AzureBackend(Backend):
     def resolve_input(self, uri: str) -> str:
         return _datastore_uri(uri)
 
+    # -- model registry: versions of job outputs ------------------------------------------------------------
+
+    def _model_info(self, body: dict, name: str | None = None) -> ModelInfo:
+        props = body.get("properties") or {}
+        version = body.get("name", "0")
+        return ModelInfo(name=name or body.get("id", "").split("/models/")[-1].split("/")[0] or "?",
+                         version=int(version) if str(version).isdigit() else 0, path=props.get("modelUri") or "",
+                         framework=props.get("modelType"), description=props.get("description"),
+                         run_id=props.get("jobName"), created=_ts((body.get("systemData") or {}).get("createdAt")),
+                         tags=dict(props.get("tags") or {}), properties=dict(props.get("properties") or {}))
+
+    def _versions(self, name: str) -> list[ModelInfo]:
+        body = self.arm.get(f"{self.ws.path}/models/{name}/versions")
+        return sorted((self._model_info(v, name) for v in body.get("value", [])), key=lambda m: m.version)
+
+    def register_run_model(self, run_id: str, name: str, model_path: str, *, tags=None, properties=None,
+                           description=None, **_: Any) -> ModelInfo:
+        """A version whose files are the job's output (no upload): azureml://jobs/JOB/outputs/artifacts/paths/…"""
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}", name or ""):
+            raise InvalidInput(f"model name {name!r}: letters, digits, '-', '_' and '.'")
+        path = model_path.strip("/")
+        if ".." in path.split("/"):
+            raise InvalidInput(f"{model_path}: the path must stay inside the job's outputs")
+        try:
+            version = max((m.version for m in self._versions(name)), default=0) + 1
+        except NotFound:
+            version = 1
+        body = {"properties": {"modelUri": f"azureml://jobs/{run_id}/outputs/artifacts/paths/{path}",
+                               "modelType": "custom_model", "jobName": run_id,
+                               "tags": {k: str(v) for k, v in (tags or {}).items()},
+                               "properties": {k: str(v) for k, v in (properties or {}).items()}}}
+        if description:
+            body["properties"]["description"] = description
+        result = self.arm.put(f"{self.ws.path}/models/{name}/versions/{version}", body)
+        from dataclasses import replace
+
+        return replace(self._model_info(result, name), version=version)  # the version we created
+
+    def register_model(self, name: str, source: Path, **kwargs: Any) -> ModelInfo:
+        _not_yet("registering local files (register a job's output: %aml register RUN outputs/model.pkl --name M)")
+
+    def get_model(self, name: str, version: int | None = None) -> ModelInfo:
+        if version is not None:
+            from dataclasses import replace
+
+            body = self.arm.get(f"{self.ws.path}/models/{name}/versions/{version}")
+            return replace(self._model_info(body, name), version=int(version))
+        versions = self._versions(name)
+        if not versions:
+            raise NotFound(f"model {name!r} has no versions")
+        return versions[-1]
+
+    def list_models(self, name: str | None = None, run_id: str | None = None, limit: int | None = None,
+                    **_: Any) -> list[ModelInfo]:
+        if name:
+            infos = self._versions(name)
+        else:
+            infos = []
+            for container in self.arm.get(f"{self.ws.path}/models").get("value", []):
+                cname = container.get("name")
+                latest = (container.get("properties") or {}).get("latestVersion")
+                if cname and latest:
+                    infos.append(self.get_model(cname, int(latest) if str(latest).isdigit() else None))
+        if run_id:
+            infos = [m for m in infos if m.run_id == run_id]
+        return infos[:limit] if limit else infos
+
+    @property
+    def deployments(self) -> "AzureDeployments":
+        return AzureDeployments(self)
+
     def __getattr__(self, name: str):
         # model registry, deployments, environments: the rest of issue 7
         if name.startswith("_"):
@@ -270,3 +342,76 @@ def _ts(text: str | None) -> float | None:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+ENDPOINT_STATES = {"Succeeded": "Healthy", "Creating": "Transitioning", "Updating": "Transitioning",
+                   "Deleting": "Transitioning", "Failed": "Failed", "Canceled": "Failed"}
+
+
+class AzureDeployments:
+    """Managed online endpoints, one deployment ("blue") each, all traffic to it."""
+
+    DEPLOYMENT = "blue"
+
+    def __init__(self, backend: AzureBackend):
+        self.b = backend
+        self.base = f"{backend.ws.path}/onlineEndpoints"
+
+    def _info(self, body: dict, models: list[str] | None = None) -> DeploymentInfo:
+        props = body.get("properties") or {}
+        state = ENDPOINT_STATES.get(props.get("provisioningState") or "", "Transitioning")
+        return DeploymentInfo(name=body.get("name", "?"), state=state, scoring_uri=props.get("scoringUri") or "",
+                              models=models or [], host="azure", port=443,
+                              auth=True,
+                              error=None if state != "Failed" else f"provisioning {props.get('provisioningState')}")
+
+    def deploy(self, name: str, models: list, score_path: Path | None, *, host: str, port, auth: bool, update: bool,
+               timeout: float, instance_type: str = "Standard_DS3_v2", environment: str | None = None, **_: Any):
+        if not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]", name or ""):
+            raise InvalidInput(f"endpoint name {name!r}: 3-32 letters, digits and '-', starting with a letter")
+        if not auth:
+            raise InvalidInput("Azure endpoints always need a key here (--no-auth is for the local workspace)")
+        infos = [self.b.get_model(m, v) for m, v in models]
+        if len(infos) != 1:
+            raise InvalidInput("an Azure online deployment serves one model")
+        model = infos[0]
+        location = ops.workspace(self.b.arm, self.b.ws).get("location") or "westeurope"
+        self.b.arm.put(f"{self.base}/{name}", {"location": location, "properties": {"authMode": "Key"}})
+        props: dict[str, Any] = {
+            "endpointComputeType": "Managed", "instanceType": instance_type,
+            "model": f"{self.b.ws.path}/models/{model.name}/versions/{model.version}",
+            "scaleSettings": {"scaleType": "Default"},
+        }
+        if score_path is not None:
+            code_id = ops.upload_code(self.b.arm, self.b.ws, [(Path(score_path), "score.py")])
+            props["codeConfiguration"] = {"codeId": code_id, "scoringScript": "score.py"}
+            props["environmentId"] = environment or DEFAULT_ENVIRONMENT
+        self.b.arm.put(f"{self.base}/{name}/deployments/{self.DEPLOYMENT}",
+                       {"location": location, "sku": {"name": "Default", "capacity": 1}, "properties": props})
+        self.b.arm.put(f"{self.base}/{name}", {"location": location,
+                                               "properties": {"authMode": "Key", "traffic": {self.DEPLOYMENT: 100}}})
+        return self.get(name)
+
+    def get(self, name: str) -> DeploymentInfo:
+        return self._info(self.b.arm.get(f"{self.base}/{name}"))
+
+    def list(self) -> list[DeploymentInfo]:
+        return [self._info(e) for e in self.b.arm.get(self.base).get("value", [])]
+
+    def keys(self, name: str) -> tuple[str, str]:
+        body = self.b.arm.post(f"{self.base}/{name}/listKeys")
+        return body.get("primaryKey", ""), body.get("secondaryKey", "")
+
+    def regenerate_key(self, name: str, which: str) -> None:
+        self.b.arm.post(f"{self.base}/{name}/regenerateKeys", {"keyType": which.capitalize()}, wait=True)
+
+    def logs(self, name: str, tail: int | None = None) -> str:
+        body = self.b.arm.post(f"{self.base}/{name}/deployments/{self.DEPLOYMENT}/getLogs",
+                               {"containerType": "InferenceServer", "tail": int(tail or 200)})
+        return body.get("content", "")
+
+    def delete(self, name: str, timeout: float = 0) -> None:
+        self.b.arm.delete(f"{self.base}/{name}")
+
+    def build_image(self, name: str) -> str:
+        _not_yet("building images (Azure builds them for managed endpoints)")
