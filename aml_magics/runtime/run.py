@@ -56,6 +56,12 @@ class Run:
             if run_id and uri:
                 _context = cls(os.environ.get(ENV_EXPERIMENT), run_id, _tracking_uri=uri)
                 _install_ipython_flush()
+            elif os.environ.get("MLFLOW_RUN_ID") and os.environ.get("MLFLOW_TRACKING_URI"):
+                # inside an Azure ML job: log through the MLflow endpoint the job's environment provides
+                from .mlflow_run import MlflowRun
+
+                _context = MlflowRun(os.environ["MLFLOW_TRACKING_URI"], os.environ["MLFLOW_RUN_ID"],
+                                     os.environ.get(ENV_EXPERIMENT) or os.environ.get("MLFLOW_EXPERIMENT_NAME"))
             elif allow_offline:
                 _context = _OfflineRun()
             else:

@@ -76,9 +76,12 @@ def test_what_is_not_there_yet_says_so_in_one_line(azure, tmp_path):
         client.environments.list()
     with pytest.raises(AmlError, match="not available on the azure backend yet"):
         client.datastores.upload(tmp_path, "x")
-    with pytest.raises(AmlError, match="not available on the azure backend yet"):
-        client.runs.submit(RunSubmission(kind="notebook", experiment="e", source_dir=tmp_path, entry="n.ipynb",
-                                         compute="cpu"))
+    (tmp_path / "lab.ipynb").write_text("{}")
+    run = client.runs.submit(RunSubmission(kind="notebook", experiment="e", source_dir=tmp_path, entry="lab.ipynb",
+                                           compute="cpu", parameters={"alpha": 0.5}))
+    job = [c for c in fake.calls if c.operation == "Jobs_CreateOrUpdate"][-1]
+    assert job.body["properties"]["command"] == "python -m papermill lab.ipynb outputs/lab.ipynb -p alpha 0.5"
+    assert run.id in job.path
 
 
 def test_metrics_come_from_the_workspace_mlflow_endpoint(spec, mlflow_server):

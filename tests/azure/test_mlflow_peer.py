@@ -43,3 +43,28 @@ def test_runs_metrics_params_tags_round_trip(mlflow_server):
     assert [r["info"]["run_id"] for r in found] == [run_id]
     with pytest.raises(NotFound):
         ml.get_run("0" * 32)
+
+
+def test_run_get_context_inside_a_job_logs_through_mlflow(mlflow_server, tmp_path):
+    """A script as an Azure ML job runs it: MLFLOW_TRACKING_URI and MLFLOW_RUN_ID set, no local workspace."""
+    import os
+    import subprocess
+    import sys
+
+    ml = MlflowRest(mlflow_server)
+    run_id = ml.create_run("in-job")
+    (tmp_path / "train.py").write_text(
+        "from aml_magics import Run\nrun = Run.get_context()\n"
+        "for i in range(1500):\n    run.log('loss', 1.0 / (i + 1))\n"
+        "run.log_param('lr', 0.1)\nrun.tag('stage', 'job')\nprint(run)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AML_MAGICS_")}
+    env.update(MLFLOW_TRACKING_URI=mlflow_server, MLFLOW_RUN_ID=run_id)
+    out = subprocess.run([sys.executable, "train.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "MLflow tracking" in out.stdout
+    history = ml.metric_history(run_id, "loss")
+    assert [s for s, _, _ in history] == list(range(1500))  # flushed at exit, in MLflow-sized batches
+    data = ml.get_run(run_id)["data"]
+    assert {p["key"]: p["value"] for p in data["params"]} == {"lr": "0.1"}
+    assert {t["key"]: t["value"] for t in data["tags"]}["stage"] == "job"

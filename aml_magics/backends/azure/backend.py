@@ -71,7 +71,7 @@ class AzureBackend(Backend):
     def submit(self, sub: RunSubmission) -> str:
         from ..local import snapshot
 
-        if sub.kind not in ("cell", "script"):
+        if sub.kind not in ("cell", "script", "notebook"):
             _not_yet(f"{sub.kind} runs")
         if sub.in_values or sub.out_vars:
             _not_yet("--in/--out")
@@ -89,7 +89,13 @@ class AzureBackend(Backend):
             code_id = ops.upload_code(self.arm, self.ws, files)
         name = _job_name(sub.experiment)
         entry = CELL_FILE if sub.kind == "cell" else sub.entry
-        command = " ".join(["python", _quote(entry), *(_quote(a) for a in sub.args)])
+        if sub.kind == "notebook":
+            # papermill runs it in the job (the environment needs papermill and ipykernel)
+            params = [x for k, v in sub.parameters.items() for x in ("-p", str(k), str(v))]
+            command = " ".join(["python", "-m", "papermill", _quote(entry), _quote(f"outputs/{Path(entry).name}"),
+                                *(_quote(p) for p in params)])
+        else:
+            command = " ".join(["python", _quote(entry), *(_quote(a) for a in sub.args)])
         inputs = {k: _datastore_uri(v) for k, v in sub.inputs.items()}
         body = ops.command_job_body(
             command=command, environment_id=sub.environment or DEFAULT_ENVIRONMENT,
