@@ -85,7 +85,8 @@ class Client:
     @classmethod
     def connect(cls, subscription: str | None = None, resource_group: str | None = None, workspace: str | None = None,
                 *, device_code: bool = False, credential: Any = None, base_url: str | None = None,
-                mlflow_uri: str | None = None, prompt: Callable[[str], Any] = print) -> "Client":
+                mlflow_uri: str | None = None, storage: tuple[str, str] | None = None,
+                prompt: Callable[[str], Any] = print) -> "Client":
         """A client on an Azure ML workspace: named here, or from the config.json Azure ML's SDKs would find."""
         from ..backends.azure.auth import credential as make_credential
         from ..backends.azure.auth import workspace_ref
@@ -95,7 +96,8 @@ class Client:
         cred = make_credential("device-code" if device_code else "default", prompt=prompt, passed=credential)
         key = (ref.subscription_id, ref.resource_group, ref.workspace_name)
         _azure_options[key] = {"credential": cred, **({"base_url": base_url} if base_url else {}),
-                               **({"mlflow_uri": mlflow_uri} if mlflow_uri else {})}
+                               **({"mlflow_uri": mlflow_uri} if mlflow_uri else {}),
+                               **({"storage": storage} if storage else {})}
         cache = default_workspace_path().parent.parent / "azure" / ref.workspace_name
         source = "connect" if subscription else "config.json"
         return cls(config=WorkspaceConfig("azure", cache, source, ref.workspace_name, azure=key))

@@ -34,13 +34,14 @@ class AzureBackend(Backend):
     name = "azure"
 
     def __init__(self, ws: WorkspaceRef, credential: Any, *, base_url: str | None = None,
-                 mlflow_uri: str | None = None, sleep=time.sleep):
+                 mlflow_uri: str | None = None, storage: tuple[str, str] | None = None, sleep=time.sleep):
         kwargs = {"base_url": base_url} if base_url else {}
         self.ws = ws
         self.arm = ArmClient(credential, sleep=sleep, **kwargs)
         self._credential = credential
         self._mlflow_uri = mlflow_uri
         self._mlflow = None
+        self._storage = storage  # (account URL, account name): a storage emulator, or a sovereign cloud
 
     def __repr__(self) -> str:
         return f"AzureBackend({self.ws})"
@@ -227,14 +228,84 @@ class AzureBackend(Backend):
             counts[info.experiment] = counts.get(info.experiment, 0) + 1
         return [ExperimentInfo(name, n) for name, n in sorted(counts.items())]
 
+    # -- datastores: the storage behind them, with the credentials the workspace holds ----------------------------
+
+    def _container(self, datastore: str | None):
+        from .blob import BlobContainer
+
+        if datastore:
+            body = self.arm.get(f"{self.ws.path}/datastores/{datastore}")
+        else:
+            stores = self.arm.get(f"{self.ws.path}/datastores").get("value", [])
+            body = next((d for d in stores if (d.get("properties") or {}).get("isDefault")), stores[0] if stores else None)
+            if body is None:
+                raise NotFound("the workspace has no datastore")
+        name = body.get("name") or datastore
+        props = body.get("properties") or {}
+        if props.get("datastoreType") not in ("AzureBlob", None):
+            _not_yet(f"{props.get('datastoreType')} datastores")
+        secrets = self.arm.post(f"{self.ws.path}/datastores/{name}/listSecrets")
+        account, container = props.get("accountName", ""), props.get("containerName", "")
+        if self._storage is not None:  # an emulator or another cloud's endpoint, for this account
+            base, account = self._storage
+        else:
+            base = f"{props.get('protocol') or 'https'}://{account}.blob.{props.get('endpoint') or 'core.windows.net'}"
+        kind = secrets.get("secretsType")
+        if kind == "AccountKey":
+            return BlobContainer(f"{base}/{container}", account, key=secrets.get("key"))
+        if kind == "Sas":
+            return BlobContainer(f"{base}/{container}", account, sas=secrets.get("sasToken"))
+        _not_yet(f"datastores with {kind} credentials")
+
     def datastore_upload(self, src, target, datastore, overwrite):
-        _not_yet("datastore upload")
+        from ..local.snapshot import plan_snapshot
+
+        src = Path(src)
+        container = self._container(datastore)
+        target = _clean_datastore_path(target)
+        files = [(src, src.name)] if src.is_file() else plan_snapshot(src, 10**12)
+        existing = {name for name, _ in container.list(target)} if not overwrite else set()
+        done = []
+        for path, rel in files:
+            name = "/".join(x for x in (target, rel) if x)
+            if name in existing:
+                from ...core.errors import Conflict
+
+                raise Conflict(f"{name} exists in the datastore; add --overwrite to replace it")
+            container.put(name, Path(path).read_bytes())
+            done.append(name)
+        return done
 
     def datastore_list(self, path, datastore):
-        _not_yet("datastore listing")
+        from ...core.types import DatastoreEntry
+
+        container = self._container(datastore)
+        prefix = _clean_datastore_path(path)
+        return [DatastoreEntry(name, size, False) for name, size in container.list(prefix + "/" if prefix else "")]
 
     def datastore_download(self, path, target, datastore, overwrite):
-        _not_yet("datastore download")
+        container = self._container(datastore)
+        prefix = _clean_datastore_path(path)
+        names = [n for n, _ in container.list(prefix)]
+        if not names:
+            raise NotFound(f"nothing at {path!r} in the datastore")
+        target = Path(target)
+        parent = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        done = []
+        for name in names:
+            if prefix and name != prefix and not name.startswith(prefix + "/"):
+                continue  # "tables" must not take "tables2/…"
+            dest = (target / (name[len(parent):].lstrip("/") if parent else name)).resolve()
+            if target.resolve() not in dest.parents:
+                raise InvalidInput(f"{name} would be written outside {target}")
+            if dest.exists() and not overwrite:
+                from ...core.errors import Conflict
+
+                raise Conflict(f"{dest} exists; add --overwrite to replace it")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(container.get(name))
+            done.append(str(dest))
+        return done
 
     def resolve_input(self, uri: str) -> str:
         return _datastore_uri(uri)
@@ -319,6 +390,13 @@ class AzureBackend(Backend):
             _not_yet(name.replace("_", " "))
 
         return unavailable
+
+
+def _clean_datastore_path(path: str) -> str:
+    parts = [p for p in str(path or "").replace("\\", "/").split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise InvalidInput(f"datastore path {path!r} must stay inside the datastore (no '..')")
+    return "/".join(parts)
 
 
 def _job_name(experiment: str) -> str:

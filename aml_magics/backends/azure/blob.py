@@ -1,0 +1,112 @@
+"""Azure Blob storage over REST for datastores (Shared Key or SAS), no azure-storage-blob dependency.
+
+Put Blob for small files, Put Block + Put Block List for large ones, Get Blob, List Blobs. The account key
+is only held in memory for the request being signed; it never appears in errors or reprs.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from datetime import datetime, timezone
+from typing import Iterator
+from urllib.parse import quote, unquote, urlsplit
+
+from ...core.errors import AmlError, AuthError, NotFound
+
+VERSION = "2021-08-06"
+BLOCK = 4 << 20
+
+
+class BlobContainer:
+    """One container: ``base`` is its URL (``https://ACCOUNT.blob.core.windows.net/CONTAINER``, or an
+    emulator's path-style ``http://127.0.0.1:10000/ACCOUNT/CONTAINER``)."""
+
+    def __init__(self, base: str, account: str, *, key: str | None = None, sas: str | None = None):
+        import requests
+
+        if not key and not sas:
+            raise AuthError("the datastore gave no credential (account key or SAS)")
+        self.base = base.rstrip("/")
+        self.account = account
+        self._key = base64.b64decode(key) if key else None
+        self._sas = (sas or "").lstrip("?")
+        self.session = requests.Session()
+
+    def __repr__(self) -> str:
+        return f"BlobContainer({self.base})"
+
+    def _sign(self, method: str, url: str, headers: dict[str, str], length: int) -> None:
+        headers["x-ms-date"] = datetime.now(timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
+        headers["x-ms-version"] = VERSION
+        if self._key is None:
+            return
+        parts = urlsplit(url)
+        canonical_headers = "".join(f"{k.lower()}:{v.strip()}\n" for k, v in sorted(headers.items(), key=lambda i: i[0].lower())
+                                    if k.lower().startswith("x-ms-"))
+        resource = f"/{self.account}{parts.path}" if parts.path else f"/{self.account}/"  # the encoded path
+        query: dict[str, list[str]] = {}
+        for pair in filter(None, parts.query.split("&")):
+            k, _, v = pair.partition("=")
+            query.setdefault(unquote(k).lower(), []).append(unquote(v))
+        for k in sorted(query):
+            resource += f"\n{k}:{','.join(sorted(query[k]))}"
+        to_sign = "\n".join([method, "", "", str(length) if length else "", "", headers.get("Content-Type", ""),
+                             "", "", "", "", "", ""]) + "\n" + canonical_headers + resource
+        signature = base64.b64encode(hmac.new(self._key, to_sign.encode(), hashlib.sha256).digest()).decode()
+        headers["Authorization"] = f"SharedKey {self.account}:{signature}"
+
+    def _request(self, method: str, path: str, query: str = "", data: bytes = b"", extra: dict | None = None):
+        url = f"{self.base}/{quote(path)}" if path else self.base
+        if query:
+            url += "?" + query
+        if self._sas:
+            url += ("&" if "?" in url else "?") + self._sas
+        headers = dict(extra or {})
+        self._sign(method, url, headers, len(data))
+        resp = self.session.request(method, url, data=data if method == "PUT" else None, headers=headers, timeout=300)
+        if resp.status_code == 404:
+            raise NotFound(f"no blob {path or self.base.rsplit('/', 1)[-1]} in the datastore")
+        if resp.status_code in (401, 403):
+            raise AuthError(f"the storage account refused access (HTTP {resp.status_code}); check the datastore's "
+                            "credentials in the Azure ML studio")
+        if resp.status_code >= 300:
+            code = re.search(r"<Code>([^<]+)</Code>", resp.text or "")
+            raise AmlError(f"blob storage {method} {path}: HTTP {resp.status_code} {code.group(1) if code else ''}".strip())
+        return resp
+
+    def create(self) -> None:
+        """Create the container (the emulator starts empty; real datastores have theirs)."""
+        self._request("PUT", "", "restype=container")
+
+    def put(self, path: str, data: bytes, block_size: int = BLOCK) -> None:
+        if len(data) <= block_size:
+            self._request("PUT", path, data=data, extra={"x-ms-blob-type": "BlockBlob",
+                                                         "Content-Type": "application/octet-stream"})
+            return
+        ids = []
+        for i in range(0, len(data), block_size):
+            block_id = base64.b64encode(f"{i // block_size:08d}".encode()).decode()
+            self._request("PUT", path, f"comp=block&blockid={quote(block_id, safe='')}", data[i:i + block_size])
+            ids.append(block_id)
+        body = ("<?xml version='1.0' encoding='utf-8'?><BlockList>" + "".join(f"<Latest>{b}</Latest>" for b in ids)
+                + "</BlockList>").encode()
+        self._request("PUT", path, "comp=blocklist", body, extra={"Content-Type": "application/xml"})
+
+    def get(self, path: str) -> bytes:
+        return self._request("GET", path).content
+
+    def list(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+        marker = ""
+        while True:
+            query = "restype=container&comp=list" + (f"&prefix={quote(prefix, safe='')}" if prefix else "") \
+                + (f"&marker={quote(marker, safe='')}" if marker else "")
+            text = self._request("GET", "", query).text
+            for name, size in re.findall(r"<Blob>.*?<Name>([^<]+)</Name>.*?<Content-Length>(\d+)</Content-Length>", text,
+                                         re.S):
+                yield unquote(name), int(size)
+            found = re.search(r"<NextMarker>([^<]*)</NextMarker>", text)
+            marker = found.group(1) if found else ""
+            if not marker:
+                return

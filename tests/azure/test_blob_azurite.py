@@ -1,0 +1,103 @@
+"""Blob uploads against a real Azure Storage emulator: Azurite (npm), on loopback, Shared Key auth."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from aml_magics.backends.azure.blob import BlobContainer
+from aml_magics.core.errors import AuthError, NotFound
+
+pytestmark = pytest.mark.azure_contract
+
+ACCOUNT = "devstoreaccount1"  # Azurite's well-known development account and key (public, documented)
+KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+@pytest.fixture(scope="module")
+def azurite(tmp_path_factory):
+    exe = os.environ.get("AML_MAGICS_AZURITE") or shutil.which("azurite-blob") or "/tmp/azurite/node_modules/.bin/azurite-blob"
+    if not Path(exe).exists():
+        pytest.fail("Azurite is missing: scripts/test installs it with npm (set AML_MAGICS_AZURITE)")
+    folder = tmp_path_factory.mktemp("azurite")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([exe, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(folder),
+                             "--skipApiVersionCheck", "--silent"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}/{ACCOUNT}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            requests.get(base, timeout=1)
+            break
+        except requests.RequestException:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("Azurite did not start")
+            time.sleep(0.2)
+    yield base
+    os.killpg(proc.pid, 15)
+    proc.wait(10)
+
+
+def test_put_get_list_with_shared_key(azurite):
+    c = BlobContainer(f"{azurite}/datastore", ACCOUNT, key=KEY)
+    c.create()
+    c.put("tables/small.csv", b"a,b\n1,2\n")
+    big = os.urandom(2_500_000)
+    c.put("models/big model.bin", big, block_size=1_000_000)  # Put Block ×3 + Put Block List
+    assert c.get("tables/small.csv") == b"a,b\n1,2\n"
+    assert c.get("models/big model.bin") == big
+    assert sorted(c.list()) == [("models/big model.bin", 2_500_000), ("tables/small.csv", 8)]
+    assert list(c.list("tables/")) == [("tables/small.csv", 8)]
+    with pytest.raises(NotFound):
+        c.get("missing.txt")
+    wrong = BlobContainer(f"{azurite}/datastore", ACCOUNT, key="d3Jvbmc=")
+    with pytest.raises(AuthError) as info:
+        wrong.get("tables/small.csv")
+    assert KEY not in str(info.value) and KEY not in repr(c)
+
+
+def test_datastore_upload_list_download_through_the_workspace(azurite, tmp_path):
+    """ARM (the contract fake) hands out the datastore and its key; the files go to Azurite."""
+    from aml_magics.core.client import Client
+    from aml_magics.core.errors import Conflict, InvalidInput
+
+    from .contract import FakeArm
+    from .test_rest_contract import StaticToken
+
+    fake = FakeArm()
+
+    def azurite_key(call, status, body):  # Microsoft's example key is the placeholder "string"
+        return status, {**body, "key": KEY}
+
+    fake.overrides["Datastores_ListSecrets"] = azurite_key
+    try:
+        client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "ds-ws",
+                                credential=StaticToken(fake.token), base_url=fake.base_url, storage=(azurite, ACCOUNT))
+        BlobContainer(f"{azurite}/string", ACCOUNT, key=KEY).create()  # the example datastore's container
+        (tmp_path / "data").mkdir()
+        (tmp_path / "data" / "train.csv").write_text("x,y\n1,2\n")
+        (tmp_path / "data" / "sub").mkdir()
+        (tmp_path / "data" / "sub" / "more.csv").write_text("x,y\n3,4\n")
+        uploaded = client.datastores.upload(tmp_path / "data", "tables", datastore="string")
+        assert sorted(uploaded) == ["tables/sub/more.csv", "tables/train.csv"]
+        with pytest.raises(Conflict, match="--overwrite"):
+            client.datastores.upload(tmp_path / "data", "tables", datastore="string")
+        assert [e.path for e in client.datastores.ls("tables", datastore="string")] == ["tables/sub/more.csv",
+                                                                                      "tables/train.csv"]
+        got = client.datastores.download("tables", tmp_path / "out", datastore="string")
+        assert (tmp_path / "out" / "tables" / "sub" / "more.csv").read_text() == "x,y\n3,4\n" and len(got) == 2
+        with pytest.raises(InvalidInput, match="inside the datastore"):
+            client.datastores.upload(tmp_path / "data", "../escape", datastore="string")
+        assert {c.operation for c in fake.calls} == {"Datastores_Get", "Datastores_ListSecrets"}
+    finally:
+        fake.close()
+    assert not fake.violations, fake.violations
