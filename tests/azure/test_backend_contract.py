@@ -144,3 +144,29 @@ def test_register_a_job_output_and_deploy_it_to_a_managed_endpoint(azure, tmp_pa
     client.deployments.regenerate_key("digits-ep", "primary")
     client.deployments.delete("digits-ep")
     assert [c for c in fake.calls if c.operation == "OnlineEndpoints_Delete"]
+
+
+def test_the_magics_on_an_azure_workspace_never_show_the_token(azure, ip, capsys, tmp_path):
+    client, fake = azure
+    magics = ip.magics_manager.registry["AmlMagics"]
+    magics._client = client  # what %aml connect does after signing in
+    shown = []
+    for line in ("", "compute", "runs", "experiments", "models digits", "services"):
+        result = ip.run_line_magic("aml", line)
+        shown.append(repr(result))
+        if hasattr(result, "_repr_html_"):
+            shown.append(result._repr_html_())
+    run = ip.run_cell_magic("aml", "run -c cpu-cluster -e azure-cell", "print('hello from Azure')\n")
+    shown += [repr(run), repr(client.runs.get(run.id))]
+    fake.overrides["Jobs_Get"] = lambda call, status, body: (401, {"error": {"code": "ExpiredAuthenticationToken",
+                                                                              "message": "the token expired"}})
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match="az login") as info:
+        ip.run_line_magic("aml", f"show {run.id} --static")
+    shown.append(str(info.value))
+    captured = capsys.readouterr()
+    shown += [captured.out, captured.err]
+    text = "\n".join(shown)
+    assert "compute123" in text and "azure-cell" in text
+    assert fake.token not in text
