@@ -274,10 +274,7 @@ class LocalBackend(Backend):
             if not self.store.reopen_run(run_id):
                 raise Conflict(f"run {run_id} changed state meanwhile; try again")
             # reopened as Starting: give the slot back to the queue when the compute is full
-            if self.store.query_one(
-                "SELECT COUNT(*) FROM runs WHERE compute=? AND status IN ('Starting','Running','Finalizing') AND kind != 'sweep'",
-                (row["compute"],),
-            )[0] > limit:
+            if self.store.busy_slots(row["compute"]) > limit:
                 self.store.update_run(run_id, status="Queued")
                 dispatch_queue(self.path, self.store, row["compute"])
                 return

@@ -142,6 +142,16 @@ MIGRATIONS: list[str] = [
 ]
 
 
+def _busy(conn: sqlite3.Connection, compute: str) -> int:
+    """Slots of ``compute`` in use: its runs between Starting and Finalizing (a sweep's controller only
+    orchestrates, its trials take the slots)."""
+    placeholders = ",".join("?" * len(SLOT_STATES))
+    return conn.execute(
+        f"SELECT COUNT(*) FROM runs WHERE compute=? AND status IN ({placeholders}) AND kind != 'sweep'",
+        (compute, *SLOT_STATES),
+    ).fetchone()[0]
+
+
 def _storage_error(exc: sqlite3.OperationalError) -> Exception:
     """A clear error for a full disk or a read-only workspace; other errors unchanged."""
     from ...core.errors import StorageError, storage_reason
@@ -463,6 +473,10 @@ class Store:
             "SELECT status, ts, reason FROM status_history WHERE run=? ORDER BY rowid", (self.run_pk(run_id),)
         )
 
+    def busy_slots(self, compute: str) -> int:
+        with self._lock:
+            return _busy(self._conn, compute)
+
     def reopen_run(self, run_id: str) -> bool:
         """Failed/Canceled → Starting for a resumed sweep or AutoML run (its history is kept)."""
         now = time.time()
@@ -483,12 +497,8 @@ class Store:
     def claim_slot(self, run_id: str, compute: str, max_concurrent: int) -> bool:
         """Queued/NotStarted → Starting if the compute target has a free slot (atomic)."""
         now = time.time()
-        placeholders = ",".join("?" * len(SLOT_STATES))
         with self.write() as c:
-            busy = c.execute(
-                f"SELECT COUNT(*) FROM runs WHERE compute=? AND status IN ({placeholders}) AND kind != 'sweep'",
-                (compute, *SLOT_STATES),
-            ).fetchone()[0]
+            busy = _busy(c, compute)
             if busy >= max_concurrent:
                 return False
             cur = c.execute(
@@ -505,12 +515,8 @@ class Store:
     def claim_next_queued(self, compute: str, max_concurrent: int) -> str | None:
         """The oldest Queued run on ``compute``, moved to Starting, if a slot is free."""
         now = time.time()
-        placeholders = ",".join("?" * len(SLOT_STATES))
         with self.write() as c:
-            busy = c.execute(
-                f"SELECT COUNT(*) FROM runs WHERE compute=? AND status IN ({placeholders}) AND kind != 'sweep'",
-                (compute, *SLOT_STATES),
-            ).fetchone()[0]
+            busy = _busy(c, compute)
             if busy >= max_concurrent:
                 return None
             row = c.execute(
