@@ -91,6 +91,10 @@ class Run:
     def tracker(self) -> tracking.Tracker:
         if self._tracking_uri is None:
             self._tracking_uri = self.client.backend.tracking_uri
+        if not self._tracking_uri:
+            from ..core.errors import InvalidInput
+
+            raise InvalidInput(f"run {self.id} is on an Azure ML workspace: log from inside it with Run.get_context()")
         return tracking.tracker_for(self._tracking_uri)
 
     @property

@@ -350,7 +350,7 @@ class FakeArm:
         headers = {}
         for k, v in (resp.get("headers") or {}).items():
             if k.lower() in ("location", "azure-asyncoperation"):
-                headers[k] = self.base_url + "/lro?done=" + json.dumps(_plain_path(op, params))
+                headers[k] = self.base_url + "/lro"  # the example's monitor URL, pointed at this fake
             else:
                 headers[k] = str(v)
         return int(code), headers, json.loads(text) if text is not None else None
@@ -393,7 +393,3 @@ def _discriminators(body: Any) -> set:
                 found.add((k, v))
             found |= _discriminators(v)
     return found
-
-
-def _plain_path(op: dict, params: dict) -> str:
-    return op["operationId"]

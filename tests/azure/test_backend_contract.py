@@ -75,6 +75,8 @@ def test_what_is_not_there_yet_says_so_in_one_line(azure, tmp_path):
     with pytest.raises(AmlError, match="not available on the azure backend yet"):
         client.environments.list()
     with pytest.raises(AmlError, match="not available on the azure backend yet"):
+        client.doctor()
+    with pytest.raises(AmlError, match="account key is not a valid key"):  # Microsoft's example key is "string"
         client.datastores.upload(tmp_path, "x")
     (tmp_path / "lab.ipynb").write_text("{}")
     run = client.runs.submit(RunSubmission(kind="notebook", experiment="e", source_dir=tmp_path, entry="lab.ipynb",

@@ -381,15 +381,24 @@ class AzureBackend(Backend):
     def deployments(self) -> "AzureDeployments":
         return AzureDeployments(self)
 
-    def __getattr__(self, name: str):
-        # model registry, deployments, environments: the rest of issue 7
-        if name.startswith("_"):
-            raise AttributeError(name)
+    # the rest of the registry and environments: not on this backend yet (issue 7)
 
-        def unavailable(*args, **kwargs):
-            _not_yet(name.replace("_", " "))
+    tracking_uri = ""  # runs here are tracked by the workspace's MLflow endpoint, not a local store
 
-        return unavailable
+    def add_model_tags(self, name: str, version: int, tags: dict[str, Any]):
+        _not_yet("tagging model versions")
+
+    def register_environment(self, name: str, spec):
+        _not_yet("environments (use --env azureml://registries/…/environments/…)")
+
+    def get_environment(self, name: str, version: int | None = None):
+        _not_yet("environments")
+
+    def list_environments(self):
+        _not_yet("environments")
+
+    def environment_python(self, ref: str, progress=print) -> str:
+        _not_yet("building environments")
 
 
 def _clean_datastore_path(path: str) -> str:
@@ -426,6 +435,7 @@ def _ts(text: str | None) -> float | None:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
 
 
 ENDPOINT_STATES = {"Succeeded": "Healthy", "Creating": "Transitioning", "Updating": "Transitioning",

@@ -30,7 +30,11 @@ class BlobContainer:
             raise AuthError("the datastore gave no credential (account key or SAS)")
         self.base = base.rstrip("/")
         self.account = account
-        self._key = base64.b64decode(key) if key else None
+        try:
+            self._key = base64.b64decode(key, validate=True) if key else None
+        except ValueError:
+            raise AuthError("the datastore's account key is not a valid key; check its credentials in the Azure ML "
+                            "studio") from None
         self._sas = (sas or "").lstrip("?")
         self.session = requests.Session()
 

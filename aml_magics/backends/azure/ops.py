@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -163,5 +162,4 @@ def compute_id(ws: WorkspaceRef, compute: str) -> str:
 def environ_for_job(run_id: str, experiment: str) -> dict[str, str]:
     """What ``Run.get_context()`` inside the job uses to find its run (MLflow env comes from the job)."""
     return {"AML_MAGICS_RUN_ID": run_id, "AML_MAGICS_EXPERIMENT": experiment, "AML_MAGICS_BACKEND": "azure",
-            "PYTHONUNBUFFERED": "1", **({"AML_MAGICS_TRACE": os.environ["AML_MAGICS_TRACE"]}
-                                         if "AML_MAGICS_TRACE" in os.environ else {})}
+            "PYTHONUNBUFFERED": "1"}
