@@ -33,6 +33,12 @@ class Dashboard:
         self._closed = False
         self.opened: Dashboard | None = None  # a dashboard this one opened below itself
 
+    @property
+    def remote_pace(self) -> tuple[float, float] | None:
+        """A remote workspace (Azure ML) is asked at most every 2 s, backing off to 10 s; the poller reads this."""
+        client = getattr(self, "client", None)
+        return (2.0, 10.0) if client is not None and client.config.backend != "local" else None
+
     def open_below(self, output: w.Output, dashboard: "Dashboard") -> "Dashboard":
         """Show ``dashboard`` in ``output``, replacing (and stopping) the one opened there before."""
         if self.opened is not None:
