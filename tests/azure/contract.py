@@ -99,8 +99,7 @@ def _normalize(path: str) -> str:
                 parts.append(p)
         elif p not in ("", "."):
             parts.append(p)
-    joined = "/".join(parts)
-    return joined if not path.startswith("../") or joined.startswith("..") else joined
+    return "/".join(parts)
 
 
 class Validator:
