@@ -23,6 +23,7 @@ from .rest import ArmClient, WorkspaceRef
 
 DEFAULT_ENVIRONMENT = "azureml://registries/azureml/environments/sklearn-1.5/labels/latest"
 CELL_FILE = "__aml_cell__.py"
+SWEEP_HELPER = "__aml_sweep__.py"
 
 
 def _not_yet(what: str):
@@ -72,38 +73,62 @@ class AzureBackend(Backend):
     def submit(self, sub: RunSubmission) -> str:
         from ..local import snapshot
 
-        if sub.kind not in ("cell", "script", "notebook"):
+        if sub.kind not in ("cell", "script", "notebook", "sweep"):
             _not_yet(f"{sub.kind} runs")
         if sub.in_values or sub.out_vars:
             _not_yet("--in/--out")
         if sub.compute in ("", "local"):
             raise InvalidInput("choose one of the workspace's compute targets with -c (see %aml compute)")
+        sweep = sub.settings if sub.kind == "sweep" else None
+        if sweep is not None:
+            ops.check_sweep_settings(sweep)  # before anything is uploaded
+        template = sweep["template"] if sweep else {"kind": sub.kind, "entry": sub.entry, "code": sub.code,
+                                                   "args": sub.args, "parameters": sub.parameters}
+        kind, entry = template["kind"], template["entry"]
         source = Path(sub.source_dir).resolve()
         files = snapshot.plan_snapshot(source, sub.snapshot_max_bytes)
         with tempfile.TemporaryDirectory() as tmp:
-            if sub.kind == "cell":
+            if kind == "cell":
+                code = template["code"] or ""
+                if sweep:  # each declared expression reads this trial's value from the command line
+                    code = _sweep_cell(code, template.get("spans") or [])
+                    helper = Path(tmp) / SWEEP_HELPER
+                    helper.write_text(_sweep_helper(sweep["space"]), encoding="utf-8")
+                    files = [*files, (helper, SWEEP_HELPER)]
                 cell = Path(tmp) / CELL_FILE
-                cell.write_text(sub.code or "", encoding="utf-8")
+                cell.write_text(code, encoding="utf-8")
                 files = [*files, (cell, CELL_FILE)]
-            elif not (source / sub.entry).is_file():
-                raise NotFound(f"script {sub.entry!r} not found in {source}")
+                entry = CELL_FILE
+            elif not (source / entry).is_file():
+                raise NotFound(f"{'notebook' if kind == 'notebook' else 'script'} {entry!r} not found in {source}")
             code_id = ops.upload_code(self.arm, self.ws, files)
         name = _job_name(sub.experiment)
-        entry = CELL_FILE if sub.kind == "cell" else sub.entry
-        if sub.kind == "notebook":
+        placeholders = {k: "${{search_space.%s}}" % k for k in (sweep["space"] if sweep else {})}
+        if kind == "notebook":
             # papermill runs it in the job (the environment needs papermill and ipykernel)
-            params = [x for k, v in sub.parameters.items() for x in ("-p", str(k), str(v))]
+            params = [x for k, v in (template.get("parameters") or {}).items() for x in ("-p", str(k), str(v))]
+            params += [x for k, v in placeholders.items() for x in ("-p", k, v)]
             command = " ".join(["python", "-m", "papermill", _quote(entry), _quote(f"outputs/{Path(entry).name}"),
-                                *(_quote(p) for p in params)])
+                                *(_quote_arg(p) for p in params)])
         else:
-            command = " ".join(["python", _quote(entry), *(_quote(a) for a in sub.args)])
+            from ...sweep.space import format_args
+
+            args = list(template.get("args") or [])
+            if sweep:
+                args = format_args([] if kind == "cell" else args, placeholders)
+            command = " ".join(["python", _quote(entry), *(_quote_arg(a) for a in args)])
         inputs = {k: _datastore_uri(v) for k, v in sub.inputs.items()}
-        body = ops.command_job_body(
-            command=command, environment_id=sub.environment or DEFAULT_ENVIRONMENT,
-            compute_id=ops.compute_id(self.ws, sub.compute), code_id=code_id, experiment=sub.experiment,
-            display_name=sub.display_name, env_vars={**ops.environ_for_job(name, sub.experiment),
-                                                     **sub.environment_variables},
-            inputs=inputs or None, tags=sub.tags)
+        common = dict(command=command, environment_id=sub.environment or DEFAULT_ENVIRONMENT,
+                      compute_id=ops.compute_id(self.ws, sub.compute), code_id=code_id, experiment=sub.experiment,
+                      display_name=sub.display_name, inputs=inputs or None, tags=sub.tags)
+        if sweep:  # trials find their own MLflow run (MLFLOW_RUN_ID); the sweep's name is their parent
+            body = ops.sweep_job_body(settings=sweep, env_vars={"AML_MAGICS_SWEEP_ID": name,
+                                                                "AML_MAGICS_EXPERIMENT": sub.experiment,
+                                                                "AML_MAGICS_BACKEND": "azure", "PYTHONUNBUFFERED": "1",
+                                                                **sub.environment_variables}, **common)
+        else:
+            body = ops.command_job_body(env_vars={**ops.environ_for_job(name, sub.experiment),
+                                                  **sub.environment_variables}, **common)
         ops.submit_job(self.arm, self.ws, name, body)
         return name
 
@@ -132,6 +157,12 @@ class AzureBackend(Backend):
         return self._info(ops.job(self.arm, self.ws, run_id), with_metrics)
 
     def list_runs(self, *, experiment=None, status=None, parent_run_id=None, limit=100, offset=0):
+        if parent_run_id:  # a sweep's trials: child runs are found through MLflow, as Azure ML documents
+            infos = self._child_runs(parent_run_id)
+            if status:
+                infos = [i for i in infos if i.status in status]
+            total = len(infos)
+            return (infos[offset:offset + limit] if limit is not None else infos[offset:]), total
         bodies, url = [], f"{self.ws.path}/jobs"
         page = self.arm.get(url)
         while True:
@@ -149,6 +180,18 @@ class AzureBackend(Backend):
         total = len(infos)
         infos = infos[offset:offset + limit] if limit is not None else infos[offset:]
         return infos, total
+
+    def _child_runs(self, parent_run_id: str) -> list[RunInfo]:
+        parent = ops.job(self.arm, self.ws, parent_run_id)
+        experiment = (parent.get("properties") or {}).get("experimentName") or "Default"
+        client = self.mlflow()
+        try:
+            experiment_id = client.experiment_id(experiment, create=False)
+        except NotFound:
+            return []
+        safe = parent_run_id.replace("'", "")
+        runs = client.search_runs([experiment_id], max_results=1000, filter=f"tags.mlflow.parentRunId = '{safe}'")
+        return sorted((_mlflow_info(r, experiment, parent_run_id) for r in runs), key=lambda i: i.created or 0)
 
     def run_ids(self) -> list[str]:
         return [i.run_id for i in self.list_runs(limit=None)[0]]
@@ -417,6 +460,66 @@ def _quote(arg: str) -> str:
     import shlex
 
     return shlex.quote(str(arg))
+
+
+MLFLOW_STATES = {"RUNNING": "Running", "SCHEDULED": "Queued", "FINISHED": "Completed", "FAILED": "Failed",
+                 "KILLED": "Canceled"}
+
+
+def _mlflow_info(run: dict, experiment: str, parent_run_id: str | None) -> RunInfo:
+    """A run as MLflow's runs/search answers it (a sweep's trial)."""
+    info, data = run.get("info") or {}, run.get("data") or {}
+    tags = {t["key"]: t.get("value", "") for t in data.get("tags", [])}
+    start, end = info.get("start_time"), info.get("end_time")
+    return RunInfo(run_id=info.get("run_id") or info.get("run_uuid") or "?", experiment=experiment,
+                   status=MLFLOW_STATES.get(info.get("status") or "", "Queued"), kind="trial",
+                   display_name=info.get("run_name") or tags.get("mlflow.runName"), parent_run_id=parent_run_id,
+                   created=start / 1000 if start else None, started=start / 1000 if start else None,
+                   ended=end / 1000 if end else None,
+                   tags={k: v for k, v in tags.items() if not k.startswith("mlflow.")},
+                   params={p["key"]: p.get("value", "") for p in data.get("params", [])},
+                   latest_metrics={m["key"]: m["value"] for m in data.get("metrics", [])})
+
+
+def _quote_arg(arg: str) -> str:
+    """Quoted for the shell, except the service's own ``${{...}}`` placeholders (substituted before it runs)."""
+    return arg if re.fullmatch(r"\$\{\{search_space\.[A-Za-z_][A-Za-z0-9_]*\}\}", arg) else _quote(arg)
+
+
+def _sweep_cell(code: str, spans: list) -> str:
+    """The cell with each declared expression replaced by a read of this trial's value; an expression over
+    several lines leaves blank lines so every later line keeps its number in tracebacks."""
+    lines = code.splitlines()
+    for name, first, last in sorted(spans, key=lambda s: -s[1]):
+        read = f"{name} = __import__({SWEEP_HELPER[:-3]!r}).value({name!r})  # sweep parameter"
+        lines[first - 1:last] = [read] + [""] * (last - first)
+    return "\n".join(lines) + "\n"
+
+
+def _sweep_helper(space: dict[str, list]) -> str:
+    """A module shipped with a swept cell: the trial's values from ``--NAME VALUE`` arguments, typed as
+    declared (a choice gives back the option itself). Needs nothing but the standard library."""
+    kinds = {k: kind for k, (kind, _) in space.items()}
+    choices = {k: list(args) for k, (kind, args) in space.items() if kind == "choice"}
+    return f'''"""This trial's sweep parameters (written by aml-magics)."""
+import sys
+
+KINDS = {kinds!r}
+CHOICES = {choices!r}
+
+
+def value(name):
+    flag = "--" + name
+    if flag not in sys.argv[:-1]:
+        raise SystemExit(f"sweep parameter {{name}} is missing from the command line")
+    raw = sys.argv[sys.argv.index(flag) + 1]
+    if name in CHOICES:
+        for option in CHOICES[name]:
+            if str(option) == raw or str(option).lower() == raw.lower():
+                return option
+        raise SystemExit(f"sweep parameter {{name}}={{raw!r}} is not one of {{CHOICES[name]!r}}")
+    return int(float(raw)) if KINDS[name] == "randint" else float(raw)
+'''
 
 
 def _datastore_uri(value: str) -> str:

@@ -163,3 +163,91 @@ def environ_for_job(run_id: str, experiment: str) -> dict[str, str]:
     """What ``Run.get_context()`` inside the job uses to find its run (MLflow env comes from the job)."""
     return {"AML_MAGICS_RUN_ID": run_id, "AML_MAGICS_EXPERIMENT": experiment, "AML_MAGICS_BACKEND": "azure",
             "PYTHONUNBUFFERED": "1"}
+
+
+# -- sweeps: Azure ML sweep jobs (HyperDrive on the service side) ---------------------------------------------
+
+_SAMPLING = {"random": "Random", "grid": "Grid", "bayesian": "Bayesian"}
+_BAYESIAN_KINDS = ("choice", "uniform", "quniform")
+
+
+def search_space_rest(space: dict[str, list]) -> dict[str, list]:
+    """Our expressions (HyperDrive's names and arguments) in the service's form: ``[kind, [args]]``,
+    a choice's options as one list (``["choice", [[1, 2, 3]]]``)."""
+    out = {}
+    for name, (kind, args) in space.items():
+        out[name] = [kind, [list(args)]] if kind == "choice" else [kind, list(args)]
+    return out
+
+
+def _duration(seconds: float) -> str:
+    return f"PT{max(1, int(round(seconds)))}S"
+
+
+def check_sweep_settings(settings: dict) -> None:
+    """What Azure's sweep service refuses, said before anything is uploaded."""
+    space, sampling = settings["space"], settings["sampling"]
+    if sampling == "grid":
+        bad = sorted(k for k, (kind, _) in space.items() if kind != "choice")
+        if bad:
+            raise InvalidInput(f"Azure's grid sampling takes choice() parameters only ({', '.join(bad)} are not): "
+                               "use --sampling random or bayesian")
+    if sampling == "bayesian":
+        bad = sorted(k for k, (kind, _) in space.items() if kind not in _BAYESIAN_KINDS)
+        if bad:
+            raise InvalidInput(f"Azure's bayesian sampling takes choice, uniform and quniform only ({', '.join(bad)} "
+                               "are not): use --sampling random")
+        if settings.get("policy"):
+            raise InvalidInput("Azure's bayesian sampling takes no early-termination policy: drop --early-stop "
+                               "or use --sampling random")
+
+
+def early_termination_rest(policy: dict | None) -> dict | None:
+    if not policy:
+        return None
+    out: dict[str, Any] = {"evaluationInterval": int(policy.get("evaluation_interval") or 1),
+                           "delayEvaluation": int(policy.get("delay_evaluation") or 0)}
+    kind = policy["kind"]
+    if kind == "bandit":
+        out["policyType"] = "Bandit"
+        if policy.get("slack_amount") is not None:
+            out["slackAmount"] = float(policy["slack_amount"])
+        else:
+            out["slackFactor"] = float(policy.get("slack_factor") or 0.1)
+    elif kind == "median":
+        out["policyType"] = "MedianStopping"
+    else:
+        out["policyType"] = "TruncationSelection"
+        out["truncationPercentage"] = int(policy.get("truncation_percentage") or 20)
+    return out
+
+
+def sweep_job_body(*, settings: dict, command: str, environment_id: str, compute_id: str, code_id: str,
+                   experiment: str, display_name: str | None, env_vars: dict[str, str],
+                   inputs: dict[str, str] | None = None, tags: dict[str, str] | None = None) -> dict:
+    check_sweep_settings(settings)
+    sampling: dict[str, Any] = {"samplingAlgorithmType": _SAMPLING[settings["sampling"]]}
+    if settings["sampling"] == "random" and settings.get("seed") is not None:
+        sampling["seed"] = int(settings["seed"])
+    limits: dict[str, Any] = {"jobLimitsType": "Sweep", "maxTotalTrials": int(settings["max_trials"]),
+                              "maxConcurrentTrials": int(settings.get("parallel") or 1)}
+    if settings.get("timeout_s"):
+        limits["timeout"] = _duration(settings["timeout_s"])
+    props: dict[str, Any] = {
+        "jobType": "Sweep", "experimentName": experiment, "computeId": compute_id,
+        "samplingAlgorithm": sampling, "searchSpace": search_space_rest(settings["space"]), "limits": limits,
+        "objective": {"primaryMetric": settings["primary_metric"],
+                      "goal": "Maximize" if settings["goal"] == "max" else "Minimize"},
+        "trial": {"command": command, "codeId": code_id, "environmentId": environment_id,
+                  "environmentVariables": dict(env_vars)},
+    }
+    policy = early_termination_rest(settings.get("policy"))
+    if policy:
+        props["earlyTermination"] = policy
+    if display_name:
+        props["displayName"] = display_name
+    if tags:
+        props["tags"] = {k: str(v) for k, v in tags.items()}
+    if inputs:
+        props["inputs"] = {k: {"jobInputType": "uri_folder", "uri": v} for k, v in inputs.items()}
+    return {"properties": props}
