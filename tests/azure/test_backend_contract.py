@@ -172,3 +172,14 @@ def test_the_magics_on_an_azure_workspace_never_show_the_token(azure, ip, capsys
     text = "\n".join(shown)
     assert "compute123" in text and "azure-cell" in text
     assert fake.token not in text
+
+
+def test_tags_of_a_model_version_are_written_back_with_the_version(azure):
+    client, fake = azure
+    client.models.add_tags("digits", 3, {"stage": "prod", "score": 0.97})
+    get, put = [c for c in fake.calls if c.operation.startswith("ModelVersions_")][-2:]
+    assert (get.operation, put.operation) == ("ModelVersions_Get", "ModelVersions_CreateOrUpdate")
+    assert put.path.endswith("/models/digits/versions/3")
+    tags = put.body["properties"]["tags"]
+    assert tags["stage"] == "prod" and tags["score"] == "0.97"
+    assert "provisioningState" not in put.body["properties"]  # read-only fields are not sent back (the fake checks)

@@ -101,3 +101,60 @@ def test_datastore_upload_list_download_through_the_workspace(azurite, tmp_path)
     finally:
         fake.close()
     assert not fake.violations, fake.violations
+
+
+def test_registering_local_model_files_uploads_them_to_the_default_datastore(azurite, tmp_path):
+    """A local file or folder goes to LocalUpload/<content hash>/ in the default datastore (Azurite here),
+    then a model version points at it (contract fake)."""
+    import joblib
+    from sklearn.linear_model import LinearRegression
+
+    from aml_magics.core.client import Client
+    from aml_magics.core.errors import InvalidInput
+
+    from .contract import FakeArm
+    from .test_rest_contract import StaticToken
+
+    fake = FakeArm()
+    fake.overrides["Datastores_ListSecrets"] = lambda call, status, body: (status, {**body, "key": KEY})
+    try:
+        client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "model-ws",
+                                credential=StaticToken(fake.token), base_url=fake.base_url, storage=(azurite, ACCOUNT))
+        container = BlobContainer(f"{azurite}/string", ACCOUNT, key=KEY)  # the example datastore's container
+        try:
+            container.create()
+        except Exception:
+            pass  # made by the test before
+        joblib.dump(LinearRegression().fit([[0], [1]], [0, 1]), tmp_path / "model.pkl")
+        model = client.models.register("diabetes", tmp_path / "model.pkl", tags={"stage": "dev"},
+                                       description="a line")
+        put = [c for c in fake.calls if c.operation == "ModelVersions_CreateOrUpdate"][-1]
+        props = put.body["properties"]
+        uri = props["modelUri"]
+        assert uri.startswith("azureml://datastores/") and uri.endswith("/model.pkl") and "/LocalUpload/" in uri
+        blob = uri.split("/paths/", 1)[1]
+        assert container.get(blob) == (tmp_path / "model.pkl").read_bytes()
+        assert props["properties"]["framework"] == "scikit-learn" and props["tags"] == {"stage": "dev"}
+        assert props["modelType"] == "custom_model" and props["description"] == "a line"
+        assert put.path.endswith(f"/models/diabetes/versions/{model.version}")
+
+        (tmp_path / "mlflow_model").mkdir()
+        (tmp_path / "mlflow_model" / "MLmodel").write_text("flavors: {}\n")
+        (tmp_path / "mlflow_model" / "data").mkdir()
+        (tmp_path / "mlflow_model" / "data" / "w.bin").write_bytes(b"\x00" * 100)
+        client.models.register("flow", tmp_path / "mlflow_model")
+        props = [c for c in fake.calls if c.operation == "ModelVersions_CreateOrUpdate"][-1].body["properties"]
+        assert props["modelType"] == "mlflow_model" and props["modelUri"].endswith("/mlflow_model/")
+        prefix = props["modelUri"].split("/paths/", 1)[1]
+        assert sorted(n for n, _ in container.list(prefix)) == [prefix + "MLmodel", prefix + "data/w.bin"]
+
+        client.models.register("flow", tmp_path / "mlflow_model")  # the same content: the same blobs
+        again = [c for c in fake.calls if c.operation == "ModelVersions_CreateOrUpdate"][-1].body["properties"]
+        assert again["modelUri"] == props["modelUri"]
+        with pytest.raises(NotFound, match="does not exist"):
+            client.models.register("flow", tmp_path / "missing")
+        with pytest.raises(InvalidInput, match="model name"):
+            client.models.register("bad name!", tmp_path / "model.pkl")
+    finally:
+        fake.close()
+    assert not fake.violations, fake.violations

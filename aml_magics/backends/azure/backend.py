@@ -273,6 +273,14 @@ class AzureBackend(Backend):
 
     # -- datastores: the storage behind them, with the credentials the workspace holds ----------------------------
 
+    def _default_container(self):
+        """(name, container) of the workspace's default datastore."""
+        stores = self.arm.get(f"{self.ws.path}/datastores").get("value", [])
+        body = next((d for d in stores if (d.get("properties") or {}).get("isDefault")), stores[0] if stores else None)
+        if body is None:
+            raise NotFound("the workspace has no datastore")
+        return body.get("name"), self._container(body.get("name"))
+
     def _container(self, datastore: str | None):
         from .blob import BlobContainer
 
@@ -368,31 +376,77 @@ class AzureBackend(Backend):
         body = self.arm.get(f"{self.ws.path}/models/{name}/versions")
         return sorted((self._model_info(v, name) for v in body.get("value", [])), key=lambda m: m.version)
 
+    def _next_version(self, name: str) -> int:
+        try:
+            return max((m.version for m in self._versions(name)), default=0) + 1
+        except NotFound:
+            return 1
+
+    def _put_model(self, name: str, version: int, props: dict) -> ModelInfo:
+        from dataclasses import replace
+
+        result = self.arm.put(f"{self.ws.path}/models/{name}/versions/{version}", {"properties": props})
+        return replace(self._model_info(result, name), version=version)  # the version we wrote
+
     def register_run_model(self, run_id: str, name: str, model_path: str, *, tags=None, properties=None,
                            description=None, **_: Any) -> ModelInfo:
         """A version whose files are the job's output (no upload): azureml://jobs/JOB/outputs/artifacts/paths/…"""
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}", name or ""):
-            raise InvalidInput(f"model name {name!r}: letters, digits, '-', '_' and '.'")
+        _check_model_name(name)
         path = model_path.strip("/")
         if ".." in path.split("/"):
             raise InvalidInput(f"{model_path}: the path must stay inside the job's outputs")
-        try:
-            version = max((m.version for m in self._versions(name)), default=0) + 1
-        except NotFound:
-            version = 1
-        body = {"properties": {"modelUri": f"azureml://jobs/{run_id}/outputs/artifacts/paths/{path}",
-                               "modelType": "custom_model", "jobName": run_id,
-                               "tags": {k: str(v) for k, v in (tags or {}).items()},
-                               "properties": {k: str(v) for k, v in (properties or {}).items()}}}
+        props = {"modelUri": f"azureml://jobs/{run_id}/outputs/artifacts/paths/{path}",
+                 "modelType": "custom_model", "jobName": run_id,
+                 "tags": {k: str(v) for k, v in (tags or {}).items()},
+                 "properties": {k: str(v) for k, v in (properties or {}).items()}}
         if description:
-            body["properties"]["description"] = description
-        result = self.arm.put(f"{self.ws.path}/models/{name}/versions/{version}", body)
-        from dataclasses import replace
+            props["description"] = description
+        return self._put_model(name, self._next_version(name), props)
 
-        return replace(self._model_info(result, name), version=version)  # the version we created
+    def register_model(self, name: str, source: Path, *, tags=None, properties=None, description=None,
+                       **_: Any) -> ModelInfo:
+        """A local file or folder: uploaded to the default datastore under ``LocalUpload/<content hash>/``
+        (as Azure ML's own clients do; the same content is not sent twice), then a model version points at it."""
+        import hashlib
 
-    def register_model(self, name: str, source: Path, **kwargs: Any) -> ModelInfo:
-        _not_yet("registering local files (register a job's output: %aml register RUN outputs/model.pkl --name M)")
+        from ...core.frameworks import detect_framework
+        from ..local.backend import _model_files
+
+        _check_model_name(name)
+        source = Path(source)
+        if not source.exists():
+            raise NotFound(f"model path {source} does not exist")
+        files = _model_files(source)
+        if not files:
+            raise InvalidInput(f"{source} has no files to register")
+        digest = hashlib.sha256()
+        for path, rel in files:
+            digest.update(rel.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+        prefix = f"LocalUpload/{digest.hexdigest()[:32]}/{source.name}"
+        store, container = self._default_container()
+        present = {n for n, _ in container.list(prefix + ("/" if source.is_dir() else ""))}
+        for path, rel in files:
+            blob = prefix if source.is_file() else f"{prefix}/{rel}"
+            if blob not in present:
+                container.put(blob, path.read_bytes())
+        framework = detect_framework(source)
+        props = {"modelUri": f"azureml://datastores/{store}/paths/{prefix}" + ("/" if source.is_dir() else ""),
+                 "modelType": "mlflow_model" if framework == "mlflow" else "custom_model",
+                 "tags": {k: str(v) for k, v in (tags or {}).items()},
+                 "properties": {**({"framework": framework} if framework else {}),
+                                **{k: str(v) for k, v in (properties or {}).items()}}}
+        if description:
+            props["description"] = description
+        return self._put_model(name, self._next_version(name), props)
+
+    def add_model_tags(self, name: str, version: int, tags: dict[str, Any]) -> ModelInfo:
+        """Tags of a version are mutable: the version is read and written back with the tags merged."""
+        body = self.arm.get(f"{self.ws.path}/models/{name}/versions/{version}")
+        current = body.get("properties") or {}
+        props = {k: current[k] for k in ("modelUri", "modelType", "description", "jobName", "properties", "flavors")
+                 if current.get(k) is not None}
+        props["tags"] = {**(current.get("tags") or {}), **{k: str(v) for k, v in tags.items()}}
+        return self._put_model(name, int(version), props)
 
     def get_model(self, name: str, version: int | None = None) -> ModelInfo:
         if version is not None:
@@ -427,9 +481,6 @@ class AzureBackend(Backend):
     # the rest of the registry and environments: not on this backend yet (issue 7)
 
     tracking_uri = ""  # runs here are tracked by the workspace's MLflow endpoint, not a local store
-
-    def add_model_tags(self, name: str, version: int, tags: dict[str, Any]):
-        _not_yet("tagging model versions")
 
     def register_environment(self, name: str, spec):
         _not_yet("environments (use --env azureml://registries/…/environments/…)")
@@ -479,6 +530,11 @@ def _mlflow_info(run: dict, experiment: str, parent_run_id: str | None) -> RunIn
                    tags={k: v for k, v in tags.items() if not k.startswith("mlflow.")},
                    params={p["key"]: p.get("value", "") for p in data.get("params", [])},
                    latest_metrics={m["key"]: m["value"] for m in data.get("metrics", [])})
+
+
+def _check_model_name(name: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}", name or ""):
+        raise InvalidInput(f"model name {name!r}: letters, digits, '-', '_' and '.', starting with a letter or digit")
 
 
 def _quote_arg(arg: str) -> str:
