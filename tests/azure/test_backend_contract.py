@@ -183,3 +183,53 @@ def test_tags_of_a_model_version_are_written_back_with_the_version(azure):
     tags = put.body["properties"]["tags"]
     assert tags["stage"] == "prod" and tags["score"] == "0.97"
     assert "provisioningState" not in put.body["properties"]  # read-only fields are not sent back (the fake checks)
+
+
+def test_a_job_logs_through_mlflow_with_nothing_but_the_shipped_runtime(spec, mlflow_server, tmp_path):
+    """The snapshot carries aml-magics' job runtime: the cell runs as Azure ML would start it (the job's
+    MLflow variables set) with only the standard library and requests importable — no aml-magics installed."""
+    import os
+    import subprocess
+    import sys
+
+    import requests
+
+    from aml_magics.backends.azure.mlflow_rest import MlflowRest
+
+    fake = FakeArm(spec=spec)
+    fake.overrides["CodeVersions_CreateOrGetStartPendingUpload"] = lambda call, status, body: (status, {
+        **body, "blobReferenceForConsumption": {**body["blobReferenceForConsumption"], "credential": {
+            **body["blobReferenceForConsumption"]["credential"], "sasUri": f"{fake.base_url}/blob/c/snap?sv=1&sig=x"}}})
+    try:
+        client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "rt-ws",
+                                credential=StaticToken(fake.token), base_url=fake.base_url, mlflow_uri=mlflow_server)
+        cell = ("import aml_magics\nfrom aml_magics import Run\nrun = Run.get_context()\n"
+                "for i in range(20):\n    run.log('loss', 1.0 / (i + 1))\nrun.log_param('lr', 0.5)\n"
+                "print(aml_magics.__file__)\n")
+        (tmp_path / "src").mkdir()
+        run = client.runs.submit(RunSubmission(kind="cell", experiment="rt", source_dir=tmp_path / "src", entry="c.py",
+                                               code=cell, compute="cpu-cluster"))
+        job = tmp_path / "job"
+        for path, data in fake.blobs.items():
+            if path.startswith("/blob/c/snap/"):
+                target = job / path[len("/blob/c/snap/"):]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+        assert (job / "aml_magics" / "runtime" / "mlflow_run.py").is_file()
+        env_vars = [c for c in fake.calls if c.operation == "Jobs_CreateOrUpdate"][-1].body["properties"][
+            "environmentVariables"]
+        assert env_vars["AML_MAGICS_RUN_ID"] == run.id
+        ml = MlflowRest(mlflow_server)
+        mlflow_run = ml.create_run("rt", run_name=run.id)
+        site = os.path.dirname(os.path.dirname(requests.__file__))  # requests and its dependencies, nothing else
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": site, "MLFLOW_TRACKING_URI": mlflow_server,
+               "MLFLOW_RUN_ID": mlflow_run, **env_vars}
+        out = subprocess.run([sys.executable, "-S", "__aml_cell__.py"], cwd=job, env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip().startswith(str(job / "aml_magics")), out.stdout
+        assert [s for s, _, _ in ml.metric_history(mlflow_run, "loss")] == list(range(20))
+        assert {p["key"]: p["value"] for p in ml.get_run(mlflow_run)["data"]["params"]} == {"lr": "0.5"}
+    finally:
+        fake.close()
+    assert not fake.violations, fake.violations

@@ -101,7 +101,7 @@ class AzureBackend(Backend):
                 entry = CELL_FILE
             elif not (source / entry).is_file():
                 raise NotFound(f"{'notebook' if kind == 'notebook' else 'script'} {entry!r} not found in {source}")
-            code_id = ops.upload_code(self.arm, self.ws, files)
+            code_id = ops.upload_code(self.arm, self.ws, ops.with_runtime(files))
         name = _job_name(sub.experiment)
         placeholders = {k: "${{search_space.%s}}" % k for k in (sweep["space"] if sweep else {})}
         if kind == "notebook":

@@ -63,6 +63,23 @@ def datastores(arm: ArmClient, ws: WorkspaceRef) -> list[DatastoreInfo]:
     return out
 
 
+# What ``from aml_magics import Run`` needs inside a job whose environment lacks aml-magics: the runtime that
+# logs through the job's MLflow endpoint (standard library + requests). tests/azure check this list by running
+# a shipped cell with nothing else importable.
+RUNTIME_FILES = ("__init__.py", "backends/__init__.py", "backends/azure/__init__.py", "backends/azure/mlflow_rest.py",
+                 "core/__init__.py", "core/client.py", "core/config.py", "core/errors.py", "core/render.py",
+                 "core/types.py", "runtime/__init__.py", "runtime/mlflow_run.py", "runtime/run.py",
+                 "runtime/tracking.py")
+
+
+def with_runtime(files: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
+    """The snapshot plus aml-magics' job runtime as ``aml_magics/`` (unless the project ships its own)."""
+    if any(rel == "aml_magics" or rel.startswith("aml_magics/") for _, rel in files):
+        return files
+    package = Path(__file__).resolve().parents[2]
+    return [*files, *((package / rel, f"aml_magics/{rel}") for rel in RUNTIME_FILES)]
+
+
 def snapshot_zip(files: list[tuple[Path, str]]) -> tuple[bytes, str]:
     """A deterministic archive of the snapshot and its content hash (the code version's name)."""
     digest = hashlib.sha256()
