@@ -73,8 +73,6 @@ def test_what_is_not_there_yet_says_so_in_one_line(azure, tmp_path):
     with pytest.raises(InvalidInput, match="choose one of the workspace's compute targets"):
         client.runs.submit(RunSubmission(kind="cell", experiment="e", source_dir=tmp_path, entry="c.py", code="1"))
     with pytest.raises(AmlError, match="not available on the azure backend yet"):
-        client.environments.list()
-    with pytest.raises(AmlError, match="not available on the azure backend yet"):
         client.doctor()
     with pytest.raises(AmlError, match="account key is not a valid key"):  # Microsoft's example key is "string"
         client.datastores.upload(tmp_path, "x")
@@ -233,3 +231,43 @@ def test_a_job_logs_through_mlflow_with_nothing_but_the_shipped_runtime(spec, ml
     finally:
         fake.close()
     assert not fake.violations, fake.violations
+
+
+def test_environments_are_versions_with_a_conda_file_and_jobs_use_them(azure, tmp_path, ip):
+    client, fake = azure
+    (tmp_path / "requirements.txt").write_text("scikit-learn==1.5.2\n# a comment\nlightgbm>=4\n")
+    env = client.environments.register("train-env", tmp_path / "requirements.txt")
+    put = [c for c in fake.calls if c.operation == "EnvironmentVersions_CreateOrUpdate"][-1]
+    props = put.body["properties"]
+    assert props["image"].startswith("mcr.microsoft.com/azureml/")
+    import yaml
+
+    conda = yaml.safe_load(props["condaFile"])
+    assert conda["dependencies"][-1] == {"pip": ["lightgbm>=4", "scikit-learn==1.5.2"]}
+    assert props["tags"]["aml_magics.hash"] == env.hash and env.packages == ["lightgbm>=4", "scikit-learn==1.5.2"]
+    assert put.path.endswith(f"/environments/train-env/versions/{env.version}")
+    listed = client.environments.list()
+    assert listed and all(e.name for e in listed)
+
+    (tmp_path / "train.py").write_text("print(1)\n")
+    client.runs.submit(RunSubmission(kind="script", experiment="e", source_dir=tmp_path, entry="train.py",
+                                     compute="cpu", environment="train-env:3"))
+    job = [c for c in fake.calls if c.operation == "Jobs_CreateOrUpdate"][-1]
+    assert job.body["properties"]["environmentId"].endswith("/environments/train-env/versions/3")
+    client.runs.submit(RunSubmission(kind="script", experiment="e", source_dir=tmp_path, entry="train.py",
+                                     compute="cpu", environment=str(tmp_path / "requirements.txt")))
+    job = [c for c in fake.calls if c.operation == "Jobs_CreateOrUpdate"][-1]
+    assert "/environments/aml-magics-" in job.body["properties"]["environmentId"]
+    curated = "azureml://registries/azureml/environments/sklearn-1.5/labels/latest"
+    client.runs.submit(RunSubmission(kind="script", experiment="e", source_dir=tmp_path, entry="train.py",
+                                     compute="cpu", environment=curated))
+    assert [c for c in fake.calls if c.operation == "Jobs_CreateOrUpdate"][-1].body["properties"][
+        "environmentId"] == curated
+    from IPython.core.error import UsageError
+
+    ip.magics_manager.registry["AmlMagics"]._client = client
+    with pytest.raises(UsageError, match="builds an environment's image"):
+        ip.run_line_magic("aml", "env build train-env")
+    with pytest.raises(UsageError, match="lists no packages"):
+        (tmp_path / "empty.txt").write_text("# nothing\n")
+        ip.run_line_magic("aml", f"env register e2 {tmp_path / 'empty.txt'}")

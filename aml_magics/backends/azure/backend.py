@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ...core.errors import AmlError, InvalidInput, NotFound
-from ...core.types import (ComputeTarget, DatastoreInfo, DeploymentInfo, ExperimentInfo, ModelInfo, RunInfo,
-                           RunSubmission, WorkspaceInfo)
+from ...core.types import (ComputeTarget, DatastoreInfo, DeploymentInfo, EnvironmentInfo, ExperimentInfo,
+                           ModelInfo, RunInfo, RunSubmission, WorkspaceInfo)
 from ..base import Backend
 from . import ops
 from .rest import ArmClient, WorkspaceRef
@@ -118,7 +118,7 @@ class AzureBackend(Backend):
                 args = format_args([] if kind == "cell" else args, placeholders)
             command = " ".join(["python", _quote(entry), *(_quote_arg(a) for a in args)])
         inputs = {k: _datastore_uri(v) for k, v in sub.inputs.items()}
-        common = dict(command=command, environment_id=sub.environment or DEFAULT_ENVIRONMENT,
+        common = dict(command=command, environment_id=self.environment_id(sub.environment),
                       compute_id=ops.compute_id(self.ws, sub.compute), code_id=code_id, experiment=sub.experiment,
                       display_name=sub.display_name, inputs=inputs or None, tags=sub.tags)
         if sweep:  # trials find their own MLflow run (MLFLOW_RUN_ID); the sweep's name is their parent
@@ -468,8 +468,11 @@ class AzureBackend(Backend):
             for container in self.arm.get(f"{self.ws.path}/models").get("value", []):
                 cname = container.get("name")
                 latest = (container.get("properties") or {}).get("latestVersion")
-                if cname and latest:
-                    infos.append(self.get_model(cname, int(latest) if str(latest).isdigit() else None))
+                if cname:  # latestVersion is optional in the service's answer: then the versions say it
+                    try:
+                        infos.append(self.get_model(cname, int(latest) if str(latest).isdigit() else None))
+                    except NotFound:
+                        continue  # a container without versions
         if run_id:
             infos = [m for m in infos if m.run_id == run_id]
         return infos[:limit] if limit else infos
@@ -478,21 +481,124 @@ class AzureBackend(Backend):
     def deployments(self) -> "AzureDeployments":
         return AzureDeployments(self)
 
-    # the rest of the registry and environments: not on this backend yet (issue 7)
-
     tracking_uri = ""  # runs here are tracked by the workspace's MLflow endpoint, not a local store
 
-    def register_environment(self, name: str, spec):
-        _not_yet("environments (use --env azureml://registries/…/environments/…)")
+    # -- environments: versions with a conda file on Azure ML's base image (the service builds them) ------------
 
-    def get_environment(self, name: str, version: int | None = None):
-        _not_yet("environments")
+    def _env_info(self, body: dict, name: str) -> EnvironmentInfo:
+        props = body.get("properties") or {}
+        version = str(body.get("name", "0"))
+        return EnvironmentInfo(name, int(version) if version.isdigit() else 0,
+                               (props.get("tags") or {}).get(ENV_HASH_TAG, ""), _conda_pip(props.get("condaFile")),
+                               _ts((body.get("systemData") or {}).get("createdAt")))
 
-    def list_environments(self):
-        _not_yet("environments")
+    def _env_versions(self, name: str) -> list[EnvironmentInfo]:
+        body = self.arm.get(f"{self.ws.path}/environments/{name}/versions")
+        return sorted((self._env_info(v, name) for v in body.get("value", [])), key=lambda e: e.version)
+
+    def register_environment(self, name: str, spec) -> EnvironmentInfo:
+        """A new version only when the packages changed (content hash in a tag), like the local workspace."""
+        import hashlib
+        import json
+        import sys
+
+        from ..local.environments import parse_packages
+
+        _check_model_name(name)
+        packages = parse_packages(spec)
+        python = ".".join(sys.version.split(".")[:2])  # the kernel's minor version: pickles move both ways
+        digest = hashlib.sha256(json.dumps({"python": python, "image": ENV_IMAGE, "packages": packages})
+                                .encode()).hexdigest()[:16]
+        try:
+            versions = self._env_versions(name)
+        except NotFound:
+            versions = []
+        if versions and versions[-1].hash == digest:
+            return versions[-1]
+        version = (versions[-1].version + 1) if versions else 1
+        body = {"properties": {"image": ENV_IMAGE, "condaFile": _conda_file(name, python, packages),
+                               "description": f"{len(packages)} package(s), registered by aml-magics",
+                               "tags": {ENV_HASH_TAG: digest}}}
+        result = self.arm.put(f"{self.ws.path}/environments/{name}/versions/{version}", body)
+        from dataclasses import replace
+
+        return replace(self._env_info(result, name), version=version, hash=digest, packages=packages)
+
+    def get_environment(self, name: str, version: int | None = None) -> EnvironmentInfo:
+        if version is not None:
+            from dataclasses import replace
+
+            body = self.arm.get(f"{self.ws.path}/environments/{name}/versions/{version}")
+            return replace(self._env_info(body, name), version=int(version))
+        versions = self._env_versions(name)
+        if not versions:
+            raise NotFound(f"environment {name!r} has no versions; register one with %aml env register")
+        return versions[-1]
+
+    def list_environments(self) -> list[EnvironmentInfo]:
+        out = []
+        for container in self.arm.get(f"{self.ws.path}/environments").get("value", []):
+            cname = container.get("name")
+            latest = (container.get("properties") or {}).get("latestVersion")
+            if cname:  # latestVersion is optional in the service's answer: then the versions say it
+                try:
+                    out.append(self.get_environment(cname, int(latest) if str(latest).isdigit() else None))
+                except NotFound:
+                    continue  # a container without versions
+        return out
+
+    def environment_id(self, ref: str | None) -> str:
+        """What a job's environmentId is for ``--env``: Azure ML's own references pass through; NAME[:VERSION]
+        is a registered environment; a requirements.txt / environment.yml is registered under its content hash."""
+        import os
+
+        if not ref:
+            return DEFAULT_ENVIRONMENT
+        if ref.startswith(("azureml:", "/subscriptions/")):
+            return ref
+        if os.path.isfile(os.path.expanduser(ref)):
+            from ..local.environments import content_hash, parse_packages
+
+            info = self.register_environment(f"aml-magics-{content_hash(parse_packages(ref))}", ref)
+        else:
+            name, _, version = ref.partition(":")
+            info = self.get_environment(name, int(version) if version.isdigit() else None)
+        return f"{self.ws.path}/environments/{info.name}/versions/{info.version}"
 
     def environment_python(self, ref: str, progress=print) -> str:
-        _not_yet("building environments")
+        raise InvalidInput("on an Azure workspace the service builds an environment's image when a job first uses it "
+                           "(--env NAME); there is nothing to build here")
+
+
+ENV_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"  # Azure ML's base image for custom envs
+ENV_HASH_TAG = "aml_magics.hash"
+
+
+def _conda_file(name: str, python: str, packages: list[str]) -> str:
+    import json
+
+    lines = [f"name: {json.dumps(name)}", "channels:", "  - conda-forge", "dependencies:", f"  - python={python}",
+             "  - pip", "  - pip:", *(f"    - {json.dumps(p)}" for p in packages)]
+    return "\n".join(lines) + "\n"
+
+
+def _conda_pip(conda: str | None) -> list[str]:
+    """The pip requirements of a conda file (what our environments list as their packages)."""
+    if not conda:
+        return []
+    try:
+        import yaml
+
+        doc = yaml.safe_load(conda) or {}
+    except Exception:
+        return []
+    if not isinstance(doc, dict):
+        return []
+    out: list[str] = []
+    for dep in doc.get("dependencies") or []:
+        if isinstance(dep, dict) and isinstance(dep.get("pip"), list):
+            out += [str(x) for x in dep["pip"]]
+    return out
 
 
 def _clean_datastore_path(path: str) -> str:
@@ -638,7 +744,7 @@ class AzureDeployments:
         if score_path is not None:
             code_id = ops.upload_code(self.b.arm, self.b.ws, [(Path(score_path), "score.py")])
             props["codeConfiguration"] = {"codeId": code_id, "scoringScript": "score.py"}
-            props["environmentId"] = environment or DEFAULT_ENVIRONMENT
+            props["environmentId"] = self.b.environment_id(environment)
         self.b.arm.put(f"{self.base}/{name}/deployments/{self.DEPLOYMENT}",
                        {"location": location, "sku": {"name": "Default", "capacity": 1}, "properties": props})
         self.b.arm.put(f"{self.base}/{name}", {"location": location,
