@@ -158,3 +158,89 @@ def test_registering_local_model_files_uploads_them_to_the_default_datastore(azu
     finally:
         fake.close()
     assert not fake.violations, fake.violations
+
+
+def test_in_and_out_variables_travel_through_the_default_datastore(azurite, tmp_path):
+    """--in values are pickled to the default datastore (Azurite) and given to the job as a uri_file input; the
+    shipped driver runs the cell with them and writes --out values to the job's uri_folder output, from where
+    the client brings them back. The job itself is run here the way Azure ML would start it."""
+    import subprocess
+    import sys
+
+    from aml_magics.core.client import Client
+    from aml_magics.core.errors import InvalidInput
+    from aml_magics.core.types import RunSubmission
+
+    from .contract import FakeArm
+    from .test_rest_contract import StaticToken
+
+    fake = FakeArm()
+    fake.overrides["Datastores_ListSecrets"] = lambda call, status, body: (status, {**body, "key": KEY})
+
+    def sas_here(call, status, body):  # Microsoft's example SAS points at contoso.com
+        body["blobReferenceForConsumption"]["credential"]["sasUri"] = f"{fake.base_url}/blob/c/snap?sv=1&sig=x"
+        return status, body
+
+    fake.overrides["CodeVersions_CreateOrGetStartPendingUpload"] = sas_here
+    submitted = {}
+
+    def finished_job(call, status, body):
+        # stated adaptation: the service keeps the properties a job was created with, and this job has finished
+        sent = submitted.get(call.path.rsplit("/", 1)[-1])
+        if sent is not None:
+            body["properties"]["properties"] = sent["properties"].get("properties", {})
+            body["properties"]["status"] = "Completed"
+        return status, body
+
+    fake.overrides["Jobs_Get"] = finished_job
+    try:
+        client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "io-ws",
+                                credential=StaticToken(fake.token), base_url=fake.base_url, storage=(azurite, ACCOUNT))
+        container = BlobContainer(f"{azurite}/string", ACCOUNT, key=KEY)
+        try:
+            container.create()
+        except Exception:
+            pass  # made by another test of this module
+        (tmp_path / "src").mkdir()
+        cell = "y = [f(x) for x in X]\nz = sum(y)\n"
+        run = client.runs.submit(RunSubmission(kind="cell", experiment="io", source_dir=tmp_path / "src", entry="c.py",
+                                               code=cell, compute="cpu-cluster",
+                                               in_values={"X": [1, 2, 3], "f": lambda v: v * 10},
+                                               out_vars=["y", "z"]))
+        job = [c for c in fake.calls if c.operation == "Jobs_CreateOrUpdate"][-1]
+        submitted[run.id] = job.body
+        props = job.body["properties"]
+        assert props["command"] == ("python __aml_io__.py --aml-in ${{inputs.aml_magics_in}} --aml-out "
+                                    "${{outputs.aml_magics_out}} --aml-vars y,z __aml_cell__.py")
+        in_uri = props["inputs"]["aml_magics_in"]["uri"]
+        out_uri = props["outputs"]["aml_magics_out"]["uri"]
+        assert in_uri == f"azureml://datastores/string/paths/aml-magics/io/{run.id}/in.pkl"
+        assert out_uri == f"azureml://datastores/string/paths/aml-magics/io/{run.id}/out/"
+
+        # the job, as Azure ML starts it: inputs downloaded, the output folder uploaded when it ends
+        jobdir = tmp_path / "job"
+        for path, data in fake.blobs.items():
+            if path.startswith("/blob/c/snap/"):
+                (jobdir / path[len("/blob/c/snap/"):]).parent.mkdir(parents=True, exist_ok=True)
+                (jobdir / path[len("/blob/c/snap/"):]).write_bytes(data)
+        (tmp_path / "in.pkl").write_bytes(container.get(in_uri.split("/paths/", 1)[1]))
+        command = props["command"].replace("${{inputs.aml_magics_in}}", str(tmp_path / "in.pkl")) \
+            .replace("${{outputs.aml_magics_out}}", str(tmp_path / "out"))
+        out = subprocess.run([sys.executable, *command.split()[1:]], cwd=jobdir, capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr
+        container.put(out_uri.split("/paths/", 1)[1] + "out.pkl", (tmp_path / "out" / "out.pkl").read_bytes())
+
+        assert client.runs.result(run.id) == {"y": [10, 20, 30], "z": 60}
+        assert client.runs.result(run.id, "z") == 60
+        with pytest.raises(InvalidInput, match="cannot pickle"):
+            import threading
+
+            client.runs.submit(RunSubmission(kind="cell", experiment="io", source_dir=tmp_path / "src", entry="c.py",
+                                             code="1", compute="cpu", in_values={"lock": threading.Lock()}))
+        with pytest.raises(InvalidInput, match="cell and script runs"):
+            client.runs.submit(RunSubmission(kind="notebook", experiment="io", source_dir=tmp_path / "src",
+                                             entry="n.ipynb", compute="cpu", out_vars=["y"]))
+    finally:
+        fake.close()
+    assert not fake.violations, fake.violations

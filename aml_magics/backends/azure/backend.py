@@ -24,6 +24,7 @@ from .rest import ArmClient, WorkspaceRef
 DEFAULT_ENVIRONMENT = "azureml://registries/azureml/environments/sklearn-1.5/labels/latest"
 CELL_FILE = "__aml_cell__.py"
 SWEEP_HELPER = "__aml_sweep__.py"
+IO_PROP, OUT_VARS_PROP = "aml_magics.io", "aml_magics.out_vars"  # job properties: where --in/--out values are
 
 
 def _not_yet(what: str):
@@ -75,8 +76,17 @@ class AzureBackend(Backend):
 
         if sub.kind not in ("cell", "script", "notebook", "sweep"):
             _not_yet(f"{sub.kind} runs")
+        pickled_in = None
         if sub.in_values or sub.out_vars:
-            _not_yet("--in/--out")
+            if sub.kind not in ("cell", "script"):
+                raise InvalidInput("--in/--out go with cell and script runs")
+            if sub.in_values:
+                import cloudpickle
+
+                try:
+                    pickled_in = cloudpickle.dumps(sub.in_values)
+                except Exception as exc:
+                    raise InvalidInput(f"--in: cannot pickle {', '.join(sub.in_values)}: {exc}") from None
         if sub.compute in ("", "local"):
             raise InvalidInput("choose one of the workspace's compute targets with -c (see %aml compute)")
         sweep = sub.settings if sub.kind == "sweep" else None
@@ -87,7 +97,13 @@ class AzureBackend(Backend):
         kind, entry = template["kind"], template["entry"]
         source = Path(sub.source_dir).resolve()
         files = snapshot.plan_snapshot(source, sub.snapshot_max_bytes)
+        name = _job_name(sub.experiment)
+        io = self._io(name, pickled_in, sub.out_vars) if (sub.in_values or sub.out_vars) else None
         with tempfile.TemporaryDirectory() as tmp:
+            if io:
+                driver = Path(tmp) / ops.IO_DRIVER
+                driver.write_text(ops.IO_DRIVER_SOURCE, encoding="utf-8")
+                files = [*files, (driver, ops.IO_DRIVER)]
             if kind == "cell":
                 code = template["code"] or ""
                 if sweep:  # each declared expression reads this trial's value from the command line
@@ -102,7 +118,6 @@ class AzureBackend(Backend):
             elif not (source / entry).is_file():
                 raise NotFound(f"{'notebook' if kind == 'notebook' else 'script'} {entry!r} not found in {source}")
             code_id = ops.upload_code(self.arm, self.ws, ops.with_runtime(files))
-        name = _job_name(sub.experiment)
         placeholders = {k: "${{search_space.%s}}" % k for k in (sweep["space"] if sweep else {})}
         if kind == "notebook":
             # papermill runs it in the job (the environment needs papermill and ipykernel)
@@ -116,7 +131,12 @@ class AzureBackend(Backend):
             args = list(template.get("args") or [])
             if sweep:
                 args = format_args([] if kind == "cell" else args, placeholders)
-            command = " ".join(["python", _quote(entry), *(_quote_arg(a) for a in args)])
+            driver = []
+            if io:  # the driver loads --in values, runs the entry, keeps --out values in the job's output
+                driver = [ops.IO_DRIVER, *(["--aml-in", "${{inputs.%s}}" % ops.IO_IN] if io.get("in") else []),
+                          *(["--aml-out", "${{outputs.%s}}" % ops.IO_OUT, "--aml-vars", ",".join(sub.out_vars)]
+                            if io.get("out") else [])]
+            command = " ".join(["python", *driver, _quote(entry), *(_quote_arg(a) for a in args)])
         inputs = {k: _datastore_uri(v) for k, v in sub.inputs.items()}
         common = dict(command=command, environment_id=self.environment_id(sub.environment),
                       compute_id=ops.compute_id(self.ws, sub.compute), code_id=code_id, experiment=sub.experiment,
@@ -128,9 +148,38 @@ class AzureBackend(Backend):
                                                                 **sub.environment_variables}, **common)
         else:
             body = ops.command_job_body(env_vars={**ops.environ_for_job(name, sub.experiment),
-                                                  **sub.environment_variables}, **common)
+                                                  **sub.environment_variables}, io=io, **common)
         ops.submit_job(self.arm, self.ws, name, body)
         return name
+
+    def _io(self, name: str, pickled_in: bytes | None, out_vars: list[str]) -> dict:
+        """Where a run's --in values go (uploaded now) and its --out values will be, in the default datastore."""
+        store, container = self._default_container()
+        folder = f"aml-magics/io/{name}"
+        io: dict[str, Any] = {"properties": {IO_PROP: f"{store}:{folder}"}}
+        if pickled_in is not None:
+            container.put(f"{folder}/in.pkl", pickled_in)
+            io["in"] = f"azureml://datastores/{store}/paths/{folder}/in.pkl"
+        if out_vars:
+            io["out"] = f"azureml://datastores/{store}/paths/{folder}/out/"
+            io["properties"][OUT_VARS_PROP] = ",".join(out_vars)
+        return io
+
+    def results(self, run_id: str) -> dict[str, Any]:
+        import pickle
+
+        props = (ops.job(self.arm, self.ws, run_id).get("properties") or {}).get("properties") or {}
+        where = props.get(IO_PROP, "")
+        store, _, folder = where.partition(":")
+        if not store or not folder:
+            return {}
+        try:
+            data = self._container(store).get(f"{folder}/out/out.pkl")
+        except NotFound:
+            return {}
+        import cloudpickle  # noqa: F401  (needed to unpickle closures)
+
+        return pickle.loads(data)
 
     def start_interactive(self, experiment: str, display_name: str | None, tags: dict[str, str]) -> str:
         return self.mlflow().create_run(experiment, display_name, tags)
@@ -151,7 +200,9 @@ class AzureBackend(Backend):
                        compute=(props.get("computeId") or "").rsplit("/", 1)[-1] or None,
                        display_name=props.get("displayName"), created=_ts(system.get("createdAt")),
                        tags=dict(props.get("tags") or {}), latest_metrics=metrics,
-                       spec={"command": props.get("command")})
+                       spec={"command": props.get("command"),
+                             "out_vars": [v for v in ((props.get("properties") or {}).get(OUT_VARS_PROP) or "").split(",")
+                                          if v]})
 
     def get_run(self, run_id: str, *, with_metrics: bool = True) -> RunInfo:
         return self._info(ops.job(self.arm, self.ws, run_id), with_metrics)
@@ -261,9 +312,6 @@ class AzureBackend(Backend):
 
     def file_path(self, run_id: str, name: str) -> Path:
         _not_yet("downloading run files")
-
-    def results(self, run_id: str) -> dict[str, Any]:
-        _not_yet("--out values")
 
     def list_experiments(self) -> list[ExperimentInfo]:
         counts: dict[str, int] = {}
@@ -645,7 +693,7 @@ def _check_model_name(name: str) -> None:
 
 def _quote_arg(arg: str) -> str:
     """Quoted for the shell, except the service's own ``${{...}}`` placeholders (substituted before it runs)."""
-    return arg if re.fullmatch(r"\$\{\{search_space\.[A-Za-z_][A-Za-z0-9_]*\}\}", arg) else _quote(arg)
+    return arg if re.fullmatch(r"\$\{\{(search_space|inputs|outputs)\.[A-Za-z_][A-Za-z0-9_]*\}\}", arg) else _quote(arg)
 
 
 def _sweep_cell(code: str, spans: list) -> str:

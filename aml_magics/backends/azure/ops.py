@@ -140,7 +140,9 @@ def _check_blob(resp, rel: str) -> None:
 
 def command_job_body(*, command: str, environment_id: str, compute_id: str | None, code_id: str | None,
                      experiment: str, display_name: str | None, env_vars: dict[str, str],
-                     inputs: dict[str, str] | None = None, tags: dict[str, str] | None = None) -> dict:
+                     inputs: dict[str, str] | None = None, tags: dict[str, str] | None = None,
+                     io: dict | None = None) -> dict:
+    """``io``: ``{"in": uri of the pickled --in values, "out": uri of the --out folder, "properties": {...}}``."""
     if not command.strip():
         raise InvalidInput("the job needs a command")
     props: dict[str, Any] = {
@@ -157,7 +159,57 @@ def command_job_body(*, command: str, environment_id: str, compute_id: str | Non
         props["tags"] = {k: str(v) for k, v in tags.items()}
     if inputs:
         props["inputs"] = {k: {"jobInputType": "uri_folder", "uri": v} for k, v in inputs.items()}
+    if io:
+        if io.get("in"):
+            props.setdefault("inputs", {})[IO_IN] = {"jobInputType": "uri_file", "uri": io["in"], "mode": "Download"}
+        if io.get("out"):
+            props["outputs"] = {IO_OUT: {"jobOutputType": "uri_folder", "uri": io["out"], "mode": "Upload"}}
+        props["properties"] = dict(io.get("properties") or {})
     return {"properties": props}
+
+
+IO_IN, IO_OUT = "aml_magics_in", "aml_magics_out"  # the job's input/output names of --in and --out values
+IO_DRIVER = "__aml_io__.py"
+IO_DRIVER_SOURCE = '''"""Runs a cell or script with its --in variables and keeps its --out variables (written by aml-magics).
+Standard library only; cloudpickle is used when the job's environment has it (functions, lambdas)."""
+import os
+import pickle
+import runpy
+import sys
+
+
+def main():
+    argv, opts = sys.argv[1:], {}
+    while argv and argv[0] in ("--aml-in", "--aml-out", "--aml-vars"):
+        opts[argv[0]], argv = argv[1], argv[2:]
+    entry, args = argv[0], argv[1:]
+    values = {}
+    if "--aml-in" in opts:
+        try:
+            import cloudpickle  # noqa: F401  (pickles of closures need it importable)
+        except ImportError:
+            pass
+        with open(opts["--aml-in"], "rb") as f:
+            values.update(pickle.load(f))
+    sys.argv = [entry, *args]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(entry)))
+    result = runpy.run_path(entry, init_globals=values, run_name="__main__")
+    wanted = [v for v in opts.get("--aml-vars", "").split(",") if v]
+    if wanted:
+        missing = [v for v in wanted if v not in result]
+        if missing:
+            raise NameError("--out variables not defined by the run: " + ", ".join(missing))
+        try:
+            import cloudpickle as dumper
+        except ImportError:
+            dumper = pickle
+        os.makedirs(opts["--aml-out"], exist_ok=True)
+        with open(os.path.join(opts["--aml-out"], "out.pkl"), "wb") as f:
+            dumper.dump({v: result[v] for v in wanted}, f)
+
+
+main()
+'''
 
 
 def submit_job(arm: ArmClient, ws: WorkspaceRef, name: str, body: dict) -> dict:
