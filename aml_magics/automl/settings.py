@@ -126,6 +126,9 @@ def automl_submission(
                                "or a fraction")
     inputs: dict[str, str] = {}
     path: Path | None = None
+    remote = False
+    columns: list[str] = []
+    has_rows = True
     data_ref: dict[str, Any]
     if in_memory:
         obj = (in_values or {}).get("training_data")
@@ -141,9 +144,13 @@ def automl_submission(
         if client is None:
             raise InvalidInput("datastore paths need a workspace")
         local = client.backend.resolve_input(str(data))
-        path = Path(local)
         inputs["training_data"] = str(data)
         data_ref = {"kind": "input", "name": "training_data", "display": str(data)}
+        if local.startswith("azureml://"):  # in the cloud workspace's storage: the service checks its columns
+            remote = True
+            data_ref["format"] = "parquet" if local.lower().endswith(".parquet") else "csv"
+        else:
+            path = Path(local)
     else:
         p = Path(str(data)).expanduser()
         path = p if p.is_absolute() else Path(os.getcwd()) / p
@@ -164,10 +171,10 @@ def automl_submission(
         data_ref["format"] = "parquet" if path.suffix.lower() == ".parquet" else "csv"
     if not has_rows:
         raise InvalidInput(f"--data {data} is empty: there are no rows to train on")
-    if label not in columns:
+    if not remote and label not in columns:  # remote data: the service checks its columns
         near = ", ".join(columns[:12]) + (" …" if len(columns) > 12 else "")
         raise InvalidInput(f"label column {label!r} is not in the data (columns: {near})")
-    if task == "forecasting" and time_column not in columns:
+    if task == "forecasting" and not remote and time_column not in columns:
         raise InvalidInput(f"--time-column {time_column!r} is not in the data")
     if in_memory and len(columns) == 1 and columns == [label]:
         data_ref["label_variable"] = label

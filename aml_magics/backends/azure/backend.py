@@ -74,6 +74,8 @@ class AzureBackend(Backend):
     def submit(self, sub: RunSubmission) -> str:
         from ..local import snapshot
 
+        if sub.kind == "automl":
+            return self._submit_automl(sub)
         if sub.kind not in ("cell", "script", "notebook", "sweep"):
             _not_yet(f"{sub.kind} runs")
         pickled_in = None
@@ -150,6 +152,38 @@ class AzureBackend(Backend):
             body = ops.command_job_body(env_vars={**ops.environ_for_job(name, sub.experiment),
                                                   **sub.environment_variables}, io=io, **common)
         ops.submit_job(self.arm, self.ws, name, body)
+        return name
+
+    def _submit_automl(self, sub: RunSubmission) -> str:
+        """An Azure ML AutoML job: the training data goes to the default datastore as an MLTable folder."""
+        from ...automl.settings import DEFAULT_LEARNERS
+
+        if sub.compute in ("", "local"):
+            raise InvalidInput("choose one of the workspace's compute targets with -c (see %aml compute)")
+        settings, ref = sub.settings, sub.settings["data"]
+        name = _job_name(sub.experiment)
+        body = None
+        if ref["kind"] == "input":  # already in the workspace's storage: the MLTable points at it
+            data_file, fmt = _datastore_uri(sub.inputs["training_data"]), ref.get("format", "csv")
+        elif ref["kind"] == "file":
+            path = Path(ref["path"])
+            path = path if path.is_absolute() else Path(sub.source_dir) / path
+            data_file, fmt, body = path.name, ref.get("format", "csv"), path.read_bytes()
+        else:
+            data_file, fmt, body = "training_data.csv", "csv", _training_csv(sub.in_values, settings["label"],
+                                                                             ref.get("label_variable"))
+        if settings["budget_s"] and settings["budget_s"] < ops.AUTOML_MIN_TIMEOUT_S:
+            print(f"Azure AutoML runs for at least {ops.AUTOML_MIN_TIMEOUT_S // 60} minutes: the budget is "
+                  f"{ops.AUTOML_MIN_TIMEOUT_S // 60} minutes (--trials ends it sooner).")
+        store, container = self._default_container()
+        folder = f"aml-magics/automl/{name}/training_data"
+        job = ops.automl_job_body(settings=settings, training_uri=f"azureml://datastores/{store}/paths/{folder}/",
+                                  compute_id=ops.compute_id(self.ws, sub.compute), experiment=sub.experiment,
+                                  display_name=sub.display_name, tags=sub.tags, all_learners=DEFAULT_LEARNERS)
+        if body is not None:
+            container.put(f"{folder}/{data_file}", body)
+        container.put(f"{folder}/MLTable", ops.mltable(data_file if body is None else f"./{data_file}", fmt).encode())
+        ops.submit_job(self.arm, self.ws, name, job)
         return name
 
     def _io(self, name: str, pickled_in: bytes | None, out_vars: list[str]) -> dict:
@@ -684,6 +718,23 @@ def _mlflow_info(run: dict, experiment: str, parent_run_id: str | None) -> RunIn
                    tags={k: v for k, v in tags.items() if not k.startswith("mlflow.")},
                    params={p["key"]: p.get("value", "") for p in data.get("params", [])},
                    latest_metrics={m["key"]: m["value"] for m in data.get("metrics", [])})
+
+
+def _training_csv(values: dict, label: str, label_variable: str | None) -> bytes:
+    """The in-memory training data (a DataFrame, or an array with the labels in another variable) as CSV."""
+    import pandas as pd
+
+    data = values["training_data"]
+    if hasattr(data, "columns"):
+        frame = data
+    else:
+        import numpy as np
+
+        array = np.asarray(data)
+        array = array.reshape(len(array), -1)
+        frame = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
+        frame[label] = np.asarray(values[label_variable or label])
+    return frame.to_csv(index=False).encode()
 
 
 def _check_model_name(name: str) -> None:

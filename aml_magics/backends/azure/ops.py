@@ -320,3 +320,83 @@ def sweep_job_body(*, settings: dict, command: str, environment_id: str, compute
     if inputs:
         props["inputs"] = {k: {"jobInputType": "uri_folder", "uri": v} for k, v in inputs.items()}
     return {"properties": props}
+
+
+# -- AutoML: Azure ML AutoML jobs (the service featurizes, searches and ensembles) --------------------------------
+
+AUTOML_METRICS = {
+    "accuracy": "Accuracy", "AUC_weighted": "AUCWeighted", "norm_macro_recall": "NormMacroRecall",
+    "average_precision_score_weighted": "AveragePrecisionScoreWeighted",
+    "precision_score_weighted": "PrecisionScoreWeighted", "r2_score": "R2Score",
+    "normalized_root_mean_squared_error": "NormalizedRootMeanSquaredError",
+    "spearman_correlation": "SpearmanCorrelation", "normalized_mean_absolute_error": "NormalizedMeanAbsoluteError",
+}
+# our learner keys → the service's algorithm names, per task (None: the service has no such algorithm)
+AUTOML_ALGORITHMS = {
+    "classification": {"lgbm": "LightGBM", "xgboost": "XGBoostClassifier", "rf": "RandomForest",
+                       "extra_tree": "ExtremeRandomTrees", "hgb": "GradientBoosting", "linear": "LogisticRegression",
+                       "kneighbor": "KNN", "xgb_limitdepth": None},
+    "regression": {"lgbm": "LightGBM", "xgboost": "XGBoostRegressor", "rf": "RandomForest",
+                   "extra_tree": "ExtremeRandomTrees", "hgb": "GradientBoosting", "linear": "ElasticNet",
+                   "kneighbor": "KNN", "xgb_limitdepth": None},
+}
+AUTOML_ALGORITHMS["forecasting"] = AUTOML_ALGORITHMS["regression"]
+AUTOML_MIN_TIMEOUT_S = 15 * 60  # the service's shortest experiment timeout for tabular tasks
+
+
+def mltable(file_name: str, fmt: str) -> str:
+    """The MLTable file of a folder holding one data file (what AutoML jobs take as training data)."""
+    if fmt == "parquet":
+        read = ["  - read_parquet:", "      include_path_column: false"]
+    else:
+        read = ["  - read_delimited:", "      delimiter: ','", "      encoding: utf8",
+                "      header: all_files_same_headers"]
+    return "\n".join(["paths:", f"  - file: {file_name}", "transformations:", *read]) + "\n"
+
+
+def automl_job_body(*, settings: dict, training_uri: str, compute_id: str, experiment: str,
+                    display_name: str | None, tags: dict[str, str] | None, all_learners: tuple) -> dict:
+    task = settings["task"]
+    metric = AUTOML_METRICS.get(settings["primary_metric"])
+    if metric is None:
+        raise InvalidInput(f"Azure AutoML cannot optimise {settings['primary_metric']}; use one of "
+                           f"{', '.join(m for m in AUTOML_METRICS)}")
+    details: dict[str, Any] = {
+        "taskType": task.capitalize(), "primaryMetric": metric, "targetColumnName": settings["label"],
+        "trainingData": {"jobInputType": "mltable", "uri": training_uri},
+        "featurizationSettings": {"mode": "Auto" if settings.get("featurization", True) else "Off"},
+    }
+    limits: dict[str, Any] = {}
+    if settings.get("budget_s"):
+        limits["timeout"] = _duration(max(settings["budget_s"], AUTOML_MIN_TIMEOUT_S))
+    if settings.get("max_trials"):
+        limits["maxTrials"] = int(settings["max_trials"])
+    if limits:
+        details["limitSettings"] = limits
+    validation = settings.get("validation") or {"method": "auto"}
+    if validation["method"] == "cv":
+        details["nCrossValidations"] = {"mode": "Custom", "value": int(validation["folds"])}
+    elif validation["method"] == "holdout":
+        details["validationDataSize"] = float(validation["fraction"])
+    training: dict[str, Any] = {}
+    learners = list(settings.get("learners") or [])
+    if learners and set(learners) != set(all_learners):
+        names = AUTOML_ALGORITHMS[task]
+        allowed = list(dict.fromkeys(names[k] for k in learners if names.get(k)))
+        if not allowed:
+            raise InvalidInput(f"Azure AutoML has none of {', '.join(learners)}; allow others with --allowed")
+        training["allowedTrainingAlgorithms"] = allowed
+    if not settings.get("ensemble", True):
+        training.update(enableVoteEnsemble=False, enableStackEnsemble=False)
+    if training:
+        details["trainingSettings"] = training
+    if task == "forecasting":
+        details["forecastingSettings"] = {"timeColumnName": settings["time_column"],
+                                          "forecastHorizon": {"mode": "Custom", "value": int(settings["horizon"])}}
+    props: dict[str, Any] = {"jobType": "AutoML", "experimentName": experiment, "computeId": compute_id,
+                             "taskDetails": details}
+    if display_name:
+        props["displayName"] = display_name
+    if tags:
+        props["tags"] = {k: str(v) for k, v in tags.items()}
+    return {"properties": props}
