@@ -221,8 +221,15 @@ class AmlMagics(Magics):
             if info.status != "Completed":
                 print(f"AutoML run {run.id} ended {info.status}; nothing was registered.", file=sys.stderr)
                 return run
-            model = run.register_model(args.register, "outputs/model.pkl",
-                                       tags={"automl": run.id, "primary_metric": sub.settings["primary_metric"]})
+            tags = {"automl": run.id, "primary_metric": sub.settings["primary_metric"]}
+            if self.client.backend.name == "azure":  # Azure AutoML keeps each trial's model in that trial's outputs
+                best = self.client.runs.best_child(run.id)
+                if best is None:
+                    print(f"AutoML run {run.id} has no completed trial; nothing was registered.", file=sys.stderr)
+                    return run
+                model = self.client.models.register(args.register, "outputs/model.pkl", run_id=best.id, tags=tags)
+            else:
+                model = run.register_model(args.register, "outputs/model.pkl", tags=tags)
             print(f"Registered {model.name}:{model.version} from {run.id}.")
         return run
 

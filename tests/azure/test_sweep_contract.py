@@ -188,3 +188,24 @@ def test_trials_of_an_azure_sweep_are_its_mlflow_child_runs(spec, mlflow_server)
     finally:
         fake.close()
     assert not fake.violations, fake.violations
+
+
+def test_a_sweep_job_read_back_knows_what_its_trials_are_ranked_by(azure):
+    """Microsoft's SweepJob example (objective: minimize "string") read through Jobs_Get."""
+    import json
+    from pathlib import Path
+
+    from aml_magics.backends.azure.backend import AzureBackend
+
+    client, fake = azure
+    example = json.loads((Path(__file__).parent / "azureml-rest-2024-10-01" / "examples" / "Job" / "SweepJob" /
+                          "get.json").read_text())["responses"]["200"]["body"]
+    info = AzureBackend._info(client.backend, example, with_metrics=False)
+    assert info.kind == "sweep" and info.status == "NotStarted"
+    assert info.spec["primary_metric"] == "string" and info.spec["goal"] == "min"
+    automl = json.loads((Path(__file__).parent / "azureml-rest-2024-10-01" / "examples" / "Job" / "AutoMLJob" /
+                         "get.json").read_text())["responses"]["200"]["body"]
+    automl["properties"]["tags"] = {"automl.primary_metric": "normalized_root_mean_squared_error"}  # what we send
+    info = AzureBackend._info(client.backend, automl, with_metrics=False)
+    assert info.kind == "automl" and info.status == "Queued"
+    assert info.spec["primary_metric"] == "normalized_root_mean_squared_error" and info.spec["goal"] == "min"

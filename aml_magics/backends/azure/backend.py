@@ -229,14 +229,24 @@ class AzureBackend(Backend):
                 metrics = {m["key"]: m["value"] for m in data.get("metrics", [])}
             except AmlError:
                 metrics = {}
+        spec: dict[str, Any] = {"command": props.get("command"),
+                                "out_vars": [v for v in ((props.get("properties") or {}).get(OUT_VARS_PROP) or "")
+                                             .split(",") if v]}
+        objective = props.get("objective") or {}
+        if objective.get("primaryMetric"):  # a sweep: what its trials are ranked by
+            spec.update(primary_metric=objective["primaryMetric"],
+                        goal="min" if objective.get("goal") == "Minimize" else "max")
+        tags = props.get("tags") or {}
+        if props.get("jobType") == "AutoML" and tags.get("automl.primary_metric"):
+            from ...automl.metrics import goal
+
+            spec.update(primary_metric=tags["automl.primary_metric"], goal=goal(tags["automl.primary_metric"]))
         return RunInfo(run_id=name, experiment=props.get("experimentName") or "Default",
                        status=ops.map_status(props.get("status")), kind=(props.get("jobType") or "").lower(),
                        compute=(props.get("computeId") or "").rsplit("/", 1)[-1] or None,
                        display_name=props.get("displayName"), created=_ts(system.get("createdAt")),
                        tags=dict(props.get("tags") or {}), latest_metrics=metrics,
-                       spec={"command": props.get("command"),
-                             "out_vars": [v for v in ((props.get("properties") or {}).get(OUT_VARS_PROP) or "").split(",")
-                                          if v]})
+                       spec=spec)
 
     def get_run(self, run_id: str, *, with_metrics: bool = True) -> RunInfo:
         return self._info(ops.job(self.arm, self.ws, run_id), with_metrics)
