@@ -76,7 +76,11 @@ class Client:
                         from ..backends.azure.backend import AzureBackend
                         from ..backends.azure.rest import WorkspaceRef
 
-                        options = _azure_options.get(self.config.azure, {})
+                        options = _azure_options.get(self.config.azure)
+                        if options is None:  # found through config.json: sign in as Azure ML's SDKs do
+                            from ..backends.azure.auth import credential
+
+                            options = {"credential": credential("default")}
                         self._backend = AzureBackend(WorkspaceRef(*self.config.azure), **options)
                     else:
                         raise InvalidInput(f"unknown backend {self.config.backend!r}")
@@ -90,7 +94,7 @@ class Client:
         """A client on an Azure ML workspace: named here, or from the config.json Azure ML's SDKs would find."""
         from ..backends.azure.auth import credential as make_credential
         from ..backends.azure.auth import workspace_ref
-        from .config import WorkspaceConfig, default_workspace_path
+        from .config import azure_workspace_config
 
         ref = workspace_ref(subscription, resource_group, workspace)
         cred = make_credential("device-code" if device_code else "default", prompt=prompt, passed=credential)
@@ -98,9 +102,7 @@ class Client:
         _azure_options[key] = {"credential": cred, **({"base_url": base_url} if base_url else {}),
                                **({"mlflow_uri": mlflow_uri} if mlflow_uri else {}),
                                **({"storage": storage} if storage else {})}
-        cache = default_workspace_path().parent.parent / "azure" / ref.workspace_name
-        source = "connect" if subscription else "config.json"
-        return cls(config=WorkspaceConfig("azure", cache, source, ref.workspace_name, azure=key))
+        return cls(config=azure_workspace_config(key, "connect" if subscription else "config.json"))
 
     @property
     def workspace(self) -> WorkspaceInfo:

@@ -48,7 +48,29 @@ def resolve_workspace(workspace: str | os.PathLike | None = None) -> WorkspaceCo
     env = os.environ.get(ENV_WORKSPACE, "").strip()
     if env:
         return WorkspaceConfig("local", _local_path(env), "environment", _name_of(env))
+    found = find_azure_config()
+    if found is not None and _is_azure_config(found):  # an Azure ML workspace's config.json, searched upward
+        ref = read_azure_config(found)
+        return azure_workspace_config((ref["subscription_id"], ref["resource_group"], ref["workspace_name"]),
+                                      "config.json")
     return WorkspaceConfig("local", default_workspace_path(), "default", "default")
+
+
+def azure_workspace_config(key: tuple[str, str, str], source: str) -> WorkspaceConfig:
+    """An Azure ML workspace (subscription, resource group, name); its local folder only caches."""
+    return WorkspaceConfig("azure", default_workspace_path().parent.parent / "azure" / key[2], source, key[2],
+                           azure=key)
+
+
+def _is_azure_config(path: Path) -> bool:
+    """Whether a config.json is Azure ML's (another tool's config.json never switches the workspace); an
+    Azure ML one that is incomplete is reported by read_azure_config."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and any(k in data for k in ("subscription_id", "resource_group", "workspace_name",
+                                                                "Scope"))
 
 
 def _local_path(value: str | os.PathLike) -> Path:

@@ -86,7 +86,9 @@ class AmlHandler(APIHandler):
 
     def _handle_request_exception(self, e: BaseException) -> None:
         if isinstance(e, AmlError):
-            self.send_error(getattr(e, "http_status", 500), exc_info=(type(e), e, e.__traceback__))
+            status = getattr(e, "http_status", 500)
+            # a 401 here would read as "the Jupyter session expired": a workspace sign-in problem is a 403
+            self.send_error(403 if status == 401 else status, exc_info=(type(e), e, e.__traceback__))
             return
         super()._handle_request_exception(e)
 

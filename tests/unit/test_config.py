@@ -67,3 +67,27 @@ def test_read_azure_config_keys_and_scope(tmp_path):
     f.write_text(json.dumps({"subscription_id": "s"}))
     with pytest.raises(InvalidInput, match="lacks resource_group, workspace_name"):
         read_azure_config(f)
+
+
+def test_an_azure_config_json_upward_selects_that_azure_workspace(tmp_path, monkeypatch):
+    """DESIGN's order: explicit, $AML_MAGICS_WORKSPACE, an Azure ML config.json searched upward, the default."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("AML_MAGICS_WORKSPACE", raising=False)
+    project, notebooks = tmp_path / "project", tmp_path / "project" / "notebooks"
+    notebooks.mkdir(parents=True)
+    monkeypatch.chdir(notebooks)
+    (project / "config.json").write_text(json.dumps({"name": "some other tool's config"}))
+    assert resolve_workspace().backend == "local"  # not Azure ML's: ignored
+    (project / ".azureml").mkdir()
+    (project / ".azureml" / "config.json").write_text(json.dumps(
+        {"subscription_id": "s", "resource_group": "rg", "workspace_name": "w"}))
+    found = resolve_workspace()
+    assert (found.backend, found.azure, found.source, found.name) == ("azure", ("s", "rg", "w"), "config.json", "w")
+    assert "azure workspace 'w' in resource group rg" in found.describe()
+    monkeypatch.setenv("AML_MAGICS_WORKSPACE", str(tmp_path / "env-ws"))
+    assert resolve_workspace().backend == "local"  # the environment variable comes first
+    assert resolve_workspace(tmp_path / "mine").source == "explicit"
+    monkeypatch.delenv("AML_MAGICS_WORKSPACE")
+    (project / ".azureml" / "config.json").write_text(json.dumps({"subscription_id": "s"}))
+    with pytest.raises(InvalidInput, match="lacks resource_group, workspace_name"):
+        resolve_workspace()
