@@ -383,7 +383,8 @@ class AmlMagics(Magics):
         if args.action == "create":
             if not args.name:
                 raise UsageError("give a name: %aml compute create NAME --max-concurrent N")
-            return self.client.computes.create(args.name, args.max_concurrent or os.cpu_count() or 1)
+            default = 4 if self.client.backend.name == "azure" else (os.cpu_count() or 1)  # cluster nodes / slots
+            return self.client.computes.create(args.name, args.max_concurrent or default)
         return self.client.computes.list()
 
     def _cmd_datastore(self, args):

@@ -72,8 +72,6 @@ def test_what_is_not_there_yet_says_so_in_one_line(azure, tmp_path):
     client, fake = azure
     with pytest.raises(InvalidInput, match="choose one of the workspace's compute targets"):
         client.runs.submit(RunSubmission(kind="cell", experiment="e", source_dir=tmp_path, entry="c.py", code="1"))
-    with pytest.raises(AmlError, match="not available on the azure backend yet"):
-        client.doctor()
     with pytest.raises(AmlError, match="account key is not a valid key"):  # Microsoft's example key is "string"
         client.datastores.upload(tmp_path, "x")
     (tmp_path / "lab.ipynb").write_text("{}")
@@ -271,3 +269,30 @@ def test_environments_are_versions_with_a_conda_file_and_jobs_use_them(azure, tm
     with pytest.raises(UsageError, match="lists no packages"):
         (tmp_path / "empty.txt").write_text("# nothing\n")
         ip.run_line_magic("aml", f"env register e2 {tmp_path / 'empty.txt'}")
+
+
+def test_doctor_checks_what_an_azure_workspace_needs_and_compute_create_makes_a_cluster(azure, ip):
+    client, fake = azure
+    report = client.doctor()
+    results = {name: (outcome, detail) for name, outcome, detail in report.checks}
+    assert results["sign-in and workspace"][0] == "ok"
+    assert results["compute targets"] == ("ok", "compute123 (1 node(s)), compute1234 (1 node(s))")
+    # Microsoft's workspace example has no mlFlowTrackingUri and its datastore key is the placeholder "string"
+    assert results["MLflow tracking endpoint"][0] == "problem" and "MLflow" in results["MLflow tracking endpoint"][1]
+    assert results["default datastore"][0] == "problem" and "key" in results["default datastore"][1]
+    assert not report.healthy and fake.token not in repr(report) + report._repr_html_()
+
+    ip.magics_manager.registry["AmlMagics"]._client = client
+    target = ip.run_line_magic("aml", "compute create gpu-pool --max-concurrent 3")
+    put = [c for c in fake.calls if c.operation == "Compute_CreateOrUpdate"][-1]
+    assert put.path.endswith("/computes/gpu-pool")
+    inner = put.body["properties"]["properties"]
+    assert put.body["properties"]["computeType"] == "AmlCompute"
+    assert inner["scaleSettings"] == {"maxNodeCount": 3, "minNodeCount": 0, "nodeIdleTimeBeforeScaleDown": "PT120S"}
+    assert target.name
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match="compute name"):
+        ip.run_line_magic("aml", "compute create x --max-concurrent 2")
+    with pytest.raises(UsageError, match="no controller to resume"):
+        ip.run_line_magic("aml", "resume some-job")

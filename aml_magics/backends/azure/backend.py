@@ -58,13 +58,64 @@ class AzureBackend(Backend):
                              source="config.json / %aml connect", computes=computes)
 
     def doctor(self):
-        _not_yet("%aml doctor")
+        """What an Azure workspace needs to work from here: sign-in, computes, the MLflow endpoint, the
+        default datastore. Each check says what is wrong in one line; nothing is changed."""
+        from ..local.doctor import DoctorReport
+
+        report = DoctorReport(f"azure {self.ws.workspace_name} ({self.ws.resource_group})")
+
+        def check(name: str, fn) -> None:
+            try:
+                report.add(name, "ok", fn() or "")
+            except AmlError as exc:
+                report.add(name, "problem", str(exc))
+
+        def workspace():
+            return f"found, in {ops.workspace(self.arm, self.ws).get('location', '?')}"
+
+        def computes():
+            found = self.list_computes()
+            if not found:
+                raise InvalidInput("no compute targets: create one with %aml compute create NAME --max-concurrent N")
+            return ", ".join(f"{c.name} ({c.max_concurrent} node(s))" for c in found)
+
+        def mlflow():
+            if not self._mlflow_available():
+                raise AmlError("the workspace reports no MLflow tracking URI: metrics cannot be read")
+            try:
+                self.mlflow().experiment_id("Default", create=False)
+            except NotFound:
+                pass  # answered: the endpoint works
+            return "reachable"
+
+        def datastore():
+            store, container = self._default_container()
+            container.list("aml-magics/")
+            return f"{store}: readable with the workspace's credentials"
+
+        for name, fn in (("sign-in and workspace", workspace), ("compute targets", computes),
+                         ("MLflow tracking endpoint", mlflow), ("default datastore", datastore)):
+            check(name, fn)
+        return report
 
     def list_computes(self) -> list[ComputeTarget]:
         return ops.computes(self.arm, self.ws)
 
-    def create_compute(self, name: str, max_concurrent: int) -> ComputeTarget:
-        _not_yet("creating compute targets (create clusters in the Azure ML studio)")
+    def create_compute(self, name: str, max_concurrent: int, vm_size: str = "Standard_DS3_v2") -> ComputeTarget:
+        """An Azure ML compute cluster that scales from 0 to ``max_concurrent`` nodes (idle nodes go after
+        2 minutes); waits while Azure provisions it."""
+        if not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]", name or ""):
+            raise InvalidInput(f"compute name {name!r}: 3-32 letters, digits and '-', starting with a letter")
+        if max_concurrent < 1:
+            raise InvalidInput("--max-concurrent must be at least 1")
+        location = ops.workspace(self.arm, self.ws).get("location") or "westeurope"
+        body = {"location": location, "properties": {"computeType": "AmlCompute", "properties": {
+            "vmSize": vm_size, "vmPriority": "Dedicated",
+            "scaleSettings": {"maxNodeCount": int(max_concurrent), "minNodeCount": 0,
+                              "nodeIdleTimeBeforeScaleDown": "PT120S"}}}}
+        self.arm.put(f"{self.ws.path}/computes/{name}", body)
+        return next((c for c in self.list_computes() if c.name == name),
+                    ComputeTarget(name, "AmlCompute (Creating)", int(max_concurrent)))
 
     def list_datastores(self) -> list[DatastoreInfo]:
         return ops.datastores(self.arm, self.ws)
@@ -302,7 +353,8 @@ class AzureBackend(Backend):
         ops.cancel_job(self.arm, self.ws, run_id)
 
     def resume_run(self, run_id: str) -> None:
-        _not_yet("%aml resume")
+        raise InvalidInput("on an Azure workspace the service runs sweeps and AutoML itself, so there is no "
+                           "controller to resume; submit the run again to continue")
 
     # -- metrics through MLflow ----------------------------------------------------------------------------
 
