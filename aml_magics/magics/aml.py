@@ -222,7 +222,7 @@ class AmlMagics(Magics):
                 print(f"AutoML run {run.id} ended {info.status}; nothing was registered.", file=sys.stderr)
                 return run
             tags = {"automl": run.id, "primary_metric": sub.settings["primary_metric"]}
-            if self.client.backend.name == "azure":  # Azure AutoML keeps each trial's model in that trial's outputs
+            if self.client.config.backend == "azure":  # Azure AutoML keeps each trial's model in that trial's outputs
                 best = self.client.runs.best_child(run.id)
                 if best is None:
                     print(f"AutoML run {run.id} has no completed trial; nothing was registered.", file=sys.stderr)
@@ -383,7 +383,7 @@ class AmlMagics(Magics):
         if args.action == "create":
             if not args.name:
                 raise UsageError("give a name: %aml compute create NAME --max-concurrent N")
-            default = 4 if self.client.backend.name == "azure" else (os.cpu_count() or 1)  # cluster nodes / slots
+            default = 4 if self.client.config.backend == "azure" else (os.cpu_count() or 1)  # cluster nodes / slots
             return self.client.computes.create(args.name, args.max_concurrent or default)
         return self.client.computes.list()
 

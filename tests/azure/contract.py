@@ -226,6 +226,7 @@ class FakeArm:
     violations: list[str] = field(default_factory=list)
     overrides: dict = field(default_factory=dict)  # operationId → callable(call, example_response) -> (status, body)
     blobs: dict[str, bytes] = field(default_factory=dict)
+    blob_requests: int = 0
     token: str = "fake-arm-token-0123456789"
 
     def __post_init__(self):
@@ -357,6 +358,7 @@ class FakeArm:
     # -- blob storage (Put Blob, Put Block, Put Block List) -------------------------------------------
 
     def handle_blob(self, method: str, path: str, query: dict, headers: dict, raw: bytes):
+        self.blob_requests += 1
         if "sig" not in query or "sv" not in query:
             self.violations.append(f"blob {method} {path}: no SAS signature")
             return 403, {}, {"error": "AuthenticationFailed"}

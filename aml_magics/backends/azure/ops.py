@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ...core.errors import AmlError, InvalidInput
 from ...core.types import ComputeTarget, DatastoreInfo
@@ -93,6 +96,9 @@ def snapshot_zip(files: list[tuple[Path, str]]) -> tuple[bytes, str]:
     return buf.getvalue(), digest.hexdigest()[:32]
 
 
+UPLOAD_THREADS = 8
+
+
 def upload_code(arm: ArmClient, ws: WorkspaceRef, files: list[tuple[Path, str]], *, block_size: int = 4 << 20) -> str:
     """Upload a snapshot the way Azure ML does: ``codes/{hash}/versions/1:startPendingUpload`` gives a SAS,
     the files go to blob storage (Put Block + Put Block List), then the code version is PUT. Returns its id."""
@@ -108,15 +114,19 @@ def upload_code(arm: ArmClient, ws: WorkspaceRef, files: list[tuple[Path, str]],
     if not sas:
         raise AmlError("Azure ML gave no upload location for the snapshot (startPendingUpload)")
     base, _, token = sas.partition("?")
-    session = requests.Session()
-    for src, rel in files:
-        url = f"{base.rstrip('/')}/{rel}"
+    local = threading.local()
+
+    def put_one(src: Path, rel: str) -> None:
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+        url = f"{base.rstrip('/')}/{quote(rel)}"
         data = src.read_bytes()
         headers = {"x-ms-version": "2023-11-03"}
         if len(data) <= block_size:
             r = session.put(f"{url}?{token}", data=data, headers={**headers, "x-ms-blob-type": "BlockBlob"}, timeout=300)
             _check_blob(r, rel)
-            continue
+            return
         ids = []
         for i in range(0, len(data), block_size):
             block_id = base64.b64encode(f"{i // block_size:08d}".encode()).decode()
@@ -128,6 +138,11 @@ def upload_code(arm: ArmClient, ws: WorkspaceRef, files: list[tuple[Path, str]],
             + "</BlockList>"
         r = session.put(f"{url}?{token}&comp=blocklist", data=body.encode(), headers=headers, timeout=300)
         _check_blob(r, rel)
+
+    # the files go up several at a time (a snapshot is many small files: round trips, not bandwidth)
+    with ThreadPoolExecutor(max_workers=max(1, min(UPLOAD_THREADS, len(files)))) as pool:
+        for future in [pool.submit(put_one, src, rel) for src, rel in files]:
+            future.result()
     result = arm.put(version_path, {"properties": {"codeUri": base, "isAnonymous": True}})
     return result.get("id") or version_path
 
