@@ -25,6 +25,7 @@ from .policies import Policy
 from .space import format_args, space_from_json, trial_code
 
 TICK_S = 0.02
+CANCEL_WAIT_S = 30  # at most this long for canceled trials to end (a trial gets its grace period, then SIGKILL)
 ACTIVE = ("NotStarted", "Queued", "Starting", "Running", "Finalizing")
 
 
@@ -222,12 +223,20 @@ class Controller:
     def active(self) -> list[str]:
         return [r for r, t in self.trials.items() if r not in self.accounted]
 
-    def cancel_active(self, reason: str) -> None:
+    def cancel_active(self, reason: str, wait_s: float = 0) -> None:
+        """Cancel the running trials; with ``wait_s``, wait (that long at most) until they have ended, so
+        the sweep never ends while one of its trials still runs."""
         for run_id in self.active():
             try:
                 self.client.runs.cancel(run_id, reason=reason)
             except Exception:
                 pass
+        deadline = time.monotonic() + wait_s
+        while self.active() and time.monotonic() < deadline:
+            for run_id in self.refresh():
+                self.account(run_id)
+            if self.active():
+                time.sleep(TICK_S)
 
     # -- the loop ------------------------------------------------------------------------------------
 
@@ -260,9 +269,9 @@ class Controller:
             self.cancel_active("the sweep was canceled")
             raise
         if stopped_by == "timeout":
-            self.cancel_active(f"the sweep reached its --timeout of {self.timeout:g} s")
+            self.cancel_active(f"the sweep reached its --timeout of {self.timeout:g} s", wait_s=CANCEL_WAIT_S)
         elif stopped_by == "failures":
-            self.cancel_active("the sweep stopped after consecutive failures")
+            self.cancel_active("the sweep stopped after consecutive failures", wait_s=CANCEL_WAIT_S)
         self.finish(stopped_by)
         if stopped_by == "failures":
             from ..runtime.launch import EngineStopped
