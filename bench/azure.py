@@ -6,8 +6,8 @@ the MLflow side a real `mlflow server`).
 
 Figures (JSON keys):
 - import_s: a fresh interpreter importing our azure backend (+ auth), best of N; anchor import_azure_ai_ml_s:
-  `import azure.ai.ml` (Microsoft's v2 SDK) in $AML_MAGICS_AZURE_AI_ML_PYTHON (scripts/bench-env makes one),
-  "n/a" when absent.
+  `import azure.ai.ml` (Microsoft's v2 SDK) in $AML_MAGICS_AZURE_AI_ML_PYTHON, an interpreter that has it
+  (python -m venv /tmp/aiml && /tmp/aiml/bin/pip install azure-ai-ml); "n/a" when not given.
 - submit_cell_s: %%aml run of a cell with a 20-file folder on the fake (snapshot hash + startPendingUpload +
   blob PUTs + code version + job PUT), median; submit_requests: HTTP requests it made; anchor
   submit_floor_s: the same number of bare GETs to the fake (what the round trips alone cost).
