@@ -70,7 +70,7 @@ def test_a_cell_run_is_a_command_job(azure, tmp_path):
 
 def test_what_is_not_there_yet_says_so_in_one_line(azure, tmp_path):
     client, fake = azure
-    with pytest.raises(InvalidInput, match="choose one of the workspace's compute targets"):
+    with pytest.raises(InvalidInput, match="no compute cluster: create one"):  # the example's computes are AKS
         client.runs.submit(RunSubmission(kind="cell", experiment="e", source_dir=tmp_path, entry="c.py", code="1"))
     with pytest.raises(AmlError, match="account key is not a valid key"):  # Microsoft's example key is "string"
         client.datastores.upload(tmp_path, "x")
@@ -296,3 +296,25 @@ def test_doctor_checks_what_an_azure_workspace_needs_and_compute_create_makes_a_
         ip.run_line_magic("aml", "compute create x --max-concurrent 2")
     with pytest.raises(UsageError, match="no controller to resume"):
         ip.run_line_magic("aml", "resume some-job")
+
+
+def test_without_c_the_only_cluster_is_used_and_several_need_a_choice(azure, tmp_path):
+    """Compute_List answered with Microsoft's AmlCompute example (examples/Compute/get/AmlCompute.json)."""
+    import copy
+    import json
+    from pathlib import Path
+
+    client, fake = azure
+    cluster = json.loads((Path(__file__).parent / "azureml-rest-2024-10-01" / "examples" / "Compute" / "get" /
+                          "AmlCompute.json").read_text())["responses"]["200"]["body"]
+    listed = [cluster]
+    fake.overrides["Compute_List"] = lambda call, status, body: (status, {"value": copy.deepcopy(listed)})
+    (tmp_path / "train.py").write_text("print(1)\n")
+    client.runs.submit(RunSubmission(kind="script", experiment="e", source_dir=tmp_path, entry="train.py"))
+    job = [c for c in fake.calls if c.operation == "Jobs_CreateOrUpdate"][-1]
+    assert job.body["properties"]["computeId"].endswith("/computes/" + cluster["name"])
+    second = copy.deepcopy(cluster)
+    second["name"] = "gpu-cluster"
+    listed.append(second)
+    with pytest.raises(InvalidInput, match=f"choose a compute target with -c: {cluster['name']}, gpu-cluster"):
+        client.runs.submit(RunSubmission(kind="script", experiment="e", source_dir=tmp_path, entry="train.py"))

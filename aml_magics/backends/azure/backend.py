@@ -140,8 +140,7 @@ class AzureBackend(Backend):
                     pickled_in = cloudpickle.dumps(sub.in_values)
                 except Exception as exc:
                     raise InvalidInput(f"--in: cannot pickle {', '.join(sub.in_values)}: {exc}") from None
-        if sub.compute in ("", "local"):
-            raise InvalidInput("choose one of the workspace's compute targets with -c (see %aml compute)")
+        sub = self._on_compute(sub)
         sweep = sub.settings if sub.kind == "sweep" else None
         if sweep is not None:
             ops.check_sweep_settings(sweep)  # before anything is uploaded
@@ -205,12 +204,25 @@ class AzureBackend(Backend):
         ops.submit_job(self.arm, self.ws, name, body)
         return name
 
+    def _on_compute(self, sub: RunSubmission) -> RunSubmission:
+        """Without -c, the workspace's only compute cluster is the sensible choice; with several, the user picks."""
+        if sub.compute not in ("", "local"):
+            return sub
+        from dataclasses import replace
+
+        clusters = [c.name for c in self.list_computes() if c.kind.startswith(("AmlCompute", "ComputeInstance", "Kubernetes"))]
+        if len(clusters) == 1:
+            return replace(sub, compute=clusters[0])
+        if not clusters:
+            raise InvalidInput("the workspace has no compute cluster: create one with %aml compute create NAME "
+                               "--max-concurrent N")
+        raise InvalidInput(f"choose a compute target with -c: {', '.join(clusters)}")
+
     def _submit_automl(self, sub: RunSubmission) -> str:
         """An Azure ML AutoML job: the training data goes to the default datastore as an MLTable folder."""
         from ...automl.settings import DEFAULT_LEARNERS
 
-        if sub.compute in ("", "local"):
-            raise InvalidInput("choose one of the workspace's compute targets with -c (see %aml compute)")
+        sub = self._on_compute(sub)
         settings, ref = sub.settings, sub.settings["data"]
         name = _job_name(sub.experiment)
         body = None
