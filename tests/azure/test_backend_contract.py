@@ -318,3 +318,15 @@ def test_without_c_the_only_cluster_is_used_and_several_need_a_choice(azure, tmp
     listed.append(second)
     with pytest.raises(InvalidInput, match=f"choose a compute target with -c: {cluster['name']}, gpu-cluster"):
         client.runs.submit(RunSubmission(kind="script", experiment="e", source_dir=tmp_path, entry="train.py"))
+
+
+def test_the_dashboard_of_an_azure_job_renders_without_an_mlflow_endpoint(azure):
+    """Microsoft's workspace example has no mlFlowTrackingUri: the dashboard shows the job without charts."""
+    from aml_magics.widgets.run_details import RunDetails
+
+    client, fake = azure
+    run = client.runs.handle("job-1", "e")
+    widget = RunDetails(run, live=False)
+    assert "NotStarted" in widget.header.value or "Queued" in widget.header.value
+    assert client.runs.metric_names("job-1") == [] and client.runs.children("job-1").infos == []
+    assert fake.token not in widget.header.value

@@ -342,6 +342,8 @@ class AzureBackend(Backend):
     def _child_runs(self, parent_run_id: str) -> list[RunInfo]:
         parent = ops.job(self.arm, self.ws, parent_run_id)
         experiment = (parent.get("properties") or {}).get("experimentName") or "Default"
+        if not self._mlflow_available():
+            return []  # child runs are found through MLflow (%aml doctor reports its absence)
         client = self.mlflow()
         try:
             experiment_id = client.experiment_id(experiment, create=False)
@@ -398,11 +400,23 @@ class AzureBackend(Backend):
         return out
 
     def metric_series(self, run_id: str, name: str, since: int = 0):
-        history = self.mlflow().metric_history(run_id, name)
+        if not self._mlflow_available():
+            return [], since
+        try:
+            history = self.mlflow().metric_history(run_id, name)
+        except NotFound:  # the job's MLflow run is not there yet
+            return [], since
         return [(s, t, v) for s, t, v in history[since:]], len(history)
 
     def metric_names(self, run_id: str) -> list[str]:
-        data = self.mlflow().get_run(run_id).get("data", {})
+        """The run's metric names; none while its MLflow run does not exist yet (or the workspace has no
+        MLflow endpoint, which %aml doctor reports), so dashboards show the run without charts."""
+        if not self._mlflow_available():
+            return []
+        try:
+            data = self.mlflow().get_run(run_id).get("data", {})
+        except NotFound:
+            return []
         return sorted(m["key"] for m in data.get("metrics", []))
 
     def run_version(self, run_id: str) -> tuple:
