@@ -433,17 +433,21 @@ class DeploymentOperations(_Operations):
     def create(self, name: str, models: list[str] | str, *, score: str | os.PathLike | None = None,
                host: str = "127.0.0.1", port: int | None = None, auth: bool = True, update: bool = False,
                timeout: float = 120, request_timeout_s: float = 60.0, max_body_bytes: int = 100 * 1024 * 1024,
-               environment: str | None = None):
-        """Deploy (or with ``update`` swap in place); returns when the service is Healthy."""
+               environment: str | None = None, instance_type: str | None = None):
+        """Deploy (or with ``update`` swap in place); returns when the service is Healthy. ``instance_type``:
+        the VM size of an Azure managed online deployment."""
         from .services import Webservice
 
         if request_timeout_s <= 0 or max_body_bytes <= 0:
             raise InvalidInput("request_timeout_s and max_body_bytes must be positive")
+        if instance_type and self._client.config.backend != "azure":
+            raise InvalidInput("instance_type is for Azure endpoints; a local service runs on this machine")
         refs = [parse_model_ref(m) for m in ([models] if isinstance(models, str) else models)]
         self._backend.deployments.deploy(name, refs, Path(score) if score else None, host=host, port=port,
                                          auth=auth, update=update, timeout=timeout,
                                          request_timeout_s=request_timeout_s, max_body_bytes=max_body_bytes,
-                                         environment=environment)
+                                         environment=environment,
+                                         **({"instance_type": instance_type} if instance_type else {}))
         return Webservice(self._client, name)
 
     def get(self, name: str):

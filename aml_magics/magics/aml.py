@@ -312,13 +312,21 @@ class AmlMagics(Magics):
         return self.client.models.list(name=args.name, tags=tags or None)
 
     def _cmd_deploy(self, args):
+        kind = self.client.config.backend
+        if args.target and args.target != kind:
+            raise UsageError(f"--target {args.target}: this workspace is {'on Azure' if kind == 'azure' else 'local'}" + (
+                "; %aml connect to an Azure ML workspace (and register the model there) to deploy on Azure"
+                if args.target == "azure" else "; %aml workspace use PATH to deploy on this machine"))
+        if args.instance_type and kind != "azure":
+            raise UsageError("--instance-type is for Azure endpoints; a local service runs on this machine")
         name = args.name or "".join(c if c.isalnum() else "-" for c in args.models[0].split(":")[0].lower()).strip("-")
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             print(f"Warning: the service will listen on {args.host}, reachable from other machines"
                   f"{'' if not args.no_auth else ' and without a key'}.", file=sys.stderr)
+        extra = {"instance_type": args.instance_type} if args.instance_type else {}
         return self.client.deployments.create(name, args.models, score=args.score, host=args.host, port=args.port,
                                               auth=not args.no_auth, update=args.update,
-                                              environment=args.environment)
+                                              environment=args.environment, **extra)
 
     def _cmd_env(self, args):
         envs = self.client.environments

@@ -204,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="only this model's versions")
     p.add_argument("--tag", action="append", default=[], metavar="KEY[=VALUE]", help="only versions with this tag")
 
-    p = sub.add_parser("deploy", help="deploy registered models as a local scoring web service", add_help=False)
+    p = sub.add_parser("deploy", help="deploy registered models as a scoring web service (local, or an Azure "
+                                      "managed online endpoint)", add_help=False)
     p.add_argument("models", nargs="+", metavar="MODEL[:VERSION]", help="registered model(s); the latest version by default")
     p.add_argument("--name", help="service name (default: the model's name, lower-cased)")
     p.add_argument("--score", help="score.py with init() and run(raw_data) (default: a scorer for the model's framework)")
@@ -214,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update", action="store_true", help="swap the models/score.py of an existing service in place")
     p.add_argument("--env", dest="environment", metavar="ENV",
                    help="serve from an environment: a registered NAME[:VERSION] or a requirements.txt / .yml")
+    p.add_argument("--target", choices=["local", "azure"],
+                   help="where the service runs: this workspace's kind (default); azure needs %%aml connect")
+    p.add_argument("--instance-type", help="azure: the VM size of the deployment (default Standard_DS3_v2)")
 
     p = sub.add_parser("services", help="deployed services: state, scoring URI, models", add_help=False)
 

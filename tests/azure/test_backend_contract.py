@@ -330,3 +330,23 @@ def test_the_dashboard_of_an_azure_job_renders_without_an_mlflow_endpoint(azure)
     assert "NotStarted" in widget.header.value or "Queued" in widget.header.value
     assert client.runs.metric_names("job-1") == [] and client.runs.children("job-1").infos == []
     assert fake.token not in widget.header.value
+
+
+def test_deploy_target_and_instance_type(azure, ip, tmp_path):
+    from IPython.core.error import UsageError
+
+    client, fake = azure
+    magics = ip.magics_manager.registry["AmlMagics"]
+    magics._client = client
+    (tmp_path / "score.py").write_text("def init():\n    pass\n\ndef run(raw):\n    return raw\n")
+    svc = ip.run_line_magic("aml", f"deploy digits:1 --name digits-ep --target azure --instance-type Standard_F4s_v2 "
+                                   f"--score {tmp_path / 'score.py'}")
+    deployment = [c for c in fake.calls if c.operation == "OnlineDeployments_CreateOrUpdate"][-1]
+    assert deployment.body["properties"]["instanceType"] == "Standard_F4s_v2" and svc.name == "digits-ep"
+    with pytest.raises(UsageError, match="--target local: this workspace is on Azure"):
+        ip.run_line_magic("aml", "deploy digits:1 --target local")
+    magics._client = None  # back to the test's local workspace
+    with pytest.raises(UsageError, match="%aml connect"):
+        ip.run_line_magic("aml", "deploy digits:1 --target azure")
+    with pytest.raises(UsageError, match="--instance-type is for Azure"):
+        ip.run_line_magic("aml", "deploy digits:1 --instance-type Standard_F4s_v2")
