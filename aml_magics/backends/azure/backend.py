@@ -1,9 +1,9 @@
 """The azure backend: the same Backend contract over an Azure ML workspace (ARM REST + MLflow REST).
 
-What works so far (issue 7, first part): the workspace summary, compute targets, datastores, runs of
-cells and scripts as command jobs (snapshot uploaded as a code version), their status, listing,
-cancelling, and their metrics through the workspace's MLflow endpoint. Everything else answers with one
-clear error saying it is not available on this backend yet, so front ends never break.
+Runs (cells, scripts, notebooks) are command jobs, sweeps are sweep jobs, AutoML is an AutoML job; metrics,
+params and child runs come through the workspace's MLflow endpoint; models, environments, managed online
+endpoints, computes and datastores are ARM resources. What Azure cannot do here yet (job logs, downloading
+a job's files) answers with one clear error or message, so front ends never break.
 """
 from __future__ import annotations
 
@@ -577,8 +577,6 @@ class AzureBackend(Backend):
                        **_: Any) -> ModelInfo:
         """A local file or folder: uploaded to the default datastore under ``LocalUpload/<content hash>/``
         (as Azure ML's own clients do; the same content is not sent twice), then a model version points at it."""
-        import hashlib
-
         from ...core.frameworks import detect_framework
         from ..local.backend import _model_files
 
@@ -589,10 +587,7 @@ class AzureBackend(Backend):
         files = _model_files(source)
         if not files:
             raise InvalidInput(f"{source} has no files to register")
-        digest = hashlib.sha256()
-        for path, rel in files:
-            digest.update(rel.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-        prefix = f"LocalUpload/{digest.hexdigest()[:32]}/{source.name}"
+        prefix = f"LocalUpload/{ops.content_digest(files)}/{source.name}"
         store, container = self._default_container()
         present = {n for n, _ in container.list(prefix + ("/" if source.is_dir() else ""))}
         for path, rel in files:
@@ -960,4 +955,4 @@ class AzureDeployments:
         self.b.arm.delete(f"{self.base}/{name}")
 
     def build_image(self, name: str) -> str:
-        _not_yet("building images (Azure builds them for managed endpoints)")
+        raise InvalidInput("Azure ML builds a managed endpoint's image itself; there is nothing to build here")

@@ -1,14 +1,13 @@
-"""Azure ML operations over ``ArmClient``: the workspace, computes, datastores, code snapshots, command jobs.
+"""Azure ML operations over ``ArmClient``: the workspace, computes, datastores, code snapshots, and the bodies
+of command, sweep and AutoML jobs.
 
-The start of the azure backend (issue 7): each function sends exactly the requests Microsoft's
-2024-10-01 contract defines, and maps answers to our domain types.
+Each function sends exactly the requests Microsoft's 2024-10-01 contract defines (tests/azure validate them)
+and maps answers to our domain types.
 """
 from __future__ import annotations
 
 import hashlib
-import io
 import threading
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -83,17 +82,13 @@ def with_runtime(files: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
     return [*files, *((package / rel, f"aml_magics/{rel}") for rel in RUNTIME_FILES)]
 
 
-def snapshot_zip(files: list[tuple[Path, str]]) -> tuple[bytes, str]:
-    """A deterministic archive of the snapshot and its content hash (the code version's name)."""
+def content_digest(files: list[tuple[Path, str]]) -> str:
+    """The content hash of a set of files (names and bytes, in name order): a code version's name, a model
+    upload's folder. The same files give the same hash, so nothing is uploaded twice."""
     digest = hashlib.sha256()
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for src, rel in sorted(files, key=lambda f: f[1]):
-            data = src.read_bytes()
-            digest.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
-            info = zipfile.ZipInfo(rel, date_time=(2020, 1, 1, 0, 0, 0))
-            z.writestr(info, data)
-    return buf.getvalue(), digest.hexdigest()[:32]
+    for src, rel in sorted(files, key=lambda f: f[1]):
+        digest.update(rel.encode() + b"\0" + hashlib.sha256(src.read_bytes()).digest())
+    return digest.hexdigest()[:32]
 
 
 UPLOAD_THREADS = 8
@@ -106,7 +101,7 @@ def upload_code(arm: ArmClient, ws: WorkspaceRef, files: list[tuple[Path, str]],
 
     import requests
 
-    name = snapshot_zip(files)[1]
+    name = content_digest(files)
     version_path = f"{ws.path}/codes/{name}/versions/1"
     pending = arm.post(version_path + "/startPendingUpload", {"pendingUploadType": "TemporaryBlobReference"})
     blob = (pending.get("blobReferenceForConsumption") or {})
@@ -168,12 +163,7 @@ def command_job_body(*, command: str, environment_id: str, compute_id: str | Non
         props["computeId"] = compute_id
     if code_id:
         props["codeId"] = code_id
-    if display_name:
-        props["displayName"] = display_name
-    if tags:
-        props["tags"] = {k: str(v) for k, v in tags.items()}
-    if inputs:
-        props["inputs"] = {k: {"jobInputType": "uri_folder", "uri": v} for k, v in inputs.items()}
+    _job_extras(props, display_name, tags, inputs)
     if io:
         if io.get("in"):
             props.setdefault("inputs", {})[IO_IN] = {"jobInputType": "uri_file", "uri": io["in"], "mode": "Download"}
@@ -181,6 +171,16 @@ def command_job_body(*, command: str, environment_id: str, compute_id: str | Non
             props["outputs"] = {IO_OUT: {"jobOutputType": "uri_folder", "uri": io["out"], "mode": "Upload"}}
         props["properties"] = dict(io.get("properties") or {})
     return {"properties": props}
+
+
+def _job_extras(props: dict, display_name: str | None, tags: dict | None, inputs: dict[str, str] | None) -> None:
+    """What every kind of job takes alike: a display name, tags, datastore folders as inputs."""
+    if display_name:
+        props["displayName"] = display_name
+    if tags:
+        props["tags"] = {k: str(v) for k, v in tags.items()}
+    if inputs:
+        props["inputs"] = {k: {"jobInputType": "uri_folder", "uri": v} for k, v in inputs.items()}
 
 
 IO_IN, IO_OUT = "aml_magics_in", "aml_magics_out"  # the job's input/output names of --in and --out values
@@ -328,12 +328,7 @@ def sweep_job_body(*, settings: dict, command: str, environment_id: str, compute
     policy = early_termination_rest(settings.get("policy"))
     if policy:
         props["earlyTermination"] = policy
-    if display_name:
-        props["displayName"] = display_name
-    if tags:
-        props["tags"] = {k: str(v) for k, v in tags.items()}
-    if inputs:
-        props["inputs"] = {k: {"jobInputType": "uri_folder", "uri": v} for k, v in inputs.items()}
+    _job_extras(props, display_name, tags, inputs)
     return {"properties": props}
 
 
@@ -410,8 +405,5 @@ def automl_job_body(*, settings: dict, training_uri: str, compute_id: str, exper
                                           "forecastHorizon": {"mode": "Custom", "value": int(settings["horizon"])}}
     props: dict[str, Any] = {"jobType": "AutoML", "experimentName": experiment, "computeId": compute_id,
                              "taskDetails": details}
-    if display_name:
-        props["displayName"] = display_name
-    if tags:
-        props["tags"] = {k: str(v) for k, v in tags.items()}
+    _job_extras(props, display_name, tags, None)
     return {"properties": props}
