@@ -74,6 +74,12 @@ def test_what_is_not_there_yet_says_so_in_one_line(azure, tmp_path):
         client.runs.submit(RunSubmission(kind="cell", experiment="e", source_dir=tmp_path, entry="c.py", code="1"))
     with pytest.raises(AmlError, match="account key is not a valid key"):  # Microsoft's example key is "string"
         client.datastores.upload(tmp_path, "x")
+    from aml_magics.core.errors import NotFound
+
+    with pytest.raises(NotFound, match="script 'missing.py' not found"):  # refused before any upload
+        client.runs.submit(RunSubmission(kind="script", experiment="e", source_dir=tmp_path, entry="missing.py",
+                                         compute="cpu", in_values={"x": 1}))
+    assert not fake.blobs and not [c for c in fake.calls if c.operation.startswith("CodeVersions")]
     (tmp_path / "lab.ipynb").write_text("{}")
     run = client.runs.submit(RunSubmission(kind="notebook", experiment="e", source_dir=tmp_path, entry="lab.ipynb",
                                            compute="cpu", parameters={"alpha": 0.5}))

@@ -148,6 +148,9 @@ class AzureBackend(Backend):
                                                    "args": sub.args, "parameters": sub.parameters}
         kind, entry = template["kind"], template["entry"]
         source = Path(sub.source_dir).resolve()
+        if kind != "cell" and not (source / entry).is_file():
+            raise NotFound(f"{'notebook' if kind == 'notebook' else 'script'} {entry!r} not found in {source}")
+        environment_id = self.environment_id(sub.environment)  # an unknown environment: refused before uploads
         files = snapshot.plan_snapshot(source, sub.snapshot_max_bytes)
         name = _job_name(sub.experiment)
         io = self._io(name, pickled_in, sub.out_vars) if (sub.in_values or sub.out_vars) else None
@@ -167,8 +170,6 @@ class AzureBackend(Backend):
                 cell.write_text(code, encoding="utf-8")
                 files = [*files, (cell, CELL_FILE)]
                 entry = CELL_FILE
-            elif not (source / entry).is_file():
-                raise NotFound(f"{'notebook' if kind == 'notebook' else 'script'} {entry!r} not found in {source}")
             code_id = ops.upload_code(self.arm, self.ws, ops.with_runtime(files))
         placeholders = {k: "${{search_space.%s}}" % k for k in (sweep["space"] if sweep else {})}
         if kind == "notebook":
@@ -190,7 +191,7 @@ class AzureBackend(Backend):
                             if io.get("out") else [])]
             command = " ".join(["python", *driver, _quote(entry), *(_quote_arg(a) for a in args)])
         inputs = {k: _datastore_uri(v) for k, v in sub.inputs.items()}
-        common = dict(command=command, environment_id=self.environment_id(sub.environment),
+        common = dict(command=command, environment_id=environment_id,
                       compute_id=ops.compute_id(self.ws, sub.compute), code_id=code_id, experiment=sub.experiment,
                       display_name=sub.display_name, inputs=inputs or None, tags=sub.tags)
         if sweep:  # trials find their own MLflow run (MLFLOW_RUN_ID); the sweep's name is their parent
