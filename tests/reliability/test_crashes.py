@@ -153,6 +153,37 @@ def test_sigkill_of_a_scoring_service(client, tmp_path, seed):
     client.deployments.delete("crash-svc")
 
 
+def test_a_submitter_killed_before_its_run_host_started(client, workspace, tmp_path, monkeypatch):
+    """The submitter (a kernel, a sweep controller) dies between claiming a slot and starting the run's host:
+    the run has not run at all, so whoever looks at it next starts its host — once."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("AML_MAGICS_HOSTLESS_GRACE_S", "1")
+    code = textwrap.dedent(f"""
+        import os, signal
+        from pathlib import Path
+        import aml_magics.backends.local.backend as backend
+        backend.spawn_host = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # the kill lands exactly here
+        from aml_magics.core.client import Client
+        from aml_magics.core.types import RunSubmission
+        Client({str(workspace)!r}).runs.submit(RunSubmission(kind="cell", experiment="lost", source_dir=Path("."),
+                                                         entry="__aml_cell__.py", code="print('ran once')"))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == -signal.SIGKILL, out.stderr
+    (run,) = client.runs.list(experiment="lost").infos
+    assert run.status == "Starting" and not client.backend.store.get_run(run.run_id)["host_pid"]
+    views = [client.runs.get(run.run_id).status for _ in range(3)]  # within the grace: left alone
+    assert views == ["Starting"] * 3
+    time.sleep(1.2)
+    info = client.runs.wait(run.run_id, timeout=60)
+    assert info.status == "Completed"
+    assert client.runs.read_log(run.run_id)[0].count("ran once") == 1
+    assert [h["status"] for h in client.backend.store.status_history(run.run_id)].count("Running") == 1
+    doctor_is_clean(client)
+
+
 @pytest.mark.parametrize("seed", SEEDS[:2])
 def test_sigkill_of_a_sweep_controller(ip, client, seed):
     rng = random.Random(seed)

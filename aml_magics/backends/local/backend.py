@@ -33,6 +33,8 @@ from .store import ACTIVE_STATES, SLOT_STATES, TERMINAL_STATES, ModelRows, Store
 DEFAULT_COMPUTE = "local"
 DEFAULT_DATASTORE = "workspaceblobstore"  # Azure ML's name for the default datastore
 CELL_FILE = "__aml_cell__.py"
+HOSTLESS_GRACE_ENV = "AML_MAGICS_HOSTLESS_GRACE_S"  # a run Starting this long (default 15 s) without a host
+# lost its submitter between claiming the slot and starting the host
 
 
 class LocalBackend(Backend):
@@ -213,7 +215,15 @@ class LocalBackend(Backend):
     # -- liveness -----------------------------------------------------------------------------------
 
     def _repair_if_orphaned(self, row) -> bool:
-        """An active run whose processes are all gone is marked Failed with the reason."""
+        """An active run whose processes are all gone is marked Failed with the reason. A run left Starting
+        without any host (its submitter was killed between claiming the slot and starting the host) has not
+        run at all: its host is started now."""
+        if row["status"] == "Starting" and not row["host_pid"]:
+            grace = float(os.environ.get(HOSTLESS_GRACE_ENV) or 15)
+            if self.store.claim_hostless_start(row["run_id"], time.time() - grace):
+                spawn_host(self.path, row["run_id"], self.store)
+                return True
+            return False
         if row["status"] not in SLOT_STATES or not row["host_pid"]:
             return False
         if procs.is_alive(row["host_pid"], row["host_start"]):

@@ -161,7 +161,9 @@ class Host:
             print(f"run {self.run_id} not found", file=sys.stderr)
             return 2
         spec = json.loads(row["spec"] or "{}")
-        self.store.update_run(self.run_id, host_pid=os.getpid(), host_start=procs.start_token(os.getpid()))
+        if not self.store.claim_host(self.run_id, os.getpid(), procs.start_token(os.getpid())):
+            print(f"run {self.run_id} already has a host", file=sys.stderr)
+            return 0  # a host relaunched for a run whose first host was presumed never started: one runs it
         if row["cancel_requested"]:
             self.cancelled.set()
         code = None

@@ -494,6 +494,24 @@ class Store:
             )
             return True
 
+    def claim_host(self, run_id: str, pid: int, start: str | None) -> bool:
+        """A starting host records itself, unless another host already owns the run (atomic)."""
+        with self.write() as c:
+            cur = c.execute("UPDATE runs SET host_pid=?, host_start=? WHERE run_id=? AND (host_pid IS NULL OR host_pid=?)",
+                            (pid, start, run_id, pid))
+            return cur.rowcount == 1
+
+    def claim_hostless_start(self, run_id: str, older_than: float) -> bool:
+        """A run left Starting without a host since before ``older_than`` (its submitter died between claiming
+        the slot and starting the host): claim, once, the right to start its host (atomic)."""
+        with self.write() as c:
+            cur = c.execute(
+                "UPDATE runs SET host_start=? WHERE run_id=? AND status='Starting' AND host_pid IS NULL"
+                " AND (host_start IS NULL OR (host_start LIKE 'launch:%' AND CAST(substr(host_start, 8) AS REAL) < ?))"
+                " AND (SELECT MAX(ts) FROM status_history WHERE run=runs.id) < ?",
+                (f"launch:{time.time()}", run_id, older_than, older_than))
+            return cur.rowcount == 1
+
     def claim_slot(self, run_id: str, compute: str, max_concurrent: int) -> bool:
         """Queued/NotStarted → Starting if the compute target has a free slot (atomic)."""
         now = time.time()
