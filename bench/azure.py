@@ -86,13 +86,7 @@ def main() -> None:
     from aml_magics.core.client import Client
     from aml_magics.core.types import RunSubmission
 
-    fake = FakeArm()
-
-    def sas_here(call, status, body):  # Microsoft's example SAS points at contoso.com
-        body["blobReferenceForConsumption"]["credential"]["sasUri"] = f"{fake.base_url}/blob/c/snap?sv=1&sig=x"
-        return status, body
-
-    fake.overrides["CodeVersions_CreateOrGetStartPendingUpload"] = sas_here
+    fake = FakeArm().snapshots_here()  # Microsoft's example SAS points at contoso.com
     client = Client.connect("00000000-1111-2222-3333-444444444444", "bench-rg", "bench-ws",
                             credential=StaticToken(fake.token), base_url=fake.base_url)
     import requests

@@ -16,7 +16,7 @@ import ast
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
+from typing import Any, Callable
 
 from ..core.errors import InvalidInput
 
@@ -204,12 +204,18 @@ def parse_cell(code: str) -> tuple[dict[str, Expression], list[tuple[str, int, i
     return space, spans
 
 
-def trial_code(code: str, spans: list, values: dict[str, Any]) -> str:
-    """The cell with each parameter expression replaced by this trial's value."""
+def replace_declarations(code: str, spans: list, line: Callable[[str], str], *, keep_numbers: bool = False) -> str:
+    """The cell with each declared expression (``spans`` from parse_cell) replaced by ``line(name)``; with
+    ``keep_numbers`` an expression over several lines leaves blank lines, so later lines keep their numbers."""
     lines = code.splitlines()
     for name, first, last in sorted(spans, key=lambda s: -s[1]):
-        lines[first - 1:last] = [f"{name} = {values[name]!r}  # sweep parameter"]
+        lines[first - 1:last] = [line(name)] + [""] * ((last - first) if keep_numbers else 0)
     return "\n".join(lines) + "\n"
+
+
+def trial_code(code: str, spans: list, values: dict[str, Any]) -> str:
+    """The cell with each parameter expression replaced by this trial's value."""
+    return replace_declarations(code, spans, lambda name: f"{name} = {values[name]!r}  # sweep parameter")
 
 
 def format_args(template: list[str], values: dict[str, Any]) -> list[str]:

@@ -266,6 +266,22 @@ class FakeArm:
         self.server.shutdown()
         self.server.server_close()
 
+    # -- the stated adaptations of Microsoft's examples the tests use ---------------------------------------
+
+    def snapshots_here(self) -> "FakeArm":
+        """startPendingUpload's example SAS points at contoso.com: hand out this fake's storage instead."""
+        def local_sas(call, status, body):
+            body["blobReferenceForConsumption"]["credential"]["sasUri"] = f"{self.base_url}/blob/c/snap?sv=1&sig=x"
+            return status, body
+
+        self.overrides["CodeVersions_CreateOrGetStartPendingUpload"] = local_sas
+        return self
+
+    def datastore_key(self, key: str) -> "FakeArm":
+        """Datastores_ListSecrets' example key is the placeholder "string": answer a usable one (Azurite's)."""
+        self.overrides["Datastores_ListSecrets"] = lambda call, status, body: (status, {**body, "key": key})
+        return self
+
     # -- requests --------------------------------------------------------------------------------
 
     def handle(self, method: str, url: str, headers: dict, raw: bytes):

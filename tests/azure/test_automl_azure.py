@@ -23,8 +23,7 @@ pytestmark = pytest.mark.azure_contract
 
 @pytest.fixture
 def azure(azurite):  # noqa: F811
-    fake = FakeArm()
-    fake.overrides["Datastores_ListSecrets"] = lambda call, status, body: (status, {**body, "key": KEY})
+    fake = FakeArm().datastore_key(KEY)
     client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "automl-ws",
                             credential=StaticToken(fake.token), base_url=fake.base_url, storage=(azurite, ACCOUNT))
     container = BlobContainer(f"{azurite}/string", ACCOUNT, key=KEY)  # the example datastore's container

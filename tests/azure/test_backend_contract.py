@@ -20,13 +20,7 @@ def spec():
 
 @pytest.fixture
 def azure(spec):
-    fake = FakeArm(spec=spec)
-
-    def sas_here(call, status, body):  # Microsoft's example SAS points at contoso.com
-        body["blobReferenceForConsumption"]["credential"]["sasUri"] = f"{fake.base_url}/blob/c/snap?sv=1&sig=x"
-        return status, body
-
-    fake.overrides["CodeVersions_CreateOrGetStartPendingUpload"] = sas_here
+    fake = FakeArm(spec=spec).snapshots_here()
     client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "my-ws",
                             credential=StaticToken(fake.token), base_url=fake.base_url)
     client.backend.arm._sleep = lambda s: None
@@ -199,9 +193,7 @@ def test_a_job_logs_through_mlflow_with_nothing_but_the_shipped_runtime(spec, ml
     from aml_magics.backends.azure.mlflow_rest import MlflowRest
 
     fake = FakeArm(spec=spec)
-    fake.overrides["CodeVersions_CreateOrGetStartPendingUpload"] = lambda call, status, body: (status, {
-        **body, "blobReferenceForConsumption": {**body["blobReferenceForConsumption"], "credential": {
-            **body["blobReferenceForConsumption"]["credential"], "sasUri": f"{fake.base_url}/blob/c/snap?sv=1&sig=x"}}})
+    fake.snapshots_here()
     try:
         client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "rt-ws",
                                 credential=StaticToken(fake.token), base_url=fake.base_url, mlflow_uri=mlflow_server)

@@ -73,12 +73,7 @@ def test_datastore_upload_list_download_through_the_workspace(azurite, tmp_path)
     from .contract import FakeArm
     from .test_rest_contract import StaticToken
 
-    fake = FakeArm()
-
-    def azurite_key(call, status, body):  # Microsoft's example key is the placeholder "string"
-        return status, {**body, "key": KEY}
-
-    fake.overrides["Datastores_ListSecrets"] = azurite_key
+    fake = FakeArm().datastore_key(KEY)
     try:
         client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "ds-ws",
                                 credential=StaticToken(fake.token), base_url=fake.base_url, storage=(azurite, ACCOUNT))
@@ -115,8 +110,7 @@ def test_registering_local_model_files_uploads_them_to_the_default_datastore(azu
     from .contract import FakeArm
     from .test_rest_contract import StaticToken
 
-    fake = FakeArm()
-    fake.overrides["Datastores_ListSecrets"] = lambda call, status, body: (status, {**body, "key": KEY})
+    fake = FakeArm().datastore_key(KEY)
     try:
         client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "model-ws",
                                 credential=StaticToken(fake.token), base_url=fake.base_url, storage=(azurite, ACCOUNT))
@@ -174,14 +168,7 @@ def test_in_and_out_variables_travel_through_the_default_datastore(azurite, tmp_
     from .contract import FakeArm
     from .test_rest_contract import StaticToken
 
-    fake = FakeArm()
-    fake.overrides["Datastores_ListSecrets"] = lambda call, status, body: (status, {**body, "key": KEY})
-
-    def sas_here(call, status, body):  # Microsoft's example SAS points at contoso.com
-        body["blobReferenceForConsumption"]["credential"]["sasUri"] = f"{fake.base_url}/blob/c/snap?sv=1&sig=x"
-        return status, body
-
-    fake.overrides["CodeVersions_CreateOrGetStartPendingUpload"] = sas_here
+    fake = FakeArm().datastore_key(KEY).snapshots_here()
     submitted = {}
 
     def finished_job(call, status, body):

@@ -36,11 +36,7 @@ def spec():
 
 
 def _connect(fake, **kwargs):
-    def sas_here(call, status, body):  # Microsoft's example SAS points at contoso.com
-        body["blobReferenceForConsumption"]["credential"]["sasUri"] = f"{fake.base_url}/blob/c/snap?sv=1&sig=x"
-        return status, body
-
-    fake.overrides["CodeVersions_CreateOrGetStartPendingUpload"] = sas_here
+    fake.snapshots_here()
     client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "my-ws",
                             credential=StaticToken(fake.token), base_url=fake.base_url, **kwargs)
     client.backend.arm._sleep = lambda s: None

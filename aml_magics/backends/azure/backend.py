@@ -834,11 +834,11 @@ def _quote_arg(arg: str) -> str:
 def _sweep_cell(code: str, spans: list) -> str:
     """The cell with each declared expression replaced by a read of this trial's value; an expression over
     several lines leaves blank lines so every later line keeps its number in tracebacks."""
-    lines = code.splitlines()
-    for name, first, last in sorted(spans, key=lambda s: -s[1]):
-        read = f"{name} = __import__({SWEEP_HELPER[:-3]!r}).value({name!r})  # sweep parameter"
-        lines[first - 1:last] = [read] + [""] * (last - first)
-    return "\n".join(lines) + "\n"
+    from ...sweep.space import replace_declarations
+
+    return replace_declarations(
+        code, spans, lambda name: f"{name} = __import__({SWEEP_HELPER[:-3]!r}).value({name!r})  # sweep parameter",
+        keep_numbers=True)
 
 
 def _sweep_helper(space: dict[str, list]) -> str:
