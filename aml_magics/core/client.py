@@ -237,6 +237,8 @@ class RunOperations(_Operations):
     def follow_logs(self, run_id: str, poll: float = 0.1, timeout: float | None = None) -> Iterator[str]:
         """Yield log text as the run writes it, until the run has ended and the log is drained."""
         run_id = self.resolve_id(run_id)
+        pace = (0.0, 1.0) if self._client.config.backend == "local" else (2.0, 10.0)  # a remote service: gently
+        poll = max(poll, pace[0])
         offset, deadline, delay = 0, None if timeout is None else time.monotonic() + timeout, poll
         while True:
             status = self._backend.get_run(run_id, with_metrics=False).status
@@ -252,7 +254,7 @@ class RunOperations(_Operations):
             if deadline is not None and time.monotonic() > deadline:
                 return
             time.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
+            delay = min(delay * 1.5, pace[1])
 
     def wait(self, run_id: str, show_output: bool = False, timeout: float | None = None,
              raise_on_timeout: bool = True, write: Callable[[str], Any] | None = None) -> RunInfo:
@@ -263,17 +265,18 @@ class RunOperations(_Operations):
             out = write or sys.stdout.write
             for text in self.follow_logs(run_id, timeout=timeout):
                 out(text)
-        delay = 0.05
+        remote = self._client.config.backend != "local"
+        delay = 2.0 if remote else 0.05
         while True:
-            info = self._backend.get_run(run_id)
+            info = self._backend.get_run(run_id, with_metrics=not remote)  # remote: metrics once, at the end
             if info.status in TERMINAL_STATES:
-                return info
+                return self._backend.get_run(run_id) if remote else info
             if deadline is not None and time.monotonic() > deadline:
                 if raise_on_timeout:
                     raise AmlError(f"run {run_id} is still {info.status} after {timeout:g} s")
                 return info
             time.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
+            delay = min(delay * 1.5, 10.0 if remote else 0.5)
 
     def list_files(self, run_id: str) -> list[str]:
         return self._backend.list_files(self.resolve_id(run_id))

@@ -259,9 +259,11 @@ class AmlMagics(Magics):
         if args.static:
             from ..widgets.static import StaticRunView
 
-            files = self.client.runs.list_files(run_id)
-            return StaticRunView(self.client.runs.get(run_id), self.client.runs.get_metrics(run_id),
-                                 self.client.runs.get_logs(run_id, tail=30), files)
+            try:
+                files, log = self.client.runs.list_files(run_id), self.client.runs.get_logs(run_id, tail=30)
+            except AmlError as exc:  # a remote log store out of reach: the run itself is still shown
+                files, log = [], f"(the log cannot be read: {exc})"
+            return StaticRunView(self.client.runs.get(run_id), self.client.runs.get_metrics(run_id), log, files)
         if self.dashboards and _in_kernel(self.shell):
             from ..widgets.run_details import RunDetails
 

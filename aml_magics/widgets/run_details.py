@@ -249,7 +249,12 @@ class RunDetails(Dashboard):
         self.props.value = r.html_table(("kind", "name", "value"), rows) if rows else "<i>No params, tags or models.</i>"
 
     def _render_log(self) -> None:
-        text, self._log_offset = self.client.runs.read_log(self.run_id, self._log_offset)
+        try:
+            text, self._log_offset = self.client.runs.read_log(self.run_id, self._log_offset)
+        except AmlError as exc:  # a remote log store out of reach: the rest of the dashboard still works
+            if not self._log_text:
+                self.log.value = f"<i>The log cannot be read: {r.esc(str(exc))}</i>"
+            return
         if not text and self.log.value:
             return
         if text:

@@ -328,6 +328,8 @@ def test_the_dashboard_of_an_azure_job_renders_without_an_mlflow_endpoint(azure)
     assert "NotStarted" in widget.header.value or "Queued" in widget.header.value
     assert client.runs.metric_names("job-1") == [] and client.runs.children("job-1").infos == []
     assert fake.token not in widget.header.value
+    # the example datastore's key is the placeholder "string": the log pane says why it has no log
+    assert "The log cannot be read" in widget.log.value and "account key is not a valid key" in widget.log.value
 
 
 def test_deploy_target_and_instance_type(azure, ip, tmp_path):

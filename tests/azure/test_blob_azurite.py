@@ -231,3 +231,126 @@ def test_in_and_out_variables_travel_through_the_default_datastore(azurite, tmp_
     finally:
         fake.close()
     assert not fake.violations, fake.violations
+
+
+def test_in_values_reach_every_trial_of_an_azure_sweep(azurite, tmp_path):
+    """%%aml sweep --in X: the values go to the default datastore once; the sweep job takes them as an input
+    and each trial's command runs the swept cell through the shipped driver with them."""
+    import subprocess
+    import sys
+
+    from aml_magics.core.client import Client
+    from aml_magics.core.types import RunSubmission
+    from aml_magics.sweep.settings import sweep_submission
+    from aml_magics.sweep.space import parse_cell
+
+    from .contract import FakeArm
+    from .test_rest_contract import StaticToken
+
+    fake = FakeArm().datastore_key(KEY).snapshots_here()
+    try:
+        client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "sweep-io-ws",
+                                credential=StaticToken(fake.token), base_url=fake.base_url, storage=(azurite, ACCOUNT))
+        container = BlobContainer(f"{azurite}/string", ACCOUNT, key=KEY)
+        try:
+            container.create()
+        except Exception:
+            pass  # made by another test of this module
+        cell = "C = choice(1, 2)\nprint(sum(scale(x) for x in X) * C)\n"
+        space, spans = parse_cell(cell)
+        trial = RunSubmission(kind="cell", experiment="tune", source_dir=tmp_path, entry="c.py", code=cell,
+                              compute="cpu-cluster", in_values={"X": [1, 2, 3], "scale": lambda v: v * 2})
+        run = client.runs.submit(sweep_submission(trial, space, primary_metric="acc", goal="max", sampling="grid",
+                                                  max_trials=2, parallel=2, spans=spans))
+        props = [c for c in fake.calls if c.operation == "Jobs_CreateOrUpdate"][-1].body["properties"]
+        assert props["jobType"] == "Sweep"
+        command = props["trial"]["command"]
+        assert command == "python __aml_io__.py --aml-in ${{inputs.aml_magics_in}} __aml_cell__.py --C ${{search_space.C}}"
+        in_uri = props["inputs"]["aml_magics_in"]["uri"]
+        assert in_uri == f"azureml://datastores/string/paths/aml-magics/io/{run.id}/in.pkl" and "outputs" not in props
+
+        # one trial as the service starts it: the snapshot, the input downloaded, its value substituted
+        jobdir = tmp_path / "job"
+        for path, data in fake.blobs.items():
+            if path.startswith("/blob/c/snap/"):
+                (jobdir / path[len("/blob/c/snap/"):]).parent.mkdir(parents=True, exist_ok=True)
+                (jobdir / path[len("/blob/c/snap/"):]).write_bytes(data)
+        (tmp_path / "in.pkl").write_bytes(container.get(in_uri.split("/paths/", 1)[1]))
+        argv = command.replace("${{inputs.aml_magics_in}}", str(tmp_path / "in.pkl")) \
+            .replace("${{search_space.C}}", "2").split()[1:]
+        out = subprocess.run([sys.executable, *argv], cwd=jobdir, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "24"
+    finally:
+        fake.close()
+    assert not fake.violations, fake.violations
+
+
+def test_a_jobs_log_and_files_come_from_its_artifact_store(azurite, tmp_path, monkeypatch):
+    """A job's user_logs/std_log.txt is tailed and its files listed and downloaded from its default artifact
+    store: the datastore and its key from ARM (contract fake), the blobs from Azurite. Azure ML writes them
+    there while the job runs; here the test writes them, in pieces, as Azure ML would."""
+    from aml_magics.core.client import Client
+    from aml_magics.core.errors import InvalidInput
+
+    from .contract import FakeArm
+    from .test_rest_contract import StaticToken
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    fake = FakeArm().datastore_key(KEY)
+
+    def named_artifact_store(call, status, body):
+        # stated adaptation: this job's body names its default output, as Azure ML's job bodies may
+        if call.path.endswith("/jobs/named-job"):
+            body["properties"]["outputs"] = {"default": {"jobOutputType": "uri_folder",
+                                                         "uri": "azureml://datastores/workspaceartifactstore/paths/"
+                                                                "ExperimentRun/dcid.elsewhere/"}}
+        return status, body
+
+    fake.overrides["Jobs_Get"] = named_artifact_store
+    try:
+        client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "logs-ws",
+                                credential=StaticToken(fake.token), base_url=fake.base_url, storage=(azurite, ACCOUNT))
+        ws = client.backend.ws
+        name = client.backend.arm.get(f"{ws.path}/datastores/workspaceartifactstore")["properties"]["containerName"]
+        store = BlobContainer(f"{azurite}/{name}", ACCOUNT, key=KEY)
+        store.create()
+        job, prefix = "quiet_lamp_4y2b", "ExperimentRun/dcid.quiet_lamp_4y2b/"
+        assert client.runs.read_log(job, 0) == ("", 0)  # not started: nothing written yet
+        assert client.runs.list_files(job) == []
+
+        first = "epoch 1 loss=0.50 ✓\n".encode()
+        store.put(prefix + "user_logs/std_log.txt", first[:-3])  # the upload so far ends inside "✓"
+        store.put(prefix + "user_logs/std_log_process_1.txt", b"another process\n")
+        text, offset = client.runs.read_log(job, 0)
+        assert text == "epoch 1 loss=0.50 " and offset == len(first) - 4
+        asked = len(fake.calls)  # where the job's files are, and the datastore's key, were asked once (cached)
+        assert client.runs.read_log(job, offset) == ("", offset)  # the character is not complete yet
+        store.put(prefix + "user_logs/std_log.txt", first + b"epoch 2 loss=0.25\n")
+        text, offset2 = client.runs.read_log(job, offset)
+        assert text == "✓\nepoch 2 loss=0.25\n" and offset2 == len(first) + 18
+        assert client.runs.read_log(job, offset2) == ("", offset2)  # the blob has not grown: nothing more
+        assert [c.operation for c in fake.calls[asked:]] == []  # a dashboard's log polls go to storage only
+        assert client.runs.get_logs(job, tail=1) == "epoch 2 loss=0.25"
+
+        store.put(prefix + "outputs/model.pkl", b"\x80model bytes")
+        assert client.runs.list_files(job) == ["outputs/model.pkl", "user_logs/std_log.txt",
+                                               "user_logs/std_log_process_1.txt"]
+        got = client.runs.download_file(job, "outputs/model.pkl", tmp_path / "m.pkl")
+        assert Path(got).read_bytes() == b"\x80model bytes"
+        cached = client.runs.local_file(job, "outputs/model.pkl")
+        assert str(cached).startswith(str(tmp_path / "cache")) and cached.read_bytes() == b"\x80model bytes"
+        store.put(prefix + "outputs/model.pkl", b"a newer, longer model")  # rewritten: fetched again
+        assert client.runs.local_file(job, "outputs/model.pkl").read_bytes() == b"a newer, longer model"
+        with pytest.raises(NotFound, match="outputs/model.pkl"):
+            client.runs.download_file(job, "outputs/model.pk", tmp_path)  # suggests the near name
+        with pytest.raises(InvalidInput, match="inside the datastore"):
+            client.runs.local_file(job, "../dcid.other/outputs/model.pkl")
+
+        store.put("ExperimentRun/dcid.elsewhere/user_logs/std_log.txt", b"from the named store\n")
+        assert client.runs.read_log("named-job", 0) == ("from the named store\n", 21)
+        assert {c.operation for c in fake.calls} == {"Jobs_Get", "Datastores_Get", "Datastores_ListSecrets"}
+    finally:
+        fake.close()
+    assert not fake.violations, fake.violations
+    assert KEY not in repr(client.backend) and KEY not in str(list((tmp_path / "cache").rglob("*")))

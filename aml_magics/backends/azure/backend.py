@@ -2,8 +2,8 @@
 
 Runs (cells, scripts, notebooks) are command jobs, sweeps are sweep jobs, AutoML is an AutoML job; metrics,
 params and child runs come through the workspace's MLflow endpoint; models, environments, managed online
-endpoints, computes and datastores are ARM resources. What Azure cannot do here yet (job logs, downloading
-a job's files) answers with one clear error or message, so front ends never break.
+endpoints, computes and datastores are ARM resources. A job's log and files are read from its default
+artifact store (a datastore) through blob storage. What Azure cannot do here yet answers with one clear error.
 """
 from __future__ import annotations
 
@@ -44,6 +44,8 @@ class AzureBackend(Backend):
         self._mlflow_uri = mlflow_uri
         self._mlflow = None
         self._storage = storage  # (account URL, account name): a storage emulator, or a sovereign cloud
+        self._artifact_roots: dict[str, tuple[str, str]] = {}  # job → (datastore, path) of its files
+        self._containers: dict[str, tuple[float, Any]] = {}  # datastore → (when asked, its container)
 
     def __repr__(self) -> str:
         return f"AzureBackend({self.ws})"
@@ -131,8 +133,8 @@ class AzureBackend(Backend):
             _not_yet(f"{sub.kind} runs")
         pickled_in = None
         if sub.in_values or sub.out_vars:
-            if sub.kind not in ("cell", "script"):
-                raise InvalidInput("--in/--out go with cell and script runs")
+            if sub.kind not in ("cell", "script", "sweep") or (sub.kind == "sweep" and sub.out_vars):
+                raise InvalidInput("--in/--out go with cell and script runs, and --in with sweeps")
             if sub.in_values:
                 import cloudpickle
 
@@ -198,7 +200,7 @@ class AzureBackend(Backend):
             body = ops.sweep_job_body(settings=sweep, env_vars={"AML_MAGICS_SWEEP_ID": name,
                                                                 "AML_MAGICS_EXPERIMENT": sub.experiment,
                                                                 "AML_MAGICS_BACKEND": "azure", "PYTHONUNBUFFERED": "1",
-                                                                **sub.environment_variables}, **common)
+                                                                **sub.environment_variables}, io=io, **common)
         else:
             body = ops.command_job_body(env_vars={**ops.environ_for_job(name, sub.experiment),
                                                   **sub.environment_variables}, io=io, **common)
@@ -424,17 +426,65 @@ class AzureBackend(Backend):
         info = self.get_run(run_id)
         return (info.status, tuple(sorted(info.latest_metrics.items())))
 
-    def read_log(self, run_id: str, offset: int = 0) -> tuple[str, int]:
-        return ("(logs of Azure jobs are in the Azure ML studio: the run history API is not part of the "
-                "ARM contract this backend is tested against)\n" if offset == 0 else "", 1)
+    # -- a job's files: its default artifact store, where Azure ML writes user_logs/ and outputs/ ----------------
 
-    # -- not yet on this backend ----------------------------------------------------------------------------
+    LOG_PREFIX = "user_logs/std_log"
+
+    def _artifacts(self, run_id: str):
+        """(container, prefix) of the job's files. The job's ``default`` output names them; Azure ML leaves it
+        out of many job bodies, and then they are where ``az ml job download`` looks:
+        ``workspaceartifactstore`` at ``ExperimentRun/dcid.<job>/``. Both are cached: neither ever moves."""
+        root = self._artifact_roots.get(run_id)
+        if root is None:
+            outputs = (ops.job(self.arm, self.ws, run_id).get("properties") or {}).get("outputs") or {}
+            uri = str((outputs.get("default") or {}).get("uri") or "")
+            found = re.match(r"azureml://datastores/([^/]+)/(?:paths/)?(.+)", uri)
+            store, path = (found.group(1), found.group(2)) if found else \
+                ("workspaceartifactstore", f"ExperimentRun/dcid.{run_id}")
+            root = self._artifact_roots[run_id] = (store, path.strip("/") + "/")
+        store, prefix = root
+        now = time.monotonic()
+        cached = self._containers.get(store)
+        if cached is None or now - cached[0] > 600:  # the datastore's credential is asked again every 10 min
+            cached = self._containers[store] = (now, self._container(store))
+        return cached[1], prefix
+
+    def read_log(self, run_id: str, offset: int = 0) -> tuple[str, int]:
+        """The job's ``user_logs/std_log.txt`` (on several nodes: process 0's) from ``offset`` on, as Azure ML
+        uploads it while the job runs. Empty until the job has started writing it."""
+        from ..base import decode_log_chunk
+
+        container, prefix = self._artifacts(run_id)
+        logs = sorted((name, size) for name, size in container.list(prefix + self.LOG_PREFIX) if name.endswith(".txt"))
+        if not logs or logs[0][1] <= offset:
+            return "", offset
+        return decode_log_chunk(container.read(logs[0][0], offset), offset)
 
     def list_files(self, run_id: str) -> list[str]:
-        return []
+        container, prefix = self._artifacts(run_id)
+        return sorted(name[len(prefix):] for name, _ in container.list(prefix))
 
     def file_path(self, run_id: str, name: str) -> Path:
-        _not_yet("downloading run files")
+        """The job's file, downloaded once into the user's cache (again when its size has changed)."""
+        from platformdirs import user_cache_dir
+
+        from ...core.config import APP_NAME
+
+        rel = _clean_datastore_path(name)
+        container, prefix = self._artifacts(run_id)
+        sizes = dict(container.list(prefix + rel))
+        if prefix + rel not in sizes:
+            raise NotFound.with_suggestions(f"file of run {run_id}", name, self.list_files(run_id))
+        ws = self.ws
+        folder = Path(user_cache_dir(APP_NAME, appauthor=False)) / "azure" / ws.subscription_id / ws.resource_group \
+            / ws.workspace_name / run_id
+        path = folder / rel
+        if not path.is_file() or path.stat().st_size != sizes[prefix + rel]:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(path.name + f".{secrets.token_hex(4)}.part")
+            partial.write_bytes(container.get(prefix + rel))
+            partial.replace(path)  # a reader never sees half a file
+        return path
 
     def list_experiments(self) -> list[ExperimentInfo]:
         counts: dict[str, int] = {}

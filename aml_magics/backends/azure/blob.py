@@ -1,6 +1,6 @@
 """Azure Blob storage over REST for datastores (Shared Key or SAS), no azure-storage-blob dependency.
 
-Put Blob for small files, Put Block + Put Block List for large ones, Get Blob, List Blobs. The account key
+Put Blob for small files, Put Block + Put Block List for large ones, Get Blob (whole or from an offset), List Blobs. The account key
 is only held in memory for the request being signed; it never appears in errors or reprs.
 """
 from __future__ import annotations
@@ -70,6 +70,8 @@ class BlobContainer:
         headers = dict(extra or {})
         self._sign(method, url, headers, len(data))
         resp = self.session.request(method, url, data=data if method == "PUT" else None, headers=headers, timeout=300)
+        if resp.status_code == 416 and "x-ms-range" in headers:
+            return None  # nothing past the asked start (the blob has not grown)
         if resp.status_code == 404:
             raise NotFound(f"no blob {path or self.base.rsplit('/', 1)[-1]} in the datastore")
         if resp.status_code in (401, 403):
@@ -100,6 +102,11 @@ class BlobContainer:
 
     def get(self, path: str) -> bytes:
         return self._request("GET", path).content
+
+    def read(self, path: str, start: int = 0) -> bytes:
+        """The blob's bytes from ``start`` on (empty when it has no more): how a growing log is tailed."""
+        resp = self._request("GET", path, extra={"x-ms-range": f"bytes={int(start)}-"} if start else None)
+        return b"" if resp is None else resp.content
 
     def list(self, prefix: str = "") -> Iterator[tuple[str, int]]:
         marker = ""

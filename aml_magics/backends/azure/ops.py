@@ -163,24 +163,26 @@ def command_job_body(*, command: str, environment_id: str, compute_id: str | Non
         props["computeId"] = compute_id
     if code_id:
         props["codeId"] = code_id
-    _job_extras(props, display_name, tags, inputs)
-    if io:
-        if io.get("in"):
-            props.setdefault("inputs", {})[IO_IN] = {"jobInputType": "uri_file", "uri": io["in"], "mode": "Download"}
-        if io.get("out"):
-            props["outputs"] = {IO_OUT: {"jobOutputType": "uri_folder", "uri": io["out"], "mode": "Upload"}}
-        props["properties"] = dict(io.get("properties") or {})
+    _job_extras(props, display_name, tags, inputs, io)
     return {"properties": props}
 
 
-def _job_extras(props: dict, display_name: str | None, tags: dict | None, inputs: dict[str, str] | None) -> None:
-    """What every kind of job takes alike: a display name, tags, datastore folders as inputs."""
+def _job_extras(props: dict, display_name: str | None, tags: dict | None, inputs: dict[str, str] | None,
+                io: dict | None = None) -> None:
+    """What every kind of job takes alike: a display name, tags, datastore folders as inputs, and the
+    file of --in values (input) and folder of --out values (output) with the job properties naming them."""
     if display_name:
         props["displayName"] = display_name
     if tags:
         props["tags"] = {k: str(v) for k, v in tags.items()}
     if inputs:
         props["inputs"] = {k: {"jobInputType": "uri_folder", "uri": v} for k, v in inputs.items()}
+    if io:
+        if io.get("in"):
+            props.setdefault("inputs", {})[IO_IN] = {"jobInputType": "uri_file", "uri": io["in"], "mode": "Download"}
+        if io.get("out"):
+            props["outputs"] = {IO_OUT: {"jobOutputType": "uri_folder", "uri": io["out"], "mode": "Upload"}}
+        props["properties"] = dict(io.get("properties") or {})
 
 
 IO_IN, IO_OUT = "aml_magics_in", "aml_magics_out"  # the job's input/output names of --in and --out values
@@ -308,7 +310,9 @@ def early_termination_rest(policy: dict | None) -> dict | None:
 
 def sweep_job_body(*, settings: dict, command: str, environment_id: str, compute_id: str, code_id: str,
                    experiment: str, display_name: str | None, env_vars: dict[str, str],
-                   inputs: dict[str, str] | None = None, tags: dict[str, str] | None = None) -> dict:
+                   inputs: dict[str, str] | None = None, tags: dict[str, str] | None = None,
+                   io: dict | None = None) -> dict:
+    """``io``: as for command jobs, --in values only (every trial reads them; a sweep has no --out)."""
     check_sweep_settings(settings)
     sampling: dict[str, Any] = {"samplingAlgorithmType": _SAMPLING[settings["sampling"]]}
     if settings["sampling"] == "random" and settings.get("seed") is not None:
@@ -328,7 +332,7 @@ def sweep_job_body(*, settings: dict, command: str, environment_id: str, compute
     policy = early_termination_rest(settings.get("policy"))
     if policy:
         props["earlyTermination"] = policy
-    _job_extras(props, display_name, tags, inputs)
+    _job_extras(props, display_name, tags, inputs, io)
     return {"properties": props}
 
 

@@ -24,7 +24,7 @@ from ...core.types import (
     RunSubmission,
     WorkspaceInfo,
 )
-from ..base import Backend
+from ..base import Backend, decode_log_chunk
 from . import layout, procs, snapshot
 from .host import dispatch_queue, spawn_host
 from .ids import new_run_id
@@ -367,16 +367,7 @@ class LocalBackend(Backend):
                 data = f.read()
         except FileNotFoundError:
             return "", offset
-        # never split a UTF-8 character: leave an incomplete tail for the next read
-        cut = len(data)
-        i = cut - 1
-        while i >= 0 and cut - i < 4 and (data[i] & 0xC0) == 0x80:
-            i -= 1
-        if i >= 0 and data[i] >= 0xC0:
-            need = 2 if data[i] < 0xE0 else 3 if data[i] < 0xF0 else 4
-            if cut - i < need:
-                cut = i
-        return data[:cut].decode("utf-8", errors="replace"), offset + cut
+        return decode_log_chunk(data, offset)
 
     def list_files(self, run_id: str) -> list[str]:
         self._row(run_id)
