@@ -4,7 +4,9 @@ Tokens are cached by azure-identity; aml-magics never writes, prints or logs one
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from ...core.config import find_azure_config, read_azure_config
 from ...core.errors import AuthError, InvalidInput
@@ -22,11 +24,28 @@ def credential(kind: str = "default", *, prompt: Callable[[str], Any] = print, p
     except ImportError:
         raise AuthError("the azure backend needs azure-identity: pip install 'aml-magics[azure]'") from None
     if kind == "device-code":
+        options = {}
+        if _private_authority(os.environ.get("AZURE_AUTHORITY_HOST", "")):
+            options["disable_instance_discovery"] = True  # Azure Stack, ADFS: Microsoft cannot vouch for it
         return identity.DeviceCodeCredential(prompt_callback=lambda uri, code, expires: prompt(
-            f"To sign in, open {uri} and enter the code {code}."))
+            f"To sign in, open {uri} and enter the code {code}."), **options)
     if kind == "default":
         return identity.DefaultAzureCredential()
     raise InvalidInput(f"unknown sign-in {kind!r}: use default or device-code")
+
+
+# Microsoft's own sign-in hosts (public and national clouds): their authorities are checked by instance discovery
+MICROSOFT_LOGIN_HOSTS = {"login.microsoftonline.com", "login.windows.net", "login.microsoft.com", "sts.windows.net",
+                         "login.chinacloudapi.cn", "login.partner.microsoftonline.cn", "login.microsoftonline.us",
+                         "login-us.microsoftonline.com", "login.usgovcloudapi.net", "login.microsoftonline.de"}
+
+
+def _private_authority(host: str) -> bool:
+    """``$AZURE_AUTHORITY_HOST`` (which azure-identity reads) names an authority that is not Microsoft's."""
+    if not host.strip():
+        return False
+    name = urlsplit(host if "://" in host else f"https://{host}").hostname or ""
+    return name.lower() not in MICROSOFT_LOGIN_HOSTS
 
 
 def workspace_ref(subscription: str | None = None, resource_group: str | None = None, workspace: str | None = None,
