@@ -350,3 +350,24 @@ def test_deploy_target_and_instance_type(azure, ip, tmp_path):
         ip.run_line_magic("aml", "deploy digits:1 --target azure")
     with pytest.raises(UsageError, match="--instance-type is for Azure"):
         ip.run_line_magic("aml", "deploy digits:1 --instance-type Standard_F4s_v2")
+
+
+def test_service_run_scores_at_the_endpoints_scoring_uri_with_its_key(azure, tmp_path):
+    """A managed online deployment runs score.py in Microsoft's azureml-inference-server-http: here that server
+    runs the same score.py on loopback, and the endpoint's scoringUri points at it (stated adaptation: the
+    example's scoringUri is https://www.contoso.com/example). service.run() asks for the key and POSTs there."""
+    from tests.integration.test_scoring_parity import SCORE, azmlinfsrv
+
+    client, fake = azure
+    score = tmp_path / "score.py"
+    score.write_text(SCORE)
+    with azmlinfsrv(score, tmp_path, tmp_path / "azmlinfsrv.log") as base:
+        fake.overrides["OnlineEndpoints_Get"] = lambda call, status, body: (
+            status, {**body, "properties": {**body["properties"], "scoringUri": f"{base}/score"}})
+        svc = client.deployments.create("digits-ep", "digits:1", score=score)
+        assert svc.scoring_uri == f"{base}/score"
+        assert svc.run({"data": [1, 2, 3]}) == [2, 4, 6]
+        assert svc.run('{"data": [5]}') == [10]
+        with pytest.raises(AmlError, match="answered 500"):
+            svc.run({"boom": True})
+    assert "OnlineEndpoints_ListKeys" in [c.operation for c in fake.calls]  # the key was asked for, to send
