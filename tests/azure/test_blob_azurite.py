@@ -286,7 +286,7 @@ def test_in_values_reach_every_trial_of_an_azure_sweep(azurite, tmp_path):
     assert not fake.violations, fake.violations
 
 
-def test_a_jobs_log_and_files_come_from_its_artifact_store(azurite, tmp_path, monkeypatch):
+def test_a_jobs_log_and_files_come_from_its_artifact_store(azurite, tmp_path, monkeypatch, ip, capsys):
     """A job's user_logs/std_log.txt is tailed and its files listed and downloaded from its default artifact
     store: the datastore and its key from ARM (contract fake), the blobs from Azurite. Azure ML writes them
     there while the job runs; here the test writes them, in pieces, as Azure ML would."""
@@ -332,6 +332,14 @@ def test_a_jobs_log_and_files_come_from_its_artifact_store(azurite, tmp_path, mo
         assert client.runs.read_log(job, offset2) == ("", offset2)  # the blob has not grown: nothing more
         assert [c.operation for c in fake.calls[asked:]] == []  # a dashboard's log polls go to storage only
         assert client.runs.get_logs(job, tail=1) == "epoch 2 loss=0.25"
+        magics = ip.magics_manager.registry["AmlMagics"]
+        magics._client = client  # what %aml connect does
+        try:
+            capsys.readouterr()
+            ip.run_line_magic("aml", f"logs {job}")
+            assert capsys.readouterr().out == "epoch 1 loss=0.50 ✓\nepoch 2 loss=0.25\n\n"
+        finally:
+            magics._client = None
 
         store.put(prefix + "outputs/model.pkl", b"\x80model bytes")
         assert client.runs.list_files(job) == ["outputs/model.pkl", "user_logs/std_log.txt",
