@@ -438,7 +438,7 @@ class AzureBackend(Backend):
         if root is None:
             outputs = (ops.job(self.arm, self.ws, run_id).get("properties") or {}).get("outputs") or {}
             uri = str((outputs.get("default") or {}).get("uri") or "")
-            found = re.match(r"azureml://datastores/([^/]+)/(?:paths/)?(.+)", uri)
+            found = re.match(r"azureml://(?:subscriptions/.+?/workspaces/[^/]+/)?datastores/([^/]+)/(?:paths/)?(.+)", uri)
             store, path = (found.group(1), found.group(2)) if found else \
                 ("workspaceartifactstore", f"ExperimentRun/dcid.{run_id}")
             root = self._artifact_roots[run_id] = (store, path.strip("/") + "/")

@@ -219,30 +219,37 @@ class Host:
 
 
 class _ForkedProcess:
-    """The user's process as a forked child, with the little of ``Popen`` the host uses."""
+    """The user's process as a forked child, with the little of ``Popen`` the host uses.
+
+    Two threads wait for it (the host's main thread, and on cancel the grace timer): one lock makes exactly
+    one of them reap it and both see its exit code. Without it the loser's ``waitpid`` fails with ECHILD,
+    and a host that dies so never records its run as Canceled."""
 
     def __init__(self, target, env: dict[str, str]):
+        self._lock = threading.Lock()
         self.pid = os.fork()
         if self.pid == 0:  # pragma: no cover - the child never returns
             target(env)
         self.returncode: int | None = None
 
     def wait(self, timeout: float | None = None) -> int:
-        if self.returncode is not None:
-            return self.returncode
-        if timeout is None:
-            _, status = os.waitpid(self.pid, 0)
-        else:
-            deadline = time.monotonic() + timeout
-            while True:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-                if pid:
-                    break
-                if time.monotonic() > deadline:
-                    raise subprocess.TimeoutExpired("run process", timeout)
-                time.sleep(0.05)
-        self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = -1 if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._lock.acquire(timeout=left):  # the other waiter is in a blocking waitpid
+                raise subprocess.TimeoutExpired("run process", timeout)
+            try:
+                if self.returncode is None:
+                    pid, status = os.waitpid(self.pid, 0 if deadline is None else os.WNOHANG)
+                    if pid:
+                        self.returncode = os.waitstatus_to_exitcode(status)
+            finally:
+                self._lock.release()
+            if self.returncode is not None:
+                return self.returncode
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("run process", timeout)
+            time.sleep(0.05)
 
 
 def main(argv: list[str]) -> int:
