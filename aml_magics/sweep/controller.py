@@ -45,7 +45,7 @@ class Controller:
         self.timeout = self.settings.get("timeout_s")
         self.template = self.settings["template"]
         self.trials: dict[str, dict] = {}  # run id → {"n", "params", "optuna", "values", "cursor", "status"}
-        self.judged: set[str] = set()
+        self.judged: dict[str, int] = {}  # trial → the last interval the policy judged it at
         self.consecutive_failures = 0
         self.last_error = ""
         self.accounted: set[str] = set()
@@ -156,14 +156,16 @@ class Controller:
         return True
 
     def refresh(self) -> list[str]:
-        """Update statuses and primary-metric series; return trials that ended since the last call."""
-        infos = {i.run_id: i for i in self.client.runs.list(parent_run_id=self.run.id, limit=None).infos}
+        """Update statuses and primary-metric series; return trials that ended since the last call.
+        Only the trials still in play are asked about (at most --parallel of them), not every trial so far."""
+        from ..core.errors import NotFound
+
         ended = []
-        for run_id, t in self.trials.items():
-            if run_id in self.accounted:
-                continue
-            info = infos.get(run_id)
-            if info is None:
+        for run_id in self.active():
+            t = self.trials[run_id]
+            try:
+                info = self.client.backend.get_run(run_id, with_metrics=False)
+            except NotFound:
                 continue
             points, t["cursor"] = self.client.runs.metric_series(run_id, self.metric, t["cursor"])
             t["values"].extend(v for _, _, v in points)

@@ -1,7 +1,8 @@
 """Early termination policies with HyperDrive's semantics, on the primary metric trials log.
 
 A trial's *interval* k is the k-th value it has logged of the primary metric. A policy is applied
-at intervals that are multiples of ``evaluation_interval`` and greater than ``delay_evaluation``.
+at intervals that are multiples of ``evaluation_interval`` and greater than ``delay_evaluation``, to
+each running trial at each such interval once another trial has reached it too.
 
 - ``bandit``: stop a trial whose value at k is worse than the best trial's value at k by more than
   the slack (``slack_factor``: ratio, ``slack_amount``: absolute).
@@ -16,6 +17,9 @@ from dataclasses import dataclass
 from statistics import median
 
 from ..core.errors import InvalidInput
+
+
+STOPPED = -1  # in ``judged``: the trial has been stopped
 
 
 @dataclass
@@ -48,22 +52,30 @@ class Policy:
         return self
 
     def evaluate(self, values: dict[str, list[float]], maximize: bool, running: set[str],
-                 already: set[str]) -> dict[str, str]:
+                 judged: dict[str, int]) -> dict[str, str]:
         """Trials to stop now, with the reason: ``values`` maps every trial (running or ended) to the
-        primary metric values it has logged, in order; only ``running`` trials can be stopped;
-        ``already`` holds "trial@interval" keys judged before (each trial is judged once per interval)."""
+        primary metric values it has logged, in order; only ``running`` trials can be stopped. Each trial
+        is judged once at each of its intervals, in order, and only when another trial has reached that
+        interval too (a trial running ahead of the others is judged at k once one of them gets there);
+        ``judged`` keeps, per trial, the last interval judged (``STOPPED`` once it has been stopped)."""
         stop: dict[str, str] = {}
         for trial, series in values.items():
-            k = len(series)
-            key = f"{trial}@{k}"
-            if trial not in running or key in already:
+            k = judged.get(trial, 0)
+            if trial not in running or k == STOPPED:
                 continue
-            if k == 0 or k % self.evaluation_interval or k <= self.delay_evaluation:
-                continue
-            already.add(key)
-            reason = self._judge(trial, k, values, maximize)
-            if reason:
-                stop[trial] = f"early terminated by the {self.kind} policy at interval {k}: {reason}"
+            while k < len(series):
+                k += 1
+                if k % self.evaluation_interval or k <= self.delay_evaluation:
+                    judged[trial] = k
+                    continue
+                if not any(t != trial and len(s) >= k for t, s in values.items()):
+                    break  # nobody to compare with at k yet
+                judged[trial] = k
+                reason = self._judge(trial, k, values, maximize)
+                if reason:
+                    stop[trial] = f"early terminated by the {self.kind} policy at interval {k}: {reason}"
+                    judged[trial] = STOPPED  # asked once: never judged again
+                    break
         return stop
 
     def _judge(self, trial: str, k: int, values: dict[str, list[float]], maximize: bool) -> str | None:

@@ -50,14 +50,35 @@ def test_expressions_map_to_optuna_and_back():
 def test_bandit_policy_on_a_synthetic_objective():
     policy = Policy("bandit", slack_factor=0.1).validate()
     values = {"good": [0.5, 0.8, 1.0], "close": [0.5, 0.78, 0.95], "bad": [0.5, 0.6, 0.3]}
-    judged: set = set()
+    judged: dict = {}
     stop = policy.evaluate(values, True, {"good", "close", "bad"}, judged)
-    assert set(stop) == {"bad"} and "bandit" in stop["bad"]
+    assert set(stop) == {"bad"} and "at interval 2" in stop["bad"] and "bandit" in stop["bad"]  # 0.6 < 0.8/1.1
     assert policy.evaluate(values, True, {"good", "close", "bad"}, judged) == {}  # judged once per interval
     median = Policy("median").validate()
-    assert set(median.evaluate({"a": [1, 1], "b": [0.2, 0.1], "c": [0.9, 0.9]}, True, {"b"}, set())) == {"b"}
+    assert set(median.evaluate({"a": [1, 1], "b": [0.2, 0.1], "c": [0.9, 0.9]}, True, {"b"}, {})) == {"b"}
     trunc = Policy("truncation", truncation_percentage=34).validate()
-    assert set(trunc.evaluate({"a": [3], "b": [1], "c": [2]}, True, {"a", "b", "c"}, set())) == {"b"}
+    assert set(trunc.evaluate({"a": [3], "b": [1], "c": [2]}, True, {"a", "b", "c"}, {})) == {"b"}
+
+
+def test_a_trial_running_ahead_is_judged_once_another_reaches_its_interval():
+    """The bad trial started first and has logged 4 values while the others have 1, then 3: it is judged at
+    each interval as soon as a comparison exists (not skipped for having been alone there)."""
+    policy = Policy("bandit", slack_factor=0.1).validate()
+    judged: dict = {}
+    bad = [0.3, 0.3, 0.3, 0.3]
+    assert policy.evaluate({"bad": bad, "good": []}, True, {"bad", "good"}, judged) == {}  # alone: nothing to judge
+    stop = policy.evaluate({"bad": bad, "good": [0.9]}, True, {"bad", "good"}, judged)
+    assert set(stop) == {"bad"} and "at interval 1" in stop["bad"]
+    judged = {}
+    steady = {"lead": [0.9, 0.9, 0.9, 0.9], "late": [0.95]}  # the leader is within the slack at 1: goes on
+    assert policy.evaluate(steady, True, {"lead", "late"}, judged) == {} and judged["lead"] == 1
+    steady["late"] += [0.95, 2.0]
+    stop = policy.evaluate(steady, True, {"lead", "late"}, judged)
+    assert set(stop) == {"lead"} and "at interval 3" in stop["lead"]
+    delayed = Policy("bandit", slack_factor=0.1, evaluation_interval=2, delay_evaluation=2).validate()
+    j: dict = {}
+    assert delayed.evaluate({"a": [0.1] * 3, "b": [1.0] * 3}, True, {"a"}, j) == {}  # k=2 is within the delay
+    assert "at interval 4" in delayed.evaluate({"a": [0.1] * 4, "b": [1.0] * 4}, True, {"a"}, j)["a"]
 
 
 def test_grid_sweep_covers_the_grid_and_records_every_trial(ip, client):
