@@ -26,11 +26,18 @@ interface IRunDetail {
   metrics: { [k: string]: number };
 }
 
+interface ILogChunk {
+  text: string;
+  offset: number;
+  error?: string;
+}
+
 /** A run in the main area: header, one chart per metric (incremental reads), log tail. */
 export class RunView extends Widget {
   private series: { [name: string]: ISeries } = {};
   private logOffset = 0;
   private logText = '';
+  private logError = '';
   private poll: Poll;
   private header: HTMLElement;
   private charts: HTMLElement;
@@ -83,8 +90,12 @@ export class RunView extends Widget {
       requestAPI<{ series: { [n: string]: ISeries } }>(
         `runs/${id}/metrics?since=${encodeURIComponent(sinceQuery(this.series))}`
       ),
-      requestAPI<{ text: string; offset: number }>(`runs/${id}/logs?offset=${this.logOffset}`)
+      // a remote workspace's log store may be out of reach: the rest of the view still refreshes
+      requestAPI<ILogChunk>(`runs/${id}/logs?offset=${this.logOffset}`).catch(
+        (error: Error): ILogChunk => ({ text: '', offset: this.logOffset, error: error.message })
+      )
     ]);
+    this.logError = log.error ?? '';
     this.detail = detail;
     for (const name of Object.keys(metrics.series)) {
       this.series[name] = mergeSeries(this.series[name], metrics.series[name]);
@@ -132,7 +143,8 @@ export class RunView extends Widget {
       (rows ? `<table class="amlx-table"><tr><th>metric</th><th>latest</th></tr>${rows}</table>` : '') +
       (params ? `<table class="amlx-table"><tr><th>param</th><th>value</th></tr>${params}</table>` : '');
     const atBottom = this.log.scrollTop + this.log.clientHeight >= this.log.scrollHeight - 4;
-    this.log.textContent = this.logText || '(no output yet)';
+    this.log.textContent =
+      this.logText || (this.logError ? `The log cannot be read: ${this.logError}` : '(no output yet)');
     if (atBottom) {
       this.log.scrollTop = this.log.scrollHeight;
     }
