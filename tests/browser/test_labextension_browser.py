@@ -78,6 +78,21 @@ def test_sidebar_submit_run_view_and_deploy(lab):
                                    "l.textContent.includes('max_iter'))", timeout=30_000)  # the run's stderr
             shot(page, "labextension-run-view")
 
+            # a run whose log cannot be read (a disk fault): its view says so, and still shows the run
+            faulty = client.runs.start_logging("faults", display_name="unreadable log")
+            faulty.log("loss", 0.5)
+            faulty.flush()
+            log_path = lab["root"] / "ws" / "runs" / faulty.id / "logs" / "std_log.txt"
+            log_path.mkdir(parents=True)  # a directory where the log file should be
+            page.locator(f"#amlx-sidebar .amlx-run-row[data-run-id='{faulty.id}']").click()
+            page.wait_for_function("(id) => [...document.querySelectorAll('.amlx-log')].some(l => "
+                                   "l.textContent.includes('The log cannot be read') && l.textContent.includes(id))",
+                                   arg=faulty.id, timeout=30_000)
+            page.wait_for_function(
+                "() => { const c = document.querySelector('.amlx-chart[data-metric=\"loss\"] canvas');"
+                " return c && +c.dataset.points === 1; }", timeout=30_000)  # the rest of the view refreshed
+            faulty.complete()
+
             # register the run's model, then deploy it from the sidebar and see the endpoint Healthy
             client.models.register("e2e-model", "outputs/model.pkl", run_id=run_id)
             model_row = page.locator("#amlx-sidebar .amlx-model-row[data-model='e2e-model:1']")

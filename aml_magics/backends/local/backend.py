@@ -367,6 +367,8 @@ class LocalBackend(Backend):
                 data = f.read()
         except FileNotFoundError:
             return "", offset
+        except OSError as exc:  # a disk fault: say so, and let the rest of the run be shown
+            raise StorageError(f"the log of run {run_id} cannot be read ({exc.strerror or exc})") from None
         return decode_log_chunk(data, offset)
 
     def list_files(self, run_id: str) -> list[str]:
