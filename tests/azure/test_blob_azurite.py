@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from aml_magics.backends.azure.blob import BlobContainer
-from aml_magics.core.errors import AuthError, NotFound
+from aml_magics.core.errors import AmlError, AuthError, NotFound
 
 pytestmark = pytest.mark.azure_contract
 
@@ -47,6 +47,35 @@ def azurite(tmp_path_factory):
     proc.wait(10)
 
 
+def _connect(fake, azurite: str, workspace: str):
+    """A client on the contract fake's workspace whose datastores live in Azurite."""
+    from aml_magics.core.client import Client
+
+    from .test_rest_contract import StaticToken
+
+    return Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", workspace,
+                          credential=StaticToken(fake.token), base_url=fake.base_url, storage=(azurite, ACCOUNT))
+
+
+def _container(azurite: str, name: str = "string") -> BlobContainer:
+    """A container in Azurite (by default the example datastore's, "string"), made if this module has not yet."""
+    container = BlobContainer(f"{azurite}/{name}", ACCOUNT, key=KEY)
+    try:
+        container.create()
+    except AmlError:
+        pass  # made by an earlier test of this module
+    return container
+
+
+def _job_folder(fake, folder: Path) -> Path:
+    """The uploaded snapshot, unpacked where Azure ML would run the job."""
+    for path, data in fake.blobs.items():
+        if path.startswith("/blob/c/snap/"):
+            (folder / path[len("/blob/c/snap/"):]).parent.mkdir(parents=True, exist_ok=True)
+            (folder / path[len("/blob/c/snap/"):]).write_bytes(data)
+    return folder
+
+
 def test_put_get_list_with_shared_key(azurite):
     c = BlobContainer(f"{azurite}/datastore", ACCOUNT, key=KEY)
     c.create()
@@ -67,17 +96,14 @@ def test_put_get_list_with_shared_key(azurite):
 
 def test_datastore_upload_list_download_through_the_workspace(azurite, tmp_path):
     """ARM (the contract fake) hands out the datastore and its key; the files go to Azurite."""
-    from aml_magics.core.client import Client
     from aml_magics.core.errors import Conflict, InvalidInput
 
     from .contract import FakeArm
-    from .test_rest_contract import StaticToken
 
     fake = FakeArm().datastore_key(KEY)
     try:
-        client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "ds-ws",
-                                credential=StaticToken(fake.token), base_url=fake.base_url, storage=(azurite, ACCOUNT))
-        BlobContainer(f"{azurite}/string", ACCOUNT, key=KEY).create()  # the example datastore's container
+        client = _connect(fake, azurite, "ds-ws")
+        _container(azurite)  # the example datastore's container
         (tmp_path / "data").mkdir()
         (tmp_path / "data" / "train.csv").write_text("x,y\n1,2\n")
         (tmp_path / "data" / "sub").mkdir()
@@ -104,21 +130,14 @@ def test_registering_local_model_files_uploads_them_to_the_default_datastore(azu
     import joblib
     from sklearn.linear_model import LinearRegression
 
-    from aml_magics.core.client import Client
     from aml_magics.core.errors import InvalidInput
 
     from .contract import FakeArm
-    from .test_rest_contract import StaticToken
 
     fake = FakeArm().datastore_key(KEY)
     try:
-        client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "model-ws",
-                                credential=StaticToken(fake.token), base_url=fake.base_url, storage=(azurite, ACCOUNT))
-        container = BlobContainer(f"{azurite}/string", ACCOUNT, key=KEY)  # the example datastore's container
-        try:
-            container.create()
-        except Exception:
-            pass  # made by the test before
+        client = _connect(fake, azurite, "model-ws")
+        container = _container(azurite)  # the example datastore's container
         joblib.dump(LinearRegression().fit([[0], [1]], [0, 1]), tmp_path / "model.pkl")
         model = client.models.register("diabetes", tmp_path / "model.pkl", tags={"stage": "dev"},
                                        description="a line")
@@ -161,12 +180,10 @@ def test_in_and_out_variables_travel_through_the_default_datastore(azurite, tmp_
     import subprocess
     import sys
 
-    from aml_magics.core.client import Client
     from aml_magics.core.errors import InvalidInput
     from aml_magics.core.types import RunSubmission
 
     from .contract import FakeArm
-    from .test_rest_contract import StaticToken
 
     fake = FakeArm().datastore_key(KEY).snapshots_here()
     submitted = {}
@@ -181,13 +198,8 @@ def test_in_and_out_variables_travel_through_the_default_datastore(azurite, tmp_
 
     fake.overrides["Jobs_Get"] = finished_job
     try:
-        client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "io-ws",
-                                credential=StaticToken(fake.token), base_url=fake.base_url, storage=(azurite, ACCOUNT))
-        container = BlobContainer(f"{azurite}/string", ACCOUNT, key=KEY)
-        try:
-            container.create()
-        except Exception:
-            pass  # made by another test of this module
+        client = _connect(fake, azurite, "io-ws")
+        container = _container(azurite)
         (tmp_path / "src").mkdir()
         cell = "y = [f(x) for x in X]\nz = sum(y)\n"
         run = client.runs.submit(RunSubmission(kind="cell", experiment="io", source_dir=tmp_path / "src", entry="c.py",
@@ -205,11 +217,7 @@ def test_in_and_out_variables_travel_through_the_default_datastore(azurite, tmp_
         assert out_uri == f"azureml://datastores/string/paths/aml-magics/io/{run.id}/out/"
 
         # the job, as Azure ML starts it: inputs downloaded, the output folder uploaded when it ends
-        jobdir = tmp_path / "job"
-        for path, data in fake.blobs.items():
-            if path.startswith("/blob/c/snap/"):
-                (jobdir / path[len("/blob/c/snap/"):]).parent.mkdir(parents=True, exist_ok=True)
-                (jobdir / path[len("/blob/c/snap/"):]).write_bytes(data)
+        jobdir = _job_folder(fake, tmp_path / "job")
         (tmp_path / "in.pkl").write_bytes(container.get(in_uri.split("/paths/", 1)[1]))
         command = props["command"].replace("${{inputs.aml_magics_in}}", str(tmp_path / "in.pkl")) \
             .replace("${{outputs.aml_magics_out}}", str(tmp_path / "out"))
@@ -239,23 +247,16 @@ def test_in_values_reach_every_trial_of_an_azure_sweep(azurite, tmp_path):
     import subprocess
     import sys
 
-    from aml_magics.core.client import Client
     from aml_magics.core.types import RunSubmission
     from aml_magics.sweep.settings import sweep_submission
     from aml_magics.sweep.space import parse_cell
 
     from .contract import FakeArm
-    from .test_rest_contract import StaticToken
 
     fake = FakeArm().datastore_key(KEY).snapshots_here()
     try:
-        client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "sweep-io-ws",
-                                credential=StaticToken(fake.token), base_url=fake.base_url, storage=(azurite, ACCOUNT))
-        container = BlobContainer(f"{azurite}/string", ACCOUNT, key=KEY)
-        try:
-            container.create()
-        except Exception:
-            pass  # made by another test of this module
+        client = _connect(fake, azurite, "sweep-io-ws")
+        container = _container(azurite)
         cell = "C = choice(1, 2)\nprint(sum(scale(x) for x in X) * C)\n"
         space, spans = parse_cell(cell)
         trial = RunSubmission(kind="cell", experiment="tune", source_dir=tmp_path, entry="c.py", code=cell,
@@ -270,11 +271,7 @@ def test_in_values_reach_every_trial_of_an_azure_sweep(azurite, tmp_path):
         assert in_uri == f"azureml://datastores/string/paths/aml-magics/io/{run.id}/in.pkl" and "outputs" not in props
 
         # one trial as the service starts it: the snapshot, the input downloaded, its value substituted
-        jobdir = tmp_path / "job"
-        for path, data in fake.blobs.items():
-            if path.startswith("/blob/c/snap/"):
-                (jobdir / path[len("/blob/c/snap/"):]).parent.mkdir(parents=True, exist_ok=True)
-                (jobdir / path[len("/blob/c/snap/"):]).write_bytes(data)
+        jobdir = _job_folder(fake, tmp_path / "job")
         (tmp_path / "in.pkl").write_bytes(container.get(in_uri.split("/paths/", 1)[1]))
         argv = command.replace("${{inputs.aml_magics_in}}", str(tmp_path / "in.pkl")) \
             .replace("${{search_space.C}}", "2").split()[1:]
@@ -290,11 +287,9 @@ def test_a_jobs_log_and_files_come_from_its_artifact_store(azurite, tmp_path, mo
     """A job's user_logs/std_log.txt is tailed and its files listed and downloaded from its default artifact
     store: the datastore and its key from ARM (contract fake), the blobs from Azurite. Azure ML writes them
     there while the job runs; here the test writes them, in pieces, as Azure ML would."""
-    from aml_magics.core.client import Client
     from aml_magics.core.errors import InvalidInput
 
     from .contract import FakeArm
-    from .test_rest_contract import StaticToken
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     fake = FakeArm().datastore_key(KEY)
@@ -309,12 +304,10 @@ def test_a_jobs_log_and_files_come_from_its_artifact_store(azurite, tmp_path, mo
 
     fake.overrides["Jobs_Get"] = named_artifact_store
     try:
-        client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "logs-ws",
-                                credential=StaticToken(fake.token), base_url=fake.base_url, storage=(azurite, ACCOUNT))
+        client = _connect(fake, azurite, "logs-ws")
         ws = client.backend.ws
         name = client.backend.arm.get(f"{ws.path}/datastores/workspaceartifactstore")["properties"]["containerName"]
-        store = BlobContainer(f"{azurite}/{name}", ACCOUNT, key=KEY)
-        store.create()
+        store = _container(azurite, name)
         job, prefix = "quiet_lamp_4y2b", "ExperimentRun/dcid.quiet_lamp_4y2b/"
         assert client.runs.read_log(job, 0) == ("", 0)  # not started: nothing written yet
         assert client.runs.list_files(job) == []
