@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import NotFound
 from ..core.types import RunSubmission
 from .policies import Policy
 from .space import format_args, space_from_json, trial_code
@@ -158,8 +159,6 @@ class Controller:
     def refresh(self) -> list[str]:
         """Update statuses and primary-metric series; return trials that ended since the last call.
         Only the trials still in play are asked about (at most --parallel of them), not every trial so far."""
-        from ..core.errors import NotFound
-
         ended = []
         for run_id in self.active():
             t = self.trials[run_id]

@@ -496,22 +496,24 @@ class AzureBackend(Backend):
 
     def _default_container(self):
         """(name, container) of the workspace's default datastore."""
+        body = self._datastore(None)
+        return body.get("name"), self._container(None, body)
+
+    def _datastore(self, name: str | None) -> dict:
+        """The datastore named, else the workspace's default one."""
+        if name:
+            return self.arm.get(f"{self.ws.path}/datastores/{name}")
         stores = self.arm.get(f"{self.ws.path}/datastores").get("value", [])
         body = next((d for d in stores if (d.get("properties") or {}).get("isDefault")), stores[0] if stores else None)
         if body is None:
             raise NotFound("the workspace has no datastore")
-        return body.get("name"), self._container(body.get("name"))
+        return body
 
-    def _container(self, datastore: str | None):
+    def _container(self, datastore: str | None, body: dict | None = None):
+        """The blob container behind a datastore, with the credential the workspace holds for it."""
         from .blob import BlobContainer
 
-        if datastore:
-            body = self.arm.get(f"{self.ws.path}/datastores/{datastore}")
-        else:
-            stores = self.arm.get(f"{self.ws.path}/datastores").get("value", [])
-            body = next((d for d in stores if (d.get("properties") or {}).get("isDefault")), stores[0] if stores else None)
-            if body is None:
-                raise NotFound("the workspace has no datastore")
+        body = body or self._datastore(datastore)
         name = body.get("name") or datastore
         props = body.get("properties") or {}
         if props.get("datastoreType") not in ("AzureBlob", None):

@@ -11,7 +11,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from ...core.errors import AmlError, InvalidInput
 from ...core.types import ComputeTarget, DatastoreInfo
@@ -96,10 +95,9 @@ UPLOAD_THREADS = 8
 
 def upload_code(arm: ArmClient, ws: WorkspaceRef, files: list[tuple[Path, str]], *, block_size: int = 4 << 20) -> str:
     """Upload a snapshot the way Azure ML does: ``codes/{hash}/versions/1:startPendingUpload`` gives a SAS,
-    the files go to blob storage (Put Block + Put Block List), then the code version is PUT. Returns its id."""
-    import base64
-
-    import requests
+    the files go to blob storage (Put Blob, or Put Block + Put Block List), then the code version is PUT.
+    Returns its id."""
+    from .blob import BlobContainer
 
     name = content_digest(files)
     version_path = f"{ws.path}/codes/{name}/versions/1"
@@ -109,30 +107,17 @@ def upload_code(arm: ArmClient, ws: WorkspaceRef, files: list[tuple[Path, str]],
     if not sas:
         raise AmlError("Azure ML gave no upload location for the snapshot (startPendingUpload)")
     base, _, token = sas.partition("?")
-    local = threading.local()
+    local = threading.local()  # a container (and its HTTP session) per upload thread
 
     def put_one(src: Path, rel: str) -> None:
-        session = getattr(local, "session", None)
-        if session is None:
-            session = local.session = requests.Session()
-        url = f"{base.rstrip('/')}/{quote(rel)}"
-        data = src.read_bytes()
-        headers = {"x-ms-version": "2023-11-03"}
-        if len(data) <= block_size:
-            r = session.put(f"{url}?{token}", data=data, headers={**headers, "x-ms-blob-type": "BlockBlob"}, timeout=300)
-            _check_blob(r, rel)
-            return
-        ids = []
-        for i in range(0, len(data), block_size):
-            block_id = base64.b64encode(f"{i // block_size:08d}".encode()).decode()
-            r = session.put(f"{url}?{token}&comp=block&blockid={block_id}", data=data[i:i + block_size],
-                            headers=headers, timeout=300)
-            _check_blob(r, rel)
-            ids.append(block_id)
-        body = "<?xml version='1.0' encoding='utf-8'?><BlockList>" + "".join(f"<Latest>{b}</Latest>" for b in ids) \
-            + "</BlockList>"
-        r = session.put(f"{url}?{token}&comp=blocklist", data=body.encode(), headers=headers, timeout=300)
-        _check_blob(r, rel)
+        container = getattr(local, "container", None)
+        if container is None:
+            container = local.container = BlobContainer(base, "", sas=token)
+        try:
+            container.put(rel, src.read_bytes(), block_size=block_size)
+        except AmlError as exc:
+            raise AmlError(f"uploading {rel} to the workspace's storage failed ({exc}); check that the workspace's "
+                           "storage account allows access from here") from None
 
     # the files go up several at a time (a snapshot is many small files: round trips, not bandwidth)
     with ThreadPoolExecutor(max_workers=max(1, min(UPLOAD_THREADS, len(files)))) as pool:
@@ -140,12 +125,6 @@ def upload_code(arm: ArmClient, ws: WorkspaceRef, files: list[tuple[Path, str]],
             future.result()
     result = arm.put(version_path, {"properties": {"codeUri": base, "isAnonymous": True}})
     return result.get("id") or version_path
-
-
-def _check_blob(resp, rel: str) -> None:
-    if resp.status_code not in (200, 201):
-        raise AmlError(f"uploading {rel} to the workspace's storage failed: HTTP {resp.status_code} — check that the "
-                       "workspace's storage account allows access from here")
 
 
 def command_job_body(*, command: str, environment_id: str, compute_id: str | None, code_id: str | None,
