@@ -184,6 +184,47 @@ def test_a_submitter_killed_before_its_run_host_started(client, workspace, tmp_p
     doctor_is_clean(client)
 
 
+def test_a_submitter_killed_while_preparing_its_run(client, workspace, tmp_path):
+    """The submitter (a kernel, a sweep controller) dies while copying the run's snapshot: the run never
+    started and its snapshot may be partial, so the next reader ends it Canceled (a resumed sweep would
+    otherwise wait for it forever — CI caught one)."""
+    import subprocess
+    import sys
+
+    code = textwrap.dedent(f"""
+        import os, signal
+        from pathlib import Path
+        import aml_magics.backends.local.backend as backend
+        backend.snapshot.copy_snapshot = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # killed right here
+        from aml_magics.core.client import Client
+        from aml_magics.core.types import RunSubmission
+        Client({str(workspace)!r}).runs.submit(RunSubmission(kind="cell", experiment="half", source_dir=Path("."),
+                                                         entry="__aml_cell__.py", code="print('never')"))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == -signal.SIGKILL, out.stderr
+    run_id = client.backend.store.list_runs(experiment="half", limit=None)[0]["run_id"]
+    assert client.backend.store.get_run(run_id)["status"] == "NotStarted"
+    info = client.runs.get(run_id)
+    assert info.status == "Canceled"
+    assert "submitter ended before the run started" in client.backend.store.status_history(run_id)[-1]["reason"]
+    doctor_is_clean(client)
+
+
+def test_an_interrupted_submission_is_canceled_not_left_waiting(client, tmp_path, monkeypatch):
+    import aml_magics.backends.local.backend as backend
+    from aml_magics.core.types import RunSubmission
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(backend.snapshot, "copy_snapshot", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        client.runs.submit(RunSubmission(kind="cell", experiment="stop", source_dir=tmp_path, entry="c.py", code="1"))
+    (run,) = client.runs.list(experiment="stop").infos
+    assert run.status == "Canceled"
+
+
 @pytest.mark.parametrize("seed", SEEDS[:2])
 def test_sigkill_of_a_sweep_controller(ip, client, seed):
     rng = random.Random(seed)

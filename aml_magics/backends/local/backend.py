@@ -33,6 +33,7 @@ from .store import ACTIVE_STATES, SLOT_STATES, TERMINAL_STATES, ModelRows, Store
 DEFAULT_COMPUTE = "local"
 DEFAULT_DATASTORE = "workspaceblobstore"  # Azure ML's name for the default datastore
 CELL_FILE = "__aml_cell__.py"
+REPAIRABLE = ("NotStarted", *SLOT_STATES)  # states a run can be left in by a process that died
 HOSTLESS_GRACE_ENV = "AML_MAGICS_HOSTLESS_GRACE_S"  # a run Starting this long (default 15 s) without a host
 # lost its submitter between claiming the slot and starting the host
 
@@ -114,6 +115,7 @@ class LocalBackend(Backend):
             "experiment": sub.experiment, "in_vars": sorted(sub.in_values), "out_vars": list(sub.out_vars),
             "inputs": inputs, "source_dir": str(source), "environment_variables": sub.environment_variables,
             "python": python, "environment": sub.environment,
+            "submitter": [os.getpid(), procs.start_token(os.getpid())],  # who prepares it, until it has started
         }
         if sub.settings:
             spec["settings"] = sub.settings
@@ -138,6 +140,9 @@ class LocalBackend(Backend):
         except OSError as exc:
             self.store.transition(run_id, "Failed", reason="snapshot failed", error=f"could not prepare the run: {exc}")
             raise InvalidInput(f"could not prepare the run's snapshot: {exc}") from None
+        except BaseException:  # interrupted while preparing it: it never started
+            self.store.transition(run_id, "Canceled", only_from=("NotStarted",), reason="interrupted before it started")
+            raise
         if sub.kind == "sweep":  # a sweep's controller only orchestrates: it takes no slot, its trials do
             self.store.transition(run_id, "Starting", only_from=("NotStarted",))
             spawn_host(self.path, run_id, self.store)
@@ -178,7 +183,7 @@ class LocalBackend(Backend):
 
     def get_run(self, run_id: str, *, with_metrics: bool = True) -> RunInfo:
         row = self._row(run_id)
-        if row["status"] in SLOT_STATES or row["status"] == "NotStarted":
+        if row["status"] in REPAIRABLE:
             if self._repair_if_orphaned(row):
                 row = self._row(run_id)
         metrics = {k: v[1] for k, v in self.store.latest_values(run_id).items()} if with_metrics else {}
@@ -190,7 +195,7 @@ class LocalBackend(Backend):
             raise NotFound.with_suggestions("experiment", experiment, names, hint="list them with %aml experiments")
         rows = self.store.list_runs(experiment=experiment, status=status, parent_run_id=parent_run_id,
                                     limit=limit, offset=offset)
-        if any(r["status"] in SLOT_STATES for r in rows) and any(self._repair_if_orphaned(r) for r in rows):
+        if any(r["status"] in REPAIRABLE for r in rows) and any(self._repair_if_orphaned(r) for r in rows):
             rows = self.store.list_runs(experiment=experiment, status=status, parent_run_id=parent_run_id,
                                         limit=limit, offset=offset)
         pks = [r["id"] for r in rows]
@@ -215,9 +220,19 @@ class LocalBackend(Backend):
     # -- liveness -----------------------------------------------------------------------------------
 
     def _repair_if_orphaned(self, row) -> bool:
-        """An active run whose processes are all gone is marked Failed with the reason. A run left Starting
+        """An active run whose processes are all gone is marked Failed with the reason. A run left NotStarted
+        by a submitter that died while preparing it is Canceled (its snapshot may be partial). A run left Starting
         without any host (its submitter was killed between claiming the slot and starting the host) has not
         run at all: its host is started now."""
+        if row["status"] == "NotStarted" and not row["host_pid"]:
+            submitter = json.loads(row["spec"] or "{}").get("submitter")
+            if not submitter or procs.is_alive(*submitter):
+                return False
+            try:  # its submitter died while preparing it (a killed sweep controller): it never started
+                return self.store.transition(row["run_id"], "Canceled", only_from=("NotStarted",),
+                                             reason="its submitter ended before the run started; submit it again")
+            except StorageError:
+                return False
         if row["status"] == "Starting" and not row["host_pid"]:
             grace = float(os.environ.get(HOSTLESS_GRACE_ENV) or 15)
             if self.store.claim_hostless_start(row["run_id"], time.time() - grace):
@@ -244,7 +259,7 @@ class LocalBackend(Backend):
 
     def reconcile(self) -> list[str]:
         """Repair every stale active run; returns the ids repaired."""
-        rows = self.store.list_runs(status=SLOT_STATES, top_level=False, limit=None)
+        rows = self.store.list_runs(status=REPAIRABLE, top_level=False, limit=None)
         return [r["run_id"] for r in rows if self._repair_if_orphaned(r)]
 
     # -- cancel -----------------------------------------------------------------------------------------

@@ -85,10 +85,11 @@ def run_doctor(backend) -> DoctorReport:
         report.add("services have live processes", "problem" if dead else "ok",
                    f"not running: {', '.join(dead)} (redeploy with --update or delete)" if dead else "")
 
-    rows = store.query("SELECT run_id, kind FROM runs")
+    rows = store.query("SELECT run_id, kind, status, started FROM runs")
     known = {r["run_id"] for r in rows}
     runs_dir = root / "runs"
     missing = [r["run_id"] for r in rows if r["kind"] not in ("interactive", "child")
+               and not (r["status"] == "Canceled" and r["started"] is None)  # canceled before it was prepared
                and not (layout.run_dir(root, r["run_id"]) / "snapshot").is_dir()]
     report.add("runs have their snapshot", "problem" if missing else "ok", ", ".join(missing[:5]))
     strays = sorted(p.name for p in runs_dir.iterdir() if p.is_dir() and p.name not in known) if runs_dir.is_dir() else []
