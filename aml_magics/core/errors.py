@@ -39,6 +39,10 @@ class InvalidInput(AmlError, ValueError):
     http_status = 400
 
 
+class InvalidType(InvalidInput, TypeError):
+    """A value of the wrong kind (a list where a number goes, a string metric logged as a number)."""
+
+
 class BackendUnavailable(AmlError):
     http_status = 503
 

@@ -13,6 +13,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Iterable
 
+from ..core import checks
+from ..core.errors import InvalidType
 from . import tracking
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,6 +27,7 @@ ENV_WORKSPACE = "AML_MAGICS_WORKSPACE"
 ENV_EXPERIMENT = "AML_MAGICS_EXPERIMENT"
 
 _context: "Run | None" = None
+_FLOAT_MAX = checks.FLOAT_MAX
 
 
 class Run:
@@ -109,13 +112,21 @@ class Run:
     # -- logging (Azure ML names) ------------------------------------------------------------------
 
     def log(self, name: str, value: Any, step: int | None = None, description: str = "") -> None:
-        """Log one value of metric ``name`` (numbers form a series; ``step`` defaults to the next index)."""
+        """Log one value of metric ``name`` (numbers form a series; ``step`` defaults to the next index).
+
+        A bad value or step raises one ``InvalidInput`` naming the metric and stores nothing of the call."""
         t = type(value)
-        if t is not float and t is not int:
-            if isinstance(value, str):
+        if t is not float:
+            if t is int:
+                if not -_FLOAT_MAX <= value <= _FLOAT_MAX:
+                    value = checks.metric_value(name, value)  # raises: too large for a float
+            elif isinstance(value, str):
+                if step is not None:
+                    checks.step(name, step)
                 self.tracker.record(self._run_pk, name, "string", value)
                 return
-            value = _as_number(name, value)
+            else:
+                value = checks.metric_value(name, value)
         write = self._write
         if write is None:
             write = self._write = self.tracker.scalar_writer(self._run_pk)
@@ -123,23 +134,30 @@ class Run:
 
     def log_list(self, name: str, value: Iterable[Any], description: str = "") -> None:
         """Log a list of numbers as a series in one call (the fast path for many points)."""
-        values = [v if type(v) is float or type(v) is int else _as_number(name, v) for v in value]
+        if isinstance(value, (str, bytes, dict)):
+            raise InvalidType(f"log_list({checks.shown(name)}): give a list of numbers, not a {type(value).__name__}")
+        values = [v if type(v) is float else checks.metric_value(name, v) for v in value]
         self.tracker.scalars(self._run_pk, name, values)
 
     def log_row(self, name: str, description: str = "", **kwargs: Any) -> None:
         """Add a row to table metric ``name``: ``run.log_row("roc", fpr=0.1, tpr=0.6)``."""
+        for column in kwargs:
+            checks.text("column name", column, max_len=checks.MAX_NAME)
         self.tracker.record(self._run_pk, name, "row", kwargs)
 
     def log_table(self, name: str, value: dict[str, list], description: str = "") -> None:
         """Log a whole table as a dict of equal-length columns."""
         if not isinstance(value, dict):
-            raise TypeError("log_table takes a dict of columns, like {'x': [1, 2], 'y': [3, 4]}")
+            raise InvalidType("log_table takes a dict of columns, like {'x': [1, 2], 'y': [3, 4]}")
+        for column in value:
+            checks.text("column name", column if isinstance(column, str) else str(column), max_len=checks.MAX_NAME)
         self.tracker.record(self._run_pk, name, "table", value)
 
     def log_image(self, name: str, path: str | os.PathLike | None = None, plot: Any = None, description: str = "") -> None:
         """Log an image file (``path``) or a matplotlib figure (``plot``) as an image metric."""
         if (path is None) == (plot is None):
-            raise TypeError("log_image takes exactly one of path= or plot=")
+            raise InvalidType("log_image takes exactly one of path= or plot=")
+        checks.metric_name(name)
         artifact = f"images/{_safe_name(name)}_{time.time_ns()}.png"
         if plot is not None:
             import tempfile
@@ -156,21 +174,24 @@ class Run:
         self.tracker.record(self._run_pk, name, "image", {"path": artifact})
 
     def upload_file(self, name: str, path_or_stream: str | os.PathLike) -> str:
-        """Keep a file with the run under artifact ``name`` (for example ``outputs/report.txt``)."""
+        """Keep a file with the run under artifact ``name`` (for example ``outputs/report.txt``).
+
+        On a full disk this raises one ``StorageError`` and keeps nothing (metrics and tags wait in memory instead)."""
         return self.tracker.store_file(self.id, name, path_or_stream)
 
     def tag(self, key: str, value: Any = None) -> None:
         self.set_tags({key: value})
 
     def set_tags(self, tags: dict[str, Any]) -> None:
-        self.tracker.store.set_tags(self.id, tags)
+        """Tag the run; on a full disk the tags wait in memory and are written when space returns."""
+        self.tracker.set_tags(self.id, tags)
 
     def log_param(self, key: str, value: Any) -> None:
         """Record a parameter (shown beside metrics in comparisons)."""
         self.set_params({key: value})
 
     def set_params(self, params: dict[str, Any]) -> None:
-        self.tracker.store.set_tags(self.id, params, table="run_params")
+        self.tracker.set_tags(self.id, params, table="run_params")
 
     def flush(self) -> None:
         """Write buffered metrics now (normally done every 200 ms and at exit)."""
@@ -210,18 +231,27 @@ class Run:
         return run_id
 
     def complete(self) -> None:
-        """Flush and mark the run Completed (a submitted run is completed by its process exit)."""
-        self.flush()
+        """Flush and mark the run Completed (a submitted run is completed by its process exit).
+
+        What the store refuses (a full disk) stays in memory and is retried; this says how much, on stderr."""
+        self._flush_reporting()
         if self.id != os.environ.get(ENV_RUN_ID):
             self.tracker.store.transition(self.id, "Completed", only_from=("NotStarted", "Starting", "Running"))
 
     def fail(self, error_details: Any = None) -> None:
         """Flush and mark the run Failed with ``error_details``."""
-        self.flush()
+        self._flush_reporting()
         self.tracker.store.transition(
             self.id, "Failed", only_from=("NotStarted", "Queued", "Starting", "Running", "Finalizing"),
             reason="run.fail()", error=str(error_details) if error_details is not None else "run.fail() was called",
         )
+
+    def _flush_reporting(self) -> None:
+        try:
+            self.flush()
+        except Exception as exc:  # noqa: BLE001 - the values stay buffered and the flush thread retries
+            print(f"aml-magics: {self.tracker.pending()} metric values of run {self.id} are not saved yet ({exc}); "
+                  "they are kept in memory and retried while this process runs", file=sys.stderr)
 
     def cancel(self) -> None:
         self.client.runs.cancel(self.id)
@@ -416,17 +446,6 @@ class _OfflineRun(Run):
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         return {"text/plain": repr(self)}
-
-
-def _as_number(name: str, value: Any) -> float:
-    if isinstance(value, bool):
-        return int(value)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"metric {name!r}: {type(value).__name__} is not a number; use log_list, log_row, log_table or a string"
-        ) from None
 
 
 def _safe_name(name: str) -> str:

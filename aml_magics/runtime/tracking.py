@@ -1,12 +1,24 @@
-"""Buffered metric logging from a run to its workspace.
+"""Buffered metric logging from a run to its local workspace.
 
-``run.log`` only appends a ready-made row to a deque (about a microsecond); a daemon thread
-flushes the deque every ``FLUSH_INTERVAL`` seconds in one transaction, and so does process
-exit. A failed flush puts its rows back and says so once on stderr: nothing is dropped while
-the process lives. A SIGKILL loses at most what was logged since the last flush.
+``run.log`` only checks its arguments and appends a ready-made row to a deque (about a microsecond);
+a daemon thread flushes the deque every ``FLUSH_INTERVAL`` seconds in one transaction, and so does
+process exit. A SIGKILL loses at most what was logged since the last flush.
 
-One ``Tracker`` serves every run of a process that logs to the same store (a run and its
-child runs), so there is one flush thread per process, not one per run.
+What can go wrong in a flush, and what happens then:
+
+* **The store refuses the write** (a full disk, a read-only workspace, a lock held too long): every
+  row stays in memory, in order, and is retried with backoff (0.2 s doubling to 5 s) until it is
+  written — up to ``MAX_PENDING_POINTS`` scalar points and ``MAX_PENDING_RECORDS`` other values;
+  past that the oldest are dropped and counted. A metric name first logged while the disk is full
+  gets a provisional key that is made real at the first successful flush, and tags set meanwhile wait
+  in the same way, so ``run.log``, ``run.tag`` and ``log_param`` never raise into a training loop
+  because of the disk (``upload_file`` and ``log_image`` do: a file is not kept in memory).
+* **A row cannot be written at all** (a value no check foresaw): the batch is split and retried
+  until the offending rows are isolated; they are dropped and reported once, everything else is written.
+
+The flush thread never dies: whatever a flush raises is reported once and the thread goes on. One
+``Tracker`` serves every run of a process that logs to the same store (a run and its child runs), so
+there is one flush thread per process, not one per run.
 """
 from __future__ import annotations
 
@@ -14,14 +26,27 @@ import atexit
 import json
 import os
 import shutil
+import sqlite3
 import sys
 import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+from ..core import checks
+from ..core.errors import InvalidInput, InvalidType, StorageError, storage_reason
 
 FLUSH_INTERVAL = 0.2
+MAX_BACKOFF_S = 5.0
+#: what waits in memory while the store refuses writes; past this the oldest values are dropped (and counted)
+MAX_PENDING_POINTS = 1_000_000
+MAX_PENDING_RECORDS = 100_000
+
+#: errors that say "this row cannot be stored" (split the batch and drop the row); anything else that a
+#: write raises is the store refusing writes for now (keep the rows and retry)
+_DATA_ERRORS = (TypeError, ValueError, OverflowError, UnicodeError, sqlite3.IntegrityError, sqlite3.DataError,
+                sqlite3.InterfaceError, sqlite3.ProgrammingError)
 
 _trackers: dict[str, "Tracker"] = {}
 _trackers_lock = threading.Lock()
@@ -40,11 +65,18 @@ def tracker_for(uri: str) -> "Tracker":
 
 def flush_all() -> None:
     for tracker in list(_trackers.values()):
-        tracker.flush()
+        try:
+            tracker.flush()
+        except Exception:  # noqa: BLE001 - kept in memory and reported by the tracker
+            pass
+
+
+def _is_storage_error(exc: BaseException) -> bool:
+    return not isinstance(exc, _DATA_ERRORS) or isinstance(exc, (StorageError, sqlite3.OperationalError))
 
 
 class Tracker:
-    """Writes the metrics of runs to one local workspace database."""
+    """Writes the metrics, tags and files of runs to one local workspace."""
 
     def __init__(self, db_path: str):
         from ..backends.local.store import Store  # stdlib-only leaf module: the one place the schema lives
@@ -52,46 +84,74 @@ class Tracker:
         self.db_path = db_path
         self.workspace_dir = Path(db_path).parent
         self.store = Store(db_path, migrate=False)
-        self._points: deque = deque()
-        self._records: deque = deque()
-        self._keys: dict[tuple[int, str], tuple[int, str]] = {}
-        self._counters: dict[int, list] = {}
+        self._points: deque = deque()  # (key_id, step, ts, value)
+        self._records: deque = deque()  # (key_id, ts, json)
+        self._tags: deque = deque()  # (run_id, table, {key: value}) refused once by the store: written in order
+        self._keys: dict[tuple[int, str], list] = {}  # (run_pk, name) -> [key_id, kind]
+        self._counters: dict[tuple[int, str], list] = {}  # (run_pk, name) -> [key_id, next_step]
+        self._provisional: dict[int, tuple[int, str, str]] = {}  # negative key id -> (run_pk, name, kind)
+        self._resolved: dict[int, int] = {}  # provisional key id -> the real one
+        self._next_provisional = -1
+        self._keys_lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
-        self._warned = False
+        self._failing: str | None = None  # why the store refuses writes, while it does
+        self._dropped_pending = 0  # values dropped past the in-memory bound during this failure
+        self._reported: set[str] = set()
+        self._last_storage_error: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="aml-metrics-flush", daemon=True)
         self._thread.start()
         atexit.register(self.close)
 
-    # -- buffering (hot path) ------------------------------------------------------------
+    # -- keys and counters ---------------------------------------------------------------------
 
     def key(self, run_pk: int, name: str, kind: str) -> int:
+        """The id of a run's metric ``name`` of ``kind`` (created on first use; provisional while the disk is full)."""
         found = self._keys.get((run_pk, name))
         if found is None:
-            kid = self.store.metric_key(run_pk, name, kind)
-            row = self.store.query_one("SELECT kind FROM metric_keys WHERE id=?", (kid,))
-            found = self._keys[(run_pk, name)] = (kid, row[0])
+            checks.metric_name(name)
+            row = self.store.query_one("SELECT id, kind FROM metric_keys WHERE run=? AND name=?", (run_pk, name))
+            if row is None:
+                try:
+                    kid = self.store.metric_key(run_pk, name, kind)
+                    row = self.store.query_one("SELECT id, kind FROM metric_keys WHERE id=?", (kid,))
+                except StorageError as exc:
+                    with self._keys_lock:
+                        kid = self._next_provisional
+                        self._next_provisional -= 1
+                        self._provisional[kid] = (run_pk, name, kind)
+                    row = (kid, kind)
+                    self._storage_failed(exc, "a new metric name")
+            found = self._keys[(run_pk, name)] = [row[0], row[1]]
         if found[1] != kind:
-            raise TypeError(f"metric {name!r} was logged as {found[1]}; log {kind} values under another name")
+            raise InvalidType(f"metric {checks.shown(name)} was logged as {found[1]}; log {kind} values under "
+                              "another name")
         return found[0]
 
     def counter(self, run_pk: int, name: str) -> list:
         """``[key_id, next_step]`` of a scalar series, shared by every writer in this process."""
-        kid = self.key(run_pk, name, "scalar")
-        c = self._counters.get(kid)
+        c = self._counters.get((run_pk, name))
         if c is None:
-            stored = self.store.query_one(
-                "SELECT COALESCE(MAX(first_index + n), 0) FROM metric_chunks WHERE key_id=?", (kid,))[0]
-            c = self._counters[kid] = [kid, stored]
+            kid = self.key(run_pk, name, "scalar")
+            stored = 0
+            if kid > 0:
+                stored = self.store.query_one(
+                    "SELECT COALESCE(MAX(first_index + n), 0) FROM metric_chunks WHERE key_id=?", (kid,))[0]
+            c = self._counters[(run_pk, name)] = [kid, stored]
         return c
 
-    def scalar_writer(self, run_pk: int):
-        """A fast ``write(name, value, step=None)`` for one run: the hot path of ``run.log``."""
+    # -- buffering (hot path) ------------------------------------------------------------------
+
+    def scalar_writer(self, run_pk: int) -> Callable[..., None]:
+        """A fast ``write(name, value, step=None)`` for one run: the hot path of ``run.log``.
+
+        ``value`` has been checked by the caller; ``step`` is checked here (an int in SQLite's range)."""
         counters: dict[str, list] = {}
         append = self._points.append
         now = time.time
         counter = self.counter
+        low, high = checks.INT64_MIN, checks.INT64_MAX
 
         def write(name: str, value: float, step: int | None = None) -> None:
             c = counters.get(name)
@@ -99,9 +159,15 @@ class Tracker:
                 c = counters[name] = counter(run_pk, name)
             if step is None:
                 step = c[1]
+                if step > high:
+                    raise InvalidInput(f"metric {checks.shown(name)} has reached the largest step (2**63-1); "
+                                       "log under another name")
                 c[1] = step + 1
-            elif step >= c[1]:
-                c[1] = step + 1
+            else:
+                if type(step) is not int or not low <= step <= high:
+                    step = checks.step(name, step)
+                if step >= c[1]:
+                    c[1] = step + 1
             append((c[0], step, now(), value))
 
         return write
@@ -109,63 +175,217 @@ class Tracker:
     def scalars(self, run_pk: int, name: str, values: list[float]) -> None:
         c = self.counter(run_pk, name)
         start = c[1]
+        if start + len(values) - 1 > checks.INT64_MAX:
+            raise InvalidInput(f"metric {checks.shown(name)} has reached the largest step; log under another name")
         c[1] = start + len(values)
         now = time.time()
         kid = c[0]
         self._points.extend([(kid, start + i, now, v) for i, v in enumerate(values)])
 
     def record(self, run_pk: int, name: str, kind: str, payload: Any) -> None:
+        try:
+            text = json.dumps(payload, default=_json_default)
+        except (ValueError, RecursionError) as exc:
+            raise InvalidInput(f"metric {checks.shown(name)}: its value cannot be stored ({exc})") from None
         kid = self.key(run_pk, name, kind)
-        self._records.append((kid, time.time(), json.dumps(payload, default=_json_default)))
+        self._records.append((kid, time.time(), text))
 
-    # -- files ---------------------------------------------------------------------------
+    def set_tags(self, run_id: str, tags: dict[str, Any], table: str = "run_tags") -> None:
+        """Tags (or params) of a run: written now, or — while the store refuses writes — kept and written in
+        order by the flush thread, so a training loop never stops for them."""
+        clean = checks.tags("tags" if table == "run_tags" else "params", tags)
+        if self._tags:  # earlier ones wait: keep the order
+            self._tags.append((run_id, table, clean))
+            self._wake.set()
+            return
+        try:
+            self.store.set_tags(run_id, clean, table=table)
+        except StorageError as exc:
+            self._tags.append((run_id, table, clean))
+            self._storage_failed(exc, "tags")
+
+    # -- files ---------------------------------------------------------------------------------
 
     def run_dir(self, run_id: str) -> Path:
         return self.workspace_dir / "runs" / run_id
 
     def store_file(self, run_id: str, name: str, source: str | os.PathLike) -> str:
-        """Copy ``source`` into the run's artifacts as ``name`` (``outputs/…``, ``logs/…`` or other)."""
+        """Copy ``source`` into the run's artifacts as ``name`` (``outputs/…``, ``logs/…`` or other).
+
+        A file is not kept in memory: on a full disk this raises one ``StorageError`` and keeps nothing."""
         from ..backends.local.layout import artifact_path
 
         target = artifact_path(self.run_dir(run_id), name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        if not os.path.isfile(source):
+            raise InvalidInput(f"upload_file: {source} is not a file")
+        tmp = target.with_name(f".{target.name}.uploading")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        except OSError as exc:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            reason = storage_reason(exc)
+            if reason is None:
+                raise
+            raise StorageError(f"cannot keep {name} with the run: {reason}; nothing was kept — free space or make "
+                               "the workspace writable, then upload it again") from None
         return name
 
-    # -- flushing --------------------------------------------------------------------------
+    # -- flushing ------------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        delay = FLUSH_INTERVAL
         while not self._closed:
-            self._wake.wait(FLUSH_INTERVAL)
+            self._wake.wait(delay)
             self._wake.clear()
-            if self._points or self._records:
+            if not (self._points or self._records or self._tags):
+                continue
+            try:
                 self.flush()
+                delay = FLUSH_INTERVAL
+            except BaseException as exc:  # noqa: BLE001 - this thread must never die; the rows are kept
+                delay = min(max(delay * 2, FLUSH_INTERVAL), MAX_BACKOFF_S)
+                if not _is_storage_error(exc):
+                    self._report_once(f"flush:{type(exc).__name__}",
+                                      f"aml-magics: a metric flush failed unexpectedly ({type(exc).__name__}: {exc}); "
+                                      "the values are kept and retried")
 
     def pending(self) -> int:
-        return len(self._points) + len(self._records)
+        return len(self._points) + len(self._records) + len(self._tags)
 
     def flush(self) -> None:
+        """Write everything buffered now.
+
+        Raises the store's error when it refuses writes (disk full, read-only, locked); nothing is lost then:
+        every row stays buffered, in order, and the flush thread retries."""
         with self._flush_lock:
-            points, records = self._drain(self._points), self._drain(self._records)
-            if not points and not records:
-                return
             try:
-                self.store.append_metrics(points, records)
-            except Exception as exc:  # keep the rows: the next flush tries again
-                self._points.extendleft(reversed(points))
-                self._records.extendleft(reversed(records))
-                if not self._warned:
-                    self._warned = True
-                    print(
-                        f"aml-magics: could not save {len(points) + len(records)} metric values yet ({exc}); "
-                        "they are kept in memory and retried",
-                        file=sys.stderr,
-                    )
+                self._flush_tags()
+                points, records = self._drain(self._points), self._drain(self._records)
+                if not points and not records:
+                    self._recovered()
+                    return
+                try:
+                    points, records = self._resolve_keys(points, records)
+                except BaseException:
+                    self._requeue(points, records)
+                    raise
+                left = self._write_isolating(points, self.store.append_metrics)
+                if left:
+                    self._requeue(left, records)
+                    raise self._last_storage_error
+                left = self._write_isolating(records, lambda chunk: self.store.append_metrics((), chunk))
+                if left:
+                    self._requeue([], left)
+                    raise self._last_storage_error
+            except BaseException as exc:
+                if isinstance(exc, Exception) and _is_storage_error(exc):
+                    self._storage_failed(exc, "metric values")
                 raise
+            self._recovered()
+
+    def _flush_tags(self) -> None:
+        while self._tags:
+            run_id, table, tags = self._tags[0]
+            self.store.set_tags(run_id, tags, table=table)
+            self._tags.popleft()
+
+    def _resolve_keys(self, points: list, records: list) -> tuple[list, list]:
+        """Make the keys of names first logged while the disk was full real, and give their rows the real ids."""
+        if self._provisional:
+            for kid, (run_pk, name, kind) in list(self._provisional.items()):
+                real = self.store.metric_key(run_pk, name, kind)  # raises while the store still refuses writes
+                stored_kind = self.store.query_one("SELECT kind FROM metric_keys WHERE id=?", (real,))[0]
+                self._resolved[kid] = real if stored_kind == kind else 0
+                entry = self._keys.get((run_pk, name))
+                if entry is not None and entry[0] == kid:
+                    entry[0] = real
+                c = self._counters.get((run_pk, name))
+                if c is not None and c[0] == kid:
+                    c[0] = real
+                del self._provisional[kid]
+        if not self._resolved:
+            return points, records
+        m = self._resolved
+        if any(p[0] < 0 for p in points):
+            points = [(m.get(p[0], p[0]), p[1], p[2], p[3]) for p in points]
+        if any(r[0] < 0 for r in records):
+            records = [(m.get(r[0], r[0]), r[1], r[2]) for r in records]
+        lost = sum(1 for p in points if p[0] == 0) + sum(1 for r in records if r[0] == 0)
+        if lost:  # another process created the name meanwhile with another kind
+            self._report_once("kind-clash", f"aml-magics: {lost} metric values were not saved: their name was logged "
+                                            "with another kind of value by another process")
+            points = [p for p in points if p[0] != 0]
+            records = [r for r in records if r[0] != 0]
+        return points, records
+
+    def _write_isolating(self, rows: list, write: Callable[[list], None]) -> list:
+        """Write ``rows``; a row that cannot be stored is isolated by splitting the batch, dropped and reported.
+        When the store refuses writes, the rows not yet written are returned (in order)."""
+        if not rows:
+            return []
+        stack = [rows]
+        while stack:
+            chunk = stack.pop()
+            try:
+                write(chunk)
+            except BaseException as exc:  # noqa: BLE001
+                if _is_storage_error(exc):
+                    self._last_storage_error = exc
+                    rest = list(chunk)
+                    for later in reversed(stack):
+                        rest.extend(later)
+                    return rest
+                if len(chunk) == 1:
+                    self._report_once(f"bad:{type(exc).__name__}",
+                                      f"aml-magics: a metric value could not be stored and was dropped "
+                                      f"({type(exc).__name__}: {exc}); every other value was written")
+                    continue
+                half = len(chunk) // 2
+                stack.append(chunk[half:])
+                stack.append(chunk[:half])
+        return []
+
+    def _requeue(self, points: list, records: list) -> None:
+        self._points.extendleft(reversed(points))
+        self._records.extendleft(reversed(records))
+        dropped = 0
+        while len(self._points) > MAX_PENDING_POINTS:
+            self._points.popleft()
+            dropped += 1
+        while len(self._records) > MAX_PENDING_RECORDS:
+            self._records.popleft()
+            dropped += 1
+        if dropped:
+            self._dropped_pending += dropped
+            self._report_once("bound", f"aml-magics: the store has refused writes for so long that more than "
+                                       f"{MAX_PENDING_POINTS:,} metric values waited; the oldest are being dropped")
+
+    def _storage_failed(self, exc: BaseException, what: str) -> None:
+        if self._failing is None:
+            self._failing = str(exc)
+            n = len(self._points) + len(self._records) + len(self._tags)
+            print(f"aml-magics: could not save {n} {what} yet ({exc}); they are kept in memory and retried",
+                  file=sys.stderr)
+
+    def _recovered(self) -> None:
+        if self._failing is not None and not self._tags and not self._provisional:
+            self._failing = None
+            if self._dropped_pending:
+                print(f"aml-magics: metric logging recovered; {self._dropped_pending} values waited past the limit "
+                      "and were dropped", file=sys.stderr)
             else:
-                if self._warned:
-                    self._warned = False
-                    print("aml-magics: metric logging recovered; nothing was lost", file=sys.stderr)
+                print("aml-magics: metric logging recovered; nothing was lost", file=sys.stderr)
+            self._dropped_pending = 0
+
+    def _report_once(self, key: str, message: str) -> None:
+        if key not in self._reported:
+            self._reported.add(key)
+            print(message, file=sys.stderr)
 
     @staticmethod
     def _drain(dq: deque) -> list:
@@ -179,7 +399,7 @@ class Tracker:
         self._wake.set()
         try:
             self.flush()
-        except Exception:
+        except Exception:  # noqa: BLE001
             lost = self.pending()
             print(f"aml-magics: {lost} metric values could not be saved at exit", file=sys.stderr)
 

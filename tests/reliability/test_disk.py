@@ -130,3 +130,80 @@ def test_read_only_workspace_reads_but_refuses_writes_clearly(client, workspace,
     assert client.backend.store.query_one("SELECT COUNT(*) FROM runs")[0] == before
     assert client.backend.store.integrity_check() == ["ok"]
     assert client.backend.store.query_one("SELECT COUNT(*) FROM models")[0] == 0
+
+
+TRAINING_LOOP_ON_A_FULL_DISK = textwrap.dedent("""
+    import json, os, resource, signal, sys, time
+    from pathlib import Path
+    ws, src = Path(sys.argv[1]), Path(sys.argv[2])
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    from aml_magics.core.client import Client
+    from aml_magics import Workspace, Experiment
+    client = Client(ws)
+    run = Experiment(Workspace.current(), "loop").start_logging()
+    run.log("warm", 1.0)
+    run.flush()
+    limit = max(p.stat().st_size for p in ws.glob("aml.db*")) + 8192
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    out, raised = {}, []
+    for epoch in range(200):                       # a training loop while the disk is full
+        try:
+            run.log("loss", 1.0 / (epoch + 1))
+            run.log(f"new_metric_{epoch % 3}", float(epoch))   # names never logged before
+            run.log_list("batch", [float(epoch)] * 50)
+            run.tag("epoch", epoch)
+            run.log_param(f"p{epoch % 2}", epoch)
+            run.log_row("rows", epoch=epoch)
+        except Exception as exc:
+            raised.append(f"{type(exc).__name__}: {exc}")
+    time.sleep(0.6)
+    out["raised_in_loop"] = raised
+    out["thread_alive"] = run.tracker._thread.is_alive()
+    out["pending_while_full"] = run.tracker.pending()
+    try:
+        run.upload_file("outputs/report.bin", src)
+        out["upload"] = "ok"
+    except Exception as exc:
+        out["upload"] = [type(exc).__name__, str(exc)]
+    out["upload_left"] = sorted(p.name for p in (ws / "runs" / run.id / "snapshot" / "outputs").glob("*"))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))   # space returns
+    deadline = time.time() + 30
+    while run.tracker.pending() and time.time() < deadline:     # the flush thread catches up by itself
+        time.sleep(0.1)
+    out["pending_after"] = run.tracker.pending()
+    run.complete()
+    m = client.runs.get_metrics(run.id)
+    out["loss"] = len(m["loss"]); out["batch"] = len(m["batch"]); out["rows"] = len(m["rows"]["epoch"])
+    out["new"] = sorted(k for k in m if k.startswith("new_metric"))
+    out["new_points"] = sum(len(m[k]) for k in out["new"])
+    info = client.runs.get(run.id)
+    out["tags"] = info.tags; out["params"] = info.params; out["status"] = info.status
+    out["integrity"] = client.backend.store.integrity_check()
+    print("RESULT " + json.dumps(out))
+""")
+
+
+def test_a_training_loop_never_stops_for_a_full_disk(workspace, tmp_path):
+    """On a full disk run.log (of new names too), log_list, log_row, tag and log_param never raise: they wait in
+    memory and are all written, in order, by the flush thread when space returns; upload_file raises one
+    StorageError and leaves nothing half-written."""
+    src = tmp_path / "report.bin"
+    src.write_bytes(os.urandom(16_000_000))  # larger than any file the limit allows
+    script = tmp_path / "loop.py"
+    script.write_text(TRAINING_LOOP_ON_A_FULL_DISK)
+    proc = subprocess.run([sys.executable, str(script), str(workspace), str(src)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "AML_MAGICS_WORKSPACE": str(workspace)})
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    assert line, proc.stdout[-2000:] + proc.stderr[-3000:]
+    out = json.loads(line[7:])
+    assert out["raised_in_loop"] == [] and out["thread_alive"] and out["pending_while_full"] > 0
+    kind, message = out["upload"]
+    assert kind == "StorageError" and "disk is full" in message and "nothing was kept" in message
+    assert out["upload_left"] == []
+    assert out["pending_after"] == 0
+    assert out["loss"] == 200 and out["batch"] == 200 * 50 and out["rows"] == 200
+    assert out["new"] == ["new_metric_0", "new_metric_1", "new_metric_2"] and out["new_points"] == 200
+    assert out["tags"]["epoch"] == "199" and out["params"] == {"p0": "198", "p1": "199"}
+    assert out["status"] == "Completed" and out["integrity"] == ["ok"]
+    assert "kept in memory and retried" in proc.stderr and "recovered; nothing was lost" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -13,12 +13,7 @@ import pytest
 
 from aml_magics.core.client import Client
 
-
-def logging_script(client, run, body: str) -> str:
-    """A Python program that logs to ``run`` through Run.get_context(), as a submitted run would."""
-    return (f"import os, sys, time\nos.environ['AML_MAGICS_RUN_ID'] = {run.id!r}\n"
-            f"os.environ['AML_MAGICS_TRACKING_URI'] = {client.backend.tracking_uri!r}\n"
-            "from aml_magics import Run\nrun = Run.get_context()\n" + textwrap.dedent(body))
+from .._helpers import logging_script
 
 
 def test_clean_exit_and_exception_lose_nothing(workspace):

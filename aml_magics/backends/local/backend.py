@@ -243,7 +243,7 @@ class LocalBackend(Backend):
             return False
         if procs.is_alive(row["host_pid"], row["host_start"]):
             return False
-        if row["user_pid"] and procs.is_alive(row["user_pid"]):
+        if row["user_pid"] and procs.is_alive(row["user_pid"], row["user_start"]):
             return False
         who = "the process that was logging to it" if row["kind"] in ("interactive", "child") else "its run host"
         try:
@@ -281,11 +281,8 @@ class LocalBackend(Backend):
                 # the host is still starting (its SIGTERM handler may not be installed yet): it reads
                 # cancel_requested before and after it starts the run's process, so it will cancel
                 return
-            try:
-                os.kill(row["host_pid"], signal.SIGTERM)  # the host stops the run's process group
-                return
-            except ProcessLookupError:
-                pass
+            if procs.send_signal(row["host_pid"], row["host_start"], signal.SIGTERM):
+                return  # the host stops the run's process group
         self.store.transition(run_id, "Canceled", only_from=ACTIVE_STATES, reason=reason)
 
     def resume_run(self, run_id: str) -> None:
@@ -324,14 +321,14 @@ class LocalBackend(Backend):
             if kind == "row":
                 columns: dict[str, list] = {}
                 for i, row in enumerate(payloads):
-                    for col, value in row.items():
+                    for col, value in (row.items() if isinstance(row, dict) else ()):
                         columns.setdefault(col, [None] * i).append(value)
                     for col in columns:
                         if len(columns[col]) < i + 1:
                             columns[col].append(None)
                 out[key["name"]] = columns
             elif kind == "table":
-                out[key["name"]] = payloads[-1]
+                out[key["name"]] = payloads[-1] if payloads else {}
             elif kind == "image":
                 paths = [p["path"] for p in payloads]
                 out[key["name"]] = paths[0] if len(paths) == 1 else paths
@@ -738,13 +735,15 @@ class LocalDeployments:
         which = which.lower()
         if which not in ("primary", "secondary"):
             raise InvalidInput("key type must be Primary or Secondary")
-        folder = self.root / name
-        data = json.loads((folder / "keys.json").read_text())
-        data[which] = secrets.token_urlsafe(32)
-        _write_private(folder / "keys.json", json.dumps(data))
-        row = self._row(name)
-        if self._signal(row, signal.SIGHUP):  # a new server process picks the keys up; no request fails
-            self._wait(name, 120, after=row["updated"])
+        self._row(name)
+        with self._one_at_a_time(name):
+            folder = self.root / name
+            data = json.loads((folder / "keys.json").read_text())
+            data[which] = secrets.token_urlsafe(32)
+            _write_private(folder / "keys.json", json.dumps(data))
+            row = self._row(name)
+            if self._signal(row, signal.SIGHUP):  # a new server process picks the keys up; no request fails
+                self._wait(name, 120, after=row["updated"])
 
     def logs(self, name: str, tail: int | None = None) -> str:
         self._row(name)
@@ -754,17 +753,51 @@ class LocalDeployments:
             return ""
         return "\n".join(text.splitlines()[-tail:]) if tail else text
 
+    def _one_at_a_time(self, name: str):
+        """Only one deploy, update, restart or delete of a service at a time, across kernels and tabs: the others
+        are refused at once (a double click on Deploy must not start two supervisors on two ports)."""
+        import contextlib
+
+        from filelock import FileLock, Timeout
+
+        locks = self.root / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(locks / f"{name}.lock"), timeout=0)
+
+        @contextlib.contextmanager
+        def held():
+            try:
+                lock.acquire()
+            except Timeout:
+                raise Conflict(f"service {name} is being deployed or changed right now (another tab or kernel); "
+                               f"wait for it to finish, then use --update to change it") from None
+            try:
+                yield
+            finally:
+                lock.release()
+
+        return held()
+
     def deploy(self, name: str, models: list, score_path: Path | None, *, host: str, port: int | None,
                auth: bool, update: bool, timeout: float, request_timeout_s: float = 60.0,
                max_body_bytes: int = 100 * 1024 * 1024, environment: str | None = None):
         import re
+
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,30}[a-z0-9]", name):
+            raise InvalidInput(f"service name {name!r}: 3-32 lowercase letters, digits and '-' (as Azure ML asks)")
+        with self._one_at_a_time(name):
+            return self._deploy(name, models, score_path, host=host, port=port, auth=auth, update=update,
+                                timeout=timeout, request_timeout_s=request_timeout_s, max_body_bytes=max_body_bytes,
+                                environment=environment)
+
+    def _deploy(self, name: str, models: list, score_path: Path | None, *, host: str, port: int | None,
+                auth: bool, update: bool, timeout: float, request_timeout_s: float, max_body_bytes: int,
+                environment: str | None):
         import secrets
         import socket
+        import sqlite3
 
         from ...scoring.default_scorer import default_score_py
-
-        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,30}[a-z0-9]", name or ""):
-            raise InvalidInput(f"service name {name!r}: 3-32 lowercase letters, digits and '-' (as Azure ML asks)")
         existing = self.store.query_one("SELECT * FROM deployments WHERE name=?", (name,))
         if existing is not None and not update:
             raise Conflict(f"service {name} exists; add --update to swap its model in place, or delete it first")
@@ -811,9 +844,12 @@ class LocalDeployments:
         now = time.time()
         with self.store.write() as c:
             if existing is None:
-                c.execute("""INSERT INTO deployments(name, models, state, host, port, scoring_uri, created, updated)
-                             VALUES(?,?,?,?,?,?,?,?)""", (name, json.dumps(spec["models"]), "Transitioning", host, port,
-                                                          uri, now, now))
+                try:
+                    c.execute("""INSERT INTO deployments(name, models, state, host, port, scoring_uri, created, updated)
+                                 VALUES(?,?,?,?,?,?,?,?)""", (name, json.dumps(spec["models"]), "Transitioning", host,
+                                                              port, uri, now, now))
+                except sqlite3.IntegrityError:  # an older aml-magics without the lock deployed it meanwhile
+                    raise Conflict(f"service {name} was deployed meanwhile; use --update to change it") from None
             else:
                 c.execute("UPDATE deployments SET models=?, updated=? WHERE name=?",
                           (json.dumps(spec["models"]), now, name))
@@ -896,18 +932,19 @@ class LocalDeployments:
         raise InvalidInput(f"service {name} is still starting after {timeout:g} s; see %aml service {name} --logs")
 
     def _signal(self, row, sig) -> bool:
-        if row["supervisor_pid"] and procs.is_alive(row["supervisor_pid"], row["supervisor_start"]):
-            os.kill(row["supervisor_pid"], sig)
-            return True
-        return False
+        return procs.send_signal(row["supervisor_pid"], row["supervisor_start"], sig)
 
     def restart(self, name: str, timeout: float = 60.0) -> bool:
         """Start a service again whose supervisor is gone (a crash, a reboot); False when it is alive."""
+        with self._one_at_a_time(name):
+            return self._restart(name, timeout)
+
+    def _restart(self, name: str, timeout: float) -> bool:
         row = self._row(name)
         if procs.is_alive(row["supervisor_pid"], row["supervisor_start"]):
             return False
-        if row["supervisor_pid"]:
-            procs.signal_group(row["supervisor_pid"], procs.SIGKILL)  # an orphaned server left in its group
+        # what is left of its group (an orphaned server); never a stranger that now has the pid
+        procs.signal_group(row["supervisor_pid"], row["supervisor_start"], procs.SIGKILL)
         with self.store.write() as c:
             c.execute("UPDATE deployments SET state='Transitioning', error=NULL, updated=? WHERE name=?",
                       (time.time(), name))
@@ -916,13 +953,18 @@ class LocalDeployments:
         return True
 
     def delete(self, name: str, timeout: float = 40.0) -> None:
+        self._row(name)
+        with self._one_at_a_time(name):
+            self._delete(name, timeout)
+
+    def _delete(self, name: str, timeout: float) -> None:
         row = self._row(name)
         if self._signal(row, signal.SIGTERM):
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and procs.is_alive(row["supervisor_pid"], row["supervisor_start"]):
                 time.sleep(0.05)
             if procs.is_alive(row["supervisor_pid"], row["supervisor_start"]):
-                procs.signal_group(row["supervisor_pid"], procs.SIGKILL)
+                procs.signal_group(row["supervisor_pid"], row["supervisor_start"], procs.SIGKILL)
         with self.store.write() as c:
             c.execute("DELETE FROM deployments WHERE name=?", (name,))
         shutil.rmtree(self.root / name, ignore_errors=True)

@@ -139,6 +139,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN cancel_reason TEXT;
     """,
+    # the start token of every recorded pid: a recycled pid is never taken for the process we started
+    """
+    ALTER TABLE runs ADD COLUMN user_start TEXT;
+    ALTER TABLE deployments ADD COLUMN server_start TEXT;
+    """,
 ]
 
 
@@ -367,7 +372,7 @@ class Store:
 
     _RUN_COLUMNS = """r.id, r.run_id, e.name AS experiment, p.run_id AS parent_run_id, r.display_name, r.kind,
         r.compute, r.status, r.created, r.started, r.ended, r.exit_code, r.error, r.traceback,
-        r.host_pid, r.host_start, r.user_pid, r.cancel_requested, r.cancel_reason, r.spec"""
+        r.host_pid, r.host_start, r.user_pid, r.user_start, r.cancel_requested, r.cancel_reason, r.spec"""
     _RUN_FROM = "runs r JOIN experiments e ON e.id=r.experiment_id LEFT JOIN runs p ON p.id=r.parent_id"
 
     def get_run(self, run_id: str) -> sqlite3.Row | None:
@@ -634,7 +639,8 @@ class Store:
                WHERE k.run=? AND k.kind='scalar' ORDER BY k.id""",
             (pk,),
         ):
-            last = unpack("d", r["vals"])[-1] if r["vals"] else None
+            vals = unpack("d", r["vals"]) if r["vals"] else ()
+            last = vals[-1] if vals else None
             out[r["name"]] = ("scalar", last, r["n"] or 0)
         for r in self.query(
             """SELECT k.name, k.kind, COUNT(m.id) AS n,
@@ -673,7 +679,8 @@ def _pack(typecode: str, items: list) -> bytes:
 
 def unpack(typecode: str, blob: bytes) -> array:
     a = array(typecode)
-    a.frombytes(blob)
+    blob = blob or b""
+    a.frombytes(blob[: len(blob) - len(blob) % a.itemsize])  # a torn blob yields its whole items
     if _SWAP:  # pragma: no cover
         a.byteswap()
     return a

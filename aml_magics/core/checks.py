@@ -1,0 +1,119 @@
+"""Checks of the values users hand us: one place per rule, one clear ``InvalidInput`` each.
+
+Stdlib only (run processes call these on every ``run.log``). Every check names what it checked and
+what to give instead; nothing is stored before a check has passed, so a refused call changes nothing.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+from .errors import InvalidInput, InvalidType
+
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+FLOAT_MAX = sys.float_info.max
+MAX_NAME = 255
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value as it may appear in an error message: repr, shortened, lone surrogates made visible."""
+    text = repr(value)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def text(what: str, value: Any, *, max_len: int | None = None, empty: bool = False) -> str:
+    """Text that SQLite, JSON and the browser can carry: a str, UTF-8 encodable (no lone surrogate), no NUL."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be text, got {type(value).__name__} {shown(value)}")
+    if not empty and not value.strip():
+        raise InvalidInput(f"{what} is empty; give a name")
+    if "\x00" in value:
+        raise InvalidInput(f"{what} {shown(value)} contains a NUL character; remove it")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{what} {shown(value)} contains a lone surrogate character, which cannot be stored "
+                           "as UTF-8; fix the string (it often comes from decoding bytes with errors='surrogateescape')"
+                           ) from None
+    if max_len is not None and len(value) > max_len:
+        raise InvalidInput(f"{what} {shown(value)} is {len(value)} characters long; use at most {max_len}")
+    return value
+
+
+def metric_name(name: Any) -> str:
+    return text("metric name", name, max_len=MAX_NAME)
+
+
+def tags(what: str, values: Any) -> dict[str, str | None]:
+    """Tags or params as ``{text: text-or-None}`` (values are stored as their ``str``)."""
+    if not isinstance(values, dict):
+        raise InvalidInput(f"{what} must be a dict of NAME: VALUE, got {type(values).__name__}")
+    out: dict[str, str | None] = {}
+    for key, value in values.items():
+        key = text(f"{what[:-1] if what.endswith('s') else what} name", key if isinstance(key, str) else str(key),
+                   max_len=MAX_NAME)
+        out[key] = None if value is None else text(f"value of {key}", str(value), empty=True)
+    return out
+
+
+def step(metric: str, value: Any) -> int:
+    """A metric step: a whole number in SQLite's int64 range (an integral float such as ``3.0`` is accepted)."""
+    if isinstance(value, (bool, str, bytes)):
+        raise InvalidInput(f"metric {shown(metric)}: step {shown(value)} is not a number; give a whole number "
+                           "such as 3")
+    if not isinstance(value, int):
+        try:
+            index = value.__index__()  # numpy integers
+        except (AttributeError, TypeError):
+            try:
+                f = float(value)
+            except (TypeError, ValueError, OverflowError):
+                raise InvalidInput(f"metric {shown(metric)}: step {shown(value)} is not a number; give a whole "
+                                   "number such as 3") from None
+            if not math.isfinite(f) or f != int(f):
+                raise InvalidInput(f"metric {shown(metric)}: step {shown(value)} is not a whole number; give an int "
+                                   "such as 3 (or leave step out: it counts up by itself)") from None
+            index = int(f)
+        value = index
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise InvalidInput(f"metric {shown(metric)}: step {shown(value)} is outside the 64-bit range; use a step "
+                           "between -2**63 and 2**63-1")
+    return value
+
+
+def metric_value(metric: str, value: Any) -> float | int:
+    """A scalar metric value: a number that fits a 64-bit float (NaN and infinities are kept as they are)."""
+    if isinstance(value, bool):
+        return int(value)
+    if type(value) is int:
+        if -FLOAT_MAX <= value <= FLOAT_MAX:
+            return value
+    else:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise InvalidType(f"metric {shown(metric)}: {type(value).__name__} is not a number; use log_list, "
+                              "log_row, log_table or a string") from None
+        except OverflowError:
+            pass
+    raise InvalidInput(f"metric {shown(metric)}: {shown(value, 40)} is too large to store as a number (beyond "
+                       f"±{FLOAT_MAX:.3g}); log it as a string, or scale it")
+
+
+def whole(what: str, value: Any, low: int | None = None, high: int | None = None) -> int:
+    """A whole-number option within bounds (``--limit``, ``--max-concurrent``, a route's offset...)."""
+    try:
+        number = int(value) if not isinstance(value, bool) and (isinstance(value, int) or str(value).strip().lstrip(
+            "+-").isdigit()) else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None:
+        raise InvalidInput(f"{what} must be a whole number, got {shown(value)}")
+    if (low is not None and number < low) or (high is not None and number > high):
+        bounds = (f"between {low} and {high}" if low is not None and high is not None
+                  else f"at least {low}" if low is not None else f"at most {high}")
+        raise InvalidInput(f"{what} must be {bounds}, got {shown(number, 30)}")
+    return number

@@ -1,0 +1,158 @@
+"""One bad value never costs a metric: a bad step or value is refused at the call with one clear error and
+nothing else of the process is affected; a row that reaches the flush anyway is isolated; a run whose series
+are partial or empty still answers ``get_metrics``."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from aml_magics.core.client import Client
+from aml_magics.core.errors import InvalidInput
+
+from .._helpers import logging_script
+
+BAD_CALLS = [
+    ("loss", 0.5, {"step": 1.5}),
+    ("loss", 0.5, {"step": 2 ** 63}),
+    ("loss", 0.5, {"step": -(2 ** 63) - 1}),
+    ("loss", 0.5, {"step": "3"}),
+    ("loss", 0.5, {"step": float("nan")}),
+    ("big", 10 ** 400, {}),
+    ("big", -(10 ** 400), {}),
+    ("\ud800surrogate", 1.0, {}),
+    ("", 1.0, {}),
+]
+
+
+@pytest.mark.parametrize("name,value,kwargs", BAD_CALLS, ids=[f"{n!r}-{k}" for n, _, k in BAD_CALLS])
+def test_a_bad_call_is_refused_and_every_other_point_of_every_run_is_kept(workspace, name, value, kwargs):
+    """In a process with two runs: the bad call raises InvalidInput (naming the metric), and every point logged
+    before and after it, to either run, is stored; the runs complete."""
+    client = Client.shared()
+    a, b = client.runs.start_logging("bad"), client.runs.start_logging("bad")
+    script = logging_script(client, a, f"""
+        from aml_magics.core.client import Client
+        from aml_magics.core.errors import InvalidInput
+        nan = float("nan")
+        other = Client.shared().runs.handle({b.id!r})
+        for i in range(100):
+            run.log("before", i); other.log("other", i)
+        run.flush()
+        try:
+            run.log({name!r}, {value!r}, **{kwargs!r})
+            print("ACCEPTED")
+        except InvalidInput as exc:
+            print("REFUSED", exc)
+        for i in range(100, 200):
+            run.log("before", i); other.log("other", i)
+        run.log("after", 1.0, step=2.0)   # an integral float step is a step
+        time.sleep(0.5)                    # the flush thread writes these, if it is still alive
+        from aml_magics.runtime import tracking
+        print("THREAD", run.tracker._thread.is_alive(), run.tracker.pending())
+        run.complete(); other.complete()
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "REFUSED" in proc.stdout, proc.stdout
+    refused = next(line for line in proc.stdout.splitlines() if line.startswith("REFUSED"))
+    assert "metric" in refused and "Traceback" not in proc.stderr
+    assert "THREAD True 0" in proc.stdout, proc.stdout + proc.stderr
+    assert a.get_metrics()["before"] == list(range(200))
+    assert b.get_metrics()["other"] == list(range(200))
+    assert a.get_metrics()["after"] == 1.0
+    assert client.runs.metric_series(a.id, "after")[0][0][0] == 2
+    assert b.get_status() == "Completed"  # (a is this process's context run: its host would complete it)
+    if name not in ("loss", "big"):
+        assert name not in a.get_metrics()
+
+
+def test_a_submitted_script_that_logs_a_bad_step_keeps_its_later_points(workspace, tmp_path):
+    client = Client.shared()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "train.py").write_text(textwrap.dedent("""
+        from aml_magics import Run
+        run = Run.get_context()
+        for i in range(50):
+            run.log("acc", i / 100)
+        try:
+            run.log("acc", 0.9, step=1.5)
+        except ValueError as exc:
+            print("refused:", exc)
+        for i in range(50, 100):
+            run.log("acc", i / 100)
+    """))
+    from aml_magics.core.types import RunSubmission
+
+    run = client.runs.submit(RunSubmission(kind="script", experiment="bad", source_dir=tmp_path / "src",
+                                           entry="train.py"))
+    info = client.runs.wait(run.id, timeout=60)
+    assert info.status == "Completed", info.error
+    assert client.runs.get_metrics(run.id)["acc"] == [i / 100 for i in range(100)]
+    assert "refused: metric 'acc': step 1.5 is not a whole number" in client.runs.get_logs(run.id)
+
+
+def test_a_row_no_check_foresaw_is_isolated_and_the_thread_lives_on(workspace, capfd):
+    """Defence in depth: rows that cannot be stored reach the flush anyway (pushed past the checks here); the flush
+    splits the batch, drops only them, reports once, and writes everything else; the thread keeps flushing."""
+    client = Client.shared()
+    run = client.runs.start_logging("isolate")
+    tracker = run.tracker
+    for i in range(1000):
+        run.log("good", i)
+    kid = tracker.counter(run._run_pk, "good")[0]
+    tracker._points.append((kid, 1.5, time.time(), 1.0))          # a float step: array('q') refuses it
+    tracker._points.append((kid, 2 ** 64, time.time(), 1.0))      # beyond int64
+    tracker._records.append((kid, time.time(), object()))          # not something SQLite can bind
+    for i in range(1000, 2000):
+        run.log("good", i)
+    deadline = time.monotonic() + 10
+    while tracker.pending() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert tracker.pending() == 0 and tracker._thread.is_alive()
+    assert run.get_metrics()["good"] == list(range(2000))
+    err = capfd.readouterr().err
+    assert err.count("could not be stored and was dropped") >= 1 and "every other value was written" in err
+    run.log("later", 1.0)  # the thread still flushes
+    deadline = time.monotonic() + 5
+    while client.runs.get_metrics(run.id).get("later") != 1.0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.runs.get_metrics(run.id)["later"] == 1.0
+
+
+def test_get_metrics_never_raises_on_partial_or_empty_series(workspace):
+    """Keys whose values never arrived (a process killed before its flush), and a torn chunk."""
+    client = Client.shared()
+    run = client.runs.start_logging("partial")
+    store = client.backend.store
+    pk = store.run_pk(run.id)
+    for name, kind in (("s", "scalar"), ("t", "table"), ("r", "row"), ("i", "image"), ("str", "string")):
+        store.metric_key(pk, name, kind)
+    kid = store.metric_key(pk, "torn", "scalar")
+    with store.write() as c:
+        c.execute("INSERT INTO metric_chunks(key_id, first_index, n, steps, ts, vals) VALUES(?,0,2,?,?,?)",
+                  (kid, b"\x00" * 12, b"\x00" * 16, b"\x00" * 9))
+    metrics = client.runs.get_metrics(run.id)
+    assert metrics["t"] == {} and metrics["s"] == [] and metrics["r"] == {}
+    assert metrics["torn"] == 0.0  # the one whole value of the torn chunk
+    assert client.runs.get(run.id).run_id == run.id
+    client.runs.metrics_view(run.id)._repr_mimebundle_()
+
+
+def test_step_and_value_errors_name_the_metric(workspace):
+    run = Client.shared().runs.start_logging("messages")
+    with pytest.raises(InvalidInput, match=r"metric 'loss': step 1.5 is not a whole number"):
+        run.log("loss", 0.5, step=1.5)
+    with pytest.raises(InvalidInput, match=r"metric 'big': .* too large to store as a number"):
+        run.log("big", 10 ** 400)
+    with pytest.raises(InvalidInput, match="lone surrogate"):
+        run.tag("k\udcff", "v")
+    with pytest.raises(InvalidInput, match="lone surrogate"):
+        run.log_row("tbl", **{"c\udcff": 1})
+    run.log("np", 1.0, step=__import__("numpy").int64(7))
+    run.complete()
+    assert json.dumps(run.get_metrics())  # everything stored is plain JSON
