@@ -48,24 +48,24 @@ def run_doctor(backend) -> DoctorReport:
 
     # a run whose host is gone cannot be cancelled or finished properly: stop its process, then repair it
     unsupervised = []
-    for r in store.query("SELECT run_id, kind, host_pid, host_start, user_pid FROM runs WHERE status IN "
+    for r in store.query("SELECT run_id, kind, host_pid, host_start, user_pid, user_start FROM runs WHERE status IN "
                          "('Starting','Running','Finalizing') AND kind NOT IN ('interactive','child')"):
         if r["host_pid"] and not procs.is_alive(r["host_pid"], r["host_start"]) and r["user_pid"] \
-                and procs.runs_for(r["user_pid"], r["run_id"]):
-            procs.signal_group(r["user_pid"], procs.SIGKILL)
-            unsupervised.append(r["user_pid"])
+                and procs.runs_for(r["user_pid"], r["user_start"], r["run_id"]):
+            procs.signal_group(r["user_pid"], r["user_start"], procs.SIGKILL)
+            unsupervised.append((r["user_pid"], r["user_start"]))
     deadline = time.monotonic() + 5
-    while any(procs.is_alive(pid) for pid in unsupervised) and time.monotonic() < deadline:
+    while any(procs.is_alive(pid, token) for pid, token in unsupervised) and time.monotonic() < deadline:
         time.sleep(0.02)
     repaired = backend.reconcile()
     report.add("active runs have live processes", "repaired" if repaired else "ok",
                f"marked Failed: {', '.join(repaired)}" if repaired else "")
 
     orphans = []
-    for r in store.query("SELECT run_id, user_pid FROM runs WHERE user_pid IS NOT NULL AND status IN "
+    for r in store.query("SELECT run_id, user_pid, user_start FROM runs WHERE user_pid IS NOT NULL AND status IN "
                          "('Completed','Failed','Canceled')"):
-        if procs.runs_for(r["user_pid"], r["run_id"]):  # the run ended (or was repaired) but its code still runs
-            procs.signal_group(r["user_pid"], procs.SIGKILL)
+        if procs.runs_for(r["user_pid"], r["user_start"], r["run_id"]):  # the run ended but its code still runs
+            procs.signal_group(r["user_pid"], r["user_start"], procs.SIGKILL)
             orphans.append(r["run_id"])
     report.add("no orphaned run processes", "repaired" if orphans else "ok",
                f"stopped the processes of ended runs: {', '.join(orphans[:5])}" if orphans else "")

@@ -82,13 +82,13 @@ class Host:
 
     def stop_user_process(self) -> None:
         proc = self.proc
-        procs.signal_group(proc.pid, signal.SIGTERM)
+        procs.signal_own_child_group(proc.pid, signal.SIGTERM)
 
         def kill_after_grace():
             try:
                 proc.wait(CANCEL_GRACE_S)
             except subprocess.TimeoutExpired:
-                procs.signal_group(proc.pid, procs.SIGKILL)
+                procs.signal_own_child_group(proc.pid, procs.SIGKILL)
 
         threading.Thread(target=kill_after_grace, daemon=True).start()
 
@@ -179,7 +179,7 @@ class Host:
                         cwd=str(self.folder / "snapshot"), env=env, stdin=subprocess.DEVNULL,
                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
                     )
-            self.store.update_run(self.run_id, user_pid=self.proc.pid)
+            self.store.update_run(self.run_id, user_pid=self.proc.pid, user_start=procs.start_token(self.proc.pid))
             if self.cancelled.is_set() or self.store.get_run(self.run_id)["cancel_requested"]:
                 self.cancelled.set()
                 self.stop_user_process()

@@ -111,7 +111,8 @@ class Supervisor:
         backoff, ever_ready, restarts = 1.0, False, 0
         while not self.stopping:
             self.server = self.start_server(sock)
-            self.set_state("Transitioning", server_pid=self.server.pid)
+            self.set_state("Transitioning", server_pid=self.server.pid,
+                           server_start=procs.start_token(self.server.pid))
             if not self.wait_ready(self.server):
                 if self.stopping:
                     break
@@ -127,7 +128,8 @@ class Supervisor:
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
             ever_ready, backoff = True, 1.0
-            self.set_state("Healthy", None, server_pid=self.server.pid)
+            self.set_state("Healthy", None, server_pid=self.server.pid,
+                           server_start=procs.start_token(self.server.pid))
             while not self.stopping:
                 if self.update_requested:
                     self.update_requested = False
@@ -155,7 +157,7 @@ class Supervisor:
                 old.send_signal(signal.SIGUSR1)  # stop accepting; close kept-alive connections after their answer
                 time.sleep(DRAIN_S)
             self.stop(old)
-            self.set_state("Healthy", None, server_pid=new.pid)
+            self.set_state("Healthy", None, server_pid=new.pid, server_start=procs.start_token(new.pid))
         else:
             self.stop(new, grace=2)
             self.set_state("Healthy", f"the update did not start ({self.last_error() or 'see the log'}); "
