@@ -133,15 +133,13 @@ export class RunView extends Widget {
     }
     (this.node.querySelector('.amlx-cancel') as HTMLElement).style.display = isActive(d.status) ? '' : 'none';
     this.renderCharts();
-    const rows = Object.keys(d.metrics)
-      .map(k => `<tr><td>${escape(k)}</td><td>${formatValue(d.metrics[k])}</td></tr>`)
-      .join('');
-    const params = Object.keys(d.params)
-      .map(k => `<tr><td>${escape(k)}</td><td>${escape(String(d.params[k]))}</td></tr>`)
-      .join('');
-    this.table.innerHTML =
-      (rows ? `<table class="amlx-table"><tr><th>metric</th><th>latest</th></tr>${rows}</table>` : '') +
-      (params ? `<table class="amlx-table"><tr><th>param</th><th>value</th></tr>${params}</table>` : '');
+    // every name and value comes from the workspace: built as text nodes, never parsed as markup
+    this.table.replaceChildren(
+      ...[
+        textTable(['metric', 'latest'], Object.keys(d.metrics).map(k => [k, formatValue(d.metrics[k])])),
+        textTable(['param', 'value'], Object.keys(d.params).map(k => [k, String(d.params[k])]))
+      ].filter((t): t is HTMLTableElement => t !== null)
+    );
     const atBottom = this.log.scrollTop + this.log.clientHeight >= this.log.scrollHeight - 4;
     this.log.textContent =
       this.logText || (this.logError ? `The log cannot be read: ${this.logError}` : '(no output yet)');
@@ -172,10 +170,30 @@ export class RunView extends Widget {
   }
 }
 
-function escape(text: string): string {
-  const div = document.createElement('div');
-  div.textContent = text;
-  return div.innerHTML;
+/** A table of text cells (null when there are no rows). */
+export function textTable(headers: string[], rows: string[][]): HTMLTableElement | null {
+  if (rows.length === 0) {
+    return null;
+  }
+  const table = document.createElement('table');
+  table.className = 'amlx-table';
+  const head = document.createElement('tr');
+  for (const h of headers) {
+    const th = document.createElement('th');
+    th.textContent = h;
+    head.appendChild(th);
+  }
+  table.appendChild(head);
+  for (const row of rows) {
+    const tr = document.createElement('tr');
+    for (const value of row) {
+      const td = document.createElement('td');
+      td.textContent = value;
+      tr.appendChild(td);
+    }
+    table.appendChild(tr);
+  }
+  return table;
 }
 
 /** One series as a line, in the theme's colours. */

@@ -157,10 +157,20 @@ class Panel {
       const [xs, ys] = t.points(mode);
       let k = -1, d = Infinity;
       for (let i = 0; i < xs.length; i++) { const dd = Math.abs(xs[i] - xv); if (dd < d) { d = dd; k = i; } }
-      if (k >= 0) { lines.push(`<span style="color:${t.color}">●</span> ${t.name}: ${fmt(ys[k])}`); best = xs[k]; }
+      if (k >= 0) {
+        // names come from the workspace (run names, compare labels): text nodes, never markup
+        const line = document.createElement("div");
+        const dot = document.createElement("span");
+        dot.style.color = t.color; dot.textContent = "● ";
+        line.append(dot, document.createTextNode(`${t.name}: ${fmt(ys[k])}`));
+        lines.push(line);
+        best = xs[k];
+      }
     }
     this.hoverX = best;
-    this.tip.innerHTML = `${mode === "time" ? fmtTime(best) : "step " + fmt(best)}<br>` + lines.join("<br>");
+    const head = document.createElement("div");
+    head.textContent = mode === "time" ? fmtTime(best) : "step " + fmt(best);
+    this.tip.replaceChildren(head, ...lines);
     this.tip.style.display = "block";
     this.tip.style.left = Math.min(e.clientX - r.left + 12, r.width - 160) + "px";
     this.tip.style.top = "24px";

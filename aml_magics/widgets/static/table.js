@@ -76,8 +76,13 @@ export default {
         }
         for (const c of cols) {
           const td = document.createElement("td");
-          if (c.key === "status") { td.innerHTML = `<span class="aml-status aml-status-${cell(r, c)}">${cell(r, c)}</span>`; }
-          else td.textContent = cell(r, c);
+          if (c.key === "status") {
+            // the state comes from the workspace: a text node, and a class made of letters only
+            const badge = document.createElement("span");
+            badge.className = "aml-status aml-status-" + cell(r, c).replace(/[^A-Za-z]/g, "");
+            badge.textContent = cell(r, c);
+            td.append(badge);
+          } else td.textContent = cell(r, c);
           if (c.numeric) td.className = "aml-num";
           tr.append(td);
         }
