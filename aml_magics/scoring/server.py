@@ -3,11 +3,15 @@
     python -m aml_magics.scoring.server --dir DEPLOYMENT_DIR (--fd N | --host H --port P)
 
 ``init()`` runs once before the first request; ``run(raw_data)`` gets each request body as a
-string, one request at a time, with a time limit. Routes: ``GET /`` liveness ("Healthy", no key, for
-health probes), ``POST /score`` and ``GET /swagger.json`` (key required by default:
-``Authorization: Bearer <key>``, compared in constant time). Every error is JSON
-``{"message": ...}`` with a 4xx/5xx status; ``run()`` raising never stops the service, and no
-traceback reaches the client (it goes to the service log).
+string, one request at a time on the main thread (the HTTP server's event loop runs on another), with a
+time limit it cannot swallow (``runner``).
+Routes: ``GET /`` liveness ("Healthy", no key, for health probes; it answers while ``run()`` works),
+``POST /score`` and ``GET /swagger.json`` (key required by default: ``Authorization: Bearer <key>``,
+compared in constant time). Every error is JSON ``{"message": ...}`` with a 4xx/5xx status: 400 when
+``run()`` raises ``BadRequest`` (the client's mistake), 500 for any other exception; ``run()`` raising
+never stops the service, and no traceback reaches the client (it goes to the service log, which is
+private and bounded: ``logfile``). The HTTP layer closes idle and slow connections, refuses oversized
+headers and caps connections (``guard``).
 """
 from __future__ import annotations
 
@@ -21,15 +25,16 @@ import logging
 import os
 import signal
 import sys
-import threading
 import traceback
 from pathlib import Path
 from typing import Any
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from . import BadRequest
+from .runner import Busy, MainThreadRunner, RunStopped, RunTimeout
 
 log = logging.getLogger("aml_magics.scoring")
 
@@ -41,14 +46,6 @@ RUN_FAILED = "An unexpected error occurred in scoring script. Check the logs for
 NOT_FOUND = ("The requested URL was not found on the server. If you entered the URL manually please check your "
              "spelling and try again.")
 NOT_ALLOWED = "The method is not allowed for the requested URL."
-
-
-class RunTimeout(Exception):
-    pass
-
-
-def _raise_timeout(signum, frame):
-    raise RunTimeout()
 
 
 class BadInput(Exception):
@@ -148,6 +145,8 @@ class ScoringService:
         self.swagger_doc: dict | None = None
         self.server = None  # the uvicorn server, set by main(); draining stops its listeners
         self.draining = False
+        self.runner = MainThreadRunner()  # main() hands the main thread to it
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.app = Starlette(
             routes=[
                 Route("/", self.health, methods=["GET"]),
@@ -163,14 +162,16 @@ class ScoringService:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app):
-        self.module = await run_in_threadpool(load_entry_script, self.entry_script)
+        self.loop = asyncio.get_running_loop()
+        self.module = await self.runner.call(lambda: load_entry_script(self.entry_script), None)
         self.parameters = decorated_parameters(self.module.run)
         self.swagger_doc = swagger_document(self.module.run, self.entry_script.parent.name)
-        await run_in_threadpool(self.module.init)
-        if hasattr(signal, "SIGUSR1"):
-            import asyncio
-
-            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self.start_draining)
+        await self.runner.call(self.module.init, None)  # on the thread run() will use, as score.py expects
+        if self.swagger_doc is None and callable(getattr(self.module, "swagger_document", None)):
+            try:  # a scorer that describes its own input (the generated default scorer does, from its model)
+                self.swagger_doc = await self.runner.call(self.module.swagger_document, None)
+            except Exception:  # noqa: BLE001 - a service without a schema still serves
+                log.warning("swagger_document() raised:\n%s", traceback.format_exc())
         if self.ready_file is not None:
             self.ready_file.write_text(str(os.getpid()))
         log.warning("scoring service ready (pid %s)", os.getpid())
@@ -189,20 +190,10 @@ class ScoringService:
             response.headers["connection"] = "close"
         return response
 
-    def call_run(self, text: str | None, kwargs: dict | None = None) -> Any:
-        """Call run() on the server's thread, one request at a time, as azmlinfsrv's sync workers do:
-        score.py need not be thread-safe, BLAS-heavy models do not fight over the cores, and no
-        thread hop is paid (measured: 30 % of the throughput). SIGALRM enforces the time limit."""
+    async def call_run(self, text: str | None, kwargs: dict | None = None) -> Any:
+        """run() on the main thread, one request at a time (see ``runner``), within the time limit."""
         call = (lambda: self.module.run(text)) if kwargs is None else (lambda: self.module.run(**kwargs))
-        if not self.timeout or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
-            return call()
-        previous = signal.signal(signal.SIGALRM, _raise_timeout)
-        signal.setitimer(signal.ITIMER_REAL, self.timeout)
-        try:
-            return call()
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+        return await self.runner.call(call, self.timeout)
 
     def authorized(self, request: Request) -> bool:
         if not self.keys:
@@ -265,10 +256,15 @@ class ScoringService:
                 status = 415 if str(exc).startswith("Expects Content-Type") else 400
                 return error(status, str(exc))
         try:
-            result = self.call_run(text) if self.parameters is None else self.call_run(None, kwargs)
-        except RunTimeout:
+            result = await (self.call_run(text) if self.parameters is None else self.call_run(None, kwargs))
+        except (RunTimeout, RunStopped):
             log.error("run() was stopped after %g s", self.timeout)
             return error(504, f"run() took longer than {self.timeout:g} s")
+        except Busy:
+            return error(503, f"the service is still stopping a run() that took longer than {self.timeout:g} s; "
+                              "try again shortly")
+        except BadRequest as exc:
+            return error(400, str(exc) or "the request is not what this service expects")
         except Exception:
             log.error("run() raised:\n%s", traceback.format_exc())
             return error(500, RUN_FAILED)
@@ -310,7 +306,15 @@ def main(argv: list[str] | None = None) -> int:
     spec = json.loads((args.dir / "spec.json").read_text())
     os.environ["AZUREML_MODEL_DIR"] = spec["model_dir"]
     os.environ["AML_MAGICS_MODEL_PATHS"] = json.dumps(spec["model_paths"])
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .guard import FD_RESERVE, GuardedHttpProtocol, raise_fd_limit
+    from .logfile import RotatingLog
+
+    stream = RotatingLog(args.dir / "service.log", own_stdio=True)  # private, bounded; score.py's prints too
+    sys.stdout = sys.stderr = stream
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=stream, force=True)
+    cap = max(64, raise_fd_limit() - FD_RESERVE)
+    GuardedHttpProtocol.max_connections = min(cap, int(os.environ.get("AML_MAGICS_MAX_CONNECTIONS") or cap))
     os.chdir(args.dir)
     service = ScoringService(
         args.dir / spec["entry_script"], read_keys(args.dir) if spec.get("auth", True) else None,
@@ -318,17 +322,45 @@ def main(argv: list[str] | None = None) -> int:
         ready_file=args.dir / f"ready-{os.getpid()}",
     )
     config = uvicorn.Config(service.app, host=args.host, port=args.port, log_level="warning", access_log=False,
-                            lifespan="on", timeout_graceful_shutdown=30)
+                            lifespan="on", timeout_graceful_shutdown=30, http=GuardedHttpProtocol,
+                            timeout_keep_alive=5, log_config=None)
     server = uvicorn.Server(config)
     service.server = server
+    sockets = None
     if args.fd is not None:
         # the supervisor's TCP socket; uvicorn's own --fd takes it for a UNIX socket and then leaves
         # Nagle on (40 ms per request), so hand it over as what it is
         import socket
 
-        server.run(sockets=[socket.socket(fileno=args.fd)])
-    else:
-        server.run()
+        sockets = [socket.socket(fileno=args.fd)]
+
+    def serve_http() -> None:
+        try:
+            server.run(sockets=sockets)
+        except SystemExit:  # uvicorn's way out when init() failed: the reason is in the log already
+            pass
+        except BaseException:  # noqa: BLE001 - reported, and the main thread is let go
+            log.error("the HTTP server stopped:\n%s", traceback.format_exc())
+        finally:
+            service.runner.stop()
+
+    # the event loop on a thread of its own; the main thread runs score.py (signals reach it: see runner)
+    def on_signal(signum, frame) -> None:
+        if signum == getattr(signal, "SIGUSR1", None):
+            if service.loop is not None:
+                service.loop.call_soon_threadsafe(service.start_draining)
+        else:
+            server.should_exit = True  # uvicorn: stop accepting, finish in-flight requests
+
+    for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGUSR1", None)):
+        if sig is not None:
+            signal.signal(sig, on_signal)
+    import threading
+
+    http = threading.Thread(target=serve_http, name="aml-score-http", daemon=True)
+    http.start()
+    service.runner.serve()
+    http.join(60)
     return 0 if server.started else 3
 
 

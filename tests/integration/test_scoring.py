@@ -205,3 +205,29 @@ def test_time_limit_and_body_limit(client, digits, tmp_path):
     big = requests.post(svc.scoring_uri, data=json.dumps({"sleep": 0, "pad": "x" * 5000}), headers=auth)
     assert big.status_code == 413 and "limit of 1000 bytes" in big.json()["message"]
     assert client.deployments.get_info("digits-limits").state == "Healthy"
+
+
+def test_default_scorer_answers_client_mistakes_with_400_and_describes_itself(client, digits):
+    svc = client.deployments.create("digits-default", "digits")
+    auth = {"Authorization": f"Bearer {svc.get_keys()[0]}"}
+    cases = {
+        "not json": (b"{not json", "the body is not JSON"),
+        "empty": (b"", "the body is not JSON"),
+        "no data": (json.dumps({"rows": [[1]]}).encode(), 'the body has no "data"'),
+        "3 features": (json.dumps({"data": [[1, 2, 3]]}).encode(), "expected 64 features per row, got 3"),
+        "text values": (json.dumps({"data": [["a"] * 64]}).encode(), "must be a number"),
+        "ragged": (json.dumps({"data": [[1] * 64, [1] * 63]}).encode(), "same number of features"),
+        "bad method": (json.dumps({"data": digits[:1].tolist(), "method": "fit"}).encode(), '"method" must be'),
+    }
+    for name, (body, message) in cases.items():
+        resp = requests.post(svc.scoring_uri, data=body, headers=auth)
+        assert resp.status_code == 400, (name, resp.status_code, resp.text)
+        assert message in resp.json()["message"], (name, resp.json())
+    assert "64 numbers per row" in requests.post(svc.scoring_uri, data=b"{}", headers=auth).json()["message"]
+    assert svc.run({"data": digits[0].tolist()}) == [0]  # one row, unwrapped
+    swagger = requests.get(svc.scoring_uri.replace("/score", "/swagger.json"), headers=auth).json()
+    row = swagger["definitions"]["ServiceInput"]["properties"]["data"]["items"]
+    assert row["minItems"] == row["maxItems"] == 64
+    assert swagger["definitions"]["ServiceOutput"]["items"]["enum"] == list(range(10))
+    assert client.deployments.get_info("digits-default").state == "Healthy"
+    client.deployments.delete("digits-default")

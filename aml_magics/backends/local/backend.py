@@ -746,12 +746,10 @@ class LocalDeployments:
                 self._wait(name, 120, after=row["updated"])
 
     def logs(self, name: str, tail: int | None = None) -> str:
+        from ...scoring.logfile import read_tail
+
         self._row(name)
-        try:
-            text = (self.root / name / "service.log").read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(text.splitlines()[-tail:]) if tail else text
+        return read_tail(self.root / name / "service.log", tail)
 
     def _one_at_a_time(self, name: str):
         """Only one deploy, update, restart or delete of a service at a time, across kernels and tabs: the others

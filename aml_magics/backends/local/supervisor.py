@@ -37,7 +37,10 @@ class Supervisor:
         self.server: subprocess.Popen | None = None
         self.stopping = False
         self.update_requested = False
-        self.log = open(self.dir / "service.log", "ab")
+        from ...scoring.logfile import open_private
+
+        # the server rotates this log itself (private, bounded); the supervisor hands it over as stdout/stderr
+        self.log = os.fdopen(open_private(self.dir / "service.log"), "ab")
 
     def set_state(self, state: str, error: str | None = None, **fields) -> None:
         fields.update(state=state, error=error, updated=time.time())
@@ -88,10 +91,9 @@ class Supervisor:
         """The last exception line of the service log ("RuntimeError: cannot load"), for a one-line reason."""
         import re
 
-        try:
-            lines = (self.dir / "service.log").read_text(errors="replace").splitlines()[-200:]
-        except OSError:
-            return None
+        from ...scoring.logfile import read_tail
+
+        lines = read_tail(self.dir / "service.log", 200).splitlines()
         for line in reversed(lines):
             if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*", line.strip()):
                 return line.strip()[:300]

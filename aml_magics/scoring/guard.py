@@ -1,0 +1,130 @@
+"""The HTTP layer of a scoring service, hardened against clients that never finish (uvicorn's httptools
+protocol plus the guards a service reachable by others needs).
+
+* **Header-read timeout**: a connection must send a whole request head within ``HEADER_TIMEOUT_S`` of its
+  first byte (or of connecting): idle, partial-header and slow-drip connections are answered 408 and closed.
+  Kept-alive connections between requests close after uvicorn's keep-alive timeout.
+* **Header size**: a request head larger than ``MAX_HEADER_BYTES`` is answered 431 and closed, so a 200 MB
+  header costs no more memory than the limit plus one read.
+* **Connection cap**: past ``max_connections`` (just below the file-descriptor limit, which ``raise_fd_limit``
+  lifts to the hard limit at start) the oldest connection that has not sent anything is closed to make room,
+  or, when there is none, the new connection is answered 503 — never a silent failure to accept.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import time
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+HEADER_TIMEOUT_S = float(os.environ.get("AML_MAGICS_HEADER_TIMEOUT_S", "10"))
+MAX_HEADER_BYTES = 64 * 1024
+FD_RESERVE = 64  # descriptors kept for the model, logs and the store
+LINGER_S, LINGER_BYTES = 2.0, 1 << 20  # after refusing a request mid-upload, what is read and dropped so the
+# client sees the answer instead of a connection reset
+
+
+def raise_fd_limit() -> int:
+    """Lift the soft limit on open files to the hard limit; returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1_048_576)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def _plain_response(status: int, reason: str, message: str) -> bytes:
+    body = ('{"message": "%s"}' % message.replace('"', "'")).encode()
+    return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+            "connection: close\r\n\r\n").encode() + body
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """``HttpToolsProtocol`` with a header-read timeout, a header size limit and a connection cap."""
+
+    max_connections = 10_000  # set by the server from the descriptor limit
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_open = True  # waiting for (the rest of) a request head
+        self._head_bytes = 0
+        self._discarding = -1  # >= 0: the answer has been sent; bytes still arriving are dropped
+        self._head_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._head_timeout)
+        self._opened = time.monotonic()
+        if len(self.connections) > self.max_connections and not self._evict_idle():
+            transport.write(_plain_response(503, "Service Unavailable",
+                                            "the service has too many open connections; try again shortly"))
+            transport.close()
+
+    def _evict_idle(self) -> bool:
+        """Close the oldest connection that has sent nothing yet; whether one was found."""
+        idle = [c for c in self.connections
+                if c is not self and getattr(c, "_head_open", False) and not getattr(c, "_head_bytes", 1)]
+        if not idle:
+            return False
+        oldest = min(idle, key=lambda c: c._opened)
+        oldest._cancel_head_timer()
+        oldest.transport.close()
+        return True
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timeout(self) -> None:
+        self._head_timer = None
+        if self._head_open and not self.transport.is_closing():
+            if self._head_bytes:
+                self._refuse(408, "Request Timeout", f"the request head did not arrive within {HEADER_TIMEOUT_S:g} s")
+            else:
+                self.transport.close()
+
+    def _refuse(self, status: int, reason: str, message: str) -> None:
+        """Answer and close, reading (and dropping) what the client still sends for a moment first: closing with
+        unread data would reset the connection and the client might never see the answer."""
+        self._cancel_head_timer()
+        self._head_open = False
+        self.transport.write(_plain_response(status, reason, message))
+        self._discarding = 0
+        try:
+            self.transport.write_eof()
+        except (NotImplementedError, OSError, RuntimeError):
+            self.transport.close()
+            return
+        self.loop.call_later(LINGER_S, self.transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        if self._discarding >= 0:
+            self._discarding += len(data)
+            if self._discarding > LINGER_BYTES:
+                self.transport.close()
+            return
+        if self._head_open:
+            if self._head_bytes > MAX_HEADER_BYTES:  # earlier reads did not complete the head: refuse it
+                self._refuse(431, "Request Header Fields Too Large",
+                             f"the request head is over {MAX_HEADER_BYTES // 1024} KB")
+                return
+            if self._head_timer is None:  # the first byte of the next request on a kept-alive connection
+                self._head_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._head_timeout)
+            self._head_bytes += len(data)
+        super().data_received(data)
+
+    def on_headers_complete(self) -> None:
+        self._head_open = False
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._head_open, self._head_bytes = True, 0  # a kept-alive connection waits for its next request
+
+    def connection_lost(self, exc) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+

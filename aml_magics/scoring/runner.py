@@ -1,0 +1,115 @@
+"""Where ``score.py``'s ``init()`` and ``run()`` execute: the process's main thread, one request at a time,
+with a time limit it cannot swallow — while the HTTP server's event loop runs on a thread of its own.
+
+* One at a time, as azmlinfsrv's sync workers do: score.py need not be thread-safe and BLAS-heavy models do
+  not fight over the cores.
+* Off the event loop, so the liveness route (``GET /``) answers while ``run()`` works.
+* On the main thread, so the limit is SIGALRM: it interrupts a ``time.sleep`` or a blocking read at once, and
+  raises ``RunTimeout`` — a ``BaseException``, so ``except Exception:`` in a score.py does not catch it —
+  again every half second for as long as ``run()`` goes on (a bare ``except:`` that retries is stopped too).
+* The client gets its 504 at the deadline even when ``run()`` is deep in C code that no signal interrupts;
+  requests that arrive while such a ``run()`` is still stuck are answered 503 at once instead of queueing.
+"""
+from __future__ import annotations
+
+import asyncio
+import queue
+import signal
+import time
+from typing import Any, Callable
+
+RAISE_AGAIN_S = 0.5
+GRACE_S = 0.25  # after the deadline, how long the event loop waits for the interrupted run() to report
+
+
+class RunTimeout(BaseException):
+    """Raised inside a ``run()`` that outlived the service's time limit (not an ``Exception``: ordinary
+    handlers do not catch it)."""
+
+
+class RunStopped(Exception):
+    """run() was interrupted by its time limit (carried through a future, which takes only Exceptions)."""
+
+
+class Busy(Exception):
+    """A request arrived while an earlier ``run()`` was still running past its limit."""
+
+
+class MainThreadRunner:
+    """Jobs handed over from the event loop's thread and executed by ``serve()`` on the main thread."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._current: tuple[float, float] | None = None  # (started, timeout) of the job running now
+
+    @property
+    def stuck(self) -> bool:
+        cur = self._current
+        return cur is not None and cur[1] > 0 and time.monotonic() > cur[0] + cur[1] + GRACE_S
+
+    async def call(self, fn: Callable[[], Any], timeout: float | None) -> Any:
+        """``fn()`` on the main thread; raises ``RunTimeout`` at the deadline, whether or not ``fn`` has stopped."""
+        if self.stuck:
+            raise Busy()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._jobs.put((fn, future, loop, timeout or 0.0))
+        if not timeout:
+            return await future
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout + GRACE_S)
+        except (asyncio.TimeoutError, TimeoutError):
+            raise RunTimeout() from None
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+
+    def _alarm(self, signum, frame) -> None:
+        if self._current is not None:
+            raise RunTimeout()
+
+    def serve(self) -> None:
+        """The main thread's loop: run jobs until ``stop()``."""
+        signal.signal(signal.SIGALRM, self._alarm)
+        while True:
+            try:
+                job = self._jobs.get()
+                if job is None:
+                    return
+                self._run(*job)
+            except RunTimeout:  # an alarm that landed just after its job had ended: harmless
+                self._current = None
+
+    def _run(self, fn: Callable[[], Any], future: asyncio.Future, loop, timeout: float) -> None:
+        self._current = (time.monotonic(), timeout)
+        try:
+            try:
+                if timeout:
+                    signal.setitimer(signal.ITIMER_REAL, timeout, RAISE_AGAIN_S)
+                result, error = fn(), None
+            except BaseException as exc:  # noqa: BLE001 - handed to the request (RunTimeout included)
+                result, error = None, exc
+            finally:
+                if timeout:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                self._current = None
+        except RunTimeout:  # the alarm landed in the finally: the deadline had passed
+            self._current = None
+            result, error = None, RunTimeout()
+        try:
+            loop.call_soon_threadsafe(_settle, future, result, error)
+        except RuntimeError:  # the event loop has closed (shutting down)
+            pass
+
+
+def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    if future.done():  # the request already had its answer (a 504 at the deadline)
+        return
+    if error is None:
+        future.set_result(result)
+    elif isinstance(error, Exception):
+        future.set_exception(error)
+    elif isinstance(error, RunTimeout):
+        future.set_exception(RunStopped())
+    else:  # SystemExit or KeyboardInterrupt from a score.py: a failure of this request only
+        future.set_exception(RuntimeError(f"run() raised {type(error).__name__}: {error}"))
