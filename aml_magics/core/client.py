@@ -108,9 +108,24 @@ class Client:
     def workspace(self) -> WorkspaceInfo:
         return self.backend.workspace_info()
 
-    def doctor(self):
-        """Check the workspace (SQLite, processes, records vs files) and repair what is safe to repair."""
-        return self.backend.doctor()
+    def doctor(self, recover: bool = False):
+        """Check the workspace (SQLite, processes, records vs files) and repair what is safe to repair.
+
+        A damaged store is copied aside and what can be read is saved into a fresh one; ``recover`` puts that
+        fresh store in place (restart other kernels of the workspace afterwards)."""
+        from .errors import StoreDamaged
+
+        try:
+            backend = self.backend
+        except StoreDamaged as exc:
+            if exc.examine is None:
+                raise
+            return exc.examine(recover)
+        report = backend.doctor(recover=recover)
+        if recover and any(outcome == "repaired" and check == "store recovered" for check, outcome, _ in report.checks):
+            with self._lock:
+                self._backend = None  # this process's connection still reads the damaged file: open the new one
+        return report
 
     def __repr__(self) -> str:
         return f"Client({self.config.describe()})"

@@ -57,6 +57,15 @@ class StorageError(AmlError):
     http_status = 507
 
 
+class StoreDamaged(StorageError):
+    """The workspace's database cannot be read: its file is damaged. ``examine(recover)`` is the doctor for it
+    (set by the backend that found the damage, so the core never needs to know which backend that was)."""
+
+    def __init__(self, message: str, examine=None):
+        super().__init__(message)
+        self.examine = examine
+
+
 def storage_reason(exc: BaseException) -> str | None:
     """What a failed write means for the user (disk full / read-only), or None for other errors."""
     import errno

@@ -424,7 +424,7 @@ class AmlMagics(Magics):
         return self.client.workspace
 
     def _cmd_doctor(self, args):
-        return self.client.doctor()
+        return self.client.doctor(recover=args.recover)
 
     def _cmd_help(self, args):
         subs = cli.subcommands(_PARSER)

@@ -236,8 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--build-image", action="store_true",
                    help="build a container image from the service's image record (needs a Docker engine)")
 
-    sub.add_parser("doctor", help="check the workspace and repair stale runs / interrupted registrations",
-                   add_help=False)
+    p = sub.add_parser("doctor", help="check the workspace and repair stale runs / interrupted registrations",
+                       add_help=False)
+    p.add_argument("--recover", action="store_true",
+                   help="a damaged store: use the store doctor salvaged (a copy of the damaged one is kept)")
 
     p = sub.add_parser("help", help="help on a subcommand", add_help=False)
     p.add_argument("topic", nargs="?")

@@ -63,6 +63,19 @@ def tracker_for(uri: str) -> "Tracker":
         return tracker
 
 
+def discard(uri: str) -> None:
+    """Forget the tracker of a store that was replaced (a recovered workspace): its connection reads the old file."""
+    with _trackers_lock:
+        tracker = _trackers.pop(uri, None)
+    if tracker is not None:
+        tracker._closed = True
+        tracker._wake.set()
+        try:
+            tracker.store.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
 def flush_all() -> None:
     for tracker in list(_trackers.values()):
         try:

@@ -59,7 +59,7 @@ class AzureBackend(Backend):
                              location=f"{body.get('location', '?')} · {self.ws.resource_group}",
                              source="config.json / %aml connect", computes=computes)
 
-    def doctor(self):
+    def doctor(self, recover: bool = False):
         """What an Azure workspace needs to work from here: sign-in, computes, the MLflow endpoint, the
         default datastore. Each check says what is wrong in one line; nothing is changed."""
         from ..local.doctor import DoctorReport

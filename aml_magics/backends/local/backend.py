@@ -70,10 +70,10 @@ class LocalBackend(Backend):
             experiments=exps, runs=runs, active_runs=active, computes=self.list_computes(),
         )
 
-    def doctor(self):
+    def doctor(self, recover: bool = False):
         from .doctor import run_doctor
 
-        return run_doctor(self)
+        return run_doctor(self, recover=recover)
 
     # -- submitting --------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from . import layout, procs
 class DoctorReport:
     workspace: str
     checks: list[tuple[str, str, str]] = field(default_factory=list)  # (check, "ok" | "repaired" | "problem", detail)
+    advice: list[str] = field(default_factory=list)  # whole sentences shown under the table (what to do next)
 
     def add(self, check: str, outcome: str, detail: str = "") -> None:
         self.checks.append((check, outcome, detail))
@@ -30,21 +31,33 @@ class DoctorReport:
         from ...core.render import text_table
 
         verdict = "healthy" if self.healthy else "PROBLEMS FOUND"
-        return f"Workspace {self.workspace}: {verdict}\n" + text_table(("check", "result", "detail"), self.checks, 90)
+        return (f"Workspace {self.workspace}: {verdict}\n" + text_table(("check", "result", "detail"), self.checks, 90)
+                + "".join(f"\n{line}" for line in self.advice))
 
     def _repr_html_(self) -> str:
         from ...core.render import esc, html_table
 
         verdict = "healthy" if self.healthy else "<b style='color:#c62828'>problems found</b>"
         return f"<p>Workspace <code>{esc(self.workspace)}</code>: {verdict}</p>" + html_table(
-            ("check", "result", "detail"), self.checks)
+            ("check", "result", "detail"), self.checks) + "".join(f"<p>{esc(line)}</p>" for line in self.advice)
 
 
-def run_doctor(backend) -> DoctorReport:
+def run_doctor(backend, recover: bool = False) -> DoctorReport:
+    from ...core.errors import StoreDamaged
+
     store, root = backend.store, backend.path
     report = DoctorReport(str(root))
-    problems = [r for r in store.integrity_check() if r != "ok"]
-    report.add("SQLite integrity_check", "problem" if problems else "ok", "; ".join(problems[:3]))
+    try:
+        problems = [r for r in store.integrity_check() if r != "ok"]
+    except StoreDamaged as exc:
+        problems = [str(exc)]
+    if problems:  # bad pages: nothing else can be trusted; keep a copy and save what can be saved
+        from .recovery import examine_damaged
+
+        damaged = examine_damaged(store.path, recover=recover)
+        damaged.checks.insert(0, ("SQLite integrity_check", "problem", "; ".join(problems[:3])))
+        return damaged
+    report.add("SQLite integrity_check", "ok", "")
 
     # a run whose host is gone cannot be cancelled or finished properly: stop its process, then repair it
     unsupervised = []

@@ -157,6 +157,26 @@ def _busy(conn: sqlite3.Connection, compute: str) -> int:
     ).fetchone()[0]
 
 
+def is_damage(exc: BaseException) -> bool:
+    """Whether SQLite says the file itself is damaged (not a lock, a full disk or a read-only folder)."""
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, (
+        sqlite3.OperationalError, sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError,
+        sqlite3.DataError, sqlite3.NotSupportedError)) or "malformed" in str(exc) or "not a database" in str(exc)
+
+
+def damaged(path: str, exc: BaseException) -> Exception:
+    """One clear error for a damaged database file, carrying its doctor."""
+    from ...core.errors import StoreDamaged
+
+    def examine(recover: bool = False):
+        from .recovery import examine_damaged
+
+        return examine_damaged(path, recover=recover)
+
+    return StoreDamaged(f"the workspace database {path} is damaged ({exc}); run %aml doctor (or python -m aml_magics "
+                        "doctor) to keep a copy and save what can be saved", examine)
+
+
 def _storage_error(exc: sqlite3.OperationalError) -> Exception:
     """A clear error for a full disk or a read-only workspace; other errors unchanged."""
     from ...core.errors import StorageError, storage_reason
@@ -178,13 +198,20 @@ class Store:
             self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )
         self._conn.row_factory = sqlite3.Row
-        self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
-        if mode.lower() != "wal":
-            self._conn.execute("PRAGMA journal_mode=WAL")
-        # WAL + NORMAL: a committed transaction survives a crash of any process.
-        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._run_pks: dict[str, int] = {}
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode.lower() != "wal":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL: a committed transaction survives a crash of any process.
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # reads the schema: is it whole?
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            if is_damage(exc):
+                raise damaged(self.path, exc) from None
+            raise _storage_error(exc) from None
         if migrate:
             self.migrate()
 
@@ -206,7 +233,12 @@ class Store:
                 yield self._conn
             except BaseException as exc:
                 if self._conn.in_transaction:  # SQLite may have rolled back already (disk full)
-                    self._conn.execute("ROLLBACK")
+                    try:
+                        self._conn.execute("ROLLBACK")
+                    except sqlite3.DatabaseError:
+                        pass
+                if is_damage(exc):
+                    raise damaged(self.path, exc) from None
                 if isinstance(exc, sqlite3.OperationalError):
                     raise _storage_error(exc) from None
                 raise
@@ -220,11 +252,21 @@ class Store:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                if is_damage(exc):
+                    raise damaged(self.path, exc) from None
+                raise
 
     def query_one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         with self._lock:
-            return self._conn.execute(sql, params).fetchone()
+            try:
+                return self._conn.execute(sql, params).fetchone()
+            except sqlite3.DatabaseError as exc:
+                if is_damage(exc):
+                    raise damaged(self.path, exc) from None
+                raise
 
     def schema_version(self) -> int:
         return self.query_one("PRAGMA user_version")[0]

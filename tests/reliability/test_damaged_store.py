@@ -1,0 +1,89 @@
+"""A damaged aml.db (an overwritten header, a truncated file, bad pages): every command says so in one line
+naming doctor; doctor says it in words, keeps a copy, salvages what can be read into a fresh store and says
+what was saved; ``doctor --recover`` puts that store in place."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from IPython.core.error import UsageError
+
+from aml_magics.core.client import Client
+from aml_magics.core.errors import StorageError
+
+
+def populate(workspace, runs: int = 60) -> list[str]:
+    client = Client(workspace)
+    ids = []
+    for i in range(runs):
+        run = client.runs.start_logging("damage", display_name=f"run {i}", tags={"i": str(i)})
+        run.log_list("loss", [float(x) for x in range(200)])
+        run.complete()
+        ids.append(run.id)
+    client.backend.store.query("PRAGMA wal_checkpoint(TRUNCATE)")
+    client.backend.store.close()
+    from aml_magics.core import client as client_module
+
+    client_module._clients.clear()
+    return ids
+
+
+def damage(db, how: str) -> None:
+    data = bytearray(db.read_bytes())
+    if how == "header":
+        data[:100] = os.urandom(100)
+    elif how == "truncated":
+        data = data[: len(data) * 2 // 3]
+    elif how == "pages":  # bad sectors in the data: every fifth page of the file's second half
+        page = 4096
+        for p in range(len(data) // page // 2, len(data) // page, 5):
+            data[p * page: p * page + 200] = os.urandom(200)
+    db.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["header", "truncated", "pages"])
+def test_a_damaged_store_is_reported_copied_salvaged_and_recovered(workspace, ip, how):
+    ids = populate(workspace)
+    db = workspace / "aml.db"
+    damage(db, how)
+    # any other command: one StorageError line that names doctor (no raw sqlite3 traceback)
+    with pytest.raises((UsageError, StorageError)) as err:
+        ip.run_line_magic("aml", "runs")
+        ip.run_line_magic("aml", "show " + ids[-1])
+    assert "damaged" in str(err.value) and "doctor" in str(err.value) and "\n" not in str(err.value)
+
+    out = subprocess.run([sys.executable, "-m", "aml_magics", "doctor", "--workspace", str(workspace)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr and "damaged" in out.stdout
+    assert "a copy was kept as aml.db.damaged-" in out.stdout
+    assert "doctor --recover" in out.stdout and "rows saved" in out.stdout
+    copies = sorted(p.name for p in workspace.glob("aml.db.damaged-*") if not p.name.endswith("-wal"))
+    assert copies, list(workspace.iterdir())
+
+    report = ip.run_line_magic("aml", "doctor --recover")
+    text = repr(report)
+    assert "store recovered" in text and "runs" in text, text
+    client = Client.shared()
+    listed = {i.run_id for i in client.runs.list(limit=None).infos}
+    saved = len(listed & set(ids))
+    import re
+
+    rows_saved = int(re.search(r"(\d+) rows saved", text).group(1))
+    assert rows_saved > 0
+    if how == "header":  # nothing but the header was lost: every run is back, with its tags and metrics
+        assert saved == len(ids)
+    if how == "pages":  # rows on whole pages are saved around the bad ones
+        assert 0 < saved < len(ids)
+    for some in [i for i in ids if i in listed][:5]:  # what was saved is whole
+        info = client.runs.get(some)
+        assert info.tags.get("i", str(ids.index(some))) == str(ids.index(some))
+        if how == "header":
+            assert client.runs.get_metrics(some)["loss"] == [float(x) for x in range(200)]
+    assert client.backend.store.integrity_check() == ["ok"]
+    new = client.runs.start_logging("after")  # the recovered workspace works
+    new.log("x", 1.0)
+    new.complete()
+    assert client.runs.get_metrics(new.id) == {"x": 1.0}
