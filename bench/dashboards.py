@@ -83,7 +83,8 @@ def bytes_per_update(client, updates: int) -> tuple[float, int, int]:
         sizes.append(chart.push())
     s = chart.series("loss", "run")
     resend_trace = len(json.dumps(s.full().to_message(), separators=(",", ":")))
-    raw = len(json.dumps({"x": s.steps, "t": s.stamps, "y": s.values}, separators=(",", ":")))
+    # the series are kept packed (array('d')): as lists, the way they would go over the wire
+    raw = len(json.dumps({"x": list(s.steps), "t": list(s.stamps), "y": list(s.values)}, separators=(",", ":")))
     return statistics.median(sizes), resend_trace, raw
 
 

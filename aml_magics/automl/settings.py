@@ -179,6 +179,7 @@ def automl_submission(
     if in_memory and len(columns) == 1 and columns == [label]:
         data_ref["label_variable"] = label
     settings = {
+        "threads": _threads_per_run(client, compute),
         "task": task, "primary_metric": metric, "goal": goal(metric), "label": label, "budget_s": budget_s,
         "max_trials": max_trials, "validation": validation_plan, "learners": chosen, "featurization": featurization,
         "ensemble": ensemble, "time_column": time_column, "horizon": horizon, "seed": seed, "data": data_ref,
@@ -193,3 +194,19 @@ def automl_submission(
                                    "trials": "" if max_trials is None else str(max_trials)},
         **run_options,
     )
+
+
+def _threads_per_run(client, compute: str) -> int | None:
+    """Cores per run on ``compute``: this machine's cores shared among the runs the compute takes at once (a local
+    compute target takes as many as there are cores: one thread each). None where this machine is not where the run
+    goes (a cluster's nodes are sized by the cluster)."""
+    if client is None:
+        return None
+    try:
+        target = client.computes.get(compute)
+    except Exception:  # noqa: BLE001 - created later, or not readable now: the engine decides
+        return None
+    if target.kind != "local":
+        return None
+    cores = os.cpu_count() or 1
+    return max(1, cores // max(1, min(target.max_concurrent, cores)))

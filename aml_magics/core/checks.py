@@ -111,7 +111,7 @@ def whole(what: str, value: Any, low: int | None = None, high: int | None = None
     except (TypeError, ValueError):
         number = None
     if number is None:
-        raise InvalidInput(f"{what} must be a whole number, got {shown(value)}")
+        raise InvalidInput(f"{what} must be an integer (a whole number), got {shown(value)}")
     if (low is not None and number < low) or (high is not None and number > high):
         bounds = (f"between {low} and {high}" if low is not None and high is not None
                   else f"at least {low}" if low is not None else f"at most {high}")

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from . import checks
 from .config import WorkspaceConfig, resolve_workspace
 from .errors import AmlError, InvalidInput, NotFound
 from .types import (
@@ -149,13 +150,17 @@ class RunOperations(_Operations):
         return Run(experiment, run_id, _client=self._client, _tracking_uri=self._backend.tracking_uri)
 
     def submit(self, submission: RunSubmission) -> "Run":
+        _check_submission(submission)
         run_id = self._backend.submit(submission)
         return self.handle(run_id, submission.experiment)
 
     def start_logging(self, experiment: str, display_name: str | None = None,
                       tags: dict[str, str] | None = None) -> "Run":
         _check_name("experiment", experiment)
-        run_id = self._backend.start_interactive(experiment, display_name, dict(tags or {}))
+        if display_name is not None:
+            checks.text("run name", display_name, max_len=checks.MAX_NAME)
+        clean = checks.tags("tags", tags or {})
+        run_id = self._backend.start_interactive(experiment, display_name, {k: v or "" for k, v in clean.items()})
         return self.handle(run_id, experiment)
 
     def get(self, run_id: str) -> RunInfo:
@@ -191,8 +196,9 @@ class RunOperations(_Operations):
             if bad:
                 raise NotFound.with_suggestions("status", bad[0], RUN_STATES, hint="one of " + ", ".join(RUN_STATES))
             status = [lookup[s.lower()] for s in status]
-        if limit is not None and limit < 1:
-            raise InvalidInput("--limit must be at least 1")
+        if limit is not None:
+            limit = checks.whole("--limit", limit, 1, MAX_LIST)
+        offset = checks.whole("--offset", offset, 0, checks.INT64_MAX)
         infos, total = self._backend.list_runs(experiment=experiment, status=status, parent_run_id=parent_run_id,
                                                limit=limit, offset=offset)
         query = {"experiment": experiment, "status": status, "limit": limit, "offset": offset,
@@ -368,7 +374,8 @@ class ComputeOperations(_Operations):
         raise NotFound.with_suggestions("compute target", name, [c.name for c in targets])
 
     def create(self, name: str, max_concurrent: int) -> ComputeTarget:
-        return self._backend.create_compute(name, max_concurrent)
+        checks.text("compute name", name, max_len=checks.MAX_NAME)
+        return self._backend.create_compute(name, checks.whole("--max-concurrent", max_concurrent, 1, MAX_CONCURRENT))
 
 
 class DatastoreOperations(_Operations):
@@ -398,8 +405,11 @@ class ModelOperations(_Operations):
                  tags: dict[str, Any] | None = None, properties: dict[str, Any] | None = None,
                  description: str | None = None) -> ModelInfo:
         """Register a local file or folder — or, with ``run_id``, a file of that run (``outputs/model.pkl``)."""
-        tags = {k: str(v) for k, v in (tags or {}).items()}
-        properties = {k: str(v) for k, v in (properties or {}).items()}
+        checks.text("model name", name, max_len=checks.MAX_NAME)
+        tags = {k: v or "" for k, v in checks.tags("tags", tags or {}).items()}
+        properties = {k: v or "" for k, v in checks.tags("properties", properties or {}).items()}
+        if description is not None:
+            checks.text("description", str(description), empty=True)
         if run_id is not None:
             return self._backend.register_run_model(self._client.runs.resolve_id(run_id), name, str(path), tags=tags,
                                                     properties=properties, description=description)
@@ -526,14 +536,32 @@ def parse_model_ref(name: str, version: int | str | None = None) -> tuple[str, i
     if version is None and ":" in str(name):
         name, _, text = str(name).rpartition(":")
         version = text
-    if version is not None and not isinstance(version, int):
-        try:
-            version = int(version)
-        except ValueError:
-            raise InvalidInput(f"model version {version!r} must be a whole number, as in {name}:2") from None
+    if version is not None:
+        version = checks.whole(f"the version of {name}", version if isinstance(version, int) else str(version)[:40],
+                               1, 2 ** 62)
     return name, version
 
 
+MAX_LIST = 100_000  # runs in one listing
+MAX_CONCURRENT = 10_000  # runs at once on one compute target
+
+
 def _check_name(what: str, name: str) -> None:
+    checks.text(f"{what} name", name)
     if not name or not str(name).strip() or len(name) > 255 or any(c in name for c in "/\\\n\r\t"):
         raise InvalidInput(f"{what} name {name!r}: use 1–255 characters without slashes or line breaks")
+
+
+def _check_submission(sub: RunSubmission) -> None:
+    """What a user typed into a submission, checked before anything is written."""
+    _check_name("experiment", sub.experiment)
+    if sub.display_name is not None:
+        checks.text("run name", sub.display_name, max_len=checks.MAX_NAME)
+    checks.tags("tags", sub.tags)
+    checks.tags("params", sub.params)
+    checks.text("compute name", sub.compute, max_len=checks.MAX_NAME)
+    for name, value in {**sub.environment_variables, **sub.inputs}.items():
+        checks.text("name", str(name), max_len=checks.MAX_NAME)
+        checks.text(f"value of {name}", str(value), empty=True)
+    for arg in sub.args:
+        checks.text("argument", str(arg), empty=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Bool, Int, Unicode
 
 from ..core.client import Client
@@ -46,14 +46,33 @@ class AmlMagics(Magics):
         return self._client
 
     @line_cell_magic
+    @no_var_expand
     def aml(self, line: str = "", cell: str | None = None):
         try:
-            return self._dispatch(line, cell)
+            return self._dispatch(self._expand(line), cell)
         except AmlError as exc:
             raise UsageError(str(exc)) from None
         except KeyboardInterrupt:
             print("Interrupted.", file=sys.stderr)
             return None
+
+    def _expand(self, line: str) -> str:
+        """IPython's ``{expr}`` / ``$name`` expansion, but only before `` -- ``: what follows is a script's
+        arguments and a sweep's template (``--lr {lr}`` names a sweep parameter, ``${{inputs.data}}`` an input),
+        which must reach the run untouched — not get the notebook's variables."""
+        import re
+
+        from IPython.utils.text import DollarFormatter
+
+        cut = re.search(r"(^|\s)--(\s|$)", line)
+        head, tail = (line[:cut.start()], line[cut.start():]) if cut else (line, "")
+        if self.shell is None or not any(c in head for c in "{$"):
+            return line
+        try:
+            head = DollarFormatter().vformat(head, args=[], kwargs=self.shell.user_ns)
+        except Exception:  # noqa: BLE001 - as IPython: what does not expand is used as written
+            pass
+        return head + tail
 
     def _dispatch(self, line: str, cell: str | None):
         try:

@@ -52,6 +52,34 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message or "see %aml?")
 
 
+def _count(low: int, high: int):
+    """An argparse type: a whole number within bounds (a huge or negative one is one clear line, not an overflow)."""
+    def parse(text: str) -> int:
+        value = int(text)  # argparse turns a ValueError into "invalid int value: ..."
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: give at least {low} and at most {high:,}")
+        return value
+    parse.__name__ = "int"
+    return parse
+
+
+def _amount(low: float, high: float, *, low_open: bool = False):
+    """An argparse type: a finite number within bounds (no nan, no inf)."""
+    def parse(text: str) -> float:
+        value = float(text)
+        if value != value or value in (float("inf"), float("-inf")) or value > high or value < low or (
+                low_open and value == low):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: give {'more than' if low_open else 'at least'} "
+                                             f"{low:g} and at most {high:g}")
+        return value
+    parse.__name__ = "float"
+    return parse
+
+
+SEED = _count(0, 2 ** 32 - 1)
+TRIALS = _count(1, 100_000)
+
+
 def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-e", "--experiment", help="experiment name (default: %%config AmlMagics.default_experiment, "
                                               "else the notebook's name)")
@@ -99,17 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a parameter, like C=choice(0.1,1,10) or lr=loguniform(-6,-1) (cells may declare them "
                         "as NAME = EXPR lines instead)")
     p.add_argument("--sampling", default="random", choices=["random", "grid", "bayesian"], help="default random")
-    p.add_argument("--trials", type=int, help="number of trials (default 20; grid: the whole grid)")
-    p.add_argument("--parallel", type=int, default=1, help="trials at once (within the compute's limit)")
-    p.add_argument("--timeout", type=float, help="stop the sweep after this many seconds")
-    p.add_argument("--max-failures", type=int, default=5, help="stop after this many consecutive failed trials")
-    p.add_argument("--seed", type=int, help="seed of the sampler (repeatable sweeps)")
+    p.add_argument("--trials", type=TRIALS, help="number of trials (default 20; grid: the whole grid)")
+    p.add_argument("--parallel", type=_count(1, 1024), default=1, help="trials at once (within the compute's limit)")
+    p.add_argument("--timeout", type=_amount(0, 1e7, low_open=True), help="stop the sweep after this many seconds")
+    p.add_argument("--max-failures", type=_count(1, 100_000), default=5, help="stop after this many consecutive failed trials")
+    p.add_argument("--seed", type=SEED, help="seed of the sampler (repeatable sweeps)")
     p.add_argument("--early-stop", choices=["bandit", "median", "truncation"], help="early termination policy")
-    p.add_argument("--slack-factor", type=float, help="bandit: allowed ratio to the best (default 0.1)")
-    p.add_argument("--slack-amount", type=float, help="bandit: allowed distance to the best")
-    p.add_argument("--evaluation-interval", type=int, default=1, help="apply the policy every N logged values")
-    p.add_argument("--delay-evaluation", type=int, default=0, help="do not stop trials before N logged values")
-    p.add_argument("--truncation-percentage", type=int, default=20, help="truncation: the worst N %% stop")
+    p.add_argument("--slack-factor", type=_amount(0, 1e6), help="bandit: allowed ratio to the best (default 0.1)")
+    p.add_argument("--slack-amount", type=_amount(0, 1e300), help="bandit: allowed distance to the best")
+    p.add_argument("--evaluation-interval", type=_count(1, 1_000_000), default=1, help="apply the policy every N logged values")
+    p.add_argument("--delay-evaluation", type=_count(0, 1_000_000_000), default=0, help="do not stop trials before N logged values")
+    p.add_argument("--truncation-percentage", type=_count(1, 99), default=20, help="truncation: the worst N %% stop")
     p.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
                    help="notebooks: a fixed parameter for every trial")
     _run_options(p)
@@ -120,8 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="a DataFrame variable, a CSV/Parquet path, or datastore:PATH")
     p.add_argument("--label", required=True, help="the column to predict")
     p.add_argument("--metric", help="primary metric (Azure ML names; default accuracy / normalized_root_mean_squared_error)")
-    p.add_argument("--budget", type=float, help="time budget in seconds (default 60 unless --trials is given)")
-    p.add_argument("--trials", type=int, help="stop after this many trials")
+    p.add_argument("--budget", type=_amount(0, 1e7, low_open=True), help="time budget in seconds (default 60 unless --trials is given)")
+    p.add_argument("--trials", type=TRIALS, help="stop after this many trials")
     p.add_argument("--validation", default="auto",
                    help="auto, a holdout fraction like 0.2, or cv:K for K-fold cross-validation")
     p.add_argument("--allowed", help="only these algorithms (comma separated; see %aml help automl)")
@@ -129,9 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-featurization", action="store_true", help="use the columns as they are")
     p.add_argument("--no-ensemble", action="store_true", help="do not try an ensemble of the best trials")
     p.add_argument("--time-column", help="forecasting: the time column")
-    p.add_argument("--horizon", type=int, help="forecasting: how many periods ahead")
+    p.add_argument("--horizon", type=_count(1, 100_000), help="forecasting: how many periods ahead")
     p.add_argument("--register", metavar="NAME", help="register the best model under this name when done (waits)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     _run_options(p)
 
     p = sub.add_parser("resume", help="continue a sweep or AutoML run whose controller stopped", add_help=False)
@@ -148,8 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", help="run history (newest first)", add_help=False)
     p.add_argument("-e", "--experiment", help="only this experiment")
     p.add_argument("--status", action="append", help="only runs in this state (repeatable)")
-    p.add_argument("--limit", type=int, default=50, help="at most this many runs (default 50)")
-    p.add_argument("--offset", type=int, default=0, help="skip this many (paging)")
+    p.add_argument("--limit", type=_count(1, 100_000), default=50, help="at most this many runs (default 50)")
+    p.add_argument("--offset", type=_count(0, 2 ** 62), default=0, help="skip this many (paging)")
     p.add_argument("--metric", action="append", dest="metrics", metavar="NAME",
                    help="a metric column of the run history (repeatable; default: the first few logged)")
 
@@ -170,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("logs", help="a run's output (stdout and stderr)", add_help=False)
     p.add_argument("run", help="run id, a unique part of one, or 'last'")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing until the run ends")
-    p.add_argument("--tail", type=int, help="only the last N lines")
+    p.add_argument("--tail", type=_count(1, 10_000_000), help="only the last N lines")
 
     sub.add_parser("experiments", help="experiments with their run counts", add_help=False)
 
@@ -178,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
                        add_help=False)
     p.add_argument("action", nargs="?", choices=["list", "create"], default="list")
     p.add_argument("name", nargs="?", help="name of the compute target to create")
-    p.add_argument("--max-concurrent", type=int, help="runs at once on it (default: number of cores)")
+    p.add_argument("--max-concurrent", type=_count(1, 10_000), help="runs at once on it (default: number of cores)")
 
     p = sub.add_parser("datastore", help="the workspace's files for runs: upload, ls, download", add_help=False)
     p.add_argument("action", choices=["upload", "ls", "download"])
@@ -210,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="service name (default: the model's name, lower-cased)")
     p.add_argument("--score", help="score.py with init() and run(raw_data) (default: a scorer for the model's framework)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, help="port (default: a free one)")
+    p.add_argument("--port", type=_count(1, 65535), help="port (default: a free one)")
     p.add_argument("--no-auth", action="store_true", help="serve /score without a key (not recommended)")
     p.add_argument("--update", action="store_true", help="swap the models/score.py of an existing service in place")
     p.add_argument("--env", dest="environment", metavar="ENV",

@@ -18,12 +18,14 @@ from typing import Any, Callable
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from ..core import checks
 from ..core.client import Client
 from ..core.errors import AmlError, InvalidInput
 
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="aml-api")
 SERIES_LIMIT = 2000  # points a chart needs, whatever the series' length (min/max buckets keep the extremes)
 MAX_PAGE = 500
+MAX_OFFSET = 2 ** 62  # offsets, cursors and versions beyond this are a client's mistake, not an overflow
 
 
 def _plain(value: Any) -> Any:
@@ -55,23 +57,21 @@ class AmlHandler(APIHandler):
             return {}
         try:
             data = json.loads(self.request.body)
-        except ValueError:
-            raise InvalidInput("the request body is not JSON") from None
+        except (ValueError, RecursionError):
+            raise InvalidInput("the request body is not JSON (or is nested too deeply)") from None
         if not isinstance(data, dict):
             raise InvalidInput("the request body must be a JSON object")
         return data
 
-    def int_arg(self, name: str, default: int, low: int = 0, high: int | None = None) -> int:
+    def int_arg(self, name: str, default: int, low: int = 0, high: int = MAX_OFFSET) -> int:
         text = self.get_argument(name, None)
         if text is None or text == "":
             return default
-        try:
-            value = int(text)
-        except ValueError:
-            raise InvalidInput(f"{name} must be an integer, got {text!r}") from None
-        if value < low or (high is not None and value > high):
-            raise InvalidInput(f"{name} must be between {low} and {high}")
-        return value
+        return checks.whole(name, text[:40] if len(text) > 40 else text, low, high)
+
+    def run_id(self, run_id: str) -> str:
+        """A run id from the URL as every route takes it: a full id, a unique part of one, or ``last``."""
+        return self.client.runs.resolve_id(run_id)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -147,8 +147,11 @@ class RunsHandler(AmlHandler):
         parameters = data.get("parameters") or {}
         if not isinstance(parameters, dict):
             raise InvalidInput("parameters must be an object of NAME: VALUE")
-        sub = RunSubmission(kind="notebook", experiment=str(data.get("experiment") or target.stem),
-                            source_dir=target.parent, entry=target.name, compute=str(data.get("compute") or "local"),
+        for field_name in ("experiment", "compute", "name"):
+            if data.get(field_name) is not None and not isinstance(data[field_name], str):
+                raise InvalidInput(f"{field_name} must be a string")
+        sub = RunSubmission(kind="notebook", experiment=data.get("experiment") or target.stem,
+                            source_dir=target.parent, entry=target.name, compute=data.get("compute") or "local",
                             parameters=parameters, display_name=data.get("name") or None)
         run = await self.call(self.client.runs.submit, sub)
         info = await self.call(self.client.runs.get, run.id)
@@ -158,7 +161,7 @@ class RunsHandler(AmlHandler):
 class RunHandler(AmlHandler):
     @web.authenticated
     async def get(self, run_id: str):
-        info = await self.call(self.client.runs.get, run_id)
+        info = await self.call(self.client.runs.get, run_id)  # resolves "last" and unique parts
         row = _run_row(info)
         row.update(tags=info.tags, params=info.params, spec_kind=info.spec.get("kind"),
                    primary_metric=info.spec.get("primary_metric"), error_text=info.error)
@@ -183,7 +186,8 @@ class MetricsHandler(AmlHandler):
         for part in (self.get_argument("since", "") or "").split(","):
             name, _, cursor = part.rpartition(":")
             if name and cursor.isdigit():
-                since[name] = int(cursor)
+                since[name] = checks.whole(f"the cursor of {name}", cursor[:40], 0, MAX_OFFSET)
+        run_id = await self.call(self.run_id, run_id)  # an unknown run is a 404, not an empty answer
         names = await self.call(self.client.runs.metric_names, run_id)
 
         def read():
@@ -213,6 +217,7 @@ class LogsHandler(AmlHandler):
     @web.authenticated
     async def get(self, run_id: str):
         offset = self.int_arg("offset", 0)
+        run_id = await self.call(self.run_id, run_id)
         text, new_offset = await self.call(self.client.runs.read_log, run_id, offset)
         if offset == 0 and len(text) > 200_000:
             text = text[-200_000:]
@@ -232,8 +237,11 @@ class ModelsHandler(AmlHandler):
     async def post(self):
         data = self.body()
         name, run_id = data.get("name"), data.get("run_id")
-        if not name or not run_id:
-            raise InvalidInput("give {'run_id': RUN, 'name': MODEL, 'path': 'outputs/model.pkl'}")
+        if not isinstance(name, str) or not isinstance(run_id, str) or not name or not run_id or not isinstance(
+                data.get("path") or "", str):
+            raise InvalidInput("give {'run_id': RUN, 'name': MODEL, 'path': 'outputs/model.pkl'} (strings)")
+        if data.get("tags") is not None and not isinstance(data["tags"], dict):
+            raise InvalidInput("tags must be an object of NAME: VALUE")
         model = await self.call(self.client.models.register, name, data.get("path") or "outputs/model.pkl",
                                 run_id=run_id, tags=data.get("tags") or None)
         self.reply({"name": model.name, "version": model.version, "framework": model.framework}, status=201)
@@ -254,8 +262,8 @@ class DeploymentsHandler(AmlHandler):
     async def post(self):
         data = self.body()
         model = data.get("model")
-        if not isinstance(model, str) or not model:
-            raise InvalidInput("give {'model': 'NAME[:VERSION]', 'name': 'service-name'}")
+        if not isinstance(model, str) or not model or not isinstance(data.get("name") or "", str):
+            raise InvalidInput("give {'model': 'NAME[:VERSION]', 'name': 'service-name'} (strings)")
         name = data.get("name") or model.split(":")[0].lower().replace("_", "-")
         await self.call(self.client.deployments.create, name, [model])
         info = await self.call(self.client.deployments.get_info, name)

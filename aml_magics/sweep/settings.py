@@ -7,7 +7,7 @@ from typing import Any
 from ..core.errors import InvalidInput
 from ..core.types import RunSubmission
 from .policies import Policy
-from .space import Expression, grid_size, space_to_json
+from .space import Expression, format_args, grid_size, space_to_json
 
 SAMPLINGS = ("random", "grid", "bayesian")
 
@@ -57,6 +57,8 @@ def sweep_submission(
         raise InvalidInput("--timeout must be a positive number of seconds")
     if trial.out_vars:
         raise InvalidInput("--out does not apply to sweeps: each trial is its own run (use outputs/ files)")
+    if trial.args:  # a template naming something that is not a parameter is refused now, not at the first trial
+        format_args(list(trial.args), {k: 0 for k in space})
     if trial.kind == "notebook":
         clash = sorted(set(space) & set(trial.parameters))
         if clash:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any, Callable
@@ -218,21 +219,28 @@ def trial_code(code: str, spans: list, values: dict[str, Any]) -> str:
     return replace_declarations(code, spans, lambda name: f"{name} = {values[name]!r}  # sweep parameter")
 
 
+# ``{NAME}`` of a sweep parameter; not a ``${{...}}`` / ``${...}`` placeholder (Azure ML's inputs and outputs)
+_PLACEHOLDER = re.compile(r"(?<![\{$])\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
+
+
 def format_args(template: list[str], values: dict[str, Any]) -> list[str]:
-    """``--args`` templating: ``{C}`` in an argument becomes the trial's C; without a template every
-    parameter is passed HyperDrive-style as ``--C VALUE``."""
+    """``--args`` templating: ``{C}`` in an argument becomes the trial's C, everything else is passed as written
+    (``${{inputs.data}}`` too); without a template every parameter is passed HyperDrive-style as ``--C VALUE``."""
     if not template:
         out: list[str] = []
         for k, v in values.items():
             out += [f"--{k}", str(v)]
         return out
-    out = []
-    for arg in template:
-        try:
-            out.append(arg.format(**values))
-        except (KeyError, IndexError) as exc:
-            raise InvalidInput(f"argument {arg!r} names {exc} which is not a sweep parameter") from None
-    return out
+
+    def value(match: "re.Match[str]") -> str:
+        name = match.group(1)
+        if name not in values:
+            raise InvalidInput(f"argument {match.string!r} names {{{name}}}, which is not a sweep parameter (they are "
+                               f"{', '.join(sorted(values)) or 'none'}); write a literal brace as {{{{ }}}}")
+        return str(values[name])
+
+    return [_PLACEHOLDER.sub(value, arg).replace("{{", "{").replace("}}", "}") if "${{" not in arg
+            else _PLACEHOLDER.sub(value, arg) for arg in template]
 
 
 def grid_size(space: dict[str, Expression]) -> int:

@@ -61,12 +61,13 @@ class Dashboard:
     def _ipython_display_(self) -> None:
         self.show()
 
-    def show(self) -> "Dashboard":
+    def show(self) -> None:
+        """Display the dashboard (once). Returns None, so ``RunDetails(run).show()`` as a cell's last line is not
+        displayed a second time as the cell's value — the Azure ML idiom."""
         from IPython.display import display
 
         display(self._repr_mimebundle_(), raw=True, display_id=self.display_id)
         self._displayed = True
-        return self
 
     def refresh_static(self) -> None:
         """Rewrite the displayed output so that a saved notebook keeps the final state."""

@@ -135,3 +135,20 @@ def test_bad_automl_settings_fail_before_anything_starts(ip, client, project, op
     with pytest.raises(UsageError, match=message):
         ip.run_line_magic("aml", f"automl {options}")
     assert client.runs.list(limit=None).infos == []
+
+
+def test_feature_importance_of_a_model_without_its_own_and_one_thread_per_trial(ip, client):
+    """HistGradientBoosting has no feature_importances_: the best model's importance is permutation importance on
+    validation data. On the local compute (as many slots as cores) each trial gets one thread."""
+    from sklearn.datasets import load_diabetes
+
+    ip.user_ns["dia"] = load_diabetes(as_frame=True).frame
+    parent = ip.run_line_magic("aml", "automl --task regression --data dia --label target --allowed HistGradientBoosting "
+                                      "--no-ensemble --trials 3 -e automl-importance --wait")
+    info = client.runs.get(parent.id)
+    assert info.status == "Completed", info.error
+    assert info.tags["best_algorithm"] == "HistGradientBoosting"
+    importance = client.runs.get_metrics(parent.id)["feature_importance"]
+    assert importance["feature"] and len(importance["feature"]) == len(importance["importance"])
+    assert "bmi" in importance["feature"][:5] or "s5" in importance["feature"][:5]  # the well-known strong features
+    assert "Each trial uses 1 thread(s)" in client.runs.get_logs(parent.id)

@@ -41,6 +41,19 @@ def _snapshot_of_store(client):
         ("datastore ls ../../etc", None, "must stay inside the datastore"),
         ("datastore upload /does/not/exist", None, "does not exist"),
         ("logs 'unclosed", None, "check the quotes"),
+        # hostile and careless values: one line each, nothing stored
+        ("runs --limit 99999999999999999999999", None, "out of range"),
+        ("runs --limit -3", None, "out of range"),
+        ("compute create big --max-concurrent 10000000000000000000000", None, "out of range"),
+        ("sweep --metric m --trials 1e400", "C = choice(1, 2)\nx = 1", "invalid int value"),
+        ("automl --task regression --data x.csv --label y --budget nan", None, "out of range"),
+        ("run --name bad\udcffname", "x = 1", "lone surrogate"),
+        ("run --tag k=\udcff", "x = 1", "lone surrogate"),
+        ("run -e \ud800", "x = 1", "lone surrogate"),
+        ("datastore ls data\x00", None, "NUL"),
+        ("workspace use /proc/1", None, "read-only"),
+        ("env register x /etc/shadow", None, "is not a pip requirement"),
+        ("deploy nomodel:99999999999999999999999999", None, "between 1 and"),
     ],
 )
 def test_bad_input_is_one_clear_error_and_changes_nothing(ip, client, project, line, cell, message):
@@ -57,6 +70,27 @@ def test_bad_input_is_one_clear_error_and_changes_nothing(ip, client, project, l
     assert "\n" not in text.strip() and "Traceback" not in text
     assert _snapshot_of_store(client) == before
     assert client.runs.get_metrics(seed.id) == {"m": 1}
+
+
+def test_a_bad_amlignore_line_is_named(ip, client, project):
+    (project / ".amlignore").write_text("*.bin\n!\n")
+    before = _snapshot_of_store(client)
+    with pytest.raises(UsageError, match=r".amlignore line 2 \('!'\) is not a valid pattern"):
+        ip.run_cell_magic("aml", "run", "x = 1\n")
+    assert _snapshot_of_store(client) == before
+
+
+def test_bad_values_from_python_are_one_clear_error(client):
+    from aml_magics.core.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="lone surrogate"):
+        client.runs.start_logging("exp", display_name="\udcff")
+    with pytest.raises(InvalidInput, match="lone surrogate"):
+        client.runs.start_logging("exp", tags={"k": "\ud800"})
+    with pytest.raises(InvalidInput, match="must be a dict"):
+        client.models.register("m", "x.pkl", tags=["not", "a", "dict"])
+    with pytest.raises(InvalidInput, match="between 1 and"):
+        client.runs.list(limit=10 ** 30)
 
 
 def test_did_you_mean_for_run_ids_and_experiments(ip, client):

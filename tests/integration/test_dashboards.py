@@ -241,3 +241,12 @@ def test_model_browser_deploys_in_one_click_and_service_panel_tests_it(kernel, w
     assert "not valid JSON" in kernel.value("p.response.value")
     kernel.run("p.delete()")
     assert kernel.value("len(p.table.rows)") == 0
+
+
+def test_show_as_a_cells_last_line_renders_the_dashboard_once(kernel):
+    """``RunDetails(run).show()`` — the Azure ML idiom — as the last line of a cell: one dashboard, not two."""
+    kernel.run("%%aml run -e dash --name once --wait\nx = 1\n")
+    out = kernel.run("RunDetails('last').show()")
+    assert out["error"] is None, out["error"]
+    views = [o for o in out["outputs"] if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(views) == 1, [list(o.get("data", {})) for o in out["outputs"]]

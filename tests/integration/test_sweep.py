@@ -149,6 +149,30 @@ def test_script_sweep_templates_arguments(ip, client, project):
         assert c.spec["args"] == ["--lr", c.params["lr"], "--layers", c.params["layers"]]
 
 
+def test_a_template_reaches_the_trials_untouched(ip, client, project):
+    """`{a}` after `--` is the trial's parameter, never the notebook's variable of the same name; `${{inputs.d}}`
+    passes through to become the input's path."""
+    (project / "d.txt").write_text("data")
+    client.datastores.upload(project / "d.txt", "tpl/d.txt")
+    (project / "train.py").write_text(
+        "import argparse\nfrom aml_magics import Run\np = argparse.ArgumentParser()\np.add_argument('--data')\n"
+        "p.add_argument('--a', type=int)\nargs = p.parse_args()\nrun = Run.get_context()\n"
+        "run.log('a', args.a)\nrun.log('data_ok', int(open(args.data).read() == 'data'))\n")
+    ip.user_ns["a"] = 999  # the notebook has an `a` too
+    parent = ip.run_line_magic(
+        "aml", 'sweep train.py --param "a=choice(1,2)" --metric a --sampling grid -e tpl --wait '
+               '--input d=datastore:tpl/d.txt -- --data ${{inputs.d}} --a {a}')
+    children = client.runs.children(parent.id).infos
+    assert sorted(c.latest_metrics["a"] for c in children) == [1, 2], [c.error for c in children]
+    assert all(c.latest_metrics["data_ok"] == 1 for c in children)
+    with pytest.raises(UsageError, match=r"names \{b\}, which is not a sweep parameter"):
+        ip.run_line_magic("aml", 'sweep train.py --param "a=choice(1,2)" --metric a -- --a {b}')
+    # before `--` the notebook's variables still expand, as in any magic line
+    ip.user_ns["runs_to_compare"] = [c.run_id for c in children]
+    assert ip.run_line_magic("aml", "compare {runs_to_compare[0]} {runs_to_compare[1]}").run_ids == \
+        ip.user_ns["runs_to_compare"]
+
+
 def test_resume_after_killing_the_controller(ip, client):
     cell = "import time\nfrom aml_magics import Run\nk = randint(1000)\ntime.sleep(0.4)\nRun.get_context().log('k', k)\n"
     parent = sweep(ip, "--metric k --trials 6 --seed 1 -e resume", cell)

@@ -9,7 +9,7 @@ import pytest
 import requests
 from IPython.core.error import UsageError
 
-from aml_magics.core.errors import AmlError
+from aml_magics.core.errors import AmlError, InvalidInput
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -115,3 +115,30 @@ def test_pickled_inputs_are_read_only_by_the_run_they_were_sent_to(ip, client):
     assert pickle_file.exists() and pickle_file.stat().st_mode & 0o022 == 0  # nobody else can swap the pickle
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "Trust model" in readme and "--in" in readme
+
+
+def test_datastore_folder_operations_refuse_links_that_leave_it(client, tmp_path):
+    """download, ls and --input of a folder, and uploads into a folder, never follow a link out of the datastore."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("private")
+    root = Path(client.datastores.default().path)
+    (root / "data").mkdir()
+    (root / "data" / "ok.txt").write_text("fine")
+    (root / "data" / "leak.txt").symlink_to(outside / "secret.txt")
+    (root / "linked").symlink_to(outside, target_is_directory=True)
+    target = tmp_path / "down"
+    with pytest.raises(InvalidInput, match="link that leaves the datastore"):
+        client.datastores.download("data", target)
+    assert not target.exists() or not any(target.rglob("*"))  # nothing was copied
+    assert [e.path for e in client.datastores.ls("data")] == ["data/ok.txt"]
+    with pytest.raises(InvalidInput, match="leaves the datastore"):
+        client.backend.resolve_input("datastore:data")
+    src = tmp_path / "up"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "new.txt").write_text("x")
+    with pytest.raises(InvalidInput, match="leaves the datastore"):
+        client.datastores.upload(src, "linked")  # would write through the linked folder
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
+    with pytest.raises(InvalidInput, match="NUL"):
+        client.datastores.ls("data\x00")

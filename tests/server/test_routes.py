@@ -194,3 +194,35 @@ async def test_blocking_store_calls_do_not_block_the_server(jp_fetch, client):
     assert "missing-model" in results[0]["message"] and all(r["backend"] == "local" for r in results[1:])
     assert time.perf_counter() - started < 10
     assert joblib  # imported for the notebook run above
+
+
+async def test_bad_requests_get_400_or_404_with_a_message(jp_fetch, client):
+    """Huge numbers, wrong types, deep nesting and unknown runs: a JSON 4xx that says what to send, never a 500."""
+    run = client.runs.start_logging("routes-bad")
+    run.log("loss", 0.5)
+    run.complete()
+    huge = "9" * 5000
+    cases = [
+        (400, ("runs",), "GET", None, {"offset": huge}),
+        (400, ("runs",), "GET", None, {"limit": "-1"}),
+        (400, ("runs", run.id, "logs"), "GET", None, {"offset": str(2 ** 70)}),
+        (400, ("runs", run.id, "metrics"), "GET", None, {"since": f"loss:{2 ** 70}"}),
+        (400, ("models",), "POST", {"run_id": run.id, "name": "m", "tags": ["not", "a", "dict"]}, None),
+        (400, ("models",), "POST", {"run_id": run.id, "name": 12}, None),
+        (400, ("deployments",), "POST", {"model": "m", "name": ["x"]}, None),
+        (400, ("deployments",), "POST", {"model": "m:99999999999999999999999"}, None),
+        (400, ("runs",), "POST", {"path": "x.ipynb", "experiment": {"a": 1}}, None),
+        (404, ("runs", "no_such_run_1700000000_deadbeef", "metrics"), "GET", None, None),
+        (404, ("runs", "no_such_run_1700000000_deadbeef", "logs"), "GET", None, None),
+    ]
+    for code, path, method, body, params in cases:
+        message = (await expect_error(jp_fetch, code, *path, method=method, body=body, params=params))["message"]
+        assert message and "Traceback" not in message, (path, message)
+    nested = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch("aml", "api", "models", method="POST", body=nested)
+    assert info.value.code == 400 and "nested too deeply" in json.loads(info.value.response.body)["message"]
+    # "last" works for the log and metrics routes as it does for the run itself
+    assert (await get(jp_fetch, "runs", "last"))["id"] == run.id
+    assert "offset" in await get(jp_fetch, "runs", "last", "logs")
+    assert "loss" in (await get(jp_fetch, "runs", "last", "metrics"))["series"]

@@ -564,6 +564,9 @@ class LocalBackend(Backend):
 
     @staticmethod
     def _inside(root: Path, rel: str) -> Path:
+        from ...core import checks
+
+        checks.text("datastore path", rel or "", empty=True)
         text = (rel or "").replace("\\", "/").strip("/")
         p = PurePosixPath(text)
         if p.is_absolute() or ".." in p.parts:
@@ -588,6 +591,8 @@ class LocalBackend(Backend):
             for f in sorted(src.rglob("*")):
                 if f.is_file() and not f.is_symlink():
                     pairs.append((f, dest / f.relative_to(src)))
+        for _, d in pairs:  # a linked folder in the datastore must not carry a write outside it
+            self._inside(root, d.relative_to(root).as_posix())
         clashes = [d for _, d in pairs if d.exists()]
         if clashes and not overwrite:
             rel = clashes[0].relative_to(root).as_posix()
@@ -609,11 +614,23 @@ class LocalBackend(Backend):
             raise NotFound(f"datastore path {path!r} does not exist; list the root with %aml datastore ls")
         if base.is_file():
             return [DatastoreEntry(base.relative_to(root).as_posix(), base.stat().st_size, False)]
+        inside = root.resolve()
         return [
             DatastoreEntry(p.relative_to(root).as_posix() + ("/" if p.is_dir() else ""),
                            p.stat().st_size if p.is_file() else 0, p.is_dir())
             for p in sorted(base.iterdir()) if not p.name.endswith(".uploading")
+            and (p.resolve() == inside or inside in p.resolve().parents)  # never a link out of the datastore
         ]
+
+    @staticmethod
+    def _refuse_links_out(root: Path, paths, what: str) -> None:
+        inside = root.resolve()
+        for p in paths:
+            if p.is_symlink():
+                resolved = p.resolve()
+                if resolved != inside and inside not in resolved.parents:
+                    raise InvalidInput(f"{p.relative_to(root).as_posix()} in {what!r} is a link that leaves the "
+                                       "datastore; remove it (nothing was copied)")
 
     def datastore_download(self, path: str, target: Path, datastore: str | None, overwrite: bool) -> list[str]:
         root = self._datastore_root(datastore)
@@ -622,6 +639,7 @@ class LocalBackend(Backend):
             raise NotFound(f"datastore path {path!r} does not exist")
         target = Path(target).expanduser()
         files = [src] if src.is_file() else [f for f in sorted(src.rglob("*")) if f.is_file()]
+        self._refuse_links_out(root, [src] if src.is_file() else sorted(src.rglob("*")), path)
         pairs = [(f, (target / f.name) if src.is_file() else (target / f.relative_to(src))) for f in files]
         clashes = [d for _, d in pairs if d.exists()]
         if clashes and not overwrite:
@@ -638,9 +656,12 @@ class LocalBackend(Backend):
         names = {s.name for s in self.list_datastores()}
         first, _, tail = rest.partition("/")
         datastore, rel = (first, tail) if first in names and tail else (None, rest)
-        path = self._inside(self._datastore_root(datastore), rel)
+        root = self._datastore_root(datastore)
+        path = self._inside(root, rel)
         if not path.exists():
             raise NotFound(f"input {uri!r}: nothing at that datastore path; upload it with %aml datastore upload")
+        if path.is_dir():
+            self._refuse_links_out(root, sorted(path.rglob("*")), uri)
         return str(path)
 
 

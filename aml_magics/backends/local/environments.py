@@ -29,7 +29,11 @@ def parse_packages(spec: str | os.PathLike | list[str]) -> list[str]:
         path = Path(spec).expanduser()
         if not path.is_file():
             raise NotFound(f"environment file {path} not found (give requirements.txt, environment.yml or a list)")
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"cannot read {path} as a requirements file ({type(exc).__name__}); give a "
+                               "requirements.txt or environment.yml") from None
         if path.suffix in (".yml", ".yaml"):
             import yaml
 
@@ -40,13 +44,23 @@ def parse_packages(spec: str | os.PathLike | list[str]) -> list[str]:
                     lines += [str(x) for x in dep["pip"]]
         else:
             lines = text.splitlines()
+    from packaging.requirements import InvalidRequirement, Requirement
+
     packages = []
-    for line in lines:
-        line = line.split("#", 1)[0].strip()
+    where = "" if isinstance(spec, (list, tuple)) else f" of {Path(spec).name}"
+    for number, raw in enumerate(lines, 1):
+        line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         if line.startswith(("-e ", "--editable", "-r ", "--requirement")):
             raise InvalidInput(f"environment line {line!r}: editable installs and nested files are not supported")
+        if not line.lower().endswith((".whl", ".tar.gz", ".zip")):  # a wheel or sdist file or URL is pip's too
+            try:
+                Requirement(line)
+            except InvalidRequirement:
+                # the line itself is not shown: this may be a file that was never meant to be read
+                raise InvalidInput(f"line {number}{where} is not a pip requirement (like scikit-learn==1.5 or "
+                                   "pandas>=2); nothing was registered") from None
         packages.append(line)
     if not packages:
         raise InvalidInput("the environment lists no packages")

@@ -22,7 +22,16 @@ def _ignore_spec(source: Path):
         if f.is_file():
             import pathspec
 
-            return pathspec.GitIgnoreSpec.from_lines(f.read_text(encoding="utf-8", errors="replace").splitlines())
+            lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
+            for number, line in enumerate(lines, 1):  # find the one bad line, to name it
+                try:
+                    pathspec.GitIgnoreSpec.from_lines([line])
+                except ValueError as exc:
+                    from ...core.errors import InvalidInput
+
+                    raise InvalidInput(f"{name} line {number} ({line.strip()[:40]!r}) is not a valid pattern ({exc}); "
+                                       "fix or remove it") from None
+            return pathspec.GitIgnoreSpec.from_lines(lines)
     return None
 
 

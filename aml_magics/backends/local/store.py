@@ -194,9 +194,12 @@ class Store:
     def __init__(self, path: str | os.PathLike, *, migrate: bool = True):
         self.path = os.fspath(path)
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-        )
+        try:
+            self._conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.OperationalError as exc:  # a folder that cannot hold a database (/proc/1, read-only)
+            raise _storage_error(exc) from None
         self._conn.row_factory = sqlite3.Row
         self._run_pks: dict[str, int] = {}
         try:
