@@ -66,6 +66,15 @@ def run_notebook(spec: dict) -> None:
 
     # the notebook's kernel must be this interpreter: its kernelspec starts "python" from PATH
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    # papermill logs the cells' output (log_output) at INFO: into the run's log, as a script's prints are
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    pm_log = logging.getLogger("papermill")
+    pm_log.addHandler(handler)
+    pm_log.setLevel(logging.INFO)
+    pm_log.propagate = False
     entry = spec["entry"]
     os.makedirs("outputs", exist_ok=True)
     output = os.path.join("outputs", os.path.basename(entry))

@@ -219,8 +219,9 @@ def trial_code(code: str, spans: list, values: dict[str, Any]) -> str:
     return replace_declarations(code, spans, lambda name: f"{name} = {values[name]!r}  # sweep parameter")
 
 
-# ``{NAME}`` of a sweep parameter; not a ``${{...}}`` / ``${...}`` placeholder (Azure ML's inputs and outputs)
-_PLACEHOLDER = re.compile(r"(?<![\{$])\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
+# in one pass: Azure ML placeholders (``${{inputs.x}}``, ``${x}``) kept, ``{{``/``}}`` as literal braces (as
+# str.format has them), and ``{NAME}`` of a sweep parameter
+_TEMPLATE = re.compile(r"\$\{\{.*?\}\}|\$\{[^}]*\}|\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def format_args(template: list[str], values: dict[str, Any]) -> list[str]:
@@ -233,14 +234,15 @@ def format_args(template: list[str], values: dict[str, Any]) -> list[str]:
         return out
 
     def value(match: "re.Match[str]") -> str:
-        name = match.group(1)
+        token, name = match.group(0), match.group(1)
+        if name is None:
+            return {"{{": "{", "}}": "}"}.get(token, token)
         if name not in values:
             raise InvalidInput(f"argument {match.string!r} names {{{name}}}, which is not a sweep parameter (they are "
                                f"{', '.join(sorted(values)) or 'none'}); write a literal brace as {{{{ }}}}")
         return str(values[name])
 
-    return [_PLACEHOLDER.sub(value, arg).replace("{{", "{").replace("}}", "}") if "${{" not in arg
-            else _PLACEHOLDER.sub(value, arg) for arg in template]
+    return [_TEMPLATE.sub(value, arg) for arg in template]
 
 
 def grid_size(space: dict[str, Expression]) -> int:

@@ -9,7 +9,10 @@ example request/response pairs for api-version 2024-10-01 (see its INDEX.md for 
   following ``$ref`` across files, ``allOf`` and ``discriminator`` subtypes (``x-ms-discriminator-value``),
   rejecting unknown properties where the schema closes them and read-only properties in requests;
 - answers with the operation's published example response (the example that matches the request's
-  discriminator, else the first), adapted only by substituting the example's ids with the request's.
+  discriminator, else the first), adapted only by substituting the example's ids with the request's, and by
+  writing ``systemData`` times the way the live service does: seven fractional digits
+  (``2020-01-01T12:34:56.9990000Z`` for the example's ``…56.999Z``, the same instant) — Python 3.10's
+  ``datetime.fromisoformat`` cannot read them, so every Azure test reads them.
 
 Every violation is recorded; the test fixture fails the test if any request broke the contract.
 """
@@ -363,6 +366,9 @@ class FakeArm:
         code = next((c for c in order if c in responses), next(iter(responses)))
         resp = responses[code]
         text = json.dumps(resp.get("body")) if "body" in resp else None
+        if text is not None:  # systemData times as Azure writes them: 7 fractional digits (.NET's round-trip format)
+            text = re.sub(r'("(?:createdAt|lastModifiedAt)": "[0-9T:-]+\.)(\d{1,6})(Z|[+-]\d\d:\d\d)"',
+                          lambda m: f'{m.group(1)}{m.group(2).ljust(7, "0")}{m.group(3)}"', text)
         for key, value in chosen.get("parameters", {}).items():
             if isinstance(value, str) and key in params and value and key != "api-version":
                 if text is not None:

@@ -371,3 +371,27 @@ def test_service_run_scores_at_the_endpoints_scoring_uri_with_its_key(azure, tmp
         with pytest.raises(AmlError, match="answered 500"):
             svc.run({"boom": True})
     assert "OnlineEndpoints_ListKeys" in [c.operation for c in fake.calls]  # the key was asked for, to send
+
+
+def test_azure_times_with_seven_fractional_digits_are_read_on_every_python(azure, tmp_path):
+    """The fake writes systemData times as the service does (…56.9990000Z); runs, models and environments keep
+    them (Python 3.10's fromisoformat returns nothing for 7 digits, and `created` went empty)."""
+    import datetime
+
+    from aml_magics.backends.azure.backend import _ts
+
+    client, fake = azure
+    expected = datetime.datetime(2020, 1, 1, 12, 34, 56, 999000, tzinfo=datetime.timezone.utc).timestamp()
+    run = client.runs.submit(RunSubmission(kind="cell", experiment="times", source_dir=tmp_path, entry="c.py",
+                                           code="x = 1\n", compute="cpu-cluster"))
+    assert client.runs.get(run.id).created == pytest.approx(expected)
+    assert all(i.created for i in client.runs.list(limit=5).infos)
+    models = client.models.list()
+    assert models and all(m.created for m in models)
+    environments = client.environments.list()
+    assert environments and all(e.created for e in environments)
+    for text, value in (("2024-05-20T10:15:30.1234567Z", 1716200130.1234567), ("2024-05-20T10:15:30Z", 1716200130.0),
+                        ("2024-05-20T10:15:30.1Z", 1716200130.1), ("2024-05-20T12:15:30.123456789+02:00",
+                                                                    1716200130.123456789)):
+        assert _ts(text) == pytest.approx(value, abs=1e-6)
+    assert _ts("not a time") is None and _ts(None) is None

@@ -50,3 +50,17 @@ def test_kernel_killed_mid_run_does_not_stop_the_run(kernel_env, project, client
     finally:
         k2.kill()
     assert "outputs/done.txt" in client.runs.list_files(run_id)
+
+
+def test_a_cell_that_does_not_finish_is_reported_in_words(tmp_path):
+    """A hung kernel (ipykernel#1554 on 3.10 with 7.3.0) shows as what it is, not as a bare queue.Empty."""
+    import pytest
+
+    from tests.kernel import Kernel, KernelHung
+
+    kernel = Kernel(env=dict(os.environ), cwd=str(tmp_path))
+    try:
+        with pytest.raises(KernelHung, match=r"did not finish the cell within 1 s \(its last state: busy"):
+            kernel.run("import time; print('started', flush=True); time.sleep(5)", timeout=1)
+    finally:
+        kernel.kill()

@@ -926,15 +926,35 @@ def _datastore_uri(value: str) -> str:
     return value
 
 
+_ISO = None
+
+
 def _ts(text: str | None) -> float | None:
+    """An ISO 8601 time as Azure writes it — ``2024-05-20T10:15:30.1234567Z``: 0 to 9 fractional digits, ``Z`` or an
+    offset — as a Unix time, on every Python (3.10's ``fromisoformat`` takes only 3 or 6 digits)."""
+    global _ISO
     if not text:
         return None
-    from datetime import datetime
+    import re
+    from datetime import datetime, timedelta, timezone
 
+    if _ISO is None:
+        _ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d{1,9})\d*)?)?"
+                          r"\s*(Z|z|[+-]\d\d(?::?\d\d)?)?$")
+    m = _ISO.match(text.strip())
+    if m is None:
+        return None
+    year, month, day, hour, minute, second, fraction, zone = m.groups()
+    tz = timezone.utc
+    if zone and zone not in ("Z", "z"):
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0)))
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0), tzinfo=tz)
     except ValueError:
         return None
+    return moment.timestamp() + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
 
 
 

@@ -68,7 +68,8 @@ def datastores(arm: ArmClient, ws: WorkspaceRef) -> list[DatastoreInfo]:
 # logs through the job's MLflow endpoint (standard library + requests). tests/azure check this list by running
 # a shipped cell with nothing else importable.
 RUNTIME_FILES = ("__init__.py", "backends/__init__.py", "backends/azure/__init__.py", "backends/azure/mlflow_rest.py",
-                 "core/__init__.py", "core/client.py", "core/config.py", "core/errors.py", "core/render.py",
+                 "core/__init__.py", "core/checks.py", "core/client.py", "core/config.py", "core/errors.py",
+                 "core/render.py",
                  "core/types.py", "runtime/__init__.py", "runtime/mlflow_run.py", "runtime/run.py",
                  "runtime/tracking.py")
 
