@@ -57,22 +57,41 @@ class AmlMagics(Magics):
             return None
 
     def _expand(self, line: str) -> str:
-        """IPython's ``{expr}`` / ``$name`` expansion, but only before `` -- ``: what follows is a script's
-        arguments and a sweep's template (``--lr {lr}`` names a sweep parameter, ``${{inputs.data}}`` an input),
-        which must reach the run untouched — not get the notebook's variables."""
+        """IPython's ``{expr}`` / ``$name`` expansion with the caller's variables, as for any magic, except in a
+        sweep's template after `` -- `` (``--lr {lr}`` names a sweep parameter, not a notebook variable); Azure
+        ML's ``${{inputs.data}}`` placeholders are kept as written everywhere."""
         import re
 
         from IPython.utils.text import DollarFormatter
 
+        if self.shell is None or not any(c in line for c in "{$"):
+            return line
         cut = re.search(r"(^|\s)--(\s|$)", line)
         head, tail = (line[:cut.start()], line[cut.start():]) if cut else (line, "")
-        if self.shell is None or not any(c in head for c in "{$"):
-            return line
+        if line.split(None, 1)[:1] != ["sweep"]:
+            head, tail = head + tail, ""
+        kept: list[str] = []
+
+        def keep(m: re.Match) -> str:
+            kept.append(m.group(0))
+            return f"\x00{len(kept) - 1}\x00"
+
+        masked = re.sub(r"\$\{\{[^{}]*\}\}", keep, head)
         try:
-            head = DollarFormatter().vformat(head, args=[], kwargs=self.shell.user_ns)
+            masked = DollarFormatter().vformat(masked, args=[], kwargs=self._namespace())
         except Exception:  # noqa: BLE001 - as IPython: what does not expand is used as written
-            pass
-        return head + tail
+            return line
+        return re.sub("\x00(\\d+)\x00", lambda m: kept[int(m.group(1))], masked) + tail
+
+    def _namespace(self) -> dict:
+        """The notebook's variables and, inside a function, its locals (what IPython's own expansion sees)."""
+        ns = dict(self.shell.user_ns)
+        frame = sys._getframe()
+        while frame is not None and frame.f_code.co_name not in ("run_line_magic", "run_cell_magic"):
+            frame = frame.f_back
+        if frame is not None and frame.f_back is not None:
+            ns.update(frame.f_back.f_locals)
+        return ns
 
     def _dispatch(self, line: str, cell: str | None):
         try:

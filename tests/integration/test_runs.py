@@ -74,8 +74,9 @@ def test_script_run_with_arguments_and_datastore_input(ip, project, client):
         print("input env", os.environ["AZURE_ML_INPUT_data"] == path)
         """
     ))
+    reg = 0.5  # a script's arguments expand the caller's variables, as in any magic line; ${{...}} stays
     run = ip.run_line_magic(
-        "aml", "run train.py -e scripts --input data=datastore:diabetes/data.csv --wait -- --data ${{inputs.data}} --reg 0.5"
+        "aml", "run train.py -e scripts --input data=datastore:diabetes/data.csv --wait -- --data ${{inputs.data}} --reg {reg}"
     )
     info = client.runs.get(run.id)
     assert info.status == "Completed", run.get_logs()
