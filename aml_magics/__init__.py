@@ -8,7 +8,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Run": ("aml_magics.runtime.run", "Run"),
+    "Run": ("aml_magics.core.run", "Run"),
     "Client": ("aml_magics.core.client", "Client"),
     "Workspace": ("aml_magics.core.workspace", "Workspace"),
     "Experiment": ("aml_magics.core.workspace", "Experiment"),

@@ -65,28 +65,49 @@ def wait(pred, timeout=60.0):
 
 
 def load(client, src: Path, points: int) -> tuple[float, int]:
+    from aml_magics.core.errors import NotFound
     from aml_magics.core.types import RunSubmission
 
     (src / "writer.py").write_text(WRITER)
     client.computes.create("load", max_concurrent=16)
     stop = threading.Event()
 
-    def reader():
+    failures: list[str] = []
+
+    def reader():  # as a dashboard: each run's version, then only the new points
         cursors = {}
         while not stop.is_set():
-            for r in client.runs.list(experiment="load", limit=50).infos:
-                client.runs.version(r.run_id)
-                _, cursors[r.run_id] = client.runs.metric_series(r.run_id, "m", cursors.get(r.run_id, 0))
+            try:
+                for r in client.runs.list(experiment="load", limit=50).infos:
+                    client.runs.version(r.run_id)
+                    _, cursors[r.run_id] = client.runs.metric_series(r.run_id, "m", cursors.get(r.run_id, 0))
+            except NotFound:  # the experiment exists once the first run is submitted
+                stop.wait(0.05)
+            except Exception as exc:  # noqa: BLE001 - a reader that fails is a finding, not a silent stop
+                failures.append(f"{type(exc).__name__}: {exc}")
+                stop.wait(0.05)
 
-    t = threading.Thread(target=reader)
-    t.start()
+    def lister():  # as the runs list: the newest page, again and again
+        while not stop.is_set():
+            try:
+                client.runs.list(limit=50)
+            except Exception as exc:  # noqa: BLE001
+                failures.append(f"{type(exc).__name__}: {exc}")
+            stop.wait(0.05)
+
+    readers = [threading.Thread(target=reader), threading.Thread(target=lister)]
+    for t in readers:
+        t.start()
     t0 = time.time()
     runs = [client.runs.submit(RunSubmission(kind="script", experiment="load", source_dir=src, entry="writer.py",
                                              compute="load", args=[str(points)])) for _ in range(16)]
     infos = [client.runs.wait(r.id, timeout=600) for r in runs]
     wall = max(i.ended for i in infos) - t0
     stop.set()
-    t.join()
+    for t in readers:
+        t.join()
+    if failures:
+        print(f"readers failed {len(failures)} times, first: {failures[0]}", file=sys.stderr)
     lost = 0
     for info in infos:
         steps = sorted(s for s, _, _ in client.runs.metric_series(info.run_id, "m")[0])
@@ -103,7 +124,7 @@ def doctor_clean(client) -> bool:
 def faults(client, src: Path, rounds: int, seed: int) -> tuple[int, int, int, int]:
     """(survived, tried, points lost before the last flush interval, model records lost)."""
     from aml_magics.core.types import RunSubmission
-    from aml_magics.runtime.tracking import FLUSH_INTERVAL
+    from aml_magics.backends.local.tracker import FLUSH_INTERVAL
 
     rng = random.Random(seed)
     (src / "logger.py").write_text(LOGGER)
@@ -218,7 +239,7 @@ BAD_VALUES = textwrap.dedent("""
             except InvalidInput:
                 refused += 1
             tracker = runs[0].tracker   # a row no check foresaw, pushed past the checks
-            kid = tracker.counter(runs[0]._run_pk, "good")[0]
+            kid = tracker.counter(tracker.run_pk(runs[0].id), "good")[0]
             tracker._points.append((kid, 1.5, time.time(), 0.0))
     for run in runs:
         run.complete()

@@ -148,7 +148,6 @@ def main() -> None:
 
         # the model browser over 10,000 versions (first page)
         n = 2_000 if args.quick else 10_000
-        rows = client.backend.models
         for i in range(n):
             with client.backend.store.write() as c:
                 c.execute("INSERT INTO models(name, version, path, entry, created) VALUES(?,?,?,?,?)",
@@ -156,7 +155,6 @@ def main() -> None:
         from aml_magics.widgets.registry import ModelBrowser
 
         browser_s = median_of(lambda: _timed(lambda: ModelBrowser(client)), 3 if args.quick else 5)
-        del rows
 
     rows_out = [
         ("requests/s at concurrency 8", f"{ours_rps:,.0f}", f"azmlinfsrv {theirs_rps:,.0f}" if theirs_rps else "n/a",

@@ -18,16 +18,8 @@ PRIMARY["forecasting"] = PRIMARY["regression"]
 DEFAULT_PRIMARY = {"classification": "accuracy", "regression": "normalized_root_mean_squared_error",
                    "forecasting": "normalized_root_mean_squared_error"}
 
-LOWER_IS_BETTER = {
-    "log_loss", "mean_absolute_error", "median_absolute_error", "root_mean_squared_error",
-    "root_mean_squared_log_error", "normalized_mean_absolute_error", "normalized_median_absolute_error",
-    "normalized_root_mean_squared_error", "normalized_root_mean_squared_log_error",
-    "mean_absolute_percentage_error",
-}
-
-
-def goal(metric: str) -> str:
-    return "min" if metric in LOWER_IS_BETTER else "max"
+from ..core.specs import LOWER_IS_BETTER  # noqa: F401,E402 - the one list, shared with backends reading jobs back
+from ..core.specs import metric_goal as goal  # noqa: E402
 
 
 def classification_metrics(y, pred, proba, n_classes: int) -> dict[str, float]:

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import InvalidInput
+from ..core.names import DEFAULT_COMPUTE
+from ..core.specs import AutoMLSpec
 from ..core.types import RunSubmission
 from .metrics import DEFAULT_PRIMARY, PRIMARY, goal
 
@@ -95,7 +97,7 @@ def automl_submission(
     *, data: Any, in_memory: bool, task: str, label: str, metric: str | None = None, budget_s: float | None = None,
     max_trials: int | None = None, validation: str | None = "auto", allowed=None, blocked=None,
     featurization: bool = True, ensemble: bool = True, time_column: str | None = None, horizon: int | None = None,
-    seed: int = 0, client=None, source_dir: Path, experiment: str, compute: str = "local",
+    seed: int = 0, client=None, source_dir: Path, experiment: str, compute: str = DEFAULT_COMPUTE,
     in_values: dict | None = None, **run_options: Any,
 ) -> RunSubmission:
     """The submission of an AutoML run; every setting is checked here, before anything starts."""
@@ -143,10 +145,10 @@ def automl_submission(
     elif str(data).startswith("datastore:"):
         if client is None:
             raise InvalidInput("datastore paths need a workspace")
-        local = client.backend.resolve_input(str(data))
+        local = client.datastores.resolve_input(str(data))
         inputs["training_data"] = str(data)
         data_ref = {"kind": "input", "name": "training_data", "display": str(data)}
-        if local.startswith("azureml://"):  # in the cloud workspace's storage: the service checks its columns
+        if not client.capabilities.inputs_readable_here:  # in a remote workspace's storage: the service checks
             remote = True
             data_ref["format"] = "parquet" if local.lower().endswith(".parquet") else "csv"
         else:
@@ -178,18 +180,17 @@ def automl_submission(
         raise InvalidInput(f"--time-column {time_column!r} is not in the data")
     if in_memory and len(columns) == 1 and columns == [label]:
         data_ref["label_variable"] = label
-    settings = {
-        "threads": _threads_per_run(client, compute),
-        "task": task, "primary_metric": metric, "goal": goal(metric), "label": label, "budget_s": budget_s,
-        "max_trials": max_trials, "validation": validation_plan, "learners": chosen, "featurization": featurization,
-        "ensemble": ensemble, "time_column": time_column, "horizon": horizon, "seed": seed, "data": data_ref,
-    }
+    engine = AutoMLSpec(
+        threads=_threads_per_run(client, compute), task=task, primary_metric=metric, goal=goal(metric), label=label,
+        budget_s=budget_s, max_trials=max_trials, validation=validation_plan, learners=chosen,
+        learners_restricted=bool(allowed or blocked), featurization=featurization, ensemble=ensemble,
+        time_column=time_column, horizon=horizon, seed=seed, data=data_ref)
     tags = {"automl.task": task, "automl.primary_metric": metric, **run_options.pop("tags", {})}
     run_options.pop("out_vars", None)
     return RunSubmission(
         kind="automl", experiment=experiment, source_dir=Path(source_dir), entry="automl", compute=compute,
         in_values=dict(in_values or {}), inputs={**run_options.pop("inputs", {}), **inputs}, tags=tags,
-        settings=settings, params={"task": task, "primary_metric": metric, "label": label,
+        engine=engine, params={"task": task, "primary_metric": metric, "label": label,
                                    "budget_s": "" if budget_s is None else f"{budget_s:g}",
                                    "trials": "" if max_trials is None else str(max_trials)},
         **run_options,
@@ -197,16 +198,14 @@ def automl_submission(
 
 
 def _threads_per_run(client, compute: str) -> int | None:
-    """Cores per run on ``compute``: this machine's cores shared among the runs the compute takes at once (a local
-    compute target takes as many as there are cores: one thread each). None where this machine is not where the run
-    goes (a cluster's nodes are sized by the cluster)."""
-    if client is None:
+    """Cores per run on ``compute``: this machine's cores shared among the runs the compute takes at once (a compute
+    target of as many slots as cores: one thread each). None where runs go elsewhere (a cluster's nodes are sized by
+    the cluster)."""
+    if client is None or client.capabilities.remote:
         return None
     try:
         target = client.computes.get(compute)
     except Exception:  # noqa: BLE001 - created later, or not readable now: the engine decides
-        return None
-    if target.kind != "local":
         return None
     cores = os.cpu_count() or 1
     return max(1, cores // max(1, min(target.max_concurrent, cores)))

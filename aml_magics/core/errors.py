@@ -51,6 +51,16 @@ class AuthError(AmlError):
     http_status = 401
 
 
+class NotSupported(AmlError):
+    """What this backend cannot do; the message says what to use instead."""
+
+    http_status = 501
+
+
+class EngineStopped(AmlError):
+    """Raised by the sweep controller or the AutoML engine to end their run Failed with this message."""
+
+
 class StorageError(AmlError):
     """The workspace's storage refused a write: the disk is full, or the workspace is read-only."""
 

@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from . import render as r
+from .names import DEFAULT_COMPUTE
+from .states import ACTIVE_STATES, RUN_STATES, TERMINAL_STATES  # noqa: F401 - re-exported for the front ends
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..runtime.run import Run
-
-TERMINAL_STATES = ("Completed", "Failed", "Canceled")
-ACTIVE_STATES = ("NotStarted", "Queued", "Starting", "Running", "Finalizing")
-RUN_STATES = ACTIVE_STATES + TERMINAL_STATES
+    from .run import Run
+    from .specs import AutoMLSpec, SweepSpec
 
 
 class _Reprs:
@@ -392,7 +391,7 @@ class RunSubmission:
     experiment: str
     source_dir: Path
     entry: str  # path of the script/notebook inside source_dir; the cell's file name for cells
-    compute: str = "local"
+    compute: str = DEFAULT_COMPUTE
     code: str | None = None  # the cell's Python source
     args: list[str] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
@@ -406,4 +405,4 @@ class RunSubmission:
     snapshot_max_bytes: int = 100_000_000
     parent_run_id: str | None = None  # trials of a sweep are children of the sweep's run
     params: dict[str, Any] = field(default_factory=dict)  # recorded as the run's parameters at submission
-    settings: dict[str, Any] = field(default_factory=dict)  # a sweep's or an AutoML run's settings
+    engine: "SweepSpec | AutoMLSpec | None" = None  # what a sweep or an AutoML run is asked to do (core.specs)

@@ -4,11 +4,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Iterator
 
-from .client import Client, _check_name
+from .client import Client, check_name
 from .types import WorkspaceInfo
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..runtime.run import Run
+    from .run import Run
 
 
 class Workspace:
@@ -62,7 +62,7 @@ class Experiment:
     """``Experiment(ws, name)``: its runs (newest first) and interactive logging."""
 
     def __init__(self, workspace: "Workspace | Client", name: str):
-        _check_name("experiment", name)
+        check_name("experiment", name)
         self.workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
         self._client = self.workspace.client
         self.name = name

@@ -13,21 +13,22 @@ from traitlets import Bool, Int, Unicode
 
 from ..core.client import Client
 from ..core.errors import AmlError
+from ..core.names import CELL_FILE, DEFAULT_COMPUTE
 from ..core.types import RunSubmission
 from . import parser as cli
 from .display import in_kernel as _in_kernel
+from .workspace_commands import WorkspaceCommands
 
-CELL_FILE = "__aml_cell__.py"
 _PARSER = cli.build_parser()
 
 
 @magics_class
-class AmlMagics(Magics):
+class AmlMagics(WorkspaceCommands, Magics):
     workspace = Unicode("", help="local workspace folder for this kernel (default: $AML_MAGICS_WORKSPACE, "
                                  "else the per-user workspace)").tag(config=True)
     default_experiment = Unicode("", help="experiment for runs without -e (default: the notebook's name, "
                                           "else 'default')").tag(config=True)
-    default_compute = Unicode("local", help="compute target for runs without -c").tag(config=True)
+    default_compute = Unicode(DEFAULT_COMPUTE, help="compute target for runs without -c").tag(config=True)
     snapshot_max_mb = Int(100, help="refuse snapshots larger than this many MB").tag(config=True)
     stream_output = Bool(True, help="with --wait, stream the run's output into the cell").tag(config=True)
     dashboards = Bool(True, help="show runs, run lists and the workspace as live dashboards in notebooks").tag(
@@ -259,8 +260,8 @@ class AmlMagics(Magics):
             if info.status != "Completed":
                 print(f"AutoML run {run.id} ended {info.status}; nothing was registered.", file=sys.stderr)
                 return run
-            tags = {"automl": run.id, "primary_metric": sub.settings["primary_metric"]}
-            if self.client.config.backend == "azure":  # Azure AutoML keeps each trial's model in that trial's outputs
+            tags = {"automl": run.id, "primary_metric": sub.engine.primary_metric}
+            if self.client.capabilities.automl_model == "best_child":  # each trial's model is in its own outputs
                 best = self.client.runs.best_child(run.id)
                 if best is None:
                     print(f"AutoML run {run.id} has no completed trial; nothing was registered.", file=sys.stderr)
@@ -335,134 +336,7 @@ class AmlMagics(Magics):
         print(text if text else "(no output yet)")
         return None
 
-    # -- models --------------------------------------------------------------------------------------------
-
-    def _cmd_register(self, args):
-        tags = cli.parse_pairs(args.tag, "--tag")
-        if args.local:
-            return self.client.models.register(args.name, args.run, tags=tags, description=args.description)
-        return self.client.models.register(args.name, args.path, run_id=args.run, tags=tags,
-                                           description=args.description)
-
-    def _cmd_models(self, args):
-        tags = {}
-        for item in args.tag:
-            key, sep, value = item.partition("=")
-            tags[key] = value if sep else None
-        return self.client.models.list(name=args.name, tags=tags or None)
-
-    def _cmd_deploy(self, args):
-        kind = self.client.config.backend
-        if args.target and args.target != kind:
-            raise UsageError(f"--target {args.target}: this workspace is {'on Azure' if kind == 'azure' else 'local'}" + (
-                "; %aml connect to an Azure ML workspace (and register the model there) to deploy on Azure"
-                if args.target == "azure" else "; %aml workspace use PATH to deploy on this machine"))
-        if args.instance_type and kind != "azure":
-            raise UsageError("--instance-type is for Azure endpoints; a local service runs on this machine")
-        name = args.name or "".join(c if c.isalnum() else "-" for c in args.models[0].split(":")[0].lower()).strip("-")
-        if args.host not in ("127.0.0.1", "localhost", "::1"):
-            print(f"Warning: the service will listen on {args.host}, reachable from other machines"
-                  f"{'' if not args.no_auth else ' and without a key'}.", file=sys.stderr)
-        extra = {"instance_type": args.instance_type} if args.instance_type else {}
-        return self.client.deployments.create(name, args.models, score=args.score, host=args.host, port=args.port,
-                                              auth=not args.no_auth, update=args.update,
-                                              environment=args.environment, **extra)
-
-    def _cmd_env(self, args):
-        envs = self.client.environments
-        if args.action == "list":
-            return envs.list()
-        if not args.name:
-            raise UsageError(f"give the environment's name: %aml env {args.action} NAME")
-        if args.action == "register":
-            if not args.spec:
-                raise UsageError("give a requirements.txt / environment.yml or requirements: %aml env register NAME FILE")
-            one = args.spec[0]
-            return envs.register(args.name, one if len(args.spec) == 1 and os.path.exists(one) else args.spec)
-        print(f"python: {envs.build(args.name)}")
-        return None
-
-    def _cmd_services(self, args):
-        return self.client.deployments.list()
-
-    def _cmd_service(self, args):
-        service = self.client.deployments.get(args.name)
-        if args.delete:
-            service.delete()
-            print(f"Deleted service {args.name}.")
-            return None
-        if args.logs:
-            print(service.get_logs(tail=200) or "(no log yet)")
-            return None
-        if args.build_image:
-            print(self.client.deployments.build_image(args.name))
-            return None
-        if args.keys:
-            # keys never go into a notebook's output: masked here, copied to the clipboard on a click,
-            # or read in Python with service.get_keys()
-            primary, secondary = service.get_keys()
-            masked = "\n".join(f"{label}: {key[:4]}…{'•' * 8} ({len(key)} characters)"
-                               for label, key in (("primary  ", primary), ("secondary", secondary)))
-            if self.dashboards and _in_kernel(self.shell):
-                import ipywidgets as w
-
-                from ..widgets.components import CopySecret
-
-                return w.VBox([w.HTML(f"<pre style='margin:0'>{masked}</pre>"), w.HBox([
-                    CopySecret(lambda: service.get_keys()[0], label="copy primary key"),
-                    CopySecret(lambda: service.get_keys()[1], label="copy secondary key")])])
-            print(masked + "\nRead them in Python with service.get_keys() (they are never printed).")
-            return None
-        if args.test is not None:
-            import time as _time
-
-            started = _time.perf_counter()
-            answer = service.run(args.test)
-            print(f"{(_time.perf_counter() - started) * 1000:.1f} ms")
-            return answer
-        return service
-
-    # -- workspace, experiments, compute, datastores ---------------------------------------------------
-
-    def _cmd_experiments(self, args):
-        return self.client.experiments.list()
-
-    def _cmd_compute(self, args):
-        if args.action == "create":
-            if not args.name:
-                raise UsageError("give a name: %aml compute create NAME --max-concurrent N")
-            default = 4 if self.client.config.backend == "azure" else (os.cpu_count() or 1)  # cluster nodes / slots
-            return self.client.computes.create(args.name, args.max_concurrent or default)
-        return self.client.computes.list()
-
-    def _cmd_datastore(self, args):
-        ds = self.client.datastores
-        if args.action == "upload":
-            if not args.path:
-                raise UsageError("give what to upload: %aml datastore upload SRC --target PATH")
-            done = ds.upload(args.path, args.target or "", datastore=args.datastore, overwrite=args.overwrite)
-            print(f"Uploaded {len(done)} file(s) to the datastore: {', '.join(done[:5])}{' …' if len(done) > 5 else ''}")
-            return None
-        if args.action == "ls":
-            return ds.ls(args.path, datastore=args.datastore)
-        if not args.path:
-            raise UsageError("give the datastore path: %aml datastore download PATH --target DIR")
-        done = ds.download(args.path, args.target or ".", datastore=args.datastore, overwrite=args.overwrite)
-        print(f"Downloaded {len(done)} file(s) to {args.target or '.'}")
-        return None
-
-    def _cmd_workspace(self, args):
-        if args.action == "use":
-            if not args.path:
-                raise UsageError("give the workspace folder: %aml workspace use PATH")
-            client = Client.shared(args.path)
-            client.backend  # open (and create) it now, so errors show here
-            self.workspace = str(client.config.path)
-            self._client = client
-        return self.client.workspace
-
-    def _cmd_doctor(self, args):
-        return self.client.doctor(recover=args.recover)
+    # -- help (models, services, environments and the workspace: WorkspaceCommands) ---------------------
 
     def _cmd_help(self, args):
         subs = cli.subcommands(_PARSER)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-TYPES = (("aml_magics.runtime.run", "Run"), ("aml_magics.core.types", "RunList"),
+TYPES = (("aml_magics.core.run", "Run"), ("aml_magics.core.types", "RunList"),
          ("aml_magics.core.types", "WorkspaceInfo"), ("aml_magics.core.types", "ModelList"),
          ("aml_magics.core.types", "ServiceList"))
 
@@ -37,7 +37,7 @@ def register(shell, magics) -> None:
         return printer
 
     def show_run(run) -> None:
-        from ..runtime.run import _OfflineRun
+        from ..core.run import _OfflineRun
         from ..widgets.run_details import RunDetails
 
         if isinstance(run, _OfflineRun):

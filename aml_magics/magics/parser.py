@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from IPython.core.error import UsageError
+from ..core.registry import BACKENDS
 
 OVERVIEW = """\
 %aml — the Azure Machine Learning workflow from this notebook (local workspace by default).
@@ -243,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update", action="store_true", help="swap the models/score.py of an existing service in place")
     p.add_argument("--env", dest="environment", metavar="ENV",
                    help="serve from an environment: a registered NAME[:VERSION] or a requirements.txt / .yml")
-    p.add_argument("--target", choices=["local", "azure"],
+    p.add_argument("--target", choices=sorted(BACKENDS),
                    help="where the service runs: this workspace's kind (default); azure needs %%aml connect")
     p.add_argument("--instance-type", help="azure: the VM size of the deployment (default Standard_DS3_v2)")
 

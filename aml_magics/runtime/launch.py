@@ -87,10 +87,6 @@ def run_notebook(spec: dict) -> None:
         raise NotebookCellError(exc.exec_count, exc.ename, exc.evalue, exc.traceback) from None
 
 
-class EngineStopped(Exception):
-    """Raised by the sweep controller / AutoML engine to end their run Failed with this message."""
-
-
 class NotebookCellError(Exception):
     def __init__(self, exec_count, ename, evalue, tb):
         import re
@@ -106,10 +102,11 @@ def main() -> int:
     spec = json.loads(spec_path.read_text())
     io_dir = spec_path.parent
 
-    from .run import Run
+    from ..core.errors import EngineStopped
+    from ..core.run import Run
 
     run = Run.get_context()
-    run.tracker.store.transition(run.id, "Running", only_from=("Starting",))
+    run.tracker.started(run.id)
     code = 0
     try:
         if spec["kind"] == "notebook":

@@ -21,6 +21,8 @@ from tornado import web
 from ..core import checks
 from ..core.client import Client
 from ..core.errors import AmlError, InvalidInput
+from ..core.names import DEFAULT_COMPUTE
+from ..core.states import ACTIVE_STATES, TERMINAL_STATES
 
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="aml-api")
 SERIES_LIMIT = 2000  # points a chart needs, whatever the series' length (min/max buckets keep the extremes)
@@ -97,7 +99,8 @@ class WorkspaceHandler(AmlHandler):
     @web.authenticated
     async def get(self):
         info = await self.call(lambda: self.client.workspace)
-        self.reply({**asdict(info), "running": info.active_runs})
+        self.reply({**asdict(info), "running": info.active_runs,
+                    "states": {"active": list(ACTIVE_STATES), "terminal": list(TERMINAL_STATES)}})
 
 
 class ExperimentsHandler(AmlHandler):
@@ -151,7 +154,7 @@ class RunsHandler(AmlHandler):
             if data.get(field_name) is not None and not isinstance(data[field_name], str):
                 raise InvalidInput(f"{field_name} must be a string")
         sub = RunSubmission(kind="notebook", experiment=data.get("experiment") or target.stem,
-                            source_dir=target.parent, entry=target.name, compute=data.get("compute") or "local",
+                            source_dir=target.parent, entry=target.name, compute=data.get("compute") or DEFAULT_COMPUTE,
                             parameters=parameters, display_name=data.get("name") or None)
         run = await self.call(self.client.runs.submit, sub)
         info = await self.call(self.client.runs.get, run.id)
@@ -264,9 +267,8 @@ class DeploymentsHandler(AmlHandler):
         model = data.get("model")
         if not isinstance(model, str) or not model or not isinstance(data.get("name") or "", str):
             raise InvalidInput("give {'model': 'NAME[:VERSION]', 'name': 'service-name'} (strings)")
-        name = data.get("name") or model.split(":")[0].lower().replace("_", "-")
-        await self.call(self.client.deployments.create, name, [model])
-        info = await self.call(self.client.deployments.get_info, name)
+        service = await self.call(self.client.deployments.create, data.get("name") or None, [model])
+        info = await self.call(self.client.deployments.get_info, service.name)
         self.reply(_deployment_row(info), status=201)
 
 

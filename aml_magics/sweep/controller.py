@@ -20,31 +20,34 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import NotFound
+from ..core.errors import EngineStopped, NotFound
+from ..core.ranking import is_better
+from ..core.specs import SweepSpec, format_args, trial_code
+from ..core.states import ACTIVE_STATES as ACTIVE
 from ..core.types import RunSubmission
 from .policies import Policy
-from .space import format_args, space_from_json, trial_code
+from .space import space_from_json
 
 TICK_S = 0.02
 CANCEL_WAIT_S = 30  # at most this long for canceled trials to end (a trial gets its grace period, then SIGKILL)
-ACTIVE = ("NotStarted", "Queued", "Starting", "Running", "Finalizing")
 
 
 class Controller:
     def __init__(self, run, spec: dict, client=None):
         self.run = run
         self.spec = spec
-        self.settings = spec["settings"]
+        self.settings = SweepSpec.from_settings(spec["settings"])
         self.client = client or run.client
-        self.space = space_from_json(self.settings["space"])
-        self.metric = self.settings["primary_metric"]
-        self.maximize = self.settings.get("goal", "max") == "max"
-        self.policy = Policy.from_settings(self.settings.get("policy"))
-        self.max_trials = int(self.settings["max_trials"])
-        self.parallel = int(self.settings.get("parallel", 1))
-        self.max_failures = int(self.settings.get("max_failures", 5))
-        self.timeout = self.settings.get("timeout_s")
-        self.template = self.settings["template"]
+        self.space = space_from_json(self.settings.space)
+        self.metric = self.settings.primary_metric
+        self.goal = self.settings.goal
+        self.maximize = self.goal == "max"
+        self.policy = Policy.from_settings(self.settings.policy)
+        self.max_trials = int(self.settings.max_trials)
+        self.parallel = int(self.settings.parallel)
+        self.max_failures = int(self.settings.max_failures)
+        self.timeout = self.settings.timeout_s
+        self.template = self.settings.template
         self.trials: dict[str, dict] = {}  # run id → {"n", "params", "optuna", "values", "cursor", "status"}
         self.judged: dict[str, int] = {}  # trial → the last interval the policy judged it at
         self.consecutive_failures = 0
@@ -61,8 +64,8 @@ class Controller:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        seed = self.settings.get("seed")
-        sampling = self.settings.get("sampling", "random")
+        seed = self.settings.seed
+        sampling = self.settings.sampling
         if sampling == "grid":
             names = list(self.space)
             self.grid = [dict(zip(names, combo)) for combo in itertools.product(*(self.space[n].grid() for n in names))]
@@ -141,13 +144,13 @@ class Controller:
         params, optuna_trial = nxt
         n = max((t["n"] for t in self.trials.values()), default=0) + 1
         t = self.template
-        code = trial_code(t["code"], t.get("spans") or [], params) if t["kind"] == "cell" else None
+        code = trial_code(t.code, t.spans or [], params) if t.kind == "cell" else None
         sub = RunSubmission(
-            kind=t["kind"], experiment=self.spec["experiment"], source_dir=Path.cwd(), entry=t["entry"],
-            compute=self.settings["compute"], code=code, args=format_args(t.get("args") or [], params),
-            parameters={**(t.get("parameters") or {}), **params} if t["kind"] == "notebook" else {},
+            kind=t.kind, experiment=self.spec["experiment"], source_dir=Path.cwd(), entry=t.entry,
+            compute=self.settings.compute, code=code, args=format_args(t.args or [], params),
+            parameters={**(t.parameters or {}), **params} if t.kind == "notebook" else {},
             tags={"sweep.trial": str(n)}, display_name=f"trial {n}", in_values=self.in_values,
-            inputs=self.settings.get("inputs") or {}, environment_variables=self.spec.get("environment_variables") or {},
+            inputs=self.settings.inputs or {}, environment_variables=self.spec.get("environment_variables") or {},
             environment=self.spec.get("environment"), parent_run_id=self.run.id, params=params,
         )
         handle = self.client.runs.submit(sub)
@@ -163,7 +166,7 @@ class Controller:
         for run_id in self.active():
             t = self.trials[run_id]
             try:
-                info = self.client.backend.get_run(run_id, with_metrics=False)
+                info = self.client.runs.get(run_id, with_metrics=False)
             except NotFound:
                 continue
             points, t["cursor"] = self.client.runs.metric_series(run_id, self.metric, t["cursor"])
@@ -218,7 +221,12 @@ class Controller:
         print(f"trial {t['n']}: {status if status == 'Failed' else 'no ' + self.metric} — {self.last_error}", flush=True)
 
     def _note_best(self, value: float, run_id: str) -> None:
-        if self.best is None or (value > self.best[0] if self.maximize else value < self.best[0]):
+        """The best trial by ``core.ranking``'s rule, as every leaderboard ranks them: the better value wins, and on a
+        tie the trial created first (the lower trial number) — whichever of them happened to end first."""
+        if self.best is not None and value == self.best[0]:
+            if self.trials[run_id]["n"] < self.trials[self.best[1]]["n"]:
+                self.best = (value, run_id)
+        elif is_better(value, None if self.best is None else self.best[0], self.goal):
             self.best = (value, run_id)
 
     def active(self) -> list[str]:
@@ -275,8 +283,6 @@ class Controller:
             self.cancel_active("the sweep stopped after consecutive failures", wait_s=CANCEL_WAIT_S)
         self.finish(stopped_by)
         if stopped_by == "failures":
-            from ..runtime.launch import EngineStopped
-
             raise EngineStopped(f"the sweep stopped after {self.consecutive_failures} consecutive failed trials; "
                                 f"the last error: {self.last_error}")
         return 0

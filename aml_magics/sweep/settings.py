@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from ..core.errors import InvalidInput
+from ..core.specs import SweepSpec, TrialTemplate
 from ..core.types import RunSubmission
 from .policies import Policy
 from .space import Expression, format_args, grid_size, space_to_json
@@ -63,15 +63,13 @@ def sweep_submission(
         clash = sorted(set(space) & set(trial.parameters))
         if clash:
             raise InvalidInput(f"{', '.join(clash)} is both a sweep parameter and a fixed -p parameter")
-    settings: dict[str, Any] = {
-        "primary_metric": primary_metric, "goal": goal, "sampling": sampling, "max_trials": max_trials,
-        "parallel": parallel, "policy": policy.validate().__dict__ if policy else None, "timeout_s": timeout_s,
-        "max_failures": max_failures, "seed": seed, "space": space_to_json(space), "compute": trial.compute,
-        "inputs": dict(trial.inputs),
-        "template": {"kind": trial.kind, "entry": trial.entry, "code": trial.code, "spans": spans or [],
-                     "args": list(trial.args), "parameters": dict(trial.parameters)},
-    }
+    engine = SweepSpec(
+        primary_metric=primary_metric, goal=goal, sampling=sampling, max_trials=max_trials, parallel=parallel,
+        policy=policy.validate().__dict__ if policy else None, timeout_s=timeout_s, max_failures=max_failures,
+        seed=seed, space=space_to_json(space), compute=trial.compute, inputs=dict(trial.inputs),
+        template=TrialTemplate(kind=trial.kind, entry=trial.entry, code=trial.code, spans=[list(s) for s in spans or []],
+                               args=list(trial.args), parameters=dict(trial.parameters)))
     tags = {"sweep.sampling": sampling, "sweep.primary_metric": f"{primary_metric} ({goal})",
             **({"sweep.early_stop": policy.kind} if policy else {}), **trial.tags}
-    return replace(trial, kind="sweep", code=None, args=[], parameters={}, tags=tags, settings=settings,
+    return replace(trial, kind="sweep", code=None, args=[], parameters={}, tags=tags, engine=engine,
                    params={k: str(e) for k, e in space.items()})

@@ -20,6 +20,7 @@ from statistics import NormalDist
 from typing import Any, Callable
 
 from ..core.errors import InvalidInput
+from ..core.specs import format_args, replace_declarations, trial_code  # noqa: F401  (the sweep's template rules)
 
 _EPS = 1e-9
 
@@ -203,46 +204,6 @@ def parse_cell(code: str) -> tuple[dict[str, Expression], list[tuple[str, int, i
                 space[name] = found
                 spans.append((name, node.lineno, node.end_lineno or node.lineno))
     return space, spans
-
-
-def replace_declarations(code: str, spans: list, line: Callable[[str], str], *, keep_numbers: bool = False) -> str:
-    """The cell with each declared expression (``spans`` from parse_cell) replaced by ``line(name)``; with
-    ``keep_numbers`` an expression over several lines leaves blank lines, so later lines keep their numbers."""
-    lines = code.splitlines()
-    for name, first, last in sorted(spans, key=lambda s: -s[1]):
-        lines[first - 1:last] = [line(name)] + [""] * ((last - first) if keep_numbers else 0)
-    return "\n".join(lines) + "\n"
-
-
-def trial_code(code: str, spans: list, values: dict[str, Any]) -> str:
-    """The cell with each parameter expression replaced by this trial's value."""
-    return replace_declarations(code, spans, lambda name: f"{name} = {values[name]!r}  # sweep parameter")
-
-
-# in one pass: Azure ML placeholders (``${{inputs.x}}``, ``${x}``) kept, ``{{``/``}}`` as literal braces (as
-# str.format has them), and ``{NAME}`` of a sweep parameter
-_TEMPLATE = re.compile(r"\$\{\{.*?\}\}|\$\{[^}]*\}|\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def format_args(template: list[str], values: dict[str, Any]) -> list[str]:
-    """``--args`` templating: ``{C}`` in an argument becomes the trial's C, everything else is passed as written
-    (``${{inputs.data}}`` too); without a template every parameter is passed HyperDrive-style as ``--C VALUE``."""
-    if not template:
-        out: list[str] = []
-        for k, v in values.items():
-            out += [f"--{k}", str(v)]
-        return out
-
-    def value(match: "re.Match[str]") -> str:
-        token, name = match.group(0), match.group(1)
-        if name is None:
-            return {"{{": "{", "}}": "}"}.get(token, token)
-        if name not in values:
-            raise InvalidInput(f"argument {match.string!r} names {{{name}}}, which is not a sweep parameter (they are "
-                               f"{', '.join(sorted(values)) or 'none'}); write a literal brace as {{{{ }}}}")
-        return str(values[name])
-
-    return [_TEMPLATE.sub(value, arg) for arg in template]
 
 
 def grid_size(space: dict[str, Expression]) -> int:

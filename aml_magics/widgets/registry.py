@@ -11,6 +11,7 @@ import ipywidgets as w
 from ..core import render as r
 from ..core.client import Client
 from ..core.errors import AmlError
+from ..core.names import default_service_name
 from .components import CopySecret, DataTable
 from .run_details import Dashboard, RunDetails
 
@@ -18,7 +19,8 @@ PAGE = 50
 
 
 def _error_html(exc: Exception) -> str:
-    return f"<span style='color:#c62828'>{r.esc(exc)}</span>"
+    text = str(exc) if isinstance(exc, AmlError) else f"{type(exc).__name__}: {exc}"
+    return f"<span style='color:#c62828'>{r.esc(text)}</span>"
 
 
 class ModelBrowser(Dashboard):
@@ -82,7 +84,7 @@ class ModelBrowser(Dashboard):
     def deploy(self, wait: bool = False) -> threading.Thread:
         """Deploy the selected version (a default scorer when the framework has one), without blocking."""
         m = self.selected
-        name = "".join(c if c.isalnum() else "-" for c in m.name.lower()).strip("-")[:28] + f"-v{m.version}"
+        name = default_service_name(m.name)  # as %aml deploy and the sidebar name it
         self.deploy_button.disabled = True
         self.progress.layout.display = ""
         self.progress.bar_style = "info"
@@ -101,7 +103,7 @@ class ModelBrowser(Dashboard):
                 self.result.value = (f"Deployed <b>{r.esc(name)}</b> in {time.time() - started:.1f} s: "
                                      f"<code>{r.esc(service.scoring_uri)}</code> — see <code>%aml services</code>")
                 self.service_name = name
-            except AmlError as exc:
+            except Exception as exc:  # noqa: BLE001 - a worker thread must say why it stopped, never die silently
                 self.progress.bar_style = "danger"
                 self.result.value = _error_html(exc)
             finally:

@@ -7,16 +7,18 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
+from ..core import ranking
 from ..core import render as r
 from ..core.client import Client
 from ..core.errors import AmlError
+from ..core.states import SLOT_STATES
 from ..core.types import RunInfo
 from .components import DataTable, MetricChart
 from .poller import shared_poller
 from .static import metrics_rows, run_summary_html
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..runtime.run import Run
+    from ..core.run import Run
 
 LOG_LINES = 200
 MAX_PANELS = 6
@@ -35,9 +37,9 @@ class Dashboard:
 
     @property
     def remote_pace(self) -> tuple[float, float] | None:
-        """A remote workspace (Azure ML) is asked at most every 2 s, backing off to 10 s; the poller reads this."""
+        """How often a remote workspace may be asked (its backend's ``capabilities.pace``); the poller reads this."""
         client = getattr(self, "client", None)
-        return (2.0, 10.0) if client is not None and client.config.backend != "local" else None
+        return client.capabilities.pace if client is not None else None
 
     def open_below(self, output: w.Output, dashboard: "Dashboard") -> "Dashboard":
         """Show ``dashboard`` in ``output``, replacing (and stopping) the one opened there before."""
@@ -173,19 +175,21 @@ class RunDetails(Dashboard):
             return "done"
         changed = version != self._version
         if changed:
-            self.update()
-        elif self.info.status in ("Running", "Starting", "Finalizing") and time.time() - self._last_tick >= 1.0:
+            self.update(version=version)
+        elif self.info.status in SLOT_STATES and time.time() - self._last_tick >= 1.0:
             self._render_header()  # the duration ticks
         if self.info.is_terminal and not changed:
             self.refresh_static()
             return "done"
         if changed:
             return "changed"
-        return "idle" if self.info.status in ("Running", "Starting", "Finalizing") else "waiting"
+        return "idle" if self.info.status in SLOT_STATES else "waiting"
 
-    def update(self, force: bool = False) -> None:
-        """Fetch what changed and update every part (only new points go to the chart)."""
-        version = self.client.runs.version(self.run_id)
+    def update(self, force: bool = False, version: tuple | None = None) -> None:
+        """Fetch what changed and update every part (only new points go to the chart); ``version``: the stamp the
+        poll just read (read here otherwise)."""
+        if version is None:
+            version = self.client.runs.version(self.run_id)
         self.info = self.client.runs.get(self.run_id)
         names = self.client.runs.metric_names(self.run_id)
         for name in names:
@@ -290,20 +294,18 @@ class RunDetails(Dashboard):
                 {"key": "duration", "label": "duration s", "numeric": True}]
         cols += [{"key": f"p.{k}", "label": k} for k in param_names]
         cols += [{"key": f"m.{k}", "label": k, "numeric": True} for k in metric_names]
-        rows, best, best_value = [], "", None
+        rows = []
         for i in infos:
             row = {"_id": i.run_id, "name": i.display_name or i.run_id, "status": i.status,
                    "duration": round(i.duration, 1) if i.duration is not None else None}
             row.update({f"p.{k}": _number_or_text(v) for k, v in i.params.items()})
             row.update({f"m.{k}": v for k, v in i.latest_metrics.items() if isinstance(v, (int, float))})
             rows.append(row)
-            v = i.latest_metrics.get(primary) if primary else None
-            if isinstance(v, (int, float)) and v == v and (best_value is None or (v > best_value if goal == "max" else v < best_value)):
-                best, best_value = i.run_id, v
+        best = ranking.best_child(infos, primary, goal) if primary else None  # the run get_best_run_... returns
         self.children_table.columns = cols
         self.children_table.rows = rows
         self.children_table.total = len(rows)
-        self.children_table.highlight = best
+        self.children_table.highlight = best.run_id if best is not None else ""
         if primary and not self.children_table.sort:
             self.children_table.sort = {"key": f"m.{primary}", "desc": goal == "max"}
         if param_names and primary:

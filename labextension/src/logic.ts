@@ -17,10 +17,20 @@ export interface IRunRow {
   metrics: { [name: string]: number };
 }
 
+/** The run states that are still changing; the server sends its list with the workspace (`useStates`). */
 export const ACTIVE_STATES = ['NotStarted', 'Queued', 'Starting', 'Running', 'Finalizing'];
+let activeStates: string[] = ACTIVE_STATES;
+
+/** Take the states vocabulary the server sends in `/aml/api/workspace` (`states.active`); ignore a malformed one. */
+export function useStates(states: { active?: unknown } | null | undefined): void {
+  const active = states && states.active;
+  if (Array.isArray(active) && active.length > 0 && active.every(s => typeof s === 'string')) {
+    activeStates = active as string[];
+  }
+}
 
 export function isActive(status: string): boolean {
-  return ACTIVE_STATES.indexOf(status) >= 0;
+  return activeStates.indexOf(status) >= 0;
 }
 
 /** The status bar text: "AML: local · 2 running". */

@@ -3,7 +3,16 @@ import { Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 
 import { post, requestAPI } from './api';
-import { fingerprint, formatDuration, formatValue, IRunRow, isActive, nextInterval, statusClass } from './logic';
+import {
+  fingerprint,
+  formatDuration,
+  formatValue,
+  IRunRow,
+  isActive,
+  nextInterval,
+  statusClass,
+  useStates
+} from './logic';
 
 interface IModelRow {
   name: string;
@@ -26,6 +35,7 @@ interface IWorkspace {
   backend: string;
   running: number;
   runs: number;
+  states?: { active?: string[] };
 }
 
 const PAGE = 50;
@@ -105,6 +115,7 @@ export class AmlSidebar extends Widget {
       ]);
       this.message.textContent = '';
       this.workspace = ws;
+      useStates(ws.states);
       this.onWorkspace(ws);
       this.runs = runs.runs;
       this.total = runs.total;

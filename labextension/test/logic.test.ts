@@ -6,11 +6,13 @@ import {
   formatDuration,
   formatValue,
   IRunRow,
+  isActive,
   mergeSeries,
   nextInterval,
   sinceQuery,
   statusClass,
-  statusText
+  statusText,
+  useStates
 } from '../src/logic';
 
 function run(id: string, status: string, ended: number | null = null): IRunRow {
@@ -116,5 +118,21 @@ describe('series', () => {
     expect(extent([1, null, 3])).toEqual([1, 3]);
     expect(extent([2, 2])).toEqual([1.9, 2.1]);
     expect(extent([null])).toEqual([0, 1]);
+  });
+});
+
+describe('useStates', () => {
+  it('takes the active states the server sends and ignores malformed ones', () => {
+    expect(isActive('Running')).toBe(true);
+    expect(isActive('Paused')).toBe(false);
+    useStates({ active: ['Running', 'Paused'] });
+    expect(isActive('Paused')).toBe(true);
+    expect(isActive('Queued')).toBe(false);
+    useStates({ active: [1, 2] });
+    useStates({ active: [] });
+    useStates(null);
+    expect(isActive('Paused')).toBe(true);
+    useStates({ active: ['NotStarted', 'Queued', 'Starting', 'Running', 'Finalizing'] });
+    expect(isActive('Queued')).toBe(true);
   });
 });

@@ -209,7 +209,7 @@ def test_a_job_logs_through_mlflow_with_nothing_but_the_shipped_runtime(spec, ml
                 target = job / path[len("/blob/c/snap/"):]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
-        assert (job / "aml_magics" / "runtime" / "mlflow_run.py").is_file()
+        assert (job / "aml_magics" / "backends" / "azure" / "tracker.py").is_file()
         env_vars = [c for c in fake.calls if c.operation == "Jobs_CreateOrUpdate"][-1].body["properties"][
             "environmentVariables"]
         assert env_vars["AML_MAGICS_RUN_ID"] == run.id
@@ -343,12 +343,12 @@ def test_deploy_target_and_instance_type(azure, ip, tmp_path):
                                    f"--score {tmp_path / 'score.py'}")
     deployment = [c for c in fake.calls if c.operation == "OnlineDeployments_CreateOrUpdate"][-1]
     assert deployment.body["properties"]["instanceType"] == "Standard_F4s_v2" and svc.name == "digits-ep"
-    with pytest.raises(UsageError, match="--target local: this workspace is on Azure"):
+    with pytest.raises(UsageError, match="--target local: services of this workspace run on Azure ML workspace"):
         ip.run_line_magic("aml", "deploy digits:1 --target local")
     magics._client = None  # back to the test's local workspace
     with pytest.raises(UsageError, match="%aml connect"):
         ip.run_line_magic("aml", "deploy digits:1 --target azure")
-    with pytest.raises(UsageError, match="--instance-type is for Azure"):
+    with pytest.raises(UsageError, match="--instance-type is not available on this machine; .*Azure endpoints"):
         ip.run_line_magic("aml", "deploy digits:1 --instance-type Standard_F4s_v2")
 
 
@@ -378,7 +378,7 @@ def test_azure_times_with_seven_fractional_digits_are_read_on_every_python(azure
     them (Python 3.10's fromisoformat returns nothing for 7 digits, and `created` went empty)."""
     import datetime
 
-    from aml_magics.backends.azure.backend import _ts
+    from aml_magics.backends.azure.convert import timestamp as _ts
 
     client, fake = azure
     expected = datetime.datetime(2020, 1, 1, 12, 34, 56, 999000, tzinfo=datetime.timezone.utc).timestamp()

@@ -162,7 +162,7 @@ def test_trials_of_an_azure_sweep_are_its_mlflow_child_runs(spec, mlflow_server)
     fake = FakeArm(spec=spec)
     try:
         client = _connect(fake, mlflow_uri=mlflow_server)
-        experiment = client.backend.get_run(parent, with_metrics=False).experiment
+        experiment = client.backend.runs.get(parent, with_metrics=False).experiment
         ids = []
         for n, (C, acc) in enumerate(((0.1, 0.81), (1.0, 0.93), (10.0, 0.90)), 1):
             run_id = ml.create_run(experiment, run_name=f"{parent}_{n}", tags={"mlflow.parentRunId": parent})
@@ -191,17 +191,20 @@ def test_a_sweep_job_read_back_knows_what_its_trials_are_ranked_by(azure):
     import json
     from pathlib import Path
 
-    from aml_magics.backends.azure.backend import AzureBackend
-
     client, fake = azure
     example = json.loads((Path(__file__).parent / "azureml-rest-2024-10-01" / "examples" / "Job" / "SweepJob" /
                           "get.json").read_text())["responses"]["200"]["body"]
-    info = AzureBackend._info(client.backend, example, with_metrics=False)
+    info = client.backend.runs._info(example, with_metrics=False)
     assert info.kind == "sweep" and info.status == "NotStarted"
     assert info.spec["primary_metric"] == "string" and info.spec["goal"] == "min"
     automl = json.loads((Path(__file__).parent / "azureml-rest-2024-10-01" / "examples" / "Job" / "AutoMLJob" /
                          "get.json").read_text())["responses"]["200"]["body"]
     automl["properties"]["tags"] = {"automl.primary_metric": "normalized_root_mean_squared_error"}  # what we send
-    info = AzureBackend._info(client.backend, automl, with_metrics=False)
+    info = client.backend.runs._info(automl, with_metrics=False)
     assert info.kind == "automl" and info.status == "Queued"
     assert info.spec["primary_metric"] == "normalized_root_mean_squared_error" and info.spec["goal"] == "min"
+    # a job submitted by another tool (no tags of ours): the metric the service optimises, and its direction
+    automl["properties"]["tags"] = {}
+    automl["properties"]["taskDetails"]["primaryMetric"] = "NormalizedMeanAbsoluteError"
+    info = client.backend.runs._info(automl, with_metrics=False)
+    assert info.spec["primary_metric"] == "normalized_mean_absolute_error" and info.spec["goal"] == "min"

@@ -103,7 +103,7 @@ def test_notebook_submit_with_parameters_keeps_executed_notebook(ip, project, cl
     assert info.status == "Completed", run.get_logs()
     assert run.get_metrics() == {"alpha": 0.25, "label": "hello"}
     assert "outputs/train.ipynb" in run.get_file_names()
-    executed = json.loads((client.backend.file_path(run.id, "outputs/train.ipynb")).read_text())
+    executed = json.loads((client.backend.runs.file_path(run.id, "outputs/train.ipynb")).read_text())
     assert any("nb done 0.25" in "".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
 
 

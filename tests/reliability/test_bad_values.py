@@ -52,7 +52,6 @@ def test_a_bad_call_is_refused_and_every_other_point_of_every_run_is_kept(worksp
             run.log("before", i); other.log("other", i)
         run.log("after", 1.0, step=2.0)   # an integral float step is a step
         time.sleep(0.5)                    # the flush thread writes these, if it is still alive
-        from aml_magics.runtime import tracking
         print("THREAD", run.tracker._thread.is_alive(), run.tracker.pending())
         run.complete(); other.complete()
     """)
@@ -104,7 +103,7 @@ def test_a_row_no_check_foresaw_is_isolated_and_the_thread_lives_on(workspace, c
     tracker = run.tracker
     for i in range(1000):
         run.log("good", i)
-    kid = tracker.counter(run._run_pk, "good")[0]
+    kid = tracker.counter(tracker.run_pk(run.id), "good")[0]
     tracker._points.append((kid, 1.5, time.time(), 1.0))          # a float step: array('q') refuses it
     tracker._points.append((kid, 2 ** 64, time.time(), 1.0))      # beyond int64
     tracker._records.append((kid, time.time(), object()))          # not something SQLite can bind

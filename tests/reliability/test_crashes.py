@@ -15,7 +15,7 @@ import requests
 
 from aml_magics.backends.local.procs import is_alive
 from aml_magics.core.types import RunSubmission
-from aml_magics.runtime.tracking import FLUSH_INTERVAL as FLUSH_INTERVAL_S
+from aml_magics.backends.local.tracker import FLUSH_INTERVAL as FLUSH_INTERVAL_S
 
 from ..conftest import wait_until
 from ..kernel import Kernel
@@ -163,7 +163,7 @@ def test_a_submitter_killed_before_its_run_host_started(client, workspace, tmp_p
     code = textwrap.dedent(f"""
         import os, signal
         from pathlib import Path
-        import aml_magics.backends.local.backend as backend
+        import aml_magics.backends.local.runs as backend
         backend.spawn_host = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # the kill lands exactly here
         from aml_magics.core.client import Client
         from aml_magics.core.types import RunSubmission
@@ -194,7 +194,7 @@ def test_a_submitter_killed_while_preparing_its_run(client, workspace, tmp_path)
     code = textwrap.dedent(f"""
         import os, signal
         from pathlib import Path
-        import aml_magics.backends.local.backend as backend
+        import aml_magics.backends.local.runs as backend
         backend.snapshot.copy_snapshot = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # killed right here
         from aml_magics.core.client import Client
         from aml_magics.core.types import RunSubmission
@@ -212,7 +212,7 @@ def test_a_submitter_killed_while_preparing_its_run(client, workspace, tmp_path)
 
 
 def test_an_interrupted_submission_is_canceled_not_left_waiting(client, tmp_path, monkeypatch):
-    import aml_magics.backends.local.backend as backend
+    import aml_magics.backends.local.runs as backend
     from aml_magics.core.types import RunSubmission
 
     def interrupted(*args, **kwargs):

@@ -133,7 +133,7 @@ def test_datastore_folder_operations_refuse_links_that_leave_it(client, tmp_path
     assert not target.exists() or not any(target.rglob("*"))  # nothing was copied
     assert [e.path for e in client.datastores.ls("data")] == ["data/ok.txt"]
     with pytest.raises(InvalidInput, match="leaves the datastore"):
-        client.backend.resolve_input("datastore:data")
+        client.datastores.resolve_input("datastore:data")
     src = tmp_path / "up"
     (src / "sub").mkdir(parents=True)
     (src / "sub" / "new.txt").write_text("x")

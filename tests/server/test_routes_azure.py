@@ -33,7 +33,9 @@ def azure_project(tmp_path, monkeypatch, workspace):
     yield fake
     fake.close()
     client_module._clients.clear()
-    client_module._azure_options.pop((SUB, RG, WS), None)
+    from aml_magics.backends.azure import backend as azure_backend
+
+    azure_backend._signed_in.pop((SUB, RG, WS), None)
     assert not fake.violations, fake.violations
 
 

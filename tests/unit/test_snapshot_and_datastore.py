@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from aml_magics.backends.local.snapshot import plan_snapshot
+from aml_magics.backends.common.snapshot import plan_snapshot
 from aml_magics.core.errors import Conflict, InvalidInput, NotFound
 
 
@@ -57,8 +57,8 @@ def test_datastore_upload_ls_download(client, tmp_path):
     assert (out / "a.csv").read_text() == "changed" and (out / "sub" / "b.csv").read_text() == "2"
     single = client.datastores.upload(src / "a.csv", "")
     assert single == ["a.csv"]
-    assert client.backend.resolve_input("datastore:mnist/a.csv").endswith("mnist/a.csv")
-    assert client.backend.resolve_input("datastore:workspaceblobstore/mnist").endswith("mnist")
+    assert client.datastores.resolve_input("datastore:mnist/a.csv").endswith("mnist/a.csv")
+    assert client.datastores.resolve_input("datastore:workspaceblobstore/mnist").endswith("mnist")
 
 
 @pytest.mark.parametrize("bad", ["../x", "a/../../x", "/etc/passwd"])

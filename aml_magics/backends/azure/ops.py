@@ -10,7 +10,7 @@ import hashlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...core.errors import AmlError, InvalidInput
 from ...core.types import ComputeTarget, DatastoreInfo
@@ -64,14 +64,16 @@ def datastores(arm: ArmClient, ws: WorkspaceRef) -> list[DatastoreInfo]:
     return out
 
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ...core.specs import AutoMLSpec, SweepSpec
+
+
 # What ``from aml_magics import Run`` needs inside a job whose environment lacks aml-magics: the runtime that
 # logs through the job's MLflow endpoint (standard library + requests). tests/azure check this list by running
 # a shipped cell with nothing else importable.
-RUNTIME_FILES = ("__init__.py", "backends/__init__.py", "backends/azure/__init__.py", "backends/azure/mlflow_rest.py",
-                 "core/__init__.py", "core/checks.py", "core/client.py", "core/config.py", "core/errors.py",
-                 "core/render.py",
-                 "core/types.py", "runtime/__init__.py", "runtime/mlflow_run.py", "runtime/run.py",
-                 "runtime/tracking.py")
+RUNTIME_FILES = ("__init__.py", "core/__init__.py", "core/checks.py", "core/contract.py", "core/errors.py",
+                 "core/registry.py", "core/run.py", "backends/__init__.py", "backends/azure/__init__.py",
+                 "backends/azure/mlflow_rest.py", "backends/azure/tracker.py")
 
 
 def with_runtime(files: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
@@ -250,9 +252,9 @@ def _duration(seconds: float) -> str:
     return f"PT{max(1, int(round(seconds)))}S"
 
 
-def check_sweep_settings(settings: dict) -> None:
+def check_sweep_settings(settings: "SweepSpec") -> None:
     """What Azure's sweep service refuses, said before anything is uploaded."""
-    space, sampling = settings["space"], settings["sampling"]
+    space, sampling = settings.space, settings.sampling
     if sampling == "grid":
         bad = sorted(k for k, (kind, _) in space.items() if kind != "choice")
         if bad:
@@ -263,7 +265,7 @@ def check_sweep_settings(settings: dict) -> None:
         if bad:
             raise InvalidInput(f"Azure's bayesian sampling takes choice, uniform and quniform only ({', '.join(bad)} "
                                "are not): use --sampling random")
-        if settings.get("policy"):
+        if settings.policy:
             raise InvalidInput("Azure's bayesian sampling takes no early-termination policy: drop --early-stop "
                                "or use --sampling random")
 
@@ -288,28 +290,28 @@ def early_termination_rest(policy: dict | None) -> dict | None:
     return out
 
 
-def sweep_job_body(*, settings: dict, command: str, environment_id: str, compute_id: str, code_id: str,
+def sweep_job_body(*, settings: "SweepSpec", command: str, environment_id: str, compute_id: str, code_id: str,
                    experiment: str, display_name: str | None, env_vars: dict[str, str],
                    inputs: dict[str, str] | None = None, tags: dict[str, str] | None = None,
                    io: dict | None = None) -> dict:
     """``io``: as for command jobs, --in values only (every trial reads them; a sweep has no --out)."""
     check_sweep_settings(settings)
-    sampling: dict[str, Any] = {"samplingAlgorithmType": _SAMPLING[settings["sampling"]]}
-    if settings["sampling"] == "random" and settings.get("seed") is not None:
-        sampling["seed"] = int(settings["seed"])
-    limits: dict[str, Any] = {"jobLimitsType": "Sweep", "maxTotalTrials": int(settings["max_trials"]),
-                              "maxConcurrentTrials": int(settings.get("parallel") or 1)}
-    if settings.get("timeout_s"):
-        limits["timeout"] = _duration(settings["timeout_s"])
+    sampling: dict[str, Any] = {"samplingAlgorithmType": _SAMPLING[settings.sampling]}
+    if settings.sampling == "random" and settings.seed is not None:
+        sampling["seed"] = int(settings.seed)
+    limits: dict[str, Any] = {"jobLimitsType": "Sweep", "maxTotalTrials": int(settings.max_trials),
+                              "maxConcurrentTrials": int(settings.parallel or 1)}
+    if settings.timeout_s:
+        limits["timeout"] = _duration(settings.timeout_s)
     props: dict[str, Any] = {
         "jobType": "Sweep", "experimentName": experiment, "computeId": compute_id,
-        "samplingAlgorithm": sampling, "searchSpace": search_space_rest(settings["space"]), "limits": limits,
-        "objective": {"primaryMetric": settings["primary_metric"],
-                      "goal": "Maximize" if settings["goal"] == "max" else "Minimize"},
+        "samplingAlgorithm": sampling, "searchSpace": search_space_rest(settings.space), "limits": limits,
+        "objective": {"primaryMetric": settings.primary_metric,
+                      "goal": "Maximize" if settings.goal == "max" else "Minimize"},
         "trial": {"command": command, "codeId": code_id, "environmentId": environment_id,
                   "environmentVariables": dict(env_vars)},
     }
-    policy = early_termination_rest(settings.get("policy"))
+    policy = early_termination_rest(settings.policy)
     if policy:
         props["earlyTermination"] = policy
     _job_extras(props, display_name, tags, inputs, io)
@@ -348,45 +350,45 @@ def mltable(file_name: str, fmt: str) -> str:
     return "\n".join(["paths:", f"  - file: {file_name}", "transformations:", *read]) + "\n"
 
 
-def automl_job_body(*, settings: dict, training_uri: str, compute_id: str, experiment: str,
-                    display_name: str | None, tags: dict[str, str] | None, all_learners: tuple) -> dict:
-    task = settings["task"]
-    metric = AUTOML_METRICS.get(settings["primary_metric"])
+def automl_job_body(*, settings: "AutoMLSpec", training_uri: str, compute_id: str, experiment: str,
+                    display_name: str | None, tags: dict[str, str] | None) -> dict:
+    task = settings.task
+    metric = AUTOML_METRICS.get(settings.primary_metric)
     if metric is None:
-        raise InvalidInput(f"Azure AutoML cannot optimise {settings['primary_metric']}; use one of "
+        raise InvalidInput(f"Azure AutoML cannot optimise {settings.primary_metric}; use one of "
                            f"{', '.join(m for m in AUTOML_METRICS)}")
     details: dict[str, Any] = {
-        "taskType": task.capitalize(), "primaryMetric": metric, "targetColumnName": settings["label"],
+        "taskType": task.capitalize(), "primaryMetric": metric, "targetColumnName": settings.label,
         "trainingData": {"jobInputType": "mltable", "uri": training_uri},
-        "featurizationSettings": {"mode": "Auto" if settings.get("featurization", True) else "Off"},
+        "featurizationSettings": {"mode": "Auto" if settings.featurization else "Off"},
     }
     limits: dict[str, Any] = {}
-    if settings.get("budget_s"):
-        limits["timeout"] = _duration(max(settings["budget_s"], AUTOML_MIN_TIMEOUT_S))
-    if settings.get("max_trials"):
-        limits["maxTrials"] = int(settings["max_trials"])
+    if settings.budget_s:
+        limits["timeout"] = _duration(max(settings.budget_s, AUTOML_MIN_TIMEOUT_S))
+    if settings.max_trials:
+        limits["maxTrials"] = int(settings.max_trials)
     if limits:
         details["limitSettings"] = limits
-    validation = settings.get("validation") or {"method": "auto"}
+    validation = settings.validation or {"method": "auto"}
     if validation["method"] == "cv":
         details["nCrossValidations"] = {"mode": "Custom", "value": int(validation["folds"])}
     elif validation["method"] == "holdout":
         details["validationDataSize"] = float(validation["fraction"])
     training: dict[str, Any] = {}
-    learners = list(settings.get("learners") or [])
-    if learners and set(learners) != set(all_learners):
+    learners = list(settings.learners or [])
+    if learners and settings.learners_restricted:
         names = AUTOML_ALGORITHMS[task]
         allowed = list(dict.fromkeys(names[k] for k in learners if names.get(k)))
         if not allowed:
             raise InvalidInput(f"Azure AutoML has none of {', '.join(learners)}; allow others with --allowed")
         training["allowedTrainingAlgorithms"] = allowed
-    if not settings.get("ensemble", True):
+    if not settings.ensemble:
         training.update(enableVoteEnsemble=False, enableStackEnsemble=False)
     if training:
         details["trainingSettings"] = training
     if task == "forecasting":
-        details["forecastingSettings"] = {"timeColumnName": settings["time_column"],
-                                          "forecastHorizon": {"mode": "Custom", "value": int(settings["horizon"])}}
+        details["forecastingSettings"] = {"timeColumnName": settings.time_column,
+                                          "forecastHorizon": {"mode": "Custom", "value": int(settings.horizon)}}
     props: dict[str, Any] = {"jobType": "AutoML", "experimentName": experiment, "computeId": compute_id,
                              "taskDetails": details}
     _job_extras(props, display_name, tags, None)

@@ -8,38 +8,19 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...core.contract import DoctorBackend
+from ..common.doctor import DoctorReport
 from . import layout, procs
 
 
-@dataclass
-class DoctorReport:
-    workspace: str
-    checks: list[tuple[str, str, str]] = field(default_factory=list)  # (check, "ok" | "repaired" | "problem", detail)
-    advice: list[str] = field(default_factory=list)  # whole sentences shown under the table (what to do next)
+class LocalDoctor(DoctorBackend):
+    def __init__(self, backend):
+        self.backend = backend
 
-    def add(self, check: str, outcome: str, detail: str = "") -> None:
-        self.checks.append((check, outcome, detail))
-
-    @property
-    def healthy(self) -> bool:
-        return all(outcome != "problem" for _, outcome, _ in self.checks)
-
-    def __repr__(self) -> str:
-        from ...core.render import text_table
-
-        verdict = "healthy" if self.healthy else "PROBLEMS FOUND"
-        return (f"Workspace {self.workspace}: {verdict}\n" + text_table(("check", "result", "detail"), self.checks, 90)
-                + "".join(f"\n{line}" for line in self.advice))
-
-    def _repr_html_(self) -> str:
-        from ...core.render import esc, html_table
-
-        verdict = "healthy" if self.healthy else "<b style='color:#c62828'>problems found</b>"
-        return f"<p>Workspace <code>{esc(self.workspace)}</code>: {verdict}</p>" + html_table(
-            ("check", "result", "detail"), self.checks) + "".join(f"<p>{esc(line)}</p>" for line in self.advice)
+    def check(self, recover: bool = False) -> DoctorReport:
+        return run_doctor(self.backend, recover=recover)
 
 
 def run_doctor(backend, recover: bool = False) -> DoctorReport:
@@ -61,8 +42,7 @@ def run_doctor(backend, recover: bool = False) -> DoctorReport:
 
     # a run whose host is gone cannot be cancelled or finished properly: stop its process, then repair it
     unsupervised = []
-    for r in store.query("SELECT run_id, kind, host_pid, host_start, user_pid, user_start FROM runs WHERE status IN "
-                         "('Starting','Running','Finalizing') AND kind NOT IN ('interactive','child')"):
+    for r in store.hosted_in_slots():
         if r["host_pid"] and not procs.is_alive(r["host_pid"], r["host_start"]) and r["user_pid"] \
                 and procs.runs_for(r["user_pid"], r["user_start"], r["run_id"]):
             procs.signal_group(r["user_pid"], r["user_start"], procs.SIGKILL)
@@ -70,13 +50,12 @@ def run_doctor(backend, recover: bool = False) -> DoctorReport:
     deadline = time.monotonic() + 5
     while any(procs.is_alive(pid, token) for pid, token in unsupervised) and time.monotonic() < deadline:
         time.sleep(0.02)
-    repaired = backend.reconcile()
+    repaired = backend.runs.reconcile()
     report.add("active runs have live processes", "repaired" if repaired else "ok",
                f"marked Failed: {', '.join(repaired)}" if repaired else "")
 
     orphans = []
-    for r in store.query("SELECT run_id, user_pid, user_start FROM runs WHERE user_pid IS NOT NULL AND status IN "
-                         "('Completed','Failed','Canceled')"):
+    for r in store.ended_with_processes():
         if procs.runs_for(r["user_pid"], r["user_start"], r["run_id"]):  # the run ended but its code still runs
             procs.signal_group(r["user_pid"], r["user_start"], procs.SIGKILL)
             orphans.append(r["run_id"])
@@ -98,7 +77,7 @@ def run_doctor(backend, recover: bool = False) -> DoctorReport:
         report.add("services have live processes", "problem" if dead else "ok",
                    f"not running: {', '.join(dead)} (redeploy with --update or delete)" if dead else "")
 
-    rows = store.query("SELECT run_id, kind, status, started FROM runs")
+    rows = store.every_run()
     known = {r["run_id"] for r in rows}
     runs_dir = root / "runs"
     missing = [r["run_id"] for r in rows if r["kind"] not in ("interactive", "child")
@@ -109,7 +88,7 @@ def run_doctor(backend, recover: bool = False) -> DoctorReport:
     report.add("run folders have a record", "problem" if strays else "ok",
                f"folders without a run: {', '.join(strays[:5])}" if strays else "")
 
-    lost = [f"{r['name']}:{r['version']}" for r in store.query("SELECT name, version, path, entry FROM models")
+    lost = [f"{r['name']}:{r['version']}" for r in backend.model_rows.files()
             if not (Path(r["path"]) / r["entry"]).exists()]
     report.add("model versions have their files", "problem" if lost else "ok", ", ".join(lost[:5]))
     staging = root / "models" / ".staging"

@@ -8,7 +8,6 @@ reaches the base interpreter's packages, not the virtualenv that has aml-magics.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -16,60 +15,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
+from ...core.contract import EnvironmentsBackend
 from ...core.errors import InvalidInput, NotFound
+from ...core.names import check_model_name
+from ...core.types import EnvironmentInfo
+from ..common.packages import content_hash, parse_packages
+from .store import EnvironmentRows
 
-
-def parse_packages(spec: str | os.PathLike | list[str]) -> list[str]:
-    """Requirements from a requirements.txt, a conda-style environment.yml (its pip section) or a list."""
-    if isinstance(spec, (list, tuple)):
-        lines = [str(x) for x in spec]
-    else:
-        path = Path(spec).expanduser()
-        if not path.is_file():
-            raise NotFound(f"environment file {path} not found (give requirements.txt, environment.yml or a list)")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"cannot read {path} as a requirements file ({type(exc).__name__}); give a "
-                               "requirements.txt or environment.yml") from None
-        if path.suffix in (".yml", ".yaml"):
-            import yaml
-
-            doc = yaml.safe_load(text) or {}
-            lines = []
-            for dep in doc.get("dependencies", []) or []:
-                if isinstance(dep, dict) and "pip" in dep:
-                    lines += [str(x) for x in dep["pip"]]
-        else:
-            lines = text.splitlines()
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    packages = []
-    where = "" if isinstance(spec, (list, tuple)) else f" of {Path(spec).name}"
-    for number, raw in enumerate(lines, 1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        if line.startswith(("-e ", "--editable", "-r ", "--requirement")):
-            raise InvalidInput(f"environment line {line!r}: editable installs and nested files are not supported")
-        if not line.lower().endswith((".whl", ".tar.gz", ".zip")):  # a wheel or sdist file or URL is pip's too
-            try:
-                Requirement(line)
-            except InvalidRequirement:
-                # the line itself is not shown: this may be a file that was never meant to be read
-                raise InvalidInput(f"line {number}{where} is not a pip requirement (like scikit-learn==1.5 or "
-                                   "pandas>=2); nothing was registered") from None
-        packages.append(line)
-    if not packages:
-        raise InvalidInput("the environment lists no packages")
-    return sorted(set(packages), key=str.lower)
-
-
-def content_hash(packages: list[str]) -> str:
-    digest = hashlib.sha256(json.dumps({"python": sys.version.split()[0], "packages": packages}).encode())
-    return digest.hexdigest()[:16]
+if TYPE_CHECKING:  # pragma: no cover
+    from .backend import LocalBackend
 
 
 def env_python(folder: Path) -> Path:
@@ -122,3 +78,36 @@ def _layer_on_current_packages(folder: Path) -> None:
         parents.append(site.getusersitepackages())
     lines = [f"import site; site.addsitedir({p!r})" for p in dict.fromkeys(parents)]
     Path(purelib, "aml_magics_layer.pth").write_text("\n".join(lines) + "\n")
+
+
+class LocalEnvironments(EnvironmentsBackend):
+    """Named, versioned package lists; runs and services use them through a virtualenv built once per content."""
+
+    def __init__(self, backend: "LocalBackend"):
+        self.backend = backend
+        self.rows = EnvironmentRows(backend.store)
+
+    def register(self, name: str, spec) -> EnvironmentInfo:
+        check_model_name(name)
+        packages = parse_packages(spec)
+        version = self.rows.save(name, content_hash(packages), packages)  # the same content is the same version
+        return self.get(name, version)
+
+    def get(self, name: str, version: int | None = None) -> EnvironmentInfo:
+        row = self.rows.get(name, version)
+        if row is None:
+            raise NotFound.with_suggestions("environment", name, self.rows.names(),
+                                            hint="register one with %aml env register")
+        return EnvironmentInfo(row["name"], row["version"], row["hash"], json.loads(row["packages"]), row["created"])
+
+    def list(self) -> list[EnvironmentInfo]:
+        return [self.get(name, version) for name, version in self.rows.versions()]
+
+    def python(self, ref: str, progress=print) -> str:
+        """The interpreter for an environment: a registered NAME[:VERSION], or a requirements/yml file."""
+        if os.path.exists(os.path.expanduser(ref)):
+            packages = parse_packages(ref)
+        else:
+            name, _, version = ref.partition(":")
+            packages = self.get(name, int(version) if version.isdigit() else None).packages
+        return str(build(self.backend.path / "envs", packages, progress))

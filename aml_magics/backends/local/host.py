@@ -22,8 +22,9 @@ import threading
 import time
 from pathlib import Path
 
-from . import layout, procs
-from .store import SLOT_STATES, Store
+from . import layout, procs, tracker
+from ...core.states import SLOT_STATES
+from .store import Store
 
 CANCEL_GRACE_S = float(os.environ.get("AML_MAGICS_CANCEL_GRACE_S", "5"))
 
@@ -54,12 +55,12 @@ def _reap_later(proc: subprocess.Popen) -> None:
 
 def dispatch_queue(workspace: Path, store: Store, compute: str) -> list[str]:
     """Start as many Queued runs of ``compute`` as it has free slots."""
-    row = store.query_one("SELECT max_concurrent FROM computes WHERE name=?", (compute,))
-    if row is None:
+    limit = store.compute_limit(compute)
+    if limit is None:
         return []
     started = []
     while True:
-        run_id = store.claim_next_queued(compute, row[0])
+        run_id = store.claim_next_queued(compute, limit)
         if run_id is None:
             return started
         spawn_host(workspace, run_id, store)
@@ -96,10 +97,10 @@ class Host:
         env = dict(os.environ)
         env.update(
             {
-                "AML_MAGICS_RUN_ID": self.run_id,
-                "AML_MAGICS_TRACKING_URI": "sqlite://" + str(self.workspace / layout.DB_NAME),
+                tracker.ENV_RUN_ID: self.run_id,
+                tracker.ENV_TRACKING_URI: tracker.tracking_uri(self.workspace / layout.DB_NAME),
                 "AML_MAGICS_WORKSPACE": str(self.workspace),
-                "AML_MAGICS_EXPERIMENT": spec.get("experiment", ""),
+                tracker.ENV_EXPERIMENT: spec.get("experiment", ""),
                 "AML_MAGICS_RUN_SPEC": str(self.folder / "io" / "spec.json"),
                 "PYTHONUNBUFFERED": "1",
             }

@@ -18,7 +18,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from .doctor import DoctorReport
+from ..common.doctor import DoctorReport
 
 MAGIC = b"SQLite format 3\x00"
 PAGE_SIZES = (4096, 1024, 2048, 8192, 16384, 32768, 65536, 512)
@@ -261,9 +261,9 @@ def examine_damaged(path: str | os.PathLike, recover: bool = False) -> DoctorRep
         for suffix in ("-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
         os.replace(recovered, db)
-        from ...runtime import tracking
+        from . import tracker
 
-        tracking.discard("sqlite://" + str(db))  # this process's writer still has the damaged file open
+        tracker.discard(tracker.tracking_uri(db))  # this process's writer still has the damaged file open
         report.add("store recovered", "repaired", summary)
         report.advice.append(f"The recovered store is now {db.name}; the damaged one is kept as {copy.name}. "
                              "Restart the other kernels and the Jupyter server that use this workspace.")

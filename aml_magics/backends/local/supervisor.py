@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from . import layout, procs
-from .store import Store
+from .store import DeploymentRows, Store
 
 READY_TIMEOUT_S = 120
 MAX_BACKOFF_S = 30.0
@@ -32,6 +32,7 @@ class Supervisor:
     def __init__(self, workspace: Path, name: str):
         self.workspace, self.name = workspace, name
         self.store = Store(workspace / layout.DB_NAME, migrate=False)
+        self.rows = DeploymentRows(self.store)
         self.dir = workspace / "deployments" / name
         self.spec = json.loads((self.dir / "spec.json").read_text())
         self.server: subprocess.Popen | None = None
@@ -43,10 +44,7 @@ class Supervisor:
         self.log = os.fdopen(open_private(self.dir / "service.log"), "ab")
 
     def set_state(self, state: str, error: str | None = None, **fields) -> None:
-        fields.update(state=state, error=error, updated=time.time())
-        cols = ", ".join(f"{k}=?" for k in fields)
-        with self.store.write() as c:
-            c.execute(f"UPDATE deployments SET {cols} WHERE name=?", (*fields.values(), self.name))
+        self.rows.set_state(self.name, state, error, **fields)
 
     def listen(self) -> socket.socket:
         sock = socket.socket(socket.AF_INET6 if ":" in self.spec["host"] else socket.AF_INET, socket.SOCK_STREAM)
@@ -107,9 +105,7 @@ class Supervisor:
         except OSError as exc:
             self.set_state("Failed", f"cannot listen on {self.spec['host']}:{self.spec['port']}: {exc.strerror}")
             return 1
-        with self.store.write() as c:
-            c.execute("UPDATE deployments SET supervisor_pid=?, supervisor_start=? WHERE name=?",
-                      (os.getpid(), procs.start_token(os.getpid()), self.name))
+        self.rows.set_supervisor(self.name, os.getpid(), procs.start_token(os.getpid()))
         backoff, ever_ready, restarts = 1.0, False, 0
         while not self.stopping:
             self.server = self.start_server(sock)

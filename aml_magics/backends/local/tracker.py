@@ -1,4 +1,4 @@
-"""Buffered metric logging from a run to its local workspace.
+"""The local workspace's tracker: buffered logging from a run to its SQLite store.
 
 ``run.log`` only checks its arguments and appends a ready-made row to a deque (about a microsecond);
 a daemon thread flushes the deque every ``FLUSH_INTERVAL`` seconds in one transaction, and so does
@@ -17,8 +17,9 @@ What can go wrong in a flush, and what happens then:
   until the offending rows are isolated; they are dropped and reported once, everything else is written.
 
 The flush thread never dies: whatever a flush raises is reported once and the thread goes on. One
-``Tracker`` serves every run of a process that logs to the same store (a run and its child runs), so
-there is one flush thread per process, not one per run.
+``LocalTracker`` serves every run of a process that logs to the same store (a run and its child runs), so
+there is one flush thread per process, not one per run. ``from_environment`` is how ``Run.get_context()``
+finds it inside a run (``core.registry``).
 """
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
-from ..core import checks
-from ..core.errors import InvalidInput, InvalidType, StorageError, storage_reason
+from ...core import checks
+from ...core.contract import Tracker
+from ...core.errors import InvalidInput, InvalidType, StorageError, storage_reason
 
 FLUSH_INTERVAL = 0.2
 MAX_BACKOFF_S = 5.0
@@ -48,19 +50,36 @@ MAX_PENDING_RECORDS = 100_000
 _DATA_ERRORS = (TypeError, ValueError, OverflowError, UnicodeError, sqlite3.IntegrityError, sqlite3.DataError,
                 sqlite3.InterfaceError, sqlite3.ProgrammingError)
 
-_trackers: dict[str, "Tracker"] = {}
+ENV_RUN_ID = "AML_MAGICS_RUN_ID"
+ENV_TRACKING_URI = "AML_MAGICS_TRACKING_URI"
+ENV_EXPERIMENT = "AML_MAGICS_EXPERIMENT"
+SCHEME = "sqlite://"
+
+_trackers: dict[str, "LocalTracker"] = {}
 _trackers_lock = threading.Lock()
 
 
-def tracker_for(uri: str) -> "Tracker":
+def tracking_uri(db_path) -> str:
+    return SCHEME + str(db_path)
+
+
+def tracker_for(uri: str) -> "LocalTracker":
     """The process-wide tracker for a tracking URI (``sqlite://`` + the database's absolute path)."""
     with _trackers_lock:
         tracker = _trackers.get(uri)
         if tracker is None:
-            if not uri.startswith("sqlite://"):
+            if not uri.startswith(SCHEME):
                 raise ValueError(f"unsupported tracking URI {uri!r}")
-            tracker = _trackers[uri] = Tracker(uri[len("sqlite://") :])
+            tracker = _trackers[uri] = LocalTracker(uri[len(SCHEME):])
         return tracker
+
+
+def from_environment(environ) -> "tuple[LocalTracker, str, str | None] | None":
+    """Inside a run of a local workspace: its tracker, run id and experiment (the run host sets these)."""
+    run_id, uri = environ.get(ENV_RUN_ID), environ.get(ENV_TRACKING_URI)
+    if not (run_id and uri and uri.startswith(SCHEME)):
+        return None
+    return tracker_for(uri), run_id, environ.get(ENV_EXPERIMENT) or None
 
 
 def discard(uri: str) -> None:
@@ -88,11 +107,11 @@ def _is_storage_error(exc: BaseException) -> bool:
     return not isinstance(exc, _DATA_ERRORS) or isinstance(exc, (StorageError, sqlite3.OperationalError))
 
 
-class Tracker:
+class LocalTracker(Tracker):
     """Writes the metrics, tags and files of runs to one local workspace."""
 
     def __init__(self, db_path: str):
-        from ..backends.local.store import Store  # stdlib-only leaf module: the one place the schema lives
+        from .store import Store  # stdlib-only: the one place the schema lives
 
         self.db_path = db_path
         self.workspace_dir = Path(db_path).parent
@@ -124,11 +143,11 @@ class Tracker:
         found = self._keys.get((run_pk, name))
         if found is None:
             checks.metric_name(name)
-            row = self.store.query_one("SELECT id, kind FROM metric_keys WHERE run=? AND name=?", (run_pk, name))
+            row = self.store.metric_key_row(run_pk, name)
             if row is None:
                 try:
                     kid = self.store.metric_key(run_pk, name, kind)
-                    row = self.store.query_one("SELECT id, kind FROM metric_keys WHERE id=?", (kid,))
+                    row = (kid, self.store.key_kind(kid))
                 except StorageError as exc:
                     with self._keys_lock:
                         kid = self._next_provisional
@@ -147,19 +166,34 @@ class Tracker:
         c = self._counters.get((run_pk, name))
         if c is None:
             kid = self.key(run_pk, name, "scalar")
-            stored = 0
-            if kid > 0:
-                stored = self.store.query_one(
-                    "SELECT COALESCE(MAX(first_index + n), 0) FROM metric_chunks WHERE key_id=?", (kid,))[0]
+            stored = self.store.series_length(kid) if kid > 0 else 0
             c = self._counters[(run_pk, name)] = [kid, stored]
         return c
 
+    def run_pk(self, run_id: str) -> int:
+        pk = self.store.run_pk(run_id)
+        if pk is None:
+            from ...core.errors import NotFound
+
+            raise NotFound(f"run {run_id!r} is not in this workspace")
+        return pk
+
     # -- buffering (hot path) ------------------------------------------------------------------
 
-    def scalar_writer(self, run_pk: int) -> Callable[..., None]:
+    def __repr__(self) -> str:
+        return f"LocalTracker({str(self.workspace_dir)!r})"
+
+    def describe(self) -> str:
+        return f"the workspace at {self.workspace_dir}"
+
+    def client_options(self) -> dict[str, Any]:
+        return {"workspace": str(self.workspace_dir)}
+
+    def scalar_writer(self, run_id: str) -> Callable[..., None]:
         """A fast ``write(name, value, step=None)`` for one run: the hot path of ``run.log``.
 
         ``value`` has been checked by the caller; ``step`` is checked here (an int in SQLite's range)."""
+        run_pk = self.run_pk(run_id)
         counters: dict[str, list] = {}
         append = self._points.append
         now = time.time
@@ -185,8 +219,8 @@ class Tracker:
 
         return write
 
-    def scalars(self, run_pk: int, name: str, values: list[float]) -> None:
-        c = self.counter(run_pk, name)
+    def log_scalars(self, run_id: str, name: str, values: list[float]) -> None:
+        c = self.counter(self.run_pk(run_id), name)
         start = c[1]
         if start + len(values) - 1 > checks.INT64_MAX:
             raise InvalidInput(f"metric {checks.shown(name)} has reached the largest step; log under another name")
@@ -195,18 +229,19 @@ class Tracker:
         kid = c[0]
         self._points.extend([(kid, start + i, now, v) for i, v in enumerate(values)])
 
-    def record(self, run_pk: int, name: str, kind: str, payload: Any) -> None:
+    def log_record(self, run_id: str, name: str, kind: str, payload: Any) -> None:
         try:
             text = json.dumps(payload, default=_json_default)
         except (ValueError, RecursionError) as exc:
             raise InvalidInput(f"metric {checks.shown(name)}: its value cannot be stored ({exc})") from None
-        kid = self.key(run_pk, name, kind)
+        kid = self.key(self.run_pk(run_id), name, kind)
         self._records.append((kid, time.time(), text))
 
-    def set_tags(self, run_id: str, tags: dict[str, Any], table: str = "run_tags") -> None:
+    def set_tags(self, run_id: str, values: dict[str, Any], *, params: bool = False) -> None:
         """Tags (or params) of a run: written now, or — while the store refuses writes — kept and written in
         order by the flush thread, so a training loop never stops for them."""
-        clean = checks.tags("tags" if table == "run_tags" else "params", tags)
+        table = "run_params" if params else "run_tags"
+        clean = checks.tags("params" if params else "tags", values)
         if self._tags:  # earlier ones wait: keep the order
             self._tags.append((run_id, table, clean))
             self._wake.set()
@@ -217,6 +252,42 @@ class Tracker:
             self._tags.append((run_id, table, clean))
             self._storage_failed(exc, "tags")
 
+    # -- child runs and states -------------------------------------------------------------------
+
+    def start_child(self, run_id: str, name: str | None) -> str:
+        from .ids import new_run_id
+
+        row = self.store.get_run(run_id)
+        child = new_run_id(row["experiment"])
+        self.store.create_run(child, row["experiment"], "child", compute=row["compute"], status="Running",
+                              display_name=name, parent_run_id=run_id)
+        return child
+
+    def record_child(self, run_id: str, name: str, *, params: dict | None = None, tags: dict | None = None,
+                     metrics: dict[str, float] | None = None, started: float | None = None,
+                     ended: float | None = None, status: str = "Completed") -> str:
+        from .ids import new_run_id
+
+        row = self.store.get_run(run_id)
+        ended = time.time() if ended is None else ended
+        child = new_run_id(row["experiment"])
+        self.store.insert_finished_run(
+            child, row["experiment"], "child", parent_run_id=run_id, display_name=name, compute=row["compute"],
+            status=status, started=ended if started is None else started, ended=ended, params=params, tags=tags,
+            scalars=dict(metrics or {}))
+        return child
+
+    def started(self, run_id: str) -> None:
+        self.store.transition(run_id, "Running", only_from=("Starting",))
+
+    def finish(self, run_id: str, status: str, error: str | None = None) -> None:
+        if status == "Completed":
+            self.store.transition(run_id, "Completed", only_from=("NotStarted", "Starting", "Running"))
+        else:
+            self.store.transition(run_id, "Failed", only_from=("NotStarted", "Queued", "Starting", "Running",
+                                                               "Finalizing"),
+                                  reason="run.fail()", error=error or "run.fail() was called")
+
     # -- files ---------------------------------------------------------------------------------
 
     def run_dir(self, run_id: str) -> Path:
@@ -226,7 +297,7 @@ class Tracker:
         """Copy ``source`` into the run's artifacts as ``name`` (``outputs/…``, ``logs/…`` or other).
 
         A file is not kept in memory: on a full disk this raises one ``StorageError`` and keeps nothing."""
-        from ..backends.local.layout import artifact_path
+        from .layout import artifact_path
 
         target = artifact_path(self.run_dir(run_id), name)
         if not os.path.isfile(source):
@@ -312,7 +383,7 @@ class Tracker:
         if self._provisional:
             for kid, (run_pk, name, kind) in list(self._provisional.items()):
                 real = self.store.metric_key(run_pk, name, kind)  # raises while the store still refuses writes
-                stored_kind = self.store.query_one("SELECT kind FROM metric_keys WHERE id=?", (real,))[0]
+                stored_kind = self.store.key_kind(real)
                 self._resolved[kid] = real if stored_kind == kind else 0
                 entry = self._keys.get((run_pk, name))
                 if entry is not None and entry[0] == kid:

@@ -1,10 +1,11 @@
-"""``Run``: what user code logs to, and the handle a notebook holds on a run.
+"""``Run``: what user code logs to, and the handle a notebook holds on a run — one class for every backend.
 
-Inside a submitted run ``Run.get_context()`` returns that run (found through environment
-variables the run host sets); outside any run it returns an offline run that prints what it
-would log, so the same script runs bare. Logging is buffered (see ``tracking``). Query
-methods (status, metrics, files, children) go through the client core, imported on first use
-so that a run process that only logs stays light.
+Logging goes to a ``Tracker`` (``core.contract``): inside a submitted run ``Run.get_context()`` finds the one its
+environment names (``core.registry``: the local workspace's SQLite tracker, an Azure ML job's MLflow tracker);
+outside any run it returns an offline run that prints what it would log, so the same script runs bare. A handle
+from ``client.runs`` logs through its workspace's tracker. Every value is checked at the call (``core.checks``):
+a bad one raises one ``InvalidInput`` naming the metric and stores nothing. Query methods go through the client
+core, imported on first use so that a run process that only logs stays light.
 """
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ..core import checks
-from ..core.errors import InvalidType
-from . import tracking
+from . import checks
+from .contract import Tracker
+from .errors import InvalidType
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..core.client import Client
-    from ..core.types import RunInfo
+    from .client import Client
+    from .types import RunInfo
 
 ENV_RUN_ID = "AML_MAGICS_RUN_ID"
 ENV_TRACKING_URI = "AML_MAGICS_TRACKING_URI"
@@ -36,15 +37,14 @@ class Run:
     ``Run(experiment, run_id)`` gets an existing run, as in Azure ML.
     """
 
-    def __init__(self, experiment: Any, run_id: str, *, _client: "Client | None" = None, _tracking_uri: str | None = None,
-                 _pk: int | None = None):
+    def __init__(self, experiment: Any, run_id: str, *, _client: "Client | None" = None,
+                 _tracker: Tracker | None = None, _check: bool = True):
         self.id = run_id
         self._experiment = experiment
         self._client = _client if _client is not None else getattr(experiment, "_client", None)
-        self._tracking_uri = _tracking_uri
-        self._pk = _pk
+        self._tracker = _tracker
         self._write = None  # the run's fast scalar writer, made on first log()
-        if self._client is not None and self._pk is None and _tracking_uri is None:
+        if self._client is not None and _tracker is None and _check:
             self.get_info()  # fail now with a clear NotFound, not at first use
 
     # -- construction ----------------------------------------------------------------------
@@ -54,17 +54,13 @@ class Run:
         """The run this code executes in; an offline run when there is none."""
         global _context
         if _context is None:
-            run_id = os.environ.get(ENV_RUN_ID)
-            uri = os.environ.get(ENV_TRACKING_URI)
-            if run_id and uri:
-                _context = cls(os.environ.get(ENV_EXPERIMENT), run_id, _tracking_uri=uri)
-                _install_ipython_flush()
-            elif os.environ.get("MLFLOW_RUN_ID") and os.environ.get("MLFLOW_TRACKING_URI"):
-                # inside an Azure ML job: log through the MLflow endpoint the job's environment provides
-                from .mlflow_run import MlflowRun
+            from . import registry
 
-                _context = MlflowRun(os.environ["MLFLOW_TRACKING_URI"], os.environ["MLFLOW_RUN_ID"],
-                                     os.environ.get(ENV_EXPERIMENT) or os.environ.get("MLFLOW_EXPERIMENT_NAME"))
+            found = registry.context_tracker(os.environ)
+            if found is not None:
+                tracker, run_id, experiment = found
+                _context = cls(experiment, run_id, _tracker=tracker, _check=False)
+                _install_ipython_flush(tracker)
             elif allow_offline:
                 _context = _OfflineRun()
             else:
@@ -75,15 +71,25 @@ class Run:
 
     @property
     def client(self) -> "Client":
+        """The workspace client that answers questions about this run (status, metrics, files)."""
         if self._client is None:
-            from ..core.client import Client
+            from .client import Client
 
-            self._client = Client(workspace=os.environ.get(ENV_WORKSPACE))
+            if self._tracker is None:
+                self._client = Client(workspace=os.environ.get(ENV_WORKSPACE))
+            else:
+                options = self._tracker.client_options()
+                if options is None:
+                    from .errors import NotSupported
+
+                    raise NotSupported(f"this process logs run {self.id} to {self._tracker.describe()} and cannot "
+                                       "read it back; ask from the notebook: client.runs.get(run_id)")
+                self._client = Client(**options)
         return self._client
 
     @property
     def experiment(self):
-        from ..core.workspace import Experiment
+        from .workspace import Experiment
 
         if not isinstance(self._experiment, Experiment):
             name = self._experiment if isinstance(self._experiment, str) else self.get_info().experiment
@@ -91,23 +97,11 @@ class Run:
         return self._experiment
 
     @property
-    def tracker(self) -> tracking.Tracker:
-        if self._tracking_uri is None:
-            self._tracking_uri = self.client.backend.tracking_uri
-        if not self._tracking_uri:
-            from ..core.errors import InvalidInput
-
-            raise InvalidInput(f"run {self.id} is on an Azure ML workspace: log from inside it with Run.get_context()")
-        return tracking.tracker_for(self._tracking_uri)
-
-    @property
-    def _run_pk(self) -> int:
-        if self._pk is None:
-            pk = self.tracker.store.run_pk(self.id)
-            if pk is None:
-                raise LookupError(f"run {self.id!r} is not in this workspace")
-            self._pk = pk
-        return self._pk
+    def tracker(self) -> Tracker:
+        """Where this run's logging goes from this process."""
+        if self._tracker is None:
+            self._tracker = self.client.backend.runs.tracker()
+        return self._tracker
 
     # -- logging (Azure ML names) ------------------------------------------------------------------
 
@@ -123,13 +117,13 @@ class Run:
             elif isinstance(value, str):
                 if step is not None:
                     checks.step(name, step)
-                self.tracker.record(self._run_pk, name, "string", value)
+                self.tracker.log_record(self.id, name, "string", value)
                 return
             else:
                 value = checks.metric_value(name, value)
         write = self._write
         if write is None:
-            write = self._write = self.tracker.scalar_writer(self._run_pk)
+            write = self._write = self.tracker.scalar_writer(self.id)
         write(name, value, step)
 
     def log_list(self, name: str, value: Iterable[Any], description: str = "") -> None:
@@ -137,13 +131,13 @@ class Run:
         if isinstance(value, (str, bytes, dict)):
             raise InvalidType(f"log_list({checks.shown(name)}): give a list of numbers, not a {type(value).__name__}")
         values = [v if type(v) is float else checks.metric_value(name, v) for v in value]
-        self.tracker.scalars(self._run_pk, name, values)
+        self.tracker.log_scalars(self.id, name, values)
 
     def log_row(self, name: str, description: str = "", **kwargs: Any) -> None:
         """Add a row to table metric ``name``: ``run.log_row("roc", fpr=0.1, tpr=0.6)``."""
         for column in kwargs:
             checks.text("column name", column, max_len=checks.MAX_NAME)
-        self.tracker.record(self._run_pk, name, "row", kwargs)
+        self.tracker.log_record(self.id, name, "row", kwargs)
 
     def log_table(self, name: str, value: dict[str, list], description: str = "") -> None:
         """Log a whole table as a dict of equal-length columns."""
@@ -151,7 +145,7 @@ class Run:
             raise InvalidType("log_table takes a dict of columns, like {'x': [1, 2], 'y': [3, 4]}")
         for column in value:
             checks.text("column name", column if isinstance(column, str) else str(column), max_len=checks.MAX_NAME)
-        self.tracker.record(self._run_pk, name, "table", value)
+        self.tracker.log_record(self.id, name, "table", value)
 
     def log_image(self, name: str, path: str | os.PathLike | None = None, plot: Any = None, description: str = "") -> None:
         """Log an image file (``path``) or a matplotlib figure (``plot``) as an image metric."""
@@ -171,7 +165,7 @@ class Run:
             suffix = os.path.splitext(os.fspath(path))[1] or ".png"
             artifact = artifact[: -len(".png")] + suffix
             self.tracker.store_file(self.id, artifact, path)
-        self.tracker.record(self._run_pk, name, "image", {"path": artifact})
+        self.tracker.log_record(self.id, name, "image", {"path": artifact})
 
     def upload_file(self, name: str, path_or_stream: str | os.PathLike) -> str:
         """Keep a file with the run under artifact ``name`` (for example ``outputs/report.txt``).
@@ -184,14 +178,14 @@ class Run:
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         """Tag the run; on a full disk the tags wait in memory and are written when space returns."""
-        self.tracker.set_tags(self.id, tags)
+        self.tracker.set_tags(self.id, checks.tags("tags", tags))
 
     def log_param(self, key: str, value: Any) -> None:
         """Record a parameter (shown beside metrics in comparisons)."""
         self.set_params({key: value})
 
     def set_params(self, params: dict[str, Any]) -> None:
-        self.tracker.set_tags(self.id, params, table="run_params")
+        self.tracker.set_tags(self.id, checks.tags("params", params), params=True)
 
     def flush(self) -> None:
         """Write buffered metrics now (normally done every 200 ms and at exit)."""
@@ -201,16 +195,10 @@ class Run:
 
     def child_run(self, name: str | None = None, run_id: str | None = None, outputs: str | None = None) -> "Run":
         """Start a child run (status Running) under this run; log to it and ``complete()`` it."""
-        from ..backends.local.ids import new_run_id
-
-        info_row = self.tracker.store.get_run(self.id)
-        experiment = info_row["experiment"]
-        run_id = run_id or new_run_id(experiment)
-        pk = self.tracker.store.create_run(
-            run_id, experiment, "child", compute=info_row["compute"], status="Running", display_name=name,
-            parent_run_id=self.id,
-        )
-        return Run(experiment, run_id, _client=self._client, _tracking_uri=self._tracking_uri, _pk=pk)
+        if name is not None:
+            checks.text("run name", name, max_len=checks.MAX_NAME)
+        child = self.tracker.start_child(self.id, name)
+        return Run(self._experiment, child, _client=self._client, _tracker=self._tracker, _check=False)
 
     def record_child(self, name: str, *, params: dict | None = None, tags: dict | None = None,
                      metrics: dict[str, float] | None = None, started: float | None = None,
@@ -218,17 +206,9 @@ class Run:
         """Record a child run that already ended (one value per metric) in one write; returns its id.
 
         What the AutoML engine records each trial with; use ``child_run()`` to log as you go."""
-        from ..backends.local.ids import new_run_id
-
-        row = self.tracker.store.get_run(self.id)
-        ended = time.time() if ended is None else ended
-        run_id = new_run_id(row["experiment"])
-        self.tracker.store.insert_finished_run(
-            run_id, row["experiment"], "child", parent_run_id=self.id, display_name=name, compute=row["compute"],
-            status=status, started=ended if started is None else started, ended=ended, params=params, tags=tags,
-            scalars={k: float(v) for k, v in (metrics or {}).items()},
-        )
-        return run_id
+        return self.tracker.record_child(self.id, name, params=params, tags=tags,
+                                         metrics={k: float(v) for k, v in (metrics or {}).items()},
+                                         started=started, ended=ended, status=status)
 
     def complete(self) -> None:
         """Flush and mark the run Completed (a submitted run is completed by its process exit).
@@ -236,15 +216,13 @@ class Run:
         What the store refuses (a full disk) stays in memory and is retried; this says how much, on stderr."""
         self._flush_reporting()
         if self.id != os.environ.get(ENV_RUN_ID):
-            self.tracker.store.transition(self.id, "Completed", only_from=("NotStarted", "Starting", "Running"))
+            self.tracker.finish(self.id, "Completed")
 
     def fail(self, error_details: Any = None) -> None:
         """Flush and mark the run Failed with ``error_details``."""
         self._flush_reporting()
-        self.tracker.store.transition(
-            self.id, "Failed", only_from=("NotStarted", "Queued", "Starting", "Running", "Finalizing"),
-            reason="run.fail()", error=str(error_details) if error_details is not None else "run.fail() was called",
-        )
+        self.tracker.finish(self.id, "Failed",
+                            str(error_details) if error_details is not None else "run.fail() was called")
 
     def _flush_reporting(self) -> None:
         try:
@@ -281,13 +259,15 @@ class Run:
 
     def get_metrics(self, name: str | None = None) -> dict[str, Any]:
         """name -> value for single values, name -> list for series (as Azure ML)."""
-        self.flush_if_local_writer()
+        self.flush_pending()
         return self.client.runs.get_metrics(self.id, name=name)
 
     def get_tags(self) -> dict[str, str]:
+        self.flush_pending()
         return self.client.runs.get(self.id).tags
 
     def get_params(self) -> dict[str, str]:
+        self.flush_pending()
         return self.client.runs.get(self.id).params
 
     def get_children(self, recursive: bool = False) -> list["Run"]:
@@ -307,7 +287,7 @@ class Run:
         """Block until the run ends (streaming its log when ``show_output``); returns its details."""
         info = self.client.runs.wait(self.id, show_output=show_output, timeout=timeout)
         if raise_on_error and info.status == "Failed":
-            from ..core.errors import AmlError
+            from .errors import AmlError
 
             raise AmlError(f"run {self.id} failed: {info.error or 'see its logs'}")
         return info.to_dict()
@@ -319,7 +299,7 @@ class Run:
     def register_model(self, model_name: str, model_path: str, tags: dict | None = None,
                        properties: dict | None = None, description: str | None = None, **_: Any):
         """Register a file or folder of this run (``outputs/model.pkl``) as the next version of ``model_name``."""
-        self.flush_if_local_writer()
+        self.flush_pending()
         return self.client.models.register(model_name, model_path, run_id=self.id, tags=tags, properties=properties,
                                            description=description)
 
@@ -339,35 +319,42 @@ class Run:
 
         info = self.client.runs.get(self.id)
         if info.kind != "automl":
-            from ..core.errors import InvalidInput
+            from .errors import InvalidInput
 
             raise InvalidInput(f"run {self.id} is a {info.kind} run; get_output() is for AutoML runs "
                                "(use get_best_run_by_primary_metric() for sweeps)")
         if info.status != "Completed":
-            from ..core.errors import Conflict
+            from .errors import Conflict
 
             raise Conflict(f"AutoML run {self.id} is {info.status}; wait for it: run.wait_for_completion()")
         best_id = info.tags.get("best_run")
         best = self.client.runs.handle(best_id, info.experiment) if best_id else self.get_best_run_by_primary_metric()
-        with open(self.client.runs.local_file(self.id, "outputs/model.pkl"), "rb") as f:
+        holder = self.id if self.client.capabilities.automl_model == "run" else best.id
+        with open(self.client.runs.local_file(holder, "outputs/model.pkl"), "rb") as f:
             model = pickle.load(f)
         return best, model
 
-    def flush_if_local_writer(self) -> None:
-        uri = self._tracking_uri
-        if uri is not None and uri in tracking._trackers:
-            tracking._trackers[uri].flush()
+    def flush_pending(self) -> None:
+        """Before reading: write what this process still buffers for the workspace (best effort)."""
+        if self._tracker is not None:
+            try:
+                self._tracker.flush()
+            except Exception:  # noqa: BLE001 - kept in memory; the read shows what is stored
+                pass
+
+    flush_if_local_writer = flush_pending  # the name earlier releases used
 
     # -- display ------------------------------------------------------------------------------------------
 
     def __repr__(self) -> str:
         try:
             return repr(self.get_info())
-        except Exception:
-            return f"Run(id={self.id!r})"
+        except Exception:  # noqa: BLE001 - a repr must not fail
+            where = f", {self._tracker.describe()}" if self._tracker is not None else ""
+            return f"Run(id={self.id!r}{where})"
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        self.flush_if_local_writer()
+        self.flush_pending()
         return self.get_info()._repr_mimebundle_(include, exclude)
 
     def __eq__(self, other: object) -> bool:
@@ -377,63 +364,80 @@ class Run:
         return hash(self.id)
 
 
-class _OfflineRun(Run):
-    """The run returned outside any submitted run: it prints what it would log."""
+class OfflineTracker(Tracker):
+    """The tracker of a run outside any workspace: it prints what it would log (at most ``MAX_LINES`` lines)."""
 
     MAX_LINES = 200
 
     def __init__(self) -> None:
-        self.id = "OfflineRun"
-        self._write = None
         self._lines = 0
-        self._client = None
 
-    def _say(self, text: str) -> None:
+    def say(self, text: str) -> None:
         self._lines += 1
         if self._lines <= self.MAX_LINES:
             print(f"[offline run] {text}")
         elif self._lines == self.MAX_LINES + 1:
             print("[offline run] … further logging not shown")
 
-    def log(self, name, value, step=None, description=""):
-        self._say(f"{name} = {value!r}" + (f" (step {step})" if step is not None else ""))
+    def scalar_writer(self, run_id):
+        def write(name, value, step=None):
+            if step is not None:
+                step = checks.step(name, step)
+            self.say(f"{name} = {value!r}" + (f" (step {step})" if step is not None else ""))
+        return write
 
-    def log_list(self, name, value, description=""):
-        self._say(f"{name} = {list(value)!r}")
+    def log_scalars(self, run_id, name, values):
+        self.say(f"{name} = {list(values)!r}")
 
-    def log_row(self, name, description="", **kwargs):
-        self._say(f"{name} row {kwargs!r}")
+    def log_record(self, run_id, name, kind, payload):
+        shown = {"row": f"row {payload!r}", "table": f"table with columns {list(payload)}",
+                 "image": f"image {payload.get('path') if isinstance(payload, dict) else payload}"}.get(kind, repr(payload))
+        self.say(f"{name} {shown}" if kind != "string" else f"{name} = {payload!r}")
 
-    def log_table(self, name, value, description=""):
-        self._say(f"{name} table with columns {list(value)}")
-
-    def log_image(self, name, path=None, plot=None, description=""):
-        self._say(f"{name} image {path or 'from plot'}")
-
-    def upload_file(self, name, path_or_stream):
-        self._say(f"upload {path_or_stream} as {name}")
+    def store_file(self, run_id, name, source):
+        self.say(f"upload {source} as {name}")
         return name
 
-    def set_tags(self, tags):
-        self._say(f"tags {tags!r}")
+    def set_tags(self, run_id, values, *, params=False):
+        self.say(f"{'params' if params else 'tags'} {values!r}")
 
-    def set_params(self, params):
-        self._say(f"params {params!r}")
+    def start_child(self, run_id, name):
+        return "OfflineRun"
+
+    def record_child(self, run_id, name, *, params, tags, metrics, started, ended, status):
+        self.say(f"child {name}: {metrics!r}")
+        return "OfflineRun"
+
+    def started(self, run_id):
+        pass
+
+    def finish(self, run_id, status, error=None):
+        self.say("complete" if status == "Completed" else f"fail: {error}")
 
     def flush(self):
         pass
 
-    def flush_if_local_writer(self):
-        pass
+    def pending(self):
+        return 0
 
-    def complete(self):
-        self._say("complete")
 
-    def fail(self, error_details=None):
-        self._say(f"fail: {error_details}")
+class _OfflineRun(Run):
+    """The run returned outside any submitted run: it prints what it would log."""
+
+    def __init__(self) -> None:
+        super().__init__(None, "OfflineRun", _tracker=OfflineTracker(), _check=False)
 
     def child_run(self, name=None, run_id=None, outputs=None):
         return _OfflineRun()
+
+    def log_image(self, name, path=None, plot=None, description=""):
+        self.tracker.say(f"{name} image {path or 'from plot'}")
+
+    def complete(self):
+        self.tracker.finish(self.id, "Completed")
+
+    def fail(self, error_details=None):
+        self.tracker.finish(self.id, "Failed", str(error_details))
 
     def get_status(self):
         return "Running"
@@ -452,7 +456,7 @@ def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80] or "image"
 
 
-def _install_ipython_flush() -> None:
+def _install_ipython_flush(tracker: Tracker) -> None:
     """In a notebook run (a kernel executed headless) flush after every cell, not only at exit."""
     ip = sys.modules.get("IPython")
     if ip is None:
@@ -462,4 +466,9 @@ def _install_ipython_flush() -> None:
     except Exception:  # pragma: no cover
         return
     if shell is not None:
-        shell.events.register("post_run_cell", lambda *_: tracking.flush_all())
+        def flush(*_):
+            try:
+                tracker.flush()
+            except Exception:  # noqa: BLE001 - kept and retried by the tracker
+                pass
+        shell.events.register("post_run_cell", flush)

@@ -1,0 +1,127 @@
+"""Scoring and ensembling for the AutoML engine: the task's whole metric set for a model's predictions, each
+candidate's out-of-fold predictions (the same folds for all), and Azure's VotingEnsemble built from them by greedy
+ensemble selection (Caruana et al., 2004)."""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable
+
+from ..core import ranking
+from . import metrics as M
+from .data import TrainingData
+
+ROUNDS = 20  # of greedy selection
+
+
+class Scorer:
+    def __init__(self, task: str, metric: str, data: TrainingData):
+        self.task, self.metric, self.data = task, metric, data
+        self.goal = M.goal(metric)
+
+    def proba(self, estimator, X):
+        """Class probabilities with a column for every class, whatever classes the estimator saw."""
+        import numpy as np
+
+        n = self.data.n_classes
+        p = np.asarray(estimator.predict_proba(X), dtype=float)
+        classes = list(getattr(estimator, "classes_", range(p.shape[1])))
+        if p.shape[1] == n and classes == list(range(n)):
+            return p
+        full = np.zeros((len(X), n))
+        for j, c in enumerate(classes):
+            full[:, int(c)] = p[:, j]
+        return full
+
+    def predict(self, estimator, X):
+        import numpy as np
+
+        if self.task == "classification":
+            return self.proba(estimator, X)
+        return np.asarray(estimator.predict(X), dtype=float)
+
+    def score(self, y, predicted) -> dict[str, float]:
+        """The metric set of ``predicted`` (probabilities for classification, values otherwise)."""
+        import numpy as np
+
+        if self.task == "classification":
+            return M.compute("classification", y, np.argmax(predicted, axis=1), predicted, self.data.n_classes)
+        return M.compute("regression", y, predicted, y_range=self.data.y_range)
+
+    def flaml_metric(self, X_val, y_val, estimator, labels, X_train, y_train, *args, **kwargs):
+        """FLAML's custom metric: what it minimizes, and every metric to log with the trial."""
+        import numpy as np
+
+        values = self.score(np.asarray(y_val), self.predict(estimator, X_val))
+        return M.loss(self.metric, values.get(self.metric, math.nan)), values
+
+
+def folds(data: TrainingData, task: str, seed: int) -> list:
+    """Train/validation index pairs: the latest 20% for forecasting, one 80/20 split from 20,000 rows, else 5 folds
+    (stratified for classification)."""
+    import numpy as np
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    n = len(data.y)
+    if task == "forecasting":
+        cut = int(n * 0.8)
+        return [(np.arange(cut), np.arange(cut, n))]
+    if n >= 20000:
+        idx = np.random.RandomState(seed).permutation(n)
+        cut = int(n * 0.8)
+        return [(idx[:cut], idx[cut:])]
+    splitter = StratifiedKFold(5, shuffle=True, random_state=seed) if task == "classification" \
+        else KFold(5, shuffle=True, random_state=seed)
+    return list(splitter.split(data.X, data.y))
+
+
+def out_of_fold(candidates: list, make: Callable[[Any], Any], scorer: Scorer, splits: list, deadline: float):
+    """Each candidate's predictions on the rows it was not trained on; candidates that would overrun ``deadline``
+    are left out (a CV trial's time is about what scoring it costs: FLAML used 5 folds, we ``len(splits)``)."""
+    import numpy as np
+
+    data = scorer.data
+    kept, preds = [], []
+    for cand in candidates:
+        if preds and time.time() + 1.1 * (cand.time or 0.0) * len(splits) / 5 > deadline:
+            continue
+        parts = []
+        for train, val in splits:
+            est = make(cand)
+            est.fit(data.X[train], data.y[train])
+            parts.append(scorer.predict(est, data.X[val]))
+        preds.append(np.concatenate(parts))
+        kept.append(cand)
+    return kept, preds, data.y[np.concatenate([v for _, v in splits])]
+
+
+def greedy(preds: list, y, scorer: Scorer) -> tuple[list[float], dict, int, dict]:
+    """Greedy ensemble selection with replacement, started from the best three averaged. Returns the weights, the
+    ensemble's scores, the best single candidate's index and its scores."""
+    def value(p) -> tuple[float | None, dict]:
+        s = scorer.score(y, p)
+        return ranking.score(s.get(scorer.metric)), s
+
+    singles = [value(p) for p in preds]
+    order = sorted(range(len(preds)), key=lambda i: (singles[i][0] is None, i))
+    order = sorted(order, key=lambda i: singles[i][0] if singles[i][0] is not None else
+                   (-math.inf if scorer.goal == "max" else math.inf), reverse=scorer.goal == "max")
+    start = order[:min(3, len(order))]
+    counts = [0] * len(preds)
+    for i in start:
+        counts[i] = 1
+    current = sum(preds[i] for i in start) / len(start)
+    best_value, best_scores = value(current)
+    for _ in range(ROUNDS):
+        step = None
+        k = sum(counts)
+        for i, p in enumerate(preds):
+            mixed = (current * k + p) / (k + 1)
+            v, s = value(mixed)
+            if v is not None and (step is None or ranking.is_better(v, step[0], scorer.goal)):
+                step = (v, s, i, mixed)
+        if step is None or (best_value is not None and not ranking.is_better(step[0], best_value, scorer.goal)):
+            break
+        best_value, best_scores, current = step[0], step[1], step[3]
+        counts[step[2]] += 1
+    return [c / sum(counts) for c in counts], best_scores, order[0], singles[order[0]][1]

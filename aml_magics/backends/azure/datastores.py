@@ -1,0 +1,120 @@
+"""Datastores of an Azure ML workspace: the blob containers behind them, reached with the credentials the
+workspace holds for them (``listSecrets``). A container handle is cached for ten minutes per datastore."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...core.contract import DatastoresBackend, not_supported
+from ...core.errors import Conflict, InvalidInput, NotFound
+from ...core.types import DatastoreEntry, DatastoreInfo
+from ..common.snapshot import plan_snapshot
+from . import ops
+from .convert import clean_datastore_path, datastore_uri
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .backend import AzureBackend
+
+
+class AzureDatastores(DatastoresBackend):
+    def __init__(self, backend: "AzureBackend"):
+        self.b = backend
+        self._containers: dict[str, tuple[float, Any]] = {}  # datastore → (when asked, its container)
+
+    def list(self) -> list[DatastoreInfo]:
+        return ops.datastores(self.b.arm, self.b.ws)
+
+    # -- the storage behind a datastore ------------------------------------------------------------------
+
+    def describe(self, name: str | None) -> dict:
+        """The datastore named, else the workspace's default one."""
+        if name:
+            return self.b.arm.get(f"{self.b.ws.path}/datastores/{name}")
+        stores = self.b.arm.get(f"{self.b.ws.path}/datastores").get("value", [])
+        body = next((d for d in stores if (d.get("properties") or {}).get("isDefault")), stores[0] if stores else None)
+        if body is None:
+            raise NotFound("the workspace has no datastore")
+        return body
+
+    def default_container(self):
+        """(name, container) of the workspace's default datastore."""
+        body = self.describe(None)
+        return body.get("name"), self.container(None, body)
+
+    def cached_container(self, store: str):
+        """The container of ``store``, its credential asked again every ten minutes (dashboards poll logs)."""
+        now = time.monotonic()
+        cached = self._containers.get(store)
+        if cached is None or now - cached[0] > 600:
+            cached = self._containers[store] = (now, self.container(store))
+        return cached[1]
+
+    def container(self, datastore: str | None, body: dict | None = None):
+        """The blob container behind a datastore, with the credential the workspace holds for it."""
+        from .blob import BlobContainer
+
+        body = body or self.describe(datastore)
+        name = body.get("name") or datastore
+        props = body.get("properties") or {}
+        if props.get("datastoreType") not in ("AzureBlob", None):
+            raise not_supported(self.b.capabilities, f"{props.get('datastoreType')} datastores")
+        secrets = self.b.arm.post(f"{self.b.ws.path}/datastores/{name}/listSecrets")
+        account, container = props.get("accountName", ""), props.get("containerName", "")
+        if self.b.storage is not None:  # an emulator or another cloud's endpoint, for this account
+            base, account = self.b.storage
+        else:
+            base = f"{props.get('protocol') or 'https'}://{account}.blob.{props.get('endpoint') or 'core.windows.net'}"
+        kind = secrets.get("secretsType")
+        if kind == "AccountKey":
+            return BlobContainer(f"{base}/{container}", account, key=secrets.get("key"))
+        if kind == "Sas":
+            return BlobContainer(f"{base}/{container}", account, sas=secrets.get("sasToken"))
+        raise not_supported(self.b.capabilities, f"datastores with {kind} credentials")
+
+    # -- files --------------------------------------------------------------------------------------------
+
+    def upload(self, src, target, datastore, overwrite):
+        src = Path(src)
+        container = self.container(datastore)
+        target = clean_datastore_path(target)
+        files = [(src, src.name)] if src.is_file() else plan_snapshot(src, 10**12)
+        existing = {name for name, _ in container.list(target)} if not overwrite else set()
+        done = []
+        for path, rel in files:
+            name = "/".join(x for x in (target, rel) if x)
+            if name in existing:
+                raise Conflict(f"{name} exists in the datastore; add --overwrite to replace it")
+            container.put(name, Path(path).read_bytes())
+            done.append(name)
+        return done
+
+    def ls(self, path, datastore):
+        container = self.container(datastore)
+        prefix = clean_datastore_path(path)
+        return [DatastoreEntry(name, size, False) for name, size in container.list(prefix + "/" if prefix else "")]
+
+    def download(self, path, target, datastore, overwrite):
+        container = self.container(datastore)
+        prefix = clean_datastore_path(path)
+        names = [n for n, _ in container.list(prefix)]
+        if not names:
+            raise NotFound(f"nothing at {path!r} in the datastore")
+        target = Path(target)
+        parent = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        done = []
+        for name in names:
+            if prefix and name != prefix and not name.startswith(prefix + "/"):
+                continue  # "tables" must not take "tables2/…"
+            dest = (target / (name[len(parent):].lstrip("/") if parent else name)).resolve()
+            if target.resolve() not in dest.parents:
+                raise InvalidInput(f"{name} would be written outside {target}")
+            if dest.exists() and not overwrite:
+                raise Conflict(f"{dest} exists; add --overwrite to replace it")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(container.get(name))
+            done.append(str(dest))
+        return done
+
+    def resolve_input(self, uri: str) -> str:
+        return datastore_uri(uri)

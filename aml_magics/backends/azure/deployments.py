@@ -1,0 +1,87 @@
+"""Managed online endpoints of an Azure ML workspace: one deployment ("blue") each, all traffic to it."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...core.contract import DeploymentsBackend, not_supported
+from ...core.errors import InvalidInput
+from ...core.types import DeploymentInfo
+from . import ops
+from .convert import ENDPOINT_STATES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .backend import AzureBackend
+
+
+class AzureDeployments(DeploymentsBackend):
+    """Managed online endpoints, one deployment ("blue") each, all traffic to it."""
+
+    DEPLOYMENT = "blue"
+
+    def __init__(self, backend: "AzureBackend"):
+        self.b = backend
+        self.base = f"{backend.ws.path}/onlineEndpoints"
+
+    def _info(self, body: dict, models: list[str] | None = None) -> DeploymentInfo:
+        props = body.get("properties") or {}
+        state = ENDPOINT_STATES.get(props.get("provisioningState") or "", "Transitioning")
+        return DeploymentInfo(name=body.get("name", "?"), state=state, scoring_uri=props.get("scoringUri") or "",
+                              models=models or [], host="azure", port=443,
+                              auth=True,
+                              error=None if state != "Failed" else f"provisioning {props.get('provisioningState')}")
+
+    def deploy(self, name: str, models: list, score_path: Path | None, *, host: str = "", port=None, auth: bool = True,
+               update: bool = False, timeout: float = 0, request_timeout_s: float = 60.0,
+               max_body_bytes: int = 100 * 1024 * 1024, environment: str | None = None,
+               instance_type: str | None = None):
+        instance_type = instance_type or "Standard_DS3_v2"
+        if not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]", name or ""):
+            raise InvalidInput(f"endpoint name {name!r}: 3-32 letters, digits and '-', starting with a letter")
+        if not auth:
+            raise InvalidInput("Azure endpoints always need a key here (--no-auth is for the local workspace)")
+        infos = [self.b.models.get(m, v) for m, v in models]
+        if len(infos) != 1:
+            raise InvalidInput("an Azure online deployment serves one model")
+        model = infos[0]
+        location = ops.workspace(self.b.arm, self.b.ws).get("location") or "westeurope"
+        self.b.arm.put(f"{self.base}/{name}", {"location": location, "properties": {"authMode": "Key"}})
+        props: dict[str, Any] = {
+            "endpointComputeType": "Managed", "instanceType": instance_type,
+            "model": f"{self.b.ws.path}/models/{model.name}/versions/{model.version}",
+            "scaleSettings": {"scaleType": "Default"},
+        }
+        if score_path is not None:
+            code_id = ops.upload_code(self.b.arm, self.b.ws, [(Path(score_path), "score.py")])
+            props["codeConfiguration"] = {"codeId": code_id, "scoringScript": "score.py"}
+            props["environmentId"] = self.b.environments.environment_id(environment)
+        self.b.arm.put(f"{self.base}/{name}/deployments/{self.DEPLOYMENT}",
+                       {"location": location, "sku": {"name": "Default", "capacity": 1}, "properties": props})
+        self.b.arm.put(f"{self.base}/{name}", {"location": location,
+                                               "properties": {"authMode": "Key", "traffic": {self.DEPLOYMENT: 100}}})
+        return self.get(name)
+
+    def get(self, name: str) -> DeploymentInfo:
+        return self._info(self.b.arm.get(f"{self.base}/{name}"))
+
+    def list(self) -> list[DeploymentInfo]:
+        return [self._info(e) for e in self.b.arm.get(self.base).get("value", [])]
+
+    def keys(self, name: str) -> tuple[str, str]:
+        body = self.b.arm.post(f"{self.base}/{name}/listKeys")
+        return body.get("primaryKey", ""), body.get("secondaryKey", "")
+
+    def regenerate_key(self, name: str, which: str) -> None:
+        self.b.arm.post(f"{self.base}/{name}/regenerateKeys", {"keyType": which.capitalize()}, wait=True)
+
+    def logs(self, name: str, tail: int | None = None) -> str:
+        body = self.b.arm.post(f"{self.base}/{name}/deployments/{self.DEPLOYMENT}/getLogs",
+                               {"containerType": "InferenceServer", "tail": int(tail or 200)})
+        return body.get("content", "")
+
+    def delete(self, name: str, timeout: float = 0) -> None:
+        self.b.arm.delete(f"{self.base}/{name}")
+
+    def build_image(self, name: str) -> str:
+        raise not_supported(self.b.capabilities, "building an image here")

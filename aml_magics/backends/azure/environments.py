@@ -1,0 +1,123 @@
+"""Environments of an Azure ML workspace: versions with a conda file on Azure ML's base image (the service builds
+their image when a job first uses one). A new version only when the packages change (content hash in a tag)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from ...core.contract import EnvironmentsBackend, not_supported
+from ...core.errors import NotFound
+from ...core.names import check_model_name
+from ...core.types import EnvironmentInfo
+from ..common.packages import content_hash, parse_packages
+from .commands import DEFAULT_ENVIRONMENT
+from .convert import timestamp
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .backend import AzureBackend
+
+ENV_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"  # Azure ML's base image for custom envs
+ENV_HASH_TAG = "aml_magics.hash"
+
+
+class AzureEnvironments(EnvironmentsBackend):
+    def __init__(self, backend: "AzureBackend"):
+        self.b = backend
+
+    def _info(self, body: dict, name: str) -> EnvironmentInfo:
+        props = body.get("properties") or {}
+        version = str(body.get("name", "0"))
+        return EnvironmentInfo(name, int(version) if version.isdigit() else 0,
+                               (props.get("tags") or {}).get(ENV_HASH_TAG, ""), conda_pip(props.get("condaFile")),
+                               timestamp((body.get("systemData") or {}).get("createdAt")))
+
+    def _versions(self, name: str) -> list[EnvironmentInfo]:
+        body = self.b.arm.get(f"{self.b.ws.path}/environments/{name}/versions")
+        return sorted((self._info(v, name) for v in body.get("value", [])), key=lambda e: e.version)
+
+    def register(self, name: str, spec) -> EnvironmentInfo:
+        """A new version only when the packages changed (content hash in a tag), like the local workspace."""
+        check_model_name(name)
+        packages = parse_packages(spec)
+        python = ".".join(sys.version.split(".")[:2])  # the kernel's minor version: pickles move both ways
+        digest = hashlib.sha256(json.dumps({"python": python, "image": ENV_IMAGE, "packages": packages})
+                                .encode()).hexdigest()[:16]
+        try:
+            versions = self._versions(name)
+        except NotFound:
+            versions = []
+        if versions and versions[-1].hash == digest:
+            return versions[-1]
+        version = (versions[-1].version + 1) if versions else 1
+        body = {"properties": {"image": ENV_IMAGE, "condaFile": conda_file(name, python, packages),
+                               "description": f"{len(packages)} package(s), registered by aml-magics",
+                               "tags": {ENV_HASH_TAG: digest}}}
+        result = self.b.arm.put(f"{self.b.ws.path}/environments/{name}/versions/{version}", body)
+        return replace(self._info(result, name), version=version, hash=digest, packages=packages)
+
+    def get(self, name: str, version: int | None = None) -> EnvironmentInfo:
+        if version is not None:
+            body = self.b.arm.get(f"{self.b.ws.path}/environments/{name}/versions/{version}")
+            return replace(self._info(body, name), version=int(version))
+        versions = self._versions(name)
+        if not versions:
+            raise NotFound(f"environment {name!r} has no versions; register one with %aml env register")
+        return versions[-1]
+
+    def list(self) -> list[EnvironmentInfo]:
+        out = []
+        for container in self.b.arm.get(f"{self.b.ws.path}/environments").get("value", []):
+            cname = container.get("name")
+            latest = (container.get("properties") or {}).get("latestVersion")
+            if cname:  # latestVersion is optional in the service's answer: then the versions say it
+                try:
+                    out.append(self.get(cname, int(latest) if str(latest).isdigit() else None))
+                except NotFound:
+                    continue  # a container without versions
+        return out
+
+    def environment_id(self, ref: str | None) -> str:
+        """What a job's environmentId is for ``--env``: Azure ML's own references pass through; NAME[:VERSION]
+        is a registered environment; a requirements.txt / environment.yml is registered under its content hash."""
+        if not ref:
+            return DEFAULT_ENVIRONMENT
+        if ref.startswith(("azureml:", "/subscriptions/")):
+            return ref
+        if os.path.isfile(os.path.expanduser(ref)):
+            info = self.register(f"aml-magics-{content_hash(parse_packages(ref))}", ref)
+        else:
+            name, _, version = ref.partition(":")
+            info = self.get(name, int(version) if version.isdigit() else None)
+        return f"{self.b.ws.path}/environments/{info.name}/versions/{info.version}"
+
+    def python(self, ref: str, progress=print) -> str:
+        raise not_supported(self.b.capabilities, "building an environment here")
+
+
+def conda_file(name: str, python: str, packages: list[str]) -> str:
+    lines = [f"name: {json.dumps(name)}", "channels:", "  - conda-forge", "dependencies:", f"  - python={python}",
+             "  - pip", "  - pip:", *(f"    - {json.dumps(p)}" for p in packages)]
+    return "\n".join(lines) + "\n"
+
+
+def conda_pip(conda: str | None) -> list[str]:
+    """The pip requirements of a conda file (what our environments list as their packages)."""
+    if not conda:
+        return []
+    try:
+        import yaml
+
+        doc = yaml.safe_load(conda) or {}
+    except Exception:  # noqa: BLE001
+        return []
+    if not isinstance(doc, dict):
+        return []
+    out: list[str] = []
+    for dep in doc.get("dependencies") or []:
+        if isinstance(dep, dict) and isinstance(dep.get("pip"), list):
+            out += [str(x) for x in dep["pip"]]
+    return out

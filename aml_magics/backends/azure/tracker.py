@@ -1,0 +1,155 @@
+"""The tracker inside an Azure ML job: the same logging calls, sent to the MLflow tracking endpoint the job's
+environment provides (``MLFLOW_TRACKING_URI``, ``MLFLOW_RUN_ID``; the token from ``MLFLOW_TRACKING_TOKEN`` or
+``AZUREML_RUN_TOKEN``). Metrics are buffered and sent in batches every second and at exit; nothing waits on the
+network in ``run.log``. Standard library and ``requests`` only: it is shipped with a job whose environment lacks
+aml-magics (``ops.RUNTIME_FILES``).
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any, Callable
+
+from ...core import checks
+from ...core.contract import Tracker
+
+FLUSH_S = 1.0
+ENV_EXPERIMENT = "AML_MAGICS_EXPERIMENT"
+
+_trackers: dict[str, "MlflowTracker"] = {}
+
+
+def from_environment(environ) -> "tuple[MlflowTracker, str, str | None] | None":
+    """Inside an Azure ML job (or any MLflow-tracked process): its tracker, run id and experiment."""
+    run_id, uri = environ.get("MLFLOW_RUN_ID"), environ.get("MLFLOW_TRACKING_URI")
+    if not (run_id and uri):
+        return None
+    tracker = _trackers.get(uri)
+    if tracker is None:
+        token = environ.get("MLFLOW_TRACKING_TOKEN") or environ.get("AZUREML_RUN_TOKEN")
+        tracker = _trackers[uri] = MlflowTracker(uri, token)
+    return tracker, run_id, environ.get(ENV_EXPERIMENT) or environ.get("MLFLOW_EXPERIMENT_NAME")
+
+
+class MlflowTracker(Tracker):
+    """Logs through the MLflow REST API (Azure ML's tracking endpoint speaks it)."""
+
+    def __init__(self, tracking_uri: str, token: str | None = None):
+        from .mlflow_rest import MlflowRest
+
+        self._rest = MlflowRest(tracking_uri, (lambda: token) if token else None)
+        self._start()
+
+    def _start(self) -> None:
+        self._points: deque = deque()  # (run_id, name, value, step, time)
+        self._steps: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="aml-mlflow-flush", daemon=True)
+        self._thread.start()
+        atexit.register(self._close)
+
+    @classmethod
+    def over(cls, rest) -> "MlflowTracker":
+        """A tracker over an existing MLflow REST client (the workspace's, with its credential)."""
+        tracker = cls.__new__(cls)
+        tracker._rest = rest
+        tracker._start()
+        return tracker
+
+    def __repr__(self) -> str:
+        return "MlflowTracker()"  # the endpoint's token never shows
+
+    def describe(self) -> str:
+        return "MLflow tracking"  # its URI names the workspace's subscription and may carry a SAS-like query
+
+    # -- logging -----------------------------------------------------------------------------------------
+
+    def scalar_writer(self, run_id: str) -> Callable[..., None]:
+        def write(name: str, value: float, step: int | None = None) -> None:
+            checks.metric_name(name)
+            if step is not None:
+                step = checks.step(name, step)
+            with self._lock:
+                key = (run_id, name)
+                if step is None:
+                    step = self._steps.get(key, 0)
+                self._steps[key] = max(self._steps.get(key, 0), step + 1)
+            self._points.append((run_id, name, float(value), int(step), time.time()))
+        return write
+
+    def log_scalars(self, run_id: str, name: str, values: list[float]) -> None:
+        write = self.scalar_writer(run_id)
+        for v in values:
+            write(name, v)
+
+    def set_tags(self, run_id: str, values: dict[str, Any], *, params: bool = False) -> None:
+        clean = {k: "" if v is None else v for k, v in values.items()}
+        self._rest.log_batch(run_id, **({"params": clean} if params else {"tags": clean}))
+
+    def _unsupported(self, what: str) -> None:
+        print(f"aml-magics: {what} is not sent to Azure ML yet; use mlflow.log_artifact for files", file=sys.stderr)
+
+    def log_record(self, run_id: str, name: str, kind: str, payload: Any) -> None:
+        self._unsupported(f"a {kind} value of {name!r}")
+
+    def store_file(self, run_id: str, name: str, source) -> str:
+        self._unsupported(f"upload_file({name!r}) (files in ./outputs are kept with the job anyway)")
+        return name
+
+    def start_child(self, run_id: str, name: str | None) -> str:
+        from ...core.errors import NotSupported
+
+        raise NotSupported("child runs are not created from inside an Azure ML job; use a sweep (%%aml sweep) "
+                           "or log under distinct metric names")
+
+    def record_child(self, run_id, name, *, params=None, tags=None, metrics=None, started=None, ended=None,
+                     status="Completed") -> str:
+        return self.start_child(run_id, name)
+
+    def started(self, run_id: str) -> None:
+        pass  # Azure ML moves its job to Running itself
+
+    def finish(self, run_id: str, status: str, error: str | None = None) -> None:
+        self.flush()
+        if status != "Completed" and error:
+            self._rest.log_batch(run_id, tags={"error": str(error)[:5000]})
+
+    # -- flushing ----------------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.wait(FLUSH_S):
+            try:
+                self.flush()
+            except Exception as exc:  # noqa: BLE001 - kept in memory, retried at the next tick
+                print(f"aml-magics: metrics not sent yet ({exc}); retrying", file=sys.stderr)
+
+    def pending(self) -> int:
+        return len(self._points)
+
+    def flush(self) -> None:
+        batch = [self._points.popleft() for _ in range(len(self._points))]
+        if not batch:
+            return
+        by_run: dict[str, list] = {}
+        for run_id, name, value, step, ts in batch:
+            by_run.setdefault(run_id, []).append((name, value, step, ts))
+        sent: set[str] = set()
+        try:
+            for run_id, points in by_run.items():
+                self._rest.log_batch(run_id, points)
+                sent.add(run_id)
+        except Exception:
+            self._points.extendleft(reversed([p for p in batch if p[0] not in sent]))
+            raise
+
+    def _close(self) -> None:
+        self._stop.set()
+        try:
+            self.flush()
+        except Exception as exc:  # noqa: BLE001
+            print(f"aml-magics: {self.pending()} metric values could not be sent at exit ({exc})", file=sys.stderr)

@@ -1,0 +1,62 @@
+"""Package lists of environments: parsed from a requirements file, an environment.yml or a list; every line a pip
+requirement (a file that is not one is refused, without echoing it); hashed by content."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from ...core.errors import InvalidInput, NotFound
+
+
+def parse_packages(spec: str | os.PathLike | list[str]) -> list[str]:
+    """Requirements from a requirements.txt, a conda-style environment.yml (its pip section) or a list."""
+    if isinstance(spec, (list, tuple)):
+        lines = [str(x) for x in spec]
+    else:
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise NotFound(f"environment file {path} not found (give requirements.txt, environment.yml or a list)")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"cannot read {path} as a requirements file ({type(exc).__name__}); give a "
+                               "requirements.txt or environment.yml") from None
+        if path.suffix in (".yml", ".yaml"):
+            import yaml
+
+            doc = yaml.safe_load(text) or {}
+            lines = []
+            for dep in doc.get("dependencies", []) or []:
+                if isinstance(dep, dict) and "pip" in dep:
+                    lines += [str(x) for x in dep["pip"]]
+        else:
+            lines = text.splitlines()
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    packages = []
+    where = "" if isinstance(spec, (list, tuple)) else f" of {Path(spec).name}"
+    for number, raw in enumerate(lines, 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith(("-e ", "--editable", "-r ", "--requirement")):
+            raise InvalidInput(f"environment line {line!r}: editable installs and nested files are not supported")
+        if not line.lower().endswith((".whl", ".tar.gz", ".zip")):  # a wheel or sdist file or URL is pip's too
+            try:
+                Requirement(line)
+            except InvalidRequirement:
+                # the line itself is not shown: this may be a file that was never meant to be read
+                raise InvalidInput(f"line {number}{where} is not a pip requirement (like scikit-learn==1.5 or "
+                                   "pandas>=2); nothing was registered") from None
+        packages.append(line)
+    if not packages:
+        raise InvalidInput("the environment lists no packages")
+    return sorted(set(packages), key=str.lower)
+
+
+def content_hash(packages: list[str]) -> str:
+    digest = hashlib.sha256(json.dumps({"python": sys.version.split()[0], "packages": packages}).encode())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,136 @@
+"""Local datastores: folders of the workspace, with Azure ML's default name (``workspaceblobstore``).
+
+Every path stays inside its datastore: no ``..``, no absolute paths, and no link that leads out — in single-path
+operations and in every folder operation (upload into, download of, listing of and ``--input`` of a folder).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from ...core import checks
+from ...core.contract import DatastoresBackend
+from ...core.errors import Conflict, InvalidInput, NotFound
+from ...core.types import DatastoreEntry, DatastoreInfo
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .backend import LocalBackend
+
+
+class LocalDatastores(DatastoresBackend):
+    def __init__(self, backend: "LocalBackend"):
+        self.store = backend.store
+
+    def list(self) -> list[DatastoreInfo]:
+        return [DatastoreInfo(r["name"], r["kind"], r["path"], bool(r["is_default"])) for r in self.store.list_datastores()]
+
+    def _datastore_root(self, name: str | None) -> Path:
+        stores = self.list()
+        if name is None:
+            return Path(next(s.path for s in stores if s.is_default))
+        for s in stores:
+            if s.name == name:
+                return Path(s.path)
+        raise NotFound.with_suggestions("datastore", name, [s.name for s in stores])
+
+    @staticmethod
+    def _inside(root: Path, rel: str) -> Path:
+        checks.text("datastore path", rel or "", empty=True)
+        text = (rel or "").replace("\\", "/").strip("/")
+        p = PurePosixPath(text)
+        if p.is_absolute() or ".." in p.parts:
+            raise InvalidInput(f"datastore path {rel!r} must stay inside the datastore (no '..')")
+        target = (root / p) if text else root
+        resolved = target.resolve()
+        if resolved != root.resolve() and root.resolve() not in resolved.parents:
+            raise InvalidInput(f"datastore path {rel!r} leaves the datastore (through a link)")
+        return target
+
+    def upload(self, src: Path, target: str, datastore: str | None, overwrite: bool) -> list[str]:
+        root = self._datastore_root(datastore)
+        src = Path(src).expanduser()
+        if not src.exists():
+            raise NotFound(f"{src} does not exist; give a file or folder to upload")
+        dest = self._inside(root, target or "")
+        pairs: list[tuple[Path, Path]] = []
+        if src.is_file():
+            final = dest / src.name if (dest.is_dir() or (target or "").endswith("/") or not target) else dest
+            pairs.append((src, final))
+        else:
+            for f in sorted(src.rglob("*")):
+                if f.is_file() and not f.is_symlink():
+                    pairs.append((f, dest / f.relative_to(src)))
+        for _, d in pairs:  # a linked folder in the datastore must not carry a write outside it
+            self._inside(root, d.relative_to(root).as_posix())
+        clashes = [d for _, d in pairs if d.exists()]
+        if clashes and not overwrite:
+            rel = clashes[0].relative_to(root).as_posix()
+            raise Conflict(f"{rel} already exists in the datastore ({len(clashes)} file(s)); add --overwrite to replace")
+        done = []
+        for s, d in pairs:
+            d.parent.mkdir(parents=True, exist_ok=True)
+            tmp = d.with_name(f".{d.name}.uploading")
+            shutil.copyfile(s, tmp)
+            os.chmod(tmp, 0o444)  # inputs are read-only to runs
+            os.replace(tmp, d)
+            done.append(d.relative_to(root).as_posix())
+        return done
+
+    def ls(self, path: str, datastore: str | None) -> list[DatastoreEntry]:
+        root = self._datastore_root(datastore)
+        base = self._inside(root, path)
+        if not base.exists():
+            raise NotFound(f"datastore path {path!r} does not exist; list the root with %aml datastore ls")
+        if base.is_file():
+            return [DatastoreEntry(base.relative_to(root).as_posix(), base.stat().st_size, False)]
+        inside = root.resolve()
+        return [
+            DatastoreEntry(p.relative_to(root).as_posix() + ("/" if p.is_dir() else ""),
+                           p.stat().st_size if p.is_file() else 0, p.is_dir())
+            for p in sorted(base.iterdir()) if not p.name.endswith(".uploading")
+            and (p.resolve() == inside or inside in p.resolve().parents)  # never a link out of the datastore
+        ]
+
+    @staticmethod
+    def _refuse_links_out(root: Path, paths, what: str) -> None:
+        inside = root.resolve()
+        for p in paths:
+            if p.is_symlink():
+                resolved = p.resolve()
+                if resolved != inside and inside not in resolved.parents:
+                    raise InvalidInput(f"{p.relative_to(root).as_posix()} in {what!r} is a link that leaves the "
+                                       "datastore; remove it (nothing was copied)")
+
+    def download(self, path: str, target: Path, datastore: str | None, overwrite: bool) -> list[str]:
+        root = self._datastore_root(datastore)
+        src = self._inside(root, path)
+        if not src.exists():
+            raise NotFound(f"datastore path {path!r} does not exist")
+        target = Path(target).expanduser()
+        files = [src] if src.is_file() else [f for f in sorted(src.rglob("*")) if f.is_file()]
+        self._refuse_links_out(root, [src] if src.is_file() else sorted(src.rglob("*")), path)
+        pairs = [(f, (target / f.name) if src.is_file() else (target / f.relative_to(src))) for f in files]
+        clashes = [d for _, d in pairs if d.exists()]
+        if clashes and not overwrite:
+            raise Conflict(f"{clashes[0]} already exists; add --overwrite to replace")
+        for s, d in pairs:
+            d.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(s, d)
+        return [str(d) for _, d in pairs]
+
+    def resolve_input(self, uri: str) -> str:
+        if not uri.startswith("datastore:"):
+            raise InvalidInput(f"input {uri!r}: use datastore:PATH or datastore:NAME/PATH (azureml:// URIs with azure)")
+        rest = uri[len("datastore:"):].lstrip("/")
+        names = {s.name for s in self.list()}
+        first, _, tail = rest.partition("/")
+        datastore, rel = (first, tail) if first in names and tail else (None, rest)
+        root = self._datastore_root(datastore)
+        path = self._inside(root, rel)
+        if not path.exists():
+            raise NotFound(f"input {uri!r}: nothing at that datastore path; upload it with %aml datastore upload")
+        if path.is_dir():
+            self._refuse_links_out(root, sorted(path.rglob("*")), uri)
+        return str(path)

@@ -1,0 +1,305 @@
+"""Local scoring services: a detached supervisor per service holds the socket and restarts the server; the
+record lives in the store (``DeploymentRows``), the files in ``deployments/<name>/`` (``score.py``, ``spec.json``,
+the 0600 ``keys.json``, ``service.log``, an image record). One deploy, update, restart or delete per name at a
+time, across kernels and tabs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ...core.contract import DeploymentsBackend
+from ...core.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
+from ...core.states import SERVICE_ALIVE_STATES
+from ...core.types import DeploymentInfo
+from . import procs
+from .store import DeploymentRows
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .backend import LocalBackend
+
+
+class LocalDeployments(DeploymentsBackend):
+    """Local scoring services: records in the store, files in ``deployments/<name>/``, one supervisor each."""
+
+    def __init__(self, backend: "LocalBackend"):
+        self.backend = backend
+        self.store = backend.store
+        self.rows = DeploymentRows(backend.store)
+        self.root = backend.path / "deployments"
+
+    def _row(self, name: str):
+        row = self.rows.get(name)
+        if row is None:
+            raise NotFound.with_suggestions("service", name, self.rows.names(), hint="list them with %aml services")
+        return row
+
+    def _info(self, row) -> DeploymentInfo:
+        spec = json.loads((self.root / row["name"] / "spec.json").read_text()) if (self.root / row["name"] / "spec.json").exists() else {}
+        return DeploymentInfo(name=row["name"], state=row["state"], scoring_uri=row["scoring_uri"],
+                              models=json.loads(row["models"]), host=row["host"], port=row["port"],
+                              auth=spec.get("auth", True), restarts=row["restarts"], error=row["error"],
+                              created=row["created"], updated=row["updated"])
+
+    def _reconcile(self, row):
+        """A record whose supervisor is gone is shown as it is: not Healthy."""
+        if row["state"] in SERVICE_ALIVE_STATES and row["supervisor_pid"] and not procs.is_alive(
+                row["supervisor_pid"], row["supervisor_start"]):
+            self.rows.fail_if_still(row["name"], row["state"], "its supervisor process is gone (killed, or the "
+                                                               "machine restarted); redeploy with --update")
+            return self._row(row["name"])
+        return row
+
+    def get(self, name: str):
+        return self._info(self._reconcile(self._row(name)))
+
+    def list(self):
+        return [self._info(self._reconcile(r)) for r in self.rows.all()]
+
+    def keys(self, name: str) -> tuple[str, str]:
+        self._row(name)
+        data = json.loads((self.root / name / "keys.json").read_text())
+        return data["primary"], data["secondary"]
+
+    def regenerate_key(self, name: str, which: str) -> None:
+        import secrets
+
+        which = which.lower()
+        if which not in ("primary", "secondary"):
+            raise InvalidInput("key type must be Primary or Secondary")
+        self._row(name)
+        with self._one_at_a_time(name):
+            folder = self.root / name
+            data = json.loads((folder / "keys.json").read_text())
+            data[which] = secrets.token_urlsafe(32)
+            _write_private(folder / "keys.json", json.dumps(data))
+            row = self._row(name)
+            if self._signal(row, signal.SIGHUP):  # a new server process picks the keys up; no request fails
+                self._wait(name, 120, after=row["updated"])
+
+    def logs(self, name: str, tail: int | None = None) -> str:
+        from ...scoring.logfile import read_tail
+
+        self._row(name)
+        return read_tail(self.root / name / "service.log", tail)
+
+    def _one_at_a_time(self, name: str):
+        """Only one deploy, update, restart or delete of a service at a time, across kernels and tabs: the others
+        are refused at once (a double click on Deploy must not start two supervisors on two ports)."""
+        import contextlib
+
+        from filelock import FileLock, Timeout
+
+        locks = self.root / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(locks / f"{name}.lock"), timeout=0)
+
+        @contextlib.contextmanager
+        def held():
+            try:
+                lock.acquire()
+            except Timeout:
+                raise Conflict(f"service {name} is being deployed or changed right now (another tab or kernel); "
+                               f"wait for it to finish, then use --update to change it") from None
+            try:
+                yield
+            finally:
+                lock.release()
+
+        return held()
+
+    def deploy(self, name: str, models: list, score_path: Path | None, *, host: str, port: int | None,
+               auth: bool, update: bool, timeout: float, request_timeout_s: float = 60.0,
+               max_body_bytes: int = 100 * 1024 * 1024, environment: str | None = None,
+               instance_type: str | None = None):
+        with self._one_at_a_time(name):
+            return self._deploy(name, models, score_path, host=host, port=port, auth=auth, update=update,
+                                timeout=timeout, request_timeout_s=request_timeout_s, max_body_bytes=max_body_bytes,
+                                environment=environment)
+
+    def _deploy(self, name: str, models: list, score_path: Path | None, *, host: str, port: int | None,
+                auth: bool, update: bool, timeout: float, request_timeout_s: float, max_body_bytes: int,
+                environment: str | None):
+        import secrets
+        import socket
+
+        from ...scoring.default_scorer import default_score_py
+
+        existing = self.rows.get(name)
+        if existing is not None and not update:
+            raise Conflict(f"service {name} exists; add --update to swap its model in place, or delete it first")
+        if existing is None and update:
+            raise NotFound(f"service {name} does not exist; deploy it without --update")
+        infos = [self.backend.models.get(m, v) for m, v in models]
+        if not infos:
+            raise InvalidInput("name at least one model to deploy, as NAME or NAME:VERSION")
+        if score_path is not None:
+            score_path = Path(score_path).expanduser()
+            if not score_path.is_file():
+                raise NotFound(f"score script {score_path} not found")
+            source = score_path.read_text(encoding="utf-8")
+        else:
+            source = default_score_py(infos[0].framework, infos[0].name, infos[0].version)
+            if source is None:
+                raise InvalidInput(f"model {infos[0].id} ({infos[0].framework or 'unknown framework'}) has no default "
+                                   "scorer: give a score.py with init() and run(raw_data) (--score score.py)")
+        python = self.backend.environments.python(environment) if environment else None
+        if existing is not None:
+            port, host = existing["port"], existing["host"]
+        elif port is None:
+            with socket.socket() as s:
+                s.bind((host, 0))
+                port = s.getsockname()[1]
+        folder = self.root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        model_paths = {}
+        for m in infos:
+            model_paths[m.name] = m.path
+            model_paths[m.id] = m.path
+        model_dir = str(Path(infos[0].path).parent) if len(infos) == 1 else str(self.backend.path / "models")
+        spec = {"entry_script": "score.py", "model_dir": model_dir, "model_paths": model_paths, "host": host,
+                "port": port, "auth": auth, "models": [m.id for m in infos], "timeout_s": request_timeout_s,
+                "max_body": max_body_bytes, "python": python, "environment": environment}
+        _write_atomic(folder / "score.py", source)
+        _write_atomic(folder / "spec.json", json.dumps(spec, indent=2))
+        if not (folder / "keys.json").exists():
+            _write_private(folder / "keys.json", json.dumps({"primary": secrets.token_urlsafe(32),
+                                                             "secondary": secrets.token_urlsafe(32)}))
+        self._image_record(folder, spec, infos)
+        shown_host = f"[{host}]" if ":" in host else host
+        uri = f"http://{shown_host}:{port}/score"
+        if existing is None:
+            if not self.rows.insert(name, spec["models"], host, port, uri):  # deployed meanwhile without the lock
+                raise Conflict(f"service {name} was deployed meanwhile; use --update to change it")
+        else:
+            self.rows.set_models(name, spec["models"])
+        row = self._row(name)
+        if existing is not None and procs.is_alive(row["supervisor_pid"], row["supervisor_start"]):
+            before = row["updated"]
+            self._signal(row, signal.SIGHUP)
+            self._wait(name, timeout, after=before)
+        else:
+            self._spawn(name)
+            self._wait(name, timeout)
+        return self.get(name)
+
+    def _image_record(self, folder: Path, spec: dict, infos) -> None:
+        """What a container build needs (Dockerfile, score.py, model references), kept with the service."""
+        image = folder / "image"
+        image.mkdir(exist_ok=True)
+        (image / "manifest.json").write_text(json.dumps({"models": spec["models"], "entry_script": "score.py",
+                                                         "model_paths": spec["model_paths"]}, indent=2))
+        (image / "Dockerfile").write_text(
+            "FROM mcr.microsoft.com/azureml/minimal-ubuntu22.04-py39-cpu-inference:latest\n"
+            "COPY score.py /var/azureml-app/score.py\n"
+            + "".join(f"COPY models/{m.name}/{m.version} /var/azureml-app/azureml-models/{m.name}/{m.version}\n"
+                      for m in infos)
+            + "ENV AZUREML_ENTRY_SCRIPT=score.py AZUREML_MODEL_DIR=/var/azureml-app/azureml-models\n"
+            "CMD [\"runsvdir\", \"/var/runit\"]\n")
+
+    def build_image(self, name: str) -> str:
+        import subprocess
+
+        self._row(name)
+        context = self.root / name / "image"
+        docker = shutil.which("docker")
+        engine = docker and subprocess.run([docker, "info"], capture_output=True, timeout=30).returncode == 0
+        if not engine:
+            raise BackendUnavailable(f"no Docker engine runs here, so the image was not built; its build context "
+                                     f"(Dockerfile, manifest.json) is at {context}")
+        tag = f"aml-magics/{name}:latest"
+        staged = context / "build"
+        shutil.rmtree(staged, ignore_errors=True)
+        staged.mkdir()
+        shutil.copyfile(self.root / name / "score.py", staged / "score.py")
+        shutil.copyfile(context / "Dockerfile", staged / "Dockerfile")
+        spec = json.loads((self.root / name / "spec.json").read_text())
+        for ref in spec["models"]:
+            model_name, _, version = ref.rpartition(":")
+            model = self.backend.models.get(model_name, int(version))
+            src = Path(model.path).parent
+            shutil.copytree(src, staged / "models" / model.name / str(model.version))
+        out = subprocess.run([docker, "build", "-t", tag, str(staged)], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise InvalidInput(f"docker build failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
+        return f"Built image {tag}"
+
+    def _spawn(self, name: str) -> None:
+        import subprocess
+        import sys
+
+        log = open(self.root / name / "supervisor.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "aml_magics.backends.local.supervisor", str(self.backend.path),
+                                 name], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True, cwd=str(self.backend.path))
+        log.close()
+        from .host import _reap_later
+
+        _reap_later(proc)
+        self.rows.set_supervisor(name, proc.pid, procs.start_token(proc.pid))
+
+    def _wait(self, name: str, timeout: float, after: float | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            row = self._row(name)
+            if row["state"] in ("Healthy", "Failed") and (after is None or row["updated"] > after):
+                if row["state"] == "Failed":
+                    raise InvalidInput(f"service {name} failed to start: {row['error']}")
+                return
+            time.sleep(0.05)
+        raise InvalidInput(f"service {name} is still starting after {timeout:g} s; see %aml service {name} --logs")
+
+    def _signal(self, row, sig) -> bool:
+        return procs.send_signal(row["supervisor_pid"], row["supervisor_start"], sig)
+
+    def restart(self, name: str, timeout: float = 60.0) -> bool:
+        """Start a service again whose supervisor is gone (a crash, a reboot); False when it is alive."""
+        with self._one_at_a_time(name):
+            return self._restart(name, timeout)
+
+    def _restart(self, name: str, timeout: float) -> bool:
+        row = self._row(name)
+        if procs.is_alive(row["supervisor_pid"], row["supervisor_start"]):
+            return False
+        # what is left of its group (an orphaned server); never a stranger that now has the pid
+        procs.signal_group(row["supervisor_pid"], row["supervisor_start"], procs.SIGKILL)
+        self.rows.set_state(name, "Transitioning", None)
+        self._spawn(name)
+        self._wait(name, timeout)
+        return True
+
+    def delete(self, name: str, timeout: float = 40.0) -> None:  # noqa: D102
+        self._row(name)
+        with self._one_at_a_time(name):
+            self._delete(name, timeout)
+
+    def _delete(self, name: str, timeout: float) -> None:
+        row = self._row(name)
+        if self._signal(row, signal.SIGTERM):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and procs.is_alive(row["supervisor_pid"], row["supervisor_start"]):
+                time.sleep(0.05)
+            if procs.is_alive(row["supervisor_pid"], row["supervisor_start"]):
+                procs.signal_group(row["supervisor_pid"], row["supervisor_start"], procs.SIGKILL)
+        self.rows.delete(name)
+        shutil.rmtree(self.root / name, ignore_errors=True)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Secrets: a 0600 file, replaced atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

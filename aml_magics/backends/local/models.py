@@ -1,0 +1,108 @@
+"""The local model registry: a name with auto-incremented versions, files copied into the workspace.
+
+Registration is atomic: the files are staged, then renamed into place inside the transaction that records the
+version — a registration killed mid-copy leaves no version behind (doctor removes the staging folder).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...core.contract import ModelsBackend
+from ...core.errors import InvalidInput, NotFound, StorageError, storage_reason
+from ...core.names import check_model_name
+from ...core.types import ModelInfo
+from ..common.models import model_files
+from . import layout
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .backend import LocalBackend
+
+
+class LocalModels(ModelsBackend):
+    def __init__(self, backend: "LocalBackend"):
+        self.backend = backend
+        self.rows = backend.model_rows
+        self.path = backend.path
+
+    def register(self, name: str, source: Path, *, tags: dict | None = None, properties: dict | None = None,
+                 description: str | None = None, run_id: str | None = None) -> ModelInfo:
+        """Copy a file or folder into the registry as the next version of ``name``, atomically."""
+        import uuid
+
+        from ...core.frameworks import detect_framework
+
+        check_model_name(name)
+        source = Path(source)
+        if not source.exists():
+            raise NotFound(f"model path {source} does not exist")
+        files = model_files(source)
+        if not files:
+            raise InvalidInput(f"{source} holds no files to register")
+        staging = self.path / "models" / ".staging" / uuid.uuid4().hex
+        entry = source.name
+        try:
+            try:
+                for src, rel in files:
+                    dst = staging / entry / rel if source.is_dir() else staging / entry
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(src, dst)
+            except OSError as exc:
+                reason = storage_reason(exc)
+                if reason is None:
+                    raise
+                raise StorageError(f"cannot copy {source.name} into the registry: {reason}; nothing was registered — "
+                                   "free space or make the workspace writable, then register again") from None
+            framework = detect_framework(staging / entry)
+
+            def move_into_place(version: int) -> Path:
+                final = self.path / "models" / name / str(version)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging, final)
+                return final
+
+            row = self.rows.insert_next_version(
+                name, move_into_place, entry=entry, framework=framework, run_id=run_id, tags=tags,
+                properties=properties, description=description)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return self._info(row)
+
+    def register_from_run(self, run_id: str, name: str, path: str, *, tags: dict | None = None,
+                          properties: dict | None = None, description: str | None = None) -> ModelInfo:
+        self.backend.runs._row(run_id)
+        folder = layout.run_dir(self.path, run_id)
+        source = layout.artifact_path(folder, path)
+        resolved = source.resolve()
+        if folder.resolve() not in resolved.parents:
+            raise InvalidInput(f"{path!r} leaves the run's folder")
+        if not source.exists():
+            raise NotFound.with_suggestions(f"file of run {run_id}", path, self.backend.runs.list_files(run_id))
+        return self.register(name, source, run_id=run_id, tags=tags, properties=properties, description=description)
+
+    @staticmethod
+    def _info(row) -> ModelInfo:
+        return ModelInfo(name=row["name"], version=row["version"], path=str(Path(row["path"]) / row["entry"]),
+                         framework=row["framework"], description=row["description"], run_id=row["run_id"],
+                         created=row["created"], tags=json.loads(row["tags"]), properties=json.loads(row["properties"]))
+
+    def get(self, name: str, version: int | None = None) -> ModelInfo:
+        row = self.rows.get(name, version)
+        if row is None:
+            if version is not None and self.rows.get(name) is not None:
+                versions = [r["version"] for r in self.rows.list(name=name)]
+                raise NotFound(f"model {name} has no version {version}; it has {', '.join(map(str, versions))}")
+            raise NotFound.with_suggestions("model", name, self.rows.names(), hint="list them with %aml models")
+        return self._info(row)
+
+    def list(self, name: str | None = None, run_id: str | None = None, limit: int | None = None,
+             offset: int = 0) -> list[ModelInfo]:
+        return [self._info(r) for r in self.rows.list(name=name, run_id=run_id, limit=limit, offset=offset)]
+
+    def add_tags(self, name: str, version: int, tags: dict[str, Any]) -> ModelInfo:
+        self.get(name, version)
+        self.rows.update_tags(name, version, tags)
+        return self.get(name, version)

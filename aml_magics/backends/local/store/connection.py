@@ -1,0 +1,151 @@
+"""One connection to a workspace database, safe to share between threads: WAL, a long busy timeout, and
+``BEGIN IMMEDIATE`` for every write so that writers queue instead of failing on a lock upgrade. A full disk or a
+read-only folder is one ``StorageError`` saying what to do; a damaged file is one ``StoreDamaged`` naming doctor.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+from .schema import BUSY_TIMEOUT_MS, MIGRATIONS
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether SQLite says the file itself is damaged (not a lock, a full disk or a read-only folder)."""
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, (
+        sqlite3.OperationalError, sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError,
+        sqlite3.DataError, sqlite3.NotSupportedError)) or "malformed" in str(exc) or "not a database" in str(exc)
+
+
+def damaged(path: str, exc: BaseException) -> Exception:
+    """One clear error for a damaged database file, carrying its doctor."""
+    from ....core.errors import StoreDamaged
+
+    def examine(recover: bool = False):
+        from ..recovery import examine_damaged
+
+        return examine_damaged(path, recover=recover)
+
+    return StoreDamaged(f"the workspace database {path} is damaged ({exc}); run %aml doctor (or python -m aml_magics "
+                        "doctor) to keep a copy and save what can be saved", examine)
+
+
+def _storage_error(exc: sqlite3.OperationalError) -> Exception:
+    """A clear error for a full disk or a read-only workspace; other errors unchanged."""
+    from ....core.errors import StorageError, storage_reason
+
+    reason = storage_reason(exc)
+    if reason is None:
+        return exc
+    return StorageError(f"cannot write to the workspace: {reason} ({exc}); nothing was half-written — "
+                        "free space or make the workspace writable, then try again")
+
+
+class Connection:
+    """The plumbing every row class of the store shares."""
+
+    def __init__(self, path: str | os.PathLike, *, migrate: bool = True):
+        self.path = os.fspath(path)
+        self._lock = threading.RLock()
+        try:
+            self._conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.OperationalError as exc:  # a folder that cannot hold a database (/proc/1, read-only)
+            raise _storage_error(exc) from None
+        self._conn.row_factory = sqlite3.Row
+        self._run_pks: dict[str, int] = {}
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode.lower() != "wal":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL: a committed transaction survives a crash of any process.
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # reads the schema: is it whole?
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            if is_damage(exc):
+                raise damaged(self.path, exc) from None
+            raise _storage_error(exc) from None
+        if migrate:
+            self.migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the write lock up front (queues, never deadlocks)."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise _storage_error(exc) from None
+            try:
+                yield self._conn
+            except BaseException as exc:
+                if self._conn.in_transaction:  # SQLite may have rolled back already (disk full)
+                    try:
+                        self._conn.execute("ROLLBACK")
+                    except sqlite3.DatabaseError:
+                        pass
+                if is_damage(exc):
+                    raise damaged(self.path, exc) from None
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise _storage_error(exc) from None
+                raise
+            else:
+                try:
+                    self._conn.execute("COMMIT")
+                except sqlite3.OperationalError as exc:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise _storage_error(exc) from None
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                if is_damage(exc):
+                    raise damaged(self.path, exc) from None
+                raise
+
+    def query_one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchone()
+            except sqlite3.DatabaseError as exc:
+                if is_damage(exc):
+                    raise damaged(self.path, exc) from None
+                raise
+
+    def schema_version(self) -> int:
+        return self.query_one("PRAGMA user_version")[0]
+
+    def migrate(self) -> None:
+        if self.schema_version() == len(MIGRATIONS):
+            return
+        with self.write() as c:
+            version = c.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                from ....core.errors import BackendUnavailable
+
+                raise BackendUnavailable(
+                    f"workspace database {self.path} has schema version {version}, newer than this "
+                    f"aml-magics understands ({len(MIGRATIONS)}); upgrade aml-magics"
+                )
+            for i in range(version, len(MIGRATIONS)):
+                # executescript would COMMIT our transaction, so run statement by statement
+                for statement in MIGRATIONS[i].split(";"):
+                    if statement.strip():
+                        c.execute(statement)
+            c.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
+
+    def integrity_check(self) -> list[str]:
+        return [r[0] for r in self.query("PRAGMA integrity_check")]

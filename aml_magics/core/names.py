@@ -1,0 +1,41 @@
+"""Names and their rules: one place per rule (run-cell file name, default datastore, service and model names)."""
+from __future__ import annotations
+
+import re
+
+from .errors import InvalidInput
+
+#: the file a submitted cell is written to in the run's snapshot
+CELL_FILE = "__aml_cell__.py"
+#: Azure ML's name of a workspace's default datastore (the local workspace uses it too)
+DEFAULT_DATASTORE = "workspaceblobstore"
+DEFAULT_COMPUTE = "local"
+
+_SERVICE = re.compile(r"[a-z0-9][a-z0-9-]{1,30}[a-z0-9]")
+_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
+
+
+def check_service_name(name: object) -> str:
+    """3-32 lowercase letters, digits and '-', starting and ending with a letter or digit (Azure ML's rule)."""
+    if not isinstance(name, str) or not _SERVICE.fullmatch(name):
+        raise InvalidInput(f"service name {name!r}: 3-32 lowercase letters, digits and '-' (as Azure ML asks)")
+    return name
+
+
+def default_service_name(model_ref: str) -> str:
+    """The service a model deploys to by default: its name, lower-cased, with '-' for anything else, fitted to the
+    service-name rule (``sklearn_mnist:3`` → ``sklearn-mnist``). Every front end uses this one rule."""
+    model = str(model_ref).rpartition(":")[0] if ":" in str(model_ref) else str(model_ref)
+    name = re.sub(r"-+", "-", "".join(c if c.isalnum() and c.isascii() else "-" for c in model.lower())).strip("-")
+    name = name[:32].strip("-")
+    if len(name) < 3:
+        name = (name + "-svc").strip("-")
+    return name
+
+
+def check_model_name(name: object) -> str:
+    """Letters, digits, '-', '_' and '.', starting with a letter or digit, at most 255 characters."""
+    if not isinstance(name, str) or not _MODEL.fullmatch(name):
+        raise InvalidInput(f"model name {name!r}: use letters, digits, '-', '_' and '.', starting with a letter or "
+                           "digit")
+    return name

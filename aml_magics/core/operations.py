@@ -1,0 +1,460 @@
+"""The operation groups of ``Client`` (``client.runs``, ``client.models`` …): they check what users give, call one
+sub-contract of the backend each (``core.contract``), and return domain types whose reprs are the answer."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from . import checks
+from .contract import not_supported
+from .errors import AmlError, InvalidInput, NotFound
+from .names import check_service_name, default_service_name
+from .states import RUN_STATES, TERMINAL_STATES, canonical_state
+from .types import (ComputeTarget, DatastoreInfo, ExperimentInfo, Listing, MetricsView, ModelInfo, ModelList, RunInfo,
+                    RunList, RunSubmission, ServiceList)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import Client
+    from .contract import Backend
+    from .run import Run
+
+
+class _Operations:
+    def __init__(self, client: "Client"):
+        self._client = client
+
+    @property
+    def _backend(self) -> "Backend":
+        return self._client.backend
+
+
+class RunOperations(_Operations):
+    """Submit, find, watch and stop runs."""
+
+    def handle(self, run_id: str, experiment: str | None = None) -> "Run":
+        from .run import Run
+
+        return Run(experiment, run_id, _client=self._client, _check=False)
+
+    def submit(self, submission: RunSubmission) -> "Run":
+        _check_submission(submission)
+        run_id = self._backend.runs.submit(submission)
+        return self.handle(run_id, submission.experiment)
+
+    def start_logging(self, experiment: str, display_name: str | None = None,
+                      tags: dict[str, str] | None = None) -> "Run":
+        check_name("experiment", experiment)
+        if display_name is not None:
+            checks.text("run name", display_name, max_len=checks.MAX_NAME)
+        clean = checks.tags("tags", tags or {})
+        run_id = self._backend.runs.start_interactive(experiment, display_name, {k: v or "" for k, v in clean.items()})
+        return self.handle(run_id, experiment)
+
+    def get(self, run_id: str, with_metrics: bool = True) -> RunInfo:
+        return self._backend.runs.get(self.resolve_id(run_id), with_metrics=with_metrics)
+
+    def resolve_id(self, run_id: str) -> str:
+        """A full run id from a full id, ``last`` (the newest run) or a unique prefix/suffix."""
+        run_id = str(run_id).strip()
+        if run_id in ("last", "latest", "-1"):
+            infos, _ = self._backend.runs.list(experiment=None, status=None, parent_run_id=None, limit=1, offset=0)
+            if not infos:
+                raise NotFound("there are no runs yet; submit one with %%aml run")
+            return infos[0].run_id
+        if self._backend.runs.exists(run_id):  # the common case, and what dashboards poll: one indexed lookup
+            return run_id
+        ids = self._backend.runs.ids()
+        matches = [i for i in ids if i.startswith(run_id) or i.endswith(run_id)] if len(run_id) >= 6 else []
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidInput(f"run id {run_id!r} is ambiguous ({len(matches)} runs match); give more of it")
+        raise NotFound.with_suggestions("run", run_id, ids, hint="list runs with %aml runs")
+
+    def list(self, experiment: str | None = None, status: str | list[str] | None = None, limit: int | None = 50,
+             offset: int = 0, parent_run_id: str | None = None) -> RunList:
+        if isinstance(status, str):
+            status = [status]
+        if status:
+            bad = [s for s in status if canonical_state(s) is None]
+            if bad:
+                raise NotFound.with_suggestions("status", bad[0], RUN_STATES, hint="one of " + ", ".join(RUN_STATES))
+            status = [canonical_state(s) for s in status]
+        if limit is not None:
+            limit = checks.whole("--limit", limit, 1, MAX_LIST)
+        offset = checks.whole("--offset", offset, 0, checks.INT64_MAX)
+        infos, total = self._backend.runs.list(experiment=experiment, status=status, parent_run_id=parent_run_id,
+                                               limit=limit, offset=offset)
+        query = {"experiment": experiment, "status": status, "limit": limit, "offset": offset,
+                 "parent_run_id": parent_run_id}
+        return RunList([self.handle(i.run_id, i.experiment) for i in infos], infos, total, query)
+
+    def children(self, run_id: str, recursive: bool = False) -> RunList:
+        run_id = self.resolve_id(run_id)
+        infos, _ = self._backend.runs.list(experiment=None, status=None, parent_run_id=run_id, limit=None, offset=0)
+        infos = list(reversed(infos))  # oldest child first, as trials were started
+        if recursive:
+            for info in list(infos):
+                infos.extend(self.children(info.run_id, recursive=True).infos)
+        return RunList([self.handle(i.run_id, i.experiment) for i in infos], infos)
+
+    def cancel(self, run_id: str, wait: float | None = None, reason: str | None = None) -> RunInfo:
+        run_id = self.resolve_id(run_id)
+        self._backend.runs.cancel(run_id, reason)
+        if wait:
+            return self.wait(run_id, timeout=wait, raise_on_timeout=False)
+        return self.get(run_id)
+
+    def resume(self, run_id: str) -> "Run":
+        """Continue a sweep or AutoML run whose controller stopped (killed, failed or canceled)."""
+        run_id = self.resolve_id(run_id)
+        self._backend.runs.resume(run_id)
+        return self.handle(run_id)
+
+    def get_metrics(self, run_id: str, name: str | None = None) -> dict[str, Any]:
+        return self._backend.runs.metrics(self.resolve_id(run_id), name=name)
+
+    def metrics_view(self, run_id: str) -> MetricsView:
+        run_id = self.resolve_id(run_id)
+        return MetricsView(run_id, self._backend.runs.metrics(run_id))
+
+    def metric_series(self, run_id: str, name: str, since: int = 0):
+        """New points ``[(step, ts, value)]`` of a scalar series after cursor ``since``, and the next cursor."""
+        return self._backend.runs.metric_series(run_id, name, since)
+
+    def version(self, run_id: str) -> tuple:
+        """A stamp that changes whenever the run's status, metrics, tags, children or log change."""
+        return self._backend.runs.version(run_id)
+
+    def metric_names(self, run_id: str) -> list[str]:
+        """Names of the run's scalar series, in the order they were first logged."""
+        return self._backend.runs.metric_names(run_id)
+
+    def get_logs(self, run_id: str, tail: int | None = None) -> str:
+        text, _ = self._backend.runs.read_log(self.resolve_id(run_id), 0)
+        if tail is not None:
+            text = "\n".join(text.splitlines()[-tail:])
+        return text
+
+    def read_log(self, run_id: str, offset: int = 0) -> tuple[str, int]:
+        return self._backend.runs.read_log(run_id, offset)
+
+    def follow_logs(self, run_id: str, poll: float = 0.1, timeout: float | None = None) -> Iterator[str]:
+        """Yield log text as the run writes it, until the run has ended and the log is drained."""
+        run_id = self.resolve_id(run_id)
+        pace = self._client.capabilities.pace or (0.0, 1.0)  # a remote service: gently
+        poll = max(poll, pace[0])
+        offset, deadline, delay = 0, None if timeout is None else time.monotonic() + timeout, poll
+        while True:
+            status = self._backend.runs.get(run_id, with_metrics=False).status
+            text, offset = self._backend.runs.read_log(run_id, offset)
+            if text:
+                delay = poll
+                yield text
+            if status in TERMINAL_STATES:
+                text, offset = self._backend.runs.read_log(run_id, offset)
+                if text:
+                    yield text
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            time.sleep(delay)
+            delay = min(delay * 1.5, pace[1])
+
+    def wait(self, run_id: str, show_output: bool = False, timeout: float | None = None,
+             raise_on_timeout: bool = True, write: Callable[[str], Any] | None = None) -> RunInfo:
+        """Block until the run reaches a terminal state (streaming its log when ``show_output``)."""
+        run_id = self.resolve_id(run_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if show_output:
+            out = write or sys.stdout.write
+            for text in self.follow_logs(run_id, timeout=timeout):
+                out(text)
+        remote = self._client.capabilities.remote
+        delay, slowest = self._client.capabilities.pace or (0.05, 0.5)
+        while True:
+            info = self._backend.runs.get(run_id, with_metrics=not remote)  # remote: metrics once, at the end
+            if info.status in TERMINAL_STATES:
+                return self._backend.runs.get(run_id) if remote else info
+            if deadline is not None and time.monotonic() > deadline:
+                if raise_on_timeout:
+                    raise AmlError(f"run {run_id} is still {info.status} after {timeout:g} s")
+                return info
+            time.sleep(delay)
+            delay = min(delay * 1.5, slowest)
+
+    def list_files(self, run_id: str) -> list[str]:
+        return self._backend.runs.list_files(self.resolve_id(run_id))
+
+    def download_file(self, run_id: str, name: str, output_file_path: str | os.PathLike | None = None) -> str:
+        import shutil
+
+        run_id = self.resolve_id(run_id)
+        src = self._backend.runs.file_path(run_id, name)
+        target = Path(output_file_path) if output_file_path else Path(Path(name).name)
+        if target.is_dir():
+            target = target / Path(name).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, target)
+        return str(target)
+
+    def local_file(self, run_id: str, name: str) -> Path:
+        """A run's file as a local path (read it, do not change it)."""
+        return Path(self._backend.runs.file_path(self.resolve_id(run_id), name))
+
+    def best_child(self, run_id: str) -> "Run | None":
+        """The completed child run with the best last value of the parent's primary metric (``core.ranking``: the
+        one rule every leaderboard uses; on a tie the earlier child)."""
+        from .ranking import best_child
+
+        run_id = self.resolve_id(run_id)
+        info = self.get(run_id)
+        metric, goal = info.spec.get("primary_metric"), info.spec.get("goal", "max")
+        if not metric:
+            raise InvalidInput(f"run {run_id} has no primary metric (it is not a sweep or AutoML run)")
+        best = best_child(self.children(run_id).infos, metric, goal)
+        return self.handle(best.run_id, best.experiment) if best else None
+
+    def result(self, run_id: str, name: str | None = None) -> Any:
+        run_id = self.resolve_id(run_id)
+        info = self._backend.runs.get(run_id, with_metrics=False)
+        wanted = info.spec.get("out_vars") or []
+        if not wanted:
+            raise InvalidInput(f"run {run_id} was not submitted with --out; nothing to bring back")
+        if info.status != "Completed":
+            raise InvalidInput(f"run {run_id} is {info.status}; --out values come back when it has Completed")
+        values = self._backend.runs.results(run_id)
+        if name is None:
+            return values
+        if name not in values:
+            raise NotFound.with_suggestions(f"--out variable of run {run_id}", name, list(values))
+        return values[name]
+
+
+class ExperimentOperations(_Operations):
+    def list(self) -> Listing:
+        return Listing(self._backend.experiments.list(), ("name", "run_count"), "No experiments yet.", "Experiments")
+
+    def get(self, name: str) -> ExperimentInfo:
+        experiments = self._backend.experiments.list()
+        for e in experiments:
+            if e.name == name:
+                return e
+        raise NotFound.with_suggestions("experiment", name, [e.name for e in experiments])
+
+
+class ComputeOperations(_Operations):
+    def list(self) -> Listing:
+        return Listing(self._backend.computes.list(), ("name", "kind", "max_concurrent", "running", "queued"),
+                       "No compute targets.", "Compute targets")
+
+    def get(self, name: str) -> ComputeTarget:
+        targets = self._backend.computes.list()
+        for c in targets:
+            if c.name == name:
+                return c
+        raise NotFound.with_suggestions("compute target", name, [c.name for c in targets])
+
+    def create(self, name: str, max_concurrent: int | None = None) -> ComputeTarget:
+        """A compute target of ``max_concurrent`` slots or nodes (default: ``capabilities.default_compute_size``)."""
+        checks.text("compute name", name, max_len=checks.MAX_NAME)
+        size = self._client.capabilities.default_compute_size if max_concurrent is None else max_concurrent
+        return self._backend.computes.create(name, checks.whole("--max-concurrent", size, 1, MAX_CONCURRENT))
+
+
+class DatastoreOperations(_Operations):
+    def list(self) -> Listing:
+        return Listing(self._backend.datastores.list(), ("name", "kind", "is_default", "path"), "No datastores.",
+                       "Datastores")
+
+    def default(self) -> DatastoreInfo:
+        return next(d for d in self._backend.datastores.list() if d.is_default)
+
+    def upload(self, src: str | os.PathLike, target: str = "", datastore: str | None = None,
+               overwrite: bool = False) -> list[str]:
+        return self._backend.datastores.upload(Path(src), target, datastore, overwrite)
+
+    def ls(self, path: str = "", datastore: str | None = None) -> Listing:
+        return Listing(self._backend.datastores.ls(path, datastore), ("path", "size"), "The datastore is empty.")
+
+    def download(self, path: str, target: str | os.PathLike = ".", datastore: str | None = None,
+                 overwrite: bool = False) -> list[str]:
+        return self._backend.datastores.download(path, Path(target), datastore, overwrite)
+
+    def resolve_input(self, uri: str) -> str:
+        """``datastore:PATH`` as what a run of this workspace reads (a local path, or the backend's own URI)."""
+        return self._backend.datastores.resolve_input(uri)
+
+
+class ModelOperations(_Operations):
+    """The model registry: names with auto-incremented versions, files kept in the workspace."""
+
+    def register(self, name: str, path: str | os.PathLike, *, run_id: str | None = None,
+                 tags: dict[str, Any] | None = None, properties: dict[str, Any] | None = None,
+                 description: str | None = None) -> ModelInfo:
+        """Register a local file or folder — or, with ``run_id``, a file of that run (``outputs/model.pkl``)."""
+        checks.text("model name", name, max_len=checks.MAX_NAME)
+        tags = {k: v or "" for k, v in checks.tags("tags", tags or {}).items()}
+        properties = {k: v or "" for k, v in checks.tags("properties", properties or {}).items()}
+        if description is not None:
+            checks.text("description", str(description), empty=True)
+        if run_id is not None:
+            return self._backend.models.register_from_run(self._client.runs.resolve_id(run_id), name, str(path),
+                                                          tags=tags, properties=properties, description=description)
+        return self._backend.models.register(name, Path(path).expanduser(), tags=tags, properties=properties,
+                                             description=description)
+
+    def get(self, name: str, version: int | None = None) -> ModelInfo:
+        name, version = parse_model_ref(name, version)
+        return self._backend.models.get(name, version)
+
+    def list(self, name: str | None = None, tags: dict[str, str] | list[str] | None = None,
+             run_id: str | None = None) -> Listing:
+        models = self._backend.models.list(name=name, run_id=run_id)
+        if tags:
+            wanted = tags if isinstance(tags, dict) else {t: None for t in tags}
+            models = [m for m in models if all(k in m.tags and (v is None or m.tags[k] == str(v))
+                                               for k, v in wanted.items())]
+        query = {"name": name, "tags": tags, "run_id": run_id}
+        out = ModelList(models, ("name", "version", "framework", "run_id", "tags"), "No models registered yet.",
+                        "Models")
+        out.query = query
+        return out
+
+    def add_tags(self, name: str, version: int, tags: dict[str, Any]) -> ModelInfo:
+        return self._backend.models.add_tags(name, version, tags)
+
+    def download(self, name: str, version: int | None = None, target_dir: str | os.PathLike = ".",
+                 exist_ok: bool = False) -> str:
+        import shutil
+
+        model = self.get(name, version)
+        src = Path(model.path)
+        target = Path(target_dir).expanduser() / src.name
+        if target.exists() and not exist_ok:
+            from .errors import Conflict
+
+            raise Conflict(f"{target} exists; pass exist_ok=True to replace it")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, target, dirs_exist_ok=True)
+        else:
+            shutil.copyfile(src, target)
+        return str(target)
+
+
+class DeploymentOperations(_Operations):
+    """Scoring web services: deploy registered models behind ``score.py`` (or a default scorer)."""
+
+    def create(self, name: str | None, models: list[str] | str, *, score: str | os.PathLike | None = None,
+               host: str = "127.0.0.1", port: int | None = None, auth: bool = True, update: bool = False,
+               timeout: float = 120, request_timeout_s: float = 60.0, max_body_bytes: int = 100 * 1024 * 1024,
+               environment: str | None = None, instance_type: str | None = None):
+        """Deploy (or with ``update`` swap in place); returns when the service is Healthy. ``instance_type``:
+        the VM size of an Azure managed online deployment."""
+        from .services import Webservice
+
+        if request_timeout_s <= 0 or max_body_bytes <= 0:
+            raise InvalidInput("request_timeout_s and max_body_bytes must be positive")
+        capabilities = self._client.capabilities
+        if instance_type and not capabilities.instance_types:
+            raise not_supported(capabilities, "--instance-type")
+        if not auth and "--no-auth" in capabilities.not_supported:
+            raise not_supported(capabilities, "--no-auth")
+        refs = [parse_model_ref(m) for m in ([models] if isinstance(models, str) else models)]
+        if name is None:
+            name = default_service_name(refs[0][0]) if refs else ""
+        check_service_name(name)
+        self._backend.deployments.deploy(name, refs, Path(score) if score else None, host=host, port=port,
+                                         auth=auth, update=update, timeout=timeout,
+                                         request_timeout_s=request_timeout_s, max_body_bytes=max_body_bytes,
+                                         environment=environment, instance_type=instance_type)
+        return Webservice(self._client, name)
+
+    def get(self, name: str):
+        from .services import Webservice
+
+        self._backend.deployments.get(name)
+        return Webservice(self._client, name)
+
+    def get_info(self, name: str):
+        return self._backend.deployments.get(name)
+
+    def list(self) -> Listing:
+        return ServiceList(self._backend.deployments.list(), ("name", "state", "scoring_uri", "models", "restarts"),
+                           "No services deployed yet.", "Services")
+
+    def get_keys(self, name: str) -> tuple[str, str]:
+        return self._backend.deployments.keys(name)
+
+    def regenerate_key(self, name: str, which: str) -> None:
+        self._backend.deployments.regenerate_key(name, which)
+
+    def get_logs(self, name: str, tail: int | None = None) -> str:
+        return self._backend.deployments.logs(name, tail)
+
+    def delete(self, name: str) -> None:
+        self._backend.deployments.delete(name)
+
+    def build_image(self, name: str) -> str:
+        """Build the service's container image with Docker; a clear error where no Docker engine runs."""
+        return self._backend.deployments.build_image(name)
+
+
+class EnvironmentOperations(_Operations):
+    """Named, versioned package lists; runs and services use them through a cached virtualenv."""
+
+    def register(self, name: str, spec: str | os.PathLike | list[str]):
+        """From a requirements.txt, a conda-style .yml (its pip section) or a list of requirements."""
+        return self._backend.environments.register(name, spec)
+
+    def get(self, name: str, version: int | None = None):
+        name, version = parse_model_ref(name, version)
+        return self._backend.environments.get(name, version)
+
+    def list(self) -> Listing:
+        return Listing(self._backend.environments.list(), ("name", "version", "hash", "packages"),
+                       "No environments registered yet.", "Environments")
+
+    def build(self, ref: str, progress: Callable[[str], Any] = print) -> str:
+        """Build (once per content hash) and return the environment's python."""
+        return self._backend.environments.python(ref, progress)
+
+
+def parse_model_ref(name: str, version: int | str | None = None) -> tuple[str, int | None]:
+    """``"model:3"`` → ("model", 3); ``"model"`` → ("model", None) (the latest)."""
+    if version is None and ":" in str(name):
+        name, _, text = str(name).rpartition(":")
+        version = text
+    if version is not None:
+        version = checks.whole(f"the version of {name}", version if isinstance(version, int) else str(version)[:40],
+                               1, 2 ** 62)
+    return name, version
+
+
+MAX_LIST = 100_000  # runs in one listing
+MAX_CONCURRENT = 10_000  # runs at once on one compute target
+
+
+def check_name(what: str, name: str) -> None:
+    checks.text(f"{what} name", name)
+    if not name or not str(name).strip() or len(name) > 255 or any(c in name for c in "/\\\n\r\t"):
+        raise InvalidInput(f"{what} name {name!r}: use 1–255 characters without slashes or line breaks")
+
+
+def _check_submission(sub: RunSubmission) -> None:
+    """What a user typed into a submission, checked before anything is written."""
+    check_name("experiment", sub.experiment)
+    if sub.display_name is not None:
+        checks.text("run name", sub.display_name, max_len=checks.MAX_NAME)
+    checks.tags("tags", sub.tags)
+    checks.tags("params", sub.params)
+    checks.text("compute name", sub.compute, max_len=checks.MAX_NAME)
+    for name, value in {**sub.environment_variables, **sub.inputs}.items():
+        checks.text("name", str(name), max_len=checks.MAX_NAME)
+        checks.text(f"value of {name}", str(value), empty=True)
+    for arg in sub.args:
+        checks.text("argument", str(arg), empty=True)

@@ -1,0 +1,145 @@
+"""The ``%aml`` subcommands about what a workspace holds besides runs: models, services, environments, compute
+targets, datastores, the workspace itself and its doctor. A mixin of ``AmlMagics`` (``self.client``)."""
+from __future__ import annotations
+
+import os
+import sys
+
+from IPython.core.error import UsageError
+
+from ..core.client import Client
+from ..core.registry import HOW_TO_OPEN
+from . import parser as cli
+from .display import in_kernel as _in_kernel
+
+
+class WorkspaceCommands:
+    client: Client
+    dashboards: bool
+    workspace: str
+    shell: object
+    _client: Client | None
+
+    # -- models, services, environments --------------------------------------------------------------------
+
+    def _cmd_register(self, args):
+        tags = cli.parse_pairs(args.tag, "--tag")
+        if args.local:
+            return self.client.models.register(args.name, args.run, tags=tags, description=args.description)
+        return self.client.models.register(args.name, args.path, run_id=args.run, tags=tags,
+                                           description=args.description)
+
+    def _cmd_models(self, args):
+        tags = {}
+        for item in args.tag:
+            key, sep, value = item.partition("=")
+            tags[key] = value if sep else None
+        return self.client.models.list(name=args.name, tags=tags or None)
+
+    def _cmd_deploy(self, args):
+        caps = self.client.capabilities
+        if args.target and args.target != caps.deploy_target:
+            raise UsageError(f"--target {args.target}: services of this workspace run {caps.where} (--target "
+                             f"{caps.deploy_target}); to deploy with --target {args.target}, "
+                             f"{HOW_TO_OPEN.get(args.target, '%aml workspace use PATH')} and register the model there")
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"Warning: the service will listen on {args.host}, reachable from other machines"
+                  f"{'' if not args.no_auth else ' and without a key'}.", file=sys.stderr)
+        return self.client.deployments.create(args.name, args.models, score=args.score, host=args.host,
+                                              port=args.port, auth=not args.no_auth, update=args.update,
+                                              environment=args.environment, instance_type=args.instance_type)
+
+    def _cmd_env(self, args):
+        envs = self.client.environments
+        if args.action == "list":
+            return envs.list()
+        if not args.name:
+            raise UsageError(f"give the environment's name: %aml env {args.action} NAME")
+        if args.action == "register":
+            if not args.spec:
+                raise UsageError("give a requirements.txt / environment.yml or requirements: %aml env register NAME FILE")
+            one = args.spec[0]
+            return envs.register(args.name, one if len(args.spec) == 1 and os.path.exists(one) else args.spec)
+        print(f"python: {envs.build(args.name)}")
+        return None
+
+    def _cmd_services(self, args):
+        return self.client.deployments.list()
+
+    def _cmd_service(self, args):
+        service = self.client.deployments.get(args.name)
+        if args.delete:
+            service.delete()
+            print(f"Deleted service {args.name}.")
+            return None
+        if args.logs:
+            print(service.get_logs(tail=200) or "(no log yet)")
+            return None
+        if args.build_image:
+            print(self.client.deployments.build_image(args.name))
+            return None
+        if args.keys:
+            # keys never go into a notebook's output: masked here, copied to the clipboard on a click,
+            # or read in Python with service.get_keys()
+            primary, secondary = service.get_keys()
+            masked = "\n".join(f"{label}: {key[:4]}…{'•' * 8} ({len(key)} characters)"
+                               for label, key in (("primary  ", primary), ("secondary", secondary)))
+            if self.dashboards and _in_kernel(self.shell):
+                import ipywidgets as w
+
+                from ..widgets.components import CopySecret
+
+                return w.VBox([w.HTML(f"<pre style='margin:0'>{masked}</pre>"), w.HBox([
+                    CopySecret(lambda: service.get_keys()[0], label="copy primary key"),
+                    CopySecret(lambda: service.get_keys()[1], label="copy secondary key")])])
+            print(masked + "\nRead them in Python with service.get_keys() (they are never printed).")
+            return None
+        if args.test is not None:
+            import time as _time
+
+            started = _time.perf_counter()
+            answer = service.run(args.test)
+            print(f"{(_time.perf_counter() - started) * 1000:.1f} ms")
+            return answer
+        return service
+
+    # -- workspace, experiments, compute, datastores ---------------------------------------------------
+
+    def _cmd_experiments(self, args):
+        return self.client.experiments.list()
+
+    def _cmd_compute(self, args):
+        if args.action == "create":
+            if not args.name:
+                raise UsageError("give a name: %aml compute create NAME --max-concurrent N")
+            return self.client.computes.create(args.name, args.max_concurrent)  # default: the backend's size
+        return self.client.computes.list()
+
+    def _cmd_datastore(self, args):
+        ds = self.client.datastores
+        if args.action == "upload":
+            if not args.path:
+                raise UsageError("give what to upload: %aml datastore upload SRC --target PATH")
+            done = ds.upload(args.path, args.target or "", datastore=args.datastore, overwrite=args.overwrite)
+            print(f"Uploaded {len(done)} file(s) to the datastore: {', '.join(done[:5])}{' …' if len(done) > 5 else ''}")
+            return None
+        if args.action == "ls":
+            return ds.ls(args.path, datastore=args.datastore)
+        if not args.path:
+            raise UsageError("give the datastore path: %aml datastore download PATH --target DIR")
+        done = ds.download(args.path, args.target or ".", datastore=args.datastore, overwrite=args.overwrite)
+        print(f"Downloaded {len(done)} file(s) to {args.target or '.'}")
+        return None
+
+    def _cmd_workspace(self, args):
+        if args.action == "use":
+            if not args.path:
+                raise UsageError("give the workspace folder: %aml workspace use PATH")
+            client = Client.shared(args.path)
+            client.backend  # open (and create) it now, so errors show here
+            self.workspace = str(client.config.path)
+            self._client = client
+        return self.client.workspace
+
+    def _cmd_doctor(self, args):
+        return self.client.doctor(recover=args.recover)

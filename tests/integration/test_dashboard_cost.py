@@ -1,0 +1,48 @@
+"""What a dashboard asks the workspace for: one version read per poll while nothing changes."""
+from __future__ import annotations
+
+
+class CountingRuns:
+    """The workspace's real runs backend, with each call counted (every call goes through to it)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.calls: list[str] = []
+
+    def __getattr__(self, name):
+        attr = getattr(self.inner, name)
+        if not callable(attr):
+            return attr
+
+        def counted(*args, **kwargs):
+            self.calls.append(name)
+            return attr(*args, **kwargs)
+
+        return counted
+
+
+def test_a_quiet_poll_is_one_version_read_and_a_change_reads_only_what_is_new(client):
+    from aml_magics.widgets.run_details import RunDetails
+
+    run = client.runs.start_logging("quiet")
+    for i in range(50):
+        run.log("loss", 1.0 / (i + 1))
+    run.flush()
+    details = RunDetails(run.id, client, live=False)
+    runs = CountingRuns(client.backend.runs)
+    client.backend.runs = runs
+    try:
+        results = [details.poll() for _ in range(10)]
+        assert set(results) == {"idle"} and runs.calls == ["version"] * 10, runs.calls
+        run.log("loss", 0.01)
+        run.flush()
+        runs.calls.clear()
+        assert details.poll() == "changed"
+        assert runs.calls.count("version") == 1 and runs.calls.count("metric_series") == 1, runs.calls
+        assert len(runs.calls) <= 8, runs.calls  # version, the run, its series' names, the new points, log, children
+        assert len(details.chart.series("loss", details.info.display_name or "value")) == 51  # the new point, once
+        runs.calls.clear()
+        assert details.poll() == "idle" and runs.calls == ["version"]
+    finally:
+        client.backend.runs = runs.inner
+        run.complete()
