@@ -3,11 +3,13 @@
 Wiring only: the store, the capabilities, and one object per ``Client`` operation group, each in its own
 module — ``runs`` (submit, read, repair: ``runs.py``, ``repair.py``, ``host.py``), ``experiments``/``computes``
 (``computes.py``), ``datastores``, ``models``, ``deployments`` (``supervisor.py`` runs a service), ``environments``
-and ``doctor`` (``recovery.py`` for a damaged store). Every SQL statement is in ``store/``.
+and ``doctor`` (``store/recovery.py`` for a damaged store). Every SQL statement is in ``store/``. The groups a
+notebook rarely needs at first are made on first use, so that ``%load_ext aml_magics`` + ``%aml`` stay light.
 """
 from __future__ import annotations
 
 import os
+from functools import cached_property
 
 from ...core.config import WorkspaceConfig
 from ...core.contract import Backend, Capabilities
@@ -16,11 +18,6 @@ from ...core.names import DEFAULT_COMPUTE, DEFAULT_DATASTORE
 from ...core.types import WorkspaceInfo
 from . import layout
 from .computes import LocalComputes, LocalExperiments
-from .datastores import LocalDatastores
-from .deployments import LocalDeployments
-from .doctor import LocalDoctor
-from .environments import LocalEnvironments
-from .models import LocalModels
 from .runs import LocalRuns
 from .store import ModelRows, Store
 
@@ -52,17 +49,42 @@ class LocalBackend(Backend):
         self.runs = LocalRuns(self)
         self.experiments = LocalExperiments(self)
         self.computes = LocalComputes(self)
-        self.datastores = LocalDatastores(self)
-        self.models = LocalModels(self)
-        self.deployments = LocalDeployments(self)
-        self.environments = LocalEnvironments(self)
-        self.doctor = LocalDoctor(self)
         if self.store.compute_limit(DEFAULT_COMPUTE) is None:
             self.store.ensure_compute(DEFAULT_COMPUTE, "local", os.cpu_count() or 1)
         if not self.store.has_datastores():
             ds = self.path / "datastores" / DEFAULT_DATASTORE
             ds.mkdir(parents=True, exist_ok=True)
             self.store.ensure_datastore(DEFAULT_DATASTORE, "local", str(ds), True)
+
+    @cached_property
+    def datastores(self):
+        from .datastores import LocalDatastores
+
+        return LocalDatastores(self)
+
+    @cached_property
+    def models(self):
+        from .models import LocalModels
+
+        return LocalModels(self)
+
+    @cached_property
+    def deployments(self):
+        from .deployments import LocalDeployments
+
+        return LocalDeployments(self)
+
+    @cached_property
+    def environments(self):
+        from .environments import LocalEnvironments
+
+        return LocalEnvironments(self)
+
+    @cached_property
+    def doctor(self):
+        from .doctor import LocalDoctor
+
+        return LocalDoctor(self)
 
     @property
     def tracking_uri(self) -> str:

@@ -33,7 +33,7 @@ def run_doctor(backend, recover: bool = False) -> DoctorReport:
     except StoreDamaged as exc:
         problems = [str(exc)]
     if problems:  # bad pages: nothing else can be trusted; keep a copy and save what can be saved
-        from .recovery import examine_damaged
+        from .store.recovery import examine_damaged
 
         damaged = examine_damaged(store.path, recover=recover)
         damaged.checks.insert(0, ("SQLite integrity_check", "problem", "; ".join(problems[:3])))

@@ -38,6 +38,7 @@ from typing import Any, Callable
 from ...core import checks
 from ...core.contract import Tracker
 from ...core.errors import InvalidInput, InvalidType, StorageError, storage_reason
+from .store import recovery as _recovery
 
 FLUSH_INTERVAL = 0.2
 MAX_BACKOFF_S = 5.0
@@ -93,6 +94,13 @@ def discard(uri: str) -> None:
             tracker.store.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+def _store_replaced(db_path) -> None:
+    discard(tracking_uri(db_path))
+
+
+_recovery.ON_REPLACED.append(_store_replaced)
 
 
 def flush_all() -> None:

@@ -25,7 +25,7 @@ def damaged(path: str, exc: BaseException) -> Exception:
     from ....core.errors import StoreDamaged
 
     def examine(recover: bool = False):
-        from ..recovery import examine_damaged
+        from .recovery import examine_damaged
 
         return examine_damaged(path, recover=recover)
 

@@ -18,11 +18,14 @@ import sqlite3
 import time
 from pathlib import Path
 
-from ..common.doctor import DoctorReport
+from ...common.doctor import DoctorReport
 
 MAGIC = b"SQLite format 3\x00"
 PAGE_SIZES = (4096, 1024, 2048, 8192, 16384, 32768, 65536, 512)
 STEP = 500
+
+#: called with the database's path after a recovered store took its place (the tracker forgets its connection)
+ON_REPLACED: list = []
 
 
 def _readable(path: Path) -> bool:
@@ -67,7 +70,7 @@ def _tables(conn: sqlite3.Connection) -> list[str]:
         return [r[0] for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
     except sqlite3.DatabaseError:
-        from .store import MIGRATIONS
+        from .schema import MIGRATIONS
         import re
 
         return sorted({m.group(1) for text in MIGRATIONS
@@ -198,7 +201,7 @@ def _drop_orphans(dst: sqlite3.Connection) -> dict[str, int]:
 
 def salvage(damaged: Path, target: Path) -> tuple[list[tuple[str, int, bool]], str]:
     """Rows of ``damaged`` into a fresh store at ``target``: ([(table, rows saved, rows lost?)], how it was read)."""
-    from .store import Store
+    from . import Store
 
     source, how = damaged, "read as it is"
     if not _readable(damaged):
@@ -261,9 +264,8 @@ def examine_damaged(path: str | os.PathLike, recover: bool = False) -> DoctorRep
         for suffix in ("-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
         os.replace(recovered, db)
-        from . import tracker
-
-        tracker.discard(tracker.tracking_uri(db))  # this process's writer still has the damaged file open
+        for replaced in ON_REPLACED:  # this process's writers still have the damaged file open
+            replaced(db)
         report.add("store recovered", "repaired", summary)
         report.advice.append(f"The recovered store is now {db.name}; the damaged one is kept as {copy.name}. "
                              "Restart the other kernels and the Jupyter server that use this workspace.")
