@@ -6,6 +6,7 @@ import { LabIcon, ToolbarButton } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { post, requestAPI } from './api';
+import { INotebookView, watchWidgetOutputs } from './fallback';
 import { experimentFor, IRunRow, statusText } from './logic';
 import { RunView } from './runview';
 import { AmlSidebar } from './sidebar';
@@ -138,7 +139,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     }
     if (tracker) {
+      // a reopened notebook shows each dashboard's static summary instead of "model not found"
+      tracker.forEach(panel => watchWidgetOutputs(panel as unknown as INotebookView));
       tracker.widgetAdded.connect((_, panel) => {
+        watchWidgetOutputs(panel as unknown as INotebookView);
         const buttonWidget = new ToolbarButton({
           icon: amlIcon,
           label: 'Submit as run',

@@ -15,12 +15,20 @@ RUN_CELL = (
 )
 
 
+REOPEN_CELL = (
+    "%%aml run -e reopen --name saved-run --wait\n"
+    "from aml_magics import Run\nrun = Run.get_context()\n"
+    "for i in range(20):\n    run.log('loss', 1.0 / (i + 1))\n"
+)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     for name in ("lab.ipynb", "nb7.ipynb"):
         write_notebook(root / name, ["%load_ext aml_magics", RUN_CELL])
-    with jupyterlab(root, start_kernels_for=("lab.ipynb", "nb7.ipynb")) as info:
+    write_notebook(root / "reopen.ipynb", ["%load_ext aml_magics", REOPEN_CELL])
+    with jupyterlab(root, start_kernels_for=("lab.ipynb", "nb7.ipynb", "reopen.ipynb")) as info:
         yield info
 
 
@@ -90,4 +98,58 @@ def test_notebook7_renders_and_updates_run_details(server, browser):
     page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
     _run_all_cells(page)
     _watch_dashboard(page, "notebook7")
+    page.close()
+
+
+def _shut_down_kernels(server) -> None:
+    import json
+    import urllib.request
+
+    base, token = server["base"], server["token"]
+    sessions = json.load(urllib.request.urlopen(f"{base}/api/sessions?token={token}", timeout=30))
+    for session in sessions:
+        req = urllib.request.Request(f"{base}/api/sessions/{session['id']}?token={token}", method="DELETE")
+        urllib.request.urlopen(req, timeout=30)
+
+
+@pytest.mark.parametrize("front_end", ["lab", "notebooks"])
+def test_a_saved_notebook_reopened_with_a_new_kernel_shows_each_dashboards_summary(server, browser, front_end):
+    """Run, save, close (the kernel shut down), reopen: the static summary the output carries, never
+    "Error displaying widget: model not found"; re-running brings the live dashboard back."""
+    page = new_page(browser)
+    url = f"{server['base']}/{front_end}/{'tree/' if front_end == 'lab' else ''}reopen.ipynb?token={server['token']}"
+    if front_end == "lab":
+        page.goto(url)
+        page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
+        for attempt in range(4):
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            try:
+                page.locator(".aml-chart-canvas").first.wait_for(timeout=30_000)
+                break
+            except Exception:
+                if attempt == 3:
+                    raise
+        page.keyboard.press("Control+s")
+        page.wait_for_function("() => !document.querySelector('.jp-mod-dirty')", timeout=30_000)
+        page.close()
+    _shut_down_kernels(server)
+    page = new_page(browser)
+    page.goto(url)
+    page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
+    summary = page.locator(".aml-static-run").first
+    try:
+        summary.wait_for(state="visible", timeout=60_000)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+        page.wait_for_timeout(1500)  # the widget manager has had its go at the output
+        assert summary.is_visible() and "saved-run" in summary.inner_text()
+        assert not page.get_by_text("model not found").first.is_visible()
+        if front_end == "lab":  # run again: the live dashboard replaces the summary
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            page.locator(".aml-chart-canvas").first.wait_for(state="visible", timeout=60_000)
+            assert not page.locator(".aml-static-run").first.is_visible()
+    finally:
+        page.screenshot(path=str(ARTIFACTS / f"reopened-{front_end}.png"), full_page=True)
     page.close()
