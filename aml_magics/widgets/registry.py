@@ -12,6 +12,7 @@ from ..core import render as r
 from ..core.client import Client
 from ..core.errors import AmlError
 from ..core.names import default_service_name
+from . import theme
 from .components import CopySecret, DataTable
 from .run_details import Dashboard, RunDetails
 
@@ -20,7 +21,7 @@ PAGE = 50
 
 def _error_html(exc: Exception) -> str:
     text = str(exc) if isinstance(exc, AmlError) else f"{type(exc).__name__}: {exc}"
-    return f"<span style='color:#c62828'>{r.esc(text)}</span>"
+    return f"<span style='{theme.ERROR}'>{r.esc(text)}</span>"
 
 
 class ModelBrowser(Dashboard):

@@ -13,6 +13,7 @@ from ..core.client import Client
 from ..core.errors import AmlError
 from ..core.states import SLOT_STATES
 from ..core.types import RunInfo
+from . import theme
 from .components import DataTable, MetricChart
 from .poller import shared_poller
 from .static import metrics_rows, run_summary_html
@@ -227,7 +228,7 @@ class RunDetails(Dashboard):
             bits.append(f"duration <b>{r.esc(r.fmt_duration(i.duration))}</b>")
         html = " · ".join(bits) + f"<br><code style='font-size:0.85em'>{r.esc(i.run_id)}</code>"
         if i.status == "Failed" and i.error:
-            html += f"<pre style='color:#c62828;white-space:pre-wrap;margin:4px 0'>{r.esc(i.error[-1500:])}</pre>"
+            html += f"<pre style='{theme.ERROR};white-space:pre-wrap;margin:4px 0'>{r.esc(i.error[-1500:])}</pre>"
         self.header.value = html
         self.cancel_button.layout.display = "none" if i.is_terminal else ""
         self._last_tick = time.time()
@@ -348,7 +349,7 @@ class RunDetails(Dashboard):
             self.client.runs.cancel(self.run_id)
             self.message.value = "<i>cancel requested…</i>"
         except AmlError as exc:
-            self.message.value = f"<span style='color:#c62828'>{r.esc(exc)}</span>"
+            self.message.value = f"<span style='{theme.ERROR}'>{r.esc(exc)}</span>"
         self.update(force=True)
 
     # -- static -----------------------------------------------------------------------------------

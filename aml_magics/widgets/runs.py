@@ -8,6 +8,7 @@ import ipywidgets as w
 from ..core import render as r
 from ..core.client import Client
 from ..core.types import ACTIVE_STATES, RUN_STATES, RunInfo
+from . import theme
 from .components import DataTable, MetricChart
 from .run_details import Dashboard, RunDetails
 from .static import sparkline_svg
@@ -187,7 +188,7 @@ class RunComparison(Dashboard):
         headers = ["", "name", *[self._label(i) for i in self.infos]]
         body = []
         for kind, name, vals, differs in self.diff_rows():
-            style = " style='background:var(--jp-warn-color3,#fff3cd)'" if differs else ""
+            style = f" style='{theme.DIFF_ROW}'" if differs else ""
             cells = "".join(f"<td style='{r.CELL_STYLE}'>{r.esc(v)}</td>" for v in vals)
             body.append(f"<tr{style}><td style='{r.CELL_STYLE}'>{kind}</td><td style='{r.CELL_STYLE}'>{r.esc(name)}</td>{cells}</tr>")
         head = "".join(f"<th style='{r.CELL_STYLE}'>{r.esc(h)}</th>" for h in headers)

@@ -96,6 +96,23 @@ def test_grid_sweep_covers_the_grid_and_records_every_trial(ip, client):
     assert client.runs.get(best.id).params == {"a": "2", "b": "z"}
 
 
+def test_tied_trials_have_one_best_everywhere(ip, client):
+    """Every trial scores the same, and later trials end first: the sweep's log and tags,
+    get_best_run_by_primary_metric() and the dashboard's highlighted row all name the first trial."""
+    from aml_magics.widgets.run_details import RunDetails
+
+    cell = ("import time\nfrom aml_magics import Run\nk = choice(1, 2, 3, 4)\ntime.sleep(0.6 / k)\n"
+            "Run.get_context().log('acc', 0.94889)\n")
+    parent = sweep(ip, "--metric acc --sampling grid --parallel 4 -e ties --wait", cell)
+    children = sorted(client.runs.children(parent.id).infos, key=lambda c: c.created)
+    assert len(children) == 4 and {c.latest_metrics["acc"] for c in children} == {0.94889}
+    first = children[0].run_id
+    assert parent.get_tags()["best_run"] == first
+    assert parent.get_best_run_by_primary_metric().id == first
+    assert f"({first})" in client.runs.get_logs(parent.id)
+    assert RunDetails(parent.id, client, live=False).children_table.highlight == first
+
+
 def test_bandit_cancels_trials_below_the_slack(ip, client):
     client.computes.create("pool", max_concurrent=3)
     parent = sweep(ip, "--metric acc --sampling grid --parallel 3 -c pool --early-stop bandit --slack-factor 0.1 "
