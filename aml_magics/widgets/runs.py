@@ -188,7 +188,7 @@ class RunComparison(Dashboard):
         headers = ["", "name", *[self._label(i) for i in self.infos]]
         body = []
         for kind, name, vals, differs in self.diff_rows():
-            style = f" style='{theme.DIFF_ROW}'" if differs else ""
+            style = f" class='aml-diff' style='{theme.DIFF_ROW}'" if differs else ""
             cells = "".join(f"<td style='{r.CELL_STYLE}'>{r.esc(v)}</td>" for v in vals)
             body.append(f"<tr{style}><td style='{r.CELL_STYLE}'>{kind}</td><td style='{r.CELL_STYLE}'>{r.esc(name)}</td>{cells}</tr>")
         head = "".join(f"<th style='{r.CELL_STYLE}'>{r.esc(h)}</th>" for h in headers)

@@ -37,14 +37,18 @@ def write_notebook(path: Path, cells: list[str]) -> None:
 
 
 @contextlib.contextmanager
-def jupyterlab(root: Path, start_kernels_for: tuple[str, ...] = ()):
-    """JupyterLab on 127.0.0.1 with its own config, settings and workspace (``root/ws``)."""
+def jupyterlab(root: Path, start_kernels_for: tuple[str, ...] = (), theme: str | None = None):
+    """JupyterLab on 127.0.0.1 with its own config, settings and workspace (``root/ws``); ``theme``: e.g.
+    "JupyterLab Dark"."""
     if not os.path.exists(CHROMIUM):
         pytest.fail("Chromium is missing: .ci/run installs it (apt-get install chromium)")
     token, port = secrets.token_hex(16), free_port()
     settings = root / "settings"
-    for plugin, values in {"notebook-extension/tracker": {"autoStartDefaultKernel": True},
-                           "apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False}}.items():
+    plugins = {"notebook-extension/tracker": {"autoStartDefaultKernel": True},
+               "apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False}}
+    if theme:
+        plugins["apputils-extension/themes"] = {"theme": theme}
+    for plugin, values in plugins.items():
         target = settings / "@jupyterlab" / f"{plugin}.jupyterlab-settings"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(values))
