@@ -99,6 +99,7 @@ class DataTable(anywidget.AnyWidget):
     selected = t.List(t.Unicode()).tag(sync=True)
     selectable = t.Bool(False).tag(sync=True)
     highlight = t.Unicode("").tag(sync=True)
+    pinned = t.Int(0).tag(sync=True)  # the first columns stay in view while the rest scroll sideways
     offset = t.Int(0).tag(sync=True)
     limit = t.Int(50).tag(sync=True)
     total = t.Int(0).tag(sync=True)

@@ -14,6 +14,7 @@ from ..core.errors import AmlError
 from ..core.states import SLOT_STATES
 from ..core.types import RunInfo
 from . import theme
+from . import leaderboard
 from .components import DataTable, MetricChart
 from .poller import shared_poller
 from .static import metrics_rows, run_summary_html
@@ -110,6 +111,7 @@ class RunDetails(Dashboard):
         self._log_offset = 0
         self._log_text = ""
         self._last_tick = 0.0
+        self._board: leaderboard.Leaderboard | None = None
         self.info: RunInfo = self.client.runs.get(self.run_id)
         self._build()
         self.update(force=True)
@@ -286,33 +288,18 @@ class RunDetails(Dashboard):
         if not children.infos:
             return
         self.children_box.layout.display = ""
-        infos = children.infos
-        metric_names = sorted({k for i in infos for k, v in i.latest_metrics.items() if isinstance(v, (int, float))})
-        param_names = sorted({k for i in infos for k in i.params})
-        primary = self.info.spec.get("primary_metric") or (metric_names[0] if metric_names else None)
-        goal = self.info.spec.get("goal", "max")
-        cols = [{"key": "name", "label": "run"}, {"key": "status", "label": "status"},
-                {"key": "duration", "label": "duration s", "numeric": True}]
-        cols += [{"key": f"p.{k}", "label": k} for k in param_names]
-        cols += [{"key": f"m.{k}", "label": k, "numeric": True} for k in metric_names]
-        rows = []
-        for i in infos:
-            row = {"_id": i.run_id, "name": i.display_name or i.run_id, "status": i.status,
-                   "duration": round(i.duration, 1) if i.duration is not None else None}
-            row.update({f"p.{k}": _number_or_text(v) for k, v in i.params.items()})
-            row.update({f"m.{k}": v for k, v in i.latest_metrics.items() if isinstance(v, (int, float))})
-            rows.append(row)
-        best = ranking.best_child(infos, primary, goal) if primary else None  # the run get_best_run_... returns
-        self.children_table.columns = cols
-        self.children_table.rows = rows
-        self.children_table.total = len(rows)
-        self.children_table.highlight = best.run_id if best is not None else ""
-        if primary and not self.children_table.sort:
-            self.children_table.sort = {"key": f"m.{primary}", "desc": goal == "max"}
-        if param_names and primary:
-            dims = [{"name": k, "values": [_as_float(i.params.get(k)) for i in infos]} for k in param_names]
-            dims.append({"name": primary, "values": [_as_float(i.latest_metrics.get(primary)) for i in infos]})
-            self.children_chart.parcoords = {"dims": dims, "color": dims[-1]["values"]}
+        board = self._board = leaderboard.build(children.infos, self.info.spec.get("primary_metric"),
+                                                self.info.spec.get("goal", "max"), self.info.kind)
+        self.children_table.columns = board.columns
+        self.children_table.rows = board.rows
+        self.children_table.total = len(board.rows)
+        self.children_table.highlight = board.best  # the run get_best_run_by_primary_metric() returns
+        self.children_table.pinned = leaderboard.PINNED
+        if board.sort and not self.children_table.sort:
+            self.children_table.sort = board.sort
+        if board.dims:
+            self.children_chart.layout.display = ""
+            self.children_chart.parcoords = {"dims": board.dims, "color": board.dims[-1]["values"]}
         else:
             self.children_chart.layout.display = "none"
 
@@ -361,7 +348,8 @@ class RunDetails(Dashboard):
         for name, value in self.info.latest_metrics.items():
             metrics.setdefault(name, value)
         log_tail = "".join(self._log_text.splitlines(keepends=True)[-30:])
-        return run_summary_html(self.info, metrics, log_tail, getattr(self, "_files", []))
+        trials = leaderboard.static_html(self._board, title="Trials (best first)") if self._board else ""
+        return run_summary_html(self.info, metrics, log_tail, getattr(self, "_files", []), trials_html=trials)
 
     def __repr__(self) -> str:
         rows = metrics_rows({k: v for k, v in self.info.latest_metrics.items()})
@@ -376,16 +364,3 @@ def _close_tree(widget: w.Widget) -> None:
     for child in getattr(widget, "children", ()):
         _close_tree(child)
     widget.close()
-
-
-def _as_float(value: Any) -> float | None:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if f == f else None
-
-
-def _number_or_text(value: Any) -> Any:
-    f = _as_float(value)
-    return f if f is not None and str(value).strip() not in ("", "True", "False") else value

@@ -48,8 +48,9 @@ def metrics_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str, str, int]
 
 
 def run_summary_html(info: RunInfo, metrics: dict[str, Any], log_tail: str = "", files: Sequence[str] = (),
-                     max_charts: int = 8) -> str:
-    """Status, final metrics table and static charts of a run."""
+                     max_charts: int = 8, trials_html: str = "") -> str:
+    """Status, final metrics table and static charts of a run (and ``trials_html``: a sweep's or AutoML run's
+    leaderboard)."""
     head = info._repr_html_()
     parts = [f'<div class="aml-static-run">{head}']
     rows = metrics_rows(metrics)
@@ -64,6 +65,8 @@ def run_summary_html(info: RunInfo, metrics: dict[str, Any], log_tail: str = "",
             f"{sparkline_svg(v)}</div>" for k, v in charts
         )
         parts.append(f"<div>{cells}</div>")
+    if trials_html:
+        parts.append(trials_html)
     if files:
         items = "".join(f"<li><code>{r.esc(f)}</code></li>" for f in files[:50])
         parts.append(f"<details><summary>Files ({len(files)})</summary><ul>{items}</ul></details>")

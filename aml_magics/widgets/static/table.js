@@ -16,6 +16,25 @@ function cell(row, col) {
   return String(v);
 }
 
+// the first `count` data columns (after `skip` checkbox columns) stick to the left edge of the scroll container
+function pin(table, count, skip) {
+  if (!count) return;
+  const head = table.querySelector("thead tr");
+  if (!head) return;
+  const cells = Array.from(head.children).slice(0, skip + count);
+  let left = 0;
+  cells.forEach((th, i) => {
+    for (const tr of table.querySelectorAll("tr")) {
+      const c = tr.children[i];
+      if (!c) continue;
+      c.classList.add("aml-pin");
+      c.style.left = left + "px";
+      if (i === cells.length - 1) c.classList.add("aml-pin-last");
+    }
+    left += th.getBoundingClientRect().width;
+  });
+}
+
 export default {
   render({ model, el }) {
     const root = document.createElement("div");
@@ -30,7 +49,10 @@ export default {
     const next = document.createElement("button"); next.textContent = "›"; next.title = "next page";
     bar.append(filter, info, prev, next);
     const table = document.createElement("table");
-    root.append(bar, table);
+    const scroll = document.createElement("div");  // never wider than the cell: wide tables scroll sideways
+    scroll.className = "aml-table-scroll";
+    scroll.append(table);
+    root.append(bar, scroll);
     el.append(root);
 
     const draw = () => {
@@ -90,6 +112,7 @@ export default {
         body.append(tr);
       }
       table.replaceChildren(head, body);
+      pin(table, model.get("pinned") || 0, selectable ? 1 : 0);
       const total = model.get("total"), offset = model.get("offset"), n = (model.get("rows") || []).length;
       info.textContent = total > n ? `${offset + 1}–${offset + n} of ${total}` : `${n} row${n === 1 ? "" : "s"}`;
       prev.disabled = offset <= 0; next.disabled = offset + n >= total;
@@ -98,7 +121,7 @@ export default {
     prev.onclick = () => model.send({ type: "page", offset: Math.max(0, model.get("offset") - model.get("limit")) });
     next.onclick = () => model.send({ type: "page", offset: model.get("offset") + model.get("limit") });
     filter.oninput = draw;
-    const names = ["rows", "columns", "sort", "selected", "total", "offset", "highlight"];
+    const names = ["rows", "columns", "sort", "selected", "total", "offset", "highlight", "pinned"];
     for (const n of names) model.on("change:" + n, draw);
     draw();
     return () => { for (const n of names) model.off("change:" + n, draw); };
