@@ -170,7 +170,9 @@ class Engine:
         budget = self.spec.budget_s
         refit = sum(c.time or 0.0 for c in cands[:3]) / 4  # fitting the members once on all the data
         deadline = (self.t0 + budget * 0.97 - refit) if budget else time.time() + 3600
+        self.phase("ensembling")
         chosen, weights, ens_scores = self.choose(cands, deadline)
+        self.phase("refitting the best on all the data")
         fitted = []
         for c in chosen:
             est = self.estimator(c)
@@ -237,10 +239,15 @@ class Engine:
 
     # -- the run -------------------------------------------------------------------------------------
 
+    def phase(self, name: str) -> None:
+        """What the run is doing now, for the dashboard's header (the ``automl.phase`` tag)."""
+        self.run.set_tags({"automl.phase": name})
+
     def main(self) -> None:
         from threadpoolctl import threadpool_limits
 
         os.makedirs("outputs", exist_ok=True)
+        self.phase("featurizing")
         self.data = training.prepare(training.load(self.spec), self.spec, self.run)
         self.scorer = ensemble.Scorer(self.task, self.metric, self.data)
         with open("outputs/automl_settings.json", "w") as f:
@@ -248,8 +255,10 @@ class Engine:
         self.trials.rebuild()
         print(f"Each trial uses {self.threads} thread(s).", flush=True)
         with threadpool_limits(limits=self.threads):  # OpenMP/BLAS inside HistGradientBoosting, numpy, LightGBM
+            self.phase("searching")
             self.search()
             self.finish()
+        self.phase("done")
         total = time.time() - self.t0
         self.run.log("tracking_overhead_s", self.trials.tracking_s)
         self.run.set_tags({"automl.tracking_s": f"{self.trials.tracking_s:.3f}", "automl.total_s": f"{total:.2f}"})

@@ -179,10 +179,8 @@ class AmlMagics(WorkspaceCommands, Magics):
         wait = (args.wait or bool(sub.out_vars)) and not args.no_wait
         if not wait:
             return run
-        try:
-            info = self.client.runs.wait(run.id, show_output=self.stream_output)
-        except KeyboardInterrupt:
-            print(f"\nStopped waiting; run {run.id} goes on (%aml cancel {run.id} stops it).", file=sys.stderr)
+        info = self._wait(run)
+        if info is None:
             return run
         if sub.out_vars:
             if info.status != "Completed":
@@ -272,11 +270,27 @@ class AmlMagics(WorkspaceCommands, Magics):
             print(f"Registered {model.name}:{model.version} from {run.id}.")
         return run
 
+    def _wait(self, run):
+        """Wait for ``run``: in a notebook its live dashboard shows at once (log, charts and trials update while the
+        cell waits) and the run's output is not printed a second time; elsewhere the output streams. None when
+        interrupted (the run goes on)."""
+        live = self.dashboards and _in_kernel(self.shell)
+        try:
+            if live:
+                from ..widgets.run_details import RunDetails
+
+                RunDetails(run.id, self.client).show()
+                run._on_screen = getattr(self.shell, "execution_count", None)  # the cell's value shows no second one
+            return self.client.runs.wait(run.id, show_output=self.stream_output and not live)
+        except KeyboardInterrupt:
+            print(f"\nStopped waiting; run {run.id} goes on (%aml cancel {run.id} stops it).", file=sys.stderr)
+            return None
+
     def _cmd_resume(self, args):
         run = self.client.runs.resume(args.run)
         print(f"Resumed {run.id}.")
         if args.wait:
-            self.client.runs.wait(run.id, show_output=self.stream_output)
+            self._wait(run)
         return run
 
     def _cmd_connect(self, args):

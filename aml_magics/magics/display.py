@@ -40,6 +40,8 @@ def register(shell, magics) -> None:
         from ..core.run import _OfflineRun
         from ..widgets.run_details import RunDetails
 
+        if run.__dict__.pop("_on_screen", None) == getattr(shell, "execution_count", 0):
+            return  # `--wait` showed its live dashboard in this cell already
         if isinstance(run, _OfflineRun):
             print(repr(run))
         else:

@@ -228,6 +228,9 @@ class RunDetails(Dashboard):
             bits.append(f"ended {r.esc(r.fmt_time(i.ended))}")
         if i.duration is not None:
             bits.append(f"duration <b>{r.esc(r.fmt_duration(i.duration))}</b>")
+        phase = i.tags.get("automl.phase")
+        if phase and not i.is_terminal:
+            bits.append(f"now <b>{r.esc(phase)}</b>")
         html = " · ".join(bits) + f"<br><code style='font-size:0.85em'>{r.esc(i.run_id)}</code>"
         if i.status == "Failed" and i.error:
             html += f"<pre style='{theme.ERROR};white-space:pre-wrap;margin:4px 0'>{r.esc(i.error[-1500:])}</pre>"

@@ -152,3 +152,4 @@ def test_feature_importance_of_a_model_without_its_own_and_one_thread_per_trial(
     assert importance["feature"] and len(importance["feature"]) == len(importance["importance"])
     assert "bmi" in importance["feature"][:5] or "s5" in importance["feature"][:5]  # the well-known strong features
     assert "Each trial uses 1 thread(s)" in client.runs.get_logs(parent.id)
+    assert info.tags["automl.phase"] == "done"  # the dashboard showed featurizing → searching → … while it ran

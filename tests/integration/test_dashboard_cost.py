@@ -46,3 +46,15 @@ def test_a_quiet_poll_is_one_version_read_and_a_change_reads_only_what_is_new(cl
     finally:
         client.backend.runs = runs.inner
         run.complete()
+
+
+def test_a_changed_tag_value_changes_the_version(client):
+    """An AutoML run's phase is one tag whose value changes: the dashboard must see it."""
+    run = client.runs.start_logging("phases")
+    run.set_tags({"automl.phase": "searching"})
+    run.flush()
+    before = client.runs.version(run.id)
+    run.set_tags({"automl.phase": "ensembling"})
+    run.flush()
+    assert client.runs.version(run.id) != before
+    run.complete()

@@ -250,3 +250,18 @@ def test_show_as_a_cells_last_line_renders_the_dashboard_once(kernel):
     assert out["error"] is None, out["error"]
     views = [o for o in out["outputs"] if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert len(views) == 1, [list(o.get("data", {})) for o in out["outputs"]]
+
+
+def test_wait_shows_the_live_dashboard_at_once_and_the_output_once(kernel):
+    """``--wait`` in a notebook: one live dashboard shown when the run starts (not after it ends), the run's output
+    in its log and nowhere else, and the cell's value is the run (not a second dashboard)."""
+    out = kernel.run("%%aml run -e dash --name waited --wait\nimport time\nprint('hello from the run')\n"
+                     "time.sleep(1.5)\n")
+    assert out["error"] is None, out["error"]
+    views = [o for o in out["outputs"] if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(views) == 1, [list(o.get("data", {})) for o in out["outputs"]]
+    assert "hello from the run" not in out["text"]  # printed and displayed text of the cell
+    assert kernel.value("_.get_status()") == "Completed" and kernel.value("_.display_name") == "waited"
+    assert "hello from the run" in kernel.value("_.get_logs()")
+    again = kernel.run("_")  # the same run shown later is its dashboard again
+    assert [o for o in again["outputs"] if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]

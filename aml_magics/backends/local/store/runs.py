@@ -308,14 +308,16 @@ class RunRows:
         return out
 
     def run_version(self, run_id: str) -> tuple | None:
-        """What a dashboard shows of a run, as counts: status, end, points, records, children's state changes,
-        tags, params — None for an unknown run."""
+        """What a dashboard shows of a run: status, end, counts of points, records and children's state changes,
+        the tags themselves (a value can change: an AutoML run's phase), the count of params — None for an unknown
+        run."""
         row = self.query_one(
             """SELECT r.status, r.ended,
                  (SELECT COALESCE(SUM(c.n), 0) FROM metric_keys k JOIN metric_chunks c ON c.key_id=k.id WHERE k.run=r.id),
                  (SELECT COUNT(*) FROM metric_keys k JOIN metric_records m ON m.key_id=k.id WHERE k.run=r.id),
                  (SELECT COUNT(*) FROM status_history h WHERE h.run IN (SELECT id FROM runs WHERE parent_id=r.id)),
-                 (SELECT COUNT(*) FROM run_tags t WHERE t.run=r.id), (SELECT COUNT(*) FROM run_params p WHERE p.run=r.id)
+                 (SELECT group_concat(t.key || '=' || COALESCE(t.value, ''), char(31)) FROM run_tags t WHERE t.run=r.id),
+                 (SELECT COUNT(*) FROM run_params p WHERE p.run=r.id)
                FROM runs r WHERE r.run_id=?""",
             (run_id,),
         )
