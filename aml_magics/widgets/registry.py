@@ -185,8 +185,17 @@ class ServicePanel(Dashboard):
         if d.error:
             rows.append(("last problem", d.error))
         self.detail.value = f"<b>{r.esc(d.name)}</b>" + r.html_table(("", ""), rows)
-        tail = self.client.deployments.get_logs(self.selected, tail=40)
-        self.log.value = f"<pre style='max-height:14em;overflow:auto;margin:0'>{r.esc(tail) or '(empty)'}</pre>"
+        self._render_log()
+
+    def _render_log(self) -> None:
+        """The service log's last lines, newest at the bottom (a failed request's traceback is there)."""
+        try:
+            tail = self.client.deployments.get_logs(self.selected, tail=60)
+        except AmlError as exc:
+            self.log.value = _error_html(exc)
+            return
+        self.log.value = (f"<pre style='max-height:16em;overflow:auto;margin:0;display:flex;flex-direction:column-reverse'>"
+                          f"<span>{r.esc(tail) or '(the service has logged nothing yet)'}</span></pre>")
 
     def test(self, body: str) -> None:
         if not self.selected:
@@ -203,7 +212,8 @@ class ServicePanel(Dashboard):
             self.response.value = (f"<b>200</b> in {ms:.1f} ms<pre style='white-space:pre-wrap'>"
                                    f"{r.esc(json.dumps(answer)[:5000])}</pre>")
         except AmlError as exc:
-            self.response.value = _error_html(exc)
+            self.response.value = _error_html(exc) + "<br><small>The service's log below has the details.</small>"
+        self._render_log()  # what the request left in the log: a traceback on a 500
 
     def delete(self) -> None:
         if not self.selected:

@@ -158,13 +158,18 @@ const plugin: JupyterFrontEndPlugin<void> = {
       item.addClass('amlx-statusbar');
       item.node.textContent = statusText('', 0);
       item.node.title = 'Show the Azure ML workspace';
-      item.node.onclick = () => app.shell.activateById(sidebar.id);
+      item.node.setAttribute('role', 'button');
+      item.node.tabIndex = 0;
+      const open = () => void app.commands.execute(CMD.open);
+      item.node.addEventListener('click', open);
+      item.node.addEventListener('keydown', e => (e.key === 'Enter' || e.key === ' ') && open());
       statusBar.registerStatusItem('aml-magics:status', { item, align: 'left', rank: 100 });
       sidebar.onWorkspace = ws => {
         item.node.textContent = ws ? statusText(ws.backend, ws.running) : 'AML: server extension not answering';
       };
     }
-    // the status bar needs numbers even while the sidebar is hidden: a slow, light poll of /workspace
+    // the status bar needs numbers even while the sidebar is hidden: one small request every 3 s while the page
+    // is visible (the sidebar, when shown, updates it on its own polls)
     const tick = async () => {
       if (!sidebar.isVisible) {
         try {
@@ -173,7 +178,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
           sidebar.onWorkspace(null);
         }
       }
-      window.setTimeout(tick, document.hidden ? 60000 : 10000);
+      window.setTimeout(tick, document.hidden ? 60000 : 3000);
     };
     void app.restored.then(() => tick());
   }

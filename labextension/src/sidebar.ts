@@ -132,12 +132,13 @@ export class AmlSidebar extends Widget {
         this.renderEndpoints(deps.deployments);
       }
       const active = this.runs.some(r => isActive(r.status)) || deps.deployments.some(d => d.state === 'Transitioning');
-      this.interval = nextInterval(this.interval, changed, active);
+      // idle, it still looks every 10 s: a run submitted from a cell shows up soon
+      this.interval = nextInterval(this.interval, changed, active, 1000, 5000, 10000);
     } catch (error) {
       this.workspace = null;
       this.onWorkspace(null);
       this.message.textContent = String((error as Error).message || error);
-      this.interval = nextInterval(this.interval, false, false);
+      this.interval = nextInterval(this.interval, false, false, 1000, 5000, 10000);
     }
     this.poll.frequency = { interval: this.interval, backoff: false, max: 30000 };
   }

@@ -64,8 +64,13 @@ def test_sidebar_submit_run_view_and_deploy(lab):
             row.wait_for(timeout=30_000)
             run_id = row.get_attribute("data-run-id")
             shot(page, "labextension-submitted")
+            # the status bar keeps up: the running run is counted while it runs, and not once it has ended
+            page.wait_for_function("() => document.querySelector('.amlx-statusbar').textContent.includes('1 running')",
+                                   timeout=30_000)
             page.locator(f"#amlx-sidebar .amlx-run-row[data-run-id='{run_id}'][data-status='Completed']").wait_for(
                 timeout=180_000)
+            page.wait_for_function("() => document.querySelector('.amlx-statusbar').textContent.includes('0 running')",
+                                   timeout=5_000)
             info = client.runs.get(run_id)
             assert info.status == "Completed" and info.kind == "notebook" and info.experiment == "train"
 
@@ -102,6 +107,22 @@ def test_sidebar_submit_run_view_and_deploy(lab):
                 timeout=90_000)
             assert client.deployments.get_info("e2e-model").state == "Healthy"
             shot(page, "labextension-sidebar")
+
+            # another left panel in front: the status bar item brings the workspace back
+            page.locator(".jp-SideBar [data-id='filebrowser']").first.click()
+            page.locator("#amlx-sidebar").wait_for(state="hidden", timeout=10_000)
+            # a run submitted elsewhere (a cell, another tab) is counted within seconds, sidebar hidden or not
+            from aml_magics.core.types import RunSubmission
+
+            elsewhere = client.runs.submit(RunSubmission(kind="cell", experiment="elsewhere", source_dir=lab["root"],
+                                                         entry="__aml_cell__.py", code="import time\ntime.sleep(6)\n"))
+            page.wait_for_function("() => document.querySelector('.amlx-statusbar').textContent.includes('1 running')",
+                                   timeout=5_000)
+            client.runs.wait(elsewhere.id, timeout=60)
+            page.wait_for_function("() => document.querySelector('.amlx-statusbar').textContent.includes('0 running')",
+                                   timeout=5_000)
+            page.locator(".amlx-statusbar").click()
+            page.locator("#amlx-sidebar").wait_for(state="visible", timeout=10_000)
 
             # it follows the theme: switch JupyterLab to dark and the sidebar goes dark with it
             light_bg = page.evaluate("getComputedStyle(document.querySelector('#amlx-sidebar')).backgroundColor")

@@ -101,6 +101,15 @@ def test_bad_requests_get_json_errors_and_the_service_stays_up(client, digits, t
     ok = requests.post(url, data=json.dumps({"data": digits[:1].tolist()}), headers=auth).json()
     assert ok == {"predictions": [0], "version": "1"}
     assert "secret internal detail" in svc.get_logs()  # the detail is in the log, for the owner
+    # the services panel's Test: a 500 says so, and the log pane shows the traceback it left
+    from aml_magics.widgets.registry import ServicePanel
+
+    panel = ServicePanel(client, live=False)
+    panel.select("digits-custom")
+    panel.log.value = ""
+    panel.test(json.dumps({"boom": 2}))
+    assert "500" in panel.response.value and "log below" in panel.response.value
+    assert "secret internal detail" in panel.log.value and "Traceback" in panel.log.value
 
 
 def test_crashed_server_is_restarted_and_marked_meanwhile(client, digits):
