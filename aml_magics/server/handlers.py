@@ -171,6 +171,22 @@ class RunHandler(AmlHandler):
         self.reply(row)
 
 
+class TrialsHandler(AmlHandler):
+    """A sweep's or AutoML run's trials as the leaderboard every front end shows (``core.leaderboard``)."""
+
+    @web.authenticated
+    async def get(self, run_id: str):
+        from ..core import leaderboard
+
+        def board():
+            info = self.client.runs.get(run_id)
+            children = self.client.runs.list(parent_run_id=info.run_id, limit=None).infos
+            return leaderboard.build(children, info.spec.get("primary_metric"), info.spec.get("goal", "max"), info.kind)
+
+        b = await self.call(board)
+        self.reply({"columns": b.columns, "rows": b.rows, "sort": b.sort, "best": b.best, "pinned": leaderboard.PINNED})
+
+
 class CancelHandler(AmlHandler):
     @web.authenticated
     async def post(self, run_id: str):
@@ -300,6 +316,7 @@ ROUTES = [
     (r"runs", RunsHandler),
     (r"runs/(?P<run_id>[^/]+)", RunHandler),
     (r"runs/(?P<run_id>[^/]+)/cancel", CancelHandler),
+    (r"runs/(?P<run_id>[^/]+)/trials", TrialsHandler),
     (r"runs/(?P<run_id>[^/]+)/metrics", MetricsHandler),
     (r"runs/(?P<run_id>[^/]+)/logs", LogsHandler),
     (r"models", ModelsHandler),

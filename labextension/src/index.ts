@@ -1,5 +1,5 @@
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { Dialog, ICommandPalette, MainAreaWidget, showDialog, showErrorMessage } from '@jupyterlab/apputils';
+import { Dialog, ICommandPalette, MainAreaWidget, Notification, showDialog, showErrorMessage } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { LabIcon, ToolbarButton } from '@jupyterlab/ui-components';
@@ -69,6 +69,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       let view = views.get(runId);
       if (!view || view.isDisposed) {
         const content = new RunView(runId);
+        content.onOpenRun = openRun;
         view = new MainAreaWidget({ content });
         view.id = `amlx-run-view-${runId}`;
         view.title.icon = amlIcon;
@@ -127,6 +128,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
           const run = await post<IRunRow>('runs', { path, experiment: experiment || experimentFor(path), compute });
           app.shell.activateById(sidebar.id);
           sidebar.highlight(run.id);
+          Notification.success(`Submitted ${path} as run ${run.name} (experiment ${run.experiment}).`, {
+            autoClose: 8000,
+            actions: [{ label: 'Open run', callback: () => openRun(run.id) }]
+          });
         } catch (error) {
           void showErrorMessage('Could not submit the notebook', String((error as Error).message));
         }

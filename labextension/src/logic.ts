@@ -180,3 +180,52 @@ export function experimentFor(path: string): string {
   const stem = base.replace(/\.ipynb$/, '');
   return stem.replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^-+|-+$/g, '') || 'default';
 }
+
+/** A run row as the sidebar lists it: its label (the display name, told apart from equal ones by the end of
+ * its id) and when it started. */
+export interface IListedRun extends IRunRow {
+  label: string;
+}
+
+/** Runs grouped by experiment, groups in the order of their newest run, runs newest first within a group. */
+export function groupRuns(runs: IRunRow[]): { experiment: string; runs: IListedRun[] }[] {
+  const counts = new Map<string, number>();
+  for (const r of runs) {
+    counts.set(r.name, (counts.get(r.name) || 0) + 1);
+  }
+  const groups = new Map<string, IListedRun[]>();
+  for (const r of runs) {
+    const label = (counts.get(r.name) || 0) > 1 ? `${r.name} (${r.id.slice(-6)})` : r.name;
+    const list = groups.get(r.experiment) || [];
+    list.push({ ...r, label });
+    groups.set(r.experiment, list);
+  }
+  return Array.from(groups, ([experiment, list]) => ({ experiment, runs: list }));
+}
+
+/** When a run started, for a list: "12:04" today, "3 Dec 12:04" otherwise (local time). */
+export function formatStart(started: number | null, now: Date = new Date()): string {
+  if (started === null || started === undefined) {
+    return '';
+  }
+  const d = new Date(started * 1000);
+  const time = `${d.getHours().toString().padStart(2, '0')}:${d.getMinutes().toString().padStart(2, '0')}`;
+  if (d.toDateString() === now.toDateString()) {
+    return time;
+  }
+  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  return `${d.getDate()} ${months[d.getMonth()]} ${time}`;
+}
+
+/** Rows sorted by `sort.key` (numbers before missing values, best first when `desc`); ties keep their order. */
+export function sortRows<T extends { [k: string]: unknown }>(rows: T[], sort: { key?: string; desc?: boolean }): T[] {
+  const key = sort.key;
+  if (!key) {
+    return rows.slice();
+  }
+  const num = (v: unknown) => (typeof v === 'number' && isFinite(v) ? v : null);
+  const present = rows.filter(r => num(r[key]) !== null);
+  const missing = rows.filter(r => num(r[key]) === null);
+  present.sort((a, b) => ((num(a[key]) as number) - (num(b[key]) as number)) * (sort.desc ? -1 : 1));
+  return present.concat(missing);
+}

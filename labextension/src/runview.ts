@@ -10,11 +10,20 @@ import {
   ISeries,
   mergeSeries,
   sinceQuery,
+  sortRows,
   statusClass
 } from './logic';
 
+interface ITrials {
+  columns: { key: string; label: string; numeric?: boolean }[];
+  rows: { [key: string]: unknown; _id: string }[];
+  sort: { key?: string; desc?: boolean };
+  best: string;
+}
+
 interface IRunDetail {
   id: string;
+  kind: string;
   name: string;
   experiment: string;
   status: string;
@@ -44,6 +53,10 @@ export class RunView extends Widget {
   private table: HTMLElement;
   private log: HTMLPreElement;
   private detail: IRunDetail | null = null;
+  private trials: HTMLElement;
+  private board: ITrials | null = null;
+  /** Open another run's view (a trial clicked in the trials table). */
+  onOpenRun: (runId: string) => void = () => undefined;
 
   constructor(readonly runId: string) {
     super();
@@ -64,11 +77,13 @@ export class RunView extends Widget {
     this.charts.className = 'amlx-charts';
     this.table = document.createElement('div');
     this.table.className = 'amlx-latest';
+    this.trials = document.createElement('div');
+    this.trials.className = 'amlx-trials';
     const logTitle = document.createElement('h3');
     logTitle.textContent = 'Log';
     this.log = document.createElement('pre');
     this.log.className = 'amlx-log';
-    for (const el of [this.header, actions, this.charts, this.table, logTitle, this.log]) {
+    for (const el of [this.header, actions, this.charts, this.table, this.trials, logTitle, this.log]) {
       this.node.appendChild(el);
     }
     this.poll = new Poll({
@@ -97,6 +112,9 @@ export class RunView extends Widget {
     ]);
     this.logError = log.error ?? '';
     this.detail = detail;
+    if (detail.kind === 'sweep' || detail.kind === 'automl') {
+      this.board = await requestAPI<ITrials>(`runs/${id}/trials`).catch(() => this.board);
+    }
     for (const name of Object.keys(metrics.series)) {
       this.series[name] = mergeSeries(this.series[name], metrics.series[name]);
     }
@@ -140,12 +158,52 @@ export class RunView extends Widget {
         textTable(['param', 'value'], Object.keys(d.params).map(k => [k, String(d.params[k])]))
       ].filter((t): t is HTMLTableElement => t !== null)
     );
+    this.renderTrials();
     const atBottom = this.log.scrollTop + this.log.clientHeight >= this.log.scrollHeight - 4;
     this.log.textContent =
       this.logText || (this.logError ? `The log cannot be read: ${this.logError}` : '(no output yet)');
     if (atBottom) {
       this.log.scrollTop = this.log.scrollHeight;
     }
+  }
+
+  /** A sweep's or AutoML run's trials: the leaderboard the notebook shows, best first, best row marked. */
+  private renderTrials(): void {
+    const b = this.board;
+    if (!b || b.rows.length === 0) {
+      this.trials.replaceChildren();
+      return;
+    }
+    const title = document.createElement('h3');
+    title.textContent = `Trials (${b.rows.length})`;
+    const table = document.createElement('table');
+    table.className = 'amlx-table amlx-trials-table';
+    const head = document.createElement('tr');
+    for (const c of b.columns) {
+      const th = document.createElement('th');
+      th.textContent = c.label + (b.sort.key === c.key ? (b.sort.desc ? ' ▼' : ' ▲') : '');
+      head.appendChild(th);
+    }
+    table.appendChild(head);
+    for (const row of sortRows(b.rows, b.sort)) {
+      const tr = document.createElement('tr');
+      tr.dataset.runId = row._id;
+      if (row._id === b.best) {
+        tr.classList.add('amlx-best');
+      }
+      for (const c of b.columns) {
+        const td = document.createElement('td');
+        const v = row[c.key];
+        td.textContent = typeof v === 'number' ? formatValue(v) : v === null || v === undefined ? '' : String(v);
+        tr.appendChild(td);
+      }
+      tr.onclick = () => this.onOpenRun(row._id);
+      table.appendChild(tr);
+    }
+    const scroll = document.createElement('div');
+    scroll.className = 'amlx-scroll';
+    scroll.appendChild(table);
+    this.trials.replaceChildren(title, scroll);
   }
 
   private renderCharts(): void {

@@ -6,7 +6,9 @@ import { post, requestAPI } from './api';
 import {
   fingerprint,
   formatDuration,
+  formatStart,
   formatValue,
+  groupRuns,
   IRunRow,
   isActive,
   nextInterval,
@@ -51,6 +53,7 @@ export class AmlSidebar extends Widget {
   private total = 0;
   private highlighted = '';
   private lastPrint = '';
+  private testInputs = new Map<string, string>();
   private interval = 1000;
   private runsBox: HTMLElement;
   private modelsBox: HTMLElement;
@@ -162,30 +165,42 @@ export class AmlSidebar extends Widget {
   private renderRuns(): void {
     this.runsBox.innerHTML = '';
     if (this.runs.length === 0) {
-      this.runsBox.appendChild(el('div', 'amlx-empty', 'No runs yet: %%aml run a cell, or Submit notebook as run.'));
+      this.runsBox.appendChild(
+        el('div', 'amlx-empty', this.experiment ? `No runs in ${this.experiment} yet.` : 'No runs yet: %%aml run a cell, or Submit notebook as run.')
+      );
       return;
     }
-    for (const r of this.runs) {
-      const row = el('div', 'amlx-row amlx-run-row');
-      row.dataset.runId = r.id;
-      row.dataset.status = r.status;
-      if (r.id === this.highlighted) {
-        row.classList.add('amlx-highlight');
+    for (const group of groupRuns(this.runs)) {
+      const head = el('div', 'amlx-group', group.experiment);
+      head.dataset.experiment = group.experiment;
+      head.title = `experiment ${group.experiment}: show only its runs`;
+      head.onclick = () => {
+        this.filter.value = group.experiment;
+        this.experiment = group.experiment;
+        void this.poll.refresh();
+      };
+      this.runsBox.appendChild(head);
+      for (const r of group.runs) {
+        const row = el('div', 'amlx-row amlx-run-row');
+        row.dataset.runId = r.id;
+        row.dataset.status = r.status;
+        if (r.id === this.highlighted) {
+          row.classList.add('amlx-highlight');
+        }
+        const icon = el('span', `amlx-dot ${statusClass(r.status)}`);
+        icon.title = r.status;
+        const name = el('span', 'amlx-name', r.label);
+        name.title = `${r.name}\n${r.id}\n${r.experiment} · ${r.status}`;
+        const metric = Object.keys(r.metrics)[0];
+        const when = [formatStart(r.started ?? r.created), r.duration !== null ? formatDuration(r.duration) : '']
+          .filter(Boolean)
+          .join(' · ');
+        const info = el('span', 'amlx-info', when + (metric ? ` · ${metric} ${formatValue(r.metrics[metric])}` : ''));
+        info.title = r.status;
+        row.append(icon, name, info);
+        row.onclick = () => this.onOpenRun(r.id);
+        this.runsBox.appendChild(row);
       }
-      const icon = el('span', `amlx-dot ${statusClass(r.status)}`);
-      icon.title = r.status;
-      const name = el('span', 'amlx-name', r.name);
-      name.title = `${r.id}\n${r.experiment} · ${r.status}`;
-      const metric = Object.keys(r.metrics)[0];
-      const info = el(
-        'span',
-        'amlx-info',
-        `${r.status}${r.duration !== null ? ' · ' + formatDuration(r.duration) : ''}` +
-          (metric ? ` · ${metric} ${formatValue(r.metrics[metric])}` : '')
-      );
-      row.append(icon, name, info);
-      row.onclick = () => this.onOpenRun(r.id);
-      this.runsBox.appendChild(row);
     }
     if (this.total > this.runs.length) {
       this.runsBox.appendChild(el('div', 'amlx-more', `${this.runs.length} of ${this.total} runs (newest first)`));
@@ -242,20 +257,44 @@ export class AmlSidebar extends Widget {
       name.title = `${d.state}\n${d.scoring_uri}\nmodels: ${d.models.join(', ')}` + (d.error ? `\n${d.error}` : '');
       const info = el('span', 'amlx-info amlx-state', d.state);
       const copy = button('Copy URI', 'amlx-copy', () => Clipboard.copyToSystem(d.scoring_uri));
-      const result = el('div', 'amlx-test-result');
-      const test = button('Test', 'amlx-test', async () => {
-        const input = window.prompt(`JSON to send to ${d.name}`, '{"data": [[0]]}');
-        if (input === null) {
+      // Test: an inline form under the row, the answer (or the error) visible beside what was sent
+      const form = el('div', 'amlx-test-form');
+      form.style.display = 'none';
+      const input = document.createElement('textarea');
+      input.className = 'jp-mod-styled amlx-test-input';
+      input.rows = 3;
+      input.value = this.testInputs.get(d.name) ?? '{"data": [[0]]}';
+      input.oninput = () => this.testInputs.set(d.name, input.value);
+      const result = el('pre', 'amlx-test-result');
+      const send = button('Send', 'amlx-test-send', async () => {
+        let body: unknown;
+        try {
+          body = JSON.parse(input.value);
+        } catch (error) {
+          result.dataset.outcome = 'error';
+          result.textContent = `not valid JSON: ${(error as Error).message}`;
           return;
         }
+        send.disabled = true;
+        result.dataset.outcome = 'pending';
+        result.textContent = 'sending…';
         try {
-          const answer = await post<{ answer: unknown; ms: number }>(
-            `deployments/${encodeURIComponent(d.name)}/score`,
-            { input: JSON.parse(input) }
-          );
-          result.textContent = `${answer.ms} ms → ${JSON.stringify(answer.answer).slice(0, 300)}`;
+          const answer = await post<{ answer: unknown; ms: number }>(`deployments/${encodeURIComponent(d.name)}/score`, {
+            input: body
+          });
+          result.dataset.outcome = 'ok';
+          result.textContent = `200 in ${answer.ms} ms\n${JSON.stringify(answer.answer, null, 1).slice(0, 2000)}`;
         } catch (error) {
+          result.dataset.outcome = 'error';
           result.textContent = String((error as Error).message);
+        }
+        send.disabled = false;
+      });
+      form.append(input, send, result);
+      const test = button('Test', 'amlx-test', () => {
+        form.style.display = form.style.display === 'none' ? '' : 'none';
+        if (form.style.display === '') {
+          input.focus();
         }
       });
       const del = button('Delete', 'amlx-delete', async () => {
@@ -270,8 +309,8 @@ export class AmlSidebar extends Widget {
         this.lastPrint = '';
         void this.poll.refresh();
       });
-      row.append(state, name, info, copy, test, del, result);
-      this.endpointsBox.appendChild(row);
+      row.append(state, name, info, copy, test, del);
+      this.endpointsBox.append(row, form);
     }
   }
 }

@@ -4,12 +4,15 @@ import {
   extent,
   fingerprint,
   formatDuration,
+  formatStart,
   formatValue,
+  groupRuns,
   IRunRow,
   isActive,
   mergeSeries,
   nextInterval,
   sinceQuery,
+  sortRows,
   statusClass,
   statusText,
   useStates
@@ -134,5 +137,44 @@ describe('useStates', () => {
     expect(isActive('Paused')).toBe(true);
     useStates({ active: ['NotStarted', 'Queued', 'Starting', 'Running', 'Finalizing'] });
     expect(isActive('Queued')).toBe(true);
+  });
+});
+
+describe('groupRuns', () => {
+  it('groups by experiment, keeps the order, and tells equal names apart', () => {
+    const rows = [run('exp_aaaaaa111111', 'Running'), run('exp_bbbbbb222222', 'Completed'), run('exp_cccccc333333', 'Failed')];
+    rows[0].experiment = 'train';
+    rows[1].experiment = 'sweep';
+    rows[2].experiment = 'train';
+    rows[0].name = 'baseline';
+    rows[1].name = 'search';
+    rows[2].name = 'baseline';
+    const groups = groupRuns(rows);
+    expect(groups.map(g => g.experiment)).toEqual(['train', 'sweep']);
+    expect(groups[0].runs.map(r => r.label)).toEqual(['baseline (111111)', 'baseline (333333)']);
+    expect(groups[1].runs.map(r => r.label)).toEqual(['search']);
+  });
+});
+
+describe('formatStart', () => {
+  it('shows the time today and the date otherwise', () => {
+    const now = new Date(2026, 11, 1, 15, 0, 0);
+    expect(formatStart(new Date(2026, 11, 1, 9, 5, 0).getTime() / 1000, now)).toBe('09:05');
+    expect(formatStart(new Date(2026, 10, 28, 23, 59, 0).getTime() / 1000, now)).toBe('28 Nov 23:59');
+    expect(formatStart(null, now)).toBe('');
+  });
+});
+
+describe('sortRows', () => {
+  it('puts the best first and the runs without a value last, ties in their order', () => {
+    const rows = [
+      { _id: 'a', 'm.acc': 0.5 },
+      { _id: 'b', 'm.acc': null },
+      { _id: 'c', 'm.acc': 0.9 },
+      { _id: 'd', 'm.acc': 0.5 }
+    ];
+    expect(sortRows(rows, { key: 'm.acc', desc: true }).map(r => r._id)).toEqual(['c', 'a', 'd', 'b']);
+    expect(sortRows(rows, { key: 'm.acc', desc: false }).map(r => r._id)).toEqual(['a', 'd', 'c', 'b']);
+    expect(sortRows(rows, {}).map(r => r._id)).toEqual(['a', 'b', 'c', 'd']);
   });
 });

@@ -63,6 +63,11 @@ def test_sidebar_submit_run_view_and_deploy(lab):
             row = page.locator("#amlx-sidebar .amlx-run-row.amlx-highlight")
             row.wait_for(timeout=30_000)
             run_id = row.get_attribute("data-run-id")
+            # a notification says so, with a link to the run; the sidebar groups runs by experiment
+            toast = page.locator(".Toastify__toast", has_text="Submitted train.ipynb as run")
+            toast.wait_for(timeout=10_000)
+            assert toast.get_by_role("button", name="Open run").count() == 1
+            page.locator("#amlx-sidebar .amlx-group[data-experiment='train']").wait_for(timeout=10_000)
             shot(page, "labextension-submitted")
             # the status bar keeps up: the running run is counted while it runs, and not once it has ended
             page.wait_for_function("() => document.querySelector('.amlx-statusbar').textContent.includes('1 running')",
@@ -106,7 +111,45 @@ def test_sidebar_submit_run_view_and_deploy(lab):
             page.locator("#amlx-sidebar .amlx-endpoint-row[data-endpoint='e2e-model'][data-state='Healthy']").wait_for(
                 timeout=90_000)
             assert client.deployments.get_info("e2e-model").state == "Healthy"
+            # Test in an inline form: what was sent and what came back, side by side (no browser prompt)
+            endpoint = page.locator("#amlx-sidebar .amlx-endpoint-row[data-endpoint='e2e-model']")
+            endpoint.locator(".amlx-test").click()
+            page.locator("#amlx-sidebar .amlx-test-input").fill('{"data": [' + ",".join(["[0]" * 1]) + "]}")
+            page.locator("#amlx-sidebar .amlx-test-send").click()
+            result = page.locator("#amlx-sidebar .amlx-test-result")
+            result.wait_for(timeout=20_000)
+            page.wait_for_function("() => ['ok', 'error'].includes(document.querySelector('.amlx-test-result')"
+                                   ".dataset.outcome)", timeout=20_000)
+            assert result.get_attribute("data-outcome") == "error"  # one feature for a 64-feature model: a 400
+            assert "expected 64 features" in result.inner_text()
+            digits = "[" + ",".join(["0.0"] * 64) + "]"
+            page.locator("#amlx-sidebar .amlx-test-input").fill('{"data": [' + digits + "]}")
+            page.locator("#amlx-sidebar .amlx-test-send").click()
+            page.wait_for_function("() => document.querySelector('.amlx-test-result').dataset.outcome === 'ok'",
+                                   timeout=20_000)
+            assert result.inner_text().startswith("200 in")
             shot(page, "labextension-sidebar")
+
+            # a sweep's run view lists its trials: the notebook's leaderboard, best first, best row marked
+            from aml_magics.core.types import RunSubmission
+            from aml_magics.sweep.settings import sweep_submission
+            from aml_magics.sweep.space import parse_cell
+
+            cell = "from aml_magics import Run\nk = choice(1, 2, 3)\nRun.get_context().log('acc', k / 10)\n"
+            space, spans = parse_cell(cell)
+            trial = RunSubmission(kind="cell", experiment="search", source_dir=lab["root"], entry="__aml_cell__.py",
+                                  code=cell)
+            parent = client.runs.submit(sweep_submission(trial, space, primary_metric="acc", sampling="grid",
+                                                         spans=spans))
+            assert client.runs.wait(parent.id, timeout=120).status == "Completed"
+            page.locator(f"#amlx-sidebar .amlx-run-row[data-run-id='{parent.id}']").click()
+            best_row = page.locator(".amlx-trials-table tr.amlx-best")
+            best_row.wait_for(timeout=30_000)
+            assert best_row.get_attribute("data-run-id") == client.runs.best_child(parent.id).id
+            assert page.locator(".amlx-trials-table tr[data-run-id]").count() == 3
+            assert page.locator(".amlx-trials-table tr[data-run-id]").first.get_attribute("data-run-id") == \
+                best_row.get_attribute("data-run-id")  # best first
+            shot(page, "labextension-sweep-view")
 
             # another left panel in front: the status bar item brings the workspace back
             page.locator(".jp-SideBar [data-id='filebrowser']").first.click()

@@ -15,6 +15,7 @@ ALL = [  # (method, path, body) — every route, concrete
     ("GET", "workspace", None), ("GET", "experiments", None), ("GET", "computes", None),
     ("GET", "runs", None), ("POST", "runs", {"path": "x.ipynb"}), ("GET", "runs/r1", None),
     ("POST", "runs/r1/cancel", {}), ("GET", "runs/r1/metrics", None), ("GET", "runs/r1/logs", None),
+    ("GET", "runs/r1/trials", None),
     ("GET", "models", None), ("POST", "models", {"run_id": "r1", "name": "m"}), ("GET", "deployments", None),
     ("POST", "deployments", {"model": "m"}), ("DELETE", "deployments/svc", None), ("POST", "deployments/svc/score", {}),
 ]
@@ -131,6 +132,22 @@ async def test_runs_paging_filters_metrics_and_logs(jp_fetch, client):
     more = await get(jp_fetch, "runs", big.id, "metrics", since=since)
     assert more["series"]["curve"]["values"] == [1.0, 2.0] and more["series"]["spike"]["values"] == []
     big.complete()
+
+
+async def test_trials_are_the_leaderboard_the_notebook_shows(jp_fetch, client):
+    from aml_magics import Experiment, Workspace
+
+    parent = Experiment(Workspace.current(), "trials").start_logging(display_name="search")
+    first = parent.record_child("t1", params={"lr": "0.1", "fixed": "1"}, metrics={"acc": 0.5, "loss": 0.9})
+    second = parent.record_child("t2", params={"lr": "0.2", "fixed": "1"}, metrics={"acc": 0.7, "loss": 0.4})
+    parent.complete()
+    board = await get(jp_fetch, "runs", parent.id, "trials")
+    assert [c["key"] for c in board["columns"]][:3] == ["name", "m.acc", "status"]
+    assert "p.lr" in [c["key"] for c in board["columns"]] and "p.fixed" not in [c["key"] for c in board["columns"]]
+    assert {r["_id"] for r in board["rows"]} == {first, second} and board["best"] == second
+    assert board["sort"] == {"key": "m.acc", "desc": True} and board["pinned"] == 2
+    assert (await get(jp_fetch, "runs", second, "trials"))["rows"] == []  # a trial has no trials
+    await expect_error(jp_fetch, 404, "runs", "no-such-run", "trials")
 
 
 async def test_submit_cancel_register_deploy_score_delete(jp_fetch, jp_root_dir, client, tmp_path):
