@@ -347,7 +347,10 @@ class AmlMagics(WorkspaceCommands, Magics):
                 print("\nStopped following; the run goes on.", file=sys.stderr)
             return None
         text = self.client.runs.get_logs(args.run, tail=args.tail)
-        print(text if text else "(no output yet)")
+        if not text:
+            ended = self.client.runs.get(args.run, with_metrics=False).is_terminal
+            text = "(the run printed nothing)" if ended else "(no output yet)"
+        print(text)
         return None
 
     # -- help (models, services, environments and the workspace: WorkspaceCommands) ---------------------

@@ -100,6 +100,7 @@ class DataTable(anywidget.AnyWidget):
     selectable = t.Bool(False).tag(sync=True)
     highlight = t.Unicode("").tag(sync=True)
     pinned = t.Int(0).tag(sync=True)  # the first columns stay in view while the rest scroll sideways
+    empty = t.Unicode("").tag(sync=True)  # said instead of an empty table (e.g. "No active runs.")
     offset = t.Int(0).tag(sync=True)
     limit = t.Int(50).tag(sync=True)
     total = t.Int(0).tag(sync=True)

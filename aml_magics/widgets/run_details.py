@@ -179,8 +179,8 @@ class RunDetails(Dashboard):
         changed = version != self._version
         if changed:
             self.update(version=version)
-        elif self.info.status in SLOT_STATES and time.time() - self._last_tick >= 1.0:
-            self._render_header()  # the duration ticks
+        elif not self.info.is_terminal and time.time() - self._last_tick >= 1.0:
+            self._render_header()  # the duration and the "checked" time tick
         if self.info.is_terminal and not changed:
             self.refresh_static()
             return "done"
@@ -232,6 +232,9 @@ class RunDetails(Dashboard):
         if phase and not i.is_terminal:
             bits.append(f"now <b>{r.esc(phase)}</b>")
         html = " · ".join(bits) + f"<br><code style='font-size:0.85em'>{r.esc(i.run_id)}</code>"
+        if self.live and not i.is_terminal:  # how fresh what is shown is
+            html += (f" <small class='aml-updated' style='color:var(--jp-ui-font-color2,#666)'>live · checked "
+                     f"{time.strftime('%H:%M:%S')}</small>")
         if i.status == "Failed" and i.error:
             html += f"<pre style='{theme.ERROR};white-space:pre-wrap;margin:4px 0'>{r.esc(i.error[-1500:])}</pre>"
         self.header.value = html
@@ -266,11 +269,12 @@ class RunDetails(Dashboard):
             if not self._log_text:
                 self.log.value = f"<i>The log cannot be read: {r.esc(str(exc))}</i>"
             return
-        if not text and self.log.value:
+        if not text and self.log.value and not (self.info.is_terminal and not self._log_text):
             return
         if text:
             self._log_text = "".join((self._log_text + text).splitlines(keepends=True)[-LOG_LINES:])
-        body = r.esc(self._log_text) or "<i>(no output yet)</i>"
+        body = r.esc(self._log_text) or ("<i>(the run printed nothing)</i>" if self.info.is_terminal
+                                         else "<i>(no output yet)</i>")
         self.log.value = f"<pre class='aml-log' style='max-height:22em;overflow:auto;margin:0'>{body}</pre>"
 
     def _render_files(self) -> None:
@@ -279,7 +283,7 @@ class RunDetails(Dashboard):
         except AmlError:
             names = []
         if not names:
-            self.files.value = "<i>No files yet.</i>"
+            self.files.value = "<i>No files.</i>" if self.info.is_terminal else "<i>No files yet.</i>"
             return
         items = "".join(f"<li><code>{r.esc(n)}</code></li>" for n in names[:200])
         self.files.value = (f"<ul style='margin:0'>{items}</ul><small>Get one with "

@@ -1,6 +1,7 @@
 """Run history, run comparison and the workspace overview."""
 from __future__ import annotations
 
+import time
 from typing import Any, Sequence
 
 import ipywidgets as w
@@ -231,8 +232,9 @@ class WorkspaceOverview(Dashboard):
         super().__init__()
         self.client = client or Client.shared()
         self.header = w.HTML()
-        self.experiments = DataTable(on_open=self._open_experiment)
-        self.active = DataTable(on_open=self._open_run)
+        self.experiments = DataTable(on_open=self._open_experiment,
+                                     empty="No experiments yet: %%aml run a cell to start the first one.")
+        self.active = DataTable(on_open=self._open_run, empty="No active runs.")
         self.detail = w.Output()
         self._last: Any = None
         self.registry = w.HTML()
@@ -257,7 +259,8 @@ class WorkspaceOverview(Dashboard):
         self.exps, self.active_runs = exps, active
         self.header.value = f"<b>{r.esc(self.info.name)}</b> ({r.esc(self.info.backend)}) · {r.esc(self.info.location)}" \
                             f" · {self.info.runs} runs · {self.info.active_runs} active · compute: " + ", ".join(
-                                f"{r.esc(c.name)} {c.running}/{c.max_concurrent}" for c in self.info.computes)
+                                f"{r.esc(c.name)} {c.running}/{c.max_concurrent}" for c in self.info.computes) + \
+            f" <small style='color:var(--jp-ui-font-color2,#666)'>· updated {time.strftime('%H:%M:%S')}</small>"
         self.experiments.columns = [{"key": "name", "label": "experiment"},
                                     {"key": "runs", "label": "runs", "numeric": True},
                                     {"key": "last", "label": "last run"}]

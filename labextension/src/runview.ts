@@ -161,7 +161,12 @@ export class RunView extends Widget {
     this.renderTrials();
     const atBottom = this.log.scrollTop + this.log.clientHeight >= this.log.scrollHeight - 4;
     this.log.textContent =
-      this.logText || (this.logError ? `The log cannot be read: ${this.logError}` : '(no output yet)');
+      this.logText ||
+      (this.logError
+        ? `The log cannot be read: ${this.logError}`
+        : isActive(d.status)
+          ? '(no output yet)'
+          : '(the run printed nothing)');
     if (atBottom) {
       this.log.scrollTop = this.log.scrollHeight;
     }

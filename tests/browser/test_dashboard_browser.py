@@ -52,6 +52,9 @@ def _run_all_cells(page) -> None:
             return
         except Exception:
             if attempt == 3:
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "run-all-failed.png"), full_page=True)
+                (ARTIFACTS / "run-all-console.log").write_text("\n".join(page.console_lines))
                 raise
 
 
@@ -117,12 +120,14 @@ def test_a_saved_notebook_reopened_with_a_new_kernel_shows_each_dashboards_summa
     """Run, save, close (the kernel shut down), reopen: the static summary the output carries, never
     "Error displaying widget: model not found"; re-running brings the live dashboard back."""
     page = new_page(browser)
-    url = f"{server['base']}/{front_end}/{'tree/' if front_end == 'lab' else ''}reopen.ipynb?token={server['token']}"
+    # ?reset: JupyterLab opens only this notebook, not the tabs the earlier tests left in its workspace
+    url = (f"{server['base']}/{front_end}/{'tree/' if front_end == 'lab' else ''}reopen.ipynb?"
+           f"{'reset&' if front_end == 'lab' else ''}token={server['token']}")
     if front_end == "lab":
         page.goto(url)
         page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
         for attempt in range(4):
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'] >> visible=true", timeout=90_000)
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
             try:
@@ -141,7 +146,7 @@ def test_a_saved_notebook_reopened_with_a_new_kernel_shows_each_dashboards_summa
     summary = page.locator(".aml-static-run").first
     try:
         summary.wait_for(state="visible", timeout=60_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'] >> visible=true", timeout=90_000)
         page.wait_for_timeout(1500)  # the widget manager has had its go at the output
         assert summary.is_visible() and "saved-run" in summary.inner_text()
         assert not page.get_by_text("model not found").first.is_visible()

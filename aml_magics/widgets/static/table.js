@@ -52,7 +52,9 @@ export default {
     const scroll = document.createElement("div");  // never wider than the cell: wide tables scroll sideways
     scroll.className = "aml-table-scroll";
     scroll.append(table);
-    root.append(bar, scroll);
+    const empty = document.createElement("div");  // an honest sentence instead of an empty table
+    empty.className = "aml-table-empty";
+    root.append(bar, scroll, empty);
     el.append(root);
 
     const draw = () => {
@@ -112,6 +114,10 @@ export default {
         body.append(tr);
       }
       table.replaceChildren(head, body);
+      const none = !(model.get("rows") || []).length && model.get("empty");
+      table.style.display = none ? "none" : "";
+      empty.textContent = none ? model.get("empty") : "";
+      empty.style.display = none ? "" : "none";
       pin(table, model.get("pinned") || 0, selectable ? 1 : 0);
       const total = model.get("total"), offset = model.get("offset"), n = (model.get("rows") || []).length;
       info.textContent = total > n ? `${offset + 1}–${offset + n} of ${total}` : `${n} row${n === 1 ? "" : "s"}`;
@@ -121,7 +127,7 @@ export default {
     prev.onclick = () => model.send({ type: "page", offset: Math.max(0, model.get("offset") - model.get("limit")) });
     next.onclick = () => model.send({ type: "page", offset: model.get("offset") + model.get("limit") });
     filter.oninput = draw;
-    const names = ["rows", "columns", "sort", "selected", "total", "offset", "highlight", "pinned"];
+    const names = ["rows", "columns", "sort", "selected", "total", "offset", "highlight", "pinned", "empty"];
     for (const n of names) model.on("change:" + n, draw);
     draw();
     return () => { for (const n of names) model.off("change:" + n, draw); };
