@@ -15,6 +15,8 @@ from .types import RunInfo
 INTERNAL_METRICS = frozenset({"tracking_overhead_s", "trial_time_s"})
 #: the columns that stay in view while the rest scroll sideways: the run and its primary metric
 PINNED = 2
+#: a positive parameter whose largest value is this many times its smallest gets a log axis
+LOG_AXIS_SPAN = 100
 
 
 @dataclass
@@ -23,7 +25,7 @@ class Leaderboard:
     rows: list[dict] = field(default_factory=list)  # each with "_id"
     sort: dict = field(default_factory=dict)  # {"key", "desc"}
     best: str = ""  # the run id every "best" names (core.ranking)
-    dims: list[dict] = field(default_factory=list)  # parallel coordinates: {"name", "values", "categories"?}
+    dims: list[dict] = field(default_factory=list)  # parallel coordinates: {"name", "values", "categories"?, "log"?}
 
 
 def as_number(value: Any) -> float | None:
@@ -79,7 +81,10 @@ def build(infos: Sequence[RunInfo], primary: str | None, goal: str, kind: str = 
         values = [i.params.get(k) for i in infos]
         numbers = [as_number(v) for v in values]
         if all(n is not None for n in numbers):
-            dims.append({"name": k, "values": numbers})
+            dim = {"name": k, "values": numbers}
+            if min(numbers) > 0 and max(numbers) >= LOG_AXIS_SPAN * min(numbers):
+                dim["log"] = True  # spans decades, as log-sampled parameters (loguniform) do
+            dims.append(dim)
         else:  # categories spread evenly along their axis, in order of first appearance
             categories = list(dict.fromkeys(str(v) for v in values))
             dims.append({"name": k, "values": [float(categories.index(str(v))) for v in values],

@@ -10,6 +10,7 @@ import ipywidgets as w
 from ..core import ranking
 from ..core import render as r
 from ..core.client import Client
+from ..core.leaderboard import INTERNAL_METRICS
 from ..core.errors import AmlError
 from ..core.states import SLOT_STATES
 from ..core.types import RunInfo
@@ -200,7 +201,9 @@ class RunDetails(Dashboard):
             self._cursors[name] = cursor
             self.chart.feed(name, self.info.display_name or "value", points)
         if list(self.metric_picker.options) != names:
-            chosen = [n for n in self.metric_picker.value if n in names] or names[:MAX_PANELS]
+            # bookkeeping metrics (tracking_overhead_s, …) stay in the picker but are not charted by default
+            default = [n for n in names if n not in INTERNAL_METRICS][:MAX_PANELS] or names[:MAX_PANELS]
+            chosen = [n for n in self.metric_picker.value if n in names] or default
             self.metric_picker.options = names
             self.metric_picker.value = tuple(chosen)
         self._sync_panels()

@@ -8,6 +8,7 @@ import ipywidgets as w
 
 from ..core import render as r
 from ..core.client import Client
+from ..core.leaderboard import INTERNAL_METRICS
 from ..core.types import ACTIVE_STATES, RUN_STATES, RunInfo
 from . import theme
 from .components import DataTable, MetricChart
@@ -137,7 +138,8 @@ class RunComparison(Dashboard):
             for n in self.client.runs.metric_names(i):
                 names.setdefault(n)
         self.metric_names = list(names)
-        chosen = metric if metric in names else (self.metric_names[0] if self.metric_names else None)
+        visible = [n for n in self.metric_names if n not in INTERNAL_METRICS] or self.metric_names
+        chosen = metric if metric in names else (visible[0] if visible else None)
         self.picker = w.Dropdown(options=self.metric_names, value=chosen, description="metric")
         self.x_toggle = w.ToggleButtons(options=["step", "time"], value="step", style={"button_width": "56px"})
         self.chart = MetricChart()
@@ -151,7 +153,11 @@ class RunComparison(Dashboard):
             self.start()
 
     def _label(self, info: RunInfo) -> str:
-        return info.display_name or info.run_id
+        # the chart's legend and tooltip: equal display names are told apart by the end of the run id
+        name = info.display_name or info.run_id
+        if sum((i.display_name or i.run_id) == name for i in self.infos) > 1:
+            return f"{name} ({info.run_id[-6:]})"
+        return name
 
     def _show_metric(self) -> None:
         if self.picker.value:

@@ -62,7 +62,9 @@ def test_tables_and_highlights_read_in_both_themes(tmp_path_factory, theme):
             checks = {}
             for what, selector in {"best trial row": ".aml-table tr.aml-best td",
                                    "compare rows that differ": "tr.aml-diff td",
-                                   "table cells": ".aml-table td, .aml-table th"}.items():
+                                   "table cells": ".aml-table td, .aml-table th",
+                                   "chart legend and buttons": ".aml-legend-item[aria-pressed='true'], .aml-chart-btn",
+                                   }.items():
                 found = page.evaluate(CONTRAST_JS, selector)
                 assert found, f"nothing matched {selector}"
                 checks[what] = min(found, key=lambda f: f["ratio"])

@@ -36,6 +36,18 @@ def test_automl_shows_the_algorithm_third_and_categories_spread_on_their_axis():
     assert "categories" not in leaves and leaves["values"] == [4.0, 4.0, 31.0]
     assert board.dims[-1]["name"] == "acc"
 
+    assert "log" not in leaves  # 4 to 31: under two decades, a linear axis
+
+
+def test_a_parameter_spanning_decades_gets_a_log_axis():
+    infos = [trial(1, 0.8, {"alpha": "0.0001", "kernel": "rbf"}), trial(2, 0.9, {"alpha": "0.1", "kernel": "rbf"}),
+             trial(3, 0.7, {"alpha": "10", "kernel": "linear"})]
+    dims = {d["name"]: d for d in leaderboard.build(infos, "acc", "max", "sweep").dims}
+    assert dims["alpha"]["log"] is True and dims["alpha"]["values"] == [0.0001, 0.1, 10.0]
+    assert "log" not in dims["kernel"] and "log" not in dims["acc"]
+    negative = [trial(1, 0.8, {"shift": "-5"}), trial(2, 0.9, {"shift": "500"})]
+    assert "log" not in leaderboard.build(negative, "acc", "max", "sweep").dims[0]
+
 
 def test_equal_display_names_are_told_apart():
     infos = [trial(1, 0.8, {"a": "1"}, name="same"), trial(2, 0.9, {"a": "2"}, name="same"),
