@@ -10,7 +10,9 @@ all — to ``--out``. Exit code 1 when any lab fails.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +31,15 @@ def main() -> int:
         return 1
     out = args.out or args.folder / "executed"
     out.mkdir(parents=True, exist_ok=True)
+    # the kernel's sockets live here (an absolute path: the kernel runs in the labs' folder, not ours)
+    sockets = tempfile.mkdtemp(prefix="aml-labs-")
+    try:
+        return run(labs, args, out, sockets)
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
 
+
+def run(labs: list[Path], args: argparse.Namespace, out: Path, sockets: str) -> int:
     import nbformat
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
@@ -53,7 +63,7 @@ def main() -> int:
         started = time.perf_counter()
         status = "ok"
         # IPC sockets: a local kernel, and no "running over TCP without encryption" warning for each lab
-        km = KernelManager(kernel_name="python3", transport="ipc")
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / f"kernel-{n}"))
         client = NotebookClient(nb, km=km, timeout=args.timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(path.parent)}},
                                 on_cell_executed=progress)
