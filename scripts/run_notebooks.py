@@ -77,6 +77,8 @@ def run(labs: list[Path], args: argparse.Namespace, out: Path, sockets: str) -> 
             return 130
         finally:
             nbformat.write(nb, out / path.name)
+            if km.has_kernel:  # we own it (nbclient leaves a kernel it was given running)
+                km.shutdown_kernel(now=False)
         seconds = time.perf_counter() - started
         if tty:
             print(f"\r{label}  {cells} cells  {seconds:.1f}s  {status}")

@@ -56,6 +56,15 @@ class Controller:
         self.best: tuple[float, str] | None = None
         self.in_values: dict[str, Any] = {}
         self.study = None
+        # A seeded sweep is repeatable: the same trials (parameters, in order) on every run, whatever the timing.
+        # The policy compares each trial with the ones before it only (policies.Policy.evaluate's ``order``),
+        # a trial's outcome is final once it is judged, and Bayesian sampling asks for trial n having been told
+        # exactly trials 1 … n - parallel, in order.
+        self.ordered = self.settings.seed is not None
+        self.stopped_at: dict[str, int] = {}
+        self.waiting: dict[str, None] = {}  # ended trials whose outcome waits for the policy's last judgement
+        self.outcomes: dict[int, tuple] = {}  # trial number → (optuna trial, state, value), not yet told
+        self.told = 0  # trials 1 … told are in Optuna's history
         self.grid: list[dict] | None = None
 
     # -- setup ---------------------------------------------------------------------------------
@@ -111,6 +120,7 @@ class Controller:
                 pass  # a value outside today's space: keep the trial, do not teach Optuna with it
             if info.status == "Completed" and value is not None:
                 self._note_best(value, info.run_id)
+        self.told = max((t["n"] for r, t in self.trials.items() if r in self.accounted), default=0)
         if self.trials:
             print(f"Resuming: {len(self.trials)} trials in the store "
                   f"({sum(1 for t in self.trials.values() if t['status'] in ACTIVE)} still active).", flush=True)
@@ -164,6 +174,8 @@ class Controller:
         Only the trials still in play are asked about (at most --parallel of them), not every trial so far."""
         ended = []
         for run_id in self.active():
+            if run_id in self.waiting:
+                continue  # ended already: waits for the policy's judgement of earlier trials
             t = self.trials[run_id]
             try:
                 info = self.client.runs.get(run_id, with_metrics=False)
@@ -181,8 +193,19 @@ class Controller:
         if self.policy is None:
             return
         running = {r for r, t in self.trials.items() if t["status"] == "Running" and r not in self.accounted}
-        values = {r: t["values"] for r, t in self.trials.items() if t["values"]}
-        for run_id, reason in self.policy.evaluate(values, self.maximize, running, self.judged).items():
+        values = {r: t["values"] for r, t in self.trials.items() if t["values"] or self.ordered}
+        extra = {}
+        if self.ordered:  # every trial counts, even one that has logged nothing yet: it is waited for
+            extra = {"order": {r: t["n"] for r, t in self.trials.items()},
+                     "ended": {r for r, t in self.trials.items() if t["status"] not in ACTIVE},
+                     "stopped_at": self.stopped_at}
+        already = set(self.stopped_at)
+        decisions = self.policy.evaluate(values, self.maximize, running, self.judged, **extra)
+        for run_id in sorted(set(self.stopped_at) - already - set(decisions), key=lambda r: self.trials[r]["n"]):
+            # a seeded sweep judges in order: this trial ended before its turn came; Optuna hears it was stopped
+            print(f"trial {self.trials[run_id]['n']}: ruled out by the {self.policy.kind} policy at interval "
+                  f"{self.stopped_at[run_id]} (it had ended before it could be stopped)", flush=True)
+        for run_id, reason in decisions.items():
             try:
                 self.client.runs.cancel(run_id, reason=reason)
                 print(f"trial {self.trials[run_id]['n']}: {reason}", flush=True)
@@ -195,9 +218,18 @@ class Controller:
 
         t = self.trials[run_id]
         self.accounted.add(run_id)
+        self.waiting.pop(run_id, None)
         value = t["values"][-1] if t["values"] else None
         status = t["status"]
         ot = t.get("optuna")
+        if self.ordered:  # told in order, when the sampler's turn comes (_history_ready)
+            if run_id in self.stopped_at or status == "Canceled":
+                self.outcomes[t["n"]] = (ot, TrialState.PRUNED, None)
+            elif status == "Completed" and value is not None and math.isfinite(value):
+                self.outcomes[t["n"]] = (ot, TrialState.COMPLETE, value)
+            else:
+                self.outcomes[t["n"]] = (ot, TrialState.FAIL, None)
+            ot = None
         if status == "Completed" and value is not None and math.isfinite(value):
             self.consecutive_failures = 0
             if ot is not None:
@@ -219,6 +251,31 @@ class Controller:
         self.last_error = (t.get("error") or "").strip().splitlines()[-1:] or [""]
         self.last_error = self.last_error[0] if status == "Failed" else f"the trial did not log {self.metric!r}"
         print(f"trial {t['n']}: {status if status == 'Failed' else 'no ' + self.metric} — {self.last_error}", flush=True)
+
+    def settle(self, ended: list[str]) -> None:
+        """Account for the trials that ended; in a seeded sweep, once the policy has judged all they logged."""
+        for run_id in ended:
+            self.waiting.setdefault(run_id)
+        for run_id in sorted(self.waiting, key=lambda r: self.trials[r]["n"]):
+            t = self.trials[run_id]
+            if not self.ordered or self.policy is None or self.policy.judging_done(run_id, t["values"], self.judged):
+                self.account(run_id)
+
+    def _history_ready(self, n: int) -> bool:
+        """A seeded Bayesian sweep asks for trial n once trials 1 … n - parallel are told to Optuna, in order
+        (and no others), so the sampler sees the same history on every run."""
+        if not (self.ordered and self.settings.sampling == "bayesian"):
+            return True
+        numbers = {t["n"] for t in self.trials.values()}
+        while self.told < n - self.parallel:
+            nxt = self.told + 1
+            if nxt in numbers and nxt not in self.outcomes:
+                return False  # still running (or being judged)
+            ot, state, value = self.outcomes.pop(nxt, (None, None, None))
+            if ot is not None:
+                self.study.tell(ot, value) if value is not None else self.study.tell(ot, state=state)
+            self.told = nxt
+        return True
 
     def _note_best(self, value: float, run_id: str) -> None:
         """The best trial by ``core.ranking``'s rule, as every leaderboard ranks them: the better value wins, and on a
@@ -242,7 +299,7 @@ class Controller:
                 pass
         deadline = time.monotonic() + wait_s
         while self.active() and time.monotonic() < deadline:
-            for run_id in self.refresh():
+            for run_id in [*self.refresh(), *self.waiting]:
                 self.account(run_id)
             if self.active():
                 time.sleep(TICK_S)
@@ -256,9 +313,9 @@ class Controller:
         stopped_by = None
         try:
             while True:
-                for run_id in self.refresh():
-                    self.account(run_id)
+                ended = self.refresh()
                 self.apply_policy()
+                self.settle(ended)
                 if self.consecutive_failures >= self.max_failures:
                     stopped_by = "failures"
                     break
@@ -268,6 +325,8 @@ class Controller:
                     break
                 exhausted = False
                 while len(self.active()) < self.parallel and len(self.trials) < self.max_trials:
+                    if not self._history_ready(max((t["n"] for t in self.trials.values()), default=0) + 1):
+                        break
                     if not self.submit_trial():
                         exhausted = True
                         break

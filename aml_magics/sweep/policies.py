@@ -52,12 +52,22 @@ class Policy:
         return self
 
     def evaluate(self, values: dict[str, list[float]], maximize: bool, running: set[str],
-                 judged: dict[str, int]) -> dict[str, str]:
+                 judged: dict[str, int], order: dict[str, int] | None = None, ended: set[str] | None = None,
+                 stopped_at: dict[str, int] | None = None) -> dict[str, str]:
         """Trials to stop now, with the reason: ``values`` maps every trial (running or ended) to the
         primary metric values it has logged, in order; only ``running`` trials can be stopped. Each trial
         is judged once at each of its intervals, in order, and only when another trial has reached that
         interval too (a trial running ahead of the others is judged at k once one of them gets there);
-        ``judged`` keeps, per trial, the last interval judged (``STOPPED`` once it has been stopped)."""
+        ``judged`` keeps, per trial, the last interval judged (``STOPPED`` once it has been stopped).
+
+        With ``order`` (trial → its number; a seeded sweep), every decision is the same on every run whatever the
+        timing: a trial is compared at k only with the trials numbered before it, once each of them has reached k
+        or ended (``ended``), a stopped trial counts with its values up to where it was stopped (``stopped_at``),
+        and ended trials are judged too (a trial that ended before its stop took effect is recorded as stopped,
+        though nothing is left to cancel)."""
+        if order is not None:
+            return self._evaluate_in_order(values, maximize, running, judged, order, ended or set(),
+                                           stopped_at if stopped_at is not None else {})
         stop: dict[str, str] = {}
         for trial, series in values.items():
             k = judged.get(trial, 0)
@@ -77,6 +87,42 @@ class Policy:
                     judged[trial] = STOPPED  # asked once: never judged again
                     break
         return stop
+
+    def _evaluate_in_order(self, values: dict[str, list[float]], maximize: bool, running: set[str],
+                           judged: dict[str, int], order: dict[str, int], ended: set[str],
+                           stopped_at: dict[str, int]) -> dict[str, str]:
+        stop: dict[str, str] = {}
+        seen = {t: s[:stopped_at[t]] if t in stopped_at else s for t, s in values.items()}
+        for trial in sorted(values, key=lambda t: order.get(t, 0)):
+            k = judged.get(trial, 0)
+            if k == STOPPED:
+                continue
+            series = seen[trial]
+            earlier = [t for t in values if order.get(t, 0) < order.get(trial, 0)]
+            while k < len(series):
+                k += 1
+                if k % self.evaluation_interval or k <= self.delay_evaluation:
+                    judged[trial] = k
+                    continue
+                if any(len(seen[t]) < k and t not in ended and judged.get(t) != STOPPED for t in earlier):
+                    break  # an earlier trial has yet to get to k: judge later, against the same trials
+                judged[trial] = k
+                if not any(len(seen[t]) >= k for t in earlier):
+                    continue  # nobody before it got to k: nothing to compare with, on every run
+                reason = self._judge(trial, k, {t: seen[t] for t in (trial, *earlier)}, maximize)
+                if reason:
+                    judged[trial] = STOPPED
+                    stopped_at[trial] = k
+                    seen[trial] = series[:k]
+                    if trial in running:
+                        stop[trial] = f"early terminated by the {self.kind} policy at interval {k}: {reason}"
+                    break
+        return stop
+
+    def judging_done(self, trial: str, series: list[float], judged: dict[str, int]) -> bool:
+        """Whether an ended trial has been judged at every interval it logged (or stopped)."""
+        k = judged.get(trial, 0)
+        return k == STOPPED or k >= len(series)
 
     def _judge(self, trial: str, k: int, values: dict[str, list[float]], maximize: bool) -> str | None:
         at_k = {t: s[k - 1] for t, s in values.items() if len(s) >= k}

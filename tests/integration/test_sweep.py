@@ -81,6 +81,45 @@ def test_a_trial_running_ahead_is_judged_once_another_reaches_its_interval():
     assert "at interval 4" in delayed.evaluate({"a": [0.1] * 4, "b": [1.0] * 4}, True, {"a"}, j)["a"]
 
 
+def test_a_seeded_policy_decides_the_same_whatever_the_timing():
+    """With an order (a seeded sweep), a trial is compared only with the trials before it, once they have reached
+    its interval or ended: the same decisions however the values arrive."""
+    policy = Policy("bandit", slack_factor=0.1).validate()
+    order = {"a": 1, "b": 2, "c": 3}
+    final = {"a": [0.9, 0.9, 0.9], "b": [0.5, 0.5, 0.5], "c": [0.95, 0.96, 0.97]}
+
+    def play(steps):
+        judged, stopped_at, decisions = {}, {}, {}
+        for seen, ended in steps:
+            values = {t: final[t][:n] for t, n in seen.items()}
+            running = {t for t in values if t not in ended}
+            decisions.update(policy.evaluate(values, True, running, judged, order, set(ended), stopped_at))
+        return stopped_at, {t: r.split(":")[0] for t, r in decisions.items()}
+
+    # b races ahead before a has logged anything; then a catches up; c comes last
+    racing = play([({"a": 0, "b": 3}, ()), ({"a": 1, "b": 3}, ()), ({"a": 3, "b": 3, "c": 3}, ("a", "b", "c"))])
+    # a finishes, then b (seen only once it has ended), then c
+    steady = play([({"a": 3}, ("a",)), ({"a": 3, "b": 3}, ("a", "b")), ({"a": 3, "b": 3, "c": 3}, ("a", "b", "c"))])
+    assert racing[0] == steady[0] == {"b": 1}  # b is stopped at interval 1 both times; c never (it leads)
+    assert racing[1] == {"b": "early terminated by the bandit policy at interval 1"}
+    assert steady[1] == {}  # b had ended before its stop: nothing to cancel, recorded as stopped all the same
+
+
+def test_a_seeded_bayesian_sweep_repeats_its_trials(ip, client):
+    """Two runs of the same seeded Bayesian sweep with early termination and 3 trials at a time, whose trials
+    take random times: the same parameters, trial by trial (before seeded sweeps were ordered, 3 in 4 such pairs differed)."""
+    cell = ("import os, time\nfrom aml_magics import Run\nrun = Run.get_context()\nx = uniform(0, 1)\n"
+            "for i in range(3):\n    time.sleep(os.urandom(1)[0] / 255 * 0.2)\n    run.log('score', x * (i + 1))\n")
+    options = "--metric score --trials 10 --parallel 3 --sampling bayesian --seed 7 --early-stop bandit " \
+              "--slack-factor 0.2 -e seeded --wait"
+    runs = []
+    for _ in range(2):
+        parent = sweep(ip, options, cell)
+        children = client.runs.children(parent.id).infos
+        runs.append({int(c.tags["sweep.trial"]): c.params["x"] for c in children})
+    assert len(runs[0]) == 10 and runs[0] == runs[1]
+
+
 def test_grid_sweep_covers_the_grid_and_records_every_trial(ip, client):
     cell = "from aml_magics import Run\nrun = Run.get_context()\na = choice(1, 2)\nb = choice('x', 'y', 'z')\n" \
            "run.log('score', a * {'x': 1, 'y': 2, 'z': 3}[b])\n"
