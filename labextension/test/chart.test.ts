@@ -76,6 +76,10 @@ describe('parcoordsAxis', () => {
     expect(a.at(0.01)).toBeCloseTo(0.5);
     expect(a.ticks.map((t: any) => t[1])).toEqual(['1e-4', '0.001', '0.01', '0.1', '1']);
   });
+  it('gives whole-number parameters whole-number ticks', () => {
+    const a = parcoordsAxis({ name: 'k', values: [1, 2, 3] });
+    expect(a.ticks.map((t: any) => t[1])).toEqual(['1', '2', '3']);
+  });
   it('ticks a numeric axis inside its range', () => {
     const a = parcoordsAxis({ name: 'lr', values: [0.1, 0.5] });
     expect(a.ticks.length).toBeGreaterThanOrEqual(2);

@@ -593,7 +593,7 @@ export function parcoordsAxis(dim) {
   }
   if (!(hi > lo)) { const d = Math.abs(lo) * 0.1 || 1; lo -= d; hi += d; }
   const at = (v) => (v - lo) / (hi - lo);
-  const t = niceTicks(lo, hi, 4);
+  const t = niceTicks(lo, hi, 4, vals.every(Number.isInteger));  // whole-number parameters get whole ticks
   const labels = tickLabels(t);
   return { at, ticks: t.values.map((v, i) => [at(v), labels[i]]).filter(([p]) => p >= -1e-9 && p <= 1 + 1e-9) };
 }
@@ -641,10 +641,11 @@ function renderParcoords(model, el) {
       const x = ax(i);
       pen.line(x, m.t, x, m.t + ph, th.fg);
       pen.text(d.name + (axes[i].log ? " (log)" : ""), x, 10, th.fg1, i === 0 ? "left" : i === dims.length - 1 ? "right" : "center");
+      const last = i === dims.length - 1;  // the metric's axis: labels on its outer side
       for (const [p, label] of axes[i].ticks) {
         const ty = m.t + ph - p * ph;
-        pen.line(x - 3, ty, x, ty, th.fg);
-        pen.text(label, x - 5, ty, th.fg, "right");
+        pen.line(last ? x : x - 3, ty, last ? x + 3 : x, ty, th.fg);
+        pen.text(label, last ? x + 5 : x - 5, ty, th.fg, last ? "left" : "right");
       }
     });
     // the colour scale: which end is which value of the metric
