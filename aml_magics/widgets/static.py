@@ -10,6 +10,7 @@ import math
 from typing import Any, Sequence
 
 from ..core import render as r
+from ..core.leaderboard import INTERNAL_METRICS
 from ..core.series import downsample
 from ..core.types import RunInfo
 
@@ -56,8 +57,10 @@ def run_summary_html(info: RunInfo, metrics: dict[str, Any], log_tail: str = "",
     rows = metrics_rows(metrics)
     if rows:
         parts.append("<h4 style='margin:8px 0 4px'>Metrics</h4>")
-        parts.append(r.html_table(("metric", "last", "min", "max", "points"), rows))
-    charts = [(k, v) for k, v in metrics.items() if isinstance(v, list) and len(v) > 1
+        # a wide table scrolls inside the cell (nbconvert, GitHub) instead of widening the page
+        parts.append("<div style='overflow-x:auto;max-width:100%'>"
+                     + r.html_table(("metric", "last", "min", "max", "points"), rows) + "</div>")
+    charts = [(k, v) for k, v in metrics.items() if isinstance(v, list) and len(v) > 1 and k not in INTERNAL_METRICS
               and all(isinstance(x, (int, float)) for x in v)][:max_charts]
     if charts:
         cells = "".join(
