@@ -280,6 +280,76 @@ class FakeArm:
         self.overrides["CodeVersions_CreateOrGetStartPendingUpload"] = local_sas
         return self
 
+    def keeping_state(self, page_size: int = 2) -> "FakeArm":
+        """Answer like a workspace that keeps what it is sent, for code, model and environment versions and online
+        endpoints: a PUT is echoed by the next GET (on the example response's frame: ids, systemData, read-only
+        states), a GET of what was never PUT is 404, lists hold what was PUT and come in pages of ``page_size``
+        (``nextLink`` with ``$skip``), a container's ``nextVersion`` counts every version, ``CodeVersions_List``
+        filters by ``hash`` (the ``hash_sha256`` property the version was PUT with), and a second PUT of a
+        different path onto an existing code or model version is refused as the service refuses it ("Asset paths
+        cannot be updated", 409)."""
+        self.assets: dict[str, dict] = {}
+        uri_keys = {"CodeVersions": "codeUri", "ModelVersions": "modelUri"}
+
+        def not_found(call):
+            return 404, {"error": {"code": "UserError", "message": f"{call.path.rsplit('/', 1)[-1]} not found"}}
+
+        def put(call, status, body):
+            family = call.operation.split("_")[0]
+            key = uri_keys.get(family)
+            old = self.assets.get(call.path)
+            new_props = (call.body or {}).get("properties") or {}
+            if key and old is not None and (old.get("properties") or {}).get(key) != new_props.get(key):
+                return 409, {"error": {"code": "UserError", "message": "Asset paths cannot be updated."}}
+            merged = dict(body or {})
+            merged.update({k: v for k, v in (call.body or {}).items() if k != "properties"})
+            frame = (body or {}).get("properties") or {}  # what the service sets itself, from the example
+            merged["properties"] = {**{k: v for k, v in frame.items() if k in SERVICE_SET}, **new_props}
+            merged["name"] = call.path.rsplit("/", 1)[-1]
+            merged["id"] = call.path
+            self.assets[call.path] = merged
+            return (200 if status == 202 else status), merged
+
+        def get(call, status, body):
+            found = self.assets.get(call.path)
+            return (200, found) if found is not None else not_found(call)
+
+        def listing(call, status, body):
+            prefix = call.path.rstrip("/") + "/"
+            items = [v for k, v in sorted(self.assets.items(), key=lambda kv: _version_order(kv[0]))
+                     if k.startswith(prefix) and "/" not in k[len(prefix):]]
+            wanted = call.query.get("hash")
+            if wanted:
+                items = [v for v in items
+                         if ((v.get("properties") or {}).get("properties") or {}).get("hash_sha256") == wanted]
+            skip = int(call.query.get("$skip") or 0)
+            page = {"value": items[skip:skip + page_size]}
+            if skip + page_size < len(items):
+                extra = "".join(f"&{k}={v}" for k, v in call.query.items() if k not in ("api-version", "$skip"))
+                page["nextLink"] = f"{self.base_url}{call.path}?api-version={API_VERSION}&$skip={skip + page_size}{extra}"
+            return 200, page
+
+        def container(call, status, body):
+            versions = [int(k.rsplit("/", 1)[-1]) for k in self.assets
+                        if k.startswith(call.path + "/versions/") and k.rsplit("/", 1)[-1].isdigit()]
+            if not versions:
+                return not_found(call)
+            body = dict(body or {})
+            body["properties"] = {**(body.get("properties") or {}), "latestVersion": str(max(versions)),
+                                  "nextVersion": str(max(versions) + 1)}
+            body["name"] = call.path.rsplit("/", 1)[-1]
+            return 200, body
+
+        for family in ("CodeVersions", "ModelVersions", "EnvironmentVersions"):
+            self.overrides[f"{family}_CreateOrUpdate"] = put
+            self.overrides[f"{family}_Get"] = get
+            self.overrides[f"{family}_List"] = listing
+        for family in ("ModelContainers", "EnvironmentContainers"):
+            self.overrides[f"{family}_Get"] = container
+        self.overrides["OnlineEndpoints_CreateOrUpdate"] = put
+        self.overrides["OnlineEndpoints_Get"] = get
+        return self
+
     def datastore_key(self, key: str) -> "FakeArm":
         """Datastores_ListSecrets' example key is the placeholder "string": answer a usable one (Azurite's)."""
         self.overrides["Datastores_ListSecrets"] = lambda call, status, body: (status, {**body, "key": key})
@@ -410,6 +480,15 @@ class FakeArm:
         if method == "GET" and path in self.blobs:
             return 200, {"Content-Type": "application/octet-stream"}, self.blobs[path]
         return 404, {}, {"error": "BlobNotFound"}
+
+
+#: properties the service sets on what it keeps (the rest of an echo is what the request said)
+SERVICE_SET = frozenset({"provisioningState", "scoringUri", "swaggerUri"})
+
+
+def _version_order(path: str):
+    last = path.rsplit("/", 1)[-1]
+    return (path.rsplit("/", 1)[0], int(last) if last.isdigit() else 0, last)
 
 
 def _discriminators(body: Any) -> set:

@@ -31,7 +31,7 @@ class AzureDatastores(DatastoresBackend):
         """The datastore named, else the workspace's default one."""
         if name:
             return self.b.arm.get(f"{self.b.ws.path}/datastores/{name}")
-        stores = self.b.arm.get(f"{self.b.ws.path}/datastores").get("value", [])
+        stores = self.b.arm.list_all(f"{self.b.ws.path}/datastores")
         body = next((d for d in stores if (d.get("properties") or {}).get("isDefault")), stores[0] if stores else None)
         if body is None:
             raise NotFound("the workspace has no datastore")

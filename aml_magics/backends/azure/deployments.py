@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...core.contract import DeploymentsBackend, not_supported
-from ...core.errors import InvalidInput
+from ...core.errors import InvalidInput, NotFound
 from ...core.types import DeploymentInfo
 from . import ops
 from .convert import ENDPOINT_STATES
@@ -46,7 +46,14 @@ class AzureDeployments(DeploymentsBackend):
             raise InvalidInput("an Azure online deployment serves one model")
         model = infos[0]
         location = ops.workspace(self.b.arm, self.b.ws).get("location") or "westeurope"
-        self.b.arm.put(f"{self.base}/{name}", {"location": location, "properties": {"authMode": "Key"}})
+        # read, modify, write (as Microsoft's SDK does): an existing endpoint keeps its identity, tags, auth mode and
+        # the traffic of its other deployments; a new one is created with key auth before its deployment
+        try:
+            current = self.b.arm.get(f"{self.base}/{name}")
+        except NotFound:
+            current = None
+        if current is None:
+            self.b.arm.put(f"{self.base}/{name}", {"location": location, "properties": {"authMode": "Key"}})
         props: dict[str, Any] = {
             "endpointComputeType": "Managed", "instanceType": instance_type,
             "model": f"{self.b.ws.path}/models/{model.name}/versions/{model.version}",
@@ -58,15 +65,16 @@ class AzureDeployments(DeploymentsBackend):
             props["environmentId"] = self.b.environments.environment_id(environment)
         self.b.arm.put(f"{self.base}/{name}/deployments/{self.DEPLOYMENT}",
                        {"location": location, "sku": {"name": "Default", "capacity": 1}, "properties": props})
-        self.b.arm.put(f"{self.base}/{name}", {"location": location,
-                                               "properties": {"authMode": "Key", "traffic": {self.DEPLOYMENT: 100}}})
+        if current is None:
+            current = self.b.arm.get(f"{self.base}/{name}")
+        self.b.arm.put(f"{self.base}/{name}", endpoint_with_traffic(current, location, self.DEPLOYMENT))
         return self.get(name)
 
     def get(self, name: str) -> DeploymentInfo:
         return self._info(self.b.arm.get(f"{self.base}/{name}"))
 
     def list(self) -> list[DeploymentInfo]:
-        return [self._info(e) for e in self.b.arm.get(self.base).get("value", [])]
+        return [self._info(e) for e in self.b.arm.list_all(self.base)]
 
     def keys(self, name: str) -> tuple[str, str]:
         body = self.b.arm.post(f"{self.base}/{name}/listKeys")
@@ -85,3 +93,26 @@ class AzureDeployments(DeploymentsBackend):
 
     def build_image(self, name: str) -> str:
         raise not_supported(self.b.capabilities, "building an image here")
+
+
+#: what the service sets on an endpoint (never sent back) and what is never echoed (its keys)
+ENDPOINT_READ_ONLY = frozenset({"scoringUri", "swaggerUri", "provisioningState", "keys"})
+
+
+def endpoint_with_traffic(current: dict, location: str, deployment: str) -> dict:
+    """The endpoint as it is (location, tags, kind, sku, identity, description, properties, auth mode), with all
+    traffic on ``deployment``: the other deployments stay listed, at 0 %."""
+    body: dict[str, Any] = {"location": current.get("location") or location}
+    for key in ("tags", "kind", "sku"):
+        if current.get(key):
+            body[key] = current[key]
+    identity = current.get("identity") or {}
+    if identity.get("type"):  # the service fills in principal and client ids: send only what is chosen
+        body["identity"] = {"type": identity["type"]}
+        if identity.get("userAssignedIdentities"):
+            body["identity"]["userAssignedIdentities"] = {k: {} for k in identity["userAssignedIdentities"]}
+    props = {k: v for k, v in (current.get("properties") or {}).items() if k not in ENDPOINT_READ_ONLY}
+    props.setdefault("authMode", "Key")
+    props["traffic"] = {**{k: 0 for k in (props.get("traffic") or {})}, deployment: 100}
+    body["properties"] = props
+    return body

@@ -15,6 +15,7 @@ from ...core.names import check_model_name
 from ...core.types import EnvironmentInfo
 from ..common.packages import content_hash, parse_packages
 from .commands import DEFAULT_ENVIRONMENT
+from . import ops
 from .convert import timestamp
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,8 +37,8 @@ class AzureEnvironments(EnvironmentsBackend):
                                timestamp((body.get("systemData") or {}).get("createdAt")))
 
     def _versions(self, name: str) -> list[EnvironmentInfo]:
-        body = self.b.arm.get(f"{self.b.ws.path}/environments/{name}/versions")
-        return sorted((self._info(v, name) for v in body.get("value", [])), key=lambda e: e.version)
+        items = self.b.arm.list_all(f"{self.b.ws.path}/environments/{name}/versions")
+        return sorted((self._info(v, name) for v in items), key=lambda e: e.version)
 
     def register(self, name: str, spec) -> EnvironmentInfo:
         """A new version only when the packages changed (content hash in a tag), like the local workspace."""
@@ -52,7 +53,8 @@ class AzureEnvironments(EnvironmentsBackend):
             versions = []
         if versions and versions[-1].hash == digest:
             return versions[-1]
-        version = (versions[-1].version + 1) if versions else 1
+        version = ops.next_version(self.b.arm, f"{self.b.ws.path}/environments/{name}",
+                                   lambda: [v.version for v in versions]) if versions else 1
         body = {"properties": {"image": ENV_IMAGE, "condaFile": conda_file(name, python, packages),
                                "description": f"{len(packages)} package(s), registered by aml-magics",
                                "tags": {ENV_HASH_TAG: digest}}}
@@ -70,7 +72,7 @@ class AzureEnvironments(EnvironmentsBackend):
 
     def list(self) -> list[EnvironmentInfo]:
         out = []
-        for container in self.b.arm.get(f"{self.b.ws.path}/environments").get("value", []):
+        for container in self.b.arm.list_all(f"{self.b.ws.path}/environments"):
             cname = container.get("name")
             latest = (container.get("properties") or {}).get("latestVersion")
             if cname:  # latestVersion is optional in the service's answer: then the versions say it

@@ -224,15 +224,7 @@ class AzureRuns(JobFiles, RunsBackend):
                 infos = [i for i in infos if i.status in status]
             total = len(infos)
             return (infos[offset:offset + limit] if limit is not None else infos[offset:]), total
-        bodies, url = [], f"{self.b.ws.path}/jobs"
-        page = self.b.arm.get(url)
-        while True:
-            bodies += page.get("value", [])
-            nxt = page.get("nextLink")
-            if not isinstance(nxt, str) or not nxt.startswith(("https://", "http://")) \
-                    or (limit is not None and len(bodies) >= offset + limit):
-                break
-            page = self.b.arm.get(nxt, absolute=True)
+        bodies = self.b.arm.list_all(f"{self.b.ws.path}/jobs", limit=None if limit is None else offset + limit)
         infos = [self._info(b, with_metrics=False) for b in bodies]
         if experiment:
             infos = [i for i in infos if i.experiment == experiment]

@@ -32,14 +32,12 @@ class AzureModels(ModelsBackend):
                          tags=dict(props.get("tags") or {}), properties=dict(props.get("properties") or {}))
 
     def _versions(self, name: str) -> list[ModelInfo]:
-        body = self.b.arm.get(f"{self.b.ws.path}/models/{name}/versions")
-        return sorted((self._info(v, name) for v in body.get("value", [])), key=lambda m: m.version)
+        items = self.b.arm.list_all(f"{self.b.ws.path}/models/{name}/versions")
+        return sorted((self._info(v, name) for v in items), key=lambda m: m.version)
 
     def _next_version(self, name: str) -> int:
-        try:
-            return max((m.version for m in self._versions(name)), default=0) + 1
-        except NotFound:
-            return 1
+        return ops.next_version(self.b.arm, f"{self.b.ws.path}/models/{name}",
+                                lambda: [m.version for m in self._versions(name)])
 
     def _put(self, name: str, version: int, props: dict) -> ModelInfo:
         result = self.b.arm.put(f"{self.b.ws.path}/models/{name}/versions/{version}", {"properties": props})
@@ -114,7 +112,7 @@ class AzureModels(ModelsBackend):
             infos = self._versions(name)
         else:
             infos = []
-            for container in self.b.arm.get(f"{self.b.ws.path}/models").get("value", []):
+            for container in self.b.arm.list_all(f"{self.b.ws.path}/models"):
                 cname = container.get("name")
                 latest = (container.get("properties") or {}).get("latestVersion")
                 if cname:  # latestVersion is optional in the service's answer: then the versions say it

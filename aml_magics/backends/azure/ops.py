@@ -10,9 +10,9 @@ import hashlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from ...core.errors import AmlError, InvalidInput
+from ...core.errors import AmlError, Conflict, InvalidInput, NotFound
 from ...core.types import ComputeTarget, DatastoreInfo
 from .rest import ArmClient, WorkspaceRef
 
@@ -43,7 +43,7 @@ def mlflow_tracking_uri(workspace_body: dict) -> str:
 
 def computes(arm: ArmClient, ws: WorkspaceRef) -> list[ComputeTarget]:
     out = []
-    for c in arm.get(ws.path + "/computes").get("value", []):
+    for c in arm.list_all(ws.path + "/computes"):
         props = c.get("properties") or {}
         inner = props.get("properties") or {}
         kind = props.get("computeType", "?")
@@ -56,7 +56,7 @@ def computes(arm: ArmClient, ws: WorkspaceRef) -> list[ComputeTarget]:
 
 def datastores(arm: ArmClient, ws: WorkspaceRef) -> list[DatastoreInfo]:
     out = []
-    for d in arm.get(ws.path + "/datastores").get("value", []):
+    for d in arm.list_all(ws.path + "/datastores"):
         props = d.get("properties") or {}
         where = "/".join(x for x in (props.get("accountName"), props.get("containerName")) if x)
         out.append(DatastoreInfo(d.get("name", "?"), props.get("datastoreType", "?"), where or "?",
@@ -84,6 +84,20 @@ def with_runtime(files: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
     return [*files, *((package / rel, f"aml_magics/{rel}") for rel in RUNTIME_FILES)]
 
 
+def next_version(arm: ArmClient, container_path: str, versions: Callable[[], list[int]]) -> int:
+    """The version a new asset version gets, as Microsoft's SDK picks it: the container's ``nextVersion`` (the
+    service counts every version, on every page); if the answer has none, one past the highest of ``versions()``
+    (all pages); 1 for a new container."""
+    try:
+        body = arm.get(container_path)
+    except NotFound:
+        return 1
+    nxt = str((body.get("properties") or {}).get("nextVersion") or "")
+    if nxt.isdigit() and int(nxt) > 0:
+        return int(nxt)
+    return max(versions(), default=0) + 1
+
+
 def content_digest(files: list[tuple[Path, str]]) -> str:
     """The content hash of a set of files (names and bytes, in name order): a code version's name, a model
     upload's folder. The same files give the same hash, so nothing is uploaded twice."""
@@ -104,6 +118,9 @@ def upload_code(arm: ArmClient, ws: WorkspaceRef, files: list[tuple[Path, str]],
 
     name = content_digest(files)
     version_path = f"{ws.path}/codes/{name}/versions/1"
+    existing = find_code(arm, ws, name)
+    if existing:  # the same files were uploaded before: reuse the version (its path cannot change anyway)
+        return existing
     pending = arm.post(version_path + "/startPendingUpload", {"pendingUploadType": "TemporaryBlobReference"})
     blob = (pending.get("blobReferenceForConsumption") or {})
     sas = (blob.get("credential") or {}).get("sasUri") or blob.get("blobUri")
@@ -126,8 +143,35 @@ def upload_code(arm: ArmClient, ws: WorkspaceRef, files: list[tuple[Path, str]],
     with ThreadPoolExecutor(max_workers=max(1, min(UPLOAD_THREADS, len(files)))) as pool:
         for future in [pool.submit(put_one, src, rel) for src, rel in files]:
             future.result()
-    result = arm.put(version_path, {"properties": {"codeUri": base, "isAnonymous": True}})
+    body = {"properties": {"codeUri": base, "isAnonymous": True,
+                           "properties": {"hash_sha256": name, "hash_version": HASH_VERSION}}}
+    try:
+        result = arm.put(version_path, body)
+    except Conflict:  # another notebook uploaded the same files first: theirs is as good as ours
+        existing = find_code(arm, ws, name)
+        if not existing:
+            raise
+        return existing
     return result.get("id") or version_path
+
+
+HASH_VERSION = "202208"  # the hashVersion CodeVersions_List filters on, as Microsoft's SDK sends it
+
+
+def find_code(arm: ArmClient, ws: WorkspaceRef, digest: str) -> str | None:
+    """The id of a code version holding exactly these files (named and tagged by their digest), if the workspace
+    has one: ``CodeVersions_List ?hash=…&hashVersion=202208``, each answer checked (a service that ignored the
+    filter must not hand us someone else's code)."""
+    try:
+        versions = arm.list_all(f"{ws.path}/codes/{digest}/versions",
+                                params={"hash": digest, "hashVersion": HASH_VERSION})
+    except NotFound:
+        return None
+    for v in versions:
+        props = v.get("properties") or {}
+        if (props.get("properties") or {}).get("hash_sha256") == digest and props.get("codeUri") and v.get("id"):
+            return v["id"]
+    return None
 
 
 def command_job_body(*, command: str, environment_id: str, compute_id: str | None, code_id: str | None,

@@ -67,6 +67,9 @@ class ArmClient:
                 absolute: bool = False, ok: tuple[int, ...] = (200, 201, 202, 204)):
         import requests
 
+        if absolute and not self.same_origin(path):
+            # a nextLink or an operation monitor on another host would get our bearer token: never follow one
+            raise AmlError(f"Azure answered with a link to another host ({_origin(path)}); it was not followed")
         url = path if absolute else self.base_url + path
         query = dict(params or {})
         if not absolute:
@@ -99,6 +102,22 @@ class ArmClient:
 
     def get(self, path: str, **kw) -> dict:
         return _json(self.request("GET", path, **kw))
+
+    def same_origin(self, url: str) -> bool:
+        return _origin(url) == _origin(self.base_url)
+
+    def list_all(self, path: str, *, params: dict | None = None, limit: int | None = None) -> list[dict]:
+        """Every item of a list operation: its ``value``, page after page (``nextLink``, on the same host only),
+        or the first ``limit`` items."""
+        page = self.get(path, params=params)
+        items = list(page.get("value") or [])
+        while limit is None or len(items) < limit:
+            nxt = page.get("nextLink")
+            if not isinstance(nxt, str) or not nxt.startswith(("https://", "http://")):
+                break  # the last page (a placeholder such as Microsoft's examples' "string" is no link either)
+            page = self.get(nxt, absolute=True)
+            items += page.get("value") or []
+        return items if limit is None else items[:limit]
 
     def put(self, path: str, body: dict, *, wait: bool = True) -> dict:
         resp = self.request("PUT", path, json=body)
@@ -167,6 +186,13 @@ def arm_error(resp, method: str, path: str) -> AmlError:
     if cls is None:
         cls = BackendUnavailable if resp.status_code >= 500 or resp.status_code == 429 else AmlError
     return cls(text)
+
+
+def _origin(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _short(path: str) -> str:

@@ -1,0 +1,139 @@
+"""The azure backend against a workspace that keeps state (tests/azure/contract.py FakeArm.keeping_state): what
+Microsoft's SDK does and the service requires — unchanged code is reused, not re-pointed; versions come from the
+container's nextVersion over paged lists; a deploy reads the endpoint before writing it; links to other hosts are
+never followed with our token."""
+from __future__ import annotations
+
+import pytest
+
+from aml_magics.core.client import Client
+from aml_magics.core.errors import AmlError
+from aml_magics.core.types import RunSubmission
+
+from .contract import FakeArm, Spec
+from .test_rest_contract import StaticToken
+
+pytestmark = pytest.mark.azure_contract
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return Spec()
+
+
+@pytest.fixture
+def azure(spec):
+    fake = FakeArm(spec=spec).snapshots_here().keeping_state(page_size=2)
+    client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "my-ws",
+                            credential=StaticToken(fake.token), base_url=fake.base_url)
+    client.backend.arm._sleep = lambda s: None
+    yield client, fake
+    fake.close()
+    assert not fake.violations, "requests broke the contract:\n" + "\n".join(fake.violations)
+
+
+def ops_of(fake, since: int = 0) -> list[str]:
+    return [c.operation for c in fake.calls[since:]]
+
+
+def test_resubmitting_unchanged_code_reuses_its_version(azure, tmp_path):
+    client, fake = azure
+    (tmp_path / "train.py").write_text("print('hi')\n")
+    sub = RunSubmission(kind="script", experiment="e", source_dir=tmp_path, entry="train.py", compute="cpu")
+    first = client.runs.submit(sub)
+    uploads = ops_of(fake).count("CodeVersions_CreateOrGetStartPendingUpload")
+    code_ids = [c.body["properties"]["codeId"] for c in fake.calls if c.operation == "Jobs_CreateOrUpdate"]
+    assert uploads == 1 and len(code_ids) == 1
+    mark = len(fake.calls)
+    second = client.runs.submit(sub)  # the same folder again: found by its hash, nothing uploaded or PUT
+    again = ops_of(fake, mark)
+    assert "CodeVersions_List" in again
+    assert "CodeVersions_CreateOrGetStartPendingUpload" not in again and "CodeVersions_CreateOrUpdate" not in again
+    jobs = [c.body["properties"]["codeId"] for c in fake.calls if c.operation == "Jobs_CreateOrUpdate"]
+    assert jobs[1] == jobs[0] and first.id != second.id
+    (tmp_path / "train.py").write_text("print('changed')\n")  # changed code: a new code asset
+    client.runs.submit(sub)
+    jobs = [c.body["properties"]["codeId"] for c in fake.calls if c.operation == "Jobs_CreateOrUpdate"]
+    assert jobs[2] != jobs[0] and ops_of(fake).count("CodeVersions_CreateOrGetStartPendingUpload") == 2
+
+
+def test_the_service_refuses_a_new_path_on_an_existing_code_version(azure, tmp_path):
+    """What the old code did on a second submission, and why it failed on a live workspace."""
+    client, fake = azure
+    path = f"{client.backend.ws.path}/codes/abc/versions/1"
+    client.backend.arm.put(path, {"properties": {"codeUri": "https://store/one", "isAnonymous": True}})
+    from aml_magics.core.errors import Conflict
+
+    with pytest.raises(Conflict, match="Asset paths cannot be updated"):
+        client.backend.arm.put(path, {"properties": {"codeUri": "https://store/two", "isAnonymous": True}})
+
+
+def test_model_versions_follow_next_version_over_paged_lists(azure, tmp_path):
+    client, fake = azure
+    versions = [client.models.register("digits", "outputs/model.pkl", run_id=f"job-{i}").version for i in range(5)]
+    assert versions == [1, 2, 3, 4, 5]  # pages of 2: never "highest on the first page + 1"
+    assert [m.version for m in client.models.list("digits")] == [1, 2, 3, 4, 5]  # every page read
+    assert client.models.get("digits").version == 5
+    pages = [c for c in fake.calls if c.operation == "ModelVersions_List"]
+    assert any(c.query.get("$skip") == "4" for c in pages)  # the nextLink was followed to the last page
+    puts = [c.path.rsplit("/", 1)[1] for c in fake.calls if c.operation == "ModelVersions_CreateOrUpdate"]
+    assert puts == ["1", "2", "3", "4", "5"]  # no PUT over an existing version
+
+
+def test_environment_versions_follow_next_version(azure, tmp_path):
+    client, fake = azure
+    got = []
+    for i in range(4):
+        (tmp_path / "requirements.txt").write_text(f"scikit-learn==1.{i}\n")
+        got.append(client.environments.register("train-env", tmp_path / "requirements.txt").version)
+    assert got == [1, 2, 3, 4]
+    again = client.environments.register("train-env", tmp_path / "requirements.txt")
+    assert again.version == 4  # unchanged packages: the latest version (on the last page) is reused
+
+
+def test_a_deploy_reads_the_endpoint_and_keeps_what_it_does_not_change(azure, tmp_path):
+    client, fake = azure
+    arm, ws = client.backend.arm, client.backend.ws
+    client.models.register("digits", "outputs/model.pkl", run_id="job-1")
+    # an endpoint someone made in the studio: identity, tags, token auth, a "green" deployment with traffic
+    arm.put(f"{ws.path}/onlineEndpoints/digits-ep", {
+        "location": "westeurope", "tags": {"team": "vision"}, "identity": {"type": "SystemAssigned"},
+        "properties": {"authMode": "AMLToken", "description": "made in the studio", "traffic": {"green": 100}}})
+    mark = len(fake.calls)
+    (tmp_path / "score.py").write_text("def init():\n    pass\n\ndef run(raw):\n    return raw\n")
+    client.deployments.create("digits-ep", "digits:1", score=tmp_path / "score.py")
+    calls = fake.calls[mark:]
+    endpoint_ops = [c.operation for c in calls if c.operation.startswith("OnlineEndpoints")]
+    assert endpoint_ops[0] == "OnlineEndpoints_Get"  # read first
+    puts = [c for c in calls if c.operation == "OnlineEndpoints_CreateOrUpdate"]
+    assert len(puts) == 1  # no bare {authMode} PUT over the existing endpoint
+    body = puts[0].body
+    assert body["tags"] == {"team": "vision"} and body["identity"] == {"type": "SystemAssigned"}
+    assert body["properties"]["authMode"] == "AMLToken" and body["properties"]["description"] == "made in the studio"
+    assert body["properties"]["traffic"] == {"green": 0, "blue": 100}
+    assert "scoringUri" not in body["properties"] and "provisioningState" not in body["properties"]
+    # a new endpoint: created with key auth before its deployment, then all traffic to it
+    mark = len(fake.calls)
+    client.deployments.create("fresh-ep", "digits:1", score=tmp_path / "score.py")
+    calls = [c for c in fake.calls[mark:] if c.operation.startswith("Online")]
+    assert [c.operation for c in calls][:3] == ["OnlineEndpoints_Get", "OnlineEndpoints_CreateOrUpdate",
+                                                "OnlineDeployments_CreateOrUpdate"]
+    assert calls[1].body["properties"] == {"authMode": "Key"}
+    final = [c for c in calls if c.operation == "OnlineEndpoints_CreateOrUpdate"][-1]
+    assert final.body["properties"]["traffic"] == {"blue": 100} and final.body["properties"]["authMode"] == "Key"
+
+
+def test_a_link_to_another_host_is_never_followed_with_the_token(azure):
+    """A nextLink (or an operation monitor) pointing elsewhere would carry our bearer token there."""
+    client, fake = azure
+    arm = client.backend.arm
+    seen = []
+
+    def elsewhere(call, status, body):
+        seen.append(call.path)
+        return 200, {"value": [{"name": "a"}], "nextLink": "https://attacker.example/steal?page=2"}
+
+    fake.overrides["Compute_List"] = elsewhere
+    with pytest.raises(AmlError, match="link to another host"):
+        arm.list_all(f"{client.backend.ws.path}/computes")
+    assert seen  # the first page came from the workspace; the second link was refused before any request
