@@ -108,7 +108,8 @@ def test_arrays_files_and_datastore_data(azure, tmp_path, monkeypatch):
     client.runs.submit(sub)
     details = _job(fake)["taskDetails"]
     folder, table = _training(container, details)
-    assert table["paths"] == [{"file": "azureml://datastores/workspaceblobstore/paths/tables/train.parquet"}]
+    # in the default datastore (Microsoft's example lists one, "string")
+    assert table["paths"] == [{"file": "azureml://datastores/string/paths/tables/train.parquet"}]
     assert "read_parquet" in table["transformations"][0]
     assert [n for n, _ in container.list(folder)] == [folder + "MLTable"]  # nothing else uploaded
 

@@ -49,7 +49,10 @@ def test_a_cell_run_is_a_command_job(azure, tmp_path):
     props = job.body["properties"]
     assert props["command"] == "python __aml_cell__.py --lr 0.1" and props["experimentName"] == "mnist"
     assert props["computeId"].endswith("/computes/cpu-cluster") and props["codeId"]
-    assert props["inputs"]["data"]["uri"] == "azureml://datastores/workspaceblobstore/paths/mnist/"
+    # datastore:PATH is in the workspace's default datastore, where uploads go too: Microsoft's example lists one
+    # datastore, "string" (so it is the default), not a hard-coded "workspaceblobstore"
+    assert props["inputs"]["data"]["uri"] == "azureml://datastores/string/paths/mnist/"
+    assert client.backend.datastores.default_name() == "string"
     assert props["environmentVariables"]["AML_MAGICS_RUN_ID"] == run.id == job.path.rsplit("/", 1)[1]
     assert fake.blobs["/blob/c/snap/__aml_cell__.py"] == b"import helper\nprint(helper.X)\n"
     assert fake.blobs["/blob/c/snap/helper.py"] == b"X = 1\n"

@@ -21,6 +21,7 @@ class AzureDatastores(DatastoresBackend):
     def __init__(self, backend: "AzureBackend"):
         self.b = backend
         self._containers: dict[str, tuple[float, Any]] = {}  # datastore → (when asked, its container)
+        self._default: tuple[float, str] | None = None  # (when asked, the default datastore's name)
 
     def list(self) -> list[DatastoreInfo]:
         return ops.datastores(self.b.arm, self.b.ws)
@@ -116,5 +117,15 @@ class AzureDatastores(DatastoresBackend):
             done.append(str(dest))
         return done
 
+    def default_name(self) -> str:
+        """The workspace's default datastore (the one ``isDefault`` says, else the only one): where uploads go and
+        where ``datastore:PATH`` points — one rule for both. Asked again every ten minutes."""
+        now = time.monotonic()
+        if self._default is None or now - self._default[0] > 600:
+            self._default = (now, self.describe(None).get("name") or "")
+        return self._default[1]
+
     def resolve_input(self, uri: str) -> str:
-        return datastore_uri(uri)
+        if not str(uri).startswith("datastore:"):
+            return uri
+        return datastore_uri(uri, self.default_name())

@@ -20,7 +20,7 @@ from . import ops
 from .artifacts import JobFiles
 from .commands import (IO_PROP, OUT_VARS_PROP, SWEEP_HELPER, job_name, quote, quote_arg, sweep_cell, sweep_helper,
                        training_csv)
-from .convert import datastore_uri, mlflow_info, timestamp
+from .convert import mlflow_info, timestamp
 
 if TYPE_CHECKING:  # pragma: no cover
     from .backend import AzureBackend
@@ -90,7 +90,7 @@ class AzureRuns(JobFiles, RunsBackend):
                           *(["--aml-out", "${{outputs.%s}}" % ops.IO_OUT, "--aml-vars", ",".join(sub.out_vars)]
                             if io.get("out") else [])]
             command = " ".join(["python", *driver, quote(entry), *(quote_arg(a) for a in args)])
-        inputs = {k: datastore_uri(v) for k, v in sub.inputs.items()}
+        inputs = {k: self.b.datastores.resolve_input(v) for k, v in sub.inputs.items()}
         common = dict(command=command, environment_id=environment_id,
                       compute_id=ops.compute_id(self.b.ws, sub.compute), code_id=code_id, experiment=sub.experiment,
                       display_name=sub.display_name, inputs=inputs or None, tags=sub.tags)
@@ -125,7 +125,7 @@ class AzureRuns(JobFiles, RunsBackend):
         name = job_name(sub.experiment)
         body = None
         if ref["kind"] == "input":  # already in the workspace's storage: the MLTable points at it
-            data_file, fmt = datastore_uri(sub.inputs["training_data"]), ref.get("format", "csv")
+            data_file, fmt = self.b.datastores.resolve_input(sub.inputs["training_data"]), ref.get("format", "csv")
         elif ref["kind"] == "file":
             path = Path(ref["path"])
             path = path if path.is_absolute() else Path(sub.source_dir) / path
