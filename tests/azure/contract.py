@@ -231,6 +231,7 @@ class FakeArm:
     blobs: dict[str, bytes] = field(default_factory=dict)
     blob_requests: int = 0
     token: str = "fake-arm-token-0123456789"
+    storage_token: str | None = None  # the Entra ID token storage accepts (identity-based datastores)
 
     def __post_init__(self):
         self.validator = Validator(self.spec)
@@ -455,7 +456,12 @@ class FakeArm:
 
     def handle_blob(self, method: str, path: str, query: dict, headers: dict, raw: bytes):
         self.blob_requests += 1
-        if "sig" not in query or "sv" not in query:
+        bearer = headers.get("Authorization", "")
+        if bearer.startswith("Bearer "):  # identity-based access: only a token for storage is good here
+            if self.storage_token is None or bearer != f"Bearer {self.storage_token}":
+                self.violations.append(f"blob {method} {path}: a bearer token that is not a storage token")
+                return 403, {}, {"error": "AuthenticationFailed"}
+        elif "sig" not in query or "sv" not in query:
             self.violations.append(f"blob {method} {path}: no SAS signature")
             return 403, {}, {"error": "AuthenticationFailed"}
         if not headers.get("x-ms-version"):
@@ -477,6 +483,14 @@ class FakeArm:
                 self.violations.append(f"Put Blob {path}: x-ms-blob-type must be BlockBlob")
             self.blobs[path] = raw
             return 201, {}, b""
+        if method == "GET" and query.get("comp") == "list":  # List Blobs (one page)
+            prefix = f"{path.rstrip('/')}/{query.get('prefix', '')}"
+            names = sorted(k for k in self.blobs if k.startswith(prefix) and "#" not in k)
+            items = "".join(f"<Blob><Name>{k[len(path.rstrip('/')) + 1:]}</Name><Properties><Content-Length>"
+                            f"{len(self.blobs[k])}</Content-Length></Properties></Blob>" for k in names)
+            xml = f"<?xml version='1.0' encoding='utf-8'?><EnumerationResults><Blobs>{items}</Blobs><NextMarker/>" \
+                  "</EnumerationResults>"
+            return 200, {"Content-Type": "application/xml"}, xml.encode()
         if method == "GET" and path in self.blobs:
             return 200, {"Content-Type": "application/octet-stream"}, self.blobs[path]
         return 404, {}, {"error": "BlobNotFound"}

@@ -137,3 +137,38 @@ def test_a_link_to_another_host_is_never_followed_with_the_token(azure):
     with pytest.raises(AmlError, match="link to another host"):
         arm.list_all(f"{client.backend.ws.path}/computes")
     assert seen  # the first page came from the workspace; the second link was refused before any request
+
+
+class ScopedTokens:
+    """A credential with one token per scope (as Entra ID gives): the ARM token must never reach storage."""
+
+    def __init__(self, tokens: dict[str, str]):
+        self.tokens = tokens
+
+    def get_token(self, *scopes):
+        return type("AccessToken", (), {"token": self.tokens[scopes[0]], "expires_on": 2**31})()
+
+
+def test_an_identity_based_datastore_is_reached_with_the_callers_storage_token(spec, tmp_path):
+    fake = FakeArm(spec=spec, storage_token="storage-token-abc")
+
+    def identity_based(call, status, body):  # Microsoft's example store, made credential-less (identity-based)
+        for store in body.get("value", [body]):
+            store["properties"]["credentials"] = {"credentialsType": "None"}
+        return status, body
+
+    fake.overrides["Datastores_List"] = fake.overrides["Datastores_Get"] = identity_based
+    try:
+        client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "my-ws",
+                                credential=ScopedTokens({"https://management.azure.com/.default": fake.token,
+                                                         "https://storage.azure.com/.default": "storage-token-abc"}),
+                                base_url=fake.base_url, storage=(f"{fake.base_url}/blob", "acct"))
+        (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+        done = client.datastores.upload(tmp_path / "data.csv", "tables")
+        assert done == ["tables/data.csv"]
+        stored = [k for k in fake.blobs if k.endswith("/tables/data.csv")]
+        assert stored and fake.blobs[stored[0]] == b"a,b\n1,2\n"
+        assert "Datastores_ListSecrets" not in [c.operation for c in fake.calls]  # no secret asked for
+    finally:
+        fake.close()
+    assert not fake.violations, fake.violations  # and the ARM token never went to storage

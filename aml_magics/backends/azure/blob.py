@@ -1,4 +1,5 @@
-"""Azure Blob storage over REST for datastores (Shared Key or SAS), no azure-storage-blob dependency.
+"""Azure Blob storage over REST for datastores (Shared Key, SAS, or the caller's Entra ID token for identity-based
+datastores), no azure-storage-blob dependency.
 
 Put Blob for small files, Put Block + Put Block List for large ones, Get Blob (whole or from an offset), List Blobs. The account key
 is only held in memory for the request being signed; it never appears in errors or reprs.
@@ -10,7 +11,7 @@ import hashlib
 import hmac
 import re
 from datetime import datetime, timezone
-from typing import Iterator
+from typing import Callable, Iterator
 from urllib.parse import quote, unquote, urlsplit
 
 from ...core.errors import AmlError, AuthError, NotFound
@@ -23,11 +24,13 @@ class BlobContainer:
     """One container: ``base`` is its URL (``https://ACCOUNT.blob.core.windows.net/CONTAINER``, or an
     emulator's path-style ``http://127.0.0.1:10000/ACCOUNT/CONTAINER``)."""
 
-    def __init__(self, base: str, account: str, *, key: str | None = None, sas: str | None = None):
+    def __init__(self, base: str, account: str, *, key: str | None = None, sas: str | None = None,
+                 token: Callable[[], str] | None = None):
         import requests
 
-        if not key and not sas:
+        if not key and not sas and token is None:
             raise AuthError("the datastore gave no credential (account key or SAS)")
+        self._token = token  # identity-based access: asked for a (cached) token per request, never kept
         self.base = base.rstrip("/")
         self.account = account
         try:
@@ -44,6 +47,9 @@ class BlobContainer:
     def _sign(self, method: str, url: str, headers: dict[str, str], length: int) -> None:
         headers["x-ms-date"] = datetime.now(timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
         headers["x-ms-version"] = VERSION
+        if self._token is not None and self._key is None and not self._sas:
+            headers["Authorization"] = f"Bearer {self._token()}"
+            return
         if self._key is None:
             return
         parts = urlsplit(url)

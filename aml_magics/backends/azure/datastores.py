@@ -60,12 +60,18 @@ class AzureDatastores(DatastoresBackend):
         props = body.get("properties") or {}
         if props.get("datastoreType") not in ("AzureBlob", None):
             raise not_supported(self.b.capabilities, f"{props.get('datastoreType')} datastores")
-        secrets = self.b.arm.post(f"{self.b.ws.path}/datastores/{name}/listSecrets")
         account, container = props.get("accountName", ""), props.get("containerName", "")
         if self.b.storage is not None:  # an emulator or another cloud's endpoint, for this account
             base, account = self.b.storage
         else:
             base = f"{props.get('protocol') or 'https'}://{account}.blob.{props.get('endpoint') or 'core.windows.net'}"
+        if (props.get("credentials") or {}).get("credentialsType") == "None":
+            # an identity-based datastore holds no secret: the caller's own token reaches the storage, as with
+            # Microsoft's SDK (they need a Storage Blob Data role on the account)
+            from .rest import STORAGE_SCOPE
+
+            return BlobContainer(f"{base}/{container}", account, token=lambda: self.b.arm.token(STORAGE_SCOPE))
+        secrets = self.b.arm.post(f"{self.b.ws.path}/datastores/{name}/listSecrets")
         kind = secrets.get("secretsType")
         if kind == "AccountKey":
             return BlobContainer(f"{base}/{container}", account, key=secrets.get("key"))

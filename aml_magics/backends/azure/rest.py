@@ -18,6 +18,7 @@ from ...core.errors import AmlError, AuthError, BackendUnavailable, Conflict, In
 ARM = "https://management.azure.com"
 API_VERSION = "2024-10-01"
 SCOPE = "https://management.azure.com/.default"
+STORAGE_SCOPE = "https://storage.azure.com/.default"  # identity-based datastores: the caller's own access
 RETRY_STATUS = (429, 500, 502, 503, 504)
 
 
@@ -54,14 +55,17 @@ class ArmClient:
     def __repr__(self) -> str:
         return f"ArmClient({self.base_url}, api-version {self.api_version})"  # no credential, no token
 
-    def _headers(self) -> dict[str, str]:
+    def token(self, scope: str = SCOPE) -> str:
+        """A token of the signed-in identity for ``scope`` (azure-identity caches it); never stored here."""
         try:
-            token = self._credential.get_token(SCOPE).token
+            return self._credential.get_token(scope).token
         except Exception as exc:  # azure-identity raises ClientAuthenticationError and friends
             name = type(exc).__name__
             raise AuthError(f"could not get an Azure token ({name}); sign in with `az login`, or "
                             "%aml connect --device-code") from None
-        return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(SCOPE)}", "Accept": "application/json"}
 
     def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
                 absolute: bool = False, ok: tuple[int, ...] = (200, 201, 202, 204)):
