@@ -172,3 +172,46 @@ def test_an_identity_based_datastore_is_reached_with_the_callers_storage_token(s
     finally:
         fake.close()
     assert not fake.violations, fake.violations  # and the ARM token never went to storage
+
+
+TORCH_ENV = """name: torch  # a GPU environment
+channels:
+  - pytorch
+  - nvidia
+  - conda-forge
+dependencies:
+  - python=3.10
+  - pytorch=2.3
+  - cudatoolkit=11.8
+  - pip
+  - pip:
+      - requests>=2.31
+      - lightgbm==4.3.0
+"""
+
+
+def test_a_conda_file_is_sent_as_written(azure, tmp_path):
+    import yaml
+
+    client, fake = azure
+    (tmp_path / "environment.yml").write_text(TORCH_ENV)
+    env = client.environments.register("torch-env", tmp_path / "environment.yml")
+    put = [c for c in fake.calls if c.operation == "EnvironmentVersions_CreateOrUpdate"][-1]
+    assert put.body["properties"]["condaFile"] == TORCH_ENV  # byte for byte: channels, pins, Python, comments
+    assert env.packages == ["requests>=2.31", "lightgbm==4.3.0"]
+    # without what the job runtime needs: the same file, that one package added and said so
+    (tmp_path / "environment.yml").write_text(TORCH_ENV.replace("      - requests>=2.31\n", ""))
+    client.environments.register("torch-env", tmp_path / "environment.yml")
+    put = [c for c in fake.calls if c.operation == "EnvironmentVersions_CreateOrUpdate"][-1]
+    sent = put.body["properties"]["condaFile"]
+    assert sent.startswith("# aml-magics added requests")
+    doc = yaml.safe_load(sent)
+    assert doc["channels"] == ["pytorch", "nvidia", "conda-forge"]
+    assert doc["dependencies"][:4] == ["python=3.10", "pytorch=2.3", "cudatoolkit=11.8", "pip"]  # their Python
+    assert doc["dependencies"][4] == {"pip": ["lightgbm==4.3.0", "requests"]}
+    assert "requests" in put.body["properties"]["description"]
+    (tmp_path / "broken.yml").write_text("dependencies: [python=3.10\n")
+    from aml_magics.core.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="not valid YAML"):
+        client.environments.register("torch-env", tmp_path / "broken.yml")

@@ -27,7 +27,13 @@ def parse_packages(spec: str | os.PathLike | list[str]) -> list[str]:
         if path.suffix in (".yml", ".yaml"):
             import yaml
 
-            doc = yaml.safe_load(text) or {}
+            try:
+                doc = yaml.safe_load(text) or {}
+            except yaml.YAMLError as exc:
+                raise InvalidInput(f"{path.name} is not valid YAML ({str(exc).splitlines()[0]}); give a conda "
+                                   "environment file or a requirements.txt") from None
+            if not isinstance(doc, dict):
+                raise InvalidInput(f"{path.name} is not a conda environment file (it needs a 'dependencies:' list)")
             lines = []
             for dep in doc.get("dependencies", []) or []:
                 if isinstance(dep, dict) and "pip" in dep:
