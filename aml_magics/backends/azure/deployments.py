@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,10 +60,30 @@ class AzureDeployments(DeploymentsBackend):
             "model": f"{self.b.ws.path}/models/{model.name}/versions/{model.version}",
             "scaleSettings": {"scaleType": "Default"},
         }
-        if score_path is not None:
+        generated = None
+        if score_path is None:
+            # a .pkl registered as custom_model needs code and an environment on a managed online endpoint:
+            # send the generated default scorer (self-contained: Azure's container has no aml-magics)
+            from ...scoring.default_scorer import azure_default_score_py
+
+            from ...core.frameworks import PICKLE_SUFFIXES
+
+            framework = model.properties.get("framework") or (  # a job's output registered unseen: its suffix
+                "scikit-learn" if model.path.lower().rstrip("/").endswith(tuple(PICKLE_SUFFIXES)) else None)
+            source = azure_default_score_py(framework, model.name, model.version)
+            if source is None:
+                raise InvalidInput(f"model {model.name}:{model.version} ({model.framework or 'unknown framework'}) "
+                                   "has no default scorer on Azure; give one with --score score.py")
+            generated = tempfile.TemporaryDirectory(prefix="aml-score-")
+            score_path = Path(generated.name) / "score.py"
+            score_path.write_text(source, encoding="utf-8")
+        try:
             code_id = ops.upload_code(self.b.arm, self.b.ws, [(Path(score_path), "score.py")])
-            props["codeConfiguration"] = {"codeId": code_id, "scoringScript": "score.py"}
-            props["environmentId"] = self.b.environments.environment_id(environment)
+        finally:
+            if generated is not None:
+                generated.cleanup()
+        props["codeConfiguration"] = {"codeId": code_id, "scoringScript": "score.py"}
+        props["environmentId"] = self.b.environments.environment_id(environment)
         self.b.arm.put(f"{self.base}/{name}/deployments/{self.DEPLOYMENT}",
                        {"location": location, "sku": {"name": "Default", "capacity": 1}, "properties": props})
         if current is None:

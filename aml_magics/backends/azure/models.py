@@ -27,7 +27,8 @@ class AzureModels(ModelsBackend):
         version = body.get("name", "0")
         return ModelInfo(name=name or body.get("id", "").split("/models/")[-1].split("/")[0] or "?",
                          version=int(version) if str(version).isdigit() else 0, path=props.get("modelUri") or "",
-                         framework=props.get("modelType"), description=props.get("description"),
+                         framework=(props.get("properties") or {}).get("framework") or props.get("modelType"),
+                         description=props.get("description"),
                          run_id=props.get("jobName"), created=timestamp((body.get("systemData") or {}).get("createdAt")),
                          tags=dict(props.get("tags") or {}), properties=dict(props.get("properties") or {}))
 
