@@ -232,6 +232,8 @@ class FakeArm:
     blob_requests: int = 0
     token: str = "fake-arm-token-0123456789"
     storage_token: str | None = None  # the Entra ID token storage accepts (identity-based datastores)
+    tls: tuple[str, str] | None = None  # (certificate, key) files: serve HTTPS
+    any_api_version: bool = False  # Microsoft's SDK sends other api-versions: bodies are still checked against ours
 
     def __post_init__(self):
         self.validator = Validator(self.spec)
@@ -262,7 +264,15 @@ class FakeArm:
             daemon_threads = True
 
         self.server = Server(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        scheme = "http"
+        if self.tls is not None:  # (certificate file, key file): HTTPS, as clients that refuse bearer tokens over HTTP need
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.base_url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -305,7 +315,11 @@ class FakeArm:
             merged = dict(body or {})
             merged.update({k: v for k, v in (call.body or {}).items() if k != "properties"})
             frame = (body or {}).get("properties") or {}  # what the service sets itself, from the example
-            merged["properties"] = {**{k: v for k, v in frame.items() if k in SERVICE_SET}, **new_props}
+            # what the request left out comes back as the service's empty default (a map: {}), as clients expect
+            defaults = {k: {} for k, v in frame.items() if isinstance(v, dict) and k not in new_props}
+            merged["properties"] = {**defaults, **{k: v for k, v in frame.items() if k in SERVICE_SET}, **new_props}
+            if "provisioningState" in merged["properties"]:
+                merged["properties"]["provisioningState"] = "Succeeded"  # kept state: the operation is done
             merged["name"] = call.path.rsplit("/", 1)[-1]
             merged["id"] = call.path
             self.assets[call.path] = merged
@@ -323,6 +337,10 @@ class FakeArm:
             if wanted:
                 items = [v for v in items
                          if ((v.get("properties") or {}).get("properties") or {}).get("hash_sha256") == wanted]
+            if "desc" in str(call.query.get("$orderBy", "")).lower():
+                items = items[::-1]  # newest first (created in PUT order here)
+            if call.query.get("$top"):
+                items = items[:int(call.query["$top"])]
             skip = int(call.query.get("$skip") or 0)
             page = {"value": items[skip:skip + page_size]}
             if skip + page_size < len(items):
@@ -400,7 +418,7 @@ class FakeArm:
             p, pfile = self.spec.resolve(p, file)
             name, where = p.get("name"), p.get("in")
             if where == "query":
-                if name == "api-version" and query.get("api-version") != API_VERSION:
+                if name == "api-version" and query.get("api-version") != API_VERSION and not self.any_api_version:
                     problems.append(f"api-version {query.get('api-version')!r}, the contract is {API_VERSION}")
                 elif p.get("required") and name not in query:
                     problems.append(f"required query parameter {name!r} is missing")
@@ -498,6 +516,34 @@ class FakeArm:
 
 #: properties the service sets on what it keeps (the rest of an echo is what the request said)
 SERVICE_SET = frozenset({"provisioningState", "scoringUri", "swaggerUri"})
+
+
+def loopback_certificate(folder: Path) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 (valid for an hour) and its key, as files in ``folder``: for HTTPS
+    peers on loopback, trusted by clients through ``REQUESTS_CA_BUNDLE``."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "loopback-cert.pem", folder / "loopback-key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_file), str(key_file)
 
 
 def _version_order(path: str):

@@ -10,13 +10,12 @@ given the way azure-identity reads one, ``AZURE_AUTHORITY_HOST``.
 from __future__ import annotations
 
 import base64
-import datetime
-import ipaddress
 import json
 import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -40,26 +39,10 @@ class SignInPeer:
     the user "has signed in" (after ``pending`` polls): a token, or an error the platform documents."""
 
     def __init__(self, folder, access_token: str, *, pending: int = 1, answer: str = "token"):
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
+        from .contract import loopback_certificate
 
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-        now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-                .not_valid_after(now + datetime.timedelta(hours=1))
-                .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                               critical=False)
-                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                .sign(key, hashes.SHA256()))
-        self.cert = folder / "peer-cert.pem"
-        self.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        (folder / "peer-key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                                serialization.PrivateFormat.PKCS8,
-                                                                serialization.NoEncryption()))
+        cert, key = loopback_certificate(folder)
+        self.cert, self.key = Path(cert), Path(key)
         self.access_token, self.pending, self.answer = access_token, pending, answer
         self.requests: list[tuple[str, str, dict]] = []
         peer = self
@@ -121,7 +104,7 @@ class SignInPeer:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert, folder / "peer-key.pem")
+        context.load_cert_chain(self.cert, self.key)
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

@@ -53,8 +53,9 @@ class AzureDeployments(DeploymentsBackend):
             current = self.b.arm.get(f"{self.base}/{name}")
         except NotFound:
             current = None
-        if current is None:
-            self.b.arm.put(f"{self.base}/{name}", {"location": location, "properties": {"authMode": "Key"}})
+        if current is None:  # as Microsoft's SDK creates one: key auth, a system-assigned identity
+            self.b.arm.put(f"{self.base}/{name}", {"location": location, "identity": {"type": "SystemAssigned"},
+                                                   "properties": {"authMode": "Key"}})
         props: dict[str, Any] = {
             "endpointComputeType": "Managed", "instanceType": instance_type,
             "model": f"{self.b.ws.path}/models/{model.name}/versions/{model.version}",

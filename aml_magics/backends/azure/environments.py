@@ -70,7 +70,7 @@ class AzureEnvironments(EnvironmentsBackend):
         if versions and versions[-1].hash == digest:
             return versions[-1]
         version = ops.next_version(self.b.arm, f"{self.b.ws.path}/environments/{name}",
-                                   lambda: [v.version for v in versions]) if versions else 1
+                                   lambda: [v.version for v in versions])
         body = {"properties": {"image": ENV_IMAGE, "condaFile": conda, "description": description,
                                "tags": {ENV_HASH_TAG: digest}}}
         result = self.b.arm.put(f"{self.b.ws.path}/environments/{name}/versions/{version}", body)

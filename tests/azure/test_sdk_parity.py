@@ -1,0 +1,188 @@
+"""Differential test against Microsoft's own SDK: azure-ai-ml (in its own virtualenv, .cache/azure-sdk-venv, made by
+scripts/test) and our backend do the same operations, each against its own contract-checking fake that keeps state
+(HTTPS on loopback: azure-core sends bearer tokens over TLS only; a dummy credential; the SDK pointed at the fake as
+a custom cloud through ``cloud_metadata``). Per operation, the requests the service acts on and their fields must
+match; the harmless differences are listed once, below, each with its reason.
+
+Not covered yet (the SDK uploads through azure-storage-blob to the workspace's storage account, which these fakes
+do not serve over HTTPS): code upload, command and sweep jobs, AutoML, a deployment with a scoring script, cancel,
+datastore access."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aml_magics.core.client import Client
+
+from .contract import FakeArm, Spec, loopback_certificate
+from .test_rest_contract import StaticToken
+
+pytestmark = [pytest.mark.azure_contract, pytest.mark.azure_sdk_parity, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+SUB, RG, WS = "00000000-1111-2222-3333-444444444444", "my-rg", "my-ws"
+
+#: what differs between the SDK's requests and ours without changing what the service does — and why
+HARMLESS = {
+    "api-version": "the SDK pins an api-version per operation group (2022-02-01-preview … 2024-10-01-preview); "
+                   "we send 2024-10-01 everywhere, the contract our fake checks bodies against",
+    "ModelVersions_List before a model PUT": "the SDK reads the newest version to refuse mixing prompt-flow "
+                                             "evaluators with models; we never register evaluators",
+    "Jobs_Get before registering a job's output": "we check the job exists, so a mistyped run id fails before "
+                                                  "anything is registered; the SDK registers any path",
+    "isAnonymous/isArchived false": "the SDK sends the schema's defaults explicitly; we leave them out",
+    "conda file formatting": "the SDK loads the YAML and dumps it again (keys sorted, comments lost); we send the "
+                             "user's file as written — the same environment",
+    "EnvironmentVersions_List before an environment PUT": "we look for a version with the same content to reuse "
+                                                          "it (as for code); the SDK always makes a new version",
+    "environment tags and description": "we tag a version with its content hash (to reuse an unchanged one) and "
+                                        "say what was registered; the service stores them, builds nothing from them",
+    "Workspaces_Get before an endpoint PUT": "both read the workspace's location; the SDK does it just before",
+    "OnlineEndpoints_Get before the first PUT": "we read the endpoint first (404 here) so an existing one keeps "
+                                                "its identity, tags and traffic; the SDK writes what it is given",
+    "empty properties/traffic/mirrorTraffic/tags on a new endpoint": "the SDK sends empty maps; we leave them out",
+    "getLogs containerType": "we name the default (InferenceServer); the SDK leaves it out",
+}
+
+PREAMBLE = textwrap.dedent('''
+    import json, sys
+    from azure.core.credentials import AccessToken
+    from azure.ai.ml import MLClient
+    from azure.ai.ml.entities import Environment, ManagedOnlineEndpoint, Model
+
+    class Token:
+        def get_token(self, *scopes, **kwargs):
+            return AccessToken(sys.argv[2], 2**31)
+
+    base = sys.argv[1].rstrip("/") + "/"
+    ml = MLClient(Token(), "{sub}", "{rg}", "{ws}", cloud="AmlMagicsFake",
+                  cloud_metadata={{"azure_portal": base, "resource_manager": base, "active_directory": base,
+                                  "aml_resource_id": base, "storage_endpoint": "core.windows.net",
+                                  "registry_discovery_endpoint": base}})
+''').format(sub=SUB, rg=RG, ws=WS)
+
+
+@pytest.fixture(scope="module")
+def sdk_python():
+    python = os.environ.get("AML_MAGICS_AZURE_SDK_PYTHON") or str(ROOT / ".cache" / "azure-sdk-venv" / "bin" / "python")
+    if not Path(python).exists():
+        pytest.fail("no azure-ai-ml to compare with: scripts/test makes .cache/azure-sdk-venv "
+                    "(or set AML_MAGICS_AZURE_SDK_PYTHON)")
+    return python
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    return loopback_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def pair(tls, sdk_python, tmp_path, monkeypatch):
+    """(run the SDK with a script, our client, the SDK's fake, our fake)."""
+    spec = Spec()
+    fakes = [FakeArm(spec=spec, tls=tls, any_api_version=True).snapshots_here().keeping_state(page_size=2)
+             for _ in range(2)]
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", tls[0])
+    ours = Client.connect(SUB, RG, WS, credential=StaticToken(fakes[1].token), base_url=fakes[1].base_url)
+    ours.backend.arm._sleep = lambda s: None
+
+    def sdk(body: str) -> str:
+        script = tmp_path / "sdk_ops.py"
+        script.write_text(PREAMBLE + textwrap.dedent(body))
+        env = {"PATH": os.environ.get("PATH", ""), "REQUESTS_CA_BUNDLE": tls[0], "HOME": str(tmp_path)}
+        proc = subprocess.run([sdk_python, str(script), fakes[0].base_url, fakes[0].token], capture_output=True,
+                              text=True, timeout=240, env=env, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+        return proc.stdout
+
+    yield sdk, ours, fakes[0], fakes[1]
+    for fake in fakes:
+        fake.close()
+    for who, fake in zip(("azure-ai-ml", "ours"), fakes):
+        assert not fake.violations, f"{who} broke the contract:\n" + "\n".join(fake.violations)
+
+
+def sequence(fake, drop: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """(operation, the path after the workspace) of every request, without the listed harmless ones."""
+    marker = f"/workspaces/{WS}"
+    return [(c.operation, c.path.split(marker, 1)[-1]) for c in fake.calls if c.operation not in drop]
+
+
+def test_model_versions_match_the_sdk(pair):
+    sdk, ours, theirs_fake, our_fake = pair
+    sdk('''
+        for i in range(3):
+            ml.models.create_or_update(Model(name="digits", type="custom_model",
+                                             path=f"azureml://jobs/job-{i}/outputs/artifacts/paths/outputs/model.pkl"))
+    ''')
+    for i in range(3):
+        ours.models.register("digits", "outputs/model.pkl", run_id=f"job-{i}")
+    theirs = sequence(theirs_fake, drop=("ModelVersions_List",))  # HARMLESS: the evaluator check
+    mine = sequence(our_fake, drop=("Jobs_Get",))  # HARMLESS: we check the job exists
+    expected = [("ModelContainers_Get", "/models/digits"), ("ModelVersions_CreateOrUpdate", "/models/digits/versions/1"),
+                ("ModelContainers_Get", "/models/digits"), ("ModelVersions_CreateOrUpdate", "/models/digits/versions/2"),
+                ("ModelContainers_Get", "/models/digits"), ("ModelVersions_CreateOrUpdate", "/models/digits/versions/3")]
+    assert theirs == expected and mine == expected
+    for a, b in zip([c for c in theirs_fake.calls if c.operation == "ModelVersions_CreateOrUpdate"],
+                    [c for c in our_fake.calls if c.operation == "ModelVersions_CreateOrUpdate"]):
+        for field in ("modelUri", "modelType"):
+            assert a.body["properties"][field] == b.body["properties"][field], field
+    assert {c.query["api-version"] for c in our_fake.calls} == {"2024-10-01"}  # HARMLESS: api-version
+
+
+def test_an_environment_from_a_conda_file_matches_the_sdk(pair, tmp_path):
+    sdk, ours, theirs_fake, our_fake = pair
+    conda = tmp_path / "environment.yml"
+    conda.write_text("name: torch\nchannels:\n  - pytorch\n  - conda-forge\ndependencies:\n  - python=3.10\n"
+                     "  - pytorch=2.3\n  - pip\n  - pip:\n      - requests>=2.31\n")
+    from aml_magics.backends.azure.environments import ENV_IMAGE
+
+    sdk(f'''
+        ml.environments.create_or_update(Environment(name="torch-env", image={ENV_IMAGE!r}, conda_file={str(conda)!r}))
+    ''')
+    ours.environments.register("torch-env", conda)
+    expected = [("EnvironmentContainers_Get", "/environments/torch-env"),
+                ("EnvironmentVersions_CreateOrUpdate", "/environments/torch-env/versions/1")]
+    assert sequence(theirs_fake) == expected
+    # ours lists the versions first (to reuse an unchanged one): empty here
+    assert sequence(our_fake) == [("EnvironmentVersions_List", "/environments/torch-env/versions"), *expected]
+    a = [c for c in theirs_fake.calls if c.operation == "EnvironmentVersions_CreateOrUpdate"][0].body["properties"]
+    b = [c for c in our_fake.calls if c.operation == "EnvironmentVersions_CreateOrUpdate"][0].body["properties"]
+    assert a["image"] == b["image"]
+    assert yaml.safe_load(a["condaFile"]) == yaml.safe_load(b["condaFile"])  # HARMLESS: formatting
+    assert b["condaFile"] == conda.read_text()  # ours: as written
+
+
+def test_endpoint_keys_and_logs_match_the_sdk(pair, tmp_path):
+    sdk, ours, theirs_fake, our_fake = pair
+    out = sdk('''
+        ml.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="digits-ep", auth_mode="key")).result()
+        print(json.dumps({"key": ml.online_endpoints.get_keys("digits-ep").primary_key,
+                          "logs": ml.online_deployments.get_logs(name="blue", endpoint_name="digits-ep", lines=50)}))
+    ''')
+    theirs_said = json.loads(out.strip().splitlines()[-1])
+    ours.models.register("digits", "outputs/model.pkl", run_id="job-1")
+    (tmp_path / "score.py").write_text("def init():\n    pass\n\ndef run(raw):\n    return raw\n")
+    ours.deployments.create("digits-ep", "digits:1", score=tmp_path / "score.py")
+    key, _ = ours.deployments.get_keys("digits-ep")
+    logs = ours.deployments.get_logs("digits-ep", tail=50)
+    assert key == theirs_said["key"] and logs == theirs_said["logs"]  # the same answers read the same way
+    theirs_create = [c for c in theirs_fake.calls if c.operation == "OnlineEndpoints_CreateOrUpdate"][0].body
+    ours_create = [c for c in our_fake.calls if c.operation == "OnlineEndpoints_CreateOrUpdate"][0].body
+    assert theirs_create["properties"]["authMode"] == ours_create["properties"]["authMode"] == "Key"
+    assert theirs_create["identity"] == ours_create["identity"] == {"type": "SystemAssigned"}
+    for op in ("OnlineEndpoints_ListKeys", "OnlineDeployments_GetLogs"):
+        a = [c for c in theirs_fake.calls if c.operation == op][-1]
+        b = [c for c in our_fake.calls if c.operation == op][-1]
+        assert a.path == b.path, op
+        if op == "OnlineDeployments_GetLogs":
+            assert a.body["tail"] == b.body["tail"] == 50
+            assert b.body.get("containerType", "InferenceServer") == "InferenceServer"  # HARMLESS: the default
+    first = [c.operation for c in our_fake.calls if c.operation.startswith("OnlineEndpoints")][:2]
+    assert first == ["OnlineEndpoints_Get", "OnlineEndpoints_CreateOrUpdate"]  # HARMLESS: read before writing
