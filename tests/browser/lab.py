@@ -114,3 +114,29 @@ def new_page(browser, width: int = 1300, height: int = 1000):
     page.add_locator_handler(page.locator(".jp-Dialog", has_text="Select Kernel"),
                              lambda dialog: page.keyboard.press("Enter"))
     return page
+
+
+IDLE = ".jp-Notebook-ExecutionIndicator[data-status='idle'] >> visible=true"  # the shown notebook's kernel
+
+
+def run_all_cells(page, until: str, *, timeout: int = 30_000, idle_timeout: int = 90_000, attempts: int = 4,
+                  failure_shot: str | None = None) -> None:
+    """Run ▸ Run All Cells (the same menu in Lab and Notebook 7) until ``until`` shows.
+
+    Run again if the first request was lost: on a fresh server JupyterLab sometimes replaces the notebook's kernel
+    just after connecting (seen in the server log), which drops queued cells. On the last failure a screenshot
+    (``failure_shot``) and the page's console are saved as artifacts."""
+    for attempt in range(attempts):
+        page.wait_for_selector(IDLE, timeout=idle_timeout)
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        try:
+            page.locator(until).first.wait_for(timeout=timeout)
+            return
+        except Exception:
+            if attempt == attempts - 1:
+                if failure_shot:
+                    ARTIFACTS.mkdir(exist_ok=True)
+                    page.screenshot(path=str(ARTIFACTS / f"{failure_shot}.png"), full_page=True)
+                    (ARTIFACTS / f"{failure_shot}-console.log").write_text("\n".join(page.console_lines))
+                raise

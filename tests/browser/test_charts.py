@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from .lab import ARTIFACTS, chromium, jupyterlab, new_page, write_notebook
+from .lab import ARTIFACTS, chromium, jupyterlab, new_page, run_all_cells, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -41,17 +41,8 @@ def page(tmp_path_factory):
         page = new_page(browser, height=2400)
         page.goto(f"{server['base']}/lab/tree/charts.ipynb?token={server['token']}")
         page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
-        for attempt in range(4):
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'] >> visible=true", timeout=120_000)
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-            try:
-                page.locator(".aml-parcoords canvas[data-axes]").first.wait_for(timeout=60_000)
-                break
-            except Exception:
-                if attempt == 3:
-                    page.screenshot(path=str(ARTIFACTS / "charts-failed.png"), full_page=True)
-                    raise
+        run_all_cells(page, ".aml-parcoords canvas[data-axes]", timeout=60_000, idle_timeout=120_000,
+                      failure_shot="charts-failed")
         page.wait_for_function("() => [...document.querySelectorAll('.aml-chart-canvas')]"
                                ".every(c => c.dataset.yticks !== undefined)", timeout=30_000)
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .lab import ARTIFACTS, chromium, jupyterlab, new_page, write_notebook
+from .lab import ARTIFACTS, IDLE, chromium, jupyterlab, new_page, run_all_cells, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -39,23 +39,7 @@ def browser():
 
 
 def _run_all_cells(page) -> None:
-    """Run ▸ Run All Cells (the same menu in Lab and Notebook 7) until the dashboard shows.
-
-    Run again if the first request was lost: on a fresh server JupyterLab sometimes replaces the
-    notebook's kernel just after connecting (seen in the server log), which drops queued cells."""
-    for attempt in range(4):
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-        try:
-            page.locator(".aml-chart-canvas").first.wait_for(timeout=20_000)
-            return
-        except Exception:
-            if attempt == 3:
-                ARTIFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / "run-all-failed.png"), full_page=True)
-                (ARTIFACTS / "run-all-console.log").write_text("\n".join(page.console_lines))
-                raise
+    run_all_cells(page, ".aml-chart-canvas", timeout=20_000, failure_shot="run-all-failed")
 
 
 def _watch_dashboard(page, name: str) -> None:
@@ -126,16 +110,7 @@ def test_a_saved_notebook_reopened_with_a_new_kernel_shows_each_dashboards_summa
     if front_end == "lab":
         page.goto(url)
         page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
-        for attempt in range(4):
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'] >> visible=true", timeout=90_000)
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-            try:
-                page.locator(".aml-chart-canvas").first.wait_for(timeout=30_000)
-                break
-            except Exception:
-                if attempt == 3:
-                    raise
+        run_all_cells(page, ".aml-chart-canvas")
         page.keyboard.press("Control+s")
         page.wait_for_function("() => !document.querySelector('.jp-mod-dirty')", timeout=30_000)
         page.close()
@@ -146,7 +121,7 @@ def test_a_saved_notebook_reopened_with_a_new_kernel_shows_each_dashboards_summa
     summary = page.locator(".aml-static-run").first
     try:
         summary.wait_for(state="visible", timeout=60_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'] >> visible=true", timeout=90_000)
+        page.wait_for_selector(IDLE, timeout=90_000)
         page.wait_for_timeout(1500)  # the widget manager has had its go at the output
         assert summary.is_visible() and "saved-run" in summary.inner_text()
         assert not page.get_by_text("model not found").first.is_visible()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from .lab import ARTIFACTS, chromium, jupyterlab, new_page, write_notebook
+from .lab import ARTIFACTS, chromium, jupyterlab, new_page, run_all_cells, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -89,16 +89,7 @@ def test_dashboards_and_sidebar_render_hostile_names_as_text(lab):
             page.goto(f"{lab['base']}/lab/tree/hostile.ipynb?token={lab['token']}")
             page.locator("#jp-main-dock-panel").wait_for(timeout=90_000)
             page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
-            for attempt in range(4):
-                page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
-                page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-                page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-                try:
-                    page.locator(".aml-chart-canvas").first.wait_for(timeout=20_000)
-                    break
-                except Exception:
-                    if attempt == 3:
-                        raise
+            run_all_cells(page, ".aml-chart-canvas", timeout=20_000)
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
             # every dashboard is there: RunDetails, the comparison, the run history, model browser, service panel
             page.wait_for_function("() => document.querySelectorAll('.aml-table').length >= 4", timeout=60_000)

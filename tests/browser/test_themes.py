@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .lab import ARTIFACTS, chromium, jupyterlab, new_page, write_notebook
+from .lab import ARTIFACTS, chromium, jupyterlab, new_page, run_all_cells, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -47,16 +47,7 @@ def test_tables_and_highlights_read_in_both_themes(tmp_path_factory, theme):
         page.goto(f"{server['base']}/lab/tree/themes.ipynb?token={server['token']}")
         page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
         try:
-            for attempt in range(4):
-                page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-                page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-                page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-                try:
-                    page.locator("tr.aml-diff").first.wait_for(timeout=90_000)
-                    break
-                except Exception:
-                    if attempt == 3:
-                        raise
+            run_all_cells(page, "tr.aml-diff", timeout=90_000, idle_timeout=120_000)
             page.locator(".aml-table tr.aml-best").first.wait_for(timeout=30_000)
             assert page.evaluate("() => document.body.dataset.jpThemeLight") == ("true" if slug == "light" else "false")
             checks = {}
