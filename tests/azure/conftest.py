@@ -1,4 +1,4 @@
-"""Fixtures of the azure backend's tests: a real MLflow tracking server on loopback."""
+"""Fixtures of the azure backend's tests: Microsoft's contract, a real MLflow tracking server on loopback."""
 from __future__ import annotations
 
 import os
@@ -16,6 +16,14 @@ def _python() -> str:
     if not Path(python).exists():
         pytest.fail("no MLflow to run as the peer: scripts/test creates it and sets AML_MAGICS_MLFLOW_PYTHON")
     return python
+
+
+@pytest.fixture(scope="session")
+def spec():
+    """Microsoft's contract files, read once (tests/azure/contract.py)."""
+    from .contract import Spec
+
+    return Spec()
 
 
 @pytest.fixture(scope="module")

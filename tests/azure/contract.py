@@ -18,6 +18,7 @@ Every violation is recorded; the test fixture fails the test if any request brok
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -516,6 +517,24 @@ class FakeArm:
 
 #: properties the service sets on what it keeps (the rest of an echo is what the request said)
 SERVICE_SET = frozenset({"provisioningState", "scoringUri", "swaggerUri"})
+
+
+@contextlib.contextmanager
+def client_on(fake: "FakeArm", **connect):
+    """Our Client on ``fake`` (workspace my-ws, no waiting between polls); on exit the fake is closed and the test
+    fails if any request broke the contract."""
+    from aml_magics.core.client import Client
+
+    from .test_rest_contract import StaticToken
+
+    client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "my-ws",
+                            credential=StaticToken(fake.token), base_url=fake.base_url, **connect)
+    client.backend.arm._sleep = lambda s: None
+    try:
+        yield client
+    finally:
+        fake.close()
+    assert not fake.violations, "requests broke the contract:\n" + "\n".join(fake.violations)
 
 
 def loopback_certificate(folder: Path) -> tuple[str, str]:

@@ -7,26 +7,17 @@ from aml_magics.core.client import Client
 from aml_magics.core.errors import AmlError, InvalidInput
 from aml_magics.core.types import RunSubmission
 
-from .contract import FakeArm, Spec
+from .contract import FakeArm, client_on
 from .test_rest_contract import StaticToken
 
 pytestmark = pytest.mark.azure_contract
 
 
-@pytest.fixture(scope="module")
-def spec():
-    return Spec()
-
-
 @pytest.fixture
 def azure(spec):
     fake = FakeArm(spec=spec).snapshots_here()
-    client = Client.connect("00000000-1111-2222-3333-444444444444", "my-rg", "my-ws",
-                            credential=StaticToken(fake.token), base_url=fake.base_url)
-    client.backend.arm._sleep = lambda s: None
-    yield client, fake
-    fake.close()
-    assert not fake.violations, "requests broke the contract:\n" + "\n".join(fake.violations)
+    with client_on(fake) as client:
+        yield client, fake
 
 
 def test_workspace_and_computes_through_the_client(azure):

@@ -11,7 +11,7 @@ from aml_magics.backends.azure.auth import workspace_ref
 from aml_magics.backends.azure.rest import ArmClient, WorkspaceRef
 from aml_magics.core.errors import AuthError, BackendUnavailable, InvalidInput, NotFound
 
-from .contract import FakeArm, Spec, Validator
+from .contract import FakeArm, Validator
 
 pytestmark = pytest.mark.azure_contract
 
@@ -26,11 +26,6 @@ class StaticToken:
     def get_token(self, *scopes):
         self.scopes.append(scopes)
         return type("AccessToken", (), {"token": self.token, "expires_on": 2**31})()
-
-
-@pytest.fixture(scope="module")
-def spec():
-    return Spec()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import yaml
 
 from aml_magics.core.client import Client
 
-from .contract import FakeArm, Spec, loopback_certificate
+from .contract import FakeArm, loopback_certificate
 from .test_rest_contract import StaticToken
 
 pytestmark = [pytest.mark.azure_contract, pytest.mark.azure_sdk_parity, pytest.mark.slow]
@@ -83,9 +83,8 @@ def tls(tmp_path_factory):
 
 
 @pytest.fixture
-def pair(tls, sdk_python, tmp_path, monkeypatch):
+def pair(spec, tls, sdk_python, tmp_path, monkeypatch):
     """(run the SDK with a script, our client, the SDK's fake, our fake)."""
-    spec = Spec()
     fakes = [FakeArm(spec=spec, tls=tls, any_api_version=True).snapshots_here().keeping_state(page_size=2)
              for _ in range(2)]
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", tls[0])

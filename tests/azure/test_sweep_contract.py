@@ -15,7 +15,7 @@ from aml_magics.sweep.settings import sweep_submission
 from aml_magics.sweep.space import parse_cell, parse_param
 from aml_magics.core.types import RunSubmission
 
-from .contract import FakeArm, Spec
+from .contract import FakeArm
 from .test_rest_contract import StaticToken
 
 pytestmark = pytest.mark.azure_contract
@@ -28,11 +28,6 @@ lr = loguniform(-6,
 depth = randint(8)
 print(json.dumps({"C": C, "lr": lr, "depth": depth}))
 """
-
-
-@pytest.fixture(scope="module")
-def spec():
-    return Spec()
 
 
 def _connect(fake, **kwargs):
