@@ -86,16 +86,7 @@ class AzureEnvironments(EnvironmentsBackend):
         return versions[-1]
 
     def list(self) -> list[EnvironmentInfo]:
-        out = []
-        for container in self.b.arm.list_all(f"{self.b.ws.path}/environments"):
-            cname = container.get("name")
-            latest = (container.get("properties") or {}).get("latestVersion")
-            if cname:  # latestVersion is optional in the service's answer: then the versions say it
-                try:
-                    out.append(self.get(cname, int(latest) if str(latest).isdigit() else None))
-                except NotFound:
-                    continue  # a container without versions
-        return out
+        return ops.latest_versions(self.b.arm, f"{self.b.ws.path}/environments", self.get)
 
     def environment_id(self, ref: str | None) -> str:
         """What a job's environmentId is for ``--env``: Azure ML's own references pass through; NAME[:VERSION]

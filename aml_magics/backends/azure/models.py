@@ -10,7 +10,7 @@ from ...core.contract import ModelsBackend
 from ...core.errors import InvalidInput, NotFound
 from ...core.names import check_model_name
 from ...core.types import ModelInfo
-from ..common.models import model_files
+from ..common.models import files_to_register
 from . import ops
 from .convert import timestamp
 
@@ -65,13 +65,8 @@ class AzureModels(ModelsBackend):
         same content is not sent twice), then a model version points at it."""
         from ...core.frameworks import detect_framework
 
-        check_model_name(name)
         source = Path(source)
-        if not source.exists():
-            raise NotFound(f"model path {source} does not exist")
-        files = model_files(source)
-        if not files:
-            raise InvalidInput(f"{source} has no files to register")
+        files = files_to_register(name, source)
         prefix = f"LocalUpload/{ops.content_digest(files)}/{source.name}"
         store, container = self.b.datastores.default_container()
         present = {n for n, _ in container.list(prefix + ("/" if source.is_dir() else ""))}
@@ -112,15 +107,7 @@ class AzureModels(ModelsBackend):
         if name:
             infos = self._versions(name)
         else:
-            infos = []
-            for container in self.b.arm.list_all(f"{self.b.ws.path}/models"):
-                cname = container.get("name")
-                latest = (container.get("properties") or {}).get("latestVersion")
-                if cname:  # latestVersion is optional in the service's answer: then the versions say it
-                    try:
-                        infos.append(self.get(cname, int(latest) if str(latest).isdigit() else None))
-                    except NotFound:
-                        continue  # a container without versions
+            infos = ops.latest_versions(self.b.arm, f"{self.b.ws.path}/models", self.get)
         if run_id:
             infos = [m for m in infos if m.run_id == run_id]
         return infos[offset:offset + limit] if limit else infos[offset:]

@@ -98,6 +98,21 @@ def next_version(arm: ArmClient, container_path: str, versions: Callable[[], lis
     return max(versions(), default=0) + 1
 
 
+def latest_versions(arm: ArmClient, containers_path: str, get: Callable[[str, int | None], Any]) -> list:
+    """The latest version of every container (models, environments): ``get(name, version)`` with the container's
+    ``latestVersion``, or ``None`` when the answer has none (then the versions say it); empty containers skipped."""
+    out = []
+    for container in arm.list_all(containers_path):
+        name = container.get("name")
+        latest = (container.get("properties") or {}).get("latestVersion")
+        if name:
+            try:
+                out.append(get(name, int(latest) if str(latest).isdigit() else None))
+            except NotFound:
+                continue
+    return out
+
+
 def content_digest(files: list[tuple[Path, str]]) -> str:
     """The content hash of a set of files (names and bytes, in name order): a code version's name, a model
     upload's folder. The same files give the same hash, so nothing is uploaded twice."""

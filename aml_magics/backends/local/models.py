@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.contract import ModelsBackend
 from ...core.errors import InvalidInput, NotFound, StorageError, storage_reason
-from ...core.names import check_model_name
 from ...core.types import ModelInfo
-from ..common.models import model_files
+from ..common.models import files_to_register
 from . import layout
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,13 +34,8 @@ class LocalModels(ModelsBackend):
 
         from ...core.frameworks import detect_framework
 
-        check_model_name(name)
         source = Path(source)
-        if not source.exists():
-            raise NotFound(f"model path {source} does not exist")
-        files = model_files(source)
-        if not files:
-            raise InvalidInput(f"{source} holds no files to register")
+        files = files_to_register(name, source)
         staging = self.path / "models" / ".staging" / uuid.uuid4().hex
         entry = source.name
         try:
