@@ -92,12 +92,13 @@ class Policy:
                            judged: dict[str, int], order: dict[str, int], ended: set[str],
                            stopped_at: dict[str, int]) -> dict[str, str]:
         stop: dict[str, str] = {}
-        seen = {t: s[:stopped_at[t]] if t in stopped_at else s for t, s in values.items()}
+        # a stopped trial counts with its values up to its stop (only those are sliced: this runs every tick)
+        seen = {t: s if t not in stopped_at else s[:stopped_at[t]] for t, s in values.items()}
         for trial in sorted(values, key=lambda t: order.get(t, 0)):
             k = judged.get(trial, 0)
-            if k == STOPPED:
-                continue
             series = seen[trial]
+            if k == STOPPED or k >= len(series):
+                continue  # nothing new to judge (most trials, most ticks): no work
             earlier = [t for t in values if order.get(t, 0) < order.get(trial, 0)]
             while k < len(series):
                 k += 1
