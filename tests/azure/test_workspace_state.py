@@ -221,3 +221,29 @@ def test_a_deploy_without_a_scoring_script_sends_the_default_scorer_and_an_envir
     client.models.register("vision", "outputs/model.onnx", run_id="job-2")
     with pytest.raises(InvalidInputError, match="no default scorer on Azure; give one with --score"):
         client.deployments.create("vision-ep", "vision:1")
+
+
+def test_two_notebooks_uploading_the_same_code_at_once_share_one_version(azure, tmp_path):
+    """The other notebook's PUT lands between our lookup and ours: the service refuses ours (409, another path);
+    we take theirs instead of failing the run."""
+    from aml_magics.backends.azure import ops
+
+    client, fake = azure
+    (tmp_path / "train.py").write_text("print('race')\n")
+    files = [(tmp_path / "train.py", "train.py")]
+    digest = ops.content_digest(files)
+    theirs = f"{client.backend.ws.path}/codes/{digest}/versions/1"
+    listing, looked = fake.overrides["CodeVersions_List"], []
+
+    def first_lookup_misses(call, status, body):
+        looked.append(call)
+        if len(looked) == 1:  # our lookup runs before the other notebook's PUT lands …
+            fake.assets[theirs] = {"id": theirs, "name": "1", "properties": {
+                "codeUri": "https://other/upload", "properties": {"hash_sha256": digest, "hash_version": "202208"}}}
+            return 200, {"value": []}
+        return listing(call, status, body)
+
+    fake.overrides["CodeVersions_List"] = first_lookup_misses
+    code_id = ops.upload_code(client.backend.arm, client.backend.ws, files)
+    assert code_id == theirs and len(looked) == 2  # refused (409), looked again, took theirs
+    assert fake.assets[theirs]["properties"]["codeUri"] == "https://other/upload"  # theirs untouched
