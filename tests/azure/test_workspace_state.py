@@ -231,8 +231,8 @@ def test_two_notebooks_uploading_the_same_code_at_once_share_one_version(azure, 
     client, fake = azure
     (tmp_path / "train.py").write_text("print('race')\n")
     files = [(tmp_path / "train.py", "train.py")]
-    digest = ops.content_digest(files)
-    theirs = f"{client.backend.ws.path}/codes/{digest}/versions/1"
+    digest, name = ops.content_hash(files), ops.content_digest(files)
+    theirs = f"{client.backend.ws.path}/codes/{name}/versions/1"
     listing, looked = fake.overrides["CodeVersions_List"], []
 
     def first_lookup_misses(call, status, body):

@@ -113,13 +113,25 @@ def latest_versions(arm: ArmClient, containers_path: str, get: Callable[[str, in
     return out
 
 
+def content_hash(files: list[tuple[Path, str]]) -> str:
+    """The content hash Azure ML finds code by (``hash_sha256`` with ``hashVersion`` 202208, as azure-ai-ml computes
+    it, so the same folder has the same hash from either client): SHA-256 over the number of files, then each
+    file's ``#relative/path#`` and size, then each file's bytes — files in the lower-cased order of their paths."""
+    ordered = sorted(files, key=lambda f: f[1].lower())
+    digest = hashlib.sha256(str(len(ordered)).encode())
+    for src, rel in ordered:
+        digest.update(f"#{rel}#".encode() + str(src.stat().st_size).encode())
+    for src, _ in ordered:
+        with open(src, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
 def content_digest(files: list[tuple[Path, str]]) -> str:
-    """The content hash of a set of files (names and bytes, in name order): a code version's name, a model
-    upload's folder. The same files give the same hash, so nothing is uploaded twice."""
-    digest = hashlib.sha256()
-    for src, rel in sorted(files, key=lambda f: f[1]):
-        digest.update(rel.encode() + b"\0" + hashlib.sha256(src.read_bytes()).digest())
-    return digest.hexdigest()[:32]
+    """A short name for a set of files (the start of their ``content_hash``): a code version's name, a model
+    upload's folder. The same files give the same name, so nothing is uploaded twice."""
+    return content_hash(files)[:32]
 
 
 UPLOAD_THREADS = 8
@@ -131,9 +143,10 @@ def upload_code(arm: ArmClient, ws: WorkspaceRef, files: list[tuple[Path, str]],
     Returns its id."""
     from .blob import BlobContainer
 
-    name = content_digest(files)
+    full_hash = content_hash(files)
+    name = full_hash[:32]
     version_path = f"{ws.path}/codes/{name}/versions/1"
-    existing = find_code(arm, ws, name)
+    existing = find_code(arm, ws, name, full_hash)
     if existing:  # the same files were uploaded before: reuse the version (its path cannot change anyway)
         return existing
     pending = arm.post(version_path + "/startPendingUpload", {"pendingUploadType": "TemporaryBlobReference"})
@@ -159,11 +172,11 @@ def upload_code(arm: ArmClient, ws: WorkspaceRef, files: list[tuple[Path, str]],
         for future in [pool.submit(put_one, src, rel) for src, rel in files]:
             future.result()
     body = {"properties": {"codeUri": base, "isAnonymous": True,
-                           "properties": {"hash_sha256": name, "hash_version": HASH_VERSION}}}
+                           "properties": {"hash_sha256": full_hash, "hash_version": HASH_VERSION}}}
     try:
         result = arm.put(version_path, body)
     except Conflict:  # another notebook uploaded the same files first: theirs is as good as ours
-        existing = find_code(arm, ws, name)
+        existing = find_code(arm, ws, name, full_hash)
         if not existing:
             raise
         return existing
@@ -173,12 +186,12 @@ def upload_code(arm: ArmClient, ws: WorkspaceRef, files: list[tuple[Path, str]],
 HASH_VERSION = "202208"  # the hashVersion CodeVersions_List filters on, as Microsoft's SDK sends it
 
 
-def find_code(arm: ArmClient, ws: WorkspaceRef, digest: str) -> str | None:
-    """The id of a code version holding exactly these files (named and tagged by their digest), if the workspace
-    has one: ``CodeVersions_List ?hash=…&hashVersion=202208``, each answer checked (a service that ignored the
-    filter must not hand us someone else's code)."""
+def find_code(arm: ArmClient, ws: WorkspaceRef, name: str, digest: str) -> str | None:
+    """The id of a code version holding exactly these files, if the workspace has one, under any name (azure-ai-ml
+    uploads under a random one): ``CodeVersions_List ?hash=…&hashVersion=202208``, each answer checked (a service
+    that ignored the filter must not hand us someone else's code)."""
     try:
-        versions = arm.list_all(f"{ws.path}/codes/{digest}/versions",
+        versions = arm.list_all(f"{ws.path}/codes/{name}/versions",
                                 params={"hash": digest, "hashVersion": HASH_VERSION})
     except NotFound:
         return None
