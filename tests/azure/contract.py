@@ -322,7 +322,9 @@ class FakeArm:
             new_props = (call.body or {}).get("properties") or {}
             if key and old is not None and (old.get("properties") or {}).get(key) != new_props.get(key):
                 return 409, {"error": {"code": "UserError", "message": "Asset paths cannot be updated."}}
-            merged = dict(body or {})
+            # the example's frame (id, name, type, systemData) around what the request said; the example's own
+            # kind, sku, location … placeholders are not what was PUT
+            merged = {k: v for k, v in (body or {}).items() if k in ("id", "name", "type", "systemData")}
             merged.update({k: v for k, v in (call.body or {}).items() if k != "properties"})
             frame = (body or {}).get("properties") or {}  # what the service sets itself, from the example
             # what the request left out comes back as the service's empty default ({}), as clients expect — except a
@@ -330,7 +332,8 @@ class FakeArm:
             # service leaves it (clients read {} as a type named None)
             defaults = {k: {} for k, v in frame.items() if isinstance(v, dict) and k not in new_props
                         and not any(key.endswith("Type") for key in v)}
-            merged["properties"] = {**defaults, **{k: v for k, v in frame.items() if k in SERVICE_SET}, **new_props}
+            filled = {k: v for k, v in frame.items() if k in SERVICE_SET or (k in SERVICE_DEFAULTS and k not in new_props)}
+            merged["properties"] = {**defaults, **filled, **new_props}
             if "provisioningState" in merged["properties"]:
                 merged["properties"]["provisioningState"] = "Succeeded"  # kept state: the operation is done
             merged["name"] = call.path.rsplit("/", 1)[-1]
@@ -385,6 +388,7 @@ class FakeArm:
         self.overrides["OnlineEndpoints_Get"] = get
         self.overrides["OnlineDeployments_CreateOrUpdate"] = put
         self.overrides["OnlineDeployments_Get"] = get
+        self.overrides["OnlineDeployments_List"] = listing
         # jobs: a submitted job is echoed; one never submitted here is the example's (a workspace's older job)
         self.overrides["Jobs_CreateOrUpdate"] = put
         self.overrides["Jobs_Get"] = lambda call, status, body: (200, self.assets[call.path]) \
@@ -559,6 +563,9 @@ class FakeArm:
 
 #: properties the service sets on what it keeps (the rest of an echo is what the request said)
 SERVICE_SET = frozenset({"provisioningState", "scoringUri", "swaggerUri", "status"})
+#: settings the service fills in when a request leaves them out; the example's values are its defaults (the Default
+#: scale type, the documented probe and request timings)
+SERVICE_DEFAULTS = frozenset({"scaleSettings", "requestSettings", "livenessProbe", "readinessProbe"})
 
 
 @contextlib.contextmanager

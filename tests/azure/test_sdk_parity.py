@@ -270,3 +270,83 @@ def test_code_upload_command_jobs_and_cancel_match_the_sdk(pair, tmp_path):
         last_job = [c.path for c in fake.calls if c.operation == "Jobs_CreateOrUpdate"][-1]
         assert next(c.path for c in fake.calls if c.operation == "Jobs_Cancel") == last_job + "/cancel"
     assert theirs_fake.tolerated == [SDK_DEVIATIONS[0]] * 1  # the first submission's PUT only
+
+
+def test_a_deployment_with_a_scoring_script_matches_the_sdk(pair, tmp_path):
+    """Endpoint, code upload of the scoring script, deployment, then all traffic to it: the same requests, the same
+    fields (one code version for the same score.py: the same hash on both sides)."""
+    from aml_magics.backends.azure import ops
+
+    sdk, ours, theirs_fake, our_fake = pair
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "score.py").write_text("def init():\n    pass\n\ndef run(raw):\n    return raw\n")
+    env = "azureml://registries/azureml/environments/sklearn-1.5/labels/latest"
+    sdk(f'''
+        from azure.ai.ml.entities import CodeConfiguration, ManagedOnlineDeployment
+        ml.models.create_or_update(Model(name="digits", type="custom_model",
+                                         path="azureml://jobs/job-1/outputs/artifacts/paths/outputs/model.pkl"))
+        ml.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="digits-ep", auth_mode="key")).result()
+        ml.online_deployments.begin_create_or_update(ManagedOnlineDeployment(
+            name="blue", endpoint_name="digits-ep", model="azureml:digits:1", environment={env!r},
+            code_configuration=CodeConfiguration(code={str(src)!r}, scoring_script="score.py"),
+            instance_type="Standard_DS3_v2", instance_count=1)).result()
+        endpoint = ml.online_endpoints.get("digits-ep")
+        endpoint.traffic = {{"blue": 100}}
+        ml.online_endpoints.begin_create_or_update(endpoint).result()
+    ''')
+    ours.models.register("digits", "outputs/model.pkl", run_id="job-1")
+    ours.deployments.create("digits-ep", "digits:1", score=src / "score.py")
+
+    def writes(fake):
+        return [c.operation for c in fake.calls if c.method in ("PUT", "POST", "PATCH") and "Model" not in c.operation]
+    expected = ["OnlineEndpoints_CreateOrUpdate", "CodeVersions_CreateOrGetStartPendingUpload",
+                "CodeVersions_CreateOrUpdate", "OnlineDeployments_CreateOrUpdate", "OnlineEndpoints_CreateOrUpdate"]
+    assert writes(theirs_fake) == writes(our_fake) == expected
+    # HARMLESS: reads — we read the endpoint before each write (read-modify-write); the SDK reads it before the
+    # traffic update and lists its deployments there
+    bodies = {}
+    for who, fake in (("theirs", theirs_fake), ("ours", our_fake)):
+        code = next(c for c in fake.calls if c.operation == "CodeVersions_CreateOrUpdate")
+        deployment = next(c for c in fake.calls if c.operation == "OnlineDeployments_CreateOrUpdate")
+        endpoint_puts = [c for c in fake.calls if c.operation == "OnlineEndpoints_CreateOrUpdate"]
+        props = deployment.body["properties"]
+        assert deployment.path.endswith("/onlineEndpoints/digits-ep/deployments/blue"), who
+        assert props["codeConfiguration"] == {"codeId": code.path, "scoringScript": "score.py"}, who
+        assert props["model"].endswith("/workspaces/my-ws/models/digits/versions/1") and props["model"].startswith(
+            "/subscriptions/"), who
+        assert (props["endpointComputeType"], props["instanceType"], props["environmentId"]) == (
+            "Managed", "Standard_DS3_v2", env), who
+        assert deployment.body["sku"] == {"name": "Default", "capacity": 1}, who
+        assert props.get("scaleSettings", {"scaleType": "Default"}) == {"scaleType": "Default"}  # HARMLESS: default
+        assert endpoint_puts[-1].body["properties"]["traffic"] == {"blue": 100}, who
+        assert endpoint_puts[-1].body["identity"] == {"type": "SystemAssigned"}, who  # kept, not replaced
+        bodies[who] = code.body["properties"]["properties"]["hash_sha256"]
+    assert bodies["theirs"] == bodies["ours"] == ops.content_hash([(src / "score.py", "score.py")])
+
+
+def test_a_deployment_without_a_scoring_script_is_what_the_service_accepts(pair, tmp_path):
+    """Where we differ on purpose: given a custom_model and no scoring script, the SDK sends the model and the
+    instance type only — a managed online endpoint refuses that for anything but an MLflow model. We send a generated
+    scorer for the model's framework and an environment, so one-click deploy works (issue 19, item 4)."""
+    sdk, ours, theirs_fake, our_fake = pair
+    sdk('''
+        from azure.ai.ml.entities import ManagedOnlineDeployment
+        ml.models.create_or_update(Model(name="digits", type="custom_model",
+                                         path="azureml://jobs/job-1/outputs/artifacts/paths/outputs/model.pkl"))
+        ml.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="digits-ep", auth_mode="key")).result()
+        ml.online_deployments.begin_create_or_update(ManagedOnlineDeployment(
+            name="blue", endpoint_name="digits-ep", model="azureml:digits:1", instance_type="Standard_DS3_v2",
+            instance_count=1)).result()
+    ''')
+    ours.models.register("digits", "outputs/model.pkl", run_id="job-1")
+    ours.deployments.create("digits-ep", "digits:1")
+    theirs = next(c for c in theirs_fake.calls if c.operation == "OnlineDeployments_CreateOrUpdate").body["properties"]
+    mine = next(c for c in our_fake.calls if c.operation == "OnlineDeployments_CreateOrUpdate").body["properties"]
+    assert "codeConfiguration" not in theirs and "environmentId" not in theirs
+    assert mine["codeConfiguration"]["scoringScript"] == "score.py" and mine["environmentId"]
+    code = next(c for c in our_fake.calls if c.operation == "CodeVersions_CreateOrUpdate")
+    assert mine["codeConfiguration"]["codeId"] == code.path
+    score = next(v for k, v in our_fake.blobs.items() if k.endswith("/score.py")).decode()
+    assert "Generated by aml-magics for model digits:1" in score
+    assert theirs["model"] == mine["model"] and theirs["instanceType"] == mine["instanceType"]
