@@ -18,7 +18,10 @@ Every violation is recorded; the test fixture fails the test if any request brok
 """
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import re
 import threading
@@ -237,6 +240,9 @@ class FakeArm:
     blob_metadata: dict[str, dict[str, str]] = field(default_factory=dict)  # blob path → its x-ms-meta-* values
     token: str = "fake-arm-token-0123456789"
     storage_token: str | None = None  # the Entra ID token storage accepts (identity-based datastores)
+    storage_key: str | None = None  # the account key Shared Key signatures are checked with
+    storage_sas: str | None = None  # the SAS token the datastore hands out (its parameters must all be sent)
+    blob_auth: list[str] = field(default_factory=list)  # how each blob request authenticated: Bearer, SharedKey, SAS
     tls: tuple[str, str] | None = None  # (certificate, key) files: serve HTTPS
     any_api_version: bool = False  # Microsoft's SDK sends other api-versions: bodies are still checked against ours
 
@@ -378,11 +384,11 @@ class FakeArm:
             body["name"] = call.path.rsplit("/", 1)[-1]
             return 200, body
 
-        for family in ("CodeVersions", "ModelVersions", "EnvironmentVersions"):
+        for family in ("CodeVersions", "ModelVersions", "EnvironmentVersions", "DataVersions"):
             self.overrides[f"{family}_CreateOrUpdate"] = put
             self.overrides[f"{family}_Get"] = get
             self.overrides[f"{family}_List"] = listing
-        for family in ("ModelContainers", "EnvironmentContainers"):
+        for family in ("ModelContainers", "EnvironmentContainers", "DataContainers"):
             self.overrides[f"{family}_Get"] = container
         self.overrides["OnlineEndpoints_CreateOrUpdate"] = put
         self.overrides["OnlineEndpoints_Get"] = get
@@ -395,6 +401,36 @@ class FakeArm:
             if call.path in self.assets else (status, body)
         return self
 
+    def datastores_here(self, credentials: str) -> "FakeArm":
+        """Microsoft's example datastore (account and container "string"), its storage served by this fake at
+        ``string.blob.core.localhost:PORT`` (``endpoint`` "core.localhost:PORT", as a sovereign cloud names its own:
+        azure-storage-blob finds the account name before ".blob.core."), with ``credentials`` "AccountKey" (a usable key, Shared Key signatures verified), "Sas" (a SAS token
+        that must come back whole) or "None" (identity-based: the caller's storage token)."""
+        port = self.server.server_address[1]
+        self.storage_key = base64.b64encode(b"fake-account-key-0123456789abcdef").decode()
+        self.storage_sas = "sv=2021-08-06&ss=b&srt=co&sp=rwdlac&se=2030-01-01T00%3A00%3A00Z&sig=c2lnbmF0dXJl"
+        self.storage_token = self.storage_token or "storage-token-abc"
+
+        def here(call, status, body):
+            for store in body.get("value", [body]):
+                props = store["properties"]
+                props.update(endpoint=f"core.localhost:{port}", protocol="https", isDefault=True)
+                props["credentials"] = {"credentialsType": credentials} if credentials == "None" else \
+                    {"credentialsType": credentials, "secrets": {"secretsType": credentials}}
+            body.pop("nextLink", None)  # the example's "string" is no link: one page
+            return status, body
+
+        def secrets(call, status, body):
+            if credentials == "AccountKey":
+                return status, {"secretsType": "AccountKey", "key": self.storage_key}
+            if credentials == "Sas":
+                return status, {"secretsType": "Sas", "sasToken": self.storage_sas}
+            return 400, {"error": {"code": "UserError", "message": "the datastore holds no secret"}}
+
+        self.overrides["Datastores_List"] = self.overrides["Datastores_Get"] = here
+        self.overrides["Datastores_ListSecrets"] = secrets
+        return self
+
     def datastore_key(self, key: str) -> "FakeArm":
         """Datastores_ListSecrets' example key is the placeholder "string": answer a usable one (Azurite's)."""
         self.overrides["Datastores_ListSecrets"] = lambda call, status, body: (status, {**body, "key": key})
@@ -405,8 +441,11 @@ class FakeArm:
     def handle(self, method: str, url: str, headers: dict, raw: bytes):
         parts = urlsplit(url)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        host = next((v for k, v in headers.items() if k.lower() == "host"), "")
+        if re.match(r"^[a-z0-9]+\.blob\.core\.localhost(:\d+)?$", host):  # a storage account's own host name
+            return self.handle_blob(method, "/blob" + parts.path, query, headers, raw, parts)
         if parts.path.startswith("/blob/"):
-            return self.handle_blob(method, parts.path, query, headers, raw)
+            return self.handle_blob(method, parts.path, query, headers, raw, parts)
         if parts.path == "/lro":
             # ARM's generic long-running-operation protocol (not an Azure ML operation, so not in these
             # files): the status monitor answers {"status": "Succeeded"} when the operation is done
@@ -502,16 +541,29 @@ class FakeArm:
     # -- blob storage (Put Blob, Put Block, Put Block List, Get Blob, Get Blob Properties, Set Blob Metadata,
     #    List Blobs; errors as Azure Storage writes them: x-ms-error-code and an XML body) ---------------------
 
-    def handle_blob(self, method: str, path: str, query: dict, headers: dict, raw: bytes):
+    def handle_blob(self, method: str, path: str, query: dict, headers: dict, raw: bytes, parts=None):
         self.blob_requests += 1
         bearer = headers.get("Authorization", "")
+        refused = (403, {"x-ms-error-code": "AuthenticationFailed"}, b"<?xml version='1.0' encoding='utf-8'?><Error>"
+                   b"<Code>AuthenticationFailed</Code><Message>Server failed to authenticate the request.</Message></Error>")
+        self.blob_auth.append(bearer.split(" ", 1)[0] if bearer else ("SAS" if "sig" in query else "none"))
         if bearer.startswith("Bearer "):  # identity-based access: only a token for storage is good here
             if self.storage_token is None or bearer != f"Bearer {self.storage_token}":
                 self.violations.append(f"blob {method} {path}: a bearer token that is not a storage token")
-                return 403, {}, {"error": "AuthenticationFailed"}
+                return refused
+        elif bearer.startswith("SharedKey "):
+            host = next((v for k, v in headers.items() if k.lower() == "host"), "")
+            expected = shared_key(method, parts, headers, self.storage_key) \
+                if self.storage_key and parts and ".blob.core.localhost" in host else None
+            if expected is None or bearer != expected:
+                self.violations.append(f"blob {method} {path}: a Shared Key signature that does not verify")
+                return refused
         elif "sig" not in query or "sv" not in query:
             self.violations.append(f"blob {method} {path}: no SAS signature")
-            return 403, {}, {"error": "AuthenticationFailed"}
+            return refused
+        elif self.storage_sas and not set(self.storage_sas.split("&")) <= set((parts.query if parts else "").split("&")):
+            self.violations.append(f"blob {method} {path}: a SAS that is not the one the datastore gave")
+            return refused
         if not headers.get("x-ms-version"):
             self.violations.append(f"blob {method} {path}: x-ms-version header missing")
         meta = {k.lower()[len("x-ms-meta-"):]: v for k, v in headers.items() if k.lower().startswith("x-ms-meta-")}
@@ -586,9 +638,31 @@ def client_on(fake: "FakeArm", **connect):
     assert not fake.violations, "requests broke the contract:\n" + "\n".join(fake.violations)
 
 
+#: RFC 6761: names under .localhost are loopback (systemd-resolved and browsers answer so; this machine's resolver
+#: does not): the storage accounts of ``FakeArm.datastores_here`` live at ACCOUNT.blob.core.localhost
+RESOLVE_LOCALHOST = """
+import socket as _socket
+_getaddrinfo = _socket.getaddrinfo
+def _loopback_localhost(host, *args, **kwargs):
+    if isinstance(host, str) and host.endswith(".localhost"):
+        host = "127.0.0.1"
+    return _getaddrinfo(host, *args, **kwargs)
+_socket.getaddrinfo = _loopback_localhost
+"""
+
+
+def resolve_localhost(monkeypatch) -> None:
+    """``RESOLVE_LOCALHOST`` in this process, for the test's duration."""
+    import socket
+
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: real(
+        "127.0.0.1" if isinstance(host, str) and host.endswith(".localhost") else host, *a, **k))
+
+
 def loopback_certificate(folder: Path) -> tuple[str, str]:
-    """A self-signed certificate for 127.0.0.1 (valid for an hour) and its key, as files in ``folder``: for HTTPS
-    peers on loopback, trusted by clients through ``REQUESTS_CA_BUNDLE``."""
+    """A self-signed certificate for 127.0.0.1, localhost and storage accounts at *.blob.core.localhost (valid for an
+    hour) and its key, as files in ``folder``: for HTTPS peers on loopback, trusted through ``REQUESTS_CA_BUNDLE``."""
     import datetime
     import ipaddress
 
@@ -603,7 +677,8 @@ def loopback_certificate(folder: Path) -> tuple[str, str]:
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                        x509.DNSName("localhost"), x509.DNSName("*.blob.core.localhost")]),
                            critical=False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256()))
@@ -612,6 +687,33 @@ def loopback_certificate(folder: Path) -> tuple[str, str]:
     key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     return str(cert_file), str(key_file)
+
+
+def shared_key(method: str, parts, headers: dict, key: str) -> str:
+    """The ``Authorization`` a request signed with ``key`` carries, built as Azure Storage documents Shared Key
+    (api-version 2015-02-21 and later): the verb, eleven standard headers (Content-Length empty when 0), the x-ms-*
+    headers lower-cased and sorted, then /account/path and each query parameter (lower-cased names, sorted; values
+    decoded, sorted, comma-joined)."""
+    from urllib.parse import unquote
+
+    h = {k.lower(): v for k, v in headers.items()}
+    account, path = h.get("host", "").split(".", 1)[0], parts.path  # ACCOUNT.blob.core.localhost:PORT/CONTAINER/BLOB
+    length = h.get("content-length", "")
+    standard = [h.get(k, "") for k in ("content-encoding", "content-language")] + \
+        ["" if length == "0" else length] + \
+        [h.get(k, "") for k in ("content-md5", "content-type", "date", "if-modified-since", "if-match",
+                                "if-none-match", "if-unmodified-since", "range")]
+    canonical = "".join(f"{k}:{' '.join(v.split())}\n" for k, v in sorted(h.items()) if k.startswith("x-ms-"))
+    resource = f"/{account}{path}"
+    params: dict[str, list[str]] = {}
+    for pair in filter(None, parts.query.split("&")):
+        k, _, v = pair.partition("=")
+        params.setdefault(unquote(k).lower(), []).append(unquote(v))
+    for k in sorted(params):
+        resource += f"\n{k}:{','.join(sorted(params[k]))}"
+    to_sign = "\n".join([method, *standard]) + "\n" + canonical + resource
+    digest = hmac.new(base64.b64decode(key), to_sign.encode(), hashlib.sha256).digest()
+    return f"SharedKey {account}:{base64.b64encode(digest).decode()}"
 
 
 def _version_order(path: str):
