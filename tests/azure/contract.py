@@ -222,6 +222,7 @@ class Call:
     query: dict
     body: Any
     headers: dict
+    status: int | None = None  # what the fake answered
 
 
 @dataclass
@@ -314,7 +315,8 @@ class FakeArm:
         (``nextLink`` with ``$skip``), a container's ``nextVersion`` counts every version, ``CodeVersions_List`` with
         ``hash`` finds the workspace's code versions of any name PUT with that ``hash_sha256``, and a second PUT of a
         different path onto an existing code or model version is refused as the service refuses it ("Asset paths
-        cannot be updated", 409)."""
+        cannot be updated", 409), as is another definition (image, conda file, build) onto an existing environment
+        version (the same definition again is accepted)."""
         self.assets: dict[str, dict] = {}
         uri_keys = {"CodeVersions": "codeUri", "ModelVersions": "modelUri"}
 
@@ -328,6 +330,11 @@ class FakeArm:
             new_props = (call.body or {}).get("properties") or {}
             if key and old is not None and (old.get("properties") or {}).get(key) != new_props.get(key):
                 return 409, {"error": {"code": "UserError", "message": "Asset paths cannot be updated."}}
+            if family == "EnvironmentVersions" and old is not None and any(
+                    (old.get("properties") or {}).get(k) != new_props.get(k) for k in ENVIRONMENT_DEFINITION):
+                # an environment version is immutable: the same definition again is accepted, another refused
+                return 409, {"error": {"code": "UserError", "message": "This environment version exists with another "
+                                                                       "definition; register a new version."}}
             # the example's frame (id, name, type, systemData) around what the request said; the example's own
             # kind, sku, location … placeholders are not what was PUT
             merged = {k: v for k, v in (body or {}).items() if k in ("id", "name", "type", "systemData")}
@@ -478,6 +485,7 @@ class FakeArm:
         status, resp_headers, resp_body = self.example_response(op, file, params, body)
         if opid in self.overrides:
             status, resp_body = self.overrides[opid](self.calls[-1], status, resp_body)
+        self.calls[-1].status = status
         return status, resp_headers, resp_body
 
     def check(self, op: dict, file: str, query: dict, params: dict, body: Any) -> list[str]:
@@ -614,6 +622,8 @@ class FakeArm:
 
 
 #: properties the service sets on what it keeps (the rest of an echo is what the request said)
+#: what defines an environment version (a PUT of another definition onto an existing version is refused)
+ENVIRONMENT_DEFINITION = ("image", "condaFile", "build", "inferenceConfig", "osType")
 SERVICE_SET = frozenset({"provisioningState", "scoringUri", "swaggerUri", "status"})
 #: settings the service fills in when a request leaves them out; the example's values are its defaults (the Default
 #: scale type, the documented probe and request timings)

@@ -41,7 +41,8 @@ HARMLESS = {
     "conda file formatting": "the SDK loads the YAML and dumps it again (keys sorted, comments lost); we send the "
                              "user's file as written — the same environment",
     "EnvironmentVersions_List before an environment PUT": "we look for a version with the same content to reuse "
-                                                          "it (as for code); the SDK always makes a new version",
+                                                          "it (as for code); the SDK PUTs onto the latest version "
+                                                          "(accepted when identical, else 409) then onto nextVersion",
     "environment tags and description": "we tag a version with its content hash (to reuse an unchanged one) and "
                                         "say what was registered; the service stores them, builds nothing from them",
     "Workspaces_Get before an endpoint PUT": "both read the workspace's location; the SDK does it just before",
@@ -190,26 +191,47 @@ def test_model_versions_match_the_sdk(pair):
 
 
 def test_an_environment_from_a_conda_file_matches_the_sdk(pair, tmp_path):
+    """Three versions of an environment (lists in pages of two): 1, 2, 3 on both sides; the conda file as written."""
     sdk, ours, theirs_fake, our_fake = pair
-    conda = tmp_path / "environment.yml"
-    conda.write_text("name: torch\nchannels:\n  - pytorch\n  - conda-forge\ndependencies:\n  - python=3.10\n"
-                     "  - pytorch=2.3\n  - pip\n  - pip:\n      - requests>=2.31\n")
+    files = []
+    for i, pin in enumerate(("2.3", "2.4", "2.5")):
+        conda = tmp_path / f"environment{i}.yml"
+        conda.write_text(f"name: torch\nchannels:\n  - pytorch\n  - conda-forge\ndependencies:\n  - python=3.10\n"
+                         f"  - pytorch={pin}\n  - pip\n  - pip:\n      - requests>=2.31\n")
+        files.append(conda)
     from aml_magics.backends.azure.environments import ENV_IMAGE
 
     sdk(f'''
-        ml.environments.create_or_update(Environment(name="torch-env", image={ENV_IMAGE!r}, conda_file={str(conda)!r}))
+        for conda in {[str(f) for f in files]!r}:
+            ml.environments.create_or_update(Environment(name="torch-env", image={ENV_IMAGE!r}, conda_file=conda))
     ''')
-    ours.environments.register("torch-env", conda)
-    expected = [("EnvironmentContainers_Get", "/environments/torch-env"),
-                ("EnvironmentVersions_CreateOrUpdate", "/environments/torch-env/versions/1")]
-    assert sequence(theirs_fake) == expected
-    # ours lists the versions first (to reuse an unchanged one): empty here
-    assert sequence(our_fake) == [("EnvironmentVersions_List", "/environments/torch-env/versions"), *expected]
-    a = [c for c in theirs_fake.calls if c.operation == "EnvironmentVersions_CreateOrUpdate"][0].body["properties"]
-    b = [c for c in our_fake.calls if c.operation == "EnvironmentVersions_CreateOrUpdate"][0].body["properties"]
-    assert a["image"] == b["image"]
-    assert yaml.safe_load(a["condaFile"]) == yaml.safe_load(b["condaFile"])  # HARMLESS: formatting
-    assert b["condaFile"] == conda.read_text()  # ours: as written
+    for conda in files:
+        ours.environments.register("torch-env", conda)
+    get = ("EnvironmentContainers_Get", "/environments/torch-env")
+    expected = [x for v in (1, 2, 3) for x in (get, ("EnvironmentVersions_CreateOrUpdate",
+                                                     f"/environments/torch-env/versions/{v}"))]
+    # HARMLESS: the SDK first PUTs onto the latest version (the service takes the same definition there, refuses
+    # another: 409), then onto nextVersion; we look for an identical version in the list first
+    refused = [c for c in theirs_fake.calls if c.operation == "EnvironmentVersions_CreateOrUpdate" and c.status == 409]
+    assert [c.path.rsplit("/", 1)[1] for c in refused] == ["1", "2"]
+    accepted = [(c.operation, c.path.split(f"/workspaces/{WS}", 1)[1]) for c in theirs_fake.calls
+                if not any(c is r for r in refused)]
+    assert accepted == expected
+    # ours lists the versions first, every page (to reuse an unchanged one): none matches here
+    assert sequence(our_fake, drop=("EnvironmentVersions_List",)) == expected
+    assert len([c for c in our_fake.calls if c.operation == "EnvironmentVersions_List"]) == 3  # one page each
+    a = [c for c in theirs_fake.calls if c.operation == "EnvironmentVersions_CreateOrUpdate" and c.status != 409]
+    b = [c for c in our_fake.calls if c.operation == "EnvironmentVersions_CreateOrUpdate"]
+    assert len(a) == len(b) == 3
+    for x, y, conda in zip(a, b, files):
+        assert x.body["properties"]["image"] == y.body["properties"]["image"]
+        assert yaml.safe_load(x.body["properties"]["condaFile"]) == yaml.safe_load(y.body["properties"]["condaFile"])
+        assert y.body["properties"]["condaFile"] == conda.read_text()  # ours: as written (HARMLESS: formatting)
+    # the latest unchanged: reused (found on the second page of three versions); the SDK's PUT of the same
+    # definition onto the latest version is accepted and changes nothing either
+    assert ours.environments.register("torch-env", files[2]).version == 3
+    assert len([c for c in our_fake.calls if c.operation == "EnvironmentVersions_CreateOrUpdate"]) == 3
+    assert "$skip" in [c for c in our_fake.calls if c.operation == "EnvironmentVersions_List"][-1].query
 
 
 def test_endpoint_keys_and_logs_match_the_sdk(pair, tmp_path):
