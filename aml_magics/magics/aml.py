@@ -297,6 +297,9 @@ class AmlMagics(WorkspaceCommands, Magics):
         self._client = Client.connect(args.subscription, args.resource_group, args.workspace,
                                       device_code=args.device_code)
         info = self._client.workspace  # the first call: signs in and reads the workspace
+        from .workspace_commands import _follow_v1
+
+        _follow_v1(self._client)
         print(f"Connected to Azure ML workspace {self._client.config.name} ({self._client.config.describe()}). "
               "Back to the local workspace: %aml workspace use PATH")
         return info

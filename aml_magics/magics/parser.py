@@ -265,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--build-image", action="store_true",
                    help="build a container image from the service's image record (needs a Docker engine)")
 
+    p = sub.add_parser("v1", help="run Azure ML SDK v1 notebooks unchanged: `import azureml.core` … use this "
+                                  "workspace (`%aml v1 off` to stop)", add_help=False)
+    p.add_argument("action", nargs="?", choices=["on", "off"], default="on")
+
     p = sub.add_parser("doctor", help="check the workspace and repair stale runs / interrupted registrations",
                        add_help=False)
     p.add_argument("--recover", action="store_true",

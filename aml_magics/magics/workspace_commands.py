@@ -139,7 +139,26 @@ class WorkspaceCommands:
             client.backend  # open (and create) it now, so errors show here
             self.workspace = str(client.config.path)
             self._client = client
+            _follow_v1(client)
         return self.client.workspace
+
+    def _cmd_v1(self, args):
+        from .. import v1
+
+        if args.action == "off":
+            v1.uninstall()
+            print("Azure ML v1 names are off: `import azureml` is no longer aml-magics")
+            return None
+        v1.install(client=self.client)
+        return None
 
     def _cmd_doctor(self, args):
         return self.client.doctor(recover=args.recover)
+
+
+def _follow_v1(client) -> None:
+    """The v1 objects use the workspace the magics switched to (``%aml workspace use``, ``%aml connect``)."""
+    from .. import v1
+
+    if v1.installed():
+        v1.set_client(client)

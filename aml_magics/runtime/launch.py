@@ -105,6 +105,9 @@ def main() -> int:
     from ..core.errors import EngineStopped
     from ..core.run import Run
 
+    from ..v1 import install_from_environment
+
+    install_from_environment()  # a run submitted from an Azure ML v1 notebook: `from azureml.core import Run` works
     run = Run.get_context()
     run.tracker.started(run.id)
     code = 0

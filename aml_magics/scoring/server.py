@@ -122,6 +122,9 @@ def error(status: int, message: str) -> JSONResponse:
 def load_entry_script(path: Path):
     """Import score.py as a module (its folder on sys.path, as Azure ML does)."""
     sys.path.insert(0, str(path.parent))
+    from ..v1 import install_from_environment
+
+    install_from_environment()  # a score.py deployed from an Azure ML v1 notebook imports azureml.core
     spec = importlib.util.spec_from_file_location("score", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules["score"] = module

@@ -1,0 +1,428 @@
+"""``azureml.core``: Workspace, Experiment, Run, ScriptRunConfig, RunConfiguration — the v1 objects, each a thin
+shape over ``core.Client`` (the same runs, experiments and workspace the ``%aml`` magics use)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..core.config import find_azure_config, read_azure_config
+from ..core.errors import InvalidInput, NotFound, NotSupported
+from ..core.run import Run as _CoreRun
+from ..core.types import RunSubmission
+from ..core.workspace import Experiment as _CoreExperiment
+from ..core.workspace import Workspace as _CoreWorkspace
+from . import client as _current_client
+from . import note_once, set_client
+
+VERSION = "1.60.0"  # the last azureml-core release this layer follows (its API, not its code)
+
+__all__ = ["VERSION", "Workspace", "Experiment", "Run", "ScriptRun", "ScriptRunConfig", "RunConfiguration",
+           "Environment", "Model", "Dataset", "Datastore", "ComputeTarget", "Webservice", "Image",
+           "InteractiveLoginAuthentication", "ServicePrincipalAuthentication", "get_run"]
+
+#: the names ``azureml.core`` exports from its other modules (resolved when first asked for)
+_ELSEWHERE = {
+    "Environment": "environment", "ComputeTarget": "compute", "Model": "deploy", "Webservice": "deploy",
+    "Image": "deploy", "Dataset": "data", "Datastore": "data", "CondaDependencies": "environment",
+}
+
+
+def __getattr__(name: str):
+    if name in _ELSEWHERE:
+        import importlib
+
+        value = getattr(importlib.import_module(f"aml_magics.v1.{_ELSEWHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(name)
+
+
+# -- authentication: accepted (the workspace's own sign-in is %aml connect) ----------------------------------
+
+class InteractiveLoginAuthentication:
+    def __init__(self, *args: Any, **kwargs: Any):
+        note_once("auth", "v1 authentication objects are accepted; the sign-in itself is `%aml connect` "
+                          "(azure-identity), or none for the local workspace")
+
+
+ServicePrincipalAuthentication = MsiAuthentication = AzureCliAuthentication = InteractiveLoginAuthentication
+
+
+# -- Workspace ------------------------------------------------------------------------------------------------
+
+class Workspace(_CoreWorkspace):
+    """v1's ``Workspace``: ``from_config()``, ``get(...)``, ``Workspace(subscription_id, resource_group,
+    workspace_name)``, ``create(...)``. On the local workspace the subscription and resource group are names only;
+    after ``%aml connect`` (or with an Azure ``config.json``) they are the Azure ML workspace's."""
+
+    def __init__(self, subscription_id: str | None = None, resource_group: str | None = None,
+                 workspace_name: str | None = None, auth: Any = None, _location: str | None = None, *,
+                 _client: Any = None, **_ignored: Any):
+        if _client is None:
+            _client = _resolve(subscription_id, resource_group, workspace_name)
+        super().__init__(_client)
+        set_client(_client)
+        self._v1 = {"subscription_id": subscription_id, "resource_group": resource_group, "location": _location}
+
+    @classmethod
+    def from_config(cls, path: str | None = None, auth: Any = None, _logger: Any = None,
+                    _file_name: str | None = None) -> "Workspace":
+        """The workspace ``config.json`` names (searched upward from ``path`` or the current folder, in ``.azureml/``
+        too, as v1 did); with none, the local workspace — said once."""
+        found = find_azure_config(path) if path is None or Path(path).is_dir() else Path(path)
+        if found is not None and Path(found).is_file():
+            try:
+                ref = read_azure_config(Path(found))
+            except Exception:  # noqa: BLE001 - not an Azure ML config: a local workspace's name, below
+                ref = None
+            if ref:
+                return cls(ref["subscription_id"], ref["resource_group"], ref["workspace_name"])
+        client = _current_client()
+        if client.config.backend == "local":
+            note_once("from_config", f"no Azure ML config.json here: Workspace.from_config() is the local workspace "
+                                     f"{client.config.name!r} ({client.config.path}); `%aml connect` for Azure ML")
+        return cls(_client=client)
+
+    @classmethod
+    def get(cls, name: str, auth: Any = None, subscription_id: str | None = None, resource_group: str | None = None,
+            location: str | None = None, **_ignored: Any) -> "Workspace":
+        return cls(subscription_id, resource_group, name, _location=location)
+
+    @classmethod
+    def create(cls, name: str, auth: Any = None, subscription_id: str | None = None,
+               resource_group: str | None = None, location: str | None = None, create_resource_group: bool = True,
+               exist_ok: bool = False, show_output: bool = True, **_ignored: Any) -> "Workspace":
+        """Local: the named local workspace, made when missing. Creating an Azure ML workspace is the portal's or
+        the az CLI's job: connect to one with ``%aml connect``."""
+        client = _current_client()
+        if client.config.backend != "local":
+            try:
+                ws = cls(subscription_id, resource_group, name, _location=location)
+                ws.info()
+                return ws
+            except NotFound:
+                raise NotSupported(f"creating Azure ML workspace {name!r} is not done from here: create it in the "
+                                   "Azure portal (or `az ml workspace create`), then `%aml connect`") from None
+        ws = cls(subscription_id, resource_group, name, _location=location)
+        if show_output:
+            print(f"Workspace {name!r}: the local workspace at {ws.client.config.path}")
+        return ws
+
+    @classmethod
+    def list(cls, subscription_id: str | None = None, auth: Any = None, resource_group: str | None = None):
+        return {_current_client().config.name: [cls(_client=_current_client())]}
+
+    # -- what v1 reads from a workspace --------------------------------------------------------------------
+
+    @property
+    def subscription_id(self) -> str:
+        azure = self.client.config.azure
+        return azure[0] if azure else (self._v1.get("subscription_id") or "local")
+
+    @property
+    def resource_group(self) -> str:
+        azure = self.client.config.azure
+        return azure[1] if azure else (self._v1.get("resource_group") or "local")
+
+    @property
+    def location(self) -> str:
+        if self.client.config.backend == "local":
+            return self._v1.get("location") or "local"
+        return getattr(self.info(), "location", None) or "unknown"
+
+    @property
+    def experiments(self) -> dict[str, "Experiment"]:
+        return {e.name: Experiment(self, e.name) for e in self.client.experiments.list()}
+
+    @property
+    def compute_targets(self) -> dict:
+        from .compute import ComputeTarget
+
+        return {c.name: ComputeTarget._wrap(self, c) for c in self.client.computes.list()}
+
+    @property
+    def datastores(self) -> dict:
+        from .data import Datastore
+
+        return {d.name: Datastore._wrap(self, d) for d in self.client.datastores.list()}
+
+    def get_default_datastore(self):
+        from .data import Datastore
+
+        return Datastore._wrap(self, self.client.datastores.default())
+
+    @property
+    def environments(self) -> dict:
+        from .environment import Environment
+
+        return {e.name: Environment._from_registered(e) for e in self.client.environments.list()}
+
+    @property
+    def models(self) -> dict:
+        from .deploy import Model
+
+        return {m.name: Model._from_info(self, m) for m in self.client.models.list()}
+
+    @property
+    def webservices(self) -> dict:
+        from .deploy import Webservice
+
+        return {s.name: Webservice._wrap(self, s.name) for s in self.client.deployments.list()}
+
+    def write_config(self, path: str | None = None, file_name: str | None = None) -> str:
+        """v1's config.json (subscription, resource group, workspace) — of an Azure ML workspace only: a local one
+        needs none (``Workspace.from_config()`` finds it without)."""
+        azure = self.client.config.azure
+        if not azure:
+            raise NotSupported("the local workspace needs no config.json (Workspace.from_config() finds it); "
+                               "write_config() is for Azure ML workspaces, after %aml connect")
+        folder = Path(path or ".") / ".azureml"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / (file_name or "config.json")
+        target.write_text(json.dumps({"subscription_id": azure[0], "resource_group": azure[1],
+                                      "workspace_name": azure[2]}, indent=2))
+        return str(target)
+
+    def get_details(self) -> dict:
+        info = self.info()
+        return {"name": self.name, "location": self.location, "subscriptionId": self.subscription_id,
+                "resourceGroup": self.resource_group, "kind": self.client.config.backend,
+                "description": str(info)}
+
+
+def _resolve(subscription_id, resource_group, workspace_name):
+    """The client for ``Workspace(sub, rg, name)``: the current one when it is that workspace (or when only a
+    name is given for the local workspace); Azure ML when connected to Azure; else the named local workspace."""
+    from ..core.client import Client
+    from ..core.config import default_workspace_path
+
+    current = _current_client()
+    config = current.config
+    if config.backend == "azure":
+        if not workspace_name or (subscription_id, resource_group, workspace_name) == tuple(config.azure or ()):
+            return current
+        if subscription_id and resource_group:
+            return Client.connect(subscription_id, resource_group, workspace_name)
+        return current
+    if not workspace_name or workspace_name == config.name:
+        return current
+    if not isinstance(workspace_name, str) or not workspace_name.strip() or "/" in workspace_name \
+            or workspace_name.startswith("."):
+        raise InvalidInput(f"workspace name {workspace_name!r}: use letters, digits, '-' and '_'")
+    note_once(f"ws:{workspace_name}", f"workspace {workspace_name!r} is a local workspace here "
+                                      "(`%aml connect` first to use Azure ML)")
+    return Client.shared(default_workspace_path().parent / workspace_name)
+
+
+# -- Run ------------------------------------------------------------------------------------------------------
+
+class Run(_CoreRun):
+    """v1's ``Run``: the in-run logging API (``Run.get_context()``) and the handle of a submitted run."""
+
+    def get_portal_url(self) -> str:
+        """Where to watch the run: in the notebook, ``%aml show RUN``; this link opens the run's page of the
+        workspace's Jupyter server route (the JupyterLab sidebar lists it too)."""
+        base = os.environ.get("JUPYTER_SERVER_URL", "").rstrip("/")
+        return f"{base}/aml/runs/{self.id}" if base else f"aml://runs/{self.id}"
+
+    def get_properties(self) -> dict:
+        info = self.get_info()
+        return {**dict(getattr(info, "params", {}) or {}), **{k: str(v) for k, v in (info.tags or {}).items()}}
+
+    def get_output(self, metric: str | None = None, iteration: int | None = None,
+                   **_ignored: Any) -> tuple["Run", Any]:
+        """Of an AutoML run: (best child, fitted model) — or of the child run with ``iteration`` (0-based), or the
+        best by ``metric``."""
+        if metric is None and iteration is None:
+            from .automl import as_pipeline
+
+            best, model = super().get_output()
+            return _v1_run(best), as_pipeline(model)
+        from .automl import child_output
+
+        return child_output(self, metric=metric, iteration=iteration)
+
+    def get_best_run_by_primary_metric(self, include_failed: bool = True, include_canceled: bool = True,
+                                       include_resume_from_runs: bool = True, **_ignored: Any):
+        best = super().get_best_run_by_primary_metric()
+        return _v1_run(best) if best is not None else None
+
+    def get_children(self, recursive: bool = False, tags: Any = None, properties: Any = None, type: Any = None,
+                     status: str | None = None, **_ignored: Any) -> Iterator["Run"]:
+        for child in super().get_children(recursive=recursive):
+            if status is None or child.get_status() == status:
+                yield _v1_run(child)
+
+    def register_model(self, model_name: str, model_path: str | None = None, tags: dict | None = None,
+                       properties: dict | None = None, description: str | None = None, **_ignored: Any):
+        """The run's file or folder as the next version of ``model_name`` (a v1 ``Model``)."""
+        from .deploy import Model
+
+        if not model_path:
+            raise InvalidInput("register_model(model_name, model_path='outputs/model.pkl'): give the run's file")
+        info = super().register_model(model_name, model_path, tags=tags, properties=properties,
+                                      description=description)
+        return Model._from_info(Workspace(_client=self.client), info)
+
+    def get_details_with_logs(self) -> dict:
+        details = self.get_details()
+        details["logFiles"] = {"user_logs/std_log.txt": self.get_logs()}
+        return details
+
+    def continue_experiment(self, X: Any = None, y: Any = None, training_data: Any = None,
+                            experiment_timeout_minutes: float | None = None, iterations: int | None = None,
+                            **kwargs: Any) -> "Run":
+        """Of an AutoML run: a new AutoML run with the same settings and a new budget (its trials start afresh;
+        the first run's models stay as they are)."""
+        from .automl import continue_automl
+
+        return continue_automl(self, X=X, y=y, training_data=training_data,
+                               experiment_timeout_minutes=experiment_timeout_minutes, iterations=iterations)
+
+
+ScriptRun = HyperDriveRun = Run
+
+
+def _v1_run(run: _CoreRun) -> Run:
+    if isinstance(run, Run):
+        return run
+    return Run(run._experiment, run.id, _client=run.client, _check=False)
+
+
+def get_run(experiment: "Experiment", run_id: str, **_ignored: Any) -> Run:
+    return Run(experiment, run_id, _client=experiment.workspace.client)
+
+
+# -- Experiment -------------------------------------------------------------------------------------------------
+
+class Experiment(_CoreExperiment):
+    """v1's ``Experiment(workspace, name)``: ``submit(config)`` for a ScriptRunConfig, an Estimator, a
+    HyperDriveConfig or an AutoMLConfig; ``start_logging()`` for interactive runs."""
+
+    def __init__(self, workspace: Any, name: str, _skip_name_validation: bool = False, **_ignored: Any):
+        super().__init__(workspace if workspace is not None else Workspace.from_config(), name)
+
+    def submit(self, config: Any, tags: dict | None = None, **kwargs: Any) -> Run:
+        submit = getattr(config, "_aml_submit", None)
+        if submit is None:
+            raise InvalidInput(f"Experiment.submit() takes a ScriptRunConfig, an Estimator, a HyperDriveConfig or an "
+                               f"AutoMLConfig, not {type(config).__name__}")
+        run = submit(self, tags=dict(tags or {}), **kwargs)
+        return _v1_run(run)
+
+    def start_logging(self, *args: Any, snapshot_directory: Any = None, outputs: Any = None,
+                      display_name: str | None = None, tags: dict | None = None, **_ignored: Any) -> Run:
+        return _v1_run(super().start_logging(display_name=display_name, tags=tags))
+
+    def get_runs(self, type: Any = None, tags: Any = None, properties: Any = None,
+                 include_children: bool = False, **_ignored: Any) -> Iterator[Run]:
+        for run in super().get_runs(include_children=include_children):
+            yield _v1_run(run) if isinstance(run, _CoreRun) else run
+
+    @staticmethod
+    def list(workspace: "Workspace", experiment_name: str | None = None, **_ignored: Any) -> list["Experiment"]:
+        return [Experiment(workspace, name) for name in workspace.experiments
+                if experiment_name is None or name == experiment_name]
+
+    def archive(self) -> None:
+        raise NotSupported("experiments are not archived here; their runs stay listed (%aml runs -e NAME)")
+
+
+# -- ScriptRunConfig / RunConfiguration ---------------------------------------------------------------------------
+
+class RunConfiguration:
+    """v1's run configuration: its ``environment`` and ``target`` are used; Docker, MPI and the rest are noted."""
+
+    def __init__(self, script: str | None = None, arguments: list | None = None, framework: str | None = None,
+                 communicator: str | None = None, conda_dependencies: Any = None, **_ignored: Any):
+        from .environment import Environment
+
+        self.script = script
+        self.arguments = list(arguments or [])
+        self.target = "local"
+        self.environment = Environment("default-environment")
+        if conda_dependencies is not None:
+            self.environment.python.conda_dependencies = conda_dependencies
+        self.node_count = 1
+        self.max_run_duration_seconds = None
+
+    @property
+    def docker(self):
+        return self.environment.docker
+
+    @property
+    def python(self):
+        return self.environment.python
+
+
+class ScriptRunConfig:
+    """v1's ``ScriptRunConfig``: a script of ``source_directory`` with ``arguments``, on ``compute_target``, in
+    ``environment`` (or ``run_config.environment``)."""
+
+    def __init__(self, source_directory: str = ".", script: str | None = None, arguments: list | None = None,
+                 run_config: RunConfiguration | None = None, _telemetry_values: Any = None,
+                 compute_target: Any = None, environment: Any = None, distributed_job_config: Any = None,
+                 resume_from: Any = None, max_run_duration_seconds: int | None = None, command: Any = None,
+                 docker_runtime_config: Any = None):
+        if command is not None and script is None:
+            parts = command if isinstance(command, list) else str(command).split()
+            if len(parts) >= 2 and parts[0] in ("python", "python3") and parts[1].endswith(".py"):
+                script, arguments = parts[1], parts[2:] + list(arguments or [])
+            else:
+                raise NotSupported("ScriptRunConfig(command=...) runs a Python script here: command='python "
+                                   "train.py …' (or script='train.py', arguments=[…])")
+        self.source_directory = source_directory or "."
+        self.script = script
+        self.arguments = list(arguments or [])
+        self.run_config = run_config or RunConfiguration()
+        if compute_target is not None:
+            self.run_config.target = compute_target
+        if environment is not None:
+            self.run_config.environment = environment
+        if distributed_job_config is not None:
+            note_once("distributed", "distributed_job_config is accepted; a run here is one process")
+        self.max_run_duration_seconds = max_run_duration_seconds
+
+    def _submission(self, experiment: Experiment, tags: dict | None = None) -> RunSubmission:
+        """The ``RunSubmission`` of this script (also the trial of a HyperDriveConfig)."""
+        from .compute import compute_name
+        from .environment import environment_ref
+
+        if not self.script:
+            raise InvalidInput("ScriptRunConfig needs script='train.py' (a file of source_directory)")
+        source = Path(os.path.expanduser(str(self.source_directory))).resolve()
+        if not (source / self.script).is_file():
+            raise InvalidInput(f"ScriptRunConfig: no script {self.script!r} in {source}")
+        client = experiment.workspace.client
+        return RunSubmission(
+            kind="script", experiment=experiment.name, source_dir=source, entry=str(self.script),
+            compute=compute_name(client, self.run_config.target), args=[_arg(a) for a in self.arguments],
+            tags={k: str(v) for k, v in (tags or {}).items()},
+            environment=environment_ref(client, self.run_config.environment),
+            environment_variables=_v1_env(),
+        )
+
+    def _aml_submit(self, experiment: Experiment, tags: dict | None = None, **_ignored: Any):
+        return experiment.workspace.client.runs.submit(self._submission(experiment, tags))
+
+
+def _arg(value: Any) -> str:
+    """A v1 argument as the script receives it (datasets and datastore paths become their local path)."""
+    as_argument = getattr(value, "_as_argument", None)
+    if as_argument is not None:
+        return as_argument()
+    if isinstance(value, bool):
+        return str(value)
+    return str(value)
+
+
+def _v1_env() -> dict[str, str]:
+    """What a run started from a v1 notebook needs to find the v1 names (``import azureml.core`` in train.py)."""
+    return {"AML_MAGICS_V1": "1"}
+
+
+def _python_tag() -> str:
+    return f"{sys.version_info[0]}.{sys.version_info[1]}"

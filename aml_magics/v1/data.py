@@ -1,0 +1,397 @@
+"""``azureml.core.dataset``, ``azureml.core.datastore``, ``azureml.data``: v1 datastores and datasets over our
+datastores (``client.datastores``) and ``datastore:PATH`` inputs.
+
+A ``FileDataset`` / ``TabularDataset`` is a list of datastore paths, local files or URLs; ``as_mount()`` /
+``as_download()`` / ``as_named_input(...)`` hand a script the local path (the local workspace's datastores are
+folders). ``register(ws, name)`` keeps the dataset's definition in the workspace (``datasets.json`` of the local
+workspace), so ``Dataset.get_by_name(ws, name)`` finds it again."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..core.errors import InvalidInput, NotFound, NotSupported
+from . import note_once
+
+__all__ = ["Dataset", "Datastore", "FileDataset", "TabularDataset", "DataReference", "DataPath", "DatasetConsumptionConfig"]
+
+
+class Datastore:
+    """v1's ``Datastore``: ``upload``, ``upload_files``, ``download``, ``path(...)``, ``as_mount()``."""
+
+    def __init__(self, workspace: Any, name: str | None = None):
+        client = workspace.client
+        stores = {d.name: d for d in client.datastores.list()}
+        info = client.datastores.default() if name is None else stores.get(name)
+        if info is None:
+            raise NotFound.with_suggestions("datastore", name, stores)
+        self._set(workspace, info)
+
+    def _set(self, workspace: Any, info: Any) -> None:
+        self.workspace, self._info, self.name = workspace, info, info.name
+        self.datastore_type = "AzureBlob"
+        self.container_name = info.name
+        self.account_name = "local" if workspace.client.config.backend == "local" else workspace.name
+
+    @classmethod
+    def _wrap(cls, workspace: Any, info: Any) -> "Datastore":
+        store = cls.__new__(cls)
+        store._set(workspace, info)
+        return store
+
+    @staticmethod
+    def get(workspace: Any, datastore_name: str) -> "Datastore":
+        return Datastore(workspace, datastore_name)
+
+    @staticmethod
+    def get_default(workspace: Any) -> "Datastore":
+        return Datastore(workspace)
+
+    @staticmethod
+    def register_azure_blob_container(*args: Any, **kwargs: Any):
+        raise NotSupported("registering a storage account is done in Azure ML studio; here use the workspace's "
+                           "datastores (ws.datastores) — %aml datastore list")
+
+    register_azure_file_share = register_azure_data_lake_gen2 = register_azure_blob_container
+
+    def upload(self, src_dir: str, target_path: str | None = None, overwrite: bool = False,
+               show_progress: bool = True) -> "DataReference":
+        done = self.workspace.client.datastores.upload(src_dir, target_path or "", datastore=self.name,
+                                                       overwrite=overwrite)
+        if show_progress:
+            print(f"Uploaded {len(done)} file(s) to datastore {self.name}/{target_path or ''}")
+        return DataReference(self, target_path or "")
+
+    def upload_files(self, files: Iterable[str], relative_root: str | None = None, target_path: str | None = None,
+                     overwrite: bool = False, show_progress: bool = True) -> "DataReference":
+        count = 0
+        for f in files:
+            p = Path(f)
+            rel = p.resolve().relative_to(Path(relative_root).resolve()).parent.as_posix() if relative_root else ""
+            target = "/".join(x.strip("/") for x in (target_path or "", rel) if x and x != ".")
+            self.workspace.client.datastores.upload(p, target + "/" if target else "", datastore=self.name,
+                                                    overwrite=overwrite)  # a folder: the file keeps its name
+            count += 1
+        if show_progress:
+            print(f"Uploaded {count} file(s) to datastore {self.name}/{target_path or ''}")
+        return DataReference(self, target_path or "")
+
+    def download(self, target_path: str, prefix: str | None = None, overwrite: bool = False,
+                 show_progress: bool = True) -> int:
+        done = self.workspace.client.datastores.download(prefix or "", target_path, datastore=self.name,
+                                                         overwrite=overwrite)
+        if show_progress:
+            print(f"Downloaded {len(done)} file(s) to {target_path}")
+        return len(done)
+
+    def path(self, path: str | None = None, data_reference_name: str | None = None) -> "DataReference":
+        return DataReference(self, path or "")
+
+    def as_mount(self) -> "DataReference":
+        return DataReference(self, "")
+
+    as_download = as_mount
+
+    def __repr__(self) -> str:
+        return f"Datastore(name={self.name!r}, type={self.datastore_type})"
+
+
+class DataReference:
+    """A path in a datastore, as a script argument: the local path the run reads."""
+
+    def __init__(self, datastore: Datastore, path_on_datastore: str = "", mode: str = "mount"):
+        self.datastore, self.path_on_datastore, self.mode = datastore, path_on_datastore.strip("/"), mode
+
+    def as_mount(self) -> "DataReference":
+        return DataReference(self.datastore, self.path_on_datastore, "mount")
+
+    def as_download(self, path_on_compute: str | None = None, overwrite: bool = False) -> "DataReference":
+        return DataReference(self.datastore, self.path_on_datastore, "download")
+
+    def _uri(self) -> str:
+        return f"datastore:{self.datastore.name}/{self.path_on_datastore}" if self.path_on_datastore \
+            else f"datastore:{self.datastore.name}"
+
+    def _as_argument(self) -> str:
+        client = self.datastore.workspace.client
+        if not client.capabilities.inputs_readable_here:
+            raise NotSupported("datastore paths as script arguments run on the local workspace; on Azure ML pass "
+                               "them as inputs: %aml submit train.py --input data=datastore:PATH")
+        return client.datastores.resolve_input(self._uri())
+
+    def __str__(self) -> str:
+        return self._uri()
+
+
+DataPath = DataReference
+
+
+class _Dataset:
+    def __init__(self, paths: list[Any], name: str | None = None, description: str | None = None):
+        self._paths, self.name, self.description, self.version = paths, name, description, None
+        self._input_name = None
+
+    def as_named_input(self, name: str) -> "_Dataset":
+        self._input_name = name
+        return self
+
+    def as_mount(self, path_on_compute: str | None = None) -> "_Dataset":
+        return self
+
+    def as_download(self, path_on_compute: str | None = None) -> "_Dataset":
+        return self
+
+    def _local_paths(self) -> list[str]:
+        out = []
+        for p in self._paths:
+            if isinstance(p, DataReference):
+                out.append(p._as_argument())
+            elif isinstance(p, str) and p.startswith(("http://", "https://")):
+                out.append(p)
+            else:
+                local = Path(str(p)).expanduser()
+                if not local.exists():
+                    raise NotFound(f"dataset path {p!r} does not exist")
+                out.append(str(local.resolve()))
+        return out
+
+    def _as_argument(self) -> str:
+        paths = self._local_paths()
+        if len(paths) != 1:
+            raise NotSupported("a dataset of several paths as one argument: pass each path, or register them in "
+                               "one datastore folder")
+        return paths[0]
+
+    def register(self, workspace: Any, name: str, description: str | None = None, tags: dict | None = None,
+                 create_new_version: bool = False) -> "_Dataset":
+        registry = _registry(workspace)
+        data = registry.read()
+        versions = data.get(name, [])
+        if versions and not create_new_version:
+            raise InvalidInput(f"a dataset named {name!r} exists; pass create_new_version=True for a new version")
+        entry = {"kind": type(self).__name__, "paths": [_serial(p) for p in self._paths], "description": description,
+                 "tags": tags or {}, **self._settings()}
+        versions.append(entry)
+        data[name] = versions
+        registry.write(data)
+        self.name, self.version, self.description = name, len(versions), description
+        return self
+
+    def _settings(self) -> dict:
+        return {}
+
+    def download(self, target_path: str | None = None, overwrite: bool = False) -> list[str]:
+        import shutil
+
+        target = Path(target_path or ".")
+        target.mkdir(parents=True, exist_ok=True)
+        done = []
+        for p in self._local_paths():
+            src = Path(p)
+            dest = target / src.name
+            if dest.exists() and not overwrite:
+                raise InvalidInput(f"{dest} exists; pass overwrite=True")
+            if src.is_dir():
+                shutil.copytree(src, dest, dirs_exist_ok=True)
+            else:
+                shutil.copyfile(src, dest)
+            done.append(str(dest))
+        return done
+
+    def to_path(self) -> list[str]:
+        out = []
+        for p in self._local_paths():
+            path = Path(p)
+            out += [f"/{f.relative_to(path).as_posix()}" for f in sorted(path.rglob("*")) if f.is_file()] \
+                if path.is_dir() else [f"/{path.name}"]
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, paths={[str(p) for p in self._paths]})"
+
+
+class FileDataset(_Dataset):
+    pass
+
+
+class TabularDataset(_Dataset):
+    def __init__(self, paths: list[Any], separator: str = ",", header: bool = True, **kwargs: Any):
+        super().__init__(paths, **kwargs)
+        self.separator, self.header = separator, header
+
+    def _settings(self) -> dict:
+        return {"separator": self.separator, "header": self.header}
+
+    def to_pandas_dataframe(self, on_error: str = "null", out_of_range_datetime: str = "null"):
+        import pandas as pd
+
+        frames = []
+        for p in self._local_paths():
+            files = sorted(f for f in Path(p).rglob("*") if f.is_file()) if not p.startswith("http") and \
+                Path(p).is_dir() else [p]
+            for f in files:
+                frames.append(pd.read_parquet(f) if str(f).endswith(".parquet") else
+                              pd.read_csv(f, sep=self.separator, header=0 if self.header else None))
+        if not frames:
+            raise NotFound("the dataset has no files")
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+    def _automl_data(self):
+        """What AutoML trains on: the one CSV/Parquet file, else the table in memory."""
+        if len(self._paths) == 1 and isinstance(self._paths[0], DataReference):
+            return self._paths[0]._uri(), False, {}  # a datastore input of the run (on Azure ML too)
+        paths = self._local_paths()
+        if len(paths) == 1 and Path(paths[0]).is_file():
+            return paths[0], False, {}
+        return "training_data", True, {"training_data": self.to_pandas_dataframe()}
+
+    def random_split(self, percentage: float, seed: int | None = None):
+        frame = self.to_pandas_dataframe()
+        first = frame.sample(frac=percentage, random_state=seed)
+        return _InMemory(first), _InMemory(frame.drop(first.index))
+
+    def drop_columns(self, columns):
+        return _InMemory(self.to_pandas_dataframe().drop(columns=columns))
+
+    def keep_columns(self, columns):
+        return _InMemory(self.to_pandas_dataframe()[list(columns) if not isinstance(columns, str) else [columns]])
+
+
+class _InMemory(TabularDataset):
+    """A TabularDataset made from another in this session (random_split, keep_columns): a DataFrame."""
+
+    def __init__(self, frame):
+        super().__init__([])
+        self._frame = frame
+
+    def to_pandas_dataframe(self, *args: Any, **kwargs: Any):
+        return self._frame.copy()
+
+    def _automl_data(self):
+        return "training_data", True, {"training_data": self._frame}
+
+    def register(self, *args: Any, **kwargs: Any):
+        raise NotSupported("register the files a split came from (Dataset.Tabular.from_delimited_files(...)); a "
+                           "split lives in this session only")
+
+
+class _FileFactory:
+    @staticmethod
+    def from_files(path: Any, validate: bool = True, partition_format: Any = None, is_file: bool = False):
+        return FileDataset(_paths(path))
+
+
+class _TabularFactory:
+    @staticmethod
+    def from_delimited_files(path: Any, validate: bool = True, include_path: bool = False, infer_column_types: bool = True,
+                             set_column_types: Any = None, separator: str = ",", header: Any = True, **_ignored: Any):
+        return TabularDataset(_paths(path), separator=separator, header=bool(header))
+
+    @staticmethod
+    def from_parquet_files(path: Any, **_ignored: Any):
+        return TabularDataset(_paths(path))
+
+    @staticmethod
+    def register_pandas_dataframe(dataframe: Any, target: Any, name: str, description: str | None = None,
+                                  **_ignored: Any):
+        store, folder = (target if isinstance(target, tuple) else (target, name))
+        ws = store.workspace
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{name}.csv"
+            dataframe.to_csv(path, index=False)
+            ws.client.datastores.upload(path, str(folder), datastore=store.name, overwrite=True)
+        ds = TabularDataset([DataReference(store, f"{folder}/{name}.csv")])
+        return ds.register(ws, name, description=description, create_new_version=True)
+
+
+class Dataset:
+    """``Dataset.File.from_files``, ``Dataset.Tabular.from_delimited_files``, ``Dataset.get_by_name``."""
+
+    File = _FileFactory
+    Tabular = _TabularFactory
+
+    @staticmethod
+    def get_by_name(workspace: Any, name: str, version: str | int = "latest") -> _Dataset:
+        data = _registry(workspace).read()
+        versions = data.get(name)
+        if not versions:
+            raise NotFound.with_suggestions("dataset", name, data, hint="register one with dataset.register(ws, name)")
+        index = len(versions) if version == "latest" else int(version)
+        if not 1 <= index <= len(versions):
+            raise NotFound(f"dataset {name!r} has versions 1–{len(versions)}")
+        entry = versions[index - 1]
+        paths = [_deserial(workspace, p) for p in entry["paths"]]
+        ds = TabularDataset(paths, separator=entry.get("separator", ","), header=entry.get("header", True)) \
+            if entry["kind"] == "TabularDataset" else FileDataset(paths)
+        ds.name, ds.version, ds.description = name, index, entry.get("description")
+        return ds
+
+    @staticmethod
+    def get_by_id(workspace: Any, id: str):
+        raise NotSupported("datasets are found by name here: Dataset.get_by_name(ws, name)")
+
+    @staticmethod
+    def get_all(workspace: Any) -> dict:
+        return {name: Dataset.get_by_name(workspace, name) for name in _registry(workspace).read()}
+
+
+DatasetConsumptionConfig = _Dataset
+
+
+def _paths(path: Any) -> list[Any]:
+    items = path if isinstance(path, list) else [path]
+    out = []
+    for item in items:
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], Datastore):
+            out.append(DataReference(item[0], str(item[1])))
+        elif isinstance(item, (DataReference, str, Path)):
+            out.append(item)
+        else:
+            raise InvalidInput(f"dataset path {item!r}: give (datastore, 'path'), datastore.path('…'), a local path or "
+                               "a URL")
+    if not out:
+        raise InvalidInput("the dataset needs at least one path")
+    return out
+
+
+def _serial(p: Any) -> Any:
+    if isinstance(p, DataReference):
+        return {"datastore": p.datastore.name, "path": p.path_on_datastore}
+    return str(p)
+
+
+def _deserial(workspace: Any, p: Any) -> Any:
+    if isinstance(p, dict):
+        return DataReference(Datastore(workspace, p["datastore"]), p["path"])
+    return p
+
+
+class _registry:
+    """The registered datasets of a local workspace: ``datasets.json`` in its folder (written whole, atomically)."""
+
+    def __init__(self, workspace: Any):
+        config = workspace.client.config
+        if config.backend != "local":
+            raise NotSupported("registered v1 datasets are kept by the local workspace; on Azure ML use datastore "
+                               "paths (datastore:PATH) as inputs")
+        self.path = Path(config.path) / "v1-datasets.json"
+
+    def read(self) -> dict:
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except ValueError:  # never overwritten: what it holds may be someone's only record
+            raise InvalidInput(f"{self.path} is not valid JSON (edited by hand?); fix or move it, then "
+                               "register again") from None
+
+    def write(self, data: dict) -> None:
+        import os
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        os.replace(tmp, self.path)
