@@ -112,7 +112,8 @@ def test_a_clone_without_node_installs_without_the_sidebar_and_says_so(tmp_path)
 
 
 def test_the_test_command_runs_the_labs_by_name_not_a_students_notebooks(tmp_path):
-    """nbval collects notebooks/NN-*.ipynb only: a student's copy in notebooks/ or an executed copy is no test."""
+    """nbval collects notebooks/NN-*.ipynb (and the v1 ones, notebooks/v1/NN-*.ipynb) only: a student's copy in
+    notebooks/ or an executed copy is no test."""
     student = ROOT / "notebooks" / f"my-attempt-{os.getpid()}.ipynb"
     executed = ROOT / "notebooks" / "executed"
     made_executed = not executed.exists()
@@ -124,7 +125,9 @@ def test_the_test_command_runs_the_labs_by_name_not_a_students_notebooks(tmp_pat
         proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:randomly"],
                               capture_output=True, text=True, timeout=300, cwd=ROOT)
         collected = {line.split("::")[0] for line in proc.stdout.splitlines() if ".ipynb::" in line}
-        labs = {f"notebooks/{p.name}" for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")}
+        labs = {f"notebooks/{p.relative_to(ROOT / 'notebooks').as_posix()}"
+                for p in [*(ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"),
+                          *(ROOT / "notebooks" / "v1").glob("[0-9][0-9]-*.ipynb")]}
         assert labs and collected == labs, (collected, proc.stderr[-2000:])
     finally:
         student.unlink()

@@ -1,0 +1,199 @@
+"""The Azure ML v1 layer (``%aml v1``): what a v1 notebook's careless or hostile input does, what happens beside a
+real azureml-core, and that nothing of the v1 names leaks into a process that did not ask for them. The v1
+notebooks themselves (notebooks/v1/) run unchanged under nbval."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from aml_magics import v1
+from aml_magics.core.errors import AmlError, InvalidInput, NotSupported
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def azureml(client, monkeypatch):
+    """The v1 names on this test's workspace; taken away again after."""
+    monkeypatch.delenv(v1.ENV_FLAG, raising=False)
+    assert v1.install(client=client, quiet=True)
+    import azureml.core
+
+    yield azureml
+    v1.uninstall()
+    v1.set_client(None)
+    assert not any(n == "azureml" or n.startswith("azureml.") for n in sys.modules)
+    assert v1.ENV_FLAG not in os.environ
+
+
+def test_every_import_path_the_issue_names_resolves(azureml):
+    import importlib
+
+    for module in [m for m, target in v1.ALIASES.items()]:
+        importlib.import_module(module)
+    from azureml.core import (Dataset, Datastore, Environment, Experiment, Model, Run,  # noqa: F401
+                              ScriptRunConfig, Workspace)
+    from azureml.core.compute import AmlCompute, ComputeInstance, ComputeTarget, ComputeTargetException  # noqa
+    from azureml.core.webservice import AciWebservice, AksWebservice, LocalWebservice, Webservice  # noqa: F401
+    from azureml.train.automl.run import AutoMLRun  # noqa: F401
+    from azureml.train.hyperdrive import HyperDriveRun  # noqa: F401
+
+    assert azureml.core.VERSION.startswith("1.")
+    assert Run.get_context().__class__.__name__ == "_OfflineRun"  # outside a run, as v1's offline run
+
+
+def test_names_that_are_not_here_say_so_in_one_line(azureml):
+    with pytest.raises(ModuleNotFoundError, match="has no module azureml.core.nope.*README"):
+        import azureml.core.nope  # noqa: F401
+    import azureml.core
+
+    with pytest.raises(AttributeError, match="azureml.core.Nope is not part of aml-magics' Azure ML v1 layer"):
+        azureml.core.Nope
+    from azureml.pipeline.core import Pipeline
+
+    with pytest.raises(NotSupported, match="pipelines are not supported here yet: run each step"):
+        Pipeline(workspace=None, steps=[])
+
+
+def test_careless_v1_settings_are_refused_before_anything_runs(azureml, client, tmp_path):
+    from azureml.core import Environment, Experiment, Model, ScriptRunConfig, Workspace
+    from azureml.core.compute import AmlCompute, ComputeTarget
+    from azureml.core.compute_target import ComputeTargetException
+    from azureml.core.webservice import LocalWebservice
+    from azureml.train.automl import AutoMLConfig
+    from azureml.train.hyperdrive import HyperDriveConfig, PrimaryMetricGoal, RandomParameterSampling, choice
+
+    ws = Workspace.from_config()
+    exp = Experiment(ws, "careless")
+    (tmp_path / "train.py").write_text("print('x')\n")
+    with pytest.raises(InvalidInput, match="needs script="):
+        exp.submit(ScriptRunConfig(source_directory=str(tmp_path)))
+    with pytest.raises(InvalidInput, match="no script 'trian.py'"):
+        exp.submit(ScriptRunConfig(source_directory=str(tmp_path), script="trian.py"))
+    with pytest.raises(InvalidInput, match="takes a ScriptRunConfig"):
+        exp.submit("train.py")
+    for bad in (0, -1, 1.5, "4", True):
+        with pytest.raises(InvalidInput, match="max_nodes"):
+            AmlCompute.provisioning_configuration(max_nodes=bad)
+    with pytest.raises(ComputeTargetException, match="ComputeTargetNotFound"):
+        ComputeTarget(workspace=ws, name="gpu-cluster")
+    src = ScriptRunConfig(source_directory=str(tmp_path), script="train.py")
+    for kwargs, message in (({"max_total_runs": 2.5}, "max_total_runs"), ({"max_total_runs": 0}, "max_total_runs"),
+                            ({"primary_metric_goal": "BIGGER"}, "primary_metric_goal")):
+        settings = dict(run_config=src, hyperparameter_sampling=RandomParameterSampling({"--lr": choice(1, 2)}),
+                        primary_metric_name="acc", primary_metric_goal=PrimaryMetricGoal.MAXIMIZE, max_total_runs=4)
+        settings.update(kwargs)
+        with pytest.raises(InvalidInput, match=message):
+            HyperDriveConfig(**settings)
+    with pytest.raises(InvalidInput, match="use choice"):
+        RandomParameterSampling({"--lr": [0.1, 1]})
+    with pytest.raises(InvalidInput, match="task="):
+        AutoMLConfig(task="clasification", training_data=None, X=[[1]], y=[1])
+    with pytest.raises(InvalidInput, match="label_column_name"):
+        AutoMLConfig(task="regression", training_data=object())
+    for port in ("80", 0, 70000, True):
+        with pytest.raises(InvalidInput, match="port"):
+            LocalWebservice.deploy_configuration(port=port)
+    with pytest.raises(InvalidInput, match="give the registered models as a list"):
+        Model.deploy(ws, "svc", "model", None, None)
+    with pytest.raises(InvalidInput, match="workspace name"):
+        Workspace(workspace_name="../elsewhere")
+    with pytest.raises(InvalidInput, match="package"):
+        Environment("e").python.conda_dependencies.add_pip_package("numpy\n--index-url http://evil")
+    assert len(list(client.runs.list())) == 0  # nothing was submitted
+
+
+def test_a_damaged_dataset_list_is_never_overwritten(azureml, client, tmp_path):
+    from azureml.core import Dataset, Workspace
+
+    ws = Workspace.from_config()
+    (tmp_path / "t.csv").write_text("a,b\n1,2\n")
+    Dataset.Tabular.from_delimited_files(path=str(tmp_path / "t.csv")).register(ws, "t")
+    registry = client.config.path / "v1-datasets.json"
+    registry.write_text("{ half written")
+    with pytest.raises(InvalidInput, match="not valid JSON"):
+        Dataset.Tabular.from_delimited_files(path=str(tmp_path / "t.csv")).register(ws, "u")
+    assert registry.read_text() == "{ half written"  # kept for whoever can repair it
+    registry.write_text(json.dumps({"t": [{"kind": "TabularDataset", "paths": [str(tmp_path / "t.csv")]}]}))
+    assert Dataset.get_by_name(ws, "t").to_pandas_dataframe().to_dict("list") == {"a": [1], "b": [2]}
+    with pytest.raises(AmlError, match="dataset 'tt' not found; did you mean 't'"):
+        Dataset.get_by_name(ws, "tt")
+
+
+def test_markup_in_v1_names_stays_text(azureml, client):
+    from azureml.core import Experiment, Workspace
+
+    ws = Workspace.from_config()
+    run = Experiment(ws, "xss").start_logging(display_name="<img src=x onerror=alert(1)>")
+    run.log("acc", 1.0)
+    run.complete()
+    bundle = run._repr_mimebundle_()
+    html = bundle.get("text/html") or ""
+    assert "<img src=x" not in html and "<img src=x" not in str(bundle.get("application/vnd.jupyter.widget-view+json"))
+    assert "&lt;img src=x" in html or run.display_name == "<img src=x onerror=alert(1)>"
+    assert run.display_name == "<img src=x onerror=alert(1)>"  # kept as the user typed it: text
+
+
+def test_beside_a_real_azureml_core_nothing_changes(tmp_path):
+    """Where Microsoft's azureml-core is installed, `%aml v1` says so in one line and `import azureml.core` stays
+    theirs (a package named azureml.core on sys.path stands in for it here)."""
+    (tmp_path / "azureml" / "core").mkdir(parents=True)
+    (tmp_path / "azureml" / "core" / "__init__.py").write_text("VERSION = '1.57.0'\nTHEIRS = True\n")
+    code = textwrap.dedent("""
+        import os, sys
+        from aml_magics import v1
+        print(v1.install())
+        import azureml.core
+        print(azureml.core.VERSION, getattr(azureml.core, "THEIRS", False), os.environ.get("AML_MAGICS_V1"))
+    """)
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    env.pop("AML_MAGICS_V1", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("Microsoft's azureml-core is installed") and len(lines) == 3
+    assert lines[1:] == ["False", "1.57.0 True None"]
+
+
+def test_the_v1_layer_is_light_and_stays_out_of_processes_that_did_not_ask(tmp_path):
+    code = textwrap.dedent("""
+        import sys, time
+        t = time.perf_counter()
+        from aml_magics import v1
+        v1.install(quiet=True)
+        import azureml.core
+        from azureml.core import Workspace, Experiment, Run, ScriptRunConfig
+        took = time.perf_counter() - t
+        heavy = sorted(m for m in ("pandas", "nbformat", "plotly", "jsonschema", "azure.identity", "sklearn", "optuna")
+                       if m in sys.modules)
+        print(heavy, took < 3)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "AML_MAGICS_V1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert out.stdout.strip() == "[] True", out.stderr
+    # a process started without the flag: `import azureml` is not ours
+    out = subprocess.run([sys.executable, "-c", "import aml_magics.runtime.launch, importlib.util; "
+                          "print(importlib.util.find_spec('azureml'))"], capture_output=True, text=True, timeout=60,
+                         env=env, cwd=tmp_path)
+    assert out.stdout.strip() == "None", out.stderr
+
+
+def test_the_magic_switches_the_v1_names_on_and_off(ip, capsys):
+    try:
+        ip.run_line_magic("aml", "v1")
+        assert "now run on aml-magics' local workspace" in capsys.readouterr().out
+        ip.run_cell("from azureml.core import Workspace\nws = Workspace.from_config()")
+        assert ip.user_ns["ws"].client.config.path == ip.magics_manager.registry["AmlMagics"].client.config.path
+        ip.run_line_magic("aml", "v1 off")
+        assert "no longer aml-magics" in capsys.readouterr().out
+        result = ip.run_cell("import azureml.core")
+        assert isinstance(result.error_in_exec, ModuleNotFoundError)
+    finally:
+        v1.uninstall()
+        v1.set_client(None)
