@@ -64,6 +64,10 @@ class ComputeTarget:
                 note_once(f"nodes:{name}", f"compute {name!r}: max_nodes={nodes} runs {cores} runs at once here "
                                            f"(this machine's cores)")
             nodes = min(nodes, cores)
+        elif provisioning_configuration.vm_size and provisioning_configuration.vm_size.lower() != "standard_ds3_v2":
+            note_once(f"vm:{name}", f"compute {name!r}: made with Standard_DS3_v2 nodes, not "
+                                    f"{provisioning_configuration.vm_size} (`%aml compute create` sizes are fixed); "
+                                    "change its size in Azure ML studio")
         info = client.computes.create(name, max_concurrent=nodes)
         return ComputeTarget._wrap(workspace, info)
 

@@ -1,0 +1,104 @@
+"""Azure ML v1 code after ``%aml connect``: the same v1 objects become command and sweep jobs,
+environment versions, compute clusters and managed online endpoints through the Azure backend — every request
+checked against Microsoft's 2024-10-01 contract; what v2 cannot express is said in one line."""
+from __future__ import annotations
+
+import pytest
+
+from aml_magics import v1
+
+from .contract import FakeArm, client_on
+
+pytestmark = pytest.mark.azure_contract
+
+SUB, RG, WS = "00000000-1111-2222-3333-444444444444", "my-rg", "my-ws"
+
+
+@pytest.fixture
+def azure_v1(spec, monkeypatch):
+    monkeypatch.delenv(v1.ENV_FLAG, raising=False)
+    fake = FakeArm(spec=spec).snapshots_here().keeping_state(page_size=50)
+    with client_on(fake) as client:
+        v1.install(client=client, quiet=True)
+        try:
+            yield client, fake
+        finally:
+            v1.uninstall()
+            v1.set_client(None)
+
+
+def _jobs(fake):
+    return [c.body["properties"] for c in fake.calls if c.operation == "Jobs_CreateOrUpdate"]
+
+
+def test_v1_runs_sweeps_environments_and_computes_become_azure_requests(azure_v1, tmp_path, capsys):
+    client, fake = azure_v1
+    from azureml.core import Environment, Experiment, ScriptRunConfig, Workspace
+    from azureml.core.compute import AmlCompute, ComputeTarget
+    from azureml.train.hyperdrive import (BanditPolicy, HyperDriveConfig, PrimaryMetricGoal,
+                                          RandomParameterSampling, choice, uniform)
+
+    ws = Workspace(SUB, RG, WS)
+    assert ws.client is client and (ws.subscription_id, ws.resource_group, ws.name) == (SUB, RG, WS)
+    config = AmlCompute.provisioning_configuration(vm_size="STANDARD_NC6", max_nodes=8)
+    ComputeTarget.create(ws, "gpu-cluster", config)
+    put = [c for c in fake.calls if c.operation == "Compute_CreateOrUpdate"][-1].body["properties"]
+    assert put["computeType"] == "AmlCompute" and put["properties"]["scaleSettings"]["maxNodeCount"] == 8
+    assert "made with Standard_DS3_v2 nodes, not STANDARD_NC6" in capsys.readouterr().out  # said, not silent
+
+    (tmp_path / "train.py").write_text("from azureml.core import Run\nRun.get_context().log('acc', 0.9)\n")
+    exp = Experiment(ws, "v1-azure")
+    run = exp.submit(ScriptRunConfig(source_directory=str(tmp_path), script="train.py", arguments=["--lr", 0.1],
+                                     compute_target="cpu-cluster"))
+    job = _jobs(fake)[-1]
+    assert job["jobType"] == "Command" and job["experimentName"] == "v1-azure"
+    assert job["command"] == "python train.py --lr 0.1" and job["computeId"].endswith("/computes/cpu-cluster")
+    assert job["environmentVariables"]["AML_MAGICS_V1"] == "1" and run.id == job["environmentVariables"][
+        "AML_MAGICS_RUN_ID"]
+
+    env = Environment("custom-env")  # a package this kernel lacks: an environment version on the workspace
+    env.python.conda_dependencies.add_pip_package("aml-magics-no-such-package==1.0")
+    exp.submit(ScriptRunConfig(source_directory=str(tmp_path), script="train.py", compute_target="cpu-cluster",
+                               environment=env))
+    version = [c for c in fake.calls if c.operation == "EnvironmentVersions_CreateOrUpdate"][-1]
+    assert "aml-magics-no-such-package==1.0" in version.body["properties"]["condaFile"]
+    assert _jobs(fake)[-1]["environmentId"] == version.path  # the job runs in that version
+
+    sampling = RandomParameterSampling({"--lr": uniform(0.01, 0.1), "--batch-size": choice(16, 32)})
+    hd = HyperDriveConfig(run_config=ScriptRunConfig(source_directory=str(tmp_path), script="train.py",
+                                                     compute_target="cpu-cluster"),
+                          hyperparameter_sampling=sampling, policy=BanditPolicy(slack_factor=0.1),
+                          primary_metric_name="acc", primary_metric_goal=PrimaryMetricGoal.MAXIMIZE,
+                          max_total_runs=6, max_concurrent_runs=2)
+    exp.submit(hd)
+    sweep = _jobs(fake)[-1]
+    assert sweep["jobType"] == "Sweep" and sweep["objective"] == {"primaryMetric": "acc", "goal": "Maximize"}
+    assert sweep["searchSpace"] == {"lr": ["uniform", [0.01, 0.1]], "batch_size": ["choice", [[16, 32]]]}
+    assert sweep["trial"]["command"] == ("python train.py --lr ${{search_space.lr}} --batch-size "
+                                         "${{search_space.batch_size}}")
+    assert sweep["limits"]["maxTotalTrials"] == 6 and sweep["limits"]["maxConcurrentTrials"] == 2
+    assert sweep["earlyTermination"]["policyType"] == "Bandit"
+
+
+def test_a_v1_aci_deploy_becomes_a_managed_online_endpoint_with_a_key(azure_v1, tmp_path, capsys):
+    client, fake = azure_v1
+    from azureml.core import Model, Workspace
+    from azureml.core.model import InferenceConfig
+    from azureml.core.webservice import AciWebservice
+
+    ws = Workspace.from_config()
+    assert ws.client is client
+    client.models.register("digits", "outputs/model.pkl", run_id="job-1")
+    model = Model(ws, "digits", version=1)
+    (tmp_path / "score.py").write_text("def init():\n    pass\n\ndef run(raw):\n    return raw\n")
+    service = Model.deploy(ws, "digits-svc", [model], InferenceConfig(entry_script="score.py",
+                                                                       source_directory=str(tmp_path)),
+                           AciWebservice.deploy_configuration(cpu_cores=1, memory_gb=1))
+    assert "always need a key: this service keeps key auth on" in capsys.readouterr().out  # said once
+    endpoint = [c for c in fake.calls if c.operation == "OnlineEndpoints_CreateOrUpdate"][0].body
+    assert endpoint["properties"]["authMode"] == "Key"
+    deployment = [c for c in fake.calls if c.operation == "OnlineDeployments_CreateOrUpdate"][-1].body["properties"]
+    assert deployment["codeConfiguration"]["scoringScript"] == "score.py"
+    assert deployment["model"].endswith("/models/digits/versions/1")
+    assert service.name == "digits-svc" and fake.blobs[next(k for k in fake.blobs if k.endswith("/score.py"))] == \
+        (tmp_path / "score.py").read_bytes()
