@@ -52,7 +52,8 @@ def test_v1_runs_sweeps_environments_and_computes_become_azure_requests(azure_v1
                                      compute_target="cpu-cluster"))
     job = _jobs(fake)[-1]
     assert job["jobType"] == "Command" and job["experimentName"] == "v1-azure"
-    assert job["command"] == "python train.py --lr 0.1" and job["computeId"].endswith("/computes/cpu-cluster")
+    assert job["command"] == "python __aml_v1__.py train.py --lr 0.1"  # the v1 shim runs the script (test below)
+    assert job["computeId"].endswith("/computes/cpu-cluster")
     assert job["environmentVariables"]["AML_MAGICS_V1"] == "1" and run.id == job["environmentVariables"][
         "AML_MAGICS_RUN_ID"]
 
@@ -74,8 +75,8 @@ def test_v1_runs_sweeps_environments_and_computes_become_azure_requests(azure_v1
     sweep = _jobs(fake)[-1]
     assert sweep["jobType"] == "Sweep" and sweep["objective"] == {"primaryMetric": "acc", "goal": "Maximize"}
     assert sweep["searchSpace"] == {"lr": ["uniform", [0.01, 0.1]], "batch_size": ["choice", [[16, 32]]]}
-    assert sweep["trial"]["command"] == ("python train.py --lr ${{search_space.lr}} --batch-size "
-                                         "${{search_space.batch_size}}")
+    assert sweep["trial"]["command"] == ("python __aml_v1__.py train.py --lr ${{search_space.lr}} --batch-size "
+                                         "${{search_space.batch_size}}")  # each trial through the v1 shim
     assert sweep["limits"]["maxTotalTrials"] == 6 and sweep["limits"]["maxConcurrentTrials"] == 2
     assert sweep["earlyTermination"]["policyType"] == "Bandit"
 
@@ -102,3 +103,43 @@ def test_a_v1_aci_deploy_becomes_a_managed_online_endpoint_with_a_key(azure_v1, 
     assert deployment["model"].endswith("/models/digits/versions/1")
     assert service.name == "digits-svc" and fake.blobs[next(k for k in fake.blobs if k.endswith("/score.py"))] == \
         (tmp_path / "score.py").read_bytes()
+
+
+def test_a_v1_script_runs_in_the_job_as_azure_ml_starts_it(azure_v1, tmp_path):
+    """The job's command runs the script through the shipped v1 shim: `from azureml.core import Run` is our Run;
+    another v1 module says in one line that a job has only Run."""
+    import os
+    import subprocess
+    import sys
+
+    client, fake = azure_v1
+    from azureml.core import Experiment, ScriptRunConfig, Workspace
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "helper.py").write_text("VALUE = 41\n")
+    (src / "train.py").write_text(
+        "import sys\nfrom azureml.core import Run\nimport helper\nrun = Run.get_context()\n"
+        "run.log('acc', 0.5)\nprint(Run.__module__, helper.VALUE + 1, sys.argv[1:])\n"
+        "try:\n    import azureml.core.compute\nexcept ModuleNotFoundError as e:\n    print(e)\n")
+    Experiment(Workspace.from_config(), "v1-job").submit(ScriptRunConfig(
+        source_directory=str(src), script="train.py", arguments=["--lr", "0.1 0.2"], compute_target="cpu-cluster"))
+    job = [c for c in fake.calls if c.operation == "Jobs_CreateOrUpdate"][-1].body["properties"]
+    assert job["command"] == "python __aml_v1__.py train.py --lr '0.1 0.2'"
+    folder = tmp_path / "job"
+    for path, data in fake.blobs.items():
+        if path.startswith("/blob/c/snap/"):
+            (folder / path[len("/blob/c/snap/"):]).parent.mkdir(parents=True, exist_ok=True)
+            (folder / path[len("/blob/c/snap/"):]).write_bytes(data)
+    import requests
+
+    site = os.path.dirname(os.path.dirname(requests.__file__))  # what a curated environment has; no aml_magics
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": site, **job["environmentVariables"]}
+    import shlex
+
+    out = subprocess.run([sys.executable, "-S", *shlex.split(job["command"])[1:]], cwd=folder, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert "aml_magics.core.run 42 ['--lr', '0.1 0.2']" in lines  # (no MLflow run here: an offline run logs)
+    assert "azureml.core.compute is not available inside an Azure ML job" in lines[-1]

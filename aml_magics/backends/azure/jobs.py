@@ -72,6 +72,11 @@ class AzureRuns(JobFiles, RunsBackend):
                 cell.write_text(code, encoding="utf-8")
                 files = [*files, (cell, CELL_FILE)]
                 entry = CELL_FILE
+            v1 = sub.environment_variables.get("AML_MAGICS_V1") == "1" and kind == "script"
+            if v1:  # from an Azure ML v1 notebook: the script's `from azureml.core import Run` is ours
+                shim = Path(tmp) / ops.V1_DRIVER
+                shim.write_text(ops.V1_DRIVER_SOURCE, encoding="utf-8")
+                files = [*files, (shim, ops.V1_DRIVER)]
             code_id = ops.upload_code(self.b.arm, self.b.ws, ops.with_runtime(files))
         placeholders = {k: "${{search_space.%s}}" % k for k in (sweep.space if sweep else {})}
         if kind == "notebook":
@@ -89,7 +94,8 @@ class AzureRuns(JobFiles, RunsBackend):
                 driver = [ops.IO_DRIVER, *(["--aml-in", "${{inputs.%s}}" % ops.IO_IN] if io.get("in") else []),
                           *(["--aml-out", "${{outputs.%s}}" % ops.IO_OUT, "--aml-vars", ",".join(sub.out_vars)]
                             if io.get("out") else [])]
-            command = " ".join(["python", *driver, quote(entry), *(quote_arg(a) for a in args)])
+            command = " ".join(["python", *([ops.V1_DRIVER] if v1 else []), *driver, quote(entry),
+                                *(quote_arg(a) for a in args)])
         inputs = {k: self.b.datastores.resolve_input(v) for k, v in sub.inputs.items()}
         common = dict(command=command, environment_id=environment_id,
                       compute_id=ops.compute_id(self.b.ws, sub.compute), code_id=code_id, experiment=sub.experiment,

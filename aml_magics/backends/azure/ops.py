@@ -240,6 +240,52 @@ def _job_extras(props: dict, display_name: str | None, tags: dict | None, inputs
 
 
 IO_IN, IO_OUT = "aml_magics_in", "aml_magics_out"  # the job's input/output names of --in and --out values
+V1_DRIVER = "__aml_v1__.py"
+V1_DRIVER_SOURCE = '''"""Runs a script submitted from an Azure ML SDK v1 notebook (written by aml-magics): `from azureml.core import
+Run` in it is aml-magics' Run (the job's metrics reach the run the notebook watches). Only when the job's
+environment has no azureml-core of its own; standard library and the shipped aml_magics/ only."""
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import runpy
+import sys
+import types
+
+RUN_MODULES = ("azureml.core", "azureml.core.run")
+
+
+class _V1InJob(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == "azureml" or fullname in RUN_MODULES:
+            return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+        if fullname.startswith("azureml."):
+            raise ModuleNotFoundError(f"{fullname} is not available inside an Azure ML job started by aml-magics: "
+                                      "a job's script uses `from azureml.core import Run` (Run.get_context(), "
+                                      "run.log …)", name=fullname)
+        return None
+
+    def create_module(self, spec):
+        module = types.ModuleType(spec.name)
+        module.__path__ = []
+        if spec.name in RUN_MODULES:
+            from aml_magics.core.run import Run
+
+            module.Run = Run
+            module.__all__ = ["Run"]
+        return module
+
+    def exec_module(self, module):
+        pass
+
+
+if importlib.util.find_spec("azureml") is None:
+    sys.meta_path.insert(0, _V1InJob())
+sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))  # as `python script.py` would
+runpy.run_path(sys.argv[0], run_name="__main__")
+'''
+
 IO_DRIVER = "__aml_io__.py"
 IO_DRIVER_SOURCE = '''"""Runs a cell or script with its --in variables and keeps its --out variables (written by aml-magics).
 Standard library only; cloudpickle is used when the job's environment has it (functions, lambdas)."""
