@@ -184,6 +184,7 @@ class Engine:
         with open("outputs/model.pkl.tmp", "wb") as f:
             pickle.dump(model, f)
         os.replace("outputs/model.pkl.tmp", "outputs/model.pkl")
+        self.keep_member_models(chosen, fitted, names)
         if ens_scores is not None:
             best_run = self.run.record_child(
                 "VotingEnsemble",
@@ -193,6 +194,10 @@ class Engine:
                 metrics={k: v for k, v in ens_scores.items() if math.isfinite(v)},
                 started=time.time() - self.ensemble_s,
             )
+            try:  # the ensemble's child keeps the final model, as each member keeps its own
+                self.run.tracker.store_file(best_run, "outputs/model.pkl", "outputs/model.pkl")
+            except Exception as exc:  # noqa: BLE001 - the run's own copy is what get_output() reads
+                print(f"The ensemble's child run did not keep a copy of the model: {exc}", flush=True)
             best_value = ens_scores[self.metric]
         else:
             best_run, best_value = chosen[0].run_id, chosen[0].value
@@ -201,6 +206,27 @@ class Engine:
         self.summaries(fitted[int(np.argmax(weights))])
         print(f"Best: {model.algorithm} with {self.metric} {best_value:.5g} → outputs/model.pkl "
               f"({len(self.trials)} trials; tracking took {self.trials.tracking_s:.2f} s)", flush=True)
+
+    def keep_member_models(self, chosen: list, fitted: list, names: list[str]) -> None:
+        """Each trial the final model is made of keeps its own fitted model (``outputs/model.pkl`` of its child
+        run, already fitted on all the data: no extra training), so a child's model can be asked for by itself
+        (v1's ``get_output(iteration=N)``)."""
+        from .model import AutoMLModel
+
+        for trial, est, name in zip(chosen, fitted, names):
+            if not getattr(trial, "run_id", None):
+                continue
+            single = AutoMLModel(self.task, self.data.featurizer, [est], [1.0], [name], classes=self.data.classes,
+                                 label=self.spec.label, forecasting=self.data.forecasting)
+            path = Path("outputs") / f".member-{trial.run_id}.pkl"
+            try:
+                with open(path, "wb") as f:
+                    pickle.dump(single, f)
+                self.run.tracker.store_file(trial.run_id, "outputs/model.pkl", path)
+            except Exception as exc:  # noqa: BLE001 - the final model is saved; a member's copy is a bonus
+                print(f"The model of trial {trial.run_id} was not kept: {type(exc).__name__}: {exc}", flush=True)
+            finally:
+                path.unlink(missing_ok=True)
 
     def summaries(self, best_estimator) -> None:
         import numpy as np

@@ -170,11 +170,12 @@ def child_output(run: Any, metric: str | None = None, iteration: int | None = No
     try:
         path = run.client.runs.local_file(chosen.id, "outputs/model.pkl")
     except Exception:  # noqa: BLE001 - the child keeps no model: say so in one line
-        raise NotSupported(f"child run {chosen.id} kept no model (outputs/model.pkl); get_output() gives the "
-                           "best model") from None
+        raise NotSupported(f"child run {chosen.id} kept no model: the trials the final model is made of keep "
+                           "theirs (get_output() gives the final model; get_best_run_by_primary_metric() the best "
+                           "trial)") from None
     with open(path, "rb") as f:
         model = pickle.load(f)
-    return _v1_run(chosen), model
+    return _v1_run(chosen), as_pipeline(model)
 
 
 def as_pipeline(model: Any):
