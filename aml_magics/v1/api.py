@@ -223,10 +223,12 @@ class Run(_CoreRun):
     """v1's ``Run``: the in-run logging API (``Run.get_context()``) and the handle of a submitted run."""
 
     def get_portal_url(self) -> str:
-        """Where to watch the run: in the notebook, ``%aml show RUN``; this link opens the run's page of the
-        workspace's Jupyter server route (the JupyterLab sidebar lists it too)."""
-        base = os.environ.get("JUPYTER_SERVER_URL", "").rstrip("/")
-        return f"{base}/aml/runs/{self.id}" if base else f"aml://runs/{self.id}"
+        """A link that opens the run's view in JupyterLab (``/lab?aml-run=RUN_ID``, under JupyterHub's prefix when
+        there is one); in the notebook, ``%aml show RUN`` shows the same."""
+        from urllib.parse import quote
+
+        prefix = (os.environ.get("JUPYTER_SERVER_URL") or os.environ.get("JUPYTERHUB_SERVICE_PREFIX") or "").rstrip("/")
+        return f"{prefix}/lab?aml-run={quote(self.id, safe='')}"
 
     def get_properties(self) -> dict:
         info = self.get_info()

@@ -1,4 +1,4 @@
-import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { IRouter, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { Dialog, ICommandPalette, MainAreaWidget, Notification, showDialog, showErrorMessage } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IStatusBar } from '@jupyterlab/statusbar';
@@ -7,7 +7,7 @@ import { Widget } from '@lumino/widgets';
 
 import { post, requestAPI } from './api';
 import { INotebookView, watchWidgetOutputs } from './fallback';
-import { experimentFor, IRunRow, statusText } from './logic';
+import { experimentFor, IRunRow, runFromUrl, statusText } from './logic';
 import { RunView } from './runview';
 import { AmlSidebar } from './sidebar';
 
@@ -20,8 +20,12 @@ const CMD = {
   open: 'aml-magics:open-sidebar',
   submit: 'aml-magics:submit-notebook',
   refresh: 'aml-magics:refresh',
-  openRun: 'aml-magics:open-run'
+  openRun: 'aml-magics:open-run',
+  openRunFromUrl: 'aml-magics:open-run-from-url'
 };
+
+/** `/lab?aml-run=RUN_ID` (what a v1 notebook's `run.get_portal_url()` gives) opens that run's view. */
+const RUN_ROUTE = /[?&]aml-run=([^&#]+)/;
 
 /** The body of the "Submit notebook as run" dialog: experiment and compute, with defaults. */
 class SubmitForm extends Widget {
@@ -53,12 +57,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: 'aml-magics-labextension:plugin',
   description: 'The aml-magics workspace: runs, models and endpoints; submit a notebook as a run.',
   autoStart: true,
-  optional: [ICommandPalette, INotebookTracker, IStatusBar],
+  optional: [ICommandPalette, INotebookTracker, IStatusBar, IRouter],
   activate: (
     app: JupyterFrontEnd,
     palette: ICommandPalette | null,
     tracker: INotebookTracker | null,
-    statusBar: IStatusBar | null
+    statusBar: IStatusBar | null,
+    router: IRouter | null
   ) => {
     const sidebar = new AmlSidebar();
     sidebar.title.icon = amlIcon;
@@ -95,6 +100,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: args => `AML: Open run ${args.runId ?? ''}`,
       execute: args => openRun(String(args.runId))
     });
+    if (router) {
+      app.commands.addCommand(CMD.openRunFromUrl, {
+        execute: args => {
+          const id = runFromUrl(String((args as { search?: string }).search ?? ''));
+          if (id) {
+            void app.restored.then(() => openRun(id));
+          }
+        }
+      });
+      router.register({ command: CMD.openRunFromUrl, pattern: RUN_ROUTE });
+    }
     app.commands.addCommand(CMD.submit, {
       label: 'Submit notebook as run',
       caption: 'Save this notebook and run it headless as an Azure ML run (aml-magics)',

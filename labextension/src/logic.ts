@@ -229,3 +229,19 @@ export function sortRows<T extends { [k: string]: unknown }>(rows: T[], sort: { 
   present.sort((a, b) => ((num(a[key]) as number) - (num(b[key]) as number)) * (sort.desc ? -1 : 1));
   return present.concat(missing);
 }
+
+/** The run a `/lab?aml-run=RUN_ID` link names (a v1 notebook's `run.get_portal_url()`); null when there is none or
+ * it is not a run id — a link is someone else's text, so only an id's characters are taken. */
+export function runFromUrl(search: string): string | null {
+  const match = /[?&]aml-run=([^&#]+)/.exec(search);
+  if (!match) {
+    return null;
+  }
+  let id: string;
+  try {
+    id = decodeURIComponent(match[1]);
+  } catch {
+    return null;
+  }
+  return /^[A-Za-z0-9_.:-]{1,200}$/.test(id) ? id : null;
+}

@@ -11,6 +11,7 @@ import {
   isActive,
   mergeSeries,
   nextInterval,
+  runFromUrl,
   sinceQuery,
   sortRows,
   statusClass,
@@ -176,5 +177,21 @@ describe('sortRows', () => {
     expect(sortRows(rows, { key: 'm.acc', desc: true }).map(r => r._id)).toEqual(['c', 'a', 'd', 'b']);
     expect(sortRows(rows, { key: 'm.acc', desc: false }).map(r => r._id)).toEqual(['a', 'd', 'c', 'b']);
     expect(sortRows(rows, {}).map(r => r._id)).toEqual(['a', 'b', 'c', 'd']);
+  });
+});
+
+describe('runFromUrl', () => {
+  it('takes the run a /lab?aml-run= link names', () => {
+    expect(runFromUrl('?aml-run=exp_1796154809_414bd8bb')).toBe('exp_1796154809_414bd8bb');
+    expect(runFromUrl('?token=abc&aml-run=a%3Ab.c-d_e')).toBe('a:b.c-d_e');
+    expect(runFromUrl('?reset&aml-run=x#frag')).toBe('x');
+  });
+  it('refuses what is not a run id: markup, paths, bad escapes, nothing', () => {
+    expect(runFromUrl('?aml-run=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E')).toBeNull();
+    expect(runFromUrl('?aml-run=..%2F..%2Fetc')).toBeNull();
+    expect(runFromUrl('?aml-run=%E0%A4%A')).toBeNull();
+    expect(runFromUrl('?aml-run=' + 'a'.repeat(201))).toBeNull();
+    expect(runFromUrl('?other=1')).toBeNull();
+    expect(runFromUrl('')).toBeNull();
   });
 });

@@ -187,3 +187,44 @@ def test_sidebar_submit_run_view_and_deploy(lab):
             page.close()
             for d in client.deployments.list():
                 client.deployments.delete(d.name)
+
+
+def test_a_portal_link_opens_the_run_view_and_a_hostile_one_opens_nothing(lab):
+    """``run.get_portal_url()`` of a v1 notebook is ``/lab?aml-run=RUN_ID``: opening it shows that run's view with
+    its chart; a link whose run id is markup opens nothing and runs nothing."""
+    import urllib.parse
+
+    from aml_magics import v1
+    from aml_magics.core.client import Client
+
+    client = Client(lab["root"] / "ws")
+    run = client.runs.start_logging("portal", display_name="linked run")
+    for i in range(5):
+        run.log("loss", 1.0 / (i + 1))
+    run.complete()
+    v1.install(client=client, quiet=True)
+    try:
+        from azureml.core import Run as V1Run
+
+        link = V1Run(run.experiment, run.id, _client=client).get_portal_url()
+    finally:
+        v1.uninstall()
+        v1.set_client(None)
+    assert link == f"/lab?aml-run={run.id}"
+    with chromium() as browser:
+        page = new_page(browser, 1300, 900)
+        alerts: list[str] = []
+        page.on("dialog", lambda d: (alerts.append(d.message), d.dismiss()))
+        try:
+            page.goto(f"{lab['base']}{link}&token={lab['token']}")
+            page.locator(f"#amlx-run-view-{run.id}").wait_for(timeout=90_000)
+            page.wait_for_function(
+                "() => { const c = document.querySelector('.amlx-chart[data-metric=\"loss\"] canvas');"
+                " return c && +c.dataset.points === 5; }", timeout=30_000)
+            hostile = urllib.parse.quote("<img src=x onerror=alert(1)>")
+            page.goto(f"{lab['base']}/lab?aml-run={hostile}&token={lab['token']}&reset")
+            page.locator("#jp-main-dock-panel").wait_for(timeout=90_000)
+            page.wait_for_timeout(2000)
+            assert page.locator("[id^='amlx-run-view-']").count() == 0 and not alerts
+        finally:
+            page.close()
