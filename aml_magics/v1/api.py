@@ -17,7 +17,8 @@ from ..core.workspace import Workspace as _CoreWorkspace
 from . import client as _current_client
 from . import note_once, set_client
 
-VERSION = "1.60.0"  # the last azureml-core release this layer follows (its API, not its code)
+VERSION = "1.60.0"
+INPUTS_ENV = "AML_MAGICS_V1_INPUTS"  # a run's named dataset inputs: name → {kind, local path}  # the last azureml-core release this layer follows (its API, not its code)
 
 __all__ = ["VERSION", "Workspace", "Experiment", "Run", "ScriptRun", "ScriptRunConfig", "RunConfiguration",
            "Environment", "Model", "Dataset", "Datastore", "ComputeTarget", "Webservice", "Image",
@@ -222,6 +223,22 @@ def _resolve(subscription_id, resource_group, workspace_name):
 class Run(_CoreRun):
     """v1's ``Run``: the in-run logging API (``Run.get_context()``) and the handle of a submitted run."""
 
+    _v1_context: "Run | None" = None
+
+    @classmethod
+    def get_context(cls, allow_offline: bool = True, **_ignored: Any) -> "Run":
+        """The run this code executes in (the same one ``aml_magics.Run.get_context()`` gives, with v1's extras:
+        ``input_datasets``, ``get_portal_url`` …); an offline run outside one."""
+        from ..core.run import _OfflineRun
+
+        context = _CoreRun.get_context(allow_offline=allow_offline)
+        if isinstance(context, (_OfflineRun, Run)):
+            return context  # outside a run: the offline run (it prints what it is given)
+        if Run._v1_context is None or Run._v1_context.id != context.id:
+            Run._v1_context = Run(context._experiment, context.id, _client=context._client,
+                                  _tracker=context._tracker, _check=False)
+        return Run._v1_context
+
     def get_portal_url(self) -> str:
         """A link that opens the run's view in JupyterLab (``/lab?aml-run=RUN_ID``, under JupyterHub's prefix when
         there is one); in the notebook, ``%aml show RUN`` shows the same."""
@@ -268,6 +285,19 @@ class Run(_CoreRun):
         info = super().register_model(model_name, model_path, tags=tags, properties=properties,
                                       description=description)
         return Model._from_info(Workspace(_client=self.client), info)
+
+    @property
+    def input_datasets(self) -> dict:
+        """In a run's script: the datasets the notebook passed ``as_named_input(name)`` — a TabularDataset (its
+        ``to_pandas_dataframe()``), or a FileDataset's local path (as v1 gave a mounted one)."""
+        from .data import TabularDataset
+
+        out: dict = {}
+        for name, entry in json.loads(os.environ.get(INPUTS_ENV, "{}") or "{}").items():
+            out[name] = TabularDataset([entry["path"]]) if entry.get("kind") == "TabularDataset" else entry["path"]
+            if isinstance(out[name], TabularDataset):
+                out[name].name = name
+        return out
 
     def get_details_with_logs(self) -> dict:
         details = self.get_details()
@@ -399,12 +429,17 @@ class ScriptRunConfig:
         if not (source / self.script).is_file():
             raise InvalidInput(f"ScriptRunConfig: no script {self.script!r} in {source}")
         client = experiment.workspace.client
+        named = {}
+        for a in self.arguments:  # datasets given as_named_input("x"): run.input_datasets["x"] in the script
+            name = getattr(a, "_input_name", None)
+            if name:
+                named[name] = {"kind": type(a).__name__, "path": _arg(a)}
         return RunSubmission(
             kind="script", experiment=experiment.name, source_dir=source, entry=str(self.script),
             compute=compute_name(client, self.run_config.target), args=[_arg(a) for a in self.arguments],
             tags={k: str(v) for k, v in (tags or {}).items()},
             environment=environment_ref(client, self.run_config.environment),
-            environment_variables=_v1_env(),
+            environment_variables={**_v1_env(), **({INPUTS_ENV: json.dumps(named)} if named else {})},
         )
 
     def _aml_submit(self, experiment: Experiment, tags: dict | None = None, **_ignored: Any):
