@@ -162,6 +162,18 @@ def pair(spec, tls, sdk_python, tmp_path, monkeypatch):
     assert not fakes[1].tolerated
 
 
+CURATED = "azureml://registries/azureml/environments/sklearn-1.5/labels/latest"
+
+
+def source_folder(tmp_path, files: dict[str, str]):
+    """``tmp_path/src`` holding ``files`` (name → text): what both clients upload."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, text in files.items():
+        (src / name).write_text(text)
+    return src
+
+
 def sequence(fake, drop: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """(operation, the path after the workspace) of every request, without the listed harmless ones."""
     marker = f"/workspaces/{WS}"
@@ -270,12 +282,10 @@ def test_code_upload_command_jobs_and_cancel_match_the_sdk(pair, tmp_path):
     from aml_magics.core.types import RunSubmission
 
     sdk, ours, theirs_fake, our_fake = pair
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "train.py").write_text("print('training')\n")
-    (src / "Data.csv").write_text("a,b\n1,2\n")  # lower-cased order decides the hash: "data.csv" < "train.py"
+    # lower-cased order decides the hash: "data.csv" < "train.py"
+    src = source_folder(tmp_path, {"train.py": "print('training')\n", "Data.csv": "a,b\n1,2\n"})
     job = (f"command(code={str(src)!r}, command='python train.py', compute='cpu-cluster', experiment_name='exp', "
-           f"environment='azureml://registries/azureml/environments/sklearn-1.5/labels/latest')")
+           f"environment={CURATED!r})")
     sdk(f"from azure.ai.ml import command\nml.jobs.create_or_update({job})\n")
     theirs_first_blobs = dict(theirs_fake.blobs)
     sdk(f"from azure.ai.ml import command\nml.jobs.begin_cancel(ml.jobs.create_or_update({job}).name).result()\n")
@@ -303,7 +313,7 @@ def test_code_upload_command_jobs_and_cancel_match_the_sdk(pair, tmp_path):
         for j in jobs:
             assert j["jobType"] == "Command" and j["experimentName"] == "exp"
             assert j["computeId"].endswith("/computes/cpu-cluster")
-            assert j["environmentId"] == "azureml://registries/azureml/environments/sklearn-1.5/labels/latest"
+            assert j["environmentId"] == CURATED
     # the same hash for the same files: the SDK's hash of its upload is ours of the folder …
     theirs_hash = next(c for c in theirs_fake.calls if c.operation == "CodeVersions_CreateOrUpdate") \
         .body["properties"]["properties"]["hash_sha256"]
@@ -330,10 +340,8 @@ def test_a_deployment_with_a_scoring_script_matches_the_sdk(pair, tmp_path):
     from aml_magics.backends.azure import ops
 
     sdk, ours, theirs_fake, our_fake = pair
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "score.py").write_text("def init():\n    pass\n\ndef run(raw):\n    return raw\n")
-    env = "azureml://registries/azureml/environments/sklearn-1.5/labels/latest"
+    src = source_folder(tmp_path, {"score.py": "def init():\n    pass\n\ndef run(raw):\n    return raw\n"})
+    env = CURATED
     sdk(f'''
         from azure.ai.ml.entities import CodeConfiguration, ManagedOnlineDeployment
         ml.models.create_or_update(Model(name="digits", type="custom_model",
@@ -412,10 +420,8 @@ def test_a_sweep_job_matches_the_sdk(pair, tmp_path):
     from aml_magics.sweep.space import parse_param
 
     sdk, ours, theirs_fake, our_fake = pair
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "train.py").write_text("print('train')\n")
-    env = "azureml://registries/azureml/environments/sklearn-1.5/labels/latest"
+    src = source_folder(tmp_path, {"train.py": "print('train')\n"})
+    env = CURATED
     sdk(f'''
         from azure.ai.ml import command
         from azure.ai.ml.sweep import BanditPolicy, Choice, Uniform
