@@ -271,7 +271,14 @@ class DatastoreOperations(_Operations):
                        "Datastores")
 
     def default(self) -> DatastoreInfo:
-        return next(d for d in self._backend.datastores.list() if d.is_default)
+        """The workspace's default datastore: the one marked default, else the only one (one rule with where
+        uploads go and ``datastore:PATH`` points)."""
+        stores = self._backend.datastores.list()
+        marked = [d for d in stores if d.is_default]
+        if marked or len(stores) == 1:
+            return (marked or stores)[0]
+        raise NotFound("the workspace has no default datastore" + (
+            f" among {', '.join(d.name for d in stores)}; name one (datastore=NAME)" if stores else ""))
 
     def upload(self, src: str | os.PathLike, target: str = "", datastore: str | None = None,
                overwrite: bool = False) -> list[str]:

@@ -429,14 +429,27 @@ class ScriptRunConfig:
         if not (source / self.script).is_file():
             raise InvalidInput(f"ScriptRunConfig: no script {self.script!r} in {source}")
         client = experiment.workspace.client
-        named = {}
-        for a in self.arguments:  # datasets given as_named_input("x"): run.input_datasets["x"] in the script
-            name = getattr(a, "_input_name", None)
-            if name:
-                named[name] = {"kind": type(a).__name__, "path": _arg(a)}
+        args, inputs, named = [], {}, {}
+        for a in self.arguments:
+            uri = _datastore_uri(a)
+            if uri is None:
+                args.append(_arg(a))
+                continue
+            # a datastore path or a dataset of one: a run input (${{inputs.NAME}}, the path the run reads, on
+            # the local workspace and on Azure ML alike)
+            name = _input_name(getattr(a, "_input_name", None) or f"input_{len(inputs) + 1}", inputs)
+            inputs[name] = uri
+            args.append("${{inputs.%s}}" % name)
+            if getattr(a, "_input_name", None):  # run.input_datasets["x"] in the script
+                path = client.datastores.resolve_input(uri) if client.capabilities.inputs_readable_here else None
+                if path is not None:
+                    named[a._input_name] = {"kind": type(a).__name__, "path": path}
+                else:
+                    note_once("input_datasets", "run.input_datasets is for runs on the local workspace; on Azure ML "
+                                                "the script reads the dataset from its argument")
         return RunSubmission(
             kind="script", experiment=experiment.name, source_dir=source, entry=str(self.script),
-            compute=compute_name(client, self.run_config.target), args=[_arg(a) for a in self.arguments],
+            compute=compute_name(client, self.run_config.target), args=args, inputs=inputs,
             tags={k: str(v) for k, v in (tags or {}).items()},
             environment=environment_ref(client, self.run_config.environment),
             environment_variables={**_v1_env(), **({INPUTS_ENV: json.dumps(named)} if named else {})},
@@ -454,6 +467,27 @@ def _arg(value: Any) -> str:
     if isinstance(value, bool):
         return str(value)
     return str(value)
+
+
+def _datastore_uri(value: Any) -> str | None:
+    """``datastore:NAME/PATH`` of a v1 datastore path, or of a dataset of exactly one; else ``None``."""
+    from .data import DataReference, _Dataset
+
+    if isinstance(value, DataReference):
+        return value._uri()
+    if isinstance(value, _Dataset) and len(value._paths) == 1 and isinstance(value._paths[0], DataReference):
+        return value._paths[0]._uri()
+    return None
+
+
+def _input_name(name: str, taken: dict) -> str:
+    import re
+
+    key = re.sub(r"\W+", "_", str(name)).strip("_") or "input"
+    key = key if not key[0].isdigit() else f"input_{key}"
+    if key in taken:
+        raise InvalidInput(f"two dataset arguments are both named {name!r}: give each its own as_named_input(…)")
+    return key
 
 
 def _v1_env() -> dict[str, str]:

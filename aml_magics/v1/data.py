@@ -101,7 +101,9 @@ class DataReference:
     """A path in a datastore, as a script argument: the local path the run reads."""
 
     def __init__(self, datastore: Datastore, path_on_datastore: str = "", mode: str = "mount"):
-        self.datastore, self.path_on_datastore, self.mode = datastore, path_on_datastore.strip("/"), mode
+        folder = path_on_datastore.endswith("/") and path_on_datastore.strip("/")
+        self.datastore, self.mode = datastore, mode
+        self.path_on_datastore = path_on_datastore.strip("/") + ("/" if folder else "")  # a folder keeps its "/"
 
     def as_mount(self) -> "DataReference":
         return DataReference(self.datastore, self.path_on_datastore, "mount")

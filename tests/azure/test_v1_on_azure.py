@@ -143,3 +143,22 @@ def test_a_v1_script_runs_in_the_job_as_azure_ml_starts_it(azure_v1, tmp_path):
     lines = out.stdout.strip().splitlines()
     assert "aml_magics.core.run 42 ['--lr', '0.1 0.2']" in lines  # (no MLflow run here: an offline run logs)
     assert "azureml.core.compute is not available inside an Azure ML job" in lines[-1]
+
+
+def test_v1_datastore_paths_and_datasets_become_job_inputs(azure_v1, tmp_path):
+    client, fake = azure_v1
+    from azureml.core import Dataset, Experiment, ScriptRunConfig, Workspace
+
+    ws = Workspace.from_config()
+    store = ws.get_default_datastore()
+    (tmp_path / "train.py").write_text("print('reads its inputs')\n")
+    images = Dataset.File.from_files(path=(store, "mnist/"))
+    src = ScriptRunConfig(source_directory=str(tmp_path), script="train.py", compute_target="cpu-cluster",
+                          arguments=["--data-folder", images.as_named_input("mnist-images").as_mount(),
+                                     "--labels", store.path("mnist/labels.csv").as_download()])
+    Experiment(ws, "v1-inputs").submit(src)
+    job = _jobs(fake)[-1]
+    assert job["command"] == ("python __aml_v1__.py train.py --data-folder ${{inputs.mnist_images}} "
+                              "--labels ${{inputs.input_2}}")
+    assert job["inputs"]["mnist_images"]["uri"] == f"azureml://datastores/{store.name}/paths/mnist/"
+    assert job["inputs"]["input_2"]["uri"] == f"azureml://datastores/{store.name}/paths/mnist/labels.csv"

@@ -132,6 +132,11 @@ class AzureDatastores(DatastoresBackend):
         return self._default[1]
 
     def resolve_input(self, uri: str) -> str:
+        """``datastore:PATH`` in the default datastore, or ``datastore:NAME/PATH`` when NAME is one of the
+        workspace's datastores (the local workspace's rule)."""
         if not str(uri).startswith("datastore:"):
             return uri
+        first, _, tail = str(uri)[len("datastore:"):].lstrip("/").partition("/")
+        if tail and first in {d.name for d in self.list()}:
+            return f"azureml://datastores/{first}/paths/{tail}"
         return datastore_uri(uri, self.default_name())
