@@ -239,6 +239,13 @@ class Run(_CoreRun):
                                   _tracker=context._tracker, _check=False)
         return Run._v1_context
 
+    def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
+        """v1's order: ``run.log(name, value, description)`` (the third argument is a description, not a step)."""
+        if description is not None and not isinstance(description, str):
+            raise InvalidInput(f"run.log({name!r}, value, description): the third argument is a description "
+                               f"(text); give a step as step={description!r}")
+        super().log(name, value, step=step, description=description or "")
+
     def get_portal_url(self) -> str:
         """A link that opens the run's view in JupyterLab (``/lab?aml-run=RUN_ID``, under JupyterHub's prefix when
         there is one); in the notebook, ``%aml show RUN`` shows the same."""

@@ -197,3 +197,15 @@ def test_the_magic_switches_the_v1_names_on_and_off(ip, capsys):
     finally:
         v1.uninstall()
         v1.set_client(None)
+
+
+def test_run_log_takes_v1s_third_argument_as_a_description(azureml, client):
+    from azureml.core import Experiment, Workspace
+
+    run = Experiment(Workspace.from_config(), "order").start_logging()
+    run.log("acc", 0.5, "accuracy on the holdout")  # v1: (name, value, description)
+    run.log("acc", 0.7, step=5)
+    with pytest.raises(InvalidInput, match="third argument is a description"):
+        run.log("acc", 0.9, 3)  # a v1 user's step in the wrong place: one clear line, nothing stored
+    run.complete()
+    assert run.get_metrics()["acc"] == [0.5, 0.7]
