@@ -21,6 +21,7 @@ VERSION = "1.60.0"
 INPUTS_ENV = "AML_MAGICS_V1_INPUTS"  # a run's named dataset inputs: name → {kind, local path}  # the last azureml-core release this layer follows (its API, not its code)
 
 __all__ = ["VERSION", "Workspace", "Experiment", "Run", "ScriptRun", "ScriptRunConfig", "RunConfiguration",
+           "DockerConfiguration", "DEFAULT_CPU_IMAGE", "DEFAULT_GPU_IMAGE",
            "Environment", "Model", "Dataset", "Datastore", "ComputeTarget", "Webservice", "Image",
            "InteractiveLoginAuthentication", "ServicePrincipalAuthentication", "get_run"]
 
@@ -371,6 +372,22 @@ class Experiment(_CoreExperiment):
 
 
 # -- ScriptRunConfig / RunConfiguration ---------------------------------------------------------------------------
+
+#: v1's base image names (``env.docker.base_image = DEFAULT_CPU_IMAGE``): accepted; runs here are processes
+DEFAULT_CPU_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04"
+DEFAULT_GPU_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-cuda11.1-cudnn8-ubuntu20.04"
+
+
+class DockerConfiguration:
+    """``ScriptRunConfig(docker_runtime_config=DockerConfiguration(use_docker=True))``: accepted and noted."""
+
+    def __init__(self, use_docker: bool = False, arguments: list | None = None, shared_volumes: bool = True,
+                 shm_size: str | None = None):
+        self.use_docker, self.arguments, self.shm_size = use_docker, list(arguments or []), shm_size
+        if use_docker:
+            note_once("docker-runtime", "DockerConfiguration(use_docker=True) is accepted; runs here are processes "
+                                        "in the environment's Python")
+
 
 class RunConfiguration:
     """v1's run configuration: its ``environment`` and ``target`` are used; Docker, MPI and the rest are noted."""

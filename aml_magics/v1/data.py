@@ -14,7 +14,8 @@ from typing import Any, Iterable
 from ..core.errors import InvalidInput, NotFound, NotSupported
 from . import note_once
 
-__all__ = ["Dataset", "Datastore", "FileDataset", "TabularDataset", "DataReference", "DataPath", "DatasetConsumptionConfig"]
+__all__ = ["Dataset", "Datastore", "FileDataset", "TabularDataset", "DataReference", "DataPath", "DatasetConsumptionConfig",
+           "OutputFileDatasetConfig"]
 
 
 class Datastore:
@@ -397,3 +398,13 @@ class _registry:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
         os.replace(tmp, self.path)
+
+
+class OutputFileDatasetConfig:
+    """v1's run output to a datastore: not here — a script writes its files to ``outputs/`` (kept with the run:
+    ``run.download_file``), or uploads to a datastore itself."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        raise NotSupported("OutputFileDatasetConfig: write the files to outputs/ in the script (they are kept with "
+                           "the run: run.get_file_names(), run.download_file(...)), or upload them to a datastore "
+                           "(ws.get_default_datastore().upload(...))")
