@@ -216,15 +216,24 @@ def test_a_portal_link_opens_the_run_view_and_a_hostile_one_opens_nothing(lab):
         alerts: list[str] = []
         page.on("dialog", lambda d: (alerts.append(d.message), d.dismiss()))
         try:
-            page.goto(f"{lab['base']}{link}&token={lab['token']}")
+            page.goto(f"{lab['base']}{link}&token={lab['token']}", wait_until="commit")
             page.locator(f"#amlx-run-view-{run.id}").wait_for(timeout=90_000)
             page.wait_for_function(
                 "() => { const c = document.querySelector('.amlx-chart[data-metric=\"loss\"] canvas');"
                 " return c && +c.dataset.points === 5; }", timeout=30_000)
+        finally:
+            page.close()
+        # a fresh page in a workspace of its own (nothing restored from the first page's layout)
+        page = new_page(browser, 1300, 900)
+        page.on("dialog", lambda d: (alerts.append(d.message), d.dismiss()))
+        try:
             hostile = urllib.parse.quote("<img src=x onerror=alert(1)>")
-            page.goto(f"{lab['base']}/lab?aml-run={hostile}&token={lab['token']}&reset")
+            page.goto(f"{lab['base']}/lab/workspaces/hostile-link?aml-run={hostile}&token={lab['token']}",
+                      wait_until="commit")
             page.locator("#jp-main-dock-panel").wait_for(timeout=90_000)
+            page.locator(".amlx-statusbar").wait_for(timeout=60_000)  # the extension is active
             page.wait_for_timeout(2000)
             assert page.locator("[id^='amlx-run-view-']").count() == 0 and not alerts
+            assert page.locator("img[src='x']").count() == 0
         finally:
             page.close()
