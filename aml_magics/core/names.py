@@ -3,13 +3,25 @@ from __future__ import annotations
 
 import re
 
-from .errors import InvalidInput
+from typing import Any, Callable, Sequence
+
+from .errors import InvalidInput, NotFound
 
 #: the file a submitted cell is written to in the run's snapshot
 CELL_FILE = "__aml_cell__.py"
 #: Azure ML's name of a workspace's default datastore (the local workspace uses it too)
 DEFAULT_DATASTORE = "workspaceblobstore"
 DEFAULT_COMPUTE = "local"
+
+
+def default_datastore(stores: Sequence[Any], is_default: Callable[[Any], bool], name: Callable[[Any], str]) -> Any:
+    """The workspace's default datastore: the one marked default, else the only one — where uploads go and where
+    ``datastore:PATH`` points, on every backend. Several and none marked: NotFound, saying how to choose."""
+    marked = [s for s in stores if is_default(s)]
+    if marked or len(stores) == 1:
+        return (marked or stores)[0]
+    raise NotFound("the workspace has no default datastore" + (
+        f" among {', '.join(name(s) for s in stores)}; name one (datastore=NAME)" if stores else ""))
 
 _SERVICE = re.compile(r"[a-z0-9][a-z0-9-]{1,30}[a-z0-9]")
 _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from . import checks
 from .contract import not_supported
 from .errors import AmlError, InvalidInput, NotFound
-from .names import check_service_name, default_service_name
+from .names import check_service_name, default_datastore, default_service_name
 from .states import RUN_STATES, TERMINAL_STATES, canonical_state
 from .types import (ComputeTarget, DatastoreInfo, ExperimentInfo, Listing, MetricsView, ModelInfo, ModelList, RunInfo,
                     RunList, RunSubmission, ServiceList)
@@ -273,12 +273,7 @@ class DatastoreOperations(_Operations):
     def default(self) -> DatastoreInfo:
         """The workspace's default datastore: the one marked default, else the only one (one rule with where
         uploads go and ``datastore:PATH`` points)."""
-        stores = self._backend.datastores.list()
-        marked = [d for d in stores if d.is_default]
-        if marked or len(stores) == 1:
-            return (marked or stores)[0]
-        raise NotFound("the workspace has no default datastore" + (
-            f" among {', '.join(d.name for d in stores)}; name one (datastore=NAME)" if stores else ""))
+        return default_datastore(self._backend.datastores.list(), lambda d: d.is_default, lambda d: d.name)
 
     def upload(self, src: str | os.PathLike, target: str = "", datastore: str | None = None,
                overwrite: bool = False) -> list[str]:

@@ -168,16 +168,22 @@ class _Dataset:
 
     def register(self, workspace: Any, name: str, description: str | None = None, tags: dict | None = None,
                  create_new_version: bool = False) -> "_Dataset":
+        from ..core import checks
+
+        checks.text("dataset name", name, max_len=checks.MAX_NAME)
+        if description is not None:
+            checks.text("description", str(description), empty=True)
         registry = _registry(workspace)
-        data = registry.read()
-        versions = data.get(name, [])
-        if versions and not create_new_version:
-            raise InvalidInput(f"a dataset named {name!r} exists; pass create_new_version=True for a new version")
         entry = {"kind": type(self).__name__, "paths": [_serial(p) for p in self._paths], "description": description,
-                 "tags": tags or {}, **self._settings()}
-        versions.append(entry)
-        data[name] = versions
-        registry.write(data)
+                 "tags": {str(k): str(v) for k, v in (tags or {}).items()}, **self._settings()}
+        with registry.lock():  # two notebooks registering at once: neither registration is lost
+            data = registry.read()
+            versions = data.get(name, [])
+            if versions and not create_new_version:
+                raise InvalidInput(f"a dataset named {name!r} exists; pass create_new_version=True for a new version")
+            versions.append(entry)
+            data[name] = versions
+            registry.write(data)
         self.name, self.version, self.description = name, len(versions), description
         return self
 
@@ -391,11 +397,17 @@ class _registry:
             raise InvalidInput(f"{self.path} is not valid JSON (edited by hand?); fix or move it, then "
                                "register again") from None
 
+    def lock(self):
+        from filelock import FileLock
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.path) + ".lock", timeout=30)
+
     def write(self, data: dict) -> None:
         import os
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
         os.replace(tmp, self.path)
 

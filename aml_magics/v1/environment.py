@@ -104,8 +104,8 @@ class CondaDependencies:
         target.write_text(self.serialize_to_string(), encoding="utf-8")
         return str(target)
 
-    save_to_file = lambda self, base_directory=".", conda_file_path="conda_dependencies.yml": self.save(  # noqa: E731
-        str(Path(base_directory) / conda_file_path))
+    def save_to_file(self, base_directory: str = ".", conda_file_path: str = "conda_dependencies.yml") -> str:
+        return self.save(str(Path(base_directory) / conda_file_path))
 
     def __repr__(self) -> str:
         return f"CondaDependencies(conda={self.conda_packages}, pip={self.pip_packages})"

@@ -209,3 +209,31 @@ def test_run_log_takes_v1s_third_argument_as_a_description(azureml, client):
         run.log("acc", 0.9, 3)  # a v1 user's step in the wrong place: one clear line, nothing stored
     run.complete()
     assert run.get_metrics()["acc"] == [0.5, 0.7]
+
+
+def test_two_notebooks_registering_datasets_at_once_lose_none(azureml, client, tmp_path):
+    """Each of two processes registers 15 versions of a dataset at the same time: all 30 are kept. Names that are
+    not text (empty, a lone surrogate) are refused in one line."""
+    from azureml.core import Dataset, Workspace
+
+    (tmp_path / "t.csv").write_text("a\n1\n")
+    code = textwrap.dedent(f"""
+        from aml_magics import v1
+        from aml_magics.core.client import Client
+        v1.install(client=Client({str(client.config.path)!r}), quiet=True)
+        from azureml.core import Dataset, Workspace
+        ws = Workspace.from_config()
+        for i in range(15):
+            Dataset.Tabular.from_delimited_files(path={str(tmp_path / "t.csv")!r}).register(
+                ws, "shared", create_new_version=True)
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    for p in procs:
+        assert p.wait(timeout=120) == 0, p.stderr.read()
+    ws = Workspace.from_config()
+    assert Dataset.get_by_name(ws, "shared").version == 30
+    for bad in ("", "  ", "x\ud800"):
+        with pytest.raises(InvalidInput, match="dataset name"):
+            Dataset.Tabular.from_delimited_files(path=str(tmp_path / "t.csv")).register(ws, bad)

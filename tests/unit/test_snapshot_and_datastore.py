@@ -75,3 +75,20 @@ def test_datastore_symlink_escape_is_refused(client, tmp_path):
     os.symlink(tmp_path, os.path.join(root, "escape"))
     with pytest.raises(InvalidInput, match="leaves the datastore"):
         client.datastores.ls("escape")
+
+
+def test_one_rule_picks_the_default_datastore():
+    """The core and the Azure backend pick the default datastore by one rule: the marked one, else the only one;
+    several and none marked is one clear error (no silent "the first")."""
+    from aml_magics.core.errors import NotFound
+    from aml_magics.core.names import default_datastore
+
+    def pick(stores):
+        return default_datastore(stores, lambda s: s[1], lambda s: s[0])
+
+    assert pick([("a", False), ("b", True)]) == ("b", True)
+    assert pick([("only", False)]) == ("only", False)
+    with pytest.raises(NotFound, match="no default datastore among a, b; name one"):
+        pick([("a", False), ("b", False)])
+    with pytest.raises(NotFound, match="^the workspace has no default datastore$"):
+        pick([])

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.contract import DatastoresBackend, not_supported
 from ...core.errors import Conflict, InvalidInput, NotFound
+from ...core.names import default_datastore
 from ...core.types import DatastoreEntry, DatastoreInfo
 from ..common.snapshot import plan_snapshot
 from . import ops
@@ -21,7 +22,7 @@ class AzureDatastores(DatastoresBackend):
     def __init__(self, backend: "AzureBackend"):
         self.b = backend
         self._containers: dict[str, tuple[float, Any]] = {}  # datastore → (when asked, its container)
-        self._default: tuple[float, str] | None = None  # (when asked, the default datastore's name)
+        self._default: tuple[float, str, frozenset[str]] | None = None  # (when asked, default's name, all names)
 
     def list(self) -> list[DatastoreInfo]:
         return ops.datastores(self.b.arm, self.b.ws)
@@ -33,10 +34,8 @@ class AzureDatastores(DatastoresBackend):
         if name:
             return self.b.arm.get(f"{self.b.ws.path}/datastores/{name}")
         stores = self.b.arm.list_all(f"{self.b.ws.path}/datastores")
-        body = next((d for d in stores if (d.get("properties") or {}).get("isDefault")), stores[0] if stores else None)
-        if body is None:
-            raise NotFound("the workspace has no datastore")
-        return body
+        return default_datastore(stores, lambda d: bool((d.get("properties") or {}).get("isDefault")),
+                                 lambda d: d.get("name", "?"))
 
     def default_container(self):
         """(name, container) of the workspace's default datastore."""
@@ -123,20 +122,27 @@ class AzureDatastores(DatastoresBackend):
             done.append(str(dest))
         return done
 
-    def default_name(self) -> str:
-        """The workspace's default datastore (the one ``isDefault`` says, else the only one): where uploads go and
-        where ``datastore:PATH`` points — one rule for both. Asked again every ten minutes."""
+    def _names(self) -> tuple[str, frozenset[str]]:
+        """(the default datastore's name, every datastore's name), from one list, asked again every ten minutes."""
         now = time.monotonic()
         if self._default is None or now - self._default[0] > 600:
-            self._default = (now, self.describe(None).get("name") or "")
-        return self._default[1]
+            stores = self.list()
+            default = default_datastore(stores, lambda d: d.is_default, lambda d: d.name)
+            self._default = (now, default.name, frozenset(d.name for d in stores))
+        return self._default[1], self._default[2]
+
+    def default_name(self) -> str:
+        """The workspace's default datastore (``core.names.default_datastore``): where uploads go and where
+        ``datastore:PATH`` points — one rule for both."""
+        return self._names()[0]
 
     def resolve_input(self, uri: str) -> str:
         """``datastore:PATH`` in the default datastore, or ``datastore:NAME/PATH`` when NAME is one of the
         workspace's datastores (the local workspace's rule)."""
         if not str(uri).startswith("datastore:"):
             return uri
+        default, names = self._names()
         first, _, tail = str(uri)[len("datastore:"):].lstrip("/").partition("/")
-        if tail and first in {d.name for d in self.list()}:
+        if tail and first in names:
             return f"azureml://datastores/{first}/paths/{tail}"
-        return datastore_uri(uri, self.default_name())
+        return datastore_uri(uri, default)
