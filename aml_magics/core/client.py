@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import registry
 from .config import WorkspaceConfig, resolve_workspace
-from .operations import (ComputeOperations, DatastoreOperations, DeploymentOperations, EnvironmentOperations,
+from .operations import (BatchOperations, ComputeOperations, DatastoreOperations, DeploymentOperations,
+                         EnvironmentOperations, PipelineOperations,
                          ExperimentOperations, ModelOperations, RunOperations, check_name, parse_model_ref)
 from .types import WorkspaceInfo
 
@@ -39,6 +40,8 @@ class Client:
         self.models = ModelOperations(self)
         self.deployments = DeploymentOperations(self)
         self.environments = EnvironmentOperations(self)
+        self.pipelines = PipelineOperations(self)
+        self.batch = BatchOperations(self)
 
     @classmethod
     def shared(cls, workspace: str | os.PathLike | None = None) -> "Client":

@@ -19,6 +19,7 @@ from .types import (ComputeTarget, DatastoreInfo, ExperimentInfo, Listing, Metri
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Client
     from .contract import Backend
+    from .pipelines import PipelineSpec
     from .run import Run
 
 
@@ -232,6 +233,171 @@ class RunOperations(_Operations):
         if name not in values:
             raise NotFound.with_suggestions(f"--out variable of run {run_id}", name, list(values))
         return values[name]
+
+
+class PipelineOperations(_Operations):
+    """Pipelines: steps (cells, scripts, notebooks) with named inputs and outputs, run as child runs of one run."""
+
+    def load(self, path: str | os.PathLike) -> "PipelineSpec":
+        """A pipeline from an Azure ML v2 pipeline YAML (the subset ``core.pipelines.load_yaml`` names)."""
+        from .pipelines import load_yaml
+
+        return load_yaml(path)[0]
+
+    def submit(self, pipeline: "PipelineSpec | str | os.PathLike", experiment: str | None = None, *,
+               source_dir: str | os.PathLike | None = None, reuse: bool | None = None,
+               display_name: str | None = None, tags: dict[str, str] | None = None,
+               environment_variables: dict[str, str] | None = None) -> "Run":
+        """Run a pipeline (a ``PipelineSpec`` or a YAML file's path): a parent run whose children are the steps.
+        A step whose code, arguments, environment and input contents are unchanged reuses its earlier run's outputs
+        (``reuse=False``: every step runs)."""
+        from dataclasses import replace as _replace
+
+        from .pipelines import PipelineSpec, load_yaml
+
+        if isinstance(pipeline, PipelineSpec):
+            spec, doc = pipeline, {}
+            source = Path(source_dir or os.getcwd())
+        else:
+            spec, doc = load_yaml(pipeline)
+            source = Path(source_dir) if source_dir else Path(pipeline).resolve().parent
+        spec = _replace(spec, reuse=spec.reuse if reuse is None else bool(reuse)).validate()
+        experiment = experiment or doc.get("experiment_name") or "default"
+        known = {c.name for c in self._backend.computes.list()}
+        for step in spec.steps:
+            compute = step.compute or spec.default_compute
+            if compute not in known:
+                raise NotFound.with_suggestions("compute target", compute, sorted(known),
+                                                hint=f"step {step.name} names it; create it with %aml compute create")
+            folder = (source / step.source).resolve()
+            if step.kind != "cell" and not (folder / step.entry).is_file():
+                raise NotFound(f"step {step.name}: {step.entry!r} not found in {folder}")
+            env = step.environment
+            if env and not env.endswith((".txt", ".yml", ".yaml")):
+                name, _, version = env.split("@")[0].partition(":")
+                try:
+                    self._client.environments.get(name, int(version) if version.isdigit() else None)
+                except NotFound as exc:
+                    raise NotFound(f"step {step.name}: {exc}") from None
+        sub = RunSubmission(kind="pipeline", experiment=experiment, source_dir=source, entry="",
+                            compute=spec.default_compute, engine=spec, display_name=display_name or doc.get("display_name"),
+                            tags={"pipeline.steps": str(len(spec.steps)), **(tags or {})},
+                            environment_variables=dict(environment_variables or {}))
+        return self._client.runs.submit(sub)
+
+    def export(self, pipeline: "PipelineSpec", folder: str | os.PathLike = ".", *, experiment: str | None = None,
+               name: str = "pipeline.yml") -> Path:
+        """Write the pipeline as an Azure ML v2 pipeline YAML (cell steps as scripts under ``steps/``)."""
+        from .pipelines import to_yaml
+
+        stores = self._backend.datastores.list()
+        default = default_datastore(stores, lambda d: d.is_default, lambda d: d.name)
+        return to_yaml(pipeline, folder, experiment=experiment, name=name,
+                       datastores=tuple(d.name for d in stores), default_datastore=default.name)
+
+    def steps(self, run_id: str) -> dict[str, RunInfo]:
+        """A pipeline run's steps (step name → its child run), in the order they were started."""
+        children = self._client.runs.children(run_id)
+        return {c.tags.get("pipeline.step", c.display_name or c.run_id): c
+                for c in sorted(children.infos, key=lambda c: c.created or 0)}
+
+
+class BatchOperations(_Operations):
+    """Batch scoring: a model over the files of a folder or the rows of a table, on worker processes."""
+
+    def submit(self, model: str | None, data: Any, *, experiment: str = "batch", output: str | None = None,
+               score: str | os.PathLike | None = None, mini_batch: int | None = None, parallel: int = 1,
+               retries: int = 3, error_threshold: int = -1, output_file: str | None = None,
+               tabular: bool | None = None, compute: str | None = None, source_dir: str | os.PathLike | None = None,
+               display_name: str | None = None, tags: dict[str, str] | None = None,
+               environment: str | None = None) -> "Run":
+        """``data``: ``datastore:PATH`` (a folder of files, or CSV/Parquet), a local path, or a DataFrame/array.
+        ``output``: a ``datastore:PATH`` folder that receives the output file too. Without ``score`` the model
+        must be a scikit-learn or ONNX model (the default scorer)."""
+        from .names import DEFAULT_COMPUTE as _COMPUTE
+        from .specs import BatchSpec
+
+        source = Path(source_dir or os.getcwd()).resolve()
+        if model is None and score is None:
+            raise InvalidInput("give a model (NAME[:VERSION]), a scoring script (--score batch_score.py), or both")
+        model_ref, framework = None, None
+        if model is not None:
+            name, version = parse_model_ref(str(model))
+            info = self._client.models.get(name, version)
+            model_ref, framework = f"{info.name}:{info.version}", info.framework
+            if score is None and framework not in ("scikit-learn", "sklearn", "onnx"):
+                raise InvalidInput(f"model {model_ref} is {framework or 'of an unknown framework'}; the default batch "
+                                   "scorer serves scikit-learn and ONNX models: give a script with --score batch_score.py "
+                                   "(init() and run(mini_batch))")
+        entry = None
+        if score is not None:
+            path = Path(score)
+            full = (source / path).resolve() if not path.is_absolute() else path.resolve()
+            if not full.is_file():
+                raise NotFound(f"scoring script {str(score)!r} not found in {source}")
+            if source not in full.parents:
+                raise InvalidInput(f"the scoring script must be inside the run's folder {source} (--source-dir)")
+            entry = full.relative_to(source).as_posix()
+        mini = checks.whole("--mini-batch", mini_batch, 1, 10 ** 9) if mini_batch is not None else None
+        parallel = checks.whole("--parallel", parallel, 1, 1024)
+        retries = checks.whole("--retries", retries, 0, 1000)
+        error_threshold = checks.whole("--error-threshold", error_threshold, -1, 10 ** 12)
+        inputs, in_values = {}, {}
+        if isinstance(data, (str, os.PathLike)) and str(data).startswith(("datastore:", "azureml://")):
+            from .pipelines import datastore_uri
+
+            uri = datastore_uri(str(data))
+            where = self._backend.datastores.resolve_input(uri)
+            inputs["data"] = uri
+            data_ref = {"kind": "input", "name": "data"}
+            looks = Path(where) if self._client.capabilities.inputs_readable_here else None
+        elif isinstance(data, (str, os.PathLike)):
+            looks = Path(data).expanduser().resolve()
+            if not looks.exists():
+                raise NotFound(f"--data {str(data)!r}: no such file or folder (or datastore:PATH for datastore files)")
+            if self._client.capabilities.remote:
+                raise InvalidInput(f"--data {str(data)!r} is on this machine; upload it (%aml datastore upload) and "
+                                   "pass datastore:PATH")
+            data_ref = {"kind": "path", "path": str(looks)}
+        elif hasattr(data, "shape"):
+            in_values["__batch_data__"] = data
+            data_ref, looks = {"kind": "memory"}, None
+            if tabular is False:
+                raise InvalidInput("a DataFrame or array is scored by rows (tabular)")
+            tabular = True
+        else:
+            raise InvalidInput(f"--data: give datastore:PATH, a local path or a DataFrame, not {type(data).__name__}")
+        if tabular is None:
+            tabular = looks is not None and (looks.suffix.lower() in (".csv", ".parquet", ".pq", ".tsv") or (
+                looks.is_dir() and any(p.suffix.lower() in (".csv", ".parquet", ".pq", ".tsv") for p in looks.iterdir())
+                and not any(p.suffix.lower() not in (".csv", ".parquet", ".pq", ".tsv") for p in looks.iterdir()
+                            if p.is_file())))
+        output_file = output_file or ("predictions.csv" if tabular else "parallel_run_step.txt")
+        checks.text("--output-file", output_file, max_len=255)
+        if "/" in output_file or "\\" in output_file or output_file.startswith("."):
+            raise InvalidInput(f"--output-file {output_file!r}: a file name, without folders")
+        if not output_file.endswith((".txt", ".csv", ".parquet")):
+            raise InvalidInput(f"--output-file {output_file!r}: end it in .txt (append_row lines), .csv or .parquet")
+        if output_file.endswith(".parquet"):
+            import importlib.util
+
+            if importlib.util.find_spec("pyarrow") is None:
+                raise InvalidInput("Parquet output needs pyarrow (pip install pyarrow); or use --output-file predictions.csv")
+        outputs = {}
+        if output is not None:
+            from .pipelines import datastore_uri
+
+            outputs["predictions"] = datastore_uri(str(output))
+        spec = BatchSpec(data=data_ref, model=model_ref, score=entry, framework=framework, tabular=bool(tabular),
+                         mini_batch=mini or (10_000 if tabular else 10), parallel=parallel, retries=retries,
+                         error_threshold=error_threshold, output_file=output_file,
+                         output="predictions" if outputs else None)
+        sub = RunSubmission(kind="batch", experiment=experiment, source_dir=source, entry="",
+                            compute=compute or _COMPUTE, engine=spec, in_values=in_values, inputs=inputs,
+                            outputs=outputs, display_name=display_name,
+                            tags={**({"batch.model": model_ref} if model_ref else {}), **(tags or {})},
+                            environment=environment)
+        return self._client.runs.submit(sub)
 
 
 class ExperimentOperations(_Operations):

@@ -94,6 +94,35 @@ class AutoMLSpec:
         return getattr(self, key, default)
 
 
+@dataclass
+class BatchSpec:
+    """A batch scoring run (v1's ParallelRunStep, v2's batch deployment): a model over files or table rows."""
+
+    data: dict  # {"kind": "input", "name": N} (a datastore folder/file), {"kind": "path", "path": P}, {"kind": "memory"}
+    model: str | None = None  # "NAME:VERSION"
+    score: str | None = None  # a script with init() and run(mini_batch) in the snapshot; None: the default scorer
+    framework: str | None = None  # the model's, for the default scorer
+    tabular: bool = False  # rows of CSV/Parquet files or a DataFrame; else files
+    mini_batch: int = 10  # files per mini-batch, or rows for tabular data
+    parallel: int = 1  # worker processes
+    retries: int = 3  # a failing mini-batch is tried this many more times
+    error_threshold: int = -1  # failed files/rows tolerated; -1: any number
+    output_file: str = "parallel_run_step.txt"
+    output: str | None = None  # the run's output name of a datastore folder that gets the file too
+
+    kind = "batch"
+    primary_metric = None
+    goal = "max"
+
+    def to_settings(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_settings(cls, data: dict) -> "BatchSpec":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
 #: Azure ML's AutoML metrics where lower is better (errors and losses); every other one is maximized
 LOWER_IS_BETTER = frozenset({
     "log_loss", "mean_absolute_error", "median_absolute_error", "root_mean_squared_error",

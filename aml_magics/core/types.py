@@ -400,9 +400,10 @@ class RunSubmission:
     in_values: dict[str, Any] = field(default_factory=dict)
     out_vars: list[str] = field(default_factory=list)
     inputs: dict[str, str] = field(default_factory=dict)  # name -> "datastore:path"
+    outputs: dict[str, str] = field(default_factory=dict)  # name -> "datastore:PATH", a folder the run writes
     environment_variables: dict[str, str] = field(default_factory=dict)
     environment: str | None = None  # a registered environment (NAME[:VERSION]) or a requirements/yml path
     snapshot_max_bytes: int = 100_000_000
     parent_run_id: str | None = None  # trials of a sweep are children of the sweep's run
     params: dict[str, Any] = field(default_factory=dict)  # recorded as the run's parameters at submission
-    engine: "SweepSpec | AutoMLSpec | None" = None  # what a sweep or an AutoML run is asked to do (core.specs)
+    engine: "Any" = None  # what a sweep, AutoML, pipeline or batch run is asked to do (core.specs, core.pipelines)

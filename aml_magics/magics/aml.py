@@ -17,13 +17,14 @@ from ..core.names import CELL_FILE, DEFAULT_COMPUTE
 from ..core.types import RunSubmission
 from . import parser as cli
 from .display import in_kernel as _in_kernel
+from .pipeline_commands import PipelineCommands
 from .workspace_commands import WorkspaceCommands
 
 _PARSER = cli.build_parser()
 
 
 @magics_class
-class AmlMagics(WorkspaceCommands, Magics):
+class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
     workspace = Unicode("", help="local workspace folder for this kernel (default: $AML_MAGICS_WORKSPACE, "
                                  "else the per-user workspace)").tag(config=True)
     default_experiment = Unicode("", help="experiment for runs without -e (default: the notebook's name, "
@@ -37,6 +38,7 @@ class AmlMagics(WorkspaceCommands, Magics):
     def __init__(self, shell=None, **kwargs):
         super().__init__(shell=shell, **kwargs)
         self._client: Client | None = None
+        self._steps: dict = {}  # the notebook's pipeline steps (%%aml step), by name, in definition order
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -113,13 +115,14 @@ class AmlMagics(WorkspaceCommands, Magics):
             args.command = tokens[0]
         else:
             args = _PARSER.parse_args(tokens)
-        if cell is not None and args.command not in ("run", "sweep"):
+        if cell is not None and args.command not in ("run", "sweep", "step"):
             raise UsageError(f"%%aml {args.command} is a line magic: use %aml {args.command} "
-                             "(only %%aml run and %%aml sweep take a cell)")
-        if extra and args.command not in ("run", "sweep"):
-            raise UsageError("'--' arguments go only with %aml run SCRIPT -- ARGS or %aml sweep SCRIPT -- ARGS")
+                             "(only %%aml run, %%aml sweep and %%aml step take a cell)")
+        if extra and args.command not in ("run", "sweep", "step"):
+            raise UsageError("'--' arguments go only with %aml run SCRIPT -- ARGS, %aml sweep SCRIPT -- ARGS or "
+                             "%aml step NAME SCRIPT -- ARGS")
         handler = getattr(self, f"_cmd_{args.command}")
-        return handler(args, cell, extra) if args.command in ("run", "sweep") else handler(args)
+        return handler(args, cell, extra) if args.command in ("run", "sweep", "step") else handler(args)
 
     # -- runs -------------------------------------------------------------------------------------
 

@@ -24,7 +24,11 @@ OVERVIEW = """\
   %aml sweep SCRIPT|NOTEBOOK --param "C=choice(0.1,1)" --metric M [...] [-- --C {C}]
   %aml automl --task classification|regression|forecasting --data DF|PATH --label COL [--metric M]
         [--budget S] [--trials N] [--register NAME]     AutoML; _.get_output() → (best run, model)
-  %aml resume RUN                                        continue a killed sweep / AutoML run
+  %%aml step NAME [--in NAME[=SOURCE]] [--out NAME] [-c C]   this cell becomes a pipeline step (outputs are folders)
+  %aml pipeline run [FILE.yml] [-e EXP] [--no-reuse] · export [FILE.yml] · show [RUN] · steps · clear [NAME]
+  %aml batch MODEL --data datastore:PATH|DF [--out datastore:PATH] [--score batch_score.py] [--mini-batch N]
+        [--parallel N] [--retries N] [--error-threshold N]   score a folder of files or a table in mini-batches
+  %aml resume RUN                                        continue a killed sweep / AutoML / pipeline / batch run
   %aml runs [-e EXP] [--status S] [--limit N]            run history
   %aml show RUN [--static] · %aml logs RUN [--follow] · %aml metrics RUN · %aml cancel RUN
   %aml compare RUN1 RUN2 [...] [--metric M]              metrics overlaid, params side by side
@@ -163,7 +167,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     _run_options(p)
 
-    p = sub.add_parser("resume", help="continue a sweep or AutoML run whose controller stopped", add_help=False)
+    p = sub.add_parser("step", help="make this cell (%%aml step NAME) or a script (%aml step NAME SCRIPT -- ARGS) a "
+                                    "step of the notebook's pipeline", add_help=False)
+    p.add_argument("name", help="the step's name (letters, digits, _)")
+    p.add_argument("script", nargs="?", help="script or notebook of the step (line form); omit in %%aml step cells")
+    p.add_argument("--in", dest="inputs", action="append", default=[], metavar="NAME[=SOURCE]",
+                   help="an input folder: NAME alone reads the step output of that name; NAME=STEP.OUTPUT, "
+                        "NAME=datastore:PATH (repeatable, or comma separated)")
+    p.add_argument("--out", dest="outputs", action="append", default=[], metavar="NAME",
+                   help="an output folder the step writes (outputs.NAME in the cell, ${{outputs.NAME}} in arguments)")
+    p.add_argument("-c", "--compute", help="compute target of the step (default: the pipeline's)")
+    p.add_argument("--env", dest="environment", metavar="ENV", help="run the step in a registered environment")
+    p.add_argument("--no-reuse", action="store_true", help="always run this step (never reuse an earlier run)")
+    p.add_argument("--source-dir", help="the step's code folder (default: this folder)")
+
+    p = sub.add_parser("pipeline", help="the notebook's pipeline: `run` it (or a v2 pipeline YAML), `export` it as "
+                                        "YAML, `show` a pipeline run's graph, list its `steps`, `clear` them",
+                       add_help=False)
+    p.add_argument("action", choices=["run", "export", "show", "steps", "clear"])
+    p.add_argument("target", nargs="?", help="run: a pipeline YAML (default: the notebook's steps); export: the file "
+                                             "to write (default pipeline.yml); show: a run; clear: a step")
+    p.add_argument("-e", "--experiment", help="experiment name (default: the YAML's experiment_name, else the notebook's)")
+    p.add_argument("-c", "--compute", help="default compute target of the steps (default: local)")
+    p.add_argument("--no-reuse", action="store_true", help="run every step, even unchanged ones")
+    p.add_argument("--name", dest="display_name", help="display name of the pipeline run")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="tag the pipeline run")
+    p.add_argument("--wait", action="store_true", help="block until the pipeline ends, streaming its output")
+    p.add_argument("--force", action="store_true", help="export: overwrite an existing file")
+
+    p = sub.add_parser("batch", help="batch scoring: a model over a folder of files or a table's rows, in "
+                                     "mini-batches on worker processes (v1 ParallelRunStep's contract)", add_help=False)
+    p.add_argument("model", nargs="?", help="registered model NAME[:VERSION] (optional with --score)")
+    p.add_argument("--data", required=True, help="datastore:PATH (a folder of files, or CSV/Parquet), a local path, "
+                                                 "or a DataFrame variable")
+    p.add_argument("--out", dest="output", metavar="datastore:PATH", help="a datastore folder for the output file too")
+    p.add_argument("--score", help="a script with init() and run(mini_batch) (default: score a scikit-learn or ONNX model)")
+    p.add_argument("--mini-batch", type=_count(1, 10 ** 9), help="files (default 10) or rows (default 10,000) per mini-batch")
+    p.add_argument("--parallel", type=_count(1, 1024), default=1, help="worker processes (default 1)")
+    p.add_argument("--retries", type=_count(0, 1000), default=3, help="tries more of a failing mini-batch (default 3)")
+    p.add_argument("--error-threshold", type=_count(-1, 10 ** 12), default=-1,
+                   help="stop when more files/rows than this failed (default -1: never)")
+    p.add_argument("--output-file", help="parallel_run_step.txt (files), predictions.csv (rows), or a .parquet name")
+    p.add_argument("--tabular", action="store_true", help="score rows of the CSV/Parquet files (default: decided by "
+                                                          "the files)")
+    p.add_argument("-e", "--experiment", help="experiment name (default: the notebook's)")
+    p.add_argument("-c", "--compute", help="compute target (default: local)")
+    p.add_argument("--name", dest="display_name", help="display name of the run")
+    p.add_argument("--env", dest="environment", metavar="ENV", help="run in a registered environment")
+    p.add_argument("--source-dir", help="folder to snapshot (where --score is; default: this folder)")
+    p.add_argument("--wait", action="store_true", help="block until the batch run ends")
+
+    p = sub.add_parser("resume", help="continue a sweep, AutoML, pipeline or batch run whose controller stopped",
+                       add_help=False)
     p.add_argument("run", help="run id, a unique part of one, or 'last'")
     p.add_argument("--wait", action="store_true", help="block until it ends")
 

@@ -44,6 +44,11 @@ def run_python(spec: dict, io_dir: Path) -> None:
 
         with open(io_dir / "in.pkl", "rb") as f:
             init_globals.update(pickle.load(f))
+    if spec.get("kind") == "cell" and (spec.get("inputs") or spec.get("outputs")):
+        import types  # a pipeline step's cell reads inputs.NAME and writes into outputs.NAME (folder paths)
+
+        init_globals.setdefault("inputs", types.SimpleNamespace(**(spec.get("inputs") or {})))
+        init_globals.setdefault("outputs", types.SimpleNamespace(**(spec.get("outputs") or {})))
     entry = spec["entry"]
     sys.argv = [entry, *spec.get("args", [])]
     sys.path.insert(0, os.path.dirname(os.path.abspath(entry)))
@@ -122,6 +127,14 @@ def main() -> int:
             from ..automl.engine import run_automl
 
             run_automl(spec, run)
+        elif spec["kind"] == "pipeline":
+            from ..pipeline.controller import run_pipeline
+
+            run_pipeline(spec, run)
+        elif spec["kind"] == "batch":
+            from ..batch.engine import run_batch
+
+            run_batch(spec, run)
         else:
             run_python(spec, io_dir)
     except SystemExit as exc:

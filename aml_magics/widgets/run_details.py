@@ -147,6 +147,11 @@ class RunDetails(Dashboard):
         self.children_box = w.VBox([w.HTML("<b>Child runs</b>"), self.children_table, self.children_chart],
                                    layout=w.Layout(display="none"))
         self.insights = w.HTML(layout=w.Layout(display="none"))
+        self.graph = None
+        self.graph_box = w.VBox(layout=w.Layout(display="none"))
+        self.batch_bar = w.IntProgress(min=0, max=1, value=0, layout=w.Layout(width="320px"))
+        self.batch_text = w.HTML()
+        self.batch_box = w.HBox([self.batch_bar, self.batch_text], layout=w.Layout(display="none"))
         self.child_view = w.Output()
         details = w.Accordion(children=[self.log, self.files, self.props])
         for i, title in enumerate(("Log", "Outputs", "Params, tags and models")):
@@ -157,6 +162,8 @@ class RunDetails(Dashboard):
             w.HBox([self.refresh_button, self.cancel_button, self.register_button, self.message]),
             w.HBox([self.metric_picker, self.x_toggle]),
             self.chart,
+            self.batch_box,
+            self.graph_box,
             self.latest,
             self.children_box,
             self.insights,
@@ -215,6 +222,10 @@ class RunDetails(Dashboard):
         if force or self.info.is_terminal or self._version is None or version[0] != self._version[0]:
             self._render_files()
         self._render_children()
+        if self.info.kind == "pipeline":
+            self._render_graph()
+        elif self.info.kind == "batch":
+            self._render_batch()
         if self.info.kind == "automl":
             self._render_insights()
         self._version = version
@@ -313,6 +324,41 @@ class RunDetails(Dashboard):
         else:
             self.children_chart.layout.display = "none"
 
+    def _pipeline_spec(self):
+        from ..core.pipelines import PipelineSpec
+
+        try:
+            return PipelineSpec.from_settings(self.info.spec["settings"])
+        except (KeyError, TypeError, AmlError):
+            return None
+
+    def _render_graph(self) -> None:
+        """A pipeline run: its steps as a graph, coloured by state; a click opens a step's run."""
+        from .pipeline import PipelineGraph, step_states
+
+        spec = self._pipeline_spec()
+        if spec is None:
+            return
+        if self.graph is None:
+            self.graph = PipelineGraph(spec, self._open_child)
+            self.graph_box.children = [self.graph.widget]
+            self.graph_box.layout.display = ""
+        self._step_states = step_states(spec, self.client.runs.list(parent_run_id=self.run_id, limit=None).infos)
+        self.graph.update(self._step_states)
+
+    def _render_batch(self) -> None:
+        """A batch run: mini-batches done and failed, items per second, time left."""
+        total = int(self.info.tags.get("batch.mini_batches") or 0)
+        if not total:
+            return
+        m = self.info.latest_metrics
+        done, failed = int(m.get("mini_batches_done") or 0), int(m.get("mini_batches_failed") or 0)
+        self.batch_bar.max, self.batch_bar.value = total, min(done + failed, total)
+        self.batch_bar.bar_style = "danger" if failed else ("success" if done == total else "")
+        self.batch_text.value = batch_line(done, failed, total, m.get("items_per_s"), m.get("eta_s"),
+                                           self.info.is_terminal)
+        self.batch_box.layout.display = ""
+
     def _render_insights(self) -> None:
         """AutoML: the per-algorithm summary and the best model's feature importance."""
         tables = {k: v for k, v in self.client.runs.get_metrics(self.run_id).items()
@@ -359,6 +405,12 @@ class RunDetails(Dashboard):
             metrics.setdefault(name, value)
         log_tail = "".join(self._log_text.splitlines(keepends=True)[-30:])
         trials = leaderboard.static_html(self._board, title="Trials (best first)") if self._board else ""
+        if self.info.kind == "pipeline" and self.graph is not None:
+            from .pipeline import graph_svg
+
+            trials = graph_svg(self.graph.spec, getattr(self, "_step_states", None)) + trials
+        elif self.info.kind == "batch" and self.batch_text.value:
+            trials = f"<div>{self.batch_text.value}</div>" + trials
         return run_summary_html(self.info, metrics, log_tail, getattr(self, "_files", []), trials_html=trials)
 
     def __repr__(self) -> str:
@@ -367,6 +419,17 @@ class RunDetails(Dashboard):
         if rows:
             text += "\n" + r.text_table(("metric", "latest", "min", "max", "points"), rows)
         return text
+
+
+def batch_line(done: int, failed: int, total: int, rate: Any, eta: Any, ended: bool) -> str:
+    text = f"<b>{done:,}</b> of {total:,} mini-batches scored"
+    if failed:
+        text += f", <b style='{theme.ERROR}'>{failed:,} failed</b>"
+    if rate:
+        text += f" · {r.esc(r.fmt_value(rate))} items/s"
+    if eta is not None and not ended and float(eta) >= 0:
+        text += f" · about {r.esc(r.fmt_duration(float(eta)))} left"
+    return text
 
 
 def _close_tree(widget: w.Widget) -> None:

@@ -41,6 +41,8 @@ class AzureRuns(JobFiles, RunsBackend):
         if (sub.in_values or sub.out_vars) and (sub.kind not in ("cell", "script", "sweep")
                                                 or (sub.kind == "sweep" and sub.out_vars)):
             raise InvalidInput("--in/--out go with cell and script runs, and --in with sweeps")
+        if sub.outputs and sub.kind == "sweep":
+            raise InvalidInput("outputs are for runs of a cell, script or notebook, not sweeps")
         pickled_in = pickle_inputs(sub.in_values)
         sub = self._on_compute(sub)
         sweep = sub.engine if isinstance(sub.engine, SweepSpec) else None
@@ -97,6 +99,7 @@ class AzureRuns(JobFiles, RunsBackend):
             command = " ".join(["python", *([ops.V1_DRIVER] if v1 else []), *driver, quote(entry),
                                 *(quote_arg(a) for a in args)])
         inputs = {k: self.b.datastores.resolve_input(v) for k, v in sub.inputs.items()}
+        outputs = {k: self.b.datastores.resolve_input(v) for k, v in sub.outputs.items()}
         common = dict(command=command, environment_id=environment_id,
                       compute_id=ops.compute_id(self.b.ws, sub.compute), code_id=code_id, experiment=sub.experiment,
                       display_name=sub.display_name, inputs=inputs or None, tags=sub.tags)
@@ -104,10 +107,12 @@ class AzureRuns(JobFiles, RunsBackend):
             body = ops.sweep_job_body(settings=sweep, env_vars={"AML_MAGICS_SWEEP_ID": name,
                                                                 "AML_MAGICS_EXPERIMENT": sub.experiment,
                                                                 "PYTHONUNBUFFERED": "1",
-                                                                **sub.environment_variables}, io=io, **common)
+                                                                **sub.environment_variables}, io=io,
+                                        outputs=outputs or None, **common)
         else:
             body = ops.command_job_body(env_vars={**ops.environ_for_job(name, sub.experiment),
-                                                  **sub.environment_variables}, io=io, **common)
+                                                  **sub.environment_variables}, io=io,
+                                        outputs=outputs or None, **common)
         ops.submit_job(self.b.arm, self.b.ws, name, body)
         return name
 

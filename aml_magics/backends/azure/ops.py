@@ -205,8 +205,8 @@ def find_code(arm: ArmClient, ws: WorkspaceRef, name: str, digest: str) -> str |
 def command_job_body(*, command: str, environment_id: str, compute_id: str | None, code_id: str | None,
                      experiment: str, display_name: str | None, env_vars: dict[str, str],
                      inputs: dict[str, str] | None = None, tags: dict[str, str] | None = None,
-                     io: dict | None = None) -> dict:
-    """``io``: ``{"in": uri of the pickled --in values, "out": uri of the --out folder, "properties": {...}}``."""
+                     io: dict | None = None, outputs: dict[str, str] | None = None) -> dict:
+    """``outputs``: name → the azureml:// folder the job writes. ``io``: ``{"in": uri of the pickled --in values, "out": uri of the --out folder, "properties": {...}}``."""
     if not command.strip():
         raise InvalidInput("the job needs a command")
     props: dict[str, Any] = {
@@ -218,6 +218,9 @@ def command_job_body(*, command: str, environment_id: str, compute_id: str | Non
     if code_id:
         props["codeId"] = code_id
     _job_extras(props, display_name, tags, inputs, io)
+    if outputs:
+        props.setdefault("outputs", {}).update(
+            {k: {"jobOutputType": "uri_folder", "uri": v, "mode": "ReadWriteMount"} for k, v in outputs.items()})
     return {"properties": props}
 
 

@@ -120,6 +120,22 @@ class LocalDatastores(DatastoresBackend):
             shutil.copyfile(s, d)
         return [str(d) for _, d in pairs]
 
+    def resolve_output(self, uri: str) -> Path:
+        """The folder a run writes for ``datastore:PATH`` (made when the run is prepared, not here)."""
+        if not uri.startswith("datastore:"):
+            raise InvalidInput(f"output {uri!r}: use datastore:PATH or datastore:NAME/PATH")
+        rest = uri[len("datastore:"):].lstrip("/")
+        names = {s.name for s in self.list()}
+        first, _, tail = rest.partition("/")
+        datastore, rel = (first, tail) if first in names and tail else (None, rest)
+        if not rel.strip("/"):
+            raise InvalidInput(f"output {uri!r}: name a folder inside the datastore, not its root")
+        root = self._datastore_root(datastore)
+        path = self._inside(root, rel)
+        if path.exists() and not path.is_dir():
+            raise InvalidInput(f"output {uri!r} is a file; an output is a folder the run writes")
+        return path
+
     def resolve_input(self, uri: str) -> str:
         if not uri.startswith("datastore:"):
             raise InvalidInput(f"input {uri!r}: use datastore:PATH or datastore:NAME/PATH (azureml:// URIs with azure)")

@@ -107,6 +107,8 @@ class Host:
         )
         for name, path in (spec.get("inputs") or {}).items():
             env[f"AZURE_ML_INPUT_{name}"] = path
+        for name, path in (spec.get("outputs") or {}).items():
+            env[f"AZURE_ML_OUTPUT_{name}"] = path
         env.update({k: str(v) for k, v in (spec.get("environment_variables") or {}).items()})
         return env
 

@@ -67,8 +67,11 @@ class LocalModels(ModelsBackend):
 
     def register_from_run(self, run_id: str, name: str, path: str, *, tags: dict | None = None,
                           properties: dict | None = None, description: str | None = None) -> ModelInfo:
-        self.backend.runs._row(run_id)
+        row = self.backend.runs._row(run_id)
         folder = layout.run_dir(self.path, run_id)
+        named = _in_named_output(row, path)
+        if named is not None:  # a file in one of the run's output folders (a pipeline step's outputs.NAME)
+            return self.register(name, named, run_id=run_id, tags=tags, properties=properties, description=description)
         source = layout.artifact_path(folder, path)
         resolved = source.resolve()
         if folder.resolve() not in resolved.parents:
@@ -100,3 +103,15 @@ class LocalModels(ModelsBackend):
         self.get(name, version)
         self.rows.update_tags(name, version, tags)
         return self.get(name, version)
+
+
+def _in_named_output(row, path: str) -> Path | None:
+    """``path`` when it is an absolute path inside one of the run's declared output folders."""
+    if not os.path.isabs(str(path)):
+        return None
+    target = Path(path).resolve()
+    for folder in (json.loads(row["spec"] or "{}").get("outputs") or {}).values():
+        base = Path(folder).resolve()
+        if (target == base or base in target.parents) and target.exists():
+            return target
+    return None

@@ -28,6 +28,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .backend import LocalBackend
 
 
+RESUMABLE = ("sweep", "automl", "pipeline", "batch")
+
+
 class LocalRuns(RunsBackend):
     def __init__(self, backend: "LocalBackend"):
         self.backend = backend
@@ -40,6 +43,10 @@ class LocalRuns(RunsBackend):
         # everything that can be refused is checked before anything is written
         limit = self.backend.computes.limit(sub.compute)
         inputs = {name: self.backend.datastores.resolve_input(uri) for name, uri in sub.inputs.items()}
+        outputs = {name: self.backend.datastores.resolve_output(uri) for name, uri in sub.outputs.items()}
+        clash = sorted(set(inputs) & set(outputs))
+        if clash:
+            raise InvalidInput(f"{', '.join(clash)} is both an input and an output of the run")
         source = Path(sub.source_dir).resolve()
         if not source.is_dir():
             raise InvalidInput(f"source folder {source} does not exist")
@@ -55,7 +62,9 @@ class LocalRuns(RunsBackend):
         run_id = new_run_id(sub.experiment)
         folder = layout.run_dir(self.path, run_id)
         spec = {
-            "kind": sub.kind, "entry": sub.entry, "args": _substitute_inputs(sub.args, inputs), "parameters": sub.parameters,
+            "kind": sub.kind, "entry": sub.entry, "parameters": sub.parameters,
+            "args": _substitute_inputs(sub.args, inputs, {k: str(v) for k, v in outputs.items()}),
+            "outputs": {k: str(v) for k, v in outputs.items()},
             "experiment": sub.experiment, "in_vars": sorted(sub.in_values), "out_vars": list(sub.out_vars),
             "inputs": inputs, "source_dir": str(source), "environment_variables": sub.environment_variables,
             "python": python, "environment": sub.environment,
@@ -74,6 +83,8 @@ class LocalRuns(RunsBackend):
             if sub.kind == "cell":
                 (folder / "snapshot" / sub.entry).write_text(sub.code or "", encoding="utf-8")
             (folder / "io").mkdir(parents=True, exist_ok=True)
+            for out in outputs.values():
+                out.mkdir(parents=True, exist_ok=True)
             if pickled_inputs is not None:
                 (folder / "io" / "in.pkl").write_bytes(pickled_inputs)
             (folder / "io" / "spec.json").write_text(json.dumps(spec))
@@ -83,7 +94,7 @@ class LocalRuns(RunsBackend):
         except BaseException:  # interrupted while preparing it: it never started
             self.store.transition(run_id, "Canceled", only_from=("NotStarted",), reason="interrupted before it started")
             raise
-        if sub.kind == "sweep":  # a sweep's controller only orchestrates: it takes no slot, its trials do
+        if sub.kind in ("sweep", "pipeline"):  # a controller only orchestrates: it takes no slot, its children do
             self.store.transition(run_id, "Starting", only_from=("NotStarted",))
             spawn_host(self.path, run_id, self.store)
         elif self.store.claim_slot(run_id, sub.compute, limit):
@@ -194,11 +205,13 @@ class LocalRuns(RunsBackend):
 
     def resume(self, run_id: str) -> None:
         row = self._row(run_id)
-        if row["kind"] not in ("sweep", "automl"):
-            raise InvalidInput(f"run {run_id} is a {row['kind']} run; only sweep and AutoML runs can be resumed")
+        if row["kind"] not in RESUMABLE:
+            raise InvalidInput(f"run {run_id} is a {row['kind']} run; only sweep, AutoML, pipeline and batch runs can "
+                               "be resumed")
         if row["status"] not in ("Failed", "Canceled"):
-            raise Conflict(f"run {run_id} is {row['status']}; only a Failed or Canceled sweep/AutoML run can be resumed")
-        if row["kind"] == "automl":
+            raise Conflict(f"run {run_id} is {row['status']}; only a Failed or Canceled sweep, AutoML, pipeline or "
+                           "batch run can be resumed")
+        if row["kind"] in ("automl", "batch"):
             limit = self.backend.computes.limit(row["compute"])
             if not self.store.reopen_run(run_id):
                 raise Conflict(f"run {run_id} changed state meanwhile; try again")
@@ -302,16 +315,20 @@ class LocalRuns(RunsBackend):
             return pickle.load(f)
 
 
-def _substitute_inputs(args: list[str], inputs: dict[str, str]) -> list[str]:
-    """Azure ML's ``${{inputs.NAME}}`` placeholders in arguments become the input's path.
+def _substitute_inputs(args: list[str], inputs: dict[str, str], outputs: dict[str, str] | None = None) -> list[str]:
+    """Azure ML's ``${{inputs.NAME}}`` / ``${{outputs.NAME}}`` placeholders in arguments become the folder's path.
 
     ``${inputs.NAME}`` works too (an older IPython turned ``{{`` into ``{`` in magic lines)."""
     import re
 
-    def replace(match: "re.Match[str]") -> str:
-        name = match.group(1)
-        if name not in inputs:
-            raise InvalidInput(f"argument uses ${{{{inputs.{name}}}}} but there is no --input {name}=datastore:PATH")
-        return inputs[name]
+    outputs = outputs or {}
 
-    return [re.sub(r"\$\{\{?\s*inputs\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}?", replace, a) for a in args]
+    def replace(match: "re.Match[str]") -> str:
+        which, name = match.group(1), match.group(2)
+        found = (inputs if which == "inputs" else outputs).get(name)
+        if found is None:
+            option = "--input" if which == "inputs" else "an output"
+            raise InvalidInput(f"argument uses ${{{{{which}.{name}}}}} but there is no {option} {name}=datastore:PATH")
+        return found
+
+    return [re.sub(r"\$\{\{?\s*(inputs|outputs)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}?", replace, a) for a in args]

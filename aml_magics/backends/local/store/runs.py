@@ -16,7 +16,7 @@ def _busy(conn: sqlite3.Connection, compute: str) -> int:
     orchestrates, its trials take the slots)."""
     placeholders = ",".join("?" * len(SLOT_STATES))
     return conn.execute(
-        f"SELECT COUNT(*) FROM runs WHERE compute=? AND status IN ({placeholders}) AND kind != 'sweep'",
+        f"SELECT COUNT(*) FROM runs WHERE compute=? AND status IN ({placeholders}) AND kind NOT IN ('sweep','pipeline')",
         (compute, *SLOT_STATES),
     ).fetchone()[0]
 
@@ -275,7 +275,7 @@ class RunRows:
             if busy >= max_concurrent:
                 return None
             row = c.execute(
-                "SELECT id, run_id FROM runs WHERE compute=? AND status='Queued' AND kind != 'sweep' ORDER BY id LIMIT 1",
+                "SELECT id, run_id FROM runs WHERE compute=? AND status='Queued' AND kind NOT IN ('sweep','pipeline') ORDER BY id LIMIT 1",
                 (compute,),
             ).fetchone()
             if row is None:

@@ -42,7 +42,7 @@ class WorkspaceRows:
     def list_computes(self) -> list[sqlite3.Row]:
         placeholders = ",".join("?" * len(SLOT_STATES))
         return self.query(
-            f"""SELECT c.*, (SELECT COUNT(*) FROM runs r WHERE r.compute=c.name AND r.status IN ({placeholders}) AND r.kind != 'sweep') AS running,
+            f"""SELECT c.*, (SELECT COUNT(*) FROM runs r WHERE r.compute=c.name AND r.status IN ({placeholders}) AND r.kind NOT IN ('sweep','pipeline')) AS running,
                            (SELECT COUNT(*) FROM runs r WHERE r.compute=c.name AND r.status='Queued') AS queued
                 FROM computes c ORDER BY c.name""",
             SLOT_STATES,

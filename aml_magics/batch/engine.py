@@ -1,0 +1,444 @@
+"""The process of a batch scoring run.
+
+1. **Plan** (once, kept in ``.batch/plan.json`` so a resumed run splits the input the same way): the files of
+   the input folder in name order, ``mini_batch`` files per mini-batch; or, for tabular data, ``mini_batch`` rows
+   of each CSV/Parquet file (or of the DataFrame sent from the notebook).
+2. **Score** on ``parallel`` worker processes: each loads the scorer once (the user's ``init()``, or the default
+   scorer for a scikit-learn or ONNX model) and runs ``run(mini_batch)`` — a list of file paths, or a DataFrame —
+   per mini-batch, writing what it returns to ``.batch/parts/NNNNNNNN.pkl`` (atomically: a part exists only
+   whole). A failing mini-batch is tried again up to ``retries`` times; past ``error_threshold`` failed
+   files/rows the run stops.
+3. **Append** the parts in input order to one output (v1's ``append_row``: ``parallel_run_step.txt``, or CSV /
+   Parquet), in ``outputs/`` and in the ``--out`` datastore folder.
+
+A killed run resumes (``%aml resume``) without scoring a finished mini-batch again: the parts on disk are the
+record of what is done. Progress (mini-batches done and failed, items per second, ETA) is logged as metrics.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import EngineStopped, InvalidInput
+from ..core.specs import BatchSpec
+
+STATE = Path(".batch")
+PARTS = STATE / "parts"
+TABULAR_SUFFIXES = (".csv", ".parquet", ".pq", ".tsv")
+PROGRESS_EVERY_S = 0.5
+
+
+# -- the plan ------------------------------------------------------------------------------------------------
+
+def data_path(settings: BatchSpec) -> str | None:
+    data = settings.data
+    if data["kind"] == "input":
+        return os.environ[f"AZURE_ML_INPUT_{data['name']}"]
+    if data["kind"] == "path":
+        return data["path"]
+    return None
+
+
+def load_memory() -> Any:
+    path = Path(os.environ.get("AML_MAGICS_RUN_SPEC", "")).parent / "in.pkl"
+    import cloudpickle  # noqa: F401
+
+    with open(path, "rb") as f:
+        return pickle.load(f)["__batch_data__"]
+
+
+def _as_frame(data: Any):
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        return data.reset_index(drop=True)
+    return pd.DataFrame(data)
+
+
+def _read_table(path: str):
+    import pandas as pd
+
+    if path.endswith((".parquet", ".pq")):
+        return pd.read_parquet(path)
+    return pd.read_csv(path, sep="\t" if path.endswith(".tsv") else ",")
+
+
+def make_plan(settings: BatchSpec) -> dict:
+    root = data_path(settings)
+    n = settings.mini_batch
+    if not settings.tabular:
+        base = Path(root)
+        if base.is_file():
+            files, base = [base.name], base.parent
+        else:
+            files = sorted(p.relative_to(base).as_posix() for p in base.rglob("*")
+                           if p.is_file() and not any(part.startswith(".") for part in p.relative_to(base).parts))
+        if not files:
+            raise InvalidInput(f"the input folder {root} has no files to score")
+        return {"kind": "files", "root": str(base), "files": files,
+                "batches": [[i, min(i + n, len(files))] for i in range(0, len(files), n)]}
+    if root is None:
+        sources = [["memory", len(_as_frame(load_memory()))]]
+    else:
+        base = Path(root)
+        paths = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.suffix.lower() in TABULAR_SUFFIXES)
+        if not paths:
+            raise InvalidInput(f"{root} has no CSV or Parquet files")
+        sources = [[str(p), len(_read_table(str(p)))] for p in paths]
+    batches, offset = [], 0
+    for s, (_, rows) in enumerate(sources):
+        batches += [[s, start, min(start + n, rows), offset + start] for start in range(0, rows, n)]
+        offset += rows
+    if not batches:
+        raise InvalidInput("the table has no rows to score")
+    return {"kind": "rows", "sources": sources, "batches": batches, "rows": offset}
+
+
+def batch_items(plan: dict, idx: int) -> int:
+    b = plan["batches"][idx]
+    return b[1] - b[0] if plan["kind"] == "files" else b[2] - b[1]
+
+
+# -- the workers ---------------------------------------------------------------------------------------------
+
+_W: dict[str, Any] = {}
+
+
+def _init_worker(cfg: dict) -> None:
+    try:
+        os.chdir(cfg["cwd"])
+        sys.path.insert(0, cfg["cwd"])
+        os.environ.update(cfg["env"])
+        from ..v1 import install_from_environment
+
+        install_from_environment()
+        _W["plan"] = cfg["plan"]
+        _W["tabular_cache"] = (None, None)
+        if cfg["plan"]["kind"] == "rows" and cfg["plan"]["sources"][0][0] == "memory":
+            _W["memory"] = _as_frame(load_memory())
+        if cfg["score"]:
+            import runpy
+
+            module = runpy.run_path(cfg["score"], run_name="batch_score")
+            if "run" not in module:
+                raise InvalidInput(f"{cfg['score']} has no run(mini_batch) function")
+            if "init" in module:
+                module["init"]()
+            _W["run"] = module["run"]
+        else:
+            _W["run"] = default_scorer(cfg["model_path"], cfg["framework"])
+    except BaseException as exc:  # every task reports it: the engine stops with this one line
+        import traceback
+
+        _W["init_error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
+def _mini_batch(idx: int):
+    plan = _W["plan"]
+    b = plan["batches"][idx]
+    if plan["kind"] == "files":
+        return [os.path.join(plan["root"], f) for f in plan["files"][b[0]:b[1]]]
+    source, start, stop, offset = b
+    if source != _W["tabular_cache"][0]:
+        path = plan["sources"][source][0]
+        _W["tabular_cache"] = (source, _W["memory"] if path == "memory" else _read_table(path))
+    frame = _W["tabular_cache"][1].iloc[start:stop].copy()
+    frame.index = range(offset, offset + len(frame))
+    return frame
+
+
+def _task(idx: int, parts: str) -> tuple[int, str | None, bool]:
+    """Score mini-batch ``idx``; (idx, error or None, whether the error is init()'s)."""
+    if "init_error" in _W:
+        return idx, _W["init_error"], True
+    try:
+        result = _W["run"](_mini_batch(idx))
+        if result is None:
+            raise TypeError("run(mini_batch) returned None; return a list or a DataFrame (one entry per result)")
+        target = os.path.join(parts, f"{idx:08d}.pkl")
+        tmp = f"{target}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            pickle.dump({"result": _plain(result)}, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, target)
+        return idx, None, False
+    except BaseException as exc:  # noqa: BLE001 - the mini-batch's failure, retried by the engine
+        import traceback
+
+        return idx, "".join(traceback.format_exception_only(type(exc), exc)).strip(), False
+
+
+def _plain(result: Any) -> Any:
+    try:
+        import pandas as pd
+
+        if isinstance(result, pd.DataFrame):
+            return result
+    except ImportError:  # pragma: no cover
+        pass
+    if hasattr(result, "tolist"):
+        return result.tolist()
+    return list(result)
+
+
+def default_scorer(model_path: str, framework: str | None):
+    """``run(mini_batch)`` for a scikit-learn (pickle/joblib) or ONNX model with no scoring script.
+
+    Files (.npy, .csv, .txt, .json, .parquet, images): a 1-D array is one sample, a 2-D one a sample per row; the
+    result has a line ``FILE ROW PREDICTION`` per sample. Rows of a table: ``row`` and ``prediction`` columns."""
+    import numpy as np
+
+    path = Path(model_path)
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.suffix in (".pkl", ".joblib", ".onnx", ".pickle"))
+        if not found:
+            raise InvalidInput(f"no model file (.pkl, .joblib, .onnx) in {path}; give a scoring script with --score")
+        path = found[0]
+    if framework == "onnx" or path.suffix == ".onnx":
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise InvalidInput("this ONNX model needs onnxruntime in the run's environment: pip install onnxruntime") from None
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+
+        def predict(x):
+            out = session.run(None, {name: np.asarray(x, dtype=np.float32)})[0]
+            return np.asarray(out).reshape(len(x), -1)[:, 0] if np.asarray(out).ndim > 1 else out
+    else:
+        import joblib
+
+        model = joblib.load(path)
+        predict = model.predict
+
+    def run(mini_batch):
+        import pandas as pd
+
+        if isinstance(mini_batch, pd.DataFrame):
+            return pd.DataFrame({"row": mini_batch.index, "prediction": predict(mini_batch)})
+        files, rows, samples = [], [], []
+        for f in mini_batch:
+            x = np.asarray(_load_file(f), dtype=float)
+            x = x.reshape(1, -1) if x.ndim <= 1 else x.reshape(len(x), -1)
+            files += [os.path.basename(f)] * len(x)
+            rows += list(range(len(x)))
+            samples.append(x)
+        preds = predict(np.concatenate(samples)) if samples else []
+        return pd.DataFrame({"file": files, "row": rows, "prediction": list(preds)})
+
+    return run
+
+
+def _load_file(path: str):
+    import numpy as np
+
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            return z[z.files[0]]
+    if suffix in (".csv", ".txt", ".tsv"):
+        return np.loadtxt(path, delimiter="," if suffix == ".csv" else None, ndmin=1)
+    if suffix == ".json":
+        with open(path) as f:
+            return json.load(f)
+    if suffix in (".parquet", ".pq"):
+        return _read_table(path).to_numpy()
+    try:
+        from PIL import Image
+    except ImportError:
+        raise InvalidInput(f"{os.path.basename(path)}: the default scorer reads .npy, .npz, .csv, .txt, .json and "
+                           ".parquet files (images need Pillow); give a scoring script with --score") from None
+    with Image.open(path) as img:
+        return np.asarray(img.convert("L"))
+
+
+# -- the engine ----------------------------------------------------------------------------------------------
+
+class BatchEngine:
+    def __init__(self, run, spec: dict):
+        self.run = run
+        self.spec = spec
+        self.settings = BatchSpec.from_settings(spec["settings"])
+
+    def plan(self) -> dict:
+        path = STATE / "plan.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        plan = make_plan(self.settings)
+        PARTS.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(plan))
+        os.replace(tmp, path)
+        return plan
+
+    def worker_config(self, plan: dict) -> dict:
+        s = self.settings
+        env = {}
+        model_path = None
+        if s.model:
+            name, _, version = s.model.rpartition(":")
+            model_path = self.run.client.models.get(name, int(version)).path
+            env = {"AZUREML_MODEL_DIR": str(Path(model_path).parent if Path(model_path).is_file() else model_path),
+                   "AML_MAGICS_MODEL_PATHS": json.dumps({s.model: model_path, name: model_path})}
+        return {"cwd": os.getcwd(), "env": env, "plan": plan, "score": s.score, "model_path": model_path,
+                "framework": s.framework}
+
+    def main(self) -> int:
+        s = self.settings
+        plan = self.plan()
+        total = len(plan["batches"])
+        failed_log = STATE / "failed.json"
+        failed: dict[str, str] = json.loads(failed_log.read_text()) if failed_log.is_file() else {}
+        done = {int(p.stem) for p in PARTS.glob("*.pkl")} | {int(k) for k in failed}
+        todo = [i for i in range(total) if i not in done]
+        items_total = sum(batch_items(plan, i) for i in range(total))
+        failed_items = sum(batch_items(plan, int(k)) for k in failed)
+        self.run.set_tags({"batch.mini_batches": str(total), "batch.items": str(items_total)})
+        if done:
+            print(f"Resuming: {len(done)} of {total} mini-batches done; scoring the other {len(todo)}.", flush=True)
+        else:
+            print(f"Scoring {items_total:,} {'rows' if plan['kind'] == 'rows' else 'files'} in {total} mini-batches "
+                  f"on {s.parallel} worker{'s' if s.parallel > 1 else ''}.", flush=True)
+        if s.parallel > 1:  # one thread per worker: the workers are the parallelism
+            for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+                os.environ.setdefault(var, "1")
+        started = time.monotonic()
+        last_report = 0.0
+        attempts: dict[int, int] = {}
+        scored = scored_items = 0
+        if todo:
+            import multiprocessing
+            from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+            from concurrent.futures.process import BrokenProcessPool
+
+            ctx = multiprocessing.get_context("spawn")
+            cfg = self.worker_config(plan)
+            queue = list(reversed(todo))
+            pool = ProcessPoolExecutor(max_workers=min(s.parallel, len(todo)), mp_context=ctx,
+                                       initializer=_init_worker, initargs=(cfg,))
+            flying: dict[Any, int] = {}
+            ok = False
+            try:
+                while queue or flying:
+                    while queue and len(flying) < 2 * s.parallel:
+                        idx = queue.pop()
+                        flying[pool.submit(_task, idx, str(PARTS))] = idx
+                    finished, _ = wait(list(flying), timeout=PROGRESS_EVERY_S, return_when=FIRST_COMPLETED)
+                    broken = False
+                    for fut in finished:
+                        idx = flying.pop(fut)
+                        try:
+                            _, error, init_failed = fut.result()
+                        except BrokenProcessPool:
+                            error, init_failed, broken = "a worker process died (out of memory, or killed)", False, True
+                        if init_failed:
+                            raise EngineStopped(f"the scorer could not start: {error}")
+                        if error is None:
+                            done.add(idx)
+                            scored += 1
+                            scored_items += batch_items(plan, idx)
+                            continue
+                        attempts[idx] = attempts.get(idx, 0) + 1
+                        if attempts[idx] <= s.retries:
+                            print(f"mini-batch {idx}: {error} (try {attempts[idx] + 1} of {s.retries + 1})", flush=True)
+                            queue.append(idx)
+                            continue
+                        failed[str(idx)] = error
+                        failed_items += batch_items(plan, idx)
+                        _write_json(failed_log, failed)
+                        print(f"mini-batch {idx}: failed after {attempts[idx]} tries — {error}", flush=True)
+                        if 0 <= s.error_threshold < failed_items:
+                            raise EngineStopped(
+                                f"{failed_items} {'rows' if plan['kind'] == 'rows' else 'files'} failed, more than "
+                                f"--error-threshold {s.error_threshold}; the last error: {error}")
+                    if broken:  # every mini-batch in flight was lost with the pool: try them again on a new one
+                        for fut, idx in flying.items():
+                            attempts[idx] = attempts.get(idx, 0) + 1
+                            queue.append(idx)
+                        flying.clear()
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        pool = ProcessPoolExecutor(max_workers=s.parallel, mp_context=ctx, initializer=_init_worker,
+                                                   initargs=(cfg,))
+                    now = time.monotonic()
+                    if now - last_report >= PROGRESS_EVERY_S:
+                        last_report = now
+                        self.progress(plan, done, failed, scored_items, started, total)
+                ok = True
+            finally:
+                pool.shutdown(wait=ok, cancel_futures=True)
+        self.progress(plan, done, failed, scored_items, started, total)
+        path = self.append(plan)
+        print(f"Batch done: {len(done)} mini-batches scored, {len(failed)} failed; {scored} scored by this process "
+              f"in {time.monotonic() - started:.1f} s → {path}", flush=True)
+        return 0
+
+    def progress(self, plan, done, failed, scored_items, started, total) -> None:
+        elapsed = max(time.monotonic() - started, 1e-9)
+        rate = scored_items / elapsed
+        remaining = sum(batch_items(plan, i) for i in range(total) if i not in done and str(i) not in failed)
+        metrics = {"mini_batches_done": len(done), "mini_batches_failed": len(failed),
+                   "items_per_s": round(rate, 3), "eta_s": round(remaining / rate, 1) if rate > 0 else -1}
+        for k, v in metrics.items():
+            self.run.log(k, v)
+
+    def append(self, plan: dict) -> str:
+        """The parts, in input order, as one output file (outputs/ and the --out datastore folder)."""
+        s = self.settings
+        out = Path("outputs") / s.output_file
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        fmt = out.suffix.lower()
+        frames = []
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            header = True
+            for idx in range(len(plan["batches"])):
+                part = PARTS / f"{idx:08d}.pkl"
+                if not part.is_file():
+                    continue  # a failed mini-batch
+                with open(part, "rb") as fh:
+                    result = pickle.load(fh)["result"]
+                if fmt == ".parquet":
+                    frames.append(_frame(result))
+                elif fmt == ".csv":
+                    _frame(result).to_csv(f, header=header, index=False)
+                    header = False
+                elif hasattr(result, "to_csv"):
+                    result.to_csv(f, sep=" ", header=False, index=False)
+                else:
+                    f.writelines(f"{item}\n" for item in result)
+        if fmt == ".parquet":
+            import pandas as pd
+
+            tmp.unlink()
+            (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()).to_parquet(tmp, index=False)
+        os.replace(tmp, out)
+        if s.output:
+            import shutil
+
+            target = Path(os.environ[f"AZURE_ML_OUTPUT_{s.output}"]) / s.output_file
+            shutil.copyfile(out, target.with_name(target.name + ".tmp"))
+            os.replace(target.with_name(target.name + ".tmp"), target)
+            return str(target)
+        return str(out)
+
+
+def _frame(result: Any):
+    import pandas as pd
+
+    return result if isinstance(result, pd.DataFrame) else pd.DataFrame({"result": list(result)})
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def run_batch(spec: dict, run) -> int:
+    return BatchEngine(run, spec).main()

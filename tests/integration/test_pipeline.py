@@ -1,0 +1,296 @@
+"""Pipelines: real controller and step processes on the local compute, the real store and datastore."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from IPython.core.error import UsageError
+
+from aml_magics.core.errors import AmlError
+from aml_magics.core.pipelines import PipelineSpec, PipelineStep, binding, load_yaml
+
+from ..conftest import wait_until
+
+PREP = """
+import os, time
+from aml_magics import Run
+text = open(os.path.join(inputs.raw, "data.txt")).read()
+open(os.path.join(outputs.clean, "clean.txt"), "w").write(text.strip().upper())
+Run.get_context().log("rows", len(text.split()))
+"""
+
+BRANCH = """
+import os, time
+t0 = time.time()
+time.sleep({sleep})
+data = open(os.path.join(inputs.clean, "clean.txt")).read()
+open(os.path.join(outputs.{out}, "part.txt"), "w").write("{out}:" + data)
+open(os.path.join(outputs.{out}, "times.json"), "w").write(__import__("json").dumps([t0, time.time()]))
+"""
+
+JOIN = """
+import os
+a = open(os.path.join(inputs.left, "part.txt")).read()
+b = open(os.path.join(inputs.right, "part.txt")).read()
+open(os.path.join(outputs.model, "model.txt"), "w").write(a + "|" + b)
+"""
+
+
+def define(ip, name: str, options: str, code: str) -> None:
+    ip.run_cell_magic("aml", f"step {name} {options}", code)
+
+
+def diamond(ip, sleep: float = 0.6) -> None:
+    define(ip, "prep", "--in raw=datastore:project/raw --out clean", PREP)
+    define(ip, "left", "--in clean --out left", BRANCH.format(sleep=sleep, out="left"))
+    define(ip, "right", "--in clean --out right", BRANCH.format(sleep=sleep, out="right"))
+    define(ip, "join", "--in left,right --out model", JOIN)
+
+
+def upload_raw(client, tmp_path, text: str = "a b c\n") -> None:
+    src = tmp_path / "raw"
+    src.mkdir(exist_ok=True)
+    (src / "data.txt").write_text(text)
+    client.datastores.upload(src, "project/raw", overwrite=True)
+
+
+def run_pipeline(ip, client, options: str = "") -> tuple:
+    run = ip.run_line_magic("aml", f"pipeline run -e pipe {options}")
+    info = client.runs.wait(run.id, timeout=120)
+    return info, client.pipelines.steps(run.id)
+
+
+def output_of(client, step) -> Path:
+    uri = json.loads(step.tags["pipeline.outputs"])
+    return {k: Path(client.datastores.resolve_input(v)) for k, v in uri.items()}
+
+
+def test_dag_order_parallel_branches_outputs_and_lineage(ip, client, tmp_path):
+    upload_raw(client, tmp_path)
+    diamond(ip)
+    info, steps = run_pipeline(ip, client)
+    assert info.status == "Completed", client.runs.get_logs(info.run_id)
+    assert list(steps) == ["prep", "left", "right", "join"] or list(steps)[0] == "prep" and list(steps)[-1] == "join"
+    assert all(s.status == "Completed" and s.parent_run_id == info.run_id for s in steps.values())
+    model = output_of(client, steps["join"])["model"] / "model.txt"
+    assert model.read_text() == "left:A B C|right:A B C"
+    # the two branches depend only on prep: they ran side by side on the 2-slot local compute
+    (l0, l1), (r0, r1) = (json.loads((output_of(client, steps[b])[b] / "times.json").read_text())
+                          for b in ("left", "right"))
+    assert max(l0, r0) < min(l1, r1), "independent steps overlap in time"
+    # lineage: each step's inputs name the step and run that wrote them; a model registered from a step points to it
+    inputs = json.loads(steps["join"].tags["pipeline.inputs"])
+    assert inputs["left"]["from_step"] == "left" and inputs["left"]["run_id"] == steps["left"].run_id
+    assert json.loads(steps["prep"].tags["pipeline.inputs"])["raw"]["uri"] == "datastore:project/raw"
+    m = client.models.register("pipe-model", str(model), run_id=steps["join"].run_id)
+    assert m.run_id == steps["join"].run_id and client.runs.get(m.run_id).parent_run_id == info.run_id
+    assert client.runs.get_metrics(steps["prep"].run_id)["rows"] == 3
+
+
+def test_reuse_and_what_reruns(ip, client, tmp_path):
+    upload_raw(client, tmp_path)
+    diamond(ip, sleep=0)
+    first, steps1 = run_pipeline(ip, client)
+    assert first.status == "Completed"
+    again, steps2 = run_pipeline(ip, client)
+    assert again.status == "Completed"
+    assert all(s.tags.get("pipeline.reused_from") == steps1[n].run_id for n, s in steps2.items()), "unchanged: all reused"
+    assert "reused" in client.runs.get_logs(again.run_id)
+    # one changed byte of an input: every step below it runs again
+    upload_raw(client, tmp_path, "a b d\n")
+    _, steps3 = run_pipeline(ip, client)
+    assert not any(s.tags.get("pipeline.reused_from") for s in steps3.values())
+    assert (output_of(client, steps3["join"])["model"] / "model.txt").read_text() == "left:A B D|right:A B D"
+    # a changed line of one branch's code: that branch and the join run, prep and the other branch are reused
+    define(ip, "right", "--in clean --out right", BRANCH.format(sleep=0, out="right") + "\n# changed\n")
+    _, steps4 = run_pipeline(ip, client)
+    reused = {n for n, s in steps4.items() if s.tags.get("pipeline.reused_from")}
+    assert reused == {"prep", "left"}
+    # a changed argument: that step runs again
+    define(ip, "left", "--in clean --out left -- --flag", BRANCH.format(sleep=0, out="left"))
+    _, steps5 = run_pipeline(ip, client)
+    assert {n for n, s in steps5.items() if s.tags.get("pipeline.reused_from")} == {"prep", "right"}
+    # --no-reuse runs everything; a step marked --no-reuse always runs
+    _, steps6 = run_pipeline(ip, client, "--no-reuse")
+    assert not any(s.tags.get("pipeline.reused_from") for s in steps6.values())
+    define(ip, "prep", "--in raw=datastore:project/raw --out clean --no-reuse", PREP)
+    _, steps7 = run_pipeline(ip, client)
+    assert not steps7["prep"].tags.get("pipeline.reused_from")
+    assert steps7["left"].tags.get("pipeline.reused_from"), "prep's output is byte-identical: below it is reused"
+    # a deleted output of an earlier run is not reused
+    for path in output_of(client, steps7["join"]).values():
+        for f in path.iterdir():
+            f.unlink()
+        path.rmdir()
+    _, steps8 = run_pipeline(ip, client)
+    assert not steps8["join"].tags.get("pipeline.reused_from")
+
+
+def test_a_failed_step_stops_its_dependents_and_says_which(ip, client, tmp_path):
+    upload_raw(client, tmp_path)
+    define(ip, "prep", "--in raw=datastore:project/raw --out clean", PREP)
+    define(ip, "left", "--in clean --out left", "raise ValueError('bad left')\n")
+    define(ip, "right", "--in clean --out right", BRANCH.format(sleep=0, out="right"))
+    define(ip, "join", "--in left,right --out model", JOIN)
+    info, steps = run_pipeline(ip, client)
+    assert info.status == "Failed"
+    assert "step left failed" in info.error and "bad left" in info.error and "not run: join" in info.error
+    assert steps["left"].status == "Failed" and "join" not in steps
+    assert steps["right"].status == "Completed", "a step already running when another failed finishes"
+
+
+def test_cancel_cancels_the_running_steps(ip, client, tmp_path):
+    upload_raw(client, tmp_path)
+    diamond(ip, sleep=30)
+    run = ip.run_line_magic("aml", "pipeline run -e pipe")
+    wait_until(lambda: sum(c.status == "Running" for c in client.runs.children(run.id).infos) >= 2, timeout=60,
+               what="the branches running")
+    ip.run_line_magic("aml", f"cancel {run.id}")
+    info = client.runs.wait(run.id, timeout=60)
+    assert info.status == "Canceled"
+    wait_until(lambda: all(c.status in ("Completed", "Canceled") for c in client.runs.children(run.id).infos),
+               timeout=60, what="the steps to end")
+    steps = client.pipelines.steps(run.id)
+    assert steps["left"].status == steps["right"].status == "Canceled" and "join" not in steps
+
+
+def test_resume_after_killing_the_controller_runs_only_unfinished_steps(ip, client, tmp_path):
+    upload_raw(client, tmp_path)
+    diamond(ip, sleep=2)
+    run = ip.run_line_magic("aml", "pipeline run -e pipe --no-reuse")
+    wait_until(lambda: any(c.tags.get("pipeline.step") == "left" for c in client.runs.children(run.id).infos),
+               timeout=60, what="the branches to start")
+    row = client.backend.store.get_run(run.id)
+    os.killpg(row["user_pid"], signal.SIGKILL)  # the controller only; its running steps go on
+    assert client.runs.wait(run.id, timeout=30).status == "Failed"
+    ip.run_line_magic("aml", f"resume {run.id}")
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Completed", client.runs.get_logs(run.id)
+    children = client.runs.children(run.id).infos
+    names = [c.tags["pipeline.step"] for c in children]
+    assert sorted(names) == ["join", "left", "prep", "right"], "no step ran twice"
+    assert all(c.status == "Completed" and not c.tags.get("pipeline.reused_from") for c in children)
+    assert "Resuming: 1 of 4 steps done, 2 still running" in client.runs.get_logs(run.id)
+
+
+def test_yaml_export_then_run_gives_the_same_result(ip, client, tmp_path, project):
+    upload_raw(client, tmp_path)
+    diamond(ip, sleep=0)
+    direct, steps = run_pipeline(ip, client, "--no-reuse")
+    assert direct.status == "Completed"
+    ip.run_line_magic("aml", "pipeline export pipe.yml")
+    with pytest.raises(UsageError, match="exists"):
+        ip.run_line_magic("aml", "pipeline export pipe.yml")
+    spec, doc = load_yaml(project / "pipe.yml")
+    assert doc["type"] == "pipeline" and set(doc["jobs"]) == {"prep", "left", "right", "join"}
+    assert doc["jobs"]["join"]["inputs"]["left"] == "${{parent.jobs.left.outputs.left}}"
+    assert doc["jobs"]["prep"]["inputs"]["raw"]["path"] == "azureml://datastores/workspaceblobstore/paths/project/raw"
+    assert all(s.kind == "script" for s in spec.steps)
+    run = ip.run_line_magic("aml", "pipeline run pipe.yml -e pipe --no-reuse")
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Completed", client.runs.get_logs(run.id)
+    yaml_steps = client.pipelines.steps(run.id)
+    for name in ("left", "right", "join"):
+        a, b = output_of(client, steps[name]), output_of(client, yaml_steps[name])
+        for out in a:
+            want = sorted((p.name, p.read_bytes()) for p in a[out].iterdir() if p.name != "times.json")
+            got = sorted((p.name, p.read_bytes()) for p in b[out].iterdir() if p.name != "times.json")
+            assert want == got, f"{name}.{out} differs between the notebook's pipeline and its YAML"
+
+
+def test_an_azure_style_yaml_with_scripts_parent_inputs_and_literals(client, tmp_path):
+    upload_raw(client, tmp_path)
+    folder = tmp_path / "yaml"
+    (folder / "src").mkdir(parents=True)
+    (folder / "src" / "prep.py").write_text(
+        "import argparse, os\np = argparse.ArgumentParser()\np.add_argument('--raw')\np.add_argument('--times', type=int)\n"
+        "p.add_argument('--out')\na = p.parse_args()\nt = open(os.path.join(a.raw, 'data.txt')).read().strip()\n"
+        "open(os.path.join(a.out, 'x.txt'), 'w').write(' '.join([t] * a.times))\n"
+        "assert os.environ['AZURE_ML_OUTPUT_clean'] == a.out\n")
+    (folder / "src" / "show.py").write_text(
+        "import sys, os\nprint('GOT', open(os.path.join(sys.argv[1], 'x.txt')).read())\n")
+    (folder / "p.yml").write_text("""
+$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+type: pipeline
+experiment_name: from-yaml
+inputs:
+  raw:
+    type: uri_folder
+    path: azureml://datastores/workspaceblobstore/paths/project/raw
+settings:
+  default_compute: azureml:local
+jobs:
+  prep:
+    type: command
+    code: ./src
+    command: python prep.py --raw ${{inputs.raw}} --times ${{inputs.times}} --out ${{outputs.clean}}
+    environment: azureml:AzureML-sklearn-1.5@latest
+    inputs:
+      raw: ${{parent.inputs.raw}}
+      times: 2
+    outputs:
+      clean:
+        type: uri_folder
+  show:
+    type: command
+    code: ./src
+    command: >-
+      python show.py ${{inputs.data}}
+    inputs:
+      data: ${{parent.jobs.prep.outputs.clean}}
+""")
+    with pytest.raises(AmlError, match="AzureML-sklearn-1.5"):  # a curated Azure environment does not exist here
+        client.pipelines.submit(folder / "p.yml")
+    assert not client.runs.list().infos, "refused before anything ran"
+    text = (folder / "p.yml").read_text().replace("    environment: azureml:AzureML-sklearn-1.5@latest\n", "")
+    (folder / "p.yml").write_text(text)
+    run = client.pipelines.submit(folder / "p.yml")
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Completed" and info.experiment == "from-yaml", client.runs.get_logs(run.id)
+    assert "GOT a b c a b c" in client.runs.get_logs(client.pipelines.steps(run.id)["show"].run_id)
+
+
+@pytest.mark.parametrize("steps, message", [
+    ([PipelineStep("a", "cell", "c.py", code="x", inputs={"i": binding("b", "o")}, outputs=["o"]),
+      PipelineStep("b", "cell", "c.py", code="x", inputs={"i": binding("a", "o")}, outputs=["o"])], "cycle"),
+    ([PipelineStep("a", "cell", "c.py", code="x", inputs={"i": binding("zz", "o")})], "not in the pipeline"),
+    ([PipelineStep("a", "cell", "c.py", code="x", outputs=["o"]),
+      PipelineStep("b", "cell", "c.py", code="x", inputs={"i": binding("a", "nope")})], "declare it: --out nope"),
+    ([PipelineStep("a", "cell", "c.py", code="x"), PipelineStep("a", "cell", "c.py", code="y")], "two steps"),
+    ([PipelineStep("a b", "cell", "c.py", code="x")], "letters, digits"),
+    ([PipelineStep("a", "cell", "c.py", code="x", outputs=["<img src=x>"])], "letters, digits"),
+    ([], "no steps"),
+])
+def test_bad_pipelines_are_refused_before_anything_runs(client, steps, message):
+    with pytest.raises(AmlError, match=message):
+        client.pipelines.submit(PipelineSpec(steps), "bad")
+    assert not client.runs.list().infos
+
+
+def test_bad_step_lines_and_files_get_one_line(ip, client, tmp_path, project):
+    with pytest.raises(UsageError, match="no pipeline steps"):
+        ip.run_line_magic("aml", "pipeline run")
+    with pytest.raises(UsageError, match="letters, digits"):
+        ip.run_cell_magic("aml", "step 1st --out x", "pass\n")
+    with pytest.raises(UsageError, match="both an input and an output"):
+        ip.run_cell_magic("aml", "step s --in x --out x", "pass\n")
+    define(ip, "train", "--in clean --out model", "pass\n")
+    with pytest.raises(UsageError, match="no step writes"):
+        ip.run_line_magic("aml", "pipeline run")
+    (project / "bad.yml").write_text("type: pipeline\njobs:\n  a:\n    type: command\n    command: bash run.sh\n")
+    with pytest.raises(UsageError, match="python SCRIPT.py"):
+        ip.run_line_magic("aml", "pipeline run bad.yml")
+    (project / "bad.yml").write_text("jobs: [1, 2\n")
+    with pytest.raises(UsageError, match="not a readable YAML"):
+        ip.run_line_magic("aml", "pipeline run bad.yml")
+    with pytest.raises(UsageError, match="compute target"):
+        define(ip, "prep", "--out clean -c nowhere", "pass\n")
+        ip.run_line_magic("aml", "pipeline run")
+    assert not client.runs.list().infos
+    steps = ip.run_line_magic("aml", "pipeline steps")
+    assert "train" in repr(steps) and "&lt;" not in repr(steps)
+    ip.run_line_magic("aml", "pipeline clear")
+    assert "No pipeline steps" in repr(ip.run_line_magic("aml", "pipeline steps"))
