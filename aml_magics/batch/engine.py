@@ -362,6 +362,7 @@ class BatchEngine:
                             attempts[idx] = attempts.get(idx, 0) + 1
                             queue.append(idx)
                         flying.clear()
+                        _stop_workers(pool)
                         pool.shutdown(wait=False, cancel_futures=True)
                         pool = ProcessPoolExecutor(max_workers=s.parallel, mp_context=ctx, initializer=_init_worker,
                                                    initargs=(cfg,))
@@ -371,6 +372,8 @@ class BatchEngine:
                         self.progress(plan, done, failed, scored_items, started, total)
                 ok = True
             finally:
+                if not ok:  # stopped (error threshold, init failure, cancel): the workers stop now, mid-mini-batch
+                    _stop_workers(pool)
                 pool.shutdown(wait=ok, cancel_futures=True)
         self.progress(plan, done, failed, scored_items, started, total)
         path = self.append(plan)
@@ -426,6 +429,15 @@ class BatchEngine:
             os.replace(target.with_name(target.name + ".tmp"), target)
             return str(target)
         return str(out)
+
+
+def _stop_workers(pool) -> None:
+    """Terminate a pool's worker processes (``shutdown`` alone waits for the mini-batches they are scoring)."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        try:
+            proc.terminate()
+        except (OSError, ValueError, AttributeError):
+            pass
 
 
 def _frame(result: Any):

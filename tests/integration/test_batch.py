@@ -1,0 +1,216 @@
+"""Batch scoring: real run and worker processes, the real store and datastore, a real scikit-learn model."""
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from IPython.core.error import UsageError
+
+from aml_magics.core.errors import AmlError
+
+from ..conftest import wait_until
+
+
+@pytest.fixture
+def digits(client, tmp_path):
+    """A registered LogisticRegression on digits and 95 images written as .npy files in the datastore."""
+    import joblib
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_digits(return_X_y=True)
+    model = LogisticRegression(max_iter=3000).fit(X, y)
+    joblib.dump(model, tmp_path / "model.pkl")
+    client.models.register("digits", str(tmp_path / "model.pkl"))
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(95):
+        np.save(images / f"img_{i:03d}.npy", X[i])
+    client.datastores.upload(images, "digits/images")
+    return X, model.predict(X)
+
+
+def lines_of(client, run_id, name="outputs/parallel_run_step.txt"):
+    return Path(client.runs.local_file(run_id, name)).read_text().splitlines()
+
+
+def test_files_in_mini_batches_on_workers_in_input_order(ip, client, digits):
+    X, expected = digits
+    run = ip.run_line_magic("aml", "batch digits:1 --data datastore:digits/images --out datastore:digits/preds "
+                                   "--mini-batch 10 --parallel 2 -e batch")
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Completed", client.runs.get_logs(run.id)
+    lines = lines_of(client, run.id)
+    assert lines == [f"img_{i:03d}.npy 0 {expected[i]}" for i in range(95)]
+    copy = Path(client.datastores.resolve_input("datastore:digits/preds")) / "parallel_run_step.txt"
+    assert copy.read_text().splitlines() == lines
+    metrics = client.runs.get_metrics(run.id)
+    assert metrics["mini_batches_done"][-1] == 10 and metrics["mini_batches_failed"][-1] == 0
+    assert info.tags["batch.mini_batches"] == "10" and info.tags["batch.items"] == "95"
+
+
+def test_a_dataframe_by_rows_and_a_csv_folder(ip, client, digits, tmp_path):
+    import pandas as pd
+
+    X, expected = digits
+    ip.user_ns["df"] = pd.DataFrame(X[:250], columns=[f"p{i}" for i in range(64)])
+    run = ip.run_line_magic("aml", "batch digits --data df --mini-batch 40 --parallel 2 -e batch")
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Completed", client.runs.get_logs(run.id)
+    out = pd.read_csv(client.runs.local_file(run.id, "outputs/predictions.csv"))
+    assert list(out["row"]) == list(range(250)) and list(out["prediction"]) == list(expected[:250])
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    for k in range(3):
+        pd.DataFrame(X[k * 100:(k + 1) * 100], columns=[f"p{i}" for i in range(64)]).to_csv(tables / f"t{k}.csv",
+                                                                                             index=False)
+    client.datastores.upload(tables, "digits/tables")
+    run = client.batch.submit("digits", "datastore:digits/tables", mini_batch=64, parallel=2, experiment="batch")
+    assert client.runs.wait(run.id, timeout=120).status == "Completed", client.runs.get_logs(run.id)
+    out = pd.read_csv(client.runs.local_file(run.id, "outputs/predictions.csv"))
+    assert list(out["row"]) == list(range(300)) and list(out["prediction"]) == list(expected[:300])
+
+
+SCORE = '''
+import os, time
+from azureml.core.model import Model
+
+def init():
+    global model
+    import joblib
+    model = joblib.load(Model.get_model_path("digits"))
+
+def run(mini_batch):
+    import numpy as np
+    out = []
+    for f in mini_batch:
+        name = os.path.basename(f)
+        marker = os.path.join(os.environ["MARKS"], name)
+        if name in os.environ.get("ALWAYS_FAIL", "").split(","):
+            raise RuntimeError("cannot read " + name)
+        if name == os.environ.get("FAIL_ONCE") and not os.path.exists(marker):
+            open(marker, "w").close()
+            raise RuntimeError("flaky " + name)
+        out.append(f"{name},{model.predict(np.load(f).reshape(1, -1))[0]}")
+    with open(os.environ["CALLS"], "a") as log:
+        log.write(",".join(sorted(os.path.basename(f) for f in mini_batch)) + "\\n")
+    time.sleep(float(os.environ.get("SLOW", "0")))
+    return out
+'''
+
+
+PLAIN_SCORE = SCORE.replace("from azureml.core.model import Model", "from aml_magics import Model")
+
+
+def score_env(tmp_path, monkeypatch, **extra):
+    marks = tmp_path / "marks"
+    marks.mkdir(exist_ok=True)
+    monkeypatch.setenv("MARKS", str(marks))
+    monkeypatch.setenv("CALLS", str(tmp_path / "calls.txt"))
+    for k, v in extra.items():
+        monkeypatch.setenv(k, v)
+
+
+def test_a_v1_scoring_script_with_a_retried_mini_batch(ip, client, digits, project, tmp_path, monkeypatch):
+    X, expected = digits
+    (project / "batch_score.py").write_text(SCORE)
+    score_env(tmp_path, monkeypatch, FAIL_ONCE="img_033.npy")
+    ip.run_line_magic("aml", "v1")
+    try:
+        run = ip.run_line_magic("aml", "batch digits --data datastore:digits/images --score batch_score.py "
+                                       "--mini-batch 7 --parallel 2 -e batch")
+        info = client.runs.wait(run.id, timeout=120)
+    finally:
+        ip.run_line_magic("aml", "v1 off")
+    assert info.status == "Completed", client.runs.get_logs(run.id)
+    assert lines_of(client, run.id) == [f"img_{i:03d}.npy,{expected[i]}" for i in range(95)]
+    assert "flaky img_033.npy (try 2 of 4)" in client.runs.get_logs(run.id)
+
+
+def test_the_error_threshold_and_failed_mini_batches(ip, client, digits, project, tmp_path, monkeypatch):
+    (project / "batch_score.py").write_text(PLAIN_SCORE)
+    score_env(tmp_path, monkeypatch, ALWAYS_FAIL="img_005.npy,img_050.npy")
+    run = client.batch.submit("digits", "datastore:digits/images", score="batch_score.py", mini_batch=10, retries=1,
+                              error_threshold=10, experiment="batch")
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Failed" and "more than --error-threshold 10" in info.error and "img_050.npy" in info.error
+    run = client.batch.submit("digits", "datastore:digits/images", score="batch_score.py", mini_batch=10, retries=0,
+                              experiment="batch")
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Completed"
+    lines = lines_of(client, run.id)
+    assert len(lines) == 75 and not any(l.startswith(("img_00", "img_05")) for l in lines)
+    assert client.runs.get_metrics(run.id)["mini_batches_failed"][-1] == 2
+
+
+def test_a_killed_batch_run_resumes_without_scoring_a_finished_mini_batch_again(ip, client, digits, project, tmp_path,
+                                                                               monkeypatch):
+    X, expected = digits
+    (project / "batch_score.py").write_text(PLAIN_SCORE)
+    score_env(tmp_path, monkeypatch, SLOW="0.15")
+    run = client.batch.submit("digits", "datastore:digits/images", score="batch_score.py", mini_batch=5, parallel=2,
+                              experiment="batch")
+    parts = None
+
+    def half_done():
+        nonlocal parts
+        folder = client.backend.store.get_run(run.id)
+        snap = Path(client.backend.path) / "runs" / run.id / "snapshot" / ".batch" / "parts"
+        parts = sorted(p.name for p in snap.glob("*.pkl")) if snap.is_dir() else []
+        return folder and len(parts) >= 9
+
+    wait_until(half_done, timeout=120, what="half of the mini-batches")
+    row = client.backend.store.get_run(run.id)
+    os.killpg(row["user_pid"], signal.SIGKILL)  # the run's process group: the engine and its workers
+    assert client.runs.wait(run.id, timeout=30).status == "Failed"
+    snap = Path(client.backend.path) / "runs" / run.id / "snapshot" / ".batch" / "parts"
+    finished_before = {int(p.stem) for p in snap.glob("*.pkl")}
+    calls_before = (tmp_path / "calls.txt").read_text().splitlines()
+    monkeypatch.setenv("SLOW", "0")
+    ip.run_line_magic("aml", f"resume {run.id}")
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Completed", client.runs.get_logs(run.id)
+    assert lines_of(client, run.id) == [f"img_{i:03d}.npy,{expected[i]}" for i in range(95)], "none missing, none twice"
+    calls_after = (tmp_path / "calls.txt").read_text().splitlines()[len(calls_before):]
+    batches = [",".join(f"img_{i:03d}.npy" for i in range(k * 5, min(k * 5 + 5, 95))) for k in range(19)]
+    rescored = [batches.index(c) for c in calls_after if batches.index(c) in finished_before]
+    assert rescored == [], "a mini-batch finished before the kill was scored again"
+    assert len(calls_after) == 19 - len(finished_before)
+    assert f"Resuming: {len(finished_before)} of 19 mini-batches done" in client.runs.get_logs(run.id)
+
+
+def test_bad_batch_requests_get_one_line_and_start_nothing(ip, client, digits, project, tmp_path):
+    cases = [
+        ("batch digits --data datastore:nothing/here", "nothing at that datastore path"),
+        ("batch digits --data nosuchvar", "no variable 'nosuchvar'"),
+        ("batch nomodel --data datastore:digits/images", "nomodel"),
+        ("batch digits:7 --data datastore:digits/images", "no version 7"),
+        ("batch --data datastore:digits/images", "give a model"),
+        ("batch digits --data datastore:digits/images --score missing.py", "not found"),
+        ("batch digits --data datastore:digits/images --output-file ../x.txt", "without folders"),
+        ("batch digits --data datastore:digits/images --output-file x.json", ".txt"),
+        ("batch digits --data datastore:digits/images --parallel 0", "out of range"),
+        ("batch digits --data datastore:digits/images --mini-batch 1.5", "invalid int"),
+        ("batch digits --data datastore:digits/images --error-threshold -2", "out of range"),
+        ("batch digits --data datastore:digits/images --out datastore:", "not its root"),
+    ]
+    for line, message in cases:
+        with pytest.raises(UsageError, match=message):
+            ip.run_line_magic("aml", line)
+    (tmp_path / "m.bin").write_bytes(b"x")
+    client.models.register("opaque", str(tmp_path / "m.bin"))
+    with pytest.raises(AmlError, match="--score"):
+        client.batch.submit("opaque", "datastore:digits/images")
+    assert not client.runs.list().infos
+
+
+def test_a_scorer_whose_init_fails_stops_at_once_with_its_error(client, digits, project):
+    (project / "bad_score.py").write_text("def init():\n    raise ImportError('no module named torch')\n"
+                                          "def run(mb):\n    return mb\n")
+    run = client.batch.submit(None, "datastore:digits/images", score="bad_score.py", parallel=2, experiment="batch")
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Failed" and "the scorer could not start" in info.error and "torch" in info.error
+    wait_until(lambda: True)
