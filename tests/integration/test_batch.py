@@ -159,7 +159,7 @@ def test_a_killed_batch_run_resumes_without_scoring_a_finished_mini_batch_again(
         nonlocal parts
         folder = client.backend.store.get_run(run.id)
         snap = Path(client.backend.path) / "runs" / run.id / "snapshot" / ".batch" / "parts"
-        parts = sorted(p.name for p in snap.glob("*.pkl")) if snap.is_dir() else []
+        parts = sorted(p.name for p in snap.glob("*.part")) if snap.is_dir() else []
         return folder and len(parts) >= 9
 
     wait_until(half_done, timeout=120, what="half of the mini-batches")
@@ -167,7 +167,7 @@ def test_a_killed_batch_run_resumes_without_scoring_a_finished_mini_batch_again(
     os.killpg(row["user_pid"], signal.SIGKILL)  # the run's process group: the engine and its workers
     assert client.runs.wait(run.id, timeout=30).status == "Failed"
     snap = Path(client.backend.path) / "runs" / run.id / "snapshot" / ".batch" / "parts"
-    finished_before = {int(p.stem) for p in snap.glob("*.pkl")}
+    finished_before = {int(p.stem) for p in snap.glob("*.part")}
     calls_before = (tmp_path / "calls.txt").read_text().splitlines()
     monkeypatch.setenv("SLOW", "0")
     ip.run_line_magic("aml", f"resume {run.id}")
