@@ -270,8 +270,11 @@ class PipelineOperations(_Operations):
                 raise NotFound.with_suggestions("compute target", compute, sorted(known),
                                                 hint=f"step {step.name} names it; create it with %aml compute create")
             folder = (source / step.source).resolve()
-            if step.kind != "cell" and not (folder / step.entry).is_file():
+            if step.kind in ("script", "notebook") and not (folder / step.entry).is_file():
                 raise NotFound(f"step {step.name}: {step.entry!r} not found in {folder}")
+            score = (step.batch or {}).get("score") if step.kind == "batch" else None
+            if score and not (folder / score).is_file():
+                raise NotFound(f"step {step.name}: scoring script {score!r} not found in {folder}")
             env = step.environment
             if env and not env.endswith((".txt", ".yml", ".yaml")):
                 name, _, version = env.split("@")[0].partition(":")

@@ -67,9 +67,11 @@ class PipelineStep:
     parameters: dict[str, Any] = field(default_factory=dict)
     allow_reuse: bool = True
     display_name: str | None = None
+    batch: dict | None = None  # a batch scoring step (kind "batch"): core.specs.BatchSpec's settings; input "data"
+    after: list[str] = field(default_factory=list)  # steps this one waits for without reading their outputs
 
     def upstream(self) -> list[str]:
-        return sorted({b[0] for b in map(parse_binding, self.inputs.values()) if b})
+        return sorted({b[0] for b in map(parse_binding, self.inputs.values()) if b} | set(self.after))
 
 
 @dataclass
@@ -115,8 +117,10 @@ class PipelineSpec:
             if s.name in seen:
                 raise InvalidInput(f"two steps are named {s.name!r}; give each step its own name")
             seen.add(s.name)
-            if s.kind not in ("cell", "script", "notebook"):
-                raise InvalidInput(f"step {s.name}: kind {s.kind!r} is not cell, script or notebook")
+            if s.kind not in ("cell", "script", "notebook", "batch"):
+                raise InvalidInput(f"step {s.name}: kind {s.kind!r} is not cell, script, notebook or batch")
+            if s.kind == "batch" and (not isinstance(s.batch, dict) or "data" not in s.inputs or len(s.outputs) > 1):
+                raise InvalidInput(f"batch step {s.name} scores its input 'data' into at most one output folder")
             outs = [identifier(f"output name of step {s.name}", o) for o in s.outputs]
             if len(set(outs)) != len(outs):
                 raise InvalidInput(f"step {s.name} names an output twice")
@@ -133,6 +137,9 @@ class PipelineSpec:
                 checks.text(f"argument of step {s.name}", str(arg), empty=True)
         by_name = {s.name: s for s in self.steps}
         for s in self.steps:
+            for up in s.after:
+                if up not in by_name:
+                    raise InvalidInput(f"step {s.name} runs after {up!r}, which is not in the pipeline")
             for name, value in s.inputs.items():
                 b = parse_binding(value)
                 if b is None:
@@ -290,6 +297,9 @@ def to_yaml(spec: PipelineSpec, folder: str | Path, *, experiment: str | None = 
     jobs: dict[str, Any] = {}
     for s in spec.steps:
         code, entry = s.source, s.entry
+        if s.kind == "batch":
+            raise InvalidInput(f"step {s.name} is a batch scoring step (ParallelRunStep); the YAML export writes command "
+                               "steps only")
         if s.kind == "cell":
             (folder / "steps").mkdir(parents=True, exist_ok=True)
             entry = f"{s.name}.py"

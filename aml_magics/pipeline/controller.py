@@ -100,7 +100,8 @@ class Controller:
                 continue
             if info.status == "Completed":
                 self.done[name] = {"run_id": info.run_id, "outputs": json.loads(info.tags.get("pipeline.outputs") or "{}"),
-                                   "reused": bool(info.tags.get("pipeline.reused_from"))}
+                                   "reused": bool(info.tags.get("pipeline.reused_from")),
+                                   "fingerprint": info.tags.get("pipeline.fingerprint")}
                 self.active.pop(name, None)
             elif info.status in ACTIVE_STATES:
                 self.active[name] = info.run_id
@@ -123,6 +124,9 @@ class Controller:
         parts = {
             "v": FINGERPRINT_VERSION, "kind": step.kind, "entry": step.entry, "code": step.code, "args": step.args,
             "parameters": step.parameters, "environment": step.environment, "outputs": sorted(step.outputs),
+            "batch": step.batch,
+            # a step that waits for another (v1's run_after) depends on what that one did, not only on its files
+            "after": {a: self.done[a].get("fingerprint") for a in sorted(step.after)},
             "source": self._digest(source, code=True),
             "env_vars": self.env_vars,
             "inputs": {k: (self._digest(Path(v["path"])) if isinstance(v, dict) else ["literal", v])
@@ -200,7 +204,7 @@ class Controller:
                     tags={**tags, "pipeline.reused_from": earlier["run_id"],
                           "pipeline.outputs": json.dumps(earlier["outputs"])}, metrics=None, started=None, ended=None)
                 self.done[name] = {"run_id": child, "outputs": earlier["outputs"], "reused": True,
-                                   "source_run": earlier["run_id"]}
+                                   "source_run": earlier["run_id"], "fingerprint": fp}
                 self.reused += 1
                 print(f"step {name}: reused {earlier['run_id']} (code, arguments and inputs unchanged) → {child}",
                       flush=True)
@@ -208,6 +212,12 @@ class Controller:
         outputs = {o: f"datastore:{self.store_name}/azureml/{self.run.id}/{name}/{o}" for o in step.outputs}
         literals = {k: v for k, v in inputs.items() if not isinstance(v, dict)}
         args = [_literal_args(a, literals) for a in step.args]
+        engine = None
+        if step.kind == "batch":  # a batch scoring run (v1's ParallelRunStep) over the step's input "data"
+            from ..core.specs import BatchSpec
+
+            engine = BatchSpec.from_settings({**step.batch, "data": {"kind": "input", "name": "data"},
+                                              "output": step.outputs[0] if step.outputs else None})
         sub = RunSubmission(
             kind=step.kind, experiment=self.experiment, source_dir=(Path.cwd() / step.source).resolve(),
             entry=step.entry, compute=step.compute or self.pipeline.default_compute, code=step.code, args=args,
@@ -215,7 +225,7 @@ class Controller:
             display_name=step.display_name or name,
             inputs={k: v["uri"] for k, v in inputs.items() if isinstance(v, dict)}, outputs=outputs,
             environment_variables={**self.env_vars, **{f"AZURE_ML_INPUT_{k}": str(v) for k, v in literals.items()}},
-            environment=step.environment, parent_run_id=self.run.id,
+            environment=step.environment, parent_run_id=self.run.id, engine=engine,
         )
         try:
             handle = self.client.runs.submit(sub)
@@ -238,8 +248,8 @@ class Controller:
             took = f" in {info.ended - info.started:.1f} s" if info.ended and info.started else ""
             if info.status == "Completed":
                 outputs = json.loads(info.tags.get("pipeline.outputs") or "{}")
-                self.done[name] = {"run_id": run_id, "outputs": outputs, "reused": False}
                 fp = self.fingerprints.get(run_id) or info.tags.get("pipeline.fingerprint")
+                self.done[name] = {"run_id": run_id, "outputs": outputs, "reused": False, "fingerprint": fp}
                 if fp:
                     self.remember(fp, name, run_id, outputs)
                 print(f"step {name}: Completed{took}", flush=True)

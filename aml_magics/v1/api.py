@@ -307,6 +307,16 @@ class Run(_CoreRun):
                 out[name].name = name
         return out
 
+    def get_steps(self) -> list["Run"]:
+        """A pipeline run's step runs, in the order they started."""
+        return [_v1_run(self.client.runs.handle(c.run_id, c.experiment))
+                for c in self.client.pipelines.steps(self.id).values()]
+
+    def find_step_run(self, name: str) -> list["Run"]:
+        """The step runs of a pipeline run named ``name`` (v1 returns a list)."""
+        return [_v1_run(self.client.runs.handle(c.run_id, c.experiment))
+                for step, c in self.client.pipelines.steps(self.id).items() if name in (step, c.display_name)]
+
     def get_details_with_logs(self) -> dict:
         details = self.get_details()
         details["logFiles"] = {"user_logs/std_log.txt": self.get_logs()}
@@ -452,9 +462,18 @@ class ScriptRunConfig:
         source = Path(os.path.expanduser(str(self.source_directory))).resolve()
         if not (source / self.script).is_file():
             raise InvalidInput(f"ScriptRunConfig: no script {self.script!r} in {source}")
+        from .data import _StepOutput
+
         client = experiment.workspace.client
-        args, inputs, named = [], {}, {}
+        args, inputs, named, outputs = [], {}, {}, {}
         for a in self.arguments:
+            if isinstance(a, _StepOutput):  # OutputFileDatasetConfig: a folder the run writes, kept in the datastore
+                import uuid
+
+                key = _input_name(a.name, outputs)
+                outputs[key] = f"datastore:{client.datastores.default().name}/azureml/{uuid.uuid4().hex[:12]}/{key}"
+                args.append("${{outputs.%s}}" % key)
+                continue
             uri = _datastore_uri(a)
             if uri is None:
                 args.append(_arg(a))
@@ -473,7 +492,7 @@ class ScriptRunConfig:
                                                 "the script reads the dataset from its argument")
         return RunSubmission(
             kind="script", experiment=experiment.name, source_dir=source, entry=str(self.script),
-            compute=compute_name(client, self.run_config.target), args=args, inputs=inputs,
+            compute=compute_name(client, self.run_config.target), args=args, inputs=inputs, outputs=outputs,
             tags={k: str(v) for k, v in (tags or {}).items()},
             environment=environment_ref(client, self.run_config.environment),
             environment_variables={**_v1_env(), **({INPUTS_ENV: json.dumps(named)} if named else {})},

@@ -412,11 +412,64 @@ class _registry:
         os.replace(tmp, self.path)
 
 
-class OutputFileDatasetConfig:
-    """v1's run output to a datastore: not here — a script writes its files to ``outputs/`` (kept with the run:
-    ``run.download_file``), or uploads to a datastore itself."""
+class _StepOutput:
+    """A folder one pipeline step writes and later steps read (``PipelineData``, ``OutputFileDatasetConfig``)."""
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        raise NotSupported("OutputFileDatasetConfig: write the files to outputs/ in the script (they are kept with "
-                           "the run: run.get_file_names(), run.download_file(...)), or upload them to a datastore "
-                           "(ws.get_default_datastore().upload(...))")
+    def __init__(self, name: str | None = None, datastore: Any = None, **_ignored: Any):
+        import uuid
+
+        self.name = str(name) if name else f"output_{uuid.uuid4().hex[:8]}"
+        self.datastore = datastore
+        self._tabular = False
+
+    def as_input(self, name: str | None = None) -> "_StepInput":
+        return _StepInput(self, name)
+
+    def as_mount(self, *args: Any, **kwargs: Any) -> "_StepOutput":
+        return self
+
+    as_upload = as_download = as_dataset = as_mount
+
+    def as_named_input(self, name: str) -> "_StepInput":
+        return _StepInput(self, name)
+
+    def read_delimited_files(self, *args: Any, **kwargs: Any) -> "_StepOutput":
+        self._tabular = True
+        return self
+
+    read_parquet_files = read_delimited_files
+
+    def register_on_complete(self, name: str, *args: Any, **kwargs: Any) -> "_StepOutput":
+        note_once("register_on_complete", "register_on_complete() is accepted; the step's output folder is recorded "
+                                          "with its run (pipeline.outputs), not registered as a dataset")
+        return self
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class _StepInput:
+    """An earlier step's output as a later step's input (``output.as_input("name")``)."""
+
+    def __init__(self, output: _StepOutput, name: str | None = None):
+        self._output, self._input_name = output, name
+
+    def as_mount(self, *args: Any, **kwargs: Any) -> "_StepInput":
+        return self
+
+    as_download = as_mount
+
+
+class PipelineData(_StepOutput):
+    """v1's ``PipelineData(name, datastore=...)``: an intermediate folder between pipeline steps."""
+
+
+class OutputFileDatasetConfig(_StepOutput):
+    """v1's ``OutputFileDatasetConfig(name=..., destination=(datastore, path))``: a step's output folder (in a
+    pipeline; a run outside a pipeline writes its files to ``outputs/``)."""
+
+    def __init__(self, name: str | None = None, destination: Any = None, source: str | None = None, **_ignored: Any):
+        super().__init__(name)
+        if destination is not None:
+            note_once("ofdc-destination", "OutputFileDatasetConfig(destination=...) is accepted; the output folder is "
+                                          "the workspace's (azureml/RUN/STEP/NAME in the default datastore)")

@@ -55,10 +55,12 @@ def test_names_that_are_not_here_say_so_in_one_line(azureml):
 
     with pytest.raises(AttributeError, match="azureml.core.Nope is not part of aml-magics' Azure ML v1 layer"):
         azureml.core.Nope
-    from azureml.pipeline.core import Pipeline
+    from azureml.pipeline.core import Pipeline, PublishedPipeline
 
-    with pytest.raises(NotSupported, match="pipelines are not supported here yet: run each step"):
+    with pytest.raises(InvalidInput, match="takes PythonScriptStep"):
         Pipeline(workspace=None, steps=[])
+    with pytest.raises(NotSupported, match="published pipelines are Azure ML studio's"):
+        PublishedPipeline()
 
 
 def test_careless_v1_settings_are_refused_before_anything_runs(azureml, client, tmp_path):

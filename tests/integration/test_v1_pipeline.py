@@ -1,0 +1,160 @@
+"""A v1 pipeline notebook's code, unchanged, on the local workspace: PythonScriptStep, PipelineData,
+OutputFileDatasetConfig, ParallelRunStep, allow_reuse, exp.submit(pipeline), get_steps / find_step_run."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aml_magics import v1
+from aml_magics.core.errors import InvalidInput
+
+PREP = """
+import argparse, os
+import numpy as np
+from azureml.core import Run
+from sklearn.datasets import load_digits
+p = argparse.ArgumentParser()
+p.add_argument("--out")
+p.add_argument("--rows", type=int)
+a = p.parse_args()
+X, y = load_digits(return_X_y=True)
+np.save(os.path.join(a.out, "X.npy"), X[:a.rows])
+np.save(os.path.join(a.out, "y.npy"), y[:a.rows])
+Run.get_context().log("rows", a.rows)
+"""
+
+TRAIN = """
+import argparse, os, joblib
+import numpy as np
+from azureml.core import Run
+from sklearn.linear_model import LogisticRegression
+p = argparse.ArgumentParser()
+p.add_argument("--data")
+p.add_argument("--model")
+a = p.parse_args()
+X, y = np.load(os.path.join(a.data, "X.npy")), np.load(os.path.join(a.data, "y.npy"))
+m = LogisticRegression(max_iter=3000).fit(X, y)
+joblib.dump(m, os.path.join(a.model, "model.pkl"))
+run = Run.get_context()
+run.log("accuracy", m.score(X, y))
+run.register_model("v1-pipe-digits", model_path=os.path.join(a.model, "model.pkl"))
+"""
+
+SCORE = """
+import os
+import numpy as np
+from azureml.core.model import Model
+
+def init():
+    global model
+    import joblib
+    model = joblib.load(Model.get_model_path("v1-pipe-digits"))
+
+def run(mini_batch):
+    return [f"{os.path.basename(f)} {model.predict(np.load(f).reshape(1, -1))[0]}" for f in mini_batch]
+"""
+
+
+@pytest.fixture
+def azureml(client, monkeypatch):
+    monkeypatch.delenv(v1.ENV_FLAG, raising=False)
+    assert v1.install(client=client, quiet=True)
+    import azureml.core
+
+    yield azureml
+    v1.uninstall()
+    v1.set_client(None)
+    assert not any(n == "azureml" or n.startswith("azureml.") for n in sys.modules)
+
+
+def test_a_v1_pipeline_with_parallel_run_step_runs_and_is_reused(azureml, client, project, tmp_path):
+    from azureml.core import Dataset, Environment, Experiment, Workspace
+    from azureml.core.runconfig import RunConfiguration
+    from azureml.data import OutputFileDatasetConfig
+    from azureml.pipeline.core import Pipeline, PipelineData, PipelineParameter
+    from azureml.pipeline.steps import ParallelRunConfig, ParallelRunStep, PythonScriptStep
+    from sklearn.datasets import load_digits
+
+    (project / "prep.py").write_text(PREP)
+    (project / "train.py").write_text(TRAIN)
+    (project / "scoring").mkdir()
+    (project / "scoring" / "batch_score.py").write_text(SCORE)
+    X, _ = load_digits(return_X_y=True)
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(30):
+        np.save(images / f"img_{i:02d}.npy", X[i])
+
+    ws = Workspace.from_config()
+    ds = ws.get_default_datastore()
+    ds.upload(str(images), target_path="digits/images", overwrite=True, show_progress=False)
+    image_ds = Dataset.File.from_files(path=(ds, "digits/images/"))
+    env = Environment("pipe-env")
+    rc = RunConfiguration()
+    rc.environment = env
+    cleaned = OutputFileDatasetConfig(name="cleaned")
+    model_dir = PipelineData("model_dir", datastore=ds)
+    scores = PipelineData("scores", datastore=ds)
+    rows = PipelineParameter("rows", default_value=400)
+    prep = PythonScriptStep(name="prep data", script_name="prep.py", arguments=["--out", cleaned, "--rows", rows],
+                            compute_target="local", runconfig=rc, source_directory=".", allow_reuse=True)
+    train = PythonScriptStep(name="train", script_name="train.py",
+                             arguments=["--data", cleaned.as_input("data"), "--model", model_dir],
+                             outputs=[model_dir], compute_target="local", source_directory=".")
+    score_cfg = ParallelRunConfig(source_directory="scoring", entry_script="batch_score.py", mini_batch_size="4",
+                                  error_threshold=2, output_action="append_row", environment=env,
+                                  compute_target="local", node_count=1, process_count_per_node=2)
+    batch = ParallelRunStep(name="batch score", parallel_run_config=score_cfg,
+                            inputs=[image_ds.as_named_input("images")], output=scores, allow_reuse=True)
+    batch.run_after(train)  # the model it loads is registered by train
+
+    pipeline = Pipeline(workspace=ws, steps=[batch])  # the steps it depends on come along (resolve_closure)
+    assert "prep data" in repr(pipeline) and pipeline.validate() == []
+    run = Experiment(ws, "v1-pipeline").submit(pipeline)
+    run.wait_for_completion(show_output=False)
+    assert run.get_status() == "Completed", client.runs.get_logs(run.id)
+    steps = run.get_steps()
+    assert [s.get_details()["runId"] for s in steps] == [s.id for s in steps] and len(steps) == 3
+    train_run = run.find_step_run("train")[0]
+    assert train_run.get_metrics()["accuracy"] > 0.9
+    model = client.models.get("v1-pipe-digits")
+    assert model.run_id == train_run.id, "the registered model points to its step"
+    batch_run = run.find_step_run("batch score")[0]
+    out = client.runs.local_file(batch_run.id, "outputs/parallel_run_step.txt")
+    lines = Path(out).read_text().splitlines()
+    assert [line.split()[0] for line in lines] == [f"img_{i:02d}.npy" for i in range(30)]
+    assert client.runs.get(batch_run.id).parent_run_id == run.id
+
+    again = pipeline.submit("v1-pipeline")
+    again.wait_for_completion()
+    reused = {client.runs.get(s.id).display_name for s in again.get_steps()
+              if client.runs.get(s.id).tags.get("pipeline.reused_from")}
+    assert reused == {"prep data", "train", "batch score"}
+    fresh = pipeline.submit("v1-pipeline", pipeline_parameters={"rows": 500})
+    fresh.wait_for_completion()
+    assert not any(client.runs.get(s.id).tags.get("pipeline.reused_from") for s in fresh.get_steps()), \
+        "a changed parameter reruns prep, and everything below reads a changed input"
+
+
+def test_v1_pipeline_mistakes_get_one_line(azureml, client, project):
+    from azureml.core import Workspace
+    from azureml.pipeline.core import Pipeline, PipelineData
+    from azureml.pipeline.steps import ParallelRunConfig, PythonScriptStep
+
+    ws = Workspace.from_config()
+    orphan = PipelineData("nobody_writes_me")
+    (project / "a.py").write_text("print(1)\n")
+    step = PythonScriptStep(script_name="a.py", arguments=["--x", orphan], inputs=[orphan], source_directory=".")
+    with pytest.raises(InvalidInput, match="no step of the pipeline writes"):
+        Pipeline(ws, steps=[step]).validate()
+    missing = PythonScriptStep(script_name="nope.py", source_directory=".")
+    with pytest.raises(InvalidInput, match="no script 'nope.py'"):
+        Pipeline(ws, steps=[missing]).validate()
+    with pytest.raises(InvalidInput, match="entry_script"):
+        ParallelRunConfig(mini_batch_size="1")
+    assert not client.runs.list().infos
+    assert os.environ.get(v1.ENV_FLAG) == "1"
