@@ -114,9 +114,6 @@ def _init_worker(cfg: dict) -> None:
         os.chdir(cfg["cwd"])
         sys.path.insert(0, cfg["cwd"])
         os.environ.update(cfg["env"])
-        from ..v1 import install_from_environment
-
-        install_from_environment()
         _W["plan"] = cfg["plan"]
         _W["tabular_cache"] = (None, None)
         if cfg["plan"]["kind"] == "rows" and cfg["plan"]["sources"][0][0] == "memory":
@@ -301,7 +298,10 @@ def _load_file(path: str):
 # -- the engine ----------------------------------------------------------------------------------------------
 
 class BatchEngine:
-    def __init__(self, run, spec: dict):
+    def __init__(self, run, spec: dict, worker_init=None):
+        """``worker_init(cfg)``: the worker processes' first call (the run process's entry point passes one that
+        also installs the v1 names; by default ``_init_worker``)."""
+        self.worker_init = worker_init
         self.run = run
         self.spec = spec
         self.settings = BatchSpec.from_settings(spec["settings"])
@@ -357,12 +357,13 @@ class BatchEngine:
             from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
             from concurrent.futures.process import BrokenProcessPool
 
+            init_batch_worker = self.worker_init or _init_worker
             ctx = multiprocessing.get_context("spawn")
             cfg = self.worker_config(plan)
             fmt = Path(s.output_file).suffix.lower()
             queue = list(reversed(todo))
             pool = ProcessPoolExecutor(max_workers=min(s.parallel, len(todo)), mp_context=ctx,
-                                       initializer=_init_worker, initargs=(cfg,))
+                                       initializer=init_batch_worker, initargs=(cfg,))
             flying: dict[Any, int] = {}
             ok = False
             try:
@@ -405,8 +406,8 @@ class BatchEngine:
                         flying.clear()
                         _stop_workers(pool)
                         pool.shutdown(wait=False, cancel_futures=True)
-                        pool = ProcessPoolExecutor(max_workers=s.parallel, mp_context=ctx, initializer=_init_worker,
-                                                   initargs=(cfg,))
+                        pool = ProcessPoolExecutor(max_workers=s.parallel, mp_context=ctx,
+                                                   initializer=init_batch_worker, initargs=(cfg,))
                     now = time.monotonic()
                     if now - last_report >= PROGRESS_EVERY_S:
                         last_report = now
@@ -487,5 +488,5 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def run_batch(spec: dict, run) -> int:
-    return BatchEngine(run, spec).main()
+def run_batch(spec: dict, run, worker_init=None) -> int:
+    return BatchEngine(run, spec, worker_init).main()

@@ -133,8 +133,9 @@ def main() -> int:
             run_pipeline(spec, run)
         elif spec["kind"] == "batch":
             from ..batch.engine import run_batch
+            from .worker import init_batch_worker
 
-            run_batch(spec, run)
+            run_batch(spec, run, init_batch_worker)
         else:
             run_python(spec, io_dir)
     except SystemExit as exc:
