@@ -48,7 +48,10 @@ def varying(infos: Sequence[RunInfo], name: str) -> bool:
 
 
 def build(infos: Sequence[RunInfo], primary: str | None, goal: str, kind: str = "") -> Leaderboard:
-    """The leaderboard of ``infos`` (a parent's children) ranked by ``primary`` under ``goal``."""
+    """The leaderboard of ``infos`` (a parent's children) ranked by ``primary`` under ``goal``; a pipeline's steps
+    are listed in the order they started, named by step (reused ones say so), not ranked."""
+    if kind == "pipeline":
+        return _steps_board(infos)
     metrics = sorted({k for i in infos for k, v in i.latest_metrics.items()
                       if as_number(v) is not None and k not in INTERNAL_METRICS})
     if primary is None and metrics:
@@ -94,3 +97,21 @@ def build(infos: Sequence[RunInfo], primary: str | None, goal: str, kind: str = 
     return Leaderboard(columns=columns, rows=rows,
                        sort={"key": f"m.{primary}", "desc": goal == "max"} if primary else {},
                        best=best.run_id if best is not None else "", dims=dims)
+
+
+def _steps_board(infos: Sequence[RunInfo]) -> Leaderboard:
+    ordered = sorted(infos, key=lambda i: i.created or 0)
+    metrics = sorted({k for i in ordered for k, v in i.latest_metrics.items()
+                      if as_number(v) is not None and k not in INTERNAL_METRICS})
+    columns = [{"key": "name", "label": "step"}, {"key": "status", "label": "status"},
+               {"key": "duration", "label": "duration s", "numeric": True}]
+    columns += [{"key": f"m.{k}", "label": k, "numeric": True} for k in metrics]
+    rows = []
+    for i in ordered:
+        name = i.tags.get("pipeline.step") or i.display_name or i.run_id
+        reused = i.tags.get("pipeline.reused_from")
+        row = {"_id": i.run_id, "name": f"{name} (reused)" if reused else name, "status": i.status,
+               "duration": round(i.duration, 2) if i.duration is not None else None}
+        row.update({f"m.{k}": as_number(v) for k, v in i.latest_metrics.items() if as_number(v) is not None})
+        rows.append(row)
+    return Leaderboard(columns=columns, rows=rows, sort={}, best="", dims=[])

@@ -112,7 +112,7 @@ export class RunView extends Widget {
     ]);
     this.logError = log.error ?? '';
     this.detail = detail;
-    if (detail.kind === 'sweep' || detail.kind === 'automl') {
+    if (detail.kind === 'sweep' || detail.kind === 'automl' || detail.kind === 'pipeline') {
       this.board = await requestAPI<ITrials>(`runs/${id}/trials`).catch(() => this.board);
     }
     for (const name of Object.keys(metrics.series)) {
@@ -172,7 +172,8 @@ export class RunView extends Widget {
     }
   }
 
-  /** A sweep's or AutoML run's trials: the leaderboard the notebook shows, best first, best row marked. */
+  /** A sweep's or AutoML run's trials: the leaderboard the notebook shows, best first, best row marked; a
+   * pipeline's steps in the order they started (click one for its run). */
   private renderTrials(): void {
     const b = this.board;
     if (!b || b.rows.length === 0) {
@@ -180,7 +181,7 @@ export class RunView extends Widget {
       return;
     }
     const title = document.createElement('h3');
-    title.textContent = `Trials (${b.rows.length})`;
+    title.textContent = `${this.detail?.kind === 'pipeline' ? 'Steps' : 'Trials'} (${b.rows.length})`;
     const table = document.createElement('table');
     table.className = 'amlx-table amlx-trials-table';
     const head = document.createElement('tr');

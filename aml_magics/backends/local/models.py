@@ -70,7 +70,7 @@ class LocalModels(ModelsBackend):
         row = self.backend.runs._row(run_id)
         folder = layout.run_dir(self.path, run_id)
         named = _in_named_output(row, path)
-        if named is not None:  # a file in one of the run's output folders (a pipeline step's outputs.NAME)
+        if named is not None:  # a file in one of the run's output or input folders (a pipeline step's)
             return self.register(name, named, run_id=run_id, tags=tags, properties=properties, description=description)
         source = layout.artifact_path(folder, path)
         resolved = source.resolve()
@@ -106,11 +106,13 @@ class LocalModels(ModelsBackend):
 
 
 def _in_named_output(row, path: str) -> Path | None:
-    """``path`` when it is an absolute path inside one of the run's declared output folders."""
+    """``path`` when it is an absolute path inside one of the run's declared output or input folders (a pipeline
+    step's ``outputs.NAME`` / ``inputs.NAME``: the step's input lineage names the step that wrote it)."""
     if not os.path.isabs(str(path)):
         return None
     target = Path(path).resolve()
-    for folder in (json.loads(row["spec"] or "{}").get("outputs") or {}).values():
+    spec = json.loads(row["spec"] or "{}")
+    for folder in [*(spec.get("outputs") or {}).values(), *(spec.get("inputs") or {}).values()]:
         base = Path(folder).resolve()
         if (target == base or base in target.parents) and target.exists():
             return target
