@@ -265,3 +265,38 @@ def test_wait_shows_the_live_dashboard_at_once_and_the_output_once(kernel):
     assert "hello from the run" in kernel.value("_.get_logs()")
     again = kernel.run("_")  # the same run shown later is its dashboard again
     assert [o for o in again["outputs"] if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+
+
+def test_a_pipeline_run_shows_its_graph_and_steps_and_a_batch_run_its_progress(kernel, ws):
+    out = kernel.run(
+        "%%aml step first --out data\nimport os\nopen(os.path.join(outputs.data, 'x.txt'), 'w').write('1')\n")
+    assert out["error"] is None, out["error"]
+    out = kernel.run("%%aml step second --in data\nimport os\nprint(open(os.path.join(inputs.data, 'x.txt')).read())\n")
+    assert out["error"] is None, out["error"]
+    out = kernel.run("prun = %aml pipeline run -e dash-pipe --wait")
+    assert out["error"] is None, out["error"]
+    kernel.run("p = RunDetails(prun.id, live=False)")
+    state = kernel.value(
+        "{'buttons': {n: (b.description, b.button_style) for n, b in p.graph.buttons.items()},"
+        " 'shown': p.graph_box.layout.display, 'rows': [r['name'] for r in p.children_table.rows],"
+        " 'static': p.static_html()}")
+    assert state["buttons"] == {"first": ["first", "success"], "second": ["second", "success"]}
+    assert state["shown"] == "" and state["rows"] == ["first", "second"]
+    assert "<svg" in state["static"] and "first" in state["static"] and state["static"].count("aml-step") >= 2
+    kernel.run("p.graph.buttons['second'].click()")
+    assert kernel.value("p.opened.info.tags['pipeline.step']") == "second"
+    out = kernel.run("again = %aml pipeline run -e dash-pipe --wait\nq = RunDetails(again.id, live=False)")
+    assert out["error"] is None
+    assert kernel.value("[b.description for b in q.graph.buttons.values()]") == ["first ↺", "second ↺"]
+    assert kernel.value("[r['name'] for r in q.children_table.rows]") == ["first (reused)", "second (reused)"]
+    # a batch run: its progress (mini-batches, failures, rate) in the dashboard
+    out = kernel.run(
+        "import pandas as pd\nframe = pd.DataFrame({'a': range(50)})\n"
+        "open('echo_score.py', 'w').write('def init():\\n    pass\\ndef run(mb):\\n    return list(mb[\"a\"] * 2)\\n')\n"
+        "brun = %aml batch --data frame --score echo_score.py --mini-batch 10 -e dash-batch --wait\n"
+        "b = RunDetails(brun.id, live=False)")
+    assert out["error"] is None, out["error"]
+    state = kernel.value("{'bar': (b.batch_bar.value, b.batch_bar.max), 'text': b.batch_text.value, "
+                         "'shown': b.batch_box.layout.display, 'static': b.static_html()}")
+    assert state["bar"] == [5, 5] and state["shown"] == ""
+    assert "<b>5</b> of 5 mini-batches scored" in state["text"] and "mini-batches scored" in state["static"]
