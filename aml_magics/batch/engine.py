@@ -31,6 +31,7 @@ STATE = Path(".batch")
 PARTS = STATE / "parts"
 TABULAR_SUFFIXES = (".csv", ".parquet", ".pq", ".tsv")
 PROGRESS_EVERY_S = 0.5
+MAX_WORKERS_PER_CORE = 4  # --parallel beyond this many workers per core only adds memory and switching
 
 
 # -- the plan ------------------------------------------------------------------------------------------------
@@ -177,13 +178,13 @@ def render(result: Any, fmt: str) -> bytes:
     if fmt == ".parquet":
         return pickle.dumps(_frame(result), protocol=pickle.HIGHEST_PROTOCOL)
     if fmt == ".csv":
-        return _frame(result).to_csv(index=False).encode("utf-8")
+        return _frame(result).to_csv(index=False).encode("utf-8", "surrogateescape")
     if hasattr(result, "to_csv"):
         fast = _plain_columns(result)
         if fast is None:
-            return result.to_csv(sep=" ", header=False, index=False).encode("utf-8")
-        return "".join(" ".join(row) + "\n" for row in zip(*fast)).encode("utf-8")
-    return "".join(f"{item}\n" for item in result).encode("utf-8")
+            return result.to_csv(sep=" ", header=False, index=False).encode("utf-8", "surrogateescape")
+        return "".join(" ".join(row) + "\n" for row in zip(*fast)).encode("utf-8", "surrogateescape")
+    return "".join(f"{item}\n" for item in result).encode("utf-8", "surrogateescape")
 
 
 def _plain_columns(frame) -> list | None:
@@ -348,6 +349,10 @@ class BatchEngine:
         if s.parallel > 1:  # one thread per worker: the workers are the parallelism
             for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
                 os.environ.setdefault(var, "1")
+        workers = min(s.parallel, MAX_WORKERS_PER_CORE * (os.cpu_count() or 1), max(len(todo), 1))
+        if workers < s.parallel and len(todo) > workers:
+            print(f"--parallel {s.parallel} is more than {MAX_WORKERS_PER_CORE}× this machine's {os.cpu_count()} cores: "
+                  f"{workers} workers.", flush=True)
         started = time.monotonic()
         last_report = 0.0
         attempts: dict[int, int] = {}
@@ -362,16 +367,26 @@ class BatchEngine:
             cfg = self.worker_config(plan)
             fmt = Path(s.output_file).suffix.lower()
             queue = list(reversed(todo))
-            pool = ProcessPoolExecutor(max_workers=min(s.parallel, len(todo)), mp_context=ctx,
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
                                        initializer=init_batch_worker, initargs=(cfg,))
             flying: dict[Any, int] = {}
+            # when a worker dies (os._exit, out of memory, killed), every mini-batch in flight is lost with the pool and
+            # nobody knows which one killed it: they become suspects, tried again one at a time, so only the culprit's
+            # tries are counted
+            suspects: list[int] = []
             ok = False
             try:
-                while queue or flying:
-                    while queue and len(flying) < 2 * s.parallel:
-                        idx = queue.pop()
-                        flying[pool.submit(_task, idx, str(PARTS), fmt)] = idx
+                while queue or flying or suspects:
+                    if suspects:
+                        if not flying:
+                            idx = suspects.pop(0)
+                            flying[pool.submit(_task, idx, str(PARTS), fmt)] = idx
+                    else:
+                        while queue and len(flying) < 2 * workers:
+                            idx = queue.pop()
+                            flying[pool.submit(_task, idx, str(PARTS), fmt)] = idx
                     finished, _ = wait(list(flying), timeout=PROGRESS_EVERY_S, return_when=FIRST_COMPLETED)
+                    alone = len(flying) == 1
                     broken = False
                     for fut in finished:
                         idx = flying.pop(fut)
@@ -379,6 +394,9 @@ class BatchEngine:
                             _, error, init_failed = fut.result()
                         except BrokenProcessPool:
                             error, init_failed, broken = "a worker process died (out of memory, or killed)", False, True
+                            if not alone:
+                                suspects.append(idx)
+                                continue
                         if init_failed:
                             raise EngineStopped(f"the scorer could not start: {error}")
                         if error is None:
@@ -389,7 +407,7 @@ class BatchEngine:
                         attempts[idx] = attempts.get(idx, 0) + 1
                         if attempts[idx] <= s.retries:
                             print(f"mini-batch {idx}: {error} (try {attempts[idx] + 1} of {s.retries + 1})", flush=True)
-                            queue.append(idx)
+                            (suspects if broken else queue).append(idx)
                             continue
                         failed[str(idx)] = error
                         failed_items += batch_items(plan, idx)
@@ -399,15 +417,16 @@ class BatchEngine:
                             raise EngineStopped(
                                 f"{failed_items} {'rows' if plan['kind'] == 'rows' else 'files'} failed, more than "
                                 f"--error-threshold {s.error_threshold}; the last error: {error}")
-                    if broken:  # every mini-batch in flight was lost with the pool: try them again on a new one
-                        for fut, idx in flying.items():
-                            attempts[idx] = attempts.get(idx, 0) + 1
-                            queue.append(idx)
+                    if broken:  # a new pool for the rest
+                        suspects += [i for i in flying.values() if i not in suspects]
                         flying.clear()
                         _stop_workers(pool)
                         pool.shutdown(wait=False, cancel_futures=True)
-                        pool = ProcessPoolExecutor(max_workers=s.parallel, mp_context=ctx,
+                        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
                                                    initializer=init_batch_worker, initargs=(cfg,))
+                        if suspects:
+                            print(f"a worker process died; trying the {len(suspects)} mini-batches it may have been "
+                                  "scoring one at a time", flush=True)
                     now = time.monotonic()
                     if now - last_report >= PROGRESS_EVERY_S:
                         last_report = now

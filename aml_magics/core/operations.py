@@ -263,10 +263,11 @@ class PipelineOperations(_Operations):
             source = Path(source_dir) if source_dir else Path(pipeline).resolve().parent
         spec = _replace(spec, reuse=spec.reuse if reuse is None else bool(reuse)).validate()
         experiment = experiment or doc.get("experiment_name") or "default"
-        known = {c.name for c in self._backend.computes.list()}
+        remote = self._client.capabilities.remote
+        known = set() if remote else {c.name for c in self._backend.computes.list()}
         for step in spec.steps:
             compute = step.compute or spec.default_compute
-            if compute not in known:
+            if not remote and compute not in known:  # a remote workspace's service checks its own computes
                 raise NotFound.with_suggestions("compute target", compute, sorted(known),
                                                 hint=f"step {step.name} names it; create it with %aml compute create")
             folder = (source / step.source).resolve()
@@ -276,7 +277,11 @@ class PipelineOperations(_Operations):
             if score and not (folder / score).is_file():
                 raise NotFound(f"step {step.name}: scoring script {score!r} not found in {folder}")
             env = step.environment
-            if env and not env.endswith((".txt", ".yml", ".yaml")):
+            remote_env = bool(env) and env.startswith(("azureml:", "/subscriptions/"))
+            if remote_env and not self._client.capabilities.remote:
+                raise InvalidInput(f"step {step.name}: environment {env} is an Azure ML one; here register one "
+                                   "(%aml env register NAME requirements.txt) or leave it out to use this Python")
+            if env and not remote_env and not env.endswith((".txt", ".yml", ".yaml")):
                 name, _, version = env.split("@")[0].partition(":")
                 try:
                     self._client.environments.get(name, int(version) if version.isdigit() else None)

@@ -44,6 +44,11 @@ def parse_binding(value: Any) -> tuple[str, str] | None:
     return (m.group(1), m.group(2)) if m else None
 
 
+def is_files(value: Any) -> bool:
+    """A step input naming files (a datastore path), as opposed to an earlier step's output or a literal."""
+    return isinstance(value, str) and value.startswith(("datastore:", "azureml://"))
+
+
 def datastore_uri(value: str) -> str:
     """``azureml://datastores/NAME/paths/P`` → ``datastore:NAME/P``; ``datastore:…`` as it is."""
     m = _AZUREML.match(value)
@@ -242,8 +247,8 @@ def load_yaml(path: str | Path) -> tuple[PipelineSpec, dict]:
         outputs = list((job.get("outputs") or {}).keys())
         code = str(job.get("code") or ".")
         env = job.get("environment")
-        if isinstance(env, str):
-            env = env[len("azureml:"):] if env.startswith("azureml:") else env
+        if isinstance(env, str):  # azureml:NAME:VERSION → NAME:VERSION; Azure ML's URIs (azureml://…) as written
+            env = env[len("azureml:"):] if env.startswith("azureml:") and not env.startswith("azureml://") else env
         elif env is not None:
             raise InvalidInput(f"{where}: environment must be a registered environment's name (azureml:NAME:VERSION)")
         steps.append(PipelineStep(
@@ -273,14 +278,12 @@ def _input_value(value: Any, where: str) -> Any:
         if "path" in value:
             p = str(value["path"])
             if p.startswith(("azureml://", "datastore:")):
-                return datastore_uri(p)
+                return p  # kept as written: Azure ML takes it as it is; the local workspace reads either form
             raise InvalidInput(f"{where}: path {p!r}; upload local files first (%aml datastore upload) and use "
                                "azureml://datastores/NAME/paths/PATH")
         if "value" in value or "default" in value:
             return value.get("value", value.get("default"))
         raise InvalidInput(f"{where}: give a path or a value")
-    if isinstance(value, str) and value.startswith("azureml://"):
-        return datastore_uri(value)
     if isinstance(value, (str, int, float, bool)):
         return value
     raise InvalidInput(f"{where}: {type(value).__name__} is not an input (a path, a number or a string)")
@@ -343,6 +346,8 @@ def _quote(arg: str) -> str:
 
 
 def _yaml_input(value: Any, datastores: tuple[str, ...], default: str) -> Any:
+    if isinstance(value, str) and value.startswith("azureml://"):
+        return {"type": "uri_folder", "path": value}
     if isinstance(value, str) and value.startswith("datastore:"):
         rest = value[len("datastore:"):].lstrip("/")
         first, _, tail = rest.partition("/")

@@ -7,7 +7,7 @@ from pathlib import Path
 from IPython.core.error import UsageError
 
 from ..core.names import CELL_FILE
-from ..core.pipelines import PipelineSpec, PipelineStep, binding, datastore_uri, identifier
+from ..core.pipelines import PipelineSpec, PipelineStep, binding, identifier
 from . import parser as cli
 
 
@@ -191,7 +191,7 @@ def _parse_inputs(items: list[str]) -> dict[str, str]:
                 raise UsageError(f"--in {name} is given twice")
             source = source.strip() if sep else name
             if source.startswith(("datastore:", "azureml://")):
-                out[name] = datastore_uri(source)
+                out[name] = source
             else:
                 up, dot, o = source.partition(".")
                 identifier("step or output name", up)

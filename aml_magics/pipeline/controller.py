@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import AmlError, EngineStopped, NotFound
-from ..core.pipelines import PipelineSpec, PipelineStep, parse_binding
+from ..core.pipelines import PipelineSpec, PipelineStep, is_files, parse_binding
 from ..core.states import ACTIVE_STATES
 from ..core.types import RunSubmission
 
@@ -179,7 +179,7 @@ class Controller:
                 uri = up["outputs"][b[1]]
                 out[name] = {"uri": uri, "path": self.client.datastores.resolve_input(uri), "from_step": b[0],
                              "run_id": up["run_id"]}
-            elif isinstance(value, str) and value.startswith("datastore:"):
+            elif is_files(value):
                 out[name] = {"uri": value, "path": self.client.datastores.resolve_input(value)}
             else:
                 out[name] = value

@@ -391,11 +391,11 @@ class FakeArm:
             body["name"] = call.path.rsplit("/", 1)[-1]
             return 200, body
 
-        for family in ("CodeVersions", "ModelVersions", "EnvironmentVersions", "DataVersions"):
+        for family in ("CodeVersions", "ModelVersions", "EnvironmentVersions", "DataVersions", "ComponentVersions"):
             self.overrides[f"{family}_CreateOrUpdate"] = put
             self.overrides[f"{family}_Get"] = get
             self.overrides[f"{family}_List"] = listing
-        for family in ("ModelContainers", "EnvironmentContainers", "DataContainers"):
+        for family in ("ModelContainers", "EnvironmentContainers", "DataContainers", "ComponentContainers"):
             self.overrides[f"{family}_Get"] = container
         self.overrides["OnlineEndpoints_CreateOrUpdate"] = put
         self.overrides["OnlineEndpoints_Get"] = get

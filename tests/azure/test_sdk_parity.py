@@ -551,3 +551,90 @@ def test_the_fakes_storage_checks_refuse_a_wrong_signature_and_a_partial_sas(pai
     assert "a SAS that is not the one the datastore gave" in sas_fake.violations[-1]
     sas_fake.violations.clear()
     assert not any(k.endswith("/data.csv") for k in our_fake.blobs)  # nothing was stored
+
+
+PIPELINE_YAML = """
+$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+type: pipeline
+experiment_name: pipe
+settings:
+  default_compute: azureml:cpu-cluster
+jobs:
+  prep:
+    type: command
+    code: ./src
+    command: python prep.py --out ${{outputs.clean}} --n ${{inputs.n}}
+    environment: azureml://registries/azureml/environments/sklearn-1.5/labels/latest
+    inputs:
+      n: 3
+    outputs:
+      clean:
+        type: uri_folder
+  train:
+    type: command
+    code: ./src
+    command: python train.py --data ${{inputs.data}} --raw ${{inputs.raw}}
+    environment: azureml://registries/azureml/environments/sklearn-1.5/labels/latest
+    inputs:
+      data: ${{parent.jobs.prep.outputs.clean}}
+      raw:
+        type: uri_folder
+        path: azureml://datastores/workspaceblobstore/paths/digits/raw
+"""
+
+
+def _jwt(audience: str) -> str:
+    """A token shaped as Entra ID's (azure-ai-ml reads the audience of the Azure ML token it sends with a pipeline)."""
+    import base64
+
+    def part(d):
+        return base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")
+
+    return part({"alg": "none", "typ": "JWT"}) + "." + part({"aud": audience, "oid": "0000", "exp": 2 ** 31}) + ".c2ln"
+
+
+def test_a_pipeline_yaml_matches_the_sdk(pair, tmp_path):
+    """A v2 pipeline YAML of two command steps (a literal input, a step output bound to the next step, a datastore
+    folder): the code uploaded once, an anonymous command component per step, the pipeline job binding them — and
+    the caller's Azure ML token in x-azureml-token, as the SDK sends it."""
+    sdk, ours, theirs_fake, our_fake = pair
+    source_folder(tmp_path, {"prep.py": "print('prep')\n", "train.py": "print('train')\n"})
+    (tmp_path / "p.yml").write_text(PIPELINE_YAML)
+    theirs_fake.token = _jwt(theirs_fake.base_url.rstrip("/"))
+    sdk('''
+        from azure.ai.ml import load_job
+        ml.jobs.create_or_update(load_job("p.yml"))
+    ''')
+    run = ours.pipelines.submit(tmp_path / "p.yml")
+    drop = ("Workspaces_Get", "CodeVersions_List", "CodeVersions_Get", "Computes_List", "Computes_Get",
+            "Datastores_List", "Datastores_Get")
+    ops_theirs = [op for op, _ in sequence(theirs_fake, drop=drop)]
+    ops_ours = [op for op, _ in sequence(our_fake, drop=drop)]
+    assert ops_theirs == ops_ours == ["CodeVersions_CreateOrGetStartPendingUpload", "CodeVersions_CreateOrUpdate",
+                                      "ComponentVersions_CreateOrUpdate", "ComponentVersions_CreateOrUpdate",
+                                      "Jobs_CreateOrUpdate"]
+
+    def components(fake):
+        return [c.body["properties"]["componentSpec"] for c in fake.calls
+                if c.operation == "ComponentVersions_CreateOrUpdate"]
+
+    for a, b in zip(components(theirs_fake), components(our_fake)):
+        a = {k: v for k, v in a.items() if k != "_source"}  # HARMLESS: the SDK's note of where it read the job
+        assert a["code"].split("/codes/")[0] == b["code"].split("/codes/")[0]  # HARMLESS: code version name
+        assert {k: v for k, v in a.items() if k != "code"} == {k: v for k, v in b.items() if k != "code"}
+    [theirs_job] = [c for c in theirs_fake.calls if c.operation == "Jobs_CreateOrUpdate"]
+    [our_job] = [c for c in our_fake.calls if c.operation == "Jobs_CreateOrUpdate"]
+    assert our_job.path.endswith("/jobs/" + run.id)
+    a, b = theirs_job.body["properties"], our_job.body["properties"]
+    for props in (a, b):
+        for node in props["jobs"].values():
+            node.pop("_source", None)
+            node["componentId"] = node["componentId"].rsplit("/versions/", 1)[0]  # both content-addressed
+        props["settings"].pop("_source", None)
+    assert a["jobs"] == b["jobs"]
+    assert b["jobs"]["train"]["inputs"]["data"] == {"job_input_type": "literal",
+                                                    "value": "${{parent.jobs.prep.outputs.clean}}"}
+    assert a["settings"] == b["settings"] and a["jobType"] == b["jobType"] == "Pipeline"
+    assert a["experimentName"] == b["experimentName"] == "pipe"
+    for job in (theirs_job, our_job):
+        assert job.headers.get("x-azureml-token"), "the caller's Azure ML token goes with a pipeline job"

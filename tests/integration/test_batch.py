@@ -214,3 +214,31 @@ def test_a_scorer_whose_init_fails_stops_at_once_with_its_error(client, digits, 
     info = client.runs.wait(run.id, timeout=120)
     assert info.status == "Failed" and "the scorer could not start" in info.error and "torch" in info.error
     wait_until(lambda: True)
+
+
+def test_a_worker_that_dies_and_hostile_file_names(client, project, tmp_path):
+    """A run() that kills its own process (os._exit) loses only its mini-batch's try: the pool is made again and
+    the other mini-batches are scored; file names that are not UTF-8 (surrogates) or hold markup come out as
+    written."""
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    names = [f"f{i:02d}.txt" for i in range(12)] + ["<img src=x onerror=alert(1)>.txt"]
+    for n in names:
+        (folder / n).write_text("x")
+    raw = os.fsencode(str(folder)) + b"/caf\xe9.txt"  # a Latin-1 name: not UTF-8
+    with open(raw, "wb") as f:
+        f.write(b"x")
+    (project / "dying.py").write_text(
+        "import os\ndef init():\n    pass\ndef run(mb):\n"
+        "    if any(os.path.basename(p) == 'f05.txt' for p in mb):\n        os._exit(3)\n"
+        "    return [os.path.basename(p) for p in mb]\n")
+    run = client.batch.submit(None, str(folder), score="dying.py", mini_batch=2, parallel=2, retries=1,
+                              experiment="batch")
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Completed", client.runs.get_logs(run.id)
+    out = Path(client.runs.local_file(run.id, "outputs/parallel_run_step.txt")).read_bytes().splitlines()
+    expected = sorted([os.fsencode(n) for n in names] + [b"caf\xe9.txt"])
+    lost = {b"f04.txt", b"f05.txt"}  # the mini-batch of the dying file failed after its tries
+    assert out == [n for n in expected if n not in lost]
+    assert "a worker process died" in client.runs.get_logs(run.id)
+    assert client.runs.get_metrics(run.id)["mini_batches_failed"][-1] == 1

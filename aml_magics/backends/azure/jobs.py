@@ -36,6 +36,8 @@ class AzureRuns(JobFiles, RunsBackend):
     def submit(self, sub: RunSubmission) -> str:
         if sub.kind == "automl":
             return self._submit_automl(sub)
+        if sub.kind == "pipeline":
+            return self._submit_pipeline(sub)
         if sub.kind not in ("cell", "script", "notebook", "sweep"):
             raise not_supported(self.b.capabilities, f"{sub.kind} runs")
         if (sub.in_values or sub.out_vars) and (sub.kind not in ("cell", "script", "sweep")
@@ -107,8 +109,7 @@ class AzureRuns(JobFiles, RunsBackend):
             body = ops.sweep_job_body(settings=sweep, env_vars={"AML_MAGICS_SWEEP_ID": name,
                                                                 "AML_MAGICS_EXPERIMENT": sub.experiment,
                                                                 "PYTHONUNBUFFERED": "1",
-                                                                **sub.environment_variables}, io=io,
-                                        outputs=outputs or None, **common)
+                                                                **sub.environment_variables}, io=io, **common)
         else:
             body = ops.command_job_body(env_vars={**ops.environ_for_job(name, sub.experiment),
                                                   **sub.environment_variables}, io=io,
@@ -156,6 +157,67 @@ class AzureRuns(JobFiles, RunsBackend):
             container.put(f"{folder}/{data_file}", body)
         container.put(f"{folder}/MLTable", ops.mltable(data_file if body is None else f"./{data_file}", fmt).encode())
         ops.submit_job(self.b.arm, self.b.ws, name, job)
+        return name
+
+    def _submit_pipeline(self, sub: RunSubmission) -> str:
+        """An Azure ML pipeline job, as azure-ai-ml sends a v2 pipeline YAML: each step's code uploaded (found again
+        by its hash), an anonymous command component per step, the job's nodes binding them."""
+        from ...core.pipelines import cell_script, is_files, parse_binding
+        from .rest import AML_SCOPE
+
+        spec = sub.engine
+        sub = self._on_compute(replace(sub, compute=spec.default_compute))
+        for step in spec.steps:  # everything that can be refused, before anything is uploaded
+            if step.kind not in ("script", "cell"):
+                raise not_supported(self.b.capabilities, f"{step.kind} steps in a pipeline (step {step.name})")
+        v1 = sub.environment_variables.get("AML_MAGICS_V1") == "1"
+        environments = {s.name: self.b.environments.environment_id(s.environment) for s in spec.steps}
+        jobs, codes = {}, {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for step in spec.steps:
+                folder = (Path(sub.source_dir) / step.source).resolve()
+                files = plan_snapshot(folder, sub.snapshot_max_bytes)
+                entry, args = step.entry, list(step.args)
+                if step.kind == "cell":
+                    entry = f"{step.name}.py"
+                    script = Path(tmp) / step.name / entry
+                    script.parent.mkdir()
+                    script.write_text(cell_script(step), encoding="utf-8")
+                    files = [*files, (script, entry)]
+                    args = [*(x for k in step.inputs for x in (f"--{k}", "${{inputs.%s}}" % k)),
+                            *(x for o in step.outputs for x in (f"--{o}", "${{outputs.%s}}" % o)), *args]
+                if v1:
+                    shim = Path(tmp) / ops.V1_DRIVER
+                    shim.write_text(ops.V1_DRIVER_SOURCE, encoding="utf-8")
+                    files = [*files, (shim, ops.V1_DRIVER)]
+                key = (str(folder), tuple(sorted(rel for _, rel in files)), step.kind == "cell" and step.name)
+                if key not in codes:
+                    codes[key] = ops.upload_code(self.b.arm, self.b.ws, ops.with_runtime(files))
+                command = " ".join(["python", *([ops.V1_DRIVER] if v1 else []), quote(entry),
+                                    *(quote_arg(a) for a in args)])
+                inputs = {}
+                for k, v in step.inputs.items():
+                    if parse_binding(v):
+                        inputs[k] = {"binding": v}
+                    elif is_files(v):
+                        inputs[k] = {"uri": self.b.datastores.resolve_input(v)}
+                    else:
+                        inputs[k] = v
+                component = ops.component_spec(command=command, code_id=codes[key],
+                                               environment_id=environments[step.name], inputs=inputs,
+                                               outputs=step.outputs, deterministic=step.allow_reuse)
+                if sub.environment_variables:
+                    component["environment_variables"] = dict(sub.environment_variables)
+                component_id = ops.create_component(self.b.arm, self.b.ws, component)
+                jobs[step.name] = ops.pipeline_node(step.name, component_id, inputs, step.outputs,
+                                                    ops.compute_id(self.b.ws, step.compute) if step.compute else None)
+        name = job_name(sub.experiment)
+        body = ops.pipeline_job_body(jobs=jobs, experiment=sub.experiment, display_name=sub.display_name,
+                                     tags=sub.tags, default_compute_id=ops.compute_id(self.b.ws, sub.compute),
+                                     continue_on_step_failure=spec.continue_on_step_failure,
+                                     force_rerun=not spec.reuse, description=spec.description)
+        # as azure-ai-ml does for pipeline jobs: the caller's Azure ML token, with which the service runs the steps
+        ops.submit_job(self.b.arm, self.b.ws, name, body, headers={"x-azureml-token": self.b.arm.token(AML_SCOPE)})
         return name
 
     def _io(self, name: str, pickled_in: bytes | None, out_vars: list[str]) -> dict:

@@ -7,6 +7,7 @@ and maps answers to our domain types.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -332,8 +333,81 @@ main()
 '''
 
 
-def submit_job(arm: ArmClient, ws: WorkspaceRef, name: str, body: dict) -> dict:
-    return arm.put(f"{ws.path}/jobs/{name}", body, wait=False)
+def submit_job(arm: ArmClient, ws: WorkspaceRef, name: str, body: dict, headers: dict | None = None) -> dict:
+    return arm.put(f"{ws.path}/jobs/{name}", body, wait=False, headers=headers)
+
+
+# -- pipelines: Azure ML pipeline jobs of anonymous command components, as azure-ai-ml sends them ----------------
+
+LITERAL_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"))
+
+
+def component_spec(*, command: str, code_id: str, environment_id: str, inputs: dict, outputs: list[str],
+                   deterministic: bool) -> dict:
+    """An anonymous command component: the step's command, code and environment, its inputs' and outputs' types
+    (literals with their value as default, as azure-ai-ml writes a YAML job's)."""
+    spec_inputs: dict[str, dict] = {}
+    for k, v in inputs.items():
+        if isinstance(v, dict):
+            spec_inputs[k] = {"type": "uri_folder"}
+        else:
+            kind = next(t for cls, t in LITERAL_TYPES if isinstance(v, cls))
+            spec_inputs[k] = {"type": kind, "default": str(v).lower() if isinstance(v, bool) else str(v)}
+    env = environment_id if environment_id.startswith("azureml:") else f"azureml:{environment_id}"
+    spec = {"command": command, "code": f"azureml:{code_id}", "environment": env, "name": "azureml_anonymous",
+            "version": "1", "is_deterministic": bool(deterministic), "inputs": spec_inputs, "type": "command"}
+    if outputs:
+        spec["outputs"] = {o: {"type": "uri_folder"} for o in outputs}
+    return spec
+
+
+def create_component(arm: ArmClient, ws: WorkspaceRef, spec: dict) -> str:
+    """PUT an anonymous component version named by its content (the same step again finds the same version);
+    returns its id."""
+    import uuid
+
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+    version = str(uuid.UUID(digest[:32]))
+    path = f"{ws.path}/components/azureml_anonymous/versions/{version}"
+    arm.put(path, {"properties": {"componentSpec": spec, "isAnonymous": True}})
+    return path
+
+
+def pipeline_job_body(*, jobs: dict, experiment: str, display_name: str | None, tags: dict | None,
+                      default_compute_id: str, continue_on_step_failure: bool, force_rerun: bool,
+                      description: str | None = None) -> dict:
+    settings: dict[str, Any] = {"default_compute": default_compute_id}
+    if continue_on_step_failure:
+        settings["continue_on_step_failure"] = True
+    if force_rerun:
+        settings["force_rerun"] = True
+    props: dict[str, Any] = {"jobType": "Pipeline", "experimentName": experiment, "jobs": jobs, "settings": settings,
+                             "inputs": {}, "outputs": {}}
+    if display_name:
+        props["displayName"] = display_name
+    if tags:
+        props["tags"] = {k: str(v) for k, v in tags.items()}
+    if description:
+        props["description"] = description
+    return {"properties": props}
+
+
+def pipeline_node(name: str, component_id: str, inputs: dict, outputs: list[str], compute_id: str | None) -> dict:
+    """A pipeline's node as azure-ai-ml writes one: bindings and literals as ``literal`` inputs, files as uri_folder."""
+    node: dict[str, Any] = {"name": name, "type": "command", "componentId": component_id, "inputs": {}}
+    for k, v in inputs.items():
+        if isinstance(v, dict) and "binding" in v:
+            node["inputs"][k] = {"job_input_type": "literal", "value": v["binding"]}
+        elif isinstance(v, dict):
+            node["inputs"][k] = {"job_input_type": "uri_folder", "uri": v["uri"]}
+        else:
+            node["inputs"][k] = {"job_input_type": "literal",
+                                 "value": str(v).lower() if isinstance(v, bool) else str(v)}
+    if outputs:
+        node["outputs"] = {o: {"job_output_type": "uri_folder"} for o in outputs}
+    if compute_id:
+        node["computeId"] = compute_id
+    return node
 
 
 def job(arm: ArmClient, ws: WorkspaceRef, name: str) -> dict:

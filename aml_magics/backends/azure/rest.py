@@ -18,6 +18,7 @@ from ...core.errors import AmlError, AuthError, BackendUnavailable, Conflict, In
 ARM = "https://management.azure.com"
 API_VERSION = "2024-10-01"
 SCOPE = "https://management.azure.com/.default"
+AML_SCOPE = "https://ml.azure.com/.default"  # pipeline jobs carry the caller's Azure ML token (x-azureml-token)
 STORAGE_SCOPE = "https://storage.azure.com/.default"  # identity-based datastores: the caller's own access
 RETRY_STATUS = (429, 500, 502, 503, 504)
 
@@ -68,7 +69,7 @@ class ArmClient:
         return {"Authorization": f"Bearer {self.token(SCOPE)}", "Accept": "application/json"}
 
     def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
-                absolute: bool = False, ok: tuple[int, ...] = (200, 201, 202, 204)):
+                absolute: bool = False, ok: tuple[int, ...] = (200, 201, 202, 204), headers: dict | None = None):
         import requests
 
         if absolute and not self.same_origin(path):
@@ -82,7 +83,8 @@ class ArmClient:
         while True:
             attempt += 1
             try:
-                resp = self.session.request(method, url, json=json, params=query, headers=self._headers(), timeout=60)
+                resp = self.session.request(method, url, json=json, params=query,
+                                            headers={**self._headers(), **(headers or {})}, timeout=60)
             except requests.RequestException as exc:
                 if attempt >= self.max_attempts:
                     raise BackendUnavailable(f"Azure did not answer ({type(exc).__name__}) after {attempt} attempts; "
@@ -123,8 +125,8 @@ class ArmClient:
             items += page.get("value") or []
         return items if limit is None else items[:limit]
 
-    def put(self, path: str, body: dict, *, wait: bool = True) -> dict:
-        resp = self.request("PUT", path, json=body)
+    def put(self, path: str, body: dict, *, wait: bool = True, headers: dict | None = None) -> dict:
+        resp = self.request("PUT", path, json=body, headers=headers)
         return self.follow(resp, path) if wait else _json(resp)
 
     def post(self, path: str, body: dict | None = None, *, wait: bool = False) -> dict:

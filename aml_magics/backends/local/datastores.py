@@ -122,6 +122,7 @@ class LocalDatastores(DatastoresBackend):
 
     def resolve_output(self, uri: str) -> Path:
         """The folder a run writes for ``datastore:PATH`` (made when the run is prepared, not here)."""
+        uri = _from_azureml(uri)
         if not uri.startswith("datastore:"):
             raise InvalidInput(f"output {uri!r}: use datastore:PATH or datastore:NAME/PATH")
         rest = uri[len("datastore:"):].lstrip("/")
@@ -137,6 +138,7 @@ class LocalDatastores(DatastoresBackend):
         return path
 
     def resolve_input(self, uri: str) -> str:
+        uri = _from_azureml(uri)
         if not uri.startswith("datastore:"):
             raise InvalidInput(f"input {uri!r}: use datastore:PATH or datastore:NAME/PATH (azureml:// URIs with azure)")
         rest = uri[len("datastore:"):].lstrip("/")
@@ -150,3 +152,12 @@ class LocalDatastores(DatastoresBackend):
         if path.is_dir():
             self._refuse_links_out(root, sorted(path.rglob("*")), uri)
         return str(path)
+
+
+def _from_azureml(uri: str) -> str:
+    """``azureml://datastores/NAME/paths/PATH`` (Azure ML's form, as a pipeline YAML writes it) → ``datastore:NAME/PATH``."""
+    prefix = "azureml://datastores/"
+    if isinstance(uri, str) and uri.startswith(prefix) and "/paths/" in uri:
+        name, _, path = uri[len(prefix):].partition("/paths/")
+        return f"datastore:{name}/{path}"
+    return uri
