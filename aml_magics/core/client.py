@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import registry
 from .config import WorkspaceConfig, resolve_workspace
-from .operations import (BatchOperations, ComputeOperations, DatastoreOperations, DeploymentOperations,
+from .operations import (BatchEndpointOperations, BatchOperations, ComputeOperations, DatastoreOperations, DeploymentOperations,
                          EnvironmentOperations, PipelineOperations,
                          ExperimentOperations, ModelOperations, RunOperations, check_name, parse_model_ref)
 from .types import WorkspaceInfo
@@ -42,6 +42,7 @@ class Client:
         self.environments = EnvironmentOperations(self)
         self.pipelines = PipelineOperations(self)
         self.batch = BatchOperations(self)
+        self.batch_endpoints = BatchEndpointOperations(self)
 
     @classmethod
     def shared(cls, workspace: str | os.PathLike | None = None) -> "Client":

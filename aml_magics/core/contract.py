@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .types import (ComputeTarget, DatastoreEntry, DatastoreInfo, DeploymentInfo, EnvironmentInfo,
+    from .types import (BatchEndpointInfo, ComputeTarget, DatastoreEntry, DatastoreInfo, DeploymentInfo, EnvironmentInfo,
                         ExperimentInfo, ModelInfo, RunInfo, RunSubmission, WorkspaceInfo)
 
 
@@ -305,6 +305,24 @@ class EnvironmentsBackend(ABC):
         """The interpreter of an environment here, built once. Optional."""
 
 
+class BatchEndpointsBackend(ABC):
+    """Batch endpoints: a named model + scorer + batch settings a service runs batch jobs with. Optional."""
+
+    @abstractmethod
+    def create(self, name: str, model: tuple[str, int | None], score_path: Path | None, *, compute: str,
+               settings: dict, environment: str | None) -> "BatchEndpointInfo":
+        """Create (or update) the endpoint and its one deployment ("default"); ``settings``: mini_batch, parallel,
+        retries, error_threshold, output_file (``core.specs.BatchSpec``'s names)."""
+
+    @abstractmethod
+    def list(self) -> "list[BatchEndpointInfo]":
+        """Every batch endpoint."""
+
+    @abstractmethod
+    def delete(self, name: str) -> None:
+        """Delete the endpoint with its deployments."""
+
+
 class DoctorBackend(ABC):
     @abstractmethod
     def check(self, recover: bool = False) -> Any:
@@ -323,6 +341,7 @@ class Backend(ABC):
     models: ModelsBackend
     deployments: DeploymentsBackend
     environments: EnvironmentsBackend
+    batch_endpoints: BatchEndpointsBackend
     doctor: DoctorBackend
 
     @abstractmethod

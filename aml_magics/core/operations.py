@@ -13,8 +13,8 @@ from .contract import not_supported
 from .errors import AmlError, InvalidInput, NotFound
 from .names import check_service_name, default_datastore, default_service_name
 from .states import RUN_STATES, TERMINAL_STATES, canonical_state
-from .types import (ComputeTarget, DatastoreInfo, ExperimentInfo, Listing, MetricsView, ModelInfo, ModelList, RunInfo,
-                    RunList, RunSubmission, ServiceList)
+from .types import (BatchEndpointInfo, ComputeTarget, DatastoreInfo, ExperimentInfo, Listing, MetricsView, ModelInfo,
+                    ModelList, RunInfo, RunList, RunSubmission, ServiceList)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Client
@@ -325,6 +325,8 @@ class BatchOperations(_Operations):
         from .names import DEFAULT_COMPUTE as _COMPUTE
         from .specs import BatchSpec
 
+        if "batch runs" in self._client.capabilities.not_supported:
+            raise not_supported(self._client.capabilities, "batch runs")
         source = Path(source_dir or os.getcwd()).resolve()
         if model is None and score is None:
             raise InvalidInput("give a model (NAME[:VERSION]), a scoring script (--score batch_score.py), or both")
@@ -406,6 +408,39 @@ class BatchOperations(_Operations):
                             tags={**({"batch.model": model_ref} if model_ref else {}), **(tags or {})},
                             environment=environment)
         return self._client.runs.submit(sub)
+
+
+class BatchEndpointOperations(_Operations):
+    """Batch endpoints (Azure ML): a model, its batch scorer and settings under a name. Optional: the local
+    workspace scores directly (``client.batch.submit``)."""
+
+    def create(self, name: str, model: str, *, score: str | os.PathLike | None = None, compute: str | None = None,
+               mini_batch: int = 10, parallel: int = 1, retries: int = 3, error_threshold: int = -1,
+               output_file: str = "predictions.csv", environment: str | None = None) -> "BatchEndpointInfo":
+        checks.text("batch endpoint name", name, max_len=64)
+        ref = parse_model_ref(str(model))
+        settings = {"mini_batch": checks.whole("--mini-batch", mini_batch, 1, 10 ** 9),
+                    "parallel": checks.whole("--parallel", parallel, 1, 1024),
+                    "retries": checks.whole("--retries", retries, 0, 1000),
+                    "error_threshold": checks.whole("--error-threshold", error_threshold, -1, 10 ** 12),
+                    "output_file": checks.text("--output-file", output_file, max_len=255)}
+        path = None
+        if score is not None:
+            path = Path(score).expanduser()
+            if not path.is_file():
+                raise NotFound(f"scoring script {str(score)!r} not found")
+        if not compute:
+            raise InvalidInput("name the compute cluster the endpoint's jobs run on: -c NAME")
+        return self._backend.batch_endpoints.create(name, ref, path, compute=compute, settings=settings,
+                                                    environment=environment)
+
+    def list(self) -> Listing:
+        return Listing(self._backend.batch_endpoints.list(), ("name", "state", "deployment", "scoring_uri"),
+                       "No batch endpoints.", "Batch endpoints")
+
+    def delete(self, name: str) -> None:
+        checks.text("batch endpoint name", name, max_len=64)
+        self._backend.batch_endpoints.delete(name)
 
 
 class ExperimentOperations(_Operations):

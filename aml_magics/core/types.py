@@ -368,6 +368,25 @@ class DeploymentInfo(_Reprs):
 
 
 @dataclass
+class BatchEndpointInfo(_Reprs):
+    name: str
+    state: str
+    scoring_uri: str
+    deployment: str = ""
+    model: str = ""
+
+    def __repr__(self) -> str:
+        return (f"Batch endpoint {self.name} · {self.state} · {self.scoring_uri or '(no URI yet)'}"
+                + (f" · deployment {self.deployment}" if self.deployment else "")
+                + (f" · model {self.model}" if self.model else ""))
+
+    def _repr_html_(self) -> str:
+        return (f"<b>Batch endpoint</b> {r.esc(self.name)} {r.badge(self.state)} <code>{r.esc(self.scoring_uri)}</code>"
+                + (f" · deployment {r.esc(self.deployment)}" if self.deployment else "")
+                + (f" · model {r.esc(self.model)}" if self.model else ""))
+
+
+@dataclass
 class EnvironmentInfo(_Reprs):
     name: str
     version: int

@@ -121,7 +121,7 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
         if extra and args.command not in ("run", "sweep", "step"):
             raise UsageError("'--' arguments go only with %aml run SCRIPT -- ARGS, %aml sweep SCRIPT -- ARGS or "
                              "%aml step NAME SCRIPT -- ARGS")
-        handler = getattr(self, f"_cmd_{args.command}")
+        handler = getattr(self, f"_cmd_{args.command.replace('-', '_')}")
         return handler(args, cell, extra) if args.command in ("run", "sweep", "step") else handler(args)
 
     # -- runs -------------------------------------------------------------------------------------

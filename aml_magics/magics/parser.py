@@ -28,6 +28,7 @@ OVERVIEW = """\
   %aml pipeline run [FILE.yml] [-e EXP] [--no-reuse] · export [FILE.yml] · show [RUN] · steps · clear [NAME]
   %aml batch MODEL --data datastore:PATH|DF [--out datastore:PATH] [--score batch_score.py] [--mini-batch N]
         [--parallel N] [--retries N] [--error-threshold N]   score a folder of files or a table in mini-batches
+  %aml batch-endpoint create NAME MODEL -c CLUSTER [--score F] · list · delete NAME   (Azure ML batch endpoints)
   %aml resume RUN                                        continue a killed sweep / AutoML / pipeline / batch run
   %aml runs [-e EXP] [--status S] [--limit N]            run history
   %aml show RUN [--static] · %aml logs RUN [--follow] · %aml metrics RUN · %aml cancel RUN
@@ -216,6 +217,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", dest="environment", metavar="ENV", help="run in a registered environment")
     p.add_argument("--source-dir", help="folder to snapshot (where --score is; default: this folder)")
     p.add_argument("--wait", action="store_true", help="block until the batch run ends")
+
+    p = sub.add_parser("batch-endpoint", help="Azure ML batch endpoints: `create NAME MODEL -c CLUSTER`, `list`, "
+                                              "`delete NAME`", add_help=False)
+    p.add_argument("action", choices=["create", "list", "delete"])
+    p.add_argument("name", nargs="?", help="the endpoint's name (create, delete)")
+    p.add_argument("model", nargs="?", help="create: registered model NAME[:VERSION]")
+    p.add_argument("--score", help="a batch scoring script (init(), run(mini_batch)); default: a generated one for "
+                                   "a scikit-learn model")
+    p.add_argument("-c", "--compute", help="the compute cluster its jobs run on")
+    p.add_argument("--mini-batch", type=_count(1, 10 ** 9), default=10, help="files per mini-batch (default 10)")
+    p.add_argument("--parallel", type=_count(1, 1024), default=1, help="processes per instance (default 1)")
+    p.add_argument("--retries", type=_count(0, 1000), default=3, help="tries more of a failing mini-batch")
+    p.add_argument("--error-threshold", type=_count(-1, 10 ** 12), default=-1, help="failed files tolerated (-1: any)")
+    p.add_argument("--output-file", default="predictions.csv", help="the appended output (default predictions.csv)")
+    p.add_argument("--env", dest="environment", metavar="ENV", help="a registered environment")
 
     p = sub.add_parser("resume", help="continue a sweep, AutoML, pipeline or batch run whose controller stopped",
                        add_help=False)

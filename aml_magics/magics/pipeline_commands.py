@@ -177,6 +177,23 @@ class PipelineCommands:
         return run
 
 
+    def _cmd_batch_endpoint(self, args):
+        if args.action == "list":
+            return self.client.batch_endpoints.list()
+        if not args.name:
+            raise UsageError(f"%aml batch-endpoint {args.action} NAME: give the endpoint's name")
+        if args.action == "delete":
+            self.client.batch_endpoints.delete(args.name)
+            print(f"Deleted batch endpoint {args.name}.")
+            return None
+        if not args.model:
+            raise UsageError("%aml batch-endpoint create NAME MODEL -c CLUSTER: give the registered model")
+        return self.client.batch_endpoints.create(
+            args.name, args.model, score=args.score, compute=args.compute, mini_batch=args.mini_batch,
+            parallel=args.parallel, retries=args.retries, error_threshold=args.error_threshold,
+            output_file=args.output_file, environment=args.environment)
+
+
 def _parse_inputs(items: list[str]) -> dict[str, str]:
     """``--in clean`` (the step output named clean), ``--in x=prep.clean``, ``--in data=datastore:PATH``."""
     out: dict[str, str] = {}

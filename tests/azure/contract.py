@@ -402,6 +402,10 @@ class FakeArm:
         self.overrides["OnlineDeployments_CreateOrUpdate"] = put
         self.overrides["OnlineDeployments_Get"] = get
         self.overrides["OnlineDeployments_List"] = listing
+        for family in ("BatchEndpoints", "BatchDeployments"):
+            self.overrides[f"{family}_CreateOrUpdate"] = put
+            self.overrides[f"{family}_Get"] = get
+            self.overrides[f"{family}_List"] = listing
         # jobs: a submitted job is echoed; one never submitted here is the example's (a workspace's older job)
         self.overrides["Jobs_CreateOrUpdate"] = put
         self.overrides["Jobs_Get"] = lambda call, status, body: (200, self.assets[call.path]) \

@@ -17,6 +17,8 @@ pytestmark = pytest.mark.azure_contract
 
 # every operation a backend may declare unsupported, and how a user reaches it
 OPTIONAL = {
+    "batch endpoints": lambda c, run_id: c.batch_endpoints.list(),
+    "batch runs": lambda c, run_id: c.batch.submit(None, "datastore:contract/none", score="none.py"),
     "resuming a sweep or AutoML run": lambda c, run_id: c.runs.resume(run_id),
     "building an environment here": lambda c, run_id: c.environments.build("contract-env"),
     "building an image here": lambda c, run_id: c.deployments.build_image("no-such-svc"),
@@ -139,7 +141,7 @@ def test_resume_continues_a_stopped_run(case_dir):
     case.require("resuming a sweep or AutoML run")
     run_id = submit_cell(case)
     case.client.runs.wait(run_id, timeout=60)
-    with pytest.raises((Conflict, InvalidInput), match="only sweep and AutoML runs can be resumed"):  # a cell run has nothing to resume
+    with pytest.raises((Conflict, InvalidInput), match="only sweep, AutoML, pipeline and batch runs can be resumed"):  # a cell run has nothing to resume
         case.client.runs.resume(run_id)
 
 

@@ -196,6 +196,8 @@ def test_bad_batch_requests_get_one_line_and_start_nothing(ip, client, digits, p
         ("batch digits --data datastore:digits/images --mini-batch 1.5", "invalid int"),
         ("batch digits --data datastore:digits/images --error-threshold -2", "out of range"),
         ("batch digits --data datastore:digits/images --out datastore:", "not its root"),
+        ("batch-endpoint list", "here a batch run needs no endpoint: %aml batch MODEL"),
+        ("batch-endpoint create", "give the endpoint's name"),
     ]
     for line, message in cases:
         with pytest.raises(UsageError, match=message):

@@ -16,6 +16,7 @@ from ...core.contract import Backend, Capabilities
 from ...core.errors import AmlError
 from ...core.types import WorkspaceInfo
 from . import ops
+from .batch_endpoints import AzureBatchEndpoints
 from .computes import AzureComputes, AzureExperiments
 
 from .datastores import AzureDatastores
@@ -41,6 +42,8 @@ def capabilities(ws: WorkspaceRef) -> Capabilities:
                                             "(--env NAME); there is nothing to build here",
             "building an image here": "Azure ML builds a managed endpoint's image itself; there is nothing to build",
             "--no-auth": "Azure endpoints always need a key here (--no-auth is for the local workspace)",
+            "batch runs": "score on Azure ML through a batch endpoint (%aml batch-endpoint create NAME MODEL), or run "
+                          "%aml batch on the local workspace",
         })
 
 
@@ -91,6 +94,7 @@ class AzureBackend(Backend):
         self.models = AzureModels(self)
         self.deployments = AzureDeployments(self)
         self.environments = AzureEnvironments(self)
+        self.batch_endpoints = AzureBatchEndpoints(self)
         self.doctor = AzureDoctor(self)
 
     def __repr__(self) -> str:

@@ -12,7 +12,7 @@ import os
 from functools import cached_property
 
 from ...core.config import WorkspaceConfig
-from ...core.contract import Backend, Capabilities
+from ...core.contract import BatchEndpointsBackend, Backend, Capabilities, not_supported
 from ...core.errors import InvalidInput, StoreDamaged
 from ...core.names import DEFAULT_COMPUTE, DEFAULT_DATASTORE
 from ...core.types import WorkspaceInfo
@@ -27,7 +27,9 @@ def capabilities() -> Capabilities:
                         default_compute_size=os.cpu_count() or 1, deploy_target="local", instance_types=False,
                         automl_model="run", inputs_readable_here=True,
                         not_supported={"--instance-type": "a local service runs on this machine; instance types "
-                                                          "are for Azure endpoints (%aml connect)"})
+                                                          "are for Azure endpoints (%aml connect)",
+                                       "batch endpoints": "here a batch run needs no endpoint: %aml batch MODEL "
+                                                          "--data datastore:PATH runs it directly"})
 
 
 class LocalBackend(Backend):
@@ -81,6 +83,10 @@ class LocalBackend(Backend):
         return LocalEnvironments(self)
 
     @cached_property
+    def batch_endpoints(self):
+        return LocalBatchEndpoints(self)
+
+    @cached_property
     def doctor(self):
         from .doctor import LocalDoctor
 
@@ -107,3 +113,19 @@ class LocalBackend(Backend):
 
 
 __all__ = ["LocalBackend", "StoreDamaged", "capabilities"]
+
+
+class LocalBatchEndpoints(BatchEndpointsBackend):
+    """The local workspace runs batch scoring directly (``%aml batch``); endpoints are an Azure ML resource."""
+
+    def __init__(self, backend: "LocalBackend"):
+        self.backend = backend
+
+    def create(self, name, model, score_path, *, compute, settings, environment):
+        raise not_supported(self.backend.capabilities, "batch endpoints")
+
+    def list(self):
+        raise not_supported(self.backend.capabilities, "batch endpoints")
+
+    def delete(self, name):
+        raise not_supported(self.backend.capabilities, "batch endpoints")

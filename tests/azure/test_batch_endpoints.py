@@ -1,0 +1,109 @@
+"""Batch endpoints on an Azure workspace: create (an endpoint, its one deployment, the endpoint's default), list and
+delete, every request checked against Microsoft's 2024-10-01 contract — against Microsoft's example responses, and
+against a fake that keeps state (a new endpoint: 404 first, then created). Invoking an endpoint is a data-plane call
+outside that contract, and is not done here."""
+from __future__ import annotations
+
+import pytest
+
+from aml_magics.core.errors import AmlError, InvalidInput, NotFound, NotSupported
+
+from .contract import FakeArm, client_on
+
+pytestmark = pytest.mark.azure_contract
+
+
+@pytest.fixture(params=["examples", "state"])
+def azure(spec, request):
+    fake = FakeArm(spec=spec).snapshots_here()
+    if request.param == "state":
+        fake.keeping_state(page_size=2)
+    with client_on(fake) as client:
+        if request.param == "state":  # a model to score with, registered in the kept state
+            client.backend.arm.put(f"{client.backend.ws.path}/models/digits/versions/1",
+                                   {"properties": {"modelUri": "azureml://datastores/d/paths/model.pkl",
+                                                   "modelType": "custom_model"}})
+        yield client, fake, request.param
+    assert not fake.violations, "requests broke the contract:\n" + "\n".join(fake.violations)
+
+
+def test_create_list_and_delete_a_batch_endpoint(azure, tmp_path):
+    client, fake, mode = azure
+    score = tmp_path / "batch_score.py"
+    score.write_text("def init():\n    pass\n\ndef run(mini_batch):\n    return mini_batch\n")
+    info = client.batch_endpoints.create("digits-batch", "digits:1", score=score, compute="cpu-cluster",
+                                         mini_batch=5, parallel=2, retries=1, error_threshold=10,
+                                         output_file="preds.csv")
+    ops = [c.operation for c in fake.calls]
+    [deployment] = [c for c in fake.calls if c.operation == "BatchDeployments_CreateOrUpdate"]
+    assert deployment.path.endswith("/batchEndpoints/digits-batch/deployments/default")
+    props = deployment.body["properties"]
+    assert props["model"]["referenceType"] == "Id"
+    assert props["model"]["assetId"].startswith(f"{client.backend.ws.path}/models/")
+    if mode == "state":
+        assert props["model"]["assetId"] == f"{client.backend.ws.path}/models/digits/versions/1"
+    assert props["codeConfiguration"]["scoringScript"] == "batch_score.py" and props["codeConfiguration"]["codeId"]
+    assert props["compute"].endswith("/computes/cpu-cluster")
+    assert (props["miniBatchSize"], props["maxConcurrencyPerInstance"], props["errorThreshold"]) == (5, 2, 10)
+    assert props["retrySettings"]["maxRetries"] == 1 and props["outputAction"] == "AppendRow"
+    assert props["outputFileName"] == "preds.csv"
+    endpoints = [c for c in fake.calls if c.operation == "BatchEndpoints_CreateOrUpdate"]
+    if mode == "state":  # a new endpoint: created (Entra ID tokens only) before its deployment
+        assert ops.index("BatchEndpoints_CreateOrUpdate") < ops.index("BatchDeployments_CreateOrUpdate")
+        assert endpoints[0].body["properties"] == {"authMode": "AADToken"}
+    assert endpoints[-1].body["properties"]["defaults"] == {"deploymentName": "default"}
+    assert info.name == "digits-batch" and (info.deployment == "default" or mode == "examples")
+    assert "digits-batch" in repr(info) and "<" not in info.name
+    listed = client.batch_endpoints.list()
+    assert any(e.name == "digits-batch" for e in listed) if mode == "state" else len(listed) >= 1
+    client.batch_endpoints.delete("digits-batch")
+    assert fake.calls[-1].operation == "BatchEndpoints_Delete" or "BatchEndpoints_Delete" in [c.operation for c in fake.calls]
+
+
+@pytest.mark.parametrize("azure", ["state"], indirect=True)
+def test_a_scikit_learn_model_gets_a_generated_batch_scorer(azure, tmp_path):
+    """The kept model is a .pkl: without --score the deployment gets a generated scorer (v1's contract), uploaded
+    as code; the generated script itself scores files here the way the service calls it."""
+    client, fake, mode = azure
+    client.batch_endpoints.create("gen-batch", "digits:1", compute="cpu-cluster")
+    [deployment] = [c for c in fake.calls if c.operation == "BatchDeployments_CreateOrUpdate"]
+    assert deployment.body["properties"]["codeConfiguration"]["scoringScript"] == "batch_score.py"
+    import joblib
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    from aml_magics.backends.azure.batch_endpoints import DEFAULT_BATCH_SCORE
+
+    X, y = load_digits(return_X_y=True)
+    (tmp_path / "model").mkdir()
+    joblib.dump(LogisticRegression(max_iter=3000).fit(X, y), tmp_path / "model" / "model.pkl")
+    for i in range(3):
+        np.save(tmp_path / f"img{i}.npy", X[i])
+    ns: dict = {}
+    import os
+
+    os.environ["AZUREML_MODEL_DIR"] = str(tmp_path / "model")
+    try:
+        exec(compile(DEFAULT_BATCH_SCORE.format(name="digits", version=1), "batch_score.py", "exec"), ns)
+        ns["init"]()
+        lines = ns["run"]([str(tmp_path / f"img{i}.npy") for i in range(3)])
+    finally:
+        del os.environ["AZUREML_MODEL_DIR"]
+    assert lines == [f"img{i}.npy 0 {y[i]}" for i in range(3)]
+
+
+def test_batch_endpoint_mistakes_are_one_line_and_send_nothing(azure, tmp_path):
+    client, fake, mode = azure
+    before = len(fake.calls)
+    with pytest.raises(InvalidInput, match="3-32 letters"):
+        client.batch_endpoints.create("<b>x</b>", "digits:1", compute="cpu-cluster")
+    with pytest.raises(InvalidInput, match="-c NAME"):
+        client.batch_endpoints.create("ok-name", "digits:1")
+    with pytest.raises(NotFound, match="scoring script"):
+        client.batch_endpoints.create("ok-name", "digits:1", score=tmp_path / "nope.py", compute="c")
+    with pytest.raises(AmlError, match="must be between 1 and 1024"):
+        client.batch_endpoints.create("ok-name", "digits:1", compute="c", parallel=0)
+    assert not [c for c in fake.calls[before:] if c.method != "GET"]
+    with pytest.raises(NotSupported, match="batch endpoint"):  # a batch run itself: said what to do instead
+        client.batch.submit("digits:1", "datastore:images")
