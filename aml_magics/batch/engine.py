@@ -46,7 +46,8 @@ def data_path(settings: BatchSpec) -> str | None:
 
 
 def load_memory() -> Any:
-    path = Path(os.environ.get("AML_MAGICS_RUN_SPEC", "")).parent / "in.pkl"
+    """The DataFrame sent from the notebook: the run's pickled inputs (an Azure job: its input file)."""
+    path = Path(os.environ.get("AML_MAGICS_BATCH_IN") or Path(os.environ.get("AML_MAGICS_RUN_SPEC", "")).parent / "in.pkl")
     import cloudpickle  # noqa: F401
 
     with open(path, "rb") as f:
@@ -324,7 +325,7 @@ class BatchEngine:
         model_path = None
         if s.model:
             name, _, version = s.model.rpartition(":")
-            model_path = self.run.client.models.get(name, int(version)).path
+            model_path = s.model_path or self.run.client.models.get(name, int(version)).path
             env = {"AZUREML_MODEL_DIR": str(Path(model_path).parent if Path(model_path).is_file() else model_path),
                    "AML_MAGICS_MODEL_PATHS": json.dumps({s.model: model_path, name: model_path})}
         return {"cwd": os.getcwd(), "env": env, "plan": plan, "score": s.score, "model_path": model_path,

@@ -325,8 +325,6 @@ class BatchOperations(_Operations):
         from .names import DEFAULT_COMPUTE as _COMPUTE
         from .specs import BatchSpec
 
-        if "batch runs" in self._client.capabilities.not_supported:
-            raise not_supported(self._client.capabilities, "batch runs")
         source = Path(source_dir or os.getcwd()).resolve()
         if model is None and score is None:
             raise InvalidInput("give a model (NAME[:VERSION]), a scoring script (--score batch_score.py), or both")
@@ -354,9 +352,7 @@ class BatchOperations(_Operations):
         error_threshold = checks.whole("--error-threshold", error_threshold, -1, 10 ** 12)
         inputs, in_values = {}, {}
         if isinstance(data, (str, os.PathLike)) and str(data).startswith(("datastore:", "azureml://")):
-            from .pipelines import datastore_uri
-
-            uri = datastore_uri(str(data))
+            uri = str(data)  # as written: each backend reads both forms
             where = self._backend.datastores.resolve_input(uri)
             inputs["data"] = uri
             data_ref = {"kind": "input", "name": "data"}
@@ -395,9 +391,7 @@ class BatchOperations(_Operations):
                 raise InvalidInput("Parquet output needs pyarrow (pip install pyarrow); or use --output-file predictions.csv")
         outputs = {}
         if output is not None:
-            from .pipelines import datastore_uri
-
-            outputs["predictions"] = datastore_uri(str(output))
+            outputs["predictions"] = str(output)
         spec = BatchSpec(data=data_ref, model=model_ref, score=entry, framework=framework, tabular=bool(tabular),
                          mini_batch=mini or (10_000 if tabular else 10), parallel=parallel, retries=retries,
                          error_threshold=error_threshold, output_file=output_file,

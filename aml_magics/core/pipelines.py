@@ -23,7 +23,6 @@ from .names import DEFAULT_COMPUTE
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 _BINDING = re.compile(r"^\$\{\{\s*parent\.jobs\.([A-Za-z_][A-Za-z0-9_]*)\.outputs\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
 _PARENT_INPUT = re.compile(r"\$\{\{\s*parent\.inputs\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-_AZUREML = re.compile(r"^azureml://datastores/([^/]+)/paths/(.*)$")
 MAX_STEPS = 1_000
 
 
@@ -47,12 +46,6 @@ def parse_binding(value: Any) -> tuple[str, str] | None:
 def is_files(value: Any) -> bool:
     """A step input naming files (a datastore path), as opposed to an earlier step's output or a literal."""
     return isinstance(value, str) and value.startswith(("datastore:", "azureml://"))
-
-
-def datastore_uri(value: str) -> str:
-    """``azureml://datastores/NAME/paths/P`` → ``datastore:NAME/P``; ``datastore:…`` as it is."""
-    m = _AZUREML.match(value)
-    return f"datastore:{m.group(1)}/{m.group(2)}" if m else value
 
 
 @dataclass

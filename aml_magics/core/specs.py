@@ -109,6 +109,7 @@ class BatchSpec:
     error_threshold: int = -1  # failed files/rows tolerated; -1: any number
     output_file: str = "parallel_run_step.txt"
     output: str | None = None  # the run's output name of a datastore folder that gets the file too
+    model_path: str | None = None  # where the model's files are, when the run cannot ask the registry (an Azure job)
 
     kind = "batch"
     primary_metric = None

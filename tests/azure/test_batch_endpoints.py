@@ -4,9 +4,11 @@ against a fake that keeps state (a new endpoint: 404 first, then created). Invok
 outside that contract, and is not done here."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from aml_magics.core.errors import AmlError, InvalidInput, NotFound, NotSupported
+from aml_magics.core.errors import AmlError, InvalidInput, NotFound
 
 from .contract import FakeArm, client_on
 
@@ -105,5 +107,61 @@ def test_batch_endpoint_mistakes_are_one_line_and_send_nothing(azure, tmp_path):
     with pytest.raises(AmlError, match="must be between 1 and 1024"):
         client.batch_endpoints.create("ok-name", "digits:1", compute="c", parallel=0)
     assert not [c for c in fake.calls[before:] if c.method != "GET"]
-    with pytest.raises(NotSupported, match="batch endpoint"):  # a batch run itself: said what to do instead
-        client.batch.submit("digits:1", "datastore:images")
+
+
+def test_a_batch_run_is_a_command_job_that_runs_the_batch_engine(spec, tmp_path):
+    """`%aml batch` on an Azure workspace: one command job (contract-checked) whose snapshot ships the batch engine;
+    the model is a custom_model input, the data a uri_folder input, the output file goes to the job's output. The
+    job is then run here the way Azure ML starts it (its inputs as local folders, its command as written)."""
+    import subprocess
+    import sys
+
+    import joblib
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    from .test_blob_azurite import _job_folder
+
+    fake = FakeArm(spec=spec).snapshots_here().keeping_state(page_size=2)
+    with client_on(fake) as client:
+        ws = client.backend.ws.path
+        client.backend.arm.put(f"{ws}/models/digits/versions/1", {"properties": {
+            "modelUri": "azureml://datastores/d/paths/model", "modelType": "custom_model",
+            "properties": {"framework": "scikit-learn"}}})
+        (tmp_path / "src").mkdir()
+        run = client.batch.submit("digits:1", "azureml://datastores/workspaceblobstore/paths/digits/images",
+                                  mini_batch=4, parallel=2, compute="cpu-cluster", source_dir=tmp_path / "src",
+                                  experiment="azure-batch", output="datastore:digits/preds")
+        [job] = [c for c in fake.calls if c.operation == "Jobs_CreateOrUpdate"]
+        props = job.body["properties"]
+        assert job.path.endswith("/jobs/" + run.id)
+        assert props["command"] == ("python __aml_batch__.py --data ${{inputs.data}} --model ${{inputs.model}} "
+                                    "--out ${{outputs.predictions}}")
+        assert props["inputs"]["data"] == {"jobInputType": "uri_folder",
+                                           "uri": "azureml://datastores/workspaceblobstore/paths/digits/images"}
+        assert props["inputs"]["model"] == {"jobInputType": "custom_model", "mode": "Download",
+                                            "uri": f"azureml:{ws}/models/digits/versions/1"}
+        assert props["outputs"]["predictions"]["jobOutputType"] == "uri_folder"
+        assert props["computeId"].endswith("/computes/cpu-cluster")
+    assert not fake.violations, fake.violations
+
+    # the job, as Azure ML starts it: the model and the data downloaded, the output folder given
+    jobdir = _job_folder(fake, tmp_path / "job")
+    assert (jobdir / "aml_magics" / "batch" / "engine.py").is_file() and (jobdir / "__aml_batch__.json").is_file()
+    X, y = load_digits(return_X_y=True)
+    model_dir, data, out = tmp_path / "model", tmp_path / "data", tmp_path / "out"
+    for d in (model_dir, data, out):
+        d.mkdir()
+    joblib.dump(LogisticRegression(max_iter=3000).fit(X, y), model_dir / "model.pkl")
+    for i in range(10):
+        np.save(data / f"img_{i}.npy", X[i])
+    command = props["command"].replace("${{inputs.data}}", str(data)).replace("${{inputs.model}}", str(model_dir)) \
+        .replace("${{outputs.predictions}}", str(out))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AML_MAGICS", "MLFLOW"))}
+    env["PYTHONPATH"] = str(jobdir)  # only what the job ships (and the environment's packages)
+    done = subprocess.run([sys.executable, *command.split()[1:]], cwd=jobdir, capture_output=True, text=True,
+                          timeout=180, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    lines = (out / "parallel_run_step.txt").read_text().splitlines()
+    assert lines == [f"img_{i}.npy 0 {y[i]}" for i in range(10)]

@@ -18,7 +18,6 @@ pytestmark = pytest.mark.azure_contract
 # every operation a backend may declare unsupported, and how a user reaches it
 OPTIONAL = {
     "batch endpoints": lambda c, run_id: c.batch_endpoints.list(),
-    "batch runs": lambda c, run_id: c.batch.submit(None, "datastore:contract/none", score="none.py"),
     "resuming a sweep or AutoML run": lambda c, run_id: c.runs.resume(run_id),
     "building an environment here": lambda c, run_id: c.environments.build("contract-env"),
     "building an image here": lambda c, run_id: c.deployments.build_image("no-such-svc"),

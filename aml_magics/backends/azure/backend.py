@@ -42,8 +42,6 @@ def capabilities(ws: WorkspaceRef) -> Capabilities:
                                             "(--env NAME); there is nothing to build here",
             "building an image here": "Azure ML builds a managed endpoint's image itself; there is nothing to build",
             "--no-auth": "Azure endpoints always need a key here (--no-auth is for the local workspace)",
-            "batch runs": "score on Azure ML through a batch endpoint (%aml batch-endpoint create NAME MODEL), or run "
-                          "%aml batch on the local workspace",
         })
 
 

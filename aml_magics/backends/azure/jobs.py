@@ -38,6 +38,8 @@ class AzureRuns(JobFiles, RunsBackend):
             return self._submit_automl(sub)
         if sub.kind == "pipeline":
             return self._submit_pipeline(sub)
+        if sub.kind == "batch":
+            return self._submit_batch(sub)
         if sub.kind not in ("cell", "script", "notebook", "sweep"):
             raise not_supported(self.b.capabilities, f"{sub.kind} runs")
         if (sub.in_values or sub.out_vars) and (sub.kind not in ("cell", "script", "sweep")
@@ -157,6 +159,57 @@ class AzureRuns(JobFiles, RunsBackend):
             container.put(f"{folder}/{data_file}", body)
         container.put(f"{folder}/MLTable", ops.mltable(data_file if body is None else f"./{data_file}", fmt).encode())
         ops.submit_job(self.b.arm, self.b.ws, name, job)
+        return name
+
+    def _submit_batch(self, sub: RunSubmission) -> str:
+        """A batch scoring run as a command job: aml-magics' batch engine (shipped with the snapshot) over the job's
+        input "data", the model as a custom_model input, the output file into the job's output "predictions"."""
+        import json
+
+        spec = sub.engine
+        if spec.data.get("kind") == "path":
+            raise InvalidInput("the data is on this machine; upload it (%aml datastore upload) and pass datastore:PATH")
+        sub = self._on_compute(sub)
+        source = Path(sub.source_dir).resolve()
+        environment_id = self.b.environments.environment_id(sub.environment)  # unknown: refused before uploads
+        files = plan_snapshot(source, sub.snapshot_max_bytes)
+        name = job_name(sub.experiment)
+        pickled_in = pickle_inputs(sub.in_values)
+        io = self._io(name, pickled_in, []) if pickled_in is not None else None
+        settings = {k: v for k, v in spec.to_settings().items() if k not in ("model_path", "output")}
+        with tempfile.TemporaryDirectory() as tmp:
+            driver, settings_file = Path(tmp) / ops.BATCH_DRIVER, Path(tmp) / ops.BATCH_SETTINGS
+            driver.write_text(ops.BATCH_DRIVER_SOURCE, encoding="utf-8")
+            settings_file.write_text(json.dumps(settings), encoding="utf-8")
+            files = [*files, (driver, ops.BATCH_DRIVER), (settings_file, ops.BATCH_SETTINGS)]
+            code_id = ops.upload_code(self.b.arm, self.b.ws, ops.with_runtime(files, batch=True))
+        args = []
+        inputs = {}
+        if "data" in sub.inputs:
+            inputs["data"] = self.b.datastores.resolve_input(sub.inputs["data"])
+            args += ["--data", "${{inputs.data}}"]
+        if spec.model:
+            args += ["--model", "${{inputs.model}}"]
+        if io and io.get("in"):
+            args += ["--in", "${{inputs.%s}}" % ops.IO_IN]
+        args += ["--out", "${{outputs.predictions}}"]
+        command = " ".join(["python", ops.BATCH_DRIVER, *(quote_arg(a) for a in args)])
+        outputs = {k: self.b.datastores.resolve_input(v) for k, v in sub.outputs.items()}
+        body = ops.command_job_body(
+            command=command, environment_id=environment_id, compute_id=ops.compute_id(self.b.ws, sub.compute),
+            code_id=code_id, experiment=sub.experiment, display_name=sub.display_name, inputs=inputs or None,
+            tags={**sub.tags, "batch.mini_batch": str(spec.mini_batch)},
+            env_vars={**ops.environ_for_job(name, sub.experiment), **sub.environment_variables}, io=io,
+            outputs=outputs or None)
+        props = body["properties"]
+        props.setdefault("outputs", {}).setdefault("predictions", {"jobOutputType": "uri_folder",
+                                                                   "mode": "ReadWriteMount"})
+        if spec.model:
+            model, _, version = spec.model.rpartition(":")
+            props.setdefault("inputs", {})["model"] = {
+                "jobInputType": "custom_model", "mode": "Download",
+                "uri": f"azureml:{self.b.ws.path}/models/{model}/versions/{version}"}
+        ops.submit_job(self.b.arm, self.b.ws, name, body)
         return name
 
     def _submit_pipeline(self, sub: RunSubmission) -> str:

@@ -75,14 +75,49 @@ if TYPE_CHECKING:  # pragma: no cover
 RUNTIME_FILES = ("__init__.py", "core/__init__.py", "core/checks.py", "core/contract.py", "core/errors.py",
                  "core/registry.py", "core/run.py", "backends/__init__.py", "backends/azure/__init__.py",
                  "backends/azure/mlflow_rest.py", "backends/azure/tracker.py")
+#: what a batch scoring job runs besides (the engine and the spec it reads)
+BATCH_RUNTIME_FILES = ("core/names.py", "core/specs.py", "batch/__init__.py", "batch/engine.py")
+BATCH_DRIVER = "__aml_batch__.py"
+BATCH_SETTINGS = "__aml_batch__.json"
+BATCH_DRIVER_SOURCE = '''"""Runs a batch scoring job (written by aml-magics): aml-magics' batch engine over the job's input "data" with the
+settings in __aml_batch__.json, its output file into the job's output "predictions"."""
+import json
+import os
+import sys
+from pathlib import Path
 
 
-def with_runtime(files: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
-    """The snapshot plus aml-magics' job runtime as ``aml_magics/`` (unless the project ships its own)."""
+def main() -> int:
+    settings = json.loads(Path(__file__).with_name("__aml_batch__.json").read_text())
+    args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+    if "--data" in args:
+        os.environ["AZURE_ML_INPUT_data"] = args["--data"]
+    if "--model" in args:
+        settings["model_path"] = args["--model"]
+    if "--in" in args:
+        os.environ["AML_MAGICS_BATCH_IN"] = args["--in"]
+    if "--out" in args:
+        os.environ["AZURE_ML_OUTPUT_predictions"] = args["--out"]
+        settings["output"] = "predictions"
+    from aml_magics.batch.engine import run_batch
+    from aml_magics.core.run import Run
+
+    return run_batch({"settings": settings}, Run.get_context())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+
+def with_runtime(files: list[tuple[Path, str]], *, batch: bool = False) -> list[tuple[Path, str]]:
+    """The snapshot plus aml-magics' job runtime as ``aml_magics/`` (unless the project ships its own); ``batch``:
+    with the batch scoring engine."""
     if any(rel == "aml_magics" or rel.startswith("aml_magics/") for _, rel in files):
         return files
     package = Path(__file__).resolve().parents[2]
-    return [*files, *((package / rel, f"aml_magics/{rel}") for rel in RUNTIME_FILES)]
+    names = RUNTIME_FILES + (BATCH_RUNTIME_FILES if batch else ())
+    return [*files, *((package / rel, f"aml_magics/{rel}") for rel in names)]
 
 
 def next_version(arm: ArmClient, container_path: str, versions: Callable[[], list[int]]) -> int:
