@@ -244,3 +244,29 @@ def test_a_worker_that_dies_and_hostile_file_names(client, project, tmp_path):
     assert out == [n for n in expected if n not in lost]
     assert "a worker process died" in client.runs.get_logs(run.id)
     assert client.runs.get_metrics(run.id)["mini_batches_failed"][-1] == 1
+
+
+def test_the_default_scorer_serves_an_onnx_model(client, tmp_path):
+    """A scikit-learn model converted to ONNX (skl2onnx), registered, scored by the default batch scorer with
+    onnxruntime: the same labels as the scikit-learn model."""
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_digits(return_X_y=True)
+    model = LogisticRegression(max_iter=3000).fit(X, y)
+    onx = to_onnx(model, X[:1].astype(np.float32))
+    (tmp_path / "digits.onnx").write_bytes(onx.SerializeToString())
+    info = client.models.register("digits-onnx", str(tmp_path / "digits.onnx"))
+    assert info.framework == "onnx"
+    rows = tmp_path / "rows"
+    rows.mkdir()
+    np.save(rows / "a.npy", X[:40])
+    np.save(rows / "b.npy", X[40:55])
+    run = client.batch.submit("digits-onnx", str(rows), mini_batch=1, parallel=2, experiment="batch")
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Completed", client.runs.get_logs(run.id)
+    lines = Path(client.runs.local_file(run.id, "outputs/parallel_run_step.txt")).read_text().splitlines()
+    expected = model.predict(X[:55])
+    assert [int(line.split()[2]) for line in lines] == list(expected)
+    assert [line.split()[0] for line in lines] == ["a.npy"] * 40 + ["b.npy"] * 15

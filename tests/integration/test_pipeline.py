@@ -294,3 +294,22 @@ def test_bad_step_lines_and_files_get_one_line(ip, client, tmp_path, project):
     assert "train" in repr(steps) and "&lt;" not in repr(steps)
     ip.run_line_magic("aml", "pipeline clear")
     assert "No pipeline steps" in repr(ip.run_line_magic("aml", "pipeline steps"))
+
+
+def test_a_notebook_step_passes_its_output_to_a_cell_step(ip, client, project):
+    """A notebook as a step (papermill, a real kernel): it finds its folders in $AZURE_ML_INPUT_* / $AZURE_ML_OUTPUT_*
+    as a script does; a cell below it reads what it wrote."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import os\nopen(os.path.join(os.environ['AZURE_ML_OUTPUT_table'], 't.txt'), 'w').write('from the notebook')")]
+    nbformat.write(nb, str(project / "make_table.ipynb"))
+    ip.run_line_magic("aml", "step make make_table.ipynb --out table")
+    define(ip, "use", "--in table --out done",
+           "import os\ntext = open(os.path.join(inputs.table, 't.txt')).read()\n"
+           "open(os.path.join(outputs.done, 'd.txt'), 'w').write(text.upper())\n")
+    info, steps = run_pipeline(ip, client)
+    assert info.status == "Completed", client.runs.get_logs(info.run_id)
+    assert steps["make"].kind == "notebook"
+    assert (output_of(client, steps["use"])["done"] / "d.txt").read_text() == "FROM THE NOTEBOOK"
