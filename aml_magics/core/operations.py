@@ -273,6 +273,12 @@ class PipelineOperations(_Operations):
             folder = (source / step.source).resolve()
             if step.kind in ("script", "notebook") and not (folder / step.entry).is_file():
                 raise NotFound(f"step {step.name}: {step.entry!r} not found in {folder}")
+            for key, value in step.inputs.items():  # a datastore path that is not there: said now, not mid-pipeline
+                if isinstance(value, str) and value.startswith(("datastore:", "azureml://")):
+                    try:
+                        self._backend.datastores.resolve_input(value)
+                    except AmlError as exc:
+                        raise type(exc)(f"step {step.name}, input {key}: {exc}") from None
             score = (step.batch or {}).get("score") if step.kind == "batch" else None
             if score and not (folder / score).is_file():
                 raise NotFound(f"step {step.name}: scoring script {score!r} not found in {folder}")

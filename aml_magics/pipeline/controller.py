@@ -145,19 +145,28 @@ class Controller:
             return None
         if info.status != "Completed":
             return None
-        for uri in entry.get("outputs", {}).values():
+        digests = entry.get("digests") or {}
+        for name, uri in entry.get("outputs", {}).items():
             try:
-                self.client.datastores.resolve_input(uri)
+                path = Path(self.client.datastores.resolve_input(uri))
             except AmlError:
                 return None  # an output was deleted since: run the step again
+            if digests.get(name) != self._digest(path):
+                return None  # changed since (a later step wrote into it, or a person did): run the step again
         return entry
 
     def remember(self, fp: str, step: str, run_id: str, outputs: dict) -> None:
+        """Index a completed step for reuse, with its outputs' digests (what is reused must be what it wrote)."""
         path = self._index(fp)
+        try:
+            digests = {k: self._digest(Path(self.client.datastores.resolve_input(v))) for k, v in outputs.items()}
+        except AmlError:  # an output is not there (nothing written, removed): not reusable
+            return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"run_id": run_id, "step": step, "outputs": outputs, "created": time.time()}))
+            tmp.write_text(json.dumps({"run_id": run_id, "step": step, "outputs": outputs, "digests": digests,
+                                       "created": time.time()}))
             os.replace(tmp, path)
         except OSError as exc:  # the step's run is intact; it just cannot be reused later
             print(f"step {step}: could not record it for reuse ({exc})", flush=True)

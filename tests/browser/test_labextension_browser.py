@@ -151,6 +151,26 @@ def test_sidebar_submit_run_view_and_deploy(lab):
                 best_row.get_attribute("data-run-id")  # best first
             shot(page, "labextension-sweep-view")
 
+            # a pipeline run's view lists its steps, in the order they ran; a click opens a step's own view
+            from aml_magics.core.pipelines import PipelineSpec, PipelineStep, binding
+
+            spec = PipelineSpec([
+                PipelineStep("make", "cell", "__aml_cell__.py", outputs=["o"],
+                             code="import os\nopen(os.path.join(outputs.o, 'x'), 'w').write('1')\n"),
+                PipelineStep("use", "cell", "__aml_cell__.py", code="print('used')\n",
+                             inputs={"i": binding("make", "o")})])
+            prun = client.pipelines.submit(spec, "pipe", source_dir=lab["root"])
+            assert client.runs.wait(prun.id, timeout=120).status == "Completed"
+            page.locator(f"#amlx-sidebar .amlx-run-row[data-run-id='{prun.id}']").click()
+            page.locator(".amlx-trials h3", has_text="Steps (2)").wait_for(timeout=30_000)
+            step_rows = page.locator(".amlx-trials-table tr[data-run-id]")
+            assert step_rows.count() == 2
+            assert step_rows.first.inner_text().startswith("make") and step_rows.nth(1).inner_text().startswith("use")
+            used = client.pipelines.steps(prun.id)["use"].run_id
+            step_rows.nth(1).click()
+            page.wait_for_function("(id) => document.body.innerText.includes(id)", arg=used, timeout=20_000)
+            shot(page, "labextension-pipeline-view")
+
             # another left panel in front: the status bar item brings the workspace back
             page.locator(".jp-SideBar [data-id='filebrowser']").first.click()
             page.locator("#amlx-sidebar").wait_for(state="hidden", timeout=10_000)

@@ -289,6 +289,12 @@ def test_bad_step_lines_and_files_get_one_line(ip, client, tmp_path, project):
     with pytest.raises(UsageError, match="compute target"):
         define(ip, "prep", "--out clean -c nowhere", "pass\n")
         ip.run_line_magic("aml", "pipeline run")
+    define(ip, "prep", "--out clean --in raw=datastore:not/there", "pass\n")
+    with pytest.raises(UsageError, match="step prep, input raw: .*nothing at that datastore path"):
+        ip.run_line_magic("aml", "pipeline run")
+    define(ip, "prep", "--out clean --in raw=datastore:../../etc", "pass\n")
+    with pytest.raises(UsageError, match="must stay inside the datastore"):
+        ip.run_line_magic("aml", "pipeline run")
     assert not client.runs.list().infos
     steps = ip.run_line_magic("aml", "pipeline steps")
     assert "train" in repr(steps) and "&lt;" not in repr(steps)
@@ -313,3 +319,19 @@ def test_a_notebook_step_passes_its_output_to_a_cell_step(ip, client, project):
     assert info.status == "Completed", client.runs.get_logs(info.run_id)
     assert steps["make"].kind == "notebook"
     assert (output_of(client, steps["use"])["done"] / "d.txt").read_text() == "FROM THE NOTEBOOK"
+
+
+def test_an_output_changed_after_its_step_is_not_reused(ip, client, tmp_path):
+    """A later step that writes into its input folder (or a person editing it) changes what the earlier step
+    made: that step is not reused from it."""
+    upload_raw(client, tmp_path)
+    define(ip, "prep", "--in raw=datastore:project/raw --out clean", PREP)
+    define(ip, "vandal", "--in clean", "import os\nopen(os.path.join(inputs.clean, 'clean.txt'), 'a').write('!')\n")
+    first, steps = run_pipeline(ip, client)
+    assert first.status == "Completed"
+    assert (output_of(client, steps["prep"])["clean"] / "clean.txt").read_text() == "A B C!"
+    _, again = run_pipeline(ip, client)
+    assert not again["prep"].tags.get("pipeline.reused_from"), "its output is not what it wrote"
+    # a fresh output, as prep writes it; vandal then reads exactly what it read the first time, so it is reused
+    assert (output_of(client, again["prep"])["clean"] / "clean.txt").read_text() == "A B C"
+    assert again["vandal"].tags.get("pipeline.reused_from")
