@@ -15,9 +15,10 @@ batch_resume_waste: a batch run whose scorer sleeps per mini-batch is killed (SI
 when half of its mini-batches are done, then resumed; the figure is the number of mini-batches finished before the
 kill that were scored again (target 0), checked against the scorer's own call log.
 steady_rows_per_s leaves the start (run, workers, imports, model load) out: mini-batches done between the first and
-the last progress report of the run.
+the last progress report of the run. parallel_ceiling_rows_per_s: `cores` forked processes calling predict on their
+share of the files at once (model loaded, nothing written) — what this machine gives parallel predict at all.
 JSON keys: rows, cores, batch_rows_per_s, single_process_rows_per_s, service_rows_per_s, vs_single_process,
-steady_rows_per_s, steady_vs_single_process,
+steady_rows_per_s, steady_vs_single_process, parallel_ceiling_rows_per_s, ceiling_vs_single_process, steady_vs_ceiling,
 vs_cores_x_single, vs_service, batch_resume_waste, resume_missing_or_doubled.
 """
 from __future__ import annotations
@@ -72,6 +73,36 @@ def single_process(model, folder: Path) -> float:
         model.predict(x)
         n += len(x)
     return n / (time.perf_counter() - t)
+
+
+_CEILING_MODEL = None
+
+
+def _predict_files(files: list) -> int:
+    import numpy as np
+
+    n = 0
+    for f in files:
+        x = np.load(f)
+        _CEILING_MODEL.predict(x)
+        n += len(x)
+    return n
+
+
+def parallel_ceiling(model, folder: Path, cores: int) -> float:
+    """What this machine gives ``cores`` processes calling predict at once, each on its share of the files
+    (forked, model already loaded, nothing written): the most any batch engine could reach here."""
+    import multiprocessing
+
+    global _CEILING_MODEL
+    _CEILING_MODEL = model
+    files = sorted(str(f) for f in folder.glob("*.npy"))
+    shares = [files[i::cores] for i in range(cores)]
+    with multiprocessing.get_context("fork").Pool(cores) as pool:
+        pool.map(_predict_files, [[f[0]] for f in shares if f])  # warm
+        t = time.perf_counter()
+        n = sum(pool.map(_predict_files, shares))
+        return n / (time.perf_counter() - t)
 
 
 def service_rate(client, folder: Path, rows: int) -> float:
@@ -149,6 +180,7 @@ def main() -> None:
     client.models.register("forest", str(tmp / "forest.pkl"))
     client.datastores.upload(tmp / "rows", "bench/rows")
     single = single_process(model, tmp / "rows")
+    ceiling = parallel_ceiling(model, tmp / "rows", cores)
     (tmp / "src").mkdir()
     t = time.time()
     run = client.batch.submit("forest", "datastore:bench/rows", mini_batch=1, parallel=cores, experiment="bench-batch",
@@ -171,6 +203,8 @@ def main() -> None:
     figures = {"rows": rows, "cores": cores, "batch_rows_per_s": ours, "single_process_rows_per_s": single,
                "service_rows_per_s": service, "vs_single_process": ours / single,
                "steady_rows_per_s": steady, "steady_vs_single_process": steady / single if steady else None,
+               "parallel_ceiling_rows_per_s": ceiling, "ceiling_vs_single_process": ceiling / single,
+               "steady_vs_ceiling": steady / ceiling if steady else None,
                "vs_cores_x_single": ours / (cores * single), "vs_service": ours / service,
                "batch_resume_waste": waste, "resume_missing_or_doubled": wrong}
     print_table(f"Batch scoring: {rows:,} rows in {rows // FILE_ROWS} files, RandomForest(100), --parallel {cores}", [
@@ -178,6 +212,10 @@ def main() -> None:
          f"≥ {0.8 * cores:.1f}x"),
         ("steady rows/s (workers started) vs one process", f"{steady:,.0f}" if steady else "n/a", f"{single:,.0f}",
          f"{steady / single:.2f}x" if steady else "n/a", f"≥ {0.8 * cores:.1f}x"),
+        (f"the machine's ceiling: {cores} forked processes calling predict", f"{ceiling:,.0f}", f"{single:,.0f}",
+         f"{ceiling / single:.2f}x", ""),
+        ("steady rows/s vs that ceiling", f"{steady:,.0f}" if steady else "n/a", f"{ceiling:,.0f}",
+         f"{steady / ceiling:.2f}x" if steady else "n/a", ""),
         ("rows/s vs POSTing to a scoring service", f"{ours:,.0f}", f"{service:,.0f}", f"{ours / service:.1f}x", ""),
         ("mini-batches scored twice after a kill at 50 %", str(waste), "", "", "0"),
         ("output lines missing or doubled after resume", str(wrong), "", "", "0"),

@@ -228,7 +228,7 @@ def default_scorer(model_path: str, framework: str | None):
     """``run(mini_batch)`` for a scikit-learn (pickle/joblib) or ONNX model with no scoring script.
 
     Files (.npy, .csv, .txt, .json, .parquet, images): a 1-D array is one sample, a 2-D one a sample per row; the
-    result has a line ``FILE ROW PREDICTION`` per sample. Rows of a table: ``row`` and ``prediction`` columns."""
+    result is a line ``FILE ROW PREDICTION`` per sample. Rows of a table: ``row`` and ``prediction`` columns."""
     import numpy as np
 
     path = Path(model_path)
@@ -259,15 +259,22 @@ def default_scorer(model_path: str, framework: str | None):
 
         if isinstance(mini_batch, pd.DataFrame):
             return pd.DataFrame({"row": mini_batch.index, "prediction": predict(mini_batch)})
-        files, rows, samples = [], [], []
+        names, samples = [], []
         for f in mini_batch:
-            x = np.asarray(_load_file(f), dtype=float)
+            x = np.asarray(_load_file(f))
+            if x.dtype.kind not in "fiub":  # numbers stay in their own type (a model of float32 gets float32)
+                x = x.astype(float)
             x = x.reshape(1, -1) if x.ndim <= 1 else x.reshape(len(x), -1)
-            files += [os.path.basename(f)] * len(x)
-            rows += list(range(len(x)))
+            names.append((os.path.basename(f), len(x)))
             samples.append(x)
-        preds = predict(np.concatenate(samples)) if samples else []
-        return pd.DataFrame({"file": files, "row": rows, "prediction": list(preds)})
+        if not samples:
+            return []
+        preds = np.asarray(predict(samples[0] if len(samples) == 1 else np.concatenate(samples))).tolist()
+        lines, at = [], 0  # "FILE ROW PREDICTION" (what a DataFrame of them gives, without building one)
+        for name, n in names:
+            lines += [f"{name} {i} {p}" for i, p in enumerate(preds[at:at + n])]
+            at += n
+        return lines
 
     return run
 
