@@ -3,7 +3,6 @@ OutputFileDatasetConfig, ParallelRunStep, allow_reuse, exp.submit(pipeline), get
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -59,16 +58,7 @@ def run(mini_batch):
 """
 
 
-@pytest.fixture
-def azureml(client, monkeypatch):
-    monkeypatch.delenv(v1.ENV_FLAG, raising=False)
-    assert v1.install(client=client, quiet=True)
-    import azureml.core
-
-    yield azureml
-    v1.uninstall()
-    v1.set_client(None)
-    assert not any(n == "azureml" or n.startswith("azureml.") for n in sys.modules)
+from .test_v1 import azureml  # noqa: F401,E402  (the v1 names on this test's workspace, taken away after)
 
 
 def test_a_v1_pipeline_with_parallel_run_step_runs_and_is_reused(azureml, client, project, tmp_path):

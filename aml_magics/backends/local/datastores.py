@@ -120,15 +120,21 @@ class LocalDatastores(DatastoresBackend):
             shutil.copyfile(s, d)
         return [str(d) for _, d in pairs]
 
-    def resolve_output(self, uri: str) -> Path:
-        """The folder a run writes for ``datastore:PATH`` (made when the run is prepared, not here)."""
+    def _split(self, uri: str, what: str) -> tuple[str, str | None, str]:
+        """``datastore:PATH`` / ``datastore:NAME/PATH`` / ``azureml://datastores/NAME/paths/PATH`` →
+        (the uri as datastore:…, the datastore's name or None for the default, the path inside it)."""
         uri = _from_azureml(uri)
         if not uri.startswith("datastore:"):
-            raise InvalidInput(f"output {uri!r}: use datastore:PATH or datastore:NAME/PATH")
+            raise InvalidInput(f"{what} {uri!r}: use datastore:PATH or datastore:NAME/PATH (azureml:// URIs with azure)")
         rest = uri[len("datastore:"):].lstrip("/")
         names = {s.name for s in self.list()}
         first, _, tail = rest.partition("/")
         datastore, rel = (first, tail) if first in names and tail else (None, rest)
+        return uri, datastore, rel
+
+    def resolve_output(self, uri: str) -> Path:
+        """The folder a run writes for ``datastore:PATH`` (made when the run is prepared, not here)."""
+        uri, datastore, rel = self._split(uri, "output")
         if not rel.strip("/"):
             raise InvalidInput(f"output {uri!r}: name a folder inside the datastore, not its root")
         root = self._datastore_root(datastore)
@@ -138,13 +144,7 @@ class LocalDatastores(DatastoresBackend):
         return path
 
     def resolve_input(self, uri: str) -> str:
-        uri = _from_azureml(uri)
-        if not uri.startswith("datastore:"):
-            raise InvalidInput(f"input {uri!r}: use datastore:PATH or datastore:NAME/PATH (azureml:// URIs with azure)")
-        rest = uri[len("datastore:"):].lstrip("/")
-        names = {s.name for s in self.list()}
-        first, _, tail = rest.partition("/")
-        datastore, rel = (first, tail) if first in names and tail else (None, rest)
+        uri, datastore, rel = self._split(uri, "input")
         root = self._datastore_root(datastore)
         path = self._inside(root, rel)
         if not path.exists():
