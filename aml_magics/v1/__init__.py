@@ -73,9 +73,11 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         if fullname in ALIASES:
             return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
         if fullname.startswith("azureml.") and fullname.rsplit(".", 1)[0] in ALIASES:
+            # no ``name=``: `from azureml.core import NotHere` asks for the submodule azureml.core.NotHere, and
+            # Python would swallow an error named after it and say only "cannot import name"
             raise ModuleNotFoundError(
-                f"aml-magics' Azure ML v1 layer has no module {fullname}; the v1 names it supports are listed in "
-                "the README (\"Bring your Azure ML v1 notebooks\"), or use the %aml magics (%aml?)", name=fullname)
+                f"aml-magics' Azure ML v1 layer has no {fullname} (module or name); the v1 names it supports are "
+                "listed in the README (\"Bring your Azure ML v1 notebooks\"), or use the %aml magics (%aml?)")
         return None
 
     def create_module(self, spec):

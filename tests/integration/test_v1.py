@@ -49,8 +49,10 @@ def test_every_import_path_the_issue_names_resolves(azureml):
 
 
 def test_names_that_are_not_here_say_so_in_one_line(azureml):
-    with pytest.raises(ModuleNotFoundError, match="has no module azureml.core.nope.*README"):
+    with pytest.raises(ModuleNotFoundError, match="has no azureml.core.nope .module or name.*README"):
         import azureml.core.nope  # noqa: F401
+    with pytest.raises(ImportError, match="has no azureml.core.NotHere .module or name.*README"):
+        from azureml.core import NotHere  # noqa: F401
     import azureml.core
 
     with pytest.raises(AttributeError, match="azureml.core.Nope is not part of aml-magics' Azure ML v1 layer"):
