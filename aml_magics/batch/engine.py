@@ -211,14 +211,14 @@ def _plain_columns(frame) -> list | None:
     return cols
 
 
-def _plain(result: Any) -> Any:
-    try:
-        import pandas as pd
+def _is_frame(value: Any) -> bool:
+    """A pandas DataFrame, told without importing pandas (a worker scoring files never needs it: ~0.4 s)."""
+    return type(value).__name__ == "DataFrame" and type(value).__module__.startswith("pandas")
 
-        if isinstance(result, pd.DataFrame):
-            return result
-    except ImportError:  # pragma: no cover
-        pass
+
+def _plain(result: Any) -> Any:
+    if _is_frame(result):
+        return result
     if hasattr(result, "tolist"):
         return result.tolist()
     return list(result)
@@ -255,9 +255,9 @@ def default_scorer(model_path: str, framework: str | None):
         predict = model.predict
 
     def run(mini_batch):
-        import pandas as pd
+        if _is_frame(mini_batch):
+            import pandas as pd
 
-        if isinstance(mini_batch, pd.DataFrame):
             return pd.DataFrame({"row": mini_batch.index, "prediction": predict(mini_batch)})
         names, samples = [], []
         for f in mini_batch:
