@@ -270,3 +270,25 @@ def test_the_default_scorer_serves_an_onnx_model(client, tmp_path):
     expected = model.predict(X[:55])
     assert [int(line.split()[2]) for line in lines] == list(expected)
     assert [line.split()[0] for line in lines] == ["a.npy"] * 40 + ["b.npy"] * 15
+
+
+def test_parquet_tables_in_and_a_parquet_output(client, digits, tmp_path):
+    """A folder of Parquet files scored by rows (mini-batches never cross a file) into one Parquet output, in order."""
+    import pandas as pd
+
+    X, expected = digits
+    tables = tmp_path / "pq"
+    tables.mkdir()
+    cols = [f"p{i}" for i in range(64)]
+    for k, (a, b) in enumerate(((0, 70), (70, 100), (100, 233))):
+        pd.DataFrame(X[a:b], columns=cols).to_parquet(tables / f"part{k}.parquet")
+    client.datastores.upload(tables, "digits/parquet")
+    run = client.batch.submit("digits", "datastore:digits/parquet", mini_batch=50, parallel=2, experiment="batch",
+                              output_file="scores.parquet", output="datastore:digits/parquet-scores")
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Completed", client.runs.get_logs(run.id)
+    assert info.tags["batch.mini_batches"] == "6"  # 70 → 2, 30 → 1, 133 → 3: by file, 50 rows at most
+    out = pd.read_parquet(client.runs.local_file(run.id, "outputs/scores.parquet"))
+    assert list(out["row"]) == list(range(233)) and list(out["prediction"]) == list(expected[:233])
+    copy = Path(client.datastores.resolve_input("datastore:digits/parquet-scores")) / "scores.parquet"
+    assert pd.read_parquet(copy).equals(out)
