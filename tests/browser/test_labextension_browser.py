@@ -168,7 +168,7 @@ def test_sidebar_submit_run_view_and_deploy(lab):
             assert step_rows.first.inner_text().startswith("make") and step_rows.nth(1).inner_text().startswith("use")
             used = client.pipelines.steps(prun.id)["use"].run_id
             step_rows.nth(1).click()
-            page.wait_for_function("(id) => document.body.innerText.includes(id)", arg=used, timeout=20_000)
+            page.locator(f"[id='amlx-run-{used}']").wait_for(state="visible", timeout=20_000)  # the step's own view
             shot(page, "labextension-pipeline-view")
 
             # another left panel in front: the status bar item brings the workspace back
