@@ -162,8 +162,9 @@ def test_sidebar_submit_run_view_and_deploy(lab):
             prun = client.pipelines.submit(spec, "pipe", source_dir=lab["root"])
             assert client.runs.wait(prun.id, timeout=120).status == "Completed"
             page.locator(f"#amlx-sidebar .amlx-run-row[data-run-id='{prun.id}']").click()
-            page.locator(".amlx-trials h3", has_text="Steps (2)").wait_for(timeout=30_000)
-            step_rows = page.locator(".amlx-trials-table tr[data-run-id]")
+            view = page.locator(f"[id='amlx-run-{prun.id}']")  # the sweep's view is still open in another tab
+            view.locator(".amlx-trials h3", has_text="Steps (2)").wait_for(timeout=30_000)
+            step_rows = view.locator(".amlx-trials-table tr[data-run-id]")
             assert step_rows.count() == 2
             assert step_rows.first.inner_text().startswith("make") and step_rows.nth(1).inner_text().startswith("use")
             used = client.pipelines.steps(prun.id)["use"].run_id

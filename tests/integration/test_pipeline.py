@@ -161,8 +161,8 @@ def test_resume_after_killing_the_controller_runs_only_unfinished_steps(ip, clie
     upload_raw(client, tmp_path)
     diamond(ip, sleep=2)
     run = ip.run_line_magic("aml", "pipeline run -e pipe --no-reuse")
-    wait_until(lambda: any(c.tags.get("pipeline.step") == "left" for c in client.runs.children(run.id).infos),
-               timeout=60, what="the branches to start")
+    wait_until(lambda: {c.tags.get("pipeline.step") for c in client.runs.children(run.id).infos} >= {"left", "right"},
+               timeout=60, what="both branches to start")
     row = client.backend.store.get_run(run.id)
     os.killpg(row["user_pid"], signal.SIGKILL)  # the controller only; its running steps go on
     assert client.runs.wait(run.id, timeout=30).status == "Failed"
