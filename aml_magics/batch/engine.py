@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import EngineStopped, InvalidInput
-from ..core.specs import BatchSpec
+from ..core.specs import TABULAR_SUFFIXES, BatchSpec
 
 STATE = Path(".batch")
 PARTS = STATE / "parts"
-TABULAR_SUFFIXES = (".csv", ".parquet", ".pq", ".tsv")
 PROGRESS_EVERY_S = 0.5
 MAX_WORKERS_PER_CORE = 4  # --parallel beyond this many workers per core only adds memory and switching
 

@@ -329,7 +329,7 @@ class BatchOperations(_Operations):
         ``output``: a ``datastore:PATH`` folder that receives the output file too. Without ``score`` the model
         must be a scikit-learn or ONNX model (the default scorer)."""
         from .names import DEFAULT_COMPUTE as _COMPUTE
-        from .specs import BatchSpec
+        from .specs import TABULAR_SUFFIXES, BatchSpec
 
         source = Path(source_dir or os.getcwd()).resolve()
         if model is None and score is None:
@@ -379,11 +379,9 @@ class BatchOperations(_Operations):
             tabular = True
         else:
             raise InvalidInput(f"--data: give datastore:PATH, a local path or a DataFrame, not {type(data).__name__}")
-        if tabular is None:
-            tabular = looks is not None and (looks.suffix.lower() in (".csv", ".parquet", ".pq", ".tsv") or (
-                looks.is_dir() and any(p.suffix.lower() in (".csv", ".parquet", ".pq", ".tsv") for p in looks.iterdir())
-                and not any(p.suffix.lower() not in (".csv", ".parquet", ".pq", ".tsv") for p in looks.iterdir()
-                            if p.is_file())))
+        if tabular is None:  # a table file, or a folder of nothing but table files
+            files = [] if looks is None else [looks] if looks.is_file() else [p for p in looks.iterdir() if p.is_file()]
+            tabular = bool(files) and all(p.suffix.lower() in TABULAR_SUFFIXES for p in files)
         output_file = output_file or ("predictions.csv" if tabular else "parallel_run_step.txt")
         checks.text("--output-file", output_file, max_len=255)
         if "/" in output_file or "\\" in output_file or output_file.startswith("."):

@@ -97,12 +97,6 @@ class PipelineSpec:
         values["steps"] = [PipelineStep(**{k: v for k, v in s.items() if k in step_fields}) for s in data["steps"]]
         return cls(**values)
 
-    def step(self, name: str) -> PipelineStep:
-        for s in self.steps:
-            if s.name == name:
-                return s
-        raise InvalidInput(f"no step {name!r} in the pipeline (steps: {', '.join(s.name for s in self.steps)})")
-
     def validate(self) -> "PipelineSpec":
         """Refuse what cannot run — an unknown step or output, a cycle, a duplicate name — before anything starts."""
         if not self.steps:
@@ -231,11 +225,12 @@ def load_yaml(path: str | Path) -> tuple[PipelineSpec, dict]:
         inputs: dict[str, Any] = {}
         for k, v in (job.get("inputs") or {}).items():
             value = _input_value(v, f"{where}.inputs.{k}")
-            if isinstance(value, str):
-                value = _PARENT_INPUT.sub(lambda m: _parent(parent_inputs, m.group(1), where), value)
-                m = _PARENT_INPUT.fullmatch(str(v)) if isinstance(v, str) else None
-                if m:
-                    value = parent_inputs[m.group(1)]
+            whole = _PARENT_INPUT.fullmatch(value) if isinstance(value, str) else None
+            if whole:  # the parent's input itself (a path, or a number that stays a number)
+                _parent(parent_inputs, whole.group(1), where)
+                value = parent_inputs[whole.group(1)]
+            elif isinstance(value, str):
+                value = _PARENT_INPUT.sub(lambda m: str(_parent(parent_inputs, m.group(1), where)), value)
             inputs[k] = value
         outputs = list((job.get("outputs") or {}).keys())
         code = str(job.get("code") or ".")
@@ -260,10 +255,10 @@ def _compute(value: Any) -> str:
     return text[len("azureml:"):] if text.startswith("azureml:") else text
 
 
-def _parent(parent_inputs: dict, name: str, where: str) -> str:
+def _parent(parent_inputs: dict, name: str, where: str) -> Any:
     if name not in parent_inputs:
         raise InvalidInput(f"{where} reads ${{{{parent.inputs.{name}}}}}, which the pipeline's inputs do not define")
-    return str(parent_inputs[name])
+    return parent_inputs[name]
 
 
 def _input_value(value: Any, where: str) -> Any:

@@ -94,6 +94,10 @@ class AutoMLSpec:
         return getattr(self, key, default)
 
 
+#: what batch scoring reads as rows of a table (every other file is scored as a file)
+TABULAR_SUFFIXES = (".csv", ".parquet", ".pq", ".tsv")
+
+
 @dataclass
 class BatchSpec:
     """A batch scoring run (v1's ParallelRunStep, v2's batch deployment): a model over files or table rows."""

@@ -49,9 +49,7 @@ def folder_digest(path: Path, *, code: bool = False) -> str:
         return h.hexdigest()
     files = []
     for root, dirs, names in os.walk(path):
-        rel_root = os.path.relpath(root, path)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (code and d in _SKIP_DIRS)
-                         and not (code and rel_root == "." and d == "steps_outputs"))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (code and d in _SKIP_DIRS))
         for n in names:
             if code and (n.startswith(".") or n.endswith((".pyc", ".ipynb"))):
                 continue

@@ -306,6 +306,7 @@ class RunDetails(Dashboard):
 
     def _render_children(self) -> None:
         children = self.client.runs.list(parent_run_id=self.run_id, limit=None)
+        self._children = children.infos  # the pipeline graph reads the same list
         if not children.infos:
             return
         self.children_box.layout.display = ""
@@ -336,14 +337,14 @@ class RunDetails(Dashboard):
         """A pipeline run: its steps as a graph, coloured by state; a click opens a step's run."""
         from .pipeline import PipelineGraph, step_states
 
-        spec = self._pipeline_spec()
-        if spec is None:
-            return
-        if self.graph is None:
+        if self.graph is None:  # the spec never changes: read once
+            spec = self._pipeline_spec()
+            if spec is None:
+                return
             self.graph = PipelineGraph(spec, self._open_child)
             self.graph_box.children = [self.graph.widget]
             self.graph_box.layout.display = ""
-        self._step_states = step_states(spec, self.client.runs.list(parent_run_id=self.run_id, limit=None).infos)
+        self._step_states = step_states(self.graph.spec, getattr(self, "_children", []))
         self.graph.update(self._step_states)
 
     def _render_batch(self) -> None:

@@ -335,3 +335,19 @@ def test_an_output_changed_after_its_step_is_not_reused(ip, client, tmp_path):
     # a fresh output, as prep writes it; vandal then reads exactly what it read the first time, so it is reused
     assert (output_of(client, again["prep"])["clean"] / "clean.txt").read_text() == "A B C"
     assert again["vandal"].tags.get("pipeline.reused_from")
+
+
+def test_two_tabs_running_the_same_pipeline_at_once(ip, client, tmp_path):
+    """Both runs complete with their own outputs (neither reuses a half-written step of the other); the reuse index
+    they both write stays readable, and the next run reuses every step."""
+    upload_raw(client, tmp_path)
+    diamond(ip, sleep=0.3)
+    first = ip.run_line_magic("aml", "pipeline run -e pipe")
+    second = ip.run_line_magic("aml", "pipeline run -e pipe")
+    for run in (first, second):
+        assert client.runs.wait(run.id, timeout=120).status == "Completed", client.runs.get_logs(run.id)
+    a, b = client.pipelines.steps(first.id), client.pipelines.steps(second.id)
+    assert (output_of(client, a["join"])["model"] / "model.txt").read_text() == "left:A B C|right:A B C"
+    assert (output_of(client, b["join"])["model"] / "model.txt").read_text() == "left:A B C|right:A B C"
+    _, third = run_pipeline(ip, client)
+    assert all(s.tags.get("pipeline.reused_from") for s in third.values())
