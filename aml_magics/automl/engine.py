@@ -35,6 +35,7 @@ from .trials import Trial, Trials
 
 ENSEMBLE_SHARE = 0.15  # of the budget, kept for scoring candidates out-of-fold and ensembling
 MAX_CANDIDATES = 5
+DEFAULT_LEARNERS = ("hgb", "linear")  # always scored out-of-fold at scikit-learn's defaults (Engine.defaults)
 
 
 class Engine:
@@ -133,31 +134,69 @@ class Engine:
             else "regression"
         return estimator_class(trial.learner, task_factory(name))(task=name, n_jobs=self.threads, **trial.config)
 
+    def defaults(self, cands: list[Trial]) -> list[Trial]:
+        """HistGradientBoosting and the scaled linear model at scikit-learn's defaults — what every user tries first —
+        unless already among ``cands`` or blocked: the search's own trial of that configuration when it ran one, else
+        a trial to be scored out-of-fold now."""
+        from .learners import CUSTOM
+
+        flaml_task = "classification" if self.task == "classification" else "regression"
+        out = []
+        for learner in DEFAULT_LEARNERS:
+            if learner not in self.spec.learners:
+                continue  # blocked by the user's settings
+            space = CUSTOM[learner].search_space(len(self.data.y), _FlamlTask(flaml_task))
+            config = {k: v["init_value"] for k, v in space.items()}
+            same = [t for t in self.trials.items if t.learner == learner and _same_config(t.config, config)]
+            trial = same[0] if same else Trial(learner, config, None, "", 0.0, 0)
+            if not any(c.learner == learner and _same_config(c.config, config) for c in cands):
+                out.append(trial)
+        return out
+
     def choose(self, cands: list[Trial], deadline: float) -> tuple[list[Trial], list[float], dict | None]:
-        """The final model's members and weights: the best single trial, or a VotingEnsemble when it validates
-        better out-of-fold (then with its scores)."""
+        """The final model's members and weights, chosen on out-of-fold predictions over the same folds: the best of
+        the search's best per algorithm, the defaults (``defaults``) and — when it validates better than every one
+        of them — a VotingEnsemble of them (then with its scores). So the final model is never measurably worse,
+        out-of-fold, than what a user would get by hand."""
+        cands = cands[:1] + self.defaults(cands) + cands[1:]
         chosen: tuple[list[Trial], list[float], dict | None] = ([cands[0]], [1.0], None)
-        if not self.spec.ensemble or len(cands) < 2:
+        if len(cands) < 2:
             return chosen
         t = time.time()
         splits = ensemble.folds(self.data, self.task, self.spec.seed)
         kept, preds, y = ensemble.out_of_fold(cands, self.estimator, self.scorer, splits, deadline)
+        skipped = [algorithm_name(c.learner, self.task) for c in cands if c not in kept]
+        if skipped:
+            print(f"Not scored out-of-fold (no time left in the budget): {', '.join(skipped)}.", flush=True)
         if len(kept) >= 2:
             weights, scores, single, single_scores = ensemble.greedy(preds, y, self.scorer)
             members = [(c, w) for c, w in zip(kept, weights) if w > 0]
             single_value, ens_value = single_scores.get(self.metric), scores.get(self.metric)
-            if len(members) >= 2 and ens_value is not None and single_value is not None and \
-                    ranking.is_better(ens_value, single_value, self.spec.goal):
+            if self.spec.ensemble and len(members) >= 2 and ens_value is not None and single_value is not None \
+                    and ranking.is_better(ens_value, single_value, self.spec.goal):
                 chosen = ([c for c, _ in members], [w for _, w in members], scores)
                 print(f"VotingEnsemble of {len(members)} "
                       f"({', '.join(algorithm_name(c.learner, self.task) for c, _ in members)}): "
                       f"{self.metric} {ens_value:.5g} vs best single {single_value:.5g} out-of-fold.", flush=True)
             else:
-                chosen = ([kept[single]], [1.0], None)
-                print(f"Best single model {algorithm_name(kept[single].learner, self.task)} kept "
-                      f"(the ensemble validated worse: {_g(ens_value)} vs {_g(single_value)}).", flush=True)
+                best = kept[single]
+                if not best.run_id:  # a default the search never ran: its own child run, with its out-of-fold scores
+                    best = self.record_default(best, single_scores)
+                chosen = ([best], [1.0], None)
+                why = "" if not self.spec.ensemble else \
+                    f" (the ensemble validated worse: {_g(ens_value)} vs {_g(single_value)})"
+                print(f"Best single model out-of-fold: {algorithm_name(best.learner, self.task)} "
+                      f"{self.metric} {_g(single_value)}{why}.", flush=True)
         self.ensemble_s = time.time() - t
         return chosen
+
+    def record_default(self, trial: Trial, scores: dict) -> Trial:
+        name = algorithm_name(trial.learner, self.task)
+        run_id = self.run.record_child(
+            name, params={"algorithm": name, **{k: str(v) for k, v in trial.config.items()}},
+            tags={"automl.learner": trial.learner, "automl.default": "true"},
+            metrics={k: v for k, v in scores.items() if math.isfinite(v)}, started=time.time())
+        return Trial(trial.learner, trial.config, scores.get(self.metric), run_id, trial.time, len(self.trials) + 1)
 
     def finish(self) -> None:
         import numpy as np
@@ -288,6 +327,24 @@ class Engine:
         total = time.time() - self.t0
         self.run.log("tracking_overhead_s", self.trials.tracking_s)
         self.run.set_tags({"automl.tracking_s": f"{self.trials.tracking_s:.3f}", "automl.total_s": f"{total:.2f}"})
+
+
+class _FlamlTask:
+    """What our learners' ``search_space`` asks of a FLAML task."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def is_classification(self) -> bool:
+        return self.name == "classification"
+
+
+def _same_config(a: dict, b: dict) -> bool:
+    """Whether a trial's configuration is ``b`` (FLAML logs ints as floats and may add its own keys)."""
+    try:
+        return all(k in a and math.isclose(float(a[k]), float(v), rel_tol=1e-9) for k, v in b.items())
+    except (TypeError, ValueError):
+        return False
 
 
 def _g(value: float | None) -> str:

@@ -132,8 +132,9 @@ class RunsBackend(ABC):
 
     @abstractmethod
     def list(self, *, experiment: str | None, status: list[str] | None, parent_run_id: str | None,
-             limit: int | None, offset: int) -> "tuple[list[RunInfo], int]":
-        """Runs newest first — top-level ones, or the children of ``parent_run_id`` — and the total count."""
+             limit: int | None, offset: int, tags: "dict[str, str | None] | None" = None) -> "tuple[list[RunInfo], int]":
+        """Runs newest first — top-level ones, or the children of ``parent_run_id`` — with every tag of ``tags``
+        (``None``: set to anything), and the total count (a backend may stop counting COUNT_CAP past the page)."""
 
     @abstractmethod
     def ids(self) -> list[str]:
@@ -166,6 +167,12 @@ class RunsBackend(ABC):
     @abstractmethod
     def metric_series(self, run_id: str, name: str, since: int = 0) -> "tuple[list[tuple[int, float, float]], int]":
         """Points ``(step, time, value)`` of a scalar series after cursor ``since``, and the next cursor."""
+
+    def display_series(self, run_id: str, name: str, limit: int) -> "tuple[list, list, list, int, int] | None":
+        """Optional: a whole series as a chart of at most ``limit`` points draws it (``core.series`` min/max buckets):
+        ``(steps, timestamps, values, total points, cursor)``, computed where the points are. None: the caller reads
+        the points (``metric_series``) and downsamples them itself."""
+        return None
 
     @abstractmethod
     def metric_names(self, run_id: str) -> list[str]:

@@ -76,7 +76,9 @@ class RunOperations(_Operations):
         raise NotFound.with_suggestions("run", run_id, ids, hint="list runs with %aml runs")
 
     def list(self, experiment: str | None = None, status: str | list[str] | None = None, limit: int | None = 50,
-             offset: int = 0, parent_run_id: str | None = None) -> RunList:
+             offset: int = 0, parent_run_id: str | None = None,
+             tags: "dict[str, str | None] | None" = None) -> RunList:
+        """Runs newest first. ``tags``: ``{key: value}`` (``None`` as the value: the tag is set at all)."""
         if isinstance(status, str):
             status = [status]
         if status:
@@ -87,10 +89,21 @@ class RunOperations(_Operations):
         if limit is not None:
             limit = checks.whole("--limit", limit, 1, MAX_LIST)
         offset = checks.whole("--offset", offset, 0, checks.INT64_MAX)
+        if tags is not None:
+            if not isinstance(tags, dict) or not all(isinstance(k, str) and k and (v is None or isinstance(v, str))
+                                                     for k, v in tags.items()):
+                raise InvalidInput("tags filter: give {'key': 'value'} (or {'key': None} for any value), "
+                                   "like --tag team=vision or --tag reviewed")
+            for k, v in tags.items():
+                checks.text("the tag filter's key", k, max_len=checks.MAX_NAME)
+                if v is not None:
+                    checks.text(f"the tag filter's value of {k}", v, empty=True)
+            tags = tags or None
+        filters = {"tags": tags} if tags else {}  # a backend without tag filtering is asked nothing new
         infos, total = self._backend.runs.list(experiment=experiment, status=status, parent_run_id=parent_run_id,
-                                               limit=limit, offset=offset)
+                                               limit=limit, offset=offset, **filters)
         query = {"experiment": experiment, "status": status, "limit": limit, "offset": offset,
-                 "parent_run_id": parent_run_id}
+                 "parent_run_id": parent_run_id, "tags": tags}
         return RunList([self.handle(i.run_id, i.experiment) for i in infos], infos, total, query)
 
     def children(self, run_id: str, recursive: bool = False) -> RunList:
@@ -125,6 +138,21 @@ class RunOperations(_Operations):
     def metric_series(self, run_id: str, name: str, since: int = 0):
         """New points ``[(step, ts, value)]`` of a scalar series after cursor ``since``, and the next cursor."""
         return self._backend.runs.metric_series(run_id, name, since)
+
+    def display_series(self, run_id: str, name: str, limit: int = 2000) -> "tuple[list, list, list, int, int]":
+        """A whole scalar series as a chart of at most ``limit`` points draws it (min/max buckets, the extremes kept):
+        ``(steps, timestamps, values, total points, cursor)`` — computed where the points are when the backend can."""
+        from .series import DownsampledSeries
+
+        limit = checks.whole("limit", limit, 4, 1_000_000)
+        shown = self._backend.runs.display_series(run_id, name, limit)
+        if shown is not None:
+            return shown
+        points, cursor = self._backend.runs.metric_series(run_id, name, 0)
+        s = DownsampledSeries(limit=limit)
+        s.extend((p[0] for p in points), (p[1] for p in points), (p[2] for p in points))
+        u = s.full()
+        return u.fixed[0] + u.tail[0], u.fixed[1] + u.tail[1], u.fixed[2] + u.tail[2], len(points), cursor
 
     def version(self, run_id: str) -> tuple:
         """A stamp that changes whenever the run's status, metrics, tags, children or log change."""

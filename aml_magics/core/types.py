@@ -109,6 +109,15 @@ class RunInfo(_Reprs):
         return f'<table style="{r.TABLE_STYLE}">{body}</table>'
 
 
+# A run list counts the runs it does not show up to this many past its page ("50 of 10,051+ runs"): in a workspace of
+# a million runs, an exact count of a filter would cost more than the page itself.
+COUNT_CAP = 10_000
+
+
+class AtLeast(int):
+    """A count that stopped early: at least this many."""
+
+
 class RunList(list, _Reprs):
     """Runs as a list of ``Run`` handles, shown as a table (``.to_pandas()`` for a DataFrame)."""
 
@@ -118,6 +127,12 @@ class RunList(list, _Reprs):
         self.infos = list(infos)
         self.total = total if total is not None else len(self)
         self.query = query or {}  # the filters that produced the list (dashboards page through them)
+        self.more = isinstance(self.total, AtLeast)  # a backend stopped counting: at least ``total``
+
+    @property
+    def total_text(self) -> str:
+        """The total as shown: ``10,051+`` when counting stopped early."""
+        return f"{self.total:,}+" if self.more else f"{self.total:,}"
 
     HEADERS = ("run", "experiment", "status", "created", "duration", "metrics")
 
@@ -133,7 +148,7 @@ class RunList(list, _Reprs):
             return "No runs."
         text = r.text_table(self.HEADERS, self._rows(), max_width=48)
         if self.total > len(self.infos):
-            text += f"\n({len(self.infos)} of {self.total} runs shown)"
+            text += f"\n({len(self.infos)} of {self.total_text} runs shown)"
         return text
 
     def _repr_html_(self) -> str:
@@ -147,7 +162,7 @@ class RunList(list, _Reprs):
             rows.append(row)
         html = r.html_table(self.HEADERS, rows, raw_columns=(0, 2))
         if self.total > len(self.infos):
-            html += f"<p>{len(self.infos)} of {self.total} runs shown</p>"
+            html += f"<p>{len(self.infos)} of {self.total_text} runs shown</p>"
         return html
 
     def to_pandas(self):

@@ -309,7 +309,7 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
 
     def _cmd_runs(self, args):
         runs = self.client.runs.list(experiment=args.experiment, status=args.status, limit=args.limit,
-                                     offset=args.offset)
+                                     offset=args.offset, tags=cli.parse_tag_filter(args.tag) or None)
         runs.query["metrics"] = args.metrics
         return runs
 

@@ -30,7 +30,7 @@ OVERVIEW = """\
         [--parallel N] [--retries N] [--error-threshold N]   score a folder of files or a table in mini-batches
   %aml batch-endpoint create NAME MODEL -c CLUSTER [--score F] · list · delete NAME   (Azure ML batch endpoints)
   %aml resume RUN                                        continue a killed sweep / AutoML / pipeline / batch run
-  %aml runs [-e EXP] [--status S] [--limit N]            run history
+  %aml runs [-e EXP] [--status S] [--tag K=V] [--limit N] run history
   %aml show RUN [--static] · %aml logs RUN [--follow] · %aml metrics RUN · %aml cancel RUN
   %aml compare RUN1 RUN2 [...] [--metric M]              metrics overlaid, params side by side
   %aml experiments · %aml compute [create NAME --max-concurrent N]
@@ -248,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", help="run history (newest first)", add_help=False)
     p.add_argument("-e", "--experiment", help="only this experiment")
     p.add_argument("--status", action="append", help="only runs in this state (repeatable)")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY[=VALUE]",
+                   help="only runs with this tag (set to VALUE, or to anything; repeatable)")
     p.add_argument("--limit", type=_count(1, 100_000), default=50, help="at most this many runs (default 50)")
     p.add_argument("--offset", type=_count(0, 2 ** 62), default=0, help="skip this many (paging)")
     p.add_argument("--metric", action="append", dest="metrics", metavar="NAME",
@@ -385,6 +387,17 @@ def parse_pairs(items: list[str], option: str, *, literal: bool = False, identif
             except (ValueError, SyntaxError):
                 pass  # anything that is not a literal is a string, as papermill's -r does
         out[key] = value
+    return out
+
+
+def parse_tag_filter(items: list[str]) -> dict[str, str | None]:
+    """``["team=vision", "reviewed"]`` → ``{"team": "vision", "reviewed": None}`` (a bare key: set to anything)."""
+    out: dict[str, str | None] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key.strip():
+            raise UsageError(f"--tag {item!r}: write it as KEY=VALUE, or KEY for runs with that tag at all")
+        out[key.strip()] = value if sep else None
     return out
 
 

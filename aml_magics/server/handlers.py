@@ -131,8 +131,16 @@ class RunsHandler(AmlHandler):
         offset = self.int_arg("offset", 0)
         experiment = self.get_argument("experiment", None) or None
         status = self.get_arguments("status") or None
-        runs = await self.call(self.client.runs.list, experiment=experiment, status=status, limit=limit, offset=offset)
-        self.reply({"runs": [_run_row(i) for i in runs.infos], "total": runs.total, "offset": offset, "limit": limit})
+        tags = {}
+        for item in self.get_arguments("tag"):  # ?tag=KEY=VALUE or ?tag=KEY (set to anything)
+            key, sep, value = item.partition("=")
+            if not key:
+                raise InvalidInput("tag: give KEY=VALUE or KEY")
+            tags[key] = value if sep else None
+        runs = await self.call(self.client.runs.list, experiment=experiment, status=status, limit=limit, offset=offset,
+                               tags=tags or None)
+        self.reply({"runs": [_run_row(i) for i in runs.infos], "total": runs.total, "more": runs.more,
+                    "offset": offset, "limit": limit})
 
     @web.authenticated
     async def post(self):
@@ -199,8 +207,6 @@ class MetricsHandler(AmlHandler):
 
     @web.authenticated
     async def get(self, run_id: str):
-        from ..core.series import DownsampledSeries
-
         since = {}
         for part in (self.get_argument("since", "") or "").split(","):
             name, _, cursor = part.rpartition(":")
@@ -212,17 +218,14 @@ class MetricsHandler(AmlHandler):
         def read():
             out = {}
             for name in names:
-                points, cursor = self.client.runs.metric_series(run_id, name, since.get(name, 0))
-                if name not in since and len(points) > SERIES_LIMIT:
-                    s = DownsampledSeries(limit=SERIES_LIMIT)
-                    s.extend((p[0] for p in points), (p[1] for p in points), (p[2] for p in points))
-                    u = s.full()
-                    steps, values = u.fixed[0] + u.tail[0], u.fixed[2] + u.tail[2]
-                    out[name] = {"steps": steps, "values": _finite(values), "cursor": cursor, "total": len(points),
-                                 "downsampled": True}
-                else:
-                    out[name] = {"steps": [p[0] for p in points], "values": _finite([p[2] for p in points]),
-                                 "cursor": cursor, "total": cursor, "downsampled": False}
+                if name not in since:  # a first read: the whole series as a chart draws it (compiled, summarized)
+                    steps, _, values, total, cursor = self.client.runs.display_series(run_id, name, SERIES_LIMIT)
+                    out[name] = {"steps": steps, "values": _finite(values), "cursor": cursor, "total": total,
+                                 "downsampled": total > len(steps)}
+                    continue
+                points, cursor = self.client.runs.metric_series(run_id, name, since[name])
+                out[name] = {"steps": [p[0] for p in points], "values": _finite([p[2] for p in points]),
+                             "cursor": cursor, "total": cursor, "downsampled": False}
             return out
 
         self.reply({"series": await self.call(read)})

@@ -204,9 +204,8 @@ class RunDetails(Dashboard):
         self.info = self.client.runs.get(self.run_id)
         names = self.client.runs.metric_names(self.run_id)
         for name in names:
-            points, cursor = self.client.runs.metric_series(self.run_id, name, self._cursors.get(name, 0))
-            self._cursors[name] = cursor
-            self.chart.feed(name, self.info.display_name or "value", points)
+            self._cursors[name] = self.chart.read(self.client, self.run_id, name, self.info.display_name or "value",
+                                                  self._cursors.get(name))
         if list(self.metric_picker.options) != names:
             # bookkeeping metrics (tracking_overhead_s, …) stay in the picker but are not charted by default
             default = [n for n in names if n not in INTERNAL_METRICS][:MAX_PANELS] or names[:MAX_PANELS]

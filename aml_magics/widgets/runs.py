@@ -169,8 +169,8 @@ class RunComparison(Dashboard):
         for info in self.infos:
             for name in self.metric_names:
                 key = (info.run_id, name)
-                points, self._cursors[key] = self.client.runs.metric_series(info.run_id, name, self._cursors.get(key, 0))
-                self.chart.feed(name, self._label(info), points)
+                self._cursors[key] = self.chart.read(self.client, info.run_id, name, self._label(info),
+                                                     self._cursors.get(key))
         self.chart.push()
         self.diff.value = self.diff_table()
 

@@ -51,6 +51,7 @@ export class AmlSidebar extends Widget {
   private experiment = '';
   private runs: IRunRow[] = [];
   private total = 0;
+  private more = false; // the server stopped counting: at least `total` runs
   private highlighted = '';
   private lastPrint = '';
   private testInputs = new Map<string, string>();
@@ -111,7 +112,7 @@ export class AmlSidebar extends Widget {
       const query = `runs?limit=${PAGE}` + (this.experiment ? `&experiment=${encodeURIComponent(this.experiment)}` : '');
       const [ws, runs, exps, models, deps] = await Promise.all([
         requestAPI<IWorkspace>('workspace'),
-        requestAPI<{ runs: IRunRow[]; total: number }>(query),
+        requestAPI<{ runs: IRunRow[]; total: number; more?: boolean }>(query),
         requestAPI<{ experiments: { name: string; run_count: number }[] }>('experiments'),
         requestAPI<{ models: IModelRow[] }>('models?limit=100'),
         requestAPI<{ deployments: IDeploymentRow[] }>('deployments')
@@ -122,6 +123,7 @@ export class AmlSidebar extends Widget {
       this.onWorkspace(ws);
       this.runs = runs.runs;
       this.total = runs.total;
+      this.more = !!runs.more;
       this.renderFilter(exps.experiments.map(e => e.name));
       const print =
         fingerprint(this.runs) +
@@ -203,7 +205,7 @@ export class AmlSidebar extends Widget {
       }
     }
     if (this.total > this.runs.length) {
-      this.runsBox.appendChild(el('div', 'amlx-more', `${this.runs.length} of ${this.total} runs (newest first)`));
+      this.runsBox.appendChild(el('div', 'amlx-more', `${this.runs.length} of ${this.more ? `${this.total.toLocaleString()}+` : this.total} runs (newest first)`));
     }
   }
 

@@ -288,3 +288,19 @@ def test_logs_follow_streams_until_the_end(ip, client, capsys):
     out = capsys.readouterr().out
     assert "line 0" in out and "line 2" in out
     assert client.runs.get(run.id).status == "Completed"
+
+
+def test_the_run_history_filters_by_tag_and_status(ip, client):
+    made = {}
+    for team, fail in (("vision", False), ("speech", False), ("vision", True)):
+        code = "raise ValueError('boom')\n" if fail else "x = 1\n"
+        made[(team, fail)] = ip.run_cell_magic("aml", f"run -e tagged --tag team={team} --tag 'note=<b>x</b>' --wait",
+                                               code).id
+    page = ip.run_line_magic("aml", "runs -e tagged --tag team=vision")
+    assert [i.run_id for i in page.infos] == [made[("vision", True)], made[("vision", False)]]
+    page = ip.run_line_magic("aml", "runs --tag team=vision --status Completed")
+    assert [i.run_id for i in page.infos] == [made[("vision", False)]]
+    page = ip.run_line_magic("aml", "runs --tag note --tag team=speech")  # a bare key: set to anything
+    assert [i.run_id for i in page.infos] == [made[("speech", False)]]
+    assert "<b>x</b>" not in page._repr_html_()  # a tag is text, never markup
+    assert ip.run_line_magic("aml", "runs --tag team=nobody").infos == []

@@ -343,11 +343,15 @@ class AzureRuns(JobFiles, RunsBackend):
     def get(self, run_id: str, *, with_metrics: bool = True) -> RunInfo:
         return self._info(ops.job(self.b.arm, self.b.ws, run_id), with_metrics)
 
-    def list(self, *, experiment=None, status=None, parent_run_id=None, limit=100, offset=0):
+    def list(self, *, experiment=None, status=None, parent_run_id=None, limit=100, offset=0, tags=None):
+        def tagged(info) -> bool:
+            return all(k in info.tags and (v is None or info.tags[k] == v) for k, v in (tags or {}).items())
+
         if parent_run_id:  # a sweep's trials: child runs are found through MLflow, as Azure ML documents
             infos = self._children(parent_run_id)
             if status:
                 infos = [i for i in infos if i.status in status]
+            infos = [i for i in infos if tagged(i)]
             total = len(infos)
             return (infos[offset:offset + limit] if limit is not None else infos[offset:]), total
         bodies = self.b.arm.list_all(f"{self.b.ws.path}/jobs", limit=None if limit is None else offset + limit)
@@ -356,6 +360,7 @@ class AzureRuns(JobFiles, RunsBackend):
             infos = [i for i in infos if i.experiment == experiment]
         if status:
             infos = [i for i in infos if i.status in status]
+        infos = [i for i in infos if tagged(i)]
         total = len(infos)
         infos = infos[offset:offset + limit] if limit is not None else infos[offset:]
         return infos, total

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ...core.contract import RunsBackend, Tracker
 from ...core.errors import Conflict, InvalidInput, NotFound, StorageError
 from ...core.states import ACTIVE_STATES, TERMINAL_STATES
-from ...core.types import RunInfo, RunSubmission
+from ...core.types import COUNT_CAP, AtLeast, RunInfo, RunSubmission
 from ..common import snapshot
 from ..common.logs import decode_log_chunk
 from ..common.pickles import pickle_inputs
@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 RESUMABLE = ("sweep", "automl", "pipeline", "batch")
+COUNT_SECONDS = 0.02  # the time a run list may spend counting the runs it does not show
 
 
 class LocalRuns(RunsBackend):
@@ -145,22 +146,38 @@ class LocalRuns(RunsBackend):
         metrics = {k: v[1] for k, v in self.store.latest_values(run_id).items()} if with_metrics else {}
         return self._info(row, self.store.get_tags(run_id), self.store.get_tags(run_id, table="run_params"), metrics)
 
-    def list(self, *, experiment=None, status=None, parent_run_id=None, limit=100, offset=0):
+    def list(self, *, experiment=None, status=None, parent_run_id=None, limit=100, offset=0, tags=None):
         if experiment is not None and not self.store.has_experiment(experiment):
             names = [e.name for e in self.backend.experiments.list()]
             raise NotFound.with_suggestions("experiment", experiment, names, hint="list them with %aml experiments")
-        rows = self.store.list_runs(experiment=experiment, status=status, parent_run_id=parent_run_id,
-                                    limit=limit, offset=offset)
+        query = dict(experiment=experiment, status=status, parent_run_id=parent_run_id, tags=tags, limit=limit,
+                     offset=offset)
+        rows = self.store.list_runs(**query)
         if any(r["status"] in ("NotStarted", "Starting", "Running", "Finalizing") for r in rows) \
                 and any(repair_if_orphaned(self.backend, r) for r in rows):
-            rows = self.store.list_runs(experiment=experiment, status=status, parent_run_id=parent_run_id,
-                                        limit=limit, offset=offset)
+            rows = self.store.list_runs(**query)
         pks = [r["id"] for r in rows]
-        tags = self.store.tags_for_runs(pks)
+        tag_rows = self.store.tags_for_runs(pks)
         params = self.store.tags_for_runs(pks, table="run_params")
-        infos = [self._info(r, tags[r["id"]], params[r["id"]], self._latest_scalars(r["run_id"])) for r in rows]
-        if parent_run_id is None and limit is not None:
-            total = self.store.count_runs(experiment=experiment, status=status)
+        latest = self.store.latest_scalars_for_runs(pks)
+        infos = [self._info(r, tag_rows[r["id"]], params[r["id"]], latest[r["id"]]) for r in rows]
+        if parent_run_id is None and limit is not None and len(infos) == limit:
+            # counted up to COUNT_CAP past the page, for at most COUNT_SECONDS: a million runs are not counted one by
+            # one for "50 of …"; past either, the total says "at least" (core.types.AtLeast)
+            cap = offset + len(infos) + COUNT_CAP + 1
+            total = self.store.count_runs(experiment=experiment, status=status, tags=tags, cap=cap,
+                                          within=COUNT_SECONDS)
+            if total is None:
+                more = self.store.list_runs(**{**query, "limit": 1, "offset": offset + len(infos)})
+                total = AtLeast(offset + len(infos) + 1) if more else offset + len(infos)
+            elif total >= cap:
+                total = AtLeast(cap)
+        elif parent_run_id is None and limit is not None and (infos or not offset):
+            total = offset + len(infos)  # the last page: nothing to count
+        elif parent_run_id is None and limit is not None:  # past the end
+            total = self.store.count_runs(experiment=experiment, status=status, tags=tags, cap=COUNT_CAP,
+                                          within=COUNT_SECONDS)
+            total = AtLeast(COUNT_CAP) if total is None or total >= COUNT_CAP else total
         else:
             total = len(infos)
         return infos, total
@@ -265,6 +282,10 @@ class LocalRuns(RunsBackend):
             return [], since
         steps, stamps, values, cursor = self.store.series(key, since)
         return list(zip(steps, stamps, values)), cursor
+
+    def display_series(self, run_id: str, name: str, limit: int):
+        key = self.store.scalar_key(run_id, name)
+        return None if key is None else self.store.display_series(key, limit)
 
     def version(self, run_id: str) -> tuple:
         """A cheap stamp that changes whenever anything a dashboard shows of the run changes."""

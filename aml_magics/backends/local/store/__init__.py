@@ -12,10 +12,11 @@ from .metrics import MetricRows, pack_points, unpack
 from .registry import DeploymentRows, EnvironmentRows, ModelRows
 from .runs import RunRows
 from .schema import BUSY_TIMEOUT_MS, MIGRATIONS, SCHEMA_VERSION
+from .summaries import SummaryRows
 from .workspace import WorkspaceRows
 
 
-class Store(RunRows, MetricRows, WorkspaceRows, Connection):
+class Store(RunRows, MetricRows, SummaryRows, WorkspaceRows, Connection):
     """One connection to a workspace database, safe to share between threads."""
 
 

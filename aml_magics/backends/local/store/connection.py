@@ -116,6 +116,26 @@ class Connection:
                     raise damaged(self.path, exc) from None
                 raise
 
+    def query_one_within(self, sql: str, params: Sequence[Any], seconds: float) -> sqlite3.Row | None:
+        """``query_one``, or None when it takes longer than ``seconds`` (SQLite interrupts it: nothing waits on it)."""
+        import time
+
+        deadline = time.perf_counter() + seconds
+        with self._lock:
+            self._conn.set_progress_handler(lambda: time.perf_counter() > deadline, 10_000)
+            try:
+                return self._conn.execute(sql, params).fetchone()
+            except sqlite3.OperationalError as exc:
+                if "interrupted" in str(exc):
+                    return None
+                raise
+            except sqlite3.DatabaseError as exc:
+                if is_damage(exc):
+                    raise damaged(self.path, exc) from None
+                raise
+            finally:
+                self._conn.set_progress_handler(None, 0)
+
     def query_one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         with self._lock:
             try:

@@ -178,6 +178,8 @@ def _salvage_table(src: sqlite3.Connection, dst: sqlite3.Connection, table: str)
     return saved, lost
 
 
+CACHES = ("metric_summaries",)  # derived from other tables, rebuilt when read: not salvaged
+
 ORPHANS = (  # rows that belong to a row that was lost: they would otherwise attach to a new run with its id
     ("run_tags", "run NOT IN (SELECT id FROM runs)"),
     ("run_params", "run NOT IN (SELECT id FROM runs)"),
@@ -224,6 +226,8 @@ def salvage(damaged: Path, target: Path) -> tuple[list[tuple[str, int, bool]], s
         except sqlite3.DatabaseError:
             tables = []
         for table in tables:
+            if table in CACHES:
+                continue
             saved, lost = _salvage_table(src, dst, table)
             results.append((table, saved, lost))
         dropped = _drop_orphans(dst)

@@ -110,6 +110,43 @@ class RunRows:
     def get_run(self, run_id: str) -> sqlite3.Row | None:
         return self.query_one(f"SELECT {self._RUN_COLUMNS} FROM {self._RUN_FROM} WHERE r.run_id=?", (run_id,))
 
+    def _run_filters(self, experiment, status, parent_run_id, top_level, compute, tags) -> tuple[str, list[str], list]:
+        """(FROM clause, conditions, parameters) of a run query. With a tag of a given value, the query starts from
+        the tag index (key, value, run): its runs come newest first, so a page stops early, whatever the filter
+        matches; other filters are checked per run along the way."""
+        source, where, params = "runs r", [], []
+        tags = dict(tags or {})
+        driving = next((k for k, v in tags.items() if v is not None), None)
+        if driving is not None:
+            source = "run_tags d JOIN runs r ON r.id=d.run"
+            where.append("d.key=? AND d.value=?")
+            params += [driving, tags.pop(driving)]
+        if experiment is not None:
+            where.append("r.experiment_id=(SELECT id FROM experiments WHERE name=?)")
+            params.append(experiment)
+        if parent_run_id is not None:
+            where.append("r.parent_id=(SELECT id FROM runs WHERE run_id=?)")
+            params.append(parent_run_id)
+        elif top_level:
+            # runs that are not over are few: find them by status (a unary + keeps SQLite off the parent index)
+            rare = bool(status) and not set(status) & {"Completed", "Failed", "Canceled"}
+            where.append("+r.parent_id IS NULL" if rare else "r.parent_id IS NULL")
+        if status:
+            status = list(status)
+            where.append(f"r.status IN ({','.join('?' * len(status))})")
+            params.extend(status)
+        if compute is not None:
+            where.append("r.compute=?")
+            params.append(compute)
+        for key, value in tags.items():
+            if value is None:  # the tag is set, whatever its value
+                where.append("EXISTS(SELECT 1 FROM run_tags t WHERE t.run=r.id AND t.key=?)")
+                params.append(key)
+            else:
+                where.append("EXISTS(SELECT 1 FROM run_tags t WHERE t.run=r.id AND t.key=? AND t.value=?)")
+                params += [key, value]
+        return source, where, params
+
     def list_runs(
         self,
         *,
@@ -118,44 +155,39 @@ class RunRows:
         parent_run_id: str | None = None,
         top_level: bool = True,
         compute: str | None = None,
+        tags: dict[str, str | None] | None = None,
         limit: int | None = 100,
         offset: int = 0,
     ) -> list[sqlite3.Row]:
-        where, params = [], []
-        if experiment is not None:
-            where.append("e.name=?")
-            params.append(experiment)
-        if parent_run_id is not None:
-            where.append("r.parent_id=(SELECT id FROM runs WHERE run_id=?)")
-            params.append(parent_run_id)
-        elif top_level:
-            where.append("r.parent_id IS NULL")
-        if status:
-            status = list(status)
-            where.append(f"r.status IN ({','.join('?' * len(status))})")
-            params.extend(status)
-        if compute is not None:
-            where.append("r.compute=?")
-            params.append(compute)
-        sql = f"SELECT {self._RUN_COLUMNS} FROM {self._RUN_FROM}"
+        """Runs newest first. The page is walked newest first through an index and stops when full, so a page costs
+        about the same in a workspace of a thousand runs and of a million."""
+        source, where, params = self._run_filters(experiment, status, parent_run_id, top_level, compute, tags)
+        order = "d.run" if source.startswith("run_tags") else "r.id"
+        page = f"SELECT r.id FROM {source}"
         if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY r.id DESC"
+            page += " WHERE " + " AND ".join(where)
+        page += f" ORDER BY {order} DESC"
         if limit is not None:
-            sql += " LIMIT ? OFFSET ?"
+            page += " LIMIT ? OFFSET ?"
             params += [limit, offset]
-        return self.query(sql, params)
+        return self.query(f"SELECT {self._RUN_COLUMNS} FROM {self._RUN_FROM} WHERE r.id IN ({page}) ORDER BY r.id DESC",
+                          params)
 
-    def count_runs(self, *, experiment: str | None = None, status: Iterable[str] | None = None) -> int:
-        where, params = ["r.parent_id IS NULL"], []
-        if experiment is not None:
-            where.append("e.name=?")
-            params.append(experiment)
-        if status:
-            status = list(status)
-            where.append(f"r.status IN ({','.join('?' * len(status))})")
-            params.extend(status)
-        return self.query_one(f"SELECT COUNT(*) FROM {self._RUN_FROM} WHERE " + " AND ".join(where), params)[0]
+    def count_runs(self, *, experiment: str | None = None, status: Iterable[str] | None = None,
+                   tags: dict[str, str | None] | None = None, cap: int | None = None,
+                   within: float | None = None) -> int | None:
+        """How many top-level runs match; with ``cap``, counting stops there (the answer is then ``cap``: "at least");
+        with ``within`` seconds, None when counting would take longer."""
+        source, where, params = self._run_filters(experiment, status, None, True, None, tags)
+        inner = f"SELECT 1 FROM {source} WHERE " + " AND ".join(where)
+        if cap is not None:
+            inner += " LIMIT ?"
+            params.append(cap)
+        sql = f"SELECT COUNT(*) FROM ({inner})"
+        if within is None:
+            return self.query_one(sql, params)[0]
+        row = self.query_one_within(sql, params, within)
+        return None if row is None else row[0]
 
     def run_ids(self) -> list[str]:
         return [r[0] for r in self.query("SELECT run_id FROM runs ORDER BY id DESC LIMIT 5000")]

@@ -123,4 +123,19 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN user_start TEXT;
     ALTER TABLE deployments ADD COLUMN server_start TEXT;
     """,
+    # runs by tag, newest first: a tag filter walks this index backwards and stops at a page
+    """
+    CREATE INDEX IF NOT EXISTS run_tags_by_value ON run_tags(key, value, run);
+    """,
+    # a cache of scalar series for display: per block of `base` points (a power of two), its minimum and maximum
+    # points, packed like metric_chunks (index, step, time and value arrays), `count` blocks to a page row. Written
+    # by readers of long series (store.summaries), derived from metric_chunks, never the only copy of anything:
+    # the doctor's salvage leaves it behind and it is rebuilt on the next read.
+    """
+    CREATE TABLE IF NOT EXISTS metric_summaries(
+        key_id INTEGER NOT NULL, base INTEGER NOT NULL, page INTEGER NOT NULL, count INTEGER NOT NULL,
+        lo_i BLOB NOT NULL, lo_s BLOB NOT NULL, lo_t BLOB NOT NULL, lo_v BLOB NOT NULL,
+        hi_i BLOB NOT NULL, hi_s BLOB NOT NULL, hi_t BLOB NOT NULL, hi_v BLOB NOT NULL,
+        PRIMARY KEY(key_id, base, page)) WITHOUT ROWID;
+    """,
 ]

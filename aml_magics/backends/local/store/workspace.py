@@ -20,7 +20,8 @@ class WorkspaceRows:
         return self.query(
             """SELECT e.name, e.created,
                       (SELECT COUNT(*) FROM runs r WHERE r.experiment_id=e.id AND r.parent_id IS NULL) AS run_count,
-                      (SELECT MAX(r.created) FROM runs r WHERE r.experiment_id=e.id) AS last_run
+                      (SELECT created FROM runs WHERE id=(SELECT MAX(r.id) FROM runs r WHERE r.experiment_id=e.id))
+                          AS last_run
                FROM experiments e ORDER BY e.name"""
         )
 

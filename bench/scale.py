@@ -1,0 +1,299 @@
+"""Scale benchmark: a workspace of a year of runs — 1,000,000 runs and 100,000,000 points (--quick: 20,000 runs).
+
+    python bench/scale.py [--quick] [--json PATH] [--keep DIR]
+
+The workspace is written straight into the store's tables (a million runs through the API would take hours), in
+the layout our writers produce: every run with a status, two tags, a parameter and a 90-point "loss" series, and
+one run with a 10,000,000-point series (--quick: 1,000,000), logged in flushes of 10,000 points.
+- runs_list_p50_ms: ``%aml runs --status Completed --tag team=c`` (a page of 50, newest first, rendered as HTML)
+  in an IPython shell; anchor: the same page by one raw sqlite3 query on the same file;
+- runs_route_p99_ms: the sidebar's ``GET /aml/api/runs?limit=50`` on a real Jupyter server, 300 requests;
+- open_workspace_s: ``%load_ext aml_magics`` + ``%aml`` in a fresh process on this workspace;
+- doctor_s: ``python -m aml_magics doctor`` on it;
+- series_first_paint_s: a run dashboard (RunDetails) of the long series, built and its chart pushed (warm: the
+  second one); metrics_route_p99_ms: ``GET /aml/api/runs/RUN/metrics`` of it (≤ 2,000 points), 100 requests;
+  anchor: reading the series' points with numpy straight from the file;
+- sweep_overhead_per_trial_s: a sweep of 1,000 empty trials (--quick: 12) at --parallel = cores; wall × parallel /
+  trials (each trial's process start included), and the same over the first and the last quarter of the trials
+  (a controller whose tick grows with finished trials shows there).
+Scoring with several workers (scoring_workers, scoring_scaling_efficiency, scoring_vs_azmlinfsrv) is null:
+scoring services have one worker process today.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
+from _common import print_table, ratio, write_json  # noqa: E402
+
+POINTS_PER_RUN = 90
+FLUSH = 10_000
+
+
+def percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def seed(ws: Path, n_runs: int, long_points: int) -> str:
+    """Fill a workspace through the store's own schema; returns the id of the run with the long series."""
+    from aml_magics.core.client import Client
+
+    client = Client(ws)
+    store = client.backend.store
+    conn = store._conn
+    now = time.time()
+    exps = [store.ensure_experiment(f"exp-{i}") for i in range(20)]
+    statuses = ["Completed"] * 90 + ["Failed"] * 7 + ["Canceled"] * 3
+    steps = array("q", range(POINTS_PER_RUN)).tobytes()
+    batch = 20_000
+    for start in range(0, n_runs, batch):
+        runs, hist, tags, params, keys, chunks = [], [], [], [], [], []
+        for i in range(start, min(n_runs, start + batch)):
+            pk = i + 1
+            status = statuses[i % 100]
+            t = now - n_runs + i
+            runs.append((pk, f"run_{i:07d}", exps[i % 20], f"run {i}", status, t, t, t + 1))
+            hist += [(pk, "Running", t), (pk, status, t + 1)]
+            tags += [(pk, "team", "abcdefghij"[i % 10]), (pk, "seed", str(i % 7))]
+            params.append((pk, "lr", str(0.001 * (i % 13))))
+            keys.append((pk, pk, "loss"))
+            vals = array("d", (1.0 / (j + 1 + i % 5) for j in range(POINTS_PER_RUN))).tobytes()
+            stamps = array("d", (t + j * 0.001 for j in range(POINTS_PER_RUN))).tobytes()
+            chunks.append((pk, 0, POINTS_PER_RUN, steps, stamps, vals))
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO runs(id, run_id, experiment_id, display_name, kind, compute, status, created, "
+                         "started, ended, spec) VALUES(?,?,?,?,'cell','local',?,?,?,?,'{}')", runs)
+        conn.executemany("INSERT INTO status_history(run, status, ts) VALUES(?,?,?)", hist)
+        conn.executemany("INSERT INTO run_tags(run, key, value) VALUES(?,?,?)", tags)
+        conn.executemany("INSERT INTO run_params(run, key, value) VALUES(?,?,?)", params)
+        conn.executemany("INSERT INTO metric_keys(id, run, name, kind) VALUES(?,?,?,'scalar')", keys)
+        conn.executemany("INSERT INTO metric_chunks VALUES(?,?,?,?,?,?)", chunks)
+        conn.execute("COMMIT")
+    long_id = "long_series"
+    pk = store.create_run(long_id, "long", "cell", compute="local", status="Completed", display_name="long series")
+    key = store.metric_key(pk, "curve", "scalar")
+    import numpy as np
+
+    for first in range(0, long_points, FLUSH):
+        s = np.arange(first, first + FLUSH, dtype="<i8")
+        v = np.sin(s / 5000.0) + (s % 997) * 1e-4
+        with store.write() as c:
+            c.execute("INSERT INTO metric_chunks VALUES(?,?,?,?,?,?)",
+                      (key, first, FLUSH, s.tobytes(), (now + s * 1e-3).tobytes(), v.tobytes()))
+    return long_id
+
+
+def runs_list(ws: Path, repeats: int) -> tuple[float, float, int]:
+    """(p50 ms of the magic, p50 ms of the raw sqlite3 page, rows) for a page of 50 by status and tag."""
+    os.environ["AML_MAGICS_WORKSPACE"] = str(ws)
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "aml_magics")
+    times, rows = [], 0
+    for i in range(repeats + 2):
+        t = time.perf_counter()
+        page = ip.run_line_magic("aml", "runs --status Completed --tag team=c --limit 50")
+        page._repr_html_()
+        if i >= 2:
+            times.append((time.perf_counter() - t) * 1000)
+        rows = len(page.infos)
+    raw = sqlite3.connect(ws / "aml.db")
+    sql = ("SELECT r.run_id, r.status, r.created, r.ended FROM runs r JOIN run_tags t ON t.run=r.id AND t.key='team' "
+           "AND t.value='c' WHERE r.status='Completed' AND r.parent_id IS NULL ORDER BY r.id DESC LIMIT 50")
+    raw_times = []
+    for i in range(repeats + 2):
+        t = time.perf_counter()
+        raw.execute(sql).fetchall()
+        if i >= 2:
+            raw_times.append((time.perf_counter() - t) * 1000)
+    raw.close()
+    return statistics.median(times), statistics.median(raw_times), rows
+
+
+def open_workspace(ws: Path) -> float:
+    code = ("import time\nfrom IPython.core.interactiveshell import InteractiveShell\nip = InteractiveShell.instance()\n"
+            "t = time.perf_counter(); ip.run_line_magic('load_ext', 'aml_magics'); ip.run_line_magic('aml', '')\n"
+            "print(time.perf_counter() - t)")
+    best = []
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                             env=dict(os.environ, AML_MAGICS_WORKSPACE=str(ws)))
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-3000:])
+        best.append(float(out.stdout.strip().splitlines()[-1]))
+    return statistics.median(best)
+
+
+def doctor(ws: Path) -> float:
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "aml_magics", "doctor"], capture_output=True, text=True, timeout=3600,
+                         env=dict(os.environ, AML_MAGICS_WORKSPACE=str(ws)))
+    if out.returncode not in (0, 1):
+        raise RuntimeError(out.stdout[-2000:] + out.stderr[-2000:])
+    return time.perf_counter() - t
+
+
+def first_paint(ws: Path, run_id: str) -> tuple[float, float, int]:
+    """(cold s, warm s, points charted) of a dashboard of the long series, and the raw read for the anchor."""
+    from aml_magics.core.client import Client
+    from aml_magics.widgets.run_details import RunDetails
+
+    client = Client(ws)
+    out = []
+    for _ in range(2):
+        t = time.perf_counter()
+        d = RunDetails(run_id, client)
+        d.update(force=True)
+        out.append(time.perf_counter() - t)
+        charted = len(d.chart.series("curve", "long series"))
+        d.close()
+    return out[0], out[1], charted
+
+
+def raw_series_read(ws: Path, run_id: str) -> float:
+    import numpy as np
+
+    db = sqlite3.connect(ws / "aml.db")
+    t = time.perf_counter()
+    vals = [np.frombuffer(v, "<f8") for (v,) in db.execute(
+        "SELECT c.vals FROM metric_chunks c JOIN metric_keys k ON k.id=c.key_id JOIN runs r ON r.id=k.run "
+        "WHERE r.run_id=? ORDER BY c.first_index", (run_id,))]
+    np.concatenate(vals)
+    db.close()
+    return time.perf_counter() - t
+
+
+def routes(root: Path, long_id: str, n_requests: int) -> tuple[float, float, float]:
+    """(runs route p99 ms, runs route p50 ms, metrics route p99 ms) on a real Jupyter server."""
+    import requests
+
+    from tests.browser.lab import jupyterlab
+
+    with jupyterlab(root) as lab:
+        s = requests.Session()
+        headers = {"Authorization": f"token {lab['token']}"}
+        url = f"{lab['base']}/aml/api"
+        for _ in range(10):
+            s.get(f"{url}/runs?limit=50", headers=headers).raise_for_status()
+        times = []
+        for _ in range(n_requests):
+            t = time.perf_counter()
+            r = s.get(f"{url}/runs?limit=50", headers=headers)
+            times.append((time.perf_counter() - t) * 1000)
+            assert r.status_code == 200 and len(r.json()["runs"]) == 50, r.text[:300]
+        series = []
+        for i in range(max(20, n_requests // 3) + 1):
+            t = time.perf_counter()
+            r = s.get(f"{url}/runs/{long_id}/metrics", headers=headers)
+            if i:  # the first read writes the summaries (measured as series_first_paint cold)
+                series.append((time.perf_counter() - t) * 1000)
+            body = r.json()["series"]["curve"]
+            assert len(body["values"]) <= 2000 and body["downsampled"], body.get("total")
+    return percentile(times, 99), statistics.median(times), percentile(series, 99)
+
+
+SWEEP_CELL = """
+from aml_magics import Run
+x = uniform(0, 1)
+Run.get_context().log("x", x)
+"""
+
+
+def sweep(trials: int, parallel: int) -> tuple[float, float, float]:
+    """(overhead per trial, first quarter's, last quarter's), seconds: wall × parallel / trials."""
+    from aml_magics.core.client import Client
+    from aml_magics.core.types import RunSubmission
+    from aml_magics.sweep.settings import sweep_submission
+    from aml_magics.sweep.space import parse_cell
+
+    client = Client(Path(tempfile.mkdtemp(prefix="bench-scale-sweep-")))
+    client.computes.create("cores", max_concurrent=parallel)
+    folder = Path(tempfile.mkdtemp(prefix="bench-scale-src-"))
+    space, spans = parse_cell(SWEEP_CELL)
+    trial = RunSubmission(kind="cell", experiment="scale-sweep", source_dir=folder, entry="__cell__.py",
+                          code=SWEEP_CELL, compute="cores")
+    sub = sweep_submission(trial, space, primary_metric="x", max_trials=trials, parallel=parallel, seed=0, spans=spans)
+    t = time.time()
+    run = client.runs.submit(sub)
+    info = client.runs.wait(run.id)
+    if info.status != "Completed":
+        raise SystemExit(f"sweep {run.id} ended {info.status}: {info.error}")
+    wall = info.ended - t
+    ends = sorted(c.ended for c in client.runs.children(run.id).infos)
+    q = max(1, len(ends) // 4)
+    first = (ends[q - 1] - t) * parallel / q
+    last = (ends[-1] - ends[-q - 1]) * parallel / q
+    return wall * parallel / trials, first, last
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="20,000 runs, a 1,000,000-point series, 12 sweep trials")
+    p.add_argument("--json", metavar="PATH")
+    p.add_argument("--keep", metavar="DIR", help="build (or reuse) the workspace here and keep it")
+    args = p.parse_args()
+    n_runs = 20_000 if args.quick else 1_000_000
+    long_points = 1_000_000 if args.quick else 10_000_000
+    trials = 12 if args.quick else 1000
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    ws = root / "ws"
+    figures: dict = {"scale_runs": n_runs, "scale_points": n_runs * POINTS_PER_RUN + long_points}
+    if not (ws / "aml.db").exists():
+        t = time.perf_counter()
+        seed(ws, n_runs, long_points)
+        print(f"workspace written in {time.perf_counter() - t:.0f} s: {ws}")
+    long_id = "long_series"
+    figures["open_workspace_s"] = open_workspace(ws)
+    cold, warm, charted = first_paint(ws, long_id)
+    figures["series_first_paint_cold_s"], figures["series_first_paint_s"] = cold, warm
+    figures["series_raw_read_s"] = raw_series_read(ws, long_id)
+    figures["runs_list_p50_ms"], figures["runs_list_sqlite_p50_ms"], rows = runs_list(ws, 10 if args.quick else 30)
+    figures["runs_route_p99_ms"], figures["runs_route_p50_ms"], figures["metrics_route_p99_ms"] = \
+        routes(root, long_id, 100 if args.quick else 300)
+    figures["doctor_s"] = doctor(ws)
+    parallel = os.cpu_count() or 1
+    figures["sweep_trials"] = trials
+    figures["sweep_parallel"] = parallel
+    (figures["sweep_overhead_per_trial_s"], figures["sweep_overhead_first_quarter_s"],
+     figures["sweep_overhead_last_quarter_s"]) = sweep(trials, parallel)
+    figures.update(scoring_workers=None, scoring_scaling_efficiency=None, scoring_vs_azmlinfsrv=None)
+    size = f"{n_runs:,} runs, {figures['scale_points']:,} points"
+    print_table(f"Scale: {size}", [
+        ("%aml runs --status --tag (page of 50, HTML) p50", f"{figures['runs_list_p50_ms']:.1f} ms",
+         f"sqlite3 raw page {figures['runs_list_sqlite_p50_ms']:.2f} ms",
+         ratio(figures["runs_list_p50_ms"], figures["runs_list_sqlite_p50_ms"]), "≤ 50 ms"),
+        ("GET /aml/api/runs?limit=50 p50 / p99", f"{figures['runs_route_p50_ms']:.1f} / "
+         f"{figures['runs_route_p99_ms']:.1f} ms", "", "", "p99 ≤ 100 ms"),
+        ("%load_ext + %aml (fresh process)", f"{figures['open_workspace_s']:.2f} s", "", "", "≤ 0.3 s"),
+        ("python -m aml_magics doctor", f"{figures['doctor_s']:.1f} s", "", "", "stated"),
+        (f"dashboard of a {long_points:,}-point series, warm (cold)",
+         f"{figures['series_first_paint_s']:.3f} s ({cold:.2f} s)",
+         f"numpy read of its values {figures['series_raw_read_s']:.2f} s",
+         ratio(figures["series_first_paint_s"], figures["series_raw_read_s"]), "≤ 0.5 s"),
+        ("GET metrics of that series p99", f"{figures['metrics_route_p99_ms']:.1f} ms",
+         f"{charted:,} points charted", "", "≤ 100 ms"),
+        (f"sweep of {trials} empty trials, --parallel {parallel}: per trial",
+         f"{figures['sweep_overhead_per_trial_s'] * 1000:.0f} ms",
+         f"first / last quarter {figures['sweep_overhead_first_quarter_s'] * 1000:.0f} / "
+         f"{figures['sweep_overhead_last_quarter_s'] * 1000:.0f} ms",
+         ratio(figures["sweep_overhead_last_quarter_s"], figures["sweep_overhead_first_quarter_s"]), "≤ 50 ms"),
+        ("scoring --workers N", "not implemented", "", "", "≥ 0.7 × N"),
+    ])
+    write_json("scale", figures, args.json)
+
+
+if __name__ == "__main__":
+    main()
