@@ -16,12 +16,13 @@ one run with a 10,000,000-point series (--quick: 1,000,000), logged in flushes o
 - sweep_overhead_per_trial_s: a sweep of 1,000 empty trials (--quick: 12) at --parallel = cores; wall × parallel /
   trials (each trial's process start included), and the same over the first and the last quarter of the trials
   (a controller whose tick grows with finished trials shows there).
-Scoring with several workers (scoring_workers, scoring_scaling_efficiency, scoring_vs_azmlinfsrv) is null:
-scoring services have one worker process today.
+- scoring_scaling_efficiency: requests/s of a scoring service with ``--workers`` = cores over cores × one worker's
+  (wrk, 8 connections, on the same cores); scoring_vs_azmlinfsrv: against azmlinfsrv with as many workers.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sqlite3
 import statistics
@@ -239,6 +240,55 @@ def sweep(trials: int, parallel: int) -> tuple[float, float, float]:
     return wall * parallel / trials, first, last
 
 
+def scoring_workers(workers: int, seconds: int) -> dict:
+    """requests/s of a scoring service with 1 and ``workers`` workers, and of azmlinfsrv with ``workers`` (wrk, 8
+    connections; the digits LogisticRegression of bench/scoring.py)."""
+    import signal
+
+    import joblib
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    from aml_magics.core.client import Client
+    from scoring import SCORE, free_port, wait_http, wrk
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-scale-scoring-"))
+    client = Client(tmp / "ws")
+    X, y = load_digits(return_X_y=True)
+    model_dir = tmp / "model"
+    model_dir.mkdir()
+    joblib.dump(LogisticRegression(max_iter=1000).fit(X, y), model_dir / "model.pkl")
+    (tmp / "score.py").write_text(SCORE)
+    client.models.register("digits", model_dir / "model.pkl")
+    body = json.dumps({"data": X[:1].tolist()})
+    out = {}
+    for n in (1, workers):
+        svc = client.deployments.create(f"scale-{n}", "digits", score=tmp / "score.py", workers=n)
+        wrk(svc.scoring_uri, body, svc.get_keys()[0], 1)  # warm
+        out[f"ours_{n}"], _ = wrk(svc.scoring_uri, body, svc.get_keys()[0], seconds)
+        svc.delete()
+    try:
+        import azureml_inference_server_http  # noqa: F401
+    except ImportError:
+        out["azmlinfsrv"] = None
+        return out
+    (tmp / "wrapper.py").write_text(
+        "import os, sys\nos.environ['AZUREML_ENTRY_SCRIPT'] = sys.argv[1]\nos.environ['AZUREML_MODEL_DIR'] = sys.argv[2]\n"
+        "from azureml_inference_server_http import amlserver_linux\n"
+        "amlserver_linux.run('127.0.0.1', int(sys.argv[3]), int(sys.argv[4]))\n")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(tmp / "wrapper.py"), str(tmp / "score.py"), str(model_dir), str(port),
+                             str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/")
+        wrk(f"http://127.0.0.1:{port}/score", body, None, 1)
+        out["azmlinfsrv"], _ = wrk(f"http://127.0.0.1:{port}/score", body, None, seconds)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="20,000 runs, a 1,000,000-point series, 12 sweep trials")
@@ -269,7 +319,11 @@ def main() -> None:
     figures["sweep_parallel"] = parallel
     (figures["sweep_overhead_per_trial_s"], figures["sweep_overhead_first_quarter_s"],
      figures["sweep_overhead_last_quarter_s"]) = sweep(trials, parallel)
-    figures.update(scoring_workers=None, scoring_scaling_efficiency=None, scoring_vs_azmlinfsrv=None)
+    rps = scoring_workers(parallel, 3 if args.quick else 15)
+    figures.update(scoring_workers=parallel, scoring_rps_1=rps["ours_1"], scoring_rps_n=rps[f"ours_{parallel}"],
+                   scoring_azmlinfsrv_rps_n=rps["azmlinfsrv"],
+                   scoring_scaling_efficiency=rps[f"ours_{parallel}"] / (parallel * rps["ours_1"]),
+                   scoring_vs_azmlinfsrv=rps[f"ours_{parallel}"] / rps["azmlinfsrv"] if rps["azmlinfsrv"] else None)
     size = f"{n_runs:,} runs, {figures['scale_points']:,} points"
     print_table(f"Scale: {size}", [
         ("%aml runs --status --tag (page of 50, HTML) p50", f"{figures['runs_list_p50_ms']:.1f} ms",
@@ -290,7 +344,12 @@ def main() -> None:
          f"first / last quarter {figures['sweep_overhead_first_quarter_s'] * 1000:.0f} / "
          f"{figures['sweep_overhead_last_quarter_s'] * 1000:.0f} ms",
          ratio(figures["sweep_overhead_last_quarter_s"], figures["sweep_overhead_first_quarter_s"]), "≤ 50 ms"),
-        ("scoring --workers N", "not implemented", "", "", "≥ 0.7 × N"),
+        (f"scoring --workers {parallel}: requests/s", f"{figures['scoring_rps_n']:,.0f}",
+         f"--workers 1: {figures['scoring_rps_1']:,.0f}", f"{figures['scoring_scaling_efficiency']:.2f} of {parallel}×",
+         "≥ 0.7"),
+        (f"  vs azmlinfsrv with {parallel} workers", f"{figures['scoring_rps_n']:,.0f}",
+         f"{figures['scoring_azmlinfsrv_rps_n'] or 0:,.0f}",
+         f"{figures['scoring_vs_azmlinfsrv']:.2f}x" if figures["scoring_vs_azmlinfsrv"] else "n/a", "≥ 4×"),
     ])
     write_json("scale", figures, args.json)
 

@@ -262,8 +262,10 @@ class DeploymentsBackend(ABC):
     @abstractmethod
     def deploy(self, name: str, models: list[tuple[str, int | None]], score_path: Path | None, *, host: str,
                port: int | None, auth: bool, update: bool, timeout: float, request_timeout_s: float,
-               max_body_bytes: int, environment: str | None, instance_type: str | None) -> "DeploymentInfo":
-        """Deploy (or, with ``update``, swap in place) and return once it answers; one at a time per name."""
+               max_body_bytes: int, environment: str | None, instance_type: str | None,
+               workers: int = 1) -> "DeploymentInfo":
+        """Deploy (or, with ``update``, swap in place) and return once it answers; one at a time per name.
+        ``workers``: how many processes serve it."""
 
     @abstractmethod
     def get(self, name: str) -> "DeploymentInfo":

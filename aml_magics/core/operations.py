@@ -589,13 +589,15 @@ class DeploymentOperations(_Operations):
     def create(self, name: str | None, models: list[str] | str, *, score: str | os.PathLike | None = None,
                host: str = "127.0.0.1", port: int | None = None, auth: bool = True, update: bool = False,
                timeout: float = 120, request_timeout_s: float = 60.0, max_body_bytes: int = 100 * 1024 * 1024,
-               environment: str | None = None, instance_type: str | None = None):
+               environment: str | None = None, instance_type: str | None = None, workers: int = 1):
         """Deploy (or with ``update`` swap in place); returns when the service is Healthy. ``instance_type``:
-        the VM size of an Azure managed online deployment."""
+        the VM size of an Azure managed online deployment; ``workers``: processes serving it (each runs score.py's
+        ``init()`` and takes requests from the same socket; on Azure, the inference server's WORKER_COUNT)."""
         from .services import Webservice
 
         if request_timeout_s <= 0 or max_body_bytes <= 0:
             raise InvalidInput("request_timeout_s and max_body_bytes must be positive")
+        workers = checks.whole("--workers", workers, 1, MAX_WORKERS)
         capabilities = self._client.capabilities
         if instance_type and not capabilities.instance_types:
             raise not_supported(capabilities, "--instance-type")
@@ -608,7 +610,8 @@ class DeploymentOperations(_Operations):
         self._backend.deployments.deploy(name, refs, Path(score) if score else None, host=host, port=port,
                                          auth=auth, update=update, timeout=timeout,
                                          request_timeout_s=request_timeout_s, max_body_bytes=max_body_bytes,
-                                         environment=environment, instance_type=instance_type)
+                                         environment=environment, instance_type=instance_type,
+                                         **({"workers": workers} if workers != 1 else {}))
         return Webservice(self._client, name)
 
     def get(self, name: str):
@@ -673,6 +676,7 @@ def parse_model_ref(name: str, version: int | str | None = None) -> tuple[str, i
 
 
 MAX_LIST = 100_000  # runs in one listing
+MAX_WORKERS = 64  # processes of one scoring service
 MAX_CONCURRENT = 10_000  # runs at once on one compute target
 
 

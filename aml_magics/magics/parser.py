@@ -320,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=sorted(BACKENDS),
                    help="where the service runs: this workspace's kind (default); azure needs %%aml connect")
     p.add_argument("--instance-type", help="azure: the VM size of the deployment (default Standard_DS3_v2)")
+    p.add_argument("--workers", type=_count(1, 64), default=1,
+                   help="processes serving it, each with its own init() (default 1; about one per core)")
 
     p = sub.add_parser("services", help="deployed services: state, scoring URI, models", add_help=False)
 

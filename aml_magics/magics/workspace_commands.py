@@ -47,7 +47,8 @@ class WorkspaceCommands:
                   f"{'' if not args.no_auth else ' and without a key'}.", file=sys.stderr)
         return self.client.deployments.create(args.name, args.models, score=args.score, host=args.host,
                                               port=args.port, auth=not args.no_auth, update=args.update,
-                                              environment=args.environment, instance_type=args.instance_type)
+                                              environment=args.environment, instance_type=args.instance_type,
+                                              workers=args.workers)
 
     def _cmd_env(self, args):
         envs = self.client.environments

@@ -121,6 +121,64 @@ def test_crashed_server_is_restarted_and_marked_meanwhile(client, digits):
     assert svc.run({"data": digits[:1].tolist()}) == [0]
 
 
+PID_SCORE = textwrap.dedent(
+    """
+    import os
+
+    def init():
+        pass
+
+    def run(raw_data):
+        return {"pid": os.getpid()}
+    """
+)
+
+
+def test_workers_share_the_socket_and_are_restarted_as_one_service(client, digits, tmp_path, ip):
+    from aml_magics.backends.local.procs import is_alive
+
+    (tmp_path / "score.py").write_text(PID_SCORE)
+    svc = ip.run_line_magic("aml", f"deploy digits --name digits-workers --workers 3 --score {tmp_path / 'score.py'}")
+    key = svc.get_keys()[0]
+    supervisor = client.backend.store.query_one("SELECT supervisor_pid FROM deployments WHERE name='digits-workers'")[0]
+
+    def workers() -> set[int]:  # the supervisor's server processes, as /proc lists them
+        found = set()
+        for entry in os.listdir("/proc"):
+            try:
+                ppid = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
+                cmdline = open(f"/proc/{entry}/cmdline").read()
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == supervisor and "aml_magics.scoring.server" in cmdline:
+                found.add(int(entry))
+        return found
+
+    assert len(workers()) == 3
+    seen = set()
+    deadline = time.monotonic() + 30
+    while seen != workers() and time.monotonic() < deadline:  # new connections land on every worker
+        r = requests.post(svc.scoring_uri, data="{}", headers={"Authorization": f"Bearer {key}", "Connection": "close"})
+        assert r.status_code == 200, r.text
+        seen.add(r.json()["pid"])
+    assert seen == workers()
+    before = workers()
+    os.kill(sorted(before)[1], signal.SIGKILL)  # one worker dies: the service comes back with three new ones
+    wait_until(lambda: client.deployments.get_info("digits-workers").restarts >= 1, what="the restart to be counted")
+    wait_until(lambda: client.deployments.get_info("digits-workers").state == "Healthy", timeout=30, what="healthy")
+    wait_until(lambda: len(workers()) == 3 and not workers() & before, timeout=30, what="three new workers")
+    after = workers()
+    assert requests.post(svc.scoring_uri, data="{}", headers={"Authorization": f"Bearer {key}"}).json()["pid"] in after
+    for bad in ("0", "65", "two"):
+        with pytest.raises(UsageError, match="--workers"):
+            ip.run_line_magic("aml", f"deploy digits --name digits-w2 --workers {bad}")
+    with pytest.raises(Exception, match="--workers"):
+        client.deployments.create("digits-w2", "digits", workers=2.5)
+    assert [d.name for d in client.deployments.list()] == ["digits-workers"]
+    ip.run_line_magic("aml", "service digits-workers --delete")
+    assert not any(is_alive(p) for p in after | {supervisor})
+
+
 def test_update_in_place_fails_no_request(client, digits, tmp_path):
     (tmp_path / "score.py").write_text(SCORE)
     svc = client.deployments.create("digits-upd", "digits:1", score=tmp_path / "score.py")

@@ -36,7 +36,7 @@ class AzureDeployments(DeploymentsBackend):
     def deploy(self, name: str, models: list, score_path: Path | None, *, host: str = "", port=None, auth: bool = True,
                update: bool = False, timeout: float = 0, request_timeout_s: float = 60.0,
                max_body_bytes: int = 100 * 1024 * 1024, environment: str | None = None,
-               instance_type: str | None = None):
+               instance_type: str | None = None, workers: int = 1):
         instance_type = instance_type or "Standard_DS3_v2"
         if not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]", name or ""):
             raise InvalidInput(f"endpoint name {name!r}: 3-32 letters, digits and '-', starting with a letter")
@@ -61,6 +61,8 @@ class AzureDeployments(DeploymentsBackend):
             "model": f"{self.b.ws.path}/models/{model.name}/versions/{model.version}",
             "scaleSettings": {"scaleType": "Default"},
         }
+        if workers != 1:  # Azure ML's inference server starts this many worker processes per instance
+            props["environmentVariables"] = {"WORKER_COUNT": str(workers)}
         generated = None
         if score_path is None:
             # a .pkl registered as custom_model needs code and an environment on a managed online endpoint:

@@ -116,15 +116,15 @@ class LocalDeployments(DeploymentsBackend):
     def deploy(self, name: str, models: list, score_path: Path | None, *, host: str, port: int | None,
                auth: bool, update: bool, timeout: float, request_timeout_s: float = 60.0,
                max_body_bytes: int = 100 * 1024 * 1024, environment: str | None = None,
-               instance_type: str | None = None):
+               instance_type: str | None = None, workers: int = 1):
         with self._one_at_a_time(name):
             return self._deploy(name, models, score_path, host=host, port=port, auth=auth, update=update,
                                 timeout=timeout, request_timeout_s=request_timeout_s, max_body_bytes=max_body_bytes,
-                                environment=environment)
+                                environment=environment, workers=workers)
 
     def _deploy(self, name: str, models: list, score_path: Path | None, *, host: str, port: int | None,
                 auth: bool, update: bool, timeout: float, request_timeout_s: float, max_body_bytes: int,
-                environment: str | None):
+                environment: str | None, workers: int = 1):
         import secrets
         import socket
 
@@ -164,7 +164,7 @@ class LocalDeployments(DeploymentsBackend):
         model_dir = str(Path(infos[0].path).parent) if len(infos) == 1 else str(self.backend.path / "models")
         spec = {"entry_script": "score.py", "model_dir": model_dir, "model_paths": model_paths, "host": host,
                 "port": port, "auth": auth, "models": [m.id for m in infos], "timeout_s": request_timeout_s,
-                "max_body": max_body_bytes, "python": python, "environment": environment}
+                "max_body": max_body_bytes, "python": python, "environment": environment, "workers": workers}
         _write_atomic(folder / "score.py", source)
         _write_atomic(folder / "spec.json", json.dumps(spec, indent=2))
         if not (folder / "keys.json").exists():

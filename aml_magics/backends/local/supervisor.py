@@ -8,6 +8,10 @@ A detached process (its own session: it outlives the kernel) that owns one deplo
 * on SIGHUP (an update) starts a new server on the same socket, waits until it is ready, then
   stops the old one gracefully: in-flight requests finish, none fails;
 * on SIGTERM (delete) stops the server, closes the socket and exits.
+
+A service with ``workers`` > 1 (``--workers``) is served by that many server processes sharing the socket (the
+kernel hands each connection to one of them); they start, become ready, are replaced on an update and stopped as
+one group. A worker that dies takes the group with it: the group is restarted, as one server would be.
 """
 from __future__ import annotations
 
@@ -28,6 +32,45 @@ MAX_BACKOFF_S = 30.0
 DRAIN_S = 1.5  # clients with kept-alive connections move to the new server meanwhile
 
 
+class ServerGroup:
+    """The server processes of one service: one, or ``--workers`` of them on the same socket; used where one
+    ``subprocess.Popen`` was (``pid`` is the first worker's)."""
+
+    def __init__(self, procs_: list[subprocess.Popen]):
+        self.procs = procs_
+        self.pid = procs_[0].pid
+
+    @property
+    def returncode(self) -> int | None:
+        return next((p.returncode for p in self.procs if p.returncode is not None), None)
+
+    def poll(self) -> int | None:
+        """The exit code of the first worker that ended, or None while every one runs."""
+        for p in self.procs:
+            code = p.poll()
+            if code is not None:
+                return code
+        return None
+
+    def send_signal(self, sig: int) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(sig)
+
+    def wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for p in self.procs:
+            p.wait(max(0.0, deadline - time.monotonic()))
+
+    def kill(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+
+    def alive(self) -> bool:
+        return any(p.poll() is None for p in self.procs)
+
+
 class Supervisor:
     def __init__(self, workspace: Path, name: str):
         self.workspace, self.name = workspace, name
@@ -35,7 +78,7 @@ class Supervisor:
         self.rows = DeploymentRows(self.store)
         self.dir = workspace / "deployments" / name
         self.spec = json.loads((self.dir / "spec.json").read_text())
-        self.server: subprocess.Popen | None = None
+        self.server: ServerGroup | None = None
         self.stopping = False
         self.update_requested = False
         from ...scoring.logfile import open_private
@@ -54,36 +97,41 @@ class Supervisor:
         sock.set_inheritable(True)
         return sock
 
-    def start_server(self, sock: socket.socket) -> subprocess.Popen:
+    def start_server(self, sock: socket.socket) -> ServerGroup:
         self.spec = json.loads((self.dir / "spec.json").read_text())  # an update may have changed it
-        return subprocess.Popen(
+        workers = max(1, int(self.spec.get("workers") or 1))
+        return ServerGroup([subprocess.Popen(
             [self.spec.get("python") or sys.executable, "-m", "aml_magics.scoring.server", "--dir", str(self.dir),
              "--fd", str(sock.fileno())],
             pass_fds=(sock.fileno(),), stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
             cwd=str(self.dir),
-        )
+        ) for _ in range(workers)])
 
-    def wait_ready(self, proc: subprocess.Popen) -> bool:
-        ready = self.dir / f"ready-{proc.pid}"
+    def wait_ready(self, group: ServerGroup) -> bool:
+        """Whether every worker finished ``init()`` (a worker that exits first: False)."""
+        waiting = {p.pid: self.dir / f"ready-{p.pid}" for p in group.procs}
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline and not self.stopping:
-            if ready.exists():
-                ready.unlink(missing_ok=True)
+            for pid, ready in list(waiting.items()):
+                if ready.exists():
+                    ready.unlink(missing_ok=True)
+                    del waiting[pid]
+            if not waiting:
                 return True
-            if proc.poll() is not None:
+            if group.poll() is not None:
                 return False
             time.sleep(0.02)
         return False
 
-    def stop(self, proc: subprocess.Popen | None, grace: float = 30.0) -> None:
-        if proc is None or proc.poll() is not None:
+    def stop(self, group: ServerGroup | None, grace: float = 30.0) -> None:
+        if group is None or not group.alive():
             return
-        proc.send_signal(signal.SIGTERM)  # uvicorn: stop accepting, finish in-flight requests
+        group.send_signal(signal.SIGTERM)  # uvicorn: stop accepting, finish in-flight requests
         try:
-            proc.wait(grace)
+            group.wait(grace)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            group.kill()
+            group.wait(30)
 
     def last_error(self) -> str | None:
         """The last exception line of the service log ("RuntimeError: cannot load"), for a one-line reason."""
@@ -134,6 +182,7 @@ class Supervisor:
                     self.handoff(sock)
                 code = self.server.poll()
                 if code is not None:
+                    self.stop(self.server, grace=5)  # the group's other workers: finish what they have, then go
                     restarts += 1
                     self.set_state("Unhealthy", f"the service process exited (code {code}); restarting",
                                    restarts=restarts)
@@ -151,7 +200,7 @@ class Supervisor:
         new = self.start_server(sock)
         if self.wait_ready(new):
             old, self.server = self.server, new
-            if old.poll() is None and hasattr(signal, "SIGUSR1"):
+            if old.alive() and hasattr(signal, "SIGUSR1"):
                 old.send_signal(signal.SIGUSR1)  # stop accepting; close kept-alive connections after their answer
                 time.sleep(DRAIN_S)
             self.stop(old)
