@@ -16,6 +16,9 @@ one run with a 10,000,000-point series (--quick: 1,000,000), logged in flushes o
 - sweep_overhead_per_trial_s: a sweep of 1,000 empty trials (--quick: 12) at --parallel = cores; wall × parallel /
   trials (each trial's process start included), and the same over the first and the last quarter of the trials
   (a controller whose tick grows with finished trials shows there).
+- log_growth_*: a run logging 10 metrics a second for 24 h (--quick: 30 min), compressed to 2,000 steps a second,
+  its dashboard polling and the server's metrics route read incrementally: RSS (kB) and file-descriptor growth of
+  the run, the dashboard's and the server's processes over the second half of the day;
 - scoring_scaling_efficiency: requests/s of a scoring service with ``--workers`` = cores over cores × one worker's
   (wrk, 8 connections, on the same cores); scoring_vs_azmlinfsrv: against azmlinfsrv with as many workers.
 """
@@ -159,7 +162,7 @@ def first_paint(ws: Path, run_id: str) -> tuple[float, float, int]:
         d = RunDetails(run_id, client)
         d.update(force=True)
         out.append(time.perf_counter() - t)
-        charted = len(d.chart.series("curve", "long series"))
+        charted = len(d.chart.series("curve", "long series").values)  # points held, not logged
         d.close()
     return out[0], out[1], charted
 
@@ -177,8 +180,8 @@ def raw_series_read(ws: Path, run_id: str) -> float:
     return time.perf_counter() - t
 
 
-def routes(root: Path, long_id: str, n_requests: int) -> tuple[float, float, float]:
-    """(runs route p99 ms, runs route p50 ms, metrics route p99 ms) on a real Jupyter server."""
+def routes(root: Path, long_id: str, n_requests: int, growth_hours: float) -> tuple[float, float, float, dict]:
+    """(runs route p99 ms, runs route p50 ms, metrics route p99 ms, log growth) on a real Jupyter server."""
     import requests
 
     from tests.browser.lab import jupyterlab
@@ -203,7 +206,8 @@ def routes(root: Path, long_id: str, n_requests: int) -> tuple[float, float, flo
                 series.append((time.perf_counter() - t) * 1000)
             body = r.json()["series"]["curve"]
             assert len(body["values"]) <= 2000 and body["downsampled"], body.get("total")
-    return percentile(times, 99), statistics.median(times), percentile(series, 99)
+        growth = log_growth(lab, root / "ws", growth_hours)
+    return percentile(times, 99), statistics.median(times), percentile(series, 99), growth
 
 
 SWEEP_CELL = """
@@ -238,6 +242,76 @@ def sweep(trials: int, parallel: int) -> tuple[float, float, float]:
     first = (ends[q - 1] - t) * parallel / q
     last = (ends[-1] - ends[-q - 1]) * parallel / q
     return wall * parallel / trials, first, last
+
+
+GROWTH = """
+import sys, time
+from aml_magics import Run
+run = Run.get_context()
+steps, per_tick = int(sys.argv[1]), int(sys.argv[2])  # one step a second of the day, 10 metrics each
+step = 0
+while step < steps:
+    for _ in range(per_tick):
+        for k in range(10):
+            run.log(f"metric_{k}", (step % 977) * 0.001 + k, step=step)
+        step += 1
+    time.sleep(0.01)
+"""
+
+
+def _rss_fds(pid) -> tuple[int, int]:
+    rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+               if line.startswith("VmRSS:"))
+    return rss, len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def log_growth(lab: dict, ws: Path, hours: float) -> dict:
+    """A run logging 10 metrics a second for ``hours`` (compressed: 2,000 steps a second), its dashboard polling
+    and the server's metrics route read as the run view reads it (only new points): memory and file descriptors of
+    the three processes over the second half of the day (after warm-up), in kB and count."""
+    import requests
+
+    from aml_magics.core.client import Client
+    from aml_magics.core.types import RunSubmission
+    from aml_magics.widgets.run_details import RunDetails
+
+    client = Client(ws)
+    src = Path(tempfile.mkdtemp(prefix="bench-scale-growth-"))
+    (src / "growth.py").write_text(GROWTH)
+    steps = int(hours * 3600)
+    run = client.runs.submit(RunSubmission(kind="script", experiment="growth", source_dir=src, entry="growth.py",
+                                           args=[str(steps), "20"]))
+    deadline = time.time() + 120
+    while not client.backend.store.get_run(run.id)["user_pid"] and time.time() < deadline:
+        time.sleep(0.05)
+    pid = client.backend.store.get_run(run.id)["user_pid"]
+    dashboard = RunDetails(run.id, client, live=False)
+    session = requests.Session()
+    headers = {"Authorization": f"token {lab['token']}"}
+    url = f"{lab['base']}/aml/api/runs/{run.id}/metrics"
+    cursors: dict[str, int] = {}
+    samples = []
+    while client.runs.get(run.id).status in ("NotStarted", "Queued", "Starting", "Running"):
+        dashboard.poll()
+        since = ",".join(f"{k}:{v}" for k, v in cursors.items())
+        body = session.get(url + (f"?since={since}" if since else ""), headers=headers).json()["series"]
+        cursors.update({k: v["cursor"] for k, v in body.items()})
+        try:
+            samples.append((cursors.get("metric_0", 0), _rss_fds(pid), _rss_fds("self"), _rss_fds(lab["pid"])))
+        except (FileNotFoundError, StopIteration):  # the run process has just ended
+            break
+        time.sleep(0.2)
+    info = client.runs.wait(run.id, timeout=300)
+    dashboard.close()
+    if info.status != "Completed":
+        raise RuntimeError(f"the logging run ended {info.status}: {info.error}")
+    half = [s for s in samples if s[0] >= steps // 2] or samples[-1:]
+    first, last = half[0], half[-1]
+    out = {"steps": steps, "points": steps * 10}
+    for i, who in ((1, "run"), (2, "dashboard"), (3, "server")):
+        out[f"{who}_rss_growth_kb"] = last[i][0] - first[i][0]
+        out[f"{who}_fd_growth"] = last[i][1] - first[i][1]
+    return out
 
 
 def scoring_workers(workers: int, seconds: int) -> dict:
@@ -311,8 +385,9 @@ def main() -> None:
     figures["series_first_paint_cold_s"], figures["series_first_paint_s"] = cold, warm
     figures["series_raw_read_s"] = raw_series_read(ws, long_id)
     figures["runs_list_p50_ms"], figures["runs_list_sqlite_p50_ms"], rows = runs_list(ws, 10 if args.quick else 30)
-    figures["runs_route_p99_ms"], figures["runs_route_p50_ms"], figures["metrics_route_p99_ms"] = \
-        routes(root, long_id, 100 if args.quick else 300)
+    figures["runs_route_p99_ms"], figures["runs_route_p50_ms"], figures["metrics_route_p99_ms"], growth = \
+        routes(root, long_id, 100 if args.quick else 300, 0.5 if args.quick else 24)
+    figures.update({f"log_growth_{k}": v for k, v in growth.items()})
     figures["doctor_s"] = doctor(ws)
     parallel = os.cpu_count() or 1
     figures["sweep_trials"] = trials
@@ -344,6 +419,11 @@ def main() -> None:
          f"first / last quarter {figures['sweep_overhead_first_quarter_s'] * 1000:.0f} / "
          f"{figures['sweep_overhead_last_quarter_s'] * 1000:.0f} ms",
          ratio(figures["sweep_overhead_last_quarter_s"], figures["sweep_overhead_first_quarter_s"]), "≤ 50 ms"),
+        (f"a run logging {growth['steps'] // 3600} h of 10 metrics/s (compressed): RSS growth over the 2nd half",
+         f"run {growth['run_rss_growth_kb']:,} kB · dashboard {growth['dashboard_rss_growth_kb']:,} kB · "
+         f"server {growth['server_rss_growth_kb']:,} kB",
+         f"fds {growth['run_fd_growth']:+d} / {growth['dashboard_fd_growth']:+d} / {growth['server_fd_growth']:+d}",
+         "", "flat"),
         (f"scoring --workers {parallel}: requests/s", f"{figures['scoring_rps_n']:,.0f}",
          f"--workers 1: {figures['scoring_rps_1']:,.0f}", f"{figures['scoring_scaling_efficiency']:.2f} of {parallel}×",
          "≥ 0.7"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -46,6 +47,11 @@ class SeriesUpdate:
 
 @dataclass
 class DownsampledSeries:
+    """A series of any length in bounded memory: once it holds more than ``4 × limit`` points, every complete block
+    of ``bucket_size()`` points is kept as its minimum and maximum point only (``compact``). Display buckets are
+    powers of two at least that large, so what any later bucket shows is exactly what the raw points would show:
+    a 24-hour run's dashboard keeps a few thousand points, not every one."""
+
     limit: int = 2000
     # packed arrays: 24 bytes a point instead of ~100 for three lists of Python numbers
     steps: array = field(default_factory=lambda: array("q"))
@@ -56,6 +62,13 @@ class DownsampledSeries:
     _last_n: int = -1
     vmin: float = math.inf  # extremes of the finite values, kept as points arrive
     vmax: float = -math.inf
+    compact: bool = True
+    # the compacted prefix: the first ``kept`` points held are min/max points whose original indices are ``index``;
+    # the points held after them are every point from original index ``raw_start`` on
+    index: array = field(default_factory=lambda: array("q"))
+    kept: int = 0
+    raw_start: int = 0
+    block: int = 0  # the block size the prefix was compacted at
 
     def extend(self, steps: Iterable[int], stamps: Iterable[float], values: Iterable[float]) -> None:
         start = len(self.values)
@@ -66,12 +79,45 @@ class DownsampledSeries:
         if finite:
             self.vmin = min(self.vmin, min(finite))
             self.vmax = max(self.vmax, max(finite))
+        if self.compact and len(self.values) - self.kept > 4 * self.limit:
+            self._compact()
 
     def __len__(self) -> int:
-        return len(self.values)
+        """How many points were logged (more than are held once compacted)."""
+        return self.raw_start + len(self.values) - self.kept
+
+    def _pos(self, i: int) -> int:
+        """Where the first held point of original index ``i`` or later is."""
+        if i >= self.raw_start:
+            return self.kept + (i - self.raw_start)
+        return bisect_left(self.index, i)
+
+    def _index(self, pos: int) -> int:
+        return self.index[pos] if pos < self.kept else self.raw_start + (pos - self.kept)
+
+    def _compact(self) -> None:
+        n = len(self)
+        size = self.bucket_size(n)
+        if self.bucket:  # never coarser than what a view holds now: full() answers in its bucket size
+            size = min(size, self.bucket)
+        end = (n // size) * size
+        # the same block size: from the block the raw points start in; a new one: the whole prefix again
+        start = (self.raw_start // size) * size if size == self.block else 0
+        if size < 2 or end <= max(start, self.raw_start if size == self.block else 0):
+            return
+        p0, p1 = self._pos(start), self._pos(end)
+        picked = self._extremes(start, end, size)
+        steps, stamps, values = self.steps, self.stamps, self.values
+        index = self.index[:p0] + array("q", (self._index(p) for p in picked)) + self.index[p1:]
+        self.steps = steps[:p0] + array("q", (steps[p] for p in picked)) + steps[p1:]
+        self.stamps = stamps[:p0] + array("d", (stamps[p] for p in picked)) + stamps[p1:]
+        self.values = values[:p0] + array("d", (values[p] for p in picked)) + values[p1:]
+        # held after the picked points: the rest of the old prefix (when the blocks grew past it), then raw points
+        self.index, self.kept = index, len(index)
+        self.raw_start, self.block = max(end, self.raw_start), size
 
     def bucket_size(self, n: int | None = None) -> int:
-        n = len(self.values) if n is None else n
+        n = len(self) if n is None else n
         if n <= self.limit:
             return 1
         size = 2
@@ -79,31 +125,42 @@ class DownsampledSeries:
             size *= 2
         return size
 
-    def _bucket_points(self, start: int, stop: int, size: int, out: Triple) -> None:
-        steps, stamps, values = self.steps, self.stamps, self.values
-        if size == 1:
-            out[0].extend(steps[start:stop])
-            out[1].extend(stamps[start:stop])
-            out[2].extend(values[start:stop])
-            return
+    def _extremes(self, start: int, stop: int, size: int) -> list[int]:
+        """Held positions of the minimum and maximum point of every bucket of ``size`` from original index ``start``
+        to ``stop`` (in order; one where they are the same point; NaN never wins over a number)."""
+        values = self.values
+        out: list[int] = []
         for b in range(start, stop, size):
-            end = min(b + size, stop)
-            lo = hi = b
-            vlo = vhi = values[b]
-            for i in range(b + 1, end):
+            a, z = self._pos(b), self._pos(min(b + size, stop))
+            if a >= z:
+                continue  # nothing held there (a view asked for finer buckets than the prefix keeps)
+            lo = hi = a
+            vlo = vhi = values[a]
+            for i in range(a + 1, z):
                 v = values[i]
                 if v < vlo or vlo != vlo:  # NaN never wins over a number
                     lo, vlo = i, v
                 if v > vhi or vhi != vhi:
                     hi, vhi = i, v
-            for i in ((lo, hi) if lo <= hi else (hi, lo)) if lo != hi else (lo,):
-                out[0].append(steps[i])
-                out[1].append(stamps[i])
-                out[2].append(values[i])
+            out.extend(((lo, hi) if lo <= hi else (hi, lo)) if lo != hi else (lo,))
+        return out
+
+    def _bucket_points(self, start: int, stop: int, size: int, out: Triple) -> None:
+        steps, stamps, values = self.steps, self.stamps, self.values
+        if size == 1 and start >= self.raw_start:
+            a, z = self._pos(start), self._pos(stop)
+            out[0].extend(steps[a:z])
+            out[1].extend(stamps[a:z])
+            out[2].extend(values[a:z])
+            return
+        for i in self._extremes(start, stop, size):
+            out[0].append(steps[i])
+            out[1].append(stamps[i])
+            out[2].append(values[i])
 
     def update(self) -> SeriesUpdate:
         """The points a view needs since the previous update (everything after a reset)."""
-        n = len(self.values)
+        n = len(self)
         size = self.bucket_size(n)
         reset = size != self.bucket
         if not reset and n == self._last_n:
@@ -122,7 +179,7 @@ class DownsampledSeries:
 
     def full(self) -> SeriesUpdate:
         """Everything a new view needs (does not change what the next ``update`` sends)."""
-        n = len(self.values)
+        n = len(self)
         size = self.bucket or self.bucket_size(n)
         fixed: Triple = ([], [], [])
         self._bucket_points(0, self.sent_buckets * size, size, fixed)

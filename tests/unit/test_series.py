@@ -80,3 +80,33 @@ def test_nan_is_a_gap_not_an_extreme():
 def test_static_downsample_helper():
     idx, vals = downsample([float(i % 7) for i in range(10_000)], 300)
     assert len(vals) <= 300 and max(vals) == 6.0 and min(vals) == 0.0
+
+
+def _same_update(a, b) -> bool:
+    def eq(x, y):
+        return len(x) == len(y) and all(p == q or (p != p and q != q) for p, q in zip(x, y))
+
+    return (a.reset, a.bucket, a.total, a.unchanged) == (b.reset, b.bucket, b.total, b.unchanged) and \
+        all(eq(x, y) for x, y in zip(a.fixed + a.tail, b.fixed + b.tail))
+
+
+def test_a_compacted_series_shows_exactly_what_every_point_shows_in_bounded_memory():
+    rng = random.Random(7)
+    for limit in (8, 50, 2000):
+        bounded, everything = DownsampledSeries(limit=limit), DownsampledSeries(limit=limit, compact=False)
+        n = 0
+        for _ in range(400 if limit < 2000 else 120):
+            k = rng.choice([1, 3, 17, 100, 1000, 5000])
+            vals = [math.nan if rng.random() < 0.03 else math.inf if rng.random() < 0.01 else
+                    float(rng.randrange(-9, 10)) for _ in range(k)]
+            for s in (bounded, everything):
+                s.extend(range(n, n + k), [1e9 + i for i in range(n, n + k)], vals)
+            n += k
+            if rng.random() < 0.7:
+                assert _same_update(bounded.update(), everything.update())
+            if rng.random() < 0.2:
+                assert _same_update(bounded.full(), everything.full())
+            assert len(bounded) == len(everything) == n
+            assert len(bounded.values) <= 6 * limit + bounded.bucket_size() + 2
+        assert n > 30 * limit
+    assert len(bounded.values) < len(everything.values) / 5  # limit 2000: a few thousand of ~100,000 points held
