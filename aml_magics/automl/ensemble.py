@@ -75,15 +75,18 @@ def folds(data: TrainingData, task: str, seed: int) -> list:
     return list(splitter.split(data.X, data.y))
 
 
-def out_of_fold(candidates: list, make: Callable[[Any], Any], scorer: Scorer, splits: list, deadline: float):
+def out_of_fold(candidates: list, make: Callable[[Any], Any], scorer: Scorer, splits: list, deadline: float,
+                required: tuple = (), slack: float = 0.0):
     """Each candidate's predictions on the rows it was not trained on; candidates that would overrun ``deadline``
-    are left out (a CV trial's time is about what scoring it costs: FLAML used 5 folds, we ``len(splits)``)."""
+    are left out (a CV trial's time is about what scoring it costs: FLAML used 5 folds, we ``len(splits)``) —
+    ``required`` ones only when they would overrun it by more than ``slack`` seconds."""
     import numpy as np
 
     data = scorer.data
     kept, preds = [], []
     for cand in candidates:
-        if preds and time.time() + 1.1 * (cand.time or 0.0) * len(splits) / 5 > deadline:
+        cost = 1.1 * (cand.time or 0.0) * len(splits) / 5
+        if preds and time.time() + cost > deadline + (slack if cand in required else 0.0):
             continue
         parts = []
         for train, val in splits:

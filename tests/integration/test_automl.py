@@ -49,6 +49,11 @@ def test_classification_with_missing_values_and_categories(ip, client):
     assert actions["patient_id"].startswith("dropped") and actions["site"] == "dropped: constant"
     assert metrics["algorithm_summary"]["algorithm"] and metrics["feature_importance"]["feature"]
     assert len(metrics["trial_AUC_weighted"]) == len(trials)
+    # the final choice was made out-of-fold, the defaults among the candidates, and it is not below either default
+    oof = metrics["out_of_fold"]
+    defaults = [v for a, d, v in zip(oof["algorithm"], oof["default"], oof["AUC_weighted"]) if d]
+    assert {a for a, d in zip(oof["algorithm"], oof["default"]) if d} == {"HistGradientBoosting", "LogisticRegression"}
+    assert float(info.tags["automl.out_of_fold"]) >= max(defaults) - 1e-6
 
     from aml_magics.widgets.run_details import RunDetails
 
