@@ -25,7 +25,6 @@ one run with a 10,000,000-point series (--quick: 1,000,000), logged in flushes o
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sqlite3
 import statistics
@@ -319,22 +318,12 @@ def scoring_workers(workers: int, seconds: int) -> dict:
     connections; the digits LogisticRegression of bench/scoring.py)."""
     import signal
 
-    import joblib
-    from sklearn.datasets import load_digits
-    from sklearn.linear_model import LogisticRegression
-
     from aml_magics.core.client import Client
-    from scoring import SCORE, free_port, wait_http, wrk
+    from scoring import free_port, register_digits, wait_http, wrk
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-scale-scoring-"))
     client = Client(tmp / "ws")
-    X, y = load_digits(return_X_y=True)
-    model_dir = tmp / "model"
-    model_dir.mkdir()
-    joblib.dump(LogisticRegression(max_iter=1000).fit(X, y), model_dir / "model.pkl")
-    (tmp / "score.py").write_text(SCORE)
-    client.models.register("digits", model_dir / "model.pkl")
-    body = json.dumps({"data": X[:1].tolist()})
+    model_dir, body = register_digits(client, tmp)
     out = {}
     for n in (1, workers):
         svc = client.deployments.create(f"scale-{n}", "digits", score=tmp / "score.py", workers=n)
@@ -369,6 +358,10 @@ def main() -> None:
     p.add_argument("--json", metavar="PATH")
     p.add_argument("--keep", metavar="DIR", help="build (or reuse) the workspace here and keep it")
     args = p.parse_args()
+    import shutil
+
+    if shutil.which("wrk") is None:
+        sys.exit("bench/scale.py needs wrk for the scoring figures: apt-get install wrk")
     n_runs = 20_000 if args.quick else 1_000_000
     long_points = 1_000_000 if args.quick else 10_000_000
     trials = 12 if args.quick else 1000

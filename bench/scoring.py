@@ -51,6 +51,21 @@ WRAPPER = textwrap.dedent(
 )
 
 
+def register_digits(client, tmp: Path) -> tuple[Path, str]:
+    """A LogisticRegression on load_digits registered as "digits", SCORE as tmp/score.py: (model folder, a body)."""
+    import joblib
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_digits(return_X_y=True)
+    model_dir = tmp / "model"
+    model_dir.mkdir()
+    joblib.dump(LogisticRegression(max_iter=1000).fit(X, y), model_dir / "model.pkl")
+    (tmp / "score.py").write_text(SCORE)
+    client.models.register("digits", model_dir / "model.pkl")
+    return model_dir, json.dumps({"data": X[:1].tolist()})
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -94,10 +109,7 @@ def main() -> None:
     seconds = 5 if args.quick else 15
     if shutil.which("wrk") is None:
         sys.exit("bench/scoring.py needs wrk: apt-get install wrk")
-    import joblib
     import requests
-    from sklearn.datasets import load_digits
-    from sklearn.linear_model import LogisticRegression
 
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -105,13 +117,7 @@ def main() -> None:
         from aml_magics.core.client import Client
 
         client = Client.shared()
-        X, y = load_digits(return_X_y=True)
-        model_dir = tmp / "model"
-        model_dir.mkdir()
-        joblib.dump(LogisticRegression(max_iter=1000).fit(X, y), model_dir / "model.pkl")
-        (tmp / "score.py").write_text(SCORE)
-        client.models.register("digits", model_dir / "model.pkl")
-        body = json.dumps({"data": X[:1].tolist()})
+        model_dir, body = register_digits(client, tmp)
 
         def deploy_once() -> float:
             name = f"bench-{time.time_ns() % 10**8}"
