@@ -172,7 +172,8 @@ class Engine:
         splits = ensemble.folds(self.data, self.task, self.spec.seed)
         slack = 0.04 * (self.spec.budget_s or 0.0)  # the defaults may use most of the budget's 5 % promise
         kept, preds, y = ensemble.out_of_fold(cands, self.estimator, self.scorer, splits, deadline,
-                                              required=tuple(c for c in cands if _is_default(c)), slack=slack)
+                                              required=tuple(c for c in cands if _is_default(c)), slack=slack,
+                                              fits_per_trial=self.validation().get("n_splits", 1))
         skipped = [algorithm_name(c.learner, self.task) for c in cands if c not in kept]
         if skipped:
             print(f"Not scored out-of-fold (no time left in the budget): {', '.join(skipped)}.", flush=True)

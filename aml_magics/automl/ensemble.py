@@ -76,16 +76,17 @@ def folds(data: TrainingData, task: str, seed: int) -> list:
 
 
 def out_of_fold(candidates: list, make: Callable[[Any], Any], scorer: Scorer, splits: list, deadline: float,
-                required: tuple = (), slack: float = 0.0):
+                required: tuple = (), slack: float = 0.0, fits_per_trial: int = 5):
     """Each candidate's predictions on the rows it was not trained on; candidates that would overrun ``deadline``
-    are left out (a CV trial's time is about what scoring it costs: FLAML used 5 folds, we ``len(splits)``) —
-    ``required`` ones only when they would overrun it by more than ``slack`` seconds."""
+    are left out (a trial's time was ``fits_per_trial`` fits — 5 for FLAML's cross-validation, 1 for a holdout —
+    and scoring it out-of-fold costs ``len(splits)``) — ``required`` ones only when they would overrun it by more
+    than ``slack`` seconds."""
     import numpy as np
 
     data = scorer.data
     kept, preds = [], []
     for cand in candidates:
-        cost = 1.1 * (cand.time or 0.0) * len(splits) / 5
+        cost = 1.1 * (cand.time or 0.0) * len(splits) / max(1, fits_per_trial)
         if preds and time.time() + cost > deadline + (slack if cand in required else 0.0):
             continue
         parts = []
