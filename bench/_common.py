@@ -44,6 +44,25 @@ def write_json(name: str, figures: dict[str, Any], path: str | None) -> None:
         Path(path).write_text(text + "\n")
 
 
+def percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def timed_gets(session, urls, headers: dict, check: Callable[[Any], None], warmup: int = 0) -> list[float]:
+    """Milliseconds of each GET of ``urls`` (after ``warmup`` untimed ones of the first), every answer ``check``ed."""
+    urls = list(urls)
+    for _ in range(warmup):
+        session.get(urls[0], headers=headers).raise_for_status()
+    times = []
+    for url in urls:
+        t = time.perf_counter()
+        r = session.get(url, headers=headers)
+        times.append((time.perf_counter() - t) * 1000)
+        check(r)
+    return times
+
+
 def ratio(a: float | None, b: float | None) -> str:
     if a is None or b is None or b == 0:
         return "n/a"

@@ -24,7 +24,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
-from _common import parse_args, print_table, write_json  # noqa: E402
+from _common import parse_args, percentile, print_table, timed_gets, write_json  # noqa: E402
 
 
 def cpu_seconds(pid: int) -> float:
@@ -52,11 +52,6 @@ def fill(ws: Path, n: int) -> str:
     return run.id
 
 
-def percentile(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
-
-
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     from tests.browser.lab import chromium, jupyterlab, new_page
@@ -69,23 +64,18 @@ def main() -> None:
         s = requests.Session()
         headers = {"Authorization": f"token {lab['token']}"}
         url = f"{lab['base']}/aml/api"
-        for _ in range(20):
-            s.get(f"{url}/runs?limit=50", headers=headers).raise_for_status()
-        times = []
-        for i in range(100 if args.quick else 300):
-            t = time.perf_counter()
-            r = s.get(f"{url}/runs?limit=50&offset={(i * 50) % (n_runs - 50)}", headers=headers)
-            times.append((time.perf_counter() - t) * 1000)
+        def a_page(r):
             assert r.status_code == 200 and len(r.json()["runs"]) == 50
-        figures["runs_route_p50_ms"] = statistics.median(times)
-        figures["runs_route_p99_ms"] = percentile(times, 99)
-        series = []
-        for _ in range(20 if args.quick else 50):
-            t = time.perf_counter()
-            r = s.get(f"{url}/runs/{big}/metrics", headers=headers)
-            series.append((time.perf_counter() - t) * 1000)
+
+        def the_curve(r):
             body = r.json()["series"]["curve"]
             assert body["total"] == 100_000 and len(body["values"]) <= 2000
+
+        times = timed_gets(s, (f"{url}/runs?limit=50&offset={(i * 50) % (n_runs - 50)}"
+                               for i in range(100 if args.quick else 300)), headers, a_page, warmup=20)
+        figures["runs_route_p50_ms"] = statistics.median(times)
+        figures["runs_route_p99_ms"] = percentile(times, 99)
+        series = timed_gets(s, [f"{url}/runs/{big}/metrics"] * (20 if args.quick else 50), headers, the_curve)
         figures["series_route_p50_ms"] = statistics.median(series)
         figures["series_route_p99_ms"] = percentile(series, 99)
 

@@ -38,15 +38,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
-from _common import print_table, ratio, write_json  # noqa: E402
+from _common import percentile, print_table, ratio, timed_gets, write_json  # noqa: E402
 
 POINTS_PER_RUN = 90
 FLUSH = 10_000
-
-
-def percentile(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 def seed(ws: Path, n_runs: int, long_points: int) -> str:
@@ -189,22 +184,17 @@ def routes(root: Path, long_id: str, n_requests: int, growth_hours: float) -> tu
         s = requests.Session()
         headers = {"Authorization": f"token {lab['token']}"}
         url = f"{lab['base']}/aml/api"
-        for _ in range(10):
-            s.get(f"{url}/runs?limit=50", headers=headers).raise_for_status()
-        times = []
-        for _ in range(n_requests):
-            t = time.perf_counter()
-            r = s.get(f"{url}/runs?limit=50", headers=headers)
-            times.append((time.perf_counter() - t) * 1000)
+        def a_page(r):
             assert r.status_code == 200 and len(r.json()["runs"]) == 50, r.text[:300]
-        series = []
-        for i in range(max(20, n_requests // 3) + 1):
-            t = time.perf_counter()
-            r = s.get(f"{url}/runs/{long_id}/metrics", headers=headers)
-            if i:  # the first read writes the summaries (measured as series_first_paint cold)
-                series.append((time.perf_counter() - t) * 1000)
+
+        def the_curve(r):
             body = r.json()["series"]["curve"]
             assert len(body["values"]) <= 2000 and body["downsampled"], body.get("total")
+
+        times = timed_gets(s, [f"{url}/runs?limit=50"] * n_requests, headers, a_page, warmup=10)
+        # the first read writes the summaries (measured as series_first_paint cold): warm-up, not timed
+        series = timed_gets(s, [f"{url}/runs/{long_id}/metrics"] * max(20, n_requests // 3), headers, the_curve,
+                            warmup=1)
         growth = log_growth(lab, root / "ws", growth_hours)
     return percentile(times, 99), statistics.median(times), percentile(series, 99), growth
 

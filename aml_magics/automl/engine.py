@@ -144,15 +144,11 @@ class Engine:
         """HistGradientBoosting and the scaled linear model at scikit-learn's defaults — what every user tries first —
         unless already among ``cands`` or blocked: the search's own trial of that configuration when it ran one, else
         a trial to be scored out-of-fold now."""
-        from .learners import CUSTOM
-
-        flaml_task = "classification" if self.task == "classification" else "regression"
         out = []
         for learner in DEFAULT_LEARNERS:
             if learner not in self.spec.learners:
                 continue  # blocked by the user's settings
-            space = CUSTOM[learner].search_space(len(self.data.y), _FlamlTask(flaml_task))
-            config = {k: v["init_value"] for k, v in space.items()}
+            config = _default_config(learner, self.task)
             same = [t for t in self.trials.items if t.learner == learner and _same_config(t.config, config)]
             trial = same[0] if same else Trial(learner, config, None, "", 0.0, 0)
             if not any(c.learner == learner and _same_config(c.config, config) for c in cands):
@@ -171,9 +167,9 @@ class Engine:
         t = time.time()
         splits = ensemble.folds(self.data, self.task, self.spec.seed)
         slack = 0.04 * (self.spec.budget_s or 0.0)  # the defaults may use most of the budget's 5 % promise
-        kept, preds, y = ensemble.out_of_fold(cands, self.estimator, self.scorer, splits, deadline,
-                                              required=tuple(c for c in cands if _is_default(c)), slack=slack,
-                                              fits_per_trial=self.validation().get("n_splits", 1))
+        defaults = tuple(c for c in cands if _is_default(c, self.task))
+        kept, preds, y = ensemble.out_of_fold(cands, self.estimator, self.scorer, splits, deadline, required=defaults,
+                                              slack=slack, fits_per_trial=self.validation().get("n_splits", 1))
         skipped = [algorithm_name(c.learner, self.task) for c in cands if c not in kept]
         if skipped:
             print(f"Not scored out-of-fold (no time left in the budget): {', '.join(skipped)}.", flush=True)
@@ -209,7 +205,7 @@ class Engine:
         values = [self.scorer.score(y, p).get(self.metric) for p in preds]
         self.run.log_table("out_of_fold", {
             "algorithm": [algorithm_name(c.learner, self.task) for c in kept],
-            "default": [_is_default(c) for c in kept],
+            "default": [_is_default(c, self.task) for c in kept],
             self.metric: [None if v is None or not math.isfinite(v) else round(float(v), 6) for v in values],
         })
 
@@ -368,17 +364,17 @@ class _FlamlTask:
         return self.name == "classification"
 
 
-def _is_default(trial: Trial) -> bool:
-    """Whether a trial is HistGradientBoosting or the linear model at scikit-learn's defaults."""
+def _default_config(learner: str, task: str) -> dict:
+    """A learner of ours at scikit-learn's defaults: its search space's initial point (FLAML's first trial of it)."""
     from .learners import CUSTOM
 
-    if trial.learner not in DEFAULT_LEARNERS:
-        return False
-    for task in ("classification", "regression"):
-        space = CUSTOM[trial.learner].search_space(0, _FlamlTask(task))
-        if _same_config(trial.config, {k: v["init_value"] for k, v in space.items()}):
-            return True
-    return False
+    space = CUSTOM[learner].search_space(0, _FlamlTask("classification" if task == "classification" else "regression"))
+    return {k: v["init_value"] for k, v in space.items()}
+
+
+def _is_default(trial: Trial, task: str) -> bool:
+    """Whether a trial is HistGradientBoosting or the linear model at scikit-learn's defaults."""
+    return trial.learner in DEFAULT_LEARNERS and _same_config(trial.config, _default_config(trial.learner, task))
 
 
 def _same_config(a: dict, b: dict) -> bool:

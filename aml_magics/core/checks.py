@@ -59,6 +59,18 @@ def tags(what: str, values: Any) -> dict[str, str | None]:
     return out
 
 
+def tag_filter(items: list[str]) -> dict[str, str | None]:
+    """``["team=vision", "reviewed"]`` (``--tag``, ``?tag=``) → ``{"team": "vision", "reviewed": None}``: a bare key
+    asks for runs with that tag set to anything."""
+    out: dict[str, str | None] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key.strip():
+            raise InvalidInput(f"--tag {item!r}: write it as KEY=VALUE, or KEY for runs with that tag at all")
+        out[key.strip()] = value if sep else None
+    return out
+
+
 def step(metric: str, value: Any) -> int:
     """A metric step: a whole number in SQLite's int64 range (an integral float such as ``3.0`` is accepted)."""
     if isinstance(value, (bool, str, bytes)):

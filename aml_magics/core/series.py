@@ -100,11 +100,14 @@ class DownsampledSeries:
         size = self.bucket_size(n)
         if self.bucket:  # never coarser than what a view holds now: full() answers in its bucket size
             size = min(size, self.bucket)
+        if size < 2:
+            return
         end = (n // size) * size
         # the same block size: from the block the raw points start in; a new one: the whole prefix again
-        start = (self.raw_start // size) * size if size == self.block else 0
-        if size < 2 or end <= max(start, self.raw_start if size == self.block else 0):
-            return
+        same = size == self.block
+        start = (self.raw_start // size) * size if same else 0
+        if end <= (self.raw_start if same else 0):
+            return  # no block completed since the last compaction
         p0, p1 = self._pos(start), self._pos(end)
         picked = self._extremes(start, end, size)
         steps, stamps, values = self.steps, self.stamps, self.values
@@ -117,13 +120,7 @@ class DownsampledSeries:
         self.raw_start, self.block = max(end, self.raw_start), size
 
     def bucket_size(self, n: int | None = None) -> int:
-        n = len(self) if n is None else n
-        if n <= self.limit:
-            return 1
-        size = 2
-        while -(-n // size) * 2 > self.limit:
-            size *= 2
-        return size
+        return bucket_size(len(self) if n is None else n, self.limit)
 
     def _extremes(self, start: int, stop: int, size: int) -> list[int]:
         """Held positions of the minimum and maximum point of every bucket of ``size`` from original index ``start``
@@ -187,6 +184,17 @@ class DownsampledSeries:
         if self.sent_buckets * size < n:
             self._bucket_points(self.sent_buckets * size, n, size, tail)
         return SeriesUpdate(True, fixed, tail, size, n)
+
+
+def bucket_size(n: int, limit: int) -> int:
+    """Points per display bucket of a series of ``n`` on a chart of ``limit``: 1, or the smallest power of two that
+    keeps two points a bucket within ``limit``."""
+    if n <= limit:
+        return 1
+    size = 2
+    while -(-n // size) * 2 > limit:
+        size *= 2
+    return size
 
 
 def downsample(values: list[float], limit: int) -> tuple[list[int], list[float]]:

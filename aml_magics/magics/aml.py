@@ -11,6 +11,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Bool, Int, Unicode
 
+from ..core import checks
 from ..core.client import Client
 from ..core.errors import AmlError
 from ..core.names import CELL_FILE, DEFAULT_COMPUTE
@@ -309,7 +310,7 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
 
     def _cmd_runs(self, args):
         runs = self.client.runs.list(experiment=args.experiment, status=args.status, limit=args.limit,
-                                     offset=args.offset, tags=cli.parse_tag_filter(args.tag) or None)
+                                     offset=args.offset, tags=checks.tag_filter(args.tag) or None)
         runs.query["metrics"] = args.metrics
         return runs
 

@@ -392,17 +392,6 @@ def parse_pairs(items: list[str], option: str, *, literal: bool = False, identif
     return out
 
 
-def parse_tag_filter(items: list[str]) -> dict[str, str | None]:
-    """``["team=vision", "reviewed"]`` → ``{"team": "vision", "reviewed": None}`` (a bare key: set to anything)."""
-    out: dict[str, str | None] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not key.strip():
-            raise UsageError(f"--tag {item!r}: write it as KEY=VALUE, or KEY for runs with that tag at all")
-        out[key.strip()] = value if sep else None
-    return out
-
-
 def parse_names(text: str, option: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     for n in names:

@@ -131,12 +131,7 @@ class RunsHandler(AmlHandler):
         offset = self.int_arg("offset", 0)
         experiment = self.get_argument("experiment", None) or None
         status = self.get_arguments("status") or None
-        tags = {}
-        for item in self.get_arguments("tag"):  # ?tag=KEY=VALUE or ?tag=KEY (set to anything)
-            key, sep, value = item.partition("=")
-            if not key:
-                raise InvalidInput("tag: give KEY=VALUE or KEY")
-            tags[key] = value if sep else None
+        tags = checks.tag_filter(self.get_arguments("tag"))  # ?tag=KEY=VALUE or ?tag=KEY (set to anything)
         runs = await self.call(self.client.runs.list, experiment=experiment, status=status, limit=limit, offset=offset,
                                tags=tags or None)
         self.reply({"runs": [_run_row(i) for i in runs.infos], "total": runs.total, "more": runs.more,

@@ -101,6 +101,7 @@ async def test_runs_paging_filters_metrics_and_logs(jp_fetch, client):
     for i in range(7):
         run = Experiment(ws, "even" if i % 2 == 0 else "odd").start_logging(display_name=f"r{i}")
         run.log("loss", 1.0 / (i + 1))
+        run.tag("parity", "even" if i % 2 == 0 else "odd")
         if i < 6:
             run.complete()
         ids.append(run.id)
@@ -111,6 +112,12 @@ async def test_runs_paging_filters_metrics_and_logs(jp_fetch, client):
     assert {r["name"] for r in even["runs"]} == {"r0", "r2", "r4", "r6"}
     running = await get(jp_fetch, "runs", status="Running")
     assert [r["id"] for r in running["runs"]] == [ids[6]]
+    odd = await get(jp_fetch, "runs", tag="parity=odd")
+    assert [r["id"] for r in odd["runs"]] == [ids[5], ids[3], ids[1]] and odd["total"] == 3 and not odd["more"]
+    assert (await get(jp_fetch, "runs", tag="parity"))["total"] == 7  # a bare key: the tag set to anything
+    body = await expect_error(jp_fetch, 400, "runs", params={"tag": "=odd"})
+    assert "write it as KEY=VALUE" in body["message"]
+    assert (await get(jp_fetch, "runs", tag="<img src=x onerror=alert(1)>=odd"))["runs"] == []  # text, matched as text
     body = await expect_error(jp_fetch, 400, "runs", params={"limit": "zero"})
     assert "limit must be an integer" in body["message"]
     body = await expect_error(jp_fetch, 404, "runs", "no-such-run")

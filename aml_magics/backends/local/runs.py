@@ -182,9 +182,6 @@ class LocalRuns(RunsBackend):
             total = len(infos)
         return infos, total
 
-    def _latest_scalars(self, run_id: str) -> dict[str, Any]:
-        return {k: v[1] for k, v in self.store.latest_values(run_id).items() if v[0] == "scalar"}
-
     def ids(self) -> list[str]:
         return self.store.run_ids()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from ....core.series import bucket_size
 from .metrics import CHUNK_OF
 
 BASE = 1024  # points per summary block: summaries are used once display buckets hold at least this many points
@@ -30,16 +31,6 @@ def numpy_or_none() -> Any:
     except ImportError:  # pragma: no cover - numpy comes with every ML stack; the pure Python path stays
         return None
     return numpy
-
-
-def bucket_size(n: int, limit: int) -> int:
-    """The display bucket of ``n`` points on ``limit`` (the rule of ``DownsampledSeries.bucket_size``)."""
-    if n <= limit:
-        return 1
-    size = 2
-    while -(-n // size) * 2 > limit:
-        size *= 2
-    return size
 
 
 class SummaryRows:
@@ -146,6 +137,7 @@ class SummaryRows:
         except (sqlite3.Error, OSError, StorageError):
             pass  # a read-only or full workspace: the series is shown all the same, and summarized again next time
 
+
 def pick(np, m, *, lowest: bool):
     """Per row of ``m``, the index of its first minimum (``lowest``) or first maximum; NaN never wins over a number
     (an all-NaN row gives its first point), as ``DownsampledSeries`` does."""
@@ -175,12 +167,9 @@ def minmax_indices(np, values, size: int):
     if full * size < n:
         tail = values[full * size:].reshape(1, -1)
         parts += [pick(np, tail, lowest=True) + full * size, pick(np, tail, lowest=False) + full * size]
-    idx = np.unique(np.concatenate(parts)) if parts else np.zeros(0, "i8")
-    return idx
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, "i8")
 
 
 def _frombuffer(np, blob: bytes, dtype: str):
     blob = blob or b""  # a torn blob yields its whole items; the '<' dtypes read right on any machine
     return np.frombuffer(blob[: len(blob) - len(blob) % 8], dtype=dtype)
-
-
