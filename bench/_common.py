@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import platform
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +21,14 @@ def parse_args(description: str) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="fewer repeats and points: finishes in under a minute")
     p.add_argument("--json", metavar="PATH", help="write the figures as one JSON object ('-' for stdout)")
     return p.parse_args()
+
+
+def scratch(prefix: str) -> str:
+    """A new temporary folder, removed when the bench exits: a bench leaves nothing behind (CI runs every bench on
+    machines that live on, and a reliability run alone writes gigabytes of models)."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def median_of(fn: Callable[[], float], repeats: int, warmup: int = 1) -> float:

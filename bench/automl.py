@@ -19,13 +19,12 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import print_table, write_json  # noqa: E402
+from _common import print_table, scratch, write_json  # noqa: E402
 
 # name: (loader, task, our primary metric, holdout measure)
 DATASETS = {
@@ -200,11 +199,11 @@ def main() -> None:
     budgets = [5.0] if args.quick else [float(b) for b in args.budgets.split(",")]
     n_splits = 1 if args.quick else args.splits
     names = ["grunfeld", "sunspots"] if args.quick else args.datasets.split(",")
-    os.environ.setdefault("AML_MAGICS_WORKSPACE", tempfile.mkdtemp(prefix="bench-automl-ws-"))
+    os.environ.setdefault("AML_MAGICS_WORKSPACE", scratch("bench-automl-ws-"))
     from aml_magics.core.client import Client
 
     client = Client()
-    folder = Path(tempfile.mkdtemp(prefix="bench-automl-src-"))
+    folder = Path(scratch("bench-automl-src-"))
     results: dict = {}
     rows = []
     for name in names:

@@ -27,12 +27,11 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import parse_args, print_table, write_json  # noqa: E402
+from _common import parse_args, print_table, scratch, write_json  # noqa: E402
 
 FILE_ROWS = 10_000
 
@@ -166,14 +165,14 @@ def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     rows = 100_000 if args.quick else 1_000_000
     cores = os.cpu_count() or 1
-    os.environ.setdefault("AML_MAGICS_WORKSPACE", tempfile.mkdtemp(prefix="bench-batch-ws-"))
+    os.environ.setdefault("AML_MAGICS_WORKSPACE", scratch("bench-batch-ws-"))
     import joblib
     from sklearn.ensemble import RandomForestClassifier
 
     from aml_magics.core.client import Client
 
     client = Client()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-batch-"))
+    tmp = Path(scratch("bench-batch-"))
     X, y = make_data(rows, tmp / "rows")
     model = RandomForestClassifier(n_estimators=100, random_state=0).fit(X, y)
     joblib.dump(model, tmp / "forest.pkl")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
-from _common import parse_args, percentile, print_table, timed_gets, write_json  # noqa: E402
+from _common import parse_args, percentile, print_table, scratch, timed_gets, write_json  # noqa: E402
 
 
 def cpu_seconds(pid: int) -> float:
@@ -56,7 +55,7 @@ def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     from tests.browser.lab import chromium, jupyterlab, new_page
 
-    root = Path(tempfile.mkdtemp(prefix="bench-labext-"))
+    root = Path(scratch("bench-labext-"))
     n_runs = 2_000 if args.quick else 10_000
     big = fill(root / "ws", n_runs)
     figures: dict = {}

@@ -13,12 +13,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import parse_args, print_table, write_json  # noqa: E402
+from _common import parse_args, print_table, scratch, write_json  # noqa: E402
 
 STEP = """import os, sys
 src, out = sys.argv[1], sys.argv[2]
@@ -52,7 +51,7 @@ def timed_pipeline(client, spec, folder: Path, reuse: bool) -> tuple[float, obje
 
 
 def back_to_back(n: int, folder: Path) -> float:
-    outs = [Path(tempfile.mkdtemp(prefix="bench-b2b-")) for _ in range(n)]
+    outs = [Path(scratch("bench-b2b-")) for _ in range(n)]
     t = time.perf_counter()
     for i in range(n):
         subprocess.run([sys.executable, str(folder / "step.py"), "-" if i == 0 else str(outs[i - 1]), str(outs[i])],
@@ -66,11 +65,11 @@ def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     n = 10
     repeats = 1 if args.quick else 3
-    os.environ.setdefault("AML_MAGICS_WORKSPACE", tempfile.mkdtemp(prefix="bench-pipeline-ws-"))
+    os.environ.setdefault("AML_MAGICS_WORKSPACE", scratch("bench-pipeline-ws-"))
     from aml_magics.core.client import Client
 
     client = Client()
-    folder = Path(tempfile.mkdtemp(prefix="bench-pipeline-src-"))
+    folder = Path(scratch("bench-pipeline-src-"))
     (folder / "step.py").write_text(STEP)
     spec = chain(n)
     timed_pipeline(client, chain(2), folder, False)  # warm imports and the page cache

@@ -33,14 +33,13 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import parse_args, print_table, write_json  # noqa: E402
+from _common import parse_args, print_table, scratch, write_json  # noqa: E402
 
 WRITER = "import sys\nfrom aml_magics import Run\nrun = Run.get_context()\nfor i in range(int(sys.argv[1])):\n    run.log('m', float(i))\n"
 LOGGER = ("import time\nfrom aml_magics import Run\nrun = Run.get_context()\ni = 0\nwhile True:\n"
@@ -393,7 +392,7 @@ def hostile_names(client) -> dict | None:
     info = client.runs.get(run.id)
     static = run_summary_html(info, client.runs.get_metrics(run.id), "\n".join(HOSTILE), HOSTILE)
     static += info._repr_html_() + client.runs.list(limit=5)._repr_html_()
-    page_dir = Path(tempfile.mkdtemp(prefix="bench-hostile-"))
+    page_dir = Path(scratch("bench-hostile-"))
     for name in ("chart.js", "table.js"):
         _shutil.copyfile(static_dir / name, page_dir / name)
     (page_dir / "index.html").write_text(HARNESS % {"static": static, "chart": json.dumps("./chart.js"),
@@ -479,11 +478,11 @@ def main() -> None:
     points = 10_000 if args.quick else 50_000
     rounds = 6 if args.quick else 15
     requests_n = 1000 if args.quick else 10_000
-    os.environ.setdefault("AML_MAGICS_WORKSPACE", tempfile.mkdtemp(prefix="bench-rel-ws-"))
+    os.environ.setdefault("AML_MAGICS_WORKSPACE", scratch("bench-rel-ws-"))
     from aml_magics.core.client import Client
 
     client = Client()
-    src = Path(tempfile.mkdtemp(prefix="bench-rel-src-"))
+    src = Path(scratch("bench-rel-src-"))
     rate, load_lost = load(client, src, points)
     survived, tried, fault_lost, records_lost = faults(client, src, rounds, seed=7)
     tried_inputs, mishandled = bad_inputs(client, src.parent, requests_n, seed=7)

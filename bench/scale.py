@@ -30,7 +30,6 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from array import array
 from pathlib import Path
@@ -38,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
-from _common import percentile, print_table, ratio, timed_gets, write_json  # noqa: E402
+from _common import percentile, print_table, ratio, scratch, timed_gets, write_json  # noqa: E402
 
 POINTS_PER_RUN = 90
 FLUSH = 10_000
@@ -213,9 +212,9 @@ def sweep(trials: int, parallel: int) -> tuple[float, float, float]:
     from aml_magics.sweep.settings import sweep_submission
     from aml_magics.sweep.space import parse_cell
 
-    client = Client(Path(tempfile.mkdtemp(prefix="bench-scale-sweep-")))
+    client = Client(Path(scratch("bench-scale-sweep-")))
     client.computes.create("cores", max_concurrent=parallel)
-    folder = Path(tempfile.mkdtemp(prefix="bench-scale-src-"))
+    folder = Path(scratch("bench-scale-src-"))
     space, spans = parse_cell(SWEEP_CELL)
     trial = RunSubmission(kind="cell", experiment="scale-sweep", source_dir=folder, entry="__cell__.py",
                           code=SWEEP_CELL, compute="cores")
@@ -265,7 +264,7 @@ def log_growth(lab: dict, ws: Path, hours: float) -> dict:
     from aml_magics.widgets.run_details import RunDetails
 
     client = Client(ws)
-    src = Path(tempfile.mkdtemp(prefix="bench-scale-growth-"))
+    src = Path(scratch("bench-scale-growth-"))
     (src / "growth.py").write_text(GROWTH)
     steps = int(hours * 3600)
     run = client.runs.submit(RunSubmission(kind="script", experiment="growth", source_dir=src, entry="growth.py",
@@ -311,7 +310,7 @@ def scoring_workers(workers: int, seconds: int) -> dict:
     from aml_magics.core.client import Client
     from scoring import free_port, register_digits, wait_http, wrk
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-scale-scoring-"))
+    tmp = Path(scratch("bench-scale-scoring-"))
     client = Client(tmp / "ws")
     model_dir, body = register_digits(client, tmp)
     out = {}
@@ -355,7 +354,7 @@ def main() -> None:
     n_runs = 20_000 if args.quick else 1_000_000
     long_points = 1_000_000 if args.quick else 10_000_000
     trials = 12 if args.quick else 1000
-    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    root = Path(args.keep) if args.keep else Path(scratch("bench-scale-"))
     ws = root / "ws"
     figures: dict = {"scale_runs": n_runs, "scale_points": n_runs * POINTS_PER_RUN + long_points}
     if not (ws / "aml.db").exists():

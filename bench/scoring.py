@@ -78,10 +78,12 @@ def wrk(url: str, body: str, key: str | None, seconds: int) -> tuple[float, floa
     headers = 'wrk.headers["Content-Type"] = "application/json"\n'
     if key:
         headers += f'wrk.headers["Authorization"] = "Bearer {key}"\n'
-    lua.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n{headers}')
-    out = subprocess.run(["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", "-s", str(lua), url],
-                         capture_output=True, text=True, timeout=seconds + 60).stdout
-    lua.unlink()
+    try:  # the script holds the service's key: it never outlives the call
+        lua.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n{headers}')
+        out = subprocess.run(["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", "-s", str(lua), url],
+                             capture_output=True, text=True, timeout=seconds + 60).stdout
+    finally:
+        lua.unlink(missing_ok=True)
     if "Non-2xx" in out:
         raise RuntimeError(out)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))

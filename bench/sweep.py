@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import print_table, write_json  # noqa: E402
+from _common import print_table, scratch, write_json  # noqa: E402
 
 WORK_S = 1.0
 CELL = f"""
@@ -57,12 +56,12 @@ def main() -> None:
     p.add_argument("--json", metavar="PATH")
     args = p.parse_args()
     trials = 4 if args.quick else 10
-    os.environ.setdefault("AML_MAGICS_WORKSPACE", tempfile.mkdtemp(prefix="bench-sweep-ws-"))
+    os.environ.setdefault("AML_MAGICS_WORKSPACE", scratch("bench-sweep-ws-"))
     from aml_magics.core.client import Client
 
     client = Client()
     client.computes.create("duo", max_concurrent=2)
-    folder = Path(tempfile.mkdtemp(prefix="bench-sweep-src-"))
+    folder = Path(scratch("bench-sweep-src-"))
     run_sweep(client, folder, 2, 1)  # warm the page cache and imports
     seq_wall, seq_work = run_sweep(client, folder, trials, 1)
     par_wall, _ = run_sweep(client, folder, trials, 2)
