@@ -302,7 +302,13 @@ class Run(_CoreRun):
 
         out: dict = {}
         for name, entry in json.loads(os.environ.get(INPUTS_ENV, "{}") or "{}").items():
-            out[name] = TabularDataset([entry["path"]]) if entry.get("kind") == "TabularDataset" else entry["path"]
+            # the run input's path where the run runs (AZURE_ML_INPUT_<input>, set here and by Azure ML alike)
+            path = os.environ.get(f"AZURE_ML_INPUT_{entry.get('input')}") or entry.get("path")
+            if path is None:
+                continue
+            out[name] = TabularDataset([path], separator=entry.get("separator", ","),
+                                       header=entry.get("header", True)) \
+                if entry.get("kind") == "TabularDataset" else path
             if isinstance(out[name], TabularDataset):
                 out[name].name = name
         return out
@@ -483,13 +489,9 @@ class ScriptRunConfig:
             name = _input_name(getattr(a, "_input_name", None) or f"input_{len(inputs) + 1}", inputs)
             inputs[name] = uri
             args.append("${{inputs.%s}}" % name)
-            if getattr(a, "_input_name", None):  # run.input_datasets["x"] in the script
-                path = client.datastores.resolve_input(uri) if client.capabilities.inputs_readable_here else None
-                if path is not None:
-                    named[a._input_name] = {"kind": type(a).__name__, "path": path}
-                else:
-                    note_once("input_datasets", "run.input_datasets is for runs on the local workspace; on Azure ML "
-                                                "the script reads the dataset from its argument")
+            if getattr(a, "_input_name", None):  # run.input_datasets["x"] in the script: the input's path there
+                named[a._input_name] = {"kind": type(a).__name__, "input": name,
+                                         **(a._settings() if hasattr(a, "_settings") else {})}
         return RunSubmission(
             kind="script", experiment=experiment.name, source_dir=source, entry=str(self.script),
             compute=compute_name(client, self.run_config.target), args=args, inputs=inputs, outputs=outputs,

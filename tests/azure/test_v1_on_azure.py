@@ -162,3 +162,56 @@ def test_v1_datastore_paths_and_datasets_become_job_inputs(azure_v1, tmp_path):
                               "--labels ${{inputs.input_2}}")
     assert job["inputs"]["mnist_images"]["uri"] == f"azureml://datastores/{store.name}/paths/mnist/"
     assert job["inputs"]["input_2"]["uri"] == f"azureml://datastores/{store.name}/paths/mnist/labels.csv"
+
+
+def test_run_input_datasets_in_a_job_are_the_job_inputs(azure_v1, tmp_path):
+    """`run.input_datasets["name"]` in a job's script: a TabularDataset passed as_named_input is the job input's
+    table (read with the dataset's separator), a FileDataset its mounted path — from Azure ML's
+    AZURE_ML_INPUT_<name> variables, through the shipped v1 shim."""
+    import json
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    import requests
+
+    client, fake = azure_v1
+    from azureml.core import Dataset, Experiment, ScriptRunConfig, Workspace
+
+    ws = Workspace.from_config()
+    store = ws.get_default_datastore()
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.py").write_text(
+        "from azureml.core import Run\nrun = Run.get_context()\nds = run.input_datasets\n"
+        "frame = ds['scores'].to_pandas_dataframe()\n"
+        "print(sorted(ds), list(frame.columns), int(frame['y'].sum()), sorted(__import__('os').listdir(ds['imgs'])))\n")
+    table = Dataset.Tabular.from_delimited_files(path=(store, "tables/scores.tsv"), separator="\t")
+    images = Dataset.File.from_files(path=(store, "images/"))
+    Experiment(ws, "v1-named").submit(ScriptRunConfig(
+        source_directory=str(src), script="train.py", compute_target="cpu-cluster",
+        arguments=["--scores", table.as_named_input("scores"), "--images", images.as_named_input("imgs").as_mount()]))
+    job = _jobs(fake)[-1]
+    named = json.loads(job["environmentVariables"]["AML_MAGICS_V1_INPUTS"])
+    assert named["scores"]["kind"] == "TabularDataset" and named["scores"]["separator"] == "\t"
+    assert job["inputs"][named["scores"]["input"]]["uri"].endswith("/paths/tables/scores.tsv")
+    assert job["inputs"][named["imgs"]["input"]]["uri"].endswith("/paths/images/")
+    # the job as Azure ML starts it: inputs mounted, their paths in AZURE_ML_INPUT_<name>
+    folder = tmp_path / "job"
+    for path, data in fake.blobs.items():
+        if path.startswith("/blob/c/snap/"):
+            (folder / path[len("/blob/c/snap/"):]).parent.mkdir(parents=True, exist_ok=True)
+            (folder / path[len("/blob/c/snap/"):]).write_bytes(data)
+    mounted = tmp_path / "mnt"
+    (mounted / "images").mkdir(parents=True)
+    (mounted / "images" / "a.png").write_bytes(b"\x89PNG")
+    (mounted / "scores.tsv").write_text("x\ty\n1\t2\n3\t4\n")
+    site = os.path.dirname(os.path.dirname(requests.__file__))
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": site, **job["environmentVariables"],
+           f"AZURE_ML_INPUT_{named['scores']['input']}": str(mounted / "scores.tsv"),
+           f"AZURE_ML_INPUT_{named['imgs']['input']}": str(mounted / "images")}
+    out = subprocess.run([sys.executable, "-S", *shlex.split(job["command"])[1:]], cwd=folder, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "['imgs', 'scores'] ['x', 'y'] 6 ['a.png']"

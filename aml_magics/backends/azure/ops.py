@@ -292,6 +292,41 @@ import sys
 import types
 
 RUN_MODULES = ("azureml.core", "azureml.core.run")
+INPUTS_ENV = "AML_MAGICS_V1_INPUTS"  # the datasets passed as_named_input(name): name -> {kind, input, separator, header}
+
+
+class _TabularInput:
+    """run.input_datasets[name] of a TabularDataset: the job's input (a file or a folder of them) as a table."""
+
+    def __init__(self, name, path, separator=",", header=True):
+        self.name, self.path, self.separator, self.header = name, path, separator, header
+
+    def to_pandas_dataframe(self):
+        import pandas as pd
+
+        files = sorted(os.path.join(d, f) for d, _, names in os.walk(self.path) for f in names
+                       if not f.startswith(".")) if os.path.isdir(self.path) else [self.path]
+        frames = [pd.read_parquet(f) if f.endswith(".parquet") else
+                  pd.read_csv(f, sep=self.separator, header=0 if self.header else None) for f in files]
+        if not frames:
+            raise FileNotFoundError(f"the dataset {self.name!r} has no files in {self.path}")
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+    def __repr__(self):
+        return f"TabularDataset(name={self.name!r})"
+
+
+def _input_datasets(run):
+    """The datasets the notebook passed as_named_input(name): a table for a TabularDataset, else its path."""
+    import json
+
+    out = {}
+    for name, entry in json.loads(os.environ.get(INPUTS_ENV) or "{}").items():
+        path = os.environ.get("AZURE_ML_INPUT_" + str(entry.get("input")))
+        if path:
+            out[name] = _TabularInput(name, path, entry.get("separator", ","), entry.get("header", True)) \
+                if entry.get("kind") == "TabularDataset" else path
+    return out
 
 
 class _V1InJob(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -310,6 +345,8 @@ class _V1InJob(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         if spec.name in RUN_MODULES:
             from aml_magics.core.run import Run
 
+            if not hasattr(Run, "input_datasets"):
+                Run.input_datasets = property(_input_datasets)
             module.Run = Run
             module.__all__ = ["Run"]
         return module
