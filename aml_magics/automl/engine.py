@@ -132,13 +132,7 @@ class Engine:
     # -- ensemble and final model -------------------------------------------------------------------
 
     def estimator(self, trial: Trial):
-        from flaml.automl.task.factory import task_factory
-
-        from .learners import estimator_class
-
-        name = ("binary" if self.data.n_classes == 2 else "multiclass") if self.task == "classification" \
-            else "regression"
-        return estimator_class(trial.learner, task_factory(name))(task=name, n_jobs=self.threads, **trial.config)
+        return make_estimator(trial.learner, trial.config, self.task, self.data.n_classes, self.threads)
 
     def defaults(self, cands: list[Trial]) -> list[Trial]:
         """HistGradientBoosting and the scaled linear model at scikit-learn's defaults — what every user tries first —
@@ -213,7 +207,8 @@ class Engine:
         name = algorithm_name(trial.learner, self.task)
         run_id = self.run.record_child(
             name, params={"algorithm": name, **{k: str(v) for k, v in trial.config.items()}},
-            tags={"automl.learner": trial.learner, "automl.default": "true"},
+            tags={"automl.learner": trial.learner, "automl.default": "true",
+                  "automl.config": json.dumps(trial.config, default=float)},
             metrics={k: v for k, v in scores.items() if math.isfinite(v)}, started=time.time())
         return Trial(trial.learner, trial.config, scores.get(self.metric), run_id, trial.time, len(self.trials) + 1)
 
@@ -352,6 +347,16 @@ class Engine:
         total = time.time() - self.t0
         self.run.log("tracking_overhead_s", self.trials.tracking_s)
         self.run.set_tags({"automl.tracking_s": f"{self.trials.tracking_s:.3f}", "automl.total_s": f"{total:.2f}"})
+
+
+def make_estimator(learner: str, config: dict, task: str, n_classes: int | None, threads: int):
+    """An unfitted estimator of a trial: ``learner`` (FLAML's or ours) with ``config``."""
+    from flaml.automl.task.factory import task_factory
+
+    from .learners import estimator_class
+
+    name = ("binary" if n_classes == 2 else "multiclass") if task == "classification" else "regression"
+    return estimator_class(learner, task_factory(name))(task=name, n_jobs=threads, **config)
 
 
 class _FlamlTask:

@@ -167,12 +167,9 @@ def child_output(run: Any, metric: str | None = None, iteration: int | None = No
             raise InvalidInput(f"no child run of {run.id} logged {metric!r}")
         best = max if metric_goal(metric) == "max" else min
         chosen = best(scored, key=lambda cv: cv[1])[0]
-    try:
-        path = run.client.runs.local_file(chosen.id, "outputs/model.pkl")
-    except Exception:  # noqa: BLE001 - the child keeps no model: say so in one line
-        raise NotSupported(f"child run {chosen.id} kept no model: the trials the final model is made of keep "
-                           "theirs (get_output() gives the final model; get_best_run_by_primary_metric() the best "
-                           "trial)") from None
+    from ..automl.refit import child_model
+
+    path = child_model(run.client, run.id, chosen.id)  # a trial that kept no model: fitted once now, then kept
     with open(path, "rb") as f:
         model = pickle.load(f)
     return _v1_run(chosen), as_pipeline(model)
