@@ -24,6 +24,14 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
     "kneighbor": ("KNN", "KNN"),
 }
 DEFAULT_LEARNERS = ("hgb", "linear", "lgbm", "rf", "extra_tree", "xgboost", "xgb_limitdepth", "kneighbor")
+# Azure ML's (v1 and v2) names of algorithms run here as their closest equivalent
+AZURE_ALIASES = {"gradientboosting": "hgb", "elasticnet": "linear", "lassolars": "linear", "sgd": "linear"}
+# Azure ML's algorithms with no equivalent here: blocking one changes nothing, allowing one is said once
+AZURE_ONLY = {"decisiontree", "svm", "linearsvm", "multinomialnaivebayes", "bernoullinaivebayes",
+              "averagedperceptronclassifier", "tensorflowdnn", "tensorflowlinearclassifier",
+              "tensorflowlinearregressor", "fasttreeregressor", "onlinegradientdescentregressor", "tabnetclassifier",
+              "tabnetregressor", "prophet", "autoarima", "arima", "exponentialsmoothing", "naive", "seasonalnaive",
+              "average", "seasonalaverage", "tcnforecaster"}
 
 
 def algorithm_name(learner: str, task: str) -> str:
@@ -38,6 +46,8 @@ def _learner_key(name: str, task: str) -> str:
     for key, (cls_name, reg_name) in ALGORITHMS.items():
         if wanted in (key, cls_name.lower(), reg_name.lower()):
             return key
+    if wanted in AZURE_ALIASES:
+        return AZURE_ALIASES[wanted]
     known = sorted({algorithm_name(k, task) for k in ALGORITHMS})
     raise InvalidInput(f"unknown algorithm {name!r}; use one of {', '.join(known)}")
 
@@ -46,8 +56,16 @@ def learners(task: str, allowed: str | list | None, blocked: str | list | None) 
     def split(v):
         return [x for x in (v.split(",") if isinstance(v, str) else (v or [])) if x.strip()]
 
-    chosen = [_learner_key(n, task) for n in split(allowed)] or list(DEFAULT_LEARNERS)
-    blocked_keys = {_learner_key(n, task) for n in split(blocked)}
+    allowed_names, blocked_names = split(allowed), split(blocked)
+    absent = [n.strip() for n in allowed_names if n.strip().lower() in AZURE_ONLY]
+    chosen = [_learner_key(n, task) for n in allowed_names if n.strip().lower() not in AZURE_ONLY]
+    if absent and not chosen:
+        raise InvalidInput(f"{', '.join(absent)}: not run here; allow one of "
+                           f"{', '.join(sorted({algorithm_name(k, task) for k in ALGORITHMS}))}")
+    if absent:
+        print(f"Note: {', '.join(absent)} not run here (no equivalent); the other allowed algorithms are.")
+    chosen = chosen or list(DEFAULT_LEARNERS)
+    blocked_keys = {_learner_key(n, task) for n in blocked_names if n.strip().lower() not in AZURE_ONLY}
     chosen = [k for k in dict.fromkeys(chosen) if k not in blocked_keys]
     if not chosen:
         raise InvalidInput("--allowed/--blocked leave no algorithm to try")

@@ -228,10 +228,7 @@ class PrefittedAutoMLModel(_prefitted_base()):
 
 def continue_automl(run: Any, X: Any = None, y: Any = None, training_data: Any = None,
                     experiment_timeout_minutes: float | None = None, iterations: int | None = None):
-    config = _configs.get(run.id)
-    if config is None:
-        raise NotSupported(f"continue_experiment() needs the AutoMLConfig run {run.id} was submitted with in this "
-                           "session; submit a new AutoMLConfig instead")
+    config = _configs.get(run.id) or _stored_config(run)
     from .api import Experiment, _v1_run
 
     experiment = Experiment(run.experiment.workspace, run.experiment.name)
@@ -241,6 +238,62 @@ def continue_automl(run: Any, X: Any = None, y: Any = None, training_data: Any =
     new = experiment.workspace.client.runs.submit(sub)
     _configs[new.id] = config
     return _v1_run(new)
+
+
+def _stored_config(run: Any) -> AutoMLConfig:
+    """The AutoMLConfig of an AutoML run as the workspace keeps it (its settings, its training data): what
+    continue_experiment() resubmits after a kernel restart, when the config object is gone."""
+    import pickle
+
+    client = run.client
+    info = client.runs.get(run.id)
+    settings = (info.spec or {}).get("settings")
+    path = getattr(client.backend, "path", None)
+    if not settings or info.kind != "automl" or path is None or client.capabilities.remote:
+        raise NotSupported(f"continue_experiment() of run {run.id} needs its AutoMLConfig: submit the AutoMLConfig "
+                           "again (on Azure ML the service keeps no v1 config to continue from)")
+    from ..core.specs import AutoMLSpec
+
+    spec = AutoMLSpec.from_settings(settings)
+    ref, folder = spec.data, Path(path) / "runs" / run.id
+    data: dict[str, Any] = {}
+    if ref["kind"] == "memory":
+        import cloudpickle  # noqa: F401 - the notebook's values were pickled with it
+
+        try:
+            with open(folder / "io" / "in.pkl", "rb") as f:
+                values = pickle.load(f)
+        except OSError as exc:
+            raise NotSupported(f"the training data of run {run.id} is no longer in the workspace ({exc.strerror}); "
+                               "pass it: continue_experiment(X=…, y=…) or training_data=…") from None
+        frame = values.get("training_data")
+        if ref.get("label_variable"):
+            data = {"X": frame, "y": values[ref["label_variable"]]}
+        else:
+            data = {"training_data": frame}
+    elif ref["kind"] == "file":
+        file = Path(ref["path"]) if Path(ref["path"]).is_absolute() else folder / "snapshot" / ref["path"]
+        from .data import TabularDataset
+
+        data = {"training_data": TabularDataset([str(file)])}
+    else:
+        from .data import Datastore
+
+        store, _, rel = str(ref.get("display", "")).removeprefix("datastore:").partition("/")
+        from .data import TabularDataset
+
+        data = {"training_data": TabularDataset([Datastore.get(run.experiment.workspace, store).path(rel)])}
+    plan = spec.validation or {"method": "auto"}
+    config = AutoMLConfig(
+        task=spec.task, primary_metric=spec.primary_metric, label_column_name=spec.label,
+        compute_target=info.compute, iterations=spec.max_trials,
+        experiment_timeout_minutes=None if spec.budget_s is None else spec.budget_s / 60,
+        n_cross_validations=plan.get("folds") if plan["method"] == "cv" else None,
+        validation_size=plan.get("fraction") if plan["method"] == "holdout" else None,
+        allowed_models=list(spec.learners) if spec.learners_restricted else None, featurization=spec.featurization,
+        enable_voting_ensemble=spec.ensemble, time_column_name=spec.time_column, max_horizon=spec.horizon, **data)
+    _configs[run.id] = config
+    return config
 
 
 def explain_model(fitted_model: Any, X_train: Any, X_test: Any, best_run: Any = None, features: Any = None,

@@ -132,6 +132,7 @@ def test_resume_after_killing_the_engine(ip, client):
     ("--task classification --data nothing --label target", "no variable 'nothing'"),
     ("--task forecasting --data df --label target", "--time-column"),
     ("--task classification --data df --label target --allowed catboost", "unknown algorithm"),
+    ("--task classification --data df --label target --allowed DecisionTree,SVM", "DecisionTree, SVM: not run here"),
     ("--task classification --data df --label target --validation cv:1", "cv:K"),
 ])
 def test_bad_automl_settings_fail_before_anything_starts(ip, client, project, options, message):
@@ -158,3 +159,15 @@ def test_feature_importance_of_a_model_without_its_own_and_one_thread_per_trial(
     assert "bmi" in importance["feature"][:5] or "s5" in importance["feature"][:5]  # the well-known strong features
     assert "Each trial uses 1 thread(s)" in client.runs.get_logs(parent.id)
     assert info.tags["automl.phase"] == "done"  # the dashboard showed featurizing → searching → … while it ran
+
+
+def test_azure_ml_algorithm_names_map_to_their_equivalents_here(capsys):
+    """What a v1 or Azure ML user writes in allowed/blocked models: Azure's names of algorithms run here as their
+    closest equivalent; an Azure-only one blocked changes nothing, allowed is said once."""
+    from aml_magics.automl.settings import learners
+
+    assert learners("regression", "ElasticNet,LassoLars", None) == ["linear"]
+    assert learners("classification", "GradientBoosting, LogisticRegression", None) == ["hgb", "linear"]
+    assert "kneighbor" not in learners("classification", None, ["KNN", "DecisionTree", "TensorFlowDNN"])
+    assert learners("regression", ["Prophet", "LightGBM"], None) == ["lgbm"]
+    assert "Prophet not run here" in capsys.readouterr().out

@@ -241,3 +241,46 @@ def test_two_notebooks_registering_datasets_at_once_lose_none(azureml, client, t
     for bad in ("", "  ", "x\ud800"):
         with pytest.raises(InvalidInput, match="dataset name"):
             Dataset.Tabular.from_delimited_files(path=str(tmp_path / "t.csv")).register(ws, bad)
+
+
+@pytest.mark.slow
+def test_continue_experiment_after_a_kernel_restart(azureml, client, tmp_path, monkeypatch):
+    """continue_experiment() when the AutoMLConfig object is gone (a restarted kernel): the workspace keeps the
+    run's settings and training data, so the continued run trains on the same data with the same settings."""
+    import pandas as pd
+    from sklearn.datasets import load_diabetes
+
+    from aml_magics.v1 import automl as v1_automl
+
+    monkeypatch.chdir(tmp_path)
+    from azureml.core import Experiment, Run, Workspace
+    from azureml.train.automl import AutoMLConfig
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    config = AutoMLConfig(task="regression", primary_metric="r2_score", X=X, y=pd.Series(y, name="progress"),
+                          iterations=2, n_cross_validations=3, allowed_models=["LightGBM", "ElasticNet"],
+                          enable_voting_ensemble=False, label_column_name="progress")
+    first = Experiment(Workspace.from_config(), "v1-continue").submit(config)
+    first.wait_for_completion()
+    v1_automl._configs.clear()  # what a kernel restart leaves: no AutoMLConfig in memory
+    again = Run(first.experiment, first.id)
+    second = again.continue_experiment(iterations=3)
+    second.wait_for_completion()
+    assert second.get_status() == "Completed"
+    assert second.get_tags()["continued_from"] == first.id
+    settings = client.runs.get(second.id).spec["settings"]
+    before = client.runs.get(first.id).spec["settings"]
+    assert settings["max_trials"] == 3
+    for key in ("task", "primary_metric", "label", "validation", "learners", "ensemble", "featurization"):
+        assert settings[key] == before[key], key
+    _, model = second.get_output()
+    assert model.predict(X.head(3)).shape == (3,)
+
+    with pytest.raises(NotSupported, match="submit the AutoMLConfig again"):  # not an AutoML run
+        (tmp_path / "s.py").write_text("print(1)\n")
+        from azureml.core import ScriptRunConfig
+
+        plain = Experiment(Workspace.from_config(), "v1-continue").submit(
+            ScriptRunConfig(source_directory=str(tmp_path), script="s.py"))
+        plain.wait_for_completion()
+        plain.continue_experiment(iterations=1)

@@ -292,7 +292,7 @@ import sys
 import types
 
 RUN_MODULES = ("azureml.core", "azureml.core.run")
-INPUTS_ENV = "AML_MAGICS_V1_INPUTS"  # the datasets passed as_named_input(name): name -> {kind, input, separator, header}
+INPUTS_ENV = "AML_MAGICS_V1_INPUTS"  # datasets passed as_named_input(name): name -> {kind, input, separator, header}
 
 
 class _TabularInput:
