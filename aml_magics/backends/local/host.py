@@ -29,19 +29,42 @@ from .store import Store
 CANCEL_GRACE_S = float(os.environ.get("AML_MAGICS_CANCEL_GRACE_S", "5"))
 
 
-def spawn_host(workspace: Path, run_id: str, store: Store) -> int:
-    """Start a detached host for ``run_id`` (already moved to Starting) and record its pid."""
+def spawn_host(workspace: Path, run_id: str, store: Store, warm: bool = False) -> int:
+    """Start a detached host for ``run_id`` (already moved to Starting) and record its pid. ``warm``: a process that
+    starts many runs (a sweep's or pipeline's controller) forks it from its zygote, skipping an interpreter start."""
     log_dir = layout.run_dir(workspace, run_id) / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_dir / "host.txt", "ab") as host_log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "aml_magics.backends.local.host", str(workspace), run_id],
-            stdin=subprocess.DEVNULL, stdout=host_log, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True, cwd=str(workspace),
-        )
-    _reap_later(proc)
-    store.update_run(run_id, host_pid=proc.pid, host_start=procs.start_token(proc.pid))
-    return proc.pid
+    pid = _warm_spawn(workspace, run_id) if warm and not os.environ.get("AML_MAGICS_COLD_HOSTS") else None
+    if pid is None:
+        with open(log_dir / "host.txt", "ab") as host_log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "aml_magics.backends.local.host", str(workspace), run_id],
+                stdin=subprocess.DEVNULL, stdout=host_log, stderr=subprocess.STDOUT,
+                start_new_session=True, close_fds=True, cwd=str(workspace),
+            )
+        _reap_later(proc)
+        pid = proc.pid
+    store.update_run(run_id, host_pid=pid, host_start=procs.start_token(pid))
+    return pid
+
+
+_zygote = None
+_zygote_lock = threading.Lock()
+
+
+def _warm_spawn(workspace: Path, run_id: str) -> int | None:
+    """A host forked by this process's zygote (started on first use); None when there is none to ask."""
+    global _zygote
+    from .zygote import Zygote
+
+    with _zygote_lock:
+        if _zygote is None or _zygote.proc.poll() is not None:
+            try:
+                _zygote = Zygote()
+            except OSError:
+                return None
+        zygote = _zygote
+    return zygote.spawn(workspace, run_id)
 
 
 _children: list[subprocess.Popen] = []

@@ -99,7 +99,8 @@ class LocalRuns(RunsBackend):
             self.store.transition(run_id, "Starting", only_from=("NotStarted",))
             spawn_host(self.path, run_id, self.store)
         elif self.store.claim_slot(run_id, sub.compute, limit):
-            spawn_host(self.path, run_id, self.store)
+            # a controller's children (sweep trials, pipeline steps) come many and short: their hosts start warm
+            spawn_host(self.path, run_id, self.store, warm=sub.parent_run_id is not None)
         else:
             self.store.transition(run_id, "Queued", only_from=("NotStarted",),
                                   reason=f"{sub.compute} is running {limit} runs")

@@ -1,0 +1,113 @@
+"""A warm starter of run hosts: ``python -m aml_magics.backends.local.zygote``.
+
+A sweep's controller (or a pipeline's) starts hundreds of short child runs; a host started as a new interpreter
+imports aml-magics again each time — most of a short trial's cost. The zygote is started once by such a process,
+imports the host once, and forks a host per request: a line ``WORKSPACE<TAB>RUN_ID`` on its stdin is answered with
+the host's pid on its stdout. It is single-threaded (so forking it is safe) and has opened no database. A host is
+forked twice (the first child starts a new session and exits), so hosts are nobody's zombies and live on in their
+own session like any host. The zygote exits when its stdin closes: its starter is gone.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+
+class Zygote:
+    """The starter's side: one zygote process, asked over a pipe (from any thread of the starter)."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "aml_magics.backends.local.zygote"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+        self.lock = threading.Lock()
+
+    def spawn(self, workspace: Path, run_id: str) -> int | None:
+        """The pid of a new host of ``run_id``, or None when the zygote cannot start one (then start it cold)."""
+        if "\t" in str(workspace) or "\n" in str(workspace) + run_id:
+            return None
+        with self.lock:
+            try:
+                self.proc.stdin.write(f"{workspace}\t{run_id}\n".encode())
+                self.proc.stdin.flush()
+                answer = self.proc.stdout.readline().decode().strip()
+            except (OSError, ValueError):  # the zygote is gone
+                return None
+        return int(answer) or None if answer.isdigit() else None
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+
+
+def _become_host(workspace: str, run_id: str, answer_fd: int) -> None:
+    """In the grandchild: the host of ``run_id``, as ``spawn_host`` would have started it. Never returns."""
+    code = 1
+    try:
+        os.write(answer_fd, f"{os.getpid()}\n".encode())
+        os.close(answer_fd)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        log = os.open(Path(workspace) / "runs" / run_id / "logs" / "host.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                      0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.closerange(3, 1024)  # the zygote's pipes: a host keeps none of them
+        sys.stdin = open(0, closefd=False)
+        sys.stdout = open(1, "w", buffering=1, closefd=False)
+        sys.stderr = open(2, "w", buffering=1, closefd=False)
+        os.chdir(workspace)
+        from .host import Host
+
+        code = Host(Path(workspace), run_id).run()
+    except BaseException:  # noqa: BLE001 - a host that could not start: its log says why; the run is reconciled
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code if isinstance(code, int) else 1)
+
+
+def serve() -> int:
+    from . import host  # noqa: F401 - imported once here, by every host after
+
+    for line in sys.stdin.buffer:
+        workspace, _, run_id = line.decode().rstrip("\n").partition("\t")
+        pid = 0
+        try:
+            r, w = os.pipe()
+            child = os.fork()
+            if child == 0:  # the first child: a new session, the host in it, then gone
+                os.close(r)
+                try:
+                    os.setsid()
+                    if os.fork() == 0:
+                        _become_host(workspace, run_id, w)
+                finally:
+                    os._exit(0)
+            os.close(w)
+            os.waitpid(child, 0)
+            with os.fdopen(r, "rb") as f:
+                answer = f.readline().strip()
+            pid = int(answer) if answer.isdigit() else 0
+        except OSError:
+            pid = 0
+        sys.stdout.write(f"{pid}\n")
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(serve())
