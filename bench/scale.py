@@ -15,7 +15,8 @@ one run with a 10,000,000-point series (--quick: 1,000,000), logged in flushes o
   anchor: reading the series' points with numpy straight from the file;
 - sweep_overhead_per_trial_s: a sweep of 1,000 empty trials (--quick: 12) at --parallel = cores; wall × parallel /
   trials (each trial's process start included), and the same over the first and the last quarter of the trials
-  (a controller whose tick grows with finished trials shows there).
+  (a controller whose tick grows with finished trials shows there); anchor: a quarter as many trials with every
+  trial's host started cold (a new interpreter, AML_MAGICS_COLD_HOSTS=1), as before warm hosts;
 - log_growth_*: a run logging 10 metrics a second for 24 h (--quick: 30 min), compressed to 2,000 steps a second,
   its dashboard polling and the server's metrics route read incrementally: RSS (kB) and file-descriptor growth of
   the run, the dashboard's and the server's processes over the second half of the day;
@@ -205,8 +206,15 @@ Run.get_context().log("x", x)
 """
 
 
-def sweep(trials: int, parallel: int) -> tuple[float, float, float]:
-    """(overhead per trial, first quarter's, last quarter's), seconds: wall × parallel / trials."""
+def sweep(trials: int, parallel: int, cold: bool = False) -> tuple[float, float, float]:
+    """(overhead per trial, first quarter's, last quarter's), seconds: wall × parallel / trials. ``cold``: every
+    trial's host a new interpreter (AML_MAGICS_COLD_HOSTS), as before warm hosts — the anchor."""
+    if cold:
+        os.environ["AML_MAGICS_COLD_HOSTS"] = "1"
+        try:
+            return sweep(trials, parallel)
+        finally:
+            del os.environ["AML_MAGICS_COLD_HOSTS"]
     from aml_magics.core.client import Client
     from aml_magics.core.types import RunSubmission
     from aml_magics.sweep.settings import sweep_submission
@@ -376,6 +384,8 @@ def main() -> None:
     figures["sweep_parallel"] = parallel
     (figures["sweep_overhead_per_trial_s"], figures["sweep_overhead_first_quarter_s"],
      figures["sweep_overhead_last_quarter_s"]) = sweep(trials, parallel)
+    figures["sweep_cold_trials"] = max(12, trials // 4)
+    figures["sweep_cold_overhead_per_trial_s"] = sweep(figures["sweep_cold_trials"], parallel, cold=True)[0]
     rps = scoring_workers(parallel, 3 if args.quick else 15)
     figures.update(scoring_workers=parallel, scoring_rps_1=rps["ours_1"], scoring_rps_n=rps[f"ours_{parallel}"],
                    scoring_azmlinfsrv_rps_n=rps["azmlinfsrv"],
@@ -401,6 +411,9 @@ def main() -> None:
          f"first / last quarter {figures['sweep_overhead_first_quarter_s'] * 1000:.0f} / "
          f"{figures['sweep_overhead_last_quarter_s'] * 1000:.0f} ms",
          ratio(figures["sweep_overhead_last_quarter_s"], figures["sweep_overhead_first_quarter_s"]), "≤ 50 ms"),
+        (f"the same, {figures['sweep_cold_trials']} trials, hosts started cold", "",
+         f"{figures['sweep_cold_overhead_per_trial_s'] * 1000:.0f} ms per trial",
+         ratio(figures["sweep_overhead_per_trial_s"], figures["sweep_cold_overhead_per_trial_s"]), "warm < cold"),
         (f"a run logging {growth['steps'] // 3600} h of 10 metrics/s (compressed): RSS growth over the 2nd half",
          f"run {growth['run_rss_growth_kb']:,} kB · dashboard {growth['dashboard_rss_growth_kb']:,} kB · "
          f"server {growth['server_rss_growth_kb']:,} kB",

@@ -170,10 +170,15 @@ class Engine:
         if len(kept) >= 2:
             weights, scores, single, single_scores = ensemble.greedy(preds, y, self.scorer)
             self.log_candidates(kept, preds, y)
+            sizes = [len(v) for _, v in splits]
+            single = self.prefer_default(kept, preds, y, sizes, single)
+            single_scores = self.scorer.score(y, preds[single])
             members = [(c, w) for c, w in zip(kept, weights) if w > 0]
             single_value, ens_value = single_scores.get(self.metric), scores.get(self.metric)
+            mixed = sum(w * p for w, p in zip(weights, preds)) if len(members) >= 2 else None
             if self.spec.ensemble and len(members) >= 2 and ens_value is not None and single_value is not None \
-                    and ranking.is_better(ens_value, single_value, self.spec.goal):
+                    and ranking.is_better(ens_value, single_value, self.spec.goal) \
+                    and ensemble.clearly_better(mixed, preds[single], y, sizes, self.scorer):
                 chosen = ([c for c, _ in members], [w for _, w in members], scores)
                 print(f"VotingEnsemble of {len(members)} "
                       f"({', '.join(algorithm_name(c.learner, self.task) for c, _ in members)}): "
@@ -192,6 +197,24 @@ class Engine:
                 self.run.set_tags({"automl.out_of_fold": f"{final:.6g}"})  # the final model's, beside the table
         self.ensemble_s = time.time() - t
         return chosen
+
+    def prefer_default(self, kept: list[Trial], preds: list, y, sizes: list[int], best: int) -> int:
+        """The best candidate out-of-fold — unless a default's score is within one standard error of it over the
+        folds: then that default (the simpler model a user would have tried first wins a tie it cannot lose
+        measurably)."""
+        if _is_default(kept[best], self.task):
+            return best
+        defaults = [i for i, c in enumerate(kept) if _is_default(c, self.task)]
+        if not defaults:
+            return best
+        values = {i: ranking.score(self.scorer.score(y, preds[i]).get(self.metric)) for i in defaults}
+        top = ranking.best(defaults, lambda i: values[i], self.spec.goal)
+        if top is None or ensemble.clearly_better(preds[best], preds[top], y, sizes, self.scorer):
+            return best
+        print(f"{algorithm_name(kept[top].learner, self.task)} at its defaults kept: "
+              f"{algorithm_name(kept[best].learner, self.task)}'s lead out-of-fold is within one standard error "
+              "of the folds.", flush=True)
+        return top
 
     def log_candidates(self, kept: list[Trial], preds: list, y) -> None:
         """The candidates' out-of-fold scores, as the table ``out_of_fold`` (the defaults marked): what the final

@@ -129,3 +129,33 @@ def greedy(preds: list, y, scorer: Scorer) -> tuple[list[float], dict, int, dict
         best_value, best_scores, current = step[0], step[1], step[3]
         counts[step[2]] += 1
     return [c / sum(counts) for c in counts], best_scores, order[0], singles[order[0]][1]
+
+
+def clearly_better(a, b, y, sizes: list[int], scorer: Scorer) -> bool:
+    """Whether predictions ``a`` beat ``b`` by more than one standard error of their paired per-fold differences
+    (``sizes``: the folds' lengths, in the order the predictions were concatenated) — the one-standard-error rule:
+    a more complex choice must be measurably better than the simpler one. With one fold there is no error to
+    measure: better at all is enough."""
+    import numpy as np
+
+    def per_fold(p) -> list[float | None]:
+        out, start = [], 0
+        for n in sizes:
+            try:
+                v = scorer.score(y[start:start + n], p[start:start + n]).get(scorer.metric)
+            except ValueError:  # predictions the metric cannot take (NaN, one class in the fold)
+                v = None
+            out.append(None if v is None or not math.isfinite(v) else float(v))
+            start += n
+        return out
+
+    fa, fb = per_fold(a), per_fold(b)
+    if any(v is None for v in fb) and not any(v is None for v in fa):
+        return True
+    if any(v is None for v in fa):
+        return False
+    sign = 1.0 if scorer.goal == "max" else -1.0
+    diffs = np.array([sign * (x - z) for x, z in zip(fa, fb)])
+    if len(diffs) < 2:
+        return bool(diffs.mean() > 0)
+    return bool(diffs.mean() > diffs.std(ddof=1) / math.sqrt(len(diffs)))
