@@ -16,6 +16,8 @@ import sys
 import threading
 from pathlib import Path
 
+ANSWER_TIMEOUT_S = 10.0  # a fork takes milliseconds; a zygote that has not answered by then is stuck
+
 
 class Zygote:
     """The starter's side: one zygote process, asked over a pipe (from any thread of the starter)."""
@@ -30,10 +32,15 @@ class Zygote:
         """The pid of a new host of ``run_id``, or None when the zygote cannot start one (then start it cold)."""
         if "\t" in str(workspace) or "\n" in str(workspace) + run_id:
             return None
+        import select
+
         with self.lock:
             try:
                 self.proc.stdin.write(f"{workspace}\t{run_id}\n".encode())
                 self.proc.stdin.flush()
+                if not select.select([self.proc.stdout], [], [], ANSWER_TIMEOUT_S)[0]:
+                    self.proc.kill()  # stuck: never ask it again (the next start is cold, or a new zygote)
+                    return None
                 answer = self.proc.stdout.readline().decode().strip()
             except (OSError, ValueError):  # the zygote is gone
                 return None
