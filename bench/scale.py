@@ -7,6 +7,8 @@ the layout our writers produce: every run with a status, two tags, a parameter a
 one run with a 10,000,000-point series (--quick: 1,000,000), logged in flushes of 10,000 points.
 - runs_list_p50_ms: ``%aml runs --status Completed --tag team=c`` (a page of 50, newest first, rendered as HTML)
   in an IPython shell; anchor: the same page by one raw sqlite3 query on the same file;
+- runs_list_mlflow_p50_ms: the anchor — MLflow's ``search_runs`` for the same page on its SQLite tracking store
+  holding the same runs, statuses and tags (MLflow's virtualenv: ``AML_MAGICS_MLFLOW_PYTHON``);
 - runs_route_p99_ms: the sidebar's ``GET /aml/api/runs?limit=50`` on a real Jupyter server, 300 requests;
 - open_workspace_s: ``%load_ext aml_magics`` + ``%aml`` in a fresh process on this workspace;
 - doctor_s: ``python -m aml_magics doctor`` on it;
@@ -119,6 +121,65 @@ def runs_list(ws: Path, repeats: int) -> tuple[float, float, int]:
             raw_times.append((time.perf_counter() - t) * 1000)
     raw.close()
     return statistics.median(times), statistics.median(raw_times), rows
+
+
+MLFLOW_SEARCH = """
+import sqlite3, statistics, sys, time
+from mlflow.tracking import MlflowClient
+
+db, n_runs, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+exps = [client.create_experiment(f"exp-{i}") for i in range(20)]  # MLflow's own migrations make the schema
+conn = sqlite3.connect(db)
+statuses = ["FINISHED"] * 90 + ["FAILED"] * 7 + ["KILLED"] * 3
+now = int(time.time() * 1000)
+for start in range(0, n_runs, 20000):
+    runs, tags, params, metrics = [], [], [], []
+    for i in range(start, min(n_runs, start + 20000)):
+        rid, t = f"{i:032x}", now - (n_runs - i) * 1000
+        runs.append((rid, f"run {i}", "LOCAL", "", "", "bench", statuses[i % 100], t, t + 1000, "", "active",
+                     f"/tmp/mlruns/{rid}", exps[i % 20]))
+        tags += [("team", "abcdefghij"[i % 10], rid), ("seed", str(i % 7), rid)]
+        params.append(("lr", str(0.001 * (i % 13)), rid))
+        metrics.append(("loss", 1.0 / (90 + i % 5), t, 89, 0, rid))
+    conn.executemany("INSERT INTO runs(run_uuid, name, source_type, source_name, entry_point_name, user_id, status, "
+                     "start_time, end_time, source_version, lifecycle_stage, artifact_uri, experiment_id) "
+                     "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", runs)
+    conn.executemany("INSERT INTO tags(key, value, run_uuid) VALUES(?,?,?)", tags)
+    conn.executemany("INSERT INTO params(key, value, run_uuid) VALUES(?,?,?)", params)
+    conn.executemany("INSERT INTO latest_metrics(key, value, timestamp, step, is_nan, run_uuid) VALUES(?,?,?,?,?,?)",
+                     metrics)
+    conn.commit()
+conn.close()
+times = []
+for i in range(repeats + 1):
+    t = time.perf_counter()
+    page = client.search_runs([str(e) for e in exps], "attributes.status = 'FINISHED' and tags.team = 'c'",
+                              max_results=50, order_by=["attributes.start_time DESC"])
+    if i:
+        times.append((time.perf_counter() - t) * 1000)
+    assert len(page) == 50, len(page)
+print(statistics.median(times))
+"""
+
+
+def mlflow_search(n_runs: int, repeats: int) -> float | None:
+    """The anchor of the runs page: MLflow's ``search_runs`` (its tracking store on SQLite, the same runs, statuses
+    and tags written straight into its own tables) for the same page — 50 newest FINISHED runs with tag team=c
+    across the 20 experiments; p50 ms, or None without MLflow's virtualenv (``AML_MAGICS_MLFLOW_PYTHON``) or when
+    it does not finish in 20 minutes."""
+    python = os.environ.get("AML_MAGICS_MLFLOW_PYTHON")
+    if not python or not Path(python).exists():
+        return None
+    folder = Path(scratch("bench-scale-mlflow-"))
+    try:
+        out = subprocess.run([python, "-c", MLFLOW_SEARCH, str(folder / "mlflow.db"), str(n_runs), str(repeats)],
+                             capture_output=True, text=True, timeout=1200, cwd=folder)
+    except subprocess.TimeoutExpired:
+        return None
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def open_workspace(ws: Path) -> float:
@@ -375,6 +436,7 @@ def main() -> None:
     figures["series_first_paint_cold_s"], figures["series_first_paint_s"] = cold, warm
     figures["series_raw_read_s"] = raw_series_read(ws, long_id)
     figures["runs_list_p50_ms"], figures["runs_list_sqlite_p50_ms"], rows = runs_list(ws, 10 if args.quick else 30)
+    figures["runs_list_mlflow_p50_ms"] = mlflow_search(n_runs, 3 if args.quick else 10)
     figures["runs_route_p99_ms"], figures["runs_route_p50_ms"], figures["metrics_route_p99_ms"], growth = \
         routes(root, long_id, 100 if args.quick else 300, 0.5 if args.quick else 24)
     figures.update({f"log_growth_{k}": v for k, v in growth.items()})
@@ -396,6 +458,10 @@ def main() -> None:
         ("%aml runs --status --tag (page of 50, HTML) p50", f"{figures['runs_list_p50_ms']:.1f} ms",
          f"sqlite3 raw page {figures['runs_list_sqlite_p50_ms']:.2f} ms",
          ratio(figures["runs_list_p50_ms"], figures["runs_list_sqlite_p50_ms"]), "≤ 50 ms"),
+        ("  the same page from MLflow's search_runs (SQLite store, same runs)", "",
+         "not measured (no MLflow virtualenv)" if figures["runs_list_mlflow_p50_ms"] is None else
+         f"{figures['runs_list_mlflow_p50_ms']:.1f} ms", ratio(figures["runs_list_p50_ms"],
+                                                              figures["runs_list_mlflow_p50_ms"]), ""),
         ("GET /aml/api/runs?limit=50 p50 / p99", f"{figures['runs_route_p50_ms']:.1f} / "
          f"{figures['runs_route_p99_ms']:.1f} ms", "", "", "p99 ≤ 100 ms"),
         ("%load_ext + %aml (fresh process)", f"{figures['open_workspace_s']:.2f} s", "", "", "≤ 0.3 s"),
