@@ -349,5 +349,7 @@ def test_two_tabs_running_the_same_pipeline_at_once(ip, client, tmp_path):
     a, b = client.pipelines.steps(first.id), client.pipelines.steps(second.id)
     assert (output_of(client, a["join"])["model"] / "model.txt").read_text() == "left:A B C|right:A B C"
     assert (output_of(client, b["join"])["model"] / "model.txt").read_text() == "left:A B C|right:A B C"
-    _, third = run_pipeline(ip, client)
-    assert all(s.tags.get("pipeline.reused_from") for s in third.values())
+    info, third = run_pipeline(ip, client)
+    not_reused = {n: s.run_id for n, s in third.items() if not s.tags.get("pipeline.reused_from")}
+    assert not not_reused, (not_reused, client.runs.get_logs(info.run_id), client.runs.get_logs(first.id),
+                            client.runs.get_logs(second.id))

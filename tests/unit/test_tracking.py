@@ -126,3 +126,23 @@ def test_values_of_every_kind(workspace, tmp_path):
     assert "outputs/extra.txt" in run.get_file_names()
     with pytest.raises(Exception, match="relative path inside the run"):
         run.upload_file("../escape.txt", png)
+
+
+def test_a_workspace_deleted_and_made_again_at_the_same_path_is_written_to(tmp_path):
+    """A careless user deletes the workspace folder and starts again in the same kernel: the new workspace's runs
+    log into the new database, not into the deleted file a cached tracker still held."""
+    import shutil
+
+    ws = tmp_path / "ws"
+    first = Client(ws)
+    run = first.runs.start_logging("again")
+    run.log("x", 1.0)
+    run.complete()
+    shutil.rmtree(ws)
+    second = Client(ws)
+    run = second.runs.start_logging("again")
+    run.log("x", 2.0)
+    run.log_list("y", [1.0, 2.0])
+    run.complete()
+    assert second.runs.get_metrics(run.id)["x"] == 2.0
+    assert [r.run_id for r in second.runs.list(limit=None).infos] == [run.id]

@@ -64,10 +64,26 @@ def tracking_uri(db_path) -> str:
     return SCHEME + str(db_path)
 
 
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def tracker_for(uri: str) -> "LocalTracker":
-    """The process-wide tracker for a tracking URI (``sqlite://`` + the database's absolute path)."""
+    """The process-wide tracker for a tracking URI (``sqlite://`` + the database's absolute path) — a new one when
+    the database at that path is another file than the one the tracker opened (a workspace deleted and made again
+    at the same path in the same kernel: the old tracker would write into the deleted file)."""
     with _trackers_lock:
         tracker = _trackers.get(uri)
+        if tracker is not None and tracker.identity != _identity(tracker.db_path):
+            stale, tracker = tracker, None
+            try:
+                stale.close()
+            except Exception:  # noqa: BLE001 - what it still held belonged to the deleted workspace
+                pass
         if tracker is None:
             if not uri.startswith(SCHEME):
                 raise ValueError(f"unsupported tracking URI {uri!r}")
@@ -124,6 +140,7 @@ class LocalTracker(Tracker):
         self.db_path = db_path
         self.workspace_dir = Path(db_path).parent
         self.store = Store(db_path, migrate=False)
+        self.identity = _identity(db_path)  # the file it opened (tracker_for replaces a tracker of a deleted one)
         self._points: deque = deque()  # (key_id, step, ts, value)
         self._records: deque = deque()  # (key_id, ts, json)
         self._tags: deque = deque()  # (run_id, table, {key: value}) refused once by the store: written in order
