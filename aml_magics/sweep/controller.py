@@ -28,7 +28,7 @@ from ..core.types import RunSubmission
 from .policies import Policy
 from .space import space_from_json
 
-TICK_S = 0.02
+TICK_S = 0.01
 CANCEL_WAIT_S = 30  # at most this long for canceled trials to end (a trial gets its grace period, then SIGKILL)
 
 

@@ -2,10 +2,10 @@
 
 A sweep's controller (or a pipeline's) starts hundreds of short child runs; a host started as a new interpreter
 imports aml-magics again each time — most of a short trial's cost. The zygote is started once by such a process,
-imports the host once, and forks a host per request: a line ``WORKSPACE<TAB>RUN_ID`` on its stdin is answered with
-the host's pid on its stdout. It is single-threaded (so forking it is safe) and has opened no database. A host is
-forked twice (the first child starts a new session and exits), so hosts are nobody's zombies and live on in their
-own session like any host. The zygote exits when its stdin closes: its starter is gone.
+imports the host (and what a run process imports) once, and forks a host per request: a line ``WORKSPACE<TAB>RUN_ID``
+on its stdin is answered with the host's pid on its stdout. It is single-threaded (so forking it is safe) and has
+opened no database. A host starts its own session, like any host; the zygote ignores SIGCHLD, so the kernel reaps
+the hosts that end. The zygote exits when its stdin closes: its starter is gone; its hosts live on.
 """
 from __future__ import annotations
 
@@ -53,14 +53,13 @@ class Zygote:
             pass
 
 
-def _become_host(workspace: str, run_id: str, answer_fd: int) -> None:
-    """In the grandchild: the host of ``run_id``, as ``spawn_host`` would have started it. Never returns."""
+def _become_host(workspace: str, run_id: str) -> None:
+    """In the forked child: the host of ``run_id``, as ``spawn_host`` would have started it. Never returns."""
     code = 1
     try:
-        os.write(answer_fd, f"{os.getpid()}\n".encode())
-        os.close(answer_fd)
+        os.setsid()  # its own session, as a cold host's start_new_session
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
-            signal.signal(sig, signal.SIG_DFL)
+            signal.signal(sig, signal.SIG_DFL)  # SIGCHLD above all: the host waits for its run process
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         log = os.open(Path(workspace) / "runs" / run_id / "logs" / "host.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND,
@@ -89,29 +88,19 @@ def _become_host(workspace: str, run_id: str, answer_fd: int) -> None:
 
 def serve() -> int:
     from . import host  # noqa: F401 - imported once here, by every host after
+    from ...core import run  # noqa: F401 - and what every run process imports
+    from ...runtime import launch  # noqa: F401
 
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the hosts that end: nobody's zombies
     for line in sys.stdin.buffer:
         workspace, _, run_id = line.decode().rstrip("\n").partition("\t")
-        pid = 0
         try:
-            r, w = os.pipe()
-            child = os.fork()
-            if child == 0:  # the first child: a new session, the host in it, then gone
-                os.close(r)
-                try:
-                    os.setsid()
-                    if os.fork() == 0:
-                        _become_host(workspace, run_id, w)
-                finally:
-                    os._exit(0)
-            os.close(w)
-            os.waitpid(child, 0)
-            with os.fdopen(r, "rb") as f:
-                answer = f.readline().strip()
-            pid = int(answer) if answer.isdigit() else 0
+            pid = os.fork()
         except OSError:
-            pid = 0
-        sys.stdout.write(f"{pid}\n")
+            pid = -1
+        if pid == 0:
+            _become_host(workspace, run_id)
+        sys.stdout.write(f"{max(pid, 0)}\n")
         sys.stdout.flush()
     return 0
 
