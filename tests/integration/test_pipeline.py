@@ -161,8 +161,10 @@ def test_resume_after_killing_the_controller_runs_only_unfinished_steps(ip, clie
     upload_raw(client, tmp_path)
     diamond(ip, sleep=2)
     run = ip.run_line_magic("aml", "pipeline run -e pipe --no-reuse")
-    wait_until(lambda: {c.tags.get("pipeline.step") for c in client.runs.children(run.id).infos} >= {"left", "right"},
-               timeout=60, what="both branches to start")
+    # both branches running (not just created: a step the controller is still preparing when it dies never ran,
+    # and is Canceled — then it rightly runs after the resume)
+    wait_until(lambda: {c.tags.get("pipeline.step") for c in client.runs.children(run.id).infos
+                        if c.status == "Running"} >= {"left", "right"}, timeout=60, what="both branches running")
     row = client.backend.store.get_run(run.id)
     os.killpg(row["user_pid"], signal.SIGKILL)  # the controller only; its running steps go on
     assert client.runs.wait(run.id, timeout=30).status == "Failed"
