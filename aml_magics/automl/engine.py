@@ -171,8 +171,9 @@ class Engine:
             weights, scores, single, single_scores = ensemble.greedy(preds, y, self.scorer)
             self.log_candidates(kept, preds, y)
             sizes = [len(v) for _, v in splits]
-            single = self.prefer_default(kept, preds, y, sizes, single)
-            single_scores = self.scorer.score(y, preds[single])
+            kept_default = self.prefer_default(kept, preds, y, sizes, single)
+            if kept_default != single:
+                single, single_scores = kept_default, self.scorer.score(y, preds[kept_default])
             members = [(c, w) for c, w in zip(kept, weights) if w > 0]
             single_value, ens_value = single_scores.get(self.metric), scores.get(self.metric)
             mixed = sum(w * p for w, p in zip(weights, preds)) if len(members) >= 2 else None

@@ -253,6 +253,7 @@ def _stored_config(run: Any) -> AutoMLConfig:
         raise NotSupported(f"continue_experiment() of run {run.id} needs its AutoMLConfig: submit the AutoMLConfig "
                            "again (on Azure ML the service keeps no v1 config to continue from)")
     from ..core.specs import AutoMLSpec
+    from .data import Datastore, TabularDataset
 
     spec = AutoMLSpec.from_settings(settings)
     ref, folder = spec.data, Path(path) / "runs" / run.id
@@ -273,15 +274,9 @@ def _stored_config(run: Any) -> AutoMLConfig:
             data = {"training_data": frame}
     elif ref["kind"] == "file":
         file = Path(ref["path"]) if Path(ref["path"]).is_absolute() else folder / "snapshot" / ref["path"]
-        from .data import TabularDataset
-
         data = {"training_data": TabularDataset([str(file)])}
     else:
-        from .data import Datastore
-
         store, _, rel = str(ref.get("display", "")).removeprefix("datastore:").partition("/")
-        from .data import TabularDataset
-
         data = {"training_data": TabularDataset([Datastore.get(run.experiment.workspace, store).path(rel)])}
     plan = spec.validation or {"method": "auto"}
     config = AutoMLConfig(

@@ -75,3 +75,26 @@ def test_a_dead_zygote_costs_only_the_warm_start(client, parent, tmp_path):
     third = _child(client, parent, tmp_path, 0)
     assert client.runs.wait(third.id, timeout=30).status == "Completed"
     assert time.monotonic() - t < 30
+
+
+def test_a_workspace_path_the_zygote_cannot_carry_starts_its_hosts_cold(tmp_path, monkeypatch):
+    """A tab in the workspace's path (the zygote's request separator): the child still runs, its host started cold."""
+    from aml_magics.core.client import Client
+
+    ws = tmp_path / "odd\tname" / "ws"
+    client = Client(ws)
+    parent = client.runs.start_logging("warm")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "quick.py").write_text("print('ran')\n")
+    try:
+        run = client.runs.submit(RunSubmission(kind="script", experiment="warm", source_dir=tmp_path / "src",
+                                               entry="quick.py", parent_run_id=parent.id))
+        info = client.runs.wait(run.id, timeout=30)
+        assert info.status == "Completed" and "ran" in client.runs.get_logs(run.id)
+        assert (ws / "runs" / run.id / "logs" / "host.txt").exists()
+    finally:
+        parent.complete()
+        if hosts._zygote is not None:
+            hosts._zygote.close()
+            hosts._zygote.proc.wait(10)
+            hosts._zygote = None

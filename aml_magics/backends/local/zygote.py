@@ -44,7 +44,8 @@ class Zygote:
                 answer = self.proc.stdout.readline().decode().strip()
             except (OSError, ValueError):  # the zygote is gone
                 return None
-        return int(answer) or None if answer.isdigit() else None
+        pid = int(answer) if answer.isdigit() else 0
+        return pid or None  # 0: its fork failed
 
     def close(self) -> None:
         try:
