@@ -175,8 +175,14 @@ class Engine:
             if kept_default != single:
                 single, single_scores = kept_default, self.scorer.score(y, preds[kept_default])
             members = [(c, w) for c, w in zip(kept, weights) if w > 0]
+            mixed = None
+            if len(members) >= 2:  # judged on folds its weights were not chosen on, where there are several
+                mixed = ensemble.cross_fitted(preds, y, sizes, self.scorer)
+                if mixed is None:
+                    mixed = sum(w * p for w, p in zip(weights, preds))
+                else:
+                    scores = self.scorer.score(y, mixed)
             single_value, ens_value = single_scores.get(self.metric), scores.get(self.metric)
-            mixed = sum(w * p for w, p in zip(weights, preds)) if len(members) >= 2 else None
             if self.spec.ensemble and len(members) >= 2 and ens_value is not None and single_value is not None \
                     and ranking.is_better(ens_value, single_value, self.spec.goal) \
                     and ensemble.clearly_better(mixed, preds[single], y, sizes, self.scorer):
@@ -208,7 +214,7 @@ class Engine:
         defaults = [i for i, c in enumerate(kept) if _is_default(c, self.task)]
         if not defaults:
             return best
-        values = {i: ranking.score(self.scorer.score(y, preds[i]).get(self.metric)) for i in defaults}
+        values = {i: ranking.score(self.scorer.value(y, preds[i])) for i in defaults}
         top = ranking.best(defaults, lambda i: values[i], self.spec.goal)
         if top is None or ensemble.clearly_better(preds[best], preds[top], y, sizes, self.scorer):
             return best

@@ -48,6 +48,10 @@ class Scorer:
             return M.compute("classification", y, np.argmax(predicted, axis=1), predicted, self.data.n_classes)
         return M.compute("regression", y, predicted, y_range=self.data.y_range)
 
+    def value(self, y, predicted) -> float:
+        """The primary metric only (``metrics.one``): the inner loop of the final choice."""
+        return M.one(self.task, self.metric, y, predicted, self.data.n_classes, self.data.y_range)
+
     def flaml_metric(self, X_val, y_val, estimator, labels, X_train, y_train, *args, **kwargs):
         """FLAML's custom metric: what it minimizes, and every metric to log with the trial."""
         import numpy as np
@@ -102,33 +106,51 @@ def out_of_fold(candidates: list, make: Callable[[Any], Any], scorer: Scorer, sp
 def greedy(preds: list, y, scorer: Scorer) -> tuple[list[float], dict, int, dict]:
     """Greedy ensemble selection with replacement, started from the best three averaged. Returns the weights, the
     ensemble's scores, the best single candidate's index and its scores."""
-    def value(p) -> tuple[float | None, dict]:
-        s = scorer.score(y, p)
-        return ranking.score(s.get(scorer.metric)), s
+    def value(p) -> float | None:
+        return ranking.score(scorer.value(y, p))
 
     singles = [value(p) for p in preds]
-    order = sorted(range(len(preds)), key=lambda i: (singles[i][0] is None, i))
-    order = sorted(order, key=lambda i: singles[i][0] if singles[i][0] is not None else
+    order = sorted(range(len(preds)), key=lambda i: (singles[i] is None, i))
+    order = sorted(order, key=lambda i: singles[i] if singles[i] is not None else
                    (-math.inf if scorer.goal == "max" else math.inf), reverse=scorer.goal == "max")
     start = order[:min(3, len(order))]
     counts = [0] * len(preds)
     for i in start:
         counts[i] = 1
     current = sum(preds[i] for i in start) / len(start)
-    best_value, best_scores = value(current)
+    best_value = value(current)
     for _ in range(ROUNDS):
         step = None
         k = sum(counts)
         for i, p in enumerate(preds):
             mixed = (current * k + p) / (k + 1)
-            v, s = value(mixed)
+            v = value(mixed)
             if v is not None and (step is None or ranking.is_better(v, step[0], scorer.goal)):
-                step = (v, s, i, mixed)
+                step = (v, i, mixed)
         if step is None or (best_value is not None and not ranking.is_better(step[0], best_value, scorer.goal)):
             break
-        best_value, best_scores, current = step[0], step[1], step[3]
-        counts[step[2]] += 1
-    return [c / sum(counts) for c in counts], best_scores, order[0], singles[order[0]][1]
+        best_value, current = step[0], step[2]
+        counts[step[1]] += 1
+    return [c / sum(counts) for c in counts], scorer.score(y, current), order[0], scorer.score(y, preds[order[0]])
+
+
+def cross_fitted(preds: list, y, sizes: list[int], scorer: Scorer):
+    """The greedy ensemble's predictions on each fold with its weights chosen on the other folds only (``sizes``: the
+    folds' lengths, in the order the predictions were concatenated) — an honest estimate of how the ensemble does on
+    rows it was not selected on. Weights chosen and scored on the same predictions flatter it: with many candidates
+    the selection fits the folds' noise. ``None`` with one fold (nothing to hold out)."""
+    import numpy as np
+
+    if len(sizes) < 2:
+        return None
+    bounds = np.cumsum([0] + list(sizes))
+    parts = []
+    for k in range(len(sizes)):
+        held = np.zeros(len(y), dtype=bool)
+        held[bounds[k]:bounds[k + 1]] = True
+        weights, *_ = greedy([p[~held] for p in preds], y[~held], scorer)
+        parts.append(sum(w * p[held] for w, p in zip(weights, preds) if w > 0))
+    return np.concatenate(parts)
 
 
 def clearly_better(a, b, y, sizes: list[int], scorer: Scorer) -> bool:
@@ -142,7 +164,7 @@ def clearly_better(a, b, y, sizes: list[int], scorer: Scorer) -> bool:
         out, start = [], 0
         for n in sizes:
             try:
-                v = scorer.score(y[start:start + n], p[start:start + n]).get(scorer.metric)
+                v = scorer.value(y[start:start + n], p[start:start + n])
             except ValueError:  # predictions the metric cannot take (NaN, one class in the fold)
                 v = None
             out.append(None if v is None or not math.isfinite(v) else float(v))

@@ -1,0 +1,74 @@
+"""The VotingEnsemble is judged on folds its weights were not chosen on (``automl.ensemble.cross_fitted``): greedy
+selection scored on the predictions it selected on flatters it — with many near-identical candidates it "wins" by
+fitting the folds' noise, and the final model was then an ensemble worse on new rows than the single model."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aml_magics.automl.ensemble import clearly_better, cross_fitted, greedy
+from tests.unit.test_one_standard_error import _scorer
+
+
+def _mixed(weights, preds):
+    return sum(w * p for w, p in zip(weights, preds))
+
+
+def test_candidates_without_complementary_errors_do_not_make_a_clearly_better_ensemble():
+    flattered = honest = 0
+    for seed in range(10):
+        rng = np.random.RandomState(seed)
+        y = rng.normal(size=300)
+        sizes = [60] * 5
+        scorer = _scorer("regression", "r2_score", y)
+        base = y + rng.normal(scale=0.7, size=300)
+        # the same model, each copy distorted on a fifth of the rows: no copy knows anything the base does not
+        preds = [base] + [base + rng.normal(scale=0.3, size=300) * (rng.rand(300) < 0.2) for _ in range(10)]
+        weights, _, single, _ = greedy(preds, y, scorer)
+        flattered += clearly_better(_mixed(weights, preds), preds[single], y, sizes, scorer)
+        honest += clearly_better(cross_fitted(preds, y, sizes, scorer), preds[single], y, sizes, scorer)
+    assert flattered >= 5  # what the choice was made on before: the bias this guards against is real
+    assert honest <= 1
+
+
+def test_models_with_independent_errors_still_make_a_clearly_better_ensemble():
+    rng = np.random.RandomState(3)
+    y = rng.normal(size=400)
+    sizes = [80] * 5
+    scorer = _scorer("regression", "r2_score", y)
+    preds = [y + rng.normal(scale=0.6, size=400) for _ in range(3)]
+    mixed = cross_fitted(preds, y, sizes, scorer)
+    assert mixed.shape == y.shape
+    assert all(clearly_better(mixed, p, y, sizes, scorer) for p in preds)
+
+
+def test_classification_probabilities_and_a_single_fold():
+    rng = np.random.RandomState(4)
+    y = np.array([0, 1] * 100)
+    scorer = _scorer("classification", "AUC_weighted", y)
+    preds = []
+    for _ in range(3):
+        p1 = np.clip(0.5 + (y - 0.5) * 0.4 + rng.normal(scale=0.3, size=200), 0.01, 0.99)
+        preds.append(np.column_stack([1 - p1, p1]))
+    mixed = cross_fitted(preds, y, [40] * 5, scorer)
+    assert mixed.shape == (200, 2) and np.allclose(mixed.sum(axis=1), 1.0)
+    assert cross_fitted(preds, y, [200], scorer) is None  # one fold: nothing to hold out
+
+
+def test_the_one_metric_fast_path_agrees_with_the_whole_set():
+    from aml_magics.automl import metrics as M
+
+    rng = np.random.RandomState(5)
+    for n_classes in (2, 4):
+        y = rng.randint(0, n_classes, size=120)
+        p = rng.dirichlet(np.ones(n_classes), size=120)
+        whole = M.compute("classification", y, np.argmax(p, axis=1), p, n_classes)
+        for metric in ("accuracy", "AUC_weighted", "norm_macro_recall"):
+            assert M.one("classification", metric, y, p, n_classes) == pytest.approx(whole[metric], abs=1e-12)
+    assert np.isnan(M.one("classification", "AUC_weighted", np.zeros(10, int), rng.dirichlet([1, 1], size=10), 2))
+    y = rng.normal(size=90) * 10
+    pred = y + rng.normal(size=90)
+    whole = M.compute("regression", y, pred, y_range=25.0)
+    for metric in ("r2_score", "normalized_root_mean_squared_error", "normalized_mean_absolute_error",
+                   "spearman_correlation"):
+        assert M.one("regression", metric, y, pred, y_range=25.0) == pytest.approx(whole[metric], abs=1e-12)
