@@ -158,3 +158,41 @@ def test_a_bad_tag_filter_is_one_clear_error(tmp_path):
     for bad in ({"": "x"}, {"k": 3}, ["team=a"], {3: "x"}):
         with pytest.raises(InvalidInput, match="tags filter"):
             client.runs.list(tags=bad)
+
+
+def test_experiment_counts_kept_between_calls_follow_every_writer(tmp_path, store):
+    """The experiments list counts top-level runs from the runs added since its last call — including runs another
+    process (another connection) wrote, children (not counted) and new experiments — and matches a full count."""
+    other = Store(tmp_path / "aml.db")
+    try:
+        def full():
+            return {r["name"]: (r["n"], r["last"]) for r in store.query(
+                """SELECT e.name, (SELECT COUNT(*) FROM runs r WHERE r.experiment_id=e.id AND r.parent_id IS NULL) n,
+                          (SELECT created FROM runs WHERE id=(SELECT MAX(id) FROM runs r WHERE r.experiment_id=e.id))
+                          last FROM experiments e""")}
+
+        def listed():
+            return {r["name"]: (r["run_count"], r["last_run"]) for r in store.list_experiments()}
+
+        assert listed() == {}
+        store.ensure_experiment("empty")
+        assert listed() == full() == {"empty": (0, None)}
+        for i in range(5):
+            store.create_run(f"a{i}", "a", "cell", compute="local", status="Completed")
+        assert listed() == full() and listed()["a"][0] == 5
+        other.create_run("b0", "b", "cell", compute="local", status="Running")
+        other.create_run("b0_child", "b", "cell", compute="local", status="Running", parent_run_id="b0")
+        other.create_run("a5", "a", "cell", compute="local", status="Queued")
+        got = listed()
+        assert got == full() and got["a"][0] == 6 and got["b"][0] == 1
+        assert got["b"][1] == other.get_run("b0_child")["created"]  # the last run of any level
+        assert listed() == got  # nothing added: the same answer
+        with store.write() as c:  # another store in its place (as doctor --recover puts one): counted afresh
+            c.execute("PRAGMA foreign_keys=OFF")
+            c.execute("DELETE FROM status_history")
+            c.execute("DELETE FROM runs")
+        store._run_pks.clear()
+        store.create_run("c0", "a", "cell", compute="local", status="Completed")
+        assert listed() == full() and listed()["a"][0] == 1 and listed()["b"] == (0, None)
+    finally:
+        other.close()

@@ -16,14 +16,32 @@ class WorkspaceRows:
             c.execute("INSERT OR IGNORE INTO experiments(name, created) VALUES(?, ?)", (name, time.time()))
             return c.execute("SELECT id FROM experiments WHERE name=?", (name,)).fetchone()[0]
 
-    def list_experiments(self) -> list[sqlite3.Row]:
-        return self.query(
-            """SELECT e.name, e.created,
-                      (SELECT COUNT(*) FROM runs r WHERE r.experiment_id=e.id AND r.parent_id IS NULL) AS run_count,
-                      (SELECT created FROM runs WHERE id=(SELECT MAX(r.id) FROM runs r WHERE r.experiment_id=e.id))
-                          AS last_run
-               FROM experiments e ORDER BY e.name"""
-        )
+    def list_experiments(self) -> list[dict]:
+        """Every experiment with its number of top-level runs and when its last run was created. Runs are never
+        deleted and their ids only grow, so the counts are kept between calls and brought up to date from the runs
+        added since: a sidebar refresh costs what changed, not a scan of a year of runs. The kept counts are
+        dropped when the run they end at is no longer the same row (a store put back by ``doctor --recover``)."""
+        kept = getattr(self, "_experiment_counts", None)
+        since, counts = 0, {}
+        if kept is not None:
+            row = self.query_one("SELECT created FROM runs WHERE id=?", (kept[0],))
+            if row is not None and row[0] == kept[1]:
+                since, counts = kept[0], dict(kept[2])
+        added = self.query(
+            """SELECT g.experiment_id, g.n, g.last, (SELECT created FROM runs WHERE id=g.last) AS last_created
+               FROM (SELECT experiment_id, SUM(parent_id IS NULL) AS n, MAX(id) AS last FROM runs WHERE id > ?
+                     GROUP BY experiment_id) g""", (since,))
+        top = kept if since else None
+        for r in added:
+            n = counts.get(r["experiment_id"], (0, None))[0]
+            counts[r["experiment_id"]] = (n + r["n"], r["last_created"])
+            if top is None or r["last"] > top[0]:
+                top = (r["last"], r["last_created"])
+        if top is not None:
+            self._experiment_counts = (top[0], top[1], counts)
+        return [{"name": e["name"], "created": e["created"], "run_count": counts.get(e["id"], (0, None))[0],
+                 "last_run": counts.get(e["id"], (0, None))[1]}
+                for e in self.query("SELECT id, name, created FROM experiments ORDER BY name")]
 
     def ensure_compute(self, name: str, kind: str, max_concurrent: int) -> None:
         with self.write() as c:
