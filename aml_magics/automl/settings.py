@@ -116,7 +116,7 @@ def automl_submission(
     max_trials: int | None = None, validation: str | None = "auto", allowed=None, blocked=None,
     featurization: bool = True, ensemble: bool = True, time_column: str | None = None, horizon: int | None = None,
     seed: int = 0, client=None, source_dir: Path, experiment: str, compute: str = DEFAULT_COMPUTE,
-    in_values: dict | None = None, **run_options: Any,
+    in_values: dict | None = None, early_termination: bool | None = None, **run_options: Any,
 ) -> RunSubmission:
     """The submission of an AutoML run; every setting is checked here, before anything starts."""
     import importlib.util
@@ -202,7 +202,7 @@ def automl_submission(
         threads=_threads_per_run(client, compute), task=task, primary_metric=metric, goal=goal(metric), label=label,
         budget_s=budget_s, max_trials=max_trials, validation=validation_plan, learners=chosen,
         learners_restricted=bool(allowed or blocked), featurization=featurization, ensemble=ensemble,
-        time_column=time_column, horizon=horizon, seed=seed, data=data_ref)
+        time_column=time_column, horizon=horizon, seed=seed, data=data_ref, early_termination=early_termination)
     tags = {"automl.task": task, "automl.primary_metric": metric, **run_options.pop("tags", {})}
     run_options.pop("out_vars", None)
     return RunSubmission(

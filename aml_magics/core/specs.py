@@ -79,6 +79,9 @@ class AutoMLSpec:
     horizon: int | None = None
     seed: int = 0
     threads: int | None = None  # per trial; None: the engine decides
+    # stop when the score stops improving (Azure's limitSettings.enableEarlyTermination; None: the service's
+    # default). The local search always uses its whole budget or trial count: False is what it does already.
+    early_termination: bool | None = None
 
     kind = "automl"
 

@@ -80,6 +80,9 @@ class AutoMLConfig:
         self.time_column_name = time_column_name
         self.horizon = int(max_horizon) if isinstance(max_horizon, (int, float)) and max_horizon else None
         self.max_concurrent_iterations = max_concurrent_iterations
+        # False goes to Azure ML as limitSettings.enableEarlyTermination (True is the service's default); the local
+        # search never stops early, so there it is what happens anyway
+        self.early_termination = None if enable_early_stopping is None or enable_early_stopping else False
         if enable_onnx_compatible_models:
             note_once("onnx", "enable_onnx_compatible_models is accepted; models here are scikit-learn Pipelines")
 
@@ -111,6 +114,7 @@ class AutoMLConfig:
             max_trials=iterations if iterations is not None else self.iterations, validation=self.validation,
             allowed=self.allowed, blocked=self.blocked, featurization=self.featurization, ensemble=self.ensemble,
             time_column=self.time_column_name, horizon=self.horizon, client=client,
+            early_termination=self.early_termination,
             source_dir=Path(os.getcwd()), experiment=experiment.name,
             compute=compute_name(client, self.compute_target), in_values=in_values,
             tags={k: str(v) for k, v in (tags or {}).items()}, environment_variables=_v1_env())
@@ -286,7 +290,8 @@ def _stored_config(run: Any) -> AutoMLConfig:
         n_cross_validations=plan.get("folds") if plan["method"] == "cv" else None,
         validation_size=plan.get("fraction") if plan["method"] == "holdout" else None,
         allowed_models=list(spec.learners) if spec.learners_restricted else None, featurization=spec.featurization,
-        enable_voting_ensemble=spec.ensemble, time_column_name=spec.time_column, max_horizon=spec.horizon, **data)
+        enable_voting_ensemble=spec.ensemble, time_column_name=spec.time_column, max_horizon=spec.horizon,
+        enable_early_stopping=spec.early_termination is not False, **data)
     _configs[run.id] = config
     return config
 

@@ -66,12 +66,13 @@ def test_a_v1_automl_config_with_training_data_and_a_label_column(azure_v1):
     frame = load_breast_cancer(as_frame=True).frame
     config = AutoMLConfig(task="classification", primary_metric="AUC_weighted", training_data=frame,
                           label_column_name="target", iterations=25, validation_size=0.2,
-                          enable_voting_ensemble=False, compute_target="cpu-cluster")
+                          enable_voting_ensemble=False, enable_early_stopping=False, compute_target="cpu-cluster")
     Experiment(Workspace.from_config(), "v1-automl-bc").submit(config)
     details = _job(fake)["taskDetails"]
     assert details["taskType"] == "Classification" and details["primaryMetric"] == "AUCWeighted"
     assert details["targetColumnName"] == "target"
-    assert details["limitSettings"] == {"maxTrials": 25} and details["validationDataSize"] == 0.2
+    assert details["limitSettings"] == {"maxTrials": 25, "enableEarlyTermination": False}
+    assert details["validationDataSize"] == 0.2
     assert details["trainingSettings"]["enableVoteEnsemble"] is False
     folder, _ = _training(container, details)
     uploaded = pd.read_csv(io.BytesIO(container.get(folder + "training_data.csv")))
