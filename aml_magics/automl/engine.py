@@ -7,7 +7,8 @@
    trial to its log file, a thread turns each line into a child run (algorithm, hyperparameters,
    the full Azure metric set for the task, duration) and charts the primary metric on the parent (``trials``);
 3. scores the best configuration of each algorithm out-of-fold and builds a greedy weighted
-   ensemble of them (Azure's VotingEnsemble, ``ensemble``); the ensemble is kept only when it validates better;
+   ensemble of them (Azure's VotingEnsemble, ``ensemble``); the ensemble is kept only when it validates
+   clearly better on folds its weights were not chosen on;
 4. refits the winner on all the data and saves ``outputs/model.pkl`` (an ``AutoMLModel``), the
    featurization report, the per-algorithm summary and the best model's feature importance.
 
