@@ -119,6 +119,21 @@ def new_page(browser, width: int = 1300, height: int = 1000):
 IDLE = ".jp-Notebook-ExecutionIndicator[data-status='idle'] >> visible=true"  # the shown notebook's kernel
 
 
+def save_notebook(page, *, attempts: int = 6) -> None:
+    """Save the shown notebook once its kernel is idle (a cell still writing output dirties it again after a save)
+    and until JupyterLab says it is saved: Ctrl+S again if the first press went nowhere (focus in an output)."""
+    page.wait_for_selector(IDLE, timeout=90_000)
+    for attempt in range(attempts):
+        page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})  # the notebook, not an output, has focus
+        page.keyboard.press("Control+s")
+        try:
+            page.wait_for_function("() => !document.querySelector('.jp-mod-dirty')", timeout=10_000)
+            return
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+
+
 def run_all_cells(page, until: str, *, timeout: int = 30_000, idle_timeout: int = 90_000, attempts: int = 4,
                   failure_shot: str | None = None) -> None:
     """Run ▸ Run All Cells (the same menu in Lab and Notebook 7) until ``until`` shows.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .lab import ARTIFACTS, IDLE, chromium, jupyterlab, new_page, run_all_cells, write_notebook
+from .lab import ARTIFACTS, IDLE, chromium, jupyterlab, new_page, run_all_cells, save_notebook, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -111,8 +111,7 @@ def test_a_saved_notebook_reopened_with_a_new_kernel_shows_each_dashboards_summa
         page.goto(url)
         page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
         run_all_cells(page, ".aml-chart-canvas")
-        page.keyboard.press("Control+s")
-        page.wait_for_function("() => !document.querySelector('.jp-mod-dirty')", timeout=30_000)
+        save_notebook(page)
         page.close()
     _shut_down_kernels(server)
     page = new_page(browser)
