@@ -134,16 +134,13 @@ def one(task: str, metric: str, y, predicted, n_classes: int = 0, y_range: float
         return float(np.mean(np.argmax(predicted, axis=1) == np.asarray(y)))
     if task == "classification" and metric == "AUC_weighted":
         p = np.clip(np.asarray(predicted, dtype=float), 1e-15, 1)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                if n_classes == 2:
-                    return float(m.roc_auc_score(y, p[:, 1]))
-                onehot = (np.asarray(y)[:, None] == np.arange(n_classes)[None, :]).astype(float)
-                cols = onehot.sum(axis=0) > 0
-                return float(m.roc_auc_score(onehot[:, cols], p[:, cols], average="weighted"))
-        except ValueError:  # one class only in these rows
-            return math.nan
+        y = np.asarray(y)
+        if n_classes == 2:
+            return _auc(p[:, 1], y == 1)
+        support = np.bincount(y.astype(int), minlength=n_classes)[:n_classes]
+        present = [c for c in range(n_classes) if support[c] > 0]
+        values = [_auc(p[:, c], y == c) for c in present]
+        return float(np.average(values, weights=support[present])) if present else math.nan
     if task != "classification" and metric in ("r2_score", "normalized_root_mean_squared_error",
                                                "normalized_mean_absolute_error"):
         y, pred = np.asarray(y, dtype=float), np.asarray(predicted, dtype=float)
@@ -158,6 +155,20 @@ def one(task: str, metric: str, y, predicted, n_classes: int = 0, y_range: float
     else:
         found = compute(task, y, predicted, y_range=y_range)
     return found.get(metric, math.nan)
+
+
+def _auc(scores, positive) -> float:
+    """ROC AUC as the Mann–Whitney statistic over average ranks — scikit-learn's value (ties count a half), several
+    times faster; NaN with one class only or a NaN score."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0 or np.isnan(scores).any():
+        return math.nan
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def loss(metric: str, value: float) -> float:

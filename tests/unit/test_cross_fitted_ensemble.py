@@ -72,3 +72,21 @@ def test_the_one_metric_fast_path_agrees_with_the_whole_set():
     for metric in ("r2_score", "normalized_root_mean_squared_error", "normalized_mean_absolute_error",
                    "spearman_correlation"):
         assert M.one("regression", metric, y, pred, y_range=25.0) == pytest.approx(whole[metric], abs=1e-12)
+
+
+def test_the_fast_auc_is_scikit_learns_with_ties_clipping_and_missing_classes():
+    from aml_magics.automl import metrics as M
+
+    rng = np.random.RandomState(6)
+    for trial in range(60):
+        k = (2, 3, 5)[trial % 3]
+        n = rng.randint(5, 200)
+        y = rng.randint(0, k, n)
+        p = rng.dirichlet(np.ones(k), size=n)
+        if trial % 2:
+            p = np.round(p, 1) + 1e-9  # ties
+        if trial % 5 == 0:
+            p[:, 0] = 0.0  # clipped to the same tiny value
+        whole = M.compute("classification", y, np.argmax(p, axis=1), p, k)["AUC_weighted"]
+        fast = M.one("classification", "AUC_weighted", y, p, k)
+        assert (np.isnan(whole) and np.isnan(fast)) or fast == pytest.approx(whole, abs=1e-9)
