@@ -215,7 +215,7 @@ class Engine:
         defaults = [i for i, c in enumerate(kept) if _is_default(c, self.task)]
         if not defaults:
             return best
-        values = {i: ranking.score(self.scorer.value(y, preds[i])) for i in defaults}
+        values = {i: self._value(y, preds[i]) for i in defaults}
         top = ranking.best(defaults, lambda i: values[i], self.spec.goal)
         if top is None or ensemble.clearly_better(preds[best], preds[top], y, sizes, self.scorer):
             return best
@@ -224,10 +224,17 @@ class Engine:
               "of the folds.", flush=True)
         return top
 
+    def _value(self, y, predicted) -> float | None:
+        """The primary metric of out-of-fold predictions; None when it cannot take them (NaN, infinite)."""
+        try:
+            return ranking.score(self.scorer.value(y, predicted))
+        except ValueError:
+            return None
+
     def log_candidates(self, kept: list[Trial], preds: list, y) -> None:
         """The candidates' out-of-fold scores, as the table ``out_of_fold`` (the defaults marked): what the final
         choice was made on."""
-        values = [self.scorer.score(y, p).get(self.metric) for p in preds]
+        values = [self._value(y, p) for p in preds]
         self.run.log_table("out_of_fold", {
             "algorithm": [algorithm_name(c.learner, self.task) for c in kept],
             "default": [_is_default(c, self.task) for c in kept],

@@ -107,13 +107,22 @@ def greedy(preds: list, y, scorer: Scorer) -> tuple[list[float], dict, int, dict
     """Greedy ensemble selection with replacement, started from the best three averaged. Returns the weights, the
     ensemble's scores, the best single candidate's index and its scores."""
     def value(p) -> float | None:
-        return ranking.score(scorer.value(y, p))
+        try:
+            return ranking.score(scorer.value(y, p))
+        except ValueError:  # predictions the metric cannot take (NaN, infinite): never chosen
+            return None
+
+    def scores(p) -> dict:
+        try:
+            return scorer.score(y, p)
+        except ValueError:
+            return {}
 
     singles = [value(p) for p in preds]
     order = sorted(range(len(preds)), key=lambda i: (singles[i] is None, i))
     order = sorted(order, key=lambda i: singles[i] if singles[i] is not None else
                    (-math.inf if scorer.goal == "max" else math.inf), reverse=scorer.goal == "max")
-    start = order[:min(3, len(order))]
+    start = [i for i in order if singles[i] is not None][:3] or order[:1]  # a candidate without a score: never
     counts = [0] * len(preds)
     for i in start:
         counts[i] = 1
@@ -123,6 +132,8 @@ def greedy(preds: list, y, scorer: Scorer) -> tuple[list[float], dict, int, dict
         step = None
         k = sum(counts)
         for i, p in enumerate(preds):
+            if singles[i] is None:
+                continue
             mixed = (current * k + p) / (k + 1)
             v = value(mixed)
             if v is not None and (step is None or ranking.is_better(v, step[0], scorer.goal)):
@@ -131,7 +142,7 @@ def greedy(preds: list, y, scorer: Scorer) -> tuple[list[float], dict, int, dict
             break
         best_value, current = step[0], step[2]
         counts[step[1]] += 1
-    return [c / sum(counts) for c in counts], scorer.score(y, current), order[0], scorer.score(y, preds[order[0]])
+    return [c / sum(counts) for c in counts], scores(current), order[0], scores(preds[order[0]])
 
 
 def cross_fitted(preds: list, y, sizes: list[int], scorer: Scorer):

@@ -90,3 +90,15 @@ def test_the_fast_auc_is_scikit_learns_with_ties_clipping_and_missing_classes():
         whole = M.compute("classification", y, np.argmax(p, axis=1), p, k)["AUC_weighted"]
         fast = M.one("classification", "AUC_weighted", y, p, k)
         assert (np.isnan(whole) and np.isnan(fast)) or fast == pytest.approx(whole, abs=1e-9)
+
+
+def test_a_candidate_predicting_nan_is_never_part_of_the_ensemble():
+    rng = np.random.RandomState(7)
+    y = rng.normal(size=200)
+    scorer = _scorer("regression", "r2_score", y)
+    broken = np.full(200, np.nan)  # a linear model that overflowed
+    preds = [y + rng.normal(scale=0.5, size=200), broken, y + rng.normal(scale=0.5, size=200)]
+    weights, scores, single, single_scores = greedy(preds, y, scorer)
+    assert weights[1] == 0 and single != 1 and np.isfinite(scores["r2_score"])
+    mixed = cross_fitted(preds, y, [40] * 5, scorer)
+    assert np.isfinite(mixed).all()
