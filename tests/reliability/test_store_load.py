@@ -11,11 +11,16 @@ from aml_magics.core.types import RunSubmission
 from ..conftest import wait_until
 
 WRITER = """
-import sys
+import os, sys, time
 from aml_magics import Run
 run = Run.get_context()
-n = int(sys.argv[1])
-for i in range(n):
+n, release = int(sys.argv[1]), sys.argv[2]
+for i in range(n // 2):
+    run.log("m", float(i))
+deadline = time.time() + 120  # the second half once the readers are reading (the test says so with a file)
+while not os.path.exists(release) and time.time() < deadline:
+    time.sleep(0.01)
+for i in range(n // 2, n):
     run.log("m", float(i))
 """
 
@@ -37,7 +42,8 @@ def test_sixteen_writers_with_live_readers_lose_and_duplicate_nothing(client, tm
     (tmp_path / "src" / "writer.py").write_text(WRITER)
     client.computes.create("load", max_concurrent=16)
     runs = [client.runs.submit(RunSubmission(kind="script", experiment="load", source_dir=tmp_path / "src",
-                                             entry="writer.py", compute="load", args=[str(points)]))
+                                             entry="writer.py", compute="load",
+                                             args=[str(points), str(tmp_path / "release")]))
             for _ in range(16)]
     errors: list[BaseException] = []
     reads = {"polls": 0, "lists": 0}
@@ -69,13 +75,17 @@ def test_sixteen_writers_with_live_readers_lose_and_duplicate_nothing(client, tm
     for t in readers:
         t.start()
     try:
+        # the writers' second halves start only once both readers are going round (writers can be quicker than
+        # one round of reads of sixteen 25,000-point series: CI saw a single round)
+        wait_until(lambda: reads["polls"] > 32 and reads["lists"] > 2 or errors, timeout=120, what="the readers")
+        (tmp_path / "release").touch()
         infos = [client.runs.wait(r.id, timeout=240) for r in runs]
     finally:
         stop.set()
         for t in readers:
             t.join()
     assert not errors, errors
-    assert reads["polls"] > 16 and reads["lists"] > 1
+    assert reads["polls"] > 32 and reads["lists"] > 2
     for info in infos:
         assert info.status == "Completed", info.error
         log = client.runs.get_logs(info.run_id)
