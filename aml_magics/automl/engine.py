@@ -177,7 +177,7 @@ class Engine:
                 single, single_scores = kept_default, self.scorer.score(y, preds[kept_default])
             members = [(c, w) for c, w in zip(kept, weights) if w > 0]
             mixed = None
-            if len(members) >= 2:  # judged on folds its weights were not chosen on, where there are several
+            if self.spec.ensemble and len(members) >= 2:  # judged on folds its weights were not chosen on
                 mixed = ensemble.cross_fitted(preds, y, sizes, self.scorer)
                 if mixed is None:
                     mixed = sum(w * p for w, p in zip(weights, preds))

@@ -634,7 +634,7 @@ def automl_job_body(*, settings: "AutoMLSpec", training_uri: str, compute_id: st
         limits["timeout"] = _duration(max(settings.budget_s, AUTOML_MIN_TIMEOUT_S))
     if settings.max_trials:
         limits["maxTrials"] = int(settings.max_trials)
-    if getattr(settings, "early_termination", None) is not None:
+    if settings.early_termination is not None:
         limits["enableEarlyTermination"] = bool(settings.early_termination)
     if limits:
         details["limitSettings"] = limits
