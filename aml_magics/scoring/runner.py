@@ -56,10 +56,15 @@ class MainThreadRunner:
         self._jobs.put((fn, future, loop, timeout or 0.0))
         if not timeout:
             return await future
+        # one timer per request (wait_for + shield cost three futures and a task's worth of callbacks): at the
+        # deadline the request is answered; the job's own result, when it comes, finds the future done (_settle)
+        timer = loop.call_later(timeout + GRACE_S, _expire, future)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout + GRACE_S)
-        except (asyncio.TimeoutError, TimeoutError):
+            return await future
+        except _Expired:
             raise RunTimeout() from None
+        finally:
+            timer.cancel()
 
     def stop(self) -> None:
         self._jobs.put(None)
@@ -100,6 +105,15 @@ class MainThreadRunner:
             loop.call_soon_threadsafe(_settle, future, result, error)
         except RuntimeError:  # the event loop has closed (shutting down)
             pass
+
+
+class _Expired(Exception):
+    """The deadline passed before the job reported (set on its future by the event loop's timer)."""
+
+
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(_Expired())
 
 
 def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:

@@ -1,4 +1,5 @@
-"""The scoring web service: Azure ML's ``score.py`` contract on Starlette + uvicorn.
+"""The scoring web service: Azure ML's ``score.py`` contract on uvicorn (Starlette's responses; three routes need no
+router, so none sits in the way of each request).
 
     python -m aml_magics.scoring.server --dir DEPLOYMENT_DIR (--fd N | --host H --port P)
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hmac
 import importlib.util
 import json
@@ -28,10 +28,7 @@ import sys
 import traceback
 from pathlib import Path
 from typing import Any
-from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
 
 from . import BadRequest
 from .runner import Busy, MainThreadRunner, RunStopped, RunTimeout
@@ -150,21 +147,47 @@ class ScoringService:
         self.draining = False
         self.runner = MainThreadRunner()  # main() hands the main thread to it
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.app = Starlette(
-            routes=[
-                Route("/", self.health, methods=["GET"]),
-                Route("/score", self.score, methods=["POST"]),
-                Route("/swagger.json", self.swagger, methods=["GET"]),
-            ],
-            lifespan=self.lifespan,
-        )
-        # the same messages as azureml-inference-server-http (Flask/werkzeug), so clients see one contract
-        self.app.add_exception_handler(404, lambda req, exc: error(404, NOT_FOUND))
-        self.app.add_exception_handler(405, lambda req, exc: error(405, NOT_ALLOWED))
-        self.app.add_exception_handler(500, lambda req, exc: error(500, "internal error of the scoring service"))
+        self.app = self  # the ASGI application: three routes need no router
+        self.routes = {"/": ("GET", self.health), "/score": ("POST", self.score), "/swagger.json": ("GET", self.swagger)}
 
-    @contextlib.asynccontextmanager
-    async def lifespan(self, app):
+    async def __call__(self, scope, receive, send) -> None:
+        """ASGI: the three routes, with the same 404/405 answers as azureml-inference-server-http (Flask)."""
+        if scope["type"] == "http":
+            route = self.routes.get(scope["path"])
+            if route is None:
+                response = error(404, NOT_FOUND)
+            elif scope["method"] != route[0] and not (route[0] == "GET" and scope["method"] == "HEAD"):
+                response = error(405, NOT_ALLOWED)
+                response.headers["allow"] = "GET, HEAD" if route[0] == "GET" else route[0]
+            else:
+                try:
+                    response = await route[1](scope, receive)
+                except Exception:  # noqa: BLE001 - a fault of ours: logged, answered 500, the service goes on
+                    log.error("%s %s failed:\n%s", scope["method"], scope["path"], traceback.format_exc())
+                    response = error(500, "internal error of the scoring service")
+                if response is None:  # the client went away before its request was whole
+                    return
+            if self.draining:
+                response.headers["connection"] = "close"
+            await response(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+
+    async def lifespan(self, receive, send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except BaseException:  # noqa: BLE001 - init() failed: uvicorn logs the reason and exits
+                    await send({"type": "lifespan.startup.failed", "message": traceback.format_exc()})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.module = await self.runner.call(lambda: load_entry_script(self.entry_script), None)
         self.parameters = decorated_parameters(self.module.run)
@@ -178,7 +201,6 @@ class ScoringService:
         if self.ready_file is not None:
             self.ready_file.write_text(str(os.getpid()))
         log.warning("scoring service ready (pid %s)", os.getpid())
-        yield
 
     def start_draining(self) -> None:
         """Before an update hands over: stop accepting (the new server takes new connections) and
@@ -188,20 +210,15 @@ class ScoringService:
             listener.close()
         log.warning("draining: new connections go to the updated service")
 
-    def finish(self, response: Response) -> Response:
-        if self.draining:
-            response.headers["connection"] = "close"
-        return response
-
     async def call_run(self, text: str | None, kwargs: dict | None = None) -> Any:
         """run() on the main thread, one request at a time (see ``runner``), within the time limit."""
         call = (lambda: self.module.run(text)) if kwargs is None else (lambda: self.module.run(**kwargs))
         return await self.runner.call(call, self.timeout)
 
-    def authorized(self, request: Request) -> bool:
+    def authorized(self, scope) -> bool:
         if not self.keys:
             return True
-        header = request.headers.get("authorization", "")
+        header = header_of(scope, b"authorization") or ""
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             return False
@@ -211,42 +228,47 @@ class ScoringService:
             ok |= hmac.compare_digest(given, key)
         return ok
 
-    async def health(self, request: Request) -> Response:
-        return self.finish(PlainTextResponse("Healthy"))
+    async def health(self, scope, receive) -> Response:
+        return PlainTextResponse("Healthy")
 
-    async def read_body(self, request: Request) -> bytes | Response:
-        length = request.headers.get("content-length")
+    async def read_body(self, scope, receive) -> bytes | Response | None:
+        """The request body; a 413/408 answer when it is too large or too slow; None when the client went away."""
+        length = header_of(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
             return error(413, f"the request body is over the service's limit of {self.max_body} bytes")
         chunks, size = [], 0
 
-        async def read() -> Response | None:
+        async def read() -> Response | None | bool:
             nonlocal size
-            async for chunk in request.stream():
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":  # http.disconnect
+                    return False
+                chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > self.max_body:
                     return error(413, f"the request body is over the service's limit of {self.max_body} bytes")
                 chunks.append(chunk)
-            return None
+                if not message.get("more_body", False):
+                    return None
 
         try:
             if hasattr(asyncio, "timeout"):  # 3.11+: no extra task per request
                 async with asyncio.timeout(BODY_TIMEOUT_S):
-                    too_big = await read()
+                    outcome = await read()
             else:  # pragma: no cover
-                too_big = await asyncio.wait_for(read(), BODY_TIMEOUT_S)
+                outcome = await asyncio.wait_for(read(), BODY_TIMEOUT_S)
         except (asyncio.TimeoutError, TimeoutError):
             return error(408, f"the request body did not arrive within {BODY_TIMEOUT_S:g} s")
-        return too_big if too_big is not None else b"".join(chunks)
+        if outcome is False:
+            return None
+        return outcome if outcome is not None else b"".join(chunks)
 
-    async def score(self, request: Request) -> Response:
-        return self.finish(await self._score(request))
-
-    async def _score(self, request: Request) -> Response:
-        if not self.authorized(request):
+    async def score(self, scope, receive) -> Response | None:
+        if not self.authorized(scope):
             return error(401, "missing or wrong key: send 'Authorization: Bearer <key>' (service.get_keys())")
-        body = await self.read_body(request)
-        if isinstance(body, Response):
+        body = await self.read_body(scope, receive)
+        if not isinstance(body, bytes):
             return body
         try:
             text = body.decode("utf-8")
@@ -254,7 +276,7 @@ class ScoringService:
             return error(400, f"Input cannot be decoded as UTF-8: {exc}")
         if self.parameters is not None:
             try:
-                kwargs = parse_decorated(text, request.headers.get("content-type", ""), self.parameters)
+                kwargs = parse_decorated(text, header_of(scope, b"content-type") or "", self.parameters)
             except BadInput as exc:
                 status = 415 if str(exc).startswith("Expects Content-Type") else 400
                 return error(status, str(exc))
@@ -280,13 +302,21 @@ class ScoringService:
             return error(500, "run() returned a value that cannot be sent as JSON (return lists, dicts, numbers, strings)")
         return Response(payload, media_type="application/json")
 
-    async def swagger(self, request: Request) -> Response:
-        if not self.authorized(request):
+    async def swagger(self, scope, receive) -> Response:
+        if not self.authorized(scope):
             return error(401, "missing or wrong key: send 'Authorization: Bearer <key>' (service.get_keys())")
         if self.swagger_doc is None:
             return error(404, "this service has no schema: decorate run() with inference-schema's "
                               "@input_schema / @output_schema")
         return JSONResponse(self.swagger_doc)
+
+
+def header_of(scope, name: bytes) -> str | None:
+    """The first value of a request header (``name`` in lower case, as ASGI servers give them)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 def read_keys(deployment_dir: Path) -> list[str]:
@@ -326,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     config = uvicorn.Config(service.app, host=args.host, port=args.port, log_level="warning", access_log=False,
                             lifespan="on", timeout_graceful_shutdown=30, http=GuardedHttpProtocol,
-                            timeout_keep_alive=5, log_config=None)
+                            timeout_keep_alive=5, log_config=None, proxy_headers=False)
     server = uvicorn.Server(config)
     service.server = server
     sockets = None

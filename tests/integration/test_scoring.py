@@ -98,9 +98,21 @@ def test_bad_requests_get_json_errors_and_the_service_stays_up(client, digits, t
         message = resp.json()["message"]
         assert "Traceback" not in message and "secret internal detail" not in message, name
     assert requests.get(url.replace("/score", "/nope")).json()["message"].startswith("The requested URL was not found")
+    wrong = requests.get(url, headers=auth)  # a wrong method says which ones the route takes (RFC 9110)
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "POST" and "not allowed" in wrong.json()["message"]
+    assert requests.put(url.replace("/score", "/"), headers=auth).headers["allow"] == "GET, HEAD"
+    assert requests.head(url.replace("/score", "/")).status_code == 200
+    # a client that goes away halfway through its body: nothing is scored, no error, the service goes on
+    host, port = url.split("//")[1].split("/")[0].split(":")
+    with socket.create_connection((host, int(port))) as s:
+        s.sendall(f"POST /score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+                  "Content-Length: 1000\r\n\r\n{\"data\": [".encode())
+        time.sleep(0.2)
     ok = requests.post(url, data=json.dumps({"data": digits[:1].tolist()}), headers=auth).json()
     assert ok == {"predictions": [0], "version": "1"}
-    assert "secret internal detail" in svc.get_logs()  # the detail is in the log, for the owner
+    logs = svc.get_logs()
+    assert "secret internal detail" in logs  # the detail is in the log, for the owner
+    assert "Disconnect" not in logs and "ASGI" not in logs, logs[-2000:]  # the client that left is no error
     # the services panel's Test: a 500 says so, and the log pane shows the traceback it left
     from aml_magics.widgets.registry import ServicePanel
 

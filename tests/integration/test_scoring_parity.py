@@ -57,6 +57,9 @@ REQUESTS = {
     "liveness": ("GET", "/", b""),
     "unknown path": ("GET", "/nope", b""),
     "wrong method on /": ("POST", "/", b""),
+    "trailing slash": ("POST", "/score/", b'{"data": [1]}'),
+    "query string": ("POST", "/score?verbose=1", b'{"data": [1]}'),
+    "dot segment": ("POST", "/nope/../score", b'{"data": [1]}'),
 }
 
 # name -> why ours differs (the test fails if a listed difference disappears or an unlisted one appears)
