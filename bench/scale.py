@@ -26,7 +26,9 @@ one run with a 10,000,000-point series (--quick: 1,000,000), logged in flushes o
   the run, the dashboard's and the server's processes over the second half of the day (and its last quarter: a
   leak keeps growing there, a cache filling up has stopped);
 - scoring_scaling_efficiency: requests/s of a scoring service with ``--workers`` = cores over cores × one worker's
-  (wrk, 8 connections, on the same cores); scoring_vs_azmlinfsrv: against azmlinfsrv with as many workers.
+  (wrk, 8 connections, on the same cores); scoring_vs_azmlinfsrv: against azmlinfsrv with as many workers; each the
+  median of 5 interleaved 5 s rounds (--quick: one of 3 s), every round's figure in scoring_rounds;
+  scoring_null_vs_azmlinfsrv: the same with a run() that returns at once (what each server itself costs).
 """
 from __future__ import annotations
 
@@ -385,10 +387,16 @@ def log_growth(lab: dict, ws: Path, hours: float) -> dict:
     return out
 
 
-def scoring_workers(workers: int, seconds: int) -> dict:
+NULL_SCORE = "def init():\n    pass\n\n\ndef run(raw_data):\n    return [0]\n"  # the servers' own cost per request
+
+
+def scoring_workers(workers: int, seconds: int, rounds: int, score: str | None = None) -> dict:
     """requests/s of a scoring service with 1 and ``workers`` workers, and of azmlinfsrv with ``workers`` (wrk, 8
-    connections; the digits LogisticRegression of bench/scoring.py)."""
+    connections; the digits LogisticRegression of bench/scoring.py). The three are loaded in turn, ``rounds``
+    times, and each figure is the median of its rounds: on a shared 2-core machine one window of load can be 30 %
+    off, and interleaving gives every contender the same slow and fast moments."""
     import signal
+    import statistics
 
     from aml_magics.core.client import Client
     from scoring import free_port, register_digits, wait_http, wrk
@@ -396,31 +404,45 @@ def scoring_workers(workers: int, seconds: int) -> dict:
     tmp = Path(scratch("bench-scale-scoring-"))
     client = Client(tmp / "ws")
     model_dir, body = register_digits(client, tmp)
-    out = {}
+    if score is not None:  # another score.py for the same model and body (NULL_SCORE)
+        (tmp / "score.py").write_text(score)
+    targets = {}  # name -> (url, key)
     for n in (1, workers):
         svc = client.deployments.create(f"scale-{n}", "digits", score=tmp / "score.py", workers=n)
-        wrk(svc.scoring_uri, body, svc.get_keys()[0], 1)  # warm
-        out[f"ours_{n}"], _ = wrk(svc.scoring_uri, body, svc.get_keys()[0], seconds)
-        svc.delete()
+        targets[f"ours_{n}"] = (svc.scoring_uri, svc.get_keys()[0])
+    proc = None
     try:
         import azureml_inference_server_http  # noqa: F401
     except ImportError:
-        out["azmlinfsrv"] = None
-        return out
-    (tmp / "wrapper.py").write_text(
-        "import os, sys\nos.environ['AZUREML_ENTRY_SCRIPT'] = sys.argv[1]\nos.environ['AZUREML_MODEL_DIR'] = sys.argv[2]\n"
-        "from azureml_inference_server_http import amlserver_linux\n"
-        "amlserver_linux.run('127.0.0.1', int(sys.argv[3]), int(sys.argv[4]))\n")
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, str(tmp / "wrapper.py"), str(tmp / "score.py"), str(model_dir), str(port),
-                             str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
+        pass
+    else:
+        (tmp / "wrapper.py").write_text(
+            "import os, sys\nos.environ['AZUREML_ENTRY_SCRIPT'] = sys.argv[1]\n"
+            "os.environ['AZUREML_MODEL_DIR'] = sys.argv[2]\n"
+            "from azureml_inference_server_http import amlserver_linux\n"
+            "amlserver_linux.run('127.0.0.1', int(sys.argv[3]), int(sys.argv[4]))\n")
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, str(tmp / "wrapper.py"), str(tmp / "score.py"), str(model_dir),
+                                 str(port), str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
         wait_http(f"http://127.0.0.1:{port}/")
-        wrk(f"http://127.0.0.1:{port}/score", body, None, 1)
-        out["azmlinfsrv"], _ = wrk(f"http://127.0.0.1:{port}/score", body, None, seconds)
+        targets["azmlinfsrv"] = (f"http://127.0.0.1:{port}/score", None)
+    try:
+        for url, key in targets.values():
+            wrk(url, body, key, 1)  # warm
+        seen: dict[str, list[float]] = {name: [] for name in targets}
+        for _ in range(rounds):
+            for name, (url, key) in targets.items():
+                seen[name].append(wrk(url, body, key, seconds)[0])
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(20)
+        if proc is not None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(20)
+        for n in (1, workers):
+            client.deployments.delete(f"scale-{n}")
+    out = {name: statistics.median(v) for name, v in seen.items()}
+    out.setdefault("azmlinfsrv", None)
+    out["rounds"] = {name: [round(x) for x in v] for name, v in seen.items()}
     return out
 
 
@@ -464,11 +486,14 @@ def main() -> None:
      figures["sweep_overhead_last_quarter_s"]) = sweep(trials, parallel)
     figures["sweep_cold_trials"] = max(12, trials // 4)
     figures["sweep_cold_overhead_per_trial_s"] = sweep(figures["sweep_cold_trials"], parallel, cold=True)[0]
-    rps = scoring_workers(parallel, 3 if args.quick else 15)
+    rps = scoring_workers(parallel, 3 if args.quick else 5, 1 if args.quick else 5)
     figures.update(scoring_workers=parallel, scoring_rps_1=rps["ours_1"], scoring_rps_n=rps[f"ours_{parallel}"],
-                   scoring_azmlinfsrv_rps_n=rps["azmlinfsrv"],
+                   scoring_azmlinfsrv_rps_n=rps["azmlinfsrv"], scoring_rounds=rps["rounds"],
                    scoring_scaling_efficiency=rps[f"ours_{parallel}"] / (parallel * rps["ours_1"]),
                    scoring_vs_azmlinfsrv=rps[f"ours_{parallel}"] / rps["azmlinfsrv"] if rps["azmlinfsrv"] else None)
+    null = scoring_workers(parallel, 3 if args.quick else 5, 1 if args.quick else 3, score=NULL_SCORE)
+    figures.update(scoring_null_rps_n=null[f"ours_{parallel}"], scoring_null_azmlinfsrv_rps_n=null["azmlinfsrv"],
+                   scoring_null_vs_azmlinfsrv=null[f"ours_{parallel}"] / null["azmlinfsrv"] if null["azmlinfsrv"] else None)
     size = f"{n_runs:,} runs, {figures['scale_points']:,} points"
     print_table(f"Scale: {size}", [
         ("%aml runs --status --tag (page of 50, HTML) p50", f"{figures['runs_list_p50_ms']:.1f} ms",
@@ -510,6 +535,9 @@ def main() -> None:
         (f"  vs azmlinfsrv with {parallel} workers", f"{figures['scoring_rps_n']:,.0f}",
          f"{figures['scoring_azmlinfsrv_rps_n'] or 0:,.0f}",
          f"{figures['scoring_vs_azmlinfsrv']:.2f}x" if figures["scoring_vs_azmlinfsrv"] else "n/a", "≥ 4×"),
+        ("  same, run() returns at once (the servers' own cost)", f"{figures['scoring_null_rps_n']:,.0f}",
+         f"{figures['scoring_null_azmlinfsrv_rps_n'] or 0:,.0f}",
+         f"{figures['scoring_null_vs_azmlinfsrv']:.2f}x" if figures["scoring_null_vs_azmlinfsrv"] else "n/a", ""),
     ])
     write_json("scale", figures, args.json)
 
