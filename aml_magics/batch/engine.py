@@ -382,19 +382,35 @@ class BatchEngine:
             # tries are counted
             suspects: list[int] = []
             ok = False
+
+            def submit(idx: int) -> bool:
+                """Hand a mini-batch to the pool; False when the pool has broken since the last look (a worker died
+                after the results just read were sent): the mini-batch was not started."""
+                try:
+                    flying[pool.submit(_task, idx, str(PARTS), fmt)] = idx
+                    return True
+                except BrokenProcessPool:
+                    return False
+
             try:
                 while queue or flying or suspects:
+                    refused = False
                     if suspects:
                         if not flying:
-                            idx = suspects.pop(0)
-                            flying[pool.submit(_task, idx, str(PARTS), fmt)] = idx
+                            if submit(suspects[0]):
+                                suspects.pop(0)
+                            else:
+                                refused = True
                     else:
                         while queue and len(flying) < 2 * workers:
-                            idx = queue.pop()
-                            flying[pool.submit(_task, idx, str(PARTS), fmt)] = idx
-                    finished, _ = wait(list(flying), timeout=PROGRESS_EVERY_S, return_when=FIRST_COMPLETED)
+                            if not submit(queue[-1]):
+                                refused = True
+                                break
+                            queue.pop()
+                    finished, _ = wait(list(flying), timeout=0 if refused and not flying else PROGRESS_EVERY_S,
+                                       return_when=FIRST_COMPLETED)
                     alone = len(flying) == 1
-                    broken = False
+                    broken = refused
                     for fut in finished:
                         idx = flying.pop(fut)
                         try:
@@ -424,7 +440,7 @@ class BatchEngine:
                             raise EngineStopped(
                                 f"{failed_items} {'rows' if plan['kind'] == 'rows' else 'files'} failed, more than "
                                 f"--error-threshold {s.error_threshold}; the last error: {error}")
-                    if broken:  # a new pool for the rest
+                    if broken:  # a new pool for the rest (also when it refused a mini-batch: it had broken)
                         suspects += [i for i in flying.values() if i not in suspects]
                         flying.clear()
                         _stop_workers(pool)
