@@ -425,9 +425,10 @@ def scoring_workers(workers: int, seconds: int, rounds: int, score: str | None =
         proc = subprocess.Popen([sys.executable, str(tmp / "wrapper.py"), str(tmp / "score.py"), str(model_dir),
                                  str(port), str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
-        wait_http(f"http://127.0.0.1:{port}/")
         targets["azmlinfsrv"] = (f"http://127.0.0.1:{port}/score", None)
     try:
+        if proc is not None:  # inside the try: a server that never answers is stopped too
+            wait_http(targets["azmlinfsrv"][0].replace("/score", "/"))
         for url, key in targets.values():
             wrk(url, body, key, 1)  # warm
         seen: dict[str, list[float]] = {name: [] for name in targets}
