@@ -14,6 +14,21 @@ from aml_magics.core.client import Client
 from aml_magics.core.errors import StorageError
 
 
+def stored_rows(db) -> int:
+    """Rows in the store's tables (what doctor's salvage counts), read before the damage."""
+    import sqlite3
+
+    from aml_magics.backends.local.store.recovery import CACHES
+
+    con = sqlite3.connect(db)
+    try:
+        tables = [t for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                  if not t.startswith("sqlite_") and t not in CACHES]
+        return sum(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables)
+    finally:
+        con.close()
+
+
 def populate(workspace, runs: int = 60) -> list[str]:
     client = Client(workspace)
     ids = []
@@ -47,6 +62,7 @@ def damage(db, how: str) -> None:
 def test_a_damaged_store_is_reported_copied_salvaged_and_recovered(workspace, ip, how):
     ids = populate(workspace)
     db = workspace / "aml.db"
+    before = stored_rows(db)
     damage(db, how)
     # any other command: one StorageError line that names doctor (no raw sqlite3 traceback)
     with pytest.raises((UsageError, StorageError)) as err:
@@ -75,8 +91,10 @@ def test_a_damaged_store_is_reported_copied_salvaged_and_recovered(workspace, ip
     assert rows_saved > 0
     if how == "header":  # nothing but the header was lost: every run is back, with its tags and metrics
         assert saved == len(ids)
-    if how == "pages":  # rows on whole pages are saved around the bad ones
-        assert 0 < saved < len(ids)
+    if how == "pages":  # rows on whole pages are saved around the bad ones: some are lost, the rest come back
+        # (whether a bad page holds a run's own row depends on how the tables' pages interleaved in the file — a
+        # run whose row survived comes back even if its metrics did not)
+        assert 0 < saved <= len(ids) and 0 < rows_saved < before, (saved, rows_saved, before)
     for some in [i for i in ids if i in listed][:5]:  # what was saved is whole
         info = client.runs.get(some)
         assert info.tags.get("i", str(ids.index(some))) == str(ids.index(some))
