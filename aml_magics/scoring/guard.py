@@ -6,6 +6,7 @@ protocol plus the guards a service reachable by others needs).
   Kept-alive connections between requests close after uvicorn's keep-alive timeout.
 * **Header size**: a request head larger than ``MAX_HEADER_BYTES`` is answered 431 and closed, so a 200 MB
   header costs no more memory than the limit plus one read.
+* **One write per answer**: the response head goes out with its body (``JoinedWrites``).
 * **Connection cap**: past ``max_connections`` (just below the file-descriptor limit, which ``raise_fd_limit``
   lifts to the hard limit at start) the oldest connection that has not sent anything is closed to make room,
   or, when there is none, the new connection is answered 503 — never a silent failure to accept.
@@ -44,6 +45,47 @@ def _plain_response(status: int, reason: str, message: str) -> bytes:
             "connection: close\r\n\r\n").encode() + body
 
 
+class JoinedWrites:
+    """A connection's transport as uvicorn's request cycle sees it: the response head is held back and goes out
+    with the body's first bytes in one ``write`` (uvicorn writes the two apart — two sends, two TCP segments and
+    two wake-ups of the client for every answer). Only a head that declares a ``content-length`` is held (its
+    body follows at once: Starlette's ``Response`` sends both back to back); a streamed (chunked) head or a
+    ``100 Continue`` is written straight away. Whatever is held is written when the response completes (a HEAD
+    answer has no body write) and before the connection is closed."""
+
+    __slots__ = ("transport", "held")
+
+    def __init__(self, transport) -> None:
+        self.transport = transport
+        self.held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self.held
+        if held is not None:
+            self.held = None
+            self.transport.write(held + data)
+        elif data.startswith(b"HTTP/1.1 ") and b"\r\ncontent-length: " in data and not data.startswith(b"HTTP/1.1 1"):
+            self.held = data
+        else:
+            self.transport.write(data)
+
+    def flush(self) -> None:
+        held = self.held
+        if held is not None:
+            self.held = None
+            self.transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+    def __getattr__(self, name: str):
+        return getattr(self.transport, name)
+
+
 class GuardedHttpProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` with a header-read timeout, a header size limit and a connection cap."""
 
@@ -51,6 +93,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._writer = JoinedWrites(transport)
         self._head_open = True  # waiting for (the rest of) a request head
         self._head_bytes = 0
         self._discarding = -1  # >= 0: the answer has been sent; bytes still arriving are dropped
@@ -119,6 +162,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_open = False
         self._cancel_head_timer()
         super().on_headers_complete()
+        if self.cycle is not None:
+            self.cycle.transport = self._writer
+
+    def on_response_complete(self) -> None:
+        self._writer.flush()  # a head with no body write after it (the answer to a HEAD request)
+        super().on_response_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

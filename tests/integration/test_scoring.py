@@ -310,3 +310,88 @@ def test_default_scorer_answers_client_mistakes_with_400_and_describes_itself(cl
     assert swagger["definitions"]["ServiceOutput"]["items"]["enum"] == list(range(10))
     assert client.deployments.get_info("digits-default").state == "Healthy"
     client.deployments.delete("digits-default")
+
+
+FRAMING_SCORE = textwrap.dedent(
+    """
+    def init():
+        pass
+
+    def run(raw_data):
+        if raw_data == "stream":  # a streamed (chunked) answer: its head is not held back for a body
+            from starlette.responses import StreamingResponse
+
+            async def parts():
+                yield b"first,"
+                yield b"second"
+            return StreamingResponse(parts(), media_type="text/plain")
+        return {"echo": raw_data}
+    """
+)
+
+
+def _read_answer(sock: socket.socket, head_only: bool = False) -> tuple[str, dict, bytes]:
+    """One HTTP/1.1 answer from a raw socket: (status line, headers, body); a chunked body is put together."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    if head_only:
+        return status, headers, rest
+    if "content-length" in headers:
+        while len(rest) < int(headers["content-length"]):
+            rest += sock.recv(65536)
+        return status, headers, rest
+    while not rest.endswith(b"0\r\n\r\n"):
+        rest += sock.recv(65536)
+    body, pos = b"", 0
+    while True:
+        size_end = rest.index(b"\r\n", pos)
+        size = int(rest[pos:size_end], 16)
+        if size == 0:
+            return status, headers, body
+        body += rest[size_end + 2: size_end + 2 + size]
+        pos = size_end + 2 + size + 2
+
+
+def test_answers_are_whole_on_every_kind_of_connection(client, digits, tmp_path):
+    """The head of an answer goes out with its body in one write; every kind of answer still arrives whole: several
+    on one kept-alive connection, a HEAD answer (a head with no body), a streamed answer, an interim
+    100 Continue before the body is sent, and an answer that closes the connection."""
+    (tmp_path / "score.py").write_text(FRAMING_SCORE)
+    svc = client.deployments.create("framing", "digits", score=tmp_path / "score.py")
+    key = svc.get_keys()[0]
+    host, port = svc.scoring_uri.split("//")[1].split("/")[0].split(":")
+
+    def request(body: str, extra: str = "") -> bytes:
+        return (f"POST /score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: text/plain\r\n"
+                f"Content-Length: {len(body.encode())}\r\n{extra}\r\n{body}").encode()
+
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        for i in range(3):  # kept alive: each answer whole, the next request on the same connection
+            s.sendall(request(f"n{i}"))
+            status, headers, body = _read_answer(s)
+            assert status == "HTTP/1.1 200 OK" and json.loads(body) == {"echo": f"n{i}"}, (status, body)
+        s.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")  # a head with no body write: sent when the answer ends
+        status, headers, rest = _read_answer(s, head_only=True)
+        assert status == "HTTP/1.1 200 OK" and headers["content-length"] == "7" and rest == b""
+        s.sendall(request("stream"))
+        status, headers, body = _read_answer(s)
+        assert headers.get("transfer-encoding") == "chunked" and body == b"first,second", (headers, body)
+        # Expect: 100-continue: the interim answer comes at once, before the body is sent
+        s.sendall(request("late", "Expect: 100-continue\r\n").partition(b"\r\n\r\n")[0] + b"\r\n\r\n")
+        s.settimeout(5)
+        s.sendall(b"")
+        status, _, rest = _read_answer(s, head_only=True)  # arrives when the body is first read
+        assert status == "HTTP/1.1 100 Continue" and rest == b"", status
+        s.sendall(b"late")
+        status, headers, body = _read_answer(s)
+        assert status == "HTTP/1.1 200 OK" and json.loads(body) == {"echo": "late"}
+        s.sendall(request("last", "Connection: close\r\n"))  # answered whole, then the connection ends
+        status, headers, body = _read_answer(s)
+        assert json.loads(body) == {"echo": "last"} and headers.get("connection") == "close"
+        assert s.recv(10) == b""
