@@ -90,9 +90,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` with a header-read timeout, a header size limit and a connection cap."""
 
     max_connections = 10_000  # set by the server from the descriptor limit
+    balance = None  # the service's shared connection counts (balance.Balance) when it has several workers
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(transport)  # (counted in ``balance`` when it was accepted)
         self._writer = JoinedWrites(transport)
         self._head_open = True  # waiting for (the rest of) a request head
         self._head_bytes = 0
@@ -174,6 +175,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_open, self._head_bytes = True, 0  # a kept-alive connection waits for its next request
 
     def connection_lost(self, exc) -> None:
+        if self.balance is not None:
+            self.balance.add(-1)
         self._cancel_head_timer()
         super().connection_lost(exc)
 

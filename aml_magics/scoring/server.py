@@ -208,6 +208,9 @@ class ScoringService:
         self.draining = True
         for listener in getattr(self.server, "servers", []) or []:
             listener.close()
+        acceptor = getattr(self.server, "acceptor", None)
+        if acceptor is not None:  # a worker of several: it accepts connections itself (balance.py)
+            acceptor.stop()
         log.warning("draining: new connections go to the updated service")
 
     async def call_run(self, text: str | None, kwargs: dict | None = None) -> Any:
@@ -327,6 +330,37 @@ def read_keys(deployment_dir: Path) -> list[str]:
     return [data.get("primary"), data.get("secondary")]
 
 
+def balanced_server(config, sock, balance):
+    """uvicorn's server, listening on nothing itself: an ``Acceptor`` (balance.py) hands it the connections of
+    ``sock`` that are this worker's share."""
+    import uvicorn
+
+    from .balance import Acceptor
+
+    class BalancedServer(uvicorn.Server):
+        acceptor: Acceptor | None = None
+
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets=[])
+            if self.should_exit:
+                return
+            loop = asyncio.get_running_loop()
+
+            def factory():  # what uvicorn's create_server is given
+                return config.http_protocol_class(config=config, server_state=self.server_state,
+                                                  app_state=self.lifespan.state, _loop=loop)
+
+            self.acceptor = Acceptor(loop, sock, factory, balance)
+            self.acceptor.start()
+
+        async def shutdown(self, sockets=None) -> None:
+            if self.acceptor is not None:
+                self.acceptor.stop()
+            await super().shutdown(sockets=sockets)
+
+    return BalancedServer(config)
+
+
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
@@ -335,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fd", type=int, help="a listening socket inherited from the supervisor")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--balance", metavar="PATH:SLOT:WORKERS",
+                   help="one of several workers on --fd: the file of their connection counts and this one's slot")
     args = p.parse_args(argv)
     spec = json.loads((args.dir / "spec.json").read_text())
     os.environ["AZUREML_MODEL_DIR"] = spec["model_dir"]
@@ -357,8 +393,6 @@ def main(argv: list[str] | None = None) -> int:
     config = uvicorn.Config(service.app, host=args.host, port=args.port, log_level="warning", access_log=False,
                             lifespan="on", timeout_graceful_shutdown=30, http=GuardedHttpProtocol,
                             timeout_keep_alive=5, log_config=None, proxy_headers=False)
-    server = uvicorn.Server(config)
-    service.server = server
     sockets = None
     if args.fd is not None:
         # the supervisor's TCP socket; uvicorn's own --fd takes it for a UNIX socket and then leaves
@@ -366,6 +400,15 @@ def main(argv: list[str] | None = None) -> int:
         import socket
 
         sockets = [socket.socket(fileno=args.fd)]
+    if args.balance and sockets:  # several workers share the socket: each takes its fair share of connections
+        from .balance import Balance
+
+        GuardedHttpProtocol.balance = Balance.parse(args.balance)
+        server = balanced_server(config, sockets[0], GuardedHttpProtocol.balance)
+        sockets = None
+    else:
+        server = uvicorn.Server(config)
+    service.server = server
 
     def serve_http() -> None:
         try:

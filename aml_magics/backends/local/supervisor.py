@@ -36,9 +36,10 @@ class ServerGroup:
     """The server processes of one service: one, or ``--workers`` of them on the same socket; used where one
     ``subprocess.Popen`` was (``pid`` is the first worker's)."""
 
-    def __init__(self, procs_: list[subprocess.Popen]):
+    def __init__(self, procs_: list[subprocess.Popen], counts: Path | None = None):
         self.procs = procs_
         self.pid = procs_[0].pid
+        self.counts = counts  # the workers' shared connection counts (scoring/balance.py), when there are several
 
     @property
     def returncode(self) -> int | None:
@@ -100,12 +101,18 @@ class Supervisor:
     def start_server(self, sock: socket.socket) -> ServerGroup:
         self.spec = json.loads((self.dir / "spec.json").read_text())  # an update may have changed it
         workers = max(1, int(self.spec.get("workers") or 1))
+        counts = None
+        if workers > 1:  # the workers take connections in turn (scoring/balance.py): a file for their counts
+            from ...scoring.balance import create_counts
+
+            counts = self.dir / f"connections-{time.time_ns()}"
+            create_counts(counts, workers)
         return ServerGroup([subprocess.Popen(
             [self.spec.get("python") or sys.executable, "-m", "aml_magics.scoring.server", "--dir", str(self.dir),
-             "--fd", str(sock.fileno())],
+             "--fd", str(sock.fileno())] + ([f"--balance={counts}:{i}:{workers}"] if counts else []),
             pass_fds=(sock.fileno(),), stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
             cwd=str(self.dir),
-        ) for _ in range(workers)])
+        ) for i in range(workers)], counts)
 
     def wait_ready(self, group: ServerGroup) -> bool:
         """Whether every worker finished ``init()`` (a worker that exits first: False)."""
@@ -124,14 +131,17 @@ class Supervisor:
         return False
 
     def stop(self, group: ServerGroup | None, grace: float = 30.0) -> None:
-        if group is None or not group.alive():
+        if group is None:
             return
-        group.send_signal(signal.SIGTERM)  # uvicorn: stop accepting, finish in-flight requests
-        try:
-            group.wait(grace)
-        except subprocess.TimeoutExpired:
-            group.kill()
-            group.wait(30)
+        if group.alive():
+            group.send_signal(signal.SIGTERM)  # uvicorn: stop accepting, finish in-flight requests
+            try:
+                group.wait(grace)
+            except subprocess.TimeoutExpired:
+                group.kill()
+                group.wait(30)
+        if group.counts is not None:
+            group.counts.unlink(missing_ok=True)
 
     def last_error(self) -> str | None:
         """The last exception line of the service log ("RuntimeError: cannot load"), for a one-line reason."""
