@@ -16,6 +16,7 @@ goal, anchors: {name: {mean, spread}}, ours_models}}}.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -242,7 +243,11 @@ def main() -> None:
             rows.append(("  wall time, worst split / budget", f"{max(walls):.1f} s",
                          ", ".join(f"{k} {v['mean']:.4f}" for k, v in anchors.items() if k != best), "",
                          f"{max(walls) / budget:.3f} (≤ 1.05)"))
-            print(f"{name} @{budget:g}s: ours {mean:.4f} ± {spread:.4f}, {best} {anchors[best]['mean']:.4f}", flush=True)
+            print(f"{name} @{budget:g}s: ours {mean:.4f} ± {spread:.4f}, {best} {anchors[best]['mean']:.4f} ± "
+                  f"{anchors[best]['spread']:.4f}; worst wall {max(walls) / budget:.3f} × budget; chosen {models}",
+                  flush=True)
+            if args.json and args.json != "-":  # after every dataset: a run stopped halfway keeps what it measured
+                Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
     print_table("AutoML: holdout score over random splits, ours vs FLAML / Optuna HGB / defaults", rows)
     write_json("automl", results, args.json)
 

@@ -28,7 +28,8 @@ one run with a 10,000,000-point series (--quick: 1,000,000), logged in flushes o
 - scoring_scaling_efficiency: requests/s of a scoring service with ``--workers`` = cores over cores × one worker's
   (wrk, 8 connections, on the same cores); scoring_vs_azmlinfsrv: against azmlinfsrv with as many workers; each the
   median of 5 interleaved 5 s rounds (--quick: one of 3 s), every round's figure in scoring_rounds;
-  scoring_null_vs_azmlinfsrv: the same with a run() that returns at once (what each server itself costs).
+  scoring_null_vs_azmlinfsrv: the same with a run() that returns at once (what each server itself costs);
+  scoring_close_scaling: ``--workers`` = cores over one worker when every request opens a new connection.
 """
 from __future__ import annotations
 
@@ -390,11 +391,12 @@ def log_growth(lab: dict, ws: Path, hours: float) -> dict:
 NULL_SCORE = "def init():\n    pass\n\n\ndef run(raw_data):\n    return [0]\n"  # the servers' own cost per request
 
 
-def scoring_workers(workers: int, seconds: int, rounds: int, score: str | None = None) -> dict:
+def scoring_workers(workers: int, seconds: int, rounds: int, score: str | None = None, close: bool = False) -> dict:
     """requests/s of a scoring service with 1 and ``workers`` workers, and of azmlinfsrv with ``workers`` (wrk, 8
     connections; the digits LogisticRegression of bench/scoring.py). The three are loaded in turn, ``rounds``
     times, and each figure is the median of its rounds: on a shared 2-core machine one window of load can be 30 %
-    off, and interleaving gives every contender the same slow and fast moments."""
+    off, and interleaving gives every contender the same slow and fast moments. ``close``: every request on a new
+    connection (a client without keep-alive)."""
     import signal
     import statistics
 
@@ -434,7 +436,7 @@ def scoring_workers(workers: int, seconds: int, rounds: int, score: str | None =
         seen: dict[str, list[float]] = {name: [] for name in targets}
         for _ in range(rounds):
             for name, (url, key) in targets.items():
-                seen[name].append(wrk(url, body, key, seconds)[0])
+                seen[name].append(wrk(url, body, key, seconds, close=close)[0])
     finally:
         if proc is not None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -495,6 +497,10 @@ def main() -> None:
     null = scoring_workers(parallel, 3 if args.quick else 5, 1 if args.quick else 3, score=NULL_SCORE)
     figures.update(scoring_null_rps_n=null[f"ours_{parallel}"], scoring_null_azmlinfsrv_rps_n=null["azmlinfsrv"],
                    scoring_null_vs_azmlinfsrv=null[f"ours_{parallel}"] / null["azmlinfsrv"] if null["azmlinfsrv"] else None)
+    fresh = scoring_workers(parallel, 3 if args.quick else 5, 1 if args.quick else 3, close=True)
+    figures.update(scoring_close_rps_1=fresh["ours_1"], scoring_close_rps_n=fresh[f"ours_{parallel}"],
+                   scoring_close_azmlinfsrv_rps_n=fresh["azmlinfsrv"],
+                   scoring_close_scaling=fresh[f"ours_{parallel}"] / fresh["ours_1"])
     size = f"{n_runs:,} runs, {figures['scale_points']:,} points"
     print_table(f"Scale: {size}", [
         ("%aml runs --status --tag (page of 50, HTML) p50", f"{figures['runs_list_p50_ms']:.1f} ms",
@@ -539,6 +545,10 @@ def main() -> None:
         ("  same, run() returns at once (the servers' own cost)", f"{figures['scoring_null_rps_n']:,.0f}",
          f"{figures['scoring_null_azmlinfsrv_rps_n'] or 0:,.0f}",
          f"{figures['scoring_null_vs_azmlinfsrv']:.2f}x" if figures["scoring_null_vs_azmlinfsrv"] else "n/a", ""),
+        (f"  a new connection per request: --workers {parallel} vs 1 (azmlinfsrv {parallel})",
+         f"{figures['scoring_close_rps_n']:,.0f}", f"{figures['scoring_close_rps_1']:,.0f} "
+         f"({figures['scoring_close_azmlinfsrv_rps_n'] or 0:,.0f})", f"{figures['scoring_close_scaling']:.2f}x",
+         "> 1"),
     ])
     write_json("scale", figures, args.json)
 

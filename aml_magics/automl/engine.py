@@ -165,6 +165,11 @@ class Engine:
         defaults = tuple(c for c in cands if _is_default(c, self.task))
         kept, preds, y = ensemble.out_of_fold(cands, self.estimator, self.scorer, splits, deadline, required=defaults,
                                               slack=slack, fits_per_trial=self.validation().get("n_splits", 1))
+        if not kept:
+            print(f"Not scored out-of-fold (no time left in the budget): the search's best, "
+                  f"{algorithm_name(cands[0].learner, self.task)}, is the final model.", flush=True)
+            self.ensemble_s = time.time() - t
+            return chosen
         skipped = [algorithm_name(c.learner, self.task) for c in cands if c not in kept]
         if skipped:
             print(f"Not scored out-of-fold (no time left in the budget): {', '.join(skipped)}.", flush=True)

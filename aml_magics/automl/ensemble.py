@@ -84,14 +84,17 @@ def out_of_fold(candidates: list, make: Callable[[Any], Any], scorer: Scorer, sp
     """Each candidate's predictions on the rows it was not trained on; candidates that would overrun ``deadline``
     are left out (a trial's time was ``fits_per_trial`` fits — 5 for FLAML's cross-validation, 1 for a holdout —
     and scoring it out-of-fold costs ``len(splits)``) — ``required`` ones only when they would overrun it by more
-    than ``slack`` seconds."""
+    than ``slack`` seconds. The first candidate (the search's best) too: when it cannot be scored in time nothing
+    is (there would be nothing to compare the others with) and ``kept`` is empty."""
     import numpy as np
 
     data = scorer.data
     kept, preds = [], []
     for cand in candidates:
         cost = 1.1 * (cand.time or 0.0) * len(splits) / max(1, fits_per_trial)
-        if preds and time.time() + cost > deadline + (slack if cand in required else 0.0):
+        if time.time() + cost > deadline + (slack if cand in required else 0.0):
+            if not preds:  # the first: five fits of a slow search winner overran a 30 s budget by 40 %
+                return [], [], data.y[:0]
             continue
         parts = []
         for train, val in splits:

@@ -102,3 +102,33 @@ def test_a_candidate_predicting_nan_is_never_part_of_the_ensemble():
     assert weights[1] == 0 and single != 1 and np.isfinite(scores["r2_score"])
     mixed = cross_fitted(preds, y, [40] * 5, scorer)
     assert np.isfinite(mixed).all()
+
+
+def test_a_search_winner_too_slow_to_score_out_of_fold_in_time_is_not_scored():
+    """Out-of-fold scoring costs a fit per fold: the search's best is left unscored (and then nothing is) when
+    those fits would overrun the deadline — a slow RandomForest picked at the end of a 30 s search took the run
+    to 41 s. With time, every candidate is scored."""
+    import time
+
+    from sklearn.linear_model import Ridge
+
+    from aml_magics.automl.ensemble import out_of_fold
+    from aml_magics.automl.trials import Trial
+
+    rng = np.random.RandomState(0)
+    y = rng.normal(size=200)
+    scorer = _scorer("regression", "r2_score", y)
+    scorer.data.X = np.c_[y + rng.normal(scale=0.5, size=200), rng.normal(size=200)]
+    splits = [(np.setdiff1d(np.arange(200), np.arange(k, 200, 5)), np.arange(k, 200, 5)) for k in range(5)]
+    fitted = []
+
+    def make(trial):
+        fitted.append(trial.learner)
+        return Ridge()
+
+    slow = Trial("rf", {}, 0.2, "best", 8.0, 1)  # a holdout trial of 8 s: five folds cost ~44 s
+    quick = Trial("linear", {}, 0.1, "other", 0.01, 2)
+    kept, preds, truth = out_of_fold([slow, quick], make, scorer, splits, time.time() + 20, fits_per_trial=1)
+    assert kept == [] and preds == [] and fitted == []
+    kept, preds, truth = out_of_fold([slow, quick], make, scorer, splits, time.time() + 60, fits_per_trial=1)
+    assert kept == [slow, quick] and len(preds) == 2 and len(truth) == 200 and len(fitted) == 10
