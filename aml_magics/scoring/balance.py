@@ -19,6 +19,7 @@ import logging
 import mmap
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -62,12 +63,31 @@ class Balance:
 
 
 def create_counts(path: Path, workers: int) -> None:
-    """The shared file for ``workers`` slots, all zero (written by the supervisor before it starts them)."""
+    """The shared file for ``workers`` slots, all zero (written by the supervisor before it starts them). Raises
+    ``OSError`` (a full disk: ENOSPC) with nothing left behind."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, bytes(8 * workers))
-    finally:
+        size = 8 * workers
+        if os.write(fd, bytes(size)) != size:
+            raise OSError(28, "No space left on device", str(path))
+    except BaseException:
         os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+
+
+def shared_counts(directory: Path, workers: int) -> tuple[Path | None, str | None]:
+    """A new counts file for a group of ``workers`` in ``directory``, or (None, why) when it cannot be made: the
+    workers then accept as one server does (unevenly at times, never refusing a connection) — a full disk must not
+    keep a service from starting."""
+    path = directory / f"connections-{time.time_ns()}"
+    try:
+        create_counts(path, workers)
+    except OSError as exc:
+        return None, (f"the workers' shared connection counts could not be written ({exc.strerror or exc}); "
+                      f"they accept connections unbalanced")
+    return path, None
 
 
 class Acceptor:

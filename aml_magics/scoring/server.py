@@ -400,11 +400,17 @@ def main(argv: list[str] | None = None) -> int:
         import socket
 
         sockets = [socket.socket(fileno=args.fd)]
+    balance = None
     if args.balance and sockets:  # several workers share the socket: each takes its fair share of connections
         from .balance import Balance
 
-        GuardedHttpProtocol.balance = Balance.parse(args.balance)
-        server = balanced_server(config, sockets[0], GuardedHttpProtocol.balance)
+        try:
+            balance = Balance.parse(args.balance)
+        except (OSError, ValueError) as exc:  # its file gone, or cut short by a full disk: serve all the same
+            log.warning("the workers' shared connection counts cannot be read (%s); accepting unbalanced", exc)
+    if balance is not None:
+        GuardedHttpProtocol.balance = balance
+        server = balanced_server(config, sockets[0], balance)
         sockets = None
     else:
         server = uvicorn.Server(config)

@@ -257,6 +257,39 @@ def test_update_in_place_fails_no_request(client, digits, tmp_path, workers):
     assert len(list(folder.glob("connections-*"))) == (1 if workers > 1 else 0)
 
 
+def test_a_worker_whose_counts_file_is_gone_still_serves(client, digits, tmp_path):
+    """A worker of several whose shared counts file has gone (or was cut short by a full disk) accepts connections
+    as a lone server does, with one line in the service log, rather than failing its start."""
+    import subprocess
+    import sys
+
+    (tmp_path / "score.py").write_text(SCORE)
+    svc = client.deployments.create("digits-nocounts", "digits", score=tmp_path / "score.py")
+    folder = client.backend.path / "deployments" / "digits-nocounts"
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.set_inheritable(True)
+    port = listener.getsockname()[1]
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "aml_magics.scoring.server", "--dir", str(folder), "--fd", str(listener.fileno()),
+         f"--balance={folder / 'connections-gone'}:1:2"],
+        pass_fds=(listener.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, cwd=str(folder))
+    try:
+        wait_until(lambda: (folder / f"ready-{worker.pid}").exists() or worker.poll() is not None, timeout=60)
+        assert worker.poll() is None
+        key = svc.get_keys()[0]
+        for _ in range(3):
+            r = requests.post(f"http://127.0.0.1:{port}/score", json={"data": digits[:2].tolist()},
+                              headers={"Authorization": f"Bearer {key}"}, timeout=10)
+            assert r.status_code == 200 and r.json()["predictions"] == [0, 1]
+        log = (folder / "service.log").read_text()
+        assert log.count("cannot be read") == 1 and "accepting unbalanced" in log
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        listener.close()
+
+
 def test_delete_frees_the_port_and_processes(client, digits, ip):
     svc = ip.run_line_magic("aml", "deploy digits --name digits-del")
     assert svc.state == "Healthy"

@@ -103,10 +103,12 @@ class Supervisor:
         workers = max(1, int(self.spec.get("workers") or 1))
         counts = None
         if workers > 1:  # the workers take connections in turn (scoring/balance.py): a file for their counts
-            from ...scoring.balance import create_counts
+            from ...scoring.balance import shared_counts
 
-            counts = self.dir / f"connections-{time.time_ns()}"
-            create_counts(counts, workers)
+            counts, why = shared_counts(self.dir, workers)
+            if why:
+                self.log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} WARNING supervisor: {why}\n".encode())
+                self.log.flush()
         return ServerGroup([subprocess.Popen(
             [self.spec.get("python") or sys.executable, "-m", "aml_magics.scoring.server", "--dir", str(self.dir),
              "--fd", str(sock.fileno())] + ([f"--balance={counts}:{i}:{workers}"] if counts else []),
