@@ -352,6 +352,33 @@ def test_time_limit_and_body_limit(client, digits, tmp_path):
     assert client.deployments.get_info("digits-limits").state == "Healthy"
 
 
+def test_a_quick_answer_never_waits_for_a_slow_run_behind_it(client, digits, tmp_path):
+    """Results of short runs are handed back to the event loop a few at a time when more requests wait
+    (runner.HOLD_S): a quick answer must still go out at once, not after the slow run() queued behind it."""
+    (tmp_path / "slow.py").write_text(
+        "import json, time\ndef init():\n    pass\n"
+        "def run(raw):\n    time.sleep(json.loads(raw)['sleep'])\n    return 'done'\n")
+    svc = client.deployments.create("digits-order", "digits", score=tmp_path / "slow.py", request_timeout_s=10)
+    auth = {"Authorization": f"Bearer {svc.get_keys()[0]}"}
+    answered = {}
+    start = time.monotonic()
+
+    def post(name: str, sleep: float) -> None:
+        r = requests.post(svc.scoring_uri, data=json.dumps({"sleep": sleep}), headers=auth, timeout=30)
+        answered[name] = (r.status_code, r.json(), time.monotonic() - start)
+
+    threads = []
+    for name, sleep in (("blocker", 0.5), ("quick", 0), ("slow", 2.0)):  # quick and slow queue behind the blocker
+        threads.append(threading.Thread(target=post, args=(name, sleep)))
+        threads[-1].start()
+        time.sleep(0.1)
+    for t in threads:
+        t.join()
+    assert all(code == 200 and body == "done" for code, body, _ in answered.values()), answered
+    assert answered["blocker"][2] < answered["quick"][2] < 1.2, answered  # not at ~2.5 s, after the slow one
+    assert answered["slow"][2] > 2.4
+
+
 def test_default_scorer_answers_client_mistakes_with_400_and_describes_itself(client, digits):
     svc = client.deployments.create("digits-default", "digits")
     auth = {"Authorization": f"Bearer {svc.get_keys()[0]}"}
