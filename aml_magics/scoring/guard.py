@@ -4,6 +4,9 @@ protocol plus the guards a service reachable by others needs).
 * **Header-read timeout**: a connection must send a whole request head within ``HEADER_TIMEOUT_S`` of its
   first byte (or of connecting): idle, partial-header and slow-drip connections are answered 408 and closed.
   Kept-alive connections between requests close after uvicorn's keep-alive timeout.
+* **Body-read timeout**: a request whose body has not all arrived ``BODY_TIMEOUT_S`` after its head is answered
+  408 and closed (slow-body / slowloris). The timer is armed only when a read ends with the body incomplete: a
+  request that arrives whole costs nothing (``asyncio.timeout`` around the app's reads cost 9 µs a request).
 * **Header size**: a request head larger than ``MAX_HEADER_BYTES`` is answered 431 and closed, so a 200 MB
   header costs no more memory than the limit plus one read.
 * **One write per answer**: the response head goes out with its body (``JoinedWrites``).
@@ -20,6 +23,7 @@ import time
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 HEADER_TIMEOUT_S = float(os.environ.get("AML_MAGICS_HEADER_TIMEOUT_S", "10"))
+BODY_TIMEOUT_S = float(os.environ.get("AML_MAGICS_BODY_TIMEOUT_S", "30"))
 MAX_HEADER_BYTES = 64 * 1024
 FD_RESERVE = 64  # descriptors kept for the model, logs and the store
 LINGER_S, LINGER_BYTES = 2.0, 1 << 20  # after refusing a request mid-upload, what is read and dropped so the
@@ -99,6 +103,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._discarding = -1  # >= 0: the answer has been sent; bytes still arriving are dropped
         self._head_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._head_timeout)
+        self._body_open = False  # a request head has been read and its body has not all arrived
+        self._body_timer = None
         self._opened = time.monotonic()
         if len(self.connections) > self.max_connections and not self._evict_idle():
             transport.write(_plain_response(503, "Service Unavailable",
@@ -120,6 +126,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+
+    def _cancel_body_timer(self) -> None:
+        self._body_open = False
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timeout(self) -> None:
+        self._body_timer = None
+        if self._body_open and not self.transport.is_closing():
+            self._refuse(408, "Request Timeout", f"the request body did not arrive within {BODY_TIMEOUT_S:g} s")
 
     def _head_timeout(self) -> None:
         self._head_timer = None
@@ -158,19 +175,24 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self._head_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._head_timeout)
             self._head_bytes += len(data)
         super().data_received(data)
+        if self._body_open and self._body_timer is None and self._discarding < 0:  # the rest comes later
+            self._body_timer = self.loop.call_later(BODY_TIMEOUT_S, self._body_timeout)
 
     def on_headers_complete(self) -> None:
         self._head_open = False
         self._cancel_head_timer()
         super().on_headers_complete()
+        self._body_open = True  # until on_message_complete, in this read or a later one
         if self.cycle is not None:
             self.cycle.transport = self._writer
 
     def on_response_complete(self) -> None:
+        self._cancel_body_timer()  # answered (a 413 before the body came): no 408 after it
         self._writer.flush()  # a head with no body write after it (the answer to a HEAD request)
         super().on_response_complete()
 
     def on_message_complete(self) -> None:
+        self._cancel_body_timer()
         super().on_message_complete()
         self._head_open, self._head_bytes = True, 0  # a kept-alive connection waits for its next request
 
@@ -178,5 +200,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self.balance is not None:
             self.balance.add(-1)
         self._cancel_head_timer()
+        self._cancel_body_timer()
         super().connection_lost(exc)
 

@@ -37,8 +37,6 @@ log = logging.getLogger("aml_magics.scoring")
 
 DEFAULT_MAX_BODY = 100 * 1024 * 1024
 DEFAULT_TIMEOUT_S = 60.0
-# a client that has not sent its whole body after this long is cut off (slow-body / slowloris)
-BODY_TIMEOUT_S = float(os.environ.get("AML_MAGICS_BODY_TIMEOUT_S", "30"))
 RUN_FAILED = "An unexpected error occurred in scoring script. Check the logs for more info."
 NOT_FOUND = ("The requested URL was not found on the server. If you entered the URL manually please check your "
              "spelling and try again.")
@@ -235,37 +233,23 @@ class ScoringService:
         return PlainTextResponse("Healthy")
 
     async def read_body(self, scope, receive) -> bytes | Response | None:
-        """The request body; a 413/408 answer when it is too large or too slow; None when the client went away."""
+        """The request body; a 413 answer when it is too large; None when the client went away (a body too slow to
+        arrive is answered 408 by the protocol, which then closes the connection: guard.py)."""
         length = header_of(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
             return error(413, f"the request body is over the service's limit of {self.max_body} bytes")
         chunks, size = [], 0
-
-        async def read() -> Response | None | bool:
-            nonlocal size
-            while True:
-                message = await receive()
-                if message["type"] != "http.request":  # http.disconnect
-                    return False
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > self.max_body:
-                    return error(413, f"the request body is over the service's limit of {self.max_body} bytes")
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    return None
-
-        try:
-            if hasattr(asyncio, "timeout"):  # 3.11+: no extra task per request
-                async with asyncio.timeout(BODY_TIMEOUT_S):
-                    outcome = await read()
-            else:  # pragma: no cover
-                outcome = await asyncio.wait_for(read(), BODY_TIMEOUT_S)
-        except (asyncio.TimeoutError, TimeoutError):
-            return error(408, f"the request body did not arrive within {BODY_TIMEOUT_S:g} s")
-        if outcome is False:
-            return None
-        return outcome if outcome is not None else b"".join(chunks)
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # http.disconnect
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                return error(413, f"the request body is over the service's limit of {self.max_body} bytes")
+            if not message.get("more_body", False):
+                return chunk if not chunks else b"".join(chunks) + chunk
+            chunks.append(chunk)
 
     async def score(self, scope, receive) -> Response | None:
         if not self.authorized(scope):

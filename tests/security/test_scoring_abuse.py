@@ -202,3 +202,49 @@ def test_the_service_log_is_private_and_bounded(client, model, tmp_path, monkeyp
         assert stat.S_IMODE(os.stat(p).st_mode) == 0o600, oct(os.stat(p).st_mode)
     assert "RuntimeError" in svc.get_logs(tail=50)
     client.deployments.delete("abuse-log")
+
+
+def test_the_body_timer_covers_slow_bodies_only(client, model, monkeypatch):
+    """A body that arrives in pieces within the limit is answered, and the connection kept alive past the limit
+    serves its next request (the timer went with the body); a body that stops is answered 408; a request answered
+    413 before its body came gets no 408 after it."""
+    from tests.integration.test_scoring import _read_answer
+
+    monkeypatch.setenv("AML_MAGICS_BODY_TIMEOUT_S", "1")
+    svc = client.deployments.create("abuse-body", "abuse", max_body_bytes=10_000)
+    host, port = _hostport(svc)
+    key = svc.get_keys()[0]
+    body = json.dumps({"data": model[:1].tolist()}).encode()
+    head = (f"POST /score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(head + body[:10])
+        time.sleep(0.4)
+        s.sendall(body[10:30])
+        time.sleep(0.4)
+        s.sendall(body[30:])  # 0.8 s after the head: in time
+        status, _, answer = _read_answer(s)
+        assert status == "HTTP/1.1 200 OK" and json.loads(answer) == [0]
+        time.sleep(1.5)  # past the limit, idle between requests: not a slow body
+        s.sendall(head + body)
+        status, _, answer = _read_answer(s)
+        assert status == "HTTP/1.1 200 OK" and json.loads(answer) == [0]
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(head + body[:10])
+        t = time.monotonic()
+        status, headers, answer = _read_answer(s)
+        assert status == "HTTP/1.1 408 Request Timeout" and 0.9 < time.monotonic() - t < 3
+        assert "did not arrive within 1 s" in json.loads(answer)["message"]
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(head.replace(f"Content-Length: {len(body)}".encode(), b"Content-Length: 50000") + b"{")
+        status, _, answer = _read_answer(s)
+        assert status.startswith("HTTP/1.1 413")
+        s.settimeout(2.5)
+        rest = b""
+        try:
+            while chunk := s.recv(65536):
+                rest += chunk
+        except socket.timeout:
+            pass
+        assert b"408" not in rest
+    assert requests.post(svc.scoring_uri, data=body, headers={"Authorization": f"Bearer {key}"}).json() == [0]
