@@ -372,8 +372,6 @@ class Engine:
         self.run.set_tags({"automl.phase": name})
 
     def main(self) -> None:
-        from threadpoolctl import threadpool_limits
-
         os.makedirs("outputs", exist_ok=True)
         self.phase("featurizing")
         self.data = training.prepare(training.load(self.spec), self.spec, self.run)
@@ -382,7 +380,7 @@ class Engine:
             json.dump(self.spec.to_settings(), f, indent=1, default=str)
         self.trials.rebuild()
         print(f"Each trial uses {self.threads} thread(s).", flush=True)
-        with threadpool_limits(limits=self.threads):  # OpenMP/BLAS inside HistGradientBoosting, numpy, LightGBM
+        with trial_threads(self.threads, self.spec.learners):  # OpenMP/BLAS of HistGradientBoosting, numpy, …
             self.phase("searching")
             self.search()
             self.finish()
@@ -390,6 +388,27 @@ class Engine:
         total = time.time() - self.t0
         self.run.log("tracking_overhead_s", self.trials.tracking_s)
         self.run.set_tags({"automl.tracking_s": f"{self.trials.tracking_s:.3f}", "automl.total_s": f"{total:.2f}"})
+
+
+def trial_threads(threads: int, learners) -> Any:
+    """A context in which the trials' thread pools (OpenMP, BLAS) use ``threads`` threads. ``threadpool_limits``
+    limits only the pools loaded when it is entered, and scikit-learn loads its OpenMP runtime with its first
+    HistGradientBoosting: entered before, the search's HGB trials ran with a thread per core, and on a loaded
+    2-core machine (two busy processes) their two threads waited on each other at every barrier — one 5-fold trial
+    took 35 s instead of 0.7 s and a 30 s run 68 s. So the libraries a trial uses are loaded first."""
+    import importlib
+
+    from threadpoolctl import threadpool_limits
+
+    modules = ["sklearn.utils._openmp_helpers", "sklearn.ensemble._hist_gradient_boosting.gradient_boosting"]
+    modules += [m for k, m in (("lgbm", "lightgbm"), ("xgboost", "xgboost"), ("xgb_limitdepth", "xgboost"))
+                if k in learners]
+    for name in dict.fromkeys(modules):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # not installed: a learner FLAML leaves out, no pool to limit
+            pass
+    return threadpool_limits(limits=threads)
 
 
 def make_estimator(learner: str, config: dict, task: str, n_classes: int | None, threads: int):
