@@ -103,8 +103,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._discarding = -1  # >= 0: the answer has been sent; bytes still arriving are dropped
         self._head_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._head_timeout)
-        self._body_open = False  # a request head has been read and its body has not all arrived
-        self._body_timer = None
+        self._body_timer = None  # while a request's body is being read (``_body_pending``)
         self._opened = time.monotonic()
         if len(self.connections) > self.max_connections and not self._evict_idle():
             transport.write(_plain_response(503, "Service Unavailable",
@@ -127,15 +126,26 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._head_timer.cancel()
             self._head_timer = None
 
+    def _body_pending(self) -> bool:
+        """Whether the request being read has more body to come, unanswered, while this connection is read (uvicorn
+        stops reading behind a pipelined request until the one before it is answered, and when the app has not
+        taken what came: then a body that waits is not the client's fault)."""
+        cycle = self.cycle
+        return (cycle is not None and cycle.more_body and not cycle.response_complete and not self.flow.read_paused
+                and self._discarding < 0)
+
+    def _arm_body_timer(self) -> None:
+        if self._body_timer is None and self._body_pending():
+            self._body_timer = self.loop.call_later(BODY_TIMEOUT_S, self._body_timeout)
+
     def _cancel_body_timer(self) -> None:
-        self._body_open = False
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
 
     def _body_timeout(self) -> None:
         self._body_timer = None
-        if self._body_open and not self.transport.is_closing():
+        if self._body_pending() and not self.transport.is_closing():
             self._refuse(408, "Request Timeout", f"the request body did not arrive within {BODY_TIMEOUT_S:g} s")
 
     def _head_timeout(self) -> None:
@@ -175,21 +185,20 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self._head_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._head_timeout)
             self._head_bytes += len(data)
         super().data_received(data)
-        if self._body_open and self._body_timer is None and self._discarding < 0:  # the rest comes later
-            self._body_timer = self.loop.call_later(BODY_TIMEOUT_S, self._body_timeout)
+        self._arm_body_timer()  # the rest of a body comes later
 
     def on_headers_complete(self) -> None:
         self._head_open = False
         self._cancel_head_timer()
         super().on_headers_complete()
-        self._body_open = True  # until on_message_complete, in this read or a later one
         if self.cycle is not None:
             self.cycle.transport = self._writer
 
     def on_response_complete(self) -> None:
-        self._cancel_body_timer()  # answered (a 413 before the body came): no 408 after it
         self._writer.flush()  # a head with no body write after it (the answer to a HEAD request)
-        super().on_response_complete()
+        super().on_response_complete()  # (starts a pipelined request and reads again)
+        self._cancel_body_timer()  # answered (a 413 before the body came): no 408 after it
+        self._arm_body_timer()  # a pipelined request whose body is still coming
 
     def on_message_complete(self) -> None:
         self._cancel_body_timer()

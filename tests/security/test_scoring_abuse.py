@@ -248,3 +248,36 @@ def test_the_body_timer_covers_slow_bodies_only(client, model, monkeypatch):
             pass
         assert b"408" not in rest
     assert requests.post(svc.scoring_uri, data=body, headers={"Authorization": f"Bearer {key}"}).json() == [0]
+
+
+def test_a_pipelined_body_waiting_behind_a_slow_run_is_not_timed_out(client, model, monkeypatch, tmp_path):
+    """A request pipelined behind another is not read until that one is answered (uvicorn stops reading): its body
+    waits in the socket through no fault of the client, and must not be answered 408 however long the first
+    run() takes."""
+    from tests.integration.test_scoring import _read_answer
+
+    (tmp_path / "slow.py").write_text(
+        "import json, time\ndef init():\n    pass\n"
+        "def run(raw):\n    time.sleep(json.loads(raw)['sleep'])\n    return 'done'\n")
+    monkeypatch.setenv("AML_MAGICS_BODY_TIMEOUT_S", "1")
+    svc = client.deployments.create("abuse-pipe", "abuse", score=tmp_path / "slow.py", request_timeout_s=10)
+    host, port = _hostport(svc)
+    key = svc.get_keys()[0]
+
+    def request(body: bytes) -> tuple[bytes, bytes]:
+        return (f"POST /score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode(), body
+
+    head1, body1 = request(b'{"sleep": 2.5}')
+    head2, body2 = request(b'{"sleep": 0, "pad": "' + b"x" * 200 + b'"}')
+    with socket.create_connection((host, port), timeout=15) as s:
+        t = time.monotonic()
+        s.sendall(head1 + body1)
+        time.sleep(0.3)  # the first run() has its body and sleeps
+        s.sendall(head2 + body2[:5])  # pipelined: uvicorn reads no more of it until the first is answered
+        time.sleep(0.3)
+        s.sendall(body2[5:])
+        for _ in range(2):
+            status, _, answer = _read_answer(s)
+            assert status == "HTTP/1.1 200 OK" and json.loads(answer) == "done", (status, answer)
+        assert time.monotonic() - t > 2
