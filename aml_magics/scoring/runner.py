@@ -11,7 +11,7 @@ with a time limit it cannot swallow — while the HTTP server's event loop runs 
   requests that arrive while such a ``run()`` is still stuck are answered 503 at once instead of queueing.
 * Results of short runs with more requests waiting are handed back a few at a time: every hand-back wakes the event
   loop's thread, and under load those wake-ups (two thread switches a request) cost more than a short ``run()``
-  (measured: +15 – 25 % requests/s around a 110 µs ``run()``). A result waits at most ``HOLD_S`` for others, or
+  (measured: +12 % requests/s with one worker, +16 % with two, around a 110 µs ``run()``). A result waits at most ``HOLD_S`` for others, or
   until the queue is empty — and the event loop collects what is waiting every ``HOLD_S`` itself, so a result never
   waits on a slow or stuck ``run()`` that came after it.
 """

@@ -375,7 +375,7 @@ def test_a_quick_answer_never_waits_for_a_slow_run_behind_it(client, digits, tmp
     for t in threads:
         t.join()
     assert all(code == 200 and body == "done" for code, body, _ in answered.values()), answered
-    assert answered["blocker"][2] < answered["quick"][2] < 1.2, answered  # not at ~2.5 s, after the slow one
+    assert 0.45 < answered["quick"][2] < 1.2, answered  # behind the blocker, not at ~2.5 s after the slow one
     assert answered["slow"][2] > 2.4
 
 
