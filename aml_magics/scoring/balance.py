@@ -67,14 +67,13 @@ def create_counts(path: Path, workers: int) -> None:
     ``OSError`` (a full disk: ENOSPC) with nothing left behind."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        size = 8 * workers
-        if os.write(fd, bytes(size)) != size:
+        if os.write(fd, bytes(8 * workers)) != 8 * workers:
             raise OSError(28, "No space left on device", str(path))
-    except BaseException:
-        os.close(fd)
+    except OSError:
         path.unlink(missing_ok=True)
         raise
-    os.close(fd)
+    finally:
+        os.close(fd)
 
 
 def shared_counts(directory: Path, workers: int) -> tuple[Path | None, str | None]:

@@ -68,8 +68,7 @@ class MainThreadRunner:
         future = loop.create_future()
         self._jobs.put((fn, future, loop, timeout or 0.0))
         self._waiting += 1
-        if self._collector is None:
-            self._collector = loop.call_later(HOLD_S, self._collect, loop)
+        self._ensure_collector(loop)
         # one timer per request (wait_for + shield cost three futures and a task's worth of callbacks): at the
         # deadline the request is answered; the job's own result, when it comes, finds the future done (_settle)
         timer = loop.call_later(timeout + GRACE_S, _expire, future) if timeout else None
@@ -82,10 +81,24 @@ class MainThreadRunner:
             if timer is not None:
                 timer.cancel()
 
+    def _ensure_collector(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._collector is None and self._waiting:
+            self._collector = loop.call_later(HOLD_S, self._collect, loop)
+
     def _collect(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Every HOLD_S while calls wait: settle the results the main thread holds back."""
+        """Every HOLD_S while calls wait: settle the results the main thread holds back — except while a long run()
+        is under way with nothing held: nothing can be held before it ends, and its end is reported at once
+        (``_reported`` starts collecting again), so the event loop is not woken every millisecond of a long run()."""
+        self._collector = None
         self._drain()
-        self._collector = loop.call_later(HOLD_S, self._collect, loop) if self._waiting else None
+        current = self._current
+        if current is not None and not self._done and time.monotonic() - current[0] >= HOLD_S:
+            return
+        self._ensure_collector(loop)
+
+    def _reported(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._drain()
+        self._ensure_collector(loop)
 
     def _drain(self) -> None:
         done = self._done
@@ -142,7 +155,7 @@ class MainThreadRunner:
             return  # more work waits and this one was short: handed back with the next (or by _collect)
         self._held = 0
         try:
-            loop.call_soon_threadsafe(self._drain)
+            loop.call_soon_threadsafe(self._reported, loop)
         except RuntimeError:  # the event loop has closed (shutting down)
             pass
 

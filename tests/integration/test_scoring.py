@@ -9,6 +9,7 @@ import stat
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import joblib
 import pytest
@@ -377,6 +378,42 @@ def test_a_quick_answer_never_waits_for_a_slow_run_behind_it(client, digits, tmp
     assert all(code == 200 and body == "done" for code, body, _ in answered.values()), answered
     assert 0.45 < answered["quick"][2] < 1.2, answered  # behind the blocker, not at ~2.5 s after the slow one
     assert answered["slow"][2] > 2.4
+
+
+def test_a_long_run_does_not_wake_the_event_loop_every_millisecond(client, digits, tmp_path):
+    """The loop collects held results every millisecond only while they can be held: during a long run() it sleeps
+    (it woke ~1,000 times a second, taking the GIL from run() each time)."""
+    import psutil
+
+    (tmp_path / "slow.py").write_text(
+        "import json, time\ndef init():\n    pass\n"
+        "def run(raw):\n    time.sleep(json.loads(raw)['sleep'])\n    return 'done'\n")
+    svc = client.deployments.create("digits-sleepy", "digits", score=tmp_path / "slow.py")
+    auth = {"Authorization": f"Bearer {svc.get_keys()[0]}"}
+    folder = str(client.backend.path / "deployments" / "digits-sleepy")
+    server = next(p for p in psutil.process_iter(["cmdline"])
+                  if "aml_magics.scoring.server" in (p.info["cmdline"] or []) and folder in p.info["cmdline"])
+
+    def other_threads_switches() -> int:
+        total = 0
+        for status in (Path(f"/proc/{server.pid}/task") / tid / "status" for tid in os.listdir(f"/proc/{server.pid}/task")
+                       if int(tid) != server.pid):
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            total += int(fields["voluntary_ctxt_switches"])
+        return total
+
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(r=requests.post(
+        svc.scoring_uri, data=json.dumps({"sleep": 1.5}), headers=auth, timeout=30)))
+    worker.start()
+    time.sleep(0.3)  # the run() is under way
+    before = other_threads_switches()
+    time.sleep(1.0)
+    woke = other_threads_switches() - before
+    worker.join()
+    assert result["r"].json() == "done"
+    assert woke < 100, f"the server's other threads woke {woke} times in 1 s of one run()"
+    assert requests.post(svc.scoring_uri, data=json.dumps({"sleep": 0}), headers=auth).json() == "done"
 
 
 def test_default_scorer_answers_client_mistakes_with_400_and_describes_itself(client, digits):
