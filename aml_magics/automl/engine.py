@@ -8,7 +8,7 @@
    the full Azure metric set for the task, duration) and charts the primary metric on the parent (``trials``);
 3. scores the best configuration of each algorithm out-of-fold and builds a greedy weighted
    ensemble of them (Azure's VotingEnsemble, ``ensemble``); the ensemble is kept only when it validates
-   clearly better on folds its weights were not chosen on;
+   clearly better — by the corrected standard error — on folds its weights were not chosen on;
 4. refits the winner on all the data and saves ``outputs/model.pkl`` (an ``AutoMLModel``), the
    featurization report, the per-algorithm summary and the best model's feature importance.
 
@@ -191,7 +191,7 @@ class Engine:
             single_value, ens_value = single_scores.get(self.metric), scores.get(self.metric)
             if self.spec.ensemble and len(members) >= 2 and ens_value is not None and single_value is not None \
                     and ranking.is_better(ens_value, single_value, self.spec.goal) \
-                    and ensemble.clearly_better(mixed, preds[single], y, sizes, self.scorer):
+                    and ensemble.clearly_better(mixed, preds[single], y, sizes, self.scorer, corrected=True):
                 chosen = ([c for c, _ in members], [w for _, w in members], scores)
                 print(f"VotingEnsemble of {len(members)} "
                       f"({', '.join(algorithm_name(c.learner, self.task) for c, _ in members)}): "

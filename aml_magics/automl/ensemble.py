@@ -167,11 +167,19 @@ def cross_fitted(preds: list, y, sizes: list[int], scorer: Scorer):
     return np.concatenate(parts)
 
 
-def clearly_better(a, b, y, sizes: list[int], scorer: Scorer) -> bool:
+def clearly_better(a, b, y, sizes: list[int], scorer: Scorer, corrected: bool = False) -> bool:
     """Whether predictions ``a`` beat ``b`` by more than one standard error of their paired per-fold differences
     (``sizes``: the folds' lengths, in the order the predictions were concatenated) — the one-standard-error rule:
     a more complex choice must be measurably better than the simpler one. With one fold there is no error to
-    measure: better at all is enough."""
+    measure: better at all is enough.
+
+    ``corrected``: Nadeau and Bengio's corrected standard error, variance × (1/J + n_val/n_train) instead of
+    variance / J — the folds' models share most of their training rows, so their scores are not independent and the
+    plain error understates the noise (by 1.5× with 5 folds). The final choice asks it of the VotingEnsemble, whose
+    members and weights were all picked on these folds: on 426 rows an ensemble clearly better than the linear
+    default by the plain error lost to it on new rows, and by the corrected one it is not chosen. A single search
+    winner against a default keeps the plain error: measured on the same splits, the corrected one kept the linear
+    default where LightGBM was better on new rows by 4 – 6 points of accuracy (anes96)."""
     import numpy as np
 
     def per_fold(p) -> list[float | None]:
@@ -194,4 +202,8 @@ def clearly_better(a, b, y, sizes: list[int], scorer: Scorer) -> bool:
     diffs = np.array([sign * (x - z) for x, z in zip(fa, fb)])
     if len(diffs) < 2:
         return bool(diffs.mean() > 0)
-    return bool(diffs.mean() > diffs.std(ddof=1) / math.sqrt(len(diffs)))
+    share = 1 / len(diffs)
+    if corrected:
+        held = float(np.mean(sizes))
+        share += held / max(1.0, sum(sizes) - held)
+    return bool(diffs.mean() > math.sqrt(diffs.var(ddof=1) * share))
