@@ -117,3 +117,23 @@ def read_azure_config(path: Path) -> dict[str, str]:
     if missing:
         raise InvalidInput(f"{path} lacks {', '.join(missing)}; download config.json from the Azure ML studio")
     return {k: data[k] for k in ("subscription_id", "resource_group", "workspace_name")}
+
+
+def env_number(name: str, default: float, kind: type = float, minimum: float = 0) -> float:
+    """A number from environment variable ``name`` (a tuning knob of a service or a test), ``default`` when unset —
+    and when it is not a number of ``kind`` at least ``minimum``: then one line on stderr says so, instead of the
+    process failing to start with a traceback over a typo."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return kind(default)
+    try:
+        value = kind(raw)
+        if not minimum <= value < float("inf"):  # also NaN
+            raise ValueError
+    except ValueError:
+        import sys
+
+        print(f"Warning: ${name}={raw[:40]!r} is not {'a whole' if kind is int else 'a'} number of at least "
+              f"{minimum:g}; using {default:g}.", file=sys.stderr, flush=True)
+        return kind(default)
+    return value

@@ -22,8 +22,10 @@ import time
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-HEADER_TIMEOUT_S = float(os.environ.get("AML_MAGICS_HEADER_TIMEOUT_S", "10"))
-BODY_TIMEOUT_S = float(os.environ.get("AML_MAGICS_BODY_TIMEOUT_S", "30"))
+from ..core.config import env_number
+
+HEADER_TIMEOUT_S = env_number("AML_MAGICS_HEADER_TIMEOUT_S", 10, minimum=0.01)
+BODY_TIMEOUT_S = env_number("AML_MAGICS_BODY_TIMEOUT_S", 30, minimum=0.01)
 MAX_HEADER_BYTES = 64 * 1024
 FD_RESERVE = 64  # descriptors kept for the model, logs and the store
 LINGER_S, LINGER_BYTES = 2.0, 1 << 20  # after refusing a request mid-upload, what is read and dropped so the

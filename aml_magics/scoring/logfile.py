@@ -12,7 +12,9 @@ import os
 import threading
 from pathlib import Path
 
-DEFAULT_MAX_BYTES = int(os.environ.get("AML_MAGICS_SERVICE_LOG_MAX_BYTES", str(5 * 1024 * 1024)))
+from ..core.config import env_number
+
+DEFAULT_MAX_BYTES = env_number("AML_MAGICS_SERVICE_LOG_MAX_BYTES", 5 * 1024 * 1024, int, minimum=1024)
 
 
 def open_private(path: Path) -> int:

@@ -359,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = json.loads((args.dir / "spec.json").read_text())
     os.environ["AZUREML_MODEL_DIR"] = spec["model_dir"]
     os.environ["AML_MAGICS_MODEL_PATHS"] = json.dumps(spec["model_paths"])
+    from ..core.config import env_number
     from .guard import FD_RESERVE, GuardedHttpProtocol, raise_fd_limit
     from .logfile import RotatingLog
 
@@ -367,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=stream, force=True)
     cap = max(64, raise_fd_limit() - FD_RESERVE)
-    GuardedHttpProtocol.max_connections = min(cap, int(os.environ.get("AML_MAGICS_MAX_CONNECTIONS") or cap))
+    GuardedHttpProtocol.max_connections = min(cap, env_number("AML_MAGICS_MAX_CONNECTIONS", cap, int, minimum=1))
     os.chdir(args.dir)
     service = ScoringService(
         args.dir / spec["entry_script"], read_keys(args.dir) if spec.get("auth", True) else None,

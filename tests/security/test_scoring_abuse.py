@@ -281,3 +281,19 @@ def test_a_pipelined_body_waiting_behind_a_slow_run_is_not_timed_out(client, mod
             status, _, answer = _read_answer(s)
             assert status == "HTTP/1.1 200 OK" and json.loads(answer) == "done", (status, answer)
         assert time.monotonic() - t > 2
+
+
+def test_a_typo_in_a_tuning_knob_is_one_warning_and_the_default(client, model, monkeypatch):
+    """Before: ``AML_MAGICS_BODY_TIMEOUT_S=3O`` made the service fail to start with a traceback."""
+    monkeypatch.setenv("AML_MAGICS_BODY_TIMEOUT_S", "3O")
+    monkeypatch.setenv("AML_MAGICS_HEADER_TIMEOUT_S", "inf")
+    monkeypatch.setenv("AML_MAGICS_MAX_CONNECTIONS", "-5")
+    monkeypatch.setenv("AML_MAGICS_SERVICE_LOG_MAX_BYTES", "5MB")
+    svc = client.deployments.create("abuse-knobs", "abuse")
+    auth = {"Authorization": f"Bearer {svc.get_keys()[0]}"}
+    assert requests.post(svc.scoring_uri, json={"data": model[:1].tolist()}, headers=auth).status_code == 200
+    logs = client.deployments.get_logs("abuse-knobs")
+    for name in ("BODY_TIMEOUT_S='3O'", "HEADER_TIMEOUT_S='inf'", "MAX_CONNECTIONS='-5'", "LOG_MAX_BYTES='5MB'"):
+        assert sum(name in line and "using" in line for line in logs.splitlines()) == 1, (name, logs)
+    assert "Traceback" not in logs
+    client.deployments.delete("abuse-knobs")
