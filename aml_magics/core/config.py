@@ -119,10 +119,13 @@ def read_azure_config(path: Path) -> dict[str, str]:
     return {k: data[k] for k in ("subscription_id", "resource_group", "workspace_name")}
 
 
+_WARNED: set = set()
+
+
 def env_number(name: str, default: float, kind: type = float, minimum: float = 0) -> float:
     """A number from environment variable ``name`` (a tuning knob of a service or a test), ``default`` when unset —
-    and when it is not a number of ``kind`` at least ``minimum``: then one line on stderr says so, instead of the
-    process failing to start with a traceback over a typo."""
+    and when it is not a finite number of ``kind`` at least ``minimum``: then one line on stderr says so (once per
+    process and value), instead of the process failing to start with a traceback over a typo."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return kind(default)
@@ -133,6 +136,9 @@ def env_number(name: str, default: float, kind: type = float, minimum: float = 0
     except ValueError:
         import sys
 
+        if (name, raw) in _WARNED:
+            return kind(default)
+        _WARNED.add((name, raw))
         print(f"Warning: ${name}={raw[:40]!r} is not {'a whole' if kind is int else 'a'} number of at least "
               f"{minimum:g}; using {default:g}.", file=sys.stderr, flush=True)
         return kind(default)

@@ -23,10 +23,11 @@ import time
 from pathlib import Path
 
 from . import layout, procs, tracker
+from ...core.config import env_number
 from ...core.states import SLOT_STATES
 from .store import Store
 
-CANCEL_GRACE_S = float(os.environ.get("AML_MAGICS_CANCEL_GRACE_S", "5"))
+CANCEL_GRACE_S = env_number("AML_MAGICS_CANCEL_GRACE_S", 5)
 
 
 def spawn_host(workspace: Path, run_id: str, store: Store, warm: bool = False) -> int:

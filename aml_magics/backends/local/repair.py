@@ -14,6 +14,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+from ...core.config import env_number
 from ...core.errors import StorageError
 from ...core.states import SLOT_STATES
 from . import procs
@@ -40,7 +41,7 @@ def repair_if_orphaned(backend: "LocalBackend", row) -> bool:
         except StorageError:
             return False
     if row["status"] == "Starting" and not row["host_pid"]:
-        grace = float(os.environ.get(HOSTLESS_GRACE_ENV) or 15)
+        grace = env_number(HOSTLESS_GRACE_ENV, 15)
         if store.claim_hostless_start(row["run_id"], time.time() - grace):
             spawn_host(backend.path, row["run_id"], store)
             return True

@@ -1,0 +1,26 @@
+"""Tuning knobs read from the environment (``core.config.env_number``): a typo is one warning and the default."""
+from __future__ import annotations
+
+import pytest
+
+from aml_magics.core.config import env_number
+
+
+@pytest.mark.parametrize("raw, kind, expected", [
+    ("", float, 7.0), ("2.5", float, 2.5), (" 3 ", int, 3), ("0", float, 0.0),
+])
+def test_numbers_and_unset(monkeypatch, capsys, raw, kind, expected):
+    monkeypatch.setenv("AML_MAGICS_TEST_KNOB", raw)
+    value = env_number("AML_MAGICS_TEST_KNOB", 7, kind)
+    assert value == expected and type(value) is kind
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("raw, kind", [("3O", float), ("nan", float), ("inf", float), ("-1", float), ("2.5", int),
+                                       ("1e400", float), ("\udcff", float)])
+def test_a_typo_is_one_warning_and_the_default(monkeypatch, capsys, raw, kind):
+    monkeypatch.setenv("AML_MAGICS_TEST_KNOB2", raw)
+    assert env_number("AML_MAGICS_TEST_KNOB2", 7, kind) == 7
+    assert env_number("AML_MAGICS_TEST_KNOB2", 7, kind) == 7
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "AML_MAGICS_TEST_KNOB2" in err and "using 7" in err
