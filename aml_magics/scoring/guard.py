@@ -16,7 +16,6 @@ protocol plus the guards a service reachable by others needs).
 """
 from __future__ import annotations
 
-import os
 import resource
 import time
 
