@@ -122,24 +122,24 @@ def read_azure_config(path: Path) -> dict[str, str]:
 _WARNED: set = set()
 
 
-def env_number(name: str, default: float, kind: type = float, minimum: float = 0) -> float:
+def env_number(name: str, default: float, kind: type = float, minimum: float = 0, maximum: float = 1e9) -> float:
     """A number from environment variable ``name`` (a tuning knob of a service or a test), ``default`` when unset —
-    and when it is not a finite number of ``kind`` at least ``minimum``: then one line on stderr says so (once per
-    process and value), instead of the process failing to start with a traceback over a typo."""
+    and when it is not a number of ``kind`` from ``minimum`` to ``maximum`` (NaN, infinity and absurd sizes are
+    typos too: some waits overflow on them): then one line on stderr says so (once per process and value), instead
+    of the process failing to start with a traceback."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return kind(default)
     try:
         value = kind(raw)
-        if not minimum <= value < float("inf"):  # also NaN
-            raise ValueError
+        if minimum <= value <= maximum:  # False for NaN
+            return value
     except ValueError:
+        pass
+    if (name, raw) not in _WARNED:
         import sys
 
-        if (name, raw) in _WARNED:
-            return kind(default)
         _WARNED.add((name, raw))
-        print(f"Warning: ${name}={raw[:40]!r} is not {'a whole' if kind is int else 'a'} number of at least "
-              f"{minimum:g}; using {default:g}.", file=sys.stderr, flush=True)
-        return kind(default)
-    return value
+        print(f"Warning: ${name}={raw[:40]!r} is not {'a whole' if kind is int else 'a'} number from {minimum:g} to "
+              f"{maximum:g}; using {default:g}.", file=sys.stderr, flush=True)
+    return kind(default)

@@ -17,7 +17,8 @@ def test_numbers_and_unset(monkeypatch, capsys, raw, kind, expected):
 
 
 @pytest.mark.parametrize("raw, kind", [("3O", float), ("nan", float), ("inf", float), ("-1", float), ("2.5", int),
-                                       ("1e400", float), ("\udcff", float)])
+                                       ("1e400", float), ("1e300", float), ("99999999999999999999", int),
+                                       ("\udcff", float)])
 def test_a_typo_is_one_warning_and_the_default(monkeypatch, capsys, raw, kind):
     monkeypatch.setenv("AML_MAGICS_TEST_KNOB2", raw)
     assert env_number("AML_MAGICS_TEST_KNOB2", 7, kind) == 7
