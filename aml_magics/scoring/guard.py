@@ -10,6 +10,10 @@ protocol plus the guards a service reachable by others needs).
 * **Header size**: a request head larger than ``MAX_HEADER_BYTES`` is answered 431 and closed, so a 200 MB
   header costs no more memory than the limit plus one read.
 * **One write per answer**: the response head goes out with its body (``JoinedWrites``).
+* **A fast route**: the service's ``POST /score`` with a small body (a declared length up to ``FAST_BODY_BYTES`` and
+  the service's limit) is handed to it whole, without uvicorn's ASGI task (``fast_route``), and answered through
+  ``answer_json`` / ``answer_with``. Everything else about the connection (keep-alive, pipelining, the timers above,
+  shutdown) stays uvicorn's.
 * **Connection cap**: past ``max_connections`` (just below the file-descriptor limit, which ``raise_fd_limit``
   lifts to the hard limit at start) the oldest connection that has not sent anything is closed to make room,
   or, when there is none, the new connection is answered 503 — never a silent failure to accept.
@@ -27,6 +31,7 @@ HEADER_TIMEOUT_S = env_number("AML_MAGICS_HEADER_TIMEOUT_S", 10, minimum=0.01)
 BODY_TIMEOUT_S = env_number("AML_MAGICS_BODY_TIMEOUT_S", 30, minimum=0.01)
 MAX_HEADER_BYTES = 64 * 1024
 FD_RESERVE = 64  # descriptors kept for the model, logs and the store
+FAST_BODY_BYTES = 64 * 1024  # uvicorn's read buffer limit: a body up to this size is read without pausing
 LINGER_S, LINGER_BYTES = 2.0, 1 << 20  # after refusing a request mid-upload, what is read and dropped so the
 # client sees the answer instead of a connection reset
 
@@ -96,6 +101,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     max_connections = 10_000  # set by the server from the descriptor limit
     balance = None  # the service's shared connection counts (balance.Balance) when it has several workers
+    fast_route = None  # (method, path, handler(protocol, cycle), body limit): requests answered without an ASGI task
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)  # (counted in ``balance`` when it was accepted)
@@ -205,6 +211,55 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._cancel_body_timer()
         super().on_message_complete()
         self._head_open, self._head_bytes = True, 0  # a kept-alive connection waits for its next request
+        cycle = self.cycle
+        if cycle is not None and getattr(cycle, "fast", None) == "waiting":  # its turn has come: it is whole now
+            cycle.fast = "started"
+            self.fast_route[2](self, cycle)
+
+    def _start_asgi_task(self, cycle, app) -> None:
+        """A request's turn (at once, or after the pipelined ones before it): the fast route's requests are handed
+        to its handler when their body is whole; others start uvicorn's ASGI task."""
+        route = self.fast_route
+        if route is not None and app is self.app and _fast(cycle, route):
+            if cycle.more_body:
+                cycle.fast = "waiting"  # on_message_complete hands it over
+            else:
+                cycle.fast = "started"
+                route[2](self, cycle)
+            return
+        super()._start_asgi_task(cycle, app)
+
+    def answer_json(self, cycle, body: bytes, close: bool = False) -> None:
+        """A fast-route request's 200 answer: ``body`` (JSON), uvicorn's default headers, one write."""
+        if cycle.disconnected or cycle.response_complete:
+            return
+        keep_alive = cycle.keep_alive and not close
+        head = [b"HTTP/1.1 200 OK\r\n"]
+        for name, value in cycle.default_headers:
+            head += (name, b": ", value, b"\r\n")
+        head.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body))
+        head.append(b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
+        head.append(body)
+        self._finish(cycle, b"".join(head), keep_alive)
+
+    def answer_with(self, cycle, response, close: bool = False) -> None:
+        """A fast-route request answered with an ASGI response (an error, or a ``Response`` run() returned): it
+        runs as uvicorn's task would have run the application (streaming, headers checked, a 500 if it fails)."""
+        if cycle.disconnected or cycle.response_complete:
+            return
+        if close:
+            response.headers["connection"] = "close"
+        super()._start_asgi_task(cycle, response)
+
+    def _finish(self, cycle, data: bytes, keep_alive: bool) -> None:
+        cycle.response_started = cycle.response_complete = True
+        cycle.keep_alive = keep_alive
+        cycle.message_event.set()
+        self.transport.write(data)
+        if not keep_alive:
+            self.transport.close()
+        on_response, cycle.on_response = cycle.on_response, _nothing
+        on_response()
 
     def connection_lost(self, exc) -> None:
         if self.balance is not None:
@@ -213,3 +268,24 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._cancel_body_timer()
         super().connection_lost(exc)
 
+
+def _nothing() -> None:
+    pass
+
+
+def _fast(cycle, route) -> bool:
+    """Whether a request goes the fast route: its method and path, a declared body length up to FAST_BODY_BYTES and
+    the route's limit (not chunked: a longer one is refused by the application before it is read), and no
+    ``Expect: 100-continue`` (its body comes only after an interim answer)."""
+    scope = cycle.scope
+    if scope["method"] != route[0] or scope["path"] != route[1] or cycle.waiting_for_100_continue:
+        return False
+    length = None
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            if length is not None or not value.isdigit():
+                return False
+            length = int(value)
+        elif name == b"transfer-encoding":
+            return False
+    return length is not None and length <= FAST_BODY_BYTES and length <= route[3]

@@ -49,10 +49,10 @@ class MainThreadRunner:
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._current: tuple[float, float] | None = None  # (started, timeout) of the job running now
-        self._done: collections.deque = collections.deque()  # (future, result, error) not yet settled
+        self._done: collections.deque = collections.deque()  # (future, result, error, timer) not yet settled
         self._held = 0  # main thread: results put in _done since the event loop was last woken
         self._held_since = 0.0
-        self._waiting = 0  # event loop: calls awaiting their result
+        self._waiting = 0  # event loop: jobs submitted whose results have not been collected
         self._collector: asyncio.TimerHandle | None = None  # event loop: collects held results every HOLD_S
 
     @property
@@ -60,26 +60,32 @@ class MainThreadRunner:
         cur = self._current
         return cur is not None and cur[1] > 0 and time.monotonic() > cur[0] + cur[1] + GRACE_S
 
-    async def call(self, fn: Callable[[], Any], timeout: float | None) -> Any:
-        """``fn()`` on the main thread; raises ``RunTimeout`` at the deadline, whether or not ``fn`` has stopped."""
+    def submit(self, fn: Callable[[], Any], timeout: float | None,
+               on_done: Callable[[asyncio.Future], None] | None = None) -> asyncio.Future:
+        """``fn()`` on the main thread (called on the event loop's thread): a future of its result, settled on the
+        event loop — at the deadline whether or not ``fn`` has stopped (``outcome`` then raises ``RunTimeout``).
+        ``on_done(future)`` is called on the event loop when it is settled. Raises ``Busy`` while a run() is stuck."""
         if self.stuck:
             raise Busy()
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._jobs.put((fn, future, loop, timeout or 0.0))
-        self._waiting += 1
-        self._ensure_collector(loop)
         # one timer per request (wait_for + shield cost three futures and a task's worth of callbacks): at the
         # deadline the request is answered; the job's own result, when it comes, finds the future done (_settle)
         timer = loop.call_later(timeout + GRACE_S, _expire, future) if timeout else None
+        self._jobs.put((fn, future, loop, timeout or 0.0, timer))
+        self._waiting += 1
+        self._ensure_collector(loop)
+        if on_done is not None:
+            future.add_done_callback(on_done)
+        return future
+
+    async def call(self, fn: Callable[[], Any], timeout: float | None) -> Any:
+        """``fn()`` on the main thread; raises ``RunTimeout`` at the deadline, whether or not ``fn`` has stopped."""
+        future = self.submit(fn, timeout)
         try:
             return await future
         except _Expired:
             raise RunTimeout() from None
-        finally:
-            self._waiting -= 1
-            if timer is not None:
-                timer.cancel()
 
     def _ensure_collector(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._collector is None and self._waiting:
@@ -104,9 +110,12 @@ class MainThreadRunner:
         done = self._done
         while True:
             try:
-                future, result, error = done.popleft()
+                future, result, error, timer = done.popleft()
             except IndexError:
                 return
+            self._waiting -= 1
+            if timer is not None:
+                timer.cancel()
             _settle(future, result, error)
 
     def stop(self) -> None:
@@ -128,7 +137,7 @@ class MainThreadRunner:
             except RunTimeout:  # an alarm that landed just after its job had ended: harmless
                 self._current = None
 
-    def _run(self, fn: Callable[[], Any], future: asyncio.Future, loop, timeout: float) -> None:
+    def _run(self, fn: Callable[[], Any], future: asyncio.Future, loop, timeout: float, timer) -> None:
         started = time.monotonic()
         self._current = (started, timeout)
         try:
@@ -145,7 +154,7 @@ class MainThreadRunner:
         except RunTimeout:  # the alarm landed in the finally: the deadline had passed
             self._current = None
             result, error = None, RunTimeout()
-        self._done.append((future, result, error))
+        self._done.append((future, result, error, timer))
         now = time.monotonic()
         if not self._held:
             self._held_since = now
@@ -158,6 +167,14 @@ class MainThreadRunner:
             loop.call_soon_threadsafe(self._reported, loop)
         except RuntimeError:  # the event loop has closed (shutting down)
             pass
+
+
+def outcome(future: asyncio.Future) -> Any:
+    """The result of a settled ``submit`` future: run()'s value, or what it raised (``RunTimeout`` at the deadline)."""
+    try:
+        return future.result()
+    except _Expired:
+        raise RunTimeout() from None
 
 
 class _Expired(Exception):

@@ -27,11 +27,11 @@ import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from . import BadRequest
-from .runner import Busy, MainThreadRunner, RunStopped, RunTimeout
+from .runner import Busy, MainThreadRunner, RunStopped, RunTimeout, outcome
 
 log = logging.getLogger("aml_magics.scoring")
 
@@ -41,6 +41,7 @@ RUN_FAILED = "An unexpected error occurred in scoring script. Check the logs for
 NOT_FOUND = ("The requested URL was not found on the server. If you entered the URL manually please check your "
              "spelling and try again.")
 NOT_ALLOWED = "The method is not allowed for the requested URL."
+UNAUTHORIZED = "missing or wrong key: send 'Authorization: Bearer <key>' (service.get_keys())"
 
 
 class BadInput(Exception):
@@ -211,11 +212,6 @@ class ScoringService:
             acceptor.stop()
         log.warning("draining: new connections go to the updated service")
 
-    async def call_run(self, text: str | None, kwargs: dict | None = None) -> Any:
-        """run() on the main thread, one request at a time (see ``runner``), within the time limit."""
-        call = (lambda: self.module.run(text)) if kwargs is None else (lambda: self.module.run(**kwargs))
-        return await self.runner.call(call, self.timeout)
-
     def authorized(self, scope) -> bool:
         if not self.keys:
             return True
@@ -251,47 +247,102 @@ class ScoringService:
                 return chunk if not chunks else b"".join(chunks) + chunk
             chunks.append(chunk)
 
-    async def score(self, scope, receive) -> Response | None:
-        if not self.authorized(scope):
-            return error(401, "missing or wrong key: send 'Authorization: Bearer <key>' (service.get_keys())")
-        body = await self.read_body(scope, receive)
-        if not isinstance(body, bytes):
-            return body
+    def run_call(self, scope, body: bytes) -> Callable[[], Any] | Response:
+        """The call of run() a request body makes (its text, or inference-schema's keyword arguments), or the
+        error answer when the body cannot make one."""
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             return error(400, f"Input cannot be decoded as UTF-8: {exc}")
-        if self.parameters is not None:
-            try:
-                kwargs = parse_decorated(text, header_of(scope, b"content-type") or "", self.parameters)
-            except BadInput as exc:
-                status = 415 if str(exc).startswith("Expects Content-Type") else 400
-                return error(status, str(exc))
+        run = self.module.run
+        if self.parameters is None:
+            return lambda: run(text)
         try:
-            result = await (self.call_run(text) if self.parameters is None else self.call_run(None, kwargs))
-        except (RunTimeout, RunStopped):
-            log.error("run() was stopped after %g s", self.timeout)
-            return error(504, f"run() took longer than {self.timeout:g} s")
-        except Busy:
-            return error(503, f"the service is still stopping a run() that took longer than {self.timeout:g} s; "
-                              "try again shortly")
-        except BadRequest as exc:
-            return error(400, str(exc) or "the request is not what this service expects")
-        except Exception:
-            log.error("run() raised:\n%s", traceback.format_exc())
+            kwargs = parse_decorated(text, header_of(scope, b"content-type") or "", self.parameters)
+        except BadInput as exc:
+            return error(415 if str(exc).startswith("Expects Content-Type") else 400, str(exc))
+        return lambda: run(**kwargs)
+
+    def answer(self, result: Any = None, exc: BaseException | None = None) -> Response | bytes:
+        """What a request gets for run()'s outcome: its value as JSON bytes, the ``Response`` it returned, or an
+        error answer for what it raised (its traceback goes to the service log, never to the client)."""
+        if exc is not None:
+            if isinstance(exc, (RunTimeout, RunStopped)):
+                log.error("run() was stopped after %g s", self.timeout)
+                return error(504, f"run() took longer than {self.timeout:g} s")
+            if isinstance(exc, Busy):
+                return error(503, f"the service is still stopping a run() that took longer than {self.timeout:g} s; "
+                                  "try again shortly")
+            if isinstance(exc, BadRequest):
+                return error(400, str(exc) or "the request is not what this service expects")
+            log.error("run() raised:\n%s", "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
             return error(500, RUN_FAILED)
         if isinstance(result, Response):
             return result
         try:
-            payload = json.dumps(result, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            log.error("run() returned a value that is not JSON: %s", exc)
+            return json.dumps(result, allow_nan=False).encode()
+        except (TypeError, ValueError) as err:
+            log.error("run() returned a value that is not JSON: %s", err)
             return error(500, "run() returned a value that cannot be sent as JSON (return lists, dicts, numbers, strings)")
-        return Response(payload, media_type="application/json")
+
+    async def score(self, scope, receive) -> Response | None:
+        if not self.authorized(scope):
+            return error(401, UNAUTHORIZED)
+        body = await self.read_body(scope, receive)
+        if not isinstance(body, bytes):
+            return body
+        call = self.run_call(scope, body)
+        if isinstance(call, Response):
+            return call
+        try:
+            result = await self.runner.call(call, self.timeout)
+        except (RunTimeout, Exception) as exc:
+            answer = self.answer(exc=exc)
+        else:
+            answer = self.answer(result)
+        return Response(answer, media_type="application/json") if isinstance(answer, bytes) else answer
+
+    def score_now(self, protocol, cycle) -> None:
+        """``POST /score`` as the HTTP protocol (guard.py) hands it over once its body has arrived whole — a declared
+        length up to 64 KB and the service's limit; larger ones go through ``score``, which refuses them before they
+        are read. The same answers as ``score``, without an ASGI task, its coroutines and ``Response`` objects.
+        Called on the event loop."""
+        scope = cycle.scope
+        try:
+            if not self.authorized(scope):
+                return self._reply(protocol, cycle, error(401, UNAUTHORIZED))
+            call = self.run_call(scope, bytes(cycle.body))
+            if isinstance(call, Response):
+                return self._reply(protocol, cycle, call)
+            self.runner.submit(call, self.timeout, lambda future: self._ran(protocol, cycle, future))
+        except Busy as exc:
+            self._reply(protocol, cycle, self.answer(exc=exc))
+        except Exception:  # noqa: BLE001 - a fault of ours: logged, answered 500, the service goes on
+            log.error("POST /score failed:\n%s", traceback.format_exc())
+            self._reply(protocol, cycle, error(500, "internal error of the scoring service"))
+
+    def _ran(self, protocol, cycle, future) -> None:
+        try:
+            try:
+                result = outcome(future)
+            except (RunTimeout, Exception) as exc:
+                answer = self.answer(exc=exc)
+            else:
+                answer = self.answer(result)
+            self._reply(protocol, cycle, answer)
+        except Exception:  # noqa: BLE001 - as in score_now
+            log.error("POST /score failed:\n%s", traceback.format_exc())
+            self._reply(protocol, cycle, error(500, "internal error of the scoring service"))
+
+    def _reply(self, protocol, cycle, answer: Response | bytes) -> None:
+        if isinstance(answer, bytes):
+            protocol.answer_json(cycle, answer, close=self.draining)
+        else:
+            protocol.answer_with(cycle, answer, close=self.draining)
 
     async def swagger(self, scope, receive) -> Response:
         if not self.authorized(scope):
-            return error(401, "missing or wrong key: send 'Authorization: Bearer <key>' (service.get_keys())")
+            return error(401, UNAUTHORIZED)
         if self.swagger_doc is None:
             return error(404, "this service has no schema: decorate run() with inference-schema's "
                               "@input_schema / @output_schema")
@@ -375,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         max_body=spec.get("max_body", DEFAULT_MAX_BODY), timeout=spec.get("timeout_s", DEFAULT_TIMEOUT_S),
         ready_file=args.dir / f"ready-{os.getpid()}",
     )
+    GuardedHttpProtocol.fast_route = ("POST", "/score", service.score_now, service.max_body)
     config = uvicorn.Config(service.app, host=args.host, port=args.port, log_level="warning", access_log=False,
                             lifespan="on", timeout_graceful_shutdown=30, http=GuardedHttpProtocol,
                             timeout_keep_alive=5, log_config=None, proxy_headers=False)

@@ -525,3 +525,88 @@ def test_answers_are_whole_on_every_kind_of_connection(client, digits, tmp_path)
         status, headers, body = _read_answer(s)
         assert json.loads(body) == {"echo": "last"} and headers.get("connection") == "close"
         assert s.recv(10) == b""
+
+
+ROUTES_SCORE = textwrap.dedent(
+    """
+    import json, time
+    from starlette.responses import PlainTextResponse
+    from aml_magics.scoring import BadRequest
+
+    def init():
+        pass
+
+    def run(raw_data):
+        do = json.loads(raw_data)["do"]
+        if do == "bad":
+            raise BadRequest("no such thing")
+        if do == "raise":
+            raise RuntimeError("secret internal detail")
+        if do == "nan":
+            return float("nan")
+        if do == "object":
+            return object()
+        if do == "response":
+            return PlainTextResponse("plain <b>text</b>", status_code=202, headers={"x-mine": "1"})
+        if do == "slow":
+            time.sleep(3)
+        if do == "exit":
+            raise SystemExit(3)
+        return {"did": do, "text": "é ✓ \\ud83d\\ude00 \\udc80"}  # a surrogate pair, a lone surrogate
+    """
+)
+
+
+def test_small_and_large_bodies_get_the_same_answers(client, digits, tmp_path):
+    """A body of a declared length up to 64 KB is answered by the service's fast route (no ASGI task); a longer or
+    chunked one by the full ASGI route. Both give the same answer for every outcome of run() and every client
+    mistake, on kept-alive and pipelined connections, in order."""
+    (tmp_path / "score.py").write_text(ROUTES_SCORE)
+    svc = client.deployments.create("routes", "digits", score=tmp_path / "score.py", request_timeout_s=0.5)
+    key = svc.get_keys()[0]
+    host, port = svc.scoring_uri.split("//")[1].split("/")[0].split(":")
+
+    def request(body: bytes, how: str, auth: str | None = key, extra: str = "") -> bytes:
+        if how == "large":  # JSON padded past 64 KB with whitespace: the same value
+            body = body + b" " * 70_000
+        head = (f"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}"
+                + (f"Authorization: Bearer {auth}\r\n" if auth else ""))
+        if how == "chunked":
+            return (head + "Transfer-Encoding: chunked\r\n\r\n").encode() + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+        return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    def answer(sock) -> tuple:
+        status, headers, body = _read_answer(sock)
+        return status, headers.get("content-type"), headers.get("x-mine"), headers.get("connection"), body
+
+    cases = [(json.dumps({"do": d}).encode(), key) for d in ("echo", "bad", "raise", "nan", "object", "response",
+                                                             "slow", "exit")]
+    cases += [(b'{"do": "echo"}', "wrong-key"), (b'{"do": "echo"}', None), (b"\xff\xfe", key), (b"not json", key)]
+    seen = {}
+    for how in ("small", "large", "chunked"):
+        with socket.create_connection((host, int(port)), timeout=15) as s:
+            for body, auth in cases:  # one kept-alive connection for all of them
+                s.sendall(request(body, how, auth))
+                seen.setdefault((body, auth), {})[how] = answer(s)
+            s.sendall(request(b'{"do": "echo"}', how, extra="Connection: close\r\n"))
+            last = answer(s)
+            assert last[0] == "HTTP/1.1 200 OK" and last[3] == "close" and s.recv(10) == b""
+    for (body, auth), answers in seen.items():
+        assert answers["small"] == answers["large"] == answers["chunked"], (body, auth, answers)
+    statuses = [a["small"][0].split()[1] for a in seen.values()]
+    assert statuses == ["200", "400", "500", "500", "500", "202", "504", "500", "401", "401", "400", "500"]
+    ok = seen[(cases[0][0], key)]["small"]
+    assert ok[1] == "application/json" and json.loads(ok[4]) == {"did": "echo", "text": "é ✓ 😀 \udc80"}
+    assert seen[(cases[5][0], key)]["small"][1:3] == ("text/plain; charset=utf-8", "1")
+    assert b"secret" not in b"".join(a["small"][4] for a in seen.values())
+    # pipelined: small, large and chunked requests sent at once are answered in order, each whole
+    with socket.create_connection((host, int(port)), timeout=15) as s:
+        order = ["small", "large", "chunked", "small", "small", "large"]
+        s.sendall(b"".join(request(json.dumps({"do": f"n{i}"}).encode(), how) for i, how in enumerate(order)))
+        stream = s.makefile("rb")  # answers back to back: read each to its length
+        for i in range(len(order)):
+            status = stream.readline()
+            head = list(iter(stream.readline, b"\r\n"))
+            length = next(int(line.split(b":")[1]) for line in head if line.lower().startswith(b"content-length:"))
+            assert status == b"HTTP/1.1 200 OK\r\n" and json.loads(stream.read(length))["did"] == f"n{i}"
+    assert client.deployments.get_info("routes").state == "Healthy"
