@@ -59,6 +59,7 @@ class Engine:
         self.data: training.TrainingData | None = None
         self.scorer: ensemble.Scorer | None = None
         self.ensemble_s = 0.0
+        self.out_of_fold: float | None = None  # the final model's primary metric out-of-fold, when it was scored so
 
     # -- search ------------------------------------------------------------------------------------
 
@@ -207,6 +208,7 @@ class Engine:
                       f"{self.metric} {_g(single_value)}{why}.", flush=True)
             final = ens_value if chosen[2] is not None else single_value
             if final is not None:
+                self.out_of_fold = final
                 self.run.set_tags({"automl.out_of_fold": f"{final:.6g}"})  # the final model's, beside the table
         self.ensemble_s = time.time() - t
         return chosen
@@ -303,7 +305,9 @@ class Engine:
         self.run.set_tags({"best_run": best_run, "best_algorithm": model.algorithm,
                            f"best_{self.metric}": f"{best_value:.6g}"})
         self.summaries(fitted[int(np.argmax(weights))], self.t0 + 0.95 * budget if budget else math.inf)
-        print(f"Best: {model.algorithm} with {self.metric} {best_value:.5g} → outputs/model.pkl "
+        oof = "" if self.out_of_fold is None or f"{self.out_of_fold:.5g}" == f"{best_value:.5g}" else \
+            f" in its trial, {self.out_of_fold:.5g} out-of-fold (what it was chosen on)"
+        print(f"Best: {model.algorithm} with {self.metric} {best_value:.5g}{oof} → outputs/model.pkl "
               f"({len(self.trials)} trials; tracking took {self.trials.tracking_s:.2f} s)", flush=True)
 
     def keep_member_models(self, chosen: list, fitted: list, names: list[str]) -> None:

@@ -54,6 +54,9 @@ def test_classification_with_missing_values_and_categories(ip, client):
     defaults = [v for a, d, v in zip(oof["algorithm"], oof["default"], oof["AUC_weighted"]) if d]
     assert {a for a, d in zip(oof["algorithm"], oof["default"]) if d} == {"HistGradientBoosting", "LogisticRegression"}
     assert float(info.tags["automl.out_of_fold"]) >= max(defaults) - 1e-6
+    best = next(line for line in client.runs.get_logs(parent.id).splitlines() if line.startswith("Best: "))
+    final = float(info.tags["automl.out_of_fold"])  # the line says what the choice was made on when it differs
+    assert f"{final:.5g}" in best, best
 
     from aml_magics.widgets.run_details import RunDetails
 
