@@ -228,7 +228,9 @@ def test_an_interrupted_submission_is_canceled_not_left_waiting(client, tmp_path
 @pytest.mark.parametrize("seed", SEEDS[:2])
 def test_sigkill_of_a_sweep_controller(ip, client, seed):
     rng = random.Random(seed)
-    cell = "import time\nfrom aml_magics import Run\nk = randint(100)\ntime.sleep(0.3)\nRun.get_context().log('k', k)\n"
+    # trials of 1 s, three rounds at --parallel 2: the sweep is still going when the kill comes (with trials of 0.3 s
+    # and warm trial hosts it could end first: the controller was gone before the kill, ProcessLookupError)
+    cell = "import time\nfrom aml_magics import Run\nk = randint(100)\ntime.sleep(1.0)\nRun.get_context().log('k', k)\n"
     parent = ip.run_cell_magic("aml", f"sweep --metric k --trials 5 --parallel 2 --seed {seed} -e sweep-crash", cell)
     wait_until(lambda: client.runs.get(parent.id).status == "Running", what="Running")
     time.sleep(rng.uniform(0.2, 1.2))
