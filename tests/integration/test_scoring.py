@@ -609,4 +609,9 @@ def test_small_and_large_bodies_get_the_same_answers(client, digits, tmp_path):
             head = list(iter(stream.readline, b"\r\n"))
             length = next(int(line.split(b":")[1]) for line in head if line.lower().startswith(b"content-length:"))
             assert status == b"HTTP/1.1 200 OK\r\n" and json.loads(stream.read(length))["did"] == f"n{i}"
+    with socket.create_connection((host, int(port)), timeout=15) as s:  # HTTP/1.0: answered, then closed
+        s.sendall(request(b'{"do": "old"}', "small").replace(b"HTTP/1.1", b"HTTP/1.0", 1))
+        status, _, _, connection, body = answer(s)
+        assert status == "HTTP/1.1 200 OK" and connection == "close" and json.loads(body)["did"] == "old"
+        assert s.recv(10) == b""
     assert client.deployments.get_info("routes").state == "Healthy"
