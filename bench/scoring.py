@@ -4,8 +4,9 @@
     python bench/scoring.py [--quick] [--json PATH]
 
 JSON keys: ours_rps, ours_p99_ms, azmlinfsrv_rps, azmlinfsrv_p99_ms, mlflow_rps, deploy_to_first_200_s,
-model_browser_10k_s.  Needs `wrk` (Debian package) for the load; the model is a LogisticRegression on
-load_digits, one row per request.
+model_browser_10k_s, ours_cpu_us_per_request, azmlinfsrv_cpu_us_per_request (CPU time of the server's
+processes per request under that load: what each server costs, whatever share of the cores wrk takes).  Needs
+`wrk` (Debian package) for the load; the model is a LogisticRegression on load_digits, one row per request.
 """
 from __future__ import annotations
 
@@ -72,6 +73,43 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) used so far by these processes and their children."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            top = psutil.Process(pid)
+            procs = [top, *top.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+    return total
+
+
+def service_pids(name: str) -> list[int]:
+    """The server processes of one of our deployments (their command lines name its folder)."""
+    import psutil
+
+    marker = f"deployments{os.sep}{name}"
+    return [p.pid for p in psutil.process_iter(["cmdline"])
+            if p.info["cmdline"] and "aml_magics.scoring.server" in p.info["cmdline"]
+            and any(marker in part for part in p.info["cmdline"])]
+
+
+def wrk_cpu(url: str, body: str, key: str | None, seconds: int, pids: list[int]) -> tuple[float, float, float]:
+    """``wrk`` and the CPU µs the processes ``pids`` spent per request meanwhile: (requests/s, p99 ms, µs)."""
+    before = cpu_seconds(pids)
+    rps, p99 = wrk(url, body, key, seconds)
+    return rps, p99, (cpu_seconds(pids) - before) / max(1.0, rps * seconds) * 1e6
+
+
 def wrk(url: str, body: str, key: str | None, seconds: int, close: bool = False) -> tuple[float, float]:
     """(requests/s, p99 ms) at 8 connections (``close``: a new connection for every request); fails loudly on any
     non-2xx answer."""
@@ -136,10 +174,12 @@ def main() -> None:
 
         deploy_s = median_of(deploy_once, 3 if args.quick else 5, warmup=1)
         svc = client.deployments.create("bench-load", "digits", score=tmp / "score.py")
-        ours_rps, ours_p99 = wrk(svc.scoring_uri, body, svc.get_keys()[0], seconds)
+        pids = service_pids("bench-load")
+        wrk(svc.scoring_uri, body, svc.get_keys()[0], 1)  # warm
+        ours_rps, ours_p99, ours_cpu = wrk_cpu(svc.scoring_uri, body, svc.get_keys()[0], seconds, pids)
         svc.delete()
 
-        theirs_rps = theirs_p99 = None
+        theirs_rps = theirs_p99 = theirs_cpu = None
         try:
             import azureml_inference_server_http  # noqa: F401
 
@@ -150,7 +190,9 @@ def main() -> None:
                                     start_new_session=True)
             try:
                 wait_http(f"http://127.0.0.1:{port}/")
-                theirs_rps, theirs_p99 = wrk(f"http://127.0.0.1:{port}/score", body, None, seconds)
+                wrk(f"http://127.0.0.1:{port}/score", body, None, 1)  # warm
+                theirs_rps, theirs_p99, theirs_cpu = wrk_cpu(f"http://127.0.0.1:{port}/score", body, None, seconds,
+                                                             [proc.pid])
             finally:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(20)
@@ -172,6 +214,8 @@ def main() -> None:
          ratio(ours_rps, theirs_rps), ">= 2x"),
         ("p99 latency", f"{ours_p99:.1f} ms", f"azmlinfsrv {theirs_p99:.1f} ms" if theirs_p99 else "n/a",
          ratio(ours_p99, theirs_p99), "lower"),
+        ("server CPU per request", f"{ours_cpu:.0f} µs", f"azmlinfsrv {theirs_cpu:.0f} µs" if theirs_cpu else "n/a",
+         ratio(ours_cpu, theirs_cpu), "lower"),
         ("mlflow models serve", "-", "not measured here", "n/a", "-"),
         ("deploy -> first 200", f"{deploy_s:.2f} s", "-", "-", "<= 3 s"),
         (f"model browser, {n:,} versions", f"{browser_s:.3f} s", "-", "-", "<= 0.5 s"),
@@ -181,6 +225,8 @@ def main() -> None:
         "ours_rps": round(ours_rps), "ours_p99_ms": round(ours_p99, 2),
         "azmlinfsrv_rps": theirs_rps and round(theirs_rps), "azmlinfsrv_p99_ms": theirs_p99 and round(theirs_p99, 2),
         "mlflow_rps": None, "deploy_to_first_200_s": round(deploy_s, 3), "model_browser_10k_s": round(browser_s, 4),
+        "ours_cpu_us_per_request": round(ours_cpu, 1),
+        "azmlinfsrv_cpu_us_per_request": theirs_cpu and round(theirs_cpu, 1),
     }, args.json)
 
 
