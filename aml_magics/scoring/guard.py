@@ -240,7 +240,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         head.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body))
         head.append(b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
         head.append(body)
-        self._finish(cycle, b"".join(head), keep_alive)
+        data = b"".join(head)
+        if self.flow.write_paused:  # the client reads slower than it asks: wait, as uvicorn's route does, and
+            task = self.loop.create_task(self._finish_when_writable(cycle, data, keep_alive))  # read no more
+            task.add_done_callback(self.tasks.discard)  # of it meanwhile (its next request waits in the pipeline)
+            self.tasks.add(task)
+            return
+        self._finish(cycle, data, keep_alive)
+
+    async def _finish_when_writable(self, cycle, data: bytes, keep_alive: bool) -> None:
+        await self.flow.drain()  # (also ends when the connection is lost: then it is marked disconnected)
+        if not (cycle.disconnected or cycle.response_complete):
+            self._finish(cycle, data, keep_alive)
 
     def answer_with(self, cycle, response, close: bool = False) -> None:
         """A fast-route request answered with an ASGI response (an error, or a ``Response`` run() returned): it

@@ -615,3 +615,57 @@ def test_small_and_large_bodies_get_the_same_answers(client, digits, tmp_path):
         assert status == "HTTP/1.1 200 OK" and connection == "close" and json.loads(body)["did"] == "old"
         assert s.recv(10) == b""
     assert client.deployments.get_info("routes").state == "Healthy"
+
+
+COUNTING_SCORE = textwrap.dedent(
+    """
+    calls = 0
+
+    def init():
+        pass
+
+    def run(raw_data):
+        global calls
+        calls += 1
+        return {"calls": calls, "pad": "x" * 4000}
+    """
+)
+
+
+def test_a_client_that_asks_and_never_reads_is_not_answered_into_memory(client, digits, tmp_path):
+    """Pipelined requests from a client that never reads its answers: once the connection's send buffers are full
+    the service stops reading that connection (as uvicorn's own route waits on a paused writer) instead of running
+    every request and keeping its answers in memory; other connections are served meanwhile."""
+    (tmp_path / "score.py").write_text(COUNTING_SCORE)
+    svc = client.deployments.create("nonreader", "digits", score=tmp_path / "score.py")
+    key = svc.get_keys()[0]
+    host, port = svc.scoring_uri.split("//")[1].split("/")[0].split(":")
+    body = b"{}"
+    one = (f"POST /score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+           f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    def calls() -> int:  # over a second connection
+        return requests.post(svc.scoring_uri, data=body, headers={"Authorization": f"Bearer {key}"},
+                             timeout=10).json()["calls"]
+
+    sent = 0
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: its answers back up at the service
+    s.connect((host, int(port)))
+    s.settimeout(0.5)
+    try:
+        while sent < 20_000:  # 80 MB of answers (4 KB each)
+            try:
+                s.sendall(one * 1000)
+            except socket.timeout:
+                break  # the service has stopped reading us
+            sent += 1000
+        seen = [calls()]
+        while len(seen) < 20 and (len(seen) < 3 or seen[-1] > seen[-3] + 2):  # until it stops growing
+            time.sleep(0.5)
+            seen.append(calls())
+        # what the kernel's socket buffers hold (a few MB: about a thousand answers here), not all that was asked
+        assert seen[-1] < sent / 4, (sent, seen)
+    finally:
+        s.close()
+    assert client.deployments.get_info("nonreader").state == "Healthy"
