@@ -250,8 +250,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     async def _finish_when_writable(self, cycle, data: bytes, keep_alive: bool) -> None:
         await self.flow.drain()  # (also ends when the connection is lost: then it is marked disconnected)
-        if not (cycle.disconnected or cycle.response_complete):
-            self._finish(cycle, data, keep_alive)
+        if not (cycle.disconnected or cycle.response_complete):  # (a shutdown meanwhile: closed after it)
+            self._finish(cycle, data, keep_alive and cycle.keep_alive)
 
     def answer_with(self, cycle, response, close: bool = False) -> None:
         """A fast-route request answered with an ASGI response (an error, or a ``Response`` run() returned): it
