@@ -234,24 +234,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if cycle.disconnected or cycle.response_complete:
             return
         keep_alive = cycle.keep_alive and not close
-        head = [b"HTTP/1.1 200 OK\r\n"]
-        for name, value in cycle.default_headers:
-            head += (name, b": ", value, b"\r\n")
-        head.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body))
-        head.append(b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
-        head.append(body)
-        data = b"".join(head)
         if self.flow.write_paused:  # the client reads slower than it asks: wait, as uvicorn's route does, and
-            task = self.loop.create_task(self._finish_when_writable(cycle, data, keep_alive))  # read no more
+            task = self.loop.create_task(self._finish_when_writable(cycle, body, keep_alive))  # read no more
             task.add_done_callback(self.tasks.discard)  # of it meanwhile (its next request waits in the pipeline)
             self.tasks.add(task)
             return
-        self._finish(cycle, data, keep_alive)
+        self._finish(cycle, _json_answer(cycle, body, keep_alive), keep_alive)
 
-    async def _finish_when_writable(self, cycle, data: bytes, keep_alive: bool) -> None:
+    async def _finish_when_writable(self, cycle, body: bytes, keep_alive: bool) -> None:
         await self.flow.drain()  # (also ends when the connection is lost: then it is marked disconnected)
-        if not (cycle.disconnected or cycle.response_complete):  # (a shutdown meanwhile: closed after it)
-            self._finish(cycle, data, keep_alive and cycle.keep_alive)
+        if not (cycle.disconnected or cycle.response_complete):  # a shutdown meanwhile: it says so and closes
+            keep_alive = keep_alive and cycle.keep_alive
+            self._finish(cycle, _json_answer(cycle, body, keep_alive), keep_alive)
 
     def answer_with(self, cycle, response, close: bool = False) -> None:
         """A fast-route request answered with an ASGI response (an error, or a ``Response`` run() returned): it
@@ -282,6 +276,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
 def _nothing() -> None:
     pass
+
+
+def _json_answer(cycle, body: bytes, keep_alive: bool) -> bytes:
+    """The bytes of a 200 answer with a JSON ``body`` and uvicorn's default headers."""
+    head = [b"HTTP/1.1 200 OK\r\n"]
+    for name, value in cycle.default_headers:
+        head += (name, b": ", value, b"\r\n")
+    head.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body))
+    head.append(b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
+    head.append(body)
+    return b"".join(head)
 
 
 def _fast(cycle, route) -> bool:

@@ -669,3 +669,62 @@ def test_a_client_that_asks_and_never_reads_is_not_answered_into_memory(client, 
     finally:
         s.close()
     assert client.deployments.get_info("nonreader").state == "Healthy"
+
+
+SIZED_SCORE = textwrap.dedent(
+    """
+    import json
+
+    def init():
+        pass
+
+    def run(raw_data):
+        return {"pad": "x" * json.loads(raw_data)["size"]}
+    """
+)
+
+
+def test_an_answer_held_back_for_a_slow_reader_closes_the_connection_after_a_shutdown(client, digits, tmp_path):
+    """An answer waiting for a client that reads slower than it asks, and the service told to stop meanwhile: the
+    answer still goes out whole, says ``connection: close``, and the connection ends right after it (not after the
+    keep-alive timeout); the service stops without being killed."""
+    (tmp_path / "score.py").write_text(SIZED_SCORE)
+    svc = client.deployments.create("slowreader", "digits", score=tmp_path / "score.py")
+    key = svc.get_keys()[0]
+    host, port = svc.scoring_uri.split("//")[1].split("/")[0].split(":")
+
+    def request(size: int) -> bytes:
+        body = json.dumps({"size": size}).encode()
+        return (f"POST /score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: the big answer backs up at the service
+    s.connect((host, int(port)))
+    s.settimeout(20)
+    stopped = threading.Event()
+    try:
+        s.sendall(request(16_000_000))  # more than the kernel's buffers hold: the service's writer pauses
+        time.sleep(1.0)
+        s.sendall(request(10))  # answered while the writer is paused: held back
+        time.sleep(0.5)
+        stopper = threading.Thread(target=lambda: (client.deployments.delete("slowreader"), stopped.set()))
+        stopper.start()
+        time.sleep(1.5)  # the service has its SIGTERM and waits for the held-back answer
+        assert not stopped.is_set()
+        stream = s.makefile("rb")
+        answers = []
+        for _ in range(2):
+            status = stream.readline()
+            head = {k.strip().lower(): v.strip() for k, _, v in
+                    (line.decode("latin-1").partition(":") for line in iter(stream.readline, b"\r\n"))}
+            pad = json.loads(stream.read(int(head["content-length"])))["pad"]
+            answers.append((status, head.get("connection"), len(pad)))
+        done_at = time.monotonic()
+        assert stream.read(1) == b""  # the end of the connection, at once
+        assert time.monotonic() - done_at < 2.0  # (the keep-alive timeout is 5 s)
+        assert answers == [(b"HTTP/1.1 200 OK\r\n", None, 16_000_000), (b"HTTP/1.1 200 OK\r\n", "close", 10)]
+        stopper.join(20)
+        assert stopped.is_set()  # stopped in time, not killed after delete's 40 s
+    finally:
+        s.close()
