@@ -227,7 +227,8 @@ def test_sigkilled_run_process_ends_failed_with_logs_kept(ip, client):
 
 
 def test_sigkilled_host_is_repaired_to_failed(ip, client):
-    run = ip.run_cell_magic("aml", "run", "import time\ntime.sleep(0.5)\n")
+    # The cell outlives the test's kills (a short sleep could end before them: ProcessLookupError).
+    run = ip.run_cell_magic("aml", "run", "import time\ntime.sleep(120)\n")
     row = wait_until(lambda: (lambda r: r if r["user_pid"] and r["host_pid"] else None)(
         client.backend.store.get_run(run.id)), what="the run's processes")
     os.killpg(row["user_pid"], signal.SIGKILL)
