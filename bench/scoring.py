@@ -3,9 +3,11 @@
 
     python bench/scoring.py [--quick] [--json PATH]
 
-JSON keys: ours_rps, ours_p99_ms, azmlinfsrv_rps, azmlinfsrv_p99_ms, mlflow_rps, deploy_to_first_200_s,
-model_browser_10k_s, ours_cpu_us_per_request, azmlinfsrv_cpu_us_per_request (CPU time of the server's
-processes per request under that load: what each server costs, whatever share of the cores wrk takes).  Needs
+JSON keys: ours_rps, ours_p99_ms, azmlinfsrv_rps, azmlinfsrv_p99_ms, mlflow_rps, mlflow_p99_ms,
+deploy_to_first_200_s, model_browser_10k_s, ours_cpu_us_per_request, azmlinfsrv_cpu_us_per_request,
+mlflow_cpu_us_per_request (CPU time of the server's processes per request under that load: what each server costs,
+whatever share of the cores wrk takes). Each anchor serves one worker, as ours does; `mlflow models serve` runs from
+MLflow's own virtualenv (``AML_MAGICS_MLFLOW_PYTHON``, which the test command installs) and is left out without it.  Needs
 `wrk` (Debian package) for the load; the model is a LogisticRegression on load_digits, one row per request.
 """
 from __future__ import annotations
@@ -48,6 +50,21 @@ WRAPPER = textwrap.dedent(
     os.environ["AZUREML_MODEL_DIR"] = sys.argv[2]
     from azureml_inference_server_http import amlserver_linux
     amlserver_linux.run("127.0.0.1", int(sys.argv[3]), 1)
+    """
+)
+
+
+# `mlflow models serve`'s model: the same LogisticRegression on load_digits, trained and saved by MLflow's own
+# virtualenv (its scikit-learn may differ from ours, so our pickle is not handed over)
+MLFLOW_MODEL = textwrap.dedent(
+    """
+    import sys
+    import mlflow.sklearn
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_digits(return_X_y=True)
+    mlflow.sklearn.save_model(LogisticRegression(max_iter=1000).fit(X, y), sys.argv[1])
     """
 )
 
@@ -133,6 +150,39 @@ def wrk(url: str, body: str, key: str | None, seconds: int, close: bool = False)
     return rps, p99
 
 
+def mlflow_anchor(tmp: Path, rows: list, seconds: int) -> tuple[float, float, float] | None:
+    """`mlflow models serve` (one uvicorn worker, MLflow's own virtualenv: ``AML_MAGICS_MLFLOW_PYTHON``) under the
+    same load, the same row in MLflow's request format: (requests/s, p99 ms, CPU µs per request), or None without
+    it."""
+    python = os.environ.get("AML_MAGICS_MLFLOW_PYTHON")
+    if not python or not Path(python).is_file():
+        print("MLflow's virtualenv is not installed (AML_MAGICS_MLFLOW_PYTHON; scripts/test makes one): no anchor")
+        return None
+    model = tmp / "mlflow-model"
+    made = subprocess.run([python, "-c", MLFLOW_MODEL, str(model)], capture_output=True, text=True, timeout=600)
+    if made.returncode:
+        raise RuntimeError(f"MLflow could not save the model:\n{made.stderr[-2000:]}")
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": (tmp / "mlruns").as_uri(),  # nothing written where it was started
+           # it starts `uvicorn` by name: its virtualenv's, not ours (which cannot import mlflow)
+           "PATH": str(Path(python).parent) + os.pathsep + os.environ.get("PATH", "")}
+    proc = subprocess.Popen([str(Path(python).with_name("mlflow")), "models", "serve", "-m", str(model),
+                             "-h", "127.0.0.1", "-p", str(port), "--env-manager", "local", "-w", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/ping", timeout=180)
+        url, body = f"http://127.0.0.1:{port}/invocations", json.dumps({"inputs": rows})
+        wrk(url, body, None, 1)  # warm
+        return wrk_cpu(url, body, None, seconds, [proc.pid])
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(20)
+
+
 def wait_http(url: str, timeout: float = 90) -> None:
     import requests
 
@@ -199,6 +249,9 @@ def main() -> None:
         except ImportError:
             print("azureml-inference-server-http is not installed (pip install -e '.[test]'): no anchor")
 
+        mlflow_figures = mlflow_anchor(tmp, json.loads(body)["data"], seconds)
+        mlflow_rps, mlflow_p99, mlflow_cpu = mlflow_figures or (None, None, None)
+
         # the model browser over 10,000 versions (first page)
         n = 2_000 if args.quick else 10_000
         for i in range(n):
@@ -216,7 +269,12 @@ def main() -> None:
          ratio(ours_p99, theirs_p99), "lower"),
         ("server CPU per request", f"{ours_cpu:.0f} µs", f"azmlinfsrv {theirs_cpu:.0f} µs" if theirs_cpu else "n/a",
          ratio(ours_cpu, theirs_cpu), "lower"),
-        ("mlflow models serve", "-", "not measured here", "n/a", "-"),
+        ("requests/s vs mlflow models serve", f"{ours_rps:,.0f}",
+         f"mlflow {mlflow_rps:,.0f}" if mlflow_rps else "n/a", ratio(ours_rps, mlflow_rps), "higher"),
+        ("p99 latency vs mlflow models serve", f"{ours_p99:.1f} ms",
+         f"mlflow {mlflow_p99:.1f} ms" if mlflow_p99 else "n/a", ratio(ours_p99, mlflow_p99), "lower"),
+        ("server CPU per request vs mlflow", f"{ours_cpu:.0f} µs",
+         f"mlflow {mlflow_cpu:.0f} µs" if mlflow_cpu else "n/a", ratio(ours_cpu, mlflow_cpu), "lower"),
         ("deploy -> first 200", f"{deploy_s:.2f} s", "-", "-", "<= 3 s"),
         (f"model browser, {n:,} versions", f"{browser_s:.3f} s", "-", "-", "<= 0.5 s"),
     ]
@@ -224,7 +282,9 @@ def main() -> None:
     write_json("scoring", {
         "ours_rps": round(ours_rps), "ours_p99_ms": round(ours_p99, 2),
         "azmlinfsrv_rps": theirs_rps and round(theirs_rps), "azmlinfsrv_p99_ms": theirs_p99 and round(theirs_p99, 2),
-        "mlflow_rps": None, "deploy_to_first_200_s": round(deploy_s, 3), "model_browser_10k_s": round(browser_s, 4),
+        "mlflow_rps": mlflow_rps and round(mlflow_rps), "mlflow_p99_ms": mlflow_p99 and round(mlflow_p99, 2),
+        "mlflow_cpu_us_per_request": mlflow_cpu and round(mlflow_cpu, 1),
+        "deploy_to_first_200_s": round(deploy_s, 3), "model_browser_10k_s": round(browser_s, 4),
         "ours_cpu_us_per_request": round(ours_cpu, 1),
         "azmlinfsrv_cpu_us_per_request": theirs_cpu and round(theirs_cpu, 1),
     }, args.json)
