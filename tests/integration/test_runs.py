@@ -178,7 +178,8 @@ def test_cancel_stops_the_process_group_and_marks_canceled(ip, client, workspace
 
 def test_queueing_with_max_concurrent_one(ip, client, workspace):
     ip.run_line_magic("aml", "compute create single --max-concurrent 1")
-    runs = [ip.run_cell_magic("aml", "run -c single", f"import time\ntime.sleep(0.4)\nprint('run {i}')\n") for i in range(3)]
+    # runs of 1 s: the first is still running when the statuses of the other two are read
+    runs = [ip.run_cell_magic("aml", "run -c single", f"import time\ntime.sleep(1.0)\nprint('run {i}')\n") for i in range(3)]
     statuses = [r.get_status() for r in runs]
     assert statuses[1] == "Queued" and statuses[2] == "Queued"
     # the submitting side plays no part from here: hosts start the queued runs

@@ -230,7 +230,8 @@ def test_a_template_reaches_the_trials_untouched(ip, client, project):
 
 
 def test_resume_after_killing_the_controller(ip, client):
-    cell = "import time\nfrom aml_magics import Run\nk = randint(1000)\ntime.sleep(0.4)\nRun.get_context().log('k', k)\n"
+    # trials of 1 s: the kill must come while some are left, on a loaded machine too
+    cell = "import time\nfrom aml_magics import Run\nk = randint(1000)\ntime.sleep(1.0)\nRun.get_context().log('k', k)\n"
     parent = sweep(ip, "--metric k --trials 6 --seed 1 -e resume", cell)
     wait_until(lambda: sum(c.status == "Completed" for c in client.runs.children(parent.id).infos) >= 2,
                timeout=60, what="two trials")
