@@ -27,3 +27,5 @@ def test_benchmark_runs_quickly_and_writes_its_figures(name, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     figures = json.loads(out.read_text())
     assert isinstance(figures, dict) and figures, "the benchmark wrote no figures"
+    if name == "scoring" and os.environ.get("AML_MAGICS_MLFLOW_PYTHON"):  # the test command installs MLflow's venv:
+        assert figures["mlflow_rps"], "the mlflow models serve anchor did not run"  # its anchor must have run
