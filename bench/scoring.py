@@ -166,11 +166,13 @@ def mlflow_anchor(tmp: Path, rows: list, seconds: int) -> tuple[float, float, fl
     env = {**os.environ, "MLFLOW_TRACKING_URI": (tmp / "mlruns").as_uri(),  # nothing written where it was started
            # it starts `uvicorn` by name: its virtualenv's, not ours (which cannot import mlflow)
            "PATH": str(Path(python).parent) + os.pathsep + os.environ.get("PATH", "")}
-    proc = subprocess.Popen([str(Path(python).with_name("mlflow")), "models", "serve", "-m", str(model),
-                             "-h", "127.0.0.1", "-p", str(port), "--env-manager", "local", "-w", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+    log = tmp / "mlflow-serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(Path(python).with_name("mlflow")), "models", "serve", "-m", str(model),
+                                 "-h", "127.0.0.1", "-p", str(port), "--env-manager", "local", "-w", "1"],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     try:
-        wait_http(f"http://127.0.0.1:{port}/ping", timeout=180)
+        wait_http(f"http://127.0.0.1:{port}/ping", timeout=180, proc=proc, log=log)
         url, body = f"http://127.0.0.1:{port}/invocations", json.dumps({"inputs": rows})
         wrk(url, body, None, 1)  # warm
         return wrk_cpu(url, body, None, seconds, [proc.pid])
@@ -183,18 +185,26 @@ def mlflow_anchor(tmp: Path, rows: list, seconds: int) -> tuple[float, float, fl
             proc.wait(20)
 
 
-def wait_http(url: str, timeout: float = 90) -> None:
+def wait_http(url: str, timeout: float = 90, proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
+    """Wait for a 200 from `url`; if the server `proc` exits first or it times out, the error carries the tail of
+    the server's `log`."""
     import requests
+
+    def failed(why: str) -> RuntimeError:
+        tail = log.read_text(errors="replace")[-3000:] if log is not None and log.exists() else ""
+        return RuntimeError(f"{url} {why}" + (f"; the end of its log ({log}):\n{tail}" if tail else ""))
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise failed(f"never answered: the server exited with code {proc.returncode}")
         try:
             if requests.get(url, timeout=1).status_code == 200:
                 return
         except requests.RequestException:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"{url} never answered")
+    raise failed(f"never answered in {timeout:g} s")
 
 
 def main() -> None:
