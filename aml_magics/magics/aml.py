@@ -1,6 +1,7 @@
 """``%aml`` / ``%%aml``: parse, call ``core.Client``, return an object whose repr is the answer."""
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
 import sys
@@ -111,6 +112,9 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
                 raise UsageError("%%aml needs a subcommand on its first line, like %%aml run -e my-experiment")
             return self.client.workspace
         subs = cli.subcommands(_PARSER)
+        if "-h" in tokens or "--help" in tokens:  # what every command line answers: its help (nothing is run)
+            topic = tokens[0] if not tokens[0].startswith("-") else None
+            return self._cmd_help(argparse.Namespace(topic=topic))
         if tokens[0] in subs:  # let the subcommand's own parser report its errors
             args = subs[tokens[0]].parse_args(tokens[1:])
             args.command = tokens[0]

@@ -40,7 +40,7 @@ OVERVIEW = """\
   %aml service SVC [--logs | --keys | --test JSON | --delete]
   %aml env register NAME requirements.txt · %aml env list · run/deploy with --env NAME
   %aml connect [--subscription S --resource-group RG --workspace W] [--device-code]   an Azure ML workspace
-  %aml workspace [use PATH] · %aml doctor · %aml help SUBCOMMAND
+  %aml workspace [use PATH] · %aml doctor · %aml help SUBCOMMAND (or SUBCOMMAND --help)
 
 RUN is a run id, a unique part of one, or `last`. Settings: %config AmlMagics (see `%config AmlMagics`).
 """

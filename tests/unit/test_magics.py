@@ -5,6 +5,8 @@ import json
 import subprocess
 import sys
 
+from IPython.core.error import UsageError
+
 from aml_magics.magics import _complete
 
 HEAVY = ["nbformat", "jsonschema", "pandas", "plotly", "azure.identity", "papermill", "cloudpickle", "numpy",
@@ -39,6 +41,22 @@ def test_help_documents_every_subcommand_and_option(ip, capsys):
     ip.run_line_magic("aml", "help submit")
     out = capsys.readouterr().out
     assert "-p NAME=VALUE" in out and "--experiment" in out
+
+
+def test_dash_h_and_help_anywhere_show_that_subcommands_help_and_run_nothing(ip, client, capsys):
+    assert ip.run_line_magic("aml", "runs --help") is None
+    assert "--status" in capsys.readouterr().out
+    assert ip.run_line_magic("aml", "-h") is None
+    assert "%aml help SUBCOMMAND" in capsys.readouterr().out
+    assert ip.run_cell_magic("aml", "run -e helped --help --wait", "raise SystemExit('must not run')\n") is None
+    assert "--experiment" in capsys.readouterr().out
+    assert "helped" not in [e.name for e in client.experiments.list()]  # the cell was not submitted
+    try:  # a typo still gets its suggestion
+        ip.run_line_magic("aml", "rnus -h")
+    except UsageError as exc:
+        assert "did you mean 'runs'" in str(exc)
+    else:
+        raise AssertionError("no error for an unknown subcommand")
 
 
 class _Event:
