@@ -45,9 +45,10 @@ def default_service_name(model_ref: str) -> str:
     return name
 
 
-def check_model_name(name: object) -> str:
-    """Letters, digits, '-', '_' and '.', starting with a letter or digit, at most 255 characters."""
+def check_model_name(name: object, what: str = "model name") -> str:
+    """Letters, digits, '-', '_' and '.', starting with a letter or digit, at most 255 characters (the rule of
+    models and environments both: ``what`` says which)."""
     if not isinstance(name, str) or not _MODEL.fullmatch(name):
-        raise InvalidInput(f"model name {name!r}: use letters, digits, '-', '_' and '.', starting with a letter or "
+        raise InvalidInput(f"{what} {name!r}: use letters, digits, '-', '_' and '.', starting with a letter or "
                            "digit")
     return name

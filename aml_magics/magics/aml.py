@@ -103,6 +103,12 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
             tokens = shlex.split(line, posix=os.name != "nt")
         except ValueError as exc:
             raise UsageError(f"%aml: {exc} (check the quotes)") from None
+        for token in tokens:  # a lone surrogate no file name (even as raw bytes) and no stored name can have
+            try:
+                token.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:
+                raise UsageError(f"%aml: {checks.shown(token)} contains a lone surrogate character, which no file and "
+                                 "no name in the workspace can have; fix the string") from None
         extra: list[str] = []
         if "--" in tokens:
             cut = tokens.index("--")

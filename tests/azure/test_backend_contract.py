@@ -395,3 +395,13 @@ def test_azure_times_with_seven_fractional_digits_are_read_on_every_python(azure
                                                                     1716200130.123456789)):
         assert _ts(text) == pytest.approx(value, abs=1e-6)
     assert _ts("not a time") is None and _ts(None) is None
+
+
+def test_a_name_no_azure_resource_can_have_is_refused_before_any_request(azure):
+    client, fake = azure
+    sent = len(fake.calls)
+    for lookup in (lambda: client.runs.get("\udcff"), lambda: client.models.list(name="\ud800"),
+                   lambda: client.deployments.get("\udcff")):
+        with pytest.raises(InvalidInput, match="lone surrogate"):
+            lookup()
+    assert len(fake.calls) == sent

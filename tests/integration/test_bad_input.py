@@ -54,6 +54,19 @@ def _snapshot_of_store(client):
         ("run --tag k=\udcff", "x = 1", "lone surrogate"),
         ("run -e \ud800", "x = 1", "lone surrogate"),
         ("datastore ls data\x00", None, "NUL"),
+        # a lone surrogate in a name to look up (nothing stored has one) or in a path (no file has one)
+        ("show \udcff", None, "lone surrogate"),
+        ("runs -e \udcff", None, "lone surrogate"),
+        ("models \udcff", None, "lone surrogate"),
+        ("service \udcff --delete", None, "lone surrogate"),
+        ("cancel \udcff", None, "lone surrogate"),
+        ("deploy \udcff", None, "lone surrogate"),
+        ("show \ud800", None, "lone surrogate"),
+        ("run \ud800.py", None, "lone surrogate"),
+        ("submit \ud800.ipynb", None, "lone surrogate"),
+        ("register last outputs/\ud800 --name m", None, "lone surrogate"),
+        ("workspace use /tmp/aml-\udcff", None, "lone surrogate"),
+        ("env register \udcff requirements.txt", None, "environment name"),
         ("workspace use /proc/1", None, "read-only"),
         ("env register x /etc/shadow", None, "is not a pip requirement"),
         ("deploy nomodel:99999999999999999999999999", None, "between 1 and"),
@@ -94,6 +107,13 @@ def test_bad_values_from_python_are_one_clear_error(client):
         client.models.register("m", "x.pkl", tags=["not", "a", "dict"])
     with pytest.raises(InvalidInput, match="between 1 and"):
         client.runs.list(limit=10 ** 30)
+    # lookups of a name no stored name can equal: one clear error, not the encoder's
+    with pytest.raises(InvalidInput, match="lone surrogate"):
+        client.runs.get("\udcff")
+    with pytest.raises(InvalidInput, match="lone surrogate"):
+        client.runs.list(experiment="\ud800")
+    with pytest.raises(InvalidInput, match="lone surrogate"):
+        client.models.list(name="\udcff")
 
 
 def test_did_you_mean_for_run_ids_and_experiments(ip, client):

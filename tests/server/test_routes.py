@@ -236,6 +236,9 @@ async def test_bad_requests_get_400_or_404_with_a_message(jp_fetch, client):
         (400, ("deployments",), "POST", {"model": "m", "name": ["x"]}, None),
         (400, ("deployments",), "POST", {"model": "m:99999999999999999999999"}, None),
         (400, ("runs",), "POST", {"path": "x.ipynb", "experiment": {"a": 1}}, None),
+        # JSON may carry a lone surrogate ("\\ud800"): no stored name has one
+        (400, ("models",), "POST", {"run_id": "\ud800", "name": "m"}, None),
+        (400, ("deployments",), "POST", {"model": "\udcff"}, None),
         (404, ("runs", "no_such_run_1700000000_deadbeef", "metrics"), "GET", None, None),
         (404, ("runs", "no_such_run_1700000000_deadbeef", "logs"), "GET", None, None),
     ]

@@ -47,7 +47,7 @@ class AzureEnvironments(EnvironmentsBackend):
         A conda file (environment.yml) is sent as written — its channels, pins and Python — with only what our job
         runtime needs added, visibly (a comment at its top, and the version's description); a requirements.txt
         or a list becomes a conda file on the kernel's Python (pickled --in values move both ways)."""
-        check_model_name(name)
+        check_model_name(name, "environment name")
         path = None if isinstance(spec, (list, tuple)) else Path(spec).expanduser()
         if path is not None and path.suffix in (".yml", ".yaml"):
             parse_packages(path)  # the same checks (readable, valid requirements) and errors as any file

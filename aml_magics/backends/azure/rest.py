@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ...core import checks
 from ...core.errors import AmlError, AuthError, BackendUnavailable, Conflict, InvalidInput, NotFound
 
 ARM = "https://management.azure.com"
@@ -77,6 +78,10 @@ class ArmClient:
             raise AmlError(f"Azure answered with a link to another host ({_origin(path)}); it was not followed")
         url = path if absolute else self.base_url + path
         query = dict(params or {})
+        for part in (*path.split("/"), *map(str, query.values())):  # a name no Azure resource can have: one line
+            error = checks.unmatchable(part)
+            if error is not None:
+                raise error
         if not absolute:
             query.setdefault("api-version", self.api_version)
         attempt = 0

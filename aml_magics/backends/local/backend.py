@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 
+from ...core import checks
 from ...core.config import WorkspaceConfig
 from ...core.contract import BatchEndpointsBackend, Backend, Capabilities, not_supported
 from ...core.errors import InvalidInput, StoreDamaged
@@ -40,6 +41,8 @@ class LocalBackend(Backend):
     def __init__(self, config: WorkspaceConfig):
         self.config = config
         self.path = config.path
+        # its paths are stored as text: a folder whose name is not UTF-8 (raw bytes) is refused before it is made
+        checks.text("workspace folder", str(self.path))
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -88,7 +88,7 @@ class LocalEnvironments(EnvironmentsBackend):
         self.rows = EnvironmentRows(backend.store)
 
     def register(self, name: str, spec) -> EnvironmentInfo:
-        check_model_name(name)
+        check_model_name(name, "environment name")
         packages = parse_packages(spec)
         version = self.rows.save(name, content_hash(packages), packages)  # the same content is the same version
         return self.get(name, version)

@@ -44,6 +44,17 @@ def _storage_error(exc: sqlite3.OperationalError) -> Exception:
                         "free space or make the workspace writable, then try again")
 
 
+def _not_encodable(params: Sequence[Any] | dict, exc: UnicodeEncodeError) -> Exception:
+    """A lookup given a lone surrogate (nothing stored has one: the writes refuse it): one clear error."""
+    from ....core.checks import unmatchable
+
+    for value in params.values() if isinstance(params, dict) else params:
+        error = unmatchable(value)
+        if error is not None:
+            return error
+    return exc
+
+
 class Connection:
     """The plumbing every row class of the store shares."""
 
@@ -111,6 +122,8 @@ class Connection:
         with self._lock:
             try:
                 return self._conn.execute(sql, params).fetchall()
+            except UnicodeEncodeError as exc:
+                raise _not_encodable(params, exc) from None
             except sqlite3.DatabaseError as exc:
                 if is_damage(exc):
                     raise damaged(self.path, exc) from None
@@ -125,6 +138,8 @@ class Connection:
             self._conn.set_progress_handler(lambda: time.perf_counter() > deadline, 10_000)
             try:
                 return self._conn.execute(sql, params).fetchone()
+            except UnicodeEncodeError as exc:
+                raise _not_encodable(params, exc) from None
             except sqlite3.OperationalError as exc:
                 if "interrupted" in str(exc):
                     return None
@@ -140,6 +155,8 @@ class Connection:
         with self._lock:
             try:
                 return self._conn.execute(sql, params).fetchone()
+            except UnicodeEncodeError as exc:
+                raise _not_encodable(params, exc) from None
             except sqlite3.DatabaseError as exc:
                 if is_damage(exc):
                     raise damaged(self.path, exc) from None
