@@ -22,7 +22,8 @@ class NotFound(AmlError, LookupError):
     @classmethod
     def with_suggestions(cls, what: str, name: str, candidates: Iterable[str], hint: str = "") -> "NotFound":
         """``NotFound`` with a "did you mean" built from the names that do exist."""
-        close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+        # a name that is not text (None, a number: a careless call) is not found either, without suggestions
+        close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6) if isinstance(name, str) else []
         msg = f"{what} {name!r} not found"
         if close:
             msg += "; did you mean " + " or ".join(repr(c) for c in close) + "?"

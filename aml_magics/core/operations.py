@@ -81,6 +81,10 @@ class RunOperations(_Operations):
         """Runs newest first. ``tags``: ``{key: value}`` (``None`` as the value: the tag is set at all)."""
         if isinstance(status, str):
             status = [status]
+        if status is not None and not (isinstance(status, (list, tuple, set)) and all(isinstance(s, str)
+                                                                                     for s in status)):
+            raise InvalidInput(f"status must be a status name or a list of them (like 'Completed' or ['Failed', "
+                               f"'Canceled']), got {checks.shown(status)}")
         if status:
             bad = [s for s in status if canonical_state(s) is None]
             if bad:
@@ -534,6 +538,9 @@ class ModelOperations(_Operations):
                  description: str | None = None) -> ModelInfo:
         """Register a local file or folder — or, with ``run_id``, a file of that run (``outputs/model.pkl``)."""
         checks.text("model name", name, max_len=checks.MAX_NAME)
+        if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+            raise InvalidInput(f"give the model's file or folder (or with run_id, the run's file like "
+                               f"'outputs/model.pkl'), got {checks.shown(path)}")
         tags = {k: v or "" for k, v in checks.tags("tags", tags or {}).items()}
         properties = {k: v or "" for k, v in checks.tags("properties", properties or {}).items()}
         if description is not None:

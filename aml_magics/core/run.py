@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from . import checks
 from .contract import Tracker
-from .errors import InvalidType
+from .errors import InvalidInput, InvalidType
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Client
@@ -130,7 +130,13 @@ class Run:
         """Log a list of numbers as a series in one call (the fast path for many points)."""
         if isinstance(value, (str, bytes, dict)):
             raise InvalidType(f"log_list({checks.shown(name)}): give a list of numbers, not a {type(value).__name__}")
-        values = [v if type(v) is float else checks.metric_value(name, v) for v in value]
+        items = value if isinstance(value, (list, tuple)) else list(value)  # a generator is read once
+        try:
+            values = [v if type(v) is float else checks.metric_value(name, v) for v in items]
+        except InvalidType:  # which item, and what log_list takes (the scalar's hint names log_list itself)
+            at, bad = next((i, v) for i, v in enumerate(items) if type(v) is not float and not _is_number(v))
+            raise InvalidType(f"log_list({checks.shown(name)}): item {at} ({checks.shown(bad, 40)}) is not a number; "
+                              "give numbers only (a row of mixed values: log_row; text: run.log)") from None
         self.tracker.log_scalars(self.id, name, values)
 
     def log_row(self, name: str, description: str = "", **kwargs: Any) -> None:
@@ -472,3 +478,13 @@ def _install_ipython_flush(tracker: Tracker) -> None:
             except Exception:  # noqa: BLE001 - kept and retried by the tracker
                 pass
         shell.events.register("post_run_cell", flush)
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        checks.metric_value("", value)
+    except InvalidType:
+        return False
+    except InvalidInput:  # a number, too large: metric_value says so when it meets it
+        return True
+    return True

@@ -114,6 +114,23 @@ def test_bad_values_from_python_are_one_clear_error(client):
         client.runs.list(experiment="\ud800")
     with pytest.raises(InvalidInput, match="lone surrogate"):
         client.models.list(name="\udcff")
+    # careless types: one clear error each, not a TypeError from inside
+    with pytest.raises(InvalidInput, match="status must be a status name or a list"):
+        client.runs.list(status=5)
+    with pytest.raises(InvalidInput, match="give the model's file or folder"):
+        client.models.register("m", None)
+    from aml_magics.core.errors import InvalidType, NotFound
+
+    with pytest.raises(NotFound, match="experiment 5 not found"):
+        client.experiments.get(5)
+    with pytest.raises(NotFound, match="service None not found"):
+        client.deployments.get(None)
+    run = client.runs.start_logging("exp")
+    with pytest.raises(InvalidType, match=r"item 1 \('a'\) is not a number; give numbers only"):
+        run.log_list("l", (v for v in [1.0, "a", 3]))
+    run.log_list("l", (v for v in [1.0, 2, True]))  # a generator is read once, and logged
+    run.complete()
+    assert client.runs.get_metrics(run.id) == {"l": [1.0, 2.0, 1.0]}
 
 
 def test_did_you_mean_for_run_ids_and_experiments(ip, client):
