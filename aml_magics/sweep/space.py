@@ -101,16 +101,26 @@ def _quantize(x: float, q: float) -> float:
     return int(v) if float(q).is_integer() and float(v).is_integer() else round(v, 12)
 
 
+def _finite(kind: str, values: tuple) -> None:
+    """No infinity or NaN (``1e400`` is a literal of infinity): a trial could not pass it on as JSON, and a range
+    with one has no middle to sample."""
+    for x in values:
+        if isinstance(x, float) and not math.isfinite(x):
+            raise InvalidInput(f"{kind}() got {x!r}, which is not a finite number; give numbers below 1.8e308")
+
+
 def _check(kind: str, args: tuple) -> Expression:
     def numbers(n: int, what: str):
         if len(args) != n or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in args):
             raise InvalidInput(f"{kind}() takes {what}, got {kind}{args!r}")
+        _finite(kind, args)
 
     if kind == "choice":
         options = args[0] if len(args) == 1 and isinstance(args[0], (list, tuple, range)) else args
         options = tuple(options)
         if not options:
             raise InvalidInput("choice() needs at least one option, like choice(0.01, 0.1, 1)")
+        _finite(kind, options)
         return Expression(kind, options)
     if kind == "randint":
         numbers(1, "one integer upper bound (values 0 … upper-1)")

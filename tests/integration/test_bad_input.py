@@ -49,6 +49,8 @@ def _snapshot_of_store(client):
         ("runs --limit -3", None, "out of range"),
         ("compute create big --max-concurrent 10000000000000000000000", None, "out of range"),
         ("sweep --metric m --trials 1e400", "C = choice(1, 2)\nx = 1", "invalid int value"),
+        ("sweep --metric m --trials 2", "C = choice(0.1, 1e400)\nx = 1", "not a finite number"),
+        ("sweep --metric m --trials 2", "C = uniform(0, 1e400)\nx = 1", "not a finite number"),
         ("automl --task regression --data x.csv --label y --budget nan", None, "out of range"),
         ("run --name bad\udcffname", "x = 1", "lone surrogate"),
         ("run --tag k=\udcff", "x = 1", "lone surrogate"),
