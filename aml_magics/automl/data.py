@@ -57,6 +57,42 @@ def load(spec: AutoMLSpec):
     return pd.read_csv(path, sep=None if delimited else ",", engine="python" if delimited else "c")
 
 
+MIN_LABELED_ROWS = 10
+
+
+def label_problem(label: str, y, task: str) -> str | None:
+    """Why the label column ``y`` (a pandas Series) cannot be learned from, or None: too few labeled rows; one class
+    (classification); values that are not numbers or are infinite (regression, forecasting). Said by the run before
+    it trains, and by the submission already for a table in the notebook."""
+    import numpy as np
+    import pandas as pd
+
+    from ..core.checks import shown
+
+    if getattr(y, "ndim", 1) != 1:
+        return f"the data has {y.shape[1]} columns named {label!r}; rename all but the label"
+    labeled = y[y.notna()]
+    if len(labeled) < MIN_LABELED_ROWS:
+        return f"only {len(labeled)} rows have a label; AutoML needs at least {MIN_LABELED_ROWS}"
+    if task == "classification":
+        try:
+            classes = labeled.nunique()
+        except TypeError:  # unhashable values (lists): as the run's classes are counted, as text
+            classes = labeled.astype(str).nunique()
+        if classes < 2:
+            return f"the label {label!r} has a single class; classification needs two or more"
+        return None
+    numbers = pd.to_numeric(labeled, errors="coerce")
+    if numbers.isna().any():
+        bad = labeled[numbers.isna()].iloc[0]
+        return (f"the label {label!r} has values that are not numbers (like {shown(bad, 40)}); {task} needs numbers "
+                "(for categories use --task classification)")
+    infinite = int(np.isinf(numbers.to_numpy(dtype=float)).sum())
+    if infinite:
+        return f"the label {label!r} has {infinite} infinite value{'s' if infinite > 1 else ''}; drop or replace those rows"
+    return None
+
+
 def prepare(frame, spec: AutoMLSpec, run) -> TrainingData:
     """Features and label of ``frame``; the featurization report is logged on ``run`` and saved in outputs."""
     import numpy as np
@@ -65,12 +101,13 @@ def prepare(frame, spec: AutoMLSpec, run) -> TrainingData:
 
     label = spec.label
     frame.columns = [str(c) for c in frame.columns]
+    problem = label_problem(label, frame[label], spec.task)
+    if problem:
+        raise EngineStopped(problem)
     before = len(frame)
     frame = frame[frame[label].notna()].reset_index(drop=True)
     if before - len(frame):
         print(f"Dropped {before - len(frame)} rows without a label.", flush=True)
-    if len(frame) < 10:
-        raise EngineStopped(f"only {len(frame)} rows have a label; AutoML needs at least 10")
     forecasting = None
     if spec.task == "forecasting":
         import pandas as pd
@@ -90,8 +127,6 @@ def prepare(frame, spec: AutoMLSpec, run) -> TrainingData:
     if spec.task == "classification":
         found, y = np.unique(y_raw.astype(str) if y_raw.dtype == object else y_raw, return_inverse=True)
         classes = list(found)
-        if len(classes) < 2:
-            raise EngineStopped(f"the label {label!r} has a single class; classification needs two or more")
     else:
         y = y_raw.astype(float).to_numpy()
         y_range = float(y.max() - y.min()) or 1.0

@@ -111,6 +111,19 @@ def _columns_of(data: Any, path: Path | None) -> tuple[list[str], bool]:
     return [], len(data) > 0 if hasattr(data, "__len__") else False
 
 
+def _check_label(frame: Any, label: str, task: str) -> None:
+    """What the run would stop for at once (too few labeled rows, one class, a label that is not a number), said
+    before it is submitted — a table already in the notebook is cheap to look at (a file is read by the run)."""
+    from .data import label_problem
+
+    try:
+        problem = label_problem(label, frame[label], task)
+    except Exception:  # noqa: BLE001 - an unusual table (not pandas-like): the run's own checks decide
+        return
+    if problem:
+        raise InvalidInput(problem)
+
+
 def automl_submission(
     *, data: Any, in_memory: bool, task: str, label: str, metric: str | None = None, budget_s: float | None = None,
     max_trials: int | None = None, validation: str | None = "auto", allowed=None, blocked=None,
@@ -194,6 +207,8 @@ def automl_submission(
     if not remote and label not in columns:  # remote data: the service checks its columns
         near = ", ".join(columns[:12]) + (" …" if len(columns) > 12 else "")
         raise InvalidInput(f"label column {label!r} is not in the data (columns: {near})")
+    if in_memory and label in columns:
+        _check_label(in_values["training_data"], label, task)
     if task == "forecasting" and not remote and time_column not in columns:
         raise InvalidInput(f"--time-column {time_column!r} is not in the data")
     if in_memory and len(columns) == 1 and columns == [label]:

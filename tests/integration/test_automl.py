@@ -137,13 +137,38 @@ def test_resume_after_killing_the_engine(ip, client):
     ("--task classification --data df --label target --allowed catboost", "unknown algorithm"),
     ("--task classification --data df --label target --allowed DecisionTree,SVM", "DecisionTree, SVM: not run here"),
     ("--task classification --data df --label target --validation cv:1", "cv:K"),
+    # what the run would stop for at once, said before it is submitted (a table in the notebook)
+    ("--task classification --data few --label target", "only 3 rows have a label; AutoML needs at least 10"),
+    ("--task regression --data unlabeled --label target", "only 4 rows have a label"),
+    ("--task classification --data one --label target", "the label 'target' has a single class"),
+    ("--task regression --data words --label target", "has values that are not numbers \\(like 'ten'\\)"),
+    ("--task regression --data infinite --label target", "has 1 infinite value; drop or replace"),
+    ("--task classification --data twice --label target", "the data has 2 columns named 'target'"),
 ])
 def test_bad_automl_settings_fail_before_anything_starts(ip, client, project, options, message):
-    ip.user_ns["df"] = pd.DataFrame({"x": [1, 2, 3], "target": [0, 1, 0]})
+    ip.user_ns["df"] = pd.DataFrame({"x": [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8], "target": [0, 1] * 6})
+    ip.user_ns["few"] = pd.DataFrame({"x": [1, 2, 3], "target": [0, 1, 0]})
+    ip.user_ns["unlabeled"] = pd.DataFrame({"x": range(40), "target": [1.5, None, None, None, None, None, None,
+                                                                       None, None, None] * 4})
+    ip.user_ns["one"] = pd.DataFrame({"x": range(40), "target": ["yes"] * 38 + [None, None]})
+    ip.user_ns["words"] = pd.DataFrame({"x": range(40), "target": [1.0] * 39 + ["ten"]})
+    ip.user_ns["infinite"] = pd.DataFrame({"x": range(40), "target": [0.5, 2.5] * 19 + [float("inf"), 1.0]})
+    ip.user_ns["twice"] = pd.DataFrame([[1, 0, 1]] * 20 + [[2, 1, 0]] * 20, columns=["x", "target", "target"])
     (project / "empty.csv").write_text("x,target\n")
     with pytest.raises(UsageError, match=message):
         ip.run_line_magic("aml", f"automl {options}")
     assert client.runs.list(limit=None).infos == []
+
+
+def test_a_file_whose_label_cannot_be_learned_fails_the_run_at_once_saying_why(ip, client, project):
+    """A file is read by the run, not at submission: the run stops before any trial, with the same one line."""
+    rows = "".join(f"{i},{i * 0.5}\n" for i in range(30)) + "30,ten\n"
+    (project / "words.csv").write_text("x,target\n" + rows)
+    run = ip.run_line_magic("aml", "automl --task regression --data words.csv --label target --budget 30")
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Failed"
+    assert "the label 'target' has values that are not numbers (like 'ten')" in info.error
+    assert client.runs.children(run.id).infos == []  # no trial was started
 
 
 def test_feature_importance_of_a_model_without_its_own_and_one_thread_per_trial(ip, client):
