@@ -240,6 +240,15 @@ class Run(_CoreRun):
                                   _tracker=context._tracker, _check=False)
         return Run._v1_context
 
+    @staticmethod
+    def get(workspace: Any, run_id: str) -> "Run":
+        """v1's ``Run.get(ws, run_id)``: the workspace's run of that id (a unique part of one, or ``last``, too)."""
+        workspace = workspace if workspace is not None else Workspace.from_config()
+        client = workspace.client
+        run_id = client.runs.resolve_id(run_id)
+        experiment = client.runs.get(run_id, with_metrics=False).experiment
+        return Run(Experiment(workspace, experiment), run_id, _client=client, _check=False)
+
     def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
         """v1's order: ``run.log(name, value, description)`` (the third argument is a description, not a step)."""
         if description is not None and not isinstance(description, str):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import InvalidInput, NotFound, NotSupported
+from ..core.operations import parse_model_ref
 from ..core.services import Webservice as _CoreWebservice
 from ..core.workspace import Model as _CoreModel
 from . import note_once
@@ -29,10 +30,12 @@ class Model(_CoreModel):
                  properties: Any = None, version: int | None = None, run_id: str | None = None, **_ignored: Any):
         if name is None and id:
             name, _, v = str(id).partition(":")
-            version = int(v) if v.isdigit() else version
+            version = v if v and version is None else version
         if not name:
             raise InvalidInput("Model(ws, name=...): give the registered model's name (or id='name:version')")
-        super().__init__(workspace, name, int(version) if version is not None else None)
+        if version is not None:  # a whole number, or one clear line (not int()'s ValueError)
+            name, version = parse_model_ref(name, version)
+        super().__init__(workspace, name, version)
 
     @classmethod
     def register(cls, workspace: Any, model_path: str, model_name: str, tags: dict | None = None,

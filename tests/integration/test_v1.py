@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aml_magics import v1
-from aml_magics.core.errors import AmlError, InvalidInput, NotSupported
+from aml_magics.core.errors import AmlError, InvalidInput, NotFound, NotSupported
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -213,6 +213,24 @@ def test_run_log_takes_v1s_third_argument_as_a_description(azureml, client):
         run.log("acc", 0.9, 3)  # a v1 user's step in the wrong place: one clear line, nothing stored
     run.complete()
     assert run.get_metrics()["acc"] == [0.5, 0.7]
+
+
+def test_run_get_finds_a_run_by_its_id_and_a_bad_version_is_one_line(azureml, client):
+    from azureml.core import Experiment, Model, Run, Workspace
+
+    ws = Workspace.from_config()
+    run = Experiment(ws, "fetched").start_logging()
+    run.log("acc", 0.5)
+    run.complete()
+    got = Run.get(ws, run.id)  # v1's static Run.get(workspace, run_id)
+    assert isinstance(got, Run) and got.id == run.id and got.experiment.name == "fetched"
+    assert got.get_metrics() == {"acc": 0.5} and Run.get(ws, "last").id == run.id
+    with pytest.raises(NotFound, match="not found"):
+        Run.get(ws, "fetched_1700000000_deadbeef")
+    with pytest.raises(InvalidInput, match="must be an integer"):
+        Model(ws, "m", version="x")  # was int()'s ValueError
+    with pytest.raises(InvalidInput, match="must be an integer"):
+        Model(ws, id="m:latest")
 
 
 def test_two_notebooks_registering_datasets_at_once_lose_none(azureml, client, tmp_path):
