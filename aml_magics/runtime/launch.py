@@ -60,8 +60,17 @@ def run_python(spec: dict, io_dir: Path) -> None:
         missing = [v for v in out_vars if v not in result]
         if missing:
             raise NameError(f"--out variables not defined by the run: {', '.join(missing)}")
-        with open(io_dir / "out.pkl.tmp", "wb") as f:
-            cloudpickle.dump({v: result[v] for v in out_vars}, f)
+        try:
+            with open(io_dir / "out.pkl.tmp", "wb") as f:
+                cloudpickle.dump({v: result[v] for v in out_vars}, f)
+        except Exception:
+            for v in out_vars:  # which value cannot travel, said by name (not only pickle's "cannot pickle …")
+                try:
+                    cloudpickle.dumps(result[v])
+                except Exception as exc:  # noqa: BLE001 - any pickling error: the run fails saying which and why
+                    raise TypeError(f"--out {v} cannot be brought back to the notebook ({exc}); a lock, an open file "
+                                    "or a generator stays in the run: bring back what it holds instead") from None
+            raise  # not one value's fault (a full disk): as it is
         os.replace(io_dir / "out.pkl.tmp", io_dir / "out.pkl")
 
 

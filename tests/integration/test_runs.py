@@ -133,6 +133,14 @@ def test_in_out_round_trip(ip, project, client):
     assert run.result("result") == 3
 
 
+def test_an_out_value_that_cannot_travel_is_named(ip, client, capsys):
+    run = ip.run_cell_magic("aml", "run --out counted,lock", "import threading\ncounted = 3\nlock = threading.Lock()\n")
+    info = client.runs.get(run.id)
+    assert info.status == "Failed"
+    assert "--out lock cannot be brought back to the notebook (cannot pickle '_thread.lock' object)" in info.error
+    assert "counted" not in ip.user_ns and "lock" not in ip.user_ns  # nothing half brought back
+
+
 def test_failing_cell_records_error_and_traceback(ip, client):
     run = ip.run_cell_magic("aml", "run", "from aml_magics import Run\nRun.get_context().log('before', 1)\n1/0\n")
     info = client.runs.wait(run.id, timeout=60)

@@ -397,8 +397,17 @@ def main():
         except ImportError:
             dumper = pickle
         os.makedirs(opts["--aml-out"], exist_ok=True)
-        with open(os.path.join(opts["--aml-out"], "out.pkl"), "wb") as f:
-            dumper.dump({v: result[v] for v in wanted}, f)
+        try:
+            with open(os.path.join(opts["--aml-out"], "out.pkl"), "wb") as f:
+                dumper.dump({v: result[v] for v in wanted}, f)
+        except Exception:
+            for v in wanted:  # which value cannot travel, said by name
+                try:
+                    dumper.dumps(result[v])
+                except Exception as exc:
+                    raise TypeError("--out %s cannot be brought back to the notebook (%s); a lock, an open file or "
+                                    "a generator stays in the run: bring back what it holds instead" % (v, exc)) from None
+            raise
 
 
 main()
