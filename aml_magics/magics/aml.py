@@ -23,6 +23,7 @@ from .pipeline_commands import PipelineCommands
 from .workspace_commands import WorkspaceCommands
 
 _PARSER = cli.build_parser()
+MAX_SNAPSHOT_MB = 1_000_000  # a terabyte
 
 
 @magics_class
@@ -151,8 +152,14 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
         missing = [n for n in in_names if n not in self.shell.user_ns]
         if missing:
             raise UsageError(f"--in: {', '.join(missing)} not defined in this notebook")
+        # checked where it is used: a TraitError from %config would stay in the shell's config and break the next
+        # %load_ext; 0 or less would refuse every snapshot ("over the -1 MB limit")
+        if not 1 <= self.snapshot_max_mb <= MAX_SNAPSHOT_MB:
+            raise UsageError(f"%config AmlMagics.snapshot_max_mb = {self.snapshot_max_mb}: give 1 to "
+                             f"{MAX_SNAPSHOT_MB:,} (MB; the default is 100)")
         return dict(
-            experiment=self._experiment(args), compute=args.compute or self.default_compute, tags=tags,
+            experiment=self._experiment(args), tags=tags,
+            compute=args.compute or self.default_compute or DEFAULT_COMPUTE,  # '' in %config: the default
             display_name=args.display_name, in_values={n: self.shell.user_ns[n] for n in in_names},
             out_vars=out_names, inputs=inputs, environment_variables=env, environment=args.environment,
             snapshot_max_bytes=self.snapshot_max_mb * 1_000_000,

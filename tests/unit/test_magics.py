@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from IPython.core.error import UsageError
 
 from aml_magics.magics import _complete
@@ -83,6 +84,22 @@ def test_config_options(ip, client):
         assert client.runs.get(run.id).experiment == "configured"
     finally:
         ip.run_line_magic("config", "AmlMagics.default_experiment = ''")
+
+
+def test_config_values_that_make_no_sense_are_refused_and_empty_means_the_default(ip, client):
+    try:
+        for bad in ("-1", "0", "10**30"):
+            ip.run_line_magic("config", f"AmlMagics.snapshot_max_mb = {bad}")
+            with pytest.raises(UsageError, match=r"snapshot_max_mb = .*: give 1 to 1,000,000 \(MB"):
+                ip.run_cell_magic("aml", "run --wait", "x = 1\n")
+    finally:
+        ip.run_line_magic("config", "AmlMagics.snapshot_max_mb = 100")
+    ip.run_line_magic("config", "AmlMagics.default_compute = ''")
+    try:
+        run = ip.run_cell_magic("aml", "run --wait", "x = 1\n")
+        assert client.runs.get(run.id).compute == "local"  # was: "compute name is empty"
+    finally:
+        ip.run_line_magic("config", "AmlMagics.default_compute = 'local'")
 
 
 def test_workspace_use_switches_this_kernel(ip, tmp_path):
