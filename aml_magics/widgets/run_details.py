@@ -206,10 +206,15 @@ class RunDetails(Dashboard):
         for name in names:
             self._cursors[name] = self.chart.read(self.client, self.run_id, name, self.info.display_name or "value",
                                                   self._cursors.get(name))
-        if list(self.metric_picker.options) != names:
+        before = list(self.metric_picker.options)
+        if before != names:
             # bookkeeping metrics (tracking_overhead_s, …) stay in the picker but are not charted by default
             default = [n for n in names if n not in INTERNAL_METRICS][:MAX_PANELS] or names[:MAX_PANELS]
-            chosen = [n for n in self.metric_picker.value if n in names] or default
+            chosen = [n for n in self.metric_picker.value if n in names]
+            # a metric first logged later (val_accuracy at an epoch's end) is charted too, while there is room; one
+            # the user took off the chart was in the picker already and stays off
+            arrived = [n for n in names if n not in before and n not in INTERNAL_METRICS and n not in chosen]
+            chosen = (chosen + arrived)[:MAX_PANELS] if chosen else default
             self.metric_picker.options = names
             self.metric_picker.value = tuple(chosen)
         self._sync_panels()

@@ -62,7 +62,8 @@ def _watch_dashboard(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}-running.png"), full_page=True)
     page.wait_for_function(
         f"() => +document.querySelector('.aml-chart-canvas').dataset.points > {first + 10}", timeout=30_000)
-    assert page.locator(".aml-chart-panel").count() == 2  # one chart per series: loss and accuracy
+    # one chart per series: loss and accuracy (if the first poll saw loss alone, accuracy's chart comes with the next)
+    page.wait_for_function("() => document.querySelectorAll('.aml-chart-panel').length === 2", timeout=10_000)
     page.wait_for_function(  # the latest-values table moved on too
         "(before) => document.querySelector('.aml-run-details table').innerText !== before",
         arg=first_table, timeout=30_000)

@@ -211,6 +211,25 @@ def test_parent_run_shows_children_table_and_parallel_coordinates(kernel):
     assert out["error"] is None
 
 
+def test_a_metric_first_logged_later_gets_its_chart_and_one_taken_off_stays_off(kernel):
+    """A script logs loss every step and val_acc only at an epoch's end: the dashboard that saw loss alone first
+    charts val_acc when it arrives (it kept only the metrics it had first seen); a metric the user took off the
+    chart is not put back when another arrives."""
+    out = kernel.run("from aml_magics.core.client import Client\n"
+                     "late = Client.shared().runs.start_logging('late-metric')\nlate.log('loss', 1.0)")
+    assert out["error"] is None, out["error"]
+    kernel.run("d = RunDetails(late.id, live=False)")
+    assert kernel.value("[p['id'] for p in d.chart.panels]") == ["loss"]
+    kernel.run("late.log('val_acc', 0.5)")
+    kernel.run("d.update()")
+    assert kernel.value("[p['id'] for p in d.chart.panels]") == ["loss", "val_acc"]
+    kernel.run("d.metric_picker.value = ('val_acc',)")  # the user takes loss off the chart
+    kernel.run("late.log('lr', 0.01)")
+    kernel.run("d.update()")
+    assert kernel.value("[p['id'] for p in d.chart.panels]") == ["val_acc", "lr"]
+    kernel.run("late.complete()")
+
+
 def test_model_browser_deploys_in_one_click_and_service_panel_tests_it(kernel, ws):
     out = kernel.run(
         "%%aml run -e reg --name train --wait\n"

@@ -134,11 +134,15 @@ def test_in_out_round_trip(ip, project, client):
 
 
 def test_an_out_value_that_cannot_travel_is_named(ip, client, capsys):
-    run = ip.run_cell_magic("aml", "run --out counted,lock", "import threading\ncounted = 3\nlock = threading.Lock()\n")
+    names = ("unpicklable_count", "unpicklable_lock")
+    before = {n: ip.user_ns.get(n, "absent") for n in names}
+    run = ip.run_cell_magic("aml", "run --out unpicklable_count,unpicklable_lock",
+                            "import threading\nunpicklable_count = 3\nunpicklable_lock = threading.Lock()\n")
     info = client.runs.get(run.id)
     assert info.status == "Failed"
-    assert "--out lock cannot be brought back to the notebook (cannot pickle '_thread.lock' object)" in info.error
-    assert "counted" not in ip.user_ns and "lock" not in ip.user_ns  # nothing half brought back
+    assert ("--out unpicklable_lock cannot be brought back to the notebook (cannot pickle '_thread.lock' object)"
+            in info.error)
+    assert {n: ip.user_ns.get(n, "absent") for n in names} == before  # nothing half brought back
 
 
 def test_failing_cell_records_error_and_traceback(ip, client):
