@@ -43,14 +43,14 @@ def text(what: str, value: Any, *, max_len: int | None = None, empty: bool = Fal
     return value
 
 
-def unmatchable(value: Any, what: str = "the name") -> InvalidInput | None:
+def unmatchable(value: Any) -> InvalidInput | None:
     """For a value to look up that no stored name can equal — a lone surrogate (every write refuses one) — the one
     clear error to raise instead of the encoder's error from the database or the HTTP client; else None."""
     if isinstance(value, str):
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            return InvalidInput(f"{what} {shown(value)} contains a lone surrogate character, which no name in the "
+            return InvalidInput(f"the name {shown(value)} contains a lone surrogate character, which no name in the "
                                 "workspace can have; fix the string (it often comes from decoding bytes with "
                                 "errors='surrogateescape')")
     return None

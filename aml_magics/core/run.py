@@ -134,9 +134,16 @@ class Run:
         try:
             values = [v if type(v) is float else checks.metric_value(name, v) for v in items]
         except InvalidType:  # which item, and what log_list takes (the scalar's hint names log_list itself)
-            at, bad = next((i, v) for i, v in enumerate(items) if type(v) is not float and not _is_number(v))
-            raise InvalidType(f"log_list({checks.shown(name)}): item {at} ({checks.shown(bad, 40)}) is not a number; "
-                              "give numbers only (a row of mixed values: log_row; text: run.log)") from None
+            for at, bad in enumerate(items):
+                try:
+                    checks.metric_value(name, bad)
+                except InvalidType:
+                    raise InvalidType(f"log_list({checks.shown(name)}): item {at} ({checks.shown(bad, 40)}) is not a "
+                                      "number; give numbers only (a row of mixed values: log_row; text: run.log)"
+                                      ) from None
+                except InvalidInput:  # a number too large: not the item that raised InvalidType
+                    pass
+            raise
         self.tracker.log_scalars(self.id, name, values)
 
     def log_row(self, name: str, description: str = "", **kwargs: Any) -> None:
@@ -478,13 +485,3 @@ def _install_ipython_flush(tracker: Tracker) -> None:
             except Exception:  # noqa: BLE001 - kept and retried by the tracker
                 pass
         shell.events.register("post_run_cell", flush)
-
-
-def _is_number(value: Any) -> bool:
-    try:
-        checks.metric_value("", value)
-    except InvalidType:
-        return False
-    except InvalidInput:  # a number, too large: metric_value says so when it meets it
-        return True
-    return True

@@ -133,7 +133,7 @@ def test_in_out_round_trip(ip, project, client):
     assert run.result("result") == 3
 
 
-def test_an_out_value_that_cannot_travel_is_named(ip, client, capsys):
+def test_an_out_value_that_cannot_travel_is_named(ip, client):
     names = ("unpicklable_count", "unpicklable_lock")
     before = {n: ip.user_ns.get(n, "absent") for n in names}
     run = ip.run_cell_magic("aml", "run --out unpicklable_count,unpicklable_lock",

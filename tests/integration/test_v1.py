@@ -227,6 +227,10 @@ def test_run_get_finds_a_run_by_its_id_and_a_bad_version_is_one_line(azureml, cl
     assert got.get_metrics() == {"acc": 0.5} and Run.get(ws, "last").id == run.id
     with pytest.raises(NotFound, match="not found"):
         Run.get(ws, "fetched_1700000000_deadbeef")
+    with pytest.raises(NotFound, match="run '5' not found"):  # careless: a number
+        Run.get(ws, 5)
+    with pytest.raises(InvalidInput, match="lone surrogate"):  # hostile: no stored id can equal it
+        Run.get(ws, "\udcff")
     with pytest.raises(InvalidInput, match="must be an integer"):
         Model(ws, "m", version="x")  # was int()'s ValueError
     with pytest.raises(InvalidInput, match="must be an integer"):
