@@ -363,8 +363,8 @@ def log_growth(lab: dict, ws: Path, hours: float) -> dict:
     samples = []
     while client.runs.get(run.id).status in ("NotStarted", "Queued", "Starting", "Running"):
         dashboard.poll()
-        since = ",".join(f"{k}:{v}" for k, v in cursors.items())
-        body = session.get(url + (f"?since={since}" if since else ""), headers=headers).json()["series"]
+        body = session.get(url, params=[("since", f"{k}:{v}") for k, v in cursors.items()],
+                           headers=headers).json()["series"]
         cursors.update({k: v["cursor"] for k, v in body.items()})
         try:
             samples.append((cursors.get("metric_0", 0), _rss_fds(pid), _rss_fds("self"), _rss_fds(lab["pid"])))

@@ -198,15 +198,20 @@ class CancelHandler(AmlHandler):
 
 
 class MetricsHandler(AmlHandler):
-    """``?since=NAME:CURSOR,…``: only points after each cursor; a first read is downsampled for display."""
+    """``?since=NAME:CURSOR&since=…`` (one per metric; a name may hold commas and colons): only points after each
+    cursor; a metric without one is a first read, downsampled for display."""
 
     @web.authenticated
     async def get(self, run_id: str):
         since = {}
-        for part in (self.get_argument("since", "") or "").split(","):
+        for part in self.get_arguments("since"):
+            if not part:
+                continue
             name, _, cursor = part.rpartition(":")
-            if name and cursor.isdigit():
-                since[name] = checks.whole(f"the cursor of {name}", cursor[:40], 0, MAX_OFFSET)
+            if not name:
+                raise InvalidInput(f"since={checks.shown(part)} is not NAME:CURSOR; give one since=NAME:CURSOR per "
+                                   "metric, the cursor from the previous answer")
+            since[name] = checks.whole(f"the cursor of {checks.shown(name)}", cursor[:40], 0, MAX_OFFSET)
         run_id = await self.call(self.run_id, run_id)  # an unknown run is a 404, not an empty answer
         names = await self.call(self.client.runs.metric_names, run_id)
 

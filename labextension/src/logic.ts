@@ -147,11 +147,10 @@ export function mergeSeries(held: ISeries | undefined, update: ISeries, limit = 
   return { steps, values, cursor: update.cursor };
 }
 
-/** The `since` query of the metrics route: "name:cursor,…". */
+/** The query of the metrics route: "?since=name:cursor&since=…", one per metric (a name may hold ",", ":", "&"). */
 export function sinceQuery(series: { [name: string]: ISeries }): string {
-  return Object.keys(series)
-    .map(n => `${n}:${series[n].cursor}`)
-    .join(',');
+  const parts = Object.keys(series).map(n => `since=${encodeURIComponent(`${n}:${series[n].cursor}`)}`);
+  return parts.length ? `?${parts.join('&')}` : '';
 }
 
 /** Chart scaling: [min, max] of the finite values, padded so a flat line is visible. */

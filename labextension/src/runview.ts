@@ -103,7 +103,7 @@ export class RunView extends Widget {
     const [detail, metrics, log] = await Promise.all([
       requestAPI<IRunDetail>(`runs/${id}`),
       requestAPI<{ series: { [n: string]: ISeries } }>(
-        `runs/${id}/metrics?since=${encodeURIComponent(sinceQuery(this.series))}`
+        `runs/${id}/metrics${sinceQuery(this.series)}`
       ),
       // a remote workspace's log store may be out of reach: the rest of the view still refreshes
       requestAPI<ILogChunk>(`runs/${id}/logs?offset=${this.logOffset}`).catch(

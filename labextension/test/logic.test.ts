@@ -115,8 +115,13 @@ describe('series', () => {
   });
   it('builds the since query', () => {
     expect(sinceQuery({ loss: { steps: [], values: [], cursor: 7 }, acc: { steps: [], values: [], cursor: 3 } })).toBe(
-      'loss:7,acc:3'
+      '?since=loss%3A7&since=acc%3A3'
     );
+    // a metric name may hold the separators of a query: each is its own parameter, encoded
+    expect(sinceQuery({ 'f1,macro&x=1': { steps: [], values: [], cursor: 2 } })).toBe(
+      '?since=f1%2Cmacro%26x%3D1%3A2'
+    );
+    expect(sinceQuery({})).toBe('');
   });
   it('computes a padded extent', () => {
     expect(extent([1, null, 3])).toEqual([1, 3]);

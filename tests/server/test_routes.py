@@ -135,10 +135,34 @@ async def test_runs_paging_filters_metrics_and_logs(jp_fetch, client):
     assert max(curve["values"]) == 999.0 and min(curve["values"]) == 0.0  # extremes survive downsampling
     big.log_list("curve", [1.0, 2.0])
     big.flush()
-    since = ",".join(f"{n}:{s['cursor']}" for n, s in first["series"].items())
-    more = await get(jp_fetch, "runs", big.id, "metrics", since=since)
+    since = [("since", f"{n}:{s['cursor']}") for n, s in first["series"].items()]
+    more = json.loads((await jp_fetch("aml", "api", "runs", big.id, "metrics", params=since)).body)
     assert more["series"]["curve"]["values"] == [1.0, 2.0] and more["series"]["spike"]["values"] == []
     big.complete()
+
+
+async def test_a_metric_named_with_commas_and_colons_is_read_once_then_only_what_is_new(jp_fetch, client):
+    # the cursors were one comma-joined parameter: a metric named "f1,macro" never found its cursor, so every poll
+    # was a first read and the run view appended the whole series again
+    from aml_magics import Experiment, Workspace
+
+    run = Experiment(Workspace.current(), "odd-names").start_logging()
+    names = ["f1,macro", "acc:val", "a&since=b:1", "plain"]
+    for name in names:
+        run.log_list(name, [1.0, 2.0, 3.0])
+    run.flush()
+    first = json.loads((await jp_fetch("aml", "api", "runs", run.id, "metrics")).body)["series"]
+    assert sorted(first) == sorted(names) and all(first[n]["values"] == [1.0, 2.0, 3.0] for n in names)
+    for name in names:
+        run.log(name, 4.0)
+    run.flush()
+    since = [("since", f"{n}:{first[n]['cursor']}") for n in names]
+    again = json.loads((await jp_fetch("aml", "api", "runs", run.id, "metrics", params=since)).body)["series"]
+    assert {n: again[n]["values"] for n in names} == {n: [4.0] for n in names}
+    for bad in ("loss", "loss:x", ":5", "loss:-1", "loss:1e3"):
+        body = await expect_error(jp_fetch, 400, "runs", run.id, "metrics", params={"since": bad})
+        assert "since" in body["message"] or "cursor" in body["message"], body
+    run.complete()
 
 
 async def test_trials_are_the_leaderboard_the_notebook_shows(jp_fetch, client):
