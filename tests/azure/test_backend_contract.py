@@ -404,4 +404,6 @@ def test_a_name_no_azure_resource_can_have_is_refused_before_any_request(azure):
                    lambda: client.deployments.get("\udcff")):
         with pytest.raises(InvalidInput, match="lone surrogate"):
             lookup()
+    with pytest.raises(InvalidInput, match="lone surrogate"):  # one inside a list-valued query parameter too
+        client.backend.arm.request("GET", "/subscriptions", params={"names": ["ok", "\udcff"]})
     assert len(fake.calls) == sent

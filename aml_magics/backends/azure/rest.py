@@ -78,7 +78,8 @@ class ArmClient:
             raise AmlError(f"Azure answered with a link to another host ({_origin(path)}); it was not followed")
         url = path if absolute else self.base_url + path
         query = dict(params or {})
-        for part in (*path.split("/"), *map(str, query.values())):  # a name no Azure resource can have: one line
+        values = [v for value in query.values() for v in (value if isinstance(value, (list, tuple)) else (value,))]
+        for part in (*path.split("/"), *map(str, values)):  # a name no Azure resource can have: one line
             error = checks.unmatchable(part)
             if error is not None:
                 raise error
