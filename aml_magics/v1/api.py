@@ -315,11 +315,14 @@ class Run(_CoreRun):
             path = os.environ.get(f"AZURE_ML_INPUT_{entry.get('input')}") or entry.get("path")
             if path is None:
                 continue
+            if entry.get("kind") != "TabularDataset":
+                out[name] = path  # a FileDataset: the folder it is in (of a pattern: the folder before it)
+                continue
+            if entry.get("pattern"):  # a dataset like (datastore, "weather/*.csv"): its files in the input's folder
+                path = f"{path.rstrip('/')}/{entry['pattern']}"
             out[name] = TabularDataset([path], separator=entry.get("separator", ","),
-                                       header=entry.get("header", True)) \
-                if entry.get("kind") == "TabularDataset" else path
-            if isinstance(out[name], TabularDataset):
-                out[name].name = name
+                                       header=entry.get("header", True))
+            out[name].name = name
         return out
 
     def get_steps(self) -> list["Run"]:
@@ -499,7 +502,7 @@ class ScriptRunConfig:
             inputs[name] = uri
             args.append("${{inputs.%s}}" % name)
             if getattr(a, "_input_name", None):  # run.input_datasets["x"] in the script: the input's path there
-                named[a._input_name] = {"kind": type(a).__name__, "input": name,
+                named[a._input_name] = {"kind": type(a).__name__, "input": name, "pattern": _pattern_of(a),
                                          **(a._settings() if hasattr(a, "_settings") else {})}
         return RunSubmission(
             kind="script", experiment=experiment.name, source_dir=source, entry=str(self.script),
@@ -530,8 +533,16 @@ def _datastore_uri(value: Any) -> str | None:
     if isinstance(value, DataReference):
         return value._uri()
     if isinstance(value, _Dataset) and len(value._paths) == 1 and isinstance(value._paths[0], DataReference):
-        return value._paths[0]._uri()
+        return value._paths[0]._split()[0]._uri()  # a pattern's folder: the run applies the pattern (input_datasets)
     return None
+
+
+def _pattern_of(value: Any) -> str:
+    """The pattern of a dataset of one datastore path like ``weather/*.csv`` (its run input is the folder)."""
+    from .data import DataReference
+
+    paths = getattr(value, "_paths", [])
+    return paths[0]._split()[1] if len(paths) == 1 and isinstance(paths[0], DataReference) else ""
 
 
 def _input_name(name: str, taken: dict) -> str:

@@ -112,6 +112,14 @@ class DataReference:
     def as_download(self, path_on_compute: str | None = None, overwrite: bool = False) -> "DataReference":
         return DataReference(self.datastore, self.path_on_datastore, "download")
 
+    def _split(self) -> tuple["DataReference", str]:
+        """``(the folder before a pattern, the pattern)`` — ``(self, "")`` for a path without one."""
+        parts = self.path_on_datastore.split("/")
+        cut = next((i for i, part in enumerate(parts) if _wild(part)), None)
+        if cut is None:
+            return self, ""
+        return DataReference(self.datastore, "/".join(parts[:cut]) + "/", self.mode), "/".join(parts[cut:])
+
     def _uri(self) -> str:
         return f"datastore:{self.datastore.name}/{self.path_on_datastore}" if self.path_on_datastore \
             else f"datastore:{self.datastore.name}"
@@ -146,24 +154,33 @@ class _Dataset:
         return self
 
     def _local_paths(self) -> list[str]:
-        out = []
+        return [str(local) for local, _ in self._entries()]
+
+    def _entries(self) -> list[tuple[str, str]]:
+        """``(local path or URL, name under the dataset)`` of every path; a pattern (``*``, ``?``, ``[…]``, ``**``) is
+        its matching files, each named relative to the folder before the pattern."""
+        out: list[tuple[str, str]] = []
         for p in self._paths:
-            if isinstance(p, DataReference):
-                out.append(p._as_argument())
-            elif isinstance(p, str) and p.startswith(("http://", "https://")):
-                out.append(p)
-            else:
-                local = Path(str(p)).expanduser()
-                if not local.exists():
-                    raise NotFound(f"dataset path {p!r} does not exist")
-                out.append(str(local.resolve()))
+            out += _entries_of(p)
         return out
+
+    def _check(self) -> None:
+        """``validate=True``: every path this process can see exists (a pattern matches a file) — else one line now,
+        not a failure when the data is first read. Datastore paths on Azure ML are left to the run."""
+        for p in self._paths:
+            if isinstance(p, DataReference) and not p.datastore.workspace.client.capabilities.inputs_readable_here:
+                continue
+            try:
+                _entries_of(p)
+            except NotFound as exc:
+                raise NotFound(f"{exc}; check the path, or pass validate=False to define the dataset before its "
+                               "files exist") from None
 
     def _as_argument(self) -> str:
         paths = self._local_paths()
         if len(paths) != 1:
-            raise NotSupported("a dataset of several paths as one argument: pass each path, or register them in "
-                               "one datastore folder")
+            raise NotSupported(f"a dataset of {len(paths)} files (several paths, or a pattern's matches) as one "
+                               "argument: pass their folder (datastore.path('folder/')) or each file")
         return paths[0]
 
     def register(self, workspace: Any, name: str, description: str | None = None, tags: dict | None = None,
@@ -195,25 +212,27 @@ class _Dataset:
 
         target = Path(target_path or ".")
         target.mkdir(parents=True, exist_ok=True)
+        entries = self._entries()
+        existing = [str(target / rel) for _, rel in entries if (target / rel).exists()]
+        if existing and not overwrite:  # checked before anything is copied: a refused download changes nothing
+            raise InvalidInput(f"{existing[0]} exists; pass overwrite=True")
         done = []
-        for p in self._local_paths():
-            src = Path(p)
-            dest = target / src.name
-            if dest.exists() and not overwrite:
-                raise InvalidInput(f"{dest} exists; pass overwrite=True")
+        for p, rel in entries:
+            src, dest = Path(p), target / rel
             if src.is_dir():
                 shutil.copytree(src, dest, dirs_exist_ok=True)
             else:
+                dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, dest)
             done.append(str(dest))
         return done
 
     def to_path(self) -> list[str]:
         out = []
-        for p in self._local_paths():
+        for p, rel in self._entries():
             path = Path(p)
             out += [f"/{f.relative_to(path).as_posix()}" for f in sorted(path.rglob("*")) if f.is_file()] \
-                if path.is_dir() else [f"/{path.name}"]
+                if path.is_dir() else [f"/{rel}"]
         return out
 
     def __repr__(self) -> str:
@@ -288,18 +307,18 @@ class _InMemory(TabularDataset):
 class _FileFactory:
     @staticmethod
     def from_files(path: Any, validate: bool = True, partition_format: Any = None, is_file: bool = False):
-        return FileDataset(_paths(path))
+        return _validated(FileDataset(_paths(path)), validate)
 
 
 class _TabularFactory:
     @staticmethod
     def from_delimited_files(path: Any, validate: bool = True, include_path: bool = False, infer_column_types: bool = True,
                              set_column_types: Any = None, separator: str = ",", header: Any = True, **_ignored: Any):
-        return TabularDataset(_paths(path), separator=separator, header=bool(header))
+        return _validated(TabularDataset(_paths(path), separator=separator, header=bool(header)), validate)
 
     @staticmethod
-    def from_parquet_files(path: Any, **_ignored: Any):
-        return TabularDataset(_paths(path))
+    def from_parquet_files(path: Any, validate: bool = True, **_ignored: Any):
+        return _validated(TabularDataset(_paths(path)), validate)
 
     @staticmethod
     def register_pandas_dataframe(dataframe: Any, target: Any, name: str, description: str | None = None,
@@ -364,6 +383,51 @@ def _paths(path: Any) -> list[Any]:
     if not out:
         raise InvalidInput("the dataset needs at least one path")
     return out
+
+
+def _validated(dataset: "_Dataset", validate: Any) -> "_Dataset":
+    if validate:
+        dataset._check()
+    return dataset
+
+
+def _wild(part: str) -> bool:
+    return any(c in part for c in "*?[")
+
+
+def _entries_of(p: Any) -> list[tuple[str, str]]:
+    """One dataset path as ``(local path or URL, name under the dataset)`` — a pattern as its matching files."""
+    import glob
+
+    if isinstance(p, str) and p.startswith(("http://", "https://")):
+        return [(p, p.rstrip("/").rsplit("/", 1)[-1] or "data")]
+    if isinstance(p, DataReference):
+        folder, pattern = p._split()
+        if not pattern:
+            local = Path(p._as_argument())
+            return [(str(local), local.name)]
+        base, shown = Path(folder._as_argument()), p._uri()
+    else:
+        text = str(Path(str(p)).expanduser())
+        parts = text.split("/")
+        if not any(_wild(part) for part in parts):
+            local = Path(text)
+            if not local.exists():
+                raise NotFound(f"dataset path {str(p)!r} does not exist")
+            return [(str(local.resolve()), local.name)]
+        cut = next(i for i, part in enumerate(parts) if _wild(part))
+        base = Path("/".join(parts[:cut]) or ("/" if text.startswith("/") else ".")).resolve()
+        pattern, shown = "/".join(parts[cut:]), str(p)
+    if ".." in pattern.split("/"):
+        raise InvalidInput(f"dataset path {shown!r}: a pattern cannot climb out with '..'; put it before the pattern")
+    found: dict[str, str] = {}
+    for match in sorted(glob.glob(glob.escape(str(base)) + "/" + pattern, recursive=True)):
+        path = Path(match)
+        for f in ([path] if path.is_file() else sorted(q for q in path.rglob("*") if q.is_file())):
+            found.setdefault(str(f.resolve()), f.relative_to(base).as_posix())
+    if not found:
+        raise NotFound(f"dataset path {shown!r} matches no file")
+    return list(found.items())
 
 
 def _serial(p: Any) -> Any:

@@ -306,3 +306,54 @@ def test_continue_experiment_after_a_kernel_restart(azureml, client, tmp_path, m
             ScriptRunConfig(source_directory=str(tmp_path), script="s.py"))
         plain.wait_for_completion()
         plain.continue_experiment(iterations=1)
+
+
+def test_dataset_paths_take_patterns_and_validate_at_once(azureml, client, tmp_path):
+    """(datastore, "weather/2019/*.csv") as Microsoft's v1 docs write it: the matching files, locally, from a datastore
+    and as a run's named input; validate=True (v1's default) says at once that a path is missing."""
+    from azureml.core import Dataset, Experiment, ScriptRunConfig, Workspace
+
+    ws = Workspace.from_config()
+    store = ws.get_default_datastore()
+    for year, months in (("2018", (11, 12)), ("2019", (1, 2, 3))):
+        (tmp_path / "weather" / year).mkdir(parents=True)
+        for m in months:
+            (tmp_path / "weather" / year / f"{m}.csv").write_text(f"month,temp\n{m},{m * 2}\n")
+    (tmp_path / "weather" / "2019" / "notes.txt").write_text("not a table\n")
+    store.upload(src_dir=str(tmp_path / "weather"), target_path="weather", overwrite=True)
+
+    local = Dataset.Tabular.from_delimited_files(path=str(tmp_path / "weather" / "2019" / "*.csv"))
+    assert local.to_pandas_dataframe()["month"].tolist() == [1, 2, 3]
+    mixed = Dataset.Tabular.from_delimited_files(path=[(store, "weather/2018/12.csv"), (store, "weather/2019/*.csv")])
+    assert mixed.to_pandas_dataframe()["temp"].tolist() == [24, 2, 4, 6]
+    files = Dataset.File.from_files(path=(store, "weather/**/*.csv"))
+    assert files.to_path() == ["/2018/11.csv", "/2018/12.csv", "/2019/1.csv", "/2019/2.csv", "/2019/3.csv"]
+    got = files.download(str(tmp_path / "down"))
+    assert len(got) == 5 and (tmp_path / "down" / "2018" / "11.csv").read_text().startswith("month")
+    with pytest.raises(InvalidInput, match="exists; pass overwrite=True"):
+        files.download(str(tmp_path / "down"))
+
+    for path, message in ((str(tmp_path / "nope.csv"), "does not exist; check the path, or pass validate=False"),
+                          ((store, "weather/2019/*.parquet"), "matches no file"),
+                          ((store, "weather/2020/*.csv"), "nothing at that datastore path"),
+                          ((store, "weather/2019/missing.csv"), "validate=False"),
+                          (str(tmp_path / "weather" / "*" / ".." / ".." / "x"), "cannot climb out")):
+        with pytest.raises((NotFound, InvalidInput), match=message):
+            Dataset.Tabular.from_delimited_files(path=path)
+    later = Dataset.Tabular.from_delimited_files(path=str(tmp_path / "later.csv"), validate=False)
+    (tmp_path / "later.csv").write_text("a\n1\n")
+    assert later.to_pandas_dataframe()["a"].tolist() == [1]
+
+    registered = Dataset.Tabular.from_delimited_files(path=(store, "weather/2019/*.csv")).register(ws, "weather19")
+    assert Dataset.get_by_name(ws, "weather19").to_pandas_dataframe()["month"].tolist() == [1, 2, 3]
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "read.py").write_text(
+        "import sys\nfrom azureml.core import Run\nrun = Run.get_context()\n"
+        "df = run.input_datasets['weather'].to_pandas_dataframe()\n"
+        "run.log('rows', len(df))\nrun.log('months', float(df['month'].sum()))\n")
+    run = Experiment(ws, "v1-patterns").submit(ScriptRunConfig(
+        source_directory=str(tmp_path / "src"), script="read.py",
+        arguments=["--data", registered.as_named_input("weather")]))
+    run.wait_for_completion()
+    assert run.get_status() == "Completed", client.runs.get(run.id).error
+    assert run.get_metrics() == {"rows": 3, "months": 6.0}
