@@ -25,6 +25,8 @@ from ..core.names import DEFAULT_COMPUTE
 from ..core.states import ACTIVE_STATES, TERMINAL_STATES
 
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="aml-api")
+CHARTED = 12  # metrics charted when the run view has not chosen (the first logged)
+MAX_SERIES = 64  # metrics one read may ask for (the run view asks for at most 24: its URL stays under 64 KB)
 SERIES_LIMIT = 2000  # points a chart needs, whatever the series' length (min/max buckets keep the extremes)
 MAX_PAGE = 500
 MAX_OFFSET = 2 ** 62  # offsets, cursors and versions beyond this are a client's mistake, not an overflow
@@ -115,13 +117,20 @@ class ComputesHandler(AmlHandler):
         self.reply({"computes": list(await self.call(self.client.computes.list))})
 
 
-def _run_row(info) -> dict:
+ROW_METRICS = 8  # metrics a row of the runs list carries (the sidebar shows one; the run's view reads them all)
+
+
+def _run_row(info, metrics: int | None = None) -> dict:
+    """A run as the front end shows it; ``metrics``: at most that many of its metrics (the first logged), with
+    ``metric_count`` saying how many it has."""
+    finite = {k: v for k, v in info.latest_metrics.items()
+              if isinstance(v, (int, float)) and v == v and abs(v) != float("inf")}
+    shown = finite if metrics is None or len(finite) <= metrics else dict(list(finite.items())[:metrics])
     return {"id": info.run_id, "experiment": info.experiment, "status": info.status, "kind": info.kind,
             "name": info.display_name or info.run_id, "compute": info.compute, "created": info.created,
             "started": info.started, "ended": info.ended, "duration": info.duration,
             "parent": info.parent_run_id, "error": (info.error or "").strip().splitlines()[-1:] or None,
-            "metrics": {k: v for k, v in info.latest_metrics.items()
-                        if isinstance(v, (int, float)) and v == v and abs(v) != float("inf")}}
+            "metrics": shown, "metric_count": len(finite)}
 
 
 class RunsHandler(AmlHandler):
@@ -134,7 +143,7 @@ class RunsHandler(AmlHandler):
         tags = checks.tag_filter(self.get_arguments("tag"))  # ?tag=KEY=VALUE or ?tag=KEY (set to anything)
         runs = await self.call(self.client.runs.list, experiment=experiment, status=status, limit=limit, offset=offset,
                                tags=tags or None)
-        self.reply({"runs": [_run_row(i) for i in runs.infos], "total": runs.total, "more": runs.more,
+        self.reply({"runs": [_run_row(i, ROW_METRICS) for i in runs.infos], "total": runs.total, "more": runs.more,
                     "offset": offset, "limit": limit})
 
     @web.authenticated
@@ -198,8 +207,10 @@ class CancelHandler(AmlHandler):
 
 
 class MetricsHandler(AmlHandler):
-    """``?since=NAME:CURSOR&since=…`` (one per metric; a name may hold commas and colons): only points after each
-    cursor; a metric without one is a first read, downsampled for display."""
+    """The series the run view charts. ``?since=NAME:CURSOR`` (one per metric; a name may hold commas and colons):
+    only the points after the cursor. ``?name=NAME``: a first read, downsampled for display. Neither: first reads of
+    the first ``CHARTED`` metrics logged. Metrics not asked for are not read (a run may log thousands: the run view
+    charts a few and lists all in its table). ``count`` is how many scalar metrics the run has."""
 
     @web.authenticated
     async def get(self, run_id: str):
@@ -212,12 +223,20 @@ class MetricsHandler(AmlHandler):
                 raise InvalidInput(f"since={checks.shown(part)} is not NAME:CURSOR; give one since=NAME:CURSOR per "
                                    "metric, the cursor from the previous answer")
             since[name] = checks.whole(f"the cursor of {checks.shown(name)}", cursor[:40], 0, MAX_OFFSET)
+        wanted = [n for n in self.get_arguments("name") if n]
+        if len(since) + len(wanted) > MAX_SERIES:
+            raise InvalidInput(f"{len(since) + len(wanted)} metrics asked for; ask for at most {MAX_SERIES} at once")
         run_id = await self.call(self.run_id, run_id)  # an unknown run is a 404, not an empty answer
         names = await self.call(self.client.runs.metric_names, run_id)
+        if since or wanted:
+            asked = set(since) | set(wanted)
+            chosen = [n for n in names if n in asked]  # a name the run does not have (yet) is left out
+        else:
+            chosen = names[:CHARTED]
 
         def read():
             out = {}
-            for name in names:
+            for name in chosen:
                 if name not in since:  # a first read: the whole series as a chart draws it (compiled, summarized)
                     steps, _, values, total, cursor = self.client.runs.display_series(run_id, name, SERIES_LIMIT)
                     out[name] = {"steps": steps, "values": _finite(values), "cursor": cursor, "total": total,
@@ -228,7 +247,7 @@ class MetricsHandler(AmlHandler):
                              "cursor": cursor, "total": cursor, "downsampled": False}
             return out
 
-        self.reply({"series": await self.call(read)})
+        self.reply({"series": await self.call(read), "count": len(names)})
 
 
 def _finite(values) -> list:

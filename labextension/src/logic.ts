@@ -147,10 +147,32 @@ export function mergeSeries(held: ISeries | undefined, update: ISeries, limit = 
   return { steps, values, cursor: update.cursor };
 }
 
-/** The query of the metrics route: "?since=name:cursor&since=…", one per metric (a name may hold ",", ":", "&"). */
-export function sinceQuery(series: { [name: string]: ISeries }): string {
-  const parts = Object.keys(series).map(n => `since=${encodeURIComponent(`${n}:${series[n].cursor}`)}`);
+/** Metrics the run view charts at most (a run may log thousands; its table lists them all). */
+export const MAX_CHARTS = 24;
+
+/** The query of the metrics route for the charted metrics: "?since=name:cursor" for one already read,
+ * "?name=name" for a first read — each its own parameter (a name may hold ",", ":", "&"). None: the route's
+ * default (the first metrics logged). */
+export function metricsQuery(series: { [name: string]: ISeries }, charted: string[]): string {
+  const parts = charted.map(n =>
+    n in series ? `since=${encodeURIComponent(`${n}:${series[n].cursor}`)}` : `name=${encodeURIComponent(n)}`
+  );
   return parts.length ? `?${parts.join('&')}` : '';
+}
+
+/** The charted metrics after a poll: the chosen ones still charted, then metrics logged since, while there is
+ * room (`room` of them); a metric the user took off stays off. */
+export function chartedAfter(charted: string[], known: string[], takenOff: Set<string>, room: number): string[] {
+  const out = charted.slice();
+  for (const name of known) {
+    if (out.length >= room) {
+      break;
+    }
+    if (!out.includes(name) && !takenOff.has(name)) {
+      out.push(name);
+    }
+  }
+  return out;
 }
 
 /** Chart scaling: [min, max] of the finite values, padded so a flat line is visible. */

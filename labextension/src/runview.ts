@@ -3,16 +3,21 @@ import { Widget } from '@lumino/widgets';
 
 import { post, requestAPI } from './api';
 import {
+  chartedAfter,
   extent,
   formatDuration,
   formatValue,
   isActive,
   ISeries,
+  MAX_CHARTS,
   mergeSeries,
-  sinceQuery,
+  metricsQuery,
   sortRows,
   statusClass
 } from './logic';
+
+/** Metrics charted without being asked (the first logged); the user may chart up to MAX_CHARTS. */
+const AUTO_CHARTS = 12;
 
 interface ITrials {
   columns: { key: string; label: string; numeric?: boolean }[];
@@ -35,15 +40,26 @@ interface IRunDetail {
   metrics: { [k: string]: number };
 }
 
+interface IMetricsAnswer {
+  series: { [n: string]: ISeries };
+  count: number;
+}
+
 interface ILogChunk {
   text: string;
   offset: number;
   error?: string;
 }
 
-/** A run in the main area: header, one chart per metric (incremental reads), log tail. */
+/** A run in the main area: header, charts of its first metrics (incremental reads; click a metric in the table to
+ * chart it or take it off), every metric's latest value, log tail. */
 export class RunView extends Widget {
   private series: { [name: string]: ISeries } = {};
+  /** The charted metrics, in order; null until the first read (the route then picks the first logged). */
+  private charted: string[] | null = null;
+  private takenOff = new Set<string>();
+  private metricCount = 0;
+  private chartNote: HTMLElement;
   private logOffset = 0;
   private logText = '';
   private logError = '';
@@ -73,6 +89,8 @@ export class RunView extends Widget {
     cancel.textContent = 'Cancel run';
     cancel.onclick = () => void post(`runs/${encodeURIComponent(runId)}/cancel`, {}).then(() => this.poll.refresh());
     actions.appendChild(cancel);
+    this.chartNote = document.createElement('div');
+    this.chartNote.className = 'amlx-chart-note';
     this.charts = document.createElement('div');
     this.charts.className = 'amlx-charts';
     this.table = document.createElement('div');
@@ -83,7 +101,7 @@ export class RunView extends Widget {
     logTitle.textContent = 'Log';
     this.log = document.createElement('pre');
     this.log.className = 'amlx-log';
-    for (const el of [this.header, actions, this.charts, this.table, this.trials, logTitle, this.log]) {
+    for (const el of [this.header, actions, this.chartNote, this.charts, this.table, this.trials, logTitle, this.log]) {
       this.node.appendChild(el);
     }
     this.poll = new Poll({
@@ -100,11 +118,15 @@ export class RunView extends Widget {
 
   async refresh(): Promise<void> {
     const id = encodeURIComponent(this.runId);
+    const charted = this.charted;
+    const none: IMetricsAnswer = { series: {}, count: this.metricCount }; // every chart taken off: nothing to read
     const [detail, metrics, log] = await Promise.all([
       requestAPI<IRunDetail>(`runs/${id}`),
-      requestAPI<{ series: { [n: string]: ISeries } }>(
-        `runs/${id}/metrics${sinceQuery(this.series)}`
-      ),
+      charted !== null && charted.length === 0
+        ? none
+        : requestAPI<IMetricsAnswer>(
+            `runs/${id}/metrics${metricsQuery(this.series, charted ?? [])}`
+          ),
       // a remote workspace's log store may be out of reach: the rest of the view still refreshes
       requestAPI<ILogChunk>(`runs/${id}/logs?offset=${this.logOffset}`).catch(
         (error: Error): ILogChunk => ({ text: '', offset: this.logOffset, error: error.message })
@@ -115,8 +137,19 @@ export class RunView extends Widget {
     if (detail.kind === 'sweep' || detail.kind === 'automl' || detail.kind === 'pipeline') {
       this.board = await requestAPI<ITrials>(`runs/${id}/trials`).catch(() => this.board);
     }
+    if (this.charted === null && Object.keys(metrics.series).length > 0) {
+      this.charted = Object.keys(metrics.series); // the route's pick: the first metrics logged
+    }
     for (const name of Object.keys(metrics.series)) {
-      this.series[name] = mergeSeries(this.series[name], metrics.series[name]);
+      if (this.charted?.includes(name)) {
+        // a chart taken off while this read was on its way is not brought back
+        this.series[name] = mergeSeries(this.series[name], metrics.series[name]);
+      }
+    }
+    this.metricCount = metrics.count ?? this.metricCount;
+    if (this.charted !== null) {
+      // a metric first logged later gets its chart while there is room; one taken off stays off
+      this.charted = chartedAfter(this.charted, Object.keys(detail.metrics), this.takenOff, AUTO_CHARTS);
     }
     if (log.text) {
       this.logText = (this.logText + log.text).split('\n').slice(-400).join('\n');
@@ -154,7 +187,7 @@ export class RunView extends Widget {
     // every name and value comes from the workspace: built as text nodes, never parsed as markup
     this.table.replaceChildren(
       ...[
-        textTable(['metric', 'latest'], Object.keys(d.metrics).map(k => [k, formatValue(d.metrics[k])])),
+        this.metricTable(d.metrics),
         textTable(['param', 'value'], Object.keys(d.params).map(k => [k, String(d.params[k])]))
       ].filter((t): t is HTMLTableElement => t !== null)
     );
@@ -212,8 +245,56 @@ export class RunView extends Widget {
     this.trials.replaceChildren(title, scroll);
   }
 
+  /** Every metric's latest value; a row is clicked to chart the metric or take it off. */
+  private metricTable(metrics: { [k: string]: number }): HTMLTableElement | null {
+    const names = Object.keys(metrics);
+    const table = textTable(['metric', 'latest'], names.map(k => [k, formatValue(metrics[k])]));
+    if (!table) {
+      return null;
+    }
+    const rows = table.querySelectorAll('tr');
+    names.forEach((name, i) => {
+      const tr = rows[i + 1] as HTMLTableRowElement;
+      const on = this.charted?.includes(name) ?? false;
+      tr.dataset.metric = name;
+      tr.className = `amlx-metric-row${on ? ' amlx-charted' : ''}`;
+      tr.title = on ? 'Charted: click to take the chart off' : 'Click to chart this metric';
+      tr.onclick = () => this.toggleChart(name);
+    });
+    return table;
+  }
+
+  private toggleChart(name: string): void {
+    const charted = this.charted ?? [];
+    if (charted.includes(name)) {
+      this.charted = charted.filter(n => n !== name);
+      this.takenOff.add(name);
+      delete this.series[name]; // charted again later: read whole again
+    } else if (charted.length < MAX_CHARTS) {
+      this.charted = [...charted, name];
+      this.takenOff.delete(name);
+    } else {
+      this.chartNote.textContent = `At most ${MAX_CHARTS} charts: take one off first (click a charted metric).`;
+      return;
+    }
+    this.render();
+    void this.poll.refresh();
+  }
+
   private renderCharts(): void {
-    const names = Object.keys(this.series).filter(n => this.series[n].steps.length > 0);
+    const charted = this.charted ?? [];
+    for (const box of Array.from(this.charts.querySelectorAll<HTMLElement>('.amlx-chart'))) {
+      if (!charted.includes(box.dataset.metric ?? '')) {
+        box.remove();
+      }
+    }
+    const total = Math.max(this.metricCount, Object.keys(this.detail?.metrics ?? {}).length);
+    this.chartNote.textContent =
+      total > charted.length
+        ? `Charts: ${charted.length} of ${total.toLocaleString()} metrics · ` +
+          'click a metric in the table below to chart it or take it off'
+        : '';
+    const names = charted.filter(n => this.series[n] && this.series[n].steps.length > 0);
     for (const name of names) {
       let box = this.charts.querySelector(`[data-metric="${CSS.escape(name)}"]`) as HTMLElement | null;
       if (!box) {

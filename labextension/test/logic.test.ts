@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
+  chartedAfter,
+  metricsQuery,
   experimentFor,
   extent,
   fingerprint,
@@ -12,7 +14,6 @@ import {
   mergeSeries,
   nextInterval,
   runFromUrl,
-  sinceQuery,
   sortRows,
   statusClass,
   statusText,
@@ -113,15 +114,23 @@ describe('series', () => {
     expect(s.steps[s.steps.length - 1]).toBe(24999);
     expect(s.cursor).toBe(25000);
   });
-  it('builds the since query', () => {
-    expect(sinceQuery({ loss: { steps: [], values: [], cursor: 7 }, acc: { steps: [], values: [], cursor: 3 } })).toBe(
-      '?since=loss%3A7&since=acc%3A3'
+  it('builds the metrics query: since= for a series read, name= for a first read, each its own parameter', () => {
+    const read = { loss: { steps: [], values: [], cursor: 7 }, acc: { steps: [], values: [], cursor: 3 } };
+    expect(metricsQuery(read, ['loss', 'acc'])).toBe('?since=loss%3A7&since=acc%3A3');
+    expect(metricsQuery(read, ['acc', 'f1'])).toBe('?since=acc%3A3&name=f1'); // loss taken off: not read
+    // a metric name may hold the separators of a query
+    expect(metricsQuery({ 'f1,macro&x=1': { steps: [], values: [], cursor: 2 } }, ['f1,macro&x=1', 'a:b'])).toBe(
+      '?since=f1%2Cmacro%26x%3D1%3A2&name=a%3Ab'
     );
-    // a metric name may hold the separators of a query: each is its own parameter, encoded
-    expect(sinceQuery({ 'f1,macro&x=1': { steps: [], values: [], cursor: 2 } })).toBe(
-      '?since=f1%2Cmacro%26x%3D1%3A2'
-    );
-    expect(sinceQuery({})).toBe('');
+    expect(metricsQuery(read, [])).toBe('');
+  });
+  it('charts a metric logged later while there is room; one taken off stays off', () => {
+    const known = ['loss', 'acc', 'lr', 'f1', 'auc'];
+    expect(chartedAfter(['loss'], known, new Set(), 3)).toEqual(['loss', 'acc', 'lr']);
+    expect(chartedAfter(['loss'], known, new Set(['acc']), 3)).toEqual(['loss', 'lr', 'f1']);
+    expect(chartedAfter(['auc', 'loss', 'acc', 'lr'], known, new Set(), 3)).toEqual(['auc', 'loss', 'acc', 'lr']);
+    const many = Array.from({ length: 3000 }, (_, i) => `class_${i}`);
+    expect(chartedAfter([], many, new Set(), 12)).toHaveLength(12);
   });
   it('computes a padded extent', () => {
     expect(extent([1, null, 3])).toEqual([1, 3]);

@@ -258,3 +258,44 @@ def test_a_portal_link_opens_the_run_view_and_a_hostile_one_opens_nothing(lab):
             assert page.locator("img[src='x']").count() == 0
         finally:
             page.close()
+
+
+def test_the_run_view_of_a_run_with_many_metrics_charts_a_few_and_the_table_picks_them(lab):
+    """A run logging 40 metrics, the first named with a comma: the run view charts the first 12 and says so, a
+    chart's points grow by exactly what was logged (the comma once made every poll re-append the whole series), a
+    metric clicked in the table gets its chart and a charted one clicked loses it."""
+    from aml_magics.core.client import Client
+
+    client = Client(lab["root"] / "ws")
+    run = client.runs.start_logging("many", display_name="per-class metrics")
+    names = ["f1,macro"] + [f"class_{i:02d}" for i in range(39)]
+    for name in names:
+        run.log_list(name, [0.1, 0.2, 0.3])
+    run.flush()
+    chart = "(n) => { const b = [...document.querySelectorAll('.amlx-chart')].find(b => b.dataset.metric === n);" \
+            " const c = b && b.querySelector('canvas'); return c ? +c.dataset.points : -1; }"
+    with chromium() as browser:
+        page = new_page(browser, 1300, 900)
+        try:
+            page.goto(f"{lab['base']}/lab?aml-run={run.id}&token={lab['token']}", wait_until="commit")
+            page.locator(f"#amlx-run-view-{run.id}").wait_for(timeout=90_000)
+            page.wait_for_function("() => document.querySelectorAll('.amlx-run-view .amlx-chart').length === 12",
+                                   timeout=30_000)
+            assert "Charts: 12 of 40 metrics" in page.locator(".amlx-chart-note").inner_text()
+            assert page.evaluate(chart, "f1,macro") == 3
+            run.log_list("f1,macro", [0.4, 0.5])
+            run.flush()
+            page.wait_for_function(f"(n) => ({chart})(n) === 5", arg="f1,macro", timeout=30_000)
+            page.wait_for_timeout(2500)  # two more polls: nothing appended twice
+            assert page.evaluate(chart, "f1,macro") == 5
+            page.locator(".amlx-metric-row[data-metric='class_30']").click()
+            page.wait_for_function(f"(n) => ({chart})(n) === 3", arg="class_30", timeout=30_000)
+            page.locator(".amlx-metric-row[data-metric='class_00']").click()
+            page.wait_for_function(f"(n) => ({chart})(n) === -1", arg="class_00", timeout=30_000)
+            page.wait_for_timeout(2500)
+            assert page.evaluate(chart, "class_00") == -1  # taken off stays off
+            assert page.locator(".amlx-run-view .amlx-chart").count() == 12
+            shot(page, "labextension-many-metrics")
+        finally:
+            page.close()
+    run.complete()

@@ -277,3 +277,35 @@ async def test_bad_requests_get_400_or_404_with_a_message(jp_fetch, client):
     assert (await get(jp_fetch, "runs", "last"))["id"] == run.id
     assert "offset" in await get(jp_fetch, "runs", "last", "logs")
     assert "loss" in (await get(jp_fetch, "runs", "last", "metrics"))["series"]
+
+
+async def test_a_run_with_thousands_of_metrics_is_read_a_few_series_at_a_time(jp_fetch, client):
+    # the run view asked for every metric's cursor in one URL: past ~1,800 metrics the URL outgrew the server's
+    # limit and every poll after the first failed ("stream closed"); every runs-list row carried every metric
+    from aml_magics import Experiment, Workspace
+
+    run = Experiment(Workspace.current(), "per-class").start_logging()
+    names = [f"class_{i:04d}_f1" for i in range(3000)]
+    for name in names:
+        run.log_list(name, [0.5, 0.6])
+    run.flush()
+    first = json.loads((await jp_fetch("aml", "api", "runs", run.id, "metrics")).body)
+    assert list(first["series"]) == names[:12] and first["count"] == 3000  # the first logged, and how many
+    for name in names[:12]:
+        run.log(name, 0.7)
+    run.log(names[2999], 0.9)
+    run.flush()
+    query = [("since", f"{n}:{first['series'][n]['cursor']}") for n in names[:12]] + [("name", names[2999])]
+    again = json.loads((await jp_fetch("aml", "api", "runs", run.id, "metrics", params=query)).body)["series"]
+    assert {n: again[n]["values"] for n in names[:12]} == {n: [0.7] for n in names[:12]}
+    assert again[names[2999]]["values"] == [0.5, 0.6, 0.9] and len(again) == 13  # nothing that was not asked for
+    gone = json.loads((await jp_fetch("aml", "api", "runs", run.id, "metrics",
+                                      params=[("name", "no-such-metric")])).body)["series"]
+    assert gone == {}
+    body = await expect_error(jp_fetch, 400, "runs", run.id, "metrics", params=[("name", n) for n in names[:65]])
+    assert "at most 64" in body["message"]
+    row = (await get(jp_fetch, "runs", experiment="per-class"))["runs"][0]
+    assert list(row["metrics"]) == names[:8] and row["metric_count"] == 3000
+    detail = await get(jp_fetch, "runs", run.id)
+    assert len(detail["metrics"]) == 3000 and detail["metric_count"] == 3000  # the run's own view lists them all
+    run.complete()
