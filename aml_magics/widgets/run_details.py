@@ -18,7 +18,7 @@ from . import theme
 from . import leaderboard
 from .components import DataTable, MetricChart
 from .poller import shared_poller
-from .static import metrics_rows, run_summary_html
+from .static import capped_rows, metrics_rows, run_summary_html
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..core.run import Run
@@ -419,10 +419,11 @@ class RunDetails(Dashboard):
         return run_summary_html(self.info, metrics, log_tail, getattr(self, "_files", []), trials_html=trials)
 
     def __repr__(self) -> str:
-        rows = metrics_rows({k: v for k, v in self.info.latest_metrics.items()})
+        rows, more = capped_rows(metrics_rows(self.info.latest_metrics), self.info.run_id)
         text = repr(self.info)
         if rows:
             text += "\n" + r.text_table(("metric", "latest", "min", "max", "points"), rows)
+            text += f"\n{more}" if more else ""
         return text
 
 

@@ -17,6 +17,7 @@ from .static import sparkline_svg
 
 PAGE = 50
 METRIC_COLUMNS = 4
+DIFF_ROWS = 200  # rows of the compare table shown (runs of thousands of per-class metrics): the differing ones first
 
 
 def _run_row(info: RunInfo, metric_columns: Sequence[str]) -> dict[str, Any]:
@@ -191,13 +192,34 @@ class RunComparison(Dashboard):
             rows.append(("metric", k, vals, len(set(vals)) > 1))
         return rows
 
+    def shown_diff_rows(self) -> tuple[list[tuple[str, str, list[str], bool]], str]:
+        """At most ``DIFF_ROWS`` of ``diff_rows()`` in their order — the differing ones kept first — and a line
+        saying what was left out ("" when nothing was)."""
+        rows = self.diff_rows()
+        if len(rows) <= DIFF_ROWS:
+            return rows, ""
+        keep = {i for i, row in enumerate(rows) if row[3]}
+        keep = set(sorted(keep)[:DIFF_ROWS])
+        for i in range(len(rows)):
+            if len(keep) >= DIFF_ROWS:
+                break
+            keep.add(i)
+        left = [row for i, row in enumerate(rows) if i not in keep]
+        differ = sum(1 for row in left if row[3])
+        note = (f"… and {len(left):,} more rows, {differ:,} of them different (%aml metrics RUN lists all of a "
+                "run's metrics)" if differ else f"… and {len(left):,} more rows, the same in every run")
+        return [row for i, row in enumerate(rows) if i in keep], note
+
     def diff_table(self) -> str:
         headers = ["", "name", *[self._label(i) for i in self.infos]]
         body = []
-        for kind, name, vals, differs in self.diff_rows():
+        rows, note = self.shown_diff_rows()
+        for kind, name, vals, differs in rows:
             style = f" class='aml-diff' style='{theme.DIFF_ROW}'" if differs else ""
             cells = "".join(f"<td style='{r.CELL_STYLE}'>{r.esc(v)}</td>" for v in vals)
             body.append(f"<tr{style}><td style='{r.CELL_STYLE}'>{kind}</td><td style='{r.CELL_STYLE}'>{r.esc(name)}</td>{cells}</tr>")
+        if note:
+            body.append(f"<tr><td style='{r.CELL_STYLE}' colspan='{len(headers)}'><i>{r.esc(note)}</i></td></tr>")
         head = "".join(f"<th style='{r.CELL_STYLE}'>{r.esc(h)}</th>" for h in headers)
         return f"<table style='{r.TABLE_STYLE}'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -227,8 +249,10 @@ class RunComparison(Dashboard):
         return charts + self.diff_table()
 
     def __repr__(self) -> str:
-        rows = [(kind, name, *vals) for kind, name, vals, _ in self.diff_rows()]
-        return r.text_table(["", "name", *[self._label(i) for i in self.infos]], rows)
+        shown, note = self.shown_diff_rows()
+        rows = [(kind, name, *vals) for kind, name, vals, _ in shown]
+        text = r.text_table(["", "name", *[self._label(i) for i in self.infos]], rows)
+        return f"{text}\n{note}" if note else text
 
 
 class WorkspaceOverview(Dashboard):

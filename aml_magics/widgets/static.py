@@ -48,18 +48,31 @@ def metrics_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str, str, int]
     return rows
 
 
+MAX_METRIC_ROWS = 100  # a saved notebook keeps every output: a run of 3,000 per-class metrics made 1.6 MB of it
+
+
+def capped_rows(rows: list, run_id: str, limit: int = MAX_METRIC_ROWS) -> tuple[list, str]:
+    """The first ``limit`` rows of a metrics table, and a line saying how many more there are and where ("" when
+    none are left out)."""
+    if len(rows) <= limit:
+        return rows, ""
+    return rows[:limit], f"… and {len(rows) - limit:,} more: %aml metrics {run_id}"
+
+
 def run_summary_html(info: RunInfo, metrics: dict[str, Any], log_tail: str = "", files: Sequence[str] = (),
                      max_charts: int = 8, trials_html: str = "") -> str:
     """Status, final metrics table and static charts of a run (and ``trials_html``: a sweep's or AutoML run's
     leaderboard)."""
     head = info._repr_html_()
     parts = [f'<div class="aml-static-run">{head}']
-    rows = metrics_rows(metrics)
+    rows, more = capped_rows(metrics_rows(metrics), info.run_id)
     if rows:
         parts.append("<h4 style='margin:8px 0 4px'>Metrics</h4>")
         # a wide table scrolls inside the cell (nbconvert, GitHub) instead of widening the page
         parts.append("<div style='overflow-x:auto;max-width:100%'>"
                      + r.html_table(("metric", "last", "min", "max", "points"), rows) + "</div>")
+        if more:
+            parts.append(f"<div style='margin:2px 0'><i>{r.esc(more)}</i></div>")
     charts = [(k, v) for k, v in metrics.items() if isinstance(v, list) and len(v) > 1 and k not in INTERNAL_METRICS
               and all(isinstance(x, (int, float)) for x in v)][:max_charts]
     if charts:
@@ -91,7 +104,8 @@ class StaticRunView:
 
     def __repr__(self) -> str:
         text = repr(self.info)
-        rows = metrics_rows(self.metrics)
+        rows, more = capped_rows(metrics_rows(self.metrics), self.info.run_id)
         if rows:
             text += "\n" + r.text_table(("metric", "last", "min", "max", "points"), rows)
+            text += f"\n{more}" if more else ""
         return text

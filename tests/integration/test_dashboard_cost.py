@@ -58,3 +58,31 @@ def test_a_changed_tag_value_changes_the_version(client):
     run.flush()
     assert client.runs.version(run.id) != before
     run.complete()
+
+
+def test_a_run_of_thousands_of_metrics_keeps_saved_outputs_small_and_differences_in_view(client):
+    """3,000 per-class metrics: every dashboard's fallback kept a row per metric (1.6 MB in the saved notebook for
+    one RunDetails); now the first 100 and a line saying where the rest are. The comparison shows 200 rows, the
+    differing ones first, and says how many more there are and whether any of them differ."""
+    from aml_magics.widgets.run_details import RunDetails
+    from aml_magics.widgets.runs import RunComparison
+
+    names = [f"class_{i:04d}_f1" for i in range(3000)]
+    ids = []
+    for k in range(2):
+        run = client.runs.start_logging("per-class")
+        for i, name in enumerate(names):
+            run.log_list(name, [0.5, 0.6 if i < 2990 else 0.6 + k])  # the last ten differ between the two runs
+        run.complete()
+        ids.append(run.id)
+    details = RunDetails(ids[0], client, live=False)
+    bundle = details._repr_mimebundle_()
+    assert len(bundle["text/html"]) < 150_000 and len(bundle["text/plain"]) < 15_000
+    for text in (bundle["text/html"], bundle["text/plain"]):
+        assert names[99] in text and names[100] not in text
+        assert f"… and 2,900 more: %aml metrics {ids[0]}" in text
+    compare = RunComparison(ids, client=client, live=False)
+    shown, note = compare.shown_diff_rows()
+    assert len(shown) == 200 and [n for _, n, _, d in shown if d] == names[2990:]  # every difference is shown
+    assert note == "… and 2,800 more rows, the same in every run"
+    assert note in compare.static_html() and note in repr(compare)
