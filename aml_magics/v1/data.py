@@ -410,7 +410,7 @@ def _entries_of(p: Any) -> list[tuple[str, str]]:
     else:
         text = str(Path(str(p)).expanduser())
         parts = text.split("/")
-        if not any(_wild(part) for part in parts):
+        if not any(_wild(part) for part in parts) or Path(text).exists():  # a file named "data[1].csv" is itself
             local = Path(text)
             if not local.exists():
                 raise NotFound(f"dataset path {str(p)!r} does not exist")

@@ -340,6 +340,8 @@ def test_dataset_paths_take_patterns_and_validate_at_once(azureml, client, tmp_p
                           (str(tmp_path / "weather" / "*" / ".." / ".." / "x"), "cannot climb out")):
         with pytest.raises((NotFound, InvalidInput), match=message):
             Dataset.Tabular.from_delimited_files(path=path)
+    (tmp_path / "data[1].csv").write_text("a\n7\n")  # a name that looks like a pattern is itself when it exists
+    assert Dataset.Tabular.from_delimited_files(path=str(tmp_path / "data[1].csv")).to_pandas_dataframe()["a"][0] == 7
     later = Dataset.Tabular.from_delimited_files(path=str(tmp_path / "later.csv"), validate=False)
     (tmp_path / "later.csv").write_text("a\n1\n")
     assert later.to_pandas_dataframe()["a"].tolist() == [1]
