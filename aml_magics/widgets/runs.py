@@ -198,12 +198,7 @@ class RunComparison(Dashboard):
         rows = self.diff_rows()
         if len(rows) <= DIFF_ROWS:
             return rows, ""
-        keep = {i for i, row in enumerate(rows) if row[3]}
-        keep = set(sorted(keep)[:DIFF_ROWS])
-        for i in range(len(rows)):
-            if len(keep) >= DIFF_ROWS:
-                break
-            keep.add(i)
+        keep = set(sorted(range(len(rows)), key=lambda i: not rows[i][3])[:DIFF_ROWS])  # stable: differing first
         left = [row for i, row in enumerate(rows) if i not in keep]
         differ = sum(1 for row in left if row[3])
         note = (f"… and {len(left):,} more rows, {differ:,} of them different (%aml metrics RUN lists all of a "
