@@ -18,6 +18,8 @@ import {
 
 /** Metrics charted without being asked (the first logged); the user may chart up to MAX_CHARTS. */
 const AUTO_CHARTS = 12;
+/** How long the "at most N charts" refusal stays in the note (polls re-render it meanwhile). */
+const LIMIT_NOTE_MS = 15000;
 
 interface ITrials {
   columns: { key: string; label: string; numeric?: boolean }[];
@@ -60,6 +62,8 @@ export class RunView extends Widget {
   private takenOff = new Set<string>();
   private metricCount = 0;
   private chartNote: HTMLElement;
+  /** The "at most N charts" refusal and when it was given: kept across polls for a while, not wiped by the next. */
+  private limitNotedAt = 0;
   private logOffset = 0;
   private logText = '';
   private logError = '';
@@ -269,12 +273,14 @@ export class RunView extends Widget {
     if (charted.includes(name)) {
       this.charted = charted.filter(n => n !== name);
       this.takenOff.add(name);
+      this.limitNotedAt = 0;
       delete this.series[name]; // charted again later: read whole again
     } else if (charted.length < MAX_CHARTS) {
       this.charted = [...charted, name];
       this.takenOff.delete(name);
     } else {
-      this.chartNote.textContent = `At most ${MAX_CHARTS} charts: take one off first (click a charted metric).`;
+      this.limitNotedAt = Date.now();
+      this.renderCharts();
       return;
     }
     this.render();
@@ -289,11 +295,16 @@ export class RunView extends Widget {
       }
     }
     const total = Math.max(this.metricCount, Object.keys(this.detail?.metrics ?? {}).length);
+    const limit =
+      Date.now() - this.limitNotedAt < LIMIT_NOTE_MS
+        ? `At most ${MAX_CHARTS} charts: take one off first (click a charted metric). `
+        : '';
     this.chartNote.textContent =
       total > charted.length
-        ? `Charts: ${charted.length} of ${total.toLocaleString()} metrics · ` +
+        ? limit +
+          `Charts: ${charted.length} of ${total.toLocaleString()} metrics · ` +
           'click a metric in the table below to chart it or take it off'
-        : '';
+        : limit;
     const names = charted.filter(n => this.series[n] && this.series[n].steps.length > 0);
     for (const name of names) {
       let box = this.charts.querySelector(`[data-metric="${CSS.escape(name)}"]`) as HTMLElement | null;

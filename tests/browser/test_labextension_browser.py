@@ -263,7 +263,8 @@ def test_a_portal_link_opens_the_run_view_and_a_hostile_one_opens_nothing(lab):
 def test_the_run_view_of_a_run_with_many_metrics_charts_a_few_and_the_table_picks_them(lab):
     """A run logging 40 metrics, the first named with a comma: the run view charts the first 12 and says so, a
     chart's points grow by exactly what was logged (the comma once made every poll re-append the whole series), a
-    metric clicked in the table gets its chart and a charted one clicked loses it."""
+    metric clicked in the table gets its chart and a charted one clicked loses it; past 24 charts a click is refused
+    with a note that outlives the next polls."""
     from aml_magics.core.client import Client
 
     client = Client(lab["root"] / "ws")
@@ -296,6 +297,16 @@ def test_the_run_view_of_a_run_with_many_metrics_charts_a_few_and_the_table_pick
             assert page.evaluate(chart, "class_00") == -1  # taken off stays off
             assert page.locator(".amlx-run-view .amlx-chart").count() == 12
             shot(page, "labextension-many-metrics")
+            for i in range(11, 23):  # up to the limit of 24 charts
+                page.locator(f".amlx-metric-row[data-metric='class_{i:02d}']").click()
+            page.wait_for_function("() => document.querySelectorAll('.amlx-run-view .amlx-chart').length === 24",
+                                   timeout=30_000)
+            page.locator(".amlx-metric-row[data-metric='class_23']").click()
+            note = page.locator(".amlx-chart-note")
+            assert "At most 24 charts" in note.inner_text()
+            page.wait_for_timeout(2500)  # polls re-render the note: the refusal is still there to be read
+            assert "At most 24 charts" in note.inner_text() and "Charts: 24 of 40" in note.inner_text()
+            assert page.evaluate(chart, "class_23") == -1
         finally:
             page.close()
     run.complete()
