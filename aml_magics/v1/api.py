@@ -480,7 +480,7 @@ class ScriptRunConfig:
         source = Path(os.path.expanduser(str(self.source_directory))).resolve()
         if not (source / self.script).is_file():
             raise InvalidInput(f"ScriptRunConfig: no script {self.script!r} in {source}")
-        from .data import _StepOutput
+        from .data import _StepOutput, _staged_uri
 
         client = experiment.workspace.client
         args, inputs, named, outputs = [], {}, {}, {}
@@ -492,7 +492,7 @@ class ScriptRunConfig:
                 outputs[key] = f"datastore:{client.datastores.default().name}/azureml/{uuid.uuid4().hex[:12]}/{key}"
                 args.append("${{outputs.%s}}" % key)
                 continue
-            uri = _datastore_uri(a)
+            uri = _datastore_uri(a) or _staged_uri(a, client)
             if uri is None:
                 args.append(_arg(a))
                 continue

@@ -3,7 +3,7 @@ datastores (``client.datastores``) and ``datastore:PATH`` inputs.
 
 A ``FileDataset`` / ``TabularDataset`` is a list of datastore paths, local files or URLs; ``as_mount()`` /
 ``as_download()`` / ``as_named_input(...)`` hand a script the local path (the local workspace's datastores are
-folders). ``register(ws, name)`` keeps the dataset's definition in the workspace (``datasets.json`` of the local
+folders); a dataset of several files is handed over as one folder, as v1 mounts it (``_staged_uri``). ``register(ws, name)`` keeps the dataset's definition in the workspace (``datasets.json`` of the local
 workspace), so ``Dataset.get_by_name(ws, name)`` finds it again."""
 from __future__ import annotations
 
@@ -428,6 +428,63 @@ def _entries_of(p: Any) -> list[tuple[str, str]]:
     if not found:
         raise NotFound(f"dataset path {shown!r} matches no file")
     return list(found.items())
+
+
+STAGED = "azureml/datasets"  # where a dataset handed to a run as one folder is copied, in the default datastore
+
+
+def _staged_uri(value: Any, client: Any) -> str | None:
+    """A dataset a run cannot read where its files are — several files (v1 hands the script one folder: the mount
+    point), or local files for a run that is not on this machine — copied into the default datastore under
+    ``azureml/datasets/<digest>/`` (each file named as under the dataset, so a pattern's matches keep their
+    subfolders), and that folder's ``datastore:`` URI; ``None`` for a dataset passed as it is (one local file or URL
+    on this machine). The digest is of every file's path, size and time: the same data is copied once."""
+    import hashlib
+
+    if not isinstance(value, _Dataset) or isinstance(value, _InMemory):
+        return None
+    here = client.capabilities.inputs_readable_here
+    if not here and any(isinstance(p, DataReference) for p in value._paths):
+        raise NotSupported(f"{value!r} as one argument: on Azure ML a dataset of several datastore paths is passed "
+                           "as their folder (Dataset.File.from_files((datastore, 'folder/'))) or one input per path")
+    entries = value._entries()
+    if any(str(p).startswith(("http://", "https://")) for p, _ in entries):
+        if len(entries) == 1:
+            return None
+        raise NotSupported(f"a dataset of {len(entries)} web files as one argument: download them first "
+                           "(dataset.download('data')) and pass Dataset.File.from_files('data/*')")
+    if here and len(entries) == 1:
+        return None
+    files: list[tuple[Path, str]] = []
+    for p, rel in entries:
+        path = Path(p)
+        files += [(f, f"{rel}/{f.relative_to(path).as_posix()}") for f in sorted(path.rglob("*")) if f.is_file()] \
+            if path.is_dir() else [(path, rel)]
+    taken: dict[str, Path] = {}
+    for f, rel in files:
+        if taken.setdefault(rel, f) != f:
+            raise InvalidInput(f"two files of the dataset would both be {rel!r} in the run's folder ({taken[rel]} and "
+                               f"{f}): give the dataset one folder or pattern, or rename one")
+    digest = hashlib.sha256()
+    for f, rel in files:
+        st = f.stat()
+        digest.update(f"{f}\0{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    folder = f"{STAGED}/{digest.hexdigest()[:16]}"
+    uri = f"datastore:{client.datastores.default().name}/{folder}"
+    try:
+        if here:
+            have = Path(client.datastores.resolve_input(uri))
+            done = all((have / rel).is_file() for _, rel in files)
+        else:  # one listing of the folder's blobs
+            names = {e.path for e in client.datastores.ls(folder)}
+            done = all(f"{folder}/{rel}" in names for _, rel in files)
+        if done:
+            return uri  # copied by an earlier submission
+    except NotFound:
+        pass
+    for f, rel in files:  # into its folder (a trailing "/": the file keeps its name on either backend)
+        client.datastores.upload(f, "/".join([folder, *rel.split("/")[:-1]]) + "/", overwrite=True)
+    return uri
 
 
 def _serial(p: Any) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..core.errors import InvalidInput, NotSupported
 from . import note_once
-from .data import OutputFileDatasetConfig, PipelineData, TabularDataset, _StepInput, _StepOutput
+from .data import OutputFileDatasetConfig, PipelineData, TabularDataset, _StepInput, _StepOutput, _staged_uri
 
 import weakref  # noqa: E402
 
@@ -160,7 +160,7 @@ class Pipeline:
     def _spec(self, parameters: dict | None = None, regenerate_outputs: bool = False,
               continue_on_step_failure: bool | None = None) -> tuple[Any, Path]:
         from ..core.pipelines import PipelineSpec, PipelineStep, binding
-        from .api import _datastore_uri, _input_name
+        from .api import _arg, _datastore_uri, _input_name
         from .compute import compute_name
         from .environment import environment_ref
 
@@ -199,7 +199,7 @@ class Pipeline:
                     key = _input_name(getattr(value, "_input_name", None) or oname, {})
                     inputs[key] = binding(up, oname)
                     return "${{inputs.%s}}" % key
-                uri = _datastore_uri(value)
+                uri = _datastore_uri(value) or _staged_uri(value, client)
                 if uri is not None:
                     key = _input_name(getattr(value, "_input_name", None) or f"input_{len(inputs) + 1}", inputs)
                     inputs[key] = uri
@@ -211,7 +211,7 @@ class Pipeline:
                     args.append(str(params.get(a.name, a.default_value)))
                     continue
                 bound = bind(a)
-                args.append(bound if bound is not None else str(a))
+                args.append(bound if bound is not None else _arg(a))
             for i in s.inputs:
                 if not any(i is a for a in s.arguments):
                     bind(i)

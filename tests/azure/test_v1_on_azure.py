@@ -7,7 +7,7 @@ import pytest
 
 from aml_magics import v1
 
-from .contract import FakeArm, client_on
+from .contract import FakeArm, client_on, loopback_certificate, resolve_localhost
 
 pytestmark = pytest.mark.azure_contract
 
@@ -15,9 +15,18 @@ SUB, RG, WS = "00000000-1111-2222-3333-444444444444", "my-rg", "my-ws"
 
 
 @pytest.fixture
-def azure_v1(spec, monkeypatch):
+def azure_v1(spec, monkeypatch, request):
+    """(our client, the fake) with the v1 names; ``@pytest.mark.storage`` on a test: the datastore's own storage
+    account served by the fake too (over TLS, at ACCOUNT.blob.core.localhost)."""
     monkeypatch.delenv(v1.ENV_FLAG, raising=False)
-    fake = FakeArm(spec=spec).snapshots_here().keeping_state(page_size=50)
+    tls = None
+    if request.node.get_closest_marker("storage"):
+        tls = loopback_certificate(request.getfixturevalue("tmp_path_factory").mktemp("tls"))
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", tls[0])
+        resolve_localhost(monkeypatch)
+    fake = FakeArm(spec=spec, tls=tls).snapshots_here().keeping_state(page_size=50)
+    if tls:
+        fake.datastores_here("AccountKey")
     with client_on(fake) as client:
         v1.install(client=client, quiet=True)
         try:
@@ -215,3 +224,41 @@ def test_run_input_datasets_in_a_job_are_the_job_inputs(azure_v1, tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "['imgs', 'scores'] ['x', 'y'] 6 ['a.png']"
+
+
+@pytest.mark.storage
+def test_v1_datasets_of_local_files_are_uploaded_once_and_become_job_inputs(azure_v1, tmp_path):
+    """A dataset of files on this machine cannot be read by a job in the cloud: its files go to the default datastore
+    (subfolders of a pattern's matches kept, blob requests checked against Microsoft's contract) and the job reads
+    that folder — one file as much as several (before, the job got this machine's path)."""
+    client, fake = azure_v1
+    from azureml.core import Dataset, Experiment, ScriptRunConfig, Workspace
+
+    ws = Workspace.from_config()
+    store = ws.get_default_datastore()
+    for year in ("2018", "2019"):
+        (tmp_path / "data" / year).mkdir(parents=True)
+        (tmp_path / "data" / year / "t.csv").write_text(f"year\n{year}\n")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "train.py").write_text("print('reads its inputs')\n")
+    several = Dataset.File.from_files(path=str(tmp_path / "data" / "*" / "*.csv"))
+    one = Dataset.Tabular.from_delimited_files(path=str(tmp_path / "data" / "2019" / "t.csv"))
+    Experiment(ws, "v1-local-data").submit(ScriptRunConfig(
+        source_directory=str(tmp_path / "src"), script="train.py", compute_target="cpu-cluster",
+        arguments=["--all", several.as_mount(), "--one", one.as_named_input("latest")]))
+    job = _jobs(fake)[-1]
+    assert job["command"] == "python __aml_v1__.py train.py --all ${{inputs.input_1}} --one ${{inputs.latest}}"
+    prefix = f"azureml://datastores/{store.name}/paths/azureml/datasets/"
+    folders = {k: v["uri"] for k, v in job["inputs"].items()}
+    assert all(u.startswith(prefix) for u in folders.values()) and folders["input_1"] != folders["latest"]
+    stored = sorted(p.split("/azureml/datasets/", 1)[1].split("/", 1)[1] for p in fake.blobs
+                    if "/azureml/datasets/" in p)
+    assert stored == ["2018/t.csv", "2019/t.csv", "t.csv"]
+    blob = next(p for p in fake.blobs if p.endswith(folders["input_1"].rsplit("/", 1)[1] + "/2018/t.csv"))
+    assert fake.blobs[blob] == b"year\n2018\n"
+    fake.blobs[blob] = b"marked"  # a second submission of the same files does not upload them again
+    Experiment(ws, "v1-local-data").submit(ScriptRunConfig(
+        source_directory=str(tmp_path / "src"), script="train.py", compute_target="cpu-cluster",
+        arguments=["--all", several.as_mount()]))
+    assert _jobs(fake)[-1]["inputs"]["input_1"]["uri"] == folders["input_1"]
+    assert fake.blobs[blob] == b"marked"

@@ -359,3 +359,77 @@ def test_dataset_paths_take_patterns_and_validate_at_once(azureml, client, tmp_p
     run.wait_for_completion()
     assert run.get_status() == "Completed", client.runs.get(run.id).error
     assert run.get_metrics() == {"rows": 3, "months": 6.0}
+
+
+def test_a_dataset_of_several_files_reaches_a_script_as_one_folder(azureml, client, tmp_path):
+    """The v1 tutorials' way: ``arguments=['--data-folder', files.as_mount()]`` for a dataset of several files and the
+    script globs inside that folder. A local pattern's matches (subfolders kept), several local files, a named input
+    read as a table; the same data copied once however often it is submitted; two files that would take one name,
+    and several web files, refused in one line before anything runs."""
+    import time
+
+    from azureml.core import Dataset, Experiment, ScriptRunConfig, Workspace
+
+    ws = Workspace.from_config()
+    for year, months in (("2018", (11, 12)), ("2019", (1, 2))):
+        (tmp_path / "weather" / year).mkdir(parents=True)
+        for m in months:
+            (tmp_path / "weather" / year / f"{m}.csv").write_text(f"month,temp\n{m},{m * 2}\n")
+    (tmp_path / "weather" / "2019" / "notes.txt").write_text("not a table\n")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "walk.py").write_text(textwrap.dedent("""
+        import glob, os, sys
+        from azureml.core import Run
+        run = Run.get_context()
+        folder = sys.argv[sys.argv.index('--data-folder') + 1]
+        found = sorted(os.path.relpath(p, folder) for p in glob.glob(os.path.join(folder, '**/*.csv'), recursive=True))
+        run.log_list('found', [len(found)])
+        run.tag('files', ' '.join(found))
+        run.tag('entries', str(len(os.listdir(folder))))
+        if '--named' in sys.argv:
+            df = run.input_datasets['weather'].to_pandas_dataframe()
+            run.log('temps', float(df['temp'].sum()))
+    """))
+    matches = Dataset.File.from_files(path=str(tmp_path / "weather" / "**" / "*.csv"))
+    exp = Experiment(ws, "v1-folder-argument")
+
+    def submit(*args):
+        run = exp.submit(ScriptRunConfig(source_directory=str(tmp_path / "src"), script="walk.py", arguments=list(args)))
+        run.wait_for_completion()
+        assert run.get_status() == "Completed", client.runs.get(run.id).error
+        return run
+
+    run = submit("--data-folder", matches.as_mount())
+    assert run.get_tags()["files"] == "2018/11.csv 2018/12.csv 2019/1.csv 2019/2.csv"
+    assert run.get_tags()["entries"] == "2"  # the folders 2018 and 2019: notes.txt did not match
+    stage = Path(client.datastores.resolve_input(f"datastore:{client.datastores.default().name}/azureml/datasets"))
+    staged = [p for p in stage.iterdir() if p.is_dir()]
+    assert len(staged) == 1
+    first = (staged[0] / "2018" / "11.csv").stat().st_mtime_ns
+    time.sleep(0.05)
+    submit("--data-folder", matches.as_mount())  # the same data: not copied again
+    assert (staged[0] / "2018" / "11.csv").stat().st_mtime_ns == first
+
+    pair = Dataset.Tabular.from_delimited_files(path=[str(tmp_path / "weather" / "2019" / "1.csv"),
+                                                      str(tmp_path / "weather" / "2019" / "2.csv")])
+    run = submit("--data-folder", pair.as_named_input("weather"), "--named")
+    assert run.get_tags()["files"] == "1.csv 2.csv"
+    assert run.get_metrics()["temps"] == 6.0
+
+    one = Dataset.File.from_files(path=str(tmp_path / "weather" / "2019" / "1.csv"))
+    assert ScriptRunConfig(source_directory=str(tmp_path / "src"), script="walk.py", arguments=["--data-folder", one]) \
+        ._submission(exp).args[1] == str(tmp_path / "weather" / "2019" / "1.csv")  # one file: its own path
+
+    runs_before = len(list(client.runs.list(experiment="v1-folder-argument")))
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "1.csv").write_text("month,temp\n1,3\n")
+    twins = Dataset.File.from_files(path=[str(tmp_path / "weather" / "2019" / "1.csv"), str(tmp_path / "other" / "1.csv")])
+    with pytest.raises(InvalidInput, match="would both be '1.csv'"):
+        exp.submit(ScriptRunConfig(source_directory=str(tmp_path / "src"), script="walk.py",
+                                   arguments=["--data-folder", twins]))
+    web = Dataset.File.from_files(path=["https://example.invalid/a.gz", "https://example.invalid/b.gz"],
+                                  validate=False)
+    with pytest.raises(NotSupported, match="download them first"):
+        exp.submit(ScriptRunConfig(source_directory=str(tmp_path / "src"), script="walk.py",
+                                   arguments=["--data-folder", web]))
+    assert len(list(client.runs.list(experiment="v1-folder-argument"))) == runs_before  # refused: nothing ran

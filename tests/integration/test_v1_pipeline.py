@@ -148,3 +148,29 @@ def test_v1_pipeline_mistakes_get_one_line(azureml, client, project):
         ParallelRunConfig(mini_batch_size="1")
     assert not client.runs.list().infos
     assert os.environ.get(v1.ENV_FLAG) == "1"
+
+
+def test_a_step_argument_that_is_a_local_dataset_reaches_the_script_as_its_data(azureml, client, project):
+    """A PythonScriptStep's argument that is a dataset of local files: one file arrives as its path and a pattern's
+    matches as one folder — before, the script received the dataset's repr as text."""
+    from azureml.core import Dataset, Experiment, Workspace
+    from azureml.pipeline.core import Pipeline
+    from azureml.pipeline.steps import PythonScriptStep
+
+    ws = Workspace.from_config()
+    (project / "parts").mkdir()
+    for i in range(3):
+        (project / "parts" / f"p{i}.csv").write_text(f"x\n{i}\n")
+    (project / "count.py").write_text(
+        "import glob, os, sys\nfrom azureml.core import Run\nrun = Run.get_context()\n"
+        "folder, one = sys.argv[2], sys.argv[4]\n"
+        "run.log('parts', len(glob.glob(os.path.join(folder, '*.csv'))))\n"
+        "run.log('first', float(open(one).read().split()[1]))\n")
+    step = PythonScriptStep(name="count", script_name="count.py", source_directory=".", arguments=[
+        "--parts", Dataset.File.from_files(path=str(project / "parts" / "*.csv")),
+        "--one", Dataset.File.from_files(path=str(project / "parts" / "p1.csv"))])
+    run = Experiment(ws, "v1-pipe-local-data").submit(Pipeline(ws, steps=[step]))
+    run.wait_for_completion()
+    (child,) = run.get_steps()
+    assert child.get_status() == "Completed", client.runs.get(child.id).error
+    assert child.get_metrics() == {"parts": 3, "first": 1.0}
