@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..core.errors import InvalidInput, NotFound, NotSupported
+from ..core.errors import AmlError, InvalidInput, NotFound, NotSupported
 from . import note_once
 
 __all__ = ["Dataset", "Datastore", "FileDataset", "TabularDataset", "DataReference", "DataPath", "DatasetConsumptionConfig",
@@ -116,9 +116,22 @@ class DataReference:
         """``(the folder before a pattern, the pattern)`` — ``(self, "")`` for a path without one."""
         parts = self.path_on_datastore.split("/")
         cut = next((i for i, part in enumerate(parts) if _wild(part)), None)
-        if cut is None:
+        if cut is None or self._exists():  # a file named "data[1].csv" is itself
             return self, ""
         return DataReference(self.datastore, "/".join(parts[:cut]) + "/", self.mode), "/".join(parts[cut:])
+
+    def _exists(self) -> bool:
+        """Whether this exact path is in the datastore (asked only of a path that looks like a pattern)."""
+        client = self.datastore.workspace.client
+        path = self.path_on_datastore.rstrip("/")
+        try:
+            if client.capabilities.inputs_readable_here:
+                return Path(client.datastores.resolve_input(self._uri())).exists()
+            parent = path.rsplit("/", 1)[0] if "/" in path else ""
+            return any(e.path.rstrip("/") == path or e.path.startswith(path + "/")
+                       for e in client.datastores.ls(parent, self.datastore.name))
+        except AmlError:  # not there, or the storage cannot be listed from here: the pattern it looks like
+            return False
 
     def _uri(self) -> str:
         return f"datastore:{self.datastore.name}/{self.path_on_datastore}" if self.path_on_datastore \

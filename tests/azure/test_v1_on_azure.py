@@ -262,3 +262,11 @@ def test_v1_datasets_of_local_files_are_uploaded_once_and_become_job_inputs(azur
         arguments=["--all", several.as_mount()]))
     assert _jobs(fake)[-1]["inputs"]["input_1"]["uri"] == folders["input_1"]
     assert fake.blobs[blob] == b"marked"
+    (tmp_path / "data[1].csv").write_text("a\n7\n")  # a blob whose name looks like a pattern is itself
+    client.datastores.upload(tmp_path / "data[1].csv", "odd/")
+    Experiment(ws, "v1-local-data").submit(ScriptRunConfig(
+        source_directory=str(tmp_path / "src"), script="train.py", compute_target="cpu-cluster",
+        arguments=["--odd", Dataset.File.from_files(path=(store, "odd/data[1].csv")),
+                   "--csvs", Dataset.File.from_files(path=(store, "odd/*.csv"))]))
+    inputs = _jobs(fake)[-1]["inputs"]
+    assert inputs["input_1"]["uri"].endswith("/paths/odd/data[1].csv") and inputs["input_2"]["uri"].endswith("/paths/odd/")

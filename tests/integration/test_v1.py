@@ -342,6 +342,9 @@ def test_dataset_paths_take_patterns_and_validate_at_once(azureml, client, tmp_p
             Dataset.Tabular.from_delimited_files(path=path)
     (tmp_path / "data[1].csv").write_text("a\n7\n")  # a name that looks like a pattern is itself when it exists
     assert Dataset.Tabular.from_delimited_files(path=str(tmp_path / "data[1].csv")).to_pandas_dataframe()["a"][0] == 7
+    store.upload_files([str(tmp_path / "data[1].csv")], target_path="odd", overwrite=True)  # so in a datastore
+    odd = Dataset.Tabular.from_delimited_files(path=(store, "odd/data[1].csv"))
+    assert odd.to_pandas_dataframe()["a"].tolist() == [7] and v1.api._pattern_of(odd) == ""
     later = Dataset.Tabular.from_delimited_files(path=str(tmp_path / "later.csv"), validate=False)
     (tmp_path / "later.csv").write_text("a\n1\n")
     assert later.to_pandas_dataframe()["a"].tolist() == [1]
