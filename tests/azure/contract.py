@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
+from xml.sax.saxutils import escape as xml_escape
 
 SPEC_DIR = Path(__file__).resolve().parent / "azureml-rest-2024-10-01"
 API_VERSION = "2024-10-01"
@@ -454,9 +455,9 @@ class FakeArm:
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         host = next((v for k, v in headers.items() if k.lower() == "host"), "")
         if re.match(r"^[a-z0-9]+\.blob\.core\.localhost(:\d+)?$", host):  # a storage account's own host name
-            return self.handle_blob(method, "/blob" + parts.path, query, headers, raw, parts)
-        if parts.path.startswith("/blob/"):
-            return self.handle_blob(method, parts.path, query, headers, raw, parts)
+            return self.handle_blob(method, "/blob" + unquote(parts.path), query, headers, raw, parts)
+        if parts.path.startswith("/blob/"):  # a blob's name is the decoded path, as Azure Storage keeps it
+            return self.handle_blob(method, unquote(parts.path), query, headers, raw, parts)
         if parts.path == "/lro":
             # ARM's generic long-running-operation protocol (not an Azure ML operation, so not in these
             # files): the status monitor answers {"status": "Succeeded"} when the operation is done
@@ -616,7 +617,7 @@ class FakeArm:
         if method == "GET" and query.get("comp") == "list":  # List Blobs (one page)
             prefix = f"{path.rstrip('/')}/{query.get('prefix', '')}"
             names = sorted(k for k in self.blobs if k.startswith(prefix) and "#" not in k)
-            items = "".join(f"<Blob><Name>{k[len(path.rstrip('/')) + 1:]}</Name><Properties><Content-Length>"
+            items = "".join(f"<Blob><Name>{xml_escape(k[len(path.rstrip('/')) + 1:])}</Name><Properties><Content-Length>"
                             f"{len(self.blobs[k])}</Content-Length></Properties></Blob>" for k in names)
             xml = f"<?xml version='1.0' encoding='utf-8'?><EnumerationResults><Blobs>{items}</Blobs><NextMarker/>" \
                   "</EnumerationResults>"

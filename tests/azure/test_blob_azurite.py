@@ -118,6 +118,15 @@ def test_datastore_upload_list_download_through_the_workspace(azurite, tmp_path)
         assert (tmp_path / "out" / "tables" / "sub" / "more.csv").read_text() == "x,y\n3,4\n" and len(got) == 2
         with pytest.raises(InvalidInput, match="inside the datastore"):
             client.datastores.upload(tmp_path / "data", "../escape", datastore="string")
+        (tmp_path / "odd").mkdir()  # names as a careless user writes them: listed and read back as themselves
+        for name in ("a&b.csv", "50%25 <off>.csv", "é ü.csv"):
+            (tmp_path / "odd" / name).write_text(name)
+        client.datastores.upload(tmp_path / "odd", "odd", datastore="string")
+        assert [e.path for e in client.datastores.ls("odd", datastore="string")] == \
+            ["odd/50%25 <off>.csv", "odd/a&b.csv", "odd/é ü.csv"]
+        client.datastores.download("odd", tmp_path / "odd-out", datastore="string")
+        assert sorted(p.name for p in (tmp_path / "odd-out" / "odd").iterdir()) == ["50%25 <off>.csv", "a&b.csv",
+                                                                                    "é ü.csv"]
         assert {c.operation for c in fake.calls} == {"Datastores_Get", "Datastores_ListSecrets"}
     finally:
         fake.close()

@@ -179,6 +179,16 @@ def test_datastore_files_round_trip(case_dir, tmp_path):
     case.client.datastores.download("contract/a.csv", out)
     assert (out / "a.csv").read_text() == "x,y\n1,2\n"
     assert case.client.datastores.resolve_input("datastore:contract/a.csv").endswith("contract/a.csv")
+    # where one file lands: the same on every backend (a script moved between them reads the same path)
+    one, ds = tmp_path / "data" / "a.csv", case.client.datastores
+    assert ds.upload(one, "contract-one") == ["contract-one/a.csv"]  # a new folder
+    assert ds.upload(one, "contract-one/renamed.csv") == ["contract-one/renamed.csv"]  # a file name
+    assert ds.upload(one, "contract-one/a.csv", overwrite=True) == ["contract-one/a.csv"]  # its own name
+    assert ds.upload(one, "contract-one/v1.2/") == ["contract-one/v1.2/a.csv"]  # "/": a folder, whatever it looks like
+    assert ds.upload(one, "contract-one/v1.2", overwrite=True) == ["contract-one/v1.2/a.csv"]  # an existing folder
+    assert ds.upload(one, "") == ["a.csv"]
+    with pytest.raises(Conflict):
+        ds.upload(one, "contract-one")  # contract-one/a.csv is there
 
 
 # -- models, environments, deployments, doctor ---------------------------------------------------------------

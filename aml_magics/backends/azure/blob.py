@@ -119,11 +119,23 @@ class BlobContainer:
         while True:
             query = "restype=container&comp=list" + (f"&prefix={quote(prefix, safe='')}" if prefix else "") \
                 + (f"&marker={quote(marker, safe='')}" if marker else "")
-            text = self._request("GET", "", query).text
-            for name, size in re.findall(r"<Blob>.*?<Name>([^<]+)</Name>.*?<Content-Length>(\d+)</Content-Length>", text,
-                                         re.S):
-                yield unquote(name), int(size)
-            found = re.search(r"<NextMarker>([^<]*)</NextMarker>", text)
-            marker = found.group(1) if found else ""
+            root = _xml(self._request("GET", "", query).content)
+            for blob in root.iter("Blob"):
+                name = blob.find("Name")
+                text = name.text or "" if name is not None else ""
+                # XML-escaped text (a&amp;b); a name XML cannot hold comes URL-encoded with Encoded="true"
+                yield unquote(text) if name is not None and name.get("Encoded") == "true" else text, \
+                    int(blob.findtext("Properties/Content-Length") or 0)
+            marker = root.findtext("NextMarker") or ""
             if not marker:
                 return
+
+
+def _xml(body: bytes):
+    """A List Blobs answer as an element tree (entities resolved; no DTDs or external entities are read)."""
+    from xml.etree import ElementTree
+
+    try:
+        return ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        raise AmlError("the storage account answered a listing that is not XML; try again") from None

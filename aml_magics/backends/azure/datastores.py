@@ -11,6 +11,7 @@ from ...core.errors import Conflict, InvalidInput, NotFound
 from ...core.names import default_datastore
 from ...core.types import DatastoreEntry, DatastoreInfo
 from ..common.snapshot import plan_snapshot
+from ..common.uploads import file_destination
 from . import ops
 from .convert import clean_datastore_path, datastore_uri
 
@@ -83,12 +84,16 @@ class AzureDatastores(DatastoresBackend):
     def upload(self, src, target, datastore, overwrite):
         src = Path(src)
         container = self.container(datastore)
+        into = str(target or "").replace("\\", "/").endswith("/")
         target = clean_datastore_path(target)
-        files = [(src, src.name)] if src.is_file() else plan_snapshot(src, 10**12)
+        if src.is_file():  # one rule with the local workspace for where the file lands
+            files = [(src, file_destination(target + "/" * into, src.name,
+                                            lambda f: any(True for _ in container.list(f + "/"))))]
+        else:
+            files = [(p, "/".join(x for x in (target, rel) if x)) for p, rel in plan_snapshot(src, 10**12)]
         existing = {name for name, _ in container.list(target)} if not overwrite else set()
         done = []
-        for path, rel in files:
-            name = "/".join(x for x in (target, rel) if x)
+        for path, name in files:
             if name in existing:
                 raise Conflict(f"{name} exists in the datastore; add --overwrite to replace it")
             container.put(name, Path(path).read_bytes())

@@ -14,6 +14,7 @@ from ...core import checks
 from ...core.contract import DatastoresBackend
 from ...core.errors import Conflict, InvalidInput, NotFound
 from ...core.types import DatastoreEntry, DatastoreInfo
+from ..common.uploads import file_destination
 
 if TYPE_CHECKING:  # pragma: no cover
     from .backend import LocalBackend
@@ -56,8 +57,9 @@ class LocalDatastores(DatastoresBackend):
         dest = self._inside(root, target or "")
         pairs: list[tuple[Path, Path]] = []
         if src.is_file():
-            final = dest / src.name if (dest.is_dir() or (target or "").endswith("/") or not target) else dest
-            pairs.append((src, final))
+            rel = file_destination((target or "").replace("\\", "/").lstrip("/"), src.name,
+                                   lambda folder: self._inside(root, folder).is_dir())
+            pairs.append((src, self._inside(root, rel)))
         else:
             for f in sorted(src.rglob("*")):
                 if f.is_file() and not f.is_symlink():
