@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 
 from ...core import checks
 from ...core.contract import DatastoresBackend
-from ...core.errors import Conflict, InvalidInput, NotFound
+from ...core.errors import Conflict, InvalidInput, NotFound, StorageError, storage_reason
 from ...core.types import DatastoreEntry, DatastoreInfo
 from ..common.uploads import file_destination
+from .layout import UPLOADING, uploading_beside
 
 if TYPE_CHECKING:  # pragma: no cover
     from .backend import LocalBackend
@@ -72,11 +73,20 @@ class LocalDatastores(DatastoresBackend):
             raise Conflict(f"{rel} already exists in the datastore ({len(clashes)} file(s)); add --overwrite to replace")
         done = []
         for s, d in pairs:
-            d.parent.mkdir(parents=True, exist_ok=True)
-            tmp = d.with_name(f".{d.name}.uploading")
-            shutil.copyfile(s, tmp)
-            os.chmod(tmp, 0o444)  # inputs are read-only to runs
-            os.replace(tmp, d)
+            tmp = uploading_beside(d)  # each writer its own: two notebooks uploading one name never mix the files
+            try:
+                d.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(s, tmp)
+                os.chmod(tmp, 0o444)  # inputs are read-only to runs
+                os.replace(tmp, d)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                reason = storage_reason(exc)
+                if reason is None:
+                    raise
+                raise StorageError(f"cannot upload {s.name}: {reason}; {len(done)} of {len(pairs)} file(s) were "
+                                   "uploaded — free space or make the workspace writable, then upload again "
+                                   "with --overwrite") from None
             done.append(d.relative_to(root).as_posix())
         return done
 
@@ -91,7 +101,7 @@ class LocalDatastores(DatastoresBackend):
         return [
             DatastoreEntry(p.relative_to(root).as_posix() + ("/" if p.is_dir() else ""),
                            p.stat().st_size if p.is_file() else 0, p.is_dir())
-            for p in sorted(base.iterdir()) if not p.name.endswith(".uploading")
+            for p in sorted(base.iterdir()) if not p.name.endswith(UPLOADING)
             and (p.resolve() == inside or inside in p.resolve().parents)  # never a link out of the datastore
         ]
 

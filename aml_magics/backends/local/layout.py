@@ -12,10 +12,22 @@
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePosixPath
 
 DB_NAME = "aml.db"
 LOG_NAME = "std_log.txt"
+
+
+UPLOADING = ".uploading"  # the suffix of a file being written beside its final name (hidden from listings)
+
+
+def uploading_beside(target: Path) -> Path:
+    """A temporary name beside ``target`` that no other writer uses (two notebooks writing one name at once each
+    write their own file, and the last ``os.replace`` wins whole)."""
+    import secrets
+
+    return target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}{UPLOADING}")
 
 
 def run_dir(workspace: Path, run_id: str) -> Path:
@@ -51,7 +63,7 @@ def list_artifacts(run_folder: Path) -> list[str]:
         if not root.is_dir():
             continue
         for f in sorted(root.rglob("*")):
-            if f.is_file():
+            if f.is_file() and not f.name.endswith(UPLOADING):  # one being written is not an artifact yet
                 rel = f.relative_to(root).as_posix()
                 names.append(f"{prefix}/{rel}" if prefix else rel)
     return names

@@ -322,12 +322,12 @@ class LocalTracker(Tracker):
         """Copy ``source`` into the run's artifacts as ``name`` (``outputs/…``, ``logs/…`` or other).
 
         A file is not kept in memory: on a full disk this raises one ``StorageError`` and keeps nothing."""
-        from .layout import artifact_path
+        from .layout import artifact_path, uploading_beside
 
         target = artifact_path(self.run_dir(run_id), name)
         if not os.path.isfile(source):
             raise InvalidInput(f"upload_file: {source} is not a file")
-        tmp = target.with_name(f".{target.name}.uploading")
+        tmp = uploading_beside(target)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, tmp)
