@@ -11,6 +11,7 @@ from typing import Any, Iterator
 from ..core.config import find_azure_config, read_azure_config
 from ..core.errors import InvalidInput, NotFound, NotSupported
 from ..core.run import Run as _CoreRun
+from ..core.run import _OfflineRun
 from ..core.types import RunSubmission
 from ..core.workspace import Experiment as _CoreExperiment
 from ..core.workspace import Workspace as _CoreWorkspace
@@ -230,11 +231,11 @@ class Run(_CoreRun):
     def get_context(cls, allow_offline: bool = True, **_ignored: Any) -> "Run":
         """The run this code executes in (the same one ``aml_magics.Run.get_context()`` gives, with v1's extras:
         ``input_datasets``, ``get_portal_url`` …); an offline run outside one."""
-        from ..core.run import _OfflineRun
-
         context = _CoreRun.get_context(allow_offline=allow_offline)
-        if isinstance(context, (_OfflineRun, Run)):
-            return context  # outside a run: the offline run (it prints what it is given)
+        if isinstance(context, Run):
+            return context
+        if isinstance(context, _OfflineRun):  # outside a run: the offline run (it prints what it is given), v1's
+            return _OfflineV1Run()            # names on it too
         if Run._v1_context is None or Run._v1_context.id != context.id:
             Run._v1_context = Run(context._experiment, context.id, _client=context._client,
                                   _tracker=context._tracker, _check=False)
@@ -267,6 +268,84 @@ class Run(_CoreRun):
     def get_properties(self) -> dict:
         info = self.get_info()
         return {**dict(getattr(info, "params", {}) or {}), **{k: str(v) for k, v in (info.tags or {}).items()}}
+
+    def add_properties(self, properties: dict) -> None:
+        """v1's properties (kept as the run's parameters: shown beside its metrics, returned by get_properties)."""
+        if not isinstance(properties, dict):
+            raise InvalidInput(f"add_properties takes a dict of NAME: VALUE, got {type(properties).__name__}")
+        self.set_params(properties)
+
+    def upload_files(self, names: list, paths: list, return_artifacts: bool = False, **_ignored: Any) -> list[str]:
+        """Each of ``paths`` kept as the artifact of the same place in ``names`` — every path checked first."""
+        names, paths = list(names), list(paths)
+        if len(names) != len(paths):
+            raise InvalidInput(f"upload_files: {len(names)} names for {len(paths)} paths; give one name per path")
+        for path in paths:
+            if not os.path.isfile(path):
+                raise InvalidInput(f"upload_files: {path} is not a file (nothing was uploaded)")
+        return [self.upload_file(n, p) for n, p in zip(names, paths)]
+
+    def upload_folder(self, name: str, path: str, **_ignored: Any) -> list[str]:
+        """Every file under ``path`` kept as ``name/<its path inside the folder>``."""
+        from pathlib import Path
+
+        folder = Path(os.path.expanduser(str(path)))
+        if not folder.is_dir():
+            raise InvalidInput(f"upload_folder: {path} is not a folder")
+        files = sorted(f for f in folder.rglob("*") if f.is_file())
+        prefix = str(name).replace("\\", "/").strip("/")
+        return self.upload_files([f"{prefix}/{f.relative_to(folder).as_posix()}" for f in files], files)
+
+    def download_files(self, prefix: str | None = None, output_directory: str | None = None,
+                       append_prefix: bool = True, **_ignored: Any) -> list[str]:
+        """The run's files under ``prefix`` (all without one) into ``output_directory`` (default: here)."""
+        from pathlib import Path
+
+        wanted = (prefix or "").strip("/")
+        names = [n for n in self.get_file_names() if not wanted or n == wanted or n.startswith(wanted + "/")]
+        if wanted and not names:
+            raise NotFound(f"run {self.id} has no files under {prefix!r}; see run.get_file_names()")
+        base = Path(output_directory or ".")
+
+        def where(n: str) -> Path:  # append_prefix=False: the path inside the prefix (a file asked by name: its name)
+            return base / n if append_prefix or not wanted else base / (n[len(wanted):].lstrip("/") or Path(n).name)
+
+        return [self.download_file(n, where(n)) for n in names]
+
+    def _log_v1_schema(self, kind: str, name: str, value: Any, description: str = "") -> None:
+        """v1's log_confusion_matrix / log_accuracy_table / log_residuals / log_predictions: the JSON value as
+        given (a dict, or its JSON text), kept whole as a table metric."""
+        import json
+
+        if isinstance(value, (str, bytes)):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise InvalidInput(f"{kind}({name!r}, value): the value is not JSON; give a dict or its JSON "
+                                   "text") from None
+        if not isinstance(value, dict):
+            raise InvalidInput(f"{kind}({name!r}, value): give a dict (like {{'schema_type': …, 'data': …}}) or "
+                               f"its JSON text, not {type(value).__name__}")
+        self.log_table(name, value, description=description)
+
+    def log_confusion_matrix(self, name: str, value: Any, description: str = "") -> None:
+        self._log_v1_schema("log_confusion_matrix", name, value, description)
+
+    def log_accuracy_table(self, name: str, value: Any, description: str = "") -> None:
+        self._log_v1_schema("log_accuracy_table", name, value, description)
+
+    def log_residuals(self, name: str, value: Any, description: str = "") -> None:
+        self._log_v1_schema("log_residuals", name, value, description)
+
+    def log_predictions(self, name: str, value: Any, description: str = "") -> None:
+        self._log_v1_schema("log_predictions", name, value, description)
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise AttributeError(f"Run.{name} is not part of aml-magics' Azure ML v1 layer: a run here logs (log, "
+                             "log_list, log_row, log_table, log_image …), keeps files (upload_file, upload_folder, "
+                             "download_files), tags and registers models — see the README's v1 table")
 
     def get_output(self, metric: str | None = None, iteration: int | None = None,
                    **_ignored: Any) -> tuple["Run", Any]:
@@ -365,6 +444,10 @@ def get_run(experiment: "Experiment", run_id: str, **_ignored: Any) -> Run:
 
 
 # -- Experiment -------------------------------------------------------------------------------------------------
+
+class _OfflineV1Run(_OfflineRun, Run):
+    """The offline run with v1's methods (``run.upload_folder`` in a script started by hand prints what it keeps)."""
+
 
 class Experiment(_CoreExperiment):
     """v1's ``Experiment(workspace, name)``: ``submit(config)`` for a ScriptRunConfig, an Estimator, a

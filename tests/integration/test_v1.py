@@ -45,7 +45,7 @@ def test_every_import_path_the_issue_names_resolves(azureml):
     from azureml.train.hyperdrive import HyperDriveRun  # noqa: F401
 
     assert azureml.core.VERSION.startswith("1.")
-    assert Run.get_context().__class__.__name__ == "_OfflineRun"  # outside a run, as v1's offline run
+    assert Run.get_context().__class__.__name__ == "_OfflineV1Run"  # outside a run, as v1's offline run
 
 
 def test_names_that_are_not_here_say_so_in_one_line(azureml):
@@ -213,6 +213,58 @@ def test_run_log_takes_v1s_third_argument_as_a_description(azureml, client):
         run.log("acc", 0.9, 3)  # a v1 user's step in the wrong place: one clear line, nothing stored
     run.complete()
     assert run.get_metrics()["acc"] == [0.5, 0.7]
+
+
+def test_v1_run_methods_tutorials_call_keep_what_they_are_given(azureml, client, tmp_path, capsys):
+    """The rest of v1's Run a tutorial calls — properties, folders of files, AutoML's chart metrics — kept and read
+    back; a careless value is one line that keeps nothing, and a name v1 has but this layer does not says so."""
+    import json
+
+    from azureml.core import Experiment, Workspace
+
+    run = Experiment(Workspace.from_config(), "v1-run-extras").start_logging()
+    run.add_properties({"dataset": "digits", "rows": 1797})
+    assert run.get_properties()["dataset"] == "digits" and run.get_properties()["rows"] == "1797"
+    (tmp_path / "report" / "plots").mkdir(parents=True)
+    (tmp_path / "report" / "summary.txt").write_text("ok\n")
+    (tmp_path / "report" / "plots" / "roc.csv").write_text("fpr,tpr\n0,0\n")
+    assert run.upload_folder("outputs/report", str(tmp_path / "report")) == \
+        ["outputs/report/plots/roc.csv", "outputs/report/summary.txt"]
+    with pytest.raises(InvalidInput, match="is not a file .nothing was uploaded"):
+        run.upload_files(["outputs/a.txt", "outputs/b.txt"], [str(tmp_path / "report" / "summary.txt"), "/nope"])
+    with pytest.raises(InvalidInput, match="2 names for 1 paths"):
+        run.upload_files(["outputs/a.txt", "outputs/b.txt"], [str(tmp_path / "report" / "summary.txt")])
+    with pytest.raises(InvalidInput, match="is not a folder"):
+        run.upload_folder("outputs/x", str(tmp_path / "missing"))
+    matrix = {"schema_type": "confusion_matrix", "schema_version": "1.0.0",
+              "data": {"class_labels": ["0", "1"], "matrix": [[5, 1], [0, 7]]}}
+    run.log_confusion_matrix("confusion", matrix)
+    run.log_accuracy_table("accuracy_table", json.dumps({"schema_type": "accuracy_table", "data": {"n": 2}}))
+    for bad, message in (("{not json", "not JSON"), ([[5, 1]], "give a dict")):
+        with pytest.raises(InvalidInput, match=message):
+            run.log_residuals("residuals", bad)
+    with pytest.raises(AttributeError, match="Run.get_snapshot_id is not part of aml-magics' Azure ML v1 layer"):
+        run.get_snapshot_id()
+    assert not hasattr(run, "_repr_latex_")
+    run.complete()
+    metrics = run.get_metrics()
+    assert metrics["confusion"] == matrix and metrics["accuracy_table"]["data"] == {"n": 2}
+    assert "residuals" not in metrics
+    assert "outputs/a.txt" not in run.get_file_names()  # the refused upload kept nothing
+    got = run.download_files(prefix="outputs/report", output_directory=str(tmp_path / "down"))
+    assert sorted(got) == [str(tmp_path / "down" / "outputs" / "report" / "plots" / "roc.csv"),
+                           str(tmp_path / "down" / "outputs" / "report" / "summary.txt")]
+    got = run.download_files(prefix="outputs/report", output_directory=str(tmp_path / "flat"), append_prefix=False)
+    assert (tmp_path / "flat" / "plots" / "roc.csv").is_file() and (tmp_path / "flat" / "summary.txt").is_file()
+    with pytest.raises(NotFound, match="no files under 'outputs/nope'"):
+        run.download_files(prefix="outputs/nope", output_directory=str(tmp_path / "none"))
+    from azureml.core import Run  # a script's code tried in a cell, outside any run: the offline run has the same names
+
+    offline = Run.get_context()
+    offline.add_properties({"x": 1})
+    offline.log_confusion_matrix("cm", {"schema_type": "cm"})
+    printed = capsys.readouterr().out
+    assert "[offline run] params {'x': '1'}" in printed and "[offline run] cm table" in printed
 
 
 def test_run_get_finds_a_run_by_its_id_and_a_bad_version_is_one_line(azureml, client):
