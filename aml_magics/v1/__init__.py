@@ -185,6 +185,19 @@ def note_once(key: str, text: str) -> None:
         print(f"Note: {text}")
 
 
+class V1Names:
+    """A v1 object's missing public names say so in one line (``run.get_snapshot_id()``, ``model.delete()``), not
+    as a bare ``AttributeError``; private ones (``_repr_html_`` …) stay ordinary misses."""
+
+    _V1_HAS = "see the README's v1 table for what it has here"
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise AttributeError(f"{type(self).__name__}.{name} is not part of aml-magics' Azure ML v1 layer: "
+                             f"{self._V1_HAS}")
+
+
 def _describe() -> str:
     try:
         config = client().config

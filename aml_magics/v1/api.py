@@ -16,7 +16,7 @@ from ..core.types import RunSubmission
 from ..core.workspace import Experiment as _CoreExperiment
 from ..core.workspace import Workspace as _CoreWorkspace
 from . import client as _current_client
-from . import note_once, set_client
+from . import V1Names, note_once, set_client
 
 VERSION = "1.60.0"
 INPUTS_ENV = "AML_MAGICS_V1_INPUTS"  # a run's named dataset inputs: name → {kind, local path}  # the last azureml-core release this layer follows (its API, not its code)
@@ -222,10 +222,12 @@ def _resolve(subscription_id, resource_group, workspace_name):
 
 # -- Run ------------------------------------------------------------------------------------------------------
 
-class Run(_CoreRun):
+class Run(V1Names, _CoreRun):
     """v1's ``Run``: the in-run logging API (``Run.get_context()``) and the handle of a submitted run."""
 
     _v1_context: "Run | None" = None
+    _V1_HAS = ("a run here logs (log, log_list, log_row, log_table, log_image …), keeps files (upload_file, "
+               "upload_folder, download_files), tags and registers models — see the README's v1 table")
 
     @classmethod
     def get_context(cls, allow_offline: bool = True, **_ignored: Any) -> "Run":
@@ -340,12 +342,6 @@ class Run(_CoreRun):
     def log_predictions(self, name: str, value: Any, description: str = "") -> None:
         self._log_v1_schema("log_predictions", name, value, description)
 
-    def __getattr__(self, name: str):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        raise AttributeError(f"Run.{name} is not part of aml-magics' Azure ML v1 layer: a run here logs (log, "
-                             "log_list, log_row, log_table, log_image …), keeps files (upload_file, upload_folder, "
-                             "download_files), tags and registers models — see the README's v1 table")
 
     def get_output(self, metric: str | None = None, iteration: int | None = None,
                    **_ignored: Any) -> tuple["Run", Any]:

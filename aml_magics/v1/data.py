@@ -258,6 +258,8 @@ class FileDataset(_Dataset):
 
 class TabularDataset(_Dataset):
     def __init__(self, paths: list[Any], separator: str = ",", header: bool = True, **kwargs: Any):
+        if not isinstance(separator, str) or not separator or "\n" in separator:
+            raise InvalidInput(f"separator={separator!r}: give the character between columns, like ',' or '\\t'")
         super().__init__(paths, **kwargs)
         self.separator, self.header = separator, header
 

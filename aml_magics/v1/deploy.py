@@ -15,14 +15,14 @@ from ..core.errors import InvalidInput, NotFound, NotSupported
 from ..core.operations import parse_model_ref
 from ..core.services import Webservice as _CoreWebservice
 from ..core.workspace import Model as _CoreModel
-from . import note_once
+from . import V1Names, note_once
 from .exceptions import WebserviceException
 
 __all__ = ["Model", "InferenceConfig", "Webservice", "AciWebservice", "LocalWebservice", "AksWebservice",
            "ContainerImage", "Image", "AciServiceDeploymentConfiguration", "LocalWebserviceDeploymentConfiguration"]
 
 
-class Model(_CoreModel):
+class Model(V1Names, _CoreModel):
     """v1's ``Model``: ``Model(ws, name, version=...)``, ``Model.register``, ``Model.deploy``,
     ``Model.get_model_path`` (in a scoring service: the deployed copy)."""
 
@@ -106,6 +106,22 @@ class InferenceConfig:
         return path
 
 
+def _checked(kind: str, **values: Any) -> None:
+    """A deploy configuration's numbers and switches: positive numbers, True/False (a string like "false" would
+    read as true) — else one line now, not at deploy time."""
+    import math
+
+    for name, value in values.items():
+        if value is None:
+            continue
+        if name.endswith("_enabled"):
+            if not isinstance(value, bool):
+                raise InvalidInput(f"{kind}.deploy_configuration({name}={value!r}): give True or False")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise InvalidInput(f"{kind}.deploy_configuration({name}={value!r}): give a positive number, like "
+                               f"{name}=1")
+
+
 class _DeploymentConfiguration:
     def __init__(self, kind: str, auth: bool, port: int | None = None, **settings: Any):
         self.kind, self.auth_enabled, self.port, self.settings = kind, auth, port, settings
@@ -116,7 +132,7 @@ class _DeploymentConfiguration:
 AciServiceDeploymentConfiguration = LocalWebserviceDeploymentConfiguration = _DeploymentConfiguration
 
 
-class Webservice(_CoreWebservice):
+class Webservice(V1Names, _CoreWebservice):
     """A deployed service with v1's names: ``state``, ``scoring_uri``, ``swagger_uri``, ``run``, ``get_keys``,
     ``get_logs``, ``update``, ``delete``, ``wait_for_deployment``. ``Webservice(ws, name)`` finds one."""
 
@@ -186,6 +202,8 @@ class AciWebservice(Webservice):
                              ssl_enabled: bool | None = None, enable_app_insights: bool | None = None,
                              **settings: Any) -> _DeploymentConfiguration:
         """ACI semantics: key auth only with ``auth_enabled=True`` (off by default, as on ACI)."""
+        _checked("AciWebservice", cpu_cores=cpu_cores, memory_gb=memory_gb, auth_enabled=auth_enabled,
+                 ssl_enabled=ssl_enabled, enable_app_insights=enable_app_insights)
         return _DeploymentConfiguration("aci", bool(auth_enabled), tags=tags, description=description,
                                         cpu_cores=cpu_cores, memory_gb=memory_gb)
 
@@ -206,6 +224,8 @@ class AksWebservice(Webservice):
                              **settings: Any) -> _DeploymentConfiguration:
         note_once("aks", "an AKS deployment configuration makes a scoring service like any other here (no "
                          "Kubernetes cluster): key auth on unless auth_enabled=False, as on AKS")
+        _checked("AksWebservice", cpu_cores=cpu_cores, memory_gb=memory_gb, auth_enabled=auth_enabled,
+                 autoscale_enabled=autoscale_enabled)
         return _DeploymentConfiguration("aks", True if auth_enabled is None else bool(auth_enabled), tags=tags,
                                         description=description)
 

@@ -37,12 +37,12 @@ class CondaDependencies:
                python_version: str | None = None, pin_sdk_version: bool = True, pip_indexurl: str | None = None,
                channels: list[str] | None = None, **_ignored: Any) -> "CondaDependencies":
         deps = cls()
-        for p in conda_packages or []:
+        for p in _listed(conda_packages):  # a single string is one package, not a list of letters
             deps.add_conda_package(p)
-        for p in pip_packages or []:
+        for p in _listed(pip_packages):
             deps.add_pip_package(p)
         if channels:
-            deps.channels = list(channels)
+            deps.channels = _listed(channels)
         deps.python_version = python_version
         return deps
 
@@ -69,7 +69,7 @@ class CondaDependencies:
             self.conda_packages.append(conda_package)
 
     def add_pip_package(self, pip_package: str) -> None:
-        _check_package(pip_package)
+        _check_package(pip_package, pip=True)
         if pip_package not in self.pip_packages:
             self.pip_packages.append(pip_package)
 
@@ -291,6 +291,18 @@ def _conda_to_pip(package: str) -> str:
     return package
 
 
-def _check_package(package: Any) -> None:
+def _listed(values: Any) -> list:
+    return [values] if isinstance(values, str) else list(values or [])
+
+
+def _check_package(package: Any, pip: bool = False) -> None:
     if not isinstance(package, str) or not package.strip() or "\n" in package:
         raise InvalidInput(f"package {package!r}: give a name with an optional version, like 'scikit-learn>=1.2'")
+    if pip and not package.strip().lower().endswith((".whl", ".tar.gz", ".zip")):  # a wheel or sdist is pip's too
+        from packaging.requirements import InvalidRequirement, Requirement
+
+        try:
+            Requirement(package.strip())
+        except InvalidRequirement:
+            raise InvalidInput(f"package {package!r} is not a pip requirement; give a name with an optional "
+                               "version, like 'scikit-learn>=1.2'") from None

@@ -110,6 +110,25 @@ def test_careless_v1_settings_are_refused_before_anything_runs(azureml, client, 
         Workspace(workspace_name="../elsewhere")
     with pytest.raises(InvalidInput, match="package"):
         Environment("e").python.conda_dependencies.add_pip_package("numpy\n--index-url http://evil")
+    from azureml.core import Dataset
+    from azureml.core.conda_dependencies import CondaDependencies
+    from azureml.core.webservice import AciWebservice, AksWebservice
+
+    assert CondaDependencies.create(pip_packages="scikit-learn", conda_packages="numpy=1.26").pip_packages == \
+        ["scikit-learn"]  # one string is one package (it was five one-letter packages)
+    with pytest.raises(InvalidInput, match="is not a pip requirement"):
+        CondaDependencies.create(pip_packages=["numpy; rm -rf /"])
+    for kwargs in ({"cpu_cores": -1}, {"memory_gb": "lots"}, {"cpu_cores": float("nan")}, {"auth_enabled": "false"}):
+        with pytest.raises(InvalidInput, match="deploy_configuration"):
+            AciWebservice.deploy_configuration(**kwargs)
+    with pytest.raises(InvalidInput, match="True or False"):
+        AksWebservice.deploy_configuration(auth_enabled="no")
+    (tmp_path / "t.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(InvalidInput, match="separator"):
+        Dataset.Tabular.from_delimited_files(path=str(tmp_path / "t.csv"), separator="")
+    open(tmp_path / "m.pkl", "wb").write(b"x")
+    with pytest.raises(AttributeError, match="Model.delete is not part of aml-magics' Azure ML v1 layer"):
+        Model.register(ws, model_path=str(tmp_path / "m.pkl"), model_name="careless").delete()
     assert len(list(client.runs.list())) == 0  # nothing was submitted
 
 
