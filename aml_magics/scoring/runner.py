@@ -27,6 +27,7 @@ from typing import Any, Callable
 RAISE_AGAIN_S = 0.5
 HOLD_S = 0.001  # how long a finished run()'s result may wait to be handed back with others
 HOLD_MAX = 8  # how many may wait
+WAKE_S = 0.2  # the idle main thread wakes this often, so a signal taken by another thread is handled
 GRACE_S = 0.25  # after the deadline, how long the event loop waits for the interrupted run() to report
 
 
@@ -126,11 +127,18 @@ class MainThreadRunner:
             raise RunTimeout()
 
     def serve(self) -> None:
-        """The main thread's loop: run jobs until ``stop()``."""
+        """The main thread's loop: run jobs until ``stop()``.
+
+        It never blocks for long: a signal the kernel hands to another thread (SIGTERM to a process is taken by any
+        thread) only runs its Python handler when the main thread next runs, and a main thread asleep in an
+        untimed wait never would — the service then ignored ``stop`` until its next request."""
         signal.signal(signal.SIGALRM, self._alarm)
         while True:
             try:
-                job = self._jobs.get()
+                try:
+                    job = self._jobs.get(timeout=WAKE_S)
+                except queue.Empty:
+                    continue
                 if job is None:
                     return
                 self._run(*job)
