@@ -59,6 +59,19 @@ def test_datastore_upload_ls_download(client, tmp_path):
     assert single == ["a.csv"]
     assert client.datastores.resolve_input("datastore:mnist/a.csv").endswith("mnist/a.csv")
     assert client.datastores.resolve_input("datastore:workspaceblobstore/mnist").endswith("mnist")
+    # a file where the upload needs a folder, or a folder where it would put a file: one line, nothing copied
+    client.datastores.upload(src / "a.csv", "tables.csv")
+    for what, target in ((src / "a.csv", "tables.csv/"), (src / "a.csv", "tables.csv/b.csv"), (src, "tables.csv")):
+        with pytest.raises(Conflict, match="tables.csv is a file in the datastore and the upload needs a folder"):
+            client.datastores.upload(what, target)
+    (tmp_path / "odd" / "a.csv").mkdir(parents=True)
+    (tmp_path / "odd" / "a.csv" / "x").write_text("3")
+    with pytest.raises(Conflict, match="mnist/a.csv is a file in the datastore and the upload needs a folder"):
+        client.datastores.upload(tmp_path / "odd", "mnist", overwrite=True)
+    (tmp_path / "sub").write_text("a file named like mnist's folder")
+    with pytest.raises(Conflict, match="mnist/sub is a folder in the datastore and the upload would put a file"):
+        client.datastores.upload(tmp_path / "sub", "mnist/", overwrite=True)
+    assert [e.path for e in client.datastores.ls("mnist")] == ["mnist/a.csv", "mnist/sub/"]
 
 
 @pytest.mark.parametrize("bad", ["../x", "a/../../x", "/etc/passwd"])

@@ -67,6 +67,14 @@ class LocalDatastores(DatastoresBackend):
                     pairs.append((f, dest / f.relative_to(src)))
         for _, d in pairs:  # a linked folder in the datastore must not carry a write outside it
             self._inside(root, d.relative_to(root).as_posix())
+            # a file where a folder must go (or the reverse): one line, before anything is copied
+            blocked = d if d.is_dir() else next((q for q in d.parents if q != root and root in q.parents
+                                                 and q.exists() and not q.is_dir()), None)
+            if blocked is not None:
+                rel = blocked.relative_to(root).as_posix()
+                needs = "would put a file where it is" if blocked.is_dir() else "needs a folder there"
+                raise Conflict(f"{rel} is a {'folder' if blocked.is_dir() else 'file'} in the datastore and the upload "
+                               f"{needs}; upload to another path (nothing was uploaded)")
         clashes = [d for _, d in pairs if d.exists()]
         if clashes and not overwrite:
             rel = clashes[0].relative_to(root).as_posix()
