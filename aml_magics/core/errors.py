@@ -6,8 +6,9 @@ with an HTTP status (``http_status``).
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
-from typing import Iterable
+from typing import Iterable, Iterator
 
 
 class AmlError(Exception):
@@ -92,3 +93,21 @@ def storage_reason(exc: BaseException) -> str | None:
             or "unable to open database" in text:
         return "the workspace is read-only (or not writable by this user)"
     return None
+
+
+@contextlib.contextmanager
+def writing_to(target) -> Iterator[None]:
+    """A download's local writes: a file where a folder must go, no permission, a full disk — one line naming the
+    path, not a traceback. (Errors of the network below a download are the backend's own, and pass through.)"""
+    import errno
+
+    try:
+        yield
+    except OSError as exc:
+        if type(exc).__module__.split(".")[0] in ("requests", "urllib3", "ssl"):
+            raise
+        why = {errno.ENOSPC: "the disk is full", errno.EEXIST: "a file is where a folder is needed",
+               errno.ENOTDIR: "a file is where a folder is needed", errno.EACCES: "no permission to write there",
+               errno.EPERM: "no permission to write there", errno.EROFS: "it is read-only",
+               errno.ENOENT: "that folder cannot be made"}.get(exc.errno) or (exc.strerror or type(exc).__name__).lower()
+        raise InvalidInput(f"cannot write {exc.filename or target}: {why}; choose another folder") from None

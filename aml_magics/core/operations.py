@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from . import checks
 from .contract import not_supported
-from .errors import AmlError, InvalidInput, NotFound
+from .errors import AmlError, InvalidInput, NotFound, writing_to
 from .names import check_service_name, default_datastore, default_service_name
 from .states import RUN_STATES, TERMINAL_STATES, canonical_state
 from .types import (BatchEndpointInfo, ComputeTarget, DatastoreInfo, ExperimentInfo, Listing, MetricsView, ModelInfo,
@@ -228,10 +228,11 @@ class RunOperations(_Operations):
         run_id = self.resolve_id(run_id)
         src = self._backend.runs.file_path(run_id, name)
         target = Path(output_file_path) if output_file_path else Path(Path(name).name)
-        if target.is_dir():
-            target = target / Path(name).name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, target)
+        with writing_to(target):
+            if target.is_dir():
+                target = target / Path(name).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, target)
         return str(target)
 
     def local_file(self, run_id: str, name: str) -> Path:
@@ -523,7 +524,8 @@ class DatastoreOperations(_Operations):
 
     def download(self, path: str, target: str | os.PathLike = ".", datastore: str | None = None,
                  overwrite: bool = False) -> list[str]:
-        return self._backend.datastores.download(path, Path(target), datastore, overwrite)
+        with writing_to(target):
+            return self._backend.datastores.download(path, Path(target), datastore, overwrite)
 
     def resolve_input(self, uri: str) -> str:
         """``datastore:PATH`` as what a run of this workspace reads (a local path, or the backend's own URI)."""
@@ -582,11 +584,12 @@ class ModelOperations(_Operations):
             from .errors import Conflict
 
             raise Conflict(f"{target} exists; pass exist_ok=True to replace it")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, target, dirs_exist_ok=True)
-        else:
-            shutil.copyfile(src, target)
+        with writing_to(target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_dir():
+                shutil.copytree(src, target, dirs_exist_ok=True)
+            else:
+                shutil.copyfile(src, target)
         return str(target)
 
 

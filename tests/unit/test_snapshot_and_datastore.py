@@ -48,6 +48,19 @@ def test_datastore_upload_ls_download(client, tmp_path):
     (src / "sub" / "b.csv").write_text("2")
     assert client.datastores.upload(src, "mnist") == ["mnist/a.csv", "mnist/sub/b.csv"]
     assert [e.path for e in client.datastores.ls("mnist")] == ["mnist/a.csv", "mnist/sub/"]
+    # downloads into a local folder that cannot take them: one line naming the path (a FileExistsError before)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "sub").write_text("a file named like the folder that comes down")
+    with pytest.raises(InvalidInput, match=r"cannot write .*busy/sub: a file is where a folder is needed"):
+        client.datastores.download("mnist", tmp_path / "busy", overwrite=True)
+    run = client.runs.start_logging("downloads")
+    run.upload_file("outputs/a.csv", src / "a.csv")
+    run.complete()
+    with pytest.raises(InvalidInput, match=r"cannot write .*busy/sub: a file is where a folder is needed"):
+        client.runs.download_file(run.id, "outputs/a.csv", tmp_path / "busy" / "sub" / "a.csv")
+    client.models.register("downloads", src / "a.csv")
+    with pytest.raises(InvalidInput, match="cannot write /proc/.*: that folder cannot be made"):
+        client.models.download("downloads", target_dir="/proc/no/such")
     with pytest.raises(Conflict, match="--overwrite"):
         client.datastores.upload(src, "mnist")
     (src / "a.csv").write_text("changed")
