@@ -142,3 +142,25 @@ def whole(what: str, value: Any, low: int | None = None, high: int | None = None
                   else f"at least {low}" if low is not None else f"at most {high}")
         raise InvalidInput(f"{what} must be {bounds}, got {shown(number, 30)}")
     return number
+
+
+MAX_YAML_NODES = 200_000
+
+
+def yaml_size(doc: Any, what: str, limit: int = MAX_YAML_NODES) -> Any:
+    """``doc`` (a parsed YAML document) when it is of a size a person writes: YAML aliases share one list among many
+    places, so a few lines (a "billion laughs") can stand for billions of values, which every later walk or
+    ``str()`` of the document would expand — one line then, not a kernel that hangs."""
+    seen, stack = 0, [doc]
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > limit:
+            raise InvalidInput(f"{what} is too large once its YAML aliases (*name) are expanded; write the values "
+                               "out, or use fewer aliases")
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return doc

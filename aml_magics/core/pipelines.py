@@ -196,6 +196,7 @@ def load_yaml(path: str | Path) -> tuple[PipelineSpec, dict]:
         raise InvalidInput(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise InvalidInput(f"{path} is not a readable YAML file: {str(exc).splitlines()[0]}") from None
+    checks.yaml_size(doc, str(path))
     if not isinstance(doc, dict):
         raise InvalidInput(f"{path}: expected a pipeline job (type: pipeline, jobs: …)")
     if doc.get("type", "pipeline") != "pipeline":

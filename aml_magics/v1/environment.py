@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..core import checks
 from ..core.errors import InvalidInput
 from . import note_once
 
@@ -53,6 +54,9 @@ class CondaDependencies:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise InvalidInput(f"cannot read conda file {path}: {exc}") from None
+        checks.yaml_size(data, str(path))
+        if not isinstance(data, dict):
+            raise InvalidInput(f"{path} is not a conda environment file (it needs a 'dependencies:' list)")
         self.channels = list(data.get("channels") or self.channels)
         for dep in data.get("dependencies") or []:
             if isinstance(dep, dict):

@@ -18,6 +18,35 @@ def test_a_broken_conda_file_is_one_clear_error(tmp_path, text, message):
         parse_packages(path)
 
 
+def billion_laughs(levels: int = 10) -> str:
+    """A few lines of YAML whose aliases stand for 9**levels strings."""
+    lines = ["x0: &x0 [" + ",".join(['"aaaaaaaaaa"'] * 9) + "]"]
+    lines += [f"x{i}: &x{i} [" + ",".join([f"*x{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + f"\nname: bomb\ndependencies:\n  - python=3.11\n  - pip:\n    - *x{levels - 1}\n"
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once_wherever_yaml_is_read(tmp_path):
+    """A hostile environment.yml or pipeline YAML: refused in well under a second (parse_packages ran until killed,
+    building the repr of 3.5 billion strings)."""
+    import time
+
+    from aml_magics.backends.azure.environments import conda_as_written, conda_pip
+    from aml_magics.core.pipelines import load_yaml
+    from aml_magics.v1.environment import Environment
+
+    path = tmp_path / "environment.yml"
+    path.write_text(billion_laughs())
+    started = time.monotonic()
+    for read in (parse_packages, lambda p: conda_as_written(p.read_text()), load_yaml,
+                 lambda p: Environment.from_conda_specification("e", str(p))):
+        with pytest.raises(InvalidInput, match="too large once its YAML aliases"):
+            read(path)
+    assert conda_pip(path.read_text()) == []  # a conda file of an environment read back: nothing, and at once
+    assert time.monotonic() - started < 5
+    path.write_text("common: &sk scikit-learn==1.5.2\ndependencies:\n  - pip:\n    - *sk\n")  # aliases as people use them
+    assert parse_packages(path) == ["scikit-learn==1.5.2"]
+
+
 def test_a_conda_files_pip_section_is_its_packages(tmp_path):
     path = tmp_path / "environment.yml"
     path.write_text("dependencies:\n  - python=3.11\n  - pip:\n      - scikit-learn==1.5.2\n")

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ...core import checks
 from ...core.contract import EnvironmentsBackend, not_supported
 from ...core.errors import InvalidInput, NotFound
 from ...core.names import check_model_name
@@ -132,6 +133,7 @@ def conda_as_written(text: str, filename: str = "environment.yml") -> tuple[str,
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InvalidInput(f"{filename} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    checks.yaml_size(doc, filename)
     if not isinstance(doc, dict) or not isinstance(doc.get("dependencies") or [], list):
         raise InvalidInput(f"{filename} is not a conda environment file (it needs a 'dependencies:' list)")
     deps = doc.setdefault("dependencies", []) or []
@@ -159,7 +161,7 @@ def conda_pip(conda: str | None) -> list[str]:
     try:
         import yaml
 
-        doc = yaml.safe_load(conda) or {}
+        doc = checks.yaml_size(yaml.safe_load(conda) or {}, "the conda file")
     except Exception:  # noqa: BLE001
         return []
     if not isinstance(doc, dict):

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from ...core import checks
 from ...core.errors import InvalidInput, NotFound
 
 
@@ -32,6 +33,7 @@ def parse_packages(spec: str | os.PathLike | list[str]) -> list[str]:
             except yaml.YAMLError as exc:
                 raise InvalidInput(f"{path.name} is not valid YAML ({str(exc).splitlines()[0]}); give a conda "
                                    "environment file or a requirements.txt") from None
+            checks.yaml_size(doc, path.name)
             if not isinstance(doc, dict):
                 raise InvalidInput(f"{path.name} is not a conda environment file (it needs a 'dependencies:' list)")
             lines = []
