@@ -144,6 +144,16 @@ def whole(what: str, value: Any, low: int | None = None, high: int | None = None
     return number
 
 
+def positive(what: str, value: Any) -> float:
+    """A duration or size given as a number: finite and above zero (a string like "1", a bool or NaN is refused
+    rather than read as something else)."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise InvalidInput(f"{what}={shown(value)}: give a number above 0")
+    return float(value)
+
+
 MAX_YAML_NODES = 200_000
 
 

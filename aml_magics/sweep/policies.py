@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from statistics import median
 
+from ..core import checks
 from ..core.errors import InvalidInput
 
 
@@ -38,17 +39,19 @@ class Policy:
     def validate(self) -> "Policy":
         if self.kind not in ("bandit", "median", "truncation"):
             raise InvalidInput(f"--early-stop {self.kind!r}: use bandit, median or truncation")
-        if self.evaluation_interval < 1 or self.delay_evaluation < 0:
-            raise InvalidInput("--evaluation-interval must be ≥ 1 and --delay-evaluation ≥ 0")
+        self.evaluation_interval = checks.whole("--evaluation-interval", self.evaluation_interval, 1)
+        self.delay_evaluation = checks.whole("--delay-evaluation", self.delay_evaluation, 0)
         if self.kind == "bandit":
             if self.slack_factor is None and self.slack_amount is None:
                 self.slack_factor = 0.1
             if self.slack_factor is not None and self.slack_amount is not None:
                 raise InvalidInput("bandit takes --slack-factor or --slack-amount, not both")
-            if (self.slack_factor or 0) < 0 or (self.slack_amount or 0) < 0:
-                raise InvalidInput("bandit slack must be ≥ 0")
-        if self.kind == "truncation" and not 1 <= self.truncation_percentage <= 99:
-            raise InvalidInput("--truncation-percentage must be between 1 and 99")
+            for what, slack in (("--slack-factor", self.slack_factor), ("--slack-amount", self.slack_amount)):
+                if slack is not None and (isinstance(slack, bool) or not isinstance(slack, (int, float))
+                                          or not slack >= 0 or slack == float("inf")):
+                    raise InvalidInput(f"bandit slack must be ≥ 0 ({what} {checks.shown(slack)})")
+        if self.kind == "truncation":
+            self.truncation_percentage = checks.whole("--truncation-percentage", self.truncation_percentage, 1, 99)
         return self
 
     def evaluate(self, values: dict[str, list[float]], maximize: bool, running: set[str],

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..automl.settings import automl_submission
+from ..core import checks
 from ..core.errors import Conflict, InvalidInput, NotSupported
 from . import note_once
 
@@ -57,9 +58,12 @@ class AutoMLConfig:
         if validation_data is not None or X_valid is not None:
             note_once("validation_data", "validation_data is not used here: AutoML validates on a holdout of the "
                                          "training data (validation_size) or by cross-validation")
-        if experiment_timeout_minutes is None and experiment_timeout_hours is not None:
-            experiment_timeout_minutes = experiment_timeout_hours * 60
-        for label, value in (("iterations", iterations), ("n_cross_validations", n_cross_validations)):
+        if experiment_timeout_minutes is not None:  # a number: "1" (a string) was 111…1 minutes ("1" * 60)
+            experiment_timeout_minutes = checks.positive("experiment_timeout_minutes", experiment_timeout_minutes)
+        elif experiment_timeout_hours is not None:
+            experiment_timeout_minutes = checks.positive("experiment_timeout_hours", experiment_timeout_hours) * 60
+        for label, value in (("iterations", iterations), ("n_cross_validations", n_cross_validations),
+                             ("max_concurrent_iterations", max_concurrent_iterations)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise InvalidInput(f"{label}={value!r}: a whole number ≥ 1")
         if forecasting_parameters is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..core import checks
 from ..core.errors import InvalidInput
 from ..sweep.policies import Policy
 from ..sweep.settings import sweep_submission
@@ -108,9 +109,11 @@ class HyperDriveConfig:
         if goal not in ("MAXIMIZE", "MINIMIZE"):
             raise InvalidInput(f"primary_metric_goal={primary_metric_goal!r}: use PrimaryMetricGoal.MAXIMIZE or "
                                "MINIMIZE")
-        for label, value in (("max_total_runs", max_total_runs), ("max_concurrent_runs", max_concurrent_runs or 1)):
+        for label, value in (("max_total_runs", max_total_runs),
+                             ("max_concurrent_runs", 1 if max_concurrent_runs is None else max_concurrent_runs)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidInput(f"{label}={value!r}: a whole number ≥ 1")
+        max_duration_minutes = checks.positive("max_duration_minutes", max_duration_minutes)
         if pipeline is not None:
             raise InvalidInput("HyperDriveConfig(pipeline=…) is not supported here: sweep a ScriptRunConfig")
         self.sampling, self.trial, self.primary_metric_name = hyperparameter_sampling, trial, primary_metric_name

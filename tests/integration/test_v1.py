@@ -95,6 +95,30 @@ def test_careless_v1_settings_are_refused_before_anything_runs(azureml, client, 
         settings.update(kwargs)
         with pytest.raises(InvalidInput, match=message):
             HyperDriveConfig(**settings)
+    for kwargs, message in (({"max_concurrent_runs": 0}, "max_concurrent_runs"),
+                            ({"max_duration_minutes": "10"}, "max_duration_minutes='10': give a number above 0"),
+                            ({"max_duration_minutes": float("nan")}, "max_duration_minutes")):
+        settings = dict(run_config=src, hyperparameter_sampling=RandomParameterSampling({"--lr": choice(1, 2)}),
+                        primary_metric_name="acc", primary_metric_goal=PrimaryMetricGoal.MAXIMIZE, max_total_runs=4,
+                        **kwargs)
+        with pytest.raises(InvalidInput, match=message):
+            HyperDriveConfig(**settings)
+    from azureml.train.hyperdrive import BanditPolicy, MedianStoppingPolicy, TruncationSelectionPolicy
+
+    for make, message in ((lambda: MedianStoppingPolicy(delay_evaluation="five"), "--delay-evaluation"),
+                          (lambda: BanditPolicy(evaluation_interval=1.5, slack_factor=0.1), "--evaluation-interval"),
+                          (lambda: BanditPolicy(slack_factor=float("nan")), "slack"),
+                          (lambda: TruncationSelectionPolicy(truncation_percentage="20%"), "--truncation-percentage")):
+        with pytest.raises(InvalidInput, match=message):  # they were TypeErrors
+            make()
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": range(20), "y": [0, 1] * 10})
+    for kwargs, message in (({"experiment_timeout_hours": "1"}, "experiment_timeout_hours='1'"),  # was 1.1e59 min
+                            ({"experiment_timeout_minutes": float("nan")}, "experiment_timeout_minutes"),
+                            ({"max_concurrent_iterations": 0}, "max_concurrent_iterations")):
+        with pytest.raises(InvalidInput, match=message):
+            AutoMLConfig(task="classification", training_data=frame, label_column_name="y", **kwargs)
     with pytest.raises(InvalidInput, match="use choice"):
         RandomParameterSampling({"--lr": [0.1, 1]})
     with pytest.raises(InvalidInput, match="task="):
