@@ -154,6 +154,25 @@ def positive(what: str, value: Any) -> float:
     return float(value)
 
 
+def environment_variables(what: str, values: Any) -> dict[str, str]:
+    """Variables a run is started with: names a shell takes (``MY_FLAG``), values as text without NUL."""
+    import re
+
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise InvalidInput(f"{what} must be a dict of NAME: VALUE, got {type(values).__name__}")
+    out = {}
+    for name, value in values.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise InvalidInput(f"{what}: {shown(name)} is not a variable name (letters, digits and _, not first a "
+                               "digit)")
+        if value is None:
+            raise InvalidInput(f"{what}: {name} has no value; give text (or leave it out)")
+        out[name] = text(f"{what} {name}", str(value), empty=True)
+    return out
+
+
 MAX_YAML_NODES = 200_000
 
 

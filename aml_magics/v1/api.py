@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..core import checks
 from ..core.config import find_azure_config, read_azure_config
 from ..core.errors import InvalidInput, NotFound, NotSupported
 from ..core.run import Run as _CoreRun
@@ -537,6 +538,13 @@ class ScriptRunConfig:
             else:
                 raise NotSupported("ScriptRunConfig(command=...) runs a Python script here: command='python "
                                    "train.py …' (or script='train.py', arguments=[…])")
+        if isinstance(arguments, dict):
+            raise InvalidInput("ScriptRunConfig(arguments=…) is a list, like ['--lr', 0.1, '--epochs', 5] (a dict "
+                               "is Estimator's script_params)")
+        if isinstance(arguments, str):  # "--lr 0.1" meant as a command line, not as its letters
+            import shlex
+
+            arguments = shlex.split(arguments)
         self.source_directory = source_directory or "."
         self.script = script
         self.arguments = list(arguments or [])
@@ -547,6 +555,10 @@ class ScriptRunConfig:
             self.run_config.environment = environment
         if distributed_job_config is not None:
             note_once("distributed", "distributed_job_config is accepted; a run here is one process")
+        if max_run_duration_seconds is not None:
+            checks.positive("max_run_duration_seconds", max_run_duration_seconds)
+            note_once("max-run-duration", "max_run_duration_seconds is accepted but a run here is not stopped at a "
+                                          "duration: %aml cancel RUN (or run.cancel()) stops it")
         self.max_run_duration_seconds = max_run_duration_seconds
 
     def _submission(self, experiment: Experiment, tags: dict | None = None) -> RunSubmission:
@@ -557,6 +569,10 @@ class ScriptRunConfig:
         if not self.script:
             raise InvalidInput("ScriptRunConfig needs script='train.py' (a file of source_directory)")
         source = Path(os.path.expanduser(str(self.source_directory))).resolve()
+        script = (source / self.script).resolve()
+        if source not in script.parents:  # /etc/passwd or ../other/train.py: the run has only the snapshot
+            raise InvalidInput(f"ScriptRunConfig(script={self.script!r}): the script must be a file inside "
+                               f"source_directory ({source}), named relative to it")
         if not (source / self.script).is_file():
             raise InvalidInput(f"ScriptRunConfig: no script {self.script!r} in {source}")
         from .data import _StepOutput, _staged_uri
@@ -588,7 +604,9 @@ class ScriptRunConfig:
             compute=compute_name(client, self.run_config.target), args=args, inputs=inputs, outputs=outputs,
             tags={k: str(v) for k, v in (tags or {}).items()},
             environment=environment_ref(client, self.run_config.environment),
-            environment_variables={**_v1_env(), **({INPUTS_ENV: json.dumps(named)} if named else {})},
+            environment_variables={**checks.environment_variables(
+                "Environment.environment_variables", getattr(self.run_config.environment, "environment_variables", None)),
+                **_v1_env(), **({INPUTS_ENV: json.dumps(named)} if named else {})},
         )
 
     def _aml_submit(self, experiment: Experiment, tags: dict | None = None, **_ignored: Any):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..core import checks
 from ..core.errors import InvalidInput, NotFound
 from ..core.names import DEFAULT_COMPUTE
 from . import note_once
@@ -99,6 +100,9 @@ class AmlCompute(ComputeTarget):
     def provisioning_configuration(vm_size: str = "", vm_priority: str = "dedicated", min_nodes: int = 0,
                                    max_nodes: int = 4, idle_seconds_before_scaledown: int | None = None,
                                    **settings: Any) -> AmlComputeProvisioningConfiguration:
+        if idle_seconds_before_scaledown is not None:
+            idle_seconds_before_scaledown = checks.whole("provisioning_configuration(idle_seconds_before_scaledown)",
+                                                         idle_seconds_before_scaledown, 0, 10**9)
         return AmlComputeProvisioningConfiguration(vm_size, min_nodes, max_nodes, vm_priority=vm_priority,
                                                    idle_seconds_before_scaledown=idle_seconds_before_scaledown,
                                                    **settings)

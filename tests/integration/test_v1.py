@@ -80,6 +80,24 @@ def test_careless_v1_settings_are_refused_before_anything_runs(azureml, client, 
         exp.submit(ScriptRunConfig(source_directory=str(tmp_path)))
     with pytest.raises(InvalidInput, match="no script 'trian.py'"):
         exp.submit(ScriptRunConfig(source_directory=str(tmp_path), script="trian.py"))
+    (tmp_path / "src").mkdir()
+    for outside in ("/etc/passwd", "../train.py"):  # /etc/passwd ran as a Python script; ../ failed in the run
+        with pytest.raises(InvalidInput, match="must be a file inside source_directory"):
+            exp.submit(ScriptRunConfig(source_directory=str(tmp_path / "src"), script=outside))
+    with pytest.raises(InvalidInput, match="is a list"):
+        ScriptRunConfig(source_directory=str(tmp_path), script="train.py", arguments={"--lr": 0.1})
+    assert ScriptRunConfig(source_directory=str(tmp_path), script="train.py", arguments="--lr 0.1 --name 'a b'") \
+        .arguments == ["--lr", "0.1", "--name", "a b"]  # a command line, not its letters
+    for bad, message in (({"1X": "a"}, "is not a variable name"), ({"A": None}, "has no value"),
+                         ({"A": "x\x00"}, "NUL"), (["A=1"], "must be a dict")):
+        env = Environment("careless-env")
+        env.environment_variables = bad
+        with pytest.raises(InvalidInput, match=message):
+            exp.submit(ScriptRunConfig(source_directory=str(tmp_path), script="train.py", environment=env))
+    with pytest.raises(InvalidInput, match="idle_seconds_before_scaledown"):
+        AmlCompute.provisioning_configuration(max_nodes=2, idle_seconds_before_scaledown="soon")
+    with pytest.raises(InvalidInput, match="max_run_duration_seconds"):
+        ScriptRunConfig(source_directory=str(tmp_path), script="train.py", max_run_duration_seconds=-1)
     with pytest.raises(InvalidInput, match="takes a ScriptRunConfig"):
         exp.submit("train.py")
     for bad in (0, -1, 1.5, "4", True):
@@ -244,6 +262,23 @@ def test_the_magic_switches_the_v1_names_on_and_off(ip, capsys):
     finally:
         v1.uninstall()
         v1.set_client(None)
+
+
+def test_an_environments_variables_reach_the_run(azureml, client, tmp_path):
+    """``env.environment_variables = {...}`` (v1 tutorials set flags this way) — the run sees them; before, they were
+    dropped. Our own variables (the v1 flag) are not overridden by them."""
+    from azureml.core import Environment, Experiment, ScriptRunConfig, Workspace
+
+    (tmp_path / "env.py").write_text("import os\nfrom azureml.core import Run\nrun = Run.get_context()\n"
+                                     "run.tag('flag', os.environ.get('MY_FLAG', 'missing'))\n"
+                                     "run.tag('v1', os.environ.get('AML_MAGICS_V1', 'missing'))\n")
+    env = Environment("flagged")
+    env.environment_variables = {"MY_FLAG": "on", "AML_MAGICS_V1": "0", "RETRIES": 3}
+    run = Experiment(Workspace.from_config(), "v1-env-vars").submit(
+        ScriptRunConfig(source_directory=str(tmp_path), script="env.py", environment=env))
+    run.wait_for_completion()
+    assert run.get_status() == "Completed", client.runs.get(run.id).error
+    assert run.get_tags()["flag"] == "on" and run.get_tags()["v1"] == "1"
 
 
 def test_run_log_takes_v1s_third_argument_as_a_description(azureml, client):
