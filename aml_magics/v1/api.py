@@ -538,16 +538,9 @@ class ScriptRunConfig:
             else:
                 raise NotSupported("ScriptRunConfig(command=...) runs a Python script here: command='python "
                                    "train.py …' (or script='train.py', arguments=[…])")
-        if isinstance(arguments, dict):
-            raise InvalidInput("ScriptRunConfig(arguments=…) is a list, like ['--lr', 0.1, '--epochs', 5] (a dict "
-                               "is Estimator's script_params)")
-        if isinstance(arguments, str):  # "--lr 0.1" meant as a command line, not as its letters
-            import shlex
-
-            arguments = shlex.split(arguments)
         self.source_directory = source_directory or "."
         self.script = script
-        self.arguments = list(arguments or [])
+        self.arguments = script_arguments("ScriptRunConfig", arguments)
         self.run_config = run_config or RunConfiguration()
         if compute_target is not None:
             self.run_config.target = compute_target
@@ -569,10 +562,7 @@ class ScriptRunConfig:
         if not self.script:
             raise InvalidInput("ScriptRunConfig needs script='train.py' (a file of source_directory)")
         source = Path(os.path.expanduser(str(self.source_directory))).resolve()
-        script = (source / self.script).resolve()
-        if source not in script.parents:  # /etc/passwd or ../other/train.py: the run has only the snapshot
-            raise InvalidInput(f"ScriptRunConfig(script={self.script!r}): the script must be a file inside "
-                               f"source_directory ({source}), named relative to it")
+        script_inside("ScriptRunConfig", source, self.script)
         if not (source / self.script).is_file():
             raise InvalidInput(f"ScriptRunConfig: no script {self.script!r} in {source}")
         from .data import _StepOutput, _staged_uri
@@ -611,6 +601,27 @@ class ScriptRunConfig:
 
     def _aml_submit(self, experiment: Experiment, tags: dict | None = None, **_ignored: Any):
         return experiment.workspace.client.runs.submit(self._submission(experiment, tags))
+
+
+def script_arguments(what: str, arguments: Any) -> list:
+    """A script's ``arguments`` as v1 takes them: a list — one string is split as a command line (not into its
+    letters), a dict is refused (it is Estimator's ``script_params``)."""
+    if isinstance(arguments, dict):
+        raise InvalidInput(f"{what}(arguments=…) is a list, like ['--lr', 0.1, '--epochs', 5] (a dict is "
+                           "Estimator's script_params)")
+    if isinstance(arguments, str):
+        import shlex
+
+        return shlex.split(arguments)
+    return list(arguments or [])
+
+
+def script_inside(what: str, source: Path, script: str) -> None:
+    """The script is a file of ``source`` named relative to it — ``/etc/passwd`` ran as Python, ``../x.py`` failed
+    in the run: the run has only the snapshot of ``source``."""
+    if source not in (source / script).resolve().parents:
+        raise InvalidInput(f"{what}(script={script!r}): the script must be a file inside source_directory "
+                           f"({source}), named relative to it")
 
 
 def _arg(value: Any) -> str:

@@ -39,8 +39,10 @@ class PipelineParameter:
 class _Step:
     def __init__(self, name: str | None, arguments: list | None, inputs: list | None, outputs: list | None,
                  compute_target: Any, source_directory: str | None, allow_reuse: bool, environment: Any = None):
+        from .api import script_arguments
+
         self.name = str(name or type(self).__name__)
-        self.arguments = list(arguments or [])
+        self.arguments = script_arguments(type(self).__name__, arguments)
         self.inputs = list(inputs or [])
         self.outputs = list(outputs or [])
         self.compute_target = compute_target
@@ -160,7 +162,7 @@ class Pipeline:
     def _spec(self, parameters: dict | None = None, regenerate_outputs: bool = False,
               continue_on_step_failure: bool | None = None) -> tuple[Any, Path]:
         from ..core.pipelines import PipelineSpec, PipelineStep, binding
-        from .api import _arg, _datastore_uri, _input_name
+        from .api import _arg, _datastore_uri, _input_name, script_inside
         from .compute import compute_name
         from .environment import environment_ref
 
@@ -240,6 +242,7 @@ class Pipeline:
                                               allow_reuse=s.allow_reuse, display_name=s.name, batch=batch,
                                               after=after))
                 continue
+            script_inside(f"step {s.name}: PythonScriptStep", folder, s.script_name)
             if not (folder / s.script_name).is_file():
                 raise InvalidInput(f"step {s.name}: no script {s.script_name!r} in {folder}")
             out_steps.append(PipelineStep(name=step_name, kind="script", entry=s.script_name, args=args, inputs=inputs,

@@ -144,6 +144,12 @@ def test_v1_pipeline_mistakes_get_one_line(azureml, client, project):
     missing = PythonScriptStep(script_name="nope.py", source_directory=".")
     with pytest.raises(InvalidInput, match="no script 'nope.py'"):
         Pipeline(ws, steps=[missing]).validate()
+    for outside in ("/etc/passwd", "../a.py"):  # /etc/passwd ran as the step's Python; ../ failed in the run
+        with pytest.raises(InvalidInput, match="must be a file inside source_directory"):
+            Pipeline(ws, steps=[PythonScriptStep(script_name=outside, source_directory=".")]).validate()
+    with pytest.raises(InvalidInput, match="is a list"):
+        PythonScriptStep(script_name="a.py", source_directory=".", arguments={"--x": 1})
+    assert PythonScriptStep(script_name="a.py", source_directory=".", arguments="--x 1").arguments == ["--x", "1"]
     with pytest.raises(InvalidInput, match="entry_script"):
         ParallelRunConfig(mini_batch_size="1")
     assert not client.runs.list().infos
