@@ -565,8 +565,9 @@ class ModelOperations(_Operations):
             models = [m for m in models if all(k in m.tags and (v is None or m.tags[k] == str(v))
                                                for k, v in wanted.items())]
         query = {"name": name, "tags": tags, "run_id": run_id}
-        out = ModelList(models, ("name", "version", "framework", "run_id", "tags"), "No models registered yet.",
-                        "Models")
+        empty = "No models match (%aml models lists every one)." if name or tags or run_id else \
+            "No models registered yet."
+        out = ModelList(models, ("name", "version", "framework", "run_id", "tags"), empty, "Models")
         out.query = query
         return out
 

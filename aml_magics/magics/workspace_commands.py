@@ -7,6 +7,7 @@ import sys
 
 from IPython.core.error import UsageError
 
+from ..core import checks
 from ..core.client import Client
 from ..core.registry import HOW_TO_OPEN
 from . import parser as cli
@@ -30,11 +31,7 @@ class WorkspaceCommands:
                                            description=args.description)
 
     def _cmd_models(self, args):
-        tags = {}
-        for item in args.tag:
-            key, sep, value = item.partition("=")
-            tags[key] = value if sep else None
-        return self.client.models.list(name=args.name, tags=tags or None)
+        return self.client.models.list(name=args.name, tags=checks.tag_filter(args.tag) or None)
 
     def _cmd_deploy(self, args):
         caps = self.client.capabilities

@@ -39,6 +39,7 @@ def _snapshot_of_store(client):
         ("runs --status Exploded", None, "status 'Exploded' not found"),
         ("runs -e nosuchexperiment", None, "experiment 'nosuchexperiment' not found"),
         ("runs --tag =vision", None, "write it as KEY=VALUE"),
+        ("models --tag =vision", None, "write it as KEY=VALUE"),  # was "No models registered yet."
         ("runs --tag team=\udcff", None, "lone surrogate"),
         ("runs --tag team\x00=a", None, "NUL"),
         ("datastore ls ../../etc", None, "must stay inside the datastore"),

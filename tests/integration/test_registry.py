@@ -73,6 +73,8 @@ def test_register_local_file_and_bad_input(ip, client, trained, tmp_path):
     with pytest.raises(UsageError, match="model name"):
         ip.run_line_magic("aml", f"register {trained.id} outputs/model.pkl --name 'bad name'")
     assert [m.id for m in ip.run_line_magic("aml", "models onnx_model")] == ["onnx_model:1"]
+    assert repr(ip.run_line_magic("aml", "models --tag stage=prod")) == \
+        "No models match (%aml models lists every one)."  # not "No models registered yet."
     with pytest.raises(NotFound, match="has no version 7; it has 1"):
         client.models.get("onnx_model:7")
     with pytest.raises(NotFound, match="did you mean 'onnx_model'"):
