@@ -109,5 +109,6 @@ def writing_to(target) -> Iterator[None]:
         why = {errno.ENOSPC: "the disk is full", errno.EEXIST: "a file is where a folder is needed",
                errno.ENOTDIR: "a file is where a folder is needed", errno.EACCES: "no permission to write there",
                errno.EPERM: "no permission to write there", errno.EROFS: "it is read-only",
-               errno.ENOENT: "that folder cannot be made"}.get(exc.errno) or (exc.strerror or type(exc).__name__).lower()
+               errno.ENOENT: "that folder cannot be made"}.get(exc.errno)
+        why = why or (exc.strerror or type(exc).__name__).lower()
         raise InvalidInput(f"cannot write {exc.filename or target}: {why}; choose another folder") from None

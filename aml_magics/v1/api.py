@@ -594,8 +594,8 @@ class ScriptRunConfig:
             compute=compute_name(client, self.run_config.target), args=args, inputs=inputs, outputs=outputs,
             tags={k: str(v) for k, v in (tags or {}).items()},
             environment=environment_ref(client, self.run_config.environment),
-            environment_variables={**checks.environment_variables(
-                "Environment.environment_variables", getattr(self.run_config.environment, "environment_variables", None)),
+            environment_variables={**checks.environment_variables("Environment.environment_variables", getattr(
+                self.run_config.environment, "environment_variables", None)),
                 **_v1_env(), **({INPUTS_ENV: json.dumps(named)} if named else {})},
         )
 

@@ -3,8 +3,9 @@ datastores (``client.datastores``) and ``datastore:PATH`` inputs.
 
 A ``FileDataset`` / ``TabularDataset`` is a list of datastore paths, local files or URLs; ``as_mount()`` /
 ``as_download()`` / ``as_named_input(...)`` hand a script the local path (the local workspace's datastores are
-folders); a dataset of several files is handed over as one folder, as v1 mounts it (``_staged_uri``). ``register(ws, name)`` keeps the dataset's definition in the workspace (``datasets.json`` of the local
-workspace), so ``Dataset.get_by_name(ws, name)`` finds it again."""
+folders); a dataset of several files is handed over as one folder, as v1 mounts it (``_staged_uri``).
+``register(ws, name)`` keeps the dataset's definition in the workspace (``datasets.json`` of the local workspace), so
+``Dataset.get_by_name(ws, name)`` finds it again."""
 from __future__ import annotations
 
 import json

@@ -575,7 +575,8 @@ class FakeArm:
         elif "sig" not in query or "sv" not in query:
             self.violations.append(f"blob {method} {path}: no SAS signature")
             return refused
-        elif self.storage_sas and account and not set(self.storage_sas.split("&")) <= set((parts.query if parts else "").split("&")):
+        elif self.storage_sas and account and \
+                not set(self.storage_sas.split("&")) <= set((parts.query if parts else "").split("&")):
             self.violations.append(f"blob {method} {path}: a SAS that is not the one the datastore gave")
             return refused
         if not headers.get("x-ms-version"):
@@ -617,8 +618,8 @@ class FakeArm:
         if method == "GET" and query.get("comp") == "list":  # List Blobs (one page)
             prefix = f"{path.rstrip('/')}/{query.get('prefix', '')}"
             names = sorted(k for k in self.blobs if k.startswith(prefix) and "#" not in k)
-            items = "".join(f"<Blob><Name>{xml_escape(k[len(path.rstrip('/')) + 1:])}</Name><Properties><Content-Length>"
-                            f"{len(self.blobs[k])}</Content-Length></Properties></Blob>" for k in names)
+            items = "".join(f"<Blob><Name>{xml_escape(k[len(path.rstrip('/')) + 1:])}</Name><Properties>"
+                            f"<Content-Length>{len(self.blobs[k])}</Content-Length></Properties></Blob>" for k in names)
             xml = f"<?xml version='1.0' encoding='utf-8'?><EnumerationResults><Blobs>{items}</Blobs><NextMarker/>" \
                   "</EnumerationResults>"
             return 200, {"Content-Type": "application/xml"}, xml.encode()

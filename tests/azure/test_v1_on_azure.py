@@ -269,4 +269,5 @@ def test_v1_datasets_of_local_files_are_uploaded_once_and_become_job_inputs(azur
         arguments=["--odd", Dataset.File.from_files(path=(store, "odd/data[1].csv")),
                    "--csvs", Dataset.File.from_files(path=(store, "odd/*.csv"))]))
     inputs = _jobs(fake)[-1]["inputs"]
-    assert inputs["input_1"]["uri"].endswith("/paths/odd/data[1].csv") and inputs["input_2"]["uri"].endswith("/paths/odd/")
+    assert inputs["input_1"]["uri"].endswith("/paths/odd/data[1].csv")
+    assert inputs["input_2"]["uri"].endswith("/paths/odd/")

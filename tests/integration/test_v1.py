@@ -527,7 +527,8 @@ def test_a_dataset_of_several_files_reaches_a_script_as_one_folder(azureml, clie
     exp = Experiment(ws, "v1-folder-argument")
 
     def submit(*args):
-        run = exp.submit(ScriptRunConfig(source_directory=str(tmp_path / "src"), script="walk.py", arguments=list(args)))
+        run = exp.submit(ScriptRunConfig(source_directory=str(tmp_path / "src"), script="walk.py",
+                                         arguments=list(args)))
         run.wait_for_completion()
         assert run.get_status() == "Completed", client.runs.get(run.id).error
         return run
@@ -556,7 +557,8 @@ def test_a_dataset_of_several_files_reaches_a_script_as_one_folder(azureml, clie
     runs_before = len(list(client.runs.list(experiment="v1-folder-argument")))
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "1.csv").write_text("month,temp\n1,3\n")
-    twins = Dataset.File.from_files(path=[str(tmp_path / "weather" / "2019" / "1.csv"), str(tmp_path / "other" / "1.csv")])
+    twins = Dataset.File.from_files(path=[str(tmp_path / "weather" / "2019" / "1.csv"),
+                                          str(tmp_path / "other" / "1.csv")])
     with pytest.raises(InvalidInput, match="would both be '1.csv'"):
         exp.submit(ScriptRunConfig(source_directory=str(tmp_path / "src"), script="walk.py",
                                    arguments=["--data-folder", twins]))

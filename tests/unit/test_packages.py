@@ -43,7 +43,8 @@ def test_a_yaml_alias_bomb_is_refused_at_once_wherever_yaml_is_read(tmp_path):
             read(path)
     assert conda_pip(path.read_text()) == []  # a conda file of an environment read back: nothing, and at once
     assert time.monotonic() - started < 5
-    path.write_text("common: &sk scikit-learn==1.5.2\ndependencies:\n  - pip:\n    - *sk\n")  # aliases as people use them
+    path.write_text("common: &sk scikit-learn==1.5.2\ndependencies:\n  - pip:\n    - *sk\n")  # aliases as people
+    # use them still work
     assert parse_packages(path) == ["scikit-learn==1.5.2"]
 
 
