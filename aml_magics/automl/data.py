@@ -81,6 +81,9 @@ def label_problem(label: str, y, task: str) -> str | None:
             classes = labeled.astype(str).nunique()
         if classes < 2:
             return f"the label {label!r} has a single class; classification needs two or more"
+        if classes == len(labeled):  # every row its own class: nothing to learn, and no split can be stratified
+            return (f"the label {label!r} has a different value on every one of its {len(labeled)} rows; it looks "
+                    "like an ID, not something to predict (for numbers use --task regression)")
         return None
     numbers = pd.to_numeric(labeled, errors="coerce")
     if numbers.isna().any():

@@ -74,9 +74,11 @@ def folds(data: TrainingData, task: str, seed: int) -> list:
         idx = np.random.RandomState(seed).permutation(n)
         cut = int(n * 0.8)
         return [(idx[:cut], idx[cut:])]
-    splitter = StratifiedKFold(5, shuffle=True, random_state=seed) if task == "classification" \
-        else KFold(5, shuffle=True, random_state=seed)
-    return list(splitter.split(data.X, data.y))
+    if task == "classification":
+        largest = int(np.unique(data.y, return_counts=True)[1].max())
+        if largest >= 2:  # stratified needs a class of 5 rows for 5 folds: fewer folds when every class is smaller
+            return list(StratifiedKFold(min(5, largest), shuffle=True, random_state=seed).split(data.X, data.y))
+    return list(KFold(5, shuffle=True, random_state=seed).split(data.X, data.y))
 
 
 def out_of_fold(candidates: list, make: Callable[[Any], Any], scorer: Scorer, splits: list, deadline: float,

@@ -37,6 +37,7 @@ class Featurizer:
         self.feature_names: list[str] = []
 
     def fit(self, X) -> "Featurizer":
+        import numpy as np
         import pandas as pd
 
         self.input_columns = [str(c) for c in X.columns]
@@ -67,10 +68,15 @@ class Featurizer:
                 if pd.api.types.is_integer_dtype(s) and unique == n and n >= 20:
                     self.plans.append(ColumnPlan(name, "numeric (ID-like)", "dropped: a distinct value on every row"))
                     continue
-                missing = int(s.isna().sum())
-                plan = ColumnPlan(name, "numeric", "kept", [name], fill=float(non_null.median()))
+                finite = non_null[np.isfinite(non_null.to_numpy(dtype=float))]  # ±inf counts as missing
+                if finite.empty:
+                    self.plans.append(ColumnPlan(name, str(s.dtype), "dropped: all values missing or infinite"))
+                    continue
+                missing = n - len(finite)
+                plan = ColumnPlan(name, "numeric", "kept", [name], fill=float(finite.median()))
                 if missing:
-                    plan.action = f"{missing} missing values imputed with the median {plan.fill:.4g}"
+                    what = "missing or infinite" if len(finite) < len(non_null) else "missing"
+                    plan.action = f"{missing} {what} values imputed with the median {plan.fill:.4g}"
                     plan.outputs.append(f"{name}_missing")
                 self.plans.append(plan)
                 continue
@@ -117,7 +123,7 @@ class Featurizer:
             elif p.frequencies:
                 parts[p.outputs[0]] = s.astype(str).map(p.frequencies).astype(float).fillna(0.0)
             else:
-                values = pd.to_numeric(s, errors="coerce").astype(float)
+                values = pd.to_numeric(s, errors="coerce").astype(float).replace([np.inf, -np.inf], np.nan)
                 parts[p.outputs[0]] = values.fillna(p.fill if p.fill is not None else 0.0)
                 if len(p.outputs) > 1:
                     parts[p.outputs[1]] = values.isna().astype(float)

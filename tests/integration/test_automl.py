@@ -199,3 +199,35 @@ def test_azure_ml_algorithm_names_map_to_their_equivalents_here(capsys):
     assert "kneighbor" not in learners("classification", None, ["KNN", "DecisionTree", "TensorFlowDNN"])
     assert learners("regression", ["Prophet", "LightGBM"], None) == ["lgbm"]
     assert "Prophet not run here" in capsys.readouterr().out
+
+
+def test_careless_tables_infinite_values_rare_classes_and_an_id_as_label(ip, client):
+    """Infinite values in a feature (a division by zero upstream) are imputed like missing ones, a column of them
+    dropped — the run failed on them in scikit-learn; classes of four rows each are cross-validated in four folds —
+    the run failed ("n_splits=5 cannot be greater…"); a label that differs on every row is refused at submission."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=200)
+    ip.user_ns["inf_table"] = pd.DataFrame({"x": np.where(np.arange(200) % 10 == 0, np.inf, x), "all_inf": np.where(np.arange(200) % 2, np.inf, -np.inf),
+                                            "y": (x > 0).astype(int)})
+    parent = ip.run_line_magic("aml", "automl --task classification --data inf_table --label y --trials 2 "
+                                      "--allowed LogisticRegression --no-ensemble -e automl-careless --wait")
+    info = client.runs.get(parent.id)
+    assert info.status == "Completed", info.error
+    report = client.runs.get_metrics(parent.id)["featurization"]
+    actions = dict(zip(report["column"], report["action"]))
+    assert actions["x"].startswith("20 missing or infinite values imputed") and \
+        actions["all_inf"] == "dropped: all values missing or infinite"
+    _, model = parent.get_output()  # and the model takes infinite values when it predicts
+    assert model.predict(pd.DataFrame({"x": [np.inf, -np.inf, 1.0], "all_inf": [0.0, 1.0, np.inf]})).shape == (3,)
+    ip.user_ns["four_rows"] = pd.DataFrame({"x": rng.normal(size=200), "y": [f"c{i // 4}" for i in range(200)]})
+    parent = ip.run_line_magic("aml", "automl --task classification --data four_rows --label y --trials 2 "
+                                      "--allowed LogisticRegression --no-ensemble -e automl-careless --wait")
+    assert client.runs.get(parent.id).status == "Completed", client.runs.get(parent.id).error
+    ip.user_ns["id_label"] = pd.DataFrame({"x": rng.normal(size=50), "y": [f"row-{i}" for i in range(50)]})
+    before = len(client.runs.list(limit=None).infos)
+    with pytest.raises(UsageError, match="has a different value on every one of its 50 rows; it looks like an ID"):
+        ip.run_line_magic("aml", "automl --task classification --data id_label --label y --budget 10")
+    assert len(client.runs.list(limit=None).infos) == before
