@@ -90,9 +90,48 @@ def label_problem(label: str, y, task: str) -> str | None:
         bad = labeled[numbers.isna()].iloc[0]
         return (f"the label {label!r} has values that are not numbers (like {shown(bad, 40)}); {task} needs numbers "
                 "(for categories use --task classification)")
-    infinite = int(np.isinf(numbers.to_numpy(dtype=float)).sum())
+    values = numbers.to_numpy(dtype=float)
+    infinite = int(np.isinf(values).sum())
     if infinite:
         return f"the label {label!r} has {infinite} infinite value{'s' if infinite > 1 else ''}; drop or replace those rows"
+    if np.abs(values).max() > LABEL_MAX:  # the learners keep labels as 32-bit floats: beyond, XGBoost stopped the run
+        return (f"the label {label!r} has values as large as {np.abs(values).max():.3g}; the learners take up to "
+                f"{LABEL_MAX:.0e} — scale it (divide by a power of ten) and scale the predictions back")
+    return None
+
+
+LABEL_MAX = 1e38  # within a 32-bit float (3.4e38)
+
+
+def time_problem(frame, time_column: str, horizon: int) -> str | None:
+    """Why the time column of a forecasting table cannot be used, or None: values that are not dates or times,
+    the same time on two rows (one series is forecast: several mixed would be one jagged series), a horizon the
+    history cannot cover."""
+    import pandas as pd
+
+    from ..core.checks import shown
+
+    import warnings
+
+    raw = frame[time_column]
+    with warnings.catch_warnings():  # pandas' "could not infer format" for text times: said once per element
+        warnings.simplefilter("ignore")
+        times = pd.to_datetime(raw, errors="coerce")
+    bad = raw[times.isna() & raw.notna()]
+    if len(bad):
+        return (f"the time column {time_column!r} has values that are not dates or times (like "
+                f"{shown(bad.iloc[0], 40)}); fix or drop those rows")
+    missing = int(times.isna().sum())
+    if missing:
+        return f"the time column {time_column!r} is empty on {missing} row{'s' if missing > 1 else ''}; drop them"
+    repeated = int(times.duplicated().sum())
+    if repeated:
+        return (f"the time column {time_column!r} has {repeated} repeated time{'s' if repeated > 1 else ''} (like "
+                f"{times[times.duplicated()].iloc[0]}); one row per time is forecast — several series need one run "
+                "each")
+    if 3 * int(horizon) > len(times):
+        return (f"--horizon {horizon} is too far ahead for {len(times)} rows of history; give at most "
+                f"{max(1, len(times) // 3)} (a third of the rows)")
     return None
 
 
@@ -118,6 +157,9 @@ def prepare(frame, spec: AutoMLSpec, run) -> TrainingData:
         from .forecast import add_lag_features, keep_history, plan
 
         tcol = spec.time_column
+        problem = time_problem(frame, tcol, spec.horizon)
+        if problem:
+            raise EngineStopped(problem)
         frame[tcol] = pd.to_datetime(frame[tcol], errors="coerce")
         frame = frame.sort_values(tcol, kind="stable").reset_index(drop=True)
         forecasting = plan(frame, tcol, label, spec.horizon)

@@ -111,13 +111,18 @@ def _columns_of(data: Any, path: Path | None) -> tuple[list[str], bool]:
     return [], len(data) > 0 if hasattr(data, "__len__") else False
 
 
-def _check_label(frame: Any, label: str, task: str) -> None:
-    """What the run would stop for at once (too few labeled rows, one class, a label that is not a number), said
-    before it is submitted — a table already in the notebook is cheap to look at (a file is read by the run)."""
-    from .data import label_problem
+def _check_label(frame: Any, label: str, task: str, time_column: str | None = None,
+                 horizon: int | None = None) -> None:
+    """What the run would stop for at once (too few labeled rows, one class, a label that is not a number, a time
+    column that is not one), said before it is submitted — a table already in the notebook is cheap to look at (a
+    file is read by the run)."""
+    from .data import label_problem, time_problem
 
     try:
         problem = label_problem(label, frame[label], task)
+        if not problem and task == "forecasting" and time_column in getattr(frame, "columns", ()):
+            labeled = frame[frame[label].notna()]
+            problem = time_problem(labeled, time_column, horizon or 1)
     except Exception:  # noqa: BLE001 - an unusual table (not pandas-like): the run's own checks decide
         return
     if problem:
@@ -208,7 +213,7 @@ def automl_submission(
         near = ", ".join(columns[:12]) + (" …" if len(columns) > 12 else "")
         raise InvalidInput(f"label column {label!r} is not in the data (columns: {near})")
     if in_memory and label in columns:
-        _check_label(in_values["training_data"], label, task)
+        _check_label(in_values["training_data"], label, task, time_column, horizon)
     if task == "forecasting" and not remote and time_column not in columns:
         raise InvalidInput(f"--time-column {time_column!r} is not in the data")
     if in_memory and len(columns) == 1 and columns == [label]:

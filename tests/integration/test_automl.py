@@ -230,4 +230,18 @@ def test_careless_tables_infinite_values_rare_classes_and_an_id_as_label(ip, cli
     before = len(client.runs.list(limit=None).infos)
     with pytest.raises(UsageError, match="has a different value on every one of its 50 rows; it looks like an ID"):
         ip.run_line_magic("aml", "automl --task classification --data id_label --label y --budget 10")
+    # forecasting tables and labels the learners cannot take: one line at submission (they ran, or failed in XGBoost)
+    days = pd.DataFrame({"t": pd.date_range("2020-01-01", periods=90, freq="D"), "y": rng.normal(size=90)})
+    for table, extra, message in (
+            (pd.concat([days, days.iloc[:5]]), "--horizon 7", "has 5 repeated times"),
+            (days.assign(t=["soon"] * 90), "--horizon 7", "has values that are not dates or times .like 'soon'"),
+            (days.assign(t=days.t.where(days.index % 10 != 0)), "--horizon 7", "is empty on 9 rows"),
+            (days, "--horizon 400", "--horizon 400 is too far ahead for 90 rows of history; give at most 30")):
+        ip.user_ns["careless_series"] = table
+        with pytest.raises(UsageError, match=message):
+            ip.run_line_magic("aml", f"automl --task forecasting --data careless_series --label y --time-column t "
+                                     f"{extra} --budget 10")
+    ip.user_ns["huge_label"] = pd.DataFrame({"x": rng.normal(size=50), "y": rng.normal(size=50) * 1e300})
+    with pytest.raises(UsageError, match="has values as large as .*scale it"):
+        ip.run_line_magic("aml", "automl --task regression --data huge_label --label y --budget 10")
     assert len(client.runs.list(limit=None).infos) == before
