@@ -281,9 +281,18 @@ class ScoringService:
             return result
         try:
             return json.dumps(result, allow_nan=False).encode()
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, RecursionError):
+            pass
+        try:  # what run() commonly returns as it is: model.predict()'s array, a numpy number, a DataFrame
+            return json.dumps(result, allow_nan=False, default=plain_value).encode()
+        except ValueError as err:
             log.error("run() returned a value that is not JSON: %s", err)
-            return error(500, "run() returned a value that cannot be sent as JSON (return lists, dicts, numbers, strings)")
+            return error(500, "run() returned NaN or an infinity, which JSON cannot carry; replace them (with None, "
+                              "say) before returning")
+        except (TypeError, RecursionError) as err:
+            log.error("run() returned a value that is not JSON: %s", err)
+            return error(500, "run() returned a value that cannot be sent as JSON (return lists, dicts, numbers, "
+                              "strings, numpy arrays or DataFrames)")
 
     async def score(self, scope, receive) -> Response | None:
         if not self.authorized(scope):
@@ -355,6 +364,29 @@ def header_of(scope, name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+def plain_value(value: Any) -> Any:
+    """``json.dumps``' ``default``: a numpy array or number, a pandas DataFrame (its rows as records) or Series, a
+    set, a date — as JSON takes them; anything else stays refused."""
+    import datetime
+
+    kind = type(value).__module__.split(".")[0]
+    if kind == "numpy":
+        if hasattr(value, "tolist"):  # arrays and numpy scalars (float32, int64, bool_)
+            return value.tolist()
+    elif kind == "pandas":
+        if hasattr(value, "to_dict") and hasattr(value, "columns"):
+            return value.to_dict(orient="records")
+        if hasattr(value, "tolist"):
+            return value.tolist()
+        if hasattr(value, "isoformat"):  # Timestamp
+            return value.isoformat()
+    elif isinstance(value, (set, frozenset)):
+        return list(value)
+    elif isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def read_keys(deployment_dir: Path) -> list[str]:

@@ -125,6 +125,41 @@ def test_bad_requests_get_json_errors_and_the_service_stays_up(client, digits, t
     assert "secret internal detail" in panel.log.value and "Traceback" in panel.log.value
 
 
+RETURNS = textwrap.dedent(
+    """
+    import datetime, json
+    import numpy as np
+    import pandas as pd
+
+    def init():
+        pass
+
+    def run(raw_data):
+        kind = json.loads(raw_data)["kind"]
+        return {"array": lambda: np.array([[1, 2], [3, 4]]), "numbers": lambda: {"p": np.float32(0.5), "n": np.int64(3)},
+                "frame": lambda: pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}), "set": lambda: {7},
+                "date": lambda: datetime.date(2026, 12, 4), "nan": lambda: np.array([1.0, np.nan]),
+                "bytes": lambda: b"raw"}[kind]()
+    """
+)
+
+
+def test_what_run_commonly_returns_is_sent_as_json(client, digits, tmp_path):
+    """model.predict()'s array, numpy numbers, a DataFrame (its rows), a set, a date: answered as JSON — they were
+    500s, as with azmlinfsrv, which json.dumps as it is. NaN says what to do; bytes stay refused."""
+    (tmp_path / "score.py").write_text(RETURNS)
+    svc = client.deployments.create("digits-returns", "digits:1", score=tmp_path / "score.py")
+    auth = {"Authorization": f"Bearer {svc.get_keys()[0]}"}
+    answers = {kind: requests.post(svc.scoring_uri, json={"kind": kind}, headers=auth)
+               for kind in ("array", "numbers", "frame", "set", "date", "nan", "bytes")}
+    assert answers["array"].json() == [[1, 2], [3, 4]] and answers["numbers"].json() == {"p": 0.5, "n": 3}
+    assert answers["frame"].json() == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
+    assert answers["set"].json() == [7] and answers["date"].json() == "2026-12-04"
+    assert answers["nan"].status_code == 500 and "NaN or an infinity" in answers["nan"].json()["message"]
+    assert answers["bytes"].status_code == 500 and "cannot be sent as JSON" in answers["bytes"].json()["message"]
+    client.deployments.delete("digits-returns")
+
+
 def test_crashed_server_is_restarted_and_marked_meanwhile(client, digits):
     svc = client.deployments.create("digits-crash", "digits")
     row = client.backend.store.query_one("SELECT server_pid FROM deployments WHERE name='digits-crash'")
