@@ -37,7 +37,13 @@ class Webservice:
         """POST ``input_data`` (a JSON string, or any JSON-able value) to the service and return its answer."""
         import requests
 
-        body = input_data if isinstance(input_data, (str, bytes)) else json.dumps(input_data)
+        from .plain import plain_value
+
+        try:  # X_test[:5] as it is (a numpy array), a DataFrame's rows, numpy numbers (NaN goes as Python's NaN)
+            body = input_data if isinstance(input_data, (str, bytes)) else json.dumps(input_data, default=plain_value)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise InvalidInput(f"service.run(input_data): {exc}; give JSON text, or lists, dicts, numbers, strings, "
+                               "numpy arrays or DataFrames") from None
         info = self.info
         headers = {"Content-Type": "application/json"}
         if info.auth:

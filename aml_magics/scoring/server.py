@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from ..core.plain import plain_value
 from . import BadRequest
 from .runner import Busy, MainThreadRunner, RunStopped, RunTimeout, outcome
 
@@ -364,29 +365,6 @@ def header_of(scope, name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
-
-
-def plain_value(value: Any) -> Any:
-    """``json.dumps``' ``default``: a numpy array or number, a pandas DataFrame (its rows as records) or Series, a
-    set, a date — as JSON takes them; anything else stays refused."""
-    import datetime
-
-    kind = type(value).__module__.split(".")[0]
-    if kind == "numpy":
-        if hasattr(value, "tolist"):  # arrays and numpy scalars (float32, int64, bool_)
-            return value.tolist()
-    elif kind == "pandas":
-        if hasattr(value, "to_dict") and hasattr(value, "columns"):
-            return value.to_dict(orient="records")
-        if hasattr(value, "tolist"):
-            return value.tolist()
-        if hasattr(value, "isoformat"):  # Timestamp
-            return value.isoformat()
-    elif isinstance(value, (set, frozenset)):
-        return list(value)
-    elif isinstance(value, (datetime.date, datetime.time)):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def read_keys(deployment_dir: Path) -> list[str]:

@@ -18,6 +18,7 @@ from IPython.core.error import UsageError
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
+from aml_magics.core.errors import InvalidInput
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.slow
@@ -59,6 +60,9 @@ def test_default_scorer_keys_and_contract(client, digits, ip):
     svc = ip.run_line_magic("aml", "deploy digits --name digits-svc")
     assert svc.state == "Healthy" and svc.scoring_uri.startswith("http://127.0.0.1:")
     assert svc.run({"data": digits[:3].tolist()}) == [0, 1, 2]
+    assert svc.run({"data": digits[:3]}) == [0, 1, 2]  # the array as it is (a TypeError before)
+    with pytest.raises(InvalidInput, match="service.run.input_data.: bytearray is not JSON"):
+        svc.run({"data": bytearray(b"x")})
     probs = svc.run(json.dumps({"data": digits[:1].tolist(), "method": "predict_proba"}))
     assert len(probs[0]) == 10
     primary, secondary = svc.get_keys()
