@@ -153,7 +153,9 @@ class Run:
         self.tracker.log_record(self.id, name, "row", kwargs)
 
     def log_table(self, name: str, value: dict[str, list], description: str = "") -> None:
-        """Log a whole table as a dict of equal-length columns."""
+        """Log a whole table as a dict of equal-length columns (or a pandas DataFrame)."""
+        if hasattr(value, "to_dict") and hasattr(value, "columns"):  # a DataFrame: its columns
+            value = value.to_dict(orient="list")
         if not isinstance(value, dict):
             raise InvalidType("log_table takes a dict of columns, like {'x': [1, 2], 'y': [3, 4]}")
         for column in value:

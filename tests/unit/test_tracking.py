@@ -107,6 +107,9 @@ def test_values_of_every_kind(workspace, tmp_path):
     run.log("stepped", 1.0, step=10)
     run.log("stepped", 2.0)
     run.log_table("tbl", {"a": [1, 2], "b": np.array([3, 4])})
+    import pandas as pd
+
+    run.log_table("frame", pd.DataFrame({"a": [1, 2], "c": ["x", "y"]}))  # a DataFrame is a table (it was refused)
     png = tmp_path / "img.png"
     png.write_bytes(b"\x89PNG\r\n\x1a\nfake")
     run.log_image("picture", path=png)
@@ -118,6 +121,7 @@ def test_values_of_every_kind(workspace, tmp_path):
     run.complete()
     m = run.get_metrics()
     assert m["np"] == 0.5 and m["npint"] == 3 and m["flag"] == 1
+    assert m["frame"] == {"a": [1, 2], "c": ["x", "y"]}
     assert m["nan"] != m["nan"]  # NaN survives the round trip
     assert m["stepped"] == [1.0, 2.0]
     assert client.runs.metric_series(run.id, "stepped")[0][1][0] == 11  # next step after an explicit one

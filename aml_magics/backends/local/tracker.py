@@ -226,6 +226,8 @@ class LocalTracker(Tracker):
         low, high = checks.INT64_MIN, checks.INT64_MAX
 
         def write(name: str, value: float, step: int | None = None) -> None:
+            if step is not None and (type(step) is not int or not low <= step <= high):
+                step = checks.step(name, step)  # before the metric is made: a refused call leaves no empty metric
             c = counters.get(name)
             if c is None:
                 c = counters[name] = counter(run_pk, name)
@@ -235,11 +237,8 @@ class LocalTracker(Tracker):
                     raise InvalidInput(f"metric {checks.shown(name)} has reached the largest step (2**63-1); "
                                        "log under another name")
                 c[1] = step + 1
-            else:
-                if type(step) is not int or not low <= step <= high:
-                    step = checks.step(name, step)
-                if step >= c[1]:
-                    c[1] = step + 1
+            elif step >= c[1]:
+                c[1] = step + 1
             append((c[0], step, now(), value))
 
         return write
