@@ -710,3 +710,25 @@ def _check_submission(sub: RunSubmission) -> None:
         checks.text(f"value of {name}", str(value), empty=True)
     for arg in sub.args:
         checks.text("argument", str(arg), empty=True)
+    if sub.kind == "notebook" and sub.source_dir and sub.entry:
+        _check_notebook(Path(sub.source_dir) / sub.entry)
+
+
+def _check_notebook(path: Path) -> None:
+    """A notebook to submit is one: JSON with a list of cells, nbformat 4 (read with the standard library — not
+    nbformat, which costs seconds to import) — else one line now, not a run failing in nbformat's words."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        raise NotFound(f"notebook {path} not found") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        raise InvalidInput(f"{path.name} is not a notebook (its file is not JSON); open it in Jupyter and save it "
+                           "again, or check it is the file you meant") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("cells", doc.get("worksheets")), list):
+        raise InvalidInput(f"{path.name} is not a notebook (no list of cells)")
+    if doc.get("nbformat") != 4:
+        raise InvalidInput(f"{path.name} is an nbformat {doc.get('nbformat')!r} notebook; open it in Jupyter and "
+                           "save it, which writes version 4")

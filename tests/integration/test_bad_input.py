@@ -99,6 +99,21 @@ def test_a_bad_amlignore_line_is_named(ip, client, project):
     assert _snapshot_of_store(client) == before
 
 
+def test_a_file_that_is_not_a_notebook_is_refused_at_submission(ip, client, project):
+    """Submitting a broken, foreign or old notebook file: one line, no run — the run used to fail in nbformat's
+    words (NotJSONError, a jsonschema ValidationError, an AttributeError)."""
+    (project / "broken.ipynb").write_text("{not json")
+    (project / "list.ipynb").write_text("[]")
+    (project / "old.ipynb").write_text('{"worksheets": [], "metadata": {}, "nbformat": 3, "nbformat_minor": 0}')
+    before = _snapshot_of_store(client)
+    for name, message in (("broken.ipynb", "is not a notebook .its file is not JSON"),
+                          ("list.ipynb", "is not a notebook .no list of cells"),
+                          ("old.ipynb", "is an nbformat 3 notebook; open it in Jupyter and save it")):
+        with pytest.raises(UsageError, match=message):
+            ip.run_line_magic("aml", f"submit {name}")
+    assert _snapshot_of_store(client) == before
+
+
 def test_bad_values_from_python_are_one_clear_error(client):
     from aml_magics.core.errors import InvalidInput
 
