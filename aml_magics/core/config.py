@@ -74,8 +74,15 @@ def _is_azure_config(path: Path) -> bool:
 
 
 def _local_path(value: str | os.PathLike) -> Path:
-    path = Path(os.path.expanduser(os.fspath(value))).resolve()
-    if path.exists() and not path.is_dir():
+    from . import checks
+
+    checks.text("workspace folder", os.fspath(value))  # NUL or a lone surrogate: one line, not a ValueError
+    try:
+        path = Path(os.path.expanduser(os.fspath(value))).resolve()
+        is_file = path.exists() and not path.is_dir()
+    except OSError as exc:  # a name too long for the file system, …
+        raise InvalidInput(f"workspace folder {checks.shown(os.fspath(value))}: {exc.strerror}") from None
+    if is_file:
         raise InvalidInput(f"workspace {path} is a file; give a folder (it is created when missing)")
     return path
 

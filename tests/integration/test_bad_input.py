@@ -70,7 +70,10 @@ def _snapshot_of_store(client):
         ("register last outputs/\ud800 --name m", None, "lone surrogate"),
         ("workspace use /tmp/aml-\udcff", None, "lone surrogate"),
         ("env register \udcff requirements.txt", None, "environment name"),
-        ("workspace use /proc/1", None, "read-only"),
+        ("workspace use /proc/1", None, "and no workspace; give a new or empty folder"),
+        ("workspace use /etc", None, "holds other files"),  # it made /etc a workspace (aml.db, datastores/)
+        ("workspace use /tmp/aml-\x00ws", None, "NUL"),  # a ValueError traceback
+        ("workspace use /tmp/" + "w" * 300, None, "File name too long"),  # an OSError traceback
         ("env register x /etc/shadow", None, "is not a pip requirement"),
         ("deploy nomodel:99999999999999999999999999", None, "between 1 and"),
     ],

@@ -43,6 +43,7 @@ class LocalBackend(Backend):
         self.path = config.path
         # its paths are stored as text: a folder whose name is not UTF-8 (raw bytes) is refused before it is made
         checks.text("workspace folder", str(self.path))
+        _refuse_a_foreign_folder(self.path)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -132,3 +133,21 @@ class LocalBatchEndpoints(BatchEndpointsBackend):
 
     def delete(self, name):
         raise not_supported(self.backend.capabilities, "batch endpoints")
+
+
+# what a workspace folder holds: a folder with only these (or nothing) may become one
+WORKSPACE_ENTRIES = {layout.DB_NAME, f"{layout.DB_NAME}-wal", f"{layout.DB_NAME}-shm", "runs", "datastores", "models",
+                     "deployments", "environments", "batch", "pipelines", ".locks"}
+
+
+def _refuse_a_foreign_folder(path) -> None:
+    """``%aml workspace use ~/projects`` (or ``/etc``): a folder that holds other things and no workspace is not
+    made one — its aml.db, runs/ and datastores/ would be strewn among the user's files."""
+    try:
+        entries = {p.name for p in path.iterdir()} if path.is_dir() else set()
+    except OSError:
+        return  # not readable: the store says so in its own words
+    if entries and layout.DB_NAME not in entries and not entries & WORKSPACE_ENTRIES:
+        shown = ", ".join(sorted(entries)[:3]) + (" …" if len(entries) > 3 else "")
+        raise InvalidInput(f"{path} holds other files ({shown}) and no workspace; give a new or empty folder, "
+                           f"like {path / 'aml-workspace'}")

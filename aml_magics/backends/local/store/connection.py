@@ -70,13 +70,7 @@ class Connection:
         self._conn.row_factory = sqlite3.Row
         self._run_pks: dict[str, int] = {}
         try:
-            self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
-            if mode.lower() != "wal":
-                self._conn.execute("PRAGMA journal_mode=WAL")
-            # WAL + NORMAL: a committed transaction survives a crash of any process.
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # reads the schema: is it whole?
+            self._open_settings()
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             if is_damage(exc):
@@ -84,6 +78,28 @@ class Connection:
             raise _storage_error(exc) from None
         if migrate:
             self.migrate()
+
+    def _open_settings(self) -> None:
+        """WAL, NORMAL sync, and a read of the schema. The journal mode is read (and set) without SQLite's busy
+        handler: a second process opening the workspace at that moment got "database is locked" at once — so a
+        locked answer is tried again for as long as any other wait here."""
+        import time
+
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if mode.lower() != "wal":
+                    self._conn.execute("PRAGMA journal_mode=WAL")
+                # WAL + NORMAL: a committed transaction survives a crash of any process.
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # the schema: is it whole?
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def close(self) -> None:
         with self._lock:
