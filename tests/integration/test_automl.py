@@ -210,7 +210,8 @@ def test_careless_tables_infinite_values_rare_classes_and_an_id_as_label(ip, cli
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=200)
-    ip.user_ns["inf_table"] = pd.DataFrame({"x": np.where(np.arange(200) % 10 == 0, np.inf, x), "all_inf": np.where(np.arange(200) % 2, np.inf, -np.inf),
+    ip.user_ns["inf_table"] = pd.DataFrame({"x": np.where(np.arange(200) % 10 == 0, np.inf, x),
+                                            "all_inf": np.where(np.arange(200) % 2, np.inf, -np.inf),
                                             "y": (x > 0).astype(int)})
     parent = ip.run_line_magic("aml", "automl --task classification --data inf_table --label y --trials 2 "
                                       "--allowed LogisticRegression --no-ensemble -e automl-careless --wait")

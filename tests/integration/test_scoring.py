@@ -140,7 +140,8 @@ RETURNS = textwrap.dedent(
 
     def run(raw_data):
         kind = json.loads(raw_data)["kind"]
-        return {"array": lambda: np.array([[1, 2], [3, 4]]), "numbers": lambda: {"p": np.float32(0.5), "n": np.int64(3)},
+        return {"array": lambda: np.array([[1, 2], [3, 4]]),
+                "numbers": lambda: {"p": np.float32(0.5), "n": np.int64(3)},
                 "frame": lambda: pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}), "set": lambda: {7},
                 "date": lambda: datetime.date(2026, 12, 4), "nan": lambda: np.array([1.0, np.nan]),
                 "bytes": lambda: b"raw"}[kind]()
