@@ -68,7 +68,7 @@ def test_what_is_not_there_yet_says_so_in_one_line(azure, tmp_path):
         client.runs.submit(RunSubmission(kind="script", experiment="e", source_dir=tmp_path, entry="missing.py",
                                          compute="cpu", in_values={"x": 1}))
     assert not fake.blobs and not [c for c in fake.calls if c.operation.startswith("CodeVersions")]
-    (tmp_path / "lab.ipynb").write_text("{}")
+    (tmp_path / "lab.ipynb").write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
     run = client.runs.submit(RunSubmission(kind="notebook", experiment="e", source_dir=tmp_path, entry="lab.ipynb",
                                            compute="cpu", parameters={"alpha": 0.5}))
     job = [c for c in fake.calls if c.operation == "Jobs_CreateOrUpdate"][-1]

@@ -242,6 +242,7 @@ def test_in_and_out_variables_travel_through_the_default_datastore(azurite, tmp_
 
             client.runs.submit(RunSubmission(kind="cell", experiment="io", source_dir=tmp_path / "src", entry="c.py",
                                              code="1", compute="cpu", in_values={"lock": threading.Lock()}))
+        (tmp_path / "src" / "n.ipynb").write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
         with pytest.raises(InvalidInput, match="cell and script runs"):
             client.runs.submit(RunSubmission(kind="notebook", experiment="io", source_dir=tmp_path / "src",
                                              entry="n.ipynb", compute="cpu", out_vars=["y"]))
