@@ -343,7 +343,6 @@ class Run(V1Names, _CoreRun):
     def log_predictions(self, name: str, value: Any, description: str = "") -> None:
         self._log_v1_schema("log_predictions", name, value, description)
 
-
     def get_output(self, metric: str | None = None, iteration: int | None = None,
                    **_ignored: Any) -> tuple["Run", Any]:
         """Of an AutoML run: (best child, fitted model) — or of the child run with ``iteration`` (0-based), or the

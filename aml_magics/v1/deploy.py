@@ -109,17 +109,15 @@ class InferenceConfig:
 def _checked(kind: str, **values: Any) -> None:
     """A deploy configuration's numbers and switches: positive numbers, True/False (a string like "false" would
     read as true) — else one line now, not at deploy time."""
-    import math
+    from ..core import checks
 
     for name, value in values.items():
         if value is None:
             continue
-        if name.endswith("_enabled"):
-            if not isinstance(value, bool):
-                raise InvalidInput(f"{kind}.deploy_configuration({name}={value!r}): give True or False")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise InvalidInput(f"{kind}.deploy_configuration({name}={value!r}): give a positive number, like "
-                               f"{name}=1")
+        if not name.endswith("_enabled"):
+            checks.positive(f"{kind}.deploy_configuration: {name}", value)
+        elif not isinstance(value, bool):
+            raise InvalidInput(f"{kind}.deploy_configuration({name}={value!r}): give True or False")
 
 
 class _DeploymentConfiguration:
