@@ -14,6 +14,7 @@ from .errors import InvalidInput, InvalidType
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 FLOAT_MAX = sys.float_info.max
 MAX_NAME = 255
+MAX_TIMEOUT_S = 10_000_000  # a run's time limit, about 115 days (past it a timer overflows; no run needs more)
 
 
 def shown(value: Any, limit: int = 60) -> str:
@@ -144,13 +145,15 @@ def whole(what: str, value: Any, low: int | None = None, high: int | None = None
     return number
 
 
-def positive(what: str, value: Any) -> float:
+def positive(what: str, value: Any, maximum: float | None = None) -> float:
     """A duration or size given as a number: finite and above zero (a string like "1", a bool or NaN is refused
-    rather than read as something else)."""
+    rather than read as something else), and at most ``maximum`` when one is given."""
     import math
 
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise InvalidInput(f"{what}={shown(value)}: give a number above 0")
+    if maximum is not None and value > maximum:
+        raise InvalidInput(f"{what}={shown(value)}: give at most {maximum:,.15g}")
     return float(value)
 
 

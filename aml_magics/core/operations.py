@@ -710,6 +710,8 @@ def _check_submission(sub: RunSubmission) -> None:
         checks.text(f"value of {name}", str(value), empty=True)
     for arg in sub.args:
         checks.text("argument", str(arg), empty=True)
+    if sub.timeout_s is not None:
+        checks.positive("timeout", sub.timeout_s, checks.MAX_TIMEOUT_S)
     if sub.kind == "notebook" and sub.source_dir and sub.entry:
         _check_notebook(Path(sub.source_dir) / sub.entry)
 

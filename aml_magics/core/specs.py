@@ -41,6 +41,7 @@ class SweepSpec:
     parallel: int = 1
     policy: dict | None = None  # an early termination policy's settings
     timeout_s: float | None = None
+    trial_timeout_s: float | None = None  # each trial is canceled after it has run this long
     max_failures: int = 5
     seed: int | None = None
     compute: str = DEFAULT_COMPUTE

@@ -77,8 +77,9 @@ class RunInfo(_Reprs):
         lines = [head]
         if self.latest_metrics:
             lines.append(f"  metrics: {self.metrics_line()}")
-        if self.status == "Failed" and self.error:
-            lines.append(f"  error: {self.error.strip().splitlines()[-1][:300]}")
+        if self.status in ("Failed", "Canceled") and self.error:  # Canceled: why the system stopped it
+            label = "error" if self.status == "Failed" else "why"
+            lines.append(f"  {label}: {self.error.strip().splitlines()[-1][:300]}")
         if self.status == "Queued":
             lines.append("  waiting for a free slot on its compute target")
         return "\n".join(lines)
@@ -101,8 +102,9 @@ class RunInfo(_Reprs):
             rows.append(("Metrics", r.esc(self.metrics_line(limit=10))))
         if self.tags:
             rows.append(("Tags", r.esc(", ".join(f"{k}={v}" for k, v in self.tags.items()))))
-        if self.status == "Failed" and self.error:
-            rows.append(("Error", f"<pre style='margin:0;white-space:pre-wrap'>{r.esc(self.error[-2000:])}</pre>"))
+        if self.status in ("Failed", "Canceled") and self.error:
+            rows.append(("Error" if self.status == "Failed" else "Why",
+                         f"<pre style='margin:0;white-space:pre-wrap'>{r.esc(self.error[-2000:])}</pre>"))
         body = "".join(
             f'<tr><th style="{r.CELL_STYLE}">{k}</th><td style="{r.CELL_STYLE}">{v}</td></tr>' for k, v in rows
         )
@@ -440,4 +442,5 @@ class RunSubmission:
     snapshot_max_bytes: int = 100_000_000
     parent_run_id: str | None = None  # trials of a sweep are children of the sweep's run
     params: dict[str, Any] = field(default_factory=dict)  # recorded as the run's parameters at submission
+    timeout_s: float | None = None  # cancel the run after this many seconds of running (Azure: limits.timeout)
     engine: "Any" = None  # what a sweep, AutoML, pipeline or batch run is asked to do (core.specs, core.pipelines)

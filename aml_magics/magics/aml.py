@@ -173,12 +173,13 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
                 raise UsageError("the cell is empty: put the code to run below %%aml run")
             code = _plain_python(self.shell, cell)
             sub = RunSubmission(kind="cell", source_dir=Path(args.source_dir or os.getcwd()), entry=CELL_FILE,
-                                code=code, args=extra, **self._common(args, "cell"))
+                                code=code, args=extra, timeout_s=args.timeout, **self._common(args, "cell"))
         else:
             if not args.script:
                 raise UsageError("give a script (%aml run train.py -- ARGS), or put %%aml run on a cell's first line")
             source, entry = _source_and_entry(args.script, args.source_dir)
-            sub = RunSubmission(kind="script", source_dir=source, entry=entry, args=extra, **self._common(args, "script"))
+            sub = RunSubmission(kind="script", source_dir=source, entry=entry, args=extra, timeout_s=args.timeout,
+                                **self._common(args, "script"))
         return self._submit(sub, args)
 
     def _cmd_submit(self, args):
@@ -190,7 +191,7 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
         params = cli.parse_pairs(args.parameter, "-p", literal=True, identifier=True)
         source, entry = _source_and_entry(path, args.source_dir)
         sub = RunSubmission(kind="notebook", source_dir=source, entry=entry, parameters=params,
-                            **self._common(args, "notebook"))
+                            timeout_s=args.timeout, **self._common(args, "notebook"))
         if not args.notebook:
             print(f"Submitting {entry} as last saved (save first to include recent edits).")
         return self._submit(sub, args)
@@ -225,7 +226,7 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
             code = _plain_python(self.shell, cell)
             space, spans = parse_cell(code)
             trial = RunSubmission(kind="cell", source_dir=Path(args.source_dir or os.getcwd()), entry=CELL_FILE,
-                                  code=code, args=extra, **self._common(args, "cell"))
+                                  code=code, args=extra, timeout_s=args.trial_timeout, **self._common(args, "cell"))
         else:
             if not args.target:
                 raise UsageError("give a script or notebook (%aml sweep train.py --param ...), or put %%aml sweep "
@@ -234,7 +235,7 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
             kind = "notebook" if entry.endswith(".ipynb") else "script"
             params = cli.parse_pairs(args.parameter, "-p", literal=True, identifier=True)
             trial = RunSubmission(kind=kind, source_dir=source, entry=entry, args=extra, parameters=params,
-                                  **self._common(args, kind))
+                                  timeout_s=args.trial_timeout, **self._common(args, kind))
         for text in args.param:
             name, expr = parse_param(text)
             if name in space:

@@ -82,6 +82,24 @@ def _amount(low: float, high: float, *, low_open: bool = False):
     return parse
 
 
+def _duration(text: str) -> float:
+    """An argparse type: a run's time limit, seconds or with a unit (90, 90s, 30m, 2h, 1d)."""
+    from ..core.checks import MAX_TIMEOUT_S
+
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], units[text[-1].lower()]) if text[-1:].lower() in units else (text, 1)
+    try:
+        value = float(number) * unit
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: give seconds or a number with s, m, h or d "
+                                         "(like 90, 30m or 2h)") from None
+    if not 0 < value <= MAX_TIMEOUT_S:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"{text} is out of range: give more than 0 and at most "
+                                         f"{MAX_TIMEOUT_S:,} seconds")
+    return value
+
+
+_duration.__name__ = "duration"
 SEED = _count(0, 2 ** 32 - 1)
 TRIALS = _count(1, 100_000)
 
@@ -117,12 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
                        add_help=False)
     p.add_argument("script", nargs="?", help="script to run (line form); omit in %%aml run cells")
     _run_options(p)
+    p.add_argument("--timeout", type=_duration, metavar="DURATION",
+                   help="cancel the run after it has run this long (90, 30m, 2h)")
 
     p = sub.add_parser("submit", help="run a whole notebook headless (papermill-style parameters)", add_help=False)
     p.add_argument("notebook", nargs="?", help="the .ipynb to run (default: this notebook, as last saved)")
     p.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
                    help="set a parameter (a Python literal, else a string); repeatable")
     _run_options(p)
+    p.add_argument("--timeout", type=_duration, metavar="DURATION",
+                   help="cancel the run after it has run this long (90, 30m, 2h)")
 
     p = sub.add_parser("sweep", help="hyperparameter sweep of the cell (%%aml sweep), a script or a notebook; "
                                      "every trial a child run", add_help=False)
@@ -136,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=TRIALS, help="number of trials (default 20; grid: the whole grid)")
     p.add_argument("--parallel", type=_count(1, 1024), default=1, help="trials at once (within the compute's limit)")
     p.add_argument("--timeout", type=_amount(0, 1e7, low_open=True), help="stop the sweep after this many seconds")
+    p.add_argument("--trial-timeout", type=_duration, metavar="DURATION",
+                   help="cancel a trial after it has run this long (90, 30m, 2h)")
     p.add_argument("--max-failures", type=_count(1, 100_000), default=5, help="stop after this many consecutive failed trials")
     p.add_argument("--seed", type=SEED, help="seed of the sampler (repeatable sweeps)")
     p.add_argument("--early-stop", choices=["bandit", "median", "truncation"], help="early termination policy")

@@ -162,6 +162,7 @@ class Controller:
             tags={"sweep.trial": str(n)}, display_name=f"trial {n}", in_values=self.in_values,
             inputs=self.settings.inputs or {}, environment_variables=self.spec.get("environment_variables") or {},
             environment=self.spec.get("environment"), parent_run_id=self.run.id, params=params,
+            timeout_s=getattr(self.settings, "trial_timeout_s", None),
         )
         handle = self.client.runs.submit(sub)
         self.trials[handle.id] = {"n": n, "params": params, "values": [], "cursor": 0, "status": "NotStarted",

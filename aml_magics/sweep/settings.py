@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..core import checks
 from ..core.errors import InvalidInput
 from ..core.specs import SweepSpec, TrialTemplate
 from ..core.types import RunSubmission
@@ -55,6 +56,8 @@ def sweep_submission(
         raise InvalidInput("--max-failures must be at least 1")
     if timeout_s is not None and timeout_s <= 0:
         raise InvalidInput("--timeout must be a positive number of seconds")
+    if trial.timeout_s is not None:
+        checks.positive("trial timeout", trial.timeout_s, checks.MAX_TIMEOUT_S)
     if trial.out_vars:
         raise InvalidInput("--out does not apply to sweeps: each trial is its own run (use outputs/ files)")
     if trial.args:  # a template naming something that is not a parameter is refused now, not at the first trial
@@ -65,11 +68,12 @@ def sweep_submission(
             raise InvalidInput(f"{', '.join(clash)} is both a sweep parameter and a fixed -p parameter")
     engine = SweepSpec(
         primary_metric=primary_metric, goal=goal, sampling=sampling, max_trials=max_trials, parallel=parallel,
-        policy=policy.validate().__dict__ if policy else None, timeout_s=timeout_s, max_failures=max_failures,
+        policy=policy.validate().__dict__ if policy else None, timeout_s=timeout_s, trial_timeout_s=trial.timeout_s,
+        max_failures=max_failures,
         seed=seed, space=space_to_json(space), compute=trial.compute, inputs=dict(trial.inputs),
         template=TrialTemplate(kind=trial.kind, entry=trial.entry, code=trial.code, spans=[list(s) for s in spans or []],
                                args=list(trial.args), parameters=dict(trial.parameters)))
     tags = {"sweep.sampling": sampling, "sweep.primary_metric": f"{primary_metric} ({goal})",
             **({"sweep.early_stop": policy.kind} if policy else {}), **trial.tags}
-    return replace(trial, kind="sweep", code=None, args=[], parameters={}, tags=tags, engine=engine,
+    return replace(trial, kind="sweep", code=None, args=[], parameters={}, tags=tags, engine=engine, timeout_s=None,
                    params={k: str(e) for k, e in space.items()})

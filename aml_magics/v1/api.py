@@ -547,11 +547,17 @@ class ScriptRunConfig:
             self.run_config.environment = environment
         if distributed_job_config is not None:
             note_once("distributed", "distributed_job_config is accepted; a run here is one process")
-        if max_run_duration_seconds is not None:
-            checks.positive("max_run_duration_seconds", max_run_duration_seconds)
-            note_once("max-run-duration", "max_run_duration_seconds is accepted but a run here is not stopped at a "
-                                          "duration: %aml cancel RUN (or run.cancel()) stops it")
-        self.max_run_duration_seconds = max_run_duration_seconds
+        if max_run_duration_seconds is not None:  # as v1 does: the run configuration's limit
+            checks.positive("max_run_duration_seconds", max_run_duration_seconds, checks.MAX_TIMEOUT_S)
+            self.run_config.max_run_duration_seconds = max_run_duration_seconds
+
+    @property
+    def max_run_duration_seconds(self) -> float | None:
+        return self.run_config.max_run_duration_seconds
+
+    @max_run_duration_seconds.setter
+    def max_run_duration_seconds(self, value: float | None) -> None:
+        self.run_config.max_run_duration_seconds = value  # checked when the run is submitted
 
     def _submission(self, experiment: Experiment, tags: dict | None = None) -> RunSubmission:
         """The ``RunSubmission`` of this script (also the trial of a HyperDriveConfig)."""
@@ -567,6 +573,7 @@ class ScriptRunConfig:
         from .data import _StepOutput, _staged_uri
 
         client = experiment.workspace.client
+        limit = getattr(self.run_config, "max_run_duration_seconds", None)  # the system cancels the run after it
         args, inputs, named, outputs = [], {}, {}, {}
         for a in self.arguments:
             if isinstance(a, _StepOutput):  # OutputFileDatasetConfig: a folder the run writes, kept in the datastore
@@ -592,6 +599,8 @@ class ScriptRunConfig:
             kind="script", experiment=experiment.name, source_dir=source, entry=str(self.script),
             compute=compute_name(client, self.run_config.target), args=args, inputs=inputs, outputs=outputs,
             tags={k: str(v) for k, v in (tags or {}).items()},
+            timeout_s=None if limit is None else checks.positive("max_run_duration_seconds", limit,
+                                                                 checks.MAX_TIMEOUT_S),
             environment=environment_ref(client, self.run_config.environment),
             environment_variables={**checks.environment_variables("Environment.environment_variables", getattr(
                 self.run_config.environment, "environment_variables", None)),

@@ -253,7 +253,7 @@ class RunDetails(Dashboard):
         if self.live and not i.is_terminal:  # how fresh what is shown is
             html += (f" <small class='aml-updated' style='color:var(--jp-ui-font-color2,#666)'>live · checked "
                      f"{time.strftime('%H:%M:%S')}</small>")
-        if i.status == "Failed" and i.error:
+        if i.status in ("Failed", "Canceled") and i.error:  # a Canceled run's error: why the system stopped it
             html += f"<pre style='{theme.ERROR};white-space:pre-wrap;margin:4px 0'>{r.esc(i.error[-1500:])}</pre>"
         self.header.value = html
         self.cancel_button.layout.display = "none" if i.is_terminal else ""

@@ -34,10 +34,11 @@ def test_a_cell_run_is_a_command_job(azure, tmp_path):
     (tmp_path / "helper.py").write_text("X = 1\n")
     run = client.runs.submit(RunSubmission(kind="cell", experiment="mnist", source_dir=tmp_path, entry="c.py",
                                            code="import helper\nprint(helper.X)\n", compute="cpu-cluster",
-                                           args=["--lr", "0.1"], tags={"team": "a"},
+                                           args=["--lr", "0.1"], tags={"team": "a"}, timeout_s=5400,
                                            inputs={"data": "datastore:mnist/"}))
     job = [c for c in fake.calls if c.operation == "Jobs_CreateOrUpdate"][0]
     props = job.body["properties"]
+    assert props["limits"] == {"jobLimitsType": "Command", "timeout": "PT5400S"}  # --timeout 90m: the service cancels
     assert props["command"] == "python __aml_cell__.py --lr 0.1" and props["experimentName"] == "mnist"
     assert props["computeId"].endswith("/computes/cpu-cluster") and props["codeId"]
     # datastore:PATH is in the workspace's default datastore, where uploads go too: Microsoft's example lists one

@@ -275,6 +275,16 @@ def test_endpoint_keys_and_logs_match_the_sdk(pair, tmp_path):
     assert first == ["OnlineEndpoints_Get", "OnlineEndpoints_CreateOrUpdate"]  # HARMLESS: read before writing
 
 
+def _seconds(duration: str) -> float:
+    """An ISO 8601 duration of hours, minutes and seconds (PT1H30M, PT5400S) in seconds."""
+    import re
+
+    match = re.fullmatch(r"PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?", duration)
+    assert match and any(match.groups()), duration
+    hours, minutes, seconds = (float(g or 0) for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
 def test_code_upload_command_jobs_and_cancel_match_the_sdk(pair, tmp_path):
     """A command job with a code folder, submitted twice (the second finds the code by hash and uploads nothing),
     then cancelled. The content hash is the SDK's own (hashVersion 202208)."""
@@ -285,13 +295,13 @@ def test_code_upload_command_jobs_and_cancel_match_the_sdk(pair, tmp_path):
     # lower-cased order decides the hash: "data.csv" < "train.py"
     src = source_folder(tmp_path, {"train.py": "print('training')\n", "Data.csv": "a,b\n1,2\n"})
     job = (f"command(code={str(src)!r}, command='python train.py', compute='cpu-cluster', experiment_name='exp', "
-           f"environment={CURATED!r})")
+           f"environment={CURATED!r}, timeout=5400)")
     sdk(f"from azure.ai.ml import command\nml.jobs.create_or_update({job})\n")
     theirs_first_blobs = dict(theirs_fake.blobs)
     sdk(f"from azure.ai.ml import command\nml.jobs.begin_cancel(ml.jobs.create_or_update({job}).name).result()\n")
     for _ in range(2):
         run = ours.runs.submit(RunSubmission(kind="script", experiment="exp", source_dir=src, entry="train.py",
-                                             compute="cpu-cluster"))
+                                             compute="cpu-cluster", timeout_s=5400))  # --timeout 90m
         if _ == 0:
             our_first_blobs = dict(our_fake.blobs)
     ours.runs.cancel(run.id)
@@ -314,6 +324,8 @@ def test_code_upload_command_jobs_and_cancel_match_the_sdk(pair, tmp_path):
             assert j["jobType"] == "Command" and j["experimentName"] == "exp"
             assert j["computeId"].endswith("/computes/cpu-cluster")
             assert j["environmentId"] == CURATED
+            # the time limit: the SDK writes PT1H30M, we PT5400S — the same 90 minutes
+            assert j["limits"]["jobLimitsType"] == "Command" and _seconds(j["limits"]["timeout"]) == 5400
     # the same hash for the same files: the SDK's hash of its upload is ours of the folder …
     theirs_hash = next(c for c in theirs_fake.calls if c.operation == "CodeVersions_CreateOrUpdate") \
         .body["properties"]["properties"]["hash_sha256"]

@@ -54,7 +54,7 @@ def test_a_cell_sweep_is_one_sweep_job_whose_trials_read_their_values(azure, tmp
     client, fake = azure
     space, spans = parse_cell(CELL)
     trial = RunSubmission(kind="cell", experiment="tune", source_dir=tmp_path, entry="c.py", code=CELL,
-                          compute="cpu-cluster", tags={"team": "a"})
+                          compute="cpu-cluster", tags={"team": "a"}, timeout_s=90)  # --trial-timeout 90
     sub = sweep_submission(trial, space, primary_metric="accuracy", goal="max", sampling="random", max_trials=12,
                            parallel=3, policy=Policy("bandit", slack_factor=0.2, delay_evaluation=2),
                            timeout_s=3600, seed=7, spans=spans)
@@ -66,7 +66,7 @@ def test_a_cell_sweep_is_one_sweep_job_whose_trials_read_their_values(azure, tmp
                                     "depth": ["randint", [8]]}
     assert props["samplingAlgorithm"] == {"samplingAlgorithmType": "Random", "seed": 7}
     assert props["limits"] == {"jobLimitsType": "Sweep", "maxTotalTrials": 12, "maxConcurrentTrials": 3,
-                               "timeout": "PT3600S"}
+                               "timeout": "PT3600S", "trialTimeout": "PT90S"}
     assert props["objective"] == {"primaryMetric": "accuracy", "goal": "Maximize"}
     assert props["earlyTermination"] == {"policyType": "Bandit", "slackFactor": 0.2, "evaluationInterval": 1,
                                          "delayEvaluation": 2}

@@ -76,6 +76,15 @@ def _snapshot_of_store(client):
         ("workspace use /tmp/" + "w" * 300, None, "File name too long"),  # an OSError traceback
         ("env register x /etc/shadow", None, "is not a pip requirement"),
         ("deploy nomodel:99999999999999999999999999", None, "between 1 and"),
+        # a run's time limit: a typo, zero, a negative, NaN, infinity or centuries
+        ("run --timeout 10x", "x = 1", "is not a duration: give seconds or a number with s, m, h or d"),
+        ("run --timeout 0", "x = 1", "out of range"),
+        ("run --timeout -5", "x = 1", "out of range"),
+        ("run --timeout nan", "x = 1", "out of range"),
+        ("run --timeout inf", "x = 1", "out of range"),
+        ("run --timeout 1e400m", "x = 1", "out of range"),
+        ("submit train.ipynb --timeout 200d", None, "out of range"),
+        ("run --timeout m", "x = 1", "is not a duration"),
     ],
 )
 def test_bad_input_is_one_clear_error_and_changes_nothing(ip, client, project, line, cell, message):
@@ -149,6 +158,12 @@ def test_bad_values_from_python_are_one_clear_error(client):
     run = client.runs.start_logging("exp")
     with pytest.raises(InvalidType, match=r"item 1 \('a'\) is not a number; give numbers only"):
         run.log_list("l", (v for v in [1.0, "a", 3]))
+    from aml_magics.core.types import RunSubmission
+
+    for bad in (0, -1, float("nan"), float("inf"), "60", True, 1e300):
+        with pytest.raises(InvalidInput, match="timeout="):
+            client.runs.submit(RunSubmission(kind="cell", experiment="exp", source_dir=client.backend.path.parent,
+                                             entry="c.py", code="x = 1", timeout_s=bad))
     run.log_list("l", (v for v in [1.0, 2, True]))  # a generator is read once, and logged
     run.complete()
     assert client.runs.get_metrics(run.id) == {"l": [1.0, 2.0, 1.0]}

@@ -188,6 +188,33 @@ def test_cancel_stops_the_process_group_and_marks_canceled(ip, client, workspace
         ip.run_line_magic("aml", f"cancel {run.id}")
 
 
+def test_a_run_past_its_time_limit_is_canceled_and_says_why(ip, client):
+    """``--timeout``: the run is stopped once it has run that long (as Azure ML cancels a job past
+    ``limits.timeout``), what it logged is kept, and the user reads why — in its status, its output and its repr."""
+    code = textwrap.dedent(
+        """
+        import time
+        from aml_magics import Run
+        run = Run.get_context()
+        for i in range(100000):
+            run.log("tick", i)
+            time.sleep(0.05)
+        """
+    )
+    run = ip.run_cell_magic("aml", "run --timeout 2s", code)
+    quick = ip.run_cell_magic("aml", "run --timeout 1h", "print('done in time')\n")
+    info = client.runs.wait(run.id, timeout=60)
+    assert info.status == "Canceled"
+    assert info.error == "the run exceeded its time limit of 2 s and was canceled"
+    assert 1.5 <= info.ended - info.started < 2 + 5, "stopped at its limit (counted from the process start)"
+    assert len(run.get_metrics()["tick"]) >= 10  # the points logged before it were flushed on the way out
+    assert "[aml-magics] the run exceeded its time limit of 2 s" in run.get_logs()
+    assert "why: the run exceeded its time limit" in repr(info)
+    assert "Why" in info._repr_html_()
+    done = client.runs.wait(quick.id, timeout=60)
+    assert done.status == "Completed" and done.error is None  # a run within its limit is untouched
+
+
 def test_queueing_with_max_concurrent_one(ip, client, workspace):
     ip.run_line_magic("aml", "compute create single --max-concurrent 1")
     # runs of 1 s: the first is still running when the statuses of the other two are read

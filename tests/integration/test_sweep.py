@@ -259,6 +259,8 @@ def test_resume_after_killing_the_controller(ip, client):
     ("--metric acc --trials 0", "x = choice(1, 2)\n", "at least 1"),
     ("--metric acc", "x = choice()\n", "at least one option"),
     ("--metric acc --param \"y=gauss(1)\"", "x = choice(1, 2)\n", "use one of choice"),
+    ("--metric acc --trial-timeout 0", "x = choice(1, 2)\n", "out of range"),
+    ("--metric acc --trial-timeout soon", "x = choice(1, 2)\n", "is not a duration"),
 ])
 def test_bad_sweep_settings_fail_before_anything_starts(ip, client, options, cell, message):
     with pytest.raises(UsageError, match=message):
@@ -294,3 +296,17 @@ def test_timeout_stops_the_sweep_and_cancels_running_trials(ip, client):
     assert len(children) == 2 and all(c.status == "Canceled" for c in children)
     reasons = [client.backend.store.status_history(c.run_id)[-1]["reason"] for c in children]
     assert all("--timeout" in r for r in reasons), reasons
+
+
+def test_a_trial_past_its_time_limit_is_canceled_and_the_search_goes_on(ip, client):
+    """``--trial-timeout`` (HyperDrive's trial ``max_run_duration_seconds``, Azure's ``limits.trialTimeout``): a trial
+    that hangs is canceled at its limit, with why; the other trials run and the sweep completes."""
+    cell = ("import time\nfrom aml_magics import Run\nC = choice(1, 2, 3)\nif C == 2:\n    time.sleep(60)\n"
+            "Run.get_context().log('acc', C)\n")
+    parent = sweep(ip, "--metric acc --sampling grid --trial-timeout 2 -e hangs --wait", cell)
+    children = {c.params["C"]: c for c in client.runs.children(parent.id).infos}
+    assert children["2"].status == "Canceled"
+    assert children["2"].error == "the run exceeded its time limit of 2 s and was canceled"
+    assert children["1"].status == children["3"].status == "Completed"
+    info = client.runs.get(parent.id)
+    assert info.status == "Completed" and info.duration < 30

@@ -65,6 +65,22 @@ def test_names_that_are_not_here_say_so_in_one_line(azureml):
         PublishedPipeline()
 
 
+def test_max_run_duration_seconds_cancels_the_run(azureml, client, tmp_path):
+    """v1's promise: "the system will attempt to automatically cancel the run if it took longer than this value"
+    (it was accepted and ignored: the run went on)."""
+    from azureml.core import Experiment, ScriptRunConfig, Workspace
+
+    (tmp_path / "train.py").write_text("import time\nfrom azureml.core import Run\nrun = Run.get_context()\n"
+                                       "for i in range(10000):\n    run.log('tick', i)\n    time.sleep(0.05)\n")
+    src = ScriptRunConfig(source_directory=str(tmp_path), script="train.py", max_run_duration_seconds=2)
+    assert src.max_run_duration_seconds == src.run_config.max_run_duration_seconds == 2
+    run = Experiment(Workspace.from_config(), "limited").submit(src)
+    run.wait_for_completion(raise_on_error=False)
+    assert run.get_status() == "Canceled"
+    assert client.runs.get(run.id).error == "the run exceeded its time limit of 2 s and was canceled"
+    assert len(run.get_metrics()["tick"]) >= 10
+
+
 def test_careless_v1_settings_are_refused_before_anything_runs(azureml, client, tmp_path):
     from azureml.core import Environment, Experiment, Model, ScriptRunConfig, Workspace
     from azureml.core.compute import AmlCompute, ComputeTarget
@@ -96,8 +112,13 @@ def test_careless_v1_settings_are_refused_before_anything_runs(azureml, client, 
             exp.submit(ScriptRunConfig(source_directory=str(tmp_path), script="train.py", environment=env))
     with pytest.raises(InvalidInput, match="idle_seconds_before_scaledown"):
         AmlCompute.provisioning_configuration(max_nodes=2, idle_seconds_before_scaledown="soon")
+    for bad in (-1, "60", float("nan"), 1e300):
+        with pytest.raises(InvalidInput, match="max_run_duration_seconds"):
+            ScriptRunConfig(source_directory=str(tmp_path), script="train.py", max_run_duration_seconds=bad)
+    late = ScriptRunConfig(source_directory=str(tmp_path), script="train.py")
+    late.run_config.max_run_duration_seconds = "soon"  # set afterwards, as v1 allows: checked at submission
     with pytest.raises(InvalidInput, match="max_run_duration_seconds"):
-        ScriptRunConfig(source_directory=str(tmp_path), script="train.py", max_run_duration_seconds=-1)
+        exp.submit(late)
     with pytest.raises(InvalidInput, match="takes a ScriptRunConfig"):
         exp.submit("train.py")
     for bad in (0, -1, 1.5, "4", True):

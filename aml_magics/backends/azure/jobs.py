@@ -115,7 +115,7 @@ class AzureRuns(JobFiles, RunsBackend):
         else:
             body = ops.command_job_body(env_vars={**ops.environ_for_job(name, sub.experiment),
                                                   **sub.environment_variables}, io=io,
-                                        outputs=outputs or None, **common)
+                                        outputs=outputs or None, timeout_s=sub.timeout_s, **common)
         ops.submit_job(self.b.arm, self.b.ws, name, body)
         return name
 

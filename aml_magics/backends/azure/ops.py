@@ -241,8 +241,11 @@ def find_code(arm: ArmClient, ws: WorkspaceRef, name: str, digest: str) -> str |
 def command_job_body(*, command: str, environment_id: str, compute_id: str | None, code_id: str | None,
                      experiment: str, display_name: str | None, env_vars: dict[str, str],
                      inputs: dict[str, str] | None = None, tags: dict[str, str] | None = None,
-                     io: dict | None = None, outputs: dict[str, str] | None = None) -> dict:
-    """``outputs``: name → the azureml:// folder the job writes. ``io``: ``{"in": uri of the pickled --in values, "out": uri of the --out folder, "properties": {...}}``."""
+                     io: dict | None = None, outputs: dict[str, str] | None = None,
+                     timeout_s: float | None = None) -> dict:
+    """``outputs``: name → the azureml:// folder the job writes. ``io``: ``{"in": uri of the pickled --in values,
+    "out": uri of the --out folder, "properties": {...}}``. ``timeout_s``: the service cancels the job after it has run
+    this long (``limits.timeout``)."""
     if not command.strip():
         raise InvalidInput("the job needs a command")
     props: dict[str, Any] = {
@@ -253,6 +256,8 @@ def command_job_body(*, command: str, environment_id: str, compute_id: str | Non
         props["computeId"] = compute_id
     if code_id:
         props["codeId"] = code_id
+    if timeout_s:
+        props["limits"] = {"jobLimitsType": "Command", "timeout": _duration(timeout_s)}
     _job_extras(props, display_name, tags, inputs, io)
     if outputs:
         props.setdefault("outputs", {}).update(
@@ -579,6 +584,8 @@ def sweep_job_body(*, settings: "SweepSpec", command: str, environment_id: str, 
                               "maxConcurrentTrials": int(settings.parallel or 1)}
     if settings.timeout_s:
         limits["timeout"] = _duration(settings.timeout_s)
+    if settings.trial_timeout_s:
+        limits["trialTimeout"] = _duration(settings.trial_timeout_s)
     props: dict[str, Any] = {
         "jobType": "Sweep", "experimentName": experiment, "computeId": compute_id,
         "samplingAlgorithm": sampling, "searchSpace": search_space_rest(settings.space), "limits": limits,

@@ -5,7 +5,8 @@ not touch it) that owns one run on local compute:
 
 1. starts the user's process (``aml_magics.runtime.launch``) in the run's snapshot folder,
    in its own process group, with stdout and stderr in ``logs/std_log.txt``;
-2. on SIGTERM (``%aml cancel``) stops that group: SIGTERM, a grace period, then SIGKILL;
+2. on SIGTERM (``%aml cancel``), or when the run has run longer than its time limit (``--timeout``), stops
+   that group: SIGTERM, a grace period, then SIGKILL;
 3. waits, then records the outcome: Completed, Failed (exit code, signal, error and
    traceback) or Canceled;
 4. starts the queued runs of its compute target that now have a free slot, so queues move
@@ -99,11 +100,32 @@ class Host:
         self.folder = layout.run_dir(workspace, run_id)
         self.proc: subprocess.Popen | None = None
         self.cancelled = threading.Event()
+        self.timed_out: str | None = None  # why, when the run was stopped at its time limit
 
     def on_sigterm(self, signum, frame) -> None:
         self.cancelled.set()
         if self.proc is not None:
             self.stop_user_process()
+
+    def on_time_limit(self, seconds: float) -> None:
+        """The run has run for its time limit: cancelled, as Azure ML cancels a job past ``limits.timeout``."""
+        try:
+            if self.cancelled.is_set() or self.proc is None or self.proc.returncode is not None:
+                return  # cancelled by the user meanwhile, or just ended: that is its outcome
+            reason = f"the run exceeded its time limit of {_duration(seconds)} and was canceled"
+            self.store.update_run(self.run_id, cancel_requested=1, cancel_reason=reason)
+            self.timed_out = reason
+            with open(self.folder / "logs" / layout.LOG_NAME, "a", encoding="utf-8") as log:
+                log.write(f"\n[aml-magics] {reason}.\n")  # where the user is looking: the run's output
+            self.cancelled.set()
+            self.stop_user_process()
+        except Exception:  # noqa: BLE001 - a timer thread must not die silently: stop the run regardless
+            import traceback
+
+            traceback.print_exc()
+            self.cancelled.set()
+            if self.proc is not None:
+                self.stop_user_process()
 
     def stop_user_process(self) -> None:
         proc = self.proc
@@ -207,10 +229,17 @@ class Host:
                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
                     )
             self.store.update_run(self.run_id, user_pid=self.proc.pid, user_start=procs.start_token(self.proc.pid))
+            limit = threading.Timer(spec["timeout_s"], self.on_time_limit, (spec["timeout_s"],)) \
+                if spec.get("timeout_s") else None
+            if limit is not None:
+                limit.daemon = True
+                limit.start()
             if self.cancelled.is_set() or self.store.get_run(self.run_id)["cancel_requested"]:
                 self.cancelled.set()
                 self.stop_user_process()
             code = self.proc.wait()
+            if limit is not None:
+                limit.cancel()
         self.finish(code)
         dispatch_queue(self.workspace, self.store, row["compute"])
         return 0
@@ -221,7 +250,7 @@ class Host:
         row = self.store.get_run(self.run_id)
         if self.cancelled.is_set() or row["cancel_requested"]:
             self.store.transition(self.run_id, "Canceled", only_from=active, reason=row["cancel_reason"] or "canceled by user",
-                                  exit_code=code)
+                                  exit_code=code, **({"error": self.timed_out} if self.timed_out else {}))
             return
         if code == 0:
             self.store.transition(self.run_id, "Completed", only_from=active, exit_code=0)
@@ -243,6 +272,14 @@ class Host:
                 name = f"signal {-code}"
             return f"the run process was killed by {name}", None
         return f"the run process exited with code {code}", None
+
+
+def _duration(seconds: float) -> str:
+    """90 → "90 s", 1800 → "30 min", 7200 → "2 h": a time limit as the user would say it."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size:g} {unit}"
+    return f"{seconds:g} s"
 
 
 class _ForkedProcess:

@@ -68,7 +68,7 @@ class LocalRuns(RunsBackend):
             "outputs": {k: str(v) for k, v in outputs.items()},
             "experiment": sub.experiment, "in_vars": sorted(sub.in_values), "out_vars": list(sub.out_vars),
             "inputs": inputs, "source_dir": str(source), "environment_variables": sub.environment_variables,
-            "python": python, "environment": sub.environment,
+            "python": python, "environment": sub.environment, "timeout_s": sub.timeout_s,
             "submitter": [os.getpid(), procs.start_token(os.getpid())],  # who prepares it, until it has started
         }
         if sub.engine is not None:
