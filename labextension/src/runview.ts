@@ -180,7 +180,7 @@ export class RunView extends Widget {
     const rest = document.createElement('span');
     rest.textContent = `· experiment ${d.experiment} · compute ${d.compute ?? '–'} · ${formatDuration(d.duration)}`;
     this.header.append(badge, name, rest);
-    if (d.status === 'Failed' && d.error_text) {
+    if ((d.status === 'Failed' || d.status === 'Canceled') && d.error_text) {
       const err = document.createElement('pre');
       err.className = 'amlx-error';
       err.textContent = d.error_text.slice(-1500);

@@ -310,3 +310,27 @@ def test_the_run_view_of_a_run_with_many_metrics_charts_a_few_and_the_table_pick
         finally:
             page.close()
     run.complete()
+
+
+def test_the_run_view_of_a_run_stopped_at_its_time_limit_says_why(lab):
+    """A Canceled run shows why the system stopped it (its time limit), as a Failed run shows its error."""
+    from aml_magics.core.client import Client
+    from aml_magics.core.types import RunSubmission
+
+    client = Client(lab["root"] / "ws")
+    run = client.runs.submit(RunSubmission(kind="cell", experiment="limited", source_dir=lab["root"], entry="c.py",
+                                           code="import time\ntime.sleep(60)\n", timeout_s=1))
+    assert client.runs.wait(run.id, timeout=60).status == "Canceled"
+    with chromium() as browser:
+        page = new_page(browser, 1300, 900)
+        try:
+            page.goto(f"{lab['base']}/lab/workspaces/limited?aml-run={run.id}&token={lab['token']}",
+                      wait_until="commit")
+            view = page.locator(f"#amlx-run-view-{run.id}")
+            view.wait_for(timeout=90_000)
+            error = view.locator(".amlx-error")
+            error.wait_for(timeout=30_000)
+            assert error.inner_text() == "the run exceeded its time limit of 1 s and was canceled"
+            assert view.locator(".amlx-badge").first.inner_text() == "Canceled"
+        finally:
+            page.close()
