@@ -157,6 +157,19 @@ def positive(what: str, value: Any, maximum: float | None = None) -> float:
     return float(value)
 
 
+def parameter_names(what: str, values: Any) -> None:
+    """A notebook's parameters: papermill writes each as ``NAME = VALUE`` into the notebook, so a name must be one
+    Python can assign — else the run fails in a SyntaxError, or (a name holding code) runs that code."""
+    import keyword
+
+    if not isinstance(values, dict):
+        raise InvalidInput(f"{what} must be a dict of NAME: VALUE, got {type(values).__name__}")
+    for name in values:
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise InvalidInput(f"{what}: {shown(name)} is not a name a notebook can assign; use letters, digits and _ "
+                               "(not starting with a digit, not a keyword like class)")
+
+
 def environment_variables(what: str, values: Any) -> dict[str, str]:
     """Variables a run is started with: names a shell takes (``MY_FLAG``), values as text without NUL."""
     import re

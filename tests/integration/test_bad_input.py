@@ -26,6 +26,7 @@ def _snapshot_of_store(client):
         ("frobnicate", None, "invalid choice"),
         ("submit train.ipynb -p alpha", None, "write it as NAME=VALUE"),
         ("submit train.ipynb -p 1x=2", None, "not a valid Python name"),
+        ("submit train.ipynb -p class=2", None, "not a name a notebook can assign"),  # a SyntaxError in the run
         ("submit missing.ipynb", None, "not found"),
         ("run", None, "give a script"),
         ("run missing.py", None, "not found"),
@@ -160,6 +161,11 @@ def test_bad_values_from_python_are_one_clear_error(client):
         run.log_list("l", (v for v in [1.0, "a", 3]))
     from aml_magics.core.types import RunSubmission
 
+    for bad in ({"import os; os.system('touch pwned') #": 1}, {"a b": 1}, {"None": 1}, {1: 2}):
+        # papermill writes NAME = VALUE into the notebook: the first ran its code in the run
+        with pytest.raises(InvalidInput, match="not a name a notebook can assign"):
+            client.runs.submit(RunSubmission(kind="notebook", experiment="exp", source_dir=client.backend.path.parent,
+                                             entry="nb.ipynb", parameters=bad))
     for bad in (0, -1, float("nan"), float("inf"), "60", True, 1e300):
         with pytest.raises(InvalidInput, match="timeout="):
             client.runs.submit(RunSubmission(kind="cell", experiment="exp", source_dir=client.backend.path.parent,

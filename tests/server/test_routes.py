@@ -244,8 +244,9 @@ async def test_blocking_store_calls_do_not_block_the_server(jp_fetch, client):
     assert joblib  # imported for the notebook run above
 
 
-async def test_bad_requests_get_400_or_404_with_a_message(jp_fetch, client):
+async def test_bad_requests_get_400_or_404_with_a_message(jp_fetch, jp_root_dir, client):
     """Huge numbers, wrong types, deep nesting and unknown runs: a JSON 4xx that says what to send, never a 500."""
+    (jp_root_dir / "p.ipynb").write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
     run = client.runs.start_logging("routes-bad")
     run.log("loss", 0.5)
     run.complete()
@@ -260,6 +261,9 @@ async def test_bad_requests_get_400_or_404_with_a_message(jp_fetch, client):
         (400, ("deployments",), "POST", {"model": "m", "name": ["x"]}, None),
         (400, ("deployments",), "POST", {"model": "m:99999999999999999999999"}, None),
         (400, ("runs",), "POST", {"path": "x.ipynb", "experiment": {"a": 1}}, None),
+        # a parameter name papermill would write into the notebook as code (it ran: `import os; ... #` = 1)
+        (400, ("runs",), "POST", {"path": "p.ipynb", "parameters": {"import os; os.system('id') #": 1}}, None),
+        (400, ("runs",), "POST", {"path": "p.ipynb", "parameters": {"class": 1}}, None),
         # JSON may carry a lone surrogate ("\\ud800"): no stored name has one
         (400, ("models",), "POST", {"run_id": "\ud800", "name": "m"}, None),
         (400, ("deployments",), "POST", {"model": "\udcff"}, None),
@@ -269,6 +273,7 @@ async def test_bad_requests_get_400_or_404_with_a_message(jp_fetch, client):
     for code, path, method, body, params in cases:
         message = (await expect_error(jp_fetch, code, *path, method=method, body=body, params=params))["message"]
         assert message and "Traceback" not in message, (path, message)
+    assert client.runs.list(experiment=None, limit=None).total == 1, "a refused submission left a run behind"
     nested = "[" * 100_000 + "]" * 100_000
     with pytest.raises(HTTPClientError) as info:
         await jp_fetch("aml", "api", "models", method="POST", body=nested)
