@@ -157,6 +157,20 @@ def positive(what: str, value: Any, maximum: float | None = None) -> float:
     return float(value)
 
 
+def entry_inside(what: str, entry: Any) -> str:
+    """A script or notebook named relative to the folder the run takes a snapshot of, and inside it: the run has only
+    the snapshot (``../x.py`` failed in the run; an absolute path ran that file of this machine, outside the
+    snapshot)."""
+    import os
+
+    text_ = text(what, entry)
+    norm = os.path.normpath(text_)
+    if os.path.isabs(text_) or norm == ".." or norm.startswith(".." + os.sep) or norm.startswith("../"):
+        raise InvalidInput(f"{what} {text_!r} must be a file inside the run's source folder, named relative to it "
+                           "(the run has only that folder's snapshot)")
+    return text_
+
+
 def parameter_names(what: str, values: Any) -> None:
     """A notebook's parameters: papermill writes each as ``NAME = VALUE`` into the notebook, so a name must be one
     Python can assign — else the run fails in a SyntaxError, or (a name holding code) runs that code."""

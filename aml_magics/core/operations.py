@@ -713,6 +713,8 @@ def _check_submission(sub: RunSubmission) -> None:
     if sub.timeout_s is not None:
         checks.positive("timeout", sub.timeout_s, checks.MAX_TIMEOUT_S)
     checks.parameter_names("notebook parameters", sub.parameters)
+    if sub.kind in ("script", "notebook"):
+        checks.entry_inside(sub.kind, sub.entry)
     if sub.kind == "notebook" and sub.source_dir and sub.entry:
         _check_notebook(Path(sub.source_dir) / sub.entry)
 

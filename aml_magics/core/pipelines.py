@@ -111,6 +111,10 @@ class PipelineSpec:
             seen.add(s.name)
             if s.kind not in ("cell", "script", "notebook", "batch"):
                 raise InvalidInput(f"step {s.name}: kind {s.kind!r} is not cell, script, notebook or batch")
+            if s.kind in ("script", "notebook"):
+                checks.entry_inside(f"step {s.name}: {s.kind}", s.entry)
+            if s.display_name is not None:
+                checks.text(f"step {s.name}: display_name", s.display_name, max_len=checks.MAX_NAME)
             if s.kind == "batch" and (not isinstance(s.batch, dict) or "data" not in s.inputs or len(s.outputs) > 1):
                 raise InvalidInput(f"batch step {s.name} scores its input 'data' into at most one output folder")
             outs = [identifier(f"output name of step {s.name}", o) for o in s.outputs]
@@ -204,8 +208,11 @@ def load_yaml(path: str | Path) -> tuple[PipelineSpec, dict]:
     jobs = doc.get("jobs")
     if not isinstance(jobs, dict) or not jobs:
         raise InvalidInput(f"{path}: no jobs; a pipeline YAML lists its steps under jobs:")
-    parent_inputs = {k: _input_value(v, f"{path}: inputs.{k}") for k, v in (doc.get("inputs") or {}).items()}
-    settings = doc.get("settings") or {}
+    parent_inputs = {k: _input_value(v, f"{path}: inputs.{k}")
+                     for k, v in _mapping(doc.get("inputs"), f"{path}: inputs").items()}
+    settings = _mapping(doc.get("settings"), f"{path}: settings")
+    if doc.get("description") is not None and not isinstance(doc["description"], str):
+        raise InvalidInput(f"{path}: description must be text")
     default_compute = _compute(settings.get("default_compute") or doc.get("compute") or DEFAULT_COMPUTE)
     steps = []
     for name, job in jobs.items():
@@ -224,7 +231,7 @@ def load_yaml(path: str | Path) -> tuple[PipelineSpec, dict]:
         if len(words) < 2 or Path(words[0]).name not in ("python", "python3") or not words[1].endswith((".py", ".ipynb")):
             raise InvalidInput(f"{where}: command must be `python SCRIPT.py ARGS` (it is {command.strip()[:60]!r})")
         inputs: dict[str, Any] = {}
-        for k, v in (job.get("inputs") or {}).items():
+        for k, v in _mapping(job.get("inputs"), f"{where}.inputs").items():
             value = _input_value(v, f"{where}.inputs.{k}")
             whole = _PARENT_INPUT.fullmatch(value) if isinstance(value, str) else None
             if whole:  # the parent's input itself (a path, or a number that stays a number)
@@ -233,7 +240,9 @@ def load_yaml(path: str | Path) -> tuple[PipelineSpec, dict]:
             elif isinstance(value, str):
                 value = _PARENT_INPUT.sub(lambda m: str(_parent(parent_inputs, m.group(1), where)), value)
             inputs[k] = value
-        outputs = list((job.get("outputs") or {}).keys())
+        outputs = list(_mapping(job.get("outputs"), f"{where}.outputs").keys())
+        if job.get("display_name") is not None and not isinstance(job["display_name"], str):
+            raise InvalidInput(f"{where}: display_name must be text")
         code = str(job.get("code") or ".")
         env = job.get("environment")
         if isinstance(env, str):  # azureml:NAME:VERSION → NAME:VERSION; Azure ML's URIs (azureml://…) as written
@@ -249,6 +258,15 @@ def load_yaml(path: str | Path) -> tuple[PipelineSpec, dict]:
                         continue_on_step_failure=bool(settings.get("continue_on_step_failure")),
                         description=doc.get("description"))
     return spec.validate(), doc
+
+
+def _mapping(value: Any, where: str) -> dict:
+    """A YAML section that holds NAME: VALUE pairs (absent or empty: none)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{where} must be a mapping of NAME: VALUE (indented lines), not a {type(value).__name__}")
+    return value
 
 
 def _compute(value: Any) -> str:

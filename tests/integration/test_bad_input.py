@@ -166,6 +166,10 @@ def test_bad_values_from_python_are_one_clear_error(client):
         with pytest.raises(InvalidInput, match="not a name a notebook can assign"):
             client.runs.submit(RunSubmission(kind="notebook", experiment="exp", source_dir=client.backend.path.parent,
                                              entry="nb.ipynb", parameters=bad))
+    for entry in ("/etc/passwd", "../train.py", "a/../../train.py"):  # the run has only the snapshot of source_dir
+        with pytest.raises(InvalidInput, match="must be a file inside the run's source folder"):
+            client.runs.submit(RunSubmission(kind="script", experiment="exp", source_dir=client.backend.path.parent,
+                                             entry=entry))
     for bad in (0, -1, float("nan"), float("inf"), "60", True, 1e300):
         with pytest.raises(InvalidInput, match="timeout="):
             client.runs.submit(RunSubmission(kind="cell", experiment="exp", source_dir=client.backend.path.parent,

@@ -289,6 +289,22 @@ def test_bad_step_lines_and_files_get_one_line(ip, client, tmp_path, project):
     (project / "bad.yml").write_text("jobs: [1, 2\n")
     with pytest.raises(UsageError, match="not a readable YAML"):
         ip.run_line_magic("aml", "pipeline run bad.yml")
+    (project / "train.py").write_text("print('x')\n")
+    job = "type: pipeline\njobs:\n  a:\n    command: python {script}\n{more}"
+    for script, more, message in (
+            # sections of the wrong shape were AttributeError tracebacks
+            ("train.py", "settings: abc\n", "settings must be a mapping of NAME: VALUE"),
+            ("train.py", "inputs: [1, 2]\n", "inputs must be a mapping"),
+            ("train.py", "    inputs: [1, 2]\n", "jobs.a.inputs must be a mapping"),
+            ("train.py", "    outputs: model\n", "jobs.a.outputs must be a mapping"),
+            ("train.py", "    display_name: [1, 2]\n", "display_name must be text"),
+            ("train.py", "description: {a: 1}\n", "description must be text"),
+            # a script outside the step's code folder: the step ran a file of this machine, outside its snapshot
+            (str(project / "train.py"), "", "must be a file inside the run's source folder"),
+            ("../train.py", "", "must be a file inside the run's source folder")):
+        (project / "bad.yml").write_text(job.format(script=script, more=more))
+        with pytest.raises(UsageError, match=message):
+            ip.run_line_magic("aml", "pipeline run bad.yml")
     with pytest.raises(UsageError, match="compute target"):
         define(ip, "prep", "--out clean -c nowhere", "pass\n")
         ip.run_line_magic("aml", "pipeline run")
