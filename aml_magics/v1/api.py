@@ -216,9 +216,15 @@ def _resolve(subscription_id, resource_group, workspace_name):
     if not isinstance(workspace_name, str) or not workspace_name.strip() or "/" in workspace_name \
             or workspace_name.startswith("."):
         raise InvalidInput(f"workspace name {workspace_name!r}: use letters, digits, '-' and '_'")
-    note_once(f"ws:{workspace_name}", f"workspace {workspace_name!r} is a local workspace here "
-                                      "(`%aml connect` first to use Azure ML)")
-    return Client.shared(default_workspace_path().parent / workspace_name)
+    path = default_workspace_path().parent / workspace_name
+    if path.exists():
+        note_once(f"ws:{workspace_name}", f"workspace {workspace_name!r} is a local workspace here "
+                                          "(`%aml connect` first to use Azure ML)")
+    else:  # v1 would refuse a workspace that does not exist; here it is made — say so, a typo shows at once
+        note_once(f"ws:{workspace_name}", f"workspace {workspace_name!r} did not exist: it is a new, empty local "
+                                          f"workspace at {path} (check the name if you expected your runs there; "
+                                          "`%aml connect` first to use Azure ML)")
+    return Client.shared(path)
 
 
 # -- Run ------------------------------------------------------------------------------------------------------

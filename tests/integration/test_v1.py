@@ -589,3 +589,18 @@ def test_a_dataset_of_several_files_reaches_a_script_as_one_folder(azureml, clie
         exp.submit(ScriptRunConfig(source_directory=str(tmp_path / "src"), script="walk.py",
                                    arguments=["--data-folder", web]))
     assert len(list(client.runs.list(experiment="v1-folder-argument"))) == runs_before  # refused: nothing ran
+
+
+def test_a_workspace_name_that_does_not_exist_says_it_is_new(azureml, tmp_path, monkeypatch, capsys):
+    """v1's ``Workspace.get("typo")`` raised; here it makes a local workspace (tutorials name one before creating
+    it) — and says it is new and empty, so a typo shows at once instead of as a workspace without the user's runs."""
+    from azureml.core import Workspace
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    (tmp_path / "aml-magics" / "workspaces" / "existing-ws").mkdir(parents=True)
+    Workspace.get("existing-ws")
+    assert "is a local workspace here" in capsys.readouterr().out
+    ws = Workspace.get("tpyo-ws")
+    out = capsys.readouterr().out
+    assert "workspace 'tpyo-ws' did not exist: it is a new, empty local workspace" in out
+    assert str(tmp_path / "aml-magics" / "workspaces" / "tpyo-ws") in out and ws.name == "tpyo-ws"
