@@ -606,9 +606,14 @@ class DeploymentOperations(_Operations):
         ``init()`` and takes requests from the same socket; on Azure, the inference server's WORKER_COUNT)."""
         from .services import Webservice
 
-        if request_timeout_s <= 0 or max_body_bytes <= 0:
-            raise InvalidInput("request_timeout_s and max_body_bytes must be positive")
+        request_timeout_s = checks.positive("request_timeout_s", request_timeout_s, checks.MAX_TIMEOUT_S)
+        timeout = checks.positive("timeout", timeout, checks.MAX_TIMEOUT_S)
+        max_body_bytes = checks.whole("max_body_bytes", max_body_bytes, 1, 2 ** 40)
         workers = checks.whole("--workers", workers, 1, MAX_WORKERS)
+        loopback = _listen_address(host)
+        if not auth and not loopback:
+            raise InvalidInput(f"--no-auth with --host {host}: anyone who can reach this machine could call the service "
+                               "without a key; keep the key (drop --no-auth) or listen on 127.0.0.1")
         capabilities = self._client.capabilities
         if instance_type and not capabilities.instance_types:
             raise not_supported(capabilities, "--instance-type")
@@ -688,6 +693,21 @@ def parse_model_ref(name: str, version: int | str | None = None) -> tuple[str, i
 
 MAX_LIST = 100_000  # runs in one listing
 MAX_WORKERS = 64  # processes of one scoring service
+
+
+def _listen_address(host: Any) -> bool:
+    """Where a local service listens: an IP address or ``localhost``; True when only this machine can reach it."""
+    import ipaddress
+
+    text = checks.text("--host", host, max_len=255)
+    if text == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise InvalidInput(f"--host {text!r}: give an IP address to listen on — 127.0.0.1 (this machine only, the "
+                           "default) or 0.0.0.0 (every network)") from None
+    return address.is_loopback
 MAX_CONCURRENT = 10_000  # runs at once on one compute target
 
 

@@ -77,6 +77,9 @@ def _snapshot_of_store(client):
         ("workspace use /tmp/" + "w" * 300, None, "File name too long"),  # an OSError traceback
         ("env register x /etc/shadow", None, "is not a pip requirement"),
         ("deploy nomodel:99999999999999999999999999", None, "between 1 and"),
+        # a service without a key on every network; an address that is not one (the service failed to start)
+        ("deploy m --host 0.0.0.0 --no-auth", None, "could call the service without a key"),
+        ("deploy m --host my-laptop", None, "give an IP address to listen on"),
         # a run's time limit: a typo, zero, a negative, NaN, infinity or centuries
         ("run --timeout 10x", "x = 1", "is not a duration: give seconds or a number with s, m, h or d"),
         ("run --timeout 0", "x = 1", "out of range"),
@@ -166,6 +169,10 @@ def test_bad_values_from_python_are_one_clear_error(client):
         with pytest.raises(InvalidInput, match="not a name a notebook can assign"):
             client.runs.submit(RunSubmission(kind="notebook", experiment="exp", source_dir=client.backend.path.parent,
                                              entry="nb.ipynb", parameters=bad))
+    for kwargs in ({"request_timeout_s": float("nan")}, {"request_timeout_s": "60"}, {"timeout": -1},
+                   {"max_body_bytes": 1.5}, {"host": "::", "auth": False}):  # TypeErrors, a NaN accepted, no key
+        with pytest.raises(InvalidInput):
+            client.deployments.create("svc", "m:1", **kwargs)
     for entry in ("/etc/passwd", "../train.py", "a/../../train.py"):  # the run has only the snapshot of source_dir
         with pytest.raises(InvalidInput, match="must be a file inside the run's source folder"):
             client.runs.submit(RunSubmission(kind="script", experiment="exp", source_dir=client.backend.path.parent,

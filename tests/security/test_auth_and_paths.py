@@ -53,6 +53,9 @@ def test_services_listen_on_loopback_with_a_key_unless_told_otherwise(ip, client
     wide_port = int(wide.scoring_uri.rsplit(":", 1)[1].split("/")[0])
     assert "00000000" in listening_addresses(wide_port)
     assert requests.post(wide.scoring_uri, json={"data": model[:1].tolist()}).status_code == 401  # still keyed
+    with pytest.raises(UsageError, match="could call the service without a key"):  # keyless on every network: no
+        ip.run_line_magic("aml", "deploy auth-model --name open-svc --host 0.0.0.0 --no-auth")
+    assert "open-svc" not in [d.name for d in client.deployments.list()]
 
 
 def test_keys_are_compared_in_constant_time():
