@@ -169,7 +169,7 @@ class RunOperations(_Operations):
     def get_logs(self, run_id: str, tail: int | None = None) -> str:
         text, _ = self._backend.runs.read_log(self.resolve_id(run_id), 0)
         if tail is not None:
-            text = "\n".join(text.splitlines()[-tail:])
+            text = "\n".join(text.rstrip("\n").split("\n")[-tail:])  # lines end in "\n"; "\r" only redraws one
         return text
 
     def read_log(self, run_id: str, offset: int = 0) -> tuple[str, int]:

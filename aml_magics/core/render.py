@@ -36,6 +36,55 @@ def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
+# what a terminal acts on instead of printing: colours and cursor moves (CSI), titles (OSC), two-character escapes
+_ESCAPES = None
+_TERMINAL_LONG = 100_000  # past this, a line's backspaces are dropped rather than replayed character by character
+
+
+def terminal_text(text: str) -> str:
+    """A run's output as a terminal (and Jupyter's output area) shows it: a progress bar redrawn with ``\r`` (tqdm)
+    or backspaces (Keras) is its last state, not every state on its own line; colour escapes are taken out."""
+    global _ESCAPES
+    if "\x1b" in text:
+        if _ESCAPES is None:
+            import re
+
+            _ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])?")
+        text = _ESCAPES.sub("", text)
+    if "\r" not in text and "\b" not in text:
+        return text
+    return "\n".join(_redrawn(line) if ("\r" in line or "\b" in line) else line
+                     for line in text.replace("\r\n", "\n").split("\n"))
+
+
+def _redrawn(line: str) -> str:
+    """One line after its carriage returns and backspaces: each redraw writes over the one before from the start."""
+    shown = ""
+    for part in reversed(line.split("\r")):  # the last redraw, then what longer earlier ones leave visible
+        if "\b" in part:
+            part = _backspaced(part)
+        if len(part) > len(shown):
+            shown += part[len(shown):]
+    return shown
+
+
+def _backspaced(part: str) -> str:
+    if len(part) > _TERMINAL_LONG:
+        return part.replace("\b", "")
+    cells: list[str] = []
+    at = 0
+    for ch in part:
+        if ch == "\b":
+            at = max(0, at - 1)
+        elif at < len(cells):
+            cells[at] = ch
+            at += 1
+        else:
+            cells.append(ch)
+            at += 1
+    return "".join(cells)
+
+
 def badge(status: str) -> str:
     colour = STATUS_COLOURS.get(status, "#6d6d6d")
     return (

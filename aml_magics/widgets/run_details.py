@@ -289,9 +289,9 @@ class RunDetails(Dashboard):
             return
         if not text and self.log.value and not (self.info.is_terminal and not self._log_text):
             return
-        if text:
-            self._log_text = "".join((self._log_text + text).splitlines(keepends=True)[-LOG_LINES:])
-        body = r.esc(self._log_text) or ("<i>(the run printed nothing)</i>" if self.info.is_terminal
+        if text:  # the raw tail by lines ("\r" redraws a line: not a line of its own)
+            self._log_text = "\n".join((self._log_text + text).split("\n")[-LOG_LINES:])
+        body = r.esc(r.terminal_text(self._log_text)) or ("<i>(the run printed nothing)</i>" if self.info.is_terminal
                                          else "<i>(no output yet)</i>")
         self.log.value = f"<pre class='aml-log' style='max-height:22em;overflow:auto;margin:0'>{body}</pre>"
 
@@ -408,7 +408,7 @@ class RunDetails(Dashboard):
             metrics[panel] = list(s.values) if len(s) != 1 else s.values[0]
         for name, value in self.info.latest_metrics.items():
             metrics.setdefault(name, value)
-        log_tail = "".join(self._log_text.splitlines(keepends=True)[-30:])
+        log_tail = "\n".join(r.terminal_text(self._log_text).split("\n")[-30:])
         trials = leaderboard.static_html(self._board, title="Trials (best first)") if self._board else ""
         if self.info.kind == "pipeline" and self.graph is not None:
             from .pipeline import graph_svg

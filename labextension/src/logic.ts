@@ -266,3 +266,56 @@ export function runFromUrl(search: string): string | null {
   }
   return /^[A-Za-z0-9_.:-]{1,200}$/.test(id) ? id : null;
 }
+
+// what a terminal acts on instead of printing: colours and cursor moves (CSI), titles (OSC), two-character escapes
+// eslint-disable-next-line no-control-regex
+const ESCAPES = /\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])?/g;
+const TERMINAL_LONG = 100_000; // past this, a line's backspaces are dropped rather than replayed one by one
+
+/** A run's output as a terminal (and Jupyter's output area) shows it: a progress bar redrawn with `\r` (tqdm) or
+ * backspaces (Keras) is its last state, not every state on a line of its own; colour escapes are taken out. The
+ * same rule as the notebook dashboard's (`core.render.terminal_text`). */
+export function terminalText(text: string): string {
+  if (text.includes('\x1b')) {
+    text = text.replace(ESCAPES, '');
+  }
+  if (!text.includes('\r') && !text.includes('\b')) {
+    return text;
+  }
+  return text
+    .replace(/\r\n/g, '\n')
+    .split('\n')
+    .map(line => (line.includes('\r') || line.includes('\b') ? redrawn(line) : line))
+    .join('\n');
+}
+
+function redrawn(line: string): string {
+  let shown = '';
+  const parts = line.split('\r');
+  for (let i = parts.length - 1; i >= 0; i--) {
+    const part = parts[i].includes('\b') ? backspaced(parts[i]) : parts[i];
+    if (part.length > shown.length) {
+      shown += part.slice(shown.length);
+    }
+  }
+  return shown;
+}
+
+function backspaced(part: string): string {
+  if (part.length > TERMINAL_LONG) {
+    return part.split('\b').join('');
+  }
+  const cells: string[] = [];
+  let at = 0;
+  for (const ch of part) {
+    if (ch === '\b') {
+      at = Math.max(0, at - 1);
+    } else if (at < cells.length) {
+      cells[at++] = ch;
+    } else {
+      cells.push(ch);
+      at++;
+    }
+  }
+  return cells.join('');
+}

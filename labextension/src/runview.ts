@@ -13,7 +13,8 @@ import {
   mergeSeries,
   metricsQuery,
   sortRows,
-  statusClass
+  statusClass,
+  terminalText
 } from './logic';
 
 /** Metrics charted without being asked (the first logged); the user may chart up to MAX_CHARTS. */
@@ -198,7 +199,7 @@ export class RunView extends Widget {
     this.renderTrials();
     const atBottom = this.log.scrollTop + this.log.clientHeight >= this.log.scrollHeight - 4;
     this.log.textContent =
-      this.logText ||
+      terminalText(this.logText) ||
       (this.logError
         ? `The log cannot be read: ${this.logError}`
         : isActive(d.status)

@@ -17,6 +17,7 @@ import {
   sortRows,
   statusClass,
   statusText,
+  terminalText,
   useStates
 } from '../src/logic';
 
@@ -207,5 +208,23 @@ describe('runFromUrl', () => {
     expect(runFromUrl('?aml-run=' + 'a'.repeat(201))).toBeNull();
     expect(runFromUrl('?other=1')).toBeNull();
     expect(runFromUrl('')).toBeNull();
+  });
+});
+
+describe('terminalText', () => {
+  it('shows a progress bar redrawn with carriage returns as its last state', () => {
+    const tqdm = 'start\n  0%|   | 0/3\r 33%|#  | 1/3\r100%|###| 3/3\ndone\n';
+    expect(terminalText(tqdm)).toBe('start\n100%|###| 3/3\ndone\n');
+  });
+  it('writes a shorter redraw over the start of the line, as a terminal does', () => {
+    expect(terminalText('abcdef\rxy')).toBe('xycdef');
+    expect(terminalText('line1\r\nline2\r\n')).toBe('line1\nline2\n');
+  });
+  it('replays backspaces (Keras) and takes colour and title escapes out', () => {
+    expect(terminalText('1/3 [==>...]' + '\b'.repeat(12) + '2/3 [=====>]')).toBe('2/3 [=====>]');
+    expect(terminalText('\x1b[32mgreen\x1b[0m and \x1b]0;title\x07x')).toBe('green and x');
+  });
+  it('leaves plain text as it is', () => {
+    expect(terminalText('a\nb <b>c</b>\n')).toBe('a\nb <b>c</b>\n');
   });
 });

@@ -319,3 +319,22 @@ def test_a_pipeline_run_shows_its_graph_and_steps_and_a_batch_run_its_progress(k
                          "'shown': b.batch_box.layout.display, 'static': b.static_html()}")
     assert state["bar"] == [5, 5] and state["shown"] == ""
     assert "<b>5</b> of 5 mini-batches scored" in state["text"] and "mini-batches scored" in state["static"]
+
+
+def test_a_progress_bar_in_the_log_shows_its_last_state(kernel):
+    """tqdm redraws its bar with carriage returns (and many scripts colour their output): the dashboard's log shows
+    what a terminal shows — the bar's last state, the words without escape codes — not every redraw on a line."""
+    out = kernel.run(
+        "%%aml run -e progress --name bar\n"
+        "import time\nfrom tqdm import tqdm\n"
+        "for _ in tqdm(range(40), mininterval=0, ascii=True, desc='epochs'):\n    time.sleep(0.002)\n"
+        "print('\\x1b[32mtrained\\x1b[0m')\n"
+    )
+    assert out["error"] is None, out["error"]
+    kernel.run("d = [m for m in shared_poller().members if isinstance(m, RunDetails)][-1]\n"
+               "d.client.runs.wait(d.run_id)\ntime.sleep(1.5)")
+    log, raw, static = kernel.value("(d.log.value, d.client.runs.get_logs(d.run_id), d.static_html())")
+    assert raw.count("\r") >= 40 and "\x1b[32m" in raw  # the run's log file keeps what it printed
+    assert "epochs: 100%" in log and "epochs:  50%" not in log and log.count("epochs:") == 1
+    assert "trained" in log and "\x1b" not in log and "[32m" not in log
+    assert static.count("epochs:") == 1 and "[32m" not in static  # the saved notebook's copy too
