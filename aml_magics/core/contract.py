@@ -179,8 +179,10 @@ class RunsBackend(ABC):
         """Names of the run's scalar series, in the order they were first logged."""
 
     @abstractmethod
-    def read_log(self, run_id: str, offset: int = 0) -> tuple[str, int]:
-        """The run's output from byte ``offset`` and the next offset (never splitting a character)."""
+    def read_log(self, run_id: str, offset: int = 0, tail: int | None = None) -> tuple[str, int]:
+        """The run's output from byte ``offset`` and the next offset (never splitting a character). ``tail``: when
+        more than that many bytes wait, only the last of them, from a line's start, after a line saying what was
+        left out (``common.logs``)."""
 
     @abstractmethod
     def list_files(self, run_id: str) -> list[str]:

@@ -172,8 +172,9 @@ class RunOperations(_Operations):
             text = "\n".join(text.rstrip("\n").split("\n")[-tail:])  # lines end in "\n"; "\r" only redraws one
         return text
 
-    def read_log(self, run_id: str, offset: int = 0) -> tuple[str, int]:
-        return self._backend.runs.read_log(run_id, offset)
+    def read_log(self, run_id: str, offset: int = 0, tail: int | None = None) -> tuple[str, int]:
+        """The log from byte ``offset``; ``tail``: at most about that many bytes, the newest (a view of its end)."""
+        return self._backend.runs.read_log(run_id, offset, tail)
 
     def follow_logs(self, run_id: str, poll: float = 0.1, timeout: float | None = None) -> Iterator[str]:
         """Yield log text as the run writes it, until the run has ended and the log is drained."""

@@ -254,14 +254,16 @@ def _finite(values) -> list:
     return [v if v == v and abs(v) != float("inf") else None for v in values]
 
 
+LOG_TAIL_BYTES = 256 * 1024
+
+
 class LogsHandler(AmlHandler):
     @web.authenticated
     async def get(self, run_id: str):
         offset = self.int_arg("offset", 0)
         run_id = await self.call(self.run_id, run_id)
-        text, new_offset = await self.call(self.client.runs.read_log, run_id, offset)
-        if offset == 0 and len(text) > 200_000:
-            text = text[-200_000:]
+        # a view of the log's end (it keeps 400 lines): a run that printed gigabytes is not read whole
+        text, new_offset = await self.call(self.client.runs.read_log, run_id, offset, LOG_TAIL_BYTES)
         self.reply({"text": text, "offset": new_offset})
 
 

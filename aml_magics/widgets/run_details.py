@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..core.run import Run
 
 LOG_LINES = 200
+LOG_TAIL_BYTES = 256 * 1024  # read at most this much of the log at once: a run that printed gigabytes opens at once
 MAX_PANELS = 6
 
 
@@ -282,7 +283,7 @@ class RunDetails(Dashboard):
 
     def _render_log(self) -> None:
         try:
-            text, self._log_offset = self.client.runs.read_log(self.run_id, self._log_offset)
+            text, self._log_offset = self.client.runs.read_log(self.run_id, self._log_offset, LOG_TAIL_BYTES)
         except AmlError as exc:  # a remote log store out of reach: the rest of the dashboard still works
             if not self._log_text:
                 self.log.value = f"<i>The log cannot be read: {r.esc(str(exc))}</i>"

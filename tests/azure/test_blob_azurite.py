@@ -335,6 +335,10 @@ def test_a_jobs_log_and_files_come_from_its_artifact_store(azurite, tmp_path, mo
         assert client.runs.read_log(job, offset2) == ("", offset2)  # the blob has not grown: nothing more
         assert [c.operation for c in fake.calls[asked:]] == []  # a dashboard's log polls go to storage only
         assert client.runs.get_logs(job, tail=1) == "epoch 2 loss=0.25"
+        # a dashboard's first read of a long log: only its end is fetched (a range read), from a whole line
+        text, end = client.runs.read_log(job, 0, tail=20)
+        assert text == ("[aml-magics] 22 bytes of earlier output not shown here; the whole log: %aml logs RUN, or "
+                        "the run's file logs/std_log.txt\nepoch 2 loss=0.25\n") and end == offset2
         magics = ip.magics_manager.registry["AmlMagics"]
         magics._client = client  # what %aml connect does
         try:

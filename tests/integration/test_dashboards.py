@@ -338,3 +338,22 @@ def test_a_progress_bar_in_the_log_shows_its_last_state(kernel):
     assert "epochs: 100%" in log and "epochs:  50%" not in log and log.count("epochs:") == 1
     assert "trained" in log and "\x1b" not in log and "[32m" not in log
     assert static.count("epochs:") == 1 and "[32m" not in static  # the saved notebook's copy too
+
+
+def test_a_run_that_printed_megabytes_opens_at_the_end_of_its_log(kernel):
+    """A dashboard opened on a run that printed 20 MB reads the log's last 256 KB (it shows 200 lines), says what it
+    left out and where the whole log is — it used to read and split the whole file, on every first look."""
+    out = kernel.run(
+        "%%aml run -e chatty --name chatty --wait\n"
+        "import sys\nfor i in range(600_000):\n    sys.stdout.write(f'batch {i:>7} loss=0.123456789\\n')\n"
+        "print('the end')\n"
+    )
+    assert out["error"] is None, out["error"]
+    state = kernel.value(
+        "(lambda d: (d.client.runs.read_log(d.run_id, 0, 256 * 1024), d.log.value, d._log_offset))("
+        "RunDetails('last'))")
+    (text, end), html, offset = state
+    assert end == offset > 18_000_000 and len(text) < 256 * 1024 + 300
+    assert text.startswith("[aml-magics] ") and "MB of earlier output not shown here" in text
+    assert text.endswith("batch  599999 loss=0.123456789\nthe end\n")
+    assert "the end" in html and "batch  599999" in html and len(html) < 20_000

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...core.errors import NotFound
-from ..common.logs import decode_log_chunk
+from ..common.logs import decode_log_tail, tail_start
 from . import ops
 from .convert import clean_datastore_path
 
@@ -43,14 +43,15 @@ class JobFiles:
         store, prefix = root
         return self.b.datastores.cached_container(store), prefix
 
-    def read_log(self, run_id: str, offset: int = 0) -> tuple[str, int]:
+    def read_log(self, run_id: str, offset: int = 0, tail: int | None = None) -> tuple[str, int]:
         """The job's ``user_logs/std_log.txt`` (on several nodes: process 0's) from ``offset`` on, as Azure ML
         uploads it while the job runs. Empty until the job has started writing it."""
         container, prefix = self._artifacts(run_id)
         logs = sorted((name, size) for name, size in container.list(prefix + LOG_PREFIX) if name.endswith(".txt"))
         if not logs or logs[0][1] <= offset:
             return "", offset
-        return decode_log_chunk(container.read(logs[0][0], offset), offset)
+        start = tail_start(logs[0][1], offset, tail)
+        return decode_log_tail(container.read(logs[0][0], start), start, offset)
 
     def list_files(self, run_id: str) -> list[str]:
         container, prefix = self._artifacts(run_id)

@@ -17,7 +17,7 @@ from ...core.errors import Conflict, InvalidInput, NotFound, StorageError
 from ...core.states import ACTIVE_STATES, TERMINAL_STATES
 from ...core.types import COUNT_CAP, AtLeast, RunInfo, RunSubmission
 from ..common import snapshot
-from ..common.logs import decode_log_chunk
+from ..common.logs import decode_log_tail, tail_start
 from ..common.pickles import pickle_inputs
 from . import layout, procs
 from .host import dispatch_queue, spawn_host
@@ -299,18 +299,19 @@ class LocalRuns(RunsBackend):
     def metric_names(self, run_id: str) -> list[str]:
         return [k["name"] for k in self.store.metric_keys(run_id) if k["kind"] == "scalar"]
 
-    def read_log(self, run_id: str, offset: int = 0) -> tuple[str, int]:
+    def read_log(self, run_id: str, offset: int = 0, tail: int | None = None) -> tuple[str, int]:
         self._row(run_id)
         path = layout.run_dir(self.path, run_id) / "logs" / layout.LOG_NAME
         try:
             with open(path, "rb") as f:
-                f.seek(offset)
+                start = tail_start(os.fstat(f.fileno()).st_size, offset, tail)
+                f.seek(start)
                 data = f.read()
         except FileNotFoundError:
             return "", offset
         except OSError as exc:  # a disk fault: say so, and let the rest of the run be shown
             raise StorageError(f"the log of run {run_id} cannot be read ({exc.strerror or exc})") from None
-        return decode_log_chunk(data, offset)
+        return decode_log_tail(data, start, offset)
 
     def list_files(self, run_id: str) -> list[str]:
         self._row(run_id)
