@@ -166,25 +166,40 @@ class RunOperations(_Operations):
         """Names of the run's scalar series, in the order they were first logged."""
         return self._backend.runs.metric_names(run_id)
 
-    def get_logs(self, run_id: str, tail: int | None = None) -> str:
-        text, _ = self._backend.runs.read_log(self.resolve_id(run_id), 0)
-        if tail is not None:
-            text = "\n".join(text.rstrip("\n").split("\n")[-tail:])  # lines end in "\n"; "\r" only redraws one
-        return text
+    def get_logs(self, run_id: str, tail: int | None = None, max_bytes: int | None = None) -> str:
+        """The run's output; ``tail``: its last lines only (read from the end, not the whole file); ``max_bytes``:
+        at most about that much, the newest, after a line saying what was left out."""
+        run_id = self.resolve_id(run_id)
+        if tail is None:
+            return self._backend.runs.read_log(run_id, 0, max_bytes)[0]
+        want = max(64 * 1024, tail * 256)
+        if max_bytes is not None:
+            want = min(want, max_bytes)
+        while True:  # read the end; more of it while the lines there are fewer than asked and more is left
+            text, end = self._backend.runs.read_log(run_id, 0, want)
+            lines = text.rstrip("\n").split("\n")  # lines end in "\n"; "\r" only redraws one
+            whole = want >= end
+            if whole or len(lines) > tail or (max_bytes is not None and want >= max_bytes):
+                return "\n".join(lines[-tail:] if whole or len(lines) > tail else lines)
+            want = want * 4 if max_bytes is None else min(want * 4, max_bytes)
 
     def read_log(self, run_id: str, offset: int = 0, tail: int | None = None) -> tuple[str, int]:
         """The log from byte ``offset``; ``tail``: at most about that many bytes, the newest (a view of its end)."""
         return self._backend.runs.read_log(run_id, offset, tail)
 
-    def follow_logs(self, run_id: str, poll: float = 0.1, timeout: float | None = None) -> Iterator[str]:
-        """Yield log text as the run writes it, until the run has ended and the log is drained."""
+    def follow_logs(self, run_id: str, poll: float = 0.1, timeout: float | None = None,
+                    first_max_bytes: int | None = None) -> Iterator[str]:
+        """Yield log text as the run writes it, until the run has ended and the log is drained. ``first_max_bytes``:
+        what was written before is given from its last that many bytes (after a line saying what was left out)."""
         run_id = self.resolve_id(run_id)
         pace = self._client.capabilities.pace or (0.0, 1.0)  # a remote service: gently
         poll = max(poll, pace[0])
         offset, deadline, delay = 0, None if timeout is None else time.monotonic() + timeout, poll
+        first = first_max_bytes
         while True:
             status = self._backend.runs.get(run_id, with_metrics=False).status
-            text, offset = self._backend.runs.read_log(run_id, offset)
+            text, offset = self._backend.runs.read_log(run_id, offset, first)
+            first = None
             if text:
                 delay = poll
                 yield text

@@ -24,6 +24,7 @@ from .workspace_commands import WorkspaceCommands
 
 _PARSER = cli.build_parser()
 MAX_SNAPSHOT_MB = 1_000_000  # a terabyte
+SHOWN_LOG_BYTES = 4 * 1024 * 1024  # %aml logs prints at most the last 4 MB (a notebook's output is no pager)
 
 
 @magics_class
@@ -365,13 +366,13 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
     def _cmd_logs(self, args):
         if args.follow:
             try:
-                for text in self.client.runs.follow_logs(args.run):
+                for text in self.client.runs.follow_logs(args.run, first_max_bytes=SHOWN_LOG_BYTES):
                     sys.stdout.write(text)
                     sys.stdout.flush()
             except KeyboardInterrupt:
                 print("\nStopped following; the run goes on.", file=sys.stderr)
             return None
-        text = self.client.runs.get_logs(args.run, tail=args.tail)
+        text = self.client.runs.get_logs(args.run, tail=args.tail, max_bytes=SHOWN_LOG_BYTES)
         if not text:
             ended = self.client.runs.get(args.run, with_metrics=False).is_terminal
             text = "(the run printed nothing)" if ended else "(no output yet)"

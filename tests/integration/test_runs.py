@@ -345,3 +345,24 @@ def test_the_run_history_filters_by_tag_and_status(ip, client):
     assert [i.run_id for i in page.infos] == [made[("speech", False)]]
     assert "<b>x</b>" not in page._repr_html_()  # a tag is text, never markup
     assert ip.run_line_magic("aml", "runs --tag team=nobody").infos == []
+
+
+def test_the_logs_of_a_run_that_printed_megabytes(ip, client, capsys):
+    """``%aml logs`` of a run that printed 30 MB prints its last 4 MB after a line saying what was left out (a
+    notebook's output is no pager); ``--tail N`` reads the log's end, not the whole file; the API's ``get_logs()``
+    still gives all of it."""
+    run = ip.run_cell_magic(
+        "aml", "run --wait",
+        "import sys\nfor i in range(1_000_000):\n    sys.stdout.write(f'batch {i:>7} loss=0.123456789\\n')\n")
+    assert client.runs.wait(run.id, timeout=120).status == "Completed"
+    capsys.readouterr()
+    ip.run_line_magic("aml", f"logs {run.id}")
+    printed = capsys.readouterr().out
+    assert printed.startswith("[aml-magics] ") and "MB of earlier output not shown here" in printed
+    assert printed.endswith("batch  999999 loss=0.123456789\n\n") and 4_000_000 < len(printed) < 4_300_000
+    ip.run_line_magic("aml", f"logs {run.id} --tail 3")
+    assert capsys.readouterr().out == "".join(f"batch {i:>7} loss=0.123456789\n" for i in (999_997, 999_998,
+                                                                                          999_999))
+    assert client.runs.get_logs(run.id, tail=50_000).count("\n") == 49_999  # more than the first read held
+    whole = client.runs.get_logs(run.id)
+    assert len(whole) > 30_000_000 and whole.startswith("batch       0 ")
