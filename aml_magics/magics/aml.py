@@ -350,8 +350,8 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
         return self.client.runs.get(run_id)
 
     def _cmd_compare(self, args):
-        if len(args.runs) < 2:
-            raise UsageError("give at least two runs: %aml compare RUN1 RUN2 [RUN3 …]")
+        if len(args.runs) < 2 or len({self.client.runs.resolve_id(r) for r in args.runs}) < 2:
+            raise UsageError("give at least two different runs: %aml compare RUN1 RUN2 [RUN3 …]")
         from ..widgets.runs import RunComparison
 
         return RunComparison(args.runs, self.client, metric=args.metric, live=_in_kernel(self.shell))

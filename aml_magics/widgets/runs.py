@@ -8,6 +8,7 @@ import ipywidgets as w
 
 from ..core import render as r
 from ..core.client import Client
+from ..core.errors import NotFound
 from ..core.leaderboard import INTERNAL_METRICS
 from ..core.types import ACTIVE_STATES, RUN_STATES, RunInfo
 from . import theme
@@ -130,7 +131,7 @@ class RunComparison(Dashboard):
                  live: bool = True):
         super().__init__()
         self.client = client or Client.shared()
-        self.run_ids = [self.client.runs.resolve_id(i) for i in run_ids]
+        self.run_ids = list(dict.fromkeys(self.client.runs.resolve_id(i) for i in run_ids))  # a run named twice: once
         self._cursors: dict[tuple[str, str], int] = {}
         self._version: tuple | None = None
         self.infos = [self.client.runs.get(i) for i in self.run_ids]
@@ -139,6 +140,9 @@ class RunComparison(Dashboard):
             for n in self.client.runs.metric_names(i):
                 names.setdefault(n)
         self.metric_names = list(names)
+        if metric is not None and metric not in names:  # a typo drew the first metric without a word
+            raise NotFound.with_suggestions("metric", metric, self.metric_names,
+                                            hint=f"these runs logged {', '.join(self.metric_names[:10]) or 'none'}")
         visible = [n for n in self.metric_names if n not in INTERNAL_METRICS] or self.metric_names
         chosen = metric if metric in names else (visible[0] if visible else None)
         self.picker = w.Dropdown(options=self.metric_names, value=chosen, description="metric")

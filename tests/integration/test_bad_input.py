@@ -195,6 +195,14 @@ def test_did_you_mean_for_run_ids_and_experiments(ip, client):
         ip.run_line_magic("aml", "runs -e diabetis")
     # a unique part of an id is enough
     assert ip.run_line_magic("aml", f"show {run.id[-8:]}").run_id == run.id
+    other = client.runs.start_logging("diabetes")
+    other.log("accuracy", 0.9)
+    other.complete()
+    # compare: a metric no run logged drew the first one without a word; one run named twice made two columns
+    with pytest.raises(UsageError, match="metric 'acuracy' not found; did you mean 'accuracy'"):
+        ip.run_line_magic("aml", f"compare {run.id} {other.id} --metric acuracy")
+    with pytest.raises(UsageError, match="give at least two different runs"):
+        ip.run_line_magic("aml", f"compare {other.id} last")
 
 
 def test_snapshot_too_large_is_refused_before_anything_is_written(ip, client, project):
