@@ -158,7 +158,7 @@ def test_compare_magic_and_static_show(kernel):
     data = out["outputs"][0]["data"]
     assert "application/vnd.jupyter.widget-view+json" not in data and "<svg" in data["text/html"]
     out = kernel.run("%aml compare onlyone")
-    assert "UsageError: give at least two runs" in out["text"] and "Traceback" not in out["text"]
+    assert "UsageError: give at least two different runs" in out["text"] and "Traceback" not in out["text"]
 
 
 def test_saved_notebook_keeps_a_static_summary(tmp_path):
