@@ -10,6 +10,7 @@ from IPython.core.error import UsageError
 from ..core import checks
 from ..core.client import Client
 from ..core.registry import HOW_TO_OPEN
+from ..core.states import ACTIVE_STATES
 from . import parser as cli
 from .display import in_kernel as _in_kernel
 
@@ -27,8 +28,15 @@ class WorkspaceCommands:
         tags = cli.parse_pairs(args.tag, "--tag")
         if args.local:
             return self.client.models.register(args.name, args.run, tags=tags, description=args.description)
-        return self.client.models.register(args.name, args.path, run_id=args.run, tags=tags,
-                                           description=args.description)
+        model = self.client.models.register(args.name, args.path, run_id=args.run, tags=tags,
+                                            description=args.description)
+        status = self.client.runs.get(model.run_id or args.run, with_metrics=False).status
+        if status != "Completed":  # registered all the same (v1 registers from any run), with what that means
+            print(f"Note: run {model.run_id} is {status}: "
+                  + ("its outputs may still change; this version holds them as they were now."
+                     if status in ACTIVE_STATES else "this version holds what it left before it ended."),
+                  file=sys.stderr)
+        return model
 
     def _cmd_models(self, args):
         return self.client.models.list(name=args.name, tags=checks.tag_filter(args.tag) or None)

@@ -112,3 +112,23 @@ def test_registration_killed_mid_copy_leaves_no_half_version(client, workspace, 
     assert not (workspace / "models" / "big").exists() or not any((workspace / "models" / "big").iterdir())
     m = client.models.register("big", big)  # a new registration is whole and gets version 1
     assert m.version == 1 and len(os.listdir(m.path)) == 300
+
+
+def test_registering_from_a_failed_or_running_run_says_what_the_version_holds(ip, client, capsys):
+    """Registered all the same (v1 registers from any run; a script registers its own model while Running), but
+    from a run that failed or has not ended, the magic says what the version holds."""
+    write = "import os\nos.makedirs('outputs', exist_ok=True)\nopen('outputs/model.pkl', 'w').write('x')\n"
+    failed = ip.run_cell_magic("aml", "run --wait", write + "raise SystemExit(3)\n")
+    running = ip.run_cell_magic("aml", "run", write + "import time\ntime.sleep(60)\n")
+    done = ip.run_cell_magic("aml", "run --wait", write)
+    try:
+        wait_until(lambda: "outputs/model.pkl" in client.runs.list_files(running.id), what="the running run's file")
+        capsys.readouterr()
+        assert ip.run_line_magic("aml", f"register {failed.id} outputs/model.pkl --name from-failed").version == 1
+        assert f"run {failed.id} is Failed: this version holds what it left before it ended" in capsys.readouterr().err
+        ip.run_line_magic("aml", f"register {running.id} outputs/model.pkl --name from-running")
+        assert "is Running: its outputs may still change" in capsys.readouterr().err
+        ip.run_line_magic("aml", f"register {done.id} outputs/model.pkl --name from-done")
+        assert capsys.readouterr().err == ""
+    finally:
+        client.runs.cancel(running.id)
