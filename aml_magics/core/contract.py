@@ -220,16 +220,20 @@ class DatastoresBackend(ABC):
         """Datastores; one is the default."""
 
     @abstractmethod
-    def upload(self, src: Path, target: str, datastore: str | None, overwrite: bool) -> list[str]:
-        """Copy a file or folder in; returns the datastore paths written (``Conflict`` without ``overwrite``)."""
+    def upload(self, src: Path, target: str, datastore: str | None, overwrite: bool,
+               progress: "Callable[[int, int], object] | None" = None) -> list[str]:
+        """Copy a file or folder in; returns the datastore paths written (``Conflict`` without ``overwrite``).
+        ``progress(bytes moved, bytes in all)`` is told as it goes (``common.transfer``)."""
 
     @abstractmethod
     def ls(self, path: str, datastore: str | None) -> "list[DatastoreEntry]":
         """Entries at a path."""
 
     @abstractmethod
-    def download(self, path: str, target: Path, datastore: str | None, overwrite: bool) -> list[str]:
-        """Copy a file or folder out; returns the local paths written."""
+    def download(self, path: str, target: Path, datastore: str | None, overwrite: bool,
+                 progress: "Callable[[int, int], object] | None" = None) -> list[str]:
+        """Copy a file or folder out; returns the local paths written. Each file is whole or absent: a failed or
+        interrupted copy leaves what was there before."""
 
     @abstractmethod
     def resolve_input(self, uri: str) -> str:

@@ -532,16 +532,17 @@ class DatastoreOperations(_Operations):
         return default_datastore(self._backend.datastores.list(), lambda d: d.is_default, lambda d: d.name)
 
     def upload(self, src: str | os.PathLike, target: str = "", datastore: str | None = None,
-               overwrite: bool = False) -> list[str]:
-        return self._backend.datastores.upload(Path(src), target, datastore, overwrite)
+               overwrite: bool = False, progress: Callable[[int, int], Any] | None = None) -> list[str]:
+        """``progress(bytes moved, bytes in all)``: told as the files go (a progress line, a widget)."""
+        return self._backend.datastores.upload(Path(src), target, datastore, overwrite, progress)
 
     def ls(self, path: str = "", datastore: str | None = None) -> Listing:
         return Listing(self._backend.datastores.ls(path, datastore), ("path", "size"), "The datastore is empty.")
 
     def download(self, path: str, target: str | os.PathLike = ".", datastore: str | None = None,
-                 overwrite: bool = False) -> list[str]:
+                 overwrite: bool = False, progress: Callable[[int, int], Any] | None = None) -> list[str]:
         with writing_to(target):
-            return self._backend.datastores.download(path, Path(target), datastore, overwrite)
+            return self._backend.datastores.download(path, Path(target), datastore, overwrite, progress)
 
     def resolve_input(self, uri: str) -> str:
         """``datastore:PATH`` as what a run of this workspace reads (a local path, or the backend's own URI)."""

@@ -127,6 +127,21 @@ def test_datastore_upload_list_download_through_the_workspace(azurite, tmp_path)
         client.datastores.download("odd", tmp_path / "odd-out", datastore="string")
         assert sorted(p.name for p in (tmp_path / "odd-out" / "odd").iterdir()) == ["50%25 <off>.csv", "a&b.csv",
                                                                                     "é ü.csv"]
+        # a file larger than a block: streamed up in blocks and down in chunks (never read whole), told as it goes
+        big = os.urandom(9 << 20)
+        (tmp_path / "big").mkdir()
+        (tmp_path / "big" / "weights.bin").write_bytes(big)
+        told: list[tuple[int, int]] = []
+        client.datastores.upload(tmp_path / "big" / "weights.bin", "models/", datastore="string",
+                                 progress=lambda done, total: told.append((done, total)))
+        assert told[-1] == (len(big), len(big)) and [d for d, _ in told] == sorted(d for d, _ in told)
+        told.clear()
+        (tmp_path / "big-out").mkdir()
+        (tmp_path / "big-out" / "weights.bin").write_bytes(b"an older copy")
+        client.datastores.download("models/weights.bin", tmp_path / "big-out", datastore="string", overwrite=True,
+                                   progress=lambda done, total: told.append((done, total)))
+        assert (tmp_path / "big-out" / "weights.bin").read_bytes() == big and told[-1] == (len(big), len(big))
+        assert os.listdir(tmp_path / "big-out") == ["weights.bin"]  # no temporary file left beside it
         assert {c.operation for c in fake.calls} == {"Datastores_Get", "Datastores_ListSecrets"}
     finally:
         fake.close()

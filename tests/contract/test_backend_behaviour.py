@@ -178,6 +178,10 @@ def test_datastore_files_round_trip(case_dir, tmp_path):
     out = tmp_path / "out"
     case.client.datastores.download("contract/a.csv", out)
     assert (out / "a.csv").read_text() == "x,y\n1,2\n"
+    # a folder comes down as itself, inside the target, on every backend (local put its contents there)
+    case.client.datastores.download("contract", tmp_path / "folder")
+    assert sorted(p.relative_to(tmp_path / "folder").as_posix() for p in (tmp_path / "folder").rglob("*.csv")) \
+        == ["contract/a.csv", "contract/b.csv"]
     assert case.client.datastores.resolve_input("datastore:contract/a.csv").endswith("contract/a.csv")
     # where one file lands: the same on every backend (a script moved between them reads the same path)
     one, ds = tmp_path / "data" / "a.csv", case.client.datastores

@@ -226,3 +226,27 @@ def test_unpicklable_in_value_is_refused(ip, client):
     with pytest.raises(UsageError, match="cannot pickle lock"):
         ip.run_cell_magic("aml", "run --in lock", "print(lock)\n")
     assert _snapshot_of_store(client) == before
+
+
+def test_a_long_upload_and_download_draw_a_progress_line(ip, client, project, capsys, monkeypatch):
+    """Past a moment, ``%aml datastore upload`` / ``download`` redraw one line (bytes, share, speed, time left) in
+    place, and leave its last state on a line of its own; a quick one prints nothing extra."""
+    import re
+
+    from aml_magics.core import progress
+
+    (project / "big").mkdir()
+    (project / "big" / "a.bin").write_bytes(os.urandom(3 << 20))
+    (project / "big" / "b.bin").write_bytes(os.urandom(1 << 20))
+    ip.run_line_magic("aml", "datastore upload big --target quick")
+    assert "Uploading" not in capsys.readouterr().err
+    monkeypatch.setattr(progress, "SHOW_AFTER_S", 0.0)  # every transfer counts as long from its first byte
+    last = r"\r{} 4\.2 MB of 4\.2 MB \(100 %\) · [0-9.,]+ [KMG]?B/s\n"
+    ip.run_line_magic("aml", "datastore upload big --target slow")
+    err = capsys.readouterr().err
+    assert err.startswith("\rUploading ") and re.search(last.format("Uploading") + "$", err), err
+    assert err.count("\n") == 1
+    ip.run_line_magic("aml", f"datastore download slow --target {project / 'back'}")
+    err = capsys.readouterr().err
+    assert re.search(last.format("Downloading") + "$", err) and err.count("\n") == 1, err
+    assert (project / "back" / "slow" / "a.bin").read_bytes() == (project / "big" / "a.bin").read_bytes()  # cp -r

@@ -604,3 +604,14 @@ def test_a_workspace_name_that_does_not_exist_says_it_is_new(azureml, tmp_path, 
     out = capsys.readouterr().out
     assert "workspace 'tpyo-ws' did not exist: it is a new, empty local workspace" in out
     assert str(tmp_path / "aml-magics" / "workspaces" / "tpyo-ws") in out and ws.name == "tpyo-ws"
+
+
+def test_datastore_download_keeps_each_blobs_whole_path_as_v1_does(azureml, tmp_path):
+    from azureml.core import Workspace
+
+    ds = Workspace.from_config().get_default_datastore()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "train.csv").write_text("x,y\n1,2\n")
+    ds.upload(src_dir=str(tmp_path / "src"), target_path="data/tables", show_progress=False)
+    assert ds.download(str(tmp_path / "down"), prefix="data/tables", show_progress=False) == 1
+    assert (tmp_path / "down" / "data" / "tables" / "train.csv").read_text() == "x,y\n1,2\n"

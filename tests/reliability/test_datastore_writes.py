@@ -72,3 +72,36 @@ def test_an_upload_on_a_full_disk_says_so_and_keeps_the_file_that_was_there(clie
     assert sorted(os.listdir(folder)) == ["data.bin"]  # nothing half-written left beside it
     client.datastores.download("shared/data.bin", tmp_path / "out")
     assert (tmp_path / "out" / "data.bin").read_bytes() == b"kept"
+
+
+DOWNLOAD = textwrap.dedent("""
+    import json, resource, signal, sys
+    from aml_magics.core.client import Client
+    ws, target, limit = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    client = Client(ws)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit fails with EFBIG, as on a full disk
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    try:
+        client.datastores.download("big/data.bin", target, overwrite=True)
+        print("RESULT " + json.dumps("ok"))
+    except Exception as e:
+        print("RESULT " + json.dumps([type(e).__name__, str(e)]))
+""")
+
+
+def test_a_download_that_cannot_finish_leaves_the_file_that_was_there(client, workspace, tmp_path):
+    """``download --overwrite`` onto a full disk: the user's file is as it was and no half-written one is left (it
+    used to be truncated and half overwritten)."""
+    (tmp_path / "data.bin").write_bytes(os.urandom(8 << 20))
+    client.datastores.upload(tmp_path / "data.bin", "big/data.bin")
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "data.bin").write_bytes(b"the user's own copy")
+    script = tmp_path / "download.py"
+    script.write_text(DOWNLOAD)
+    proc = subprocess.Popen([sys.executable, str(script), str(workspace), str(here), str(1 << 20)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kind, message = _result(proc)
+    assert kind in ("StorageError", "InvalidInput") and "\n" not in message
+    assert (here / "data.bin").read_bytes() == b"the user's own copy"
+    assert os.listdir(here) == ["data.bin"]

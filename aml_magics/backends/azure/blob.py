@@ -11,10 +11,15 @@ import hashlib
 import hmac
 import re
 from datetime import datetime, timezone
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 from urllib.parse import quote, unquote, urlsplit
 
 from ...core.errors import AmlError, AuthError, NotFound
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..common.transfer import Transfer
 
 VERSION = "2021-08-06"
 BLOCK = 4 << 20
@@ -67,7 +72,8 @@ class BlobContainer:
         signature = base64.b64encode(hmac.new(self._key, to_sign.encode(), hashlib.sha256).digest()).decode()
         headers["Authorization"] = f"SharedKey {self.account}:{signature}"
 
-    def _request(self, method: str, path: str, query: str = "", data: bytes = b"", extra: dict | None = None):
+    def _request(self, method: str, path: str, query: str = "", data: bytes = b"", extra: dict | None = None,
+                 stream: bool = False):
         url = f"{self.base}/{quote(path)}" if path else self.base
         if query:
             url += "?" + query
@@ -75,7 +81,13 @@ class BlobContainer:
             url += ("&" if "?" in url else "?") + self._sas
         headers = dict(extra or {})
         self._sign(method, url, headers, len(data))
-        resp = self.session.request(method, url, data=data if method == "PUT" else None, headers=headers, timeout=300)
+        import requests
+
+        try:
+            resp = self.session.request(method, url, data=data if method == "PUT" else None, headers=headers,
+                                        timeout=300, stream=stream)
+        except requests.RequestException as exc:
+            raise _unreachable(method, path, exc) from None
         if resp.status_code == 416 and "x-ms-range" in headers:
             return None  # nothing past the asked start (the blob has not grown)
         if resp.status_code == 404:
@@ -102,12 +114,54 @@ class BlobContainer:
             block_id = base64.b64encode(f"{i // block_size:08d}".encode()).decode()
             self._request("PUT", path, f"comp=block&blockid={quote(block_id, safe='')}", data[i:i + block_size])
             ids.append(block_id)
+        self._commit_blocks(path, ids)
+
+    def put_file(self, path: str, local: "Path", transfer: "Transfer | None" = None, block_size: int = BLOCK) -> None:
+        """A local file as a blob, read one block at a time (a 20 GB file costs one block of memory, not 20 GB)."""
+        size = local.stat().st_size
+        with open(local, "rb") as f:
+            if size <= block_size:
+                data = f.read()
+                self._request("PUT", path, data=data, extra={"x-ms-blob-type": "BlockBlob",
+                                                             "Content-Type": "application/octet-stream"})
+                if transfer is not None:
+                    transfer.add(len(data))
+                return
+            ids = []
+            while True:
+                data = f.read(block_size)
+                if not data:
+                    break
+                block_id = base64.b64encode(f"{len(ids):08d}".encode()).decode()
+                self._request("PUT", path, f"comp=block&blockid={quote(block_id, safe='')}", data)
+                ids.append(block_id)
+                if transfer is not None:
+                    transfer.add(len(data))
+        self._commit_blocks(path, ids)
+
+    def _commit_blocks(self, path: str, ids: list[str]) -> None:
         body = ("<?xml version='1.0' encoding='utf-8'?><BlockList>" + "".join(f"<Latest>{b}</Latest>" for b in ids)
                 + "</BlockList>").encode()
         self._request("PUT", path, "comp=blocklist", body, extra={"Content-Type": "application/xml"})
 
     def get(self, path: str) -> bytes:
         return self._request("GET", path).content
+
+    def get_file(self, path: str, local: "Path", transfer: "Transfer | None" = None) -> None:
+        """The blob into the new file ``local``, streamed (a block of memory at a time)."""
+        import requests
+
+        resp = self._request("GET", path, stream=True)
+        try:
+            with open(local, "wb") as f:
+                for chunk in resp.iter_content(chunk_size=1 << 20):
+                    f.write(chunk)
+                    if transfer is not None:
+                        transfer.add(len(chunk))
+        except requests.RequestException as exc:  # the connection broke mid-download
+            raise _unreachable("GET", path, exc) from None
+        finally:
+            resp.close()
 
     def read(self, path: str, start: int = 0) -> bytes:
         """The blob's bytes from ``start`` on (empty when it has no more): how a growing log is tailed."""
@@ -129,6 +183,11 @@ class BlobContainer:
             marker = root.findtext("NextMarker") or ""
             if not marker:
                 return
+
+
+def _unreachable(method: str, path: str, exc: Exception) -> AmlError:
+    return AmlError(f"blob storage {method} {path}: the storage account could not be reached or the connection broke "
+                    f"({type(exc).__name__}); check the network and try again")
 
 
 def _xml(body: bytes):

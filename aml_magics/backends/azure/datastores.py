@@ -11,6 +11,7 @@ from ...core.errors import Conflict, InvalidInput, NotFound
 from ...core.names import default_datastore
 from ...core.types import DatastoreEntry, DatastoreInfo
 from ..common.snapshot import plan_snapshot
+from ..common.transfer import Transfer, replace_whole
 from ..common.uploads import file_destination
 from . import ops
 from .convert import clean_datastore_path, datastore_uri
@@ -81,7 +82,7 @@ class AzureDatastores(DatastoresBackend):
 
     # -- files --------------------------------------------------------------------------------------------
 
-    def upload(self, src, target, datastore, overwrite):
+    def upload(self, src, target, datastore, overwrite, progress=None):
         src = Path(src)
         container = self.container(datastore)
         into = str(target or "").replace("\\", "/").endswith("/")
@@ -92,12 +93,16 @@ class AzureDatastores(DatastoresBackend):
         else:
             files = [(p, "/".join(x for x in (target, rel) if x)) for p, rel in plan_snapshot(src, 10**12)]
         existing = {name for name, _ in container.list(target)} if not overwrite else set()
+        clash = next((name for _, name in files if name in existing), None)
+        if clash is not None:  # said before anything is uploaded
+            raise Conflict(f"{clash} exists in the datastore; add --overwrite to replace it (nothing was uploaded)")
+        moved = Transfer(sum(Path(p).stat().st_size for p, _ in files), progress) if progress is not None else None
         done = []
         for path, name in files:
-            if name in existing:
-                raise Conflict(f"{name} exists in the datastore; add --overwrite to replace it")
-            container.put(name, Path(path).read_bytes())
+            container.put_file(name, Path(path), moved)  # a block at a time: a large file is never read whole
             done.append(name)
+        if moved is not None:
+            moved.finish()
         return done
 
     def ls(self, path, datastore):
@@ -105,26 +110,32 @@ class AzureDatastores(DatastoresBackend):
         prefix = clean_datastore_path(path)
         return [DatastoreEntry(name, size, False) for name, size in container.list(prefix + "/" if prefix else "")]
 
-    def download(self, path, target, datastore, overwrite):
+    def download(self, path, target, datastore, overwrite, progress=None):
         container = self.container(datastore)
         prefix = clean_datastore_path(path)
-        names = [n for n, _ in container.list(prefix)]
-        if not names:
+        blobs = [(n, size) for n, size in container.list(prefix)
+                 if not prefix or n == prefix or n.startswith(prefix + "/")]  # "tables" must not take "tables2/…"
+        if not blobs:
             raise NotFound(f"nothing at {path!r} in the datastore")
         target = Path(target)
         parent = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-        done = []
-        for name in names:
-            if prefix and name != prefix and not name.startswith(prefix + "/"):
-                continue  # "tables" must not take "tables2/…"
+        pairs = []
+        for name, _ in blobs:  # every destination checked before anything is written
             dest = (target / (name[len(parent):].lstrip("/") if parent else name)).resolve()
             if target.resolve() not in dest.parents:
                 raise InvalidInput(f"{name} would be written outside {target}")
             if dest.exists() and not overwrite:
                 raise Conflict(f"{dest} exists; add --overwrite to replace it")
+            pairs.append((name, dest))
+        moved = Transfer(sum(size for _, size in blobs), progress) if progress is not None else None
+        done = []
+        for name, dest in pairs:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(container.get(name))
+            # streamed into a file beside it, then put in place: never a half-written file, nor the whole in memory
+            replace_whole(dest, lambda tmp, name=name: container.get_file(name, tmp, moved))
             done.append(str(dest))
+        if moved is not None:
+            moved.finish()
         return done
 
     def _names(self) -> tuple[str, frozenset[str]]:

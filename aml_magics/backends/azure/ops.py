@@ -198,7 +198,7 @@ def upload_code(arm: ArmClient, ws: WorkspaceRef, files: list[tuple[Path, str]],
         if container is None:
             container = local.container = BlobContainer(base, "", sas=token)
         try:
-            container.put(rel, src.read_bytes(), block_size=block_size)
+            container.put_file(rel, src, block_size=block_size)
         except AmlError as exc:
             raise AmlError(f"uploading {rel} to the workspace's storage failed ({exc}); check that the workspace's "
                            "storage account allows access from here") from None

@@ -6,7 +6,6 @@ operations and in every folder operation (upload into, download of, listing of a
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -14,6 +13,7 @@ from ...core import checks
 from ...core.contract import DatastoresBackend
 from ...core.errors import Conflict, InvalidInput, NotFound, StorageError, storage_reason
 from ...core.types import DatastoreEntry, DatastoreInfo
+from ..common.transfer import Transfer, copy_file, replace_whole
 from ..common.uploads import file_destination
 from .layout import UPLOADING, uploading_beside
 
@@ -50,7 +50,7 @@ class LocalDatastores(DatastoresBackend):
             raise InvalidInput(f"datastore path {rel!r} leaves the datastore (through a link)")
         return target
 
-    def upload(self, src: Path, target: str, datastore: str | None, overwrite: bool) -> list[str]:
+    def upload(self, src: Path, target: str, datastore: str | None, overwrite: bool, progress=None) -> list[str]:
         root = self._datastore_root(datastore)
         src = Path(src).expanduser()
         if not src.exists():
@@ -80,11 +80,12 @@ class LocalDatastores(DatastoresBackend):
             rel = clashes[0].relative_to(root).as_posix()
             raise Conflict(f"{rel} already exists in the datastore ({len(clashes)} file(s)); add --overwrite to replace")
         done = []
+        moved = Transfer(sum(s.stat().st_size for s, _ in pairs), progress) if progress is not None else None
         for s, d in pairs:
             tmp = uploading_beside(d)  # each writer its own: two notebooks uploading one name never mix the files
             try:
                 d.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(s, tmp)
+                copy_file(s, tmp, moved)
                 os.chmod(tmp, 0o444)  # inputs are read-only to runs
                 os.replace(tmp, d)
             except OSError as exc:
@@ -96,6 +97,8 @@ class LocalDatastores(DatastoresBackend):
                                    "uploaded — free space or make the workspace writable, then upload again "
                                    "with --overwrite") from None
             done.append(d.relative_to(root).as_posix())
+        if moved is not None:
+            moved.finish()
         return done
 
     def ls(self, path: str, datastore: str | None) -> list[DatastoreEntry]:
@@ -123,7 +126,7 @@ class LocalDatastores(DatastoresBackend):
                     raise InvalidInput(f"{p.relative_to(root).as_posix()} in {what!r} is a link that leaves the "
                                        "datastore; remove it (nothing was copied)")
 
-    def download(self, path: str, target: Path, datastore: str | None, overwrite: bool) -> list[str]:
+    def download(self, path: str, target: Path, datastore: str | None, overwrite: bool, progress=None) -> list[str]:
         root = self._datastore_root(datastore)
         src = self._inside(root, path)
         if not src.exists():
@@ -131,13 +134,19 @@ class LocalDatastores(DatastoresBackend):
         target = Path(target).expanduser()
         files = [src] if src.is_file() else [f for f in sorted(src.rglob("*")) if f.is_file()]
         self._refuse_links_out(root, [src] if src.is_file() else sorted(src.rglob("*")), path)
-        pairs = [(f, (target / f.name) if src.is_file() else (target / f.relative_to(src))) for f in files]
+        # a folder comes down as itself, inside the target (as cp -r and azcopy do, and the Azure ML datastore):
+        # datastore "mnist" into "out" is out/mnist/…; the whole datastore ("") is its contents
+        base = root if src == root else src.parent
+        pairs = [(f, target / f.relative_to(base)) for f in files]
         clashes = [d for _, d in pairs if d.exists()]
         if clashes and not overwrite:
             raise Conflict(f"{clashes[0]} already exists; add --overwrite to replace")
+        moved = Transfer(sum(s.stat().st_size for s, _ in pairs), progress) if progress is not None else None
         for s, d in pairs:
             d.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(s, d)
+            replace_whole(d, lambda tmp, s=s: copy_file(s, tmp, moved))  # whole or as it was, never half-written
+        if moved is not None:
+            moved.finish()
         return [str(d) for _, d in pairs]
 
     def _split(self, uri: str, what: str) -> tuple[str, str | None, str]:
