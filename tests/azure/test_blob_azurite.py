@@ -92,6 +92,12 @@ def test_put_get_list_with_shared_key(azurite):
     with pytest.raises(AuthError) as info:
         wrong.get("tables/small.csv")
     assert KEY not in str(info.value) and KEY not in repr(c)
+    with socket.socket() as s:  # a port nothing listens on: one line, not a requests traceback
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(AmlError, match="could not be reached or the connection broke .ConnectionError.") as info:
+        BlobContainer(f"http://127.0.0.1:{port}/{ACCOUNT}/datastore", ACCOUNT, key=KEY).get("tables/small.csv")
+    assert KEY not in str(info.value)
 
 
 def test_datastore_upload_list_download_through_the_workspace(azurite, tmp_path):
