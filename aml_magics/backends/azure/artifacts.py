@@ -75,6 +75,9 @@ class JobFiles:
         if not path.is_file() or path.stat().st_size != sizes[prefix + rel]:
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_name(path.name + f".{secrets.token_hex(4)}.part")
-            partial.write_bytes(container.get(prefix + rel))
-            partial.replace(path)  # a reader never sees half a file
+            try:
+                container.get_file(prefix + rel, partial)  # streamed: a large output is never held in memory
+                partial.replace(path)  # a reader never sees half a file
+            finally:
+                partial.unlink(missing_ok=True)
         return path

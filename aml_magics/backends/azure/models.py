@@ -73,7 +73,7 @@ class AzureModels(ModelsBackend):
         for path, rel in files:
             blob = prefix if source.is_file() else f"{prefix}/{rel}"
             if blob not in present:
-                container.put(blob, path.read_bytes())
+                container.put_file(blob, path)  # a block at a time: a large model is never read whole
         framework = detect_framework(source)
         props = {"modelUri": f"azureml://datastores/{store}/paths/{prefix}" + ("/" if source.is_dir() else ""),
                  "modelType": "mlflow_model" if framework == "mlflow" else "custom_model",
