@@ -36,6 +36,30 @@ def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
+def _visible_controls() -> dict[int, str]:
+    named = {9: "\\t", 10: "\\n", 13: "\\r"}
+    table = {i: named.get(i, f"\\x{i:02x}") for i in (*range(32), *range(127, 160))}
+    # bidirectional overrides and isolates reorder what follows ("Trojan Source"); line and paragraph separators
+    table.update({i: f"\\u{i:04x}" for i in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029)})
+    return table
+
+
+_VISIBLE = None
+
+
+def plain(value: Any) -> str:
+    """Text from the workspace (a run's name, a tag, a metric's name) as a text/plain output shows it: control
+    characters — an escape that recolours, clears or retitles a terminal (Jupyter renders colours in text/plain
+    too), a newline that fakes a table row — and bidirectional overrides shown as escapes, never acted on."""
+    global _VISIBLE
+    text = "" if value is None else str(value)
+    if text.isprintable():  # the usual case, at C speed
+        return text
+    if _VISIBLE is None:
+        _VISIBLE = _visible_controls()
+    return text.translate(_VISIBLE)
+
+
 # what a terminal acts on instead of printing: colours and cursor moves (CSI), titles (OSC), two-character escapes
 _ESCAPES = None
 _TERMINAL_LONG = 100_000  # past this, a line's backspaces are dropped rather than replayed character by character
@@ -141,7 +165,7 @@ def html_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, raw_col
 def text_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], max_width: int = 40) -> str:
     """A plain-text table with aligned columns (for terminals, nbval and static viewers)."""
     cells = [[str(h) for h in headers]] + [
-        [(s if len(s) <= max_width else s[: max_width - 1] + "…") for s in map(lambda c: "" if c is None else str(c), r)]
+        [(s if len(s) <= max_width else s[: max_width - 1] + "…") for s in map(plain, r)]
         for r in rows
     ]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]

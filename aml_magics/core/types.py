@@ -57,7 +57,7 @@ class RunInfo(_Reprs):
 
     def metrics_line(self, limit: int = 6) -> str:
         items = list(self.latest_metrics.items())
-        text = " ".join(f"{k}={r.fmt_value(v)}" for k, v in items[:limit])
+        text = " ".join(f"{r.plain(k)}={r.fmt_value(v)}" for k, v in items[:limit])
         if len(items) > limit:
             text += f" (+{len(items) - limit} more)"
         return text
@@ -343,7 +343,7 @@ class ModelInfo(_Reprs):
         if self.run_id:
             bits.append(f"from run {self.run_id}")
         if self.tags:
-            bits.append(", ".join(f"{k}={v}" for k, v in self.tags.items()))
+            bits.append(", ".join(f"{r.plain(k)}={r.plain(v)}" for k, v in self.tags.items()))
         return " · ".join(bits)
 
     def _repr_html_(self) -> str:

@@ -145,3 +145,24 @@ def test_datastore_folder_operations_refuse_links_that_leave_it(client, tmp_path
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
     with pytest.raises(InvalidInput, match="NUL"):
         client.datastores.ls("data\x00")
+
+
+def test_names_with_terminal_escapes_are_shown_not_acted_on(ip, client):
+    """A run name, tag or metric name holding escape codes (clear the screen, retitle the terminal — Jupyter also
+    renders colours in text/plain), a newline that fakes a table row, or a bidirectional override: the text views
+    (``%aml runs``, a run's repr, ``%aml models``, ``%aml metrics``) show them as escapes."""
+    hostile = "ok\x1b[2J\x1b]0;owned\x07\u202egnp.exe"
+    run = client.runs.start_logging("shown", display_name=hostile, tags={"note": "x\nfake_run  Completed"})
+    run.log("loss\x1b[8m", 1.0)
+    run.complete()
+    client.models.register("shown-model", Path(__file__), tags={"k": "v\x1b[31m"})
+    texts = [repr(ip.run_line_magic("aml", "runs")), repr(client.runs.get(run.id)),
+             repr(ip.run_line_magic("aml", "models")), repr(ip.run_line_magic("aml", f"metrics {run.id}")),
+             repr(client.models.get("shown-model"))]
+    for text in texts:
+        assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text, text
+    assert "loss\\x1b[8m=1" in texts[0] and "loss\\x1b[8m=1" in texts[1] and "v\\x1b[31m" in texts[4]
+    assert len(texts[0].splitlines()) == 3  # header, rule, the one run
+    client.models.register("shown-model", Path(__file__), tags={"k": "x\nfake-model  9  sklearn"})
+    models = repr(ip.run_line_magic("aml", "models"))
+    assert "x\\nfake-model" in models and len(models.splitlines()) == 5  # title, header, rule, two versions
