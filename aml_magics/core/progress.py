@@ -45,9 +45,31 @@ class ProgressLine:
                 text += f" · {left:,.0f} s left"
         return text + "   "  # covers the end of a longer line drawn before
 
+    def __enter__(self) -> "ProgressLine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
         """The last state on a line of its own (only when a line was drawn)."""
         if self.shown:
             done, total = self.last
             self.stream.write("\r" + self._text(done, total, time.monotonic() - self.started).rstrip() + "\n")
             self.stream.flush()
+
+
+class _Silent:
+    """No line at all (``show_progress=False``): a transfer told to nobody."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def progress_line(verb: str, show: bool = True):
+    """``with progress_line("Uploading") as line: transfer(progress=line)`` — closed (its last state on a line of
+    its own) however the transfer ends; with ``show`` false, ``line`` is None."""
+    return ProgressLine(verb) if show else _Silent()

@@ -13,7 +13,7 @@ from ..core.registry import HOW_TO_OPEN
 from ..core.states import ACTIVE_STATES
 from . import parser as cli
 from .display import in_kernel as _in_kernel
-from ..core.progress import ProgressLine
+from ..core.progress import progress_line
 
 
 class WorkspaceCommands:
@@ -127,24 +127,18 @@ class WorkspaceCommands:
         if args.action == "upload":
             if not args.path:
                 raise UsageError("give what to upload: %aml datastore upload SRC --target PATH")
-            line = ProgressLine("Uploading")
-            try:
+            with progress_line("Uploading") as line:
                 done = ds.upload(args.path, args.target or "", datastore=args.datastore, overwrite=args.overwrite,
                                  progress=line)
-            finally:
-                line.close()
             print(f"Uploaded {len(done)} file(s) to the datastore: {', '.join(done[:5])}{' …' if len(done) > 5 else ''}")
             return None
         if args.action == "ls":
             return ds.ls(args.path, datastore=args.datastore)
         if not args.path:
             raise UsageError("give the datastore path: %aml datastore download PATH --target DIR")
-        line = ProgressLine("Downloading")
-        try:
+        with progress_line("Downloading") as line:
             done = ds.download(args.path, args.target or ".", datastore=args.datastore, overwrite=args.overwrite,
                                progress=line)
-        finally:
-            line.close()
         print(f"Downloaded {len(done)} file(s) to {args.target or '.'}")
         return None
 

@@ -59,15 +59,11 @@ class Datastore:
 
     def upload(self, src_dir: str, target_path: str | None = None, overwrite: bool = False,
                show_progress: bool = True) -> "DataReference":
-        from ..core.progress import ProgressLine
+        from ..core.progress import progress_line
 
-        line = ProgressLine("Uploading") if show_progress else None
-        try:
+        with progress_line("Uploading", show_progress) as line:
             done = self.workspace.client.datastores.upload(src_dir, target_path or "", datastore=self.name,
                                                            overwrite=overwrite, progress=line)
-        finally:
-            if line is not None:
-                line.close()
         if show_progress:
             print(f"Uploaded {len(done)} file(s) to datastore {self.name}/{target_path or ''}")
         return DataReference(self, target_path or "")
@@ -88,17 +84,13 @@ class Datastore:
 
     def download(self, target_path: str, prefix: str | None = None, overwrite: bool = False,
                  show_progress: bool = True) -> int:
-        from ..core.progress import ProgressLine
+        from ..core.progress import progress_line
 
-        line = ProgressLine("Downloading") if show_progress else None
-        try:
-            # v1 keeps each blob's whole path under target_path: prefix "a/b" lands in target_path/a/b/…
-            parent = str(prefix or "").strip("/").rpartition("/")[0]
+        # v1 keeps each blob's whole path under target_path: prefix "a/b" lands in target_path/a/b/…
+        parent = str(prefix or "").strip("/").rpartition("/")[0]
+        with progress_line("Downloading", show_progress) as line:
             done = self.workspace.client.datastores.download(prefix or "", Path(target_path) / parent,
                                                              datastore=self.name, overwrite=overwrite, progress=line)
-        finally:
-            if line is not None:
-                line.close()
         if show_progress:
             print(f"Downloaded {len(done)} file(s) to {target_path}")
         return len(done)
