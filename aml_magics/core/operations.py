@@ -629,8 +629,8 @@ class DeploymentOperations(_Operations):
         workers = checks.whole("--workers", workers, 1, MAX_WORKERS)
         loopback = _listen_address(host)
         if not auth and not loopback:
-            raise InvalidInput(f"--no-auth with --host {host}: anyone who can reach this machine could call the service "
-                               "without a key; keep the key (drop --no-auth) or listen on 127.0.0.1")
+            raise InvalidInput(f"--no-auth with --host {host}: anyone who can reach this machine could call the "
+                               "service without a key; keep the key (drop --no-auth) or listen on 127.0.0.1")
         capabilities = self._client.capabilities
         if instance_type and not capabilities.instance_types:
             raise not_supported(capabilities, "--instance-type")

@@ -310,8 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["upload", "ls", "download"])
     p.add_argument("path", nargs="?", default="", help="upload: local file/folder; ls/download: datastore path")
     p.add_argument("--target", default=None, help="upload: a datastore folder (a file sent to a name with a suffix, "
-                   "like tables/x.csv, takes that name); download: local folder (default .; a datastore folder comes down "
-                   "as itself inside it, as cp -r does)")
+                   "like tables/x.csv, takes that name); download: local folder (default .; a datastore folder "
+                   "comes down as itself inside it, as cp -r does)")
     p.add_argument("--datastore", help="datastore name (default: the workspace default)")
     p.add_argument("--overwrite", action="store_true", help="replace files that exist")
 
