@@ -165,7 +165,7 @@ def entry_inside(what: str, entry: Any) -> str:
 
     text_ = text(what, entry)
     norm = os.path.normpath(text_)
-    if os.path.isabs(text_) or norm == ".." or norm.startswith(".." + os.sep) or norm.startswith("../"):
+    if os.path.isabs(text_) or norm.split(os.sep, 1)[0] == "..":
         raise InvalidInput(f"{what} {text_!r} must be a file inside the run's source folder, named relative to it "
                            "(the run has only that folder's snapshot)")
     return text_
