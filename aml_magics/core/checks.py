@@ -157,6 +157,22 @@ def positive(what: str, value: Any, maximum: float | None = None) -> float:
     return float(value)
 
 
+def loopback_host(host: Any) -> bool:
+    """Where a local service listens: an IP address or ``localhost``; True when only this machine can reach it
+    (any loopback address: 127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    value = text("--host", host, max_len=255)
+    if value == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise InvalidInput(f"--host {value!r}: give an IP address to listen on — 127.0.0.1 (this machine only, the "
+                           "default) or 0.0.0.0 (every network)") from None
+    return address.is_loopback
+
+
 def entry_inside(what: str, entry: Any) -> str:
     """A script or notebook named relative to the folder the run takes a snapshot of, and inside it: the run has only
     the snapshot (``../x.py`` failed in the run; an absolute path ran that file of this machine, outside the

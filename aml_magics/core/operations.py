@@ -627,7 +627,7 @@ class DeploymentOperations(_Operations):
         timeout = checks.positive("timeout", timeout, checks.MAX_TIMEOUT_S)
         max_body_bytes = checks.whole("max_body_bytes", max_body_bytes, 1, 2 ** 40)
         workers = checks.whole("--workers", workers, 1, MAX_WORKERS)
-        loopback = _listen_address(host)
+        loopback = checks.loopback_host(host)
         if not auth and not loopback:
             raise InvalidInput(f"--no-auth with --host {host}: anyone who can reach this machine could call the "
                                "service without a key; keep the key (drop --no-auth) or listen on 127.0.0.1")
@@ -710,21 +710,6 @@ def parse_model_ref(name: str, version: int | str | None = None) -> tuple[str, i
 
 MAX_LIST = 100_000  # runs in one listing
 MAX_WORKERS = 64  # processes of one scoring service
-
-
-def _listen_address(host: Any) -> bool:
-    """Where a local service listens: an IP address or ``localhost``; True when only this machine can reach it."""
-    import ipaddress
-
-    text = checks.text("--host", host, max_len=255)
-    if text == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        raise InvalidInput(f"--host {text!r}: give an IP address to listen on — 127.0.0.1 (this machine only, the "
-                           "default) or 0.0.0.0 (every network)") from None
-    return address.is_loopback
 MAX_CONCURRENT = 10_000  # runs at once on one compute target
 
 

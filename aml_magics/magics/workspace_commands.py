@@ -48,13 +48,13 @@ class WorkspaceCommands:
             raise UsageError(f"--target {args.target}: services of this workspace run {caps.where} (--target "
                              f"{caps.deploy_target}); to deploy with --target {args.target}, "
                              f"{HOW_TO_OPEN.get(args.target, '%aml workspace use PATH')} and register the model there")
-        if args.host not in ("127.0.0.1", "localhost", "::1"):
-            print(f"Warning: the service will listen on {args.host}, reachable from other machines"
-                  f"{'' if not args.no_auth else ' and without a key'}.", file=sys.stderr)
-        return self.client.deployments.create(args.name, args.models, score=args.score, host=args.host,
-                                              port=args.port, auth=not args.no_auth, update=args.update,
-                                              environment=args.environment, instance_type=args.instance_type,
-                                              workers=args.workers)
+        service = self.client.deployments.create(args.name, args.models, score=args.score, host=args.host,
+                                                 port=args.port, auth=not args.no_auth, update=args.update,
+                                                 environment=args.environment, instance_type=args.instance_type,
+                                                 workers=args.workers)
+        if not checks.loopback_host(args.host):  # (keyed: --no-auth there is refused by deployments.create)
+            print(f"Warning: the service listens on {args.host}, reachable from other machines.", file=sys.stderr)
+        return service
 
     def _cmd_env(self, args):
         envs = self.client.environments

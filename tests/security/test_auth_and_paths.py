@@ -56,6 +56,25 @@ def test_services_listen_on_loopback_with_a_key_unless_told_otherwise(ip, client
     with pytest.raises(UsageError, match="could call the service without a key"):  # keyless on every network: no
         ip.run_line_magic("aml", "deploy auth-model --name open-svc --host 0.0.0.0 --no-auth")
     assert "open-svc" not in [d.name for d in client.deployments.list()]
+    assert "warning" not in capsys.readouterr().err.lower()  # refused, not warned about and then refused
+
+
+@pytest.mark.parametrize("host, only_here", [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True),
+                                             ("localhost", True), ("0.0.0.0", False), ("::", False),
+                                             ("10.1.2.3", False)])
+def test_what_counts_as_this_machine_only(host, only_here):
+    from aml_magics.core import checks
+
+    assert checks.loopback_host(host) is only_here  # the deploy warning and the --no-auth refusal ask the same
+
+
+@pytest.mark.parametrize("host", ["my-laptop", "", "127.0.0.1 ", "\ud800", 127])
+def test_a_host_that_is_not_an_address_is_one_line(host):
+    from aml_magics.core import checks
+    from aml_magics.core.errors import InvalidInput
+
+    with pytest.raises(InvalidInput):
+        checks.loopback_host(host)
 
 
 def test_keys_are_compared_in_constant_time():
