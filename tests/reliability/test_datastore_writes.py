@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -72,6 +73,40 @@ def test_an_upload_on_a_full_disk_says_so_and_keeps_the_file_that_was_there(clie
     assert sorted(os.listdir(folder)) == ["data.bin"]  # nothing half-written left beside it
     client.datastores.download("shared/data.bin", tmp_path / "out")
     assert (tmp_path / "out" / "data.bin").read_bytes() == b"kept"
+
+
+INTERRUPTED = textwrap.dedent("""
+    import json, sys, time
+    from aml_magics.core.client import Client
+    ws, src = sys.argv[1], sys.argv[2]
+    client = Client(ws)
+    def moving(done, total):
+        print("MOVING", flush=True)
+        time.sleep(0.2)  # a slow disk: the Ctrl-C lands while the file is being copied
+    try:
+        client.datastores.upload(src, "shared/data.bin", overwrite=True, progress=moving)
+        print("RESULT " + json.dumps("ok"))
+    except KeyboardInterrupt:
+        print("RESULT " + json.dumps("interrupted"))
+""")
+
+
+def test_an_upload_stopped_by_ctrl_c_leaves_no_hidden_partial_file(client, workspace, tmp_path):
+    """Ctrl-C (SIGINT, as the kernel's interrupt sends) in the middle of an upload: the file that was there is kept
+    and no hidden ``….uploading`` file is left in the datastore (it was, until the workspace was removed)."""
+    (tmp_path / "small.bin").write_bytes(b"kept")
+    client.datastores.upload(tmp_path / "small.bin", "shared/data.bin")
+    (tmp_path / "big.bin").write_bytes(os.urandom(64 << 20))
+    script = tmp_path / "interrupted.py"
+    script.write_text(INTERRUPTED)
+    proc = subprocess.Popen([sys.executable, str(script), str(workspace), str(tmp_path / "big.bin")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "MOVING", proc.stderr.read()[-2000:]
+    proc.send_signal(signal.SIGINT)
+    assert _result(proc) == "interrupted"
+    folder = client.datastores.resolve_input("datastore:shared")
+    assert sorted(os.listdir(folder)) == ["data.bin"]
+    assert open(os.path.join(folder, "data.bin"), "rb").read() == b"kept"
 
 
 DOWNLOAD = textwrap.dedent("""

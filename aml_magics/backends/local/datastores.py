@@ -88,9 +88,9 @@ class LocalDatastores(DatastoresBackend):
                 copy_file(s, tmp, moved)
                 os.chmod(tmp, 0o444)  # inputs are read-only to runs
                 os.replace(tmp, d)
-            except OSError as exc:
+            except BaseException as exc:  # a full disk, and Ctrl-C too: no hidden half-written file is left
                 tmp.unlink(missing_ok=True)
-                reason = storage_reason(exc)
+                reason = storage_reason(exc) if isinstance(exc, OSError) else None
                 if reason is None:
                     raise
                 raise StorageError(f"cannot upload {s.name}: {reason}; {len(done)} of {len(pairs)} file(s) were "

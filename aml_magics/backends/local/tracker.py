@@ -331,12 +331,12 @@ class LocalTracker(Tracker):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, tmp)
             os.replace(tmp, target)
-        except OSError as exc:
+        except BaseException as exc:  # a full disk, and Ctrl-C too: no hidden half-written file is left
             try:
                 tmp.unlink()
             except OSError:
                 pass
-            reason = storage_reason(exc)
+            reason = storage_reason(exc) if isinstance(exc, OSError) else None
             if reason is None:
                 raise
             raise StorageError(f"cannot keep {name} with the run: {reason}; nothing was kept — free space or make "
