@@ -67,6 +67,7 @@ class PipelineStep:
     display_name: str | None = None
     batch: dict | None = None  # a batch scoring step (kind "batch"): core.specs.BatchSpec's settings; input "data"
     after: list[str] = field(default_factory=list)  # steps this one waits for without reading their outputs
+    timeout_s: float | None = None  # the step's run is canceled after this long (YAML limits.timeout)
 
     def upstream(self) -> list[str]:
         return sorted({b[0] for b in map(parse_binding, self.inputs.values()) if b} | set(self.after))
@@ -115,6 +116,8 @@ class PipelineSpec:
                 checks.entry_inside(f"step {s.name}: {s.kind}", s.entry)
             if s.display_name is not None:
                 checks.text(f"step {s.name}: display_name", s.display_name, max_len=checks.MAX_NAME)
+            if s.timeout_s is not None:
+                s.timeout_s = checks.positive(f"step {s.name}: limits.timeout", s.timeout_s, checks.MAX_TIMEOUT_S)
             if s.kind == "batch" and (not isinstance(s.batch, dict) or "data" not in s.inputs or len(s.outputs) > 1):
                 raise InvalidInput(f"batch step {s.name} scores its input 'data' into at most one output folder")
             outs = [identifier(f"output name of step {s.name}", o) for o in s.outputs]
@@ -189,7 +192,8 @@ def load_yaml(path: str | Path) -> tuple[PipelineSpec, dict]:
 
     Supported: ``type: pipeline``; ``inputs`` (literals and ``uri_folder``/``uri_file`` paths) bound as
     ``${{parent.inputs.X}}``; ``jobs`` of ``type: command`` with ``code``, ``command`` (``python SCRIPT ARGS``),
-    ``environment``, ``compute``, ``inputs`` and ``outputs``; ``settings.default_compute``, ``force_rerun``,
+    ``environment``, ``compute``, ``inputs``, ``outputs`` and ``limits.timeout`` (seconds);
+    ``settings.default_compute``, ``force_rerun``,
     ``continue_on_step_failure``."""
     import yaml
 
@@ -243,6 +247,11 @@ def load_yaml(path: str | Path) -> tuple[PipelineSpec, dict]:
         outputs = list(_mapping(job.get("outputs"), f"{where}.outputs").keys())
         if job.get("display_name") is not None and not isinstance(job["display_name"], str):
             raise InvalidInput(f"{where}: display_name must be text")
+        limits = _mapping(job.get("limits"), f"{where}.limits")
+        unknown = sorted(map(str, set(limits) - {"timeout"}))
+        if unknown:
+            raise InvalidInput(f"{where}.limits: {', '.join(unknown)} is not a limit of a command step (timeout is, "
+                               "in seconds)")
         code = str(job.get("code") or ".")
         env = job.get("environment")
         if isinstance(env, str):  # azureml:NAME:VERSION → NAME:VERSION; Azure ML's URIs (azureml://…) as written
@@ -252,7 +261,7 @@ def load_yaml(path: str | Path) -> tuple[PipelineSpec, dict]:
         steps.append(PipelineStep(
             name=name, kind="notebook" if words[1].endswith(".ipynb") else "script", entry=words[1], args=words[2:],
             inputs=inputs, outputs=outputs, source=code, compute=_compute(job.get("compute")) if job.get("compute") else None,
-            environment=env, display_name=job.get("display_name"),
+            environment=env, display_name=job.get("display_name"), timeout_s=limits.get("timeout"),
         ))
     spec = PipelineSpec(steps=steps, default_compute=default_compute, reuse=not bool(settings.get("force_rerun")),
                         continue_on_step_failure=bool(settings.get("continue_on_step_failure")),
@@ -331,6 +340,8 @@ def to_yaml(spec: PipelineSpec, folder: str | Path, *, experiment: str | None = 
             job["outputs"] = {o: {"type": "uri_folder"} for o in s.outputs}
         if s.display_name:
             job["display_name"] = s.display_name
+        if s.timeout_s is not None:  # Azure ML's YAML takes whole seconds
+            job["limits"] = {"timeout": max(1, round(s.timeout_s))}
         jobs[s.name] = job
     doc: dict[str, Any] = {"$schema": "https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json",
                            "type": "pipeline"}

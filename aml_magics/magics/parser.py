@@ -205,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", dest="environment", metavar="ENV", help="run the step in a registered environment")
     p.add_argument("--no-reuse", action="store_true", help="always run this step (never reuse an earlier run)")
     p.add_argument("--source-dir", help="the step's code folder (default: this folder)")
+    p.add_argument("--timeout", type=_duration, metavar="DURATION",
+                   help="cancel the step's run after it has run this long (90, 30m, 2h)")
 
     p = sub.add_parser("pipeline", help="the notebook's pipeline: `run` it (or a v2 pipeline YAML), `export` it as "
                                         "YAML, `show` a pipeline run's graph, list its `steps`, `clear` them",

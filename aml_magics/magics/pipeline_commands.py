@@ -37,7 +37,8 @@ class PipelineCommands:
             source = Path(args.source_dir or os.getcwd()).resolve()
             step = PipelineStep(name=name, kind="cell", entry=CELL_FILE, code=_plain_python(self.shell, cell), args=extra,
                                 inputs=inputs, outputs=outputs, source=str(source), compute=args.compute,
-                                environment=args.environment, allow_reuse=not args.no_reuse)
+                                environment=args.environment, allow_reuse=not args.no_reuse,
+                                timeout_s=args.timeout)
         else:
             if not args.script:
                 raise UsageError("give a script (%aml step NAME train.py --in … --out … -- ARGS), or put %%aml step "
@@ -45,7 +46,8 @@ class PipelineCommands:
             source, entry = _source_and_entry(args.script, args.source_dir)
             step = PipelineStep(name=name, kind="notebook" if entry.endswith(".ipynb") else "script", entry=entry,
                                 args=extra, inputs=inputs, outputs=outputs, source=str(source), compute=args.compute,
-                                environment=args.environment, allow_reuse=not args.no_reuse)
+                                environment=args.environment, allow_reuse=not args.no_reuse,
+                                timeout_s=args.timeout)
         replaced = name in self._steps
         self._steps[name] = step
         ins = ", ".join(f"{k} ← {_shown_source(v)}" for k, v in inputs.items()) or "none"

@@ -232,7 +232,7 @@ class Controller:
             display_name=step.display_name or name,
             inputs={k: v["uri"] for k, v in inputs.items() if isinstance(v, dict)}, outputs=outputs,
             environment_variables={**self.env_vars, **{f"AZURE_ML_INPUT_{k}": str(v) for k, v in literals.items()}},
-            environment=step.environment, parent_run_id=self.run.id, engine=engine,
+            environment=step.environment, parent_run_id=self.run.id, engine=engine, timeout_s=step.timeout_s,
         )
         try:
             handle = self.client.runs.submit(sub)

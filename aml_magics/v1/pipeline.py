@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..core import checks
 from ..core.errors import InvalidInput, NotSupported
 from . import note_once
 from .data import OutputFileDatasetConfig, PipelineData, TabularDataset, _StepInput, _StepOutput, _staged_uri
@@ -82,6 +83,7 @@ class PythonScriptStep(_Step):
                          getattr(runconfig, "environment", None))
         self.script_name = script_name
         self.params = dict(params or {})
+        self.runconfig = runconfig  # read when the pipeline is submitted, as v1 does
 
 
 class ParallelRunConfig:
@@ -245,9 +247,14 @@ class Pipeline:
             script_inside(f"step {s.name}: PythonScriptStep", folder, s.script_name)
             if not (folder / s.script_name).is_file():
                 raise InvalidInput(f"step {s.name}: no script {s.script_name!r} in {folder}")
+            limit = getattr(s.runconfig, "max_run_duration_seconds", None)  # the step's time limit
+            if limit is not None:
+                limit = checks.positive(f"step {s.name}: runconfig.max_run_duration_seconds", limit,
+                                        checks.MAX_TIMEOUT_S)
             out_steps.append(PipelineStep(name=step_name, kind="script", entry=s.script_name, args=args, inputs=inputs,
                                           outputs=outputs, source=rel, compute=compute, environment=environment,
-                                          allow_reuse=s.allow_reuse, display_name=s.name, after=after))
+                                          allow_reuse=s.allow_reuse, display_name=s.name, after=after,
+                                          timeout_s=limit))
         cont = self.continue_on_step_failure if continue_on_step_failure is None else continue_on_step_failure
         spec = PipelineSpec(steps=out_steps, reuse=not regenerate_outputs, continue_on_step_failure=bool(cont),
                             description=self.description)

@@ -60,7 +60,7 @@ def test_a_dataframe_becomes_an_mltable_and_an_automl_job(azure, ip, tmp_path, m
     details = props["taskDetails"]
     assert details["taskType"] == "Classification" and details["primaryMetric"] == "AUCWeighted"
     assert details["targetColumnName"] == "target" and details["trainingData"]["jobInputType"] == "mltable"
-    assert details["limitSettings"] == {"timeout": "PT900S"}
+    assert details["limitSettings"] == {"timeout": "PT15M"}
     assert "at least 15 minutes" in capsys.readouterr().out
     assert details["nCrossValidations"] == {"mode": "Custom", "value": 5}
     assert details["trainingSettings"] == {"allowedTrainingAlgorithms": ["LightGBM", "RandomForest"],
@@ -97,7 +97,7 @@ def test_arrays_files_and_datastore_data(azure, tmp_path, monkeypatch):
                             compute="cpu", blocked="KNN")
     client.runs.submit(sub)
     details = _job(fake)["taskDetails"]
-    assert details["taskType"] == "Forecasting" and details["limitSettings"] == {"timeout": "PT1800S"}
+    assert details["taskType"] == "Forecasting" and details["limitSettings"] == {"timeout": "PT30M"}
     assert details["forecastingSettings"] == {"timeColumnName": "day", "forecastHorizon": {"mode": "Custom", "value": 7}}
     assert "KNN" not in details["trainingSettings"]["allowedTrainingAlgorithms"]
     folder, table = _training(container, details)

@@ -38,7 +38,7 @@ def test_a_cell_run_is_a_command_job(azure, tmp_path):
                                            inputs={"data": "datastore:mnist/"}))
     job = [c for c in fake.calls if c.operation == "Jobs_CreateOrUpdate"][0]
     props = job.body["properties"]
-    assert props["limits"] == {"jobLimitsType": "Command", "timeout": "PT5400S"}  # --timeout 90m: the service cancels
+    assert props["limits"] == {"jobLimitsType": "Command", "timeout": "PT1H30M"}  # --timeout 90m: the service cancels
     assert props["command"] == "python __aml_cell__.py --lr 0.1" and props["experimentName"] == "mnist"
     assert props["computeId"].endswith("/computes/cpu-cluster") and props["codeId"]
     # datastore:PATH is in the workspace's default datastore, where uploads go too: Microsoft's example lists one

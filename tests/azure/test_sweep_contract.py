@@ -66,7 +66,7 @@ def test_a_cell_sweep_is_one_sweep_job_whose_trials_read_their_values(azure, tmp
                                     "depth": ["randint", [8]]}
     assert props["samplingAlgorithm"] == {"samplingAlgorithmType": "Random", "seed": 7}
     assert props["limits"] == {"jobLimitsType": "Sweep", "maxTotalTrials": 12, "maxConcurrentTrials": 3,
-                               "timeout": "PT3600S", "trialTimeout": "PT90S"}
+                               "timeout": "PT1H", "trialTimeout": "PT1M30S"}
     assert props["objective"] == {"primaryMetric": "accuracy", "goal": "Maximize"}
     assert props["earlyTermination"] == {"policyType": "Bandit", "slackFactor": 0.2, "evaluationInterval": 1,
                                          "delayEvaluation": 2}

@@ -46,7 +46,7 @@ def test_a_v1_automl_config_with_x_and_y_becomes_an_automl_job(azure_v1):
     details = props["taskDetails"]
     assert details["taskType"] == "Regression"
     assert details["primaryMetric"] == "NormalizedRootMeanSquaredError"
-    assert details["limitSettings"] == {"timeout": "PT1200S"}
+    assert details["limitSettings"] == {"timeout": "PT20M"}
     assert details["nCrossValidations"] == {"mode": "Custom", "value": 5}
     assert "KNN" not in details["trainingSettings"]["allowedTrainingAlgorithms"]
     folder, table = _training(container, details)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -299,6 +300,13 @@ def test_bad_step_lines_and_files_get_one_line(ip, client, tmp_path, project):
             ("train.py", "    outputs: model\n", "jobs.a.outputs must be a mapping"),
             ("train.py", "    display_name: [1, 2]\n", "display_name must be text"),
             ("train.py", "description: {a: 1}\n", "description must be text"),
+            # a step's time limit: a typo, zero, a limit Azure ML does not have, a section that is not one
+            ("train.py", "    limits: {timeout: 10x}\n", "limits.timeout='10x': give a number above 0"),
+            ("train.py", "    limits: {timeout: 0}\n", "limits.timeout=0: give a number above 0"),
+            ("train.py", "    limits: {timeout: .nan}\n", "limits.timeout=nan: give a number above 0"),
+            ("train.py", "    limits: {timeout: 100000000000}\n", "give at most 10,000,000"),
+            ("train.py", "    limits: {max_nodes: 4}\n", "max_nodes is not a limit of a command step"),
+            ("train.py", "    limits: 60\n", "jobs.a.limits must be a mapping"),
             # a script outside the step's code folder: the step ran a file of this machine, outside its snapshot
             (str(project / "train.py"), "", "must be a file inside the run's source folder"),
             ("../train.py", "", "must be a file inside the run's source folder")):
@@ -381,3 +389,33 @@ def test_two_tabs_running_the_same_pipeline_at_once(ip, client, tmp_path):
     else:
         assert not reused["join"]
         assert (output_of(client, third["join"])["model"] / "model.txt").read_text() == "left:A B C|right:A B C"
+
+
+def test_a_step_time_limit_cancels_that_step_and_survives_export(ip, client, tmp_path, project):
+    """``limits.timeout`` of a YAML step (v1: the step's runconfig.max_run_duration_seconds): the step's run is
+    canceled at its limit, with the reason, and the pipeline stops there; ``pipeline export`` writes the limit back."""
+    (project / "slow.py").write_text("import time\nprint('started', flush=True)\ntime.sleep(60)\n")
+    (project / "p.yml").write_text("type: pipeline\njobs:\n  slow:\n    command: python slow.py\n"
+                                   "    limits:\n      timeout: 2\n"
+                                   "  after:\n    command: python slow.py\n    inputs:\n      x: 1\n")
+    spec, _ = load_yaml(project / "p.yml")
+    assert [s.timeout_s for s in spec.steps] == [2.0, None]
+    spec.steps[1].after = ["slow"]
+    started = time.monotonic()
+    run = client.pipelines.submit(spec, "limits", source_dir=project)
+    info = client.runs.wait(run.id, timeout=120)
+    assert time.monotonic() - started < 45, "the step ran past its limit"
+    step = client.pipelines.steps(run.id)["slow"]
+    assert step.status == "Canceled", step
+    assert client.runs.get(step.run_id).error == "the run exceeded its time limit of 2 s and was canceled"
+    assert info.status in ("Failed", "Canceled") and "after" not in client.pipelines.steps(run.id)
+    from aml_magics.core.pipelines import to_yaml
+
+    written = to_yaml(spec, tmp_path / "export")
+    again, doc = load_yaml(written)
+    assert doc["jobs"]["slow"]["limits"] == {"timeout": 2} and again.steps[0].timeout_s == 2.0
+    define(ip, "cellstep", "--out o --timeout 90m", "pass\n")  # the magic's form
+    with pytest.raises(UsageError, match="duration"):
+        define(ip, "cellstep", "--out o --timeout 90x", "pass\n")
+    ip.run_line_magic("aml", "pipeline export limits.yml")
+    assert load_yaml(project / "limits.yml")[1]["jobs"]["cellstep"]["limits"] == {"timeout": 5400}

@@ -180,3 +180,27 @@ def test_a_step_argument_that_is_a_local_dataset_reaches_the_script_as_its_data(
     (child,) = run.get_steps()
     assert child.get_status() == "Completed", client.runs.get(child.id).error
     assert child.get_metrics() == {"parts": 3, "first": 1.0}
+
+
+def test_a_step_runconfig_time_limit_cancels_the_step(azureml, client, project):
+    """``RunConfiguration.max_run_duration_seconds`` of a PythonScriptStep: the step's run is canceled at its limit
+    (it was accepted and ignored: the step ran on)."""
+    from azureml.core import Experiment, Workspace
+    from azureml.core.runconfig import RunConfiguration
+    from azureml.pipeline.core import Pipeline
+    from azureml.pipeline.steps import PythonScriptStep
+
+    ws = Workspace.from_config()
+    (project / "slow.py").write_text("import time\ntime.sleep(60)\n")
+    rc = RunConfiguration()
+    rc.max_run_duration_seconds = 2
+    step = PythonScriptStep(name="slow", script_name="slow.py", source_directory=".", runconfig=rc)
+    run = Experiment(ws, "v1-pipe-limit").submit(Pipeline(ws, steps=[step]))
+    run.wait_for_completion(raise_on_error=False)
+    (child,) = run.get_steps()
+    assert child.get_status() == "Canceled"
+    assert client.runs.get(child.id).error == "the run exceeded its time limit of 2 s and was canceled"
+    rc.max_run_duration_seconds = "2"  # a string: one line, nothing submitted
+    with pytest.raises(InvalidInput, match=r"step s: runconfig.max_run_duration_seconds='2': give a number"):
+        Pipeline(ws, steps=[PythonScriptStep(name="s", script_name="slow.py", source_directory=".", runconfig=rc)]
+                 ).validate()

@@ -478,7 +478,8 @@ def pipeline_job_body(*, jobs: dict, experiment: str, display_name: str | None, 
     return {"properties": props}
 
 
-def pipeline_node(name: str, component_id: str, inputs: dict, outputs: list[str], compute_id: str | None) -> dict:
+def pipeline_node(name: str, component_id: str, inputs: dict, outputs: list[str], compute_id: str | None,
+                  timeout_s: float | None = None) -> dict:
     """A pipeline's node as azure-ai-ml writes one: bindings and literals as ``literal`` inputs, files as uri_folder."""
     node: dict[str, Any] = {"name": name, "type": "command", "componentId": component_id, "inputs": {}}
     for k, v in inputs.items():
@@ -493,6 +494,8 @@ def pipeline_node(name: str, component_id: str, inputs: dict, outputs: list[str]
         node["outputs"] = {o: {"job_output_type": "uri_folder"} for o in outputs}
     if compute_id:
         node["computeId"] = compute_id
+    if timeout_s is not None:  # a node's limits as the SDK writes them (snake case, as its inputs)
+        node["limits"] = {"job_limits_type": "Command", "timeout": _duration(timeout_s)}
     return node
 
 
@@ -530,7 +533,12 @@ def search_space_rest(space: dict[str, list]) -> dict[str, list]:
 
 
 def _duration(seconds: float) -> str:
-    return f"PT{max(1, int(round(seconds)))}S"
+    """Whole seconds (at least one) as an ISO 8601 duration, written as azure-ai-ml writes one: PT1H30M, P1DT1M1S."""
+    days, rest = divmod(max(1, int(round(seconds))), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = "".join(f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M"), (secs, "S")) if n)
+    return "P" + (f"{days}D" if days else "") + (f"T{clock}" if clock else "")
 
 
 def check_sweep_settings(settings: "SweepSpec") -> None:
