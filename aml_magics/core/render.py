@@ -33,7 +33,16 @@ CELL_STYLE = "padding:2px 8px;text-align:left;border-bottom:1px solid var(--jp-b
 
 
 def esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
+    """Text from the workspace as HTML text: markup escaped, and bidirectional overrides and isolates shown as
+    escapes (``\\u202e``) rather than acted on — a name with a right-to-left override reads backwards
+    ("Trojan Source": ``report\\u202egpj.exe`` shown as report…exe.jpg) and reorders the text after it."""
+    text = "" if value is None else str(value)
+    if not text.isprintable():
+        text = text.translate(_BIDI)
+    return html.escape(text)
+
+
+_BIDI = {i: f"\\u{i:04x}" for i in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
 
 
 def _visible_controls() -> dict[int, str]:

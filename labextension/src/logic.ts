@@ -272,6 +272,15 @@ export function runFromUrl(search: string): string | null {
 const ESCAPES = /\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])?/g;
 const TERMINAL_LONG = 100_000; // past this, a line's backspaces are dropped rather than replayed one by one
 
+const BIDI = /[\u202a-\u202e\u2066-\u2069]/g;
+
+/** Text from the workspace as the page shows it: bidirectional overrides and isolates as escapes (`\u202e`), not
+ * acted on — a name with a right-to-left override reads backwards and reorders the text after it ("Trojan
+ * Source"). The same rule as the notebook's HTML (`core.render.esc`). */
+export function shownText(text: string): string {
+  return text.replace(BIDI, c => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+}
+
 /** A run's output as a terminal (and Jupyter's output area) shows it: a progress bar redrawn with `\r` (tqdm) or
  * backspaces (Keras) is its last state, not every state on a line of its own; colour escapes are taken out. The
  * same rule as the notebook dashboard's (`core.render.terminal_text`). */

@@ -12,6 +12,7 @@ import {
   MAX_CHARTS,
   mergeSeries,
   metricsQuery,
+  shownText,
   sortRows,
   statusClass,
   terminalText
@@ -177,14 +178,16 @@ export class RunView extends Widget {
     badge.className = `amlx-badge ${statusClass(d.status)}`;
     badge.textContent = d.status;
     const name = document.createElement('b');
-    name.textContent = ` ${d.name} `;
+    name.textContent = ` ${shownText(d.name)} `;
     const rest = document.createElement('span');
-    rest.textContent = `· experiment ${d.experiment} · compute ${d.compute ?? '–'} · ${formatDuration(d.duration)}`;
+    rest.textContent = shownText(
+      `· experiment ${d.experiment} · compute ${d.compute ?? '–'} · ${formatDuration(d.duration)}`
+    );
     this.header.append(badge, name, rest);
     if ((d.status === 'Failed' || d.status === 'Canceled') && d.error_text) {
       const err = document.createElement('pre');
       err.className = 'amlx-error';
-      err.textContent = d.error_text.slice(-1500);
+      err.textContent = shownText(d.error_text.slice(-1500));
       this.header.appendChild(err);
     }
     (this.node.querySelector('.amlx-cancel') as HTMLElement).style.display = isActive(d.status) ? '' : 'none';
@@ -199,7 +202,7 @@ export class RunView extends Widget {
     this.renderTrials();
     const atBottom = this.log.scrollTop + this.log.clientHeight >= this.log.scrollHeight - 4;
     this.log.textContent =
-      terminalText(this.logText) ||
+      shownText(terminalText(this.logText)) ||
       (this.logError
         ? `The log cannot be read: ${this.logError}`
         : isActive(d.status)
@@ -238,7 +241,8 @@ export class RunView extends Widget {
       for (const c of b.columns) {
         const td = document.createElement('td');
         const v = row[c.key];
-        td.textContent = typeof v === 'number' ? formatValue(v) : v === null || v === undefined ? '' : String(v);
+        td.textContent =
+          typeof v === 'number' ? formatValue(v) : v === null || v === undefined ? '' : shownText(String(v));
         tr.appendChild(td);
       }
       tr.onclick = () => this.onOpenRun(row._id);
@@ -315,7 +319,7 @@ export class RunView extends Widget {
         box.dataset.metric = name;
         const title = document.createElement('div');
         title.className = 'amlx-chart-title';
-        title.textContent = name;
+        title.textContent = shownText(name);
         const canvas = document.createElement('canvas');
         canvas.width = 360;
         canvas.height = 160;
@@ -345,7 +349,7 @@ export function textTable(headers: string[], rows: string[][]): HTMLTableElement
     const tr = document.createElement('tr');
     for (const value of row) {
       const td = document.createElement('td');
-      td.textContent = value;
+      td.textContent = shownText(value);
       tr.appendChild(td);
     }
     table.appendChild(tr);

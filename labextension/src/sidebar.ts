@@ -12,6 +12,7 @@ import {
   IRunRow,
   isActive,
   nextInterval,
+  shownText,
   statusClass,
   useStates
 } from './logic';
@@ -158,7 +159,7 @@ export class AmlSidebar extends Widget {
     for (const n of wanted) {
       const o = document.createElement('option');
       o.value = n;
-      o.textContent = n || 'all experiments';
+      o.textContent = n ? shownText(n) : 'all experiments';
       this.filter.appendChild(o);
     }
     this.filter.value = this.experiment;
@@ -175,7 +176,7 @@ export class AmlSidebar extends Widget {
     for (const group of groupRuns(this.runs)) {
       const head = el('div', 'amlx-group', group.experiment);
       head.dataset.experiment = group.experiment;
-      head.title = `experiment ${group.experiment}: show only its runs`;
+      head.title = `experiment ${shownText(group.experiment)}: show only its runs`;
       head.onclick = () => {
         this.filter.value = group.experiment;
         this.experiment = group.experiment;
@@ -192,7 +193,7 @@ export class AmlSidebar extends Widget {
         const icon = el('span', `amlx-dot ${statusClass(r.status)}`);
         icon.title = r.status;
         const name = el('span', 'amlx-name', r.label);
-        name.title = `${r.name}\n${r.id}\n${r.experiment} · ${r.status}`;
+        name.title = shownText(`${r.name}\n${r.id}\n${r.experiment} · ${r.status}`);
         const metric = Object.keys(r.metrics)[0];
         const when = [formatStart(r.started ?? r.created), r.duration !== null ? formatDuration(r.duration) : '']
           .filter(Boolean)
@@ -256,7 +257,9 @@ export class AmlSidebar extends Widget {
       const state = el('span', `amlx-dot ${d.state === 'Healthy' ? 'amlx-status-completed' : d.state === 'Failed' ? 'amlx-status-failed' : 'amlx-status-active'}`);
       state.title = d.state;
       const name = el('span', 'amlx-name', d.name);
-      name.title = `${d.state}\n${d.scoring_uri}\nmodels: ${d.models.join(', ')}` + (d.error ? `\n${d.error}` : '');
+      name.title = shownText(
+        `${d.state}\n${d.scoring_uri}\nmodels: ${d.models.join(', ')}` + (d.error ? `\n${d.error}` : '')
+      );
       const info = el('span', 'amlx-info amlx-state', d.state);
       const copy = button('Copy URI', 'amlx-copy', () => Clipboard.copyToSystem(d.scoring_uri));
       // Test: an inline form under the row, the answer (or the error) visible beside what was sent
@@ -321,7 +324,7 @@ function el(tag: string, cls: string, text?: string): HTMLElement {
   const e = document.createElement(tag);
   e.className = cls;
   if (text !== undefined) {
-    e.textContent = text;
+    e.textContent = shownText(text);
   }
   return e;
 }

@@ -17,6 +17,7 @@ import {
   sortRows,
   statusClass,
   statusText,
+  shownText,
   terminalText,
   useStates
 } from '../src/logic';
@@ -226,5 +227,13 @@ describe('terminalText', () => {
   });
   it('leaves plain text as it is', () => {
     expect(terminalText('a\nb <b>c</b>\n')).toBe('a\nb <b>c</b>\n');
+  });
+});
+
+describe('shownText', () => {
+  it('shows bidirectional overrides and isolates as escapes, leaves right-to-left letters alone', () => {
+    expect(shownText('report\u202egpj.exe')).toBe('report\\u202egpj.exe');
+    expect(shownText('a\u2066b\u2069c\u202a')).toBe('a\\u2066b\\u2069c\\u202a');
+    expect(shownText('שלום <b>')).toBe('שלום <b>');
   });
 });

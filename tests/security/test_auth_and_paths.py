@@ -185,3 +185,7 @@ def test_names_with_terminal_escapes_are_shown_not_acted_on(ip, client):
     client.models.register("shown-model", Path(__file__), tags={"k": "x\nfake-model  9  sklearn"})
     models = repr(ip.run_line_magic("aml", "models"))
     assert "x\\nfake-model" in models and len(models.splitlines()) == 5  # title, header, rule, two versions
+    # the HTML views too: the override is shown, not acted on (the name read backwards: "…exe.png")
+    assert "\u202e" not in ip.run_line_magic("aml", "runs")._repr_html_()
+    html = client.runs.get(run.id)._repr_html_()
+    assert "\u202e" not in html and "\\u202egnp.exe" in html, html

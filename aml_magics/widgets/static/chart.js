@@ -9,6 +9,11 @@
 // The same drawing code paints the canvas and writes the SVG. Names come from the workspace: they are
 // only ever text (text nodes, escaped SVG), never markup.
 
+// bidirectional overrides and isolates in a name are shown as escapes, not acted on (a name read backwards,
+// "Trojan Source"): the same rule as the notebook's HTML (core.render.esc)
+const BIDI = /[\u202a-\u202e\u2066-\u2069]/g;
+const shownText = (s) => String(s).replace(BIDI, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
 
 function css(el, name, fallback) {
@@ -206,7 +211,7 @@ function theme(el) {
 
 class Trace {
   constructor(name, color) {
-    this.name = name; this.color = color;
+    this.name = shownText(name); this.color = color;
     this.fx = []; this.ft = []; this.fy = [];
     this.tx = []; this.tt = []; this.ty = [];
     this.total = 0;
@@ -236,7 +241,7 @@ class Panel {
     head.className = "aml-chart-head";
     this.title = document.createElement("div");
     this.title.className = "aml-chart-title";
-    this.title.textContent = spec.title || spec.id;
+    this.title.textContent = shownText(spec.title || spec.id);
     this.note = document.createElement("span");
     this.note.className = "aml-chart-note";
     const tools = document.createElement("div");
@@ -538,7 +543,7 @@ function renderLines(model, el) {
     for (const s of specs) {
       let p = panels.get(s.id);
       if (!p) { p = new Panel(root, s, model); panels.set(s.id, p); }
-      p.title.textContent = s.title || s.id;
+      p.title.textContent = shownText(s.title || s.id);
       root.append(p.el); // keep the order of the spec
     }
     root.dataset.panels = String(panels.size);
@@ -640,7 +645,7 @@ function renderParcoords(model, el) {
     dims.forEach((d, i) => {
       const x = ax(i);
       pen.line(x, m.t, x, m.t + ph, th.fg);
-      pen.text(d.name + (axes[i].log ? " (log)" : ""), x, 10, th.fg1, i === 0 ? "left" : i === dims.length - 1 ? "right" : "center");
+      pen.text(shownText(d.name) + (axes[i].log ? " (log)" : ""), x, 10, th.fg1, i === 0 ? "left" : i === dims.length - 1 ? "right" : "center");
       const last = i === dims.length - 1;  // the metric's axis: labels on its outer side
       for (const [p, label] of axes[i].ticks) {
         const ty = m.t + ph - p * ph;

@@ -9,11 +9,16 @@ function cmp(a, b) {
   return String(a).localeCompare(String(b), undefined, { numeric: true });
 }
 
+// bidirectional overrides and isolates in a name are shown as escapes, not acted on (a name read backwards,
+// "Trojan Source"): the same rule as the notebook's HTML (core.render.esc)
+const BIDI = /[\u202a-\u202e\u2066-\u2069]/g;
+const shownText = (s) => String(s).replace(BIDI, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+
 function cell(row, col) {
   const v = row[col.key];
   if (v === null || v === undefined) return "";
   if (typeof v === "number" && !Number.isInteger(v)) return +v.toPrecision(5) + "";
-  return String(v);
+  return shownText(v);
 }
 
 // the first `count` data columns (after `skip` checkbox columns) stick to the left edge of the scroll container
@@ -75,7 +80,7 @@ export default {
       if (selectable) hr.append(document.createElement("th"));
       for (const c of cols) {
         const th = document.createElement("th");
-        th.textContent = c.label + (sort.key === c.key ? (sort.desc ? " ▼" : " ▲") : "");
+        th.textContent = shownText(c.label) + (sort.key === c.key ? (sort.desc ? " ▼" : " ▲") : "");
         th.title = "sort by " + c.label;
         th.onclick = () => model.set("sort", { key: c.key, desc: sort.key === c.key ? !sort.desc : !!c.numeric }) || model.save_changes();
         hr.append(th);
