@@ -534,7 +534,13 @@ class DatastoreOperations(_Operations):
     def upload(self, src: str | os.PathLike, target: str = "", datastore: str | None = None,
                overwrite: bool = False, progress: Callable[[int, int], Any] | None = None) -> list[str]:
         """``progress(bytes moved, bytes in all)``: told as the files go (a progress line, a widget)."""
-        return self._backend.datastores.upload(Path(src), target, datastore, overwrite, progress)
+        path = Path(checks.text("the file or folder to upload", os.fspath(src))).expanduser()
+        if not path.exists():
+            raise NotFound(f"{path} does not exist; give a file or folder to upload")
+        if not (path.is_file() or path.is_dir()):  # /dev/zero, a pipe: read forever or block (was: nothing, silently)
+            raise InvalidInput(f"{path} is not a file or folder (a device, pipe or socket); give a file or folder to "
+                               "upload")
+        return self._backend.datastores.upload(path, target, datastore, overwrite, progress)
 
     def ls(self, path: str = "", datastore: str | None = None) -> Listing:
         return Listing(self._backend.datastores.ls(path, datastore), ("path", "size"), "The datastore is empty.")

@@ -130,6 +130,9 @@ class WorkspaceCommands:
             with progress_line("Uploading") as line:
                 done = ds.upload(args.path, args.target or "", datastore=args.datastore, overwrite=args.overwrite,
                                  progress=line)
+            if not done:
+                print(f"Nothing was uploaded: {args.path} holds no files.")
+                return None
             print(f"Uploaded {len(done)} file(s) to the datastore: {', '.join(done[:5])}{' …' if len(done) > 5 else ''}")
             return None
         if args.action == "ls":

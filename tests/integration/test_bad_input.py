@@ -80,6 +80,8 @@ def _snapshot_of_store(client):
         # a service without a key on every network; an address that is not one (the service failed to start)
         ("deploy m --host 0.0.0.0 --no-auth", None, "could call the service without a key"),
         ("deploy m --host my-laptop", None, "give an IP address to listen on"),
+        # a device or a pipe: /dev/zero would be read until the disk is full (it was: nothing uploaded, silently)
+        ("datastore upload /dev/zero", None, "is not a file or folder"),
         # a run's time limit: a typo, zero, a negative, NaN, infinity or centuries
         ("run --timeout 10x", "x = 1", "is not a duration: give seconds or a number with s, m, h or d"),
         ("run --timeout 0", "x = 1", "out of range"),
@@ -250,3 +252,6 @@ def test_a_long_upload_and_download_draw_a_progress_line(ip, client, project, ca
     err = capsys.readouterr().err
     assert re.search(last.format("Downloading") + "$", err) and err.count("\n") == 1, err
     assert (project / "back" / "slow" / "a.bin").read_bytes() == (project / "big" / "a.bin").read_bytes()  # cp -r
+    (project / "empty").mkdir()
+    ip.run_line_magic("aml", "datastore upload empty --target none")
+    assert "Nothing was uploaded: empty holds no files." in capsys.readouterr().out
