@@ -145,6 +145,21 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m"
 
 
+SHOWN_TEXT = 300  # characters of a text value (a string metric, a tag) a view shows
+
+
+def short(value: Any, limit: int = SHOWN_TEXT) -> str:
+    """A text value as a view shows it: whole up to ``limit`` characters, else its start and its length — a 50 MB
+    string metric made a run's repr a 50 MB cell output, saved in the notebook."""
+    text = "" if value is None else str(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
+def pairs_text(values: dict) -> str:
+    """Tags or params as ``k=v, …`` for a view (each value ``short``)."""
+    return ", ".join(f"{k}={short(v)}" for k, v in values.items())
+
+
 def fmt_value(value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
@@ -155,7 +170,7 @@ def fmt_value(value: Any) -> str:
         return f"[{inner}{', …' if len(value) > 5 else ''}] ({len(value)})"
     if isinstance(value, dict):
         return "{" + ", ".join(list(map(str, value))[:5]) + (", …}" if len(value) > 5 else "}")
-    return str(value)
+    return short(value)
 
 
 def html_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, raw_columns: Iterable[int] = ()) -> str:

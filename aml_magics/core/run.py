@@ -158,8 +158,18 @@ class Run:
             value = value.to_dict(orient="list")
         if not isinstance(value, dict):
             raise InvalidType("log_table takes a dict of columns, like {'x': [1, 2], 'y': [3, 4]}")
-        for column in value:
+        lengths = {}
+        for column, values in value.items():
             checks.text("column name", column if isinstance(column, str) else str(column), max_len=checks.MAX_NAME)
+            if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__len__"):
+                raise InvalidType(f"log_table({checks.shown(name)}): column {checks.shown(column)} is not a list of "
+                                  f"values (it is {type(values).__name__}); give each column as a list, like "
+                                  "{'x': [1, 2], 'y': [3, 4]}")
+            lengths[column] = len(values)
+        if len(set(lengths.values())) > 1:  # a ragged table was stored as it was, and shown with holes
+            sizes = ", ".join(f"{checks.shown(k, 30)}: {n}" for k, n in list(lengths.items())[:6])
+            raise InvalidInput(f"log_table({checks.shown(name)}): the columns have different lengths ({sizes}); give "
+                               "every column the same number of values (one row: log_row)")
         self.tracker.log_record(self.id, name, "table", value)
 
     def log_image(self, name: str, path: str | os.PathLike | None = None, plot: Any = None, description: str = "") -> None:

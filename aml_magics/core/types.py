@@ -101,7 +101,7 @@ class RunInfo(_Reprs):
         if self.latest_metrics:
             rows.append(("Metrics", r.esc(self.metrics_line(limit=10))))
         if self.tags:
-            rows.append(("Tags", r.esc(", ".join(f"{k}={v}" for k, v in self.tags.items()))))
+            rows.append(("Tags", r.esc(r.pairs_text(self.tags))))
         if self.status in ("Failed", "Canceled") and self.error:
             rows.append(("Error" if self.status == "Failed" else "Why",
                          f"<pre style='margin:0;white-space:pre-wrap'>{r.esc(self.error[-2000:])}</pre>"))
@@ -343,7 +343,7 @@ class ModelInfo(_Reprs):
         if self.run_id:
             bits.append(f"from run {self.run_id}")
         if self.tags:
-            bits.append(", ".join(f"{r.plain(k)}={r.plain(v)}" for k, v in self.tags.items()))
+            bits.append(r.plain(r.pairs_text(self.tags)))
         return " · ".join(bits)
 
     def _repr_html_(self) -> str:

@@ -55,7 +55,7 @@ class ModelBrowser(Dashboard):
                               {"key": "framework", "label": "framework"}, {"key": "tags", "label": "tags"},
                               {"key": "run", "label": "source run"}, {"key": "created", "label": "registered"}]
         self.table.rows = [{"_id": m.id, "name": m.name, "version": m.version, "framework": m.framework or "",
-                            "tags": ", ".join(f"{k}={v}" for k, v in m.tags.items()), "run": m.run_id or "",
+                            "tags": r.pairs_text(m.tags), "run": m.run_id or "",
                             "created": r.fmt_time(m.created)} for m in page]
         self.table.total = len(models)
         self.table.offset = self.offset
@@ -71,7 +71,8 @@ class ModelBrowser(Dashboard):
         self.selected = m
         rows = [("version", m.id), ("framework", m.framework or "unknown"), ("path", m.path),
                 ("source run", m.run_id or "—"), ("description", m.description or "")]
-        rows += [(f"tag {k}", v) for k, v in m.tags.items()] + [(f"property {k}", v) for k, v in m.properties.items()]
+        rows += [(f"tag {k}", r.short(v)) for k, v in m.tags.items()] + \
+            [(f"property {k}", r.short(v)) for k, v in m.properties.items()]
         self.detail.value = r.html_table(("", ""), rows)
         self.open_run_button.layout.display = "" if m.run_id else "none"
         self.deploy_button.layout.display = ""

@@ -274,7 +274,8 @@ class RunDetails(Dashboard):
             else "<i>No metrics yet.</i>"
 
     def _render_props(self) -> None:
-        rows = [("param", k, v) for k, v in self.info.params.items()] + [("tag", k, v) for k, v in self.info.tags.items()]
+        rows = [("param", k, r.short(v)) for k, v in self.info.params.items()] + \
+            [("tag", k, r.short(v)) for k, v in self.info.tags.items()]
         args = self.info.spec.get("args") or []
         if args:
             rows.append(("arguments", "", " ".join(map(str, args))))

@@ -26,7 +26,7 @@ def _run_row(info: RunInfo, metric_columns: Sequence[str]) -> dict[str, Any]:
         "_id": info.run_id, "name": info.display_name or info.run_id, "experiment": info.experiment,
         "status": info.status, "created": r.fmt_time(info.created),
         "duration": round(info.duration, 1) if info.duration is not None else None,
-        "tags": ", ".join(f"{k}={v}" for k, v in info.tags.items()),
+        "tags": r.pairs_text(info.tags),
     }
     for m in metric_columns:
         v = info.latest_metrics.get(m)

@@ -153,5 +153,34 @@ def test_step_and_value_errors_name_the_metric(workspace):
     with pytest.raises(InvalidInput, match="lone surrogate"):
         run.log_row("tbl", **{"c\udcff": 1})
     run.log("np", 1.0, step=__import__("numpy").int64(7))
+    # a table of ragged columns, or a column that is one value (stored as they were, shown with holes)
+    with pytest.raises(InvalidInput, match=r"log_table\('tbl2'\): the columns have different lengths \('a': 3, 'b': 1\)"):
+        run.log_table("tbl2", {"a": [1, 2, 3], "b": [1]})
+    with pytest.raises(InvalidInput, match=r"column 'x' is not a list of values \(it is int\)"):
+        run.log_table("tbl2", {"x": 5})
+    run.log_table("tbl2", {"a": __import__("numpy").arange(2), "b": ["u", "v"]})
     run.complete()
     assert json.dumps(run.get_metrics())  # everything stored is plain JSON
+    assert run.get_metrics()["tbl2"] == {"a": [0, 1], "b": ["u", "v"]}
+
+
+def test_a_huge_text_metric_or_tag_is_stored_whole_and_shown_short(workspace):
+    """A 5 MB string metric and a 1 MB tag: stored as they are, but a run's repr, its HTML and the dashboards show
+    their start and length (the run's HTML was the whole 5 MB, saved in the notebook with the output)."""
+    from aml_magics.widgets.run_details import RunDetails
+
+    client = Client.shared()
+    run = client.runs.start_logging("huge")
+    run.log("dump", "x" * (5 << 20))
+    run.set_tags({"note": "n" * (1 << 20)})
+    run.complete()
+    info = client.runs.get(run.id)
+    assert len(run.get_metrics()["dump"]) == 5 << 20 and len(info.tags["note"]) == 1 << 20
+    for shown in (repr(info), info._repr_html_(), repr(client.runs.list()), client.runs.list()._repr_html_()):
+        assert len(shown) < 5000, len(shown)
+    assert "… (5,242,880 characters)" in repr(info) and "… (1,048,576 characters)" in info._repr_html_()
+    view = RunDetails(run.id, client, live=False)
+    try:
+        assert len(view.static_html()) < 200_000
+    finally:
+        view.close()
