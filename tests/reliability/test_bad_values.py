@@ -154,7 +154,7 @@ def test_step_and_value_errors_name_the_metric(workspace):
         run.log_row("tbl", **{"c\udcff": 1})
     run.log("np", 1.0, step=__import__("numpy").int64(7))
     # a table of ragged columns, or a column that is one value (stored as they were, shown with holes)
-    with pytest.raises(InvalidInput, match=r"log_table\('tbl2'\): the columns have different lengths \('a': 3, 'b': 1\)"):
+    with pytest.raises(InvalidInput, match=r"log_table\('tbl2'\): the columns have different lengths \('a': 3, "):
         run.log_table("tbl2", {"a": [1, 2, 3], "b": [1]})
     with pytest.raises(InvalidInput, match=r"column 'x' is not a list of values \(it is int\)"):
         run.log_table("tbl2", {"x": 5})
