@@ -633,6 +633,8 @@ class DeploymentOperations(_Operations):
         timeout = checks.positive("timeout", timeout, checks.MAX_TIMEOUT_S)
         max_body_bytes = checks.whole("max_body_bytes", max_body_bytes, 1, 2 ** 40)
         workers = checks.whole("--workers", workers, 1, MAX_WORKERS)
+        if port is not None:  # 99999, "8080x", 1.5: the service failed to start, after the whole deploy timeout
+            port = checks.whole("--port", port, 1, 65535)
         loopback = checks.loopback_host(host)
         if not auth and not loopback:
             raise InvalidInput(f"--no-auth with --host {host}: anyone who can reach this machine could call the "

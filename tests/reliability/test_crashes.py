@@ -153,6 +153,42 @@ def test_sigkill_of_a_scoring_service(client, tmp_path, seed):
     client.deployments.delete("crash-svc")
 
 
+def test_a_supervisor_killed_while_the_service_starts_fails_the_deploy_at_once(client, tmp_path):
+    """The OOM killer takes the supervisor while score.py's init() loads: the deploy says so within a second or two
+    with the supervisor's last words — it waited out its whole timeout (120 s by default) before."""
+    import threading
+
+    from sklearn.linear_model import LogisticRegression
+
+    joblib.dump(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), tmp_path / "model.pkl")
+    client.models.register("slow-start", tmp_path / "model.pkl")
+    (tmp_path / "score.py").write_text("import time\ndef init():\n    time.sleep(30)\ndef run(raw):\n    return raw\n")
+
+    def kill_the_supervisor():
+        row = None
+        for _ in range(200):
+            row = client.backend.store.query_one("SELECT * FROM deployments WHERE name='slow-svc'")
+            if row is not None and row["supervisor_pid"]:
+                break
+            time.sleep(0.05)
+        time.sleep(1.0)  # the service is starting: init() sleeps
+        os.kill(row["supervisor_pid"], signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_the_supervisor)
+    killer.start()
+    started = time.monotonic()
+    with pytest.raises(Exception, match="slow-svc failed to start: its supervisor exited while starting"):
+        client.deployments.create("slow-svc", "slow-start", score=tmp_path / "score.py", timeout=60)
+    killer.join()
+    assert time.monotonic() - started < 15
+    assert client.deployments.get_info("slow-svc").state == "Failed"
+    client.deployments.delete("slow-svc")
+    import psutil
+
+    left = [p.pid for p in psutil.process_iter(["cmdline"]) if any("slow-svc" in a for a in p.info["cmdline"] or [])]
+    assert not left, "the service's server outlived its supervisor and the delete"
+
+
 def test_a_submitter_killed_before_its_run_host_started(client, workspace, tmp_path, monkeypatch):
     """The submitter (a kernel, a sweep controller) dies between claiming a slot and starting the run's host:
     the run has not run at all, so whoever looks at it next starts its host — once."""

@@ -229,6 +229,16 @@ class LocalDeployments(DeploymentsBackend):
             raise InvalidInput(f"docker build failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
         return f"Built image {tag}"
 
+    def _last_log_line(self, name: str) -> str:
+        """The last line the supervisor wrote (its error, when it died of one)."""
+        try:
+            with open(self.root / name / "supervisor.log", "rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+                lines = f.read().decode("utf-8", "replace").strip().splitlines()
+        except OSError:
+            lines = []
+        return lines[-1][-300:] if lines else "it wrote nothing (see %aml service NAME --logs)"
+
     def _spawn(self, name: str) -> None:
         import subprocess
         import sys
@@ -245,12 +255,21 @@ class LocalDeployments(DeploymentsBackend):
 
     def _wait(self, name: str, timeout: float, after: float | None = None) -> None:
         deadline = time.monotonic() + timeout
+        looked = time.monotonic()
         while time.monotonic() < deadline:
             row = self._row(name)
             if row["state"] in ("Healthy", "Failed") and (after is None or row["updated"] > after):
                 if row["state"] == "Failed":
                     raise InvalidInput(f"service {name} failed to start: {row['error']}")
                 return
+            if time.monotonic() - looked >= 0.5:  # a supervisor that died starting: said now, not at the deadline
+                looked = time.monotonic()
+                if row["supervisor_pid"] and not procs.is_alive(row["supervisor_pid"], row["supervisor_start"]):
+                    # what is left of its group (a server still in init()) would serve under a Failed record
+                    procs.signal_group(row["supervisor_pid"], row["supervisor_start"], procs.SIGKILL)
+                    self.rows.fail_if_still(name, row["state"], "its supervisor exited while starting: "
+                                            + self._last_log_line(name))
+                    continue  # its own last word, when it wrote one, stays
             time.sleep(0.05)
         raise InvalidInput(f"service {name} is still starting after {timeout:g} s; see %aml service {name} --logs")
 
@@ -286,6 +305,8 @@ class LocalDeployments(DeploymentsBackend):
                 time.sleep(0.05)
             if procs.is_alive(row["supervisor_pid"], row["supervisor_start"]):
                 procs.signal_group(row["supervisor_pid"], row["supervisor_start"], procs.SIGKILL)
+        else:  # its supervisor is gone (killed): what is left of its group, never a stranger that now has the pid
+            procs.signal_group(row["supervisor_pid"], row["supervisor_start"], procs.SIGKILL)
         self.rows.delete(name)
         shutil.rmtree(self.root / name, ignore_errors=True)
 
