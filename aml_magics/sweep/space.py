@@ -117,6 +117,9 @@ def _check(kind: str, args: tuple) -> Expression:
 
     if kind == "choice":
         options = args[0] if len(args) == 1 and isinstance(args[0], (list, tuple, range)) else args
+        if len(options) > MAX_CHOICES:  # choice(range(10**9)) made a billion-item tuple before saying anything
+            raise InvalidInput(f"choice() of {len(options):,} options is more than {MAX_CHOICES:,}; for a range of "
+                               "whole numbers this large use quniform(low, high, 1) (or randint(upper))")
         options = tuple(options)
         if not options:
             raise InvalidInput("choice() needs at least one option, like choice(0.01, 0.1, 1)")
@@ -145,6 +148,8 @@ def _check(kind: str, args: tuple) -> Expression:
         raise InvalidInput(f"{kind}(…, q) needs q > 0")
     return Expression(kind, tuple(args))
 
+
+MAX_CHOICES = 100_000
 
 EXPRESSIONS = ("choice", "randint", "uniform", "quniform", "loguniform", "qloguniform",
                "normal", "qnormal", "lognormal", "qlognormal")

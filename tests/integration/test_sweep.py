@@ -269,6 +269,18 @@ def test_bad_sweep_settings_fail_before_anything_starts(ip, client, options, cel
     time.sleep(0)
 
 
+def test_a_choice_of_a_huge_range_is_one_line_at_once():
+    """``choice(range(10**9))`` (v1 notebooks write choice(range(...))): refused before a billion-item tuple is made."""
+    from aml_magics.core.errors import InvalidInput
+    from aml_magics.sweep.space import choice
+
+    started = time.monotonic()
+    with pytest.raises(InvalidInput, match="use quniform"):
+        choice(range(10 ** 9))
+    assert time.monotonic() - started < 1
+    assert choice(range(100_000)).args[-1] == 99_999
+
+
 def test_notebook_sweep_passes_parameters(ip, client, project):
     import json
 
