@@ -24,7 +24,7 @@ OVERVIEW = """\
   %aml sweep SCRIPT|NOTEBOOK --param "C=choice(0.1,1)" --metric M [...] [-- --C {C}]
   %aml automl --task classification|regression|forecasting --data DF|PATH --label COL [--metric M]
         [--budget S] [--trials N] [--register NAME]     AutoML; _.get_output() → (best run, model)
-  %%aml step NAME [--in NAME[=SOURCE]] [--out NAME] [-c C]   this cell becomes a pipeline step (outputs are folders)
+  %%aml step NAME [--in NAME[=SOURCE]] [--out NAME] [-c C] [--timeout T]   this cell becomes a pipeline step
   %aml pipeline run [FILE.yml] [-e EXP] [--no-reuse] · export [FILE.yml] · show [RUN] · steps · clear [NAME]
   %aml batch MODEL --data datastore:PATH|DF [--out datastore:PATH] [--score batch_score.py] [--mini-batch N]
         [--parallel N] [--retries N] [--error-threshold N]   score a folder of files or a table in mini-batches
