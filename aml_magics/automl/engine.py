@@ -145,7 +145,8 @@ class Engine:
             if learner not in self.spec.learners:
                 continue  # blocked by the user's settings
             config = _default_config(learner, self.task)
-            same = [t for t in self.trials.items if t.learner == learner and _same_config(t.config, config)]
+            same = [t for t in self.trials.items if t.learner == learner and _same_config(t.config, config)] or \
+                [t for t in self.trials.items if t.learner == learner and _capped(t.config, config)]
             trial = same[0] if same else Trial(learner, config, None, "", 0.0, 0)
             if not any(c.learner == learner and _same_config(c.config, config) for c in cands):
                 out.append(trial)
@@ -446,6 +447,19 @@ def _default_config(learner: str, task: str) -> dict:
 def _is_default(trial: Trial, task: str) -> bool:
     """Whether a trial is HistGradientBoosting or the linear model at scikit-learn's defaults."""
     return trial.learner in DEFAULT_LEARNERS and _same_config(trial.config, _default_config(trial.learner, task))
+
+
+def _capped(a: dict, b: dict) -> bool:
+    """Whether a trial's configuration is ``b`` but for fewer boosting iterations (its fits were cut short by the
+    budget: HGBEstimator.fit): the default as far as the budget let it go."""
+    if "max_iter" not in a or "max_iter" not in b:
+        return False
+    try:
+        fewer = float(a["max_iter"]) < float(b["max_iter"])
+    except (TypeError, ValueError):
+        return False
+    return fewer and _same_config({k: v for k, v in a.items() if k != "max_iter"},
+                                  {k: v for k, v in b.items() if k != "max_iter"})
 
 
 def _same_config(a: dict, b: dict) -> bool:

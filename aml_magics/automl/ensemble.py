@@ -57,7 +57,13 @@ class Scorer:
         import numpy as np
 
         values = self.score(np.asarray(y_val), self.predict(estimator, X_val))
+        capped = getattr(estimator, "capped_iterations", None)
+        if capped:  # a fit cut short by its budget: the trial's configuration is what was fitted (trials.record)
+            values = {**values, CAPPED_KEY: float(capped)}
         return M.loss(self.metric, values.get(self.metric, math.nan)), values
+
+
+CAPPED_KEY = "_capped_max_iter"  # in a trial's logged values: the boosting iterations its budget allowed
 
 
 def folds(data: TrainingData, task: str, seed: int) -> list:

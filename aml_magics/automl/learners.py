@@ -6,6 +6,9 @@ would get them by hand, then tunes them.
 """
 from __future__ import annotations
 
+import math
+import time
+
 from flaml import tune
 from flaml.automl.model import SKLearnEstimator
 
@@ -33,6 +36,32 @@ class HGBEstimator(SKLearnEstimator):
 
         self.estimator_class = HistGradientBoostingClassifier if self._task.is_classification() \
             else HistGradientBoostingRegressor
+        self.capped_iterations: int | None = None
+
+    def fit(self, X_train, y_train, budget=None, free_mem_ratio=0, **kwargs):
+        """Within FLAML's ``budget`` for this fit (seconds), as FLAML's own LightGBM does: one boosting iteration
+        first, timed, then as many more of ``max_iter`` as the budget leaves room for (warm start: the same model as
+        one call when all fit). A fit that cannot finish in time is cut short — and says so (``capped_iterations``,
+        carried to the trial's configuration): one HistGradientBoosting fit of 214 classes took 6 s, five folds of it
+        a 5 s budget's 30."""
+        kwargs.pop("is_retrain", None)
+        if budget is None or not math.isfinite(budget) or budget <= 0:
+            return super().fit(X_train, y_train, budget=budget, free_mem_ratio=free_mem_ratio, **kwargs)
+        started = time.time()
+        X = self._preprocess(X_train)
+        wanted = int(self.params.get("max_iter", 100))
+        model = self.estimator_class(**{**self.params, "max_iter": 1, "warm_start": True})
+        model.fit(X, y_train, **kwargs)
+        first = time.time() - started  # one iteration and the binning: more than an iteration costs
+        room = 1 + int(max(0.0, budget - first) / max(first, 1e-6))
+        if room < wanted:
+            self.capped_iterations = room
+        model.max_iter = min(wanted, room)
+        if model.max_iter > 1:
+            model.fit(X, y_train, **kwargs)
+        model.warm_start = False
+        self._model = model
+        return time.time() - started
 
 
 class LinearEstimator(SKLearnEstimator):

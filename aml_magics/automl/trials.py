@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import ranking
+from .ensemble import CAPPED_KEY
 from .settings import algorithm_name
 
 
@@ -66,6 +67,10 @@ class Trials:
         algo = algorithm_name(learner, self.task)
         number = len(self.items) + 1
         config = {k: v for k, v in config.items() if not k.startswith("FLAML_")}
+        values = dict(values)
+        capped = values.pop(CAPPED_KEY, None)  # (averaged over folds by FLAML)
+        if isinstance(capped, (int, float)) and math.isfinite(capped) and "max_iter" in config:
+            config["max_iter"] = max(1, min(int(config["max_iter"]), int(capped)))  # what was fitted, and refit
         scalars = {k: float(v) for k, v in values.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
         scalars["trial_time_s"] = float(trial_time)

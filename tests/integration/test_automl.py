@@ -189,6 +189,22 @@ def test_feature_importance_of_a_model_without_its_own_and_one_thread_per_trial(
     assert info.tags["automl.phase"] == "done"  # the dashboard showed featurizing → searching → … while it ran
 
 
+def test_a_budget_too_short_for_one_default_fit_cuts_it_short_instead_of_overrunning(ip, client):
+    """The diabetes target as 214 classes: one HistGradientBoosting fit at its defaults takes seconds, its five folds
+    a 5 s budget's 30 (the search's first trial overran it by 6×). Its fits now stop within the budget FLAML gives
+    each, and the trial records the iterations it reached — what the final model is refit with."""
+    from sklearn.datasets import load_diabetes
+
+    ip.user_ns["many"] = load_diabetes(as_frame=True).frame
+    parent = ip.run_line_magic("aml", "automl --task classification --data many --label target --budget 5 "
+                                      "--allowed HistGradientBoosting --no-ensemble -e automl-short --wait")
+    info = client.runs.get(parent.id)
+    assert info.status == "Completed", info.error
+    assert info.ended - info.created < 15, info.ended - info.created  # was 30 s
+    [first, *_] = client.runs.children(parent.id).infos[::-1]
+    assert 1 <= int(first.params["max_iter"]) < 100, first.params
+
+
 def test_azure_ml_algorithm_names_map_to_their_equivalents_here(capsys):
     """What a v1 or Azure ML user writes in allowed/blocked models: Azure's names of algorithms run here as their
     closest equivalent; an Azure-only one blocked changes nothing, allowed is said once."""
