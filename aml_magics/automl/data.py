@@ -103,6 +103,24 @@ def label_problem(label: str, y, task: str) -> str | None:
 LABEL_MAX = 1e38  # within a 32-bit float (3.4e38)
 
 
+def label_note(label: str, y, task: str) -> str | None:
+    """A classification label that looks like a number to predict: numbers, more than 20 different ones, fewer than
+    three rows each on average. Not refused (a label of many rare classes is possible), but said: each value becomes a
+    class, cross-validation cannot stratify them, and a boosting model learns a tree per class per iteration."""
+    import pandas as pd
+
+    if task != "classification":
+        return None
+    labeled = y[y.notna()]
+    if not pd.api.types.is_numeric_dtype(labeled) or pd.api.types.is_bool_dtype(labeled):
+        return None
+    classes = labeled.nunique()
+    if classes <= 20 or classes * 3 <= len(labeled):
+        return None
+    return (f"the label {label!r} has {classes} different numbers in {len(labeled)} rows: classification makes each "
+            "a class of one or two rows; to predict the number use --task regression")
+
+
 def time_problem(frame, time_column: str, horizon: int) -> str | None:
     """Why the time column of a forecasting table cannot be used, or None: values that are not dates or times,
     the same time on two rows (one series is forecast: several mixed would be one jagged series), a horizon the
@@ -146,6 +164,9 @@ def prepare(frame, spec: AutoMLSpec, run) -> TrainingData:
     problem = label_problem(label, frame[label], spec.task)
     if problem:
         raise EngineStopped(problem)
+    note = label_note(label, frame[label], spec.task)
+    if note:
+        print(f"Note: {note}.", flush=True)
     before = len(frame)
     frame = frame[frame[label].notna()].reset_index(drop=True)
     if before - len(frame):

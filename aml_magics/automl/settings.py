@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -116,17 +117,20 @@ def _check_label(frame: Any, label: str, task: str, time_column: str | None = No
     """What the run would stop for at once (too few labeled rows, one class, a label that is not a number, a time
     column that is not one), said before it is submitted — a table already in the notebook is cheap to look at (a
     file is read by the run)."""
-    from .data import label_problem, time_problem
+    from .data import label_note, label_problem, time_problem
 
     try:
         problem = label_problem(label, frame[label], task)
         if not problem and task == "forecasting" and time_column in getattr(frame, "columns", ()):
             labeled = frame[frame[label].notna()]
             problem = time_problem(labeled, time_column, horizon or 1)
+        note = None if problem else label_note(label, frame[label], task)
     except Exception:  # noqa: BLE001 - an unusual table (not pandas-like): the run's own checks decide
         return
     if problem:
         raise InvalidInput(problem)
+    if note:
+        print(f"Note: {note}.", file=sys.stderr)
 
 
 def automl_submission(

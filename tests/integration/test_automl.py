@@ -189,7 +189,7 @@ def test_feature_importance_of_a_model_without_its_own_and_one_thread_per_trial(
     assert info.tags["automl.phase"] == "done"  # the dashboard showed featurizing → searching → … while it ran
 
 
-def test_a_budget_too_short_for_one_default_fit_cuts_it_short_instead_of_overrunning(ip, client):
+def test_a_budget_too_short_for_one_default_fit_cuts_it_short_instead_of_overrunning(ip, client, capsys):
     """The diabetes target as 214 classes: one HistGradientBoosting fit at its defaults takes seconds, its five folds
     a 5 s budget's 30 (the search's first trial overran it by 6×). Its fits now stop within the budget FLAML gives
     each, and the trial records the iterations it reached — what the final model is refit with."""
@@ -198,6 +198,8 @@ def test_a_budget_too_short_for_one_default_fit_cuts_it_short_instead_of_overrun
     ip.user_ns["many"] = load_diabetes(as_frame=True).frame
     parent = ip.run_line_magic("aml", "automl --task classification --data many --label target --budget 5 "
                                       "--allowed HistGradientBoosting --no-ensemble -e automl-short --wait")
+    note = "has 214 different numbers in 442 rows: classification makes each a class"  # said, not refused
+    assert note in capsys.readouterr().err and note in client.runs.get_logs(parent.id)
     info = client.runs.get(parent.id)
     assert info.status == "Completed", info.error
     assert info.ended - info.created < 15, info.ended - info.created  # was 30 s
