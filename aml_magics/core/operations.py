@@ -723,8 +723,10 @@ MAX_CONCURRENT = 10_000  # runs at once on one compute target
 
 def check_name(what: str, name: str) -> None:
     checks.text(f"{what} name", name)
-    if not name or not str(name).strip() or len(name) > 255 or any(c in name for c in "/\\\n\r\t"):
-        raise InvalidInput(f"{what} name {name!r}: use 1–255 characters without slashes or line breaks")
+    if not name or not str(name).strip() or len(name) > 255 or any(c in name for c in "/\\") \
+            or not name.isprintable():  # line breaks, terminal escapes, bidirectional overrides
+        raise InvalidInput(f"{what} name {checks.shown(name)}: use 1–255 characters without slashes, line breaks or "
+                           "control characters")
 
 
 def _check_submission(sub: RunSubmission) -> None:

@@ -82,6 +82,9 @@ def _snapshot_of_store(client):
         ("deploy m --host my-laptop", None, "give an IP address to listen on"),
         # a device or a pipe: /dev/zero would be read until the disk is full (it was: nothing uploaded, silently)
         ("datastore upload /dev/zero", None, "is not a file or folder"),
+        # an experiment name with a terminal escape or a right-to-left override (it was stored, and read backwards)
+        ("run -e exp\u202egnp.exe", "x = 1", "without slashes, line breaks or control characters"),
+        ("run -e exp\x1b[2J", "x = 1", "without slashes, line breaks or control characters"),
         # a run's time limit: a typo, zero, a negative, NaN, infinity or centuries
         ("run --timeout 10x", "x = 1", "is not a duration: give seconds or a number with s, m, h or d"),
         ("run --timeout 0", "x = 1", "out of range"),
