@@ -426,7 +426,7 @@ def scoring_workers(workers: int, seconds: int, rounds: int, score: str | None =
         port = free_port()
         proc = subprocess.Popen([sys.executable, str(tmp / "wrapper.py"), str(tmp / "score.py"), str(model_dir),
                                  str(port), str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, cwd=tmp)  # (gunicorn puts its cwd on sys.path: see scoring.py)
         targets["azmlinfsrv"] = (f"http://127.0.0.1:{port}/score", None)
     try:
         if proc is not None:  # inside the try: a server that never answers is stopped too

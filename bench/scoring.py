@@ -247,7 +247,8 @@ def main() -> None:
             port = free_port()
             proc = subprocess.Popen([sys.executable, str(tmp / "wrapper.py"), str(tmp / "score.py"), str(model_dir),
                                      str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    start_new_session=True)
+                                    start_new_session=True, cwd=tmp)  # (gunicorn puts its cwd first on sys.path:
+            # from bench/, our azure.py hid the azure package it imports, and it never answered)
             try:
                 wait_http(f"http://127.0.0.1:{port}/")
                 wrk(f"http://127.0.0.1:{port}/score", body, None, 1)  # warm
