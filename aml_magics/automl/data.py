@@ -118,7 +118,7 @@ def label_note(label: str, y, task: str) -> str | None:
     if classes <= 20 or classes * 3 <= len(labeled):
         return None
     return (f"the label {label!r} has {classes} different numbers in {len(labeled)} rows: classification makes each "
-            "a class of one or two rows; to predict the number use --task regression")
+            f"a class (about {len(labeled) / classes:.0f} rows each); to predict the number use --task regression")
 
 
 def time_problem(frame, time_column: str, horizon: int) -> str | None:
