@@ -335,7 +335,8 @@ class Run(V1Names, _CoreRun):
         if not isinstance(value, dict):
             raise InvalidInput(f"{kind}({name!r}, value): give a dict (like {{'schema_type': …, 'data': …}}) or "
                                f"its JSON text, not {type(value).__name__}")
-        self.log_table(name, value, description=description)
+        checks.metric_name(name)  # a structured value (schema_type, data), not columns: not log_table's check
+        self.tracker.log_record(self.id, name, "table", value)
 
     def log_confusion_matrix(self, name: str, value: Any, description: str = "") -> None:
         self._log_v1_schema("log_confusion_matrix", name, value, description)
