@@ -49,7 +49,7 @@ def _visible_controls() -> dict[int, str]:
     named = {9: "\\t", 10: "\\n", 13: "\\r"}
     table = {i: named.get(i, f"\\x{i:02x}") for i in (*range(32), *range(127, 160))}
     # bidirectional overrides and isolates reorder what follows ("Trojan Source"); line and paragraph separators
-    table.update({i: f"\\u{i:04x}" for i in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029)})
+    table.update({**_BIDI, 0x2028: "\\u2028", 0x2029: "\\u2029"})
     return table
 
 

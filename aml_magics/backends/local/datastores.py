@@ -51,10 +51,7 @@ class LocalDatastores(DatastoresBackend):
         return target
 
     def upload(self, src: Path, target: str, datastore: str | None, overwrite: bool, progress=None) -> list[str]:
-        root = self._datastore_root(datastore)
-        src = Path(src).expanduser()
-        if not src.exists():
-            raise NotFound(f"{src} does not exist; give a file or folder to upload")
+        root = self._datastore_root(datastore)  # (src: a file or folder that exists, DatastoreOperations.upload)
         dest = self._inside(root, target or "")
         pairs: list[tuple[Path, Path]] = []
         if src.is_file():
