@@ -66,7 +66,7 @@ class WorkspaceCommands:
             if not args.spec:
                 raise UsageError("give a requirements.txt / environment.yml or requirements: %aml env register NAME FILE")
             one = args.spec[0]
-            return envs.register(args.name, one if len(args.spec) == 1 and os.path.exists(one) else args.spec)
+            return envs.register(args.name, one if len(args.spec) == 1 and _names_a_file(one) else args.spec)
         print(f"python: {envs.build(args.name)}")
         return None
 
@@ -176,3 +176,13 @@ def _follow_v1(client) -> None:
 
     if v1.installed():
         v1.set_client(client)
+
+
+def _names_a_file(spec: str) -> bool:
+    """Whether ``%aml env register NAME SPEC``'s one SPEC is a file: one that exists, or a path or file name that does
+    not (``requirments.txt``: a typo is "not found", not a package of that name)."""
+    if os.path.exists(os.path.expanduser(spec)):
+        return True
+    if "://" in spec or "@" in spec:  # a URL requirement ("pkg @ https://…", "git+https://…")
+        return False
+    return os.path.splitext(spec)[1].lower() in (".txt", ".yml", ".yaml", ".in") or "/" in spec or os.sep in spec

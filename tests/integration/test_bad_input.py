@@ -76,6 +76,9 @@ def _snapshot_of_store(client):
         ("workspace use /tmp/aml-\x00ws", None, "NUL"),  # a ValueError traceback
         ("workspace use /tmp/" + "w" * 300, None, "File name too long"),  # an OSError traceback
         ("env register x /etc/shadow", None, "is not a pip requirement"),
+        # a typo in the file's name (it registered a package called "requirments.txt")
+        ("env register x requirments.txt", None, "requirments.txt not found"),
+        ("env register x ./envs/conda.yml", None, "conda.yml not found"),
         ("deploy nomodel:99999999999999999999999999", None, "between 1 and"),
         # a service without a key on every network; an address that is not one (the service failed to start)
         ("deploy m --host 0.0.0.0 --no-auth", None, "could call the service without a key"),
