@@ -182,11 +182,16 @@ class Run:
             import tempfile
 
             fig = plot.gcf() if hasattr(plot, "gcf") else plot
+            if not callable(getattr(fig, "savefig", None)):
+                raise InvalidType(f"log_image({name!r}): plot= takes a matplotlib figure or pyplot, not "
+                                  f"{type(plot).__name__}")
             with tempfile.TemporaryDirectory() as tmp:
                 tmp_png = os.path.join(tmp, "image.png")
                 fig.savefig(tmp_png, format="png")
                 self.tracker.store_file(self.id, artifact, tmp_png)
         else:
+            if isinstance(path, (str, os.PathLike)) and not os.path.isfile(path):
+                raise InvalidInput(f"log_image({name!r}): {os.fspath(path)!r} is not a file; give an image file's path")
             suffix = os.path.splitext(os.fspath(path))[1] or ".png"
             artifact = artifact[: -len(".png")] + suffix
             self.tracker.store_file(self.id, artifact, path)

@@ -113,6 +113,12 @@ def test_values_of_every_kind(workspace, tmp_path):
     png = tmp_path / "img.png"
     png.write_bytes(b"\x89PNG\r\n\x1a\nfake")
     run.log_image("picture", path=png)
+    # a typo in the path, or a plot that is not a figure: one line naming log_image (it said "upload_file" / raised
+    # an AttributeError from inside)
+    with pytest.raises(ValueError, match=r"log_image\('picture2'\): 'nope.png' is not a file"):
+        run.log_image("picture2", path="nope.png")
+    with pytest.raises(TypeError, match=r"plot= takes a matplotlib figure or pyplot, not str"):
+        run.log_image("picture2", plot="figure")
     with pytest.raises(TypeError, match="not a number"):
         run.log("bad", object())
     with pytest.raises(TypeError, match="logged as scalar"):
