@@ -349,14 +349,15 @@ class PipelineOperations(_Operations):
         return self._client.runs.submit(sub)
 
     def export(self, pipeline: "PipelineSpec", folder: str | os.PathLike = ".", *, experiment: str | None = None,
-               name: str = "pipeline.yml") -> Path:
-        """Write the pipeline as an Azure ML v2 pipeline YAML (cell steps as scripts under ``steps/``)."""
+               name: str = "pipeline.yml", overwrite: bool = False) -> Path:
+        """Write the pipeline as an Azure ML v2 pipeline YAML (cell steps as scripts under ``steps/``). Files there
+        that hold something else are replaced only with ``overwrite``."""
         from .pipelines import to_yaml
 
         stores = self._backend.datastores.list()
         default = default_datastore(stores, lambda d: d.is_default, lambda d: d.name)
         return to_yaml(pipeline, folder, experiment=experiment, name=name,
-                       datastores=tuple(d.name for d in stores), default_datastore=default.name)
+                       datastores=tuple(d.name for d in stores), default_datastore=default.name, overwrite=overwrite)
 
     def steps(self, run_id: str) -> dict[str, RunInfo]:
         """A pipeline run's steps (step name → its child run), in the order they were started."""

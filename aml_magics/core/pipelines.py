@@ -306,13 +306,18 @@ def _input_value(value: Any, where: str) -> Any:
 
 
 def to_yaml(spec: PipelineSpec, folder: str | Path, *, experiment: str | None = None, name: str = "pipeline.yml",
-            datastores: tuple[str, ...] = (), default_datastore: str = "workspaceblobstore") -> Path:
+            datastores: tuple[str, ...] = (), default_datastore: str = "workspaceblobstore",
+            overwrite: bool = False) -> Path:
     """Write the pipeline as an Azure ML v2 pipeline YAML in ``folder``; a cell step becomes ``steps/NAME.py`` (its
-    inputs and outputs from the command line, as ``inputs.X`` / ``outputs.Y`` in the cell). Returns the file."""
+    inputs and outputs from the command line, as ``inputs.X`` / ``outputs.Y`` in the cell). Returns the file.
+
+    A ``steps/NAME.py`` that holds something else (the user's own script) is not replaced unless ``overwrite``;
+    nothing is written unless everything can be."""
     import yaml
 
     folder = Path(folder)
     spec.validate()
+    files: dict[Path, str] = {}
     jobs: dict[str, Any] = {}
     for s in spec.steps:
         code, entry = s.source, s.entry
@@ -320,9 +325,8 @@ def to_yaml(spec: PipelineSpec, folder: str | Path, *, experiment: str | None = 
             raise InvalidInput(f"step {s.name} is a batch scoring step (ParallelRunStep); the YAML export writes command "
                                "steps only")
         if s.kind == "cell":
-            (folder / "steps").mkdir(parents=True, exist_ok=True)
             entry = f"{s.name}.py"
-            (folder / "steps" / entry).write_text(cell_script(s), encoding="utf-8")
+            files[folder / "steps" / entry] = cell_script(s)
             code = "./steps"
             args = [*(f"--{k} ${{{{inputs.{k}}}}}" for k in s.inputs), *(f"--{o} ${{{{outputs.{o}}}}}" for o in s.outputs)]
             args = [a for pair in args for a in pair.split(" ", 1)] + list(s.args)
@@ -354,9 +358,29 @@ def to_yaml(spec: PipelineSpec, folder: str | Path, *, experiment: str | None = 
                        **({"continue_on_step_failure": True} if spec.continue_on_step_failure else {})}
     doc["jobs"] = jobs
     path = folder / name
-    folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120), encoding="utf-8")
+    files[path] = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120)
+    _write_all(files, overwrite)
     return path
+
+
+def _write_all(files: dict[Path, str], overwrite: bool) -> None:
+    """Write every file or (a clear error before the first) none: a file that differs is replaced only when asked."""
+    for path, text in files.items():
+        try:
+            old = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else text
+        except OSError:
+            old = ""
+        # a step script an earlier export wrote is ours to rewrite; anything else is the user's
+        differs = old != text and not (old.partition("\n")[0] == text.partition("\n")[0] and _EXPORTED in old)
+        if (differs and not overwrite) or (path.exists() and not path.is_file()):
+            raise InvalidInput(f"{path} exists and holds something else; move it, or export with --force to "
+                               "replace it" if path.is_file() else f"{path} exists and is not a file; move it")
+    for path, text in files.items():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}; export to another folder") from None
 
 
 def _quote(arg: str) -> str:
@@ -374,11 +398,14 @@ def _yaml_input(value: Any, datastores: tuple[str, ...], default: str) -> Any:
     return value
 
 
+_EXPORTED = "of an aml-magics pipeline (exported from a notebook cell)"
+
+
 def cell_script(step: PipelineStep) -> str:
     """A cell step as a script: its inputs and outputs come as --NAME PATH arguments, as ``inputs.NAME`` and
     ``outputs.NAME`` in the cell's code."""
     names = [*step.inputs, *step.outputs]
-    lines = [f'"""Step {step.name} of an aml-magics pipeline (exported from a notebook cell)."""',
+    lines = [f'"""Step {step.name} {_EXPORTED}."""',
              "import argparse as _argparse", "import types as _types", "",
              "_p = _argparse.ArgumentParser()"]
     lines += [f"_p.add_argument('--{n}', required=True)" for n in names]

@@ -118,7 +118,8 @@ class PipelineCommands:
                 raise UsageError(f"{target} exists; add --force to overwrite it")
             spec = self.notebook_pipeline(args.compute, reuse=not args.no_reuse)
             path = self.client.pipelines.export(spec, target.parent if str(target.parent) else ".",
-                                                experiment=args.experiment or self._experiment(args), name=target.name)
+                                                experiment=args.experiment or self._experiment(args), name=target.name,
+                                                overwrite=args.force)
             cells = [s.name for s in spec.steps if s.kind == "cell"]
             print(f"Wrote {path}" + (f" (cell steps as steps/{'.py, steps/'.join(cells)}.py)" if cells else "") +
                   f". Run it with %aml pipeline run {path} or `az ml job create -f {path}`.")

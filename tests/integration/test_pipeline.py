@@ -419,3 +419,23 @@ def test_a_step_time_limit_cancels_that_step_and_survives_export(ip, client, tmp
         define(ip, "cellstep", "--out o --timeout 90x", "pass\n")
     ip.run_line_magic("aml", "pipeline export limits.yml")
     assert load_yaml(project / "limits.yml")[1]["jobs"]["cellstep"]["limits"] == {"timeout": 5400}
+
+
+def test_export_keeps_the_users_own_files_and_refuses_an_unwritable_folder(ip, project):
+    """``pipeline export`` writes ``steps/NAME.py`` for each cell step. A script of the user's own at that path was
+    replaced without a word; a folder that cannot be written gave a FileNotFoundError traceback."""
+    define(ip, "prep", "--out clean", "x = 1\n")
+    (project / "steps").mkdir()
+    (project / "steps" / "prep.py").write_text("print('my own prep')\n")
+    with pytest.raises(UsageError, match=r"steps/prep.py exists and holds something else; move it, or export with "
+                                         r"--force to replace it"):
+        ip.run_line_magic("aml", "pipeline export one.yml")
+    assert (project / "steps" / "prep.py").read_text() == "print('my own prep')\n"
+    assert not (project / "one.yml").exists()  # nothing written when one file cannot be
+    ip.run_line_magic("aml", "pipeline export one.yml --force")
+    assert "x = 1" in (project / "steps" / "prep.py").read_text()
+    define(ip, "prep", "--out clean", "x = 2\n")  # the cell changed: the script an export wrote is rewritten
+    ip.run_line_magic("aml", "pipeline export two.yml")
+    assert "x = 2" in (project / "steps" / "prep.py").read_text()
+    with pytest.raises(UsageError, match=r"cannot write /proc/\S+: .*; export to another folder"):
+        ip.run_line_magic("aml", "pipeline export /proc/aml/pipe.yml")
