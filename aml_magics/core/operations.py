@@ -749,10 +749,44 @@ def _check_submission(sub: RunSubmission) -> None:
     if sub.kind in ("script", "notebook"):
         checks.entry_inside(sub.kind, sub.entry)
     if sub.kind == "notebook" and sub.source_dir and sub.entry:
-        _check_notebook(Path(sub.source_dir) / sub.entry)
+        doc = _check_notebook(Path(sub.source_dir) / sub.entry)
+        if sub.parameters:
+            note = _parameters_note(doc, sub.parameters)
+            if note:
+                print(f"Note: {note}.", file=sys.stderr)
 
 
-def _check_notebook(path: Path) -> None:
+def _parameters_note(doc: dict, parameters: dict) -> str | None:
+    """What a user would want to know before a notebook runs with ``-p`` values its parameters cell does not set:
+    papermill sets them anyway, and only says so in the run's log (a typo, ``-p alpah=2``, changes nothing)."""
+    import ast
+
+    cells = [c for c in doc.get("cells", []) if isinstance(c, dict) and isinstance(c.get("metadata"), dict)
+             and "parameters" in (c["metadata"].get("tags") or [])]
+    if not cells:
+        return ("the notebook has no cell tagged 'parameters', so the -p values are set in a new first cell; tag "
+                "the cell that sets the defaults 'parameters' so that they come after it")
+    names: set[str] = set()
+    for cell in cells:
+        source = cell.get("source", "")
+        try:
+            tree = ast.parse("".join(source) if isinstance(source, list) else str(source))
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None  # magics or a syntax error: papermill decides
+        for node in ast.walk(tree):
+            targets = node.targets if isinstance(node, ast.Assign) else \
+                [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    unknown = [p for p in parameters if p not in names]
+    if not unknown:
+        return None
+    return (f"the notebook's parameters cell does not set {', '.join(unknown)} (it sets "
+            f"{', '.join(sorted(names)) or 'nothing'}); check the spelling: -p sets "
+            f"{'it' if len(unknown) == 1 else 'them'} anyway")
+
+
+def _check_notebook(path: Path) -> dict:
     """A notebook to submit is one: JSON with a list of cells, nbformat 4 (read with the standard library — not
     nbformat, which costs seconds to import) — else one line now, not a run failing in nbformat's words."""
     import json
@@ -770,3 +804,4 @@ def _check_notebook(path: Path) -> None:
     if doc.get("nbformat") != 4:
         raise InvalidInput(f"{path.name} is an nbformat {doc.get('nbformat')!r} notebook; open it in Jupyter and "
                            "save it, which writes version 4")
+    return doc

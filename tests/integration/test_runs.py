@@ -85,7 +85,7 @@ def test_script_run_with_arguments_and_datastore_input(ip, project, client):
     assert info.spec["kind"] == "script" and info.spec["args"][-1] == "0.5"
 
 
-def test_notebook_submit_with_parameters_keeps_executed_notebook(ip, project, client):
+def test_notebook_submit_with_parameters_keeps_executed_notebook(ip, project, client, capsys):
     nb = {
         "cells": [
             {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "alpha = 1.0\nlabel = 'x'",
@@ -99,6 +99,7 @@ def test_notebook_submit_with_parameters_keeps_executed_notebook(ip, project, cl
     }
     (project / "train.ipynb").write_text(json.dumps(nb))
     run = ip.run_line_magic("aml", "submit train.ipynb -e nbs -p alpha=0.25 -p label=hello")
+    assert "Note:" not in capsys.readouterr().err  # both are set by the parameters cell
     info = client.runs.wait(run.id, timeout=120)
     assert info.status == "Completed", run.get_logs()
     assert run.get_metrics() == {"alpha": 0.25, "label": "hello"}
@@ -366,3 +367,20 @@ def test_the_logs_of_a_run_that_printed_megabytes(ip, client, capsys):
     assert client.runs.get_logs(run.id, tail=50_000).count("\n") == 49_999  # more than the first read held
     whole = client.runs.get_logs(run.id)
     assert len(whole) > 30_000_000 and whole.startswith("batch       0 ")
+
+
+def test_a_parameter_the_notebook_does_not_set_is_noted_at_submission():
+    """``-p alpah=2`` (a typo) ran the notebook with its default alpha; papermill's warning was only in the run's log."""
+    from aml_magics.core.operations import _parameters_note
+
+    def nb(*cells):
+        return {"cells": [{"cell_type": "code", "metadata": {"tags": tags}, "source": src} for tags, src in cells]}
+
+    params = nb((["parameters"], ["alpha: float = 1.0\n", "lr, (depth, n) = 0.1, (3, 4)\n", "steps += 1"]),
+                ([], "beta = 2"))
+    assert _parameters_note(params, {"alpha": 2, "lr": 0.2, "n": 5, "steps": 9}) is None
+    note = _parameters_note(params, {"alpah": 2, "beta": 3})
+    assert note == ("the notebook's parameters cell does not set alpah, beta (it sets alpha, depth, lr, n, steps); "
+                    "check the spelling: -p sets them anyway")
+    assert "no cell tagged 'parameters'" in _parameters_note(nb(([], "alpha = 1")), {"alpha": 2})
+    assert _parameters_note(nb((["parameters"], "%matplotlib inline\nalpha = 1")), {"x": 1}) is None  # papermill's
