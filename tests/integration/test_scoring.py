@@ -298,6 +298,30 @@ def test_update_in_place_fails_no_request(client, digits, tmp_path, workers):
     assert len(list(folder.glob("connections-*"))) == (1 if workers > 1 else 0)
 
 
+def test_an_update_that_does_not_start_is_an_error_and_changes_nothing(client, digits, tmp_path, ip):
+    """``deploy --update`` with a score.py whose init() fails: the old version kept serving (good), but the deploy
+    answered "Healthy" without a word, the records named the new model, and score.py on disk was the broken one, so
+    the first crash afterwards turned the service into a failing one."""
+    (tmp_path / "score.py").write_text(SCORE)
+    (tmp_path / "broken.py").write_text("def init():\n    raise RuntimeError('no such column: age')\n"
+                                        "def run(raw_data):\n    return 1\n")
+    svc = client.deployments.create("digits-keep", "digits:1", score=tmp_path / "score.py")
+    client.models.register("digits", tmp_path / "model.pkl")  # version 2
+    folder = client.backend.path / "deployments" / "digits-keep"
+    before = {f: (folder / f).read_bytes() for f in ("score.py", "spec.json", "image/manifest.json")}
+    with pytest.raises(UsageError, match=r"^service digits-keep: the update did not start \(RuntimeError: no such "
+                                         r"column: age\); still serving the previous version, unchanged"):
+        ip.run_line_magic("aml", f"deploy digits:2 --name digits-keep --score {tmp_path / 'broken.py'} --update")
+    assert svc.run({"data": digits[:1].tolist()})["version"] == "1"
+    assert client.deployments.get_info("digits-keep").models == ["digits:1"]
+    assert {f: (folder / f).read_bytes() for f in before} == before
+    row = client.backend.store.query_one("SELECT server_pid FROM deployments WHERE name='digits-keep'")
+    os.kill(row[0], signal.SIGKILL)  # a crash after the failed update: the restart starts what serves
+    wait_until(lambda: client.deployments.get_info("digits-keep").restarts >= 1, what="the restart to be counted")
+    wait_until(lambda: client.deployments.get_info("digits-keep").state == "Healthy", timeout=30, what="healthy again")
+    assert svc.run({"data": digits[:1].tolist()})["version"] == "1"
+
+
 def test_a_worker_whose_counts_file_is_gone_still_serves(client, digits, tmp_path):
     """A worker of several whose shared counts file has gone (or was cut short by a full disk) accepts connections
     as a lone server does, with one line in the service log, rather than failing its start."""

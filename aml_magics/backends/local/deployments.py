@@ -19,6 +19,9 @@ from ...core.states import SERVICE_ALIVE_STATES
 from ...core.types import DeploymentInfo
 from . import procs
 from .store import DeploymentRows
+from .supervisor import UPDATE_FAILED
+
+_KEPT = ("score.py", "spec.json", "image/manifest.json", "image/Dockerfile")  # what an update rewrites
 
 if TYPE_CHECKING:  # pragma: no cover
     from .backend import LocalBackend
@@ -157,6 +160,7 @@ class LocalDeployments(DeploymentsBackend):
                 port = s.getsockname()[1]
         folder = self.root / name
         folder.mkdir(parents=True, exist_ok=True)
+        kept = _snapshot(folder) if existing is not None else {}  # put back if the update does not start
         model_paths = {}
         for m in infos:
             model_paths[m.name] = m.path
@@ -183,6 +187,14 @@ class LocalDeployments(DeploymentsBackend):
             before = row["updated"]
             self._signal(row, signal.SIGHUP)
             self._wait(name, timeout, after=before)
+            row = self._row(name)
+            if row["state"] == "Healthy" and (row["error"] or "").startswith(UPDATE_FAILED):
+                # the new version did not start and the old one still serves: its files and models are the
+                # service's again (a restart after a crash would start the broken one), and the deploy says so
+                _restore(folder, kept)
+                self.rows.set_models(name, json.loads(existing["models"]))
+                raise InvalidInput(f"service {name}: {row['error']}, unchanged (the whole log: "
+                                   f"%aml service {name} --logs)")
         else:
             self._spawn(name)
             self._wait(name, timeout)
@@ -324,3 +336,14 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {rel: (folder / rel).read_bytes() for rel in _KEPT if (folder / rel).is_file()}
+
+
+def _restore(folder: Path, kept: dict[str, bytes]) -> None:
+    for rel, data in kept.items():
+        tmp = (folder / rel).with_name(f".{Path(rel).name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, folder / rel)

@@ -30,6 +30,7 @@ from .store import DeploymentRows, Store
 READY_TIMEOUT_S = 120
 MAX_BACKOFF_S = 30.0
 DRAIN_S = 1.5  # clients with kept-alive connections move to the new server meanwhile
+UPDATE_FAILED = "the update did not start"  # how a failed handoff's record begins (the deploy raises it)
 
 
 class ServerGroup:
@@ -219,7 +220,7 @@ class Supervisor:
             self.set_state("Healthy", None, server_pid=new.pid, server_start=procs.start_token(new.pid))
         else:
             self.stop(new, grace=2)
-            self.set_state("Healthy", f"the update did not start ({self.last_error() or 'see the log'}); "
+            self.set_state("Healthy", f"{UPDATE_FAILED} ({self.last_error() or 'see the log'}); "
                                       "still serving the previous version")
 
     def sleep(self, seconds: float) -> None:
