@@ -169,6 +169,8 @@ class RunOperations(_Operations):
     def get_logs(self, run_id: str, tail: int | None = None, max_bytes: int | None = None) -> str:
         """The run's output; ``tail``: its last lines only (read from the end, not the whole file); ``max_bytes``:
         at most about that much, the newest, after a line saying what was left out."""
+        tail = None if tail is None else checks.whole("tail", tail, 1, 10 ** 8)  # 0 gave the whole log, 2.5 a TypeError
+        max_bytes = None if max_bytes is None else checks.whole("max_bytes", max_bytes, 1, 2 ** 62)
         run_id = self.resolve_id(run_id)
         if tail is None:
             return self._backend.runs.read_log(run_id, 0, max_bytes)[0]
@@ -191,6 +193,10 @@ class RunOperations(_Operations):
                     first_max_bytes: int | None = None) -> Iterator[str]:
         """Yield log text as the run writes it, until the run has ended and the log is drained. ``first_max_bytes``:
         what was written before is given from its last that many bytes (after a line saying what was left out)."""
+        poll = checks.positive("poll", poll, 3600)
+        timeout = _timeout(timeout)
+        first_max_bytes = None if first_max_bytes is None else checks.whole("first_max_bytes", first_max_bytes, 1,
+                                                                            2 ** 62)
         run_id = self.resolve_id(run_id)
         pace = self._client.capabilities.pace or (0.0, 1.0)  # a remote service: gently
         poll = max(poll, pace[0])
@@ -216,6 +222,7 @@ class RunOperations(_Operations):
     def wait(self, run_id: str, show_output: bool = False, timeout: float | None = None,
              raise_on_timeout: bool = True, write: Callable[[str], Any] | None = None) -> RunInfo:
         """Block until the run reaches a terminal state (streaming its log when ``show_output``)."""
+        timeout = _timeout(timeout)  # NaN waited forever
         run_id = self.resolve_id(run_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         if show_output:
@@ -676,7 +683,7 @@ class DeploymentOperations(_Operations):
         self._backend.deployments.regenerate_key(name, which)
 
     def get_logs(self, name: str, tail: int | None = None) -> str:
-        return self._backend.deployments.logs(name, tail)
+        return self._backend.deployments.logs(name, None if tail is None else checks.whole("tail", tail, 1, 10 ** 8))
 
     def delete(self, name: str) -> None:
         self._backend.deployments.delete(name)
@@ -728,6 +735,18 @@ def check_name(what: str, name: str) -> None:
             or not name.isprintable():  # line breaks, terminal escapes, bidirectional overrides
         raise InvalidInput(f"{what} name {checks.shown(name)}: use 1–255 characters without slashes, line breaks or "
                            "control characters")
+
+
+def _timeout(value: Any) -> float | None:
+    """A wait's limit in seconds: None (no limit), 0 (look once) or more; not NaN, a string or a bool."""
+    import math
+
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
+        raise InvalidInput(f"timeout={checks.shown(value)}: give seconds (0 or more), or None to wait as long as "
+                           "it takes")
+    return float(value)
 
 
 def _check_submission(sub: RunSubmission) -> None:

@@ -184,3 +184,26 @@ def test_a_huge_text_metric_or_tag_is_stored_whole_and_shown_short(workspace):
         assert len(view.static_html()) < 200_000
     finally:
         view.close()
+
+
+def test_the_query_calls_refuse_a_bad_count_or_wait(workspace):
+    """``get_logs(tail=2.5)`` raised a TypeError from inside, ``tail=0`` gave the whole log, and ``wait(timeout=nan)``
+    on a running run never returned. Each is one InvalidInput now, naming the argument."""
+    client = Client.shared()
+    run = client.runs.start_logging("queries")
+    try:
+        for kwargs, message in (({"tail": 2.5}, "tail must be an integer"), ({"tail": 0}, "tail must be between 1"),
+                                ({"tail": "x"}, "tail must be an integer"), ({"max_bytes": -1}, "max_bytes must be")):
+            with pytest.raises(InvalidInput, match=message):
+                client.runs.get_logs(run.id, **kwargs)
+        for timeout in (float("nan"), -1, "10", True):
+            started = time.monotonic()
+            with pytest.raises(InvalidInput, match=r"timeout=.*: give seconds \(0 or more\)"):
+                client.runs.wait(run.id, timeout=timeout)
+            assert time.monotonic() - started < 1
+        with pytest.raises(InvalidInput, match="poll="):
+            next(client.runs.follow_logs(run.id, poll=float("nan")))
+        assert client.runs.wait(run.id, timeout=0, raise_on_timeout=False).status == "Running"  # 0: look once
+        assert client.runs.get_logs(run.id, tail=3) == ""
+    finally:
+        run.complete()
