@@ -6,6 +6,7 @@ what to give instead; nothing is stored before a check has passed, so a refused 
 from __future__ import annotations
 
 import math
+import os
 import sys
 from typing import Any
 
@@ -55,6 +56,21 @@ def unmatchable(value: Any) -> InvalidInput | None:
                                 "workspace can have; fix the string (it often comes from decoding bytes with "
                                 "errors='surrogateescape')")
     return None
+
+
+def artifact_name(name: Any) -> str:
+    """A file name under a run (``outputs/model.pkl``): text, each part a name a file system takes (at most 255
+    bytes), naming a file rather than a folder (``outputs/`` or ``outputs/.``)."""
+    value = text("artifact name", name if not isinstance(name, os.PathLike) else os.fspath(name), max_len=4096)
+    parts = [p for p in value.replace("\\", "/").split("/") if p not in ("", ".")]
+    long = next((p for p in parts if len(p.encode("utf-8")) > 255), None)
+    if long is not None:
+        raise InvalidInput(f"artifact name {shown(value)}: its part {shown(long, 30)} is {len(long.encode())} bytes "
+                           "long; a file name holds at most 255")
+    if not parts or value.rstrip().endswith(("/", "\\", "/.")) or parts in (["outputs"], ["logs"]):
+        raise InvalidInput(f"artifact name {shown(value)} names a folder; give a file's name, like "
+                           "'outputs/model.pkl'")
+    return value
 
 
 def metric_name(name: Any) -> str:

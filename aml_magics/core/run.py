@@ -201,6 +201,13 @@ class Run:
         """Keep a file with the run under artifact ``name`` (for example ``outputs/report.txt``).
 
         On a full disk this raises one ``StorageError`` and keeps nothing (metrics and tags wait in memory instead)."""
+        checks.artifact_name(name)
+        if not hasattr(path_or_stream, "read"):
+            checks.text("upload_file's path", os.fspath(path_or_stream) if isinstance(path_or_stream, os.PathLike)
+                        else path_or_stream)
+            if not os.path.isfile(path_or_stream):
+                raise InvalidInput(f"upload_file({name!r}): {os.fspath(path_or_stream)!r} is not a file; give a "
+                                   "file's path or an open binary file")
         return self.tracker.store_file(self.id, name, path_or_stream)
 
     def tag(self, key: str, value: Any = None) -> None:

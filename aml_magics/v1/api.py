@@ -289,7 +289,8 @@ class Run(V1Names, _CoreRun):
         names, paths = list(names), list(paths)
         if len(names) != len(paths):
             raise InvalidInput(f"upload_files: {len(names)} names for {len(paths)} paths; give one name per path")
-        for path in paths:
+        for name, path in zip(names, paths):
+            checks.artifact_name(name)
             if not os.path.isfile(path):
                 raise InvalidInput(f"upload_files: {path} is not a file (nothing was uploaded)")
         return [self.upload_file(n, p) for n, p in zip(names, paths)]

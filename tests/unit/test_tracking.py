@@ -156,3 +156,45 @@ def test_a_workspace_deleted_and_made_again_at_the_same_path_is_written_to(tmp_p
     run.complete()
     assert second.runs.get_metrics(run.id)["x"] == 2.0
     assert [r.run_id for r in second.runs.list(limit=None).infos] == [run.id]
+
+
+@pytest.mark.parametrize("name,message", [
+    ("outputs/", "names a folder"),  # an IsADirectoryError traceback
+    ("outputs/.", "names a folder"),
+    ("outputs", "names a folder"),  # would have taken the place of the outputs folder
+    ("outputs/a\x00b", "NUL"),  # a ValueError from inside
+    ("outputs/" + "a" * 300, "is 300 bytes long; a file name holds at most 255"),  # an OSError from inside
+    ("outputs/\udcff.txt", "lone surrogate"),  # it was stored, and then no listing of the run could be sent as JSON
+    ("../escape", "relative path inside the run"),
+])
+def test_a_bad_artifact_name_is_one_line_and_keeps_nothing(workspace, tmp_path, name, message):
+    client = Client.shared()
+    run = client.runs.start_logging("files")
+    source = tmp_path / "f.txt"
+    source.write_text("hello")
+    with pytest.raises(ValueError, match=message):
+        run.upload_file(name, source)
+    assert run.get_file_names() == []
+    folder = client.backend.path / "runs" / run.id
+    assert not [p for p in folder.rglob("*") if p.is_file() and p.name.endswith(".uploading")]
+    run.complete()
+
+
+def test_upload_file_takes_an_open_file_as_v1_does(workspace, tmp_path):
+    """``upload_file(name, path_or_stream)``: an open file raised a TypeError from os.stat."""
+    import io
+
+    client = Client.shared()
+    run = client.runs.start_logging("files")
+    (tmp_path / "f.bin").write_bytes(b"\x00\x01" * 1_000_000)
+    with open(tmp_path / "f.bin", "rb") as f:
+        run.upload_file("outputs/copy.bin", f)
+    run.upload_file("outputs/text.txt", io.StringIO("héllo"))
+    with pytest.raises(ValueError, match=r"upload_file\('outputs/x'\): '.*' is not a file"):
+        run.upload_file("outputs/x", tmp_path)
+    run.complete()
+    assert run.get_file_names() == ["outputs/copy.bin", "outputs/text.txt"]
+    run.download_file("outputs/copy.bin", tmp_path / "back.bin")
+    assert (tmp_path / "back.bin").read_bytes() == b"\x00\x01" * 1_000_000
+    run.download_file("outputs/text.txt", tmp_path / "back.txt")
+    assert (tmp_path / "back.txt").read_text(encoding="utf-8") == "héllo"

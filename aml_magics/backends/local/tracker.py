@@ -324,12 +324,20 @@ class LocalTracker(Tracker):
         from .layout import artifact_path, uploading_beside
 
         target = artifact_path(self.run_dir(run_id), name)
-        if not os.path.isfile(source):
+        stream = hasattr(source, "read")
+        if not stream and not os.path.isfile(source):
             raise InvalidInput(f"upload_file: {source} is not a file")
+        if target.is_dir():
+            raise InvalidInput(f"artifact name {name!r} is a folder of the run's files; give a file's name in it")
         tmp = uploading_beside(target)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, tmp)
+            if stream:  # an open file (v1's path_or_stream): bytes as they are, text as UTF-8
+                with open(tmp, "wb") as out:
+                    while chunk := source.read(1 << 20):
+                        out.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
+            else:
+                shutil.copyfile(source, tmp)
             os.replace(tmp, target)
         except BaseException as exc:  # a full disk, and Ctrl-C too: no hidden half-written file is left
             try:
