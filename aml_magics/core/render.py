@@ -38,18 +38,21 @@ def esc(value: Any) -> str:
     ("Trojan Source": ``report\\u202egpj.exe`` shown as report…exe.jpg) and reorders the text after it."""
     text = "" if value is None else str(value)
     if not text.isprintable():
-        text = text.translate(_BIDI)
+        text = text.translate(_UNSHOWABLE)
     return html.escape(text)
 
 
 _BIDI = {i: f"\\u{i:04x}" for i in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+# and lone surrogates: a file a run wrote whose name is not UTF-8 (b"bad\xff.txt") is listed as "bad\udcff.txt",
+# which no page or output can encode (the static view raised UnicodeEncodeError)
+_UNSHOWABLE = {**_BIDI, **{i: f"\\u{i:04x}" for i in range(0xD800, 0xE000)}}
 
 
 def _visible_controls() -> dict[int, str]:
     named = {9: "\\t", 10: "\\n", 13: "\\r"}
     table = {i: named.get(i, f"\\x{i:02x}") for i in (*range(32), *range(127, 160))}
     # bidirectional overrides and isolates reorder what follows ("Trojan Source"); line and paragraph separators
-    table.update({**_BIDI, 0x2028: "\\u2028", 0x2029: "\\u2029"})
+    table.update({**_UNSHOWABLE, 0x2028: "\\u2028", 0x2029: "\\u2029"})
     return table
 
 

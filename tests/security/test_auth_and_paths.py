@@ -189,3 +189,24 @@ def test_names_with_terminal_escapes_are_shown_not_acted_on(ip, client):
     assert "\u202e" not in ip.run_line_magic("aml", "runs")._repr_html_()
     html = client.runs.get(run.id)._repr_html_()
     assert "\u202e" not in html and "\\u202egnp.exe" in html, html
+
+
+def test_a_file_whose_name_is_not_utf8_is_listed_shown_and_downloaded(ip, client, tmp_path):
+    """A run that writes ``outputs/bad\\xff.txt`` (bytes that are not UTF-8: a Linux file name can be any bytes):
+    ``%aml show RUN --static`` raised UnicodeEncodeError on the lone surrogate Python names it with. It is shown as
+    an escape in every view, and the file is still listed and downloaded by that name."""
+    import json
+
+    run = ip.run_cell_magic("aml", "run --wait", "import os\nos.makedirs('outputs', exist_ok=True)\n"
+                                                 "open(os.path.join(b'outputs', b'bad\\xff.txt'), 'w').write('x')\n")
+    assert run.get_status() == "Completed", run.get_logs()
+    names = client.runs.list_files(run.id)
+    assert "outputs/bad\udcff.txt" in names
+    views = [ip.run_line_magic("aml", f"show {run.id} --static")._repr_html_(), client.runs.get(run.id)._repr_html_(),
+             repr(client.runs.get(run.id))]
+    for text in views:
+        text.encode("utf-8")  # raised for the static view
+    assert "bad\\udcff.txt" in views[0]
+    json.dumps(names)  # the sidebar's route: escaped by json
+    run.download_file("outputs/bad\udcff.txt", tmp_path / "got.txt")
+    assert (tmp_path / "got.txt").read_text() == "x"
