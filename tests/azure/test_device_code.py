@@ -179,3 +179,33 @@ def test_microsoft_authorities_keep_instance_discovery():
     assert not _private_authority("") and not _private_authority("https://login.microsoftonline.com")
     assert not _private_authority("login.chinacloudapi.cn") and not _private_authority("https://login.microsoftonline.us/")
     assert _private_authority("https://adfs.contoso.local/adfs") and _private_authority("https://127.0.0.1:8443")
+
+
+
+def test_a_failed_sign_in_is_one_line_not_azure_identitys_log():
+    """No credential works: azure-identity logged every credential it had tried as a dozen warning lines (through
+    logging's last resort) above our one-line error. Only the error is shown now; a user who set azure.identity's
+    logging still gets what they asked for. (In a child process: pytest's own logging handler would hide both.)"""
+    import os
+    import subprocess
+    import sys
+
+    script = """if True:
+        import logging, sys
+        from azure.identity import ChainedTokenCredential, EnvironmentCredential
+        from aml_magics.backends.azure.rest import ArmClient
+        from aml_magics.core.errors import AuthError
+        if sys.argv[1] == "configured":
+            logging.getLogger("azure.identity").setLevel(logging.WARNING)
+        try:
+            ArmClient(ChainedTokenCredential(EnvironmentCredential())).token()  # fails without the network
+        except AuthError as exc:
+            print(exc)
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
+    quiet, configured = (subprocess.run([sys.executable, "-c", script, how], capture_output=True, text=True, env=env,
+                                        timeout=60) for how in ("default", "configured"))
+    assert quiet.stdout.startswith("could not get an Azure token (ClientAuthenticationError); sign in")
+    assert quiet.stderr == ""
+    assert configured.stdout.startswith("could not get an Azure token")
+    assert "ChainedTokenCredential failed" in configured.stderr  # the user's own setting is kept

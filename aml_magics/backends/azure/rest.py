@@ -39,6 +39,17 @@ class WorkspaceRef:
         return f"{self.workspace_name} (resource group {self.resource_group})"
 
 
+def _quiet_identity_log() -> None:
+    """azure-identity logs a failed sign-in as a dozen lines of warnings (every credential it tried), which reach
+    the notebook through logging's last resort beside our one-line error. Only its errors are shown, unless the
+    user has set azure.identity's logging themselves."""
+    import logging
+
+    log = logging.getLogger("azure.identity")
+    if log.level == logging.NOTSET and not log.handlers:
+        log.setLevel(logging.ERROR)
+
+
 class ArmClient:
     def __init__(self, credential: Any, *, base_url: str = ARM, api_version: str = API_VERSION,
                  max_attempts: int = 5, backoff_s: float = 0.5, max_wait_s: float = 60.0,
@@ -59,6 +70,7 @@ class ArmClient:
 
     def token(self, scope: str = SCOPE) -> str:
         """A token of the signed-in identity for ``scope`` (azure-identity caches it); never stored here."""
+        _quiet_identity_log()
         try:
             return self._credential.get_token(scope).token
         except Exception as exc:  # azure-identity raises ClientAuthenticationError and friends
