@@ -92,21 +92,27 @@ class Trials:
 
     def follow(self, path: Path, started: float, stop: threading.Event) -> None:
         """Record each trial FLAML appends to ``path`` until ``stop`` is set (then reads what is left)."""
-        offset, pending = 0, ""
+        offset, pending, reported = 0, b"", set()
         while True:
             done = stop.is_set()
             try:
-                with open(path) as f:
+                with open(path, "rb") as f:  # bytes: only whole lines are decoded
                     f.seek(offset)
                     chunk = f.read()
-                    offset = f.tell()
+                    offset += len(chunk)
             except FileNotFoundError:
-                chunk = ""
+                chunk = b""
+            except OSError as exc:  # this thread must not end quietly: the trials would stop being recorded
+                chunk = b""
+                if type(exc) not in reported:
+                    reported.add(type(exc))
+                    print(f"aml-magics: cannot read FLAML's trial log ({type(exc).__name__}: {exc}); retrying",
+                          flush=True)
             pending += chunk
-            *lines, pending = pending.split("\n")
+            *lines, pending = pending.split(b"\n")
             for line in lines:
                 try:
-                    rec = json.loads(line)
+                    rec = json.loads(line)  # bytes: json detects UTF-8
                 except ValueError:
                     continue
                 if not isinstance(rec, dict) or "learner" not in rec or "config" not in rec:

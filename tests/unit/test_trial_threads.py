@@ -29,3 +29,40 @@ def test_histgradientboosting_trials_get_the_threads_they_were_given():
     inside, after = out.stdout.splitlines()
     assert inside == "1 1", out.stdout  # HGB's OpenMP and every other pool
     assert int(after) >= 2  # the limit ends with the search: the rest of the process is untouched
+
+
+def test_the_trial_follower_lives_through_an_unreadable_log_and_a_line_cut_in_a_character(workspace, tmp_path, capfd):
+    """The thread that records FLAML's trials as it appends them: a read error (here the log is a folder for a
+    while) ended it silently — no trial was recorded after that; a line cut inside a UTF-8 character was read in
+    text mode and could fail to decode. It says once what it cannot read, and records every whole line."""
+    import json
+    import threading
+    import time
+
+    from aml_magics.automl.trials import Trials
+    from aml_magics.core.client import Client
+
+    run = Client.shared().runs.start_logging("automl-follow")
+    trials = Trials(run, "classification", "accuracy", "max")
+    path = tmp_path / "flaml.log"
+    path.mkdir()
+    stop = threading.Event()
+    follower = threading.Thread(target=trials.follow, args=(path, time.time(), stop))
+    follower.start()
+    time.sleep(0.6)
+    path.rmdir()
+    line = json.dumps({"learner": "lgbm", "config": {"n_estimators": 4, "note": "café"}, "trial_time": 0.1,
+                       "logged_metric": {"accuracy": 0.9}, "wall_clock_time": 1.0}, ensure_ascii=False).encode()
+    cut = line.index("é".encode()) + 1  # between the two bytes of "é"
+    path.write_bytes(line[:cut])
+    time.sleep(0.5)
+    with open(path, "ab") as f:
+        f.write(line[cut:] + b"\n")
+    time.sleep(0.5)
+    stop.set()
+    follower.join(10)
+    assert not follower.is_alive()
+    assert [(t.learner, t.config["note"], t.score) for t in trials.items] == [("lgbm", "café", 0.9)]
+    out = capfd.readouterr().out
+    assert out.count("cannot read FLAML's trial log (IsADirectoryError") == 1, out
+    run.complete()
