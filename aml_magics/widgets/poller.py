@@ -20,6 +20,7 @@ from typing import Protocol
 FAST = 0.2
 SLOW_ACTIVE = 0.6
 SLOW_IDLE = 2.0
+MAX_FAILURES = 14  # polls in a row that raised before a dashboard stops: 1 + 2 + 4 … 30 s, about five minutes
 
 
 class Pollable(Protocol):
@@ -28,7 +29,8 @@ class Pollable(Protocol):
 
 
 class Poller:
-    def __init__(self) -> None:
+    def __init__(self, max_failures: int = MAX_FAILURES) -> None:
+        self.max_failures = max_failures
         self._members: list[Pollable] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -37,6 +39,22 @@ class Poller:
         self.polls = 0  # how many poll rounds ran (tests and benchmarks read it)
         self._due: dict[int, float] = {}  # remote members: when they may be polled next
         self._waits: dict[int, float] = {}  # … and the wait that got them there (it grows while idle)
+        self._failures: dict[int, int] = {}  # members whose poll raised: how many times in a row
+
+    def _failed(self, member: Pollable, exc: Exception, now: float) -> str:
+        """A poll that raised — often passing (the network to Azure ML, a busy disk): said once, tried again later
+        and later (1 s, 2 s … 30 s); after ``max_failures`` in a row (about five minutes) the dashboard stops."""
+        n = self._failures.get(id(member), 0) + 1
+        self._failures[id(member)] = n
+        if n >= self.max_failures:
+            print(f"aml-magics: a dashboard stopped updating after {n} failed tries: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
+            return "done"
+        if n == 1:
+            print(f"aml-magics: a dashboard could not update ({type(exc).__name__}: {exc}); trying again",
+                  file=sys.stderr)
+        self._due[id(member)] = now + min(2.0 ** (n - 1), 30.0)
+        return "idle"
 
     def register(self, member: Pollable) -> None:
         with self._lock:
@@ -75,18 +93,21 @@ class Poller:
             now = time.monotonic()
             for m in members:
                 pace = getattr(m, "remote_pace", None)
-                if pace and now < self._due.get(id(m), 0.0):
+                if now < self._due.get(id(m), 0.0):
                     results.append("idle")
                     continue
                 try:
                     result = m.poll()
-                except Exception as exc:  # a broken dashboard must not stop the others
-                    print(f"aml-magics dashboard stopped updating: {exc}", file=sys.stderr)
-                    result = "done"
+                    self._failures.pop(id(m), None)
+                except Exception as exc:  # noqa: BLE001 - a broken dashboard must not stop the others
+                    result = self._failed(m, exc, now)
                 if result == "done":
                     self.unregister(m)
                     self._due.pop(id(m), None)
                     self._waits.pop(id(m), None)
+                    self._failures.pop(id(m), None)
+                elif id(m) in self._failures:
+                    pass  # its next try is already set
                 elif pace:
                     previous = self._waits.get(id(m), 0.0)
                     wait = pace[0] if result == "changed" else min(max(previous * 1.5, pace[0]), pace[1])

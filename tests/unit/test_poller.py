@@ -31,3 +31,46 @@ def test_remote_members_are_polled_at_their_own_pace():
     gaps = [b - a for a, b in zip(remote.times, remote.times[1:])]
     assert 2 <= len(remote.times) <= 5, remote.times
     assert all(g >= 0.45 for g in gaps) and gaps[-1] > gaps[0]  # never faster than its pace, backing off
+
+
+class Flaky(Member):
+    """A dashboard whose poll raises ``failures`` times (the network to Azure ML was down), then works."""
+
+    def __init__(self, failures: int):
+        super().__init__(answer="changed")
+        self.failures = failures
+
+    def poll(self) -> str:
+        self.times.append(time.monotonic())
+        if len(self.times) <= self.failures:
+            raise ConnectionError("the network is down")
+        return self.answer
+
+
+def test_a_dashboard_whose_poll_fails_for_a_while_tries_again_and_updates(capfd):
+    """One failed poll stopped a dashboard for good ("stopped updating"), though most failures pass (a dropped
+    connection to Azure ML). It is said once, tried again after 1 s, then 2 s, and the dashboard goes on; the others
+    are polled meanwhile."""
+    poller = Poller()
+    flaky, other = Flaky(failures=2), Member(answer="changed")
+    poller.register(flaky)
+    poller.register(other)
+    time.sleep(4.5)
+    poller.unregister(flaky)
+    poller.unregister(other)
+    assert len(flaky.times) >= 5, flaky.times  # two failures, then every 0.2 s again
+    gaps = [b - a for a, b in zip(flaky.times, flaky.times[1:])]
+    assert 0.9 <= gaps[0] < 1.5 and 1.9 <= gaps[1] < 2.5, gaps  # 1 s, then 2 s after the failures
+    assert len(other.times) >= 15  # never held up
+    err = capfd.readouterr().err
+    assert err.count("could not update (ConnectionError: the network is down); trying again") == 1, err
+    assert "stopped updating" not in err
+
+
+def test_a_dashboard_that_always_fails_stops_after_its_tries(capfd):
+    poller = Poller(max_failures=3)
+    broken = Flaky(failures=10 ** 6)
+    poller.register(broken)
+    time.sleep(4.5)
+    assert len(broken.times) == 3 and broken not in poller.members  # 1 s, 2 s, then it stops
+    assert "stopped updating after 3 failed tries: ConnectionError" in capfd.readouterr().err
