@@ -68,3 +68,35 @@ def test_run_get_context_inside_a_job_logs_through_mlflow(mlflow_server, tmp_pat
     data = ml.get_run(run_id)["data"]
     assert {p["key"]: p["value"] for p in data["params"]} == {"lr": "0.1"}
     assert {t["key"]: t["value"] for t in data["tags"]}["stage"] == "job"
+
+
+def test_a_nan_or_a_refused_metric_costs_only_itself(mlflow_server, tmp_path):
+    """Inside a job: a NaN loss (bare NaN is not JSON: requests refused every batch, and every metric of the
+    process was lost: "104 metric values could not be sent at exit"), a metric name MLflow refuses, and 150 tags
+    at once (MLflow takes 100 a request) — the values arrive as MLflow's own client sends them, the refused point
+    alone is left out (said once), and everything logged after it arrives."""
+    import os
+    import subprocess
+    import sys
+
+    ml = MlflowRest(mlflow_server)
+    run_id = ml.create_run("in-job-bad-values")
+    (tmp_path / "train.py").write_text(
+        "from aml_magics import Run\nrun = Run.get_context()\n"
+        "run.log('loss', float('nan'))\nrun.log('loss', float('inf'))\nrun.log('loss', 0.5)\n"
+        "for i in range(3):\n    run.log('acc@1', 0.1 * i)\n"  # '@': MLflow's names are letters, digits, _-./: and space
+        "run.set_tags({f't{i}': str(i) for i in range(150)})\n"
+        "for i in range(1200):\n    run.log('after', float(i))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AML_MAGICS_")}
+    env.update(MLFLOW_TRACKING_URI=mlflow_server, MLFLOW_RUN_ID=run_id)
+    out = subprocess.run([sys.executable, "train.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    loss = [v for _, _, v in ml.metric_history(run_id, "loss")]
+    assert loss[0] != loss[0] and loss[1] > 1e308 and loss[2] == 0.5  # NaN; MLflow keeps infinity as the max float
+    assert [v for _, _, v in ml.metric_history(run_id, "after")] == [float(i) for i in range(1200)]
+    data = ml.get_run(run_id)["data"]
+    assert {t["key"] for t in data["tags"]} >= {f"t{i}" for i in range(150)}
+    assert "acc@1" not in {m["key"] for m in data["metrics"]}
+    assert out.stderr.count("refused metric 'acc@1'") == 1, out.stderr
+    assert "could not be sent" not in out.stderr and "not sent yet" not in out.stderr, out.stderr

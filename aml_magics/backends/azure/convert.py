@@ -7,6 +7,7 @@ from typing import Any
 from ...core.errors import InvalidInput
 from ...core.names import DEFAULT_DATASTORE
 from ...core.types import RunInfo
+from .mlflow_rest import value_of
 
 MLFLOW_STATES = {"RUNNING": "Running", "SCHEDULED": "Queued", "FINISHED": "Completed", "FAILED": "Failed",
                  "KILLED": "Canceled"}
@@ -52,7 +53,7 @@ def mlflow_info(run: dict, experiment: str, parent_run_id: str | None) -> RunInf
                    ended=end / 1000 if end else None,
                    tags={k: v for k, v in tags.items() if not k.startswith("mlflow.")},
                    params={p["key"]: p.get("value", "") for p in data.get("params", [])},
-                   latest_metrics={m["key"]: m["value"] for m in data.get("metrics", [])})
+                   latest_metrics={m["key"]: value_of(m["value"]) for m in data.get("metrics", [])})
 
 
 def datastore_uri(value: str, default_datastore: str = DEFAULT_DATASTORE) -> str:

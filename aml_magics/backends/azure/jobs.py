@@ -18,6 +18,7 @@ from ..common.pickles import pickle_inputs
 from ..common.snapshot import plan_snapshot
 from . import ops
 from .artifacts import JobFiles
+from .mlflow_rest import value_of
 from .commands import (IO_PROP, OUT_VARS_PROP, SWEEP_HELPER, job_name, quote, quote_arg, sweep_cell, sweep_helper,
                        training_csv)
 from .convert import mlflow_info, timestamp
@@ -320,7 +321,7 @@ class AzureRuns(JobFiles, RunsBackend):
         if with_metrics and self.b.mlflow_available():
             try:
                 data = self.b.mlflow().get_run(name).get("data", {})
-                metrics = {m["key"]: m["value"] for m in data.get("metrics", [])}
+                metrics = {m["key"]: value_of(m["value"]) for m in data.get("metrics", [])}
             except AmlError:
                 metrics = {}
         spec: dict[str, Any] = {"command": props.get("command"),

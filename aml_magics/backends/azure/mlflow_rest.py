@@ -13,6 +13,29 @@ from typing import Any, Callable
 from ...core.errors import AmlError, AuthError, BackendUnavailable, NotFound
 
 MAX_BATCH = 1000  # MLflow's log-batch limit on metrics + params + tags per request
+MAX_PARAMS_TAGS = 100  # … and on params, and on tags, each
+
+
+class Refused(AmlError):
+    """The endpoint answered that the request itself is wrong (HTTP 400-class other than sign-in and throttling):
+    sending it again cannot help."""
+
+
+def metric_value(value: float) -> float | str:
+    """A value as MLflow's JSON carries it: NaN and the infinities as the strings protobuf's JSON mapping reads
+    ("NaN", "Infinity", "-Infinity"), as MLflow's own client sends them — a bare NaN is not JSON, and requests
+    refused the whole batch (every metric of the process was lost)."""
+    value = float(value)
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def value_of(value: Any) -> Any:
+    """A metric value as MLflow's JSON gives it back: the strings "NaN", "Infinity" and "-Infinity" are numbers."""
+    return float(value) if isinstance(value, str) and value in ("NaN", "Infinity", "-Infinity") else value
 
 
 def tracking_base(uri: str) -> str:
@@ -45,6 +68,8 @@ class MlflowRest:
         for attempt in range(5):
             try:
                 resp = self.session.request(method, url, json=json, params=params, headers=headers, timeout=60)
+            except requests.exceptions.InvalidJSONError as exc:  # never sent: sending again cannot help
+                raise Refused(f"MLflow {endpoint}: the request is not JSON ({exc})") from None
             except requests.RequestException as exc:
                 if attempt == 4:
                     raise BackendUnavailable(f"the MLflow endpoint did not answer ({type(exc).__name__})") from None
@@ -62,6 +87,8 @@ class MlflowRest:
             raise AuthError(f"the MLflow endpoint refused the request: {code}: {message} — sign in again (az login)")
         if resp.status_code == 404 or code == "RESOURCE_DOES_NOT_EXIST":
             raise NotFound(f"{code}: {message}")
+        if 400 <= resp.status_code < 500 and resp.status_code != 429:
+            raise Refused(f"MLflow {endpoint} failed: {code}: {message}")
         raise AmlError(f"MLflow {endpoint} failed: {code}: {message}")
 
     # -- experiments and runs ------------------------------------------------------------------------
@@ -93,16 +120,20 @@ class MlflowRest:
                   params: dict[str, Any] | None = None, tags: dict[str, Any] | None = None) -> None:
         """``metrics``: (key, value, step, timestamp seconds); sent in chunks within MLflow's limits."""
         metrics = list(metrics)
+        params_left = [{"key": k, "value": str(v)} for k, v in (params or {}).items()]
+        tags_left = [{"key": k, "value": str(v)} for k, v in (tags or {}).items()]
         first = True
-        while first or metrics:
-            # the limit counts metrics, params and tags together
-            room = MAX_BATCH - (len(params or {}) + len(tags or {}) if first else 0)
+        while first or metrics or params_left or tags_left:
+            # at most 100 params and 100 tags a request; the 1,000 counts metrics, params and tags together
+            some_params, params_left = params_left[:MAX_PARAMS_TAGS], params_left[MAX_PARAMS_TAGS:]
+            some_tags, tags_left = tags_left[:MAX_PARAMS_TAGS], tags_left[MAX_PARAMS_TAGS:]
+            room = MAX_BATCH - len(some_params) - len(some_tags)
             chunk, metrics = metrics[:room], metrics[room:]
             body: dict[str, Any] = {"run_id": run_id, "metrics": [
-                {"key": k, "value": float(v), "step": int(s), "timestamp": int(t * 1000)} for k, v, s, t in chunk]}
-            if first:
-                body["params"] = [{"key": k, "value": str(v)} for k, v in (params or {}).items()]
-                body["tags"] = [{"key": k, "value": str(v)} for k, v in (tags or {}).items()]
+                {"key": k, "value": metric_value(v), "step": int(s), "timestamp": int(t * 1000)}
+                for k, v, s, t in chunk]}
+            if some_params or some_tags:
+                body["params"], body["tags"] = some_params, some_tags
             self._call("POST", "runs/log-batch", json=body)
             first = False
 
@@ -114,7 +145,7 @@ class MlflowRest:
             if token:
                 params["page_token"] = token
             body = self._call("GET", "metrics/get-history", params=params)
-            out += [(int(m.get("step", 0)), m.get("timestamp", 0) / 1000, float(m["value"]))
+            out += [(int(m.get("step", 0)), m.get("timestamp", 0) / 1000, float(value_of(m["value"])))
                     for m in body.get("metrics", [])]
             token = body.get("next_page_token")
             if not token:

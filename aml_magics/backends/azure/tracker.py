@@ -46,6 +46,7 @@ class MlflowTracker(Tracker):
 
     def _start(self) -> None:
         self._points: deque = deque()  # (run_id, name, value, step, time)
+        self._said: set[str] = set()  # what was reported once
         self._steps: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -141,11 +142,32 @@ class MlflowTracker(Tracker):
         sent: set[str] = set()
         try:
             for run_id, points in by_run.items():
-                self._rest.log_batch(run_id, points)
+                self._send(run_id, points)
                 sent.add(run_id)
         except Exception:
             self._points.extendleft(reversed([p for p in batch if p[0] not in sent]))
             raise
+
+    def _send(self, run_id: str, points: list) -> None:
+        """Send points; a batch the endpoint refuses as wrong (not the network, not sign-in) is halved until the
+        points it refuses are alone, and those are dropped, said once: one bad point must not hold back every
+        later one (they would be re-sent, and refused, forever)."""
+        from .mlflow_rest import Refused
+
+        try:
+            self._rest.log_batch(run_id, points)
+        except Refused as exc:
+            if len(points) > 1:
+                half = len(points) // 2
+                self._send(run_id, points[:half])
+                self._send(run_id, points[half:])
+                return
+            name, value, step, _ = points[0]
+            key = f"refused:{name}"
+            if key not in self._said:
+                self._said.add(key)
+                print(f"aml-magics: the MLflow endpoint refused metric {name!r} (value {value!r}, step {step}): "
+                      f"{exc}; that value is left out, the others are sent", file=sys.stderr)
 
     def _close(self) -> None:
         self._stop.set()
