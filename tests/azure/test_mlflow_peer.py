@@ -100,3 +100,77 @@ def test_a_nan_or_a_refused_metric_costs_only_itself(mlflow_server, tmp_path):
     assert "acc@1" not in {m["key"] for m in data["metrics"]}
     assert out.stderr.count("refused metric 'acc@1'") == 1, out.stderr
     assert "could not be sent" not in out.stderr and "not sent yet" not in out.stderr, out.stderr
+
+
+class Outage:
+    """A loopback TCP relay to the MLflow server that can be cut: while ``down`` it closes each connection at once
+    (the client sees a dropped connection, as in a network outage)."""
+
+    def __init__(self, upstream: str):
+        import socket
+        import threading
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(upstream)
+        self.target = (parts.hostname, parts.port)
+        self.down = False
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.down:
+                client.close()
+                continue
+            server = socket.create_connection(self.target)
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(2)
+                except OSError:
+                    pass
+
+
+def test_an_outage_is_said_once_and_loses_nothing(mlflow_server, tmp_path):
+    """The endpoint unreachable for a while: the values wait in memory, the outage is said once (it was a line
+    every second), and when it ends everything logged meanwhile arrives."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    ml = MlflowRest(mlflow_server)
+    run_id = ml.create_run("in-job-outage")
+    relay = Outage(mlflow_server)
+    (tmp_path / "train.py").write_text(
+        "import sys, time\nfrom aml_magics import Run\nrun = Run.get_context()\n"
+        "for i in range(30):\n    run.log('loss', float(i))\n    time.sleep(0.4)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AML_MAGICS_")}
+    env.update(MLFLOW_TRACKING_URI=relay.url, MLFLOW_RUN_ID=run_id)
+    relay.down = True
+    job = subprocess.Popen([sys.executable, "train.py"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    time.sleep(9)  # past the first flush's retries (7.5 s)
+    relay.down = False
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == 0, err
+    assert [v for _, _, v in ml.metric_history(run_id, "loss")] == [float(i) for i in range(30)]
+    assert err.count("metrics not sent yet") == 1, err
+    assert "metrics are being sent again; none were lost" in err

@@ -123,11 +123,17 @@ class MlflowTracker(Tracker):
     # -- flushing ----------------------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        failing = False
         while not self._stop.wait(FLUSH_S):
             try:
                 self.flush()
+                if failing:
+                    failing = False
+                    print("aml-magics: metrics are being sent again; none were lost", file=sys.stderr)
             except Exception as exc:  # noqa: BLE001 - kept in memory, retried at the next tick
-                print(f"aml-magics: metrics not sent yet ({exc}); retrying", file=sys.stderr)
+                if not failing:  # once per outage, not every second of it
+                    failing = True
+                    print(f"aml-magics: metrics not sent yet ({exc}); they are kept and retried", file=sys.stderr)
 
     def pending(self) -> int:
         return len(self._points)
