@@ -408,6 +408,14 @@ def _plain_python(shell, cell: str) -> str:
                 raise UsageError(f"line {number} of the cell ({text.strip()[:40]!r}) is IPython syntax; a run "
                                  "executes plain Python: remove it, or submit the notebook with %aml submit")
         raise UsageError("the cell uses IPython syntax (magics or !commands); a run executes plain Python")
+    try:  # a typo is said here, not by a Failed run in the history
+        compile(cell, "<cell>", "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        where = f"line {exc.lineno} of the cell" if exc.lineno else "the cell"
+        shown = f" ({exc.text.strip()[:60]!r})" if exc.text and exc.text.strip() else ""
+        raise UsageError(f"{where} is not valid Python: {exc.msg}{shown}; nothing was submitted") from None
+    except (ValueError, RecursionError, MemoryError):
+        pass  # NUL bytes, or nesting too deep to compile here: the run says what it makes of it
     return cell
 
 

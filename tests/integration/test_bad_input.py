@@ -97,6 +97,10 @@ def _snapshot_of_store(client):
         ("run --timeout 1e400m", "x = 1", "out of range"),
         ("submit train.ipynb --timeout 200d", None, "out of range"),
         ("run --timeout m", "x = 1", "is not a duration"),
+        # a syntax error is said at submission (it was a Failed run in the history)
+        ("run", "def f(:\n    pass", "line 1 of the cell is not valid Python: invalid syntax ('def f(:')"),
+        ("sweep --metric m --trials 2", "C = choice(1, 2)\nif C\n    x = 1", "line 2 of the cell is not valid"),
+        ("step prep --out o", "x = (1,", "is not valid Python"),
     ],
 )
 def test_bad_input_is_one_clear_error_and_changes_nothing(ip, client, project, line, cell, message):
