@@ -57,9 +57,12 @@ class Scorer:
         import numpy as np
 
         values = self.score(np.asarray(y_val), self.predict(estimator, X_val))
-        capped = getattr(estimator, "capped_iterations", None)
-        if capped:  # a fit cut short by its budget: the trial's configuration is what was fitted (trials.record)
-            values = {**values, CAPPED_KEY: float(capped)}
+        fitted = getattr(estimator, "fitted_iterations", None)
+        if fitted is not None:
+            # the iterations fitted, which a budget may have cut short: the trial's configuration is what was fitted
+            # (trials.record). Every fold of a trial logs it, capped or not — FLAML sums the folds' values key by key
+            # from the first fold's, and a key only some folds had failed the whole AutoML run (KeyError).
+            values = {**values, CAPPED_KEY: float(fitted)}
         return M.loss(self.metric, values.get(self.metric, math.nan)), values
 
 

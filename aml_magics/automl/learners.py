@@ -41,6 +41,7 @@ class HGBEstimator(SKLearnEstimator):
         self.estimator_class = HistGradientBoostingClassifier if self._task.is_classification() \
             else HistGradientBoostingRegressor
         self.capped_iterations: int | None = None
+        self.fitted_iterations: int | None = None  # every fit's, capped or not: each fold logs the same keys
 
     def fit(self, X_train, y_train, budget=None, free_mem_ratio=0, **kwargs):
         """Within FLAML's ``budget`` for this fit (seconds), as FLAML's own LightGBM keeps to it: one boosting
@@ -50,7 +51,9 @@ class HGBEstimator(SKLearnEstimator):
         6 s, five folds of it a 5 s budget's 30."""
         kwargs.pop("is_retrain", None)
         if budget is None or not math.isfinite(budget) or budget <= 0:
-            return super().fit(X_train, y_train, budget=budget, free_mem_ratio=free_mem_ratio, **kwargs)
+            took = super().fit(X_train, y_train, budget=budget, free_mem_ratio=free_mem_ratio, **kwargs)
+            self.fitted_iterations = int(self.params.get("max_iter", 100))
+            return took
         started = time.time()
         X = self._preprocess(X_train)
         wanted = int(self.params.get("max_iter", 100))
@@ -70,6 +73,7 @@ class HGBEstimator(SKLearnEstimator):
                 model.max_iter += more
                 model.fit(X, y_train, **kwargs)
                 rate = max(rate, (time.time() - chunk) / more)
+        self.fitted_iterations = model.max_iter
         if model.max_iter < wanted:
             self.capped_iterations = model.max_iter
         model.warm_start = False

@@ -40,3 +40,27 @@ def test_a_fit_that_cannot_finish_in_its_budget_stops_in_time_and_says_how_far_i
 ])
 def test_a_capped_default_still_counts_as_the_default(config, capped):
     assert _capped(config, _default_config("hgb", "classification")) is capped
+
+
+def test_folds_cut_short_and_folds_not_add_up_in_flamls_cross_validation():
+    """FLAML sums a trial's logged values over its folds key by key, starting from the first fold's keys. Only the
+    folds a budget cut short logged the iterations they reached, so a trial whose first fold finished and a later
+    one did not failed the whole AutoML run: KeyError: '_capped_max_iter' (seen in CI, on a loaded machine). Every
+    fold logs its iterations now, and the trial's value is their mean."""
+    from flaml.automl.ml import default_cv_score_agg_func
+
+    from aml_magics.automl.data import TrainingData
+    from aml_magics.automl.ensemble import CAPPED_KEY, Scorer
+
+    X, y = load_diabetes(return_X_y=True)
+    y = y.astype(int)
+    classes = np.unique(y)
+    y = np.searchsorted(classes, y)
+    whole, cut = HGBEstimator(task="multiclass", max_iter=4), HGBEstimator(task="multiclass", max_iter=100)
+    whole.fit(X, y, budget=600)
+    cut.fit(X, y, budget=0.5)
+    assert whole.capped_iterations is None and cut.capped_iterations is not None
+    scorer = Scorer("classification", "accuracy", TrainingData(X, y, None, len(y), classes=list(classes)))
+    folds = [scorer.flaml_metric(X[:50], y[:50], est, None, X, y) for est in (whole, cut)]
+    loss, logged = default_cv_score_agg_func([f[0] for f in folds], [f[1] for f in folds])
+    assert logged[CAPPED_KEY] == (4 + cut.capped_iterations) / 2
