@@ -207,3 +207,48 @@ def test_a_training_loop_never_stops_for_a_full_disk(workspace, tmp_path):
     assert out["status"] == "Completed" and out["integrity"] == ["ok"]
     assert "kept in memory and retried" in proc.stderr and "recovered; nothing was lost" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+SUBMIT_FULL = textwrap.dedent("""
+    import json, os, resource, signal, sys
+    from pathlib import Path
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    ws, project = Path(sys.argv[1]), Path(sys.argv[2])
+    os.chdir(project)
+    from aml_magics.core.client import Client
+    from aml_magics.core.types import RunSubmission
+    client = Client(ws)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, resource.RLIM_INFINITY))   # the disk is now full
+    out = {}
+    try:
+        client.runs.submit(RunSubmission(kind="script", source_dir=project, entry="train.py", experiment="full"))
+        out["submit"] = "ok"
+    except Exception as e:
+        out["submit"] = [type(e).__name__, str(e)]
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    info = client.runs.list(limit=None).infos[0]
+    out["run"] = [info.status, info.error]
+    out["left"] = sum(f.stat().st_size for f in (ws / "runs" / info.run_id).rglob("*") if f.is_file())
+    print("RESULT " + json.dumps(out))
+""")
+
+
+def test_a_submission_on_a_full_disk_is_one_line_and_frees_what_it_copied(workspace, tmp_path):
+    """Preparing a run's snapshot on a full disk said "could not prepare the run's snapshot: [Errno 28] No space
+    left on device: '/…/big.bin' -> '/…/snapshot/big.bin'" and left the half-copied files taking space."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "train.py").write_text("print('hi')\n")
+    (project / "big.bin").write_bytes(os.urandom(3_000_000))
+    script = tmp_path / "submit_full.py"
+    script.write_text(SUBMIT_FULL)
+    proc = subprocess.run([sys.executable, str(script), str(workspace), str(project)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "AML_MAGICS_WORKSPACE": str(workspace)})
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
+    out = json.loads(line[7:])
+    assert out["submit"] == ["StorageError", "could not prepare the run: the disk is full; it did not start (recorded "
+                                             "as Failed) — free space or make the workspace writable, then submit it "
+                                             "again"]
+    assert out["run"] == ["Failed", "could not prepare the run: the disk is full"]
+    assert out["left"] < 100_000, "the half-copied snapshot was left on the full disk"

@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...core.contract import RunsBackend, Tracker
-from ...core.errors import Conflict, InvalidInput, NotFound, StorageError
+from ...core.errors import Conflict, InvalidInput, NotFound, StorageError, storage_reason
 from ...core.states import ACTIVE_STATES, TERMINAL_STATES
 from ...core.types import COUNT_CAP, AtLeast, RunInfo, RunSubmission
 from ..common import snapshot
@@ -90,8 +91,16 @@ class LocalRuns(RunsBackend):
                 (folder / "io" / "in.pkl").write_bytes(pickled_inputs)
             (folder / "io" / "spec.json").write_text(json.dumps(spec))
         except OSError as exc:
-            self.store.transition(run_id, "Failed", reason="snapshot failed", error=f"could not prepare the run: {exc}")
-            raise InvalidInput(f"could not prepare the run's snapshot: {exc}") from None
+            reason = storage_reason(exc)
+            self.store.transition(run_id, "Failed", reason="snapshot failed",
+                                  error=f"could not prepare the run: {reason or exc}")
+            if reason is None:
+                raise InvalidInput(f"could not prepare the run's snapshot: {exc}") from None
+            for part in (folder / "snapshot", folder / "io"):  # what was copied before the disk filled: freed
+                shutil.rmtree(part, ignore_errors=True)
+            (folder / "snapshot").mkdir(exist_ok=True)
+            raise StorageError(f"could not prepare the run: {reason}; it did not start (recorded as Failed) — free "
+                               "space or make the workspace writable, then submit it again") from None
         except BaseException:  # interrupted while preparing it: it never started
             self.store.transition(run_id, "Canceled", only_from=("NotStarted",), reason="interrupted before it started")
             raise
