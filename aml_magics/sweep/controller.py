@@ -250,8 +250,16 @@ class Controller:
             self.study.tell(ot, state=TrialState.FAIL)
         self.consecutive_failures += 1
         self.last_error = (t.get("error") or "").strip().splitlines()[-1:] or [""]
-        self.last_error = self.last_error[0] if status == "Failed" else f"the trial did not log {self.metric!r}"
-        print(f"trial {t['n']}: {status if status == 'Failed' else 'no ' + self.metric} — {self.last_error}", flush=True)
+        if status == "Failed":
+            self.last_error = self.last_error[0]
+            line = f"Failed — {self.last_error}"
+        elif value is None:  # (a text value is not in the numeric series)
+            self.last_error = f"the trial did not log {self.metric!r} as a number"
+            line = f"no {self.metric} — {self.last_error}"
+        else:  # NaN or an infinity: logged, but it cannot be ranked
+            self.last_error = f"the trial logged {self.metric} = {value}, which cannot be ranked"
+            line = f"{self.metric} = {value} — it cannot be ranked, so it is left out of the best"
+        print(f"trial {t['n']}: {line}", flush=True)
 
     def settle(self, ended: list[str]) -> None:
         """Account for the trials that ended; in a seeded sweep, once the policy has judged all they logged."""

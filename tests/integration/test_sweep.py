@@ -191,6 +191,19 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(ip, client):
     assert len(client.runs.children(parent.id).infos) == 2
 
 
+def test_a_trial_that_logged_nan_or_text_is_said_as_it_is(ip, client):
+    """A trial that logged NaN or an infinity (a loss that diverged) was reported as "the trial did not log 'acc'";
+    it is left out of the best, and the log says why."""
+    cell = ("from aml_magics import Run\nC = choice(1, 2, 3, 4)\n"
+            "Run.get_context().log('acc', {1: float('nan'), 2: 0.5, 3: 'text', 4: float('inf')}[C])\n")
+    parent = sweep(ip, "--metric acc --goal max --sampling grid -e nan-trials --wait", cell)
+    log = client.runs.get_logs(parent.id)
+    assert "acc = nan — it cannot be ranked, so it is left out of the best" in log
+    assert "acc = inf — it cannot be ranked, so it is left out of the best" in log
+    assert "no acc — the trial did not log 'acc' as a number" in log
+    assert client.runs.get(parent.id).latest_metrics["acc"] == 0.5
+
+
 def test_script_sweep_templates_arguments(ip, client, project):
     (project / "train.py").write_text(
         "import argparse\nfrom aml_magics import Run\np = argparse.ArgumentParser()\np.add_argument('--lr', type=float)\n"
