@@ -11,7 +11,7 @@ from ..core import ranking
 from ..core import render as r
 from ..core.client import Client
 from ..core.leaderboard import INTERNAL_METRICS
-from ..core.errors import AmlError
+from ..core.errors import AmlError, InvalidInput
 from ..core.states import SLOT_STATES
 from ..core.types import RunInfo
 from . import theme
@@ -106,6 +106,9 @@ class RunDetails(Dashboard):
     def __init__(self, run: "Run | str", client: Client | None = None, *, live: bool = True):
         super().__init__()
         self.client = client or getattr(run, "client", None) or Client.shared()
+        if not isinstance(run, str) and not isinstance(getattr(run, "id", None), str):
+            raise InvalidInput(f"RunDetails(run): give a run or its id (a submission returns the run), not "
+                               f"{type(run).__name__}")
         self.run_id = self.client.runs.resolve_id(run if isinstance(run, str) else run.id)
         self.live = live
         self._version: tuple | None = None

@@ -207,3 +207,14 @@ def test_the_query_calls_refuse_a_bad_count_or_wait(workspace):
         assert client.runs.get_logs(run.id, tail=3) == ""
     finally:
         run.complete()
+
+
+def test_run_details_of_something_that_is_not_a_run_is_one_line(workspace):
+    """``RunDetails(None)`` (a submission's result not kept, or a typo) raised AttributeError: 'NoneType' object has
+    no attribute 'id'."""
+    from aml_magics.widgets.run_details import RunDetails
+
+    client = Client.shared()
+    for bad in (None, 5, ["run"]):
+        with pytest.raises(InvalidInput, match=r"^RunDetails\(run\): give a run or its id .* not "):
+            RunDetails(bad, client)
