@@ -5,6 +5,7 @@ import os
 from typing import TYPE_CHECKING, Iterator
 
 from .client import Client, check_name
+from .errors import InvalidInput
 from .types import WorkspaceInfo
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,6 +64,9 @@ class Experiment:
 
     def __init__(self, workspace: "Workspace | Client", name: str):
         check_name("experiment", name)
+        if not isinstance(workspace, (Workspace, Client)):
+            raise InvalidInput(f"Experiment(workspace, name): give a workspace (Workspace.current()) first, not "
+                               f"{type(workspace).__name__}")
         self.workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
         self._client = self.workspace.client
         self.name = name

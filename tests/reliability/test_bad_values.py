@@ -218,3 +218,14 @@ def test_run_details_of_something_that_is_not_a_run_is_one_line(workspace):
     for bad in (None, 5, ["run"]):
         with pytest.raises(InvalidInput, match=r"^RunDetails\(run\): give a run or its id .* not "):
             RunDetails(bad, client)
+
+
+def test_the_entry_points_refuse_what_is_not_a_workspace(workspace):
+    """``Experiment(None, 'x')`` raised AttributeError ('NoneType' has no attribute 'config'), ``Client(5)`` a
+    TypeError from os.fspath."""
+    from aml_magics import Experiment
+
+    with pytest.raises(InvalidInput, match=r"^Experiment\(workspace, name\): give a workspace .* not NoneType"):
+        Experiment(None, "x")
+    with pytest.raises(InvalidInput, match=r"^Client\(workspace\): give the workspace's folder \(a path\), not int"):
+        Client(5)
