@@ -174,3 +174,36 @@ def test_an_outage_is_said_once_and_loses_nothing(mlflow_server, tmp_path):
     assert [v for _, _, v in ml.metric_history(run_id, "loss")] == [float(i) for i in range(30)]
     assert err.count("metrics not sent yet") == 1, err
     assert "metrics are being sent again; none were lost" in err
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_the_runtime_shipped_with_a_job_is_enough_on_its_own(mlflow_server, tmp_path, batch):
+    """An Azure ML job gets only ``ops.with_runtime``'s files of aml-magics (its environment does not have the
+    package). A module they import that is not among them fails only there — nothing here would notice. The job's
+    script runs with just those files as ``aml_magics``, logs through the MLflow peer, and nothing else of
+    aml-magics is importable."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from aml_magics.backends.azure import ops
+
+    for source, rel in ops.with_runtime([], batch=batch):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, tmp_path / rel)
+    ml = MlflowRest(mlflow_server)
+    run_id = ml.create_run("runtime-alone")
+    script = ("import sys\nsys.path.insert(0, sys.argv[1])\nimport aml_magics\n"
+              "assert aml_magics.__file__.startswith(sys.argv[1]), aml_magics.__file__\n"
+              "from aml_magics import Run\nrun = Run.get_context()\nrun.log('loss', float('nan'))\n"
+              "run.log('loss', 0.5)\nrun.tag('stage', 'alone')\n"
+              + ("from aml_magics.batch.engine import run_batch\n" if batch else "")
+              + "print(sorted(m for m in sys.modules if m.startswith('aml_magics')))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AML_MAGICS_") and k != "PYTHONPATH"}
+    env.update(MLFLOW_TRACKING_URI=mlflow_server, MLFLOW_RUN_ID=run_id)
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert [v for _, _, v in ml.metric_history(run_id, "loss")][1:] == [0.5]
+    assert "could not be sent" not in out.stderr, out.stderr

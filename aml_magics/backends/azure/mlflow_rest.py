@@ -16,6 +16,20 @@ MAX_BATCH = 1000  # MLflow's log-batch limit on metrics + params + tags per requ
 MAX_PARAMS_TAGS = 100  # … and on params, and on tags, each
 
 
+def retry_delay(retry_after: str | None, fallback: float, cap: float) -> float:
+    """(Here, not in rest.py: this module is shipped with jobs, and both use it.) Seconds to wait before trying again: the server's ``Retry-After`` when it is a number of seconds (an HTTP
+    date, NaN or a negative number is not one: the backoff is used), never more than ``cap``."""
+    import math
+
+    try:
+        wanted = float(retry_after) if retry_after else fallback
+    except ValueError:
+        wanted = fallback
+    if not math.isfinite(wanted) or wanted < 0:
+        wanted = fallback
+    return max(0.0, min(wanted, cap))
+
+
 class Refused(AmlError):
     """The endpoint answered that the request itself is wrong (HTTP 400-class other than sign-in and throttling):
     sending it again cannot help."""
@@ -76,7 +90,7 @@ class MlflowRest:
                 time.sleep(0.5 * 2 ** attempt)
                 continue
             if resp.status_code in (429, 500, 502, 503, 504) and attempt < 4:
-                time.sleep(float(resp.headers.get("Retry-After") or 0.5 * 2 ** attempt))
+                time.sleep(retry_delay(resp.headers.get("Retry-After"), 0.5 * 2 ** attempt, 60.0))
                 continue
             break
         body = resp.json() if resp.content else {}

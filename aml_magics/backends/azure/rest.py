@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from ...core import checks
 from ...core.errors import AmlError, AuthError, BackendUnavailable, Conflict, InvalidInput, NotFound
+from .mlflow_rest import retry_delay
 
 ARM = "https://management.azure.com"
 API_VERSION = "2024-10-01"
@@ -117,12 +118,7 @@ class ArmClient:
             return resp
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
-        if retry_after:
-            try:
-                return min(float(retry_after), self.max_wait_s)
-            except ValueError:
-                pass
-        return min(self.backoff_s * 2 ** (attempt - 1), self.max_wait_s)
+        return retry_delay(retry_after, self.backoff_s * 2 ** (attempt - 1), self.max_wait_s)
 
     def get(self, path: str, **kw) -> dict:
         return _json(self.request("GET", path, **kw))
