@@ -151,7 +151,8 @@ class Outage:
 
 def test_an_outage_is_said_once_and_loses_nothing(mlflow_server, tmp_path):
     """The endpoint unreachable for a while: the values wait in memory, the outage is said once (it was a line
-    every second), and when it ends everything logged meanwhile arrives."""
+    every second), and when it ends everything logged meanwhile arrives. Tags too: ``run.tag`` during the outage
+    raised BackendUnavailable after its retries, and the training loop stopped."""
     import os
     import subprocess
     import sys
@@ -162,7 +163,8 @@ def test_an_outage_is_said_once_and_loses_nothing(mlflow_server, tmp_path):
     relay = Outage(mlflow_server)
     (tmp_path / "train.py").write_text(
         "import sys, time\nfrom aml_magics import Run\nrun = Run.get_context()\n"
-        "for i in range(30):\n    run.log('loss', float(i))\n    time.sleep(0.4)\n")
+        "for i in range(30):\n    run.log('loss', float(i))\n    run.tag(f'epoch{i}', str(i))\n    time.sleep(0.4)\n"
+        "run.log_param('lr', 0.1)\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AML_MAGICS_")}
     env.update(MLFLOW_TRACKING_URI=relay.url, MLFLOW_RUN_ID=run_id)
     relay.down = True
@@ -172,6 +174,10 @@ def test_an_outage_is_said_once_and_loses_nothing(mlflow_server, tmp_path):
     _, err = job.communicate(timeout=120)
     assert job.returncode == 0, err
     assert [v for _, _, v in ml.metric_history(run_id, "loss")] == [float(i) for i in range(30)]
+    data = ml.get_run(run_id)["data"]
+    assert {t["key"]: t["value"] for t in data["tags"] if t["key"].startswith("epoch")} == \
+        {f"epoch{i}": str(i) for i in range(30)}
+    assert {p["key"]: p["value"] for p in data["params"]} == {"lr": "0.1"}
     assert err.count("metrics not sent yet") == 1, err
     assert "metrics are being sent again; none were lost" in err
 

@@ -47,6 +47,8 @@ class MlflowTracker(Tracker):
     def _start(self) -> None:
         self._points: deque = deque()  # (run_id, name, value, step, time)
         self._said: set[str] = set()  # what was reported once
+        self._tags: deque = deque()  # (run_id, values, params?) that waited through an outage
+        self._failing = False  # an outage is on (said once)
         self._steps: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -89,8 +91,23 @@ class MlflowTracker(Tracker):
             write(name, v)
 
     def set_tags(self, run_id: str, values: dict[str, Any], *, params: bool = False) -> None:
+        """Sent at once; the endpoint refusing them (a changed param, a value too long) is an error here. When the
+        network or the service is down they wait, like metrics, and go first when it answers: a training loop
+        never stops for an outage."""
+        from ...core.errors import AuthError
+        from .mlflow_rest import Refused
+
         clean = {k: "" if v is None else v for k, v in values.items()}
-        self._rest.log_batch(run_id, **({"params": clean} if params else {"tags": clean}))
+        if self._tags:  # an outage is on: after the ones already waiting
+            self._tags.append((run_id, clean, params))
+            return
+        try:
+            self._rest.log_batch(run_id, **({"params": clean} if params else {"tags": clean}))
+        except (Refused, AuthError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the network or the service: kept, and retried
+            self._tags.append((run_id, clean, params))
+            self._outage(exc)
 
     def _unsupported(self, what: str) -> None:
         print(f"aml-magics: {what} is not sent to Azure ML yet; use mlflow.log_artifact for files", file=sys.stderr)
@@ -116,29 +133,44 @@ class MlflowTracker(Tracker):
         pass  # Azure ML moves its job to Running itself
 
     def finish(self, run_id: str, status: str, error: str | None = None) -> None:
-        self.flush()
         if status != "Completed" and error:
-            self._rest.log_batch(run_id, tags={"error": str(error)[:5000]})
+            self.set_tags(run_id, {"error": str(error)[:5000]})
+        try:
+            self.flush()
+        except Exception as exc:  # noqa: BLE001 - an outage: kept, sent by the flush thread or at exit
+            self._outage(exc)
 
     # -- flushing ----------------------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        failing = False
         while not self._stop.wait(FLUSH_S):
             try:
                 self.flush()
-                if failing:
-                    failing = False
+                if self._failing:
+                    self._failing = False
                     print("aml-magics: metrics are being sent again; none were lost", file=sys.stderr)
             except Exception as exc:  # noqa: BLE001 - kept in memory, retried at the next tick
-                if not failing:  # once per outage, not every second of it
-                    failing = True
-                    print(f"aml-magics: metrics not sent yet ({exc}); they are kept and retried", file=sys.stderr)
+                self._outage(exc)
+
+    def _outage(self, exc: Exception) -> None:
+        if not self._failing:  # once per outage, not every second of it
+            self._failing = True
+            print(f"aml-magics: metrics not sent yet ({exc}); they are kept and retried", file=sys.stderr)
 
     def pending(self) -> int:
-        return len(self._points)
+        return len(self._points) + len(self._tags)
 
     def flush(self) -> None:
+        from .mlflow_rest import Refused
+
+        while self._tags:  # what waited through an outage first, in order
+            run_id, clean, params = self._tags[0]
+            try:
+                self._rest.log_batch(run_id, **({"params": clean} if params else {"tags": clean}))
+            except Refused as exc:  # (the call that set them has returned: said, and left out)
+                print(f"aml-magics: the MLflow endpoint refused {'params' if params else 'tags'} "
+                      f"{', '.join(map(str, clean))[:200]}: {exc}", file=sys.stderr)
+            self._tags.popleft()
         batch = [self._points.popleft() for _ in range(len(self._points))]
         if not batch:
             return
@@ -180,4 +212,5 @@ class MlflowTracker(Tracker):
         try:
             self.flush()
         except Exception as exc:  # noqa: BLE001
-            print(f"aml-magics: {self.pending()} metric values could not be sent at exit ({exc})", file=sys.stderr)
+            print(f"aml-magics: {self.pending()} metric values or tags could not be sent at exit ({exc})",
+                  file=sys.stderr)
