@@ -32,7 +32,8 @@ __all__ = ["Client", "check_name", "parse_model_ref"]
 class Client:
     def __init__(self, workspace: str | os.PathLike | None = None, *, config: WorkspaceConfig | None = None):
         if workspace is not None and not isinstance(workspace, (str, os.PathLike)):
-            raise InvalidInput(f"Client(workspace): give the workspace's folder (a path), not {type(workspace).__name__}")
+            raise InvalidInput(f"Client(workspace): give the workspace's folder (a path), not "
+                               f"{type(workspace).__name__}")
         self.config = config or resolve_workspace(workspace)
         self._backend: "Backend | None" = None
         self._lock = threading.Lock()

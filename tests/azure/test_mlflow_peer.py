@@ -84,7 +84,8 @@ def test_a_nan_or_a_refused_metric_costs_only_itself(mlflow_server, tmp_path):
     (tmp_path / "train.py").write_text(
         "from aml_magics import Run\nrun = Run.get_context()\n"
         "run.log('loss', float('nan'))\nrun.log('loss', float('inf'))\nrun.log('loss', 0.5)\n"
-        "for i in range(3):\n    run.log('acc@1', 0.1 * i)\n"  # '@': MLflow's names are letters, digits, _-./: and space
+        # '@': MLflow's names are letters, digits, _-./: and space
+        "for i in range(3):\n    run.log('acc@1', 0.1 * i)\n"
         "run.set_tags({f't{i}': str(i) for i in range(150)})\n"
         "for i in range(1200):\n    run.log('after', float(i))\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AML_MAGICS_")}

@@ -370,7 +370,8 @@ def test_the_logs_of_a_run_that_printed_megabytes(ip, client, capsys):
 
 
 def test_a_parameter_the_notebook_does_not_set_is_noted_at_submission():
-    """``-p alpah=2`` (a typo) ran the notebook with its default alpha; papermill's warning was only in the run's log."""
+    """``-p alpah=2`` (a typo) ran the notebook with its default alpha; papermill's warning was only in the run's
+    log."""
     from aml_magics.core.operations import _parameters_note
 
     def nb(*cells):

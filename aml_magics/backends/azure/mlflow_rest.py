@@ -17,8 +17,9 @@ MAX_PARAMS_TAGS = 100  # … and on params, and on tags, each
 
 
 def retry_delay(retry_after: str | None, fallback: float, cap: float) -> float:
-    """(Here, not in rest.py: this module is shipped with jobs, and both use it.) Seconds to wait before trying again: the server's ``Retry-After`` when it is a number of seconds (an HTTP
-    date, NaN or a negative number is not one: the backoff is used), never more than ``cap``."""
+    """Seconds to wait before trying again: the server's ``Retry-After`` when it is a number of seconds (an HTTP
+    date, NaN or a negative number is not one: the backoff is used), never more than ``cap``. (Here rather than in
+    rest.py, which uses it too: this module is shipped with jobs.)"""
     import math
 
     try:
