@@ -60,8 +60,8 @@ def test_a_dashboard_whose_poll_fails_for_a_while_tries_again_and_updates(capfd)
     poller.unregister(other)
     assert len(flaky.times) >= 5, flaky.times  # two failures, then every 0.2 s again
     gaps = [b - a for a, b in zip(flaky.times, flaky.times[1:])]
-    assert 0.9 <= gaps[0] < 1.5 and 1.9 <= gaps[1] < 2.5, gaps  # 1 s, then 2 s after the failures
-    assert len(other.times) >= 15  # never held up
+    assert 0.9 <= gaps[0] < 2.0 and 1.9 <= gaps[1] < 3.5, gaps  # 1 s, then 2 s after the failures
+    assert len(other.times) >= 10  # never held up (every 0.2 s)
     err = capfd.readouterr().err
     assert err.count("could not update (ConnectionError: the network is down); trying again") == 1, err
     assert "stopped updating" not in err
@@ -71,6 +71,6 @@ def test_a_dashboard_that_always_fails_stops_after_its_tries(capfd):
     poller = Poller(max_failures=3)
     broken = Flaky(failures=10 ** 6)
     poller.register(broken)
-    time.sleep(4.5)
+    time.sleep(5.5)
     assert len(broken.times) == 3 and broken not in poller.members  # 1 s, 2 s, then it stops
     assert "stopped updating after 3 failed tries: ConnectionError" in capfd.readouterr().err
