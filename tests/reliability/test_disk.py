@@ -52,16 +52,21 @@ FULL = textwrap.dedent("""
 """)
 
 
-def test_disk_full_fails_clearly_and_recovers(workspace, tmp_path):
-    big = tmp_path / "big.bin"
-    big.write_bytes(os.urandom(1_000_000))
-    script = tmp_path / "full.py"
-    script.write_text(FULL)
-    proc = subprocess.run([sys.executable, str(script), str(workspace), str(big)], capture_output=True, text=True,
+def _result_of(code: str, tmp_path, workspace, arg) -> tuple[dict, subprocess.CompletedProcess]:
+    """Run ``code`` as a script with the workspace and ``arg``; what it printed after ``RESULT ``."""
+    script = tmp_path / "script.py"
+    script.write_text(code)
+    proc = subprocess.run([sys.executable, str(script), str(workspace), str(arg)], capture_output=True, text=True,
                           timeout=120, env={**os.environ, "AML_MAGICS_WORKSPACE": str(workspace)})
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
-    out = json.loads(line[7:])
+    return json.loads(line[7:]), proc
+
+
+def test_disk_full_fails_clearly_and_recovers(workspace, tmp_path):
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(1_000_000))
+    out, proc = _result_of(FULL, tmp_path, workspace, big)
     kind, message = out["flush"]
     assert kind == "StorageError" and "cannot write to the workspace" in message and "Traceback" not in message
     kind, message = out["register"]
@@ -240,13 +245,7 @@ def test_a_submission_on_a_full_disk_is_one_line_and_frees_what_it_copied(worksp
     project.mkdir()
     (project / "train.py").write_text("print('hi')\n")
     (project / "big.bin").write_bytes(os.urandom(3_000_000))
-    script = tmp_path / "submit_full.py"
-    script.write_text(SUBMIT_FULL)
-    proc = subprocess.run([sys.executable, str(script), str(workspace), str(project)], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "AML_MAGICS_WORKSPACE": str(workspace)})
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
-    out = json.loads(line[7:])
+    out, _ = _result_of(SUBMIT_FULL, tmp_path, workspace, project)
     assert out["submit"] == ["StorageError", "could not prepare the run: the disk is full; it did not start (recorded "
                                              "as Failed) — free space or make the workspace writable, then submit it "
                                              "again"]
