@@ -45,23 +45,29 @@ def test_runs_metrics_params_tags_round_trip(mlflow_server):
         ml.get_run("0" * 32)
 
 
-def test_run_get_context_inside_a_job_logs_through_mlflow(mlflow_server, tmp_path):
-    """A script as an Azure ML job runs it: MLFLOW_TRACKING_URI and MLFLOW_RUN_ID set, no local workspace."""
+def _job(folder, tracking_uri: str, run_id: str):
+    """``folder``/train.py as an Azure ML job runs it: MLFLOW_TRACKING_URI and MLFLOW_RUN_ID set, no workspace."""
     import os
     import subprocess
     import sys
 
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AML_MAGICS_")}
+    env.update(MLFLOW_TRACKING_URI=tracking_uri, MLFLOW_RUN_ID=run_id)
+    out = subprocess.run([sys.executable, "train.py"], cwd=folder, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
+def test_run_get_context_inside_a_job_logs_through_mlflow(mlflow_server, tmp_path):
+    """A script as an Azure ML job runs it: MLFLOW_TRACKING_URI and MLFLOW_RUN_ID set, no local workspace."""
     ml = MlflowRest(mlflow_server)
     run_id = ml.create_run("in-job")
     (tmp_path / "train.py").write_text(
         "from aml_magics import Run\nrun = Run.get_context()\n"
         "for i in range(1500):\n    run.log('loss', 1.0 / (i + 1))\n"
         "run.log_param('lr', 0.1)\nrun.tag('stage', 'job')\nprint(run)\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AML_MAGICS_")}
-    env.update(MLFLOW_TRACKING_URI=mlflow_server, MLFLOW_RUN_ID=run_id)
-    out = subprocess.run([sys.executable, "train.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
+    out = _job(tmp_path, mlflow_server, run_id)
     assert "MLflow tracking" in out.stdout
     history = ml.metric_history(run_id, "loss")
     assert [s for s, _, _ in history] == list(range(1500))  # flushed at exit, in MLflow-sized batches
@@ -75,10 +81,6 @@ def test_a_nan_or_a_refused_metric_costs_only_itself(mlflow_server, tmp_path):
     process was lost: "104 metric values could not be sent at exit"), a metric name MLflow refuses, and 150 tags
     at once (MLflow takes 100 a request) — the values arrive as MLflow's own client sends them, the refused point
     alone is left out (said once), and everything logged after it arrives."""
-    import os
-    import subprocess
-    import sys
-
     ml = MlflowRest(mlflow_server)
     run_id = ml.create_run("in-job-bad-values")
     (tmp_path / "train.py").write_text(
@@ -88,11 +90,7 @@ def test_a_nan_or_a_refused_metric_costs_only_itself(mlflow_server, tmp_path):
         "for i in range(3):\n    run.log('acc@1', 0.1 * i)\n"
         "run.set_tags({f't{i}': str(i) for i in range(150)})\n"
         "for i in range(1200):\n    run.log('after', float(i))\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AML_MAGICS_")}
-    env.update(MLFLOW_TRACKING_URI=mlflow_server, MLFLOW_RUN_ID=run_id)
-    out = subprocess.run([sys.executable, "train.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
+    out = _job(tmp_path, mlflow_server, run_id)
     loss = [v for _, _, v in ml.metric_history(run_id, "loss")]
     assert loss[0] != loss[0] and loss[1] > 1e308 and loss[2] == 0.5  # NaN; MLflow keeps infinity as the max float
     assert [v for _, _, v in ml.metric_history(run_id, "after")] == [float(i) for i in range(1200)]
