@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from . import checks
 from .errors import AmlError, AuthError, InvalidInput
 from .types import DeploymentInfo
 
@@ -44,6 +45,14 @@ class Webservice:
         except (TypeError, ValueError, RecursionError) as exc:
             raise InvalidInput(f"service.run(input_data): {exc}; give JSON text, or lists, dicts, numbers, strings, "
                                "numpy arrays or DataFrames") from None
+        if isinstance(body, str):
+            try:
+                body = body.encode("utf-8")
+            except UnicodeEncodeError:  # (it was a UnicodeEncodeError from inside requests)
+                raise InvalidInput("service.run(input_data): the text holds a lone surrogate character, which cannot "
+                                   "be sent as UTF-8; fix the string (it often comes from decoding bytes with "
+                                   "errors='surrogateescape')") from None
+        timeout = checks.positive("timeout", timeout, 24 * 3600)
         info = self.info
         headers = {"Content-Type": "application/json"}
         if info.auth:

@@ -63,6 +63,12 @@ def test_default_scorer_keys_and_contract(client, digits, ip):
     assert svc.run({"data": digits[:3]}) == [0, 1, 2]  # the array as it is (a TypeError before)
     with pytest.raises(InvalidInput, match="service.run.input_data.: bytearray is not JSON"):
         svc.run({"data": bytearray(b"x")})
+    # text with a lone surrogate, a timeout that is not one: one line each (a UnicodeEncodeError / ValueError from
+    # inside requests)
+    with pytest.raises(InvalidInput, match=r"service.run\(input_data\): the text holds a lone surrogate"):
+        svc.run('{"data": "\udcff"}')
+    with pytest.raises(InvalidInput, match=r"timeout=-1: give a number above 0"):
+        svc.run({"data": digits[:1].tolist()}, timeout=-1)
     probs = svc.run(json.dumps({"data": digits[:1].tolist(), "method": "predict_proba"}))
     assert len(probs[0]) == 10
     primary, secondary = svc.get_keys()
