@@ -656,6 +656,10 @@ class DeploymentOperations(_Operations):
         if name is None:
             name = default_service_name(refs[0][0]) if refs else ""
         check_service_name(name)
+        cores = os.cpu_count() or 1
+        if workers > cores and not capabilities.remote:
+            print(f"Note: {workers} workers on this machine's {cores} cores: each loads the model, and more than about "
+                  "one per core adds memory, not requests per second.", file=sys.stderr)
         self._backend.deployments.deploy(name, refs, Path(score) if score else None, host=host, port=port,
                                          auth=auth, update=update, timeout=timeout,
                                          request_timeout_s=request_timeout_s, max_body_bytes=max_body_bytes,

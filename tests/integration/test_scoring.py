@@ -193,11 +193,13 @@ PID_SCORE = textwrap.dedent(
 )
 
 
-def test_workers_share_the_socket_and_are_restarted_as_one_service(client, digits, tmp_path, ip):
+def test_workers_share_the_socket_and_are_restarted_as_one_service(client, digits, tmp_path, ip, capsys):
     from aml_magics.backends.local.procs import is_alive
 
     (tmp_path / "score.py").write_text(PID_SCORE)
     svc = ip.run_line_magic("aml", f"deploy digits --name digits-workers --workers 3 --score {tmp_path / 'score.py'}")
+    # more workers than cores: said (each loads the model; past a core each, memory, not speed)
+    assert ("Note: 3 workers on this machine's" in capsys.readouterr().err) == (3 > (os.cpu_count() or 1))
     key = svc.get_keys()[0]
     supervisor = client.backend.store.query_one("SELECT supervisor_pid FROM deployments WHERE name='digits-workers'")[0]
 
