@@ -78,7 +78,7 @@ class Trials:
             f"{algo} {number}", params={"algorithm": algo, **{k: _short(v) for k, v in config.items()}},
             tags={"automl.learner": learner, "automl.config": json.dumps(config, default=float),
                   "automl.trial": str(number)},
-            metrics=scalars, started=ended - trial_time, ended=ended,
+            metrics=scalars, started=ended - (trial_time if 0 <= trial_time < ended else 0.0), ended=ended,
         )
         trial = Trial(learner, config, values.get(self.metric), child_id, float(trial_time), number)
         with self.lock:

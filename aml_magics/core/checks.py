@@ -173,6 +173,21 @@ def positive(what: str, value: Any, maximum: float | None = None) -> float:
     return float(value)
 
 
+MAX_TIMESTAMP = 253402300799.0  # 9999-12-31T23:59:59Z, the last second a date type shows
+
+
+def timestamp(what: str, value: Any) -> float:
+    """A moment as ``time.time()`` gives it: seconds since 1970, a finite number no later than the year 9999 (a
+    datetime, a string or a bool is refused rather than stored as something the listing cannot sort or show)."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or not 0 <= value <= MAX_TIMESTAMP:
+        raise InvalidInput(f"{what}={shown(value, 40)}: give seconds since 1970 as time.time() does (a datetime: "
+                           "its .timestamp())")
+    return float(value)
+
+
 def loopback_host(host: Any) -> bool:
     """Where a local service listens: an IP address or ``localhost``; True when only this machine can reach it
     (any loopback address: 127.0.0.0/8, ::1)."""

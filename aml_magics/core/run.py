@@ -242,10 +242,28 @@ class Run:
                      ended: float | None = None, status: str = "Completed") -> str:
         """Record a child run that already ended (one value per metric) in one write; returns its id.
 
-        What the AutoML engine records each trial with; use ``child_run()`` to log as you go."""
-        return self.tracker.record_child(self.id, name, params=params, tags=tags,
-                                         metrics={k: float(v) for k, v in (metrics or {}).items()},
-                                         started=started, ended=ended, status=status)
+        What the AutoML engine records each trial with; use ``child_run()`` to log as you go. Every value is checked
+        first, as ``log`` and ``set_tags`` check theirs: a bad one raises one ``InvalidInput`` and records nothing."""
+        from .states import TERMINAL_STATES
+
+        checks.text("run name", name, max_len=checks.MAX_NAME)
+        if status not in TERMINAL_STATES:
+            raise InvalidInput(f"record_child({checks.shown(name, 40)}): status {checks.shown(status, 40)} is not "
+                               f"an end state; give one of {', '.join(TERMINAL_STATES)} (child_run() for a run that "
+                               "goes on)")
+        if metrics is not None and not isinstance(metrics, dict):
+            raise InvalidInput(f"record_child({checks.shown(name, 40)}): metrics must be a dict of NAME: number, got "
+                               f"{type(metrics).__name__}")
+        values = {checks.metric_name(k): float(checks.metric_value(k, v)) for k, v in (metrics or {}).items()}
+        started = None if started is None else checks.timestamp("started", started)
+        ended = None if ended is None else checks.timestamp("ended", ended)
+        if started is not None and ended is not None and started > ended:
+            raise InvalidInput(f"record_child({checks.shown(name, 40)}): started ({started:.3f}) is after ended "
+                               f"({ended:.3f}); give times as time.time() gives them, started first")
+        return self.tracker.record_child(
+            self.id, name, params=None if params is None else checks.tags("params", params),
+            tags=None if tags is None else checks.tags("tags", tags), metrics=values, started=started, ended=ended,
+            status=status)
 
     def complete(self) -> None:
         """Flush and mark the run Completed (a submitted run is completed by its process exit).

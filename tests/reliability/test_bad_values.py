@@ -229,3 +229,40 @@ def test_the_entry_points_refuse_what_is_not_a_workspace(workspace):
         Experiment(None, "x")
     with pytest.raises(InvalidInput, match=r"^Client\(workspace\): give the workspace's folder \(a path\), not int"):
         Client(5)
+
+
+def test_record_child_checks_what_it_records_before_it_records_anything(workspace):
+    """``record_child`` (a finished child in one write) stored what it was given as it was: status "Bogus" (a run
+    listed in no state), started="yesterday" (a text in the time column the listing sorts by), an empty metric name;
+    a text metric value raised ValueError from float(), a lone surrogate in the name UnicodeEncodeError from
+    SQLite. Each is one InvalidInput now, and no child is recorded."""
+    client = Client.shared()
+    parent = client.runs.start_logging("children")
+    try:
+        bad = [({"status": "Bogus"}, "status 'Bogus' is not an end state"),
+               ({"status": "Running"}, "not an end state"),
+               ({"started": "yesterday"}, r"started='yesterday': give seconds since 1970"),
+               ({"ended": float("inf")}, "ended=inf"), ({"started": True}, "started=True"),
+               ({"started": 2e12}, "started=2000000000000.0"),
+               ({"started": 200.0, "ended": 100.0}, r"started \(200.000\) is after ended \(100.000\)"),
+               ({"metrics": {"acc": "high"}}, "metric 'acc': str is not a number"),
+               ({"metrics": {"acc": None}}, "metric 'acc': NoneType is not a number"),
+               ({"metrics": {"": 1.0}}, "metric name is empty"), ({"metrics": [1.0]}, "metrics must be a dict"),
+               ({"params": {"lr": "\ud800"}}, "lone surrogate"), ({"tags": "x"}, "tags must be a dict")]
+        for kwargs, message in bad:
+            with pytest.raises(InvalidInput, match=message):
+                parent.record_child("trial", **kwargs)
+        with pytest.raises(InvalidInput, match="run name '\\\\ud800' contains a lone surrogate"):
+            parent.record_child("\ud800")
+        assert client.runs.list(parent_run_id=parent.id) == []
+        import numpy as np
+
+        now = time.time()
+        child = parent.record_child("fine", metrics={"acc": np.float32(0.5), "n": 3, "loss": float("nan")},
+                                    started=np.float64(now - 2), ended=now, status="Failed")
+        info = client.runs.get(child)
+        assert (info.status, info.display_name) == ("Failed", "fine")
+        metrics = client.runs.get_metrics(child)
+        assert metrics["acc"] == 0.5 and metrics["n"] == 3
+    finally:
+        parent.complete()
