@@ -250,6 +250,17 @@ def environment_variables(what: str, values: Any) -> dict[str, str]:
     return out
 
 
+def yaml_error(exc: BaseException) -> str:
+    """A YAML parser's error in one line: what is wrong and where ("expected ',' or ']', but got '<stream end>' at
+    line 2, column 1"), not PyYAML's five lines with a caret drawing."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    what = problem or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if mark is not None and getattr(mark, "line", None) is not None:
+        what += f" at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(what.split())
+
+
 MAX_YAML_NODES = 200_000
 
 

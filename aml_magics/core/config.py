@@ -109,9 +109,13 @@ def read_azure_config(path: Path) -> dict[str, str]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise InvalidInput(f"cannot read Azure config {path}: {exc}") from None
+        raise InvalidInput(f"cannot read Azure config {path}: {exc}; download config.json again from the Azure ML "
+                           "studio") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path} is not an Azure ML config (a JSON object with subscription_id, resource_group "
+                           "and workspace_name)")
     if "Scope" in data:
-        parts = data["Scope"].strip("/").split("/")
+        parts = str(data["Scope"]).strip("/").split("/")
         try:
             data = {
                 "subscription_id": parts[parts.index("subscriptions") + 1],
@@ -119,7 +123,8 @@ def read_azure_config(path: Path) -> dict[str, str]:
                 "workspace_name": parts[parts.index("workspaces") + 1],
             }
         except (ValueError, IndexError):
-            raise InvalidInput(f"{path}: 'Scope' is not an Azure ML workspace resource id") from None
+            raise InvalidInput(f"{path}: 'Scope' is not an Azure ML workspace resource id; download config.json "
+                               "again from the Azure ML studio") from None
     missing = [k for k in ("subscription_id", "resource_group", "workspace_name") if not data.get(k)]
     if missing:
         raise InvalidInput(f"{path} lacks {', '.join(missing)}; download config.json from the Azure ML studio")

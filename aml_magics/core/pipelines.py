@@ -203,7 +203,7 @@ def load_yaml(path: str | Path) -> tuple[PipelineSpec, dict]:
     except FileNotFoundError:
         raise InvalidInput(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InvalidInput(f"{path} is not a readable YAML file: {str(exc).splitlines()[0]}") from None
+        raise InvalidInput(f"{path} is not a readable YAML file: {checks.yaml_error(exc)}") from None
     checks.yaml_size(doc, str(path))
     if not isinstance(doc, dict):
         raise InvalidInput(f"{path}: expected a pipeline job (type: pipeline, jobs: …)")

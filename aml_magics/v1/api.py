@@ -57,6 +57,15 @@ ServicePrincipalAuthentication = MsiAuthentication = AzureCliAuthentication = In
 
 # -- Workspace ------------------------------------------------------------------------------------------------
 
+def _names_azure_workspace(path: Path) -> bool:
+    """Whether a config.json that is not a whole Azure ML config was meant to be one (it names its keys)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")[:100_000]
+    except OSError:
+        return False
+    return any(key in text for key in ("subscription_id", "workspace_name", "resource_group", '"Scope"'))
+
+
 class Workspace(_CoreWorkspace):
     """v1's ``Workspace``: ``from_config()``, ``get(...)``, ``Workspace(subscription_id, resource_group,
     workspace_name)``, ``create(...)``. On the local workspace the subscription and resource group are names only;
@@ -80,8 +89,11 @@ class Workspace(_CoreWorkspace):
         if found is not None and Path(found).is_file():
             try:
                 ref = read_azure_config(Path(found))
-            except Exception:  # noqa: BLE001 - not an Azure ML config: a local workspace's name, below
+            except Exception as exc:  # noqa: BLE001 - another tool's config.json: the local workspace, below
                 ref = None
+                if _names_azure_workspace(Path(found)):  # meant for Azure ML, but damaged: never silently local
+                    why = exc if isinstance(exc, InvalidInput) else f"cannot read {found}: {exc}"
+                    raise InvalidInput(f"{why} (or remove it to use the local workspace)") from None
             if ref:
                 return cls(ref["subscription_id"], ref["resource_group"], ref["workspace_name"])
         client = _current_client()

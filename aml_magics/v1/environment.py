@@ -53,7 +53,7 @@ class CondaDependencies:
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
-            raise InvalidInput(f"cannot read conda file {path}: {exc}") from None
+            raise InvalidInput(f"cannot read conda file {path}: {checks.yaml_error(exc)}") from None
         checks.yaml_size(data, str(path))
         if not isinstance(data, dict):
             raise InvalidInput(f"{path} is not a conda environment file (it needs a 'dependencies:' list)")

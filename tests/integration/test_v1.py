@@ -615,3 +615,24 @@ def test_datastore_download_keeps_each_blobs_whole_path_as_v1_does(azureml, tmp_
     ds.upload(src_dir=str(tmp_path / "src"), target_path="data/tables", show_progress=False)
     assert ds.download(str(tmp_path / "down"), prefix="data/tables", show_progress=False) == 1
     assert (tmp_path / "down" / "data" / "tables" / "train.csv").read_text() == "x,y\n1,2\n"
+
+
+def test_a_damaged_azure_config_is_one_line_not_the_local_workspace(azureml, client, tmp_path, monkeypatch):
+    """A config.json meant for Azure ML but cut short or missing a key made ``Workspace.from_config()`` return the
+    local workspace without a word — the notebook then trained and registered models locally while its user believed
+    them on Azure. Now it is one line naming the file and what to do; a config.json of another tool (no Azure ML key
+    in it) still means the local workspace."""
+    from azureml.core import Workspace
+
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "config.json"
+    for text, message in (('{"subscription_id": "s", "resource_group": "rg", "workspace_name": "w"', "Expecting ','"),
+                          ('{"subscription_id": "s", "workspace_name": "w"}', "lacks resource_group"),
+                          ('{"Scope": 5}', "'Scope' is not an Azure ML workspace resource id")):
+        config.write_text(text)
+        with pytest.raises(InvalidInput, match=f"{message}.*(or remove it to use the local workspace)") as caught:
+            Workspace.from_config()
+        assert str(config) in str(caught.value) and "\n" not in str(caught.value)
+    for text in ('["a", "list"]', '{"editor.fontSize": 12}', "not json at all"):
+        config.write_text(text)
+        assert Workspace.from_config().client.config.path == client.config.path

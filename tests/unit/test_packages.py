@@ -18,6 +18,24 @@ def test_a_broken_conda_file_is_one_clear_error(tmp_path, text, message):
         parse_packages(path)
 
 
+def test_a_yaml_mistake_is_one_line_that_says_where_wherever_yaml_is_read(tmp_path):
+    """PyYAML's error is five lines with a caret drawing, and its first line ("while parsing a flow sequence") does
+    not say what is wrong or where: the v1 conda reader passed all five on, the others only that first line."""
+    from aml_magics.backends.azure.environments import conda_as_written
+    from aml_magics.core.pipelines import load_yaml
+    from aml_magics.v1.environment import Environment
+
+    path = tmp_path / "environment.yml"
+    path.write_text("name: e\ndependencies: [python=3.10\n")
+    for read in (parse_packages, lambda p: conda_as_written(p.read_text()), load_yaml,
+                 lambda p: Environment.from_conda_specification("e", str(p))):
+        with pytest.raises(InvalidInput) as caught:
+            read(path)
+        message = str(caught.value)
+        assert "\n" not in message and "^" not in message, message
+        assert "expected ',' or ']', but got '<stream end>' at line 3, column 1" in message, message
+
+
 def billion_laughs(levels: int = 10) -> str:
     """A few lines of YAML whose aliases stand for 9**levels strings."""
     lines = ["x0: &x0 [" + ",".join(['"aaaaaaaaaa"'] * 9) + "]"]

@@ -132,7 +132,7 @@ def conda_as_written(text: str, filename: str = "environment.yml") -> tuple[str,
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InvalidInput(f"{filename} is not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise InvalidInput(f"{filename} is not valid YAML ({checks.yaml_error(exc)})") from None
     checks.yaml_size(doc, filename)
     if not isinstance(doc, dict) or not isinstance(doc.get("dependencies") or [], list):
         raise InvalidInput(f"{filename} is not a conda environment file (it needs a 'dependencies:' list)")

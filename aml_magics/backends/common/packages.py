@@ -31,7 +31,7 @@ def parse_packages(spec: str | os.PathLike | list[str]) -> list[str]:
             try:
                 doc = yaml.safe_load(text) or {}
             except yaml.YAMLError as exc:
-                raise InvalidInput(f"{path.name} is not valid YAML ({str(exc).splitlines()[0]}); give a conda "
+                raise InvalidInput(f"{path.name} is not valid YAML ({checks.yaml_error(exc)}); give a conda "
                                    "environment file or a requirements.txt") from None
             checks.yaml_size(doc, path.name)
             if not isinstance(doc, dict):
