@@ -146,7 +146,38 @@ def _check(kind: str, args: tuple) -> Expression:
         raise InvalidInput(f"{kind}(mu, sigma, …) needs sigma > 0")
     if len(args) == 3 and not args[2] > 0:
         raise InvalidInput(f"{kind}(…, q) needs q > 0")
+    _representable(kind, args)
     return Expression(kind, tuple(args))
+
+
+MAX_EXP = 709.0  # math.exp overflows above ~709.78
+MIN_EXP = -700.0  # below, exp() is 0 or a subnormal: no log scale to sample on
+TAIL = 6.2  # the sampled quantiles stop at 1e-9 and 1 - 1e-9: the inverse normal CDF there is ±6.0 sigma
+
+
+def _representable(kind: str, args: tuple) -> None:
+    """That every value the expression can give is a finite float a trial can take: ``loguniform(-1, 1000)`` made
+    the sweep fail with OverflowError from math.exp, ``quniform(0, 1, 1e-320)`` with one from round(), and
+    ``normal(1e308, 1e308)`` gave trials ±inf."""
+    call = f"{kind}{args!r}"
+    if kind in ("loguniform", "qloguniform") and not (MIN_EXP <= args[0] and args[1] <= MAX_EXP):
+        raise InvalidInput(f"{call}: low and high are natural logs (the values are exp(low) … exp(high)); give them "
+                           f"from {MIN_EXP:g} to {MAX_EXP:g}, like loguniform(-6, -1) for 0.0025 … 0.37")
+    if kind in ("lognormal", "qlognormal") and abs(args[0]) + TAIL * args[1] > MAX_EXP:
+        raise InvalidInput(f"{call}: the values are exp(normal(mu, sigma)), and exp() of mu ± {TAIL:g} sigma is beyond "
+                           f"a float; give |mu| + {TAIL:g}·sigma of at most {MAX_EXP:g}")
+    if kind in ("uniform", "quniform"):
+        span, largest = args[1] - args[0], max(abs(args[0]), abs(args[1]))
+    elif kind in ("normal", "qnormal"):
+        span = largest = abs(args[0]) + TAIL * args[1]
+    else:
+        span, largest = 0.0, math.exp(args[1]) if kind == "qloguniform" else 0.0
+        if kind == "qlognormal":
+            largest = math.exp(abs(args[0]) + TAIL * args[1])
+    if not math.isfinite(span) or not math.isfinite(largest):
+        raise InvalidInput(f"{call}: its range is beyond a float (about ±1.8e308); give a smaller range")
+    if len(args) == 3 and not math.isfinite(largest / args[2]):
+        raise InvalidInput(f"{call}: q is too small for the range (values / q overflow); give a larger q")
 
 
 MAX_CHOICES = 100_000

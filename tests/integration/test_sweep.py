@@ -274,12 +274,37 @@ def test_resume_after_killing_the_controller(ip, client):
     ("--metric acc --param \"y=gauss(1)\"", "x = choice(1, 2)\n", "use one of choice"),
     ("--metric acc --trial-timeout 0", "x = choice(1, 2)\n", "out of range"),
     ("--metric acc --trial-timeout soon", "x = choice(1, 2)\n", "is not a duration"),
+    # ranges whose values are no finite float: the sweep failed with OverflowError, or its trials got inf
+    ("--metric acc", "x = loguniform(-1, 1000)\n", "are natural logs"),
+    ("--metric acc", "x = lognormal(0, 200)\n", "exp.. of mu ± 6.2 sigma is beyond a float"),
+    ("--metric acc", "x = uniform(-1e308, 1e308)\n", "its range is beyond a float"),
+    ("--metric acc", "x = normal(1e308, 1e308)\n", "its range is beyond a float"),
+    ("--metric acc", "x = quniform(0, 1, 1e-320)\n", "q is too small for the range"),
 ])
 def test_bad_sweep_settings_fail_before_anything_starts(ip, client, options, cell, message):
     with pytest.raises(UsageError, match=message):
         sweep(ip, options, cell)
     assert client.runs.list(limit=None).infos == []
     time.sleep(0)
+
+
+def test_every_accepted_range_samples_finite_values_at_its_edges():
+    """At the edges of what ``_check`` accepts, the values trials get (at Optuna's lowest, middle and highest draws)
+    are finite numbers — the same ranges a little wider are refused (test_bad_sweep_settings_…)."""
+    import math
+
+    from aml_magics.sweep.space import parse_param
+
+    for text in ("x=loguniform(-700, 709)", "x=qloguniform(-700, 709, 1)", "x=lognormal(0, 114)",
+                 "x=qlognormal(-300, 65, 1)", "x=uniform(-8e307, 8e307)", "x=normal(1e307, 1e306)",
+                 "x=quniform(0, 1, 1e-300)", "x=qnormal(0, 1e10, 1e-290)"):
+        expression = parse_param(text)[1]
+        d = expression.distribution()
+        for u in (0.0, 0.5, 1.0):
+            internal = d.low + u * d.high - u * d.low
+            value = expression.value(internal)
+            assert math.isfinite(value), (text, u, value)
+            assert expression.internal(value) == expression.internal(value)  # replays into Optuna
 
 
 def test_a_choice_of_a_huge_range_is_one_line_at_once():
