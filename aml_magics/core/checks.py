@@ -188,6 +188,18 @@ def timestamp(what: str, value: Any) -> float:
     return float(value)
 
 
+def output_file_name(what: str, value: Any, suffixes: tuple[str, ...] = (".txt", ".csv", ".parquet")) -> str:
+    """The name of the file batch scoring appends its results to: a file name in the run's outputs (no folder, no
+    ``..`` — ``../../x.csv`` was written outside the run), ending in one of ``suffixes``."""
+    name = text(what, value, max_len=255)
+    if "/" in name or "\\" in name or name.startswith(".") or name != name.strip():
+        raise InvalidInput(f"{what} {shown(name)}: a file name, without folders (like predictions.csv)")
+    if not name.lower().endswith(suffixes):
+        raise InvalidInput(f"{what} {shown(name)}: end it in {', '.join(suffixes[:-1])} or {suffixes[-1]}"
+                           + (" (.txt: append_row lines)" if ".txt" in suffixes else ""))
+    return name
+
+
 def loopback_host(host: Any) -> bool:
     """Where a local service listens: an IP address or ``localhost``; True when only this machine can reach it
     (any loopback address: 127.0.0.0/8, ::1)."""

@@ -440,11 +440,7 @@ class BatchOperations(_Operations):
             files = [] if looks is None else [looks] if looks.is_file() else [p for p in looks.iterdir() if p.is_file()]
             tabular = bool(files) and all(p.suffix.lower() in TABULAR_SUFFIXES for p in files)
         output_file = output_file or ("predictions.csv" if tabular else "parallel_run_step.txt")
-        checks.text("--output-file", output_file, max_len=255)
-        if "/" in output_file or "\\" in output_file or output_file.startswith("."):
-            raise InvalidInput(f"--output-file {output_file!r}: a file name, without folders")
-        if not output_file.endswith((".txt", ".csv", ".parquet")):
-            raise InvalidInput(f"--output-file {output_file!r}: end it in .txt (append_row lines), .csv or .parquet")
+        checks.output_file_name("--output-file", output_file)
         if output_file.endswith(".parquet"):
             import importlib.util
 
@@ -478,7 +474,7 @@ class BatchEndpointOperations(_Operations):
                     "parallel": checks.whole("--parallel", parallel, 1, 1024),
                     "retries": checks.whole("--retries", retries, 0, 1000),
                     "error_threshold": checks.whole("--error-threshold", error_threshold, -1, 10 ** 12),
-                    "output_file": checks.text("--output-file", output_file, max_len=255)}
+                    "output_file": checks.output_file_name("--output-file", output_file, (".txt", ".csv"))}
         path = None
         if score is not None:
             path = Path(score).expanduser()

@@ -102,12 +102,22 @@ class ParallelRunConfig:
             raise InvalidInput(f"output_action={output_action!r}: use 'append_row' or 'summary_only'")
         if partition_keys:
             raise NotSupported("partition_keys: mini-batches here are rows or files in order, not partitions")
+        if append_row_file_name is not None:
+            checks.output_file_name("ParallelRunConfig(append_row_file_name)", append_row_file_name)
         self.environment, self.entry_script = environment, entry_script
-        self.error_threshold = int(allowed_failed_count if allowed_failed_count is not None else error_threshold)
+        self.error_threshold = checks.whole(
+            "ParallelRunConfig(allowed_failed_count)" if allowed_failed_count is not None
+            else "ParallelRunConfig(error_threshold)",
+            allowed_failed_count if allowed_failed_count is not None else error_threshold, -1, 10 ** 12)
         self.output_action, self.compute_target = output_action, compute_target
-        self.node_count, self.process_count_per_node = int(node_count or 1), process_count_per_node
+        self.node_count = checks.whole("ParallelRunConfig(node_count)", node_count or 1, 1, 1024)
+        if process_count_per_node is not None:
+            process_count_per_node = checks.whole("ParallelRunConfig(process_count_per_node)",
+                                                  process_count_per_node, 1, 1024)
+        self.process_count_per_node = process_count_per_node
         self.mini_batch_size, self.source_directory = mini_batch_size, source_directory or "."
-        self.run_max_try, self.append_row_file_name = int(run_max_try), append_row_file_name
+        self.run_max_try = checks.whole("ParallelRunConfig(run_max_try)", run_max_try, 0, 1001)
+        self.append_row_file_name = append_row_file_name
         self.environment_variables = dict(environment_variables or {})
 
 

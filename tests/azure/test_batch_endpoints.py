@@ -106,6 +106,10 @@ def test_batch_endpoint_mistakes_are_one_line_and_send_nothing(azure, tmp_path):
         client.batch_endpoints.create("ok-name", "digits:1", score=tmp_path / "nope.py", compute="c")
     with pytest.raises(AmlError, match="must be between 1 and 1024"):
         client.batch_endpoints.create("ok-name", "digits:1", compute="c", parallel=0)
+    for bad, message in (("../../x.csv", "without folders"), ("out/p.csv", "without folders"),
+                         (".hidden.csv", "without folders"), ("p.json", "end it in .txt or .csv")):
+        with pytest.raises(InvalidInput, match=message):  # the file name the service writes its results to
+            client.batch_endpoints.create("ok-name", "digits:1", compute="c", output_file=bad)
     assert not [c for c in fake.calls[before:] if c.method != "GET"]
 
 

@@ -152,6 +152,15 @@ def test_v1_pipeline_mistakes_get_one_line(azureml, client, project):
     assert PythonScriptStep(script_name="a.py", source_directory=".", arguments="--x 1").arguments == ["--x", "1"]
     with pytest.raises(InvalidInput, match="entry_script"):
         ParallelRunConfig(mini_batch_size="1")
+    # the results file was written where its name pointed: ../../x.txt outside the run; and int("two") raised ValueError
+    for kwargs, message in (({"append_row_file_name": "../../x.txt"}, "without folders"),
+                            ({"append_row_file_name": "x.json"}, "end it in"),
+                            ({"node_count": "two"}, r"node_count\) must be an integer"),
+                            ({"error_threshold": -5}, r"error_threshold\) must be between -1"),
+                            ({"run_max_try": 1.5}, r"run_max_try\) must be an integer"),
+                            ({"process_count_per_node": 0}, r"process_count_per_node\) must be between 1")):
+        with pytest.raises(InvalidInput, match=message):
+            ParallelRunConfig(entry_script="batch_score.py", mini_batch_size="1", **kwargs)
     assert not client.runs.list().infos
     assert os.environ.get(v1.ENV_FLAG) == "1"
 
