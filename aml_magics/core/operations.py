@@ -599,6 +599,12 @@ class ModelOperations(_Operations):
         return out
 
     def add_tags(self, name: str, version: int, tags: dict[str, Any]) -> ModelInfo:
+        """Add (or change) tags of one model version; checked as ``register``'s tags are (a list, a lone surrogate or
+        a NUL is one ``InvalidInput``, and nothing is changed)."""
+        name, version = parse_model_ref(name, version)
+        tags = checks.tags("tags", tags)
+        if version is None:
+            raise InvalidInput(f"add_tags({checks.shown(name, 40)}): give the version whose tags change")
         return self._backend.models.add_tags(name, version, tags)
 
     def download(self, name: str, version: int | None = None, target_dir: str | os.PathLike = ".",

@@ -49,6 +49,14 @@ def test_register_versions_lineage_and_framework(ip, client, trained, tmp_path):
     assert [m.version for m in Model.list(ws, name="sklearn_mnist", tags={"data": "digits"})] == [1]
     latest.add_tags({"stage": "prod"})
     assert Model(ws, "sklearn_mnist", 2).tags == {"data": "digits2", "stage": "prod"}
+    # add_tags checked nothing: a list raised AttributeError from the store, a lone surrogate UnicodeEncodeError
+    for bad, message in ((["stage"], "tags must be a dict"), ({"a": "\ud800"}, "lone surrogate"),
+                         ({"": "x"}, "tag name is empty"), ({"a\x00": "x"}, "NUL")):
+        with pytest.raises(InvalidInput, match=message):
+            latest.add_tags(bad)
+    with pytest.raises(InvalidInput, match="the version of sklearn_mnist must be an integer"):
+        client.models.add_tags("sklearn_mnist", 1.5, {"a": "b"})
+    assert Model(ws, "sklearn_mnist", 2).tags == {"data": "digits2", "stage": "prod"}
     path = Model.get_model_path("sklearn_mnist", 1)
     assert path.endswith("models/sklearn_mnist/1/model.pkl") and os.path.isfile(path)
     target = latest.download(str(tmp_path / "dl"))
