@@ -602,7 +602,7 @@ class ModelOperations(_Operations):
         """Add (or change) tags of one model version; checked as ``register``'s tags are (a list, a lone surrogate or
         a NUL is one ``InvalidInput``, and nothing is changed)."""
         name, version = parse_model_ref(name, version)
-        tags = checks.tags("tags", tags)
+        tags = {k: v or "" for k, v in checks.tags("tags", tags).items()}  # as register keeps them
         if version is None:
             raise InvalidInput(f"add_tags({checks.shown(name, 40)}): give the version whose tags change")
         return self._backend.models.add_tags(name, version, tags)
