@@ -49,8 +49,11 @@ def resolve_workspace(workspace: str | os.PathLike | None = None) -> WorkspaceCo
     if env:
         return WorkspaceConfig("local", _local_path(env), "environment", _name_of(env))
     found = find_azure_config()
-    if found is not None and _is_azure_config(found):  # an Azure ML workspace's config.json, searched upward
-        ref = read_azure_config(found)
+    if found is not None and is_azure_config(found):  # an Azure ML workspace's config.json, searched upward
+        try:
+            ref = read_azure_config(found)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{exc} (or remove it to use the local workspace)") from None
         return azure_workspace_config((ref["subscription_id"], ref["resource_group"], ref["workspace_name"]),
                                       "config.json")
     return WorkspaceConfig("local", default_workspace_path(), "default", "default")
@@ -62,15 +65,22 @@ def azure_workspace_config(key: tuple[str, str, str], source: str) -> WorkspaceC
                            azure=key)
 
 
-def _is_azure_config(path: Path) -> bool:
+AZURE_CONFIG_KEYS = ("subscription_id", "resource_group", "workspace_name", "Scope")
+
+
+def is_azure_config(path: Path) -> bool:
     """Whether a config.json is Azure ML's (another tool's config.json never switches the workspace); an
-    Azure ML one that is incomplete is reported by read_azure_config."""
+    Azure ML one that is incomplete — or cut short, so not JSON at all, yet naming its keys — is reported by
+    read_azure_config rather than silently taken for the local workspace."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        text = path.read_text(encoding="utf-8", errors="replace")[:1_000_000]
+    except OSError:
         return False
-    return isinstance(data, dict) and any(k in data for k in ("subscription_id", "resource_group", "workspace_name",
-                                                                "Scope"))
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return any(f'"{k}"' in text for k in AZURE_CONFIG_KEYS)
+    return isinstance(data, dict) and any(k in data for k in AZURE_CONFIG_KEYS)
 
 
 def _local_path(value: str | os.PathLike) -> Path:

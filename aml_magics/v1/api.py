@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..core import checks
-from ..core.config import find_azure_config, read_azure_config
+from ..core.config import find_azure_config, is_azure_config, read_azure_config
 from ..core.errors import InvalidInput, NotFound, NotSupported
 from ..core.run import Run as _CoreRun
 from ..core.run import _OfflineRun
@@ -57,15 +57,6 @@ ServicePrincipalAuthentication = MsiAuthentication = AzureCliAuthentication = In
 
 # -- Workspace ------------------------------------------------------------------------------------------------
 
-def _names_azure_workspace(path: Path) -> bool:
-    """Whether a config.json that is not a whole Azure ML config was meant to be one (it names its keys)."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")[:100_000]
-    except OSError:
-        return False
-    return any(key in text for key in ("subscription_id", "workspace_name", "resource_group", '"Scope"'))
-
-
 class Workspace(_CoreWorkspace):
     """v1's ``Workspace``: ``from_config()``, ``get(...)``, ``Workspace(subscription_id, resource_group,
     workspace_name)``, ``create(...)``. On the local workspace the subscription and resource group are names only;
@@ -91,7 +82,7 @@ class Workspace(_CoreWorkspace):
                 ref = read_azure_config(Path(found))
             except Exception as exc:  # noqa: BLE001 - another tool's config.json: the local workspace, below
                 ref = None
-                if _names_azure_workspace(Path(found)):  # meant for Azure ML, but damaged: never silently local
+                if is_azure_config(Path(found)):  # meant for Azure ML, but damaged: never silently local
                     why = exc if isinstance(exc, InvalidInput) else f"cannot read {found}: {exc}"
                     raise InvalidInput(f"{why} (or remove it to use the local workspace)") from None
             if ref:

@@ -91,3 +91,20 @@ def test_an_azure_config_json_upward_selects_that_azure_workspace(tmp_path, monk
     (project / ".azureml" / "config.json").write_text(json.dumps({"subscription_id": "s"}))
     with pytest.raises(InvalidInput, match="lacks resource_group, workspace_name"):
         resolve_workspace()
+
+
+def test_a_damaged_azure_config_json_is_one_line_not_the_local_workspace(tmp_path, monkeypatch):
+    """An Azure ML config.json cut short (not JSON any more) was taken for another tool's file: the notebook then
+    worked on the local workspace without a word. Another tool's config.json still means the local workspace."""
+    from aml_magics.core.config import resolve_workspace
+
+    monkeypatch.delenv("AML_MAGICS_WORKSPACE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "config.json"
+    config.write_text('{"subscription_id": "s", "resource_group": "rg", "workspace_name": "w"')
+    with pytest.raises(InvalidInput, match=r"cannot read Azure config .*config.json: Expecting ',' delimiter.*"
+                                           r"\(or remove it to use the local workspace\)$"):
+        resolve_workspace()
+    for other in ('{"editor.fontSize": 12}', "not json", '["subscription_id"]'):
+        config.write_text(other)
+        assert resolve_workspace().backend == "local"
