@@ -331,6 +331,15 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
         runs = self.client.runs.list(experiment=args.experiment, status=args.status, limit=args.limit,
                                      offset=args.offset, tags=checks.tag_filter(args.tag) or None)
         runs.query["metrics"] = args.metrics
+        if args.metrics and runs.infos:  # a typo'd column is an empty column: say so
+            logged = {k for info in runs.infos for k in info.latest_metrics}
+            for name in dict.fromkeys(m for m in args.metrics if m not in logged):
+                import difflib
+
+                close = difflib.get_close_matches(name, sorted(logged), n=3, cutoff=0.6)
+                also = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+                print(f"Note: no run listed logged metric {checks.shown(name)}{also}; its column stays empty",
+                      file=sys.stderr)
         return runs
 
     def _cmd_show(self, args):

@@ -324,6 +324,18 @@ def test_runs_list_filters_and_query_magics(ip, client):
     assert list(df["run_id"]) == [a.id] and df["m"][0] == 1
 
 
+def test_a_metric_column_no_listed_run_logged_is_noted(ip, client, capsys):
+    """``%aml runs --metric acuracy`` (a typo) showed an empty column without a word."""
+    run = ip.run_cell_magic("aml", "run --wait", "from aml_magics import Run\nRun.get_context().log('accuracy', 1)\n")
+    capsys.readouterr()
+    listed = ip.run_line_magic("aml", "runs --metric acuracy --metric accuracy --metric acuracy")
+    assert [i.run_id for i in listed.infos] == [run.id]
+    err = capsys.readouterr().err
+    assert err.count("Note: no run listed logged metric 'acuracy' (did you mean 'accuracy'?); its column stays "
+                     "empty") == 1, err
+    assert "metric 'accuracy'" not in err
+
+
 def test_logs_follow_streams_until_the_end(ip, client, capsys):
     run = ip.run_cell_magic("aml", "run", "import time\nfor i in range(3):\n    print('line', i, flush=True)\n    time.sleep(0.1)\n")
     ip.run_line_magic("aml", f"logs {run.id} --follow")
