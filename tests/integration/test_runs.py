@@ -303,6 +303,39 @@ def test_interactive_logging_with_start_logging(workspace):
     assert [r.id for r in exp.get_runs()] == [run.id]  # top-level only, as in Azure ML
 
 
+def test_threads_logging_one_metric_get_one_step_each(workspace):
+    """Eight threads logging the same two metrics (a data loader's thread, an evaluation pool) without steps: every
+    point is kept and has a step of its own. The default step was read and then bumped, and two threads between
+    the two got the same step: 5,003 duplicates in 80,000 points."""
+    import threading
+
+    from aml_magics import Experiment, Workspace
+
+    run = Experiment(Workspace.current(), "threads").start_logging()
+    start = threading.Barrier(8)
+
+    def work(k: int) -> None:
+        start.wait()
+        for i in range(20_000):
+            run.log(f"m{k % 2}", float(i))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    run.log("m0", -1.0, step=100_000)  # an explicit step, then the default goes on after it
+    run.log("m0", -2.0)
+    run.log_list("m0", [-3.0, -4.0])
+    run.log("m0", -5.0)
+    run.complete()
+    series = {name: run.client.runs.metric_series(run.id, name)[0] for name in ("m0", "m1")}
+    assert [len(series[n]) for n in ("m0", "m1")] == [80_005, 80_000]
+    assert sorted(step for step, _, _ in series["m1"]) == list(range(80_000))
+    assert sorted(step for step, _, _ in series["m0"]) == [*range(80_000), *range(100_000, 100_005)]
+    assert [v for _, _, v in sorted(series["m0"])[-5:]] == [-1.0, -2.0, -3.0, -4.0, -5.0]
+
+
 def test_runs_list_filters_and_query_magics(ip, client):
     a = ip.run_cell_magic("aml", "run -e alpha", "from aml_magics import Run\nRun.get_context().log('m', 1)\n")
     b = ip.run_cell_magic("aml", "run -e beta", "raise SystemExit(3)\n")

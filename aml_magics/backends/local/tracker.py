@@ -24,6 +24,7 @@ finds it inside a run (``core.registry``).
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
 import os
 import shutil
@@ -145,7 +146,7 @@ class LocalTracker(Tracker):
         self._records: deque = deque()  # (key_id, ts, json)
         self._tags: deque = deque()  # (run_id, table, {key: value}) refused once by the store: written in order
         self._keys: dict[tuple[int, str], list] = {}  # (run_pk, name) -> [key_id, kind]
-        self._counters: dict[tuple[int, str], list] = {}  # (run_pk, name) -> [key_id, next_step]
+        self._counters: dict[tuple[int, str], list] = {}  # (run_pk, name) -> [key_id, next_step, steps]: counter()
         self._provisional: dict[int, tuple[int, str, str]] = {}  # negative key id -> (run_pk, name, kind)
         self._resolved: dict[int, int] = {}  # provisional key id -> the real one
         self._next_provisional = -1
@@ -187,12 +188,15 @@ class LocalTracker(Tracker):
         return found[0]
 
     def counter(self, run_pk: int, name: str) -> list:
-        """``[key_id, next_step]`` of a scalar series, shared by every writer in this process."""
+        """``[key_id, next_step, steps]`` of a scalar series, shared by every writer in this process. ``steps`` (an
+        ``itertools.count``) hands out the default steps: ``next()`` on it is atomic, so threads logging one metric
+        at once never get the same step (reading and then bumping ``next_step`` gave 5,003 duplicates in 80,000
+        points from 8 threads); ``next_step`` follows it for explicit steps and ``log_list``."""
         c = self._counters.get((run_pk, name))
         if c is None:
             kid = self.key(run_pk, name, "scalar")
             stored = self.store.series_length(kid) if kid > 0 else 0
-            c = self._counters[(run_pk, name)] = [kid, stored]
+            c = self._counters.setdefault((run_pk, name), [kid, stored, itertools.count(stored)])  # (one per name)
         return c
 
     def run_pk(self, run_id: str) -> int:
@@ -223,6 +227,7 @@ class LocalTracker(Tracker):
         append = self._points.append
         now = time.time
         counter = self.counter
+        count = itertools.count
         low, high = checks.INT64_MIN, checks.INT64_MAX
 
         def write(name: str, value: float, step: int | None = None) -> None:
@@ -232,13 +237,15 @@ class LocalTracker(Tracker):
             if c is None:
                 c = counters[name] = counter(run_pk, name)
             if step is None:
-                step = c[1]
+                step = next(c[2])
                 if step > high:
                     raise InvalidInput(f"metric {checks.shown(name)} has reached the largest step (2**63-1); "
                                        "log under another name")
-                c[1] = step + 1
+                if step >= c[1]:
+                    c[1] = step + 1
             elif step >= c[1]:
                 c[1] = step + 1
+                c[2] = count(step + 1)
             append((c[0], step, now(), value))
 
         return write
@@ -249,6 +256,7 @@ class LocalTracker(Tracker):
         if start + len(values) - 1 > checks.INT64_MAX:
             raise InvalidInput(f"metric {checks.shown(name)} has reached the largest step; log under another name")
         c[1] = start + len(values)
+        c[2] = itertools.count(c[1])
         now = time.time()
         kid = c[0]
         self._points.extend([(kid, start + i, now, v) for i, v in enumerate(values)])
