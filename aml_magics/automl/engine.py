@@ -130,6 +130,28 @@ class Engine:
             stop.set()
             follower.join()
             self.run.set_tags({"automl.elapsed_s": f"{self.spent_before() + (time.time() - self.t0):.1f}"})
+        if max_trials is not None and max_trials - done == 1 and len(self.trials) == done:
+            self.single_trial(automl)
+
+    def single_trial(self, automl) -> None:
+        """The one trial of ``--trials 1`` (or the last one of a resumed run). Given one trial (max_iter=1), FLAML
+        does not search: it fits its first learner's starting configuration on all the data without validating it
+        and logs no trial — so every ``--trials 1`` run failed with "no trial produced a value". That configuration
+        is validated here, on the folds the final choice uses, and recorded as the search's trial."""
+        learner, config = getattr(automl, "best_estimator", None), dict(getattr(automl, "best_config", None) or {})
+        if not learner:
+            return
+        started = time.time()
+        try:
+            splits = ensemble.folds(self.data, self.task, self.spec.seed)
+            _, preds, y = ensemble.out_of_fold([Trial(learner, config, None, "", 0.0, 0)], self.estimator,
+                                               self.scorer, splits, math.inf)
+            scores = self.scorer.score(y, preds[0])
+        except Exception as exc:  # noqa: BLE001 - a trial that fails is said, as FLAML's failing trials are
+            print(f"The trial of {algorithm_name(learner, self.task)} failed: {type(exc).__name__}: {exc}",
+                  flush=True)
+            return
+        self.trials.record(learner, config, scores, time.time() - started, time.time())
 
     # -- ensemble and final model -------------------------------------------------------------------
 
