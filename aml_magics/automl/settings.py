@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..core import checks
 from ..core.errors import InvalidInput
 from ..core.names import DEFAULT_COMPUTE
 from ..core.specs import AutoMLSpec
@@ -177,6 +178,17 @@ def automl_submission(
         if obj is None:
             raise InvalidInput("--data: nothing to train on")
         columns, has_rows = _columns_of(obj, None)
+        twice = sorted({c for c in columns if columns.count(c) > 1}) if len(set(columns)) < len(columns) else []
+        if label in twice:
+            raise InvalidInput(f"the data has {columns.count(label)} columns named {label!r}; rename all but the label")
+        if twice:  # the run failed on them deep in pandas ("The truth value of a Series is ambiguous")
+            raise InvalidInput(f"--data: {len(twice)} column name{'s appear' if len(twice) > 1 else ' appears'} more "
+                               f"than once ({', '.join(checks.shown(c, 40) for c in twice[:5])}); give every column a name "
+                               "of its own (df.columns = [...])")
+        if columns and any(not isinstance(c, str) for c in obj.columns):  # 0, 1, 2 or tuples: named as text, so
+            obj = obj.copy(deep=False)  # --label 2 finds column 2 (the run failed: no trial could fit)
+            obj.columns = columns
+            in_values = {**in_values, "training_data": obj}
         if not columns:  # an array: the label is a second variable
             if not isinstance(label, str) or label not in (in_values or {}):
                 raise InvalidInput("--data is an array: give the labels as another variable, --label y")

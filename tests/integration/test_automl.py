@@ -1,6 +1,7 @@
 """AutoML: a real engine process on the local compute (FLAML underneath), real store and registry."""
 from __future__ import annotations
 
+import math
 import os
 import signal
 
@@ -93,6 +94,56 @@ def test_regression_from_a_datastore_csv_with_a_trial_count_then_register(ip, cl
             "normalized_mean_absolute_error", "mean_absolute_error"} <= set(trials[0].latest_metrics)
     model = client.models.get("diabetes-model")
     assert model.version == 1 and model.run_id == parent.id and model.framework == "scikit-learn"
+
+
+@pytest.mark.parametrize("task, allowed", [("classification", "lgbm"), ("regression", "ElasticNet"),
+                                           ("forecasting", "")])
+def test_one_trial_is_one_validated_trial(ip, client, task, allowed):
+    """``--trials 1`` failed every time ("no trial produced a accuracy value"): given max_iter=1 FLAML does not
+    search — it fits its first learner's starting configuration without validating it and logs no trial."""
+    rng = np.random.RandomState(0)
+    x = rng.normal(size=(120, 3))
+    table = pd.DataFrame(x, columns=["a", "b", "c"])
+    extra = f"--allowed {allowed}" if allowed else ""
+    if task == "classification":
+        table["y"] = np.where(x[:, 0] + 0.3 * rng.normal(size=120) > 0, "yes", "no")
+    elif task == "regression":
+        table["y"] = 2 * x[:, 0] - x[:, 1] + 0.1 * rng.normal(size=120)
+    else:
+        table = pd.DataFrame({"t": pd.date_range("2025-01-01", periods=120, freq="D"),
+                              "y": np.sin(np.arange(120) / 3) + 0.1 * rng.normal(size=120)})
+        extra = "--time-column t --horizon 5"
+    ip.user_ns["one_trial"] = table
+    parent = ip.run_line_magic("aml", f"automl --task {task} --data one_trial --label y --trials 1 --no-ensemble "
+                                      f"{extra} -e automl-one --wait")
+    info = client.runs.get(parent.id)
+    assert info.status == "Completed", info.error
+    trials = [c for c in client.runs.children(parent.id).infos if c.tags.get("automl.default") != "true"]
+    assert len(trials) == 1, [c.display_name for c in trials]
+    primary = info.params["primary_metric"]
+    assert math.isfinite(trials[0].latest_metrics[primary]), trials[0].latest_metrics
+
+
+def test_columns_named_alike_or_not_by_text(ip, client):
+    """A DataFrame with two columns named "a" failed the run deep in pandas ("The truth value of a Series is
+    ambiguous"): now one line at submission. Columns named 0, 1, 2 (a frame made from an array) are named as text,
+    so ``--label 2`` is the third column."""
+    rng = np.random.RandomState(0)
+    x = rng.normal(size=(80, 2))
+    y = (x[:, 0] > 0).astype(int)
+    ip.user_ns["twice"] = pd.DataFrame(np.c_[x, y], columns=["a", "a", "y"])
+    before = len(client.runs.list(limit=None).infos)
+    with pytest.raises(UsageError, match=r"--data: 1 column name appears more than once \('a'\); give every column"):
+        ip.run_line_magic("aml", "automl --task classification --data twice --label y --trials 2")
+    assert len(client.runs.list(limit=None).infos) == before
+    ip.user_ns["numbered"] = frame = pd.DataFrame(np.c_[x, y], columns=[0, 1, 2])
+    parent = ip.run_line_magic("aml", "automl --task classification --data numbered --label 2 --trials 2 "
+                                      "--allowed LogisticRegression --no-ensemble -e automl-columns --wait")
+    assert client.runs.get(parent.id).status == "Completed", client.runs.get(parent.id).error
+    assert list(frame.columns) == [0, 1, 2]  # the user's frame is left as it was
+    _, model = parent.get_output()
+    assert model.predict(pd.DataFrame(x[:3], columns=["0", "1"])).shape == (3,)
+    assert model.predict(pd.DataFrame(x[:3], columns=[0, 1])).shape == (3,)  # as the frame it was trained on
 
 
 def test_forecasting_with_a_time_column_and_horizon(ip, client):
