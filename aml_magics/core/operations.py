@@ -427,8 +427,14 @@ class BatchOperations(_Operations):
             if self._client.capabilities.remote:
                 raise InvalidInput(f"--data {str(data)!r} is on this machine; upload it (%aml datastore upload) and "
                                    "pass datastore:PATH")
+            if looks.is_dir() and not any(p.is_file() and not any(part.startswith(".") for part in
+                                                                 p.relative_to(looks).parts) for p in looks.rglob("*")):
+                raise InvalidInput(f"--data {str(data)!r}: the folder has no files to score (hidden ones are "
+                                   "left out)")  # (the run failed on it, after starting)
             data_ref = {"kind": "path", "path": str(looks)}
         elif hasattr(data, "shape"):
+            if not getattr(data, "shape", (1,))[0]:  # the run failed on it after starting
+                raise InvalidInput(f"--data: the {type(data).__name__} has no rows to score")
             in_values["__batch_data__"] = data
             data_ref, looks = {"kind": "memory"}, None
             if tabular is False:

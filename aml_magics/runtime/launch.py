@@ -14,6 +14,9 @@ import traceback
 from pathlib import Path
 
 
+ENGINES = ("sweep", "automl", "pipeline", "batch")  # runs of our code (the user's code runs in their trials or steps)
+
+
 def _terminate(signum, frame):
     # unwind the user's code so that atexit flushes the metrics logged so far
     raise SystemExit(128 + signum)
@@ -116,7 +119,7 @@ def main() -> int:
     spec = json.loads(spec_path.read_text())
     io_dir = spec_path.parent
 
-    from ..core.errors import EngineStopped
+    from ..core.errors import AmlError, EngineStopped
     from ..core.run import Run
 
     from ..v1 import install_from_environment
@@ -160,9 +163,15 @@ def main() -> int:
         _write_error(io_dir, exc.message, exc.tb)
         code = 1
     except BaseException as exc:  # the user's error: report it, keep the process exit code honest
-        tb = _user_traceback(exc)
-        print(tb, file=sys.stderr, end="")
-        _write_error(io_dir, "".join(traceback.format_exception_only(type(exc), exc)).strip(), tb)
+        if isinstance(exc, AmlError) and spec["kind"] in ENGINES:
+            # an engine's own one-line refusal ("the input folder … has no files to score"): said as it is, not as
+            # "aml_magics.core.errors.InvalidInput: …" below a traceback of our code
+            print(str(exc), file=sys.stderr)
+            _write_error(io_dir, str(exc), None)
+        else:
+            tb = _user_traceback(exc)
+            print(tb, file=sys.stderr, end="")
+            _write_error(io_dir, "".join(traceback.format_exception_only(type(exc), exc)).strip(), tb)
         code = 1
     finally:
         try:

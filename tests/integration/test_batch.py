@@ -199,6 +199,13 @@ def test_bad_batch_requests_get_one_line_and_start_nothing(ip, client, digits, p
         ("batch-endpoint list", "here a batch run needs no endpoint: %aml batch MODEL"),
         ("batch-endpoint create", "give the endpoint's name"),
     ]
+    (tmp_path / "nothing").mkdir()  # a folder of hidden files only, an empty table: the run started, then failed
+    (tmp_path / "nothing" / ".DS_Store").write_bytes(b"x")
+    import pandas as pd
+
+    ip.user_ns["no_rows"] = pd.DataFrame({"a": []})
+    cases += [(f"batch digits --data {tmp_path / 'nothing'}", "the folder has no files to score"),
+              ("batch digits --data no_rows", "the DataFrame has no rows to score")]
     for line, message in cases:
         with pytest.raises(UsageError, match=message):
             ip.run_line_magic("aml", line)
@@ -207,6 +214,20 @@ def test_bad_batch_requests_get_one_line_and_start_nothing(ip, client, digits, p
     with pytest.raises(AmlError, match="--score"):
         client.batch.submit("opaque", "datastore:digits/images")
     assert not client.runs.list().infos
+
+
+def test_what_the_engine_refuses_once_started_is_its_one_line(client, digits, tmp_path):
+    """A datastore folder that is emptied after the submission looked at it: the run fails with the engine's own
+    line — its error was "aml_magics.core.errors.InvalidInput: …" below a traceback of our code."""
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / ".keep").write_text("x")
+    client.datastores.upload(hidden / ".keep", "only-hidden/.keep")
+    run = client.batch.submit("digits", "datastore:only-hidden", experiment="batch")
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Failed"
+    assert info.error.startswith("the input folder ") and info.error.endswith("has no files to score"), info.error
+    assert "Traceback" not in client.runs.get_logs(run.id)
 
 
 def test_a_scorer_whose_init_fails_stops_at_once_with_its_error(client, digits, project):
