@@ -52,3 +52,16 @@ def check_model_name(name: object, what: str = "model name") -> str:
         raise InvalidInput(f"{what} {name!r}: use letters, digits, '-', '_' and '.', starting with a letter or "
                            "digit")
     return name
+
+
+ENV_DEPTH = "AML_MAGICS_DEPTH"  # in a run's process: how many runs deep it is (1: submitted from a notebook)
+MAX_DEPTH = 8  # a notebook → its pipeline → a step's sweep → its trials is 4; a notebook that submits itself never ends
+
+
+def run_depth() -> int:
+    """How many runs deep this process is: 0 outside any run (a notebook, a script), 1 in a run submitted from one,
+    2 in a sweep's trial or a pipeline's step, …"""
+    import os
+
+    text = os.environ.get(ENV_DEPTH, "").strip()
+    return int(text) if text.isdigit() and len(text) < 6 else 0

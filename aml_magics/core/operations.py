@@ -779,12 +779,38 @@ def _check_submission(sub: RunSubmission) -> None:
     checks.parameter_names("notebook parameters", sub.parameters)
     if sub.kind in ("script", "notebook"):
         checks.entry_inside(sub.kind, sub.entry)
+    _check_nesting(sub)
     if sub.kind == "notebook" and sub.source_dir and sub.entry:
         doc = _check_notebook(Path(sub.source_dir) / sub.entry)
         if sub.parameters:
             note = _parameters_note(doc, sub.parameters)
             if note:
                 print(f"Note: {note}.", file=sys.stderr)
+
+
+def _check_nesting(sub: RunSubmission) -> None:
+    """A notebook run that submits its own notebook (a ``%aml submit`` cell, the notebook then submitted whole) would
+    submit it again from every run it starts: refused in the first of them. Runs that submit each other, however,
+    stop at ``MAX_DEPTH`` runs deep (before, 21 runs in 40 s and counting)."""
+    import json
+
+    from .names import MAX_DEPTH, run_depth
+
+    depth = run_depth()
+    if depth >= MAX_DEPTH:
+        raise InvalidInput(f"this run is {depth} runs deep (a run submitted by a run submitted by a run …): do two "
+                           "notebooks or scripts submit each other? Remove the submission from one of them")
+    spec_path = os.environ.get("AML_MAGICS_RUN_SPEC")
+    if not depth or not spec_path or sub.kind != "notebook" or not sub.source_dir or not sub.entry:
+        return
+    try:
+        spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+        running = (Path(spec_path).parent.parent / "snapshot" / spec["entry"]).resolve()
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if spec.get("kind") == "notebook" and (Path(sub.source_dir) / sub.entry).resolve() == running:
+        raise InvalidInput(f"{sub.entry} submits itself: this run would start another that does the same, without "
+                           "end; submit it from another notebook (or drop that cell before submitting it)")
 
 
 def _parameters_note(doc: dict, parameters: dict) -> str | None:

@@ -101,7 +101,26 @@ def run_notebook(spec: dict) -> None:
             progress_bar=False, log_output=True, cwd=".",
         )
     except PapermillExecutionError as exc:
-        raise NotebookCellError(exc.exec_count, exc.ename, exc.evalue, exc.traceback) from None
+        ename, evalue = exc.ename, exc.evalue
+        if not evalue:  # an IPython UsageError (a magic's one-line refusal) is printed, not an error output
+            said = _last_stderr_line(output, exc.exec_count)
+            if said:
+                ename, _, evalue = said.partition(": ") if ": " in said[:40] else (ename, "", said)
+        raise NotebookCellError(exc.exec_count, ename, evalue, exc.traceback) from None
+
+
+def _last_stderr_line(notebook: str, exec_count: int) -> str | None:
+    """The last line the cell of the executed notebook that ran ``exec_count``-th wrote to stderr ("UsageError: …"),
+    or None. (Found by its count: papermill adds cells of its own above it.)"""
+    try:
+        with open(notebook, encoding="utf-8") as f:
+            cell = next(c for c in json.load(f)["cells"] if c.get("execution_count") == exec_count)
+        text = "".join("".join(o.get("text", "")) for o in cell.get("outputs", [])
+                       if o.get("output_type") == "stream" and o.get("name") == "stderr")
+    except (OSError, ValueError, KeyError, StopIteration, TypeError, AttributeError):
+        return None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:2000] if lines else None
 
 
 class NotebookCellError(Exception):

@@ -120,6 +120,41 @@ def test_notebook_failure_reports_the_cell_error(ip, project, client):
     assert "ValueError: bad data" in info.error
 
 
+def test_a_notebook_that_submits_itself_fails_once_saying_so(ip, project, client):
+    """A notebook with an ``%aml submit`` cell of itself, submitted whole: every run it started submitted it again
+    (21 runs in 40 s, and counting). Now the first run fails at that cell with the reason as its error (a magic's
+    UsageError is printed, not an error output: the run said only "CellExecutionError:  (notebook cell 2)")."""
+    code = lambda text: {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,  # noqa: E731
+                         "source": text}
+    nb = {"cells": [code("%load_ext aml_magics"), code("again = %aml submit selfsub.ipynb")],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    (project / "selfsub.ipynb").write_text(json.dumps(nb))
+    run = ip.run_line_magic("aml", "submit selfsub.ipynb")
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Failed"
+    assert info.error.startswith("UsageError: selfsub.ipynb submits itself: this run would start another"), info.error
+    assert [i.run_id for i in client.runs.list(limit=None).infos] == [run.id]
+
+
+def test_runs_that_submit_runs_stop_at_a_depth(ip, client, monkeypatch, capsys):
+    """A run's process knows how deep it is (1 for a run from a notebook; a sweep's trial is 2), and a submission from
+    a run already ``MAX_DEPTH`` deep is refused: two notebooks submitting each other end there."""
+    from aml_magics.core.names import MAX_DEPTH
+
+    cell = "import os\nprint('depth', os.environ['AML_MAGICS_DEPTH'])\n"
+    run = ip.run_cell_magic("aml", "run --wait", cell)
+    assert "depth 1" in client.runs.get_logs(run.id)
+    monkeypatch.setenv("AML_MAGICS_DEPTH", "3")  # as inside a run three deep
+    run = ip.run_cell_magic("aml", "run --wait", cell)
+    assert "depth 4" in client.runs.get_logs(run.id)
+    monkeypatch.setenv("AML_MAGICS_DEPTH", str(MAX_DEPTH))
+    before = len(client.runs.list(limit=None).infos)
+    with pytest.raises(UsageError, match=f"this run is {MAX_DEPTH} runs deep .*submit each other"):
+        ip.run_cell_magic("aml", "run", cell)
+    assert len(client.runs.list(limit=None).infos) == before
+
+
 def test_in_out_round_trip(ip, project, client):
     ip.user_ns["data"] = [1, 2, 3]
     ip.user_ns["scale"] = lambda v: v * 10  # a closure-like object needs cloudpickle

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from . import layout, procs, tracker
 from ...core.config import env_number
+from ...core.names import ENV_DEPTH
 from ...core.states import SLOT_STATES
 from .store import Store
 
@@ -148,6 +149,7 @@ class Host:
                 "AML_MAGICS_WORKSPACE": str(self.workspace),
                 tracker.ENV_EXPERIMENT: spec.get("experiment", ""),
                 "AML_MAGICS_RUN_SPEC": str(self.folder / "io" / "spec.json"),
+                ENV_DEPTH: str(spec.get("depth") or 1),
                 "PYTHONUNBUFFERED": "1",
             }
         )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.contract import RunsBackend, Tracker
 from ...core.errors import Conflict, InvalidInput, NotFound, StorageError, storage_reason
+from ...core.names import run_depth
 from ...core.states import ACTIVE_STATES, TERMINAL_STATES
 from ...core.types import COUNT_CAP, AtLeast, RunInfo, RunSubmission
 from ..common import snapshot
@@ -71,6 +72,7 @@ class LocalRuns(RunsBackend):
             "inputs": inputs, "source_dir": str(source), "environment_variables": sub.environment_variables,
             "python": python, "environment": sub.environment, "timeout_s": sub.timeout_s,
             "submitter": [os.getpid(), procs.start_token(os.getpid())],  # who prepares it, until it has started
+            "depth": run_depth() + 1,  # its process's AML_MAGICS_DEPTH (runs it submits are one deeper)
         }
         if sub.engine is not None:
             spec["settings"] = sub.engine.to_settings()
