@@ -183,8 +183,8 @@ def automl_submission(
             raise InvalidInput(f"the data has {columns.count(label)} columns named {label!r}; rename all but the label")
         if twice:  # the run failed on them deep in pandas ("The truth value of a Series is ambiguous")
             raise InvalidInput(f"--data: {len(twice)} column name{'s appear' if len(twice) > 1 else ' appears'} more "
-                               f"than once ({', '.join(checks.shown(c, 40) for c in twice[:5])}); give every column a name "
-                               "of its own (df.columns = [...])")
+                               f"than once ({', '.join(checks.shown(c, 40) for c in twice[:5])}); give every column a "
+                               "name of its own (df.columns = [...])")
         if columns and any(not isinstance(c, str) for c in obj.columns):  # 0, 1, 2 or tuples: named as text, so
             obj = obj.copy(deep=False)  # --label 2 finds column 2 (the run failed: no trial could fit)
             obj.columns = columns

@@ -55,7 +55,7 @@ def check_model_name(name: object, what: str = "model name") -> str:
 
 
 ENV_DEPTH = "AML_MAGICS_DEPTH"  # in a run's process: how many runs deep it is (1: submitted from a notebook)
-MAX_DEPTH = 8  # a notebook → its pipeline → a step's sweep → its trials is 4; a notebook that submits itself never ends
+MAX_DEPTH = 8  # a notebook → its pipeline → a step's sweep → its trials is 4 deep
 
 
 def run_depth() -> int:

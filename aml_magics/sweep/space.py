@@ -164,8 +164,8 @@ def _representable(kind: str, args: tuple) -> None:
         raise InvalidInput(f"{call}: low and high are natural logs (the values are exp(low) … exp(high)); give them "
                            f"from {MIN_EXP:g} to {MAX_EXP:g}, like loguniform(-6, -1) for 0.0025 … 0.37")
     if kind in ("lognormal", "qlognormal") and abs(args[0]) + TAIL * args[1] > MAX_EXP:
-        raise InvalidInput(f"{call}: the values are exp(normal(mu, sigma)), and exp() of mu ± {TAIL:g} sigma is beyond "
-                           f"a float; give |mu| + {TAIL:g}·sigma of at most {MAX_EXP:g}")
+        raise InvalidInput(f"{call}: the values are exp(normal(mu, sigma)), and exp() of mu ± {TAIL:g} sigma is "
+                           f"beyond a float; give |mu| + {TAIL:g}·sigma of at most {MAX_EXP:g}")
     if kind in ("uniform", "quniform"):
         span, largest = args[1] - args[0], max(abs(args[0]), abs(args[1]))
     elif kind in ("normal", "qnormal"):
