@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import textwrap
+from pathlib import Path
 
 import pytest
 from IPython.core.error import UsageError
@@ -108,14 +109,19 @@ def test_notebook_submit_with_parameters_keeps_executed_notebook(ip, project, cl
     assert any("nb done 0.25" in "".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
 
 
-def test_notebook_failure_reports_the_cell_error(ip, project, client):
-    nb = {"cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
-                     "source": "raise ValueError('bad data')"}],
+def _submitted_notebook(ip, client, path: Path, *cells: str):
+    """A notebook of these code cells at ``path``, submitted whole: (its run, the run's info once it has ended)."""
+    nb = {"cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": text}
+                    for text in cells],
           "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
           "nbformat": 4, "nbformat_minor": 5}
-    (project / "broken.ipynb").write_text(json.dumps(nb))
-    run = ip.run_line_magic("aml", "submit broken.ipynb")
-    info = client.runs.wait(run.id, timeout=120)
+    path.write_text(json.dumps(nb))
+    run = ip.run_line_magic("aml", f"submit {path.name}")
+    return run, client.runs.wait(run.id, timeout=120)
+
+
+def test_notebook_failure_reports_the_cell_error(ip, project, client):
+    _, info = _submitted_notebook(ip, client, project / "broken.ipynb", "raise ValueError('bad data')")
     assert info.status == "Failed"
     assert "ValueError: bad data" in info.error
 
@@ -124,14 +130,8 @@ def test_a_notebook_that_submits_itself_fails_once_saying_so(ip, project, client
     """A notebook with an ``%aml submit`` cell of itself, submitted whole: every run it started submitted it again
     (21 runs in 40 s, and counting). Now the first run fails at that cell with the reason as its error (a magic's
     UsageError is printed, not an error output: the run said only "CellExecutionError:  (notebook cell 2)")."""
-    code = lambda text: {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,  # noqa: E731
-                         "source": text}
-    nb = {"cells": [code("%load_ext aml_magics"), code("again = %aml submit selfsub.ipynb")],
-          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-          "nbformat": 4, "nbformat_minor": 5}
-    (project / "selfsub.ipynb").write_text(json.dumps(nb))
-    run = ip.run_line_magic("aml", "submit selfsub.ipynb")
-    info = client.runs.wait(run.id, timeout=120)
+    run, info = _submitted_notebook(ip, client, project / "selfsub.ipynb", "%load_ext aml_magics",
+                                    "again = %aml submit selfsub.ipynb")
     assert info.status == "Failed"
     assert info.error.startswith("UsageError: selfsub.ipynb submits itself: this run would start another"), info.error
     assert [i.run_id for i in client.runs.list(limit=None).infos] == [run.id]
