@@ -801,16 +801,17 @@ def _check_nesting(sub: RunSubmission) -> None:
         raise InvalidInput(f"this run is {depth} runs deep (a run submitted by a run submitted by a run …): do two "
                            "notebooks or scripts submit each other? Remove the submission from one of them")
     spec_path = os.environ.get("AML_MAGICS_RUN_SPEC")
-    if not depth or not spec_path or sub.kind != "notebook" or not sub.source_dir or not sub.entry:
-        return
+    if not depth or not spec_path or not sub.source_dir or not str(sub.entry or "").endswith(".ipynb"):
+        return  # (a sweep of a notebook names it too: its trials would each sweep it again)
     try:
         spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
         running = (Path(spec_path).parent.parent / "snapshot" / spec["entry"]).resolve()
     except (OSError, ValueError, KeyError, TypeError):
         return
     if spec.get("kind") == "notebook" and (Path(sub.source_dir) / sub.entry).resolve() == running:
-        raise InvalidInput(f"{sub.entry} submits itself: this run would start another that does the same, without "
-                           "end; submit it from another notebook (or drop that cell before submitting it)")
+        what = "sweeps itself" if sub.kind == "sweep" else "submits itself"
+        raise InvalidInput(f"{sub.entry} {what}: this run would start another that does the same, without end; "
+                           "submit it from another notebook (or drop that cell before submitting it)")
 
 
 def _parameters_note(doc: dict, parameters: dict) -> str | None:

@@ -126,14 +126,17 @@ def test_notebook_failure_reports_the_cell_error(ip, project, client):
     assert "ValueError: bad data" in info.error
 
 
-def test_a_notebook_that_submits_itself_fails_once_saying_so(ip, project, client):
+@pytest.mark.parametrize("line, says", [("submit selfsub.ipynb", "submits itself"),
+                                        ("sweep selfsub.ipynb --metric acc --param x=choice(1,2)", "sweeps itself")])
+def test_a_notebook_that_submits_itself_fails_once_saying_so(ip, project, client, line, says):
     """A notebook with an ``%aml submit`` cell of itself, submitted whole: every run it started submitted it again
-    (21 runs in 40 s, and counting). Now the first run fails at that cell with the reason as its error (a magic's
-    UsageError is printed, not an error output: the run said only "CellExecutionError:  (notebook cell 2)")."""
+    (21 runs in 40 s, and counting; a sweep of itself would multiply). Now the first run fails at that cell with the
+    reason as its error (a magic's UsageError is printed, not an error output: the run said only
+    "CellExecutionError:  (notebook cell 2)")."""
     run, info = _submitted_notebook(ip, client, project / "selfsub.ipynb", "%load_ext aml_magics",
-                                    "again = %aml submit selfsub.ipynb")
+                                    f"again = %aml {line}")
     assert info.status == "Failed"
-    assert info.error.startswith("UsageError: selfsub.ipynb submits itself: this run would start another"), info.error
+    assert info.error.startswith(f"UsageError: selfsub.ipynb {says}: this run would start another"), info.error
     assert [i.run_id for i in client.runs.list(limit=None).infos] == [run.id]
 
 
