@@ -186,6 +186,24 @@ def test_a_huge_text_metric_or_tag_is_stored_whole_and_shown_short(workspace):
         view.close()
 
 
+def test_a_run_of_thousands_of_metrics_lists_a_page_of_them(workspace):
+    """``%aml metrics RUN`` of a run that logged 5,000 per-class metrics was a 1.7 MB table, saved with the
+    notebook: it shows 500 and says how many more there are; ``.data`` keeps them all."""
+    client = Client.shared()
+    run = client.runs.start_logging("many")
+    run.log_row("confusion", a=1)  # a table metric among them
+    for i in range(5000):
+        run.log(f"class_{i}_f1", i / 5000)
+    run.complete()
+    view = client.runs.metrics_view(run.id)
+    assert len(view.data) == 5001
+    html, text = view._repr_html_(), repr(view)
+    assert len(html) < 250_000 and html.count("<tr") == 501, (len(html), html.count("<tr"))
+    assert "… and 4,501 more metrics (.data has them all)" in html and text.endswith("… and 4,501 more metrics "
+                                                                                       "(.data has them all)")
+    assert "class_498_f1" in text and "class_499_f1" not in text
+
+
 def test_the_query_calls_refuse_a_bad_count_or_wait(workspace):
     """``get_logs(tail=2.5)`` raised a TypeError from inside, ``tail=0`` gave the whole log, and ``wait(timeout=nan)``
     on a running run never returned. Each is one InvalidInput now, naming the argument."""
