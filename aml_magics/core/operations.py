@@ -433,7 +433,8 @@ class BatchOperations(_Operations):
                                    "left out)")  # (the run failed on it, after starting)
             data_ref = {"kind": "path", "path": str(looks)}
         elif hasattr(data, "shape"):
-            if not getattr(data, "shape", (1,))[0]:  # the run failed on it after starting
+            shape = tuple(getattr(data, "shape", None) or ())
+            if not shape or not shape[0]:  # no rows (or a 0-d array): the run failed on it after starting
                 raise InvalidInput(f"--data: the {type(data).__name__} has no rows to score")
             in_values["__batch_data__"] = data
             data_ref, looks = {"kind": "memory"}, None

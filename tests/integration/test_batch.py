@@ -204,8 +204,10 @@ def test_bad_batch_requests_get_one_line_and_start_nothing(ip, client, digits, p
     import pandas as pd
 
     ip.user_ns["no_rows"] = pd.DataFrame({"a": []})
+    ip.user_ns["a_number"] = np.float64(1.0)  # a 0-d array: its shape is ()
     cases += [(f"batch digits --data {tmp_path / 'nothing'}", "the folder has no files to score"),
-              ("batch digits --data no_rows", "the DataFrame has no rows to score")]
+              ("batch digits --data no_rows", "the DataFrame has no rows to score"),
+              ("batch digits --data a_number", "the float64 has no rows to score")]
     for line, message in cases:
         with pytest.raises(UsageError, match=message):
             ip.run_line_magic("aml", line)
