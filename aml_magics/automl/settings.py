@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -178,9 +179,10 @@ def automl_submission(
         if obj is None:
             raise InvalidInput("--data: nothing to train on")
         columns, has_rows = _columns_of(obj, None)
-        twice = sorted({c for c in columns if columns.count(c) > 1}) if len(set(columns)) < len(columns) else []
+        counts = Counter(columns)
+        twice = sorted(c for c, n in counts.items() if n > 1)
         if label in twice:
-            raise InvalidInput(f"the data has {columns.count(label)} columns named {label!r}; rename all but the label")
+            raise InvalidInput(f"the data has {counts[label]} columns named {label!r}; rename all but the label")
         if twice:  # the run failed on them deep in pandas ("The truth value of a Series is ambiguous")
             raise InvalidInput(f"--data: {len(twice)} column name{'s appear' if len(twice) > 1 else ' appears'} more "
                                f"than once ({', '.join(checks.shown(c, 40) for c in twice[:5])}); give every column a "
