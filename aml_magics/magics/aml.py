@@ -332,10 +332,10 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
                                      offset=args.offset, tags=checks.tag_filter(args.tag) or None)
         runs.query["metrics"] = args.metrics
         if args.metrics and runs.infos:  # a typo'd column is an empty column: say so
+            import difflib
+
             logged = {k for info in runs.infos for k in info.latest_metrics}
             for name in dict.fromkeys(m for m in args.metrics if m not in logged):
-                import difflib
-
                 close = difflib.get_close_matches(name, sorted(logged), n=3, cutoff=0.6)
                 also = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
                 print(f"Note: no run listed logged metric {checks.shown(name)}{also}; its column stays empty",

@@ -74,9 +74,7 @@ class AzureBatchEndpoints(BatchEndpointsBackend):
             raise InvalidInput(f"batch endpoint name {name!r}: 3-32 letters, digits and '-', starting with a letter")
         info = self.b.models.get(*model)
         environment_id = self.b.environments.environment_id(environment)  # unknown: refused before uploads
-        output_file = settings.get("output_file") or "predictions.csv"
-        if not output_file.endswith((".csv", ".txt")):
-            raise InvalidInput("an Azure batch deployment appends its results to a .csv or .txt file")
+        output_file = settings.get("output_file") or "predictions.csv"  # a .csv or .txt name (core checked it)
         location = ops.workspace(self.b.arm, self.b.ws).get("location") or "westeurope"
         generated = None
         if score_path is None:
