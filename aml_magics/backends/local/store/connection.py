@@ -1,6 +1,9 @@
 """One connection to a workspace database, safe to share between threads: WAL, a long busy timeout, and
 ``BEGIN IMMEDIATE`` for every write so that writers queue instead of failing on a lock upgrade. A full disk or a
 read-only folder is one ``StorageError`` saying what to do; a damaged file is one ``StoreDamaged`` naming doctor.
+A database file deleted or replaced after it was opened (the workspace folder removed, ``doctor --recover`` in
+another process) is one ``StorageError`` too: an open SQLite handle keeps reading and writing the old file, so
+without the check every later run, metric and model went into a file nobody can see.
 """
 from __future__ import annotations
 
@@ -55,11 +58,29 @@ def _not_encodable(params: Sequence[Any] | dict, exc: UnicodeEncodeError) -> Exc
     return exc
 
 
+def _identity(path: str) -> tuple[int, int] | None:
+    """Which file is at ``path`` now (device, inode), or None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _gone(path: str, now: tuple[int, int] | None) -> Exception:
+    from ....core.errors import StorageError
+
+    what = "deleted" if now is None else "replaced by another file"
+    return StorageError(f"the workspace database {path} was {what} after this process opened it, so nothing was "
+                        "read or written; restart the kernel (and the Jupyter server) to open the workspace there "
+                        "again")
+
+
 class Connection:
     """The plumbing every row class of the store shares."""
 
     def __init__(self, path: str | os.PathLike, *, migrate: bool = True):
-        self.path = os.fspath(path)
+        self.path = os.path.abspath(os.fspath(path))  # absolute: the file is checked again after a chdir
         self._lock = threading.RLock()
         try:
             self._conn = sqlite3.connect(
@@ -76,8 +97,16 @@ class Connection:
             if is_damage(exc):
                 raise damaged(self.path, exc) from None
             raise _storage_error(exc) from None
+        self._file = _identity(self.path)
         if migrate:
             self.migrate()
+
+    def _same_file(self) -> None:
+        """Raise when the database file was deleted or replaced since it was opened (one ``stat``, about 1.5 µs)."""
+        if self._file is not None:
+            now = _identity(self.path)
+            if now != self._file:
+                raise _gone(self.path, now)
 
     def _open_settings(self) -> None:
         """WAL, NORMAL sync, and a read of the schema. The journal mode is read (and set) without SQLite's busy
@@ -109,6 +138,7 @@ class Connection:
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that takes the write lock up front (queues, never deadlocks)."""
         with self._lock:
+            self._same_file()
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
@@ -136,6 +166,7 @@ class Connection:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
+            self._same_file()
             try:
                 return self._conn.execute(sql, params).fetchall()
             except UnicodeEncodeError as exc:
@@ -151,6 +182,7 @@ class Connection:
 
         deadline = time.perf_counter() + seconds
         with self._lock:
+            self._same_file()
             self._conn.set_progress_handler(lambda: time.perf_counter() > deadline, 10_000)
             try:
                 return self._conn.execute(sql, params).fetchone()
@@ -169,6 +201,7 @@ class Connection:
 
     def query_one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         with self._lock:
+            self._same_file()
             try:
                 return self._conn.execute(sql, params).fetchone()
             except UnicodeEncodeError as exc:

@@ -1,0 +1,85 @@
+"""The workspace database deleted or replaced while a kernel, a run and its host have it open.
+
+An open SQLite handle keeps using the old file: before the check, a kernel whose workspace folder had been removed
+went on listing, submitting and logging into a file nobody could see (and ``doctor --recover`` in another process
+left every other kernel writing into the damaged copy). Now each is one line saying to restart, nothing is
+recreated, and a run in flight still ends.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+
+import psutil
+import pytest
+from IPython.core.error import UsageError
+
+from aml_magics.core.client import Client
+from aml_magics.core.errors import StorageError
+from aml_magics.core.types import RunSubmission
+
+
+def test_a_deleted_workspace_is_one_line_and_is_not_written_again(workspace, ip, project):
+    client = Client.shared()
+    old = client.runs.start_logging("moved", display_name="before")
+    old.log("x", 1.0)
+    old.complete()
+    shutil.rmtree(workspace)
+
+    with pytest.raises(UsageError) as err:
+        ip.run_line_magic("aml", "runs")
+    text = str(err.value)
+    assert "was deleted after this process opened it" in text and "restart the kernel" in text, text
+    assert "\n" not in text
+    (project / "train.py").write_text("print('hi')\n")
+    with pytest.raises(StorageError, match="deleted"):
+        client.runs.submit(RunSubmission(kind="script", experiment="moved", source_dir=project, entry="train.py"))
+    with pytest.raises(StorageError, match="deleted"):
+        client.runs.start_logging("moved")
+    assert not workspace.exists(), list(workspace.rglob("*"))  # nothing was written where nobody would look
+
+
+def test_a_replaced_database_keeps_a_live_runs_values_and_says_so(workspace, tmp_path):
+    client = Client.shared()
+    run = client.runs.start_logging("moved")
+    run.log("x", 1.0)
+    run.flush()
+    db = workspace / "aml.db"
+    client.backend.store.query("PRAGMA wal_checkpoint(TRUNCATE)")
+    copy = tmp_path / "restored.db"
+    shutil.copy(db, copy)
+    copy.replace(db)  # a backup put back (or doctor --recover run in another process)
+
+    run.log("x", 2.0)
+    with pytest.raises(StorageError, match="replaced by another file"):
+        run.flush()
+    assert run._tracker.pending() >= 1  # kept in memory, not dropped
+    with pytest.raises(StorageError, match="replaced by another file"):
+        client.runs.get(run.id)
+    from aml_magics.core import client as client_module
+
+    client_module._clients.clear()  # a restarted kernel: opens the file that is there now
+    fresh = Client.shared()
+    assert fresh.runs.get_metrics(run.id)["x"] in (1.0, [1.0])  # what was saved before is there
+    from aml_magics.backends.local.tracker import discard, tracking_uri
+
+    discard(tracking_uri(db))  # the old kernel's tracker: its value can never be saved (no note at this test's exit)
+
+
+def test_a_run_whose_workspace_is_deleted_still_ends(workspace, project):
+    (project / "train.py").write_text(
+        "import time\nfrom aml_magics import Run\nrun = Run.get_context()\n"
+        "for i in range(40):\n    run.log('x', i)\n    time.sleep(0.05)\n")
+    client = Client.shared()
+    run = client.runs.submit(RunSubmission(kind="script", experiment="moved", source_dir=project, entry="train.py"))
+    deadline = time.monotonic() + 30
+    while client.runs.get(run.id).status not in ("Running",) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ours = [p for p in psutil.process_iter(["cmdline"]) if any(run.id in part for part in p.info["cmdline"] or ())]
+    ours += [p for p in psutil.process_iter(["cmdline"])
+             if str(workspace) in " ".join(p.info["cmdline"] or ()) and p not in ours]
+    assert ours, "the run's processes were not found"
+    shutil.rmtree(workspace)
+    gone, alive = psutil.wait_procs(ours, timeout=60)
+    assert not alive, [(p.pid, p.cmdline()) for p in alive]
+    assert not workspace.exists()
