@@ -78,6 +78,10 @@ class StoreDamaged(StorageError):
         self.examine = examine
 
 
+class StoreGone(StorageError):
+    """The workspace's database was deleted or replaced after this process opened it: restart to open it again."""
+
+
 def storage_reason(exc: BaseException) -> str | None:
     """What a failed write means for the user (disk full / read-only), or None for other errors."""
     import errno

@@ -83,3 +83,34 @@ def test_a_run_whose_workspace_is_deleted_still_ends(workspace, project):
     gone, alive = psutil.wait_procs(ours, timeout=60)
     assert not alive, [(p.pid, p.cmdline()) for p in alive]
     assert not workspace.exists()
+
+
+def test_a_service_whose_workspace_is_deleted_stops_and_frees_its_port(client, tmp_path):
+    import socket
+
+    import joblib
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    from aml_magics.backends.local.procs import is_alive
+
+    X, y = load_digits(return_X_y=True)
+    joblib.dump(LogisticRegression(max_iter=200).fit(X[:300], y[:300]), tmp_path / "model.pkl")
+    client.models.register("digits", tmp_path / "model.pkl")
+    client.deployments.create("gone", ["digits"])
+    info = client.deployments.get_info("gone")
+    assert info.state == "Healthy"
+    pids = client.backend.store.query_one("SELECT supervisor_pid, server_pid FROM deployments WHERE name='gone'")
+    assert all(is_alive(pid) for pid in pids)
+    log = client.backend.path / "deployments" / "gone" / "service.log"
+    held = open(log, "rb")  # the log is unlinked with the folder: keep it readable
+    shutil.rmtree(client.backend.path)
+    deadline = time.monotonic() + 30
+    while any(is_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(is_alive(pid) for pid in pids), "the service still runs with its workspace gone"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", info.port))  # free again
+    said = held.read()
+    held.close()
+    assert b"was deleted after this process opened it" in said and said.endswith(b"; the service stops\n"), said

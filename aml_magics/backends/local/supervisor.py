@@ -7,7 +7,9 @@ A detached process (its own session: it outlives the kernel) that owns one deplo
   (1 s, 2 s, 4 s … 30 s) and marks it Unhealthy with the reason meanwhile;
 * on SIGHUP (an update) starts a new server on the same socket, waits until it is ready, then
   stops the old one gracefully: in-flight requests finish, none fails;
-* on SIGTERM (delete) stops the server, closes the socket and exits.
+* on SIGTERM (delete) stops the server, closes the socket and exits;
+* stops the same way when its workspace's database is deleted (the folder removed): no command could find the
+  service any more, and it would hold its port for ever.
 
 A service with ``workers`` > 1 (``--workers``) is served by that many server processes sharing the socket (the
 kernel hands each connection to one of them); they start, become ready, are replaced on an update and stopped as
@@ -24,10 +26,12 @@ import sys
 import time
 from pathlib import Path
 
+from ...core.errors import StorageError, StoreGone
 from . import layout, procs
 from .store import DeploymentRows, Store
 
 READY_TIMEOUT_S = 120
+WORKSPACE_CHECK_S = 2.0  # how often a Healthy service checks that its workspace's database is still there
 MAX_BACKOFF_S = 30.0
 DRAIN_S = 1.5  # clients with kept-alive connections move to the new server meanwhile
 UPDATE_FAILED = "the update did not start"  # how a failed handoff's record begins (the deploy raises it)
@@ -89,7 +93,26 @@ class Supervisor:
         self.log = os.fdopen(open_private(self.dir / "service.log"), "ab")
 
     def set_state(self, state: str, error: str | None = None, **fields) -> None:
-        self.rows.set_state(self.name, state, error, **fields)
+        try:
+            self.rows.set_state(self.name, state, error, **fields)
+        except StoreGone as exc:
+            self.workspace_gone(exc)
+        except StorageError as exc:  # a full disk: the recorded state is stale for a while; the service goes on
+            self.note(f"could not record the state {state}: {exc}")
+
+    def workspace_gone(self, exc: Exception) -> None:
+        """The workspace's database was deleted (its folder removed): nobody can find, update or delete this service
+        any more, so it stops rather than hold its port for ever."""
+        if not self.stopping:
+            self.note(f"{exc}; the service stops")
+            self.stopping = True
+
+    def note(self, line: str) -> None:
+        try:
+            self.log.write(f"aml-magics supervisor: {line}\n".encode("utf-8", "replace"))
+            self.log.flush()
+        except OSError:
+            pass
 
     def listen(self) -> socket.socket:
         sock = socket.socket(socket.AF_INET6 if ":" in self.spec["host"] else socket.AF_INET, socket.SOCK_STREAM)
@@ -168,6 +191,7 @@ class Supervisor:
             return 1
         self.rows.set_supervisor(self.name, os.getpid(), procs.start_token(os.getpid()))
         backoff, ever_ready, restarts = 1.0, False, 0
+        checked = time.monotonic()
         while not self.stopping:
             self.server = self.start_server(sock)
             self.set_state("Transitioning", server_pid=self.server.pid,
@@ -202,6 +226,12 @@ class Supervisor:
                     self.sleep(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF_S)
                     break
+                if time.monotonic() - checked > WORKSPACE_CHECK_S:
+                    checked = time.monotonic()
+                    try:
+                        self.store.check_file()
+                    except StoreGone as exc:
+                        self.workspace_gone(exc)
                 time.sleep(0.1)
         self.stop(self.server)
         sock.close()

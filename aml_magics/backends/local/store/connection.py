@@ -68,10 +68,10 @@ def _identity(path: str) -> tuple[int, int] | None:
 
 
 def _gone(path: str, now: tuple[int, int] | None) -> Exception:
-    from ....core.errors import StorageError
+    from ....core.errors import StoreGone
 
     what = "deleted" if now is None else "replaced by another file"
-    return StorageError(f"the workspace database {path} was {what} after this process opened it, so nothing was "
+    return StoreGone(f"the workspace database {path} was {what} after this process opened it, so nothing was "
                         "read or written; restart the kernel (and the Jupyter server) to open the workspace there "
                         "again")
 
@@ -101,7 +101,7 @@ class Connection:
         if migrate:
             self.migrate()
 
-    def _same_file(self) -> None:
+    def check_file(self) -> None:
         """Raise when the database file was deleted or replaced since it was opened (one ``stat``, about 1.5 µs)."""
         if self._file is not None:
             now = _identity(self.path)
@@ -138,7 +138,7 @@ class Connection:
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that takes the write lock up front (queues, never deadlocks)."""
         with self._lock:
-            self._same_file()
+            self.check_file()
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
@@ -166,7 +166,7 @@ class Connection:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            self._same_file()
+            self.check_file()
             try:
                 return self._conn.execute(sql, params).fetchall()
             except UnicodeEncodeError as exc:
@@ -182,7 +182,7 @@ class Connection:
 
         deadline = time.perf_counter() + seconds
         with self._lock:
-            self._same_file()
+            self.check_file()
             self._conn.set_progress_handler(lambda: time.perf_counter() > deadline, 10_000)
             try:
                 return self._conn.execute(sql, params).fetchone()
@@ -201,7 +201,7 @@ class Connection:
 
     def query_one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         with self._lock:
-            self._same_file()
+            self.check_file()
             try:
                 return self._conn.execute(sql, params).fetchone()
             except UnicodeEncodeError as exc:
