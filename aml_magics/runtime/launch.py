@@ -95,9 +95,13 @@ def run_notebook(spec: dict) -> None:
     entry = spec["entry"]
     os.makedirs("outputs", exist_ok=True)
     output = os.path.join("outputs", os.path.basename(entry))
+    kernel = spec.get("kernel") or "python3"
     try:
         papermill.execute_notebook(
-            entry, output, parameters=spec.get("parameters") or {}, kernel_name=spec.get("kernel") or "python3",
+            entry, output, parameters=spec.get("parameters") or {}, kernel_name=kernel,
+            # a notebook written by a tool (nbformat, some converters) may name no language: papermill then refused
+            # every parameter ("No language found in notebook"), so every sweep trial of it failed
+            language="python" if kernel.startswith("python") else None,
             progress_bar=False, log_output=True, cwd=".",
         )
     except PapermillExecutionError as exc:
