@@ -18,7 +18,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..core.errors import EngineStopped, NotFound
 from ..core.ranking import is_better
@@ -65,7 +65,10 @@ class Controller:
         self.waiting: dict[str, None] = {}  # ended trials whose outcome waits for the policy's last judgement
         self.outcomes: dict[int, tuple] = {}  # trial number → (optuna trial, state, value), not yet told
         self.told = 0  # trials 1 … told are in Optuna's history
-        self.grid: list[dict] | None = None
+        # grid sampling: the grid's points, walked lazily in order (a grid of 8 parameters × 10 choices is 10⁸ points:
+        # built as a list it took the controller's memory until the kernel's OOM killer ended it), and the next one
+        self.grid: Iterator[tuple] | None = None
+        self.grid_point: dict | None = None
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -76,8 +79,8 @@ class Controller:
         seed = self.settings.seed
         sampling = self.settings.sampling
         if sampling == "grid":
-            names = list(self.space)
-            self.grid = [dict(zip(names, combo)) for combo in itertools.product(*(self.space[n].grid() for n in names))]
+            self.grid = itertools.product(*(self.space[n].grid() for n in self.space))
+            self.grid_point = None
             return None
         if sampling == "bayesian":
             return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(5, max(2, self.max_trials // 4)))
@@ -139,11 +142,14 @@ class Controller:
 
     def _next_params(self) -> tuple[dict, Any] | None:
         if self.grid is not None:
-            tried = [t["params"] for t in self.trials.values()]
-            for point in self.grid:
-                if not any(_same(point, p) for p in tried):
-                    return point, None
-            return None
+            tried = {_grid_key(t["params"], self.space) for t in self.trials.values()}
+            # the point offered last stays offered until a trial takes it (a submission that failed is tried again)
+            while self.grid_point is None or _grid_key(self.grid_point, self.space) in tried:
+                combo = next(self.grid, None)
+                if combo is None:
+                    return None
+                self.grid_point = dict(zip(self.space, combo))
+            return dict(self.grid_point), None
         trial = self.study.ask(self._distributions())
         return {k: self.space[k].value(v) for k, v in trial.params.items()}, trial
 
@@ -383,8 +389,9 @@ def _parse_value(text: Any) -> Any:
         return text
 
 
-def _same(a: dict, b: dict) -> bool:
-    return all(str(a.get(k)) == str(b.get(k)) for k in a)
+def _grid_key(params: dict, names) -> tuple:
+    """A grid point as its trial's parameters are stored (text), for telling tried points apart."""
+    return tuple(str(params.get(k)) for k in names)
 
 
 def _fmt(params: dict) -> str:

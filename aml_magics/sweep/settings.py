@@ -46,6 +46,11 @@ def sweep_submission(
         raise InvalidInput(f"--sampling {sampling!r}: use {', '.join(SAMPLINGS)}")
     if sampling == "grid":
         size = grid_size(space)
+        if max_trials is not None and max_trials > size:
+            import sys
+
+            print(f"Note: the grid has {size:,} points, so the sweep runs {size:,} trials, not {max_trials:,}.",
+                  file=sys.stderr)
         max_trials = min(max_trials or size, size)
     max_trials = 20 if max_trials is None else max_trials
     if max_trials < 1:

@@ -135,6 +135,25 @@ def test_grid_sweep_covers_the_grid_and_records_every_trial(ip, client):
     assert client.runs.get(best.id).params == {"a": "2", "b": "z"}
 
 
+def test_a_grid_of_a_hundred_million_points_runs_its_first_trials(ip, client, capsys):
+    """The grid is walked, not built: as a list of 10⁸ points it took the controller's memory until the OOM killer
+    ended it (80 s, "killed by SIGKILL"). A --trials above a small grid's size is said, not silently cut."""
+    names = [f"p{i}" for i in range(8)]
+    cell = "".join(f"{n} = choice({', '.join(map(str, range(10)))})\n" for n in names) + \
+        "from aml_magics import Run\nRun.get_context().log('m', p6 * 10 + p7)\n"
+    parent = sweep(ip, "--metric m --sampling grid --trials 3 -e biggrid --wait", cell)
+    info = client.runs.get(parent.id)
+    assert info.status == "Completed", client.runs.get_logs(parent.id)[-2000:]
+    children = client.runs.children(parent.id).infos
+    assert sorted(c.latest_metrics["m"] for c in children) == [0, 1, 2]  # the grid's first points, in order
+    assert "Note:" not in capsys.readouterr().err
+
+    parent = sweep(ip, "--metric m --sampling grid --trials 9 -e smallgrid --wait",
+                   "a = choice(1, 2)\nfrom aml_magics import Run\nRun.get_context().log('m', a)\n")
+    assert "the grid has 2 points, so the sweep runs 2 trials, not 9" in capsys.readouterr().err
+    assert len(client.runs.children(parent.id).infos) == 2
+
+
 def test_tied_trials_have_one_best_everywhere(ip, client):
     """Every trial scores the same, and later trials end first: the sweep's log and tags,
     get_best_run_by_primary_metric() and the dashboard's highlighted row all name the first trial."""
