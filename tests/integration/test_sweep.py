@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import signal
 import time
 
 import pytest
 from IPython.core.error import UsageError
 
+from aml_magics.core.errors import InvalidInput
 from aml_magics.sweep.policies import Policy
 from aml_magics.sweep.space import choice, loguniform, normal, parse_cell, qlognormal, quniform, randint, trial_code
 
@@ -45,6 +47,15 @@ def test_expressions_map_to_optuna_and_back():
     code = trial_code("a = 1\nC = choice(0.1, 1)\nlr = loguniform(-3,\n   -1)\nprint(C)\n", spans, {"C": 1, "lr": 0.1})
     assert code.splitlines() == ["a = 1", "C = 1  # sweep parameter", "lr = 0.1  # sweep parameter", "print(C)"]
     assert optuna  # the controller's dependency is importable
+    # choice(range(…)) as Azure ML's documentation writes it (it was refused: "must be literals"); a range too big,
+    # of non-whole numbers, beside other options, or in another expression is one line
+    assert parse_cell("n = choice(range(1, 9, 3))\n")[0]["n"].args == (1, 4, 7)
+    for bad, says in [("choice(range(10**12))", "must be literals"), ("choice(range(1000000000))", "more than 100,000"),
+                      ("choice(range(1.5))", "or one range"), ("choice(range(0, 5, 0))", "or one range"),
+                      ("choice(range(3), 7)", "or one range"), ("uniform(range(3))", "must be literals (numbers"),
+                      ("choice(range(0))", "at least one option")]:
+        with pytest.raises(InvalidInput, match=re.escape(says)):
+            parse_cell(f"n = {bad}\n")
 
 
 def test_bandit_policy_on_a_synthetic_objective():
@@ -139,7 +150,7 @@ def test_a_grid_of_a_hundred_million_points_runs_its_first_trials(ip, client, ca
     """The grid is walked, not built: as a list of 10⁸ points it took the controller's memory until the OOM killer
     ended it (80 s, "killed by SIGKILL"). A --trials above a small grid's size is said, not silently cut."""
     names = [f"p{i}" for i in range(8)]
-    cell = "".join(f"{n} = choice({', '.join(map(str, range(10)))})\n" for n in names) + \
+    cell = "".join(f"{n} = choice(range(10))\n" for n in names) + \
         "from aml_magics import Run\nRun.get_context().log('m', p6 * 10 + p7)\n"
     parent = sweep(ip, "--metric m --sampling grid --trials 3 -e biggrid --wait", cell)
     info = client.runs.get(parent.id)
