@@ -251,3 +251,41 @@ def test_a_submission_on_a_full_disk_is_one_line_and_frees_what_it_copied(worksp
                                              "again"]
     assert out["run"] == ["Failed", "could not prepare the run: the disk is full"]
     assert out["left"] < 100_000, "the half-copied snapshot was left on the full disk"
+
+
+UPLOAD_FULL = textwrap.dedent("""
+    import json, os, resource, signal, sys
+    from pathlib import Path
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    ws, data = Path(sys.argv[1]), Path(sys.argv[2])
+    from aml_magics.core.client import Client
+    client = Client(ws)
+    client.datastores.upload(data / "small.csv", target="kept")   # a folder that was there before
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, resource.RLIM_INFINITY))   # the disk is now full
+    out = {}
+    for target in ("new/deep/er", "kept/new"):
+        try:
+            client.datastores.upload(data, target=target)
+            out[target] = "ok"
+        except Exception as e:
+            out[target] = [type(e).__name__, str(e)]
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    out["ls"] = sorted(e.path for e in client.datastores.ls(""))
+    out["kept"] = sorted(e.path for e in client.datastores.ls("kept"))
+    print("RESULT " + json.dumps(out))
+""")
+
+
+def test_an_upload_on_a_full_disk_leaves_no_empty_folders(workspace, tmp_path):
+    """A folder upload that failed on a full disk left its (empty) target folders in the datastore: `datastore ls`
+    showed new/ as if something had been uploaded there."""
+    data = tmp_path / "data"
+    (data / "a").mkdir(parents=True)
+    (data / "small.csv").write_text("x\n1\n")
+    (data / "a" / "big.bin").write_bytes(os.urandom(3_000_000))
+    out, _ = _result_of(UPLOAD_FULL, tmp_path, workspace, data)
+    for target in ("new/deep/er", "kept/new"):
+        kind, message = out[target]
+        assert kind == "StorageError" and "the disk is full" in message, out
+    assert out["ls"] == ["kept/"], out  # no new/ (nor new/deep/, new/deep/er/a/) left behind
+    assert out["kept"] == ["kept/small.csv"], out  # the folder that was there stays, with what it held

@@ -76,17 +76,25 @@ class LocalDatastores(DatastoresBackend):
         if clashes and not overwrite:
             rel = clashes[0].relative_to(root).as_posix()
             raise Conflict(f"{rel} already exists in the datastore ({len(clashes)} file(s)); add --overwrite to replace")
-        done = []
+        done: list[str] = []
+        made: list[Path] = []  # folders this upload created, outermost first: a failed upload takes back empty ones
         moved = Transfer(sum(s.stat().st_size for s, _ in pairs), progress) if progress is not None else None
         for s, d in pairs:
             tmp = uploading_beside(d)  # each writer its own: two notebooks uploading one name never mix the files
             try:
+                missing = [q for q in (d.parent, *d.parent.parents) if root in q.parents and not q.exists()]
                 d.parent.mkdir(parents=True, exist_ok=True)
+                made.extend(reversed(missing))
                 copy_file(s, tmp, moved)
                 os.chmod(tmp, 0o444)  # inputs are read-only to runs
                 os.replace(tmp, d)
             except BaseException as exc:  # a full disk, and Ctrl-C too: no hidden half-written file is left
                 tmp.unlink(missing_ok=True)
+                for folder in reversed(made):  # nor an empty folder that looks like an upload (rmdir: only if empty)
+                    try:
+                        folder.rmdir()
+                    except OSError:
+                        pass
                 reason = storage_reason(exc) if isinstance(exc, OSError) else None
                 if reason is None:
                     raise
