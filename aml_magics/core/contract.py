@@ -140,6 +140,11 @@ class RunsBackend(ABC):
     def ids(self) -> list[str]:
         """Ids of recent runs (for "did you mean" and unique parts of an id)."""
 
+    def matching(self, part: str, limit: int) -> list[str]:
+        """Up to ``limit`` ids, newest first, that start or end with ``part``. A backend that can search every run
+        should: this default searches only ``ids()`` (recent runs)."""
+        return [i for i in self.ids() if i.startswith(part) or i.endswith(part)][:limit]
+
     @abstractmethod
     def exists(self, run_id: str) -> bool:
         """Whether ``run_id`` is a full id of a run here (one cheap lookup)."""

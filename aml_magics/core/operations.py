@@ -67,13 +67,13 @@ class RunOperations(_Operations):
             return infos[0].run_id
         if self._backend.runs.exists(run_id):  # the common case, and what dashboards poll: one indexed lookup
             return run_id
-        ids = self._backend.runs.ids()
-        matches = [i for i in ids if i.startswith(run_id) or i.endswith(run_id)] if len(run_id) >= 6 else []
+        matches = self._backend.runs.matching(run_id, AMBIGUOUS + 1) if len(run_id) >= 6 else []
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
-            raise InvalidInput(f"run id {run_id!r} is ambiguous ({len(matches)} runs match); give more of it")
-        raise NotFound.with_suggestions("run", run_id, ids, hint="list runs with %aml runs")
+            many = f"more than {AMBIGUOUS}" if len(matches) > AMBIGUOUS else str(len(matches))
+            raise InvalidInput(f"run id {run_id!r} is ambiguous ({many} runs match); give more of it")
+        raise NotFound.with_suggestions("run", run_id, self._backend.runs.ids(), hint="list runs with %aml runs")
 
     def list(self, experiment: str | None = None, status: str | list[str] | None = None, limit: int | None = 50,
              offset: int = 0, parent_run_id: str | None = None,
@@ -740,6 +740,7 @@ def parse_model_ref(name: str, version: int | str | None = None) -> tuple[str, i
 MAX_LIST = 100_000  # runs in one listing
 MAX_WORKERS = 64  # processes of one scoring service
 MAX_CONCURRENT = 10_000  # runs at once on one compute target
+AMBIGUOUS = 100  # matches of a part of a run id counted before "ambiguous" (more are "more than 100")
 
 
 def check_name(what: str, name: str) -> None:

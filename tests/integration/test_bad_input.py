@@ -217,6 +217,27 @@ def test_did_you_mean_for_run_ids_and_experiments(ip, client):
         ip.run_line_magic("aml", f"compare {other.id} last")
 
 
+def test_a_unique_part_of_an_old_run_id_is_found_among_thousands(ip, client):
+    """Parts of ids were looked for among the newest 5,000 runs only: a unique part of an older run's id said
+    "not found" (a year of runs is far more)."""
+    old = client.runs.start_logging("old")
+    old.complete()
+    store = client.backend.store
+    exp = store.ensure_experiment("newer")
+    with store.write() as c:  # 6,000 newer runs, written through the store's schema
+        c.executemany("INSERT INTO runs(run_id, experiment_id, kind, status, created) VALUES (?, ?, 'interactive', "
+                      "'Completed', 0)", [(f"newer_{i:06d}", exp) for i in range(6000)])
+    assert old.id not in client.backend.runs.ids()  # not among the recent ones
+    assert ip.run_line_magic("aml", f"show {old.id[-8:]}").run_id == old.id
+    assert client.runs.resolve_id(old.id[:-2]) == old.id
+    with pytest.raises(UsageError, match=r"'newer_00' is ambiguous \(more than 100 runs match\)"):
+        ip.run_line_magic("aml", "show newer_00")
+    with pytest.raises(UsageError, match=r"'newer_00599' is ambiguous \(10 runs match\)"):
+        ip.run_line_magic("aml", "show newer_00599")
+    with pytest.raises(UsageError, match="not found"):
+        ip.run_line_magic("aml", "show zzzzzzzzz")
+
+
 def test_snapshot_too_large_is_refused_before_anything_is_written(ip, client, project):
     (project / "big.bin").write_bytes(b"\0" * 3_000_000)
     ip.run_line_magic("config", "AmlMagics.snapshot_max_mb = 2")

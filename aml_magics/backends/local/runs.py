@@ -197,6 +197,9 @@ class LocalRuns(RunsBackend):
     def ids(self) -> list[str]:
         return self.store.run_ids()
 
+    def matching(self, part: str, limit: int) -> list[str]:
+        return self.store.run_ids_matching(part, limit)
+
     def exists(self, run_id: str) -> bool:
         return self.store.run_pk(run_id) is not None
 
