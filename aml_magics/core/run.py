@@ -420,7 +420,9 @@ class Run:
 
 
 class OfflineTracker(Tracker):
-    """The tracker of a run outside any workspace: it prints what it would log (at most ``MAX_LINES`` lines)."""
+    """The tracker of a run outside any workspace: it prints what it would log (at most ``MAX_LINES`` lines). It
+    refuses what a workspace refuses (an empty metric name, a lone surrogate): a script tried with ``python
+    train.py`` must not fail only once submitted."""
 
     MAX_LINES = 200
 
@@ -436,15 +438,18 @@ class OfflineTracker(Tracker):
 
     def scalar_writer(self, run_id):
         def write(name, value, step=None):
+            checks.metric_name(name)
             if step is not None:
                 step = checks.step(name, step)
             self.say(f"{name} = {value!r}" + (f" (step {step})" if step is not None else ""))
         return write
 
     def log_scalars(self, run_id, name, values):
+        checks.metric_name(name)
         self.say(f"{name} = {list(values)!r}")
 
     def log_record(self, run_id, name, kind, payload):
+        checks.metric_name(name)
         shown = {"row": f"row {payload!r}", "table": f"table with columns {list(payload)}",
                  "image": f"image {payload.get('path') if isinstance(payload, dict) else payload}"}.get(kind, repr(payload))
         self.say(f"{name} {shown}" if kind != "string" else f"{name} = {payload!r}")
@@ -454,6 +459,7 @@ class OfflineTracker(Tracker):
         return name
 
     def set_tags(self, run_id, values, *, params=False):
+        values = checks.tags("params" if params else "tags", values)
         self.say(f"{'params' if params else 'tags'} {values!r}")
 
     def start_child(self, run_id, name):

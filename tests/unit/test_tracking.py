@@ -95,6 +95,20 @@ def test_offline_run_prints_what_it_would_log(tmp_path, monkeypatch):
     assert "OfflineRun" in out.stdout
 
 
+def test_an_offline_run_refuses_what_a_workspace_refuses(monkeypatch):
+    """``python train.py`` printed an empty metric name or a lone surrogate as logged: the script failed only once
+    submitted."""
+    from aml_magics.core.errors import InvalidInput
+    from aml_magics.core.run import _OfflineRun
+
+    run = _OfflineRun()
+    for call in (lambda: run.log("", 1.0), lambda: run.log("\udcff", 1.0), lambda: run.log("", "text"),
+                 lambda: run.log_list("", [1.0]), lambda: run.log_row("", a=1), lambda: run.set_tags({"\ud800": "v"})):
+        with pytest.raises(InvalidInput, match="empty|lone surrogate"):
+            call()
+    run.log("fine", 1.0)
+
+
 def test_values_of_every_kind(workspace, tmp_path):
     client = Client.shared()
     run = client.runs.start_logging("kinds")
