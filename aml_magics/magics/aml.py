@@ -56,6 +56,11 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
     @no_var_expand
     def aml(self, line: str = "", cell: str | None = None):
         try:
+            os.getcwd()
+        except FileNotFoundError:  # every command that reads the project said only "[Errno 2] No such file …"
+            raise UsageError("this notebook's folder (the kernel's working directory) was deleted or moved; %cd to "
+                             "a folder that exists, or restart the kernel") from None
+        try:
             return self._dispatch(self._expand(line), cell)
         except AmlError as exc:
             raise UsageError(str(exc)) from None

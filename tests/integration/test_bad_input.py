@@ -238,6 +238,22 @@ def test_a_unique_part_of_an_old_run_id_is_found_among_thousands(ip, client):
         ip.run_line_magic("aml", "show zzzzzzzzz")
 
 
+def test_a_deleted_notebook_folder_is_one_line(ip, client, project):
+    """The kernel's working directory deleted under it (the project folder removed, or renamed from another window):
+    %%aml run, %aml submit and %%aml sweep each raised a bare FileNotFoundError ("[Errno 2] No such file …")."""
+    gone = project / "gone"
+    gone.mkdir()
+    os.chdir(gone)
+    try:
+        gone.rmdir()
+        for line, cell in (("run", "x = 1"), ("submit train.ipynb", None), ("sweep --metric m", "a = choice(1, 2)")):
+            with pytest.raises(UsageError, match="notebook's folder .* was deleted or moved; %cd to a folder"):
+                ip.run_cell_magic("aml", line, cell) if cell else ip.run_line_magic("aml", line)
+    finally:
+        os.chdir(project)
+    assert client.runs.list().infos == []  # nothing was submitted
+
+
 def test_snapshot_too_large_is_refused_before_anything_is_written(ip, client, project):
     (project / "big.bin").write_bytes(b"\0" * 3_000_000)
     ip.run_line_magic("config", "AmlMagics.snapshot_max_mb = 2")
