@@ -35,6 +35,24 @@ def test_snapshot_ignores(tmp_path):
     assert "data/big.csv" not in names and "notes.log" in names
 
 
+def test_a_pipe_a_socket_or_a_device_in_the_folder_is_not_part_of_the_snapshot(tmp_path):
+    """A named pipe in the project folder refused every run ("could not prepare the run's snapshot: … is a named
+    pipe"); a link to a device inside the folder would have been read for ever."""
+    import socket
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.py").write_text("x")
+    os.mkfifo(src / "pipe")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(src / "sock"))
+    os.symlink("/dev/zero", src / "zero")
+    try:
+        assert _names(plan_snapshot(src, 10**9)) == ["train.py"]
+    finally:
+        sock.close()
+
+
 def test_snapshot_size_limit(tmp_path):
     (tmp_path / "big.bin").write_bytes(b"0" * 2000)
     with pytest.raises(InvalidInput, match="over the"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from pathlib import Path
 
 from ...core.errors import InvalidInput
@@ -67,9 +68,12 @@ def plan_snapshot(source: Path, max_bytes: int, exclude: tuple[Path, ...] = ()) 
                 if not target.is_file() or source not in target.parents:
                     continue  # links that leave the source folder are not part of the snapshot
             try:
-                total += full.stat().st_size
+                st = full.stat()
             except OSError:
                 continue
+            if not stat.S_ISREG(st.st_mode):
+                continue  # a named pipe, a socket or a device is no file of the code (copying a pipe refused the run)
+            total += st.st_size
             if total > max_bytes:
                 raise InvalidInput(
                     f"snapshot of {source} is over the {max_bytes / 1e6:.0f} MB limit: list large files in "
