@@ -53,6 +53,21 @@ def test_a_pipe_a_socket_or_a_device_in_the_folder_is_not_part_of_the_snapshot(t
         sock.close()
 
 
+def test_an_environment_inside_the_project_is_not_part_of_the_snapshot(tmp_path):
+    """A .venv (or a conda environment) in the project folder was copied with every run, and a real one is over
+    the 100 MB limit: every run was refused until the user wrote .amlignore."""
+    src = tmp_path / "src"
+    for env, marker in ((".venv", "pyvenv.cfg"), ("env", "conda-meta/history")):
+        (src / env / "lib").mkdir(parents=True)
+        (src / env / marker).parent.mkdir(parents=True, exist_ok=True)
+        (src / env / marker).write_text("home = /usr/bin\n")
+        (src / env / "lib" / "big.so").write_bytes(b"0" * 5000)
+    (src / "train.py").write_text("x")
+    (src / "lib").mkdir()
+    (src / "lib" / "util.py").write_text("x")  # a folder of code, however named, stays
+    assert _names(plan_snapshot(src, 1000)) == ["lib/util.py", "train.py"]
+
+
 def test_snapshot_size_limit(tmp_path):
     (tmp_path / "big.bin").write_bytes(b"0" * 2000)
     with pytest.raises(InvalidInput, match="over the"):

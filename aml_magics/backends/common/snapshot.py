@@ -54,6 +54,9 @@ def plan_snapshot(source: Path, max_bytes: int, exclude: tuple[Path, ...] = ()) 
                 continue
             if full.is_symlink():
                 continue  # never follow links out of the source folder
+            if (full / "pyvenv.cfg").is_file() or (full / "conda-meta").is_dir():
+                continue  # a virtual or conda environment in the project (.venv): packages, not code — it filled
+                # the snapshot's 100 MB on every run unless the user thought of .amlignore
             if spec is not None and spec.match_file(rel + "/"):
                 continue
             keep.append(d)
