@@ -72,6 +72,13 @@ def plain(value: Any) -> str:
     return text.translate(_VISIBLE)
 
 
+def error_line(error: str, last: bool = False, limit: int = 300) -> str:
+    """One line of an error the workspace recorded (its first, or its ``last``), as a text output shows it: a
+    library's colour escapes taken out, any other control character shown, not acted on."""
+    lines = terminal_text(error).strip().splitlines() or [""]
+    return plain((lines[-1] if last else lines[0])[:limit])
+
+
 # what a terminal acts on instead of printing: colours and cursor moves (CSI), titles (OSC), two-character escapes
 _ESCAPES = None
 _TERMINAL_LONG = 100_000  # past this, a line's backspaces are dropped rather than replayed character by character
@@ -172,8 +179,9 @@ def fmt_value(value: Any) -> str:
         inner = ", ".join(fmt_value(v) for v in value[:5])
         return f"[{inner}{', …' if len(value) > 5 else ''}] ({len(value)})"
     if isinstance(value, dict):
-        return "{" + ", ".join(list(map(str, value))[:5]) + (", …}" if len(value) > 5 else "}")
-    return short(value)
+        return "{" + ", ".join(plain(k) for k in list(value)[:5]) + (", …}" if len(value) > 5 else "}")
+    return plain(short(value))  # a string metric is workspace text: its escapes shown, not acted on (a run's repr
+    # recoloured the output and broke its line with "val\x1b[31mue\nnext")
 
 
 def html_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, raw_columns: Iterable[int] = ()) -> str:

@@ -342,9 +342,11 @@ class Run:
         """Block until the run ends (streaming its log when ``show_output``); returns its details."""
         info = self.client.runs.wait(self.id, show_output=show_output, timeout=timeout)
         if raise_on_error and info.status == "Failed":
+            from . import render
             from .errors import AmlError
 
-            raise AmlError(f"run {self.id} failed: {info.error or 'see its logs'}")
+            said = render.error_line(info.error, last=True, limit=2000) if info.error else "see its logs"
+            raise AmlError(f"run {self.id} failed: {said}")
         return info.to_dict()
 
     def result(self, name: str) -> Any:

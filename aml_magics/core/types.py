@@ -79,7 +79,7 @@ class RunInfo(_Reprs):
             lines.append(f"  metrics: {self.metrics_line()}")
         if self.status in ("Failed", "Canceled") and self.error:  # Canceled: why the system stopped it
             label = "error" if self.status == "Failed" else "why"
-            lines.append(f"  {label}: {self.error.strip().splitlines()[-1][:300]}")
+            lines.append(f"  {label}: {r.error_line(self.error, last=True)}")
         if self.status == "Queued":
             lines.append("  waiting for a free slot on its compute target")
         return "\n".join(lines)
@@ -381,7 +381,7 @@ class DeploymentInfo(_Reprs):
         if self.auth:
             text += " · key auth (service.get_keys())"
         if self.error and self.state != "Healthy":
-            text += f"\n  {self.error.strip().splitlines()[0][:300]}"
+            text += f"\n  {r.error_line(self.error)}"
         return text
 
     def _repr_html_(self) -> str:

@@ -173,15 +173,23 @@ def test_names_with_terminal_escapes_are_shown_not_acted_on(ip, client):
     hostile = "ok\x1b[2J\x1b]0;owned\x07\u202egnp.exe"
     run = client.runs.start_logging("shown", display_name=hostile, tags={"note": "x\nfake_run  Completed"})
     run.log("loss\x1b[8m", 1.0)
+    run.log("said", "val\x1b[31mue\nfake_run  Completed")  # a string metric's value: it was shown raw
     run.complete()
     client.models.register("shown-model", Path(__file__), tags={"k": "v\x1b[31m"})
+    failed = client.runs.start_logging("shown")  # an error a library coloured (and one with a title escape)
+    failed.fail(RuntimeError("\x1b[1;31mboom\x1b[0m\x1b]0;owned\x07 here"))
     texts = [repr(ip.run_line_magic("aml", "runs")), repr(client.runs.get(run.id)),
              repr(ip.run_line_magic("aml", "models")), repr(ip.run_line_magic("aml", f"metrics {run.id}")),
-             repr(client.models.get("shown-model"))]
+             repr(client.models.get("shown-model")), repr(client.runs.get(failed.id))]
+    with pytest.raises(AmlError) as raised:
+        failed.wait_for_completion()
+    texts.append(str(raised.value))
+    assert "said=val\\x1b[31mue\\nfake_run" in texts[1], texts[1]
+    assert "boom here" in texts[5] and "boom here" in texts[6], texts[5:]
     for text in texts:
         assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text, text
     assert "loss\\x1b[8m=1" in texts[0] and "loss\\x1b[8m=1" in texts[1] and "v\\x1b[31m" in texts[4]
-    assert len(texts[0].splitlines()) == 3  # header, rule, the one run
+    assert len(texts[0].splitlines()) == 4  # header, rule, the two runs
     client.models.register("shown-model", Path(__file__), tags={"k": "x\nfake-model  9  sklearn"})
     models = repr(ip.run_line_magic("aml", "models"))
     assert "x\\nfake-model" in models and len(models.splitlines()) == 5  # title, header, rule, two versions
