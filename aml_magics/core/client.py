@@ -55,9 +55,13 @@ class Client:
         key = (config.backend, str(config.path))
         with _clients_lock:
             client = _clients.get(key)
-            if client is None:
+            if client is None or client.stale():  # (a workspace folder deleted and begun again: the new one)
                 client = _clients[key] = cls(config=config)
             return client
+
+    def stale(self) -> bool:
+        """Whether this client's workspace storage was deleted or replaced since it was opened."""
+        return self._backend is not None and self._backend.stale()
 
     @property
     def backend(self) -> "Backend":

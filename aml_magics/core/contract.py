@@ -368,6 +368,11 @@ class Backend(ABC):
     def workspace_info(self) -> "WorkspaceInfo":
         """The workspace: name, where it is, counts of experiments and runs, the runs active now, computes."""
 
+    def stale(self) -> bool:
+        """Whether the workspace's storage was deleted or replaced under this process (its folder removed, a backup
+        put back): ``Client.shared`` then opens it again instead of handing out this backend."""
+        return False
+
 
 def not_supported(capabilities: Capabilities, operation: str) -> Exception:
     """The ``NotSupported`` error for ``operation``, saying what to use instead."""

@@ -48,7 +48,7 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
 
     @property
     def client(self) -> Client:
-        if self._client is None:
+        if self._client is None or self._client.stale():
             self._client = Client.shared(self.workspace or None)
         return self._client
 

@@ -65,8 +65,8 @@ class Controller:
         self.waiting: dict[str, None] = {}  # ended trials whose outcome waits for the policy's last judgement
         self.outcomes: dict[int, tuple] = {}  # trial number → (optuna trial, state, value), not yet told
         self.told = 0  # trials 1 … told are in Optuna's history
-        # grid sampling: the grid's points, walked lazily in order (a grid of 8 parameters × 10 choices is 10⁸ points:
-        # built as a list it took the controller's memory until the kernel's OOM killer ended it), and the next one
+        # grid sampling: the grid's points, walked lazily in order (a grid of 8 parameters × 10 choices is 10⁸
+        # points: built as a list it took the controller's memory until the OOM killer ended it), and the next one
         self.grid: Iterator[tuple] | None = None
         self.grid_point: dict | None = None
 

@@ -2,8 +2,9 @@
 
 An open SQLite handle keeps using the old file: before the check, a kernel whose workspace folder had been removed
 went on listing, submitting and logging into a file nobody could see (and ``doctor --recover`` in another process
-left every other kernel writing into the damaged copy). Now each is one line saying to restart, nothing is
-recreated, and a run in flight still ends.
+left every other kernel writing into the damaged copy). Now a handle opened before says so in one line, the next
+``%aml`` command (or ``Client.shared()``, as the Jupyter server calls it) opens the workspace again, a run in flight
+still ends, and a scoring service of a deleted workspace stops.
 """
 from __future__ import annotations
 
@@ -19,24 +20,36 @@ from aml_magics.core.errors import StorageError
 from aml_magics.core.types import RunSubmission
 
 
-def test_a_deleted_workspace_is_one_line_and_is_not_written_again(workspace, ip, project):
+def test_a_deleted_workspace_is_begun_again_and_old_handles_say_so(workspace, ip, project):
     client = Client.shared()
     old = client.runs.start_logging("moved", display_name="before")
     old.log("x", 1.0)
-    old.complete()
+    old.flush()
     shutil.rmtree(workspace)
 
-    with pytest.raises(UsageError) as err:
-        ip.run_line_magic("aml", "runs")
+    # a handle opened before: one line each, and nothing written into the deleted file
+    with pytest.raises(StorageError) as err:
+        client.runs.list()
     text = str(err.value)
-    assert "was deleted after this process opened it" in text and "restart the kernel" in text, text
+    assert "was deleted after this process opened it" in text and "open the workspace again" in text, text
     assert "\n" not in text
     (project / "train.py").write_text("print('hi')\n")
     with pytest.raises(StorageError, match="deleted"):
         client.runs.submit(RunSubmission(kind="script", experiment="moved", source_dir=project, entry="train.py"))
+    old.log("x", 2.0)
     with pytest.raises(StorageError, match="deleted"):
-        client.runs.start_logging("moved")
-    assert not workspace.exists(), list(workspace.rglob("*"))  # nothing was written where nobody would look
+        old.flush()
+    assert not workspace.exists(), list(workspace.rglob("*"))
+
+    # the next command opens the workspace again, as a user who deleted the folder to start afresh expects
+    assert "No runs" in repr(ip.run_line_magic("aml", "runs"))
+    run = ip.run_cell_magic("aml", "run --wait -e again", "x = 1\n")
+    fresh = Client.shared()
+    assert fresh is not client and [i.run_id for i in fresh.runs.list().infos] == [run.id]
+    assert (workspace / "aml.db").is_file()
+    from aml_magics.backends.local.tracker import discard, tracking_uri
+
+    discard(tracking_uri(workspace / "aml.db"))  # the old run's value can never be saved (no note at exit)
 
 
 def test_a_replaced_database_keeps_a_live_runs_values_and_says_so(workspace, tmp_path):
@@ -56,10 +69,7 @@ def test_a_replaced_database_keeps_a_live_runs_values_and_says_so(workspace, tmp
     assert run._tracker.pending() >= 1  # kept in memory, not dropped
     with pytest.raises(StorageError, match="replaced by another file"):
         client.runs.get(run.id)
-    from aml_magics.core import client as client_module
-
-    client_module._clients.clear()  # a restarted kernel: opens the file that is there now
-    fresh = Client.shared()
+    fresh = Client.shared()  # opens the file that is there now
     assert fresh.runs.get_metrics(run.id)["x"] in (1.0, [1.0])  # what was saved before is there
     from aml_magics.backends.local.tracker import discard, tracking_uri
 

@@ -106,6 +106,9 @@ class LocalBackend(Backend):
     def __repr__(self) -> str:
         return f"LocalBackend({self.path})"
 
+    def stale(self) -> bool:  # noqa: D102
+        return self.store.replaced()
+
     def workspace_info(self) -> WorkspaceInfo:
         from ...core.states import ACTIVE_STATES
 

@@ -40,6 +40,7 @@ from ...core import checks
 from ...core.contract import Tracker
 from ...core.errors import InvalidInput, InvalidType, StorageError, storage_reason
 from .store import recovery as _recovery
+from .store.connection import file_identity
 
 FLUSH_INTERVAL = 0.2
 MAX_BACKOFF_S = 5.0
@@ -65,21 +66,13 @@ def tracking_uri(db_path) -> str:
     return SCHEME + str(db_path)
 
 
-def _identity(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
 def tracker_for(uri: str) -> "LocalTracker":
     """The process-wide tracker for a tracking URI (``sqlite://`` + the database's absolute path) — a new one when
     the database at that path is another file than the one the tracker opened (a workspace deleted and made again
     at the same path in the same kernel: the old tracker would write into the deleted file)."""
     with _trackers_lock:
         tracker = _trackers.get(uri)
-        if tracker is not None and tracker.identity != _identity(tracker.db_path):
+        if tracker is not None and tracker.identity != file_identity(tracker.db_path):
             stale, tracker = tracker, None
             try:
                 stale.close()
@@ -141,7 +134,7 @@ class LocalTracker(Tracker):
         self.db_path = db_path
         self.workspace_dir = Path(db_path).parent
         self.store = Store(db_path, migrate=False)
-        self.identity = _identity(db_path)  # the file it opened (tracker_for replaces a tracker of a deleted one)
+        self.identity = file_identity(db_path)  # the file it opened (tracker_for replaces a tracker of a deleted one)
         self._points: deque = deque()  # (key_id, step, ts, value)
         self._records: deque = deque()  # (key_id, ts, json)
         self._tags: deque = deque()  # (run_id, table, {key: value}) refused once by the store: written in order

@@ -58,7 +58,7 @@ def _not_encodable(params: Sequence[Any] | dict, exc: UnicodeEncodeError) -> Exc
     return exc
 
 
-def _identity(path: str) -> tuple[int, int] | None:
+def file_identity(path: str) -> tuple[int, int] | None:
     """Which file is at ``path`` now (device, inode), or None when there is none."""
     try:
         st = os.stat(path)
@@ -72,8 +72,8 @@ def _gone(path: str, now: tuple[int, int] | None) -> Exception:
 
     what = "deleted" if now is None else "replaced by another file"
     return StoreGone(f"the workspace database {path} was {what} after this process opened it, so nothing was "
-                        "read or written; restart the kernel (and the Jupyter server) to open the workspace there "
-                        "again")
+                        "read or written; open the workspace again (any %aml command does, or Client.shared()) — a "
+                        "run started before stays tied to the old file")
 
 
 class Connection:
@@ -97,16 +97,20 @@ class Connection:
             if is_damage(exc):
                 raise damaged(self.path, exc) from None
             raise _storage_error(exc) from None
-        self._file = _identity(self.path)
+        self._file = file_identity(self.path)
         if migrate:
             self.migrate()
 
     def check_file(self) -> None:
         """Raise when the database file was deleted or replaced since it was opened (one ``stat``, about 1.5 µs)."""
         if self._file is not None:
-            now = _identity(self.path)
+            now = file_identity(self.path)
             if now != self._file:
                 raise _gone(self.path, now)
+
+    def replaced(self) -> bool:
+        """Whether the database file was deleted or replaced since it was opened."""
+        return self._file is not None and file_identity(self.path) != self._file
 
     def _open_settings(self) -> None:
         """WAL, NORMAL sync, and a read of the schema. The journal mode is read (and set) without SQLite's busy
