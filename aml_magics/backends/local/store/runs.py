@@ -196,7 +196,8 @@ class RunRows:
         """Ids that start or end with ``part``, newest first — over every run (a scan in SQLite: searching only the
         newest 5,000 ids said "not found" for a unique part of an older run)."""
         n = len(part)
-        sql = "SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ? OR substr(run_id, -?) = ? ORDER BY id DESC LIMIT ?"
+        sql = ("SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ? OR substr(run_id, -?) = ? "
+               "ORDER BY id DESC LIMIT ?")
         return [r[0] for r in self.query(sql, (n, part, n, part, limit))]
 
     def update_run(self, run_id: str, **fields: Any) -> None:
