@@ -141,6 +141,7 @@ class RunOperations(_Operations):
 
     def metric_series(self, run_id: str, name: str, since: int = 0):
         """New points ``[(step, ts, value)]`` of a scalar series after cursor ``since``, and the next cursor."""
+        since = checks.whole("since", since, 0, checks.INT64_MAX)  # (1.5 was a TypeError from inside; -1 re-read)
         return self._backend.runs.metric_series(run_id, name, since)
 
     def display_series(self, run_id: str, name: str, limit: int = 2000) -> "tuple[list, list, list, int, int]":
