@@ -106,6 +106,8 @@ def test_code_upload_then_command_job_submit_status_cancel(arm, tmp_path):
     assert submitted["properties"]["jobType"] == "Command"
     put = [c for c in fake.calls if c.operation == "Jobs_CreateOrUpdate"][0]
     assert put.body["properties"]["environmentVariables"]["AML_MAGICS_RUN_ID"] == "job-1"
+    # how many runs deep the job is: a job that submits jobs (its notebook submits itself) stops at MAX_DEPTH
+    assert put.body["properties"]["environmentVariables"]["AML_MAGICS_DEPTH"] == "1"
     status = ops.job(arm, WS, "job-1")["properties"]["status"]
     assert ops.map_status(status) == "NotStarted"
     ops.cancel_job(arm, WS, "job-1")

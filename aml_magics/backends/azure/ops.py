@@ -512,9 +512,13 @@ def compute_id(ws: WorkspaceRef, compute: str) -> str:
 
 
 def environ_for_job(run_id: str, experiment: str) -> dict[str, str]:
-    """What ``Run.get_context()`` inside the job uses to find its run (MLflow env comes from the job)."""
+    """What ``Run.get_context()`` inside the job uses to find its run (MLflow env comes from the job), and how many
+    runs deep the job is: jobs that submit jobs (a notebook whose cell submits it) stop at ``MAX_DEPTH`` here too,
+    rather than fill a paid cluster for ever."""
+    from ...core.names import ENV_DEPTH, run_depth
+
     return {"AML_MAGICS_RUN_ID": run_id, "AML_MAGICS_EXPERIMENT": experiment, "AML_MAGICS_BACKEND": "azure",
-            "PYTHONUNBUFFERED": "1"}
+            "PYTHONUNBUFFERED": "1", ENV_DEPTH: str(run_depth() + 1)}
 
 
 # -- sweeps: Azure ML sweep jobs (HyperDrive on the service side) ---------------------------------------------
