@@ -191,7 +191,7 @@ class Supervisor:
             return 1
         self.rows.set_supervisor(self.name, os.getpid(), procs.start_token(os.getpid()))
         backoff, ever_ready, restarts = 1.0, False, 0
-        checked = time.monotonic()
+        checked, missed = time.monotonic(), 0
         while not self.stopping:
             self.server = self.start_server(sock)
             self.set_state("Transitioning", server_pid=self.server.pid,
@@ -230,8 +230,11 @@ class Supervisor:
                     checked = time.monotonic()
                     try:
                         self.store.check_file()
+                        missed = 0
                     except StoreGone as exc:
-                        self.workspace_gone(exc)
+                        missed += 1  # twice in a row: a network folder's passing hiccup does not stop a service
+                        if missed >= 2:
+                            self.workspace_gone(exc)
                 time.sleep(0.1)
         self.stop(self.server)
         sock.close()
