@@ -93,6 +93,21 @@ async def test_workspace_experiments_computes(jp_fetch, client):
     assert (await get(jp_fetch, "computes"))["computes"][0]["name"] == "local"
 
 
+async def test_a_workspace_folder_deleted_under_the_server_is_begun_again(jp_fetch, client, workspace):
+    """The server kept its connection to the deleted database: the sidebar went on listing the deleted runs, and a
+    notebook submitted from it went into a file nobody could see. Its next request opens the workspace again."""
+    import shutil
+
+    from aml_magics import Experiment, Workspace
+
+    Experiment(Workspace.current(), "before").start_logging().complete()
+    assert (await get(jp_fetch, "workspace"))["runs"] == 1
+    shutil.rmtree(workspace)
+    ws = await get(jp_fetch, "workspace")
+    assert ws["runs"] == 0 and (await get(jp_fetch, "runs"))["runs"] == []
+    assert (workspace / "aml.db").is_file()
+
+
 async def test_runs_paging_filters_metrics_and_logs(jp_fetch, client):
     from aml_magics import Experiment, Workspace
 
