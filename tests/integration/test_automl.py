@@ -195,6 +195,8 @@ def test_resume_after_killing_the_engine(ip, client):
     ("--task regression --data words --label target", "has values that are not numbers \\(like 'ten'\\)"),
     ("--task regression --data infinite --label target", "has 1 infinite value; drop or replace"),
     ("--task classification --data twice --label target", "the data has 2 columns named 'target'"),
+    # a file saved in another encoding: said at submission (the run failed with a UnicodeDecodeError)
+    ("--task classification --data latin.csv --label target", "latin.csv is not UTF-8 text \\(byte 0xe9"),
 ])
 def test_bad_automl_settings_fail_before_anything_starts(ip, client, project, options, message):
     ip.user_ns["df"] = pd.DataFrame({"x": [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8], "target": [0, 1] * 6})
@@ -206,9 +208,27 @@ def test_bad_automl_settings_fail_before_anything_starts(ip, client, project, op
     ip.user_ns["infinite"] = pd.DataFrame({"x": range(40), "target": [0.5, 2.5] * 19 + [float("inf"), 1.0]})
     ip.user_ns["twice"] = pd.DataFrame([[1, 0, 1]] * 20 + [[2, 1, 0]] * 20, columns=["x", "target", "target"])
     (project / "empty.csv").write_text("x,target\n")
+    (project / "latin.csv").write_bytes("café,target\n".encode("latin-1") + b"1,0\n" * 20)
     with pytest.raises(UsageError, match=message):
         ip.run_line_magic("aml", f"automl {options}")
     assert client.runs.list(limit=None).infos == []
+
+
+@pytest.mark.parametrize("name, text", [
+    ("semicolons.csv", "x;target\n{rows}"),  # Excel's CSV in many languages
+    ("tabs.tsv", "x\ttarget\n{rows}"),  # refused at submission: its header was read as one column
+    ("bom.csv", "\ufefftarget,x\n{rows}"),  # a byte-order mark before the label's name hid it
+])
+def test_text_tables_separated_otherwise_are_read_as_such(ip, client, project, name, text):
+    sep = ";" if name.startswith("semi") else "\t" if name.endswith(".tsv") else ","
+    pairs = [((i * 7) % 11 + 0.5, i % 2) for i in range(40)]  # (x, target); x is no ID
+    rows = "".join(f"{t}{sep}{x}\n" if name == "bom.csv" else f"{x}{sep}{t}\n" for x, t in pairs)
+    (project / name).write_text(text.format(rows=rows), encoding="utf-8")
+    run = ip.run_line_magic("aml", f"automl --task classification --data {name} --label target --trials 1")
+    info = client.runs.wait(run.id, timeout=180)
+    assert info.status == "Completed", info.error
+    children = client.runs.children(run.id).infos
+    assert children and all(c.status == "Completed" for c in children)
 
 
 def test_a_file_whose_label_cannot_be_learned_fails_the_run_at_once_saying_why(ip, client, project):
