@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core import checks
 from ..core.errors import EngineStopped, InvalidInput
 from ..core.specs import AutoMLSpec
 
@@ -54,38 +55,11 @@ def load(spec: AutoMLSpec):
     if ref.get("format") == "parquet":
         return pd.read_parquet(path)
     try:
-        return pd.read_csv(path, sep=delimiter(path))
+        return pd.read_csv(path, sep=checks.table_delimiter(path))
     except UnicodeDecodeError as exc:  # past the start the submission checked
-        raise EngineStopped(not_utf8(ref.get("display") or path, exc.object[exc.start], "further in")) from None
+        raise EngineStopped(checks.not_utf8(ref.get("display") or path, exc.object[exc.start], "further in")) from None
     except InvalidInput as exc:
         raise EngineStopped(str(exc)) from None
-
-
-def not_utf8(name: Any, byte: int, where: str = "near the start") -> str:
-    return (f"--data {name} is not UTF-8 text (byte 0x{byte:02x} {where}); save it as UTF-8 (Excel: \"CSV UTF-8\"), "
-            "or read it with pandas (pd.read_csv(path, encoding='latin-1')) and pass the DataFrame")
-
-
-def delimiter(path: str | os.PathLike, name: Any = None) -> str:
-    """How a text table's columns are separated: a tab for .tsv; else a comma, unless the header has none and has
-    semicolons, tabs or bars (Excel writes ";" in many languages; a .tsv or .txt was refused at submission, its
-    header read as one column). Raises ``InvalidInput`` when the file's start is not UTF-8 text."""
-    with open(path, "rb") as f:
-        head = f.read(1 << 16)
-    try:
-        text = head.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 3:  # not a character the 64 KB cut in two
-            raise InvalidInput(not_utf8(name or path, head[exc.start])) from None
-        text = head[:exc.start].decode("utf-8-sig")
-    if str(path).lower().endswith(".tsv"):
-        return "\t"
-    header = text.split("\n", 1)[0]
-    if "," in header:
-        return ","
-    counts = {d: header.count(d) for d in (";", "\t", "|")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
 
 
 MIN_LABELED_ROWS = 10

@@ -103,9 +103,7 @@ def _columns_of(data: Any, path: Path | None) -> tuple[list[str], bool]:
                 raise InvalidInput("reading Parquet needs pyarrow: pip install pyarrow (or use a CSV)") from None
             meta = pq.ParquetFile(path)
             return list(meta.schema_arrow.names), meta.metadata.num_rows > 0
-        from .data import delimiter
-
-        sep = delimiter(path, path.name)  # (a file that does not start as UTF-8 text: one line, now)
+        sep = checks.table_delimiter(path, path.name)  # (a file that does not start as UTF-8 text: one line, now)
         with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
             reader = csv.reader(f, delimiter=sep)
             header = next(reader, [])

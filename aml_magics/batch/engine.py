@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..core import checks
 from ..core.errors import EngineStopped, InvalidInput
 from ..core.specs import TABULAR_SUFFIXES, BatchSpec
 
@@ -66,7 +67,7 @@ def _read_table(path: str):
 
     if path.endswith((".parquet", ".pq")):
         return pd.read_parquet(path)
-    return pd.read_csv(path, sep="\t" if path.endswith(".tsv") else ",")
+    return pd.read_csv(path, sep=checks.table_delimiter(path))  # (";" of Excel's CSV made one column of each row)
 
 
 def make_plan(settings: BatchSpec) -> dict:

@@ -64,9 +64,9 @@ def test_a_dataframe_by_rows_and_a_csv_folder(ip, client, digits, tmp_path):
     assert list(out["row"]) == list(range(250)) and list(out["prediction"]) == list(expected[:250])
     tables = tmp_path / "tables"
     tables.mkdir()
-    for k in range(3):
+    for k, sep in enumerate([",", ";", ","]):  # ";": Excel's CSV in many languages (it was read as one column)
         pd.DataFrame(X[k * 100:(k + 1) * 100], columns=[f"p{i}" for i in range(64)]).to_csv(tables / f"t{k}.csv",
-                                                                                             index=False)
+                                                                                             index=False, sep=sep)
     client.datastores.upload(tables, "digits/tables")
     run = client.batch.submit("digits", "datastore:digits/tables", mini_batch=64, parallel=2, experiment="batch")
     assert client.runs.wait(run.id, timeout=120).status == "Completed", client.runs.get_logs(run.id)
