@@ -137,21 +137,30 @@ class RunList(list, _Reprs):
         return f"{self.total:,}+" if self.more else f"{self.total:,}"
 
     HEADERS = ("run", "experiment", "status", "created", "duration", "metrics")
+    SHOWN = 1000  # rows a view draws: `%aml runs --limit 100000` made an 8 MB text and an 80 MB HTML output (past
+    # Jupyter's output rate limit, and saved with the notebook); the list itself holds every run
 
     def _rows(self):
-        for info in self.infos:
+        for info in self.infos[: self.SHOWN]:
             yield (
                 info.run_id, info.experiment, info.status, r.fmt_time(info.created),
                 r.fmt_duration(info.duration), info.metrics_line(limit=3),
             )
 
+    def _footer(self) -> str:
+        if len(self.infos) > self.SHOWN:
+            return (f"the first {self.SHOWN:,} of the {len(self.infos):,} runs listed are shown, of {self.total_text} "
+                    "that match; the list holds them all: .to_pandas() for a table")
+        if self.total > len(self.infos):
+            return f"{len(self.infos)} of {self.total_text} runs shown"
+        return ""
+
     def __repr__(self) -> str:
         if not self.infos:
             return "No runs."
         text = r.text_table(self.HEADERS, self._rows(), max_width=48)
-        if self.total > len(self.infos):
-            text += f"\n({len(self.infos)} of {self.total_text} runs shown)"
-        return text
+        footer = self._footer()
+        return text + (f"\n({footer})" if footer else "")
 
     def _repr_html_(self) -> str:
         if not self.infos:
@@ -163,9 +172,8 @@ class RunList(list, _Reprs):
             row[2] = r.badge(info.status)
             rows.append(row)
         html = r.html_table(self.HEADERS, rows, raw_columns=(0, 2))
-        if self.total > len(self.infos):
-            html += f"<p>{len(self.infos)} of {self.total_text} runs shown</p>"
-        return html
+        footer = self._footer()
+        return html + (f"<p>{r.esc(footer)}</p>" if footer else "")
 
     def to_pandas(self):
         try:
@@ -248,20 +256,29 @@ class Listing(list, _Reprs):
         self.empty = empty
         self.title = title
 
+    SHOWN = 1000  # rows a view draws (the list holds them all)
+
     def _cells(self):
-        for item in self:
+        for item in self[: self.SHOWN]:
             yield [getattr(item, h) if not isinstance(item, dict) else item.get(h) for h in self.headers]
+
+    def _more(self) -> str:
+        left = len(self) - self.SHOWN
+        return f"… and {left:,} more (the list holds them all)" if left > 0 else ""
 
     def __repr__(self) -> str:
         if not self:
             return self.empty
-        return (self.title + "\n" if self.title else "") + r.text_table(self.headers, self._cells())
+        more = self._more()
+        return (self.title + "\n" if self.title else "") + r.text_table(self.headers, self._cells()) + (
+            f"\n{more}" if more else "")
 
     def _repr_html_(self) -> str:
         if not self:
             return f"<p>{r.esc(self.empty)}</p>"
         title = f"<b>{r.esc(self.title)}</b>" if self.title else ""
-        return title + r.html_table(self.headers, self._cells())
+        more = self._more()
+        return title + r.html_table(self.headers, self._cells()) + (f"<p>{r.esc(more)}</p>" if more else "")
 
 
 class ModelList(Listing):

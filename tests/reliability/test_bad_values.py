@@ -204,6 +204,24 @@ def test_a_run_of_thousands_of_metrics_lists_a_page_of_them(workspace):
     assert "class_498_f1" in text and "class_499_f1" not in text
 
 
+def test_a_listing_of_a_hundred_thousand_runs_shows_a_page_of_them(workspace):
+    """``%aml runs --limit 100000`` made an 8 MB text and an 80 MB HTML cell output (past Jupyter's output rate
+    limit, and saved with the notebook). The view draws 1,000 rows and says so; the list holds every run."""
+    from aml_magics.core.types import Listing, RunInfo, RunList
+
+    infos = [RunInfo(run_id=f"run_{i:06d}", experiment="big", status="Completed", kind="script")
+             for i in range(3000)]
+    runs = RunList(range(3000), infos, total=5000)
+    html, text = runs._repr_html_(), repr(runs)
+    assert html.count("<tr") == 1001 and len(text.splitlines()) == 1003, (html.count("<tr"), len(text.splitlines()))
+    said = "the first 1,000 of the 3,000 runs listed are shown, of 5,000 that match; the list holds them all"
+    assert said in html and said in text and "run_000999" in text and "run_001000" not in text
+    assert len(runs) == 3000 and len(runs.to_pandas()) == 3000
+    assert repr(RunList(range(3), infos[:3], total=10)).endswith("(3 of 10 runs shown)")  # a page, as before
+    many = Listing([{"name": f"m{i}"} for i in range(1500)], ("name",))
+    assert many._repr_html_().count("<tr") == 1001 and repr(many).endswith("… and 500 more (the list holds them all)")
+
+
 def test_the_query_calls_refuse_a_bad_count_or_wait(workspace):
     """``get_logs(tail=2.5)`` raised a TypeError from inside, ``tail=0`` gave the whole log, and ``wait(timeout=nan)``
     on a running run never returned. Each is one InvalidInput now, naming the argument."""
