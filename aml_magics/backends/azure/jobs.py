@@ -60,7 +60,7 @@ class AzureRuns(JobFiles, RunsBackend):
         if kind != "cell" and not (source / entry).is_file():
             raise NotFound(f"{'notebook' if kind == 'notebook' else 'script'} {entry!r} not found in {source}")
         environment_id = self.b.environments.environment_id(sub.environment)  # unknown: refused before uploads
-        files = plan_snapshot(source, sub.snapshot_max_bytes)
+        files = plan_snapshot(source, sub.snapshot_max_bytes, note=True)
         name = job_name(sub.experiment)
         io = self._io(name, pickled_in, sub.out_vars) if (sub.in_values or sub.out_vars) else None
         with tempfile.TemporaryDirectory() as tmp:
@@ -173,7 +173,7 @@ class AzureRuns(JobFiles, RunsBackend):
         sub = self._on_compute(sub)
         source = Path(sub.source_dir).resolve()
         environment_id = self.b.environments.environment_id(sub.environment)  # unknown: refused before uploads
-        files = plan_snapshot(source, sub.snapshot_max_bytes)
+        files = plan_snapshot(source, sub.snapshot_max_bytes, note=True)
         name = job_name(sub.experiment)
         pickled_in = pickle_inputs(sub.in_values)
         io = self._io(name, pickled_in, []) if pickled_in is not None else None

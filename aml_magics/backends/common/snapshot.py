@@ -36,8 +36,13 @@ def _ignore_spec(source: Path):
     return None
 
 
-def plan_snapshot(source: Path, max_bytes: int, exclude: tuple[Path, ...] = ()) -> list[tuple[Path, str]]:
-    """The files to copy as (absolute path, relative POSIX path); raises when over ``max_bytes``."""
+MANY_FILES = 2000  # a snapshot of more files than this is said: every run copies them (Azure ML's SDK warns too)
+
+
+def plan_snapshot(source: Path, max_bytes: int, exclude: tuple[Path, ...] = (), *,
+                  note: bool = False) -> list[tuple[Path, str]]:
+    """The files to copy as (absolute path, relative POSIX path); raises when over ``max_bytes``. ``note``: say so
+    when they are many (a data folder beside the notebook, copied by every run without a word)."""
     source = source.resolve()
     spec = _ignore_spec(source)
     excluded = {p.resolve() for p in exclude}
@@ -83,6 +88,16 @@ def plan_snapshot(source: Path, max_bytes: int, exclude: tuple[Path, ...] = ()) 
                     f".amlignore, submit from a smaller folder, or raise %config AmlMagics.snapshot_max_mb"
                 )
             files.append((full, rel))
+    if note and len(files) > MANY_FILES:
+        import sys
+
+        from collections import Counter
+
+        tops = Counter(rel.split("/", 1)[0] for _, rel in files if "/" in rel).most_common(1)
+        where = f", {tops[0][1]:,} of them in {tops[0][0]}/" if tops else ""
+        print(f"Note: the run's snapshot is {len(files):,} files, {total / 1e6:,.1f} MB{where} — copied for every "
+              "run; list data folders in .amlignore and read them with --input datastore:PATH instead.",
+              file=sys.stderr)
     return files
 
 

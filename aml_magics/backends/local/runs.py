@@ -55,7 +55,8 @@ class LocalRuns(RunsBackend):
             raise InvalidInput(f"source folder {source} does not exist")
         if sub.kind in ("script", "notebook") and not (source / sub.entry).is_file():
             raise NotFound(f"{sub.kind} {sub.entry!r} not found in {source}")
-        files = snapshot.plan_snapshot(source, sub.snapshot_max_bytes, exclude=(self.path,))
+        files = snapshot.plan_snapshot(source, sub.snapshot_max_bytes, exclude=(self.path,),
+                                       note=not sub.parent_run_id)  # (a trial's: said once, for its sweep)
         pickled_inputs = pickle_inputs(sub.in_values)
         python = self.backend.environments.python(sub.environment) if sub.environment else None
         if sub.parent_run_id and not self.exists(sub.parent_run_id):
