@@ -105,3 +105,25 @@ def test_a_damaged_store_is_reported_copied_salvaged_and_recovered(workspace, ip
     new.log("x", 1.0)
     new.complete()
     assert client.runs.get_metrics(new.id) == {"x": 1.0}
+
+
+def test_two_doctors_at_once_recover_the_store_once(workspace):
+    """Two kernels told "run doctor" at the same moment: both copied the store to the same file in the same second,
+    salvaged into one aml.db.recovered together and each put it in place. One works at a time now; the one that
+    waited says another doctor recovered the store."""
+    ids = populate(workspace, runs=40)
+    db = workspace / "aml.db"
+    damage(db, "header")
+    command = [sys.executable, "-m", "aml_magics", "doctor", "--recover", "--workspace", str(workspace)]
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for (out, err), p in zip(outs, procs):
+        assert "Traceback" not in err, err
+    said = "\n".join(out for out, _ in outs)
+    assert said.count("The recovered store is now aml.db") == 1, said
+    assert "another doctor put the recovered store in place while this one waited" in said, said
+    copies = [c for c in workspace.glob("aml.db.damaged-*") if not c.name.endswith("-wal")]
+    assert len(copies) == 1, copies  # one copy of the damaged store, not two
+    client = Client(workspace)
+    assert {i.run_id for i in client.runs.list(limit=None).infos} == set(ids)
+    assert client.backend.store.integrity_check() == ["ok"]

@@ -27,10 +27,12 @@ def damaged(path: str, exc: BaseException) -> Exception:
     """One clear error for a damaged database file, carrying its doctor."""
     from ....core.errors import StoreDamaged
 
+    seen = file_identity(path)  # the damaged file: a doctor that finds another file there leaves it be
+
     def examine(recover: bool = False):
         from .recovery import examine_damaged
 
-        return examine_damaged(path, recover=recover)
+        return examine_damaged(path, recover=recover, seen=seen)
 
     return StoreDamaged(f"the workspace database {path} is damaged ({exc}); run %aml doctor (or python -m aml_magics "
                         "doctor) to keep a copy and save what can be saved", examine)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from ...common.doctor import DoctorReport
+from .connection import file_identity
 
 MAGIC = b"SQLite format 3\x00"
 PAGE_SIZES = (4096, 1024, 2048, 8192, 16384, 32768, 65536, 512)
@@ -241,9 +242,38 @@ def salvage(damaged: Path, target: Path) -> tuple[list[tuple[str, int, bool]], s
     return results, how
 
 
-def examine_damaged(path: str | os.PathLike, recover: bool = False) -> DoctorReport:
-    """The doctor for a database that cannot be opened: copy, salvage, and (``recover``) swap in the salvage."""
+DOCTOR_WAIT_S = 1800  # how long a doctor waits for another one working on the same damaged store
+
+
+def examine_damaged(path: str | os.PathLike, recover: bool = False,
+                    seen: tuple[int, int] | None = None) -> DoctorReport:
+    """The doctor for a database that cannot be opened: copy, salvage, and (``recover``) swap in the salvage — one
+    doctor at a time per store. Two at once (two kernels told to run doctor) copied to the same file in the same
+    second, salvaged into one ``aml.db.recovered`` together and replaced the store twice; the one that waited
+    now finds the store recovered, or does its work on what the first left. ``seen``: the file found damaged."""
+    from filelock import FileLock, Timeout
+
     db = Path(path)
+    before = seen or file_identity(str(db))
+    lock = FileLock(str(db.with_name(f"{db.name}.doctor.lock")))
+    try:
+        lock.acquire(timeout=DOCTOR_WAIT_S)
+    except Timeout:
+        from ....core.errors import StorageError
+
+        raise StorageError(f"another doctor has worked on {db} for {DOCTOR_WAIT_S // 60} minutes; try again when it "
+                           "has finished") from None
+    try:
+        if file_identity(str(db)) != before:  # the one before us put a recovered store in place meanwhile
+            report = DoctorReport(str(db.parent))
+            report.add("store recovered", "ok", "another doctor put the recovered store in place while this one waited")
+            return report
+        return _examine_damaged(db, recover)
+    finally:
+        lock.release()
+
+
+def _examine_damaged(db: Path, recover: bool) -> DoctorReport:
     report = DoctorReport(str(db.parent))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     copy = db.with_name(f"{db.name}.damaged-{stamp}")
