@@ -95,7 +95,7 @@ class Client:
         """Check the workspace (SQLite, processes, records vs files) and repair what is safe to repair.
 
         A damaged store is copied aside and what can be read is saved into a fresh one; ``recover`` puts that
-        fresh store in place (restart other kernels of the workspace afterwards)."""
+        fresh store in place (other kernels open it at their next command: ``Client.shared`` sees the new file)."""
         from .errors import StoreDamaged
 
         try:
