@@ -302,8 +302,8 @@ def _examine_damaged(db: Path, recover: bool) -> DoctorReport:
             replaced(db)
         report.add("store recovered", "repaired", summary)
         report.advice.append(f"The recovered store is now {db.name}; the damaged one is kept as {copy.name}. "
-                             "Other kernels and the Jupyter server open it at their next %aml command or request; a run "
-                             "they had started logging must be started again.")
+                             "Other kernels and the Jupyter server open it at their next %aml command or "
+                             "request; a run they had started logging must be started again.")
     else:
         report.add("rows that can be saved", "problem", summary)
         report.advice.insert(0, f"To use them, run %aml doctor --recover (or python -m aml_magics doctor --recover): "
