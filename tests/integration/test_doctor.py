@@ -39,3 +39,36 @@ def test_doctor_repairs_stale_runs_and_reports_missing_files(ip, client, workspa
     (tmp_path / "m.bin").rename(model.path)
     again = ip.run_line_magic("aml", "doctor")
     assert again.healthy, repr(again)
+
+
+def test_doctor_removes_what_a_killed_upload_left_and_keeps_a_live_one(client, tmp_path):
+    """A kernel killed while uploading a file to a datastore left its half-written copy (hidden from every
+    listing) taking its space for ever."""
+    from pathlib import Path
+
+    from aml_magics.backends.local.procs import is_alive
+
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        f.truncate(2_000_000_000)  # 2 GB (sparse): long enough to be caught halfway
+    root = Path(next(d for d in client.datastores.list() if d.is_default).path)
+    script = "import sys\nfrom aml_magics.core.client import Client\n" \
+             "Client(sys.argv[1]).datastores.upload(sys.argv[2], target='data')\n"
+    proc = subprocess.Popen([sys.executable, "-c", script, str(client.backend.path), str(big)])
+    try:  # killed halfway through the copy, as a closed laptop or a restarted kernel would
+        left = wait_until(lambda: [f for f in root.rglob("*.uploading") if f.stat().st_size > 0], timeout=60,
+                          interval=0.005, what="the upload to be writing")
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert len(left) == 1 and not is_alive(proc.pid)
+    written = left[0].stat().st_size
+    assert 0 < written < 2_000_000_000
+    live = left[0].with_name(f".other.bin.{os.getpid()}-0123abcd.uploading")  # an upload still being written
+    live.write_bytes(b"x")
+    assert [e.path for e in client.datastores.ls("data")] == []  # hidden from listings, as before
+    report = client.doctor()
+    row = next(c for c in report.checks if c[0] == "no half-written uploads")
+    assert row[1] == "repaired" and row[2].startswith("removed 1 file(s), ") and "whose kernel was stopped" in row[2]
+    assert not left[0].exists() and live.exists()
+    assert ("no half-written uploads", "ok", "") in client.doctor().checks

@@ -2,7 +2,8 @@
 
 SQLite's own integrity check; runs and services whose processes are gone (marked Failed with the
 reason); records without their files and files without a record; registrations interrupted
-mid-copy (their staging folders are removed). Nothing the user logged or registered is deleted.
+mid-copy (their staging folders are removed) and datastore uploads whose process was killed (their half-written
+files). Nothing the user logged or registered is deleted.
 """
 from __future__ import annotations
 
@@ -97,4 +98,33 @@ def run_doctor(backend, recover: bool = False) -> DoctorReport:
         shutil.rmtree(p, ignore_errors=True)
     report.add("no half-copied registrations", "repaired" if leftovers else "ok",
                f"removed {len(leftovers)} interrupted copy(ies)" if leftovers else "")
+    stopped = _stopped_uploads(backend)
+    freed = 0
+    for f in stopped:
+        try:
+            freed += f.stat().st_size
+            f.unlink()
+        except OSError:
+            pass
+    report.add("no half-written uploads", "repaired" if stopped else "ok",
+               f"removed {len(stopped)} file(s), {freed / 1e6:,.1f} MB, of uploads whose kernel was stopped"
+               if stopped else "")
     return report
+
+
+def _stopped_uploads(backend) -> list[Path]:
+    """Files a datastore upload was writing when its process was killed (``.NAME.PID-HEX.uploading``): hidden from
+    every listing, they kept their space for ever. One whose process still runs (or whose pid was reused) stays."""
+    import re
+
+    pattern = re.compile(r"^\..*\.(\d+)-[0-9a-f]{8}" + re.escape(layout.UPLOADING) + "$")
+    found = []
+    for ds in backend.datastores.list():
+        base = Path(ds.path)
+        if not base.is_dir():
+            continue
+        for f in base.rglob("*" + layout.UPLOADING):
+            m = pattern.match(f.name)
+            if m and f.is_file() and not f.is_symlink() and not procs.is_alive(int(m.group(1))):
+                found.append(f)
+    return found
