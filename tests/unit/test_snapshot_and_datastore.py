@@ -166,3 +166,28 @@ def test_one_rule_picks_the_default_datastore():
         pick([("a", False), ("b", False)])
     with pytest.raises(NotFound, match="^the workspace has no default datastore$"):
         pick([])
+
+
+def test_uploading_a_folder_that_holds_the_workspace_leaves_the_workspace_out(tmp_path, monkeypatch, capsys):
+    """A project with its workspace in it (``%aml workspace use ./ws``), uploaded whole: the live database and the
+    datastore — with this very upload in it — were copied too, and each upload of the folder doubled the copy."""
+    from aml_magics.core.client import Client
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "data.csv").write_text("a,b\n1,2\n")
+    client = Client(project / "ws")
+    run = client.runs.start_logging("e")
+    run.log("x", 1.0)
+    run.complete()
+    for _ in range(2):
+        assert client.datastores.upload(project, "proj", overwrite=True) == ["proj/data.csv"]
+        assert "Note: the workspace's own files are not uploaded (ws/ in it)." in capsys.readouterr().err
+    assert [e.path for e in client.datastores.ls("proj")] == ["proj/data.csv"]
+    with pytest.raises(InvalidInput, match="holds nothing to upload but the workspace itself"):
+        client.datastores.upload(project / "ws", "w")
+    # a folder inside the workspace (a run's outputs) is uploaded as any other
+    outputs = project / "ws" / "runs" / run.id / "outputs"
+    outputs.mkdir(parents=True, exist_ok=True)
+    (outputs / "model.txt").write_text("m")
+    assert client.datastores.upload(outputs, "models") == ["models/model.txt"]
