@@ -55,7 +55,8 @@ def test_a_pipe_a_socket_or_a_device_in_the_folder_is_not_part_of_the_snapshot(t
 
 def test_an_environment_inside_the_project_is_not_part_of_the_snapshot(tmp_path):
     """A .venv (or a conda environment) in the project folder was copied with every run, and a real one is over
-    the 100 MB limit: every run was refused until the user wrote .amlignore."""
+    the 100 MB limit: every run was refused until the user wrote .amlignore. A local workspace in it likewise (the
+    local backend left its own out; an Azure ML job took it along)."""
     src = tmp_path / "src"
     for env, marker in ((".venv", "pyvenv.cfg"), ("env", "conda-meta/history")):
         (src / env / "lib").mkdir(parents=True)
@@ -63,6 +64,8 @@ def test_an_environment_inside_the_project_is_not_part_of_the_snapshot(tmp_path)
         (src / env / marker).write_text("home = /usr/bin\n")
         (src / env / "lib" / "big.so").write_bytes(b"0" * 5000)
     (src / "train.py").write_text("x")
+    (src / "ws" / "runs").mkdir(parents=True)  # a local workspace kept in a project that moved to Azure ML
+    (src / "ws" / "aml.db").write_bytes(b"0" * 5000)
     (src / "lib").mkdir()
     (src / "lib" / "util.py").write_text("x")  # a folder of code, however named, stays
     assert _names(plan_snapshot(src, 1000)) == ["lib/util.py", "train.py"]

@@ -1,8 +1,8 @@
 """Copy a source folder into a run's snapshot, honouring ``.amlignore`` / ``.gitignore``.
 
 As in Azure ML, ``.amlignore`` wins over ``.gitignore``; ``.git``, notebook checkpoints,
-``__pycache__`` and the folder's own ``outputs/`` are never copied, nor the workspace itself
-when it lies inside the source folder. A snapshot over the size limit is refused before
+``__pycache__`` and the folder's own ``outputs/`` are never copied, nor a workspace (the run's own, or
+any folder holding an ``aml.db``), a virtual or conda environment, pipes, sockets or devices. A snapshot over the size limit is refused before
 anything is copied.
 """
 from __future__ import annotations
@@ -36,6 +36,7 @@ def _ignore_spec(source: Path):
     return None
 
 
+WORKSPACE_DB = "aml.db"  # a local workspace's database: a folder holding it is a workspace (never code)
 MANY_FILES = 2000  # a snapshot of more files than this is said: every run copies them (Azure ML's SDK warns too)
 
 
@@ -59,9 +60,10 @@ def plan_snapshot(source: Path, max_bytes: int, exclude: tuple[Path, ...] = (), 
                 continue
             if full.is_symlink():
                 continue  # never follow links out of the source folder
-            if (full / "pyvenv.cfg").is_file() or (full / "conda-meta").is_dir():
+            if (full / "pyvenv.cfg").is_file() or (full / "conda-meta").is_dir() or (full / WORKSPACE_DB).is_file():
                 continue  # a virtual or conda environment in the project (.venv): packages, not code — it filled
-                # the snapshot's 100 MB on every run unless the user thought of .amlignore
+                # the snapshot's 100 MB on every run unless the user thought of .amlignore; or a local workspace
+                # (./ws, kept when the project moved to Azure ML: its runs were uploaded with every job)
             if spec is not None and spec.match_file(rel + "/"):
                 continue
             keep.append(d)

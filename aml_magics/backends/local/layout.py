@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
-DB_NAME = "aml.db"
+from ..common.snapshot import WORKSPACE_DB as DB_NAME  # one place: snapshots leave a folder holding it out
+
 LOG_NAME = "std_log.txt"
 
 
