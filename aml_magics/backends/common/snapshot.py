@@ -2,8 +2,8 @@
 
 As in Azure ML, ``.amlignore`` wins over ``.gitignore``; ``.git``, notebook checkpoints,
 ``__pycache__`` and the folder's own ``outputs/`` are never copied, nor a workspace (the run's own, or
-any folder holding an ``aml.db``), a virtual or conda environment, pipes, sockets or devices. A snapshot over the size limit is refused before
-anything is copied.
+any folder holding an ``aml.db``), a virtual or conda environment, pipes, sockets or devices. A snapshot over
+the size limit is refused before anything is copied.
 """
 from __future__ import annotations
 
