@@ -69,6 +69,7 @@ class Controller:
         # points: built as a list it took the controller's memory until the OOM killer ended it), and the next one
         self.grid: Iterator[tuple] | None = None
         self.grid_point: dict | None = None
+        self.grid_tried: set[tuple] | None = None  # the points trials took, read once, then kept as trials start
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -80,7 +81,7 @@ class Controller:
         sampling = self.settings.sampling
         if sampling == "grid":
             self.grid = itertools.product(*(self.space[n].grid() for n in self.space))
-            self.grid_point = None
+            self.grid_point, self.grid_tried = None, None
             return None
         if sampling == "bayesian":
             return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(5, max(2, self.max_trials // 4)))
@@ -142,7 +143,9 @@ class Controller:
 
     def _next_params(self) -> tuple[dict, Any] | None:
         if self.grid is not None:
-            tried = {_grid_key(t["params"], self.space) for t in self.trials.values()}
+            if self.grid_tried is None:  # (a resumed sweep: the trials the store holds)
+                self.grid_tried = {_grid_key(t["params"], self.space) for t in self.trials.values()}
+            tried = self.grid_tried
             # the point offered last stays offered until a trial takes it (a submission that failed is tried again)
             while self.grid_point is None or _grid_key(self.grid_point, self.space) in tried:
                 combo = next(self.grid, None)
@@ -173,6 +176,8 @@ class Controller:
         handle = self.client.runs.submit(sub)
         self.trials[handle.id] = {"n": n, "params": params, "values": [], "cursor": 0, "status": "NotStarted",
                                   "optuna": optuna_trial}
+        if self.grid_tried is not None:
+            self.grid_tried.add(_grid_key(params, self.space))
         print(f"trial {n}: {_fmt(params)} → {handle.id}", flush=True)
         return True
 

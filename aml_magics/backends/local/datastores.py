@@ -94,9 +94,10 @@ class LocalDatastores(DatastoresBackend):
         for s, d in pairs:
             tmp = uploading_beside(d)  # each writer its own: two notebooks uploading one name never mix the files
             try:
-                missing = [q for q in (d.parent, *d.parent.parents) if root in q.parents and not q.exists()]
-                d.parent.mkdir(parents=True, exist_ok=True)
-                made.extend(reversed(missing))
+                if not d.parent.is_dir():  # (most files go where an earlier one made the folder)
+                    made.extend(reversed([q for q in (d.parent, *d.parent.parents)
+                                          if root in q.parents and not q.exists()]))
+                    d.parent.mkdir(parents=True, exist_ok=True)
                 copy_file(s, tmp, moved)
                 os.chmod(tmp, 0o444)  # inputs are read-only to runs
                 os.replace(tmp, d)

@@ -74,8 +74,8 @@ def _gone(path: str, now: tuple[int, int] | None) -> Exception:
 
     what = "deleted" if now is None else "replaced by another file"
     return StoreGone(f"the workspace database {path} was {what} after this process opened it, so nothing was "
-                        "read or written; open the workspace again (any %aml command does, or Client.shared()) — a "
-                        "run started before stays tied to the old file")
+                     "read or written; open the workspace again (any %aml command does, or Client.shared()) — a "
+                     "run started before stays tied to the old file")
 
 
 class Connection:
@@ -103,16 +103,14 @@ class Connection:
         if migrate:
             self.migrate()
 
-    def check_file(self) -> None:
-        """Raise when the database file was deleted or replaced since it was opened (one ``stat``, about 1.5 µs)."""
-        if self._file is not None:
-            now = file_identity(self.path)
-            if now != self._file:
-                raise _gone(self.path, now)
-
     def replaced(self) -> bool:
-        """Whether the database file was deleted or replaced since it was opened."""
+        """Whether the database file was deleted or replaced since it was opened (one ``stat``, about 1.5 µs)."""
         return self._file is not None and file_identity(self.path) != self._file
+
+    def check_file(self) -> None:
+        """Raise when the database file was deleted or replaced since it was opened."""
+        if self.replaced():
+            raise _gone(self.path, file_identity(self.path))
 
     def _open_settings(self) -> None:
         """WAL, NORMAL sync, and a read of the schema. The journal mode is read (and set) without SQLite's busy
