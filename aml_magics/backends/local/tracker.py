@@ -20,6 +20,15 @@ The flush thread never dies: whatever a flush raises is reported once and the th
 ``LocalTracker`` serves every run of a process that logs to the same store (a run and its child runs), so
 there is one flush thread per process, not one per run. ``from_environment`` is how ``Run.get_context()``
 finds it inside a run (``core.registry``).
+
+**Forked children** (a ``multiprocessing`` pool or process with the fork start method — Linux's default before
+Python 3.14 —, ``os.fork``, data-loader workers) log through the tracker they inherited. At the fork the child
+forgets the parent's buffered rows (the parent writes those: a child that flushed them wrote every pending value
+twice) and its locks (a thread that held one does not exist there); on its first value it starts its own flush
+thread, and its rows are written when it ends: at a normal exit, at the end of a ``multiprocessing`` process
+(whose workers leave with ``os._exit``), and on SIGTERM (``Pool.terminate()`` and leaving ``with Pool(...)``),
+unless the program handles SIGTERM itself. A child that ends with ``os._exit`` of its own calls ``run.flush()``
+first. (Before this, every value logged in a pool worker was lost.)
 """
 from __future__ import annotations
 
@@ -28,10 +37,12 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable
@@ -60,6 +71,72 @@ SCHEME = "sqlite://"
 
 _trackers: dict[str, "LocalTracker"] = {}
 _trackers_lock = threading.Lock()
+#: at most this long, a forked child on SIGTERM writes what it logged before it ends
+FLUSH_ON_TERMINATE_S = 5.0
+_terminate_hooked: list = []  # [the pid that put _flush_and_terminate in place, the handler it replaced]
+_terminate_requested: list[int] = []  # SIGTERM came while this thread was inside a flush: it ends the process after
+
+
+class _Names(dict):
+    """One writer's cache of its series (name -> counter), listed weakly so that a forked child can empty it."""
+
+    __slots__ = ("__weakref__",)
+
+
+def _after_fork_in_child() -> None:
+    global _trackers_lock
+    _trackers_lock = threading.Lock()
+    for tracker in list(_trackers.values()):
+        tracker._forked()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _flush_and_terminate(signum, frame) -> None:
+    """SIGTERM in a forked child that logged: write what it logged, then do what SIGTERM did before (end the
+    process, or call the program's own handler — a submitted run's raises SystemExit). When the signal comes while
+    this thread is inside a flush (a ``multiprocessing`` worker's last flush, as ``Pool.terminate()`` ends it),
+    that flush ends first: a flush cut off in the middle lost what it was writing."""
+    me = threading.get_ident()
+    if any(tracker._flushing == me for tracker in list(_trackers.values())):
+        _terminate_requested.append(signum)
+        return
+    _terminate_requested.clear()
+    for tracker in list(_trackers.values()):
+        try:
+            tracker.flush(timeout=FLUSH_ON_TERMINATE_S)
+        except BaseException:  # noqa: BLE001 - ending anyway; the tracker reported what it could not write
+            pass
+    previous = _terminate_hooked[1] if len(_terminate_hooked) > 1 else signal.SIG_DFL
+    if callable(previous):
+        previous(signum, frame)
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _flush_when_child_ends() -> None:
+    """In a forked child that logs: flush at the end of a ``multiprocessing`` process (it leaves with
+    ``os._exit``, after its finalizers), and on SIGTERM unless the program ignores it."""
+    pid = os.getpid()
+    if _terminate_hooked and _terminate_hooked[0] == pid:
+        return
+    inherited = _terminate_hooked[1:]  # a parent that logged in a forked child too: the handler it replaced
+    _terminate_hooked[:] = [pid]
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:
+        mp_util.Finalize(None, flush_all, exitpriority=100)
+    try:
+        current = signal.getsignal(signal.SIGTERM)
+        if current is _flush_and_terminate:
+            _terminate_hooked.extend(inherited)
+        elif (current is signal.SIG_DFL or callable(current)) and threading.current_thread() is threading.main_thread():
+            _terminate_hooked.append(current)
+            signal.signal(signal.SIGTERM, _flush_and_terminate)
+    except (ValueError, OSError):  # not the main thread of the main interpreter
+        pass
 
 
 def tracking_uri(db_path) -> str:
@@ -145,15 +222,47 @@ class LocalTracker(Tracker):
         self._next_provisional = -1
         self._keys_lock = threading.Lock()
         self._flush_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        # the writers' name caches, emptied in a forked child (a weak dict: a writer's cache goes with its run)
+        self._writers: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        self._writer_ids = itertools.count()
         self._wake = threading.Event()
+        self._flushing: int | None = None  # the thread inside flush(), while one is
         self._closed = False
         self._failing: str | None = None  # why the store refuses writes, while it does
         self._dropped_pending = 0  # values dropped past the in-memory bound during this failure
         self._reported: set[str] = set()
         self._last_storage_error: BaseException | None = None
-        self._thread = threading.Thread(target=self._loop, name="aml-metrics-flush", daemon=True)
+        self._thread: threading.Thread | None = threading.Thread(target=self._loop, name="aml-metrics-flush",
+                                                                  daemon=True)
         self._thread.start()
         atexit.register(self.close)
+
+    def _forked(self) -> None:
+        """In a forked child, inside ``os.fork()``: only the forking thread exists, and the parent writes what was
+        buffered. No SQLite and no thread here: the store opens its own handle on first use (``Connection``) and
+        the child's first value starts its flush thread (``_start_in_child``)."""
+        self._points.clear()  # in place: the writers hold these deques' append
+        self._records.clear()
+        self._tags.clear()
+        for names in list(self._writers.values()):
+            names.clear()  # so that the next value of each name goes through counter(), which starts the thread
+        self._keys_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = None
+        self._flushing = None
+        self._failing = None
+        self._dropped_pending = 0
+
+    def _start_in_child(self) -> None:
+        with self._start_lock:
+            if self._thread is not None or self._closed:
+                return
+            self._thread = threading.Thread(target=self._loop, name="aml-metrics-flush", daemon=True)
+            self._thread.start()
+        _flush_when_child_ends()
 
     # -- keys and counters ---------------------------------------------------------------------
 
@@ -185,6 +294,8 @@ class LocalTracker(Tracker):
         ``itertools.count``) hands out the default steps: ``next()`` on it is atomic, so threads logging one metric
         at once never get the same step (reading and then bumping ``next_step`` gave 5,003 duplicates in 80,000
         points from 8 threads); ``next_step`` follows it for explicit steps and ``log_list``."""
+        if self._thread is None:
+            self._start_in_child()
         c = self._counters.get((run_pk, name))
         if c is None:
             kid = self.key(run_pk, name, "scalar")
@@ -216,7 +327,8 @@ class LocalTracker(Tracker):
 
         ``value`` has been checked by the caller; ``step`` is checked here (an int in SQLite's range)."""
         run_pk = self.run_pk(run_id)
-        counters: dict[str, list] = {}
+        counters = _Names()
+        self._writers[next(self._writer_ids)] = counters
         append = self._points.append
         now = time.time
         counter = self.counter
@@ -259,6 +371,8 @@ class LocalTracker(Tracker):
             text = json.dumps(payload, default=_json_default)
         except (ValueError, RecursionError) as exc:
             raise InvalidInput(f"metric {checks.shown(name)}: its value cannot be stored ({exc})") from None
+        if self._thread is None:
+            self._start_in_child()
         kid = self.key(self.run_pk(run_id), name, kind)
         self._records.append((kid, time.time(), text))
 
@@ -267,6 +381,8 @@ class LocalTracker(Tracker):
         order by the flush thread, so a training loop never stops for them."""
         table = "run_params" if params else "run_tags"
         clean = checks.tags("params" if params else "tags", values)
+        if self._thread is None:
+            self._start_in_child()
         if self._tags:  # earlier ones wait: keep the order
             self._tags.append((run_id, table, clean))
             self._wake.set()
@@ -374,12 +490,15 @@ class LocalTracker(Tracker):
     def pending(self) -> int:
         return len(self._points) + len(self._records) + len(self._tags)
 
-    def flush(self) -> None:
-        """Write everything buffered now.
+    def flush(self, timeout: float = -1) -> None:
+        """Write everything buffered now (``timeout``: give up when another flush holds on longer than that).
 
         Raises the store's error when it refuses writes (disk full, read-only, locked); nothing is lost then:
         every row stays buffered, in order, and the flush thread retries."""
-        with self._flush_lock:
+        if not self._flush_lock.acquire(timeout=timeout):
+            return
+        self._flushing = threading.get_ident()
+        try:
             try:
                 self._flush_tags()
                 points, records = self._drain(self._points), self._drain(self._records)
@@ -404,6 +523,11 @@ class LocalTracker(Tracker):
                     self._storage_failed(exc, "metric values")
                 raise
             self._recovered()
+        finally:
+            self._flushing = None
+            self._flush_lock.release()
+            if _terminate_requested and threading.current_thread() is threading.main_thread():
+                _flush_and_terminate(signal.SIGTERM, None)
 
     def _flush_tags(self) -> None:
         while self._tags:

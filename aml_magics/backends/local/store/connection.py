@@ -4,12 +4,19 @@ read-only folder is one ``StorageError`` saying what to do; a damaged file is on
 A database file deleted or replaced after it was opened (the workspace folder removed, ``doctor --recover`` in
 another process) is one ``StorageError`` too: an open SQLite handle keeps reading and writing the old file, so
 without the check every later run, metric and model went into a file nobody can see.
+
+A forked child (``multiprocessing``'s fork start method, ``os.fork``) never uses nor closes the SQLite handle it
+inherited — SQLite forbids both — it opens its own on first use. While a process forks, no thread of it is inside
+SQLite through a connection of ours (``_before_fork`` takes their locks for a moment), so the child's first
+``sqlite3.connect`` cannot wait on a mutex held by a thread that does not exist there.
 """
 from __future__ import annotations
 
 import os
 import sqlite3
 import threading
+import time
+import weakref
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
@@ -78,65 +85,109 @@ def _gone(path: str, now: tuple[int, int] | None) -> Exception:
                      "run started before stays tied to the old file")
 
 
+_open: "weakref.WeakSet[Connection]" = weakref.WeakSet()
+#: SQLite handles a forked child inherited: kept referenced there so that they are never closed (nor used)
+_inherited: list = []
+#: how long a fork waits, at most, for threads to leave SQLite (a connection's lock held longer is not waited for)
+FORK_WAIT_S = 1.0
+_held: list = []
+
+
+def _before_fork() -> None:
+    deadline = time.monotonic() + FORK_WAIT_S
+    for conn in list(_open):
+        lock = conn._lock
+        if lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            _held.append(lock)
+
+
+def _after_fork_in_parent() -> None:
+    while _held:
+        _held.pop().release()
+
+
+def _after_fork_in_child() -> None:
+    _held.clear()
+    for conn in list(_open):
+        conn._lock = threading.RLock()
+        if conn._conn is not None:
+            _inherited.append(conn._conn)
+            conn._conn = None  # opened again on first use (check_file)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
+
+
+def _open_settings(conn: sqlite3.Connection) -> None:
+    """WAL, NORMAL sync, and a read of the schema. The journal mode is read (and set) without SQLite's busy
+    handler: a second process opening the workspace at that moment got "database is locked" at once — so a
+    locked answer is tried again for as long as any other wait here."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode.lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL: a committed transaction survives a crash of any process.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # the schema: is it whole?
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class Connection:
     """The plumbing every row class of the store shares."""
 
     def __init__(self, path: str | os.PathLike, *, migrate: bool = True):
         self.path = os.path.abspath(os.fspath(path))  # absolute: the file is checked again after a chdir
         self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._run_pks: dict[str, int] = {}
+        self._connect()
+        self._file = file_identity(self.path)
+        _open.add(self)
+        if migrate:
+            self.migrate()
+
+    def _connect(self) -> None:
         try:
-            self._conn = sqlite3.connect(
+            conn = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
             )
         except sqlite3.OperationalError as exc:  # a folder that cannot hold a database (/proc/1, read-only)
             raise _storage_error(exc) from None
-        self._conn.row_factory = sqlite3.Row
-        self._run_pks: dict[str, int] = {}
+        conn.row_factory = sqlite3.Row
         try:
-            self._open_settings()
+            _open_settings(conn)
         except sqlite3.DatabaseError as exc:
-            self._conn.close()
+            conn.close()
             if is_damage(exc):
                 raise damaged(self.path, exc) from None
             raise _storage_error(exc) from None
-        self._file = file_identity(self.path)
-        if migrate:
-            self.migrate()
+        self._conn = conn
 
     def replaced(self) -> bool:
         """Whether the database file was deleted or replaced since it was opened (one ``stat``, about 1.5 µs)."""
         return self._file is not None and file_identity(self.path) != self._file
 
     def check_file(self) -> None:
-        """Raise when the database file was deleted or replaced since it was opened."""
+        """Raise when the database file was deleted or replaced since it was opened (and, in a forked child, open
+        the child's own handle)."""
+        if self._conn is None:
+            self._connect()
         if self.replaced():
             raise _gone(self.path, file_identity(self.path))
 
-    def _open_settings(self) -> None:
-        """WAL, NORMAL sync, and a read of the schema. The journal mode is read (and set) without SQLite's busy
-        handler: a second process opening the workspace at that moment got "database is locked" at once — so a
-        locked answer is tried again for as long as any other wait here."""
-        import time
-
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-        while True:
-            try:
-                self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-                mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
-                if mode.lower() != "wal":
-                    self._conn.execute("PRAGMA journal_mode=WAL")
-                # WAL + NORMAL: a committed transaction survives a crash of any process.
-                self._conn.execute("PRAGMA synchronous=NORMAL")
-                self._conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # the schema: is it whole?
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            if self._conn is not None:
+                self._conn.close()
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -182,8 +233,6 @@ class Connection:
 
     def query_one_within(self, sql: str, params: Sequence[Any], seconds: float) -> sqlite3.Row | None:
         """``query_one``, or None when it takes longer than ``seconds`` (SQLite interrupts it: nothing waits on it)."""
-        import time
-
         deadline = time.perf_counter() + seconds
         with self._lock:
             self.check_file()

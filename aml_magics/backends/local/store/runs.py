@@ -252,6 +252,7 @@ class RunRows:
 
     def busy_slots(self, compute: str) -> int:
         with self._lock:
+            self.check_file()
             return _busy(self._conn, compute)
 
     def reopen_run(self, run_id: str) -> bool:

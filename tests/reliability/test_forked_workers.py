@@ -1,0 +1,167 @@
+"""Values logged in forked children are stored, once each: ``multiprocessing`` pools and processes with the fork
+start method (Linux's default before Python 3.14), ``concurrent.futures``, and ``os.fork``.
+
+Before, every value a pool worker logged was lost (the child had no flush thread, and a worker leaves with
+``os._exit``), and a child that exited normally wrote the parent's buffered values a second time. Each program
+runs in its own session with a hard timeout, and its whole process group is killed after: a fork that deadlocks
+must fail the test, not hang the suite."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from aml_magics.core.client import Client
+
+from .._helpers import logging_script
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
+
+
+def _run(script: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"the program hung (a deadlock after fork?)\n{out[-2000:]}\n{err[-3000:]}")
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # a child left behind
+        except ProcessLookupError:
+            pass
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _counts(client: Client, run_id: str) -> dict[str, list]:
+    return {name: sorted(values if isinstance(values, list) else [values])
+            for name, values in client.runs.get_metrics(run_id).items()}
+
+
+def test_pool_workers_processes_and_executors_keep_every_value_once(workspace):
+    """``with Pool(...)`` (which ends its workers with SIGTERM, racing their normal exit), ``Process``,
+    ``ProcessPoolExecutor``, and ``os.fork`` children that exit normally or flush before ``os._exit``; the parent
+    logs before and after each fork without a value written twice."""
+    client = Client.shared()
+    run = client.runs.start_logging("forks")
+    script = logging_script(client, run, """
+        import multiprocessing as mp, concurrent.futures as cf
+        ctx = mp.get_context("fork")
+        def work(i):
+            for j in range(10):
+                run.log("pool", i * 10 + j)
+            return i
+        def fresh(i):
+            from aml_magics import Run
+            Run.get_context().log("proc", i)
+        for i in range(1000):
+            run.log("parent", i)
+        for round in range(5):                       # the SIGTERM race lost a worker's values one time in three
+            with ctx.Pool(2) as pool:
+                assert pool.map(work, range(round * 4, round * 4 + 4)) == list(range(round * 4, round * 4 + 4))
+        procs = [ctx.Process(target=fresh, args=(i,)) for i in range(3)]
+        [p.start() for p in procs]; [p.join() for p in procs]
+        assert [p.exitcode for p in procs] == [0, 0, 0]
+        with cf.ProcessPoolExecutor(2, mp_context=ctx) as ex:
+            list(ex.map(work, range(100, 104)))
+        pid = os.fork()
+        if pid == 0:
+            run.log("forked", 1.0)
+            sys.exit(0)                                # atexit writes it, and only it
+        os.waitpid(pid, 0)
+        pid = os.fork()
+        if pid == 0:
+            run.log("forked_exit", 2.0)
+            run.flush()
+            os._exit(0)
+        os.waitpid(pid, 0)
+        for i in range(1000, 2000):
+            run.log("parent", i)
+        run.flush()
+        print("DONE")
+    """)
+    proc = _run(script)
+    assert proc.returncode == 0 and "DONE" in proc.stdout, proc.stderr[-3000:]
+    got = _counts(client, run.id)
+    assert got["parent"] == list(range(2000))  # not 4,000: the children did not write the parent's buffer again
+    assert got["pool"] == sorted([i * 10 + j for i in range(20) for j in range(10)]
+                                 + [i * 10 + j for i in range(100, 104) for j in range(10)])
+    assert got["proc"] == [0, 1, 2]
+    assert got["forked"] == [1.0] and got["forked_exit"] == [2.0]
+
+
+def test_forks_while_another_thread_logs_do_not_deadlock(workspace):
+    """A thread logs (and the flush thread writes) without pause while the main thread forks twenty processes
+    that log and read the workspace: a child whose first SQLite call waited on a lock held by a thread that does
+    not exist there would hang here. Every value of both sides is stored."""
+    client = Client.shared()
+    run = client.runs.start_logging("forks")
+    script = logging_script(client, run, """
+        import multiprocessing as mp, threading
+        from aml_magics.core.client import Client
+        ctx = mp.get_context("fork")
+        reader = Client.shared()                       # a connection the children inherit, used in them
+        stop = threading.Event()
+        logged = []
+        def busy():
+            i = 0
+            while not stop.is_set():
+                run.log("thread", i); i += 1
+                if i % 500 == 0:
+                    run.tag("at", str(i)); time.sleep(0.001)
+            logged.append(i)
+        t = threading.Thread(target=busy); t.start()
+        def child(i):
+            assert reader.runs.get(run.id).status == "Running"
+            run.log("child", i)
+            run.log_row("rows", n=i)
+        for i in range(20):
+            p = ctx.Process(target=child, args=(i,)); p.start(); p.join(30)
+            assert p.exitcode == 0, (i, p.exitcode)
+        stop.set(); t.join()
+        run.flush()
+        assert reader.runs.get(run.id).status == "Running"   # the parent's connection still works
+        print("LOGGED", logged[0])
+    """)
+    proc = _run(script)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    n = int(proc.stdout.split("LOGGED")[1].split()[0])
+    got = _counts(client, run.id)
+    assert got["thread"] == list(range(n))
+    assert got["child"] == list(range(20))
+    assert client.runs.get_metrics(run.id)["rows"] == {"n": list(range(20))}
+
+
+def test_a_submitted_script_with_a_worker_pool_keeps_its_workers_values(workspace, tmp_path):
+    """The way users meet it: a training script submitted as a run uses ``multiprocessing.Pool``."""
+    from aml_magics.core.types import RunSubmission
+
+    client = Client.shared()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "train.py").write_text(textwrap.dedent("""
+        import multiprocessing as mp
+        from aml_magics import Run
+        run = Run.get_context()
+        def fold(k):
+            for epoch in range(5):
+                run.log(f"fold{k}_loss", 1.0 / (epoch + 1))
+            return k
+        if __name__ == "__main__":
+            with mp.get_context("fork").Pool(2) as pool:
+                print(pool.map(fold, range(4)))
+            run.log("folds", 4)
+    """))
+    run = client.runs.submit(RunSubmission(kind="script", experiment="forks", source_dir=tmp_path / "src",
+                                           entry="train.py"))
+    info = client.runs.wait(run.id, timeout=90)
+    assert info.status == "Completed", info.error
+    got = client.runs.get_metrics(run.id)
+    for k in range(4):
+        assert got[f"fold{k}_loss"] == [1.0 / (e + 1) for e in range(5)], got
+    assert got["folds"] == 4
