@@ -170,22 +170,51 @@ def test_a_failing_credential_tells_the_user_what_to_run():
     assert "az login" in str(info.value) and "abc123" not in str(info.value)
 
 
+SUB = "00000000-1111-2222-3333-444444444444"
+SUB2 = "55555555-6666-7777-8888-999999999999"
+
+
 def test_config_json_discovery(tmp_path, monkeypatch):
     deep = tmp_path / "project" / "notebooks" / "lab"
     deep.mkdir(parents=True)
     (tmp_path / "project" / ".azureml").mkdir()
     (tmp_path / "project" / ".azureml" / "config.json").write_text(json.dumps(
-        {"subscription_id": "sub", "resource_group": "rg", "workspace_name": "ws"}))
-    assert workspace_ref(start=str(deep)) == WorkspaceRef("sub", "rg", "ws")
+        {"subscription_id": SUB, "resource_group": "rg", "workspace_name": "ws1"}))
+    assert workspace_ref(start=str(deep)) == WorkspaceRef(SUB, "rg", "ws1")
     (tmp_path / "project" / "notebooks" / "aml_config").mkdir()
     (tmp_path / "project" / "notebooks" / "aml_config" / "project.json").write_text(json.dumps(
-        {"Scope": "/subscriptions/s2/resourceGroups/r2/providers/Microsoft.MachineLearningServices/workspaces/w2"}))
-    assert workspace_ref(start=str(deep)) == WorkspaceRef("s2", "r2", "w2")  # the nearest folder wins
+        {"Scope": f"/subscriptions/{SUB2}/resourceGroups/r2/providers/Microsoft.MachineLearningServices/workspaces/w2x"}))
+    assert workspace_ref(start=str(deep)) == WorkspaceRef(SUB2, "r2", "w2x")  # the nearest folder wins
     (deep / "config.json").write_text(json.dumps({"subscription_id": "only"}))
     with pytest.raises(InvalidInput, match="lacks resource_group, workspace_name"):
         workspace_ref(start=str(deep))
-    assert workspace_ref("a", "b", "c") == WorkspaceRef("a", "b", "c")
+    assert workspace_ref(SUB, "b", "ccc") == WorkspaceRef(SUB, "b", "ccc")
     with pytest.raises(InvalidInput, match="all of"):
         workspace_ref("a", None, None)
     with pytest.raises(InvalidInput, match="no config.json"):
         workspace_ref(start="/")
+
+
+@pytest.mark.parametrize("sub,rg,ws,what", [
+    ("my-subscription", "rg", "ws1", "subscription id"),         # a name where the id goes
+    (SUB + " ", "rg", "ws1", "subscription id"),
+    (SUB, "my rg", "ws1", "resource group"),
+    (SUB, "rg.", "ws1", "resource group"),
+    (SUB, "r" * 91, "ws1", "resource group"),
+    (SUB, "rg", "../../other", "workspace name"),               # would change the request's path
+    (SUB, "rg", "ws/jobs", "workspace name"),
+    (SUB, "rg", "<img src=x onerror=alert(1)>", "workspace name"),
+    (SUB, "rg", "w\ud800xx", "workspace name"),
+    (SUB, "rg", "ab", "workspace name"),
+    (SUB, "rg", 12345, "workspace name"),
+])
+def test_a_workspace_that_azure_cannot_name_is_one_line_before_any_sign_in(tmp_path, sub, rg, ws, what):
+    """From %aml connect's options and from a config.json alike: the bad part is named, nothing is signed in to."""
+    with pytest.raises(InvalidInput, match=f"is not an Azure {what}") as info:
+        workspace_ref(sub, rg, ws) if isinstance(ws, str) else WorkspaceRef(sub, rg, ws)
+    assert "\n" not in str(info.value) and "portal" in str(info.value)
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"subscription_id": sub, "resource_group": rg, "workspace_name": ws}))
+    with pytest.raises(InvalidInput, match=f"is not an Azure {what}"):
+        workspace_ref(start=str(tmp_path))
+    assert WorkspaceRef(SUB, "Grüße-(rg).1", "ws_1-x")  # letters of any script, as Azure allows

@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -25,11 +26,31 @@ STORAGE_SCOPE = "https://storage.azure.com/.default"  # identity-based datastore
 RETRY_STATUS = (429, 500, 502, 503, 504)
 
 
+_SUBSCRIPTION = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_RESOURCE_GROUP = re.compile(r"[-\w.()]{0,89}[-\w()]")  # ARM: 1-90 of these (letters of any script), no "." last
+_WORKSPACE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}")  # the contract's WorkspaceNameParameter pattern
+
+
 @dataclass(frozen=True)
 class WorkspaceRef:
+    """Which workspace: checked when made, so that a typo is one line before any sign-in and no name can change
+    the request's path (a workspace name ``../../x`` led somewhere else in Azure Resource Manager)."""
+
     subscription_id: str
     resource_group: str
     workspace_name: str
+
+    def __post_init__(self) -> None:
+        for value, pattern, what, looks in (
+                (self.subscription_id, _SUBSCRIPTION, "subscription id",
+                 "a GUID like 01234567-89ab-cdef-0123-456789abcdef"),
+                (self.resource_group, _RESOURCE_GROUP, "resource group",
+                 "1-90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'"),
+                (self.workspace_name, _WORKSPACE, "workspace name",
+                 "3-33 letters, digits, '-' or '_', starting with a letter or digit")):
+            if not isinstance(value, str) or not pattern.fullmatch(value):
+                raise InvalidInput(f"{checks.shown(value)} is not an Azure {what} ({looks}): copy it from the "
+                                   "workspace's page in the Azure portal or its config.json")
 
     @property
     def path(self) -> str:
