@@ -183,7 +183,8 @@ def test_config_json_discovery(tmp_path, monkeypatch):
     assert workspace_ref(start=str(deep)) == WorkspaceRef(SUB, "rg", "ws1")
     (tmp_path / "project" / "notebooks" / "aml_config").mkdir()
     (tmp_path / "project" / "notebooks" / "aml_config" / "project.json").write_text(json.dumps(
-        {"Scope": f"/subscriptions/{SUB2}/resourceGroups/r2/providers/Microsoft.MachineLearningServices/workspaces/w2x"}))
+        {"Scope": f"/subscriptions/{SUB2}/resourceGroups/r2/providers/Microsoft.MachineLearningServices/"
+                  "workspaces/w2x"}))
     assert workspace_ref(start=str(deep)) == WorkspaceRef(SUB2, "r2", "w2x")  # the nearest folder wins
     (deep / "config.json").write_text(json.dumps({"subscription_id": "only"}))
     with pytest.raises(InvalidInput, match="lacks resource_group, workspace_name"):

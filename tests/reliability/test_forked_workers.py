@@ -1,5 +1,6 @@
-"""Values logged in forked children are stored, once each: ``multiprocessing`` pools and processes with the fork
-start method (Linux's default before Python 3.14), ``concurrent.futures``, and ``os.fork``.
+"""Values logged in child processes are stored, once each: ``multiprocessing`` pools and processes with the fork
+start method (Linux's default before Python 3.14), ``concurrent.futures``, ``os.fork``, and the spawn and forkserver
+start methods.
 
 Before, every value a pool worker logged was lost (the child had no flush thread, and a worker leaves with
 ``os._exit``), and a child that exited normally wrote the parent's buffered values a second time. Each program
@@ -165,3 +166,41 @@ def test_a_submitted_script_with_a_worker_pool_keeps_its_workers_values(workspac
     for k in range(4):
         assert got[f"fold{k}_loss"] == [1.0 / (e + 1) for e in range(5)], got
     assert got["folds"] == 4
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_spawned_and_forkserver_pool_workers_keep_every_value(workspace, tmp_path, method):
+    """The other start methods (forkserver is Python 3.14's default on Linux, spawn macOS's and Windows'): a worker
+    imports the main module, which makes its own tracker. Before, a forkserver worker's values were all lost (it
+    leaves with ``os._exit``) and a spawned one lost its last ones when ``with Pool`` ended it."""
+    client = Client.shared()
+    run = client.runs.start_logging("forks")
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent(f"""
+        import os
+        os.environ["AML_MAGICS_RUN_ID"] = {run.id!r}
+        os.environ["AML_MAGICS_TRACKING_URI"] = {client.backend.tracking_uri!r}
+        from aml_magics import Run
+        run = Run.get_context()
+        def work(i):
+            for j in range(10):
+                run.log("pool", i * 10 + j)
+            return i
+        if __name__ == "__main__":
+            import multiprocessing as mp
+            for r in range(3):
+                with mp.get_context({method!r}).Pool(2) as pool:
+                    assert pool.map(work, range(r * 4, r * 4 + 4)) == list(range(r * 4, r * 4 + 4))
+            print("DONE")
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, cwd=tmp_path)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert proc.returncode == 0 and "DONE" in out, err[-3000:]
+    assert _counts(client, run.id)["pool"] == list(range(120))

@@ -27,8 +27,10 @@ forgets the parent's buffered rows (the parent writes those: a child that flushe
 twice) and its locks (a thread that held one does not exist there); on its first value it starts its own flush
 thread, and its rows are written when it ends: at a normal exit, at the end of a ``multiprocessing`` process
 (whose workers leave with ``os._exit``), and on SIGTERM (``Pool.terminate()`` and leaving ``with Pool(...)``),
-unless the program handles SIGTERM itself. A child that ends with ``os._exit`` of its own calls ``run.flush()``
-first. (Before this, every value logged in a pool worker was lost.)
+then calls the program's own SIGTERM handler, if it has one. A worker of the spawn or forkserver start methods
+makes its own tracker when it imports the main module, and flushes at the same moments
+(``_watch_multiprocessing``). A child that ends with ``os._exit`` of its own calls ``run.flush()`` first.
+(Before this, every value logged in a forked or forkserver pool worker was lost.)
 """
 from __future__ import annotations
 
@@ -75,6 +77,37 @@ _trackers_lock = threading.Lock()
 FLUSH_ON_TERMINATE_S = 5.0
 _terminate_hooked: list = []  # [the pid that put _flush_and_terminate in place, the handler it replaced]
 _terminate_requested: list[int] = []  # SIGTERM came while this thread was inside a flush: it ends the process after
+_finalizer: list = []  # the multiprocessing.util.Finalize that flushes at the end of a multiprocessing process
+
+
+class _Anchor:
+    """What ``multiprocessing.util.register_after_fork`` holds (weakly) for this module."""
+
+
+_ANCHOR = _Anchor()
+_after_start_registered: list[int] = []
+
+
+def _after_multiprocessing_start(_anchor) -> None:
+    """Run by a forked or forkserver ``multiprocessing`` child when it starts, after it dropped its finalizers: a
+    tracker made while the child imported the main module (forkserver is Python 3.14's default on Linux; spawn,
+    macOS's and Windows' default, keeps its finalizers) flushes when the child ends. A forked child's trackers wait
+    for their first value (``_start_in_child``)."""
+    if any(tracker._thread is not None and not tracker._closed for tracker in list(_trackers.values())):
+        _flush_when_child_ends()
+
+
+def _watch_multiprocessing() -> None:
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is None:
+        return
+    if os.getpid() not in _after_start_registered:
+        _after_start_registered[:] = [os.getpid()]
+        mp_util.register_after_fork(_ANCHOR, _after_multiprocessing_start)
+    process = sys.modules["multiprocessing.process"]
+    # in a child's task, or while a spawned child imports the main module (spawn keeps the finalizers made then)
+    if process.parent_process() is not None or getattr(process.current_process(), "_inheriting", False):
+        _flush_when_child_ends()
 
 
 class _Names(dict):
@@ -118,16 +151,16 @@ def _flush_and_terminate(signum, frame) -> None:
 
 
 def _flush_when_child_ends() -> None:
-    """In a forked child that logs: flush at the end of a ``multiprocessing`` process (it leaves with
-    ``os._exit``, after its finalizers), and on SIGTERM unless the program ignores it."""
+    """In a child process that logs: flush at the end of a ``multiprocessing`` process (it leaves with ``os._exit``,
+    after its finalizers), and on SIGTERM unless the program ignores it."""
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None and not (_finalizer and _finalizer[0].still_active()):
+        _finalizer[:] = [mp_util.Finalize(None, flush_all, exitpriority=100)]
     pid = os.getpid()
     if _terminate_hooked and _terminate_hooked[0] == pid:
         return
     inherited = _terminate_hooked[1:]  # a parent that logged in a forked child too: the handler it replaced
     _terminate_hooked[:] = [pid]
-    mp_util = sys.modules.get("multiprocessing.util")
-    if mp_util is not None:
-        mp_util.Finalize(None, flush_all, exitpriority=100)
     try:
         current = signal.getsignal(signal.SIGTERM)
         if current is _flush_and_terminate:
@@ -237,6 +270,7 @@ class LocalTracker(Tracker):
                                                                   daemon=True)
         self._thread.start()
         atexit.register(self.close)
+        _watch_multiprocessing()
 
     def _forked(self) -> None:
         """In a forked child, inside ``os.fork()``: only the forking thread exists, and the parent writes what was
