@@ -186,6 +186,7 @@ class Connection:
 
     def close(self) -> None:
         with self._lock:
+            _open.discard(self)  # a forked child leaves it closed (it does not open it again)
             if self._conn is not None:
                 self._conn.close()
 
