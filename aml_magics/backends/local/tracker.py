@@ -119,6 +119,7 @@ class _Names(dict):
 def _after_fork_in_child() -> None:
     global _trackers_lock
     _trackers_lock = threading.Lock()
+    _terminate_requested.clear()  # the parent's, not this child's
     for tracker in list(_trackers.values()):
         tracker._forked()
 
