@@ -5,6 +5,7 @@ The server runs from its own virtualenv ($AML_MAGICS_MLFLOW_PYTHON; scripts/test
 large and `import flaml` imports mlflow whenever it is installed, which would slow every AutoML run."""
 from __future__ import annotations
 
+import textwrap
 import time
 
 import pytest
@@ -212,3 +213,39 @@ def test_the_runtime_shipped_with_a_job_is_enough_on_its_own(mlflow_server, tmp_
     assert out.returncode == 0, out.stderr
     assert [v for _, _, v in ml.metric_history(run_id, "loss")][1:] == [0.5]
     assert "could not be sent" not in out.stderr, out.stderr
+
+
+def test_pool_workers_in_a_job_send_every_value_once(mlflow_server, tmp_path):
+    """A job whose script logs from ``multiprocessing`` pool workers (fork: Linux's default before Python 3.14) and
+    from an ``os.fork`` child: every worker's value reaches MLflow (before, none did: a worker leaves with
+    ``os._exit`` and had no flush thread), and the parent's values once each (a child that exited normally sent
+    the parent's buffered values again)."""
+    ml = MlflowRest(mlflow_server)
+    run_id = ml.create_run("in-job-pool")
+    (tmp_path / "train.py").write_text(textwrap.dedent("""
+        import os, sys
+        import multiprocessing as mp
+        from aml_magics import Run
+        run = Run.get_context()
+        def work(i):
+            for j in range(5):
+                run.log("pool", i * 5 + j)
+            return i
+        if __name__ == "__main__":
+            for r in range(3):
+                with mp.get_context("fork").Pool(2) as pool:
+                    pool.map(work, range(r * 4, r * 4 + 4))
+            for i in range(300):
+                run.log("parent", i)                  # still buffered when the child is forked
+            pid = os.fork()
+            if pid == 0:
+                run.log("child", 1.0)
+                sys.exit(0)
+            os.waitpid(pid, 0)
+            for i in range(300, 600):
+                run.log("parent", i)
+    """))
+    _job(tmp_path, mlflow_server, run_id)
+    assert sorted(v for _, _, v in ml.metric_history(run_id, "parent")) == list(range(600))
+    assert sorted(v for _, _, v in ml.metric_history(run_id, "pool")) == list(range(60))
+    assert [v for _, _, v in ml.metric_history(run_id, "child")] == [1.0]

@@ -72,9 +72,9 @@ if TYPE_CHECKING:  # pragma: no cover
 # What ``from aml_magics import Run`` needs inside a job whose environment lacks aml-magics: the runtime that
 # logs through the job's MLflow endpoint (standard library + requests). tests/azure check this list by running
 # a shipped cell with nothing else importable.
-RUNTIME_FILES = ("__init__.py", "core/__init__.py", "core/checks.py", "core/contract.py", "core/errors.py",
-                 "core/registry.py", "core/run.py", "backends/__init__.py", "backends/azure/__init__.py",
-                 "backends/azure/mlflow_rest.py", "backends/azure/tracker.py")
+RUNTIME_FILES = ("__init__.py", "core/__init__.py", "core/checks.py", "core/children.py", "core/contract.py",
+                 "core/errors.py", "core/registry.py", "core/run.py", "backends/__init__.py",
+                 "backends/azure/__init__.py", "backends/azure/mlflow_rest.py", "backends/azure/tracker.py")
 #: what a batch scoring job runs besides (the engine and the spec it reads)
 BATCH_RUNTIME_FILES = ("core/names.py", "core/specs.py", "batch/__init__.py", "batch/engine.py")
 BATCH_DRIVER = "__aml_batch__.py"

@@ -3,6 +3,11 @@ environment provides (``MLFLOW_TRACKING_URI``, ``MLFLOW_RUN_ID``; the token from
 ``AZUREML_RUN_TOKEN``). Metrics are buffered and sent in batches every second and at exit; nothing waits on the
 network in ``run.log``. Standard library and ``requests`` only: it is shipped with a job whose environment lacks
 aml-magics (``ops.RUNTIME_FILES``).
+
+A forked child (a ``multiprocessing`` pool worker in the job) forgets the parent's buffered points (the parent sends
+those: a child that exited normally sent every one of them again), gets its own HTTP session (two processes on one
+keep-alive socket mix their requests), starts its own flush thread on its first value and sends the rest when it
+ends (``core.children``, as the local tracker).
 """
 from __future__ import annotations
 
@@ -11,16 +16,48 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from typing import Any, Callable
 
-from ...core import checks
+from ...core import checks, children
 from ...core.contract import Tracker
 
 FLUSH_S = 1.0
 ENV_EXPERIMENT = "AML_MAGICS_EXPERIMENT"
 
 _trackers: dict[str, "MlflowTracker"] = {}
+_every: "weakref.WeakSet[MlflowTracker]" = weakref.WeakSet()  # those made over a workspace's client too
+_inherited: list = []  # HTTP sessions a forked child inherited: never used there (nor closed)
+
+
+def _after_fork_in_child() -> None:
+    for tracker in list(_every):
+        tracker._forked()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def flush_all(timeout: float = -1) -> None:  # noqa: ARG001 - a flush here holds no lock to wait for
+    for tracker in list(_every):
+        try:
+            tracker.flush()
+        except Exception as exc:  # noqa: BLE001 - kept in memory; said once
+            tracker._outage(exc)
+
+
+def _flushing_here() -> bool:
+    me = threading.get_ident()
+    return any(me in tracker._flushing for tracker in list(_every))
+
+
+def _logs() -> bool:
+    return any(tracker._thread is not None and not tracker._stop.is_set() for tracker in list(_every))
+
+
+children.register(flush_all, _flushing_here, _logs)
 
 
 def from_environment(environ) -> "tuple[MlflowTracker, str, str | None] | None":
@@ -52,9 +89,36 @@ class MlflowTracker(Tracker):
         self._steps: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="aml-mlflow-flush", daemon=True)
+        self._flushing: set[int] = set()  # the threads inside flush()
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = threading.Thread(target=self._loop, name="aml-mlflow-flush",
+                                                                  daemon=True)
         self._thread.start()
+        _every.add(self)
         atexit.register(self._close)
+        children.watch_multiprocessing()
+
+    def _forked(self) -> None:
+        """Inside ``os.fork()`` in the child: no thread, no network here (see the module's docstring)."""
+        self._points.clear()  # in place, as the parent's writers hold nothing else
+        self._tags.clear()
+        self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._flushing = set()
+        self._thread = None
+
+    def _start_in_child(self) -> None:
+        with self._start_lock:
+            if self._thread is not None:
+                return
+            import requests
+
+            _inherited.append(self._rest.session)
+            self._rest.session = requests.Session()
+            self._thread = threading.Thread(target=self._loop, name="aml-mlflow-flush", daemon=True)
+            self._thread.start()
+        children.flush_when_child_ends()
 
     @classmethod
     def over(cls, rest) -> "MlflowTracker":
@@ -74,6 +138,8 @@ class MlflowTracker(Tracker):
 
     def scalar_writer(self, run_id: str) -> Callable[..., None]:
         def write(name: str, value: float, step: int | None = None) -> None:
+            if self._thread is None:
+                self._start_in_child()
             checks.metric_name(name)
             if step is not None:
                 step = checks.step(name, step)
@@ -98,6 +164,8 @@ class MlflowTracker(Tracker):
         from .mlflow_rest import Refused
 
         clean = {k: "" if v is None else v for k, v in values.items()}
+        if self._thread is None:
+            self._start_in_child()
         if self._tags:  # an outage is on: after the ones already waiting
             self._tags.append((run_id, clean, params))
             return
@@ -161,6 +229,15 @@ class MlflowTracker(Tracker):
         return len(self._points) + len(self._tags)
 
     def flush(self) -> None:
+        me = threading.get_ident()
+        self._flushing.add(me)
+        try:
+            self._flush()
+        finally:
+            self._flushing.discard(me)
+            children.flush_ended()
+
+    def _flush(self) -> None:
         from .mlflow_rest import Refused
 
         while self._tags:  # what waited through an outage first, in order

@@ -27,9 +27,9 @@ forgets the parent's buffered rows (the parent writes those: a child that flushe
 twice) and its locks (a thread that held one does not exist there); on its first value it starts its own flush
 thread, and its rows are written when it ends: at a normal exit, at the end of a ``multiprocessing`` process
 (whose workers leave with ``os._exit``), and on SIGTERM (``Pool.terminate()`` and leaving ``with Pool(...)``),
-then calls the program's own SIGTERM handler, if it has one. A worker of the spawn or forkserver start methods
-makes its own tracker when it imports the main module, and flushes at the same moments
-(``_watch_multiprocessing``). A child that ends with ``os._exit`` of its own calls ``run.flush()`` first.
+then calls the program's own SIGTERM handler, if it has one (``core.children``, which the Azure job tracker shares).
+A worker of the spawn or forkserver start methods makes its own tracker when it imports the main module, and
+flushes at the same moments. A child that ends with ``os._exit`` of its own calls ``run.flush()`` first.
 (Before this, every value logged in a forked or forkserver pool worker was lost.)
 """
 from __future__ import annotations
@@ -39,7 +39,6 @@ import itertools
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import sys
 import threading
@@ -49,7 +48,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
-from ...core import checks
+from ...core import checks, children
 from ...core.contract import Tracker
 from ...core.errors import InvalidInput, InvalidType, StorageError, storage_reason
 from .store import recovery as _recovery
@@ -73,41 +72,6 @@ SCHEME = "sqlite://"
 
 _trackers: dict[str, "LocalTracker"] = {}
 _trackers_lock = threading.Lock()
-#: at most this long, a forked child on SIGTERM writes what it logged before it ends
-FLUSH_ON_TERMINATE_S = 5.0
-_terminate_hooked: list = []  # [the pid that put _flush_and_terminate in place, the handler it replaced]
-_terminate_requested: list[int] = []  # SIGTERM came while this thread was inside a flush: it ends the process after
-_finalizer: list = []  # the multiprocessing.util.Finalize that flushes at the end of a multiprocessing process
-
-
-class _Anchor:
-    """What ``multiprocessing.util.register_after_fork`` holds (weakly) for this module."""
-
-
-_ANCHOR = _Anchor()
-_after_start_registered: list[int] = []
-
-
-def _after_multiprocessing_start(_anchor) -> None:
-    """Run by a forked or forkserver ``multiprocessing`` child when it starts, after it dropped its finalizers: a
-    tracker made while the child imported the main module (forkserver is Python 3.14's default on Linux; spawn,
-    macOS's and Windows' default, keeps its finalizers) flushes when the child ends. A forked child's trackers wait
-    for their first value (``_start_in_child``)."""
-    if any(tracker._thread is not None and not tracker._closed for tracker in list(_trackers.values())):
-        _flush_when_child_ends()
-
-
-def _watch_multiprocessing() -> None:
-    mp_util = sys.modules.get("multiprocessing.util")
-    if mp_util is None:
-        return
-    if os.getpid() not in _after_start_registered:
-        _after_start_registered[:] = [os.getpid()]
-        mp_util.register_after_fork(_ANCHOR, _after_multiprocessing_start)
-    process = sys.modules["multiprocessing.process"]
-    # in a child's task, or while a spawned child imports the main module (spawn keeps the finalizers made then)
-    if process.parent_process() is not None or getattr(process.current_process(), "_inheriting", False):
-        _flush_when_child_ends()
 
 
 class _Names(dict):
@@ -119,7 +83,6 @@ class _Names(dict):
 def _after_fork_in_child() -> None:
     global _trackers_lock
     _trackers_lock = threading.Lock()
-    _terminate_requested.clear()  # the parent's, not this child's
     for tracker in list(_trackers.values()):
         tracker._forked()
 
@@ -128,49 +91,13 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _flush_and_terminate(signum, frame) -> None:
-    """SIGTERM in a forked child that logged: write what it logged, then do what SIGTERM did before (end the
-    process, or call the program's own handler — a submitted run's raises SystemExit). When the signal comes while
-    this thread is inside a flush (a ``multiprocessing`` worker's last flush, as ``Pool.terminate()`` ends it),
-    that flush ends first: a flush cut off in the middle lost what it was writing."""
+def _flushing_here() -> bool:
     me = threading.get_ident()
-    if any(tracker._flushing == me for tracker in list(_trackers.values())):
-        _terminate_requested.append(signum)
-        return
-    _terminate_requested.clear()
-    for tracker in list(_trackers.values()):
-        try:
-            tracker.flush(timeout=FLUSH_ON_TERMINATE_S)
-        except BaseException:  # noqa: BLE001 - ending anyway; the tracker reported what it could not write
-            pass
-    previous = _terminate_hooked[1] if len(_terminate_hooked) > 1 else signal.SIG_DFL
-    if callable(previous):
-        previous(signum, frame)
-        return
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
+    return any(tracker._flushing == me for tracker in list(_trackers.values()))
 
 
-def _flush_when_child_ends() -> None:
-    """In a child process that logs: flush at the end of a ``multiprocessing`` process (it leaves with ``os._exit``,
-    after its finalizers), and on SIGTERM unless the program ignores it."""
-    mp_util = sys.modules.get("multiprocessing.util")
-    if mp_util is not None and not (_finalizer and _finalizer[0].still_active()):
-        _finalizer[:] = [mp_util.Finalize(None, flush_all, exitpriority=100)]
-    pid = os.getpid()
-    if _terminate_hooked and _terminate_hooked[0] == pid:
-        return
-    inherited = _terminate_hooked[1:]  # a parent that logged in a forked child too: the handler it replaced
-    _terminate_hooked[:] = [pid]
-    try:
-        current = signal.getsignal(signal.SIGTERM)
-        if current is _flush_and_terminate:
-            _terminate_hooked.extend(inherited)
-        elif (current is signal.SIG_DFL or callable(current)) and threading.current_thread() is threading.main_thread():
-            _terminate_hooked.append(current)
-            signal.signal(signal.SIGTERM, _flush_and_terminate)
-    except (ValueError, OSError):  # not the main thread of the main interpreter
-        pass
+def _logs() -> bool:
+    return any(tracker._thread is not None and not tracker._closed for tracker in list(_trackers.values()))
 
 
 def tracking_uri(db_path) -> str:
@@ -224,12 +151,15 @@ def _store_replaced(db_path) -> None:
 _recovery.ON_REPLACED.append(_store_replaced)
 
 
-def flush_all() -> None:
+def flush_all(timeout: float = -1) -> None:
     for tracker in list(_trackers.values()):
         try:
-            tracker.flush()
+            tracker.flush(timeout=timeout)
         except Exception:  # noqa: BLE001 - kept in memory and reported by the tracker
             pass
+
+
+children.register(flush_all, _flushing_here, _logs)
 
 
 def _is_storage_error(exc: BaseException) -> bool:
@@ -271,7 +201,7 @@ class LocalTracker(Tracker):
                                                                   daemon=True)
         self._thread.start()
         atexit.register(self.close)
-        _watch_multiprocessing()
+        children.watch_multiprocessing()
 
     def _forked(self) -> None:
         """In a forked child, inside ``os.fork()``: only the forking thread exists, and the parent writes what was
@@ -297,7 +227,7 @@ class LocalTracker(Tracker):
                 return
             self._thread = threading.Thread(target=self._loop, name="aml-metrics-flush", daemon=True)
             self._thread.start()
-        _flush_when_child_ends()
+        children.flush_when_child_ends()
 
     # -- keys and counters ---------------------------------------------------------------------
 
@@ -561,8 +491,7 @@ class LocalTracker(Tracker):
         finally:
             self._flushing = None
             self._flush_lock.release()
-            if _terminate_requested and threading.current_thread() is threading.main_thread():
-                _flush_and_terminate(signal.SIGTERM, None)
+            children.flush_ended()
 
     def _flush_tags(self) -> None:
         while self._tags:
