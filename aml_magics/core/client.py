@@ -26,6 +26,19 @@ if TYPE_CHECKING:  # pragma: no cover
 _clients: dict[tuple[str, str], "Client"] = {}
 _clients_lock = threading.Lock()
 
+
+def _after_fork_in_child() -> None:
+    """A lock held by another thread when the process forked is held for ever in the child (that thread is not
+    there): a pool worker calling ``Client.shared()`` would wait for ever."""
+    global _clients_lock
+    _clients_lock = threading.Lock()
+    for client in list(_clients.values()):
+        client._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
 __all__ = ["Client", "check_name", "parse_model_ref"]
 
 

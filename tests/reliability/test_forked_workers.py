@@ -204,3 +204,27 @@ def test_spawned_and_forkserver_pool_workers_keep_every_value(workspace, tmp_pat
             pass
     assert proc.returncode == 0 and "DONE" in out, err[-3000:]
     assert _counts(client, run.id)["pool"] == list(range(120))
+
+
+def test_a_lock_another_thread_held_at_the_fork_does_not_stop_the_child(workspace):
+    """A thread was inside ``Client.shared()`` (holding its lock) when the main thread forked: the child's own
+    ``Client.shared()`` waited for ever for a thread it does not have."""
+    script = textwrap.dedent("""
+        import os, threading
+        from aml_magics.core import client as C
+        C.Client.shared()
+        held, release = threading.Event(), threading.Event()
+        def hold():
+            with C._clients_lock:
+                held.set(); release.wait()
+        t = threading.Thread(target=hold); t.start(); held.wait()
+        pid = os.fork()
+        if pid == 0:
+            C.Client.shared().runs.list(limit=1)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        release.set(); t.join()
+        print("CHILD", os.waitstatus_to_exitcode(status))
+    """)
+    proc = _run(script, timeout=60)
+    assert proc.returncode == 0 and "CHILD 0" in proc.stdout, proc.stderr[-3000:]
