@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -23,9 +24,11 @@ from .._helpers import logging_script
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
 
 
-def _run(script: str, timeout: float = 90) -> subprocess.CompletedProcess:
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+def _run(script: "str | Path", timeout: float = 90) -> subprocess.CompletedProcess:
+    """Run a program (its text, or a file run from its folder) in its own session; kill what is left of it after."""
+    argv = [sys.executable, str(script)] if isinstance(script, Path) else [sys.executable, "-c", script]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            cwd=script.parent if isinstance(script, Path) else None)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -193,16 +196,8 @@ def test_spawned_and_forkserver_pool_workers_keep_every_value(workspace, tmp_pat
                     assert pool.map(work, range(r * 4, r * 4 + 4)) == list(range(r * 4, r * 4 + 4))
             print("DONE")
     """))
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, cwd=tmp_path)
-    try:
-        out, err = proc.communicate(timeout=120)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    assert proc.returncode == 0 and "DONE" in out, err[-3000:]
+    proc = _run(script, timeout=120)
+    assert proc.returncode == 0 and "DONE" in proc.stdout, proc.stderr[-3000:]
     assert _counts(client, run.id)["pool"] == list(range(120))
 
 
