@@ -223,3 +223,76 @@ def test_a_lock_another_thread_held_at_the_fork_does_not_stop_the_child(workspac
     """)
     proc = _run(script, timeout=60)
     assert proc.returncode == 0 and "CHILD 0" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_a_forked_child_submitting_child_runs_starts_its_own_zygote(workspace, tmp_path):
+    """A run's forked worker that submits child runs (whose hosts a zygote forks warm), at the same time as its parent,
+    and once while another thread of the parent waits on the zygote. On the parent's zygote pipes the two processes
+    would take each other's answers and record another run's host, which a cancel would then stop; the child's copy
+    of a held lock would hang it. The child starts a zygote of its own (its poll of the parent's, not its child, ends
+    it), and each run's recorded host must be the process writing that run's host log."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "sleepy.py").write_text("import sys, time\ntime.sleep(float(sys.argv[1]))\n")
+    script = tmp_path / "forks.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, signal, sys, threading, time
+        from pathlib import Path
+        import psutil
+        from aml_magics.core.client import Client
+        from aml_magics.core.types import RunSubmission
+        from aml_magics.backends.local import host as hosts
+        client = Client({str(workspace)!r})
+        client.computes.create("wide", max_concurrent=30)
+        parent = client.runs.start_logging("warm")
+        def child(seconds):
+            return client.runs.submit(RunSubmission(kind="script", experiment="warm", source_dir=Path({str(src)!r}),
+                entry="sleepy.py", args=[str(seconds)], compute="wide", parent_run_id=parent.id)).id
+        def forked(work):
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(r)
+                os.write(w, " ".join(work()).encode())
+                os._exit(0)
+            os.close(w)
+            return pid, r
+        def joined(pid, r):
+            with os.fdopen(r) as f:
+                ids = f.read().split()
+            assert os.waitpid(pid, 0)[1] == 0
+            return ids
+        ids = [child(0)]                                          # the zygote starts
+        # 1. parent and forked child submit at the same time
+        pid, r = forked(lambda: [child(8) for _ in range(6)])
+        ids += [child(8) for _ in range(6)]
+        ids += joined(pid, r)
+        # 2. a fork while another thread waits on the zygote (stopped: it answers after 3 s)
+        zygote = hosts._zygote.proc.pid
+        os.kill(zygote, signal.SIGSTOP)
+        waiting = threading.Thread(target=lambda: ids.append(child(8)))
+        waiting.start()
+        time.sleep(0.5)
+        pid, r = forked(lambda: [child(8)])
+        threading.Timer(3, os.kill, (zygote, signal.SIGCONT)).start()
+        ids += joined(pid, r)
+        waiting.join()
+        wrong = []
+        for run_id in ids[1:]:
+            deadline = time.monotonic() + 30
+            while client.runs.get(run_id).status != "Running" and time.monotonic() < deadline:
+                time.sleep(0.05)                                  # (its host opens its log as it starts)
+            row = client.backend.store.get_run(run_id)
+            log = str(Path({str(workspace)!r}) / "runs" / run_id / "logs" / "host.txt")
+            files = [f.path for f in psutil.Process(row["host_pid"]).open_files()]
+            if log not in files:
+                wrong.append((run_id, row["status"], files))
+        assert not wrong, wrong
+        print("checked", len(ids) - 1)
+        for run_id in ids[1:]:
+            client.runs.cancel(run_id)
+        parent.complete()
+        """))
+    done = _run(script, timeout=150)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "checked 14" in done.stdout
