@@ -77,15 +77,25 @@ def metric_name(name: Any) -> str:
     return text("metric name", name, max_len=MAX_NAME)
 
 
+MAX_PARAM_VALUE = 6000  # characters: MLflow's limits, which a tracking server that follows them enforces
+MAX_TAG_VALUE = 8000  # (tags, and the tags and properties of models)
+
+
 def tags(what: str, values: Any) -> dict[str, str | None]:
-    """Tags or params as ``{text: text-or-None}`` (values are stored as their ``str``)."""
+    """Tags or params as ``{text: text-or-None}`` (values are stored as their ``str``), each value within MLflow's
+    limit: a run that logs a longer one here would fail on Azure ML, and a listing of runs carries every value."""
     if not isinstance(values, dict):
         raise InvalidInput(f"{what} must be a dict of NAME: VALUE, got {type(values).__name__}")
+    one = what[:-1] if what.endswith("s") else what
+    limit = MAX_PARAM_VALUE if what == "params" else MAX_TAG_VALUE
     out: dict[str, str | None] = {}
     for key, value in values.items():
-        key = text(f"{what[:-1] if what.endswith('s') else what} name", key if isinstance(key, str) else str(key),
-                   max_len=MAX_NAME)
+        key = text(f"{one} name", key if isinstance(key, str) else str(key), max_len=MAX_NAME)
         out[key] = None if value is None else text(f"value of {key}", str(value), empty=True)
+        if out[key] is not None and len(out[key]) > limit:
+            raise InvalidInput(f"{one} {shown(key)}: its value is {len(out[key]):,} characters long; keep at most "
+                               f"{limit:,} (MLflow's limit), and keep longer text as a file: "
+                               "run.upload_file('outputs/NAME.txt', path)")
     return out
 
 

@@ -82,4 +82,10 @@ def sweep_submission(
     tags = {"sweep.sampling": sampling, "sweep.primary_metric": f"{primary_metric} ({goal})",
             **({"sweep.early_stop": policy.kind} if policy else {}), **trial.tags}
     return replace(trial, kind="sweep", code=None, args=[], parameters={}, tags=tags, engine=engine, timeout_s=None,
-                   params={k: str(e) for k, e in space.items()})
+                   params={k: _clipped(str(e)) for k, e in space.items()})
+
+
+def _clipped(text: str) -> str:
+    """A search space shown as the sweep run's param: a choice of thousands of values is cut at the param limit (the
+    whole space is in the sweep's spec)."""
+    return text if len(text) <= checks.MAX_PARAM_VALUE else text[:checks.MAX_PARAM_VALUE - 1] + "…"

@@ -165,6 +165,19 @@ def test_a_grid_of_a_hundred_million_points_runs_its_first_trials(ip, client, ca
     assert len(client.runs.children(parent.id).infos) == 2
 
 
+def test_a_space_longer_than_a_param_holds_is_shown_cut_and_the_sweep_runs(ip, client):
+    """The sweep run records its space as params; ``choice(range(3000))`` reads as 16,896 characters, over MLflow's
+    6,000 that params now keep to (an error for the user's own params): the sweep's own is cut, and it runs."""
+    parent = sweep(ip, "--metric m --trials 2 -e widespace --wait",
+                   "n = choice(range(3000))\nfrom aml_magics import Run\nRun.get_context().log('m', n)\n")
+    info = client.runs.get(parent.id)
+    assert info.status == "Completed", client.runs.get_logs(parent.id)[-2000:]
+    shown = info.params["n"]
+    assert len(shown) == 6000 and shown.startswith("choice(0, 1, 2, ") and shown.endswith("…")
+    children = client.runs.children(parent.id).infos
+    assert len(children) == 2 and all(0 <= int(c.params["n"]) < 3000 for c in children)
+
+
 def test_tied_trials_have_one_best_everywhere(ip, client):
     """Every trial scores the same, and later trials end first: the sweep's log and tags,
     get_best_run_by_primary_metric() and the dashboard's highlighted row all name the first trial."""

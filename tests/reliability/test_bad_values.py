@@ -165,20 +165,21 @@ def test_step_and_value_errors_name_the_metric(workspace):
 
 
 def test_a_huge_text_metric_or_tag_is_stored_whole_and_shown_short(workspace):
-    """A 5 MB string metric and a 1 MB tag: stored as they are, but a run's repr, its HTML and the dashboards show
-    their start and length (the run's HTML was the whole 5 MB, saved in the notebook with the output)."""
+    """A 5 MB string metric and a tag of MLflow's longest (8,000 characters): stored as they are, but a run's repr,
+    its HTML and the dashboards show their start and length (the run's HTML was the whole 5 MB, saved in the notebook
+    with the output)."""
     from aml_magics.widgets.run_details import RunDetails
 
     client = Client.shared()
     run = client.runs.start_logging("huge")
     run.log("dump", "x" * (5 << 20))
-    run.set_tags({"note": "n" * (1 << 20)})
+    run.set_tags({"note": "n" * 8000})
     run.complete()
     info = client.runs.get(run.id)
-    assert len(run.get_metrics()["dump"]) == 5 << 20 and len(info.tags["note"]) == 1 << 20
+    assert len(run.get_metrics()["dump"]) == 5 << 20 and len(info.tags["note"]) == 8000
     for shown in (repr(info), info._repr_html_(), repr(client.runs.list()), client.runs.list()._repr_html_()):
         assert len(shown) < 5000, len(shown)
-    assert "… (5,242,880 characters)" in repr(info) and "… (1,048,576 characters)" in info._repr_html_()
+    assert "… (5,242,880 characters)" in repr(info) and "… (8,000 characters)" in info._repr_html_()
     view = RunDetails(run.id, client, live=False)
     try:
         assert len(view.static_html()) < 200_000
@@ -302,3 +303,31 @@ def test_record_child_checks_what_it_records_before_it_records_anything(workspac
         assert metrics["acc"] == 0.5 and metrics["n"] == 3
     finally:
         parent.complete()
+
+
+def test_a_param_or_tag_longer_than_mlflow_takes_is_refused_and_nothing_of_its_call_is_kept(workspace):
+    """A param over 6,000 characters or a tag over 8,000 (MLflow's limits: a tracking server that follows them, as
+    on Azure ML, refuses the whole batch) was stored here whole — a 100 MB tag went into every listing of runs. Now
+    it is one InvalidInput that says where longer text goes, and nothing of that call is stored: not the values
+    beside it, not a child run, not a run started with it. Values at the limits are kept."""
+    client = Client.shared()
+    run = client.runs.start_logging("limits")
+    run.log_param("lr", 0.1)
+    calls = [(lambda: run.log_param("prompt", "p" * 6001), "param 'prompt': its value is 6,001 characters long; "
+              "keep at most 6,000"),
+             (lambda: run.set_params({"ok": 1, "config": "c" * 6001}), "param 'config'"),
+             (lambda: run.set_tags({"ok": "y", "note": "n" * 8001}), "tag 'note': its value is 8,001 characters"),
+             (lambda: run.tag("note", b"b" * 9000), "tag 'note'"),
+             (lambda: run.record_child("trial", params={"space": "s" * 7000}), "param 'space'"),
+             (lambda: client.runs.start_logging("limits", tags={"note": "n" * 10_000}), "tag 'note'")]
+    for call, message in calls:
+        with pytest.raises(InvalidInput, match=message) as caught:
+            call()
+        assert "run.upload_file(" in str(caught.value)
+    run.set_params({"prompt": "p" * 6000})
+    run.set_tags({"note": "n" * 8000})
+    run.complete()
+    info = client.runs.get(run.id)
+    assert info.params == {"lr": "0.1", "prompt": "p" * 6000}
+    assert info.tags == {"note": "n" * 8000}
+    assert client.runs.list(parent_run_id=run.id) == [] and len(client.runs.list(experiment="limits")) == 1
