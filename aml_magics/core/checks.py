@@ -79,6 +79,9 @@ def metric_name(name: Any) -> str:
 
 MAX_PARAM_VALUE = 6000  # characters: MLflow's limits, which a tracking server that follows them enforces
 MAX_TAG_VALUE = 8000  # (tags, and the tags and properties of models)
+# the engines' own bookkeeping (a pipeline step's inputs and outputs, read back to resume it): a step's literal
+# inputs can be long, and these tags stay in the local workspace (on Azure ML the service runs pipelines)
+ENGINE_TAGS = ("pipeline.", "automl.", "sweep.", "batch.")
 
 
 def tags(what: str, values: Any) -> dict[str, str | None]:
@@ -92,7 +95,7 @@ def tags(what: str, values: Any) -> dict[str, str | None]:
     for key, value in values.items():
         key = text(f"{one} name", key if isinstance(key, str) else str(key), max_len=MAX_NAME)
         out[key] = None if value is None else text(f"value of {key}", str(value), empty=True)
-        if out[key] is not None and len(out[key]) > limit:
+        if out[key] is not None and len(out[key]) > limit and not key.startswith(ENGINE_TAGS):
             raise InvalidInput(f"{one} {shown(key)}: its value is {len(out[key]):,} characters long; keep at most "
                                f"{limit:,} (MLflow's limit), and keep longer text as a file: "
                                "run.upload_file('outputs/NAME.txt', path)")
