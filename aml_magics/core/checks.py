@@ -84,9 +84,10 @@ MAX_TAG_VALUE = 8000  # (tags, and the tags and properties of models)
 ENGINE_TAGS = ("pipeline.", "automl.", "sweep.", "batch.")
 
 
-def tags(what: str, values: Any) -> dict[str, str | None]:
+def tags(what: str, values: Any, *, longer: str = "run.upload_file('outputs/NAME.txt', path)") -> dict[str, str | None]:
     """Tags or params as ``{text: text-or-None}`` (values are stored as their ``str``), each value within MLflow's
-    limit: a run that logs a longer one here would fail on Azure ML, and a listing of runs carries every value."""
+    limit: a run that logs a longer one here would fail on Azure ML, and a listing of runs carries every value.
+    ``longer``: where the error says longer text goes."""
     if not isinstance(values, dict):
         raise InvalidInput(f"{what} must be a dict of NAME: VALUE, got {type(values).__name__}")
     one = what[:-1] if what.endswith("s") else what
@@ -97,8 +98,7 @@ def tags(what: str, values: Any) -> dict[str, str | None]:
         out[key] = None if value is None else text(f"value of {key}", str(value), empty=True)
         if out[key] is not None and len(out[key]) > limit and not key.startswith(ENGINE_TAGS):
             raise InvalidInput(f"{one} {shown(key)}: its value is {len(out[key]):,} characters long; keep at most "
-                               f"{limit:,} (MLflow's limit), and keep longer text as a file: "
-                               "run.upload_file('outputs/NAME.txt', path)")
+                               f"{limit:,} (MLflow's limit), and keep longer text as a file: {longer}")
     return out
 
 

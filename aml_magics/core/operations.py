@@ -578,8 +578,8 @@ class ModelOperations(_Operations):
         if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
             raise InvalidInput(f"give the model's file or folder (or with run_id, the run's file like "
                                f"'outputs/model.pkl'), got {checks.shown(path)}")
-        tags = {k: v or "" for k, v in checks.tags("tags", tags or {}).items()}
-        properties = {k: v or "" for k, v in checks.tags("properties", properties or {}).items()}
+        tags = {k: v or "" for k, v in checks.tags("tags", tags or {}, longer=MODEL_FILE).items()}
+        properties = {k: v or "" for k, v in checks.tags("properties", properties or {}, longer=MODEL_FILE).items()}
         if description is not None:
             checks.text("description", str(description), empty=True)
         if run_id is not None:
@@ -610,7 +610,7 @@ class ModelOperations(_Operations):
         """Add (or change) tags of one model version; checked as ``register``'s tags are (a list, a lone surrogate or
         a NUL is one ``InvalidInput``, and nothing is changed)."""
         name, version = parse_model_ref(name, version)
-        tags = {k: v or "" for k, v in checks.tags("tags", tags).items()}  # as register keeps them
+        tags = {k: v or "" for k, v in checks.tags("tags", tags, longer=MODEL_FILE).items()}  # as register keeps them
         if version is None:
             raise InvalidInput(f"add_tags({checks.shown(name, 40)}): give the version whose tags change")
         return self._backend.models.add_tags(name, version, tags)
@@ -742,6 +742,7 @@ MAX_LIST = 100_000  # runs in one listing
 MAX_WORKERS = 64  # processes of one scoring service
 MAX_CONCURRENT = 10_000  # runs at once on one compute target
 AMBIGUOUS = 100  # matches of a part of a run id counted before "ambiguous" (more are "more than 100")
+MODEL_FILE = "a file in the model's folder, registered with it"  # where a model's long tag text goes
 
 
 def check_name(what: str, name: str) -> None:

@@ -305,11 +305,12 @@ def test_record_child_checks_what_it_records_before_it_records_anything(workspac
         parent.complete()
 
 
-def test_a_param_or_tag_longer_than_mlflow_takes_is_refused_and_nothing_of_its_call_is_kept(workspace):
+def test_a_param_or_tag_longer_than_mlflow_takes_is_refused_and_nothing_of_its_call_is_kept(workspace, tmp_path):
     """A param over 6,000 characters or a tag over 8,000 (MLflow's limits: a tracking server that follows them, as
     on Azure ML, refuses the whole batch) was stored here whole — a 100 MB tag went into every listing of runs. Now
     it is one InvalidInput that says where longer text goes, and nothing of that call is stored: not the values
-    beside it, not a child run, not a run started with it. Values at the limits are kept."""
+    beside it, not a child run, not a run started with it, not a model registered with it. Values at the limits are
+    kept."""
     client = Client.shared()
     run = client.runs.start_logging("limits")
     run.log_param("lr", 0.1)
@@ -331,6 +332,13 @@ def test_a_param_or_tag_longer_than_mlflow_takes_is_refused_and_nothing_of_its_c
     assert info.params == {"lr": "0.1", "prompt": "p" * 6000}
     assert info.tags == {"note": "n" * 8000}
     assert client.runs.list(parent_run_id=run.id) == [] and len(client.runs.list(experiment="limits")) == 1
+    model = tmp_path / "model.pkl"
+    model.write_bytes(b"m")
+    for call in (lambda: client.models.register("limited", model, tags={"notes": "n" * 9000}),
+                 lambda: client.models.register("limited", model, properties={"card": "c" * 9000})):
+        with pytest.raises(InvalidInput, match="keep longer text as a file: a file in the model's folder"):
+            call()
+    assert client.models.list() == []
     # the engines' bookkeeping (a pipeline step's literal inputs, read back to resume it) is not the user's to cut
     from aml_magics.core import checks
 
