@@ -188,10 +188,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self._refuse(431, "Request Header Fields Too Large",
                              f"the request head is over {MAX_HEADER_BYTES // 1024} KB")
                 return
-            if self._head_timer is None:  # the first byte of the next request on a kept-alive connection
-                self._head_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._head_timeout)
             self._head_bytes += len(data)
         super().data_received(data)
+        if self._head_open and self._head_bytes and self._head_timer is None and self._discarding < 0:
+            # a head begun on a kept-alive connection and not whole after this read: it has HEADER_TIMEOUT_S from
+            # now. (Armed only then: a timer set and cancelled for every request cost 1.5 µs of uvloop's.)
+            self._head_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._head_timeout)
         self._arm_body_timer()  # the rest of a body comes later
 
     def on_headers_complete(self) -> None:

@@ -250,6 +250,43 @@ def test_the_body_timer_covers_slow_bodies_only(client, model, monkeypatch):
     assert requests.post(svc.scoring_uri, data=body, headers={"Authorization": f"Bearer {key}"}).json() == [0]
 
 
+def test_a_kept_alive_connection_whose_next_head_stalls_is_answered_408(client, model, monkeypatch):
+    """After an answered request, the next request's head that stops half-way, or drips a byte at a time, is
+    answered 408 once the header timeout has passed since its first byte (uvicorn's keep-alive timer ends when a
+    byte comes, so this timer alone closes such a connection); a head that is whole in time is answered. The timer
+    is now armed only when a read leaves a head unfinished, not for every request."""
+    from tests.integration.test_scoring import _read_answer
+
+    monkeypatch.setenv("AML_MAGICS_HEADER_TIMEOUT_S", "1.5")
+    svc = client.deployments.create("abuse-head", "abuse")
+    host, port = _hostport(svc)
+    key = svc.get_keys()[0]
+    body = json.dumps({"data": model[:1].tolist()}).encode()
+    head = (f"POST /score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    for drip in (False, True):
+        with socket.create_connection((host, port), timeout=10) as s:
+            s.sendall(head + body)
+            assert _read_answer(s)[0] == "HTTP/1.1 200 OK"
+            s.sendall(head[:12])  # the next request begins, and stalls (or drips)
+            t = time.monotonic()
+            if drip:
+                for byte in head[12:20]:
+                    time.sleep(0.25)
+                    s.sendall(bytes([byte]))
+            status, _, answer = _read_answer(s)
+            assert status == "HTTP/1.1 408 Request Timeout", (drip, status)
+            assert 1.2 < time.monotonic() - t < 4, time.monotonic() - t
+            assert "head did not arrive within 1.5 s" in json.loads(answer)["message"]
+    with socket.create_connection((host, port), timeout=10) as s:  # a head in pieces, whole in time
+        for _ in range(3):
+            s.sendall(head[:12])
+            time.sleep(0.5)
+            s.sendall(head[12:] + body)
+            assert _read_answer(s)[0] == "HTTP/1.1 200 OK"
+    client.deployments.delete("abuse-head")
+
+
 def test_a_pipelined_body_waiting_behind_a_slow_run_is_not_timed_out(client, model, monkeypatch, tmp_path):
     """A request pipelined behind another is not read until that one is answered (uvicorn stops reading): its body
     waits in the socket through no fault of the client, and must not be answered 408 however long the first
