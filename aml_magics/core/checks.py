@@ -20,7 +20,10 @@ MAX_TIMEOUT_S = 10_000_000  # a run's time limit, about 115 days (past it a time
 
 def shown(value: Any, limit: int = 60) -> str:
     """A value as it may appear in an error message: repr, shortened, lone surrogates made visible."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's 4,300-digit limit for writing one as text
+        text = f"<{type(value).__name__} of over 4,300 digits>"
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
@@ -95,7 +98,12 @@ def tags(what: str, values: Any, *, longer: str = "run.upload_file('outputs/NAME
     out: dict[str, str | None] = {}
     for key, value in values.items():
         key = text(f"{one} name", key if isinstance(key, str) else str(key), max_len=MAX_NAME)
-        out[key] = None if value is None else text(f"value of {key}", str(value), empty=True)
+        try:
+            written = None if value is None else str(value)
+        except ValueError:  # an int past Python's 4,300-digit limit for writing one as text
+            raise InvalidInput(f"{one} {shown(key)}: its value is a number too long to write as text; keep at most "
+                               f"{limit:,} characters (MLflow's limit)") from None
+        out[key] = None if written is None else text(f"value of {key}", written, empty=True)
         if out[key] is not None and len(out[key]) > limit and not key.startswith(ENGINE_TAGS):
             raise InvalidInput(f"{one} {shown(key)}: its value is {len(out[key]):,} characters long; keep at most "
                                f"{limit:,} (MLflow's limit), and keep longer text as a file: {longer}")

@@ -325,6 +325,8 @@ def test_a_param_or_tag_longer_than_mlflow_takes_is_refused_and_nothing_of_its_c
         with pytest.raises(InvalidInput, match=message) as caught:
             call()
         assert "run.upload_file(" in str(caught.value)
+    with pytest.raises(InvalidInput, match="param 'seed': its value is a number too long to write as text"):
+        run.set_params({"ok": 1, "seed": 10 ** 5000})  # past Python's 4,300 digits: str() raised ValueError
     run.set_params({"prompt": "p" * 6000})
     run.set_tags({"note": "n" * 8000})
     run.complete()
@@ -343,3 +345,23 @@ def test_a_param_or_tag_longer_than_mlflow_takes_is_refused_and_nothing_of_its_c
     from aml_magics.core import checks
 
     assert len(checks.tags("tags", {"pipeline.inputs": "i" * 20_000})["pipeline.inputs"]) == 20_000
+
+
+def test_a_number_past_pythons_digit_limit_is_one_clear_error_everywhere(workspace):
+    """An int of over 4,300 digits cannot be written as text (Python 3.11's limit): the checks refused it, but their
+    own message (its repr) raised ValueError instead — a traceback from log, log_list, record_child, a step, and a
+    param. Each is one InvalidInput now, and the run goes on."""
+    client = Client.shared()
+    run = client.runs.start_logging("digits")
+    huge = 10 ** 5000
+    calls = [(lambda: run.log("m", huge), "metric 'm': <int of over 4,300 digits> is too large"),
+             (lambda: run.log("m", 1.0, step=huge), "step <int of over 4,300 digits> is outside the 64-bit range"),
+             (lambda: run.log_list("l", [1.0, huge]), "metric 'l'"), (lambda: run.log_row("t", a=huge), "metric 't'"),
+             (lambda: run.record_child("c", metrics={"a": huge}), "metric 'a'"),
+             (lambda: run.tag("t", huge), "tag 't': its value is a number too long")]
+    for call, message in calls:
+        with pytest.raises(InvalidInput, match=message):
+            call()
+    run.log("fine", 1.0)
+    run.complete()
+    assert run.get_metrics() == {"fine": 1.0} and client.runs.list(parent_run_id=run.id) == []
