@@ -17,6 +17,8 @@ import threading
 import time
 from typing import Protocol
 
+from ..core.children import leave_signals_to_the_main_thread
+
 FAST = 0.2
 SLOW_ACTIVE = 0.6
 SLOW_IDLE = 2.0
@@ -81,6 +83,7 @@ class Poller:
         return self._thread is not None and self._thread.is_alive()
 
     def _loop(self) -> None:
+        leave_signals_to_the_main_thread()  # the notebook's interrupt (SIGINT) is for the cell, not for this thread
         while True:
             members = self.members
             if not members:

@@ -9,6 +9,7 @@ from typing import Any
 import ipywidgets as w
 
 from ..core import render as r
+from ..core.children import leave_signals_to_the_main_thread
 from ..core.client import Client
 from ..core.errors import AmlError
 from ..core.names import default_service_name
@@ -93,11 +94,13 @@ class ModelBrowser(Dashboard):
         started = time.time()
 
         def tick():
+            leave_signals_to_the_main_thread()
             while self.deploy_button.disabled:
                 self.progress.value = min(0.95, (time.time() - started) / 5)
                 time.sleep(0.1)
 
         def work():
+            leave_signals_to_the_main_thread()
             try:
                 existing = {d.name for d in self.client.deployments.list()}
                 service = self.client.deployments.create(name, m.id, update=name in existing)

@@ -296,3 +296,72 @@ def test_a_forked_child_submitting_child_runs_starts_its_own_zygote(workspace, t
     done = _run(script, timeout=150)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "checked 14" in done.stdout
+
+
+def test_a_sigterm_the_main_thread_slept_through_still_ends_the_child(workspace):
+    """``Pool.terminate()`` (and leaving ``with Pool(...)``) ends a worker with SIGTERM while the worker's main thread
+    sleeps in a lock, waiting for its next task. Python runs the handler only in the main thread, and only a signal
+    delivered to that thread wakes it: one that another thread of the child took (here a thread of the program's
+    own, sent it on purpose; in the wild the flush thread, or the main thread just before it went to sleep) left the
+    worker asleep for ever, and ``with Pool`` hung (one in about fifty under load). The child's handler must still
+    run: the value it logged is written and it dies of SIGTERM."""
+    client = Client.shared()
+    run = client.runs.start_logging("forks")
+    script = logging_script(client, run, """
+        import multiprocessing as mp, signal, threading
+        ctx = mp.get_context("fork")
+        def child():
+            run.log("child", 1.0)                      # the child logged: its SIGTERM writes that first
+            def other():
+                time.sleep(0.5)                        # the main thread is asleep in the lock by now
+                signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+                time.sleep(60)
+            threading.Thread(target=other, daemon=True).start()
+            lock = threading.Lock()
+            lock.acquire()
+            lock.acquire()                             # for ever, as a worker waiting for a task
+        p = ctx.Process(target=child)
+        p.start()
+        p.join(20)
+        print("EXIT", p.exitcode)
+        if p.exitcode is None:
+            p.kill()
+    """)
+    proc = _run(script, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "EXIT -15" in proc.stdout, proc.stdout  # EXIT None: the child slept through its SIGTERM
+    assert _counts(client, run.id)["child"] == [1.0]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads a thread's signal mask in /proc")
+def test_the_flush_threads_leave_signals_to_the_main_thread(workspace):
+    """The kernel hands a signal sent to a process to any thread that does not block it, and Python acts on it only
+    in the main thread: our flush threads, in the parent and in a pool worker, block the signals a program handles;
+    the program's own threads keep theirs."""
+    client = Client.shared()
+    run = client.runs.start_logging("forks")
+    script = logging_script(client, run, """
+        import multiprocessing as mp, signal, threading
+        def blocked(thread):
+            with open(f"/proc/self/task/{thread.native_id}/status") as f:
+                mask = int(next(l for l in f if l.startswith("SigBlk:")).split()[1], 16)
+            return sorted(s.name for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM)
+                          if mask >> (s - 1) & 1)
+        def ours():
+            return [t for t in threading.enumerate() if t.name.startswith("aml-")]
+        def report(_):
+            run.log("x", 1.0)
+            return {t.name: blocked(t) for t in ours()} | {"main": blocked(threading.main_thread())}
+        run.log("x", 0.0)
+        print("PARENT", report(0))
+        with mp.get_context("fork").Pool(1) as pool:
+            print("WORKER", pool.map(report, [0])[0])
+    """)
+    proc = _run(script, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    every = ["SIGALRM", "SIGHUP", "SIGINT", "SIGTERM"]
+    for who in ("PARENT", "WORKER"):
+        masks = eval(proc.stdout.split(who)[1].splitlines()[0])  # noqa: S307 - our own program's printed dict
+        assert masks["aml-metrics-flush"] == every, (who, masks)
+        assert masks["main"] == [], (who, masks)
+    assert eval(proc.stdout.split("WORKER")[1].splitlines()[0])["aml-sigterm"] == every  # noqa: S307

@@ -74,3 +74,37 @@ def test_a_dashboard_that_always_fails_stops_after_its_tries(capfd):
     time.sleep(5.5)
     assert len(broken.times) == 3 and broken not in poller.members  # 1 s, 2 s, then it stops
     assert "stopped updating after 3 failed tries: ConnectionError" in capfd.readouterr().err
+
+
+class MaskReader(Member):
+    """A dashboard that notes which signals the thread polling it blocks."""
+
+    def __init__(self):
+        super().__init__(answer="changed")
+        self.masks: list[set] = []
+
+    def poll(self) -> str:
+        import signal
+
+        self.masks.append(set(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+        return super().poll()
+
+
+def test_the_poller_leaves_the_notebooks_interrupt_to_the_cell():
+    """The notebook's interrupt is a SIGINT to the kernel, which the kernel hands to any thread that does not block
+    it, and Python acts on it only in the main thread: the poller thread blocks it (and SIGTERM), so that a cell asleep
+    in a lock is woken by it; the main thread keeps its own mask."""
+    import signal
+
+    import pytest
+
+    if not hasattr(signal, "pthread_sigmask"):
+        pytest.skip("no per-thread signal masks here")
+    poller, member = Poller(), MaskReader()
+    poller.register(member)
+    deadline = time.monotonic() + 10
+    while not member.masks and time.monotonic() < deadline:
+        time.sleep(0.05)
+    poller.unregister(member)
+    assert member.masks and {signal.SIGINT, signal.SIGTERM} <= member.masks[0], member.masks
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])

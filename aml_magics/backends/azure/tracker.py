@@ -211,6 +211,7 @@ class MlflowTracker(Tracker):
     # -- flushing ----------------------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        children.leave_signals_to_the_main_thread()
         while not self._stop.wait(FLUSH_S):
             try:
                 self.flush()

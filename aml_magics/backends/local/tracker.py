@@ -436,6 +436,7 @@ class LocalTracker(Tracker):
     # -- flushing ------------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        children.leave_signals_to_the_main_thread()
         delay = FLUSH_INTERVAL
         while not self._closed:
             self._wake.wait(delay)
