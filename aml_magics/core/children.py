@@ -13,9 +13,9 @@ A tracker buffers values and a thread of its own writes them; a child process en
 * a worker of the spawn or forkserver start methods makes its tracker while it imports the main module, before
   ``multiprocessing`` starts it (and forkserver drops the finalizers made then): ``watch_multiprocessing``.
 
-A child's SIGTERM must reach its Python handler, which only the main thread runs. Two things stood in the way, and
-one ``with Pool(...)`` in about fifty hung for ever when they met a worker's main thread asleep in a lock (waiting for
-its next task), which only a signal delivered to that thread wakes:
+A child's SIGTERM must reach its Python handler, which only the main thread runs. Two things stood in the way: on a
+loaded machine, one ``with Pool(...)`` in 60 to 170 hung for ever when they met a worker's main thread asleep in a
+lock (waiting for its next task), which only a signal delivered to that thread wakes:
 
 * the kernel hands a signal sent to a process to any one of its threads that does not block it: our threads block
   the signals a program handles (``leave_signals_to_the_main_thread``);
