@@ -64,4 +64,6 @@ def run_depth() -> int:
     import os
 
     text = os.environ.get(ENV_DEPTH, "").strip()
-    return int(text) if text.isdigit() and len(text) < 6 else 0
+    if not (text.isascii() and text.isdigit()):  # ("²".isdigit(), and int("²") raised ValueError at every submission)
+        return 0  # not one of ours: set by hand
+    return int(text) if len(text) < 6 else 999_999  # (deeper than MAX_DEPTH; int() of 4,301 digits raises)

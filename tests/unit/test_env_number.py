@@ -25,3 +25,16 @@ def test_a_typo_is_one_warning_and_the_default(monkeypatch, capsys, raw, kind):
     assert env_number("AML_MAGICS_TEST_KNOB2", 7, kind) == 7
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "AML_MAGICS_TEST_KNOB2" in err and "using 7" in err
+
+
+@pytest.mark.parametrize("raw, expected", [("", 0), (" 2 ", 2), ("²", 0), ("٣", 0), ("x", 0), ("-3", 0),
+                                           ("1000000", 999_999), pytest.param("9" * 5000, 999_999, id="5000-digits")])
+def test_a_runs_depth_from_the_environment(monkeypatch, raw, expected):
+    """``AML_MAGICS_DEPTH`` (how many runs deep a run's process is): a superscript digit, which ``str.isdigit`` takes,
+    raised ValueError at every submission; a depth of a million read as 0, which let runs that submit each other go on
+    past ``MAX_DEPTH``."""
+    from aml_magics.core.names import MAX_DEPTH, run_depth
+
+    monkeypatch.setenv("AML_MAGICS_DEPTH", raw)
+    assert run_depth() == expected
+    assert (run_depth() >= MAX_DEPTH) == (expected >= MAX_DEPTH)
