@@ -81,7 +81,7 @@ def parse_validation(text: str | float | None) -> dict[str, Any]:
     t = str(text).strip().lower()
     if t.startswith("cv"):
         k = t[2:].lstrip(":=") or "5"
-        if not k.isdigit() or not 2 <= int(k) <= 20:
+        if not 2 <= (checks.digits(k) or 0) <= 20:
             raise InvalidInput(f"--validation {text!r}: write cv:K with K from 2 to 20, like cv:5")
         return {"method": "cv", "folds": int(k)}
     try:

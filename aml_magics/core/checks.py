@@ -24,6 +24,8 @@ def shown(value: Any, limit: int = 60) -> str:
         text = repr(value)
     except ValueError:  # an int past Python's 4,300-digit limit for writing one as text
         text = f"<{type(value).__name__} of over 4,300 digits>"
+    except Exception as exc:  # noqa: BLE001 - an object whose __repr__ raises: the message about it must not
+        text = f"<{type(value).__name__} object, whose repr raised {type(exc).__name__}>"
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
@@ -103,6 +105,9 @@ def tags(what: str, values: Any, *, longer: str = "run.upload_file('outputs/NAME
         except ValueError:  # an int past Python's 4,300-digit limit for writing one as text
             raise InvalidInput(f"{one} {shown(key)}: its value is a number too long to write as text; keep at most "
                                f"{limit:,} characters (MLflow's limit)") from None
+        except Exception as exc:  # noqa: BLE001 - an object whose __str__ raises: one line that says so
+            raise InvalidInput(f"{one} {shown(key)}: its value ({type(value).__name__}) could not be written as text "
+                               f"({type(exc).__name__}: {shown(str(exc), 120)}); pass a string") from None
         out[key] = None if written is None else text(f"value of {key}", written, empty=True)
         if out[key] is not None and len(out[key]) > limit and not key.startswith(ENGINE_TAGS):
             raise InvalidInput(f"{one} {shown(key)}: its value is {len(out[key]):,} characters long; keep at most "
@@ -164,6 +169,27 @@ def metric_value(metric: str, value: Any) -> float | int:
             pass
     raise InvalidInput(f"metric {shown(metric)}: {shown(value, 40)} is too large to store as a number (beyond "
                        f"±{FLOAT_MAX:.3g}); log it as a string, or scale it")
+
+
+def digits(value: Any) -> int | None:
+    """The number a text of ASCII digits writes (a version in ``NAME:VERSION``, a count), else None. ``str.isdigit``
+    also takes ``"²"`` and ``"٣"``, which ``int()`` refuses or reads, and ``int()`` refuses over 4,300 digits: each
+    was a ValueError traceback where a check was meant."""
+    text = str(value).strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
+
+
+def name_and_version(what: str, ref: str) -> tuple[str, int | None]:
+    """``NAME:VERSION`` → (NAME, VERSION); ``NAME`` → (NAME, None): the latest. A version that is not a whole number
+    is one InvalidInput: before, an environment's ``NAME:²`` raised ValueError and ``NAME:2x`` meant the latest."""
+    name, _, version = str(ref).partition(":")
+    if not version:
+        return name, None
+    number = digits(version)
+    if number is None or not 1 <= number <= 2 ** 62:
+        raise InvalidInput(f"the version of {what} {shown(name, 80)} must be a whole number from 1, like {name}:2; "
+                           f"got {shown(version, 40)}")
+    return name, number
 
 
 def whole(what: str, value: Any, low: int | None = None, high: int | None = None) -> int:

@@ -345,11 +345,10 @@ class PipelineOperations(_Operations):
                 raise InvalidInput(f"step {step.name}: environment {env} is an Azure ML one; here register one "
                                    "(%aml env register NAME requirements.txt) or leave it out to use this Python")
             if env and not remote_env and not env.endswith((".txt", ".yml", ".yaml")):
-                name, _, version = env.split("@")[0].partition(":")
                 try:
-                    self._client.environments.get(name, int(version) if version.isdigit() else None)
-                except NotFound as exc:
-                    raise NotFound(f"step {step.name}: {exc}") from None
+                    self._client.environments.get(*checks.name_and_version("environment", env.split("@")[0]))
+                except (NotFound, InvalidInput) as exc:
+                    raise type(exc)(f"step {step.name}: {exc}") from None
         sub = RunSubmission(kind="pipeline", experiment=experiment, source_dir=source, entry="",
                             compute=spec.default_compute, engine=spec, display_name=display_name or doc.get("display_name"),
                             tags={"pipeline.steps": str(len(spec.steps)), **(tags or {})},

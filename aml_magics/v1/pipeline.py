@@ -304,8 +304,9 @@ def _mini_batch(size: Any, tabular: bool) -> int:
     """v1's mini_batch_size: files (an int) for file datasets; for tabular ones a size like "1MB" → rows."""
     if size is None:
         return 10_000 if tabular else 10
-    if isinstance(size, int) or str(size).strip().isdigit():
-        return max(1, int(size))
+    number = size if isinstance(size, int) else checks.digits(size)
+    if number is not None:
+        return max(1, number)
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]B)\s*", str(size).upper())
     if not m:
         raise InvalidInput(f"mini_batch_size={size!r}: a number of files, or a size like '1MB' for tabular data")

@@ -365,3 +365,51 @@ def test_a_number_past_pythons_digit_limit_is_one_clear_error_everywhere(workspa
     run.log("fine", 1.0)
     run.complete()
     assert run.get_metrics() == {"fine": 1.0} and client.runs.list(parent_run_id=run.id) == []
+
+
+def test_a_version_or_a_count_python_cannot_read_is_one_clear_error(workspace):
+    """``str.isdigit`` takes ``"²"``, which ``int()`` refuses, and ``int()`` refuses over 4,300 digits: an
+    environment's ``NAME:²``, AutoML's ``cv²`` and v1's ``mini_batch_size="²"`` each raised ValueError (a
+    traceback); ``NAME:2x`` quietly built the latest version of the environment."""
+    from aml_magics.automl.settings import parse_validation
+    from aml_magics.v1.pipeline import _mini_batch
+
+    client = Client.shared()
+    for ref in ("py:²", "py:2x", "py:0", "py:" + "9" * 5000):
+        with pytest.raises(InvalidInput, match="the version of environment 'py' must be a whole number from 1"):
+            client.environments.build(ref)
+    with pytest.raises(InvalidInput, match="write cv:K"):
+        parse_validation("cv²")
+    for size in ("²", "9" * 5000):
+        with pytest.raises(InvalidInput, match="mini_batch_size"):
+            _mini_batch(size, False)
+    assert parse_validation("cv:7") == {"method": "cv", "folds": 7} and _mini_batch(" 12 ", False) == 12
+
+
+def test_a_value_whose_repr_or_str_raises_is_one_clear_error(workspace):
+    """An object whose ``__repr__`` and ``__str__`` raise (a half-built object, a proxy whose target is gone): the
+    checks refused it, but their own message (its repr), a tag's or param's text or a row's JSON raised the
+    object's exception instead, a traceback from inside aml-magics. Each is one InvalidInput or InvalidType, and
+    nothing of the call is kept."""
+    from aml_magics.core.errors import InvalidType
+
+    class Broken:
+        def __repr__(self):
+            raise RuntimeError("gone")
+
+        __str__ = __repr__
+
+    client = Client.shared()
+    run = client.runs.start_logging("broken")
+    calls = [(lambda: run.log("m", 1.0, step=Broken()), "step <Broken object, whose repr raised RuntimeError>"),
+             (lambda: run.log_list("l", [Broken()]), "item 0"),
+             (lambda: run.tag("t", Broken()), "tag 't': its value \\(Broken\\) could not be written as text"),
+             (lambda: run.log_param("p", Broken()), "param 'p'"),
+             (lambda: run.log_row("r", a=Broken()), "metric 'r': its value cannot be stored \\(RuntimeError")]
+    for call, message in calls:
+        with pytest.raises((InvalidInput, InvalidType), match=message):
+            call()
+    run.log("fine", 1.0)
+    run.complete()
+    info = client.runs.get(run.id)
+    assert run.get_metrics() == {"fine": 1.0} and not info.params and "t" not in info.tags

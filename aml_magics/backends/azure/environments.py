@@ -34,7 +34,7 @@ class AzureEnvironments(EnvironmentsBackend):
     def _info(self, body: dict, name: str) -> EnvironmentInfo:
         props = body.get("properties") or {}
         version = str(body.get("name", "0"))
-        return EnvironmentInfo(name, int(version) if version.isdigit() else 0,
+        return EnvironmentInfo(name, checks.digits(version) or 0,
                                (props.get("tags") or {}).get(ENV_HASH_TAG, ""), conda_pip(props.get("condaFile")),
                                timestamp((body.get("systemData") or {}).get("createdAt")))
 
@@ -99,8 +99,7 @@ class AzureEnvironments(EnvironmentsBackend):
         if os.path.isfile(os.path.expanduser(ref)):
             info = self.register(f"aml-magics-{content_hash(parse_packages(ref))}", ref)
         else:
-            name, _, version = ref.partition(":")
-            info = self.get(name, int(version) if version.isdigit() else None)
+            info = self.get(*checks.name_and_version("environment", ref))
         return f"{self.b.ws.path}/environments/{info.name}/versions/{info.version}"
 
     def python(self, ref: str, progress=print) -> str:

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...core import checks
 from ...core.contract import ModelsBackend
 from ...core.errors import InvalidInput, NotFound
 from ...core.names import check_model_name
@@ -26,7 +27,7 @@ class AzureModels(ModelsBackend):
         props = body.get("properties") or {}
         version = body.get("name", "0")
         return ModelInfo(name=name or body.get("id", "").split("/models/")[-1].split("/")[0] or "?",
-                         version=int(version) if str(version).isdigit() else 0, path=props.get("modelUri") or "",
+                         version=checks.digits(version) or 0, path=props.get("modelUri") or "",
                          framework=(props.get("properties") or {}).get("framework") or props.get("modelType"),
                          description=props.get("description"),
                          run_id=props.get("jobName"), created=timestamp((body.get("systemData") or {}).get("createdAt")),

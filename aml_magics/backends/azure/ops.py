@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from ...core import checks
 from ...core.errors import AmlError, Conflict, InvalidInput, NotFound
 from ...core.types import ComputeTarget, DatastoreInfo
 from .rest import ArmClient, WorkspaceRef
@@ -129,8 +130,8 @@ def next_version(arm: ArmClient, container_path: str, versions: Callable[[], lis
     except NotFound:
         return 1
     nxt = str((body.get("properties") or {}).get("nextVersion") or "")
-    if nxt.isdigit() and int(nxt) > 0:
-        return int(nxt)
+    if checks.digits(nxt):
+        return checks.digits(nxt)
     return max(versions(), default=0) + 1
 
 
@@ -143,7 +144,7 @@ def latest_versions(arm: ArmClient, containers_path: str, get: Callable[[str, in
         latest = (container.get("properties") or {}).get("latestVersion")
         if name:
             try:
-                out.append(get(name, int(latest) if str(latest).isdigit() else None))
+                out.append(get(name, checks.digits(latest)))
             except NotFound:
                 continue
     return out

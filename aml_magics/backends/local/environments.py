@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from ...core import checks
 from ...core.contract import EnvironmentsBackend
 from ...core.errors import InvalidInput, NotFound
 from ...core.names import check_model_name
@@ -108,6 +109,5 @@ class LocalEnvironments(EnvironmentsBackend):
         if os.path.exists(os.path.expanduser(ref)):
             packages = parse_packages(ref)
         else:
-            name, _, version = ref.partition(":")
-            packages = self.get(name, int(version) if version.isdigit() else None).packages
+            packages = self.get(*checks.name_and_version("environment", ref)).packages
         return str(build(self.backend.path / "envs", packages, progress))

@@ -336,6 +336,9 @@ class LocalTracker(Tracker):
             text = json.dumps(payload, default=_json_default)
         except (ValueError, RecursionError) as exc:
             raise InvalidInput(f"metric {checks.shown(name)}: its value cannot be stored ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - a value whose str() raises: one line that says so
+            raise InvalidInput(f"metric {checks.shown(name)}: its value cannot be stored ({type(exc).__name__}: "
+                               f"{checks.shown(str(exc), 120)}); log numbers or strings") from None
         if self._thread is None:
             self._start_in_child()
         kid = self.key(self.run_pk(run_id), name, kind)
