@@ -15,6 +15,7 @@ from .errors import InvalidInput, InvalidType
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 FLOAT_MAX = sys.float_info.max
 MAX_NAME = 255
+MAX_KEY = 250  # a metric's name, a param's or a tag's key: MLflow's MAX_ENTITY_KEY_LENGTH (a longer one is refused)
 MAX_TIMEOUT_S = 10_000_000  # a run's time limit, about 115 days (past it a timer overflows; no run needs more)
 
 
@@ -79,7 +80,7 @@ def artifact_name(name: Any) -> str:
 
 
 def metric_name(name: Any) -> str:
-    return text("metric name", name, max_len=MAX_NAME)
+    return text("metric name", name, max_len=MAX_KEY)
 
 
 MAX_PARAM_VALUE = 6000  # characters: MLflow's limits, which a tracking server that follows them enforces
@@ -99,7 +100,7 @@ def tags(what: str, values: Any, *, longer: str = "run.upload_file('outputs/NAME
     limit = MAX_PARAM_VALUE if what == "params" else MAX_TAG_VALUE
     out: dict[str, str | None] = {}
     for key, value in values.items():
-        key = text(f"{one} name", key if isinstance(key, str) else str(key), max_len=MAX_NAME)
+        key = text(f"{one} name", key if isinstance(key, str) else str(key), max_len=MAX_KEY)
         try:
             written = None if value is None else str(value)
         except ValueError:  # an int past Python's 4,300-digit limit for writing one as text

@@ -102,6 +102,25 @@ def test_a_nan_or_a_refused_metric_costs_only_itself(mlflow_server, tmp_path):
     assert "could not be sent" not in out.stderr and "not sent yet" not in out.stderr, out.stderr
 
 
+def test_our_key_limit_is_mlflows(mlflow_server):
+    """We refuse a metric name, a param key or a tag key over ``checks.MAX_KEY`` before anything is stored
+    (tests/reliability/test_bad_values.py): MLflow's server takes exactly that many characters and refuses one more,
+    so a run that logs here logs the same inside an Azure ML job."""
+    from aml_magics.backends.azure.mlflow_rest import Refused
+    from aml_magics.core import checks
+
+    ml = MlflowRest(mlflow_server)
+    run_id = ml.create_run("key-limits")
+    ok, long = "k" * checks.MAX_KEY, "k" * (checks.MAX_KEY + 1)
+    ml.log_batch(run_id, [(ok, 1.0, 0, time.time())], params={ok: 1}, tags={ok: "y"})
+    for values in ({"metrics": [(long, 1.0, 0, time.time())]}, {"params": {long: 1}}, {"tags": {long: "y"}}):
+        with pytest.raises(Refused):
+            ml.log_batch(run_id, **values)
+    data = ml.get_run(run_id)["data"]
+    assert [m["key"] for m in data["metrics"]] == [ok] and [p["key"] for p in data["params"]] == [ok]
+    assert ok in {t["key"] for t in data["tags"]} and long not in {t["key"] for t in data["tags"]}
+
+
 class Outage:
     """A loopback TCP relay to the MLflow server that can be cut: while ``down`` it closes each connection at once
     (the client sees a dropped connection, as in a network outage)."""
