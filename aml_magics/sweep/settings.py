@@ -39,6 +39,8 @@ def sweep_submission(
                            "or pass --param \"C=choice(0.1,1,10)\"")
     if not primary_metric:
         raise InvalidInput("give the primary metric the trials log: --metric accuracy")
+    # the sweep logs it as trial_METRIC, a metric name too (before, a long one failed the sweep after it had started)
+    checks.text("the primary metric", primary_metric, max_len=checks.MAX_KEY - len("trial_"))
     goal = {"maximize": "max", "minimize": "min"}.get(goal, goal)
     if goal not in ("max", "min"):
         raise InvalidInput(f"--goal {goal!r}: use max or min")

@@ -403,3 +403,15 @@ def test_a_trial_past_its_time_limit_is_canceled_and_the_search_goes_on(ip, clie
     assert children["1"].status == children["3"].status == "Completed"
     info = client.runs.get(parent.id)
     assert info.status == "Completed" and info.duration < 30
+
+
+def test_a_primary_metric_too_long_to_log_as_a_trial_metric_is_refused_before_anything_starts(ip, client):
+    """The sweep logs its primary metric as ``trial_METRIC``, a metric name over MLflow's 250 characters when the
+    metric's own is over 244: unchecked, the sweep would start and then fail at its first trial's report. Refused at
+    submission, with nothing started."""
+    metric = "m" * 245
+    before = len(client.runs.list(limit=None).infos)
+    with pytest.raises(UsageError, match="the primary metric 'm+… is 245 characters long; use at most 244"):
+        sweep(ip, f"--metric {metric} --trials 2 -e longmetric --wait",
+              f"x = choice(1, 2)\nfrom aml_magics import Run\nRun.get_context().log({metric!r}, x)\n")
+    assert len(client.runs.list(limit=None).infos) == before
