@@ -72,3 +72,29 @@ def test_doctor_removes_what_a_killed_upload_left_and_keeps_a_live_one(client, t
     assert row[1] == "repaired" and row[2].startswith("removed 1 file(s), ") and "whose kernel was stopped" in row[2]
     assert not left[0].exists() and live.exists()
     assert ("no half-written uploads", "ok", "") in client.doctor().checks
+
+
+def test_doctor_removes_what_a_killed_run_upload_left(client, workspace, tmp_path):
+    """The same for ``run.upload_file``: a process killed while it copied a file into its run's folder left the
+    hidden half-written copy there, which doctor did not look for."""
+    from aml_magics.backends.local.procs import is_alive
+
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        f.truncate(2_000_000_000)  # 2 GB (sparse): long enough to be caught halfway
+    script = ("import sys\nfrom aml_magics.core.client import Client\n"
+              "Client(sys.argv[1]).runs.start_logging('uploads').upload_file('outputs/big.bin', sys.argv[2])\n")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(client.backend.path), str(big)])
+    runs = workspace / "runs"
+    try:
+        left = wait_until(lambda: [f for f in runs.rglob("*.uploading") if f.stat().st_size > 0], timeout=60,
+                          interval=0.005, what="the upload to be writing")
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert len(left) == 1 and left[0].parent.name == "outputs" and not is_alive(proc.pid)
+    live = left[0].with_name(f".other.bin.{os.getpid()}-0123abcd.uploading")  # an upload still being written
+    live.write_bytes(b"x")
+    row = next(c for c in client.doctor().checks if c[0] == "no half-written uploads")
+    assert row[1] == "repaired" and row[2].startswith("removed 1 file(s), "), row
+    assert not left[0].exists() and live.exists()

@@ -113,18 +113,18 @@ def run_doctor(backend, recover: bool = False) -> DoctorReport:
 
 
 def _stopped_uploads(backend) -> list[Path]:
-    """Files a datastore upload was writing when its process was killed (``.NAME.PID-HEX.uploading``): hidden from
-    every listing, they kept their space for ever. One whose process still runs (or whose pid was reused) stays."""
+    """Files an upload was writing when its process was killed (``.NAME.PID-HEX.uploading``), to a datastore or into a
+    run's folder (``run.upload_file``): hidden from every listing, they kept their space for ever. One whose process
+    still runs (or whose pid was reused) stays."""
     import re
 
     pattern = re.compile(r"^\..*\.(\d+)-[0-9a-f]{8}" + re.escape(layout.UPLOADING) + "$")
     found = []
-    for ds in backend.datastores.list():
-        base = Path(ds.path)
+    for base in [Path(ds.path) for ds in backend.datastores.list()] + [Path(backend.path) / "runs"]:
         if not base.is_dir():
             continue
         for f in base.rglob("*" + layout.UPLOADING):
             m = pattern.match(f.name)
             if m and f.is_file() and not f.is_symlink() and not procs.is_alive(int(m.group(1))):
                 found.append(f)
-    return found
+    return sorted(set(found))  # (a datastore folder inside another is walked twice)
