@@ -120,11 +120,26 @@ def _stopped_uploads(backend) -> list[Path]:
 
     pattern = re.compile(r"^\..*\.(\d+)-[0-9a-f]{8}" + re.escape(layout.UPLOADING) + "$")
     found = []
-    for base in [Path(ds.path) for ds in backend.datastores.list()] + [Path(backend.path) / "runs"]:
-        if not base.is_dir():
-            continue
-        for f in base.rglob("*" + layout.UPLOADING):
-            m = pattern.match(f.name)
-            if m and f.is_file() and not f.is_symlink() and not procs.is_alive(int(m.group(1))):
-                found.append(f)
+    for f in _candidates([Path(ds.path) for ds in backend.datastores.list()], Path(backend.path) / "runs"):
+        m = pattern.match(f.name)
+        if m and f.is_file() and not f.is_symlink() and not procs.is_alive(int(m.group(1))):
+            found.append(f)
     return sorted(set(found))  # (a datastore folder inside another is walked twice)
+
+
+def _candidates(datastores: list[Path], runs: Path):
+    """The ``*.uploading`` files in the datastores and in the runs' folders, where ``upload_file`` writes (``outputs/``
+    in the snapshot, ``logs/``, ``artifacts/``): not the rest of the snapshots, a copy of each run's source folder
+    and most of the files of a workspace of many runs."""
+    pattern = "*" + layout.UPLOADING
+    for base in datastores:
+        if base.is_dir():
+            yield from base.rglob(pattern)
+    for run in (runs.iterdir() if runs.is_dir() else ()):
+        for entry in (run.iterdir() if run.is_dir() and not run.is_symlink() else ()):
+            if entry.name == "snapshot":
+                entry = entry / "outputs"
+            if entry.is_dir() and not entry.is_symlink():
+                yield from entry.rglob(pattern)
+            elif entry.name.endswith(layout.UPLOADING):
+                yield entry
