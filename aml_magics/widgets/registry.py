@@ -92,26 +92,33 @@ class ModelBrowser(Dashboard):
         self.progress.layout.display = ""
         self.progress.bar_style = "info"
         started = time.time()
+        done, shown = threading.Event(), threading.Lock()  # the bar's last word is the deploy's, never a late tick's
 
         def tick():
             leave_signals_to_the_main_thread()
-            while self.deploy_button.disabled:
-                self.progress.value = min(0.95, (time.time() - started) / 5)
-                time.sleep(0.1)
+            while not done.wait(0.1):
+                with shown:
+                    if not done.is_set():
+                        self.progress.value = min(0.95, (time.time() - started) / 5)
 
         def work():
             leave_signals_to_the_main_thread()
             try:
                 existing = {d.name for d in self.client.deployments.list()}
                 service = self.client.deployments.create(name, m.id, update=name in existing)
-                self.progress.value, self.progress.bar_style = 1.0, "success"
+                with shown:
+                    done.set()
+                    self.progress.value, self.progress.bar_style = 1.0, "success"
                 self.result.value = (f"Deployed <b>{r.esc(name)}</b> in {time.time() - started:.1f} s: "
                                      f"<code>{r.esc(service.scoring_uri)}</code> — see <code>%aml services</code>")
                 self.service_name = name
             except Exception as exc:  # noqa: BLE001 - a worker thread must say why it stopped, never die silently
-                self.progress.bar_style = "danger"
+                with shown:
+                    done.set()
+                    self.progress.bar_style = "danger"
                 self.result.value = _error_html(exc)
             finally:
+                done.set()
                 self.deploy_button.disabled = False
 
         threading.Thread(target=tick, daemon=True).start()

@@ -47,7 +47,7 @@ def test_tables_and_highlights_read_in_both_themes(tmp_path_factory, theme):
         page.goto(f"{server['base']}/lab/tree/themes.ipynb?token={server['token']}")
         page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
         try:
-            run_all_cells(page, "tr.aml-diff", timeout=90_000, idle_timeout=120_000)
+            run_all_cells(page, "tr.aml-diff", timeout=40_000, idle_timeout=120_000)  # a lost run costs this
             page.locator(".aml-table tr.aml-best").first.wait_for(timeout=30_000)
             assert page.evaluate("() => document.body.dataset.jpThemeLight") == ("true" if slug == "light" else "false")
             checks = {}
