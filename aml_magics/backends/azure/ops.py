@@ -129,10 +129,8 @@ def next_version(arm: ArmClient, container_path: str, versions: Callable[[], lis
         body = arm.get(container_path)
     except NotFound:
         return 1
-    nxt = str((body.get("properties") or {}).get("nextVersion") or "")
-    if checks.digits(nxt):
-        return checks.digits(nxt)
-    return max(versions(), default=0) + 1
+    nxt = checks.digits((body.get("properties") or {}).get("nextVersion") or "")
+    return nxt if nxt else max(versions(), default=0) + 1
 
 
 def latest_versions(arm: ArmClient, containers_path: str, get: Callable[[str, int | None], Any]) -> list:
