@@ -65,10 +65,17 @@ def unmatchable(value: Any) -> InvalidInput | None:
 
 
 def artifact_name(name: Any) -> str:
-    """A file name under a run (``outputs/model.pkl``): text, each part a name a file system takes (at most 255
-    bytes), naming a file rather than a folder (``outputs/`` or ``outputs/.``)."""
+    """A file name under a run (``outputs/model.pkl``): text, a relative path that stays inside the run (no leading
+    ``/`` or ``~``, no ``..``, no drive), each part a name a file system takes (at most 255 bytes), naming a file
+    rather than a folder (``outputs/`` or ``outputs/.``). Checked before any backend sees it, so a script tried
+    outside a run (the offline run) refuses what a workspace would."""
     value = text("artifact name", name if not isinstance(name, os.PathLike) else os.fspath(name), max_len=4096)
-    parts = [p for p in value.replace("\\", "/").split("/") if p not in ("", ".")]
+    posix = value.replace("\\", "/")
+    first = posix.split("/", 1)[0]
+    if posix.startswith(("/", "~")) or ".." in posix.split("/") or ":" in first:
+        raise InvalidInput(f"artifact name {shown(value)} must be a relative path inside the run (like "
+                           "'outputs/model.pkl')")
+    parts = [p for p in posix.split("/") if p not in ("", ".")]
     long = next((p for p in parts if len(p.encode("utf-8")) > 255), None)
     if long is not None:
         raise InvalidInput(f"artifact name {shown(value)}: its part {shown(long, 30)} is {len(long.encode())} bytes "

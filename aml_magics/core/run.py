@@ -174,24 +174,16 @@ class Run:
 
     def log_image(self, name: str, path: str | os.PathLike | None = None, plot: Any = None, description: str = "") -> None:
         """Log an image file (``path``) or a matplotlib figure (``plot``) as an image metric."""
-        if (path is None) == (plot is None):
-            raise InvalidType("log_image takes exactly one of path= or plot=")
-        checks.metric_name(name)
+        fig = _image_source(name, path, plot)
         artifact = f"images/{_safe_name(name)}_{time.time_ns()}.png"
-        if plot is not None:
+        if fig is not None:
             import tempfile
 
-            fig = plot.gcf() if hasattr(plot, "gcf") else plot
-            if not callable(getattr(fig, "savefig", None)):
-                raise InvalidType(f"log_image({name!r}): plot= takes a matplotlib figure or pyplot, not "
-                                  f"{type(plot).__name__}")
             with tempfile.TemporaryDirectory() as tmp:
                 tmp_png = os.path.join(tmp, "image.png")
                 fig.savefig(tmp_png, format="png")
                 self.tracker.store_file(self.id, artifact, tmp_png)
         else:
-            if isinstance(path, (str, os.PathLike)) and not os.path.isfile(path):
-                raise InvalidInput(f"log_image({name!r}): {os.fspath(path)!r} is not a file; give an image file's path")
             suffix = os.path.splitext(os.fspath(path))[1] or ".png"
             artifact = artifact[: -len(".png")] + suffix
             self.tracker.store_file(self.id, artifact, path)
@@ -427,6 +419,7 @@ class OfflineTracker(Tracker):
     train.py`` must not fail only once submitted."""
 
     MAX_LINES = 200
+    MAX_CHARS = 500
 
     def __init__(self) -> None:
         self._lines = 0
@@ -434,6 +427,8 @@ class OfflineTracker(Tracker):
     def say(self, text: str) -> None:
         self._lines += 1
         if self._lines <= self.MAX_LINES:
+            if len(text) > self.MAX_CHARS:  # a log_list of a million values is one line, not megabytes of output
+                text = text[:self.MAX_CHARS] + f" … ({len(text) - self.MAX_CHARS:,} more characters)"
             print(f"[offline run] {text}")
         elif self._lines == self.MAX_LINES + 1:
             print("[offline run] … further logging not shown")
@@ -494,7 +489,8 @@ class _OfflineRun(Run):
         return _OfflineRun()
 
     def log_image(self, name, path=None, plot=None, description=""):
-        self.tracker.say(f"{name} image {path or 'from plot'}")
+        _image_source(name, path, plot)  # what a workspace refuses, refused here too
+        self.tracker.say(f"{name} image {path if plot is None else 'from plot'}")
 
     def complete(self):
         self.tracker.finish(self.id, "Completed")
@@ -513,6 +509,23 @@ class _OfflineRun(Run):
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         return {"text/plain": repr(self)}
+
+
+def _image_source(name: Any, path: Any, plot: Any) -> Any:
+    """``log_image``'s arguments checked: the figure to save (``plot``, or pyplot's current one), or None for a
+    ``path`` that is a file."""
+    if (path is None) == (plot is None):
+        raise InvalidType("log_image takes exactly one of path= or plot=")
+    checks.metric_name(name)
+    if plot is not None:
+        fig = plot.gcf() if hasattr(plot, "gcf") else plot
+        if not callable(getattr(fig, "savefig", None)):
+            raise InvalidType(f"log_image({name!r}): plot= takes a matplotlib figure or pyplot, not "
+                              f"{type(plot).__name__}")
+        return fig
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+        raise InvalidInput(f"log_image({name!r}): {checks.shown(path)} is not a file; give an image file's path")
+    return None
 
 
 def _safe_name(name: str) -> str:

@@ -109,6 +109,49 @@ def test_an_offline_run_refuses_what_a_workspace_refuses(monkeypatch):
     run.log("fine", 1.0)
 
 
+def test_an_offline_run_refuses_the_files_and_images_a_workspace_refuses(tmp_path, capsys):
+    """``python train.py`` printed ``upload_file('/etc/passwd', …)``, ``upload_file('../x', …)`` and
+    ``log_image(path='typo.png')`` as done (the local workspace refused the first two only in its storage layer, and
+    the offline run checked nothing of log_image): such a script failed only once submitted, after its training.
+    And a log_list of a million values printed megabytes into the notebook."""
+    from aml_magics.core.errors import InvalidInput, InvalidType
+    from aml_magics.core.run import _OfflineRun
+
+    real = tmp_path / "real.txt"
+    real.write_text("x")
+    run = _OfflineRun()
+    for name in ("/etc/passwd", "../x", "outputs/../../x", "~/x", "C:/x", "outputs\\..\\..\\x"):
+        with pytest.raises(InvalidInput, match="must be a relative path inside the run"):
+            run.upload_file(name, str(real))
+    with pytest.raises(InvalidInput, match=r"log_image\('img'\): 'typo.png' is not a file"):
+        run.log_image("img", path="typo.png")
+    with pytest.raises(InvalidType, match="exactly one of path= or plot="):
+        run.log_image("img")
+    with pytest.raises(InvalidType, match="plot= takes a matplotlib figure"):
+        run.log_image("img", plot="figure")
+    with pytest.raises(InvalidInput, match="empty"):
+        run.log_image("", path=str(real))
+    capsys.readouterr()
+    run.upload_file("outputs/real.txt", str(real))
+    run.log_image("img", path=str(real))
+    run.log_list("many", range(1_000_000))
+    out = capsys.readouterr().out
+    assert "upload " in out and "img image " in out
+    many = next(line for line in out.splitlines() if "many = " in line)
+    assert len(many) < 700 and "more characters" in many
+
+
+def test_the_workspace_refuses_an_artifact_name_outside_the_run_before_writing(workspace, tmp_path):
+    run = Client.shared().runs.start_logging("names")
+    real = tmp_path / "real.txt"
+    real.write_text("x")
+    for name in ("/etc/passwd", "../x", "~/x", "C:x"):
+        with pytest.raises(ValueError, match="must be a relative path inside the run"):
+            run.upload_file(name, str(real))
+    assert run.upload_file("outputs/a:b.txt", str(real)) == "outputs/a:b.txt"  # a colon past the first part is a name
+    run.complete()
+
+
 def test_values_of_every_kind(workspace, tmp_path):
     client = Client.shared()
     run = client.runs.start_logging("kinds")
