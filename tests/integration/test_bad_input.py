@@ -305,3 +305,19 @@ def test_a_long_upload_and_download_draw_a_progress_line(ip, client, project, ca
     (project / "empty").mkdir()
     ip.run_line_magic("aml", "datastore upload empty --target none")
     assert "Nothing was uploaded: empty holds no files." in capsys.readouterr().out
+
+
+def test_a_deploy_that_names_a_model_twice_or_a_folder_as_score_is_refused(client, tmp_path):
+    """``deploy(["m", "m:1"])`` started a service listing m:1 twice (one model folder for two entries); a folder
+    given as score.py was "not found"."""
+    from aml_magics.core.errors import InvalidInput
+
+    (tmp_path / "model.pkl").write_bytes(b"not read")
+    (tmp_path / "score.py").write_text("def init():\n    pass\n\ndef run(data):\n    return data\n")
+    client.models.register("twice", tmp_path / "model.pkl")
+    for models in (["twice", "twice:1"], ["twice:1", "twice:1"], ["twice", "twice"]):
+        with pytest.raises(InvalidInput, match="model twice:1 is named twice; name each model to deploy once"):
+            client.deployments.create("svc-twice", models, score=tmp_path / "score.py")
+    with pytest.raises(InvalidInput, match="is a folder; give the .py file with init"):
+        client.deployments.create("svc-twice", "twice", score=tmp_path)
+    assert [s.name for s in client.deployments.list()] == []

@@ -141,8 +141,13 @@ class LocalDeployments(DeploymentsBackend):
         infos = [self.backend.models.get(m, v) for m, v in models]
         if not infos:
             raise InvalidInput("name at least one model to deploy, as NAME or NAME:VERSION")
+        twice = next((m.id for i, m in enumerate(infos) if m.id in [n.id for n in infos[:i]]), None)
+        if twice is not None:  # (``m1`` and ``m1:1`` are the same model too)
+            raise InvalidInput(f"model {twice} is named twice; name each model to deploy once")
         if score_path is not None:
             score_path = Path(score_path).expanduser()
+            if score_path.is_dir():
+                raise InvalidInput(f"score script {score_path} is a folder; give the .py file with init() and run()")
             if not score_path.is_file():
                 raise NotFound(f"score script {score_path} not found")
             source = score_path.read_text(encoding="utf-8")
