@@ -195,6 +195,42 @@ def test_datastore_files_round_trip(case_dir, tmp_path):
         ds.upload(one, "contract-one")  # contract-one/a.csv is there
 
 
+def test_a_folder_uploads_the_same_files_on_every_backend(case_dir, tmp_path, capsys):
+    """The Azure backend sent a folder as a run's snapshot (its ``.gitignore`` applied — data files are what one
+    lists most — and its ``outputs/`` left out), the local one every file but links, silently: one upload, two
+    different sets of files. Now both send every file, follow a link that stays in the folder, and name in one
+    note what they leave out (links out of it, a pipe, ``.git``, a virtual environment, a workspace)."""
+    import os
+
+    case = case_dir
+    data = tmp_path / "data"
+    for rel, text in {"a.csv": "1\n", ".gitignore": "*.csv\noutputs/\n", "outputs/r.csv": "2\n",
+                      "sub/b.csv": "3\n", ".git/config": "x", "venv/pyvenv.cfg": "x", "ws/aml.db": "",
+                      "sub/__pycache__/m.pyc": "x"}.items():
+        (data / rel).parent.mkdir(parents=True, exist_ok=True)
+        (data / rel).write_text(text)
+    (tmp_path / "secret.txt").write_text("not for the datastore")
+    os.symlink(tmp_path / "secret.txt", data / "out-link.txt")
+    os.symlink(data / "sub" / "b.csv", data / "in-link.csv")
+    os.mkfifo(data / "pipe")
+    capsys.readouterr()
+    written = case.client.datastores.upload(data, "folder-rule/")
+    assert sorted(written) == ["folder-rule/.gitignore", "folder-rule/a.csv", "folder-rule/in-link.csv",
+                               "folder-rule/outputs/r.csv", "folder-rule/sub/b.csv"]
+    note = capsys.readouterr().err
+    for left in (".git/ (not data)", "venv/ (a virtual environment)", "ws/ (a workspace)",
+                 "out-link.txt (a link out of the folder)", "and 2 more"):  # (and pipe, sub/__pycache__/)
+        assert left in note, note
+    case.client.datastores.download("folder-rule/in-link.csv", tmp_path / "back")
+    assert (tmp_path / "back" / "in-link.csv").read_text() == "3\n"  # the file, not a link
+    with pytest.raises(InvalidInput, match="is a workspace folder"):
+        case.client.datastores.upload(data / "ws", "folder-rule-ws/")
+    (tmp_path / "empty" / ".git").mkdir(parents=True)
+    with pytest.raises(InvalidInput, match=r"holds no files to upload \(left out: .git/ \(not data\)\)"):
+        case.client.datastores.upload(tmp_path / "empty", "folder-rule-empty/")
+    assert not [e for e in case.client.datastores.ls("") if e.path.startswith(("folder-rule-ws", "folder-rule-empty"))]
+
+
 # -- models, environments, deployments, doctor ---------------------------------------------------------------
 
 

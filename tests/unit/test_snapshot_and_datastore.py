@@ -185,9 +185,9 @@ def test_uploading_a_folder_that_holds_the_workspace_leaves_the_workspace_out(tm
     run.complete()
     for _ in range(2):
         assert client.datastores.upload(project, "proj", overwrite=True) == ["proj/data.csv"]
-        assert "Note: the workspace's own files are not uploaded (ws/ in it)." in capsys.readouterr().err
+        assert "Note: not uploaded from project/: ws/ (a workspace)." in capsys.readouterr().err
     assert [e.path for e in client.datastores.ls("proj")] == ["proj/data.csv"]
-    with pytest.raises(InvalidInput, match="holds nothing to upload but the workspace itself"):
+    with pytest.raises(InvalidInput, match="is a workspace folder"):
         client.datastores.upload(project / "ws", "w")
     # a folder inside the workspace (a run's outputs) is uploaded as any other
     outputs = project / "ws" / "runs" / run.id / "outputs"

@@ -10,9 +10,8 @@ from ...core.contract import DatastoresBackend, not_supported
 from ...core.errors import Conflict, InvalidInput, NotFound
 from ...core.names import default_datastore
 from ...core.types import DatastoreEntry, DatastoreInfo
-from ..common.snapshot import plan_snapshot
 from ..common.transfer import Transfer, replace_whole
-from ..common.uploads import file_destination
+from ..common.uploads import file_destination, folder_files
 from . import ops
 from .convert import clean_datastore_path, datastore_uri
 
@@ -91,7 +90,7 @@ class AzureDatastores(DatastoresBackend):
             files = [(src, file_destination(target + "/" * into, src.name,
                                             lambda f: any(True for _ in container.list(f + "/"))))]
         else:
-            files = [(p, "/".join(x for x in (target, rel) if x)) for p, rel in plan_snapshot(src, 10**12)]
+            files = [(p, "/".join(x for x in (target, rel) if x)) for p, rel in folder_files(src)]
         existing = {name for name, _ in container.list(target)} if not overwrite else set()
         clash = next((name for _, name in files if name in existing), None)
         if clash is not None:  # said before anything is uploaded

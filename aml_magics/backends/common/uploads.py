@@ -1,8 +1,69 @@
-"""Where an uploaded file lands in a datastore — one rule for every backend."""
+"""What a folder uploaded to a datastore sends, and where an uploaded file lands — one rule for every backend."""
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+import os
+import stat
+import sys
+from pathlib import Path, PurePosixPath
 from typing import Callable
+
+from .snapshot import WORKSPACE_DB
+
+NOT_DATA_DIRS = {".git", ".hg", ".svn", "__pycache__", ".ipynb_checkpoints", ".mypy_cache", ".pytest_cache"}
+
+
+def folder_files(source: Path) -> list[tuple[Path, str]]:
+    """Every file of a folder to upload to a datastore, as (path, relative POSIX name), sorted — the same on every
+    backend. Unlike a run's snapshot, ``.amlignore`` / ``.gitignore`` do not apply (data files are what a
+    ``.gitignore`` most often lists) nor is ``outputs/`` left out. Left out, and named in one note on stderr: links
+    that lead out of the folder (a link to a file inside it is sent as that file), pipes, sockets and devices,
+    version-control and cache folders (``.git``, ``__pycache__`` …), virtual environments and local workspaces."""
+    source = source.resolve()
+    if (source / WORKSPACE_DB).is_file():
+        from ...core.errors import InvalidInput
+
+        raise InvalidInput(f"{source} is a workspace folder (it holds {WORKSPACE_DB}), not data; upload a folder of "
+                           "data files")
+    files: list[tuple[Path, str]] = []
+    left: list[str] = []  # what was not sent, as "name (why)"
+    for root, dirs, names in os.walk(source, followlinks=False):
+        here = Path(root)
+        rel_root = here.relative_to(source)
+        keep = []
+        for d in sorted(dirs):
+            full, rel = here / d, (rel_root / d).as_posix()
+            why = ("a link" if full.is_symlink() else "not data" if d in NOT_DATA_DIRS
+                   else "a virtual environment" if (full / "pyvenv.cfg").is_file() or (full / "conda-meta").is_dir()
+                   else "a workspace" if (full / WORKSPACE_DB).is_file() else None)
+            if why is None:
+                keep.append(d)
+            else:
+                left.append(f"{rel}/ ({why})")
+        dirs[:] = keep
+        for n in sorted(names):
+            full, rel = here / n, (rel_root / n).as_posix()
+            if full.is_symlink():
+                target = full.resolve()
+                if source not in target.parents or not target.is_file():
+                    left.append(f"{rel} (a link out of the folder)")
+                    continue
+            try:
+                mode = full.stat().st_mode
+            except OSError:
+                left.append(f"{rel} (unreadable)")
+                continue
+            if not stat.S_ISREG(mode):
+                left.append(f"{rel} (not a regular file)")
+                continue
+            files.append((full, rel))
+    shown = ", ".join(left[:4]) + (f" and {len(left) - 4} more" if len(left) > 4 else "")
+    if not files:
+        from ...core.errors import InvalidInput
+
+        raise InvalidInput(f"{source} holds no files to upload" + (f" (left out: {shown})" if left else ""))
+    if left:
+        print(f"Note: not uploaded from {source.name}/: {shown}.", file=sys.stderr)
+    return sorted(files, key=lambda f: f[1])
 
 
 def file_destination(target: str, name: str, is_folder: Callable[[str], bool]) -> str:

@@ -14,7 +14,7 @@ from ...core.contract import DatastoresBackend
 from ...core.errors import Conflict, InvalidInput, NotFound, StorageError, storage_reason
 from ...core.types import DatastoreEntry, DatastoreInfo
 from ..common.transfer import Transfer, copy_file, replace_whole
-from ..common.uploads import file_destination
+from ..common.uploads import file_destination, folder_files
 from .layout import UPLOADING, uploading_beside
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,20 +60,7 @@ class LocalDatastores(DatastoresBackend):
                                    lambda folder: self._inside(root, folder).is_dir())
             pairs.append((src, self._inside(root, rel)))
         else:
-            # the workspace inside the folder (a project with its ws/): its live database and its datastore — with
-            # this very upload in it — were copied too, and each upload of the folder doubled the copy
-            ws, base = self.workspace.resolve(), src.resolve()
-            inside = ws == base or base in ws.parents
-            for f in sorted(src.rglob("*")):
-                if f.is_file() and not f.is_symlink() and not (inside and ws in (base / f.relative_to(src)).parents):
-                    pairs.append((f, dest / f.relative_to(src)))
-            if inside:
-                import sys
-
-                where = "it is the workspace folder" if ws == base else f"{ws.relative_to(base).as_posix()}/ in it"
-                print(f"Note: the workspace's own files are not uploaded ({where}).", file=sys.stderr)
-                if not pairs:
-                    raise InvalidInput(f"{src} holds nothing to upload but the workspace itself")
+            pairs.extend((f, dest / rel) for f, rel in folder_files(src))
         for _, d in pairs:  # a linked folder in the datastore must not carry a write outside it
             self._inside(root, d.relative_to(root).as_posix())
             # a file where a folder must go (or the reverse): one line, before anything is copied
