@@ -56,12 +56,8 @@ def folder_files(source: Path) -> list[tuple[Path, str]]:
                 left.append(f"{rel} (not a regular file)")
                 continue
             files.append((full, rel))
-    shown = ", ".join(left[:4]) + (f" and {len(left) - 4} more" if len(left) > 4 else "")
-    if not files:
-        from ...core.errors import InvalidInput
-
-        raise InvalidInput(f"{source} holds no files to upload" + (f" (left out: {shown})" if left else ""))
     if left:
+        shown = ", ".join(left[:4]) + (f" and {len(left) - 4} more" if len(left) > 4 else "")
         print(f"Note: not uploaded from {source.name}/: {shown}.", file=sys.stderr)
     return sorted(files, key=lambda f: f[1])
 
