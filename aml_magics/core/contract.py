@@ -145,6 +145,12 @@ class RunsBackend(ABC):
         should: this default searches only ``ids()`` (recent runs)."""
         return [i for i in self.ids() if i.startswith(part) or i.endswith(part)][:limit]
 
+    def named(self, display_name: str, limit: int) -> list[str]:
+        """Up to ``limit`` ids of top-level runs whose display name is ``display_name``, newest first (``%aml show
+        NAME``). This default reads the runs ``list`` gives; a backend that can ask for the name should."""
+        infos, _ = self.list(experiment=None, status=None, parent_run_id=None, limit=None, offset=0)
+        return [i.run_id for i in infos if i.display_name == display_name][:limit]
+
     @abstractmethod
     def exists(self, run_id: str) -> bool:
         """Whether ``run_id`` is a full id of a run here (one cheap lookup)."""

@@ -58,7 +58,8 @@ class RunOperations(_Operations):
         return self._backend.runs.get(self.resolve_id(run_id), with_metrics=with_metrics)
 
     def resolve_id(self, run_id: str) -> str:
-        """A full run id from a full id, ``last`` (the newest run) or a unique prefix/suffix."""
+        """A full run id from a full id, ``last`` (the newest run), a unique prefix/suffix, or a top-level run's display
+        name (``%%aml run --name baseline``: the newest run of that name, as ``last`` is the newest of all)."""
         run_id = str(run_id).strip()
         if run_id in ("last", "latest", "-1"):
             infos, _ = self._backend.runs.list(experiment=None, status=None, parent_run_id=None, limit=1, offset=0)
@@ -73,6 +74,9 @@ class RunOperations(_Operations):
         if len(matches) > 1:
             many = f"more than {AMBIGUOUS}" if len(matches) > AMBIGUOUS else str(len(matches))
             raise InvalidInput(f"run id {run_id!r} is ambiguous ({many} runs match); give more of it")
+        named = self._backend.runs.named(run_id, 1) if run_id else []
+        if named:
+            return named[0]
         raise NotFound.with_suggestions("run", run_id, self._backend.runs.ids(), hint="list runs with %aml runs")
 
     def list(self, experiment: str | None = None, status: str | list[str] | None = None, limit: int | None = 50,

@@ -472,3 +472,20 @@ def test_a_parameter_the_notebook_does_not_set_is_noted_at_submission():
                     "check the spelling: -p sets them anyway")
     assert "no cell tagged 'parameters'" in _parameters_note(nb(([], "alpha = 1")), {"alpha": 2})
     assert _parameters_note(nb((["parameters"], "%matplotlib inline\nalpha = 1")), {"x": 1}) is None  # papermill's
+
+
+def test_a_run_is_shown_by_its_name(ip, client):
+    """``%%aml run --name baseline`` then ``%aml show baseline`` said "run 'baseline' not found": the name a user
+    gave was no way to reach the run. Now it is the newest top-level run of that name; an id or a unique part of one
+    still comes first."""
+    from IPython.core.error import UsageError
+
+    first = ip.run_cell_magic("aml", "run --name baseline --wait", "x = 1\n")
+    second = ip.run_cell_magic("aml", "run --name baseline --wait", "x = 2\n")
+    other = ip.run_cell_magic("aml", "run --name tuned --wait", "x = 3\n")
+    assert ip.run_line_magic("aml", "show baseline --static").info.run_id == second.id
+    assert client.runs.get("tuned").run_id == other.id
+    assert client.runs.resolve_id(first.id) == first.id
+    assert ip.run_line_magic("aml", "metrics baseline") is not None
+    with pytest.raises(UsageError, match="run 'basline' not found"):
+        ip.run_line_magic("aml", "show basline")

@@ -201,6 +201,9 @@ class LocalRuns(RunsBackend):
     def matching(self, part: str, limit: int) -> list[str]:
         return self.store.run_ids_matching(part, limit)
 
+    def named(self, display_name: str, limit: int) -> list[str]:
+        return self.store.run_ids_named(display_name, limit)
+
     def exists(self, run_id: str) -> bool:
         return self.store.run_pk(run_id) is not None
 

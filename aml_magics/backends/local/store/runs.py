@@ -200,6 +200,12 @@ class RunRows:
                "ORDER BY id DESC LIMIT ?")
         return [r[0] for r in self.query(sql, (n, part, n, part, limit))]
 
+    def run_ids_named(self, display_name: str, limit: int) -> list[str]:
+        """Ids of top-level runs with this display name, newest first (a scan: asked only for a name that is no id
+        nor a part of one)."""
+        sql = "SELECT run_id FROM runs WHERE display_name = ? AND parent_id IS NULL ORDER BY id DESC LIMIT ?"
+        return [r[0] for r in self.query(sql, (display_name, limit))]
+
     def update_run(self, run_id: str, **fields: Any) -> None:
         if not fields:
             return
