@@ -42,7 +42,8 @@ OVERVIEW = """\
   %aml connect [--subscription S --resource-group RG --workspace W] [--device-code]   an Azure ML workspace
   %aml workspace [use PATH] · %aml doctor · %aml help SUBCOMMAND (or SUBCOMMAND --help)
 
-RUN is a run id, a unique part of one, a run's --name (its newest run), or `last`. Settings: %config AmlMagics (see `%config AmlMagics`).
+RUN is a run id, a unique part of one, a run's --name (its newest run), or `last`.
+Settings: %config AmlMagics (see `%config AmlMagics`).
 """
 
 
