@@ -201,18 +201,30 @@ def name_and_version(what: str, ref: str) -> tuple[str, int | None]:
 
 
 def whole(what: str, value: Any, low: int | None = None, high: int | None = None) -> int:
-    """A whole-number option within bounds (``--limit``, ``--max-concurrent``, a route's offset...)."""
-    try:
-        number = int(value) if not isinstance(value, bool) and (isinstance(value, int) or str(value).strip().lstrip(
-            "+-").isdigit()) else None
-    except (TypeError, ValueError):
-        number = None
+    """A whole-number option within bounds (``--limit``, ``--max-concurrent``, a route's offset...): an int, or text
+    of ASCII digits with an optional sign (``int()`` also reads ``"٣"`` as 3, and refuses over 4,300 digits: a
+    number that long is out of range, not "not an integer")."""
+    import numbers
+
+    number: int | None = None
+    if isinstance(value, bool):
+        pass
+    elif isinstance(value, numbers.Integral):  # (NumPy's integers too)
+        number = int(value)
+    else:
+        try:
+            text = str(value).strip()  # "5", or Decimal("5") as before
+        except Exception:  # noqa: BLE001 - a value whose str raises is not a number either
+            text = ""
+        body = text[1:] if text[:1] in ("+", "-") else text
+        if body.isascii() and body.isdigit():
+            number = int(text) if len(body) <= 30 else (-1 if text[0] == "-" else 1) * 10 ** 30
     if number is None:
         raise InvalidInput(f"{what} must be an integer (a whole number), got {shown(value)}")
     if (low is not None and number < low) or (high is not None and number > high):
         bounds = (f"between {low} and {high}" if low is not None and high is not None
                   else f"at least {low}" if low is not None else f"at most {high}")
-        raise InvalidInput(f"{what} must be {bounds}, got {shown(number, 30)}")
+        raise InvalidInput(f"{what} must be {bounds}, got {shown(number if abs(number) < 10 ** 30 else value, 30)}")
     return number
 
 

@@ -384,6 +384,15 @@ def test_a_version_or_a_count_python_cannot_read_is_one_clear_error(workspace):
         with pytest.raises(InvalidInput, match="mini_batch_size"):
             _mini_batch(size, False)
     assert parse_validation("cv:7") == {"method": "cv", "folds": 7} and _mini_batch(" 12 ", False) == 12
+    # a count from Python or a route's query: int() read "٣" as 3, and 5,000 digits were "not an integer"
+    for bad, says in (("٣", "must be an integer"), ("²", "must be an integer"), ("9" * 5000, "between 1 and"),
+                      ("-" + "9" * 5000, "between 1 and"), (1.5, "must be an integer"), (True, "must be an integer")):
+        with pytest.raises(InvalidInput, match=says):
+            client.runs.list(limit=bad)
+    import numpy as np
+
+    for fine in (np.int64(3), " +3 ", 3):  # NumPy's integers and text with a sign stay numbers
+        assert client.runs.list(limit=fine).infos == []
 
 
 def test_a_value_whose_repr_or_str_raises_is_one_clear_error(workspace):
