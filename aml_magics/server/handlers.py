@@ -74,7 +74,7 @@ class AmlHandler(APIHandler):
         return checks.whole(name, text[:40] if len(text) > 40 else text, low, high)
 
     def run_id(self, run_id: str) -> str:
-        """A run id from the URL as every route takes it: a full id, a unique part of one, or ``last``."""
+        """A run id from the URL as every route takes it: a full id, a unique part of one, a run's name or ``last``."""
         return self.client.runs.resolve_id(run_id)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
