@@ -219,3 +219,25 @@ def test_a_workspace_that_azure_cannot_name_is_one_line_before_any_sign_in(tmp_p
     with pytest.raises(InvalidInput, match=f"is not an Azure {what}"):
         workspace_ref(start=str(tmp_path))
     assert WorkspaceRef(SUB, "Grüße-(rg).1", "ws_1-x")  # letters of any script, as Azure allows
+
+
+def test_a_name_that_would_move_the_request_to_another_resource_is_refused_before_sending(spec):
+    """Names from the user go into the REST paths, and the HTTP client resolves ``..``: ``%aml service
+    ../computes/cpu-cluster --delete`` sent ``DELETE …/workspaces/my-ws/computes/cpu-cluster`` (the compute), and
+    ``?`` or ``#`` in a name cut the path short. Each is one InvalidInput, and nothing reaches Azure."""
+    from .contract import client_on
+
+    fake = FakeArm(spec=spec)
+    with client_on(fake) as client:
+        client.workspace  # signed in, the workspace read
+        before = len(fake.calls)
+        for call in (lambda: client.deployments.delete("../computes/cpu-cluster"),
+                     lambda: client.deployments.delete("../../../.."),
+                     lambda: client.deployments.get("a?api-version=1"),
+                     lambda: client.runs.cancel("../computes/cpu-cluster"),
+                     lambda: client.runs.get("%2e%2e"),
+                     lambda: client.models.get("a#b"),
+                     lambda: client.deployments.delete("")):
+            with pytest.raises(InvalidInput, match="cannot be a name in an Azure ML workspace"):
+                call()
+        assert fake.calls[before:] == []

@@ -72,6 +72,18 @@ def _quiet_identity_log() -> None:
         log.setLevel(logging.ERROR)
 
 
+def _check_path(path: str) -> None:
+    """A path of ours, with names from the user in it, must name what it was built for: the HTTP client resolves
+    ``..`` (``onlineEndpoints/../computes/cpu`` is a DELETE of the compute), and ``?``, ``#`` or ``%`` would change
+    the query or the path the service reads. No Azure ML name holds any of them, so such a path is refused, one line,
+    before anything is sent."""
+    for part in path.split("/")[1:]:
+        if part in ("", ".", "..") or any(c in part for c in "?#%\\"):
+            shown = checks.shown(part, 60) if part else "an empty name"
+            raise InvalidInput(f"{shown} cannot be a name in an Azure ML workspace (no '/', '..', '?', '#', '%' or "
+                               "'\\', and not empty); check the name")
+
+
 class ArmClient:
     def __init__(self, credential: Any, *, base_url: str = ARM, api_version: str = API_VERSION,
                  max_attempts: int = 5, backoff_s: float = 0.5, max_wait_s: float = 60.0,
@@ -117,6 +129,8 @@ class ArmClient:
             error = checks.unmatchable(part)
             if error is not None:
                 raise error
+        if not absolute:
+            _check_path(path)
         if not absolute:
             query.setdefault("api-version", self.api_version)
         attempt = 0
