@@ -194,3 +194,27 @@ def test_uploading_a_folder_that_holds_the_workspace_leaves_the_workspace_out(tm
     outputs.mkdir(parents=True, exist_ok=True)
     (outputs / "model.txt").write_text("m")
     assert client.datastores.upload(outputs, "models") == ["models/model.txt"]
+
+
+def test_a_loop_of_links_in_a_folder_is_left_out_not_a_traceback(tmp_path, capsys):
+    """A folder holding two links that point at each other (or a link to nothing): ``Path.resolve`` raises
+    RuntimeError on the loop (OSError from Python 3.13), and a run's snapshot and a model's registration of the folder
+    were that traceback."""
+    from pathlib import Path
+
+    from aml_magics.core.client import Client
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "train.py").write_text("print('hi')\n")
+    os.symlink("loop-b", folder / "loop-a")
+    os.symlink("loop-a", folder / "loop-b")
+    os.symlink("nothing-here", folder / "dangling")
+    assert [rel for _, rel in plan_snapshot(folder, 10 ** 6)] == ["train.py"]
+    client = Client(tmp_path / "ws")
+    model = client.models.register("looped", folder)
+    assert sorted(p.name for p in Path(model.path).rglob("*")) == ["train.py"]
+    capsys.readouterr()
+    assert client.datastores.upload(folder, "looped") == ["looped/train.py"]
+    assert "dangling (a link to nothing), loop-a (a link to nothing), loop-b (a link to nothing)" in \
+        capsys.readouterr().err

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from ...core.errors import InvalidInput, NotFound
 from ...core.names import check_model_name
+from .snapshot import link_target
 
 
 def model_files(source: Path) -> list[tuple[Path, str]]:
@@ -15,8 +16,10 @@ def model_files(source: Path) -> list[tuple[Path, str]]:
     root = source.resolve()
     out = []
     for f in sorted(source.rglob("*")):
-        if f.is_symlink() and root not in f.resolve().parents:
-            continue
+        if f.is_symlink():
+            target = link_target(f)
+            if target is None or root not in target.parents:  # a loop, or a link out of the folder
+                continue
         if f.is_file():
             out.append((f, f.relative_to(source).as_posix()))
     return out

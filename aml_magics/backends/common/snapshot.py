@@ -36,6 +36,15 @@ def _ignore_spec(source: Path):
     return None
 
 
+def link_target(path: Path) -> Path | None:
+    """Where a link leads, or None for a loop of links (``resolve`` raises RuntimeError before Python 3.13, OSError
+    after: a folder with such a loop made a run's submission, a model's registration and an upload a traceback)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return None
+
+
 WORKSPACE_DB = "aml.db"  # a local workspace's database: a folder holding it is a workspace (never code)
 MANY_FILES = 2000  # a snapshot of more files than this is said: every run copies them (Azure ML's SDK warns too)
 
@@ -56,7 +65,7 @@ def plan_snapshot(source: Path, max_bytes: int, exclude: tuple[Path, ...] = (), 
         for d in sorted(dirs):
             full = root_path / d
             rel = (rel_root / d).as_posix()
-            if d in ALWAYS_IGNORED_DIRS or (rel_root == Path(".") and d == "outputs") or full.resolve() in excluded:
+            if d in ALWAYS_IGNORED_DIRS or (rel_root == Path(".") and d == "outputs") or link_target(full) in excluded:
                 continue
             if full.is_symlink():
                 continue  # never follow links out of the source folder
@@ -74,8 +83,8 @@ def plan_snapshot(source: Path, max_bytes: int, exclude: tuple[Path, ...] = (), 
             if spec is not None and spec.match_file(rel):
                 continue
             if full.is_symlink():
-                target = full.resolve()
-                if not target.is_file() or source not in target.parents:
+                target = link_target(full)
+                if target is None or not target.is_file() or source not in target.parents:
                     continue  # links that leave the source folder are not part of the snapshot
             try:
                 st = full.stat()

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from .snapshot import WORKSPACE_DB
+from .snapshot import WORKSPACE_DB, link_target
 
 NOT_DATA_DIRS = {".git", ".hg", ".svn", "__pycache__", ".ipynb_checkpoints", ".mypy_cache", ".pytest_cache"}
 
@@ -43,7 +43,10 @@ def folder_files(source: Path) -> list[tuple[Path, str]]:
         for n in sorted(names):
             full, rel = here / n, (rel_root / n).as_posix()
             if full.is_symlink():
-                target = full.resolve()
+                target = link_target(full)
+                if target is None or not target.exists():
+                    left.append(f"{rel} (a link to nothing)")
+                    continue
                 if source not in target.parents or not target.is_file():
                     left.append(f"{rel} (a link out of the folder)")
                     continue
