@@ -134,6 +134,12 @@ class PipelineSpec:
                                        f"output or a number/string, not {type(value).__name__}")
             for arg in s.args:
                 checks.text(f"argument of step {s.name}", str(arg), empty=True)
+                for which, name in _PLACEHOLDER.findall(str(arg)):  # (it failed the pipeline run when its turn came)
+                    if name not in (s.inputs if which == "inputs" else outs):
+                        declared = sorted(s.inputs if which == "inputs" else outs)
+                        raise InvalidInput(f"step {s.name}: its command uses ${{{{{which}.{name}}}}}, which its "
+                                           f"{which} do not declare ({', '.join(declared) or 'it has none'}); add "
+                                           f"{name} under {which}:")
         by_name = {s.name: s for s in self.steps}
         for s in self.steps:
             for up in s.after:
@@ -185,6 +191,9 @@ class PipelineSpec:
 # -- Azure ML v2 pipeline YAML (a subset) -----------------------------------------------------------------------
 
 _COMMAND_PLACEHOLDER = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+_PLACEHOLDER = re.compile(r"\$\{\{?\s*(inputs|outputs)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}?")  # as a run's arguments read it
 
 
 def load_yaml(path: str | Path) -> tuple[PipelineSpec, dict]:

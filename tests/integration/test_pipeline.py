@@ -267,6 +267,12 @@ jobs:
     ([PipelineStep("a b", "cell", "c.py", code="x")], "letters, digits"),
     ([PipelineStep("a", "cell", "c.py", code="x", outputs=["<img src=x>"])], "letters, digits"),
     ([], "no steps"),
+    # a placeholder in a command that the step does not declare: the pipeline run was created and failed at the
+    # step's turn ("there is no an output nope")
+    ([PipelineStep("a", "script", "a.py", args=["--out", "${{outputs.nope}}"], outputs=["model"])],
+     r"uses \$\{\{outputs.nope\}\}, which its outputs do not declare \(model\); add nope under outputs:"),
+    ([PipelineStep("a", "script", "a.py", args=["--in=${{inputs.data}}"])],
+     r"which its inputs do not declare \(it has none\)"),
 ])
 def test_bad_pipelines_are_refused_before_anything_runs(client, steps, message):
     with pytest.raises(AmlError, match=message):

@@ -365,7 +365,7 @@ def _substitute_inputs(args: list[str], inputs: dict[str, str], outputs: dict[st
         which, name = match.group(1), match.group(2)
         found = (inputs if which == "inputs" else outputs).get(name)
         if found is None:
-            option = "--input" if which == "inputs" else "an output"
+            option = "--input" if which == "inputs" else "output"
             raise InvalidInput(f"argument uses ${{{{{which}.{name}}}}} but there is no {option} {name}=datastore:PATH")
         return found
 
