@@ -67,3 +67,8 @@ def run_depth() -> int:
     if not (text.isascii() and text.isdigit()):  # ("²".isdigit(), and int("²") raised ValueError at every submission)
         return 0  # not one of ours: set by hand
     return int(text) if len(text) < 6 else 999_999  # (deeper than MAX_DEPTH; int() of 4,301 digits raises)
+
+
+#: ``${{inputs.NAME}}`` / ``${{outputs.NAME}}`` in a run's or step's arguments (``${inputs.NAME}`` too: an older
+#: IPython turned ``{{`` into ``{`` in magic lines) — one pattern for what is substituted and what is checked
+ARG_PLACEHOLDER = re.compile(r"\$\{\{?\s*(inputs|outputs)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}?")

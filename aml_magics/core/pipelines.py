@@ -18,7 +18,7 @@ from typing import Any
 
 from . import checks
 from .errors import InvalidInput
-from .names import DEFAULT_COMPUTE
+from .names import ARG_PLACEHOLDER, DEFAULT_COMPUTE
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 _BINDING = re.compile(r"^\$\{\{\s*parent\.jobs\.([A-Za-z_][A-Za-z0-9_]*)\.outputs\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
@@ -134,7 +134,7 @@ class PipelineSpec:
                                        f"output or a number/string, not {type(value).__name__}")
             for arg in s.args:
                 checks.text(f"argument of step {s.name}", str(arg), empty=True)
-                for which, name in _PLACEHOLDER.findall(str(arg)):  # (it failed the pipeline run when its turn came)
+                for which, name in ARG_PLACEHOLDER.findall(str(arg)):  # (it failed the pipeline run when its turn came)
                     if name not in (s.inputs if which == "inputs" else outs):
                         declared = sorted(s.inputs if which == "inputs" else outs)
                         raise InvalidInput(f"step {s.name}: its command uses ${{{{{which}.{name}}}}}, which its "
@@ -191,9 +191,6 @@ class PipelineSpec:
 # -- Azure ML v2 pipeline YAML (a subset) -----------------------------------------------------------------------
 
 _COMMAND_PLACEHOLDER = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-
-
-_PLACEHOLDER = re.compile(r"\$\{\{?\s*(inputs|outputs)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}?")  # as a run's arguments read it
 
 
 def load_yaml(path: str | Path) -> tuple[PipelineSpec, dict]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.contract import RunsBackend, Tracker
 from ...core.errors import Conflict, InvalidInput, NotFound, StorageError, storage_reason
-from ...core.names import run_depth
+from ...core.names import ARG_PLACEHOLDER, run_depth
 from ...core.states import ACTIVE_STATES, TERMINAL_STATES
 from ...core.types import COUNT_CAP, AtLeast, RunInfo, RunSubmission
 from ..common import snapshot
@@ -354,14 +354,11 @@ class LocalRuns(RunsBackend):
 
 
 def _substitute_inputs(args: list[str], inputs: dict[str, str], outputs: dict[str, str] | None = None) -> list[str]:
-    """Azure ML's ``${{inputs.NAME}}`` / ``${{outputs.NAME}}`` placeholders in arguments become the folder's path.
-
-    ``${inputs.NAME}`` works too (an older IPython turned ``{{`` into ``{`` in magic lines)."""
-    import re
-
+    """Azure ML's ``${{inputs.NAME}}`` / ``${{outputs.NAME}}`` placeholders in arguments become the folder's path
+    (``${inputs.NAME}`` too: ``names.ARG_PLACEHOLDER``)."""
     outputs = outputs or {}
 
-    def replace(match: "re.Match[str]") -> str:
+    def replace(match) -> str:
         which, name = match.group(1), match.group(2)
         found = (inputs if which == "inputs" else outputs).get(name)
         if found is None:
@@ -369,4 +366,4 @@ def _substitute_inputs(args: list[str], inputs: dict[str, str], outputs: dict[st
             raise InvalidInput(f"argument uses ${{{{{which}.{name}}}}} but there is no {option} {name}=datastore:PATH")
         return found
 
-    return [re.sub(r"\$\{\{?\s*(inputs|outputs)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}?", replace, a) for a in args]
+    return [ARG_PLACEHOLDER.sub(replace, a) for a in args]
