@@ -107,6 +107,28 @@ def test_a_damaged_store_is_reported_copied_salvaged_and_recovered(workspace, ip
     assert client.runs.get_metrics(new.id) == {"x": 1.0}
 
 
+def _until_idle(procs, limit: float = 60.0) -> None:
+    """Wait until every process has used (almost) no CPU for half a second: started, and now waiting on a lock."""
+    import time
+
+    import psutil
+
+    def used() -> list[float]:
+        return [sum(psutil.Process(p.pid).cpu_times()[:2]) for p in procs]
+
+    deadline = time.monotonic() + limit
+    try:
+        last = used()
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = used()
+            if all(n - b < 0.05 for n, b in zip(now, last)):
+                return
+            last = now
+    except psutil.NoSuchProcess:  # one ended early: its output says why
+        return
+
+
 def test_two_doctors_at_once_recover_the_store_once(workspace):
     """Two kernels told "run doctor" at the same moment: both copied the store to the same file in the same second,
     salvaged into one aml.db.recovered together and each put it in place. One works at a time now; the one that
@@ -115,7 +137,14 @@ def test_two_doctors_at_once_recover_the_store_once(workspace):
     db = workspace / "aml.db"
     damage(db, "header")
     command = [sys.executable, "-m", "aml_magics", "doctor", "--recover", "--workspace", str(workspace)]
-    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    # "at the same moment" made sure: the doctors' lock is held here until both have found the store damaged and
+    # wait for it (on a loaded machine the second one started after the first had finished, and found it healthy)
+    from filelock import FileLock
+
+    with FileLock(str(db.with_name("aml.db.doctor.lock"))):
+        procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        _until_idle(procs)
     outs = [p.communicate(timeout=300) for p in procs]
     for (out, err), p in zip(outs, procs):
         assert "Traceback" not in err, err
