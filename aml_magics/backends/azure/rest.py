@@ -131,7 +131,6 @@ class ArmClient:
                 raise error
         if not absolute:
             _check_path(path)
-        if not absolute:
             query.setdefault("api-version", self.api_version)
         attempt = 0
         while True:
