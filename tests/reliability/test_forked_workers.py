@@ -100,6 +100,43 @@ def test_pool_workers_processes_and_executors_keep_every_value_once(workspace):
     assert got["forked"] == [1.0] and got["forked_exit"] == [2.0]
 
 
+def test_a_sigterm_just_after_a_flush_took_its_lock_waits_for_that_flush(workspace):
+    """The race behind one ``with Pool(...)`` in 200 losing a worker's values on a loaded machine: the worker's
+    main thread, ending, began its last flush; SIGTERM was handled just after that flush took its lock and before it
+    wrote; the handler's own flush then waited 5 s on the lock its thread held, gave up, and ended the process with
+    the values unwritten. Made certain here: SIGTERM is sent at the moment the lock is taken."""
+    client = Client.shared()
+    run = client.runs.start_logging("forks")
+    script = logging_script(client, run, """
+        import multiprocessing as mp, signal
+        from aml_magics.backends.local import tracker as local_tracker
+        def child():
+            for i in range(1000):
+                run.log("v", i)
+            tracker = next(iter(local_tracker._trackers.values()))
+            def at_acquire(frame, event, arg):
+                if event == "c_return" and getattr(arg, "__name__", "") == "acquire" and frame.f_code.co_name == "flush":
+                    sys.setprofile(None)
+                    print("PENDING", tracker.pending(), flush=True)
+                    os.kill(os.getpid(), signal.SIGTERM)
+            sys.setprofile(at_acquire)
+            run.flush()
+            time.sleep(30)                             # SIGTERM ends the process before this
+        p = mp.get_context("fork").Process(target=child)
+        t0 = time.monotonic(); p.start(); p.join(60)
+        print("EXIT", p.exitcode, round(time.monotonic() - t0, 2))
+    """)
+    proc = _run(script)
+    assert proc.returncode == 0 and "EXIT" in proc.stdout, proc.stderr[-3000:]
+    pending = int(proc.stdout.split("PENDING")[1].split()[0])
+    exitcode, took = proc.stdout.split("EXIT")[1].split()[:2]
+    assert pending > 0, "the flush thread wrote everything first: the race was not made"
+    assert int(exitcode) == -signal.SIGTERM  # ended by the SIGTERM, once the flush had written
+    assert float(took) < 4.0, took  # not after the handler's 5 s wait for its own thread's lock
+    assert _counts(client, run.id)["v"] == list(range(1000)), proc.stderr[-2000:]
+    assert "were not saved" not in proc.stderr
+
+
 def test_forks_while_another_thread_logs_do_not_deadlock(workspace):
     """A thread logs (and the flush thread writes) without pause while the main thread forks twenty processes
     that log and read the workspace: a child whose first SQLite call waited on a lock held by a thread that does

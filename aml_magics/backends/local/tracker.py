@@ -93,7 +93,7 @@ if hasattr(os, "register_at_fork"):
 
 def _flushing_here() -> bool:
     me = threading.get_ident()
-    return any(tracker._flushing == me for tracker in list(_trackers.values()))
+    return any(me in tracker._flushing for tracker in list(_trackers.values()))
 
 
 def _logs() -> bool:
@@ -191,7 +191,7 @@ class LocalTracker(Tracker):
         self._writers: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._writer_ids = itertools.count()
         self._wake = threading.Event()
-        self._flushing: int | None = None  # the thread inside flush(), while one is
+        self._flushing: set[int] = set()  # the threads inside flush(), from before they take its lock
         self._closed = False
         self._failing: str | None = None  # why the store refuses writes, while it does
         self._dropped_pending = 0  # values dropped past the in-memory bound during this failure
@@ -217,7 +217,7 @@ class LocalTracker(Tracker):
         self._start_lock = threading.Lock()
         self._wake = threading.Event()
         self._thread = None
-        self._flushing = None
+        self._flushing = set()
         self._failing = None
         self._dropped_pending = 0
 
@@ -463,39 +463,55 @@ class LocalTracker(Tracker):
         """Write everything buffered now (``timeout``: give up when another flush holds on longer than that).
 
         Raises the store's error when it refuses writes (disk full, read-only, locked); nothing is lost then:
-        every row stays buffered, in order, and the flush thread retries."""
-        if not self._flush_lock.acquire(timeout=timeout):
+        every row stays buffered, in order, and the flush thread retries.
+
+        The thread counts as inside from before it takes the lock: a SIGTERM handled in the main thread just after
+        its flush took the lock (and before it wrote) waited 5 s on that lock, gave up and ended the process with
+        the values unwritten — one ``with Pool(...)`` in 200 lost a worker's values on a loaded machine."""
+        me = threading.get_ident()
+        if me in self._flushing:  # a signal handler run inside this thread's own flush: that flush writes it all
             return
-        self._flushing = threading.get_ident()
+        self._flushing.add(me)
         try:
+            if not self._flush_lock.acquire(timeout=timeout):
+                if self.pending():
+                    self._report_once("flush-timeout", f"aml-magics: {self.pending()} metric values were not saved: "
+                                                       f"another write held the workspace for {timeout:g} s while "
+                                                       "this process was ending")
+                return
             try:
-                self._flush_tags()
-                points, records = self._drain(self._points), self._drain(self._records)
-                if not points and not records:
-                    self._recovered()
-                    return
-                try:
-                    points, records = self._resolve_keys(points, records)
-                except BaseException:
-                    self._requeue(points, records)
-                    raise
-                left = self._write_isolating(points, self.store.append_metrics)
-                if left:
-                    self._requeue(left, records)
-                    raise self._last_storage_error
-                left = self._write_isolating(records, lambda chunk: self.store.append_metrics((), chunk))
-                if left:
-                    self._requeue([], left)
-                    raise self._last_storage_error
-            except BaseException as exc:
-                if isinstance(exc, Exception) and _is_storage_error(exc):
-                    self._storage_failed(exc, "metric values")
-                raise
-            self._recovered()
+                self._flush_locked()
+            finally:
+                self._flush_lock.release()
         finally:
-            self._flushing = None
-            self._flush_lock.release()
+            self._flushing.discard(me)
             children.flush_ended()
+
+    def _flush_locked(self) -> None:
+        try:
+            self._flush_tags()
+            points, records = self._drain(self._points), self._drain(self._records)
+            if not points and not records:
+                self._recovered()
+                return
+            try:
+                points, records = self._resolve_keys(points, records)
+            except BaseException:
+                self._requeue(points, records)
+                raise
+            left = self._write_isolating(points, self.store.append_metrics)
+            if left:
+                self._requeue(left, records)
+                raise self._last_storage_error
+            left = self._write_isolating(records, lambda chunk: self.store.append_metrics((), chunk))
+            if left:
+                self._requeue([], left)
+                raise self._last_storage_error
+        except BaseException as exc:
+            if isinstance(exc, Exception) and _is_storage_error(exc):
+                self._storage_failed(exc, "metric values")
+            raise
+        self._recovered()
 
     def _flush_tags(self) -> None:
         while self._tags:
