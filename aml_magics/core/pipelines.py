@@ -232,8 +232,11 @@ def load_yaml(path: str | Path) -> tuple[PipelineSpec, dict]:
         if job.get("type", "command") != "command":
             raise InvalidInput(f"{where}: type {job.get('type')!r}; only command jobs are supported as steps here")
         command = job.get("command")
+        if command is not None and not isinstance(command, str):
+            raise InvalidInput(f"{where}: command must be one line of text, `python SCRIPT.py ARGS` (it is a "
+                               f"{type(command).__name__})")
         if not isinstance(command, str) or not command.strip():
-            raise InvalidInput(f"{where}: no command")
+            raise InvalidInput(f"{where}: no command; give `command: python SCRIPT.py ARGS`")
         try:
             words = shlex.split(command.replace("\\\n", " "))
         except ValueError as exc:

@@ -293,6 +293,9 @@ def test_bad_step_lines_and_files_get_one_line(ip, client, tmp_path, project):
     (project / "bad.yml").write_text("type: pipeline\njobs:\n  a:\n    type: command\n    command: bash run.sh\n")
     with pytest.raises(UsageError, match="python SCRIPT.py"):
         ip.run_line_magic("aml", "pipeline run bad.yml")
+    (project / "bad.yml").write_text("type: pipeline\njobs:\n  a:\n    command: [python, train.py]\n")
+    with pytest.raises(UsageError, match="command must be one line of text.*it is a list"):  # was "no command"
+        ip.run_line_magic("aml", "pipeline run bad.yml")
     (project / "bad.yml").write_text("jobs: [1, 2\n")
     with pytest.raises(UsageError, match="not a readable YAML"):
         ip.run_line_magic("aml", "pipeline run bad.yml")
