@@ -9,7 +9,9 @@ on first use, chosen by ``registry`` from the workspace's kind; what differs bet
 from __future__ import annotations
 
 import os
+import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import registry
@@ -42,6 +44,18 @@ if hasattr(os, "register_at_fork"):
 __all__ = ["Client", "check_name", "parse_model_ref"]
 
 
+def _say_replaced(config: "WorkspaceConfig") -> None:
+    """One line when a workspace this process had open is opened again because its storage went away or changed:
+    without it, a kernel whose workspace folder was deleted showed "No runs." with no word why."""
+    where = config.path
+    if where is not None and not Path(where).exists():
+        print(f"aml-magics: the workspace folder {where} was deleted after this process opened it; a new, empty "
+              "workspace is begun there (the runs, models and services of the old one are gone)", file=sys.stderr)
+    else:
+        print(f"aml-magics: the workspace at {where} was replaced on disk after this process opened it (a backup "
+              "put back, or doctor --recover in another process); reading the one there now", file=sys.stderr)
+
+
 class Client:
     def __init__(self, workspace: str | os.PathLike | None = None, *, config: WorkspaceConfig | None = None):
         if workspace is not None and not isinstance(workspace, (str, os.PathLike)):
@@ -69,6 +83,8 @@ class Client:
         with _clients_lock:
             client = _clients.get(key)
             if client is None or client.stale():  # (a workspace folder deleted and begun again: the new one)
+                if client is not None:
+                    _say_replaced(config)
                 client = _clients[key] = cls(config=config)
             return client
 

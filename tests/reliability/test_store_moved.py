@@ -20,7 +20,7 @@ from aml_magics.core.errors import StorageError
 from aml_magics.core.types import RunSubmission
 
 
-def test_a_deleted_workspace_is_begun_again_and_old_handles_say_so(workspace, ip, project):
+def test_a_deleted_workspace_is_begun_again_and_old_handles_say_so(workspace, ip, project, capsys):
     client = Client.shared()
     old = client.runs.start_logging("moved", display_name="before")
     old.log("x", 1.0)
@@ -41,8 +41,14 @@ def test_a_deleted_workspace_is_begun_again_and_old_handles_say_so(workspace, ip
         old.flush()
     assert not workspace.exists(), list(workspace.rglob("*"))
 
-    # the next command opens the workspace again, as a user who deleted the folder to start afresh expects
+    # the next command opens the workspace again, as a user who deleted the folder to start afresh expects — and
+    # says why the runs are gone, once (it showed "No runs." without a word)
+    capsys.readouterr()
     assert "No runs" in repr(ip.run_line_magic("aml", "runs"))
+    assert "No runs" in repr(ip.run_line_magic("aml", "runs"))
+    said = capsys.readouterr().err
+    assert said.count(f"the workspace folder {workspace} was deleted after this process opened it; a new, empty "
+                      "workspace is begun there") == 1, said
     run = ip.run_cell_magic("aml", "run --wait -e again", "x = 1\n")
     fresh = Client.shared()
     assert fresh is not client and [i.run_id for i in fresh.runs.list().infos] == [run.id]
@@ -52,7 +58,7 @@ def test_a_deleted_workspace_is_begun_again_and_old_handles_say_so(workspace, ip
     discard(tracking_uri(workspace / "aml.db"))  # the old run's value can never be saved (no note at exit)
 
 
-def test_a_replaced_database_keeps_a_live_runs_values_and_says_so(workspace, tmp_path):
+def test_a_replaced_database_keeps_a_live_runs_values_and_says_so(workspace, tmp_path, capsys):
     client = Client.shared()
     run = client.runs.start_logging("moved")
     run.log("x", 1.0)
@@ -69,7 +75,9 @@ def test_a_replaced_database_keeps_a_live_runs_values_and_says_so(workspace, tmp
     assert run._tracker.pending() >= 1  # kept in memory, not dropped
     with pytest.raises(StorageError, match="replaced by another file"):
         client.runs.get(run.id)
+    capsys.readouterr()
     fresh = Client.shared()  # opens the file that is there now
+    assert "was replaced on disk after this process opened it" in capsys.readouterr().err
     assert fresh.runs.get_metrics(run.id)["x"] in (1.0, [1.0])  # what was saved before is there
     from aml_magics.backends.local.tracker import discard, tracking_uri
 
