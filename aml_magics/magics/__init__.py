@@ -6,8 +6,15 @@ from .aml import AmlMagics
 _registered: list[AmlMagics] = []
 
 
+#: the subcommands whose first word names something of the workspace, and what
+_NAMES_OF = {"show": "runs", "logs": "runs", "metrics": "runs", "cancel": "runs", "compare": "runs", "resume": "runs",
+             "register": "runs", "deploy": "models", "models": "models", "batch": "models", "service": "services"}
+_COMPLETE_RUNS = 100  # the newest runs offered
+
+
 def _complete(self, event) -> list[str]:
-    """Tab completion: subcommands, then that subcommand's options."""
+    """Tab completion: subcommands, then that subcommand's options — and the runs, models or services it names (of
+    the workspace this kernel has open)."""
     from .aml import _PARSER
     from .parser import subcommands
 
@@ -18,10 +25,38 @@ def _complete(self, event) -> list[str]:
         return sorted(subs)
     parser = subs.get(words[1])
     if parser is None:
-        return []
+        return sorted(subs) if words[1] == "help" else []
+    if words[1] == "help":
+        return sorted(subs)
     options = [o for a in parser._actions for o in a.option_strings]
     choices = [c for a in parser._actions if a.choices and not a.option_strings for c in a.choices]
-    return sorted(set(options) | set(map(str, choices)))
+    names = [] if event.symbol.startswith("-") else _workspace_names(_NAMES_OF.get(words[1]))
+    return sorted(set(options) | set(map(str, choices))) + names
+
+
+def _workspace_names(kind: "str | None") -> list[str]:
+    """Names of ``kind`` in the local workspace this kernel already has open — never opening one, nor asking an
+    Azure workspace (a tab press must not wait on the network); nothing when anything goes wrong."""
+    magics = _registered[-1] if kind and _registered else None
+    client = getattr(magics, "_client", None)
+    if client is None or getattr(client.config, "backend", None) != "local":
+        return []
+    try:
+        if kind == "runs":
+            names = ["last"]
+            for info in client.runs.list(limit=_COMPLETE_RUNS).infos:
+                names += [info.run_id, info.display_name or ""]
+        elif kind == "models":
+            names = [m.name for m in client.models.list()]
+        else:
+            names = [s.name for s in client.deployments.list()]
+    except Exception:  # noqa: BLE001 - completion offers what it can
+        return []
+    out: list[str] = []
+    for name in names:  # a name the magic's line could not take as one word is left out
+        if name and name not in out and not any(c.isspace() or c in "'\"" for c in name):
+            out.append(name)
+    return out
 
 
 def load_ipython_extension(ipython) -> None:

@@ -77,6 +77,33 @@ def test_tab_completion_of_subcommands_and_options(ip):
     assert {"run", "runs"} <= completions
 
 
+def test_tab_completion_offers_the_runs_models_and_services_of_the_open_workspace(ip, workspace, tmp_path):
+    """RUN, MODEL and SVC words complete from the workspace the kernel has open — never opening one for a tab press
+    (the folder is not made), never a name the line could not take as one word."""
+    assert "last" not in _complete(None, _Event("%aml show "))
+    assert not workspace.exists()  # a tab press before any %aml made no workspace
+    from aml_magics.core.client import Client
+
+    client = Client.shared()
+    named = client.runs.start_logging("tabs", display_name="baseline")
+    spaced = client.runs.start_logging("tabs", display_name="two words")
+    (tmp_path / "m.pkl").write_bytes(b"x")
+    client.models.register("digits-clf", tmp_path / "m.pkl")
+    ip.run_line_magic("aml", "runs")  # the kernel opens its workspace
+    offered = _complete(None, _Event("%aml show "))
+    assert {"last", named.id, "baseline", spaced.id} <= set(offered) and "two words" not in offered, offered
+    assert "--static" in offered
+    assert "baseline" in _complete(None, _Event("%aml compare last b"))
+    assert "digits-clf" in _complete(None, _Event("%aml deploy "))
+    assert named.id not in _complete(None, _Event("%aml show -"))  # an option is being typed
+    assert "show" in _complete(None, _Event("%aml help "))
+    from IPython.core.completer import provisionalcompleter
+
+    with provisionalcompleter():  # through IPython's own completer, as a tab press in a notebook
+        completions = {c.text for c in ip.Completer.completions("%aml show bas", len("%aml show bas"))}
+    assert "baseline" in completions, completions
+
+
 def test_config_options(ip, client):
     ip.run_line_magic("config", "AmlMagics.default_experiment = 'configured'")
     try:
