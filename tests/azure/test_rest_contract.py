@@ -241,3 +241,23 @@ def test_a_name_that_would_move_the_request_to_another_resource_is_refused_befor
             with pytest.raises(InvalidInput, match="cannot be a name in an Azure ML workspace"):
                 call()
         assert fake.calls[before:] == []
+
+
+def test_a_run_that_is_not_an_id_is_looked_for_in_one_listing_of_the_jobs(spec):
+    """A RUN that is not an id is looked for as a unique part of one, then as a run's name, then "did you mean"
+    is worked out: Jobs_List has no filter by name, and each of the three listed every job of the workspace (a
+    hundred pages for 10,000 jobs, three times for one typo). Now one listing answers the three."""
+    from .contract import client_on
+
+    fake = FakeArm(spec=spec)
+    with client_on(fake) as client:
+        client.workspace
+        runs = client.backend.runs
+        before = len(fake.calls)
+        listed = runs.ids()
+        assert listed, "Microsoft's Jobs_List example lists a job"
+        assert runs.matching("zzzzzzzz", 3) == []
+        assert runs.named("no run is called this", 1) == []
+        assert runs.named(runs.get(listed[0], with_metrics=False).display_name, 1) == [listed[0]]
+        lists = [c for c in fake.calls[before:] if c.operation == "Jobs_List"]
+        assert len(lists) == 1, [c.operation for c in fake.calls[before:]]

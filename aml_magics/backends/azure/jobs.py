@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,11 +27,15 @@ from .convert import mlflow_info, timestamp
 if TYPE_CHECKING:  # pragma: no cover
     from .backend import AzureBackend
 
+#: how long one listing of every job answers the questions a RUN that is not an id asks (ids, parts, names)
+LISTING_KEPT_S = 5.0
+
 
 class AzureRuns(JobFiles, RunsBackend):
     def __init__(self, backend: "AzureBackend"):
         JobFiles.__init__(self, backend)
         self.b = backend
+        self._listing: tuple[float, list[RunInfo]] | None = None  # (when, every job) for _every_job
 
     # -- submitting --------------------------------------------------------------------------------------
 
@@ -381,8 +386,23 @@ class AzureRuns(JobFiles, RunsBackend):
         runs = client.search_runs([experiment_id], max_results=1000, filter=f"tags.mlflow.parentRunId = '{safe}'")
         return sorted((mlflow_info(r, experiment, parent_run_id) for r in runs), key=lambda i: i.created or 0)
 
+    def _every_job(self) -> list[RunInfo]:
+        """Every job of the workspace (Jobs_List has no filter by name), kept ``LISTING_KEPT_S``: a RUN that is not
+        an id is looked for as a unique part of one, then as a name, then "did you mean" — one listing for the three
+        (a workspace of 10,000 jobs is a hundred pages), not three."""
+        now = time.monotonic()
+        kept = self._listing
+        if kept is not None and now - kept[0] < LISTING_KEPT_S:
+            return kept[1]
+        infos = self.list(limit=None)[0]
+        self._listing = (time.monotonic(), infos)
+        return infos
+
     def ids(self) -> list[str]:
-        return [i.run_id for i in self.list(limit=None)[0]]
+        return [i.run_id for i in self._every_job()]
+
+    def named(self, display_name: str, limit: int) -> list[str]:
+        return [i.run_id for i in self._every_job() if i.display_name == display_name][:limit]
 
     def exists(self, run_id: str) -> bool:
         try:
