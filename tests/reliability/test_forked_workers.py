@@ -115,7 +115,8 @@ def test_a_sigterm_just_after_a_flush_took_its_lock_waits_for_that_flush(workspa
                 run.log("v", i)
             tracker = next(iter(local_tracker._trackers.values()))
             def at_acquire(frame, event, arg):
-                if event == "c_return" and getattr(arg, "__name__", "") == "acquire" and frame.f_code.co_name == "flush":
+                if (event == "c_return" and getattr(arg, "__name__", "") == "acquire"
+                        and frame.f_code.co_name == "flush"):
                     sys.setprofile(None)
                     print("PENDING", tracker.pending(), flush=True)
                     os.kill(os.getpid(), signal.SIGTERM)
