@@ -138,6 +138,35 @@ def test_a_sigterm_just_after_a_flush_took_its_lock_waits_for_that_flush(workspa
     assert "were not saved" not in proc.stderr
 
 
+def test_a_worker_that_cannot_save_its_values_as_it_ends_says_they_are_lost(workspace):
+    """A ``multiprocessing`` worker ends (``os._exit`` after its last flush) while the disk is full: the tracker said
+    its values were "kept in memory and retried" — and the process ended with them. Now it says they are lost, how
+    many, and which process. (The full disk is the worker's own file-size limit, as in test_disk.)"""
+    client = Client.shared()
+    run = client.runs.start_logging("forks")
+    script = logging_script(client, run, """
+        import multiprocessing as mp, resource, signal
+        from pathlib import Path
+        ws = Path(os.environ["AML_MAGICS_TRACKING_URI"][len("sqlite://"):]).parent
+        def child():
+            run.log("v", 0.0)
+            run.flush()
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit fails with EFBIG instead
+            limit = max(p.stat().st_size for p in ws.glob("aml.db*")) + 65536
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))   # the disk is now full
+            run.log_list("v", [float(i) for i in range(1, 200000)])
+        p = mp.get_context("fork").Process(target=child)
+        p.start(); p.join(60)
+        print("EXIT", p.exitcode)
+    """)
+    proc = _run(script)
+    assert proc.returncode == 0 and "EXIT" in proc.stdout, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("aml-magics:")]
+    assert lines and "could not be saved before this process (pid" in lines[-1] and "ended" in lines[-1], lines
+    assert "\n" not in lines[-1] and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert _counts(client, run.id)["v"][:1] == [0.0]  # what was saved before is there
+
+
 def test_forks_while_another_thread_logs_do_not_deadlock(workspace):
     """A thread logs (and the flush thread writes) without pause while the main thread forks twenty processes
     that log and read the workspace: a child whose first SQLite call waited on a lock held by a thread that does

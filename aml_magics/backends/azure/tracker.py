@@ -41,11 +41,15 @@ if hasattr(os, "register_at_fork"):
 
 
 def flush_all(timeout: float = -1) -> None:  # noqa: ARG001 - a flush here holds no lock to wait for
+    """The last flush of a process that is ending (``core.children``): what cannot be sent now is lost with it."""
     for tracker in list(_every):
         try:
             tracker.flush()
-        except Exception as exc:  # noqa: BLE001 - kept in memory; said once
-            tracker._outage(exc)
+        except Exception as exc:  # noqa: BLE001 - the process ends next
+            left = tracker.pending()
+            if left:
+                print(f"aml-magics: {left} metric values or tags could not be sent before this process (pid "
+                      f"{os.getpid()}) ended: {exc}", file=sys.stderr)
 
 
 def _flushing_here() -> bool:

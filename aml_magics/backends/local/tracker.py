@@ -152,11 +152,16 @@ _recovery.ON_REPLACED.append(_store_replaced)
 
 
 def flush_all(timeout: float = -1) -> None:
+    """The last flush of a process that is ending (``core.children``: a ``multiprocessing`` worker's exit, SIGTERM):
+    what the store refuses now is lost with the process, and said so — not "kept and retried"."""
     for tracker in list(_trackers.values()):
         try:
             tracker.flush(timeout=timeout)
-        except Exception:  # noqa: BLE001 - kept in memory and reported by the tracker
-            pass
+        except Exception as exc:  # noqa: BLE001 - the process ends next
+            left = tracker.pending()
+            if left:
+                print(f"aml-magics: {left} metric values or tags could not be saved before this process (pid "
+                      f"{os.getpid()}) ended: {exc}", file=sys.stderr)
 
 
 children.register(flush_all, _flushing_here, _logs)
