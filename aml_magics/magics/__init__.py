@@ -30,8 +30,23 @@ def _complete(self, event) -> list[str]:
         return sorted(subs)
     options = [o for a in parser._actions for o in a.option_strings]
     choices = [c for a in parser._actions if a.choices and not a.option_strings for c in a.choices]
-    names = [] if event.symbol.startswith("-") else _workspace_names(_NAMES_OF.get(words[1]))
-    return sorted(set(options) | set(map(str, choices))) + names
+    return sorted(set(options) | set(map(str, choices))) + _names_here(parser, words[2:], typing_new, words[1])
+
+
+def _names_here(parser, typed: list[str], typing_new: bool, sub: str) -> list[str]:
+    """The workspace names a word in this place can be: not an option's value nor an option, and for a
+    subcommand that names one thing (``show RUN``, ``register RUN PATH``) only its first word."""
+    done = typed if typing_new else typed[:-1]  # the words before the one being completed
+    if not typing_new and typed and typed[-1].startswith("-"):
+        return []
+    takes_value = {o for a in parser._actions if a.option_strings and a.nargs != 0 for o in a.option_strings}
+    if done and done[-1] in takes_value:
+        return []
+    positional = [w for i, w in enumerate(done) if not w.startswith("-")
+                  and not (i and done[i - 1] in takes_value)]
+    if positional and sub not in ("compare", "deploy"):
+        return []
+    return _workspace_names(_NAMES_OF.get(sub))
 
 
 def _workspace_names(kind: "str | None") -> list[str]:

@@ -96,6 +96,10 @@ def test_tab_completion_offers_the_runs_models_and_services_of_the_open_workspac
     assert "baseline" in _complete(None, _Event("%aml compare last b"))
     assert "digits-clf" in _complete(None, _Event("%aml deploy "))
     assert named.id not in _complete(None, _Event("%aml show -"))  # an option is being typed
+    assert "baseline" not in _complete(None, _Event("%aml logs --tail "))  # an option's value
+    assert "baseline" in _complete(None, _Event("%aml show --static "))  # a flag takes no value
+    assert "baseline" not in _complete(None, _Event("%aml register baseline "))  # the file, not a second run
+    assert "baseline" in _complete(None, _Event("%aml compare baseline "))  # compare takes many
     assert "show" in _complete(None, _Event("%aml help "))
     from IPython.core.completer import provisionalcompleter
 
