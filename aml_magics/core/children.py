@@ -21,8 +21,11 @@ lock (waiting for its next task), which only a signal delivered to that thread w
   the signals a program handles (``leave_signals_to_the_main_thread``);
 * a signal that lands while the main thread is between Python's last check for signals and the lock it then
   sleeps in is never acted on (Python's own race; a second thread wanting the GIL makes it likely). A child that
-  hooked SIGTERM has Python write each signal to a pipe (``signal.set_wakeup_fd``) that a thread of ours reads: a
-  SIGTERM whose handler has not started ``RESEND_AFTER_S`` later is sent again, to the main thread itself.
+  hooked SIGTERM has Python write each signal to a pipe (``signal.set_wakeup_fd``) that a thread of ours reads: when
+  a SIGTERM's handler has not started ``RESEND_AFTER_S`` later, the main thread is woken — with a real-time signal
+  of ours whose handler does nothing (the wait it sleeps in is interrupted, and Python then runs the SIGTERM's
+  handler, still pending), or, where there is none free, by sending it the SIGTERM again. Sending SIGTERM again
+  alone could run the program's own SIGTERM handler twice: the copy sent just as the first was being handled.
 
 Each tracker module registers ``flush(timeout)`` of all its trackers and a test "is this thread inside one of my
 flushes" (``register``).
@@ -49,6 +52,7 @@ _terminate_requested: list[int] = []  # SIGTERM came while the main thread was i
 _finalizer: list = []  # the multiprocessing.util.Finalize of this process
 _after_start_registered: list[int] = []  # the pid that registered _after_multiprocessing_start
 _wakeup: list = []  # [pid, read fd, write fd]: the pipe Python writes this process's signals to
+_waker: list[int] = []  # [the real-time signal that wakes the main thread], when one was free to take
 _sigterms = {"unhandled": 0, "resent": 0, "since": 0.0}  # SIGTERMs read from it; those sent again by us
 _sigterms_lock = threading.RLock()  # (an RLock: the handler can run inside itself, in the main thread)
 
@@ -142,9 +146,12 @@ def _watch_sigterm(pid: int, read_fd: int) -> None:
                 late = (_sigterms["unhandled"] and time.monotonic() - _sigterms["since"] >= RESEND_AFTER_S
                         and signal.getsignal(signal.SIGTERM) is _on_terminate)
                 if late and main is not None:
-                    _sigterms["resent"] += 1
                     _sigterms["since"] = time.monotonic()
-                    signal.pthread_kill(main, signal.SIGTERM)
+                    if _waker and signal.getsignal(_waker[0]) is _woken:
+                        signal.pthread_kill(main, _waker[0])
+                    else:
+                        _sigterms["resent"] += 1
+                        signal.pthread_kill(main, signal.SIGTERM)
         except (OSError, ValueError):  # the pipe was closed (a fork replaced it): this watch is over
             return
 
@@ -170,7 +177,31 @@ def _hook_wakeup() -> None:
         os.close(write_fd)
         return
     _wakeup[:] = [pid, read_fd, write_fd]
+    _take_waker()
     threading.Thread(target=_watch_sigterm, args=(pid, read_fd), name="aml-sigterm", daemon=True).start()
+
+
+def _woken(signum, frame) -> None:
+    """The waker's handler: nothing — being called is the point (the main thread is awake to run the SIGTERM's)."""
+
+
+def _take_waker() -> None:
+    """In the main thread: a real-time signal no one handles becomes the waker (the highest free one below
+    SIGRTMAX: libraries that use one take the lowest). None on systems without them: SIGTERM is sent again."""
+    if _waker and signal.getsignal(_waker[0]) is _woken:
+        return
+    _waker.clear()
+    low, high = getattr(signal, "SIGRTMIN", None), getattr(signal, "SIGRTMAX", None)
+    if low is None or high is None:
+        return
+    for signum in range(high - 1, max(low, high - 8), -1):
+        try:
+            if signal.getsignal(signum) is signal.SIG_DFL:
+                signal.signal(signum, _woken)
+                _waker.append(signum)
+                return
+        except (OSError, ValueError):
+            continue
 
 
 def _on_terminate(signum, frame) -> None:

@@ -400,6 +400,37 @@ def test_a_sigterm_the_main_thread_slept_through_still_ends_the_child(workspace)
     assert _counts(client, run.id)["child"] == [1.0]
 
 
+def test_waking_a_main_thread_that_slept_through_its_sigterm_runs_the_programs_handler_once(workspace):
+    """The watch above sent the SIGTERM again when its handler had not started 0.2 s later; a handler that began
+    just then ran twice — the program's own SIGTERM handler too (here the start of ours is held 0.6 s, as a loaded
+    machine can). The main thread is now woken with a real-time signal whose handler does nothing."""
+    client = Client.shared()
+    run = client.runs.start_logging("forks")
+    script = logging_script(client, run, """
+        import multiprocessing as mp, signal
+        def child():
+            calls = []
+            signal.signal(signal.SIGTERM, lambda signum, frame: calls.append(signum))  # the program's own
+            run.log("child", 1.0)                          # the child logged: its SIGTERM goes through ours first
+            from aml_magics.core import children
+            def slow_start(frame, event, arg):
+                if event == "call" and frame.f_code is children._on_terminate.__code__:
+                    sys.setprofile(None)
+                    time.sleep(0.6)                        # the watch sees a SIGTERM unhandled for 0.2 s meanwhile
+            sys.setprofile(slow_start)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1.5)                                # (a second run of the handlers would come by now)
+            print("CALLS", len(calls), flush=True)
+        p = mp.get_context("fork").Process(target=child)
+        p.start(); p.join(30)
+        print("EXIT", p.exitcode)
+    """)
+    proc = _run(script, timeout=60)
+    assert proc.returncode == 0 and "EXIT 0" in proc.stdout, (proc.stdout, proc.stderr[-3000:])
+    assert "CALLS 1" in proc.stdout, proc.stdout
+    assert _counts(client, run.id)["child"] == [1.0]
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads a thread's signal mask in /proc")
 def test_the_flush_threads_leave_signals_to_the_main_thread(workspace):
     """The kernel hands a signal sent to a process to any thread that does not block it, and Python acts on it only
