@@ -73,6 +73,20 @@ def leave_signals_to_the_main_thread() -> None:
         pass
 
 
+def take_signals_back() -> None:
+    """First in the main thread of every process of ours (run host and run process, zygote, service supervisor and
+    server): the signals a program handles, unblocked. A process inherits its starter's signal mask, and a thread of
+    ours blocks them: a service the model browser deployed from its worker thread had SIGTERM and SIGALRM blocked —
+    deleting it waited 40 s for a SIGKILL, and its time limit never fired."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return
+    try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {getattr(signal, name) for name in MAIN_THREAD_SIGNALS
+                                                    if hasattr(signal, name)})
+    except (OSError, ValueError):
+        pass
+
+
 def register(flush: Callable[[float], None], flushing_here: Callable[[], bool], logs: Callable[[], bool]) -> None:
     """A tracker module: ``flush(timeout)`` of all its trackers, whether this thread is inside one of its flushes,
     and whether this process has one of its trackers with a flush thread running."""

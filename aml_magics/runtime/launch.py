@@ -137,6 +137,9 @@ class NotebookCellError(Exception):
 
 
 def main() -> int:
+    from ..core.children import take_signals_back
+
+    take_signals_back()
     signal.signal(signal.SIGTERM, _terminate)
     spec_path = Path(os.environ["AML_MAGICS_RUN_SPEC"])
     spec = json.loads(spec_path.read_text())

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from ..core import children
 from ..core.plain import plain_value
 from . import BadRequest
 from .runner import Busy, MainThreadRunner, RunStopped, RunTimeout, outcome
@@ -408,6 +409,8 @@ def balanced_server(config, sock, balance):
 
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
+
+    children.take_signals_back()
 
     p = argparse.ArgumentParser(description="aml-magics scoring service")
     p.add_argument("--dir", required=True, type=Path, help="the deployment folder (spec.json, score.py, keys.json)")

@@ -231,6 +231,43 @@ def test_cancel_stops_the_process_group_and_marks_canceled(ip, client, workspace
         ip.run_line_magic("aml", f"cancel {run.id}")
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads a process's signal mask in /proc")
+def test_a_run_submitted_from_a_thread_of_ours_takes_its_signals_back(client, project):
+    """A process inherits its starter's signal mask, and our threads block SIGINT/SIGTERM (the kernel then gives
+    them to the main thread): a run submitted from one (a widget's worker thread) had a host and a script that
+    SIGTERM could not reach — ``cancel`` waited for its grace and killed. Every process of ours takes them back."""
+    import threading
+
+    from aml_magics.core.children import leave_signals_to_the_main_thread
+    from aml_magics.core.types import RunSubmission
+
+    (project / "wait.py").write_text("import os, time\nopen('outputs/pid', 'w').write(str(os.getpid()))\n"
+                                     "time.sleep(120)\n")
+    submitted = {}
+
+    def submit():
+        leave_signals_to_the_main_thread()
+        submitted["run"] = client.runs.submit(RunSubmission(kind="script", experiment="masks", source_dir=project,
+                                                            entry="wait.py"))
+
+    thread = threading.Thread(target=submit)
+    thread.start()
+    thread.join(60)
+    run = submitted["run"]
+    pid_file = client.backend.path / "runs" / run.id / "snapshot" / "outputs" / "pid"
+    script_pid = int(wait_until(lambda: pid_file.exists() and pid_file.read_text(), what="the script's pid"))
+    host_pid = client.backend.store.get_run(run.id)["host_pid"]
+
+    def blocked(pid: int) -> set[str]:
+        with open(f"/proc/{pid}/status") as f:
+            mask = int(next(line for line in f if line.startswith("SigBlk:")).split()[1], 16)
+        return {s.name for s in (signal.SIGINT, signal.SIGTERM) if mask >> (s - 1) & 1}
+
+    assert blocked(host_pid) == set() and blocked(script_pid) == set()
+    client.runs.cancel(run.id)
+    assert client.runs.wait(run.id, timeout=30).status == "Canceled"
+
+
 def test_a_run_past_its_time_limit_is_canceled_and_says_why(ip, client):
     """``--timeout``: the run is stopped once it has run that long (as Azure ML cancels a job past
     ``limits.timeout``), what it logged is kept, and the user reads why — in its status, its output and its repr."""

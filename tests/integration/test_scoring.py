@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import socket
+import sys
 import stat
 import textwrap
 import threading
@@ -409,6 +410,46 @@ def test_delete_frees_the_port_and_processes(client, digits, ip):
         s.bind(("127.0.0.1", port))  # free again
     with pytest.raises(UsageError, match="not found"):
         ip.run_line_magic("aml", "service digits-del")
+
+
+def _blocked_signals(pid: int) -> set[str]:
+    with open(f"/proc/{pid}/status") as f:
+        mask = int(next(line for line in f if line.startswith("SigBlk:")).split()[1], 16)
+    return {s.name for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM) if mask >> (s - 1) & 1}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads a process's signal mask in /proc")
+def test_a_service_started_from_a_thread_of_ours_stops_on_sigterm_and_keeps_its_time_limit(client, digits, tmp_path):
+    """A process inherits its starter's signal mask, and our threads block the signals a program handles (so the
+    kernel gives them to the main thread): a service the model browser deployed (from its worker thread) had
+    SIGTERM and SIGALRM blocked — deleting it waited 40 s for a SIGKILL, and its time limit never fired. Now every
+    process of ours takes those signals back as it starts."""
+    import threading
+
+    from aml_magics.core.children import leave_signals_to_the_main_thread
+
+    (tmp_path / "slow.py").write_text(
+        "import json, time\ndef init():\n    pass\n"
+        "def run(raw):\n    time.sleep(json.loads(raw)['sleep'])\n    return 'done'\n")
+    started = {}
+
+    def deploy():
+        leave_signals_to_the_main_thread()  # as the model browser's deploy thread does
+        started["svc"] = client.deployments.create("digits-thread", "digits", score=tmp_path / "slow.py",
+                                                   request_timeout_s=0.5)
+
+    thread = threading.Thread(target=deploy)
+    thread.start()
+    thread.join(120)
+    svc = started["svc"]
+    row = client.backend.store.query_one("SELECT supervisor_pid, server_pid FROM deployments WHERE name='digits-thread'")
+    assert _blocked_signals(row[0]) == set() and _blocked_signals(row[1]) == set()
+    slow = requests.post(svc.scoring_uri, data=json.dumps({"sleep": 3}),
+                         headers={"Authorization": f"Bearer {svc.get_keys()[0]}"}, timeout=30)
+    assert slow.status_code == 504, slow.text  # the time limit (SIGALRM) fired
+    t0 = time.monotonic()
+    client.deployments.delete("digits-thread")
+    assert time.monotonic() - t0 < 10  # stopped by SIGTERM, not killed after the 40 s wait
 
 
 def test_dead_supervisor_is_shown_dead_and_bad_deploys_are_refused(client, digits, ip, tmp_path):

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from . import layout, procs, tracker
+from ...core import children
 from ...core.config import env_number
 from ...core.names import ENV_DEPTH
 from ...core.states import SLOT_STATES
@@ -319,6 +320,7 @@ class _ForkedProcess:
 
 
 def main(argv: list[str]) -> int:
+    children.take_signals_back()
     if len(argv) != 2:
         print("usage: python -m aml_magics.backends.local.host WORKSPACE RUN_ID", file=sys.stderr)
         return 2

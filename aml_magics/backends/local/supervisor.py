@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from ...core import children
 from ...core.errors import StorageError, StoreGone
 from . import layout, procs
 from .store import DeploymentRows, Store
@@ -263,6 +264,7 @@ class Supervisor:
 
 
 def main(argv: list[str]) -> int:
+    children.take_signals_back()
     if len(argv) != 2:
         print("usage: python -m aml_magics.backends.local.supervisor WORKSPACE NAME", file=sys.stderr)
         return 2

@@ -92,6 +92,9 @@ def serve() -> int:
     from ...core import run  # noqa: F401 - and what every run process imports
     from ...runtime import launch  # noqa: F401
 
+    from ...core.children import take_signals_back
+
+    take_signals_back()  # (its hosts inherit its signal mask)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the hosts that end: nobody's zombies
     for line in sys.stdin.buffer:
         workspace, _, run_id = line.decode().rstrip("\n").partition("\t")
