@@ -63,7 +63,10 @@ class _Quiet:
 
 
 def main(argv: list[str]) -> int:
+    from ..core.children import take_signals_back
     from ..core.specs import AutoMLSpec
+
+    take_signals_back()  # (started from the engine's thread: a cancel's SIGTERM must reach it)
     from . import data as training
     from .engine import make_estimator
     from .model import AutoMLModel
