@@ -442,7 +442,8 @@ def test_a_service_started_from_a_thread_of_ours_stops_on_sigterm_and_keeps_its_
     thread.start()
     thread.join(120)
     svc = started["svc"]
-    row = client.backend.store.query_one("SELECT supervisor_pid, server_pid FROM deployments WHERE name='digits-thread'")
+    row = client.backend.store.query_one(
+        "SELECT supervisor_pid, server_pid FROM deployments WHERE name='digits-thread'")
     assert _blocked_signals(row[0]) == set() and _blocked_signals(row[1]) == set()
     slow = requests.post(svc.scoring_uri, data=json.dumps({"sleep": 3}),
                          headers={"Authorization": f"Bearer {svc.get_keys()[0]}"}, timeout=30)
