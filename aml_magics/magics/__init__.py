@@ -25,7 +25,7 @@ def _complete(self, event) -> list[str]:
         return sorted(subs)
     parser = subs.get(words[1])
     if parser is None:
-        return sorted(subs) if words[1] == "help" else []
+        return []
     if words[1] == "help":
         return sorted(subs)
     options = [o for a in parser._actions for o in a.option_strings]
@@ -35,7 +35,8 @@ def _complete(self, event) -> list[str]:
 
 def _names_here(parser, typed: list[str], typing_new: bool, sub: str) -> list[str]:
     """The workspace names a word in this place can be: not an option's value nor an option, and for a
-    subcommand that names one thing (``show RUN``, ``register RUN PATH``) only its first word."""
+    subcommand that names one thing (``show RUN``, ``register RUN PATH``) only its first word — the parser says
+    which name several (``compare RUN [RUN ...]``, ``deploy MODEL [MODEL ...]``)."""
     done = typed if typing_new else typed[:-1]  # the words before the one being completed
     if not typing_new and typed and typed[-1].startswith("-"):
         return []
@@ -44,7 +45,8 @@ def _names_here(parser, typed: list[str], typing_new: bool, sub: str) -> list[st
         return []
     positional = [w for i, w in enumerate(done) if not w.startswith("-")
                   and not (i and done[i - 1] in takes_value)]
-    if positional and sub not in ("compare", "deploy"):
+    first = next((a for a in parser._actions if not a.option_strings), None)
+    if positional and (first is None or first.nargs not in ("+", "*")):
         return []
     return _workspace_names(_NAMES_OF.get(sub))
 

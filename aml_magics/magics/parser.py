@@ -127,6 +127,9 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                         "(a virtualenv built once per content; default: this interpreter)")
 
 
+RUN_HELP = "the run: its id, a unique part of one, its name, or 'last'"
+
+
 def build_parser() -> argparse.ArgumentParser:
     root = _Parser(prog="%aml", description=OVERVIEW, formatter_class=argparse.RawDescriptionHelpFormatter,
                    add_help=False)
@@ -262,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("resume", help="continue a sweep, AutoML, pipeline or batch run whose controller stopped",
                        add_help=False)
-    p.add_argument("run", help="the run: its id, a unique part of one, its name, or 'last'")
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("--wait", action="store_true", help="block until it ends")
 
     p = sub.add_parser("connect", help="use an Azure ML workspace (config.json, or name it); DefaultAzureCredential",
@@ -283,13 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a metric column of the run history (repeatable; default: the first few logged)")
 
     p = sub.add_parser("show", help="a run's live dashboard (its summary outside notebooks)", add_help=False)
-    p.add_argument("run", help="the run: its id, a unique part of one, its name, or 'last'")
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("--static", action="store_true", help="only the static summary (renders without a kernel)")
 
     for name, text in (("metrics", "a run's metrics with their latest values"),
                        ("cancel", "stop a run (its whole process group) and mark it Canceled")):
         p = sub.add_parser(name, help=text, add_help=False)
-        p.add_argument("run", help="the run: its id, a unique part of one, its name, or 'last'")
+        p.add_argument("run", help=RUN_HELP)
 
     p = sub.add_parser("compare", help="runs side by side: a metric overlaid, params and metrics diffed",
                        add_help=False)
@@ -297,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", help="the metric to overlay (default: the first one logged)")
 
     p = sub.add_parser("logs", help="a run's output (stdout and stderr)", add_help=False)
-    p.add_argument("run", help="the run: its id, a unique part of one, its name, or 'last'")
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("--follow", "-f", action="store_true", help="keep printing until the run ends")
     p.add_argument("--tail", type=_count(1, 10_000_000), help="only the last N lines")
 
@@ -324,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", help="folder of a local workspace (created when missing)")
 
     p = sub.add_parser("register", help="register a file or folder of a run as a model version", add_help=False)
-    p.add_argument("run", help="the run (id, a unique part, or 'last'); or a local path with --local")
+    p.add_argument("run", help=RUN_HELP + "; or a local path with --local")
     p.add_argument("path", nargs="?", default="outputs/model.pkl", help="the run's file or folder (default outputs/model.pkl)")
     p.add_argument("--name", required=True, help="model name (a new version each time)")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="tag the version (repeatable)")

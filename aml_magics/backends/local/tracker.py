@@ -479,10 +479,11 @@ class LocalTracker(Tracker):
         self._flushing.add(me)
         try:
             if not self._flush_lock.acquire(timeout=timeout):
-                if self.pending():
-                    self._report_once("flush-timeout", f"aml-magics: {self.pending()} metric values were not saved: "
-                                                       f"another write held the workspace for {timeout:g} s while "
-                                                       "this process was ending")
+                left = self.pending()
+                if left:
+                    self._report_once("flush-timeout", f"aml-magics: {left} metric values were not saved: another "
+                                                       f"write held the workspace for {timeout:g} s while this "
+                                                       "process was ending")
                 return
             try:
                 self._flush_locked()
