@@ -133,6 +133,9 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
             args.command = tokens[0]
         else:
             args = _PARSER.parse_args(tokens)
+        if getattr(args, "experiment", None) is not None and not args.experiment.strip():
+            raise UsageError(f"%aml {args.command}: -e/--experiment was given an empty name; give one, or leave the "
+                             "option out for the default")
         if cell is not None and args.command not in ("run", "sweep", "step"):
             raise UsageError(f"%%aml {args.command} is a line magic: use %aml {args.command} "
                              "(only %%aml run, %%aml sweep and %%aml step take a cell)")

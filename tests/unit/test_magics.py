@@ -117,6 +117,21 @@ def test_config_options(ip, client):
         ip.run_line_magic("config", "AmlMagics.default_experiment = ''")
 
 
+def test_an_empty_experiment_name_is_refused_not_taken_as_the_default(ip, client, tmp_path):
+    nb = tmp_path / "nb.ipynb"
+    nb.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    before = len(client.runs.list(limit=1000))
+    for line, cell in (("run --wait -e ''", "x = 1\n"), ("run --wait --experiment ' '", "x = 1\n"),
+                       (f"submit {nb} -e ''", None), ("runs -e ''", None),
+                       ("sweep -e '' --metric acc --trials 1", "lr = 0.1  # choice(0.1, 0.2)\n")):
+        with pytest.raises(UsageError, match=r"-e/--experiment was given an empty name"):
+            if cell is None:
+                ip.run_line_magic("aml", line)
+            else:
+                ip.run_cell_magic("aml", line, cell)
+    assert len(client.runs.list(limit=1000)) == before  # nothing was submitted
+
+
 def test_config_values_that_make_no_sense_are_refused_and_empty_means_the_default(ip, client):
     try:
         for bad in ("-1", "0", "10**30"):
