@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from .errors import InvalidInput, InvalidType
@@ -49,6 +50,18 @@ def text(what: str, value: Any, *, max_len: int | None = None, empty: bool = Fal
     if max_len is not None and len(value) > max_len:
         raise InvalidInput(f"{what} {shown(value)} is {len(value)} characters long; use at most {max_len}")
     return value
+
+
+def folder(what: str, path: Any) -> None:
+    """A folder that must exist: a name the system cannot look up (a NUL, over its length limits) or a file where the
+    folder goes is one clear error, not an ``OSError``."""
+    try:
+        if Path(path).is_dir():
+            return
+        reason = "is a file, not a folder" if Path(path).exists() else "does not exist"
+    except (OSError, ValueError) as exc:  # ENAMETOOLONG, EACCES on a parent, an embedded NUL
+        reason = f"cannot be looked up ({getattr(exc, 'strerror', None) or exc})"
+    raise InvalidInput(f"{what} {shown(str(path))} {reason}; give an existing folder")
 
 
 def unmatchable(value: Any) -> InvalidInput | None:

@@ -101,6 +101,10 @@ def _snapshot_of_store(client):
         ("run", "def f(:\n    pass", "line 1 of the cell is not valid Python: invalid syntax ('def f(:')"),
         ("sweep --metric m --trials 2", "C = choice(1, 2)\nif C\n    x = 1", "line 2 of the cell is not valid"),
         ("step prep --out o", "x = (1,", "is not valid Python"),
+        # a source folder the system cannot look up was an OSError / ValueError with a traceback
+        ("run --source-dir " + "a" * 300, "x = 1", "cannot be looked up (File name too long)"),
+        ("run --source-dir 'a\x00b'", "x = 1", "source folder 'a\\x00b' does not exist"),
+        ("run --source-dir train.ipynb", "x = 1", "is a file, not a folder"),
     ],
 )
 def test_bad_input_is_one_clear_error_and_changes_nothing(ip, client, project, line, cell, message):
