@@ -229,6 +229,9 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
 
         space: dict = {}
         spans: list = []
+        if args.parameter and (cell is not None or not str(args.target or "").endswith(".ipynb")):
+            raise UsageError("-p/--parameter fixes a notebook's parameters; a cell or script keeps its fixed values "
+                             "in its code (a script can take them as arguments after --); swept ones go in --param")
         if cell is not None:
             if args.target:
                 raise UsageError("%%aml sweep tunes the cell; to sweep a script use %aml sweep SCRIPT --param ...")

@@ -53,6 +53,9 @@ def _snapshot_of_store(client):
         ("sweep --metric m --trials 1e400", "C = choice(1, 2)\nx = 1", "invalid int value"),
         ("sweep --metric m --trials 2", "C = choice(0.1, 1e400)\nx = 1", "not a finite number"),
         ("sweep --metric m --trials 2", "C = uniform(0, 1e400)\nx = 1", "not a finite number"),
+        # -p is a notebook's parameter: on a cell or a script it was silently ignored
+        ("sweep --metric m --trials 2 -p a=1", "C = choice(1, 2)\nx = 1", "fixes a notebook's parameters"),
+        ("sweep train.py --metric m --param C=choice(1,2) -p a=1", None, "fixes a notebook's parameters"),
         ("automl --task regression --data x.csv --label y --budget nan", None, "out of range"),
         ("run --name bad\udcffname", "x = 1", "lone surrogate"),
         ("run --tag k=\udcff", "x = 1", "lone surrogate"),
