@@ -161,6 +161,12 @@ def automl_submission(
         raise InvalidInput("--trials must be at least 1")
     chosen = learners(task, allowed, blocked)
     validation_plan = parse_validation(validation)
+    if task != "forecasting" and (time_column or horizon):
+        raise InvalidInput(f"a time column and a horizon (--time-column, --horizon) are for forecasting, not {task}; "
+                           "leave them out")
+    if run_options.get("out_vars"):
+        raise InvalidInput("--out does not apply to AutoML: its result is the run's outputs/model.pkl "
+                           "(%aml register RUN outputs/model.pkl, or --register NAME)")
     if task == "forecasting":
         if not time_column or not horizon:
             raise InvalidInput("forecasting needs --time-column COLUMN and --horizon N (periods ahead)")

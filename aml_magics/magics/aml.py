@@ -269,6 +269,9 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
         from ..automl.settings import automl_submission
 
         data = args.data
+        if args.in_vars:
+            raise UsageError("--in does not apply to AutoML: give the training data as --data (a DataFrame variable of "
+                             "this notebook, a CSV/Parquet file or datastore:PATH)")
         in_values = {}
         if data.isidentifier() and data in self.shell.user_ns:
             in_values = {"training_data": self.shell.user_ns[data]}

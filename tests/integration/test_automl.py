@@ -197,6 +197,11 @@ def test_resume_after_killing_the_engine(ip, client):
     ("--task classification --data twice --label target", "the data has 2 columns named 'target'"),
     # a file saved in another encoding: said at submission (the run failed with a UnicodeDecodeError)
     ("--task classification --data latin.csv --label target", "latin.csv is not UTF-8 text \\(byte 0xe9"),
+    # options that mean nothing to this task or to AutoML were silently ignored
+    ("--task regression --data df --label target --time-column x", "are for forecasting, not regression"),
+    ("--task classification --data df --label target --horizon 3", "are for forecasting, not classification"),
+    ("--task classification --data df --label target --out model", "--out does not apply to AutoML"),
+    ("--task classification --data df --label target --in few", "--in does not apply to AutoML"),
 ])
 def test_bad_automl_settings_fail_before_anything_starts(ip, client, project, options, message):
     ip.user_ns["df"] = pd.DataFrame({"x": [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8], "target": [0, 1] * 6})
