@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from .errors import InvalidInput, InvalidType
@@ -52,16 +51,27 @@ def text(what: str, value: Any, *, max_len: int | None = None, empty: bool = Fal
     return value
 
 
-def folder(what: str, path: Any) -> None:
-    """A folder that must exist: a name the system cannot look up (a NUL, over its length limits) or a file where the
-    folder goes is one clear error, not an ``OSError``."""
+def path_kind(what: str, path: Any) -> str:
+    """What is at a local path: "file", "folder", "missing" or "other" (a device, a pipe); a name the system cannot
+    look up (an embedded NUL, over its length limits, a parent it may not enter) is one clear error, not an OSError."""
+    import stat
+
     try:
-        if Path(path).is_dir():
-            return
-        reason = "is a file, not a folder" if Path(path).exists() else "does not exist"
-    except (OSError, ValueError) as exc:  # ENAMETOOLONG, EACCES on a parent, an embedded NUL
-        reason = f"cannot be looked up ({getattr(exc, 'strerror', None) or exc})"
-    raise InvalidInput(f"{what} {shown(str(path))} {reason}; give an existing folder")
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except (OSError, ValueError) as exc:  # ENAMETOOLONG, EACCES, ELOOP, an embedded NUL
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise InvalidInput(f"{what} {shown(str(path))} cannot be looked up ({reason}); check the path") from None
+    return "folder" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
+
+
+def folder(what: str, path: Any) -> None:
+    """A folder that must exist (a file there, or nothing, is one clear error)."""
+    kind = path_kind(what, path)
+    if kind != "folder":
+        reason = "does not exist" if kind == "missing" else f"is a {'file' if kind == 'file' else 'device'}, not a folder"
+        raise InvalidInput(f"{what} {shown(str(path))} {reason}; give an existing folder")
 
 
 def unmatchable(value: Any) -> InvalidInput | None:

@@ -408,7 +408,7 @@ class BatchOperations(_Operations):
         if score is not None:
             path = Path(score)
             full = (source / path).resolve() if not path.is_absolute() else path.resolve()
-            if not full.is_file():
+            if checks.path_kind("--score", full) != "file":
                 raise NotFound(f"scoring script {str(score)!r} not found in {source}")
             if source not in full.parents:
                 raise InvalidInput(f"the scoring script must be inside the run's folder {source} (--source-dir)")
@@ -425,9 +425,14 @@ class BatchOperations(_Operations):
             data_ref = {"kind": "input", "name": "data"}
             looks = Path(where) if self._client.capabilities.inputs_readable_here else None
         elif isinstance(data, (str, os.PathLike)):
+            if not str(data).strip():  # Path("") is the working folder: every file in it was scored
+                raise InvalidInput("--data is empty: give a file, a folder, datastore:PATH or a DataFrame")
             looks = Path(data).expanduser().resolve()
-            if not looks.exists():
+            kind = checks.path_kind("--data", looks)
+            if kind == "missing":
                 raise NotFound(f"--data {str(data)!r}: no such file or folder (or datastore:PATH for datastore files)")
+            if kind == "other":
+                raise InvalidInput(f"--data {str(data)!r} is not a file or a folder (a device or a pipe); give files")
             if self._client.capabilities.remote:
                 raise InvalidInput(f"--data {str(data)!r} is on this machine; upload it (%aml datastore upload) and "
                                    "pass datastore:PATH")

@@ -207,7 +207,12 @@ def test_bad_batch_requests_get_one_line_and_start_nothing(ip, client, digits, p
     ip.user_ns["a_number"] = np.float64(1.0)  # a 0-d array: its shape is ()
     cases += [(f"batch digits --data {tmp_path / 'nothing'}", "the folder has no files to score"),
               ("batch digits --data no_rows", "the DataFrame has no rows to score"),
-              ("batch digits --data a_number", "the float64 has no rows to score")]
+              ("batch digits --data a_number", "the float64 has no rows to score"),
+              # an empty --data was the working folder (every file in it scored); a device and a name too long for
+              # the system were an OSError with a traceback
+              ("batch digits --data ''", "--data is empty"),
+              ("batch digits --data /dev/zero", "is not a file or a folder"),
+              ("batch digits --data datastore:digits/images --score " + "s" * 300, "cannot be looked up")]
     for line, message in cases:
         with pytest.raises(UsageError, match=message):
             ip.run_line_magic("aml", line)
