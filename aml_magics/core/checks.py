@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Any
 
-from .errors import InvalidInput, InvalidType
+from .errors import InvalidInput, InvalidType, NotFound
 
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 FLOAT_MAX = sys.float_info.max
@@ -70,8 +70,19 @@ def folder(what: str, path: Any) -> None:
     """A folder that must exist (a file there, or nothing, is one clear error)."""
     kind = path_kind(what, path)
     if kind != "folder":
-        reason = "does not exist" if kind == "missing" else f"is a {'file' if kind == 'file' else 'device'}, not a folder"
+        reason = "does not exist" if kind == "missing" else \
+            f"is a {'file' if kind == 'file' else 'device or a pipe'}, not a folder"
         raise InvalidInput(f"{what} {shown(str(path))} {reason}; give an existing folder")
+
+
+def existing_file(what: str, path: Any, give: str = "the file") -> None:
+    """A file that must exist: nothing there is ``NotFound``; a folder or a device is one clear error."""
+    kind = path_kind(what, path)
+    if kind == "missing":
+        raise NotFound(f"{what} {shown(str(path))} not found")
+    if kind != "file":
+        raise InvalidInput(f"{what} {shown(str(path))} is a {'folder' if kind == 'folder' else 'device or a pipe'}; "
+                           f"give {give}")
 
 
 def unmatchable(value: Any) -> InvalidInput | None:

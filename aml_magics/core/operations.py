@@ -332,7 +332,8 @@ class PipelineOperations(_Operations):
                 raise NotFound.with_suggestions("compute target", compute, sorted(known),
                                                 hint=f"step {step.name} names it; create it with %aml compute create")
             folder = (source / step.source).resolve()
-            if step.kind in ("script", "notebook") and not (folder / step.entry).is_file():
+            if step.kind in ("script", "notebook") and checks.path_kind(f"step {step.name}",
+                                                                        folder / step.entry) != "file":
                 raise NotFound(f"step {step.name}: {step.entry!r} not found in {folder}")
             for key, value in step.inputs.items():  # a datastore path that is not there: said now, not mid-pipeline
                 if isinstance(value, str) and value.startswith(("datastore:", "azureml://")):
@@ -341,7 +342,7 @@ class PipelineOperations(_Operations):
                     except AmlError as exc:
                         raise type(exc)(f"step {step.name}, input {key}: {exc}") from None
             score = (step.batch or {}).get("score") if step.kind == "batch" else None
-            if score and not (folder / score).is_file():
+            if score and checks.path_kind(f"step {step.name}", folder / score) != "file":
                 raise NotFound(f"step {step.name}: scoring script {score!r} not found in {folder}")
             env = step.environment
             remote_env = bool(env) and env.startswith(("azureml:", "/subscriptions/"))
@@ -494,8 +495,7 @@ class BatchEndpointOperations(_Operations):
         path = None
         if score is not None:
             path = Path(score).expanduser()
-            if not path.is_file():
-                raise NotFound(f"scoring script {str(score)!r} not found")
+            checks.existing_file("scoring script", path)
         if not compute:
             raise InvalidInput("name the compute cluster the endpoint's jobs run on: -c NAME")
         return self._backend.batch_endpoints.create(name, ref, path, compute=compute, settings=settings,
@@ -678,6 +678,8 @@ class DeploymentOperations(_Operations):
         if workers > cores and not capabilities.remote:
             print(f"Note: {workers} workers on this machine's {cores} cores: each loads the model, and more than about "
                   "one per core adds memory, not requests per second.", file=sys.stderr)
+        if score:
+            checks.existing_file("score script", Path(score).expanduser(), "the .py file with init() and run()")
         self._backend.deployments.deploy(name, refs, Path(score) if score else None, host=host, port=port,
                                          auth=auth, update=update, timeout=timeout,
                                          request_timeout_s=request_timeout_s, max_body_bytes=max_body_bytes,

@@ -314,7 +314,7 @@ def test_a_long_upload_and_download_draw_a_progress_line(ip, client, project, ca
     assert "Nothing was uploaded: empty holds no files." in capsys.readouterr().out
 
 
-def test_a_deploy_that_names_a_model_twice_or_a_folder_as_score_is_refused(client, tmp_path):
+def test_a_deploy_that_names_a_model_twice_or_a_folder_or_device_as_score_is_refused(client, tmp_path):
     """``deploy(["m", "m:1"])`` started a service listing m:1 twice (one model folder for two entries); a folder
     given as score.py was "not found"."""
     from aml_magics.core.errors import InvalidInput
@@ -327,4 +327,11 @@ def test_a_deploy_that_names_a_model_twice_or_a_folder_as_score_is_refused(clien
             client.deployments.create("svc-twice", models, score=tmp_path / "score.py")
     with pytest.raises(InvalidInput, match="is a folder; give the .py file with init"):
         client.deployments.create("svc-twice", "twice", score=tmp_path)
+    # a device read forever; a name too long for the system was an OSError with a traceback
+    with pytest.raises(InvalidInput, match="'/dev/zero' is a device or a pipe; give the .py file with init"):
+        client.deployments.create("svc-twice", "twice", score="/dev/zero")
+    with pytest.raises(InvalidInput, match=r"score script 's+… cannot be looked up \(File name too long\)"):
+        client.deployments.create("svc-twice", "twice", score="s" * 300)
+    with pytest.raises(InvalidInput, match="scoring script '/dev/zero' is a device or a pipe"):
+        client.batch_endpoints.create("ep", "twice", score="/dev/zero", compute="cpu")
     assert [s.name for s in client.deployments.list()] == []

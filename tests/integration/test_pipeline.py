@@ -273,6 +273,8 @@ jobs:
      r"uses \$\{\{outputs.nope\}\}, which its outputs do not declare \(model\); add nope under outputs:"),
     ([PipelineStep("a", "script", "a.py", args=["--in=${{inputs.data}}"])],
      r"which its inputs do not declare \(it has none\)"),
+    # a script name too long for the system was an OSError with a traceback
+    ([PipelineStep("a", "script", "s" * 300 + ".py")], r"step a '.*… cannot be looked up \(File name too long\)"),
 ])
 def test_bad_pipelines_are_refused_before_anything_runs(client, steps, message):
     with pytest.raises(AmlError, match=message):
