@@ -332,6 +332,7 @@ class PipelineOperations(_Operations):
                 raise NotFound.with_suggestions("compute target", compute, sorted(known),
                                                 hint=f"step {step.name} names it; create it with %aml compute create")
             folder = (source / step.source).resolve()
+            checks.folder(f"step {step.name}: its folder", folder)  # (the pipeline run began, and failed at the step)
             if step.kind in ("script", "notebook") and checks.path_kind(f"step {step.name}",
                                                                         folder / step.entry) != "file":
                 raise NotFound(f"step {step.name}: {step.entry!r} not found in {folder}")
