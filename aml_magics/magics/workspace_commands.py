@@ -136,6 +136,9 @@ class WorkspaceCommands:
             print(f"Uploaded {len(done)} file(s) to the datastore: {', '.join(done[:5])}{' …' if len(done) > 5 else ''}")
             return None
         if args.action == "ls":
+            if args.target is not None or args.overwrite:  # (they were ignored: a download meant, say)
+                raise UsageError("--target and --overwrite go with upload and download; %aml datastore ls [PATH] "
+                                 "lists what is at PATH")
             return ds.ls(args.path, datastore=args.datastore)
         if not args.path:
             raise UsageError("give the datastore path: %aml datastore download PATH --target DIR")

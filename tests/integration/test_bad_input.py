@@ -38,6 +38,8 @@ def _snapshot_of_store(client):
         ("run", "   ", "the cell is empty"),
         ("runs", "x = 1", "is a line magic"),
         ("runs --status Exploded", None, "status 'Exploded' not found"),
+        ("datastore ls --target out", None, "--target and --overwrite go with upload and download"),
+        ("datastore ls x --overwrite", None, "--target and --overwrite go with upload and download"),
         ("runs -e nosuchexperiment", None, "experiment 'nosuchexperiment' not found"),
         ("runs --tag =vision", None, "write it as KEY=VALUE"),
         ("models --tag =vision", None, "write it as KEY=VALUE"),  # was "No models registered yet."
