@@ -122,6 +122,63 @@ def test_registration_killed_mid_copy_leaves_no_half_version(client, workspace, 
     assert m.version == 1 and len(os.listdir(m.path)) == 300
 
 
+FAILS_AFTER_ITS_RENAME = textwrap.dedent("""
+    import json, os, resource, signal, sys
+    from pathlib import Path
+    from aml_magics.core.client import Client
+    ws, empty = Path(sys.argv[1]), Path(sys.argv[2])
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit fails with EFBIG (a full disk)
+    client = Client(ws)
+    client.models.list()  # the database is made before the disk is full
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
+    try:  # an empty file: its copy and rename need no space; the record's write does not fit
+        client.models.register("m", empty)
+        out = {"register": "ok"}
+    except Exception as e:
+        out = {"register": type(e).__name__}
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    out["left"] = sorted(os.listdir(ws / "models" / "m")) if (ws / "models" / "m").exists() else []
+    out["after"] = client.models.register("m", empty).version
+    print("RESULT " + json.dumps(out))
+""")
+
+
+def test_files_of_a_version_whose_record_was_not_written_block_no_later_registration(client, workspace, tmp_path):
+    """The version folder is renamed into place inside the record's transaction; a record that then failed (a full
+    disk, a name SQLite refused) or a process killed before its commit left ``models/NAME/N`` without a record, and
+    every later registration of NAME failed on it ("Directory not empty")."""
+    (tmp_path / "empty.bin").write_bytes(b"")
+    script = tmp_path / "fails.py"
+    script.write_text(FAILS_AFTER_ITS_RENAME)
+    proc = subprocess.run([sys.executable, str(script), str(workspace), str(tmp_path / "empty.bin")],
+                          capture_output=True, text=True, timeout=120)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    assert line is not None, proc.stderr[-3000:]
+    import json
+
+    out = json.loads(line[len("RESULT "):])
+    assert out["register"] != "ok" and out["left"] == [] and out["after"] == 1, out
+    # what a registration killed between its rename and its commit leaves: a folder for the next version
+    (workspace / "models" / "m" / "2").mkdir()
+    (workspace / "models" / "m" / "2" / "stale.bin").write_bytes(b"old")
+    (tmp_path / "new.bin").write_bytes(b"new")
+    model = client.models.register("m", tmp_path / "new.bin")
+    assert model.version == 2 and sorted(os.listdir(workspace / "models" / "m" / "2")) == ["new.bin"]
+    assert not list((workspace / "models" / ".staging").iterdir())
+
+
+def test_a_model_file_named_in_another_encoding_is_refused_before_anything_is_copied(client, workspace, tmp_path):
+    """Its name (a byte of Latin-1, say) cannot be stored: the record's write raised UnicodeEncodeError after the
+    files were in place."""
+    folder = os.fsencode(tmp_path) + b"/caf\xe9"
+    os.mkdir(folder)
+    with open(folder + b"/model.bin", "wb") as f:
+        f.write(b"x")
+    with pytest.raises(InvalidInput, match="the name is not UTF-8 text .*rename it, then register"):
+        client.models.register("enc", os.fsdecode(folder))
+    assert client.models.list(name="enc") == [] and not (workspace / "models" / "enc").exists()
+
+
 def test_registering_from_a_failed_or_running_run_says_what_the_version_holds(ip, client, capsys):
     """Registered all the same (v1 registers from any run; a script registers its own model while Running), but
     from a run that failed or has not ended, the magic says what the version holds."""

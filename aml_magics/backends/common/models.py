@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...core import checks
 from ...core.errors import InvalidInput, NotFound
 from ...core.names import check_model_name
 from .snapshot import link_target
@@ -29,9 +30,18 @@ def files_to_register(name: str, source: Path) -> list[tuple[Path, str]]:
     """The checks every backend makes before registering ``source`` as model ``name`` (a valid name, a path that
     exists and holds files), and its files."""
     check_model_name(name)
-    if not source.exists():
+    kind = checks.path_kind("model path", source)
+    if kind == "missing":
         raise NotFound(f"model path {source} does not exist")
+    if kind == "other":
+        raise InvalidInput(f"model path {source} is a device or a pipe; give a file or folder")
     files = model_files(source)
     if not files:
         raise InvalidInput(f"{source} holds no files to register")
+    for path, rel in [(source, source.name), *files]:  # a name no record can hold (a byte of another encoding)
+        try:
+            rel.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(f"model path {checks.shown(str(path))}: the name is not UTF-8 text (a file named in "
+                               "another encoding); rename it, then register") from None
     return files

@@ -52,15 +52,25 @@ class LocalModels(ModelsBackend):
                                    "free space or make the workspace writable, then register again") from None
             framework = detect_framework(staging / entry)
 
+            placed: list[Path] = []
+
             def move_into_place(version: int) -> Path:
                 final = self.path / "models" / name / str(version)
                 final.parent.mkdir(parents=True, exist_ok=True)
+                if final.exists():  # no record has this version: files left by a registration that failed or was
+                    _discard(final, staging.parent)  # killed after its rename (it blocked every later one)
                 os.replace(staging, final)
+                placed.append(final)
                 return final
 
-            row = self.rows.insert_next_version(
-                name, move_into_place, entry=entry, framework=framework, run_id=run_id, tags=tags,
-                properties=properties, description=description)
+            try:
+                row = self.rows.insert_next_version(
+                    name, move_into_place, entry=entry, framework=framework, run_id=run_id, tags=tags,
+                    properties=properties, description=description)
+            except BaseException:  # the record was not written: neither are its files
+                for final in placed:
+                    _discard(final, staging.parent)
+                raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return self._info(row)
@@ -103,6 +113,20 @@ class LocalModels(ModelsBackend):
         self.get(name, version)
         self.rows.update_tags(name, version, tags)
         return self.get(name, version)
+
+
+def _discard(folder: Path, staging_root: Path) -> None:
+    """Remove a version folder no record names: renamed into the staging area first (one atomic step, so its
+    version number is free at once), then deleted (what cannot be is left to doctor, which clears staging)."""
+    import uuid
+
+    staging_root.mkdir(parents=True, exist_ok=True)
+    aside = staging_root / f"orphan-{uuid.uuid4().hex}"
+    try:
+        os.replace(folder, aside)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _in_named_output(row, path: str) -> Path | None:
