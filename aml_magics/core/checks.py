@@ -104,16 +104,33 @@ def artifact_name(name: Any) -> str:
     rather than a folder (``outputs/`` or ``outputs/.``). Checked before any backend sees it, so a script tried
     outside a run (the offline run) refuses what a workspace would."""
     value = text("artifact name", name if not isinstance(name, os.PathLike) else os.fspath(name), max_len=4096)
+    return _inside_a_run(value)
+
+
+def artifact_to_read(name: Any) -> str:
+    """The name of a run's file to read: as ``artifact_name``, except that a name the run's own code made may hold
+    bytes that are not UTF-8 (Python names them with lone surrogates): such a file is listed, so it can be read."""
+    value = name if not isinstance(name, os.PathLike) else os.fspath(name)
+    if not isinstance(value, str):
+        raise InvalidInput(f"artifact name must be text, got {type(value).__name__} {shown(value)}")
+    if "\x00" in value:
+        raise InvalidInput(f"artifact name {shown(value)} contains a NUL character; remove it")
+    if len(value) > 4096:
+        raise InvalidInput(f"artifact name {shown(value)} is {len(value)} characters long; use at most 4096")
+    return _inside_a_run(value)
+
+
+def _inside_a_run(value: str) -> str:
     posix = value.replace("\\", "/")
     first = posix.split("/", 1)[0]
     if posix.startswith(("/", "~")) or ".." in posix.split("/") or ":" in first:
         raise InvalidInput(f"artifact name {shown(value)} must be a relative path inside the run (like "
                            "'outputs/model.pkl')")
     parts = [p for p in posix.split("/") if p not in ("", ".")]
-    long = next((p for p in parts if len(p.encode("utf-8")) > 255), None)
+    long = next((p for p in parts if len(p.encode("utf-8", "surrogatepass")) > 255), None)
     if long is not None:
-        raise InvalidInput(f"artifact name {shown(value)}: its part {shown(long, 30)} is {len(long.encode())} bytes "
-                           "long; a file name holds at most 255")
+        raise InvalidInput(f"artifact name {shown(value)}: its part {shown(long, 30)} is "
+                           f"{len(long.encode('utf-8', 'surrogatepass'))} bytes long; a file name holds at most 255")
     if not parts or value.rstrip().endswith(("/", "\\", "/.")) or parts in (["outputs"], ["logs"]):
         raise InvalidInput(f"artifact name {shown(value)} names a folder; give a file's name, like "
                            "'outputs/model.pkl'")

@@ -116,3 +116,8 @@ def writing_to(target) -> Iterator[None]:
                errno.ENOENT: "that folder cannot be made"}.get(exc.errno)
         why = why or (exc.strerror or type(exc).__name__).lower()
         raise InvalidInput(f"cannot write {exc.filename or target}: {why}; choose another folder") from None
+    except ValueError as exc:  # os functions given a path with a NUL in it
+        if "null" not in str(exc):
+            raise
+        raise InvalidInput(f"cannot write {target!r}: the path contains a NUL character; choose another folder"
+                           ) from None

@@ -41,6 +41,9 @@ class RunOperations(_Operations):
         return Run(experiment, run_id, _client=self._client, _check=False)
 
     def submit(self, submission: RunSubmission) -> "Run":
+        if not isinstance(submission, RunSubmission):
+            raise InvalidInput(f"submit() takes a RunSubmission, got {type(submission).__name__}; from a notebook use "
+                               "%aml run / %aml submit, from Python Experiment(ws, NAME).submit(ScriptRunConfig(...))")
         _check_submission(submission)
         run_id = self._backend.runs.submit(submission)
         return self.handle(run_id, submission.experiment)
@@ -192,6 +195,8 @@ class RunOperations(_Operations):
 
     def read_log(self, run_id: str, offset: int = 0, tail: int | None = None) -> tuple[str, int]:
         """The log from byte ``offset``; ``tail``: at most about that many bytes, the newest (a view of its end)."""
+        offset = checks.whole("offset", offset, 0, 2 ** 62)
+        tail = None if tail is None else checks.whole("tail", tail, 1, 2 ** 62)
         return self._backend.runs.read_log(run_id, offset, tail)
 
     def follow_logs(self, run_id: str, poll: float = 0.1, timeout: float | None = None,
@@ -254,7 +259,7 @@ class RunOperations(_Operations):
         import shutil
 
         run_id = self.resolve_id(run_id)
-        src = self._backend.runs.file_path(run_id, name)
+        src = self._backend.runs.file_path(run_id, checks.artifact_to_read(name))
         target = Path(output_file_path) if output_file_path else Path(Path(name).name)
         with writing_to(target):
             if target.is_dir():
@@ -265,7 +270,7 @@ class RunOperations(_Operations):
 
     def local_file(self, run_id: str, name: str) -> Path:
         """A run's file as a local path (read it, do not change it)."""
-        return Path(self._backend.runs.file_path(self.resolve_id(run_id), name))
+        return Path(self._backend.runs.file_path(self.resolve_id(run_id), checks.artifact_to_read(name)))
 
     def best_child(self, run_id: str) -> "Run | None":
         """The completed child run with the best last value of the parent's primary metric (``core.ranking``: the
@@ -365,8 +370,11 @@ class PipelineOperations(_Operations):
                name: str = "pipeline.yml", overwrite: bool = False) -> Path:
         """Write the pipeline as an Azure ML v2 pipeline YAML (cell steps as scripts under ``steps/``). Files there
         that hold something else are replaced only with ``overwrite``."""
-        from .pipelines import to_yaml
+        from .pipelines import PipelineSpec, to_yaml
 
+        if not isinstance(pipeline, PipelineSpec):
+            raise InvalidInput(f"export() takes a PipelineSpec (client.pipelines.load(PATH), or %aml pipeline export "
+                               f"for the notebook's steps), got {type(pipeline).__name__}")
         stores = self._backend.datastores.list()
         default = default_datastore(stores, lambda d: d.is_default, lambda d: d.name)
         return to_yaml(pipeline, folder, experiment=experiment, name=name,
@@ -394,6 +402,7 @@ class BatchOperations(_Operations):
         from .names import DEFAULT_COMPUTE as _COMPUTE
         from .specs import TABULAR_SUFFIXES, BatchSpec
 
+        checks.folder("--source-dir", source_dir or os.getcwd())
         source = Path(source_dir or os.getcwd()).resolve()
         if model is None and score is None:
             raise InvalidInput("give a model (NAME[:VERSION]), a scoring script (--score batch_score.py), or both")
@@ -409,6 +418,7 @@ class BatchOperations(_Operations):
         entry = None
         if score is not None:
             path = Path(score)
+            checks.path_kind("--score", source / path)  # (resolve() raises on a NUL)
             full = (source / path).resolve() if not path.is_absolute() else path.resolve()
             if checks.path_kind("--score", full) != "file":
                 raise NotFound(f"scoring script {str(score)!r} not found in {source}")
@@ -556,9 +566,10 @@ class DatastoreOperations(_Operations):
                overwrite: bool = False, progress: Callable[[int, int], Any] | None = None) -> list[str]:
         """``progress(bytes moved, bytes in all)``: told as the files go (a progress line, a widget)."""
         path = Path(checks.text("the file or folder to upload", os.fspath(src))).expanduser()
-        if not path.exists():
+        kind = checks.path_kind("the file or folder to upload", path)
+        if kind == "missing":
             raise NotFound(f"{path} does not exist; give a file or folder to upload")
-        if not (path.is_file() or path.is_dir()):  # /dev/zero, a pipe: read forever or block (was: nothing, silently)
+        if kind == "other":  # /dev/zero, a pipe: read forever or block (was: nothing, silently)
             raise InvalidInput(f"{path} is not a file or folder (a device, pipe or socket); give a file or folder to "
                                "upload")
         return self._backend.datastores.upload(path, target, datastore, overwrite, progress)
@@ -573,6 +584,7 @@ class DatastoreOperations(_Operations):
 
     def resolve_input(self, uri: str) -> str:
         """``datastore:PATH`` as what a run of this workspace reads (a local path, or the backend's own URI)."""
+        checks.text("datastore URI", uri)
         return self._backend.datastores.resolve_input(uri)
 
 
@@ -631,11 +643,11 @@ class ModelOperations(_Operations):
         model = self.get(name, version)
         src = Path(model.path)
         target = Path(target_dir).expanduser() / src.name
-        if target.exists() and not exist_ok:
-            from .errors import Conflict
-
-            raise Conflict(f"{target} exists; pass exist_ok=True to replace it")
         with writing_to(target):
+            if target.exists() and not exist_ok:
+                from .errors import Conflict
+
+                raise Conflict(f"{target} exists; pass exist_ok=True to replace it")
             target.parent.mkdir(parents=True, exist_ok=True)
             if src.is_dir():
                 shutil.copytree(src, target, dirs_exist_ok=True)
@@ -705,6 +717,8 @@ class DeploymentOperations(_Operations):
         return self._backend.deployments.keys(name)
 
     def regenerate_key(self, name: str, which: str) -> None:
+        if not isinstance(which, str) or which.lower() not in ("primary", "secondary"):
+            raise InvalidInput(f"key type must be 'Primary' or 'Secondary', got {checks.shown(which)}")
         self._backend.deployments.regenerate_key(name, which)
 
     def get_logs(self, name: str, tail: int | None = None) -> str:

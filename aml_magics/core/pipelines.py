@@ -204,6 +204,8 @@ def load_yaml(path: str | Path) -> tuple[PipelineSpec, dict]:
     import yaml
 
     path = Path(path)
+    if checks.path_kind("pipeline file", path) == "missing":
+        raise InvalidInput(f"{path}: no such file")
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -380,8 +380,10 @@ def test_a_jobs_log_and_files_come_from_its_artifact_store(azurite, tmp_path, mo
         assert client.runs.local_file(job, "outputs/model.pkl").read_bytes() == b"a newer, longer model"
         with pytest.raises(NotFound, match="outputs/model.pkl"):
             client.runs.download_file(job, "outputs/model.pk", tmp_path)  # suggests the near name
-        with pytest.raises(InvalidInput, match="inside the datastore"):
+        with pytest.raises(InvalidInput, match="must be a relative path inside the run"):
             client.runs.local_file(job, "../dcid.other/outputs/model.pkl")
+        with pytest.raises(InvalidInput, match="inside the datastore"):  # the backend's own guard, below the client's
+            client.backend.runs.file_path(job, "../dcid.other/outputs/model.pkl")
 
         store.put("ExperimentRun/dcid.elsewhere/user_logs/std_log.txt", b"from the named store\n")
         assert client.runs.read_log("named-job", 0) == ("from the named store\n", 21)

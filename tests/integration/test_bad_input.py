@@ -208,6 +208,31 @@ def test_bad_values_from_python_are_one_clear_error(client):
     run.log_list("l", (v for v in [1.0, 2, True]))  # a generator is read once, and logged
     run.complete()
     assert client.runs.get_metrics(run.id) == {"l": [1.0, 2.0, 1.0]}
+    # paths the system cannot look up (a NUL, a name over 255 bytes) and values of the wrong kind: each was an
+    # OSError, ValueError or AttributeError from inside
+    long = "n" * 300
+    calls = [
+        (lambda: client.runs.download_file(run.id, "a\x00b"), "contains a NUL"),
+        (lambda: client.runs.local_file(run.id, "outputs/" + long), "is 300 bytes long"),
+        (lambda: client.runs.read_log(run.id, offset=10 ** 30), "offset"),
+        (lambda: client.runs.submit("train.py"), "submit\\(\\) takes a RunSubmission, got str"),
+        (lambda: client.datastores.ls(long), "is 300 bytes long"),
+        (lambda: client.datastores.upload(long), "cannot be looked up"),
+        (lambda: client.datastores.resolve_input(None), "datastore URI must be text"),
+        (lambda: client.models.register("m", long), "cannot be looked up"),
+        (lambda: client.environments.register("env", long + ".txt"), "cannot be looked up"),
+        (lambda: client.pipelines.load("p\x00.yml"), "cannot be looked up"),
+        (lambda: client.pipelines.export("pipeline.yml"), "takes a PipelineSpec"),
+        (lambda: client.batch.submit(None, "d.csv", score="s\x00.py"), "cannot be looked up"),
+        (lambda: client.batch.submit(None, "d.csv", score="s.py", source_dir="x\x00"), "cannot be looked up"),
+        (lambda: client.deployments.regenerate_key("svc", None), "key type must be 'Primary' or 'Secondary'"),
+    ]
+    for call, message in calls:
+        with pytest.raises(InvalidInput, match=message):
+            call()
+    client.models.register("m", __file__)
+    with pytest.raises(InvalidInput, match="cannot write .*: the path contains a NUL"):
+        client.models.download("m", target_dir="t\x00")
 
 
 def test_did_you_mean_for_run_ids_and_experiments(ip, client):

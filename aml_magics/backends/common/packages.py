@@ -18,7 +18,7 @@ def parse_packages(spec: str | os.PathLike | list[str]) -> list[str]:
         lines = [str(x) for x in spec]
     else:
         path = Path(spec).expanduser()
-        if not path.is_file():
+        if checks.path_kind("environment file", path) != "file":
             raise NotFound(f"environment file {path} not found (give requirements.txt, environment.yml or a list)")
         try:
             text = path.read_text(encoding="utf-8")

@@ -45,6 +45,10 @@ class LocalDatastores(DatastoresBackend):
         p = PurePosixPath(text)
         if p.is_absolute() or ".." in p.parts:
             raise InvalidInput(f"datastore path {rel!r} must stay inside the datastore (no '..')")
+        long = next((part for part in p.parts if len(part.encode("utf-8")) > 255), None)
+        if long is not None:  # (an OSError from the file system)
+            raise InvalidInput(f"datastore path {checks.shown(rel)}: its part {checks.shown(long, 30)} is "
+                               f"{len(long.encode())} bytes long; a file name holds at most 255")
         target = (root / p) if text else root
         resolved = target.resolve()
         if resolved != root.resolve() and root.resolve() not in resolved.parents:
