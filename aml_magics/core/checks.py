@@ -56,6 +56,8 @@ def path_kind(what: str, path: Any) -> str:
     look up (an embedded NUL, over its length limits, a parent it may not enter) is one clear error, not an OSError."""
     import stat
 
+    if not isinstance(path, (str, bytes, os.PathLike)):  # (os.stat takes an int as an open file's number)
+        raise InvalidInput(f"{what} must be a path, got {type(path).__name__} {shown(path)}")
     try:
         mode = os.stat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):

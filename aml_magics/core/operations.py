@@ -683,6 +683,9 @@ class DeploymentOperations(_Operations):
             raise not_supported(capabilities, "--instance-type")
         if not auth and "--no-auth" in capabilities.not_supported:
             raise not_supported(capabilities, "--no-auth")
+        if not isinstance(models, (str, list, tuple)):
+            raise InvalidInput(f"name the model(s) to deploy as 'NAME[:VERSION]' or a list of them, got "
+                               f"{checks.shown(models)}")
         refs = [parse_model_ref(m) for m in ([models] if isinstance(models, str) else models)]
         if name is None:
             name = default_service_name(refs[0][0]) if refs else ""

@@ -226,6 +226,10 @@ def test_bad_values_from_python_are_one_clear_error(client):
         (lambda: client.batch.submit(None, "d.csv", score="s\x00.py"), "cannot be looked up"),
         (lambda: client.batch.submit(None, "d.csv", score="s.py", source_dir="x\x00"), "cannot be looked up"),
         (lambda: client.deployments.regenerate_key("svc", None), "key type must be 'Primary' or 'Secondary'"),
+        (lambda: client.deployments.create("svc", None), "name the model\\(s\\) to deploy"),
+        (lambda: client.runs.list(experiment=["a", "b"]), "was given as list \\['a', 'b'\\]; give one, as text"),
+        (lambda: client.models.get(10 ** 30), "is too large to look up"),
+        (lambda: client.batch.submit(None, "d.csv", score="s.py", source_dir=3), "--source-dir must be a path"),
     ]
     for call, message in calls:
         with pytest.raises(InvalidInput, match=message):

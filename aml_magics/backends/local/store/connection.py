@@ -67,6 +67,21 @@ def _not_encodable(params: Sequence[Any] | dict, exc: UnicodeEncodeError) -> Exc
     return exc
 
 
+def _not_bindable(params: Sequence[Any] | dict, exc: Exception) -> Exception:
+    """A lookup given a value SQLite cannot take (a list or an object where a name goes, an int past 64 bits — from
+    Python, ``client.runs.list(experiment=["a", "b"])``): one clear error instead of "Error binding parameter 1"."""
+    from ....core.checks import shown
+    from ....core.errors import InvalidInput
+
+    for value in params.values() if isinstance(params, dict) else params:
+        if isinstance(value, int) and not -2 ** 63 <= value < 2 ** 63:
+            return InvalidInput(f"the number {shown(value)} is too large to look up (at most 2**63 - 1)")
+        if value is not None and not isinstance(value, (str, int, float, bytes, memoryview)):
+            return InvalidInput(f"a name or id to look up was given as {type(value).__name__} {shown(value)}; "
+                                "give one, as text")
+    return exc
+
+
 def file_identity(path: str) -> tuple[int, int] | None:
     """Which file is at ``path`` now (device, inode), or None when there is none."""
     try:
@@ -227,6 +242,8 @@ class Connection:
                 return self._conn.execute(sql, params).fetchall()
             except UnicodeEncodeError as exc:
                 raise _not_encodable(params, exc) from None
+            except (sqlite3.ProgrammingError, OverflowError) as exc:
+                raise _not_bindable(params, exc) from None
             except sqlite3.DatabaseError as exc:
                 if is_damage(exc):
                     raise damaged(self.path, exc) from None
@@ -242,6 +259,8 @@ class Connection:
                 return self._conn.execute(sql, params).fetchone()
             except UnicodeEncodeError as exc:
                 raise _not_encodable(params, exc) from None
+            except (sqlite3.ProgrammingError, OverflowError) as exc:
+                raise _not_bindable(params, exc) from None
             except sqlite3.OperationalError as exc:
                 if "interrupted" in str(exc):
                     return None
@@ -260,6 +279,8 @@ class Connection:
                 return self._conn.execute(sql, params).fetchone()
             except UnicodeEncodeError as exc:
                 raise _not_encodable(params, exc) from None
+            except (sqlite3.ProgrammingError, OverflowError) as exc:
+                raise _not_bindable(params, exc) from None
             except sqlite3.DatabaseError as exc:
                 if is_damage(exc):
                     raise damaged(self.path, exc) from None
