@@ -603,7 +603,8 @@ class ModelOperations(_Operations):
         properties = {k: v or "" for k, v in checks.tags("properties", properties or {}, longer=MODEL_FILE).items()}
         if description is not None:
             checks.text("description", str(description), empty=True)
-        if run_id is not None:
+        if run_id is not None:  # (a registered file's name is stored: it must be text, as every name)
+            checks.text("the run's file to register", str(path), max_len=4096)
             return self._backend.models.register_from_run(self._client.runs.resolve_id(run_id), name, str(path),
                                                           tags=tags, properties=properties, description=description)
         return self._backend.models.register(name, Path(path).expanduser(), tags=tags, properties=properties,

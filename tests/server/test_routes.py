@@ -282,6 +282,9 @@ async def test_bad_requests_get_400_or_404_with_a_message(jp_fetch, jp_root_dir,
         # JSON may carry a lone surrogate ("\\ud800"): no stored name has one
         (400, ("models",), "POST", {"run_id": "\ud800", "name": "m"}, None),
         (400, ("deployments",), "POST", {"model": "\udcff"}, None),
+        # the run's file to register, with a lone surrogate or a NUL: a 500 (UnicodeEncodeError, ValueError)
+        (400, ("models",), "POST", {"run_id": run.id, "name": "m", "path": "outputs/\ud800.pkl"}, None),
+        (400, ("models",), "POST", {"run_id": run.id, "name": "m", "path": "outputs/a\x00b.pkl"}, None),
         (404, ("runs", "no_such_run_1700000000_deadbeef", "metrics"), "GET", None, None),
         (404, ("runs", "no_such_run_1700000000_deadbeef", "logs"), "GET", None, None),
     ]
