@@ -27,6 +27,8 @@ BAD_CALLS = [
     ("big", -(10 ** 400), {}),
     ("\ud800surrogate", 1.0, {}),
     ("", 1.0, {}),
+    (["loss"], 1.0, {}),  # a TypeError from inside (unhashable), not the name's own error
+    ({"loss": 1}, 1.0, {}),
 ]
 
 
@@ -67,7 +69,7 @@ def test_a_bad_call_is_refused_and_every_other_point_of_every_run_is_kept(worksp
     assert a.get_metrics()["after"] == 1.0
     assert client.runs.metric_series(a.id, "after")[0][0][0] == 2
     assert b.get_status() == "Completed"  # (a is this process's context run: its host would complete it)
-    assert name not in a.get_metrics()  # the refused call left no empty metric behind (a bad step did)
+    assert str(name) not in a.get_metrics()  # the refused call left no empty metric behind (a bad step did)
 
 
 def test_a_submitted_script_that_logs_a_bad_step_keeps_its_later_points(workspace, tmp_path):

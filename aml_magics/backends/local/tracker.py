@@ -308,7 +308,11 @@ class LocalTracker(Tracker):
         def write(name: str, value: float, step: int | None = None) -> None:
             if step is not None and (type(step) is not int or not low <= step <= high):
                 step = checks.step(name, step)  # before the metric is made: a refused call leaves no empty metric
-            c = counters.get(name)
+            try:
+                c = counters.get(name)
+            except TypeError:  # a list or dict as the name: refused by the name's check (here a TypeError)
+                checks.metric_name(name)
+                raise
             if c is None:
                 c = counters[name] = counter(run_pk, name)
             if step is None:
