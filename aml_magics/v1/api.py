@@ -76,7 +76,7 @@ class Workspace(_CoreWorkspace):
                     _file_name: str | None = None) -> "Workspace":
         """The workspace ``config.json`` names (searched upward from ``path`` or the current folder, in ``.azureml/``
         too, as v1 did); with none, the local workspace — said once."""
-        found = find_azure_config(path) if path is None or Path(path).is_dir() else Path(path)
+        found = find_azure_config(path) if path is None or checks.path_kind("path", path) == "folder" else Path(path)
         if found is not None and Path(found).is_file():
             try:
                 ref = read_azure_config(Path(found))
@@ -575,11 +575,13 @@ class ScriptRunConfig:
         from .compute import compute_name
         from .environment import environment_ref
 
-        if not self.script:
-            raise InvalidInput("ScriptRunConfig needs script='train.py' (a file of source_directory)")
+        if not self.script or not isinstance(self.script, (str, os.PathLike)):
+            raise InvalidInput(f"ScriptRunConfig needs script='train.py' (a file of source_directory), got "
+                               f"{checks.shown(self.script)}")
+        checks.folder("ScriptRunConfig: source_directory", os.path.expanduser(str(self.source_directory)))
         source = Path(os.path.expanduser(str(self.source_directory))).resolve()
         script_inside("ScriptRunConfig", source, self.script)
-        if not (source / self.script).is_file():
+        if checks.path_kind("ScriptRunConfig: script", source / self.script) != "file":
             raise InvalidInput(f"ScriptRunConfig: no script {self.script!r} in {source}")
         from .data import _StepOutput, _staged_uri
 
@@ -638,6 +640,7 @@ def script_arguments(what: str, arguments: Any) -> list:
 def script_inside(what: str, source: Path, script: str) -> None:
     """The script is a file of ``source`` named relative to it — ``/etc/passwd`` ran as Python, ``../x.py`` failed
     in the run: the run has only the snapshot of ``source``."""
+    checks.path_kind(f"{what}(script=…)", source / script)  # (resolve() raises on a NUL)
     if source not in (source / script).resolve().parents:
         raise InvalidInput(f"{what}(script={script!r}): the script must be a file inside source_directory "
                            f"({source}), named relative to it")

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..core import checks
 from ..core.errors import AmlError, InvalidInput, NotFound, NotSupported
 from . import note_once
 
@@ -399,6 +400,8 @@ def _paths(path: Any) -> list[Any]:
     for item in items:
         if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], Datastore):
             out.append(DataReference(item[0], str(item[1])))
+        elif isinstance(item, (str, Path)) and not str(item).strip():  # Path("") is the working folder: all of it
+            raise InvalidInput("a dataset path is empty: give a file, a folder, a pattern ('data/*.csv') or a URL")
         elif isinstance(item, (DataReference, str, Path)):
             out.append(item)
         else:
@@ -434,9 +437,10 @@ def _entries_of(p: Any) -> list[tuple[str, str]]:
     else:
         text = str(Path(str(p)).expanduser())
         parts = text.split("/")
-        if not any(_wild(part) for part in parts) or Path(text).exists():  # a file named "data[1].csv" is itself
+        kind = checks.path_kind("dataset path", text)
+        if not any(_wild(part) for part in parts) or kind != "missing":  # a file named "data[1].csv" is itself
             local = Path(text)
-            if not local.exists():
+            if kind == "missing":
                 raise NotFound(f"dataset path {str(p)!r} does not exist")
             return [(str(local.resolve()), local.name)]
         cut = next(i for i, part in enumerate(parts) if _wild(part))

@@ -169,8 +169,9 @@ class Environment:
         env = cls(name)
         try:
             lines = Path(file_path).read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise InvalidInput(f"cannot read requirements file {file_path}: {exc.strerror}") from None
+        except (OSError, ValueError) as exc:  # (a NUL in the name; bytes that are not UTF-8)
+            raise InvalidInput(f"cannot read requirements file {checks.shown(str(file_path))}: "
+                               f"{getattr(exc, 'strerror', None) or exc}") from None
         for line in lines:
             line = line.split("#", 1)[0].strip()
             if line and not line.startswith("-"):
@@ -192,6 +193,7 @@ class Environment:
     @staticmethod
     def get(workspace: Any, name: str, version: str | None = None, label: str | None = None) -> "Environment":
         """A curated name (``AzureML-…``) is the kernel's Python (noted); else a registered environment."""
+        checks.text("environment name", name)
         if any(name.startswith(p) for p in CURATED_PREFIXES):
             note_once(f"curated:{name}", f"curated environment {name!r} is this kernel's Python "
                                          "(its packages are what this notebook already imports)")

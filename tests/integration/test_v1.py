@@ -121,6 +121,25 @@ def test_careless_v1_settings_are_refused_before_anything_runs(azureml, client, 
         exp.submit(late)
     with pytest.raises(InvalidInput, match="takes a ScriptRunConfig"):
         exp.submit("train.py")
+    # names the system cannot look up, an empty dataset path, a wrong type: each was an OSError, ValueError,
+    # AttributeError or TypeError from inside (the empty path read the whole working folder as one table)
+    from azureml.core import Dataset
+
+    long = "n" * 300
+    for call, message in (
+            (lambda: exp.submit(ScriptRunConfig(source_directory=long, script="train.py")), "cannot be looked up"),
+            (lambda: exp.submit(ScriptRunConfig(source_directory=str(tmp_path / "train.py"), script="train.py")),
+             "is a file, not a folder"),
+            (lambda: exp.submit(ScriptRunConfig(source_directory=str(tmp_path), script="t\x00.py")),
+             "cannot be looked up"),
+            (lambda: exp.submit(ScriptRunConfig(source_directory=str(tmp_path), script=1.5)), "needs script="),
+            (lambda: Workspace.from_config(path=long), "cannot be looked up"),
+            (lambda: Dataset.File.from_files(path=long), "cannot be looked up"),
+            (lambda: Dataset.Tabular.from_delimited_files(path=""), "a dataset path is empty"),
+            (lambda: Environment.from_pip_requirements("e", "r\x00.txt"), "cannot read requirements file"),
+            (lambda: Environment.get(ws, None), "environment name must be text")):
+        with pytest.raises(InvalidInput, match=message):
+            call()
     for bad in (0, -1, 1.5, "4", True):
         with pytest.raises(InvalidInput, match="max_nodes"):
             AmlCompute.provisioning_configuration(max_nodes=bad)
