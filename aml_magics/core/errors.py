@@ -25,7 +25,10 @@ class NotFound(AmlError, LookupError):
         """``NotFound`` with a "did you mean" built from the names that do exist."""
         # a name that is not text (None, a number: a careless call) is not found either, without suggestions
         close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6) if isinstance(name, str) else []
-        msg = f"{what} {name!r} not found"
+        shown = repr(name)
+        if len(shown) > 80:  # a pasted page of text is not said back whole
+            shown = shown[:79] + "…"
+        msg = f"{what} {shown} not found"
         if close:
             msg += "; did you mean " + " or ".join(repr(c) for c in close) + "?"
         elif hint:

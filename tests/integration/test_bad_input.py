@@ -38,6 +38,8 @@ def _snapshot_of_store(client):
         ("run", "   ", "the cell is empty"),
         ("runs", "x = 1", "is a line magic"),
         ("runs --status Exploded", None, "status 'Exploded' not found"),
+        ("help " + "h" * 300, None, "subcommand '" + "h" * 78 + "… not found"),  # not said back whole
+        ("env register e /dev/zero", None, "environment file /dev/zero is not a file"),  # was "not found"
         ("datastore ls --target out", None, "--target and --overwrite go with upload and download"),
         ("datastore ls x --overwrite", None, "--target and --overwrite go with upload and download"),
         ("runs -e nosuchexperiment", None, "experiment 'nosuchexperiment' not found"),

@@ -18,8 +18,11 @@ def parse_packages(spec: str | os.PathLike | list[str]) -> list[str]:
         lines = [str(x) for x in spec]
     else:
         path = Path(spec).expanduser()
-        if checks.path_kind("environment file", path) != "file":
-            raise NotFound(f"environment file {path} not found (give requirements.txt, environment.yml or a list)")
+        kind = checks.path_kind("environment file", path)
+        if kind != "file":
+            raise (NotFound if kind == "missing" else InvalidInput)(
+                f"environment file {path} {'not found' if kind == 'missing' else 'is not a file'} (give "
+                "requirements.txt, environment.yml or a list)")
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
