@@ -106,6 +106,15 @@ def test_tab_completion_offers_the_runs_models_and_services_of_the_open_workspac
     with provisionalcompleter():  # through IPython's own completer, as a tab press in a notebook
         completions = {c.text for c in ip.Completer.completions("%aml show bas", len("%aml show bas"))}
     assert "baseline" in completions, completions
+    client.runs.start_logging("tabs", display_name="<img src=x onerror=alert(1)>")  # markup is a word like any
+    assert "<img" not in " ".join(_complete(None, _Event("%aml show <")))  # (it has spaces: never offered)
+    client.runs.start_logging("tabs", display_name="<b>bold</b>")
+    assert "<b>bold</b>" in _complete(None, _Event("%aml show <"))  # offered as the text it is
+    import shutil
+
+    shutil.rmtree(workspace)  # the workspace deleted under the kernel: a tab press offers nothing, raises nothing
+    assert [w for w in _complete(None, _Event("%aml show ")) if w.startswith("base")] == []
+    assert not workspace.exists()  # and it did not begin a new one
 
 
 def test_config_options(ip, client):
