@@ -365,19 +365,24 @@ def test_a_forked_child_submitting_child_runs_starts_its_own_zygote(workspace, t
     assert "checked 14" in done.stdout
 
 
-def test_a_sigterm_the_main_thread_slept_through_still_ends_the_child(workspace):
+@pytest.mark.parametrize("rt_signals", ["free", "all the programs own"])
+def test_a_sigterm_the_main_thread_slept_through_still_ends_the_child(workspace, rt_signals):
     """``Pool.terminate()`` (and leaving ``with Pool(...)``) ends a worker with SIGTERM while the worker's main thread
     sleeps in a lock, waiting for its next task. Python runs the handler only in the main thread, and only a signal
     delivered to that thread wakes it: one that another thread of the child took (here a thread of the program's
     own, sent it on purpose; in the wild the flush thread, or the main thread just before it went to sleep) left the
     worker asleep for ever, and ``with Pool`` hung (one in 60 to 170 on a loaded machine). The child's handler must
-    still run: the value it logged is written and it dies of SIGTERM."""
+    still run: the value it logged is written and it dies of SIGTERM. Where every real-time signal the wake-up
+    could use is the program's own, SIGTERM is sent again instead."""
     client = Client.shared()
     run = client.runs.start_logging("forks")
     script = logging_script(client, run, """
         import multiprocessing as mp, signal, threading
         ctx = mp.get_context("fork")
         def child():
+            if TAKEN:
+                for s in range(signal.SIGRTMAX - 1, signal.SIGRTMAX - 9, -1):
+                    signal.signal(s, lambda *a: None)
             run.log("child", 1.0)                      # the child logged: its SIGTERM writes that first
             def other():
                 time.sleep(0.5)                        # the main thread is asleep in the lock by now
@@ -393,7 +398,7 @@ def test_a_sigterm_the_main_thread_slept_through_still_ends_the_child(workspace)
         print("EXIT", p.exitcode)
         if p.exitcode is None:
             p.kill()
-    """)
+    """.replace("TAKEN", str(rt_signals != "free")))
     proc = _run(script, timeout=60)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "EXIT -15" in proc.stdout, proc.stdout  # EXIT None: the child slept through its SIGTERM
