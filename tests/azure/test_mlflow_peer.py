@@ -5,6 +5,7 @@ The server runs from its own virtualenv ($AML_MAGICS_MLFLOW_PYTHON; scripts/test
 large and `import flaml` imports mlflow whenever it is installed, which would slow every AutoML run."""
 from __future__ import annotations
 
+import re
 import textwrap
 import time
 
@@ -232,6 +233,51 @@ def test_the_runtime_shipped_with_a_job_is_enough_on_its_own(mlflow_server, tmp_
     assert out.returncode == 0, out.stderr
     assert [v for _, _, v in ml.metric_history(run_id, "loss")][1:] == [0.5]
     assert "could not be sent" not in out.stderr, out.stderr
+
+
+def test_a_pool_worker_that_cannot_send_its_values_as_it_ends_says_they_are_lost(mlflow_server, tmp_path):
+    """The endpoint is down when a pool worker of a job ends: its values go with it. It said "kept in memory and
+    retried" (a worker has no later); it says how many were lost, and the job's own values still arrive when the
+    endpoint is back."""
+    import os
+    import subprocess
+    import sys
+
+    ml = MlflowRest(mlflow_server)
+    run_id = ml.create_run("in-job-pool-outage")
+    relay = Outage(mlflow_server)
+    (tmp_path / "train.py").write_text(textwrap.dedent("""
+        import sys
+        import multiprocessing as mp
+        from aml_magics import Run
+        run = Run.get_context()
+        def work(i):
+            for j in range(3):
+                run.log("pool", j)
+            return i
+        if __name__ == "__main__":
+            with mp.get_context("fork").Pool(1) as pool:
+                pool.map(work, [0])
+            print("POOL DONE", flush=True)
+            sys.stdin.readline()                 # the endpoint is back
+            run.log("parent", 1.0)
+    """))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AML_MAGICS_")}
+    env.update(MLFLOW_TRACKING_URI=relay.url, MLFLOW_RUN_ID=run_id)
+    relay.down = True
+    job = subprocess.Popen([sys.executable, "train.py"], cwd=tmp_path, env=env, stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert job.stdout.readline().startswith("POOL DONE")
+        relay.down = False
+        _, err = job.communicate("go\n", timeout=120)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert job.returncode == 0, err
+    assert re.search(r"3 metric values or tags could not be sent before this process \(pid \d+\) ended", err), err
+    assert "kept in memory" not in err
+    assert [v for _, _, v in ml.metric_history(run_id, "parent")] == [1.0]
 
 
 def test_pool_workers_in_a_job_send_every_value_once(mlflow_server, tmp_path):
