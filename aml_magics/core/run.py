@@ -128,8 +128,10 @@ class Run:
 
     def log_list(self, name: str, value: Iterable[Any], description: str = "") -> None:
         """Log a list of numbers as a series in one call (the fast path for many points)."""
-        if isinstance(value, (str, bytes, dict)):
-            raise InvalidType(f"log_list({checks.shown(name)}): give a list of numbers, not a {type(value).__name__}")
+        if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):  # one number: run.log
+            raise InvalidType(f"log_list({checks.shown(name)}): give a list of numbers, not a {type(value).__name__}"
+                              + ("; for one value use run.log(name, value)" if not isinstance(value, (str, bytes, dict))
+                                 else ""))
         items = value if isinstance(value, (list, tuple)) else list(value)  # a generator is read once
         try:
             values = [v if type(v) is float else checks.metric_value(name, v) for v in items]
@@ -148,6 +150,7 @@ class Run:
 
     def log_row(self, name: str, description: str = "", **kwargs: Any) -> None:
         """Add a row to table metric ``name``: ``run.log_row("roc", fpr=0.1, tpr=0.6)``."""
+        checks.metric_name(name)  # (a list as the name was 'unhashable type' from inside)
         for column in kwargs:
             checks.text("column name", column, max_len=checks.MAX_NAME)
         self.tracker.log_record(self.id, name, "row", kwargs)
@@ -203,7 +206,7 @@ class Run:
         return self.tracker.store_file(self.id, name, path_or_stream)
 
     def tag(self, key: str, value: Any = None) -> None:
-        self.set_tags({key: value})
+        self.set_tags({_hashable("tag", key): value})
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         """Tag the run; on a full disk the tags wait in memory and are written when space returns."""
@@ -211,7 +214,7 @@ class Run:
 
     def log_param(self, key: str, value: Any) -> None:
         """Record a parameter (shown beside metrics in comparisons)."""
-        self.set_params({key: value})
+        self.set_params({_hashable("param", key): value})
 
     def set_params(self, params: dict[str, Any]) -> None:
         self.tracker.set_tags(self.id, checks.tags("params", params), params=True)
@@ -307,6 +310,8 @@ class Run:
     def get_metrics(self, name: str | None = None) -> dict[str, Any]:
         """name -> value for single values, name -> list for series (as Azure ML)."""
         self.flush_pending()
+        if name is not None:
+            checks.metric_name(name)
         return self.client.runs.get_metrics(self.id, name=name)
 
     def get_tags(self) -> dict[str, str]:
@@ -509,6 +514,16 @@ class _OfflineRun(Run):
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         return {"text/plain": repr(self)}
+
+
+def _hashable(what: str, key: Any) -> Any:
+    """A tag or param name that can be a dict's key (text, or what ``checks.tags`` writes as text); a list or a
+    dict is the name's own error, not 'unhashable type'."""
+    try:
+        hash(key)
+    except TypeError:
+        raise InvalidType(f"{what} name must be text, got {type(key).__name__} {checks.shown(key)}") from None
+    return key
 
 
 def _image_source(name: Any, path: Any, plot: Any) -> Any:

@@ -236,6 +236,18 @@ def test_bad_values_from_python_are_one_clear_error(client):
     for call, message in calls:
         with pytest.raises(InvalidInput, match=message):
             call()
+    live = client.runs.start_logging("exp")  # a list where a name goes: 'unhashable type' from inside
+    for call, message in ((lambda: live.tag(["k"], "v"), "tag name must be text, got list"),
+                          (lambda: live.log_param({"k": 1}, "v"), "param name must be text, got dict"),
+                          (lambda: live.log_row(["r"], a=1), "metric name must be text, got list"),
+                          (lambda: live.get_metrics(name=["a"]), "metric name must be text, got list"),
+                          (lambda: live.log_list("l", 0.5), "give a list of numbers, not a float; for one value use "
+                                                            "run.log")):
+        with pytest.raises(InvalidInput, match=message):
+            call()
+    live.tag("k", "v")
+    live.complete()
+    assert live.get_tags()["k"] == "v"
     client.models.register("m", __file__)
     with pytest.raises(InvalidInput, match="cannot write .*: the path contains a NUL"):
         client.models.download("m", target_dir="t\x00")
