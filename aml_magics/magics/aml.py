@@ -446,9 +446,11 @@ def _source_and_entry(path: str, source_dir: str | None) -> tuple[Path, str]:
     target = Path(path).expanduser()
     if not target.is_absolute():
         target = Path(os.getcwd()) / target
+    kind = checks.path_kind("path", target)  # (a name the system cannot look up: an OSError)
     target = target.resolve()
-    if not target.is_file():
-        raise UsageError(f"{path} not found (relative paths start in {os.getcwd()})")
+    if kind != "file":
+        raise UsageError(f"{path} {'not found' if kind == 'missing' else 'is not a file'} (relative paths start in "
+                         f"{os.getcwd()})")
     source = Path(source_dir).expanduser().resolve() if source_dir else Path(os.getcwd()).resolve()
     if source not in target.parents:
         if source_dir:

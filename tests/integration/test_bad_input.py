@@ -112,6 +112,9 @@ def _snapshot_of_store(client):
         ("run --source-dir " + "a" * 300, "x = 1", "cannot be looked up (File name too long)"),
         ("run --source-dir 'a\x00b'", "x = 1", "source folder 'a\\x00b' cannot be looked up (embedded null byte)"),
         ("run --source-dir train.ipynb", "x = 1", "is a file, not a folder"),
+        ("run " + "r" * 300 + ".py", None, "cannot be looked up (File name too long)"),  # an OSError
+        ("submit " + "n" * 300 + ".ipynb", None, "cannot be looked up (File name too long)"),
+        ("run /dev/zero", None, "/dev/zero is not a file"),  # was "not found"
     ],
 )
 def test_bad_input_is_one_clear_error_and_changes_nothing(ip, client, project, line, cell, message):
