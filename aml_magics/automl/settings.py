@@ -217,8 +217,10 @@ def automl_submission(
     else:
         p = Path(str(data)).expanduser()
         path = p if p.is_absolute() else Path(os.getcwd()) / p
-        if not path.is_file():
-            raise InvalidInput(f"--data {data}: no such file (a DataFrame variable, a CSV/Parquet path, or datastore:PATH)")
+        kind = checks.path_kind("--data", path)
+        if kind in ("missing", "other"):
+            raise InvalidInput(f"--data {data}: {'no such file' if kind == 'missing' else 'not a file (a device)'} (a "
+                               "DataFrame variable, a CSV/Parquet path, or datastore:PATH)")
         path = path.resolve()
         try:
             rel = path.relative_to(Path(source_dir).resolve()).as_posix()

@@ -377,6 +377,7 @@ def to_yaml(spec: PipelineSpec, folder: str | Path, *, experiment: str | None = 
 def _write_all(files: dict[Path, str], overwrite: bool) -> None:
     """Write every file or (a clear error before the first) none: a file that differs is replaced only when asked."""
     for path, text in files.items():
+        checks.path_kind("the file to export to", path)  # (a name the system cannot take: an OSError below)
         try:
             old = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else text
         except OSError:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from IPython.core.error import UsageError
 
+from ..core import checks
 from ..core.names import CELL_FILE
 from ..core.pipelines import PipelineSpec, PipelineStep, binding, identifier
 from . import parser as cli
@@ -114,7 +115,7 @@ class PipelineCommands:
             target = Path(args.target or "pipeline.yml")
             if target.suffix not in (".yml", ".yaml"):
                 raise UsageError(f"{target}: name the file .yml (an Azure ML v2 pipeline YAML)")
-            if target.exists() and not args.force:
+            if checks.path_kind("the file to export to", target) != "missing" and not args.force:
                 raise UsageError(f"{target} exists; add --force to overwrite it")
             spec = self.notebook_pipeline(args.compute, reuse=not args.no_reuse)
             path = self.client.pipelines.export(spec, target.parent if str(target.parent) else ".",

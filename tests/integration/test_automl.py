@@ -202,6 +202,9 @@ def test_resume_after_killing_the_engine(ip, client):
     ("--task classification --data df --label target --horizon 3", "are for forecasting, not classification"),
     ("--task classification --data df --label target --out model", "--out does not apply to AutoML"),
     ("--task classification --data df --label target --in few", "--in does not apply to AutoML"),
+    # a path the system cannot look up was an OSError; a device was "no such file"
+    ("--task classification --data ./" + "d" * 300 + ".csv --label target", "cannot be looked up"),
+    ("--task classification --data /dev/zero --label target", "not a file \\(a device\\)"),
 ])
 def test_bad_automl_settings_fail_before_anything_starts(ip, client, project, options, message):
     ip.user_ns["df"] = pd.DataFrame({"x": [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8], "target": [0, 1] * 6})

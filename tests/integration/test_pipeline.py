@@ -343,6 +343,8 @@ def test_bad_step_lines_and_files_get_one_line(ip, client, tmp_path, project):
     assert not client.runs.list().infos
     steps = ip.run_line_magic("aml", "pipeline steps")
     assert "train" in repr(steps) and "&lt;" not in repr(steps)
+    with pytest.raises(UsageError, match="the file to export to .* cannot be looked up"):  # was an OSError
+        ip.run_line_magic("aml", "pipeline export " + "p" * 300 + ".yml")
     ip.run_line_magic("aml", "pipeline clear")
     assert "No pipeline steps" in repr(ip.run_line_magic("aml", "pipeline steps"))
 
