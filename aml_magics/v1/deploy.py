@@ -8,6 +8,7 @@ here. The 2019 workshop's ``ContainerImage.image_configuration`` + ``Webservice.
 deploy."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +101,12 @@ class InferenceConfig:
             self.environment = Environment.from_conda_specification("inference-env", str(folder / conda_file))
 
     def score_path(self) -> Path:
+        from ..core import checks
+
+        if not isinstance(self.entry_script, (str, os.PathLike)):
+            raise InvalidInput(f"InferenceConfig: entry_script must be a file name, got {checks.shown(self.entry_script)}")
         path = Path(self.source_directory or ".") / self.entry_script
-        if not path.is_file():
+        if checks.path_kind("InferenceConfig: the scoring script", path) != "file":
             raise InvalidInput(f"InferenceConfig: no scoring script {str(path)!r}")
         return path
 

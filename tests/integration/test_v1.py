@@ -124,7 +124,9 @@ def test_careless_v1_settings_are_refused_before_anything_runs(azureml, client, 
     # names the system cannot look up, an empty dataset path, a wrong type: each was an OSError, ValueError,
     # AttributeError or TypeError from inside (the empty path read the whole working folder as one table)
     from azureml.core import Dataset
+    from azureml.core.model import InferenceConfig
 
+    client.models.register("careless-m", tmp_path / "train.py")
     long = "n" * 300
     for call, message in (
             (lambda: exp.submit(ScriptRunConfig(source_directory=long, script="train.py")), "cannot be looked up"),
@@ -137,7 +139,11 @@ def test_careless_v1_settings_are_refused_before_anything_runs(azureml, client, 
             (lambda: Dataset.File.from_files(path=long), "cannot be looked up"),
             (lambda: Dataset.Tabular.from_delimited_files(path=""), "a dataset path is empty"),
             (lambda: Environment.from_pip_requirements("e", "r\x00.txt"), "cannot read requirements file"),
-            (lambda: Environment.get(ws, None), "environment name must be text")):
+            (lambda: Environment.get(ws, None), "environment name must be text"),
+            (lambda: Model.deploy(ws, "careless-svc", [Model(ws, "careless-m")],
+                                  InferenceConfig(entry_script="s" * 300 + ".py")), "cannot be looked up"),
+            (lambda: Model.deploy(ws, "careless-svc", [Model(ws, "careless-m")], InferenceConfig(entry_script=1.5)),
+             "entry_script must be a file name")):
         with pytest.raises(InvalidInput, match=message):
             call()
     for bad in (0, -1, 1.5, "4", True):
