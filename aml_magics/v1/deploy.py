@@ -104,7 +104,8 @@ class InferenceConfig:
         from ..core import checks
 
         if not isinstance(self.entry_script, (str, os.PathLike)):
-            raise InvalidInput(f"InferenceConfig: entry_script must be a file name, got {checks.shown(self.entry_script)}")
+            raise InvalidInput("InferenceConfig: entry_script must be a file name, got "
+                               f"{checks.shown(self.entry_script)}")
         path = Path(self.source_directory or ".") / self.entry_script
         if checks.path_kind("InferenceConfig: the scoring script", path) != "file":
             raise InvalidInput(f"InferenceConfig: no scoring script {str(path)!r}")
