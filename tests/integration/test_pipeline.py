@@ -335,7 +335,8 @@ def test_bad_step_lines_and_files_get_one_line(ip, client, tmp_path, project):
         ip.run_line_magic("aml", "pipeline run")
     # a step's folder that is not there: the pipeline run was created and failed at that step (a name too long for
     # the system: with an OSError)
-    for folder, message in (("nope", "does not exist; give an existing folder"), ("train.py", "is a file, not a folder"),
+    for folder, message in (("nope", "does not exist; give an existing folder"),
+                            ("train.py", "is a file, not a folder"),
                             ("d" * 300, r"cannot be looked up \(File name too long\)")):
         define(ip, "prep", f"--out clean --source-dir {folder}", "pass\n")
         with pytest.raises(UsageError, match=f"step prep: its folder .*{message}"):
