@@ -242,7 +242,7 @@ class Connection:
                 return self._conn.execute(sql, params).fetchall()
             except UnicodeEncodeError as exc:
                 raise _not_encodable(params, exc) from None
-            except (sqlite3.ProgrammingError, OverflowError) as exc:
+            except (sqlite3.ProgrammingError, sqlite3.InterfaceError, OverflowError) as exc:  # (3.10: InterfaceError)
                 raise _not_bindable(params, exc) from None
             except sqlite3.DatabaseError as exc:
                 if is_damage(exc):
@@ -259,7 +259,7 @@ class Connection:
                 return self._conn.execute(sql, params).fetchone()
             except UnicodeEncodeError as exc:
                 raise _not_encodable(params, exc) from None
-            except (sqlite3.ProgrammingError, OverflowError) as exc:
+            except (sqlite3.ProgrammingError, sqlite3.InterfaceError, OverflowError) as exc:  # (3.10: InterfaceError)
                 raise _not_bindable(params, exc) from None
             except sqlite3.OperationalError as exc:
                 if "interrupted" in str(exc):
@@ -279,7 +279,7 @@ class Connection:
                 return self._conn.execute(sql, params).fetchone()
             except UnicodeEncodeError as exc:
                 raise _not_encodable(params, exc) from None
-            except (sqlite3.ProgrammingError, OverflowError) as exc:
+            except (sqlite3.ProgrammingError, sqlite3.InterfaceError, OverflowError) as exc:  # (3.10: InterfaceError)
                 raise _not_bindable(params, exc) from None
             except sqlite3.DatabaseError as exc:
                 if is_damage(exc):
