@@ -136,6 +136,9 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
         if getattr(args, "experiment", None) is not None and not args.experiment.strip():
             raise UsageError(f"%aml {args.command}: -e/--experiment was given an empty name; give one, or leave the "
                              "option out for the default")
+        blank = cli.blank_option(subs.get(args.command, _PARSER), args)
+        if blank is not None:
+            raise UsageError(f"%aml {args.command}: {blank}")
         if cell is not None and args.command not in ("run", "sweep", "step"):
             raise UsageError(f"%%aml {args.command} is a line magic: use %aml {args.command} "
                              "(only %%aml run, %%aml sweep and %%aml step take a cell)")

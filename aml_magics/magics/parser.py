@@ -402,6 +402,26 @@ def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return {}
 
 
+# options where an empty value means something: a description, the datastore's root, a request body to test with;
+# and the NAME=VALUE ones, which say how to write a pair themselves
+_EMPTY_ALLOWED = {"description", "target", "test", "tag", "env_var", "input", "parameter", "param"}
+
+
+def blank_option(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """The message for an option given an empty or blank value (``-c ""``, ``--source-dir " "``) — which the
+    commands took for the option left out, the default, without a word — or None."""
+    for action in parser._actions:
+        if not action.option_strings or action.nargs == 0 or action.dest in _EMPTY_ALLOWED:
+            continue
+        value = getattr(args, action.dest, None)
+        values = value if isinstance(value, list) else [value]
+        if value == action.default or not any(isinstance(v, str) and not v.strip() for v in values):
+            continue
+        also = "" if action.required else ", or leave the option out for the default"
+        return f"{'/'.join(action.option_strings)} was given an empty value; give one{also}"
+    return None
+
+
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

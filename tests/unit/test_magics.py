@@ -141,6 +141,29 @@ def test_an_empty_experiment_name_is_refused_not_taken_as_the_default(ip, client
     assert len(client.runs.list(limit=1000)) == before  # nothing was submitted
 
 
+@pytest.mark.parametrize("line, cell", [
+    ("run --wait -c ''", "x = 1\n"), ("run --wait --source-dir ' '", "x = 1\n"), ("run --wait --env ''", "x = 1\n"),
+    ("sweep --metric '' --trials 1", "lr = 0.1  # choice(0.1, 0.2)\n"),
+    ("automl --task regression --data d.csv --label y --metric ''", None),
+    ("automl --task regression --data d.csv --label y --register ''", None),
+    ("automl --task regression --data d.csv --label y --validation ''", None),
+    ("batch m --data d.csv --output-file ''", None), ("deploy m --score ''", None),
+    ("deploy m --instance-type ' '", None), ("pipeline run --name ''", None), ("runs --metric ''", None),
+    ("step s1 --compute ''", "x = 1\n"),
+])
+def test_an_empty_option_value_is_refused_not_taken_as_the_default(ip, client, tmp_path, line, cell):
+    """``-c ""`` ran on the default compute, ``--output-file ""`` wrote the default file, ``--register ""`` was
+    dropped: an option given an empty value is one line, and nothing starts."""
+    before = len(client.runs.list(limit=1000))
+    with pytest.raises(UsageError, match=r"was given an empty value; give one"):
+        if cell is None:
+            ip.run_line_magic("aml", line)
+        else:
+            ip.run_cell_magic("aml", line, cell)
+    assert len(client.runs.list(limit=1000)) == before
+    assert not list(client.deployments.list())
+
+
 def test_config_values_that_make_no_sense_are_refused_and_empty_means_the_default(ip, client):
     try:
         for bad in ("-1", "0", "10**30"):
