@@ -438,7 +438,7 @@ def parse_pairs(items: list[str], option: str, *, literal: bool = False, identif
         if literal:
             try:
                 value = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
+            except (ValueError, SyntaxError, MemoryError, RecursionError):  # (the last two: a literal too deep)
                 pass  # anything that is not a literal is a string, as papermill's -r does
         out[key] = value
     return out

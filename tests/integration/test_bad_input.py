@@ -27,6 +27,12 @@ def _snapshot_of_store(client):
         ("submit train.ipynb -p alpha", None, "write it as NAME=VALUE"),
         ("submit train.ipynb -p 1x=2", None, "not a valid Python name"),
         ("submit train.ipynb -p class=2", None, "not a name a notebook can assign"),  # a SyntaxError in the run
+        # a TypeError from inside (bytes, complex, ..., a tuple as a key), or a run that failed writing the notebook
+        ("submit train.ipynb -p 'x=b\"\\xff\"'", None, "x is bytes, which a notebook parameter cannot be"),
+        ("submit train.ipynb -p x=1j", None, "x is complex"),
+        ("submit train.ipynb -p 'x=[1, ...]'", None, "x is ellipsis"),
+        ("submit train.ipynb -p 'x={(1, 2): 3}'", None, "dict key that is not a string or a number"),
+        ("submit train.ipynb -p 'x=\"\\ud800\"'", None, "x has a lone surrogate character"),
         ("submit missing.ipynb", None, "not found"),
         ("run", None, "give a script"),
         ("run missing.py", None, "not found"),
@@ -191,11 +197,20 @@ def test_bad_values_from_python_are_one_clear_error(client):
     for since, says in ((1.5, "must be an integer"), (-1, "must be between 0 and")):  # a TypeError; a re-read
         with pytest.raises(InvalidInput, match=says):
             client.runs.metric_series(run.id, "l", since=since)
+    from aml_magics.core import checks
     from aml_magics.core.types import RunSubmission
 
     for bad in ({"import os; os.system('touch pwned') #": 1}, {"a b": 1}, {"None": 1}, {1: 2}):
         # papermill writes NAME = VALUE into the notebook: the first ran its code in the run
         with pytest.raises(InvalidInput, match="not a name a notebook can assign"):
+            client.runs.submit(RunSubmission(kind="notebook", experiment="exp", source_dir=client.backend.path.parent,
+                                             entry="nb.ipynb", parameters=bad))
+    for bad, says in (({"x": b"1"}, "x is bytes"), ({"x": [object()]}, "x is object"), ({"x": {"k": "\ud800"}},
+                      "x has a lone surrogate"), ({"x": [[[[[]]]]] * 2}, None)):  # a TypeError from inside; a failed run
+        if says is None:  # what JSON carries is a parameter, nested too
+            assert checks.parameter_names("notebook parameters", bad) is None
+            continue
+        with pytest.raises(InvalidInput, match=says):
             client.runs.submit(RunSubmission(kind="notebook", experiment="exp", source_dir=client.backend.path.parent,
                                              entry="nb.ipynb", parameters=bad))
     for kwargs in ({"request_timeout_s": float("nan")}, {"request_timeout_s": "60"}, {"timeout": -1},

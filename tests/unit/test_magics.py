@@ -185,3 +185,13 @@ def test_workspace_use_switches_this_kernel(ip, tmp_path):
     assert info.location == str(tmp_path / "other") and (tmp_path / "other" / "aml.db").exists()
     run = ip.run_cell_magic("aml", "run --wait", "x = 1\n")
     assert str(tmp_path / "other") in str(run.client.config.path)
+
+
+def test_a_parameter_value_too_deep_for_python_s_parser_is_a_string():
+    """``-p x=------…1`` (100,000 signs) raised MemoryError from ``ast.literal_eval``, a traceback: a value that is
+    not a literal Python can read is a string, as papermill's ``-r`` has it."""
+    from aml_magics.magics.parser import parse_pairs
+
+    deep = "-" * 100_000 + "1"
+    assert parse_pairs([f"x={deep}", "y=[1, 2]", "z=1e309"], "-p", literal=True) == {
+        "x": deep, "y": [1, 2], "z": float("inf")}
