@@ -205,8 +205,9 @@ def test_bad_values_from_python_are_one_clear_error(client):
         with pytest.raises(InvalidInput, match="not a name a notebook can assign"):
             client.runs.submit(RunSubmission(kind="notebook", experiment="exp", source_dir=client.backend.path.parent,
                                              entry="nb.ipynb", parameters=bad))
+    # a TypeError from inside; a run that failed writing the notebook; what JSON carries
     for bad, says in (({"x": b"1"}, "x is bytes"), ({"x": [object()]}, "x is object"), ({"x": {"k": "\ud800"}},
-                      "x has a lone surrogate"), ({"x": [[[[[]]]]] * 2}, None)):  # a TypeError from inside; a failed run
+                      "x has a lone surrogate"), ({"x": [[[[[]]]]] * 2}, None)):
         if says is None:  # what JSON carries is a parameter, nested too
             assert checks.parameter_names("notebook parameters", bad) is None
             continue
