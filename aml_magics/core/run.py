@@ -284,6 +284,20 @@ class Run:
     def cancel(self) -> None:
         self.client.runs.cancel(self.id)
 
+    def __enter__(self) -> "Run":
+        """``with experiment.start_logging() as run:`` (as with Azure ML v1's Run and MLflow's ``start_run``): the run
+        ends with the block — Completed, or Failed with the exception that left it — unless the block ended it."""
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.complete()
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.fail("interrupted (KeyboardInterrupt)")
+        else:
+            self.fail(f"{exc_type.__name__}: {exc}" if str(exc) else exc_type.__name__)
+        return False  # the exception goes on
+
     # -- queries -------------------------------------------------------------------------------------
 
     def get_info(self) -> "RunInfo":

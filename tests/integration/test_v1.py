@@ -339,6 +339,29 @@ def test_run_log_takes_v1s_third_argument_as_a_description(azureml, client):
     assert run.get_metrics()["acc"] == [0.5, 0.7]
 
 
+def test_a_run_used_in_a_with_block_ends_with_it(azureml, client):
+    """``with exp.start_logging() as run:`` (v1's Run, like MLflow's ``start_run``, is a context manager) raised
+    TypeError: the run ends with the block — Completed, or Failed with the exception, which goes on — unless the
+    block ended it itself."""
+    from azureml.core import Experiment, Workspace
+
+    exp = Experiment(Workspace.from_config(), "with-block")
+    with exp.start_logging() as run:
+        run.log("acc", 0.5)
+    assert run.get_status() == "Completed" and run.get_metrics() == {"acc": 0.5}
+    with pytest.raises(ValueError, match="boom"):
+        with exp.start_logging() as failed:
+            failed.log("acc", 0.1)
+            raise ValueError("boom")
+    info = client.runs.get(failed.id)
+    assert info.status == "Failed" and info.error == "ValueError: boom" and failed.get_metrics() == {"acc": 0.1}
+    with pytest.raises(KeyError):
+        with client.runs.start_logging("with-block") as done:  # the client's Run too
+            done.complete()
+            raise KeyError("after")
+    assert client.runs.get(done.id).status == "Completed"  # it ended itself first
+
+
 def test_v1_run_methods_tutorials_call_keep_what_they_are_given(azureml, client, tmp_path, capsys):
     """The rest of v1's Run a tutorial calls — properties, folders of files, AutoML's chart metrics — kept and read
     back; a careless value is one line that keeps nothing, and a name v1 has but this layer does not says so."""
