@@ -67,7 +67,10 @@ def _read_table(path: str):
 
     if path.endswith((".parquet", ".pq")):
         return pd.read_parquet(path)
-    return pd.read_csv(path, sep=checks.table_delimiter(path))  # (";" of Excel's CSV made one column of each row)
+    try:
+        return pd.read_csv(path, sep=checks.table_delimiter(path))  # (";" of Excel's CSV made one column of each row)
+    except pd.errors.EmptyDataError:  # a file of nothing, not even a header: no rows, as a header alone (was the
+        return pd.DataFrame()  # whole job failed with pandas' traceback)
 
 
 def make_plan(settings: BatchSpec) -> dict:

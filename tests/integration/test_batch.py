@@ -67,6 +67,7 @@ def test_a_dataframe_by_rows_and_a_csv_folder(ip, client, digits, tmp_path):
     for k, sep in enumerate([",", ";", ","]):  # ";": Excel's CSV in many languages (it was read as one column)
         pd.DataFrame(X[k * 100:(k + 1) * 100], columns=[f"p{i}" for i in range(64)]).to_csv(tables / f"t{k}.csv",
                                                                                              index=False, sep=sep)
+    (tables / "t3.csv").write_bytes(b"")  # not even a header: no rows, as a header alone (it failed the whole job)
     client.datastores.upload(tables, "digits/tables")
     run = client.batch.submit("digits", "datastore:digits/tables", mini_batch=64, parallel=2, experiment="batch")
     assert client.runs.wait(run.id, timeout=120).status == "Completed", client.runs.get_logs(run.id)
@@ -234,6 +235,11 @@ def test_what_the_engine_refuses_once_started_is_its_one_line(client, digits, tm
     info = client.runs.wait(run.id, timeout=120)
     assert info.status == "Failed"
     assert info.error.startswith("the input folder ") and info.error.endswith("has no files to score"), info.error
+    assert "Traceback" not in client.runs.get_logs(run.id)
+    (hidden / "empty.csv").write_bytes(b"")  # pandas' EmptyDataError was the error, below its traceback
+    run = client.batch.submit("digits", hidden / "empty.csv", experiment="batch")
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Failed" and info.error == "the table has no rows to score", info.error
     assert "Traceback" not in client.runs.get_logs(run.id)
 
 
