@@ -201,6 +201,11 @@ class LocalDeployments(DeploymentsBackend):
                 raise InvalidInput(f"service {name}: {row['error']}, unchanged (the whole log: "
                                    f"%aml service {name} --logs)")
         else:
+            if existing is not None:  # its supervisor is gone (killed, a reboot): what is left of its group (servers
+                # still holding the port, which a delete could then no longer find) goes first, as in a restart;
+                # and the record's stale Failed is not this start's outcome
+                procs.signal_group(row["supervisor_pid"], row["supervisor_start"], procs.SIGKILL)
+                self.rows.set_state(name, "Transitioning", None)
             self._spawn(name)
             self._wait(name, timeout)
         return self.get(name)

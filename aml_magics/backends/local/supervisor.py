@@ -115,10 +115,23 @@ class Supervisor:
         except OSError:
             pass
 
-    def listen(self) -> socket.socket:
+    def listen(self, wait_s: float = 5.0) -> socket.socket:
+        """The service's listening socket. Its port can be held a moment longer by what was killed just before
+        (the servers of a supervisor that was gone, on a redeploy): tried again for ``wait_s``."""
+        import errno
+
         sock = socket.socket(socket.AF_INET6 if ":" in self.spec["host"] else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.spec["host"], self.spec["port"]))
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                sock.bind((self.spec["host"], self.spec["port"]))
+                break
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                    sock.close()
+                    raise
+                time.sleep(0.1)
         sock.listen(2048)
         sock.set_inheritable(True)
         return sock
