@@ -478,13 +478,14 @@ def test_dead_supervisor_is_shown_dead_and_bad_deploys_are_refused(client, digit
 
 def test_the_advised_redeploy_after_a_supervisor_was_killed_takes_over_from_its_orphaned_server(client, digits, ip):
     """Its server kept serving after the supervisor was killed. ``--update`` (what ``%aml services`` advises) failed
-    at once with the stale error — 'its supervisor process is gone …; redeploy with --update' — and started a second
-    supervisor that took over the record, so that a delete then left the orphaned server running on the port, with
-    the service's key, for good."""
+    at once with the stale error — 'its supervisor process is gone …; redeploy with --update' — and started a
+    second supervisor that took over the record, so that a delete then left the orphaned server running on the port,
+    with the service's key, for good."""
     from aml_magics.backends.local.procs import is_alive
 
     ip.run_line_magic("aml", "deploy digits --name digits-orphan")
-    row = client.backend.store.query_one("SELECT supervisor_pid, server_pid FROM deployments WHERE name='digits-orphan'")
+    pids = "SELECT supervisor_pid, server_pid FROM deployments WHERE name='digits-orphan'"
+    row = client.backend.store.query_one(pids)
     os.kill(row[0], signal.SIGKILL)
     wait_until(lambda: not is_alive(row[0]), what="the supervisor to die")
     assert is_alive(row[1])  # the orphan serves on
@@ -492,7 +493,7 @@ def test_the_advised_redeploy_after_a_supervisor_was_killed_takes_over_from_its_
     service = ip.run_line_magic("aml", "deploy digits --name digits-orphan --update")
     assert service.state == "Healthy" and service.run(json.dumps({"data": [[0.0] * 64]})) is not None
     wait_until(lambda: not is_alive(row[1]), what="the orphaned server to be stopped")
-    new = client.backend.store.query_one("SELECT supervisor_pid, server_pid FROM deployments WHERE name='digits-orphan'")
+    new = client.backend.store.query_one(pids)
     ip.run_line_magic("aml", "service digits-orphan --delete")
     wait_until(lambda: not is_alive(new[0]) and not is_alive(new[1]), what="the service's processes to end")
 
