@@ -100,6 +100,22 @@ def test_sigkill_of_only_the_host_leaves_an_orphan_that_doctor_stops(client, tmp
     doctor_is_clean(client)
 
 
+def test_cancel_of_a_run_whose_host_was_killed_stops_its_code(client, tmp_path):
+    """``%aml cancel`` marked the run Canceled while its code ran on, logging to it, until ``doctor`` found it."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "logger.py").write_text(LOGGER)
+    run = client.runs.submit(RunSubmission(kind="script", experiment="orphan", source_dir=tmp_path / "src",
+                                           entry="logger.py"))
+    wait_until(lambda: client.runs.get(run.id).status == "Running", what="Running")
+    row = client.backend.store.get_run(run.id)
+    os.kill(row["host_pid"], signal.SIGKILL)
+    wait_until(lambda: not is_alive(row["host_pid"], row["host_start"]), what="the host to die")
+    assert is_alive(row["user_pid"])
+    assert client.runs.cancel(run.id).status == "Canceled"
+    assert not is_alive(row["user_pid"], row["user_start"]), "the run's code still runs"
+    doctor_is_clean(client)
+
+
 @pytest.mark.parametrize("seed", SEEDS[:2])
 def test_sigkill_of_the_kernel_during_interactive_logging(workspace, tmp_path, seed):
     from aml_magics.core.client import Client

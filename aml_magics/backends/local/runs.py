@@ -234,6 +234,8 @@ class LocalRuns(RunsBackend):
                 return
             if procs.send_signal(row["host_pid"], row["host_start"], signal.SIGTERM):
                 return  # the host stops the run's process group
+        elif row["user_pid"] and procs.runs_for(row["user_pid"], row["user_start"], run_id):
+            _stop_unsupervised(row["user_pid"], row["user_start"])  # its host is gone: nobody else would stop it
         self.store.transition(run_id, "Canceled", only_from=ACTIVE_STATES, reason=reason)
 
     def resume(self, run_id: str) -> None:
@@ -367,3 +369,15 @@ def _substitute_inputs(args: list[str], inputs: dict[str, str], outputs: dict[st
         return found
 
     return [ARG_PLACEHOLDER.sub(replace, a) for a in args]
+
+
+def _stop_unsupervised(pid: int, token: str | None, grace_s: float = 2.0) -> None:
+    """Stop the process group of a run whose host is gone (killed): SIGTERM, then SIGKILL after ``grace_s``. Before,
+    the run was marked Canceled while its code ran on, logging to it, until ``doctor`` found it."""
+    import time
+
+    procs.signal_group(pid, token, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while procs.is_alive(pid, token) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    procs.signal_group(pid, token, procs.SIGKILL)  # what is left of its group (a child that ignored SIGTERM)
