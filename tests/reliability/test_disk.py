@@ -289,3 +289,49 @@ def test_an_upload_on_a_full_disk_leaves_no_empty_folders(workspace, tmp_path):
         assert kind == "StorageError" and "the disk is full" in message, out
     assert out["ls"] == ["kept/"], out  # no new/ (nor new/deep/, new/deep/er/a/) left behind
     assert out["kept"] == ["kept/small.csv"], out  # the folder that was there stays, with what it held
+
+
+DEPLOY_FULL = textwrap.dedent("""
+    import json, os, resource, signal, sys
+    from pathlib import Path
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    ws, src = Path(sys.argv[1]), Path(sys.argv[2])
+    from aml_magics.core.client import Client
+    client = Client(ws)
+    client.models.register("m", src / "model.bin")
+    client.deployments.create("svc", "m", score=src / "a.py")
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))   # the disk is now full
+    out = {}
+    for name, kwargs in (("new", {}), ("svc", {"update": True})):
+        try:
+            client.deployments.create(name, "m", score=src / "b.py", **kwargs)
+            out[name] = "ok"
+        except Exception as e:
+            out[name] = [type(e).__name__, str(e)]
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    service = client.deployments.get("svc")
+    out["answer"] = service.run("{}")
+    out["services"] = [d.name for d in client.deployments.list()]
+    out["folders"] = sorted(p.name for p in (ws / "deployments").iterdir() if not p.name.startswith("."))
+    out["score"] = (ws / "deployments" / "svc" / "score.py").read_text()
+    client.deployments.delete("svc")
+    print("RESULT " + json.dumps(out))
+""")
+
+
+def test_a_deploy_on_a_full_disk_is_one_line_and_the_service_stays_as_it_was(workspace, tmp_path):
+    """``OSError: [Errno 27] File too large`` from writing the service's files, a traceback; an update now puts the
+    files it replaced back, and a new service leaves no folder."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "model.bin").write_bytes(b"x")
+    score = "def init():\n    pass\n\ndef run(raw):\n    return {!r}\n"
+    (src / "a.py").write_text(score.format("A"))
+    (src / "b.py").write_text(score.format("B"))
+    out, _ = _result_of(DEPLOY_FULL, tmp_path, workspace, src)
+    for name in ("new", "svc"):
+        kind, message = out[name]
+        assert kind == "StorageError" and message.startswith(f"cannot write the files of service {name}: the disk is "
+                                                             "full; nothing was deployed or changed"), out
+    assert out["answer"] == "A" and out["score"] == score.format("A"), out
+    assert out["services"] == ["svc"] and out["folders"] == ["svc"], out

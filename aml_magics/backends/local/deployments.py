@@ -164,8 +164,11 @@ class LocalDeployments(DeploymentsBackend):
                 s.bind((host, 0))
                 port = s.getsockname()[1]
         folder = self.root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        kept = _snapshot(folder) if existing is not None else {}  # put back if the update does not start
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            kept = _snapshot(folder) if existing is not None else {}  # put back if the update does not start
+        except OSError as exc:
+            raise _not_written(name, exc) from None
         model_paths = {}
         for m in infos:
             model_paths[m.name] = m.path
@@ -174,12 +177,22 @@ class LocalDeployments(DeploymentsBackend):
         spec = {"entry_script": "score.py", "model_dir": model_dir, "model_paths": model_paths, "host": host,
                 "port": port, "auth": auth, "models": [m.id for m in infos], "timeout_s": request_timeout_s,
                 "max_body": max_body_bytes, "python": python, "environment": environment, "workers": workers}
-        _write_atomic(folder / "score.py", source)
-        _write_atomic(folder / "spec.json", json.dumps(spec, indent=2))
-        if not (folder / "keys.json").exists():
-            _write_private(folder / "keys.json", json.dumps({"primary": secrets.token_urlsafe(32),
-                                                             "secondary": secrets.token_urlsafe(32)}))
-        self._image_record(folder, spec, infos)
+        try:
+            _write_atomic(folder / "score.py", source)
+            _write_atomic(folder / "spec.json", json.dumps(spec, indent=2))
+            if not (folder / "keys.json").exists():
+                _write_private(folder / "keys.json", json.dumps({"primary": secrets.token_urlsafe(32),
+                                                                 "secondary": secrets.token_urlsafe(32)}))
+            self._image_record(folder, spec, infos)
+        except OSError as exc:  # a full disk: the service as it was (an update's files back; a new one's gone)
+            try:
+                if existing is None:
+                    shutil.rmtree(folder)
+                else:
+                    _restore(folder, kept)
+            except OSError:
+                pass
+            raise _not_written(name, exc) from None
         shown_host = f"[{host}]" if ":" in host else host
         uri = f"http://{shown_host}:{port}/score"
         if existing is None:
@@ -331,6 +344,17 @@ class LocalDeployments(DeploymentsBackend):
             procs.signal_group(row["supervisor_pid"], row["supervisor_start"], procs.SIGKILL)
         self.rows.delete(name)
         shutil.rmtree(self.root / name, ignore_errors=True)
+
+
+def _not_written(name: str, exc: OSError) -> Exception:
+    """A deploy whose files could not be written: one line (a full disk, a read-only workspace), or the error."""
+    from ...core.errors import StorageError, storage_reason
+
+    reason = storage_reason(exc)
+    if reason is None:
+        return exc
+    return StorageError(f"cannot write the files of service {name}: {reason}; nothing was deployed or changed — free "
+                        "space or make the workspace writable, then deploy again")
 
 
 def _write_atomic(path: Path, text: str) -> None:
