@@ -308,7 +308,15 @@ DEPLOY_FULL = textwrap.dedent("""
             out[name] = "ok"
         except Exception as e:
             out[name] = [type(e).__name__, str(e)]
+    keys = client.deployments.get_keys("svc")
+    try:
+        client.deployments.regenerate_key("svc", "primary")
+        out["key"] = "ok"
+    except Exception as e:
+        out["key"] = [type(e).__name__, str(e)]
     resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    out["keys_kept"] = client.deployments.get_keys("svc") == keys
+    out["left"] = sorted(p.name for p in (ws / "deployments" / "svc").iterdir() if p.name.endswith(".tmp"))
     service = client.deployments.get("svc")
     out["answer"] = service.run("{}")
     out["services"] = [d.name for d in client.deployments.list()]
@@ -320,8 +328,8 @@ DEPLOY_FULL = textwrap.dedent("""
 
 
 def test_a_deploy_on_a_full_disk_is_one_line_and_the_service_stays_as_it_was(workspace, tmp_path):
-    """``OSError: [Errno 27] File too large`` from writing the service's files, a traceback; an update now puts the
-    files it replaced back, and a new service leaves no folder."""
+    """``OSError: [Errno 27] File too large`` from writing the service's files or a new key, a traceback; an update
+    now puts the files it replaced back, a new service leaves no folder, and no temporary file is left."""
     src = tmp_path / "src"
     src.mkdir()
     (src / "model.bin").write_bytes(b"x")
@@ -333,5 +341,7 @@ def test_a_deploy_on_a_full_disk_is_one_line_and_the_service_stays_as_it_was(wor
         kind, message = out[name]
         assert kind == "StorageError" and message.startswith(f"cannot write the files of service {name}: the disk is "
                                                              "full; nothing was deployed or changed"), out
-    assert out["answer"] == "A" and out["score"] == score.format("A"), out
+    kind, message = out["key"]
+    assert kind == "StorageError" and "both keys are unchanged" in message and out["keys_kept"], out
+    assert out["answer"] == "A" and out["score"] == score.format("A") and out["left"] == [], out
     assert out["services"] == ["svc"] and out["folders"] == ["svc"], out

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...core.contract import DeploymentsBackend
-from ...core.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
+from ...core.errors import BackendUnavailable, Conflict, InvalidInput, NotFound, StorageError, storage_reason
 from ...core.states import SERVICE_ALIVE_STATES
 from ...core.types import DeploymentInfo
 from . import procs
@@ -80,7 +80,15 @@ class LocalDeployments(DeploymentsBackend):
             folder = self.root / name
             data = json.loads((folder / "keys.json").read_text())
             data[which] = secrets.token_urlsafe(32)
-            _write_private(folder / "keys.json", json.dumps(data))
+            try:
+                _write_private(folder / "keys.json", json.dumps(data))
+            except OSError as exc:  # a full disk: the keys stay as they were (the file is replaced whole or not)
+                reason = storage_reason(exc)
+                if reason is None:
+                    raise
+                raise StorageError(f"cannot write the new {which} key of service {name}: {reason}; both keys are "
+                                   "unchanged — free space or make the workspace writable, then regenerate it again"
+                                   ) from None
             row = self._row(name)
             if self._signal(row, signal.SIGHUP):  # a new server process picks the keys up; no request fails
                 self._wait(name, 120, after=row["updated"])
@@ -348,8 +356,6 @@ class LocalDeployments(DeploymentsBackend):
 
 def _not_written(name: str, exc: OSError) -> Exception:
     """A deploy whose files could not be written: one line (a full disk, a read-only workspace), or the error."""
-    from ...core.errors import StorageError, storage_reason
-
     reason = storage_reason(exc)
     if reason is None:
         return exc
@@ -357,19 +363,23 @@ def _not_written(name: str, exc: OSError) -> Exception:
                         "space or make the workspace writable, then deploy again")
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_atomic(path: Path, text: str | bytes, mode: int = 0o644) -> None:
+    """``path`` replaced whole by ``text``, or (a full disk) left as it was, with no temporary file beside it."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        os.fchmod(fd, mode)  # (a file left by a killed writer keeps its mode through O_CREAT)
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode("utf-8") if isinstance(text, str) else text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _write_private(path: Path, text: str) -> None:
     """Secrets: a 0600 file, replaced atomically."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    _write_atomic(path, text, 0o600)
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -378,6 +388,9 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 def _restore(folder: Path, kept: dict[str, bytes]) -> None:
     for rel, data in kept.items():
-        tmp = (folder / rel).with_name(f".{Path(rel).name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, folder / rel)
+        try:
+            if (folder / rel).read_bytes() == data:
+                continue  # (not replaced: a full disk stopped the update before it)
+        except OSError:
+            pass
+        _write_atomic(folder / rel, data)
