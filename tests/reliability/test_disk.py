@@ -345,3 +345,22 @@ def test_a_deploy_on_a_full_disk_is_one_line_and_the_service_stays_as_it_was(wor
     assert kind == "StorageError" and "both keys are unchanged" in message and out["keys_kept"], out
     assert out["answer"] == "A" and out["score"] == score.format("A") and out["left"] == [], out
     assert out["services"] == ["svc"] and out["folders"] == ["svc"], out
+
+
+def test_doctor_says_when_the_workspace_s_disk_is_nearly_full(client, workspace, tmp_path):
+    """``doctor`` on a workspace whose disk had a few MB left said "healthy"; every run, logging and registration
+    then failed. A real small disk: an 8 MB tmpfs mounted in a user and mount namespace."""
+    report = client.doctor()
+    assert ("free disk space", "ok") in [(c, o) for c, o, _ in report.checks], repr(report)
+    unshare = shutil.which("unshare")
+    small = tmp_path / "small"
+    small.mkdir()
+    mount = f"mount -t tmpfs -o size=8m tmpfs {small}"
+    if unshare is None or subprocess.run([unshare, "-r", "-m", "sh", "-c", mount], capture_output=True).returncode:
+        pytest.skip("no way to mount a small disk here (unshare -r -m is not permitted)")
+    proc = subprocess.run([unshare, "-r", "-m", "sh", "-c", f'{mount} && exec "$0" "$@"', sys.executable, "-m",
+                           "aml_magics", "doctor", "--workspace", str(small / "ws")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("free disk space"))
+    assert line.split()[3:5] == ["problem", "only"] and "MB free on the workspace's disk" in line, proc.stdout

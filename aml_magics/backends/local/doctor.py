@@ -40,6 +40,7 @@ def run_doctor(backend, recover: bool = False) -> DoctorReport:
         damaged.checks.insert(0, ("SQLite integrity_check", "problem", "; ".join(problems[:3])))
         return damaged
     report.add("SQLite integrity_check", "ok", "")
+    report.add(*_free_space(root))
 
     # a run whose host is gone cannot be cancelled or finished properly: stop its process, then repair it
     unsupervised = []
@@ -110,6 +111,23 @@ def run_doctor(backend, recover: bool = False) -> DoctorReport:
                f"removed {len(stopped)} file(s), {freed / 1e6:,.1f} MB, of uploads whose kernel was stopped"
                if stopped else "")
     return report
+
+
+MIN_FREE_BYTES = 100 * 1024 * 1024
+
+
+def _free_space(root: Path) -> tuple[str, str, str]:
+    """The space left on the workspace's disk: a problem under 100 MB, where a run's snapshot, its logging and a
+    registration start to fail (each says so then, but a user asking the doctor wants to know before)."""
+    try:
+        usage = shutil.disk_usage(root)
+    except OSError as exc:
+        return "free disk space", "problem", f"cannot be read: {exc.strerror or exc}"
+    shown = f"{usage.free / 1e9:,.1f} GB" if usage.free >= 1e9 else f"{usage.free / 1e6:,.1f} MB"
+    if usage.free < MIN_FREE_BYTES:
+        return ("free disk space", "problem", f"only {shown} free on the workspace's disk: runs, logging and "
+                "registrations will fail — free space, or move the workspace (%aml workspace use PATH)")
+    return "free disk space", "ok", f"{shown} free"
 
 
 def _stopped_uploads(backend) -> list[Path]:
