@@ -364,3 +364,61 @@ def test_doctor_says_when_the_workspace_s_disk_is_nearly_full(client, workspace,
     assert proc.returncode == 1, proc.stdout + proc.stderr
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("free disk space"))
     assert line.split()[3:5] == ["problem", "only"] and "MB free on the workspace's disk" in line, proc.stdout
+
+
+RUN_ON_A_FULL_DISK = textwrap.dedent("""
+    import json, os, sys
+    from pathlib import Path
+    ws = Path(sys.argv[1])
+    from aml_magics.core.client import Client
+    from aml_magics.core.errors import AmlError
+    from aml_magics.core.types import RunSubmission
+    client = Client(ws)
+    src = ws.parent / "src"
+    src.mkdir()
+    (src / "fill.py").write_text(
+        "from aml_magics import Run\\n"
+        "run = Run.get_context()\\n"
+        "run.log_list('i', list(range(100)))\\n"
+        "run.flush()\\n"
+        "try:\\n"
+        "    with open('outputs/big.bin', 'wb') as f:  # the disk is full after this\\n"
+        "        while True:\\n"
+        "            f.write(b'x' * 1_000_000)\\n"
+        "except OSError:\\n"
+        "    pass\\n")
+    (src / "outputs").mkdir()
+    out = {}
+    run = client.runs.submit(RunSubmission(kind="script", experiment="full", source_dir=src, entry="fill.py"))
+    try:
+        out["while_full"] = client.runs.wait(run.id, timeout=5).status
+    except AmlError as e:
+        out["while_full"] = str(e)
+    for big in ws.rglob("big.bin"):  # space returns
+        big.unlink()
+    info = client.runs.wait(run.id, timeout=60)
+    out["after"] = [info.status, info.error]
+    out["points"] = client.runs.get_metrics(run.id)["i"]
+    print("RESULT " + json.dumps(out))
+""")
+
+
+def test_a_run_that_ends_on_a_full_disk_is_recorded_as_it_ended_once_space_returns(tmp_path):
+    """The run's host died of the disk's error as it recorded how the run ended: the run stayed Running, and then was
+    marked Failed, 'its run host ended without finishing the run', though its code had completed. On a real full disk
+    (a 20 MB tmpfs in a user and mount namespace) the host now waits for space and records Completed."""
+    unshare = shutil.which("unshare")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = f"mount -t tmpfs -o size=20m tmpfs {disk}"
+    if unshare is None or subprocess.run([unshare, "-r", "-m", "sh", "-c", mount], capture_output=True).returncode:
+        pytest.skip("no way to mount a small disk here (unshare -r -m is not permitted)")
+    script = tmp_path / "script.py"
+    script.write_text(RUN_ON_A_FULL_DISK)
+    proc = subprocess.run([unshare, "-r", "-m", "sh", "-c", f'{mount} && exec "$0" "$@"', sys.executable, str(script),
+                           str(disk / "ws")], capture_output=True, text=True, timeout=180)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
+    out = json.loads(line[7:])
+    assert out["while_full"].endswith("is still Running after 5 s"), out  # its end waits for space to be recorded
+    assert out["after"] == ["Completed", None] and out["points"] == list(range(100)), out

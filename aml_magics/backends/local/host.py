@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,11 +27,14 @@ from pathlib import Path
 from . import layout, procs, tracker
 from ...core import children
 from ...core.config import env_number
+from ...core.errors import StorageError
 from ...core.names import ENV_DEPTH
 from ...core.states import SLOT_STATES
 from .store import Store
 
 CANCEL_GRACE_S = env_number("AML_MAGICS_CANCEL_GRACE_S", 5)
+# how long a host whose run has ended waits for disk space to record how it ended
+FINISH_WAIT_S = env_number("AML_MAGICS_FINISH_WAIT_S", 3600)
 
 
 def spawn_host(workspace: Path, run_id: str, store: Store, warm: bool = False) -> int:
@@ -103,6 +107,7 @@ class Host:
         self.proc: subprocess.Popen | None = None
         self.cancelled = threading.Event()
         self.timed_out: str | None = None  # why, when the run was stopped at its time limit
+        self.disk_was_full = False  # the run's end could not be recorded at once: the workspace's disk was full
 
     def on_sigterm(self, signum, frame) -> None:
         self.cancelled.set()
@@ -243,9 +248,36 @@ class Host:
             code = self.proc.wait()
             if limit is not None:
                 limit.cancel()
-        self.finish(code)
-        dispatch_queue(self.workspace, self.store, row["compute"])
+        self.record_end(code)
+        try:
+            dispatch_queue(self.workspace, self.store, row["compute"])
+        except StorageError:  # the next run a reader or another host starts (a full disk would fail it anyway)
+            pass
         return 0
+
+    def record_end(self, code: int | None) -> None:
+        """``finish``, through a full disk: tried again (every 0.5 s, then up to 10 s apart) for ``FINISH_WAIT_S``.
+        The run's code has ended; only its record waits for space. Before, the host died of the disk's error here,
+        and the run stayed Running until a reader marked it Failed ('its run host ended without finishing the run'),
+        also when its code had completed."""
+        deadline = time.monotonic() + FINISH_WAIT_S
+        delay, said = 0.5, False
+        while True:
+            try:
+                return self.finish(code)
+            except StorageError as exc:
+                self.disk_was_full = True
+                if time.monotonic() + delay > deadline:
+                    raise
+                if not said:  # (this process's own log, when it takes the line)
+                    said = True
+                    try:
+                        print(f"cannot record how run {self.run_id} ended ({exc}); trying again as space returns",
+                              file=sys.stderr, flush=True)
+                    except OSError:
+                        pass
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     def finish(self, code: int | None) -> None:
         active = ("NotStarted", "Queued", *SLOT_STATES)
@@ -274,7 +306,19 @@ class Host:
             except ValueError:
                 name = f"signal {-code}"
             return f"the run process was killed by {name}", None
+        if self.disk_was_full or _nearly_full(self.folder):
+            return (f"the run process exited with code {code}; the workspace's disk was full as it ended, so what it "
+                    "printed, its error and its last logged values may be lost"), None
         return f"the run process exited with code {code}", None
+
+
+def _nearly_full(path: Path) -> bool:
+    from .doctor import MIN_FREE_BYTES
+
+    try:
+        return shutil.disk_usage(path).free < MIN_FREE_BYTES
+    except OSError:
+        return False
 
 
 def _duration(seconds: float) -> str:
