@@ -236,7 +236,11 @@ class Host:
                         cwd=str(self.folder / "snapshot"), env=env, stdin=subprocess.DEVNULL,
                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
                     )
-            self.store.update_run(self.run_id, user_pid=self.proc.pid, user_start=procs.start_token(self.proc.pid))
+            try:
+                self.store.update_run(self.run_id, user_pid=self.proc.pid,
+                                      user_start=procs.start_token(self.proc.pid))
+            except StorageError:  # a full disk: this host still stops, waits for and records its process
+                pass
             limit = threading.Timer(spec["timeout_s"], self.on_time_limit, (spec["timeout_s"],)) \
                 if spec.get("timeout_s") else None
             if limit is not None:
