@@ -211,7 +211,7 @@ def test_bad_batch_requests_get_one_line_and_start_nothing(ip, client, digits, p
               ("batch digits --data a_number", "the float64 has no rows to score"),
               # an empty --data was the working folder (every file in it scored); a device and a name too long for
               # the system were an OSError with a traceback
-              ("batch digits --data ''", "--data is empty"),
+              ("batch digits --data ''", "--data was given an empty value"),
               ("batch digits --data /dev/zero", "is not a file or a folder"),
               ("batch digits --data datastore:digits/images --score " + "s" * 300, "cannot be looked up")]
     for line, message in cases:

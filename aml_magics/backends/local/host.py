@@ -27,7 +27,7 @@ from pathlib import Path
 from . import layout, procs, tracker
 from ...core import children
 from ...core.config import env_number
-from ...core.errors import StorageError
+from ...core.errors import StorageError, StoreDamaged, StoreGone
 from ...core.names import ENV_DEPTH
 from ...core.states import SLOT_STATES
 from .store import Store
@@ -270,9 +270,11 @@ class Host:
             try:
                 return self.finish(code)
             except StorageError as exc:
-                self.disk_was_full = True
-                if time.monotonic() + delay > deadline:
+                # only a full disk is waited out: a deleted or replaced workspace, or a read-only one, is not
+                if isinstance(exc, (StoreGone, StoreDamaged)) or not _nearly_full(self.folder) \
+                        or time.monotonic() + delay > deadline:
                     raise
+                self.disk_was_full = True
                 if not said:  # (this process's own log, when it takes the line)
                     said = True
                     try:
