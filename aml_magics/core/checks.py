@@ -361,34 +361,34 @@ def parameter_names(what: str, values: Any) -> None:
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             raise InvalidInput(f"{what}: {shown(name)} is not a name a notebook can assign; use letters, digits and _ "
                                "(not starting with a digit, not a keyword like class)")
-        reason = _unfit_parameter(values[name])
-        if reason is not None:
-            raise InvalidInput(f"{what}: {name} {reason}")
 
 
-def _unfit_parameter(value: Any, depth: int = 0) -> str | None:
-    """Why a value cannot be a notebook parameter (the run gets it through JSON, and writes it into the notebook as
-    UTF-8), or None: bytes, a complex number or ``...`` failed the submission with a TypeError from inside, and a
-    string with a lone surrogate failed the run."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return None
-    if isinstance(value, str):
+def notebook_parameters(what: str, values: Any) -> dict:
+    """The parameters as the run gets them — through JSON: numpy numbers and arrays become numbers and lists, tuples
+    and sets lists — each name one a notebook can assign. A value JSON cannot carry (bytes, a complex number, ``...``,
+    a tuple as a dict key) or a notebook cannot hold (a lone surrogate) is one clear error: the first failed the
+    submission with a TypeError from inside, the second the run."""
+    import json
+
+    from .plain import plain_value
+
+    parameter_names(what, values)
+    out = {}
+    for name, value in values.items():
         try:
-            value.encode("utf-8")
+            text = json.dumps(value, default=plain_value, ensure_ascii=False)
+            text.encode("utf-8")
         except UnicodeEncodeError:
-            return "has a lone surrogate character, which a notebook cannot hold; fix the string"
-        return None
-    if depth > 100:
-        return "is nested more than 100 deep; pass something flatter (or a file's path)"
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return next((r for r in (_unfit_parameter(v, depth + 1) for v in value) if r is not None), None)
-    if isinstance(value, dict):
-        if any(not isinstance(k, (str, int, float, bool, type(None))) for k in value):
-            return "has a dict key that is not a string or a number, which a notebook parameter cannot have"
-        return next((r for r in (_unfit_parameter(v, depth + 1) for kv in value.items() for v in kv) if r is not None),
-                    None)
-    return (f"is {type(value).__name__}, which a notebook parameter cannot be: give a number, a string, True, False, "
-            "None, or a list or dict of them")
+            raise InvalidInput(f"{what}: {name} has a lone surrogate character, which a notebook cannot hold; fix "
+                               "the string") from None
+        except RecursionError:
+            raise InvalidInput(f"{what}: {name} is nested too deep; pass something flatter (or a file's "
+                               "path)") from None
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"{what}: {name} cannot be passed to the notebook: {exc}; give a number, a string, "
+                               "True, False, None, or a list or dict of them") from None
+        out[name] = json.loads(text)
+    return out
 
 
 def environment_variables(what: str, values: Any) -> dict[str, str]:

@@ -809,7 +809,7 @@ def _check_submission(sub: RunSubmission) -> None:
         checks.text("argument", str(arg), empty=True)
     if sub.timeout_s is not None:
         checks.positive("timeout", sub.timeout_s, checks.MAX_TIMEOUT_S)
-    checks.parameter_names("notebook parameters", sub.parameters)
+    sub.parameters = checks.notebook_parameters("notebook parameters", sub.parameters)
     checks.folder("source folder", sub.source_dir)
     if sub.kind in ("script", "notebook"):
         checks.entry_inside(sub.kind, sub.entry)

@@ -70,7 +70,7 @@ def sweep_submission(
     if trial.args:  # a template naming something that is not a parameter is refused now, not at the first trial
         format_args(list(trial.args), {k: 0 for k in space})
     if trial.kind == "notebook":
-        checks.parameter_names("notebook parameters", trial.parameters)
+        trial.parameters = checks.notebook_parameters("notebook parameters", trial.parameters)
         clash = sorted(set(space) & set(trial.parameters))
         if clash:
             raise InvalidInput(f"{', '.join(clash)} is both a sweep parameter and a fixed -p parameter")
