@@ -10,19 +10,31 @@ from .snapshot import link_target
 
 
 def model_files(source: Path) -> list[tuple[Path, str]]:
-    """Regular files of a model file or folder as (path, relative POSIX name); links that leave the folder are not
-    followed."""
+    """Regular files of a model file or folder as (path, relative POSIX name). Links that leave the folder are not
+    followed (a link to a secret would be copied into the registry), nor pipes, sockets or devices: what is left out
+    is named in one note on stderr (it was left out silently: a Hugging Face snapshot, whose files are links to its
+    cache's blobs, registered as a model without its weights)."""
     if source.is_file():
         return [(source, source.name)]
     root = source.resolve()
-    out = []
+    out, left = [], []
     for f in sorted(source.rglob("*")):
+        rel = f.relative_to(source).as_posix()
         if f.is_symlink():
             target = link_target(f)
             if target is None or root not in target.parents:  # a loop, or a link out of the folder
+                left.append(f"{rel} (a link out of the folder)")
                 continue
         if f.is_file():
-            out.append((f, f.relative_to(source).as_posix()))
+            out.append((f, rel))
+        elif not f.is_dir():
+            left.append(f"{rel} (not a regular file)")
+    if left:
+        import sys
+
+        shown = ", ".join(left[:4]) + (f" and {len(left) - 4} more" if len(left) > 4 else "")
+        print(f"Note: not registered from {source.name}/: {shown}. To include a linked file, copy it in (cp -L).",
+              file=sys.stderr)
     return out
 
 
