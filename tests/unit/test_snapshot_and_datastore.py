@@ -53,6 +53,27 @@ def test_a_pipe_a_socket_or_a_device_in_the_folder_is_not_part_of_the_snapshot(t
         sock.close()
 
 
+def test_what_a_submission_leaves_out_of_its_snapshot_unasked_is_named(tmp_path, capsys):
+    """A data file linked in from elsewhere (``data.csv -> /mnt/data/big.csv``) was missing in the run without a
+    word: the script failed with FileNotFoundError. What .amlignore and the usual folders leave out is not named."""
+    src = tmp_path / "src"
+    (src / "__pycache__").mkdir(parents=True)
+    (src / "train.py").write_text("x")
+    (src / "ignored.csv").write_text("x")
+    (src / ".amlignore").write_text("ignored.csv\n")
+    (tmp_path / "big.csv").write_text("a\n1\n")
+    os.symlink(tmp_path / "big.csv", src / "data.csv")
+    os.symlink(tmp_path, src / "elsewhere")
+    os.mkfifo(src / "pipe")
+    assert _names(plan_snapshot(src, 10**9, note=True)) == [".amlignore", "train.py"]
+    assert capsys.readouterr().err == (
+        "Note: not in the run's snapshot: elsewhere/ (a linked folder), data.csv (a link out of the folder), pipe (not "
+        "a regular file). The run sees only files inside its source folder: read other data with --input "
+        "datastore:PATH, or copy it in.\n")
+    plan_snapshot(src, 10**9)  # a trial's (said once, for its sweep)
+    assert capsys.readouterr().err == ""
+
+
 def test_an_environment_inside_the_project_is_not_part_of_the_snapshot(tmp_path):
     """A .venv (or a conda environment) in the project folder was copied with every run, and a real one is over
     the 100 MB limit: every run was refused until the user wrote .amlignore. A local workspace in it likewise (the

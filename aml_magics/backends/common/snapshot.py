@@ -57,6 +57,7 @@ def plan_snapshot(source: Path, max_bytes: int, exclude: tuple[Path, ...] = (), 
     spec = _ignore_spec(source)
     excluded = {p.resolve() for p in exclude}
     files: list[tuple[Path, str]] = []
+    left: list[str] = []  # links out of the folder, pipes: the run would not find them (said when ``note``)
     total = 0
     for root, dirs, names in os.walk(source, followlinks=False):
         root_path = Path(root)
@@ -68,6 +69,7 @@ def plan_snapshot(source: Path, max_bytes: int, exclude: tuple[Path, ...] = (), 
             if d in ALWAYS_IGNORED_DIRS or (rel_root == Path(".") and d == "outputs") or link_target(full) in excluded:
                 continue
             if full.is_symlink():
+                left.append(f"{rel}/ (a linked folder)")
                 continue  # never follow links out of the source folder
             if (full / "pyvenv.cfg").is_file() or (full / "conda-meta").is_dir() or (full / WORKSPACE_DB).is_file():
                 continue  # a virtual or conda environment in the project (.venv): packages, not code — it filled
@@ -85,12 +87,14 @@ def plan_snapshot(source: Path, max_bytes: int, exclude: tuple[Path, ...] = (), 
             if full.is_symlink():
                 target = link_target(full)
                 if target is None or not target.is_file() or source not in target.parents:
+                    left.append(f"{rel} (a link out of the folder)")
                     continue  # links that leave the source folder are not part of the snapshot
             try:
                 st = full.stat()
             except OSError:
                 continue
             if not stat.S_ISREG(st.st_mode):
+                left.append(f"{rel} (not a regular file)")
                 continue  # a named pipe, a socket or a device is no file of the code (copying a pipe refused the run)
             total += st.st_size
             if total > max_bytes:
@@ -99,6 +103,12 @@ def plan_snapshot(source: Path, max_bytes: int, exclude: tuple[Path, ...] = (), 
                     f".amlignore, submit from a smaller folder, or raise %config AmlMagics.snapshot_max_mb"
                 )
             files.append((full, rel))
+    if note and left:  # (a data file linked in from elsewhere was missing in the run without a word)
+        import sys
+
+        shown = ", ".join(left[:4]) + (f" and {len(left) - 4} more" if len(left) > 4 else "")
+        print(f"Note: not in the run's snapshot: {shown}. The run sees only files inside its source folder: read "
+              "other data with --input datastore:PATH, or copy it in.", file=sys.stderr)
     if note and len(files) > MANY_FILES:
         import sys
 
