@@ -48,10 +48,25 @@ class WorkspaceCommands:
             raise UsageError(f"--target {args.target}: services of this workspace run {caps.where} (--target "
                              f"{caps.deploy_target}); to deploy with --target {args.target}, "
                              f"{HOW_TO_OPEN.get(args.target, '%aml workspace use PATH')} and register the model there")
-        service = self.client.deployments.create(args.name, args.models, score=args.score, host=args.host,
-                                                 port=args.port, auth=not args.no_auth, update=args.update,
-                                                 environment=args.environment, instance_type=args.instance_type,
-                                                 workers=args.workers)
+        try:
+            service = self.client.deployments.create(args.name, args.models, score=args.score, host=args.host,
+                                                     port=args.port, auth=not args.no_auth, update=args.update,
+                                                     environment=args.environment,
+                                                     instance_type=args.instance_type, workers=args.workers)
+        except KeyboardInterrupt:  # ("Interrupted." alone left the user thinking the deploy had stopped)
+            from ..core.names import default_service_name
+
+            name = args.name or default_service_name(args.models[0])
+            try:
+                state = self.client.deployments.get_info(name).state
+            except Exception:  # noqa: BLE001 - not recorded yet (or unreadable): nothing was started
+                state = None
+            if state is None:
+                print(f"\nInterrupted; service {name} was not deployed.", file=sys.stderr)
+            else:
+                print(f"\nStopped waiting; service {name} goes on ({state}): %aml services shows it, "
+                      f"%aml service {name} --delete stops it.", file=sys.stderr)
+            return None
         if not checks.loopback_host(args.host):  # (keyed: --no-auth there is refused by deployments.create)
             print(f"Warning: the service listens on {args.host}, reachable from other machines.", file=sys.stderr)
         return service

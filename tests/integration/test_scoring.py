@@ -498,6 +498,26 @@ def test_the_advised_redeploy_after_a_supervisor_was_killed_takes_over_from_its_
     wait_until(lambda: not is_alive(new[0]) and not is_alive(new[1]), what="the service's processes to end")
 
 
+def test_ctrl_c_during_a_deploy_says_the_service_goes_on(client, digits, ip, tmp_path, capsys):
+    """Ctrl-C while ``%aml deploy`` waited said only "Interrupted.", though the service went on starting."""
+    import _thread
+
+    (tmp_path / "slow.py").write_text("import time\ndef init():\n    time.sleep(3)\ndef run(raw):\n    return 1\n")
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        assert ip.run_line_magic("aml", f"deploy digits --name digits-ctrl-c --score {tmp_path / 'slow.py'}") is None
+        time.sleep(1)  # (an interrupt after an early return would land here)
+    except KeyboardInterrupt:
+        pytest.fail("the deploy returned before the interrupt came")
+    finally:
+        timer.cancel()
+    assert ("Stopped waiting; service digits-ctrl-c goes on (Transitioning): %aml services shows it, %aml service "
+            "digits-ctrl-c --delete stops it.") in capsys.readouterr().err
+    wait_until(lambda: client.deployments.get_info("digits-ctrl-c").state == "Healthy", what="the service to start")
+    client.deployments.delete("digits-ctrl-c")
+
+
 def test_time_limit_and_body_limit(client, digits, tmp_path):
     (tmp_path / "slow.py").write_text(
         "import json, time\ndef init():\n    pass\n"
