@@ -53,11 +53,17 @@ def build(root: Path, packages: list[str], progress: Callable[[str], None] = pri
             proc = subprocess.Popen([str(env_python(folder)), "-m", "pip", "install", "--disable-pip-version-check",
                                      "--no-input", "--progress-bar", "off", *packages],
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            for line in proc.stdout:
-                log.write(line)
-                if line.startswith(("Collecting", "Downloading", "Installing", "Successfully")):
-                    progress(f"  {line.strip()[:120]}")
-            code = proc.wait()
+            try:
+                for line in proc.stdout:
+                    log.write(line)
+                    if line.startswith(("Collecting", "Downloading", "Installing", "Successfully")):
+                        progress(f"  {line.strip()[:120]}")
+                code = proc.wait()
+            except BaseException:  # Ctrl-C (or a full disk for the log): pip went on installing into the folder
+                proc.kill()  # that the next build removes and makes again
+                proc.wait()
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
         if code != 0:
             shutil.rmtree(folder, ignore_errors=True)
             last = [l for l in log_path.read_text(errors="replace").splitlines() if "ERROR" in l][-1:]
