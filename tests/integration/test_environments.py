@@ -61,3 +61,50 @@ def test_failed_build_is_one_clear_error_with_the_log_kept(ip, client, workspace
     assert "this-package-does-not-exist" in open(log).read()
     assert client.runs.list().infos == []  # nothing was submitted
     assert not [p for p in (workspace / "envs").iterdir() if p.is_dir()]  # no half-built environment left
+
+
+SLOW_BACKEND = '''
+import time
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    time.sleep(120)
+    raise RuntimeError("too slow")
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    time.sleep(120)
+    raise RuntimeError("too slow")
+'''
+
+
+def test_a_build_stopped_by_ctrl_c_stops_pip_and_leaves_no_half_built_environment(client, tmp_path):
+    """Ctrl-C while pip installed: pip went on installing into the environment's folder, which the next build then
+    removed and made again under it. (A package whose in-tree build backend takes minutes: nothing is downloaded.)"""
+    import signal
+    import threading
+
+    import psutil
+
+    pkg = tmp_path / "slowpkg"
+    pkg.mkdir()
+    (pkg / "pyproject.toml").write_text('[build-system]\nrequires = []\nbuild-backend = "backend"\n'
+                                        'backend-path = ["."]\n\n[project]\nname = "slowpkg"\nversion = "0.1"\n')
+    (pkg / "backend.py").write_text(SLOW_BACKEND)
+    env = client.environments.register("slow", [f"slowpkg @ {pkg.as_uri()}"])
+
+    def pips():
+        return [p for p in psutil.process_iter(["cmdline"]) if pkg.as_uri() in " ".join(p.info["cmdline"] or ())]
+
+    main = threading.main_thread().ident
+
+    def ctrl_c_once_pip_runs():  # as a terminal's Ctrl-C: SIGINT to the main thread, blocked reading pip's output
+        deadline = time.monotonic() + 120
+        while not pips() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    threading.Thread(target=ctrl_c_once_pip_runs, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        client.environments.build("slow", progress=lambda line: None)
+    assert not [p for p in pips() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], "pip goes on installing"
+    assert not (client.backend.path / "envs" / env.hash).exists()
