@@ -347,19 +347,25 @@ def test_a_deploy_on_a_full_disk_is_one_line_and_the_service_stays_as_it_was(wor
     assert out["services"] == ["svc"] and out["folders"] == ["svc"], out
 
 
+def _on_a_small_disk(folder, size: str) -> list[str]:
+    """A command prefix that runs a process with a real disk of ``size`` (a tmpfs) mounted at ``folder``, in a user
+    and mount namespace: every process it starts sees the same full disk (a file-size limit is one process's)."""
+    unshare = shutil.which("unshare")
+    folder.mkdir(exist_ok=True)
+    mount = f"mount -t tmpfs -o size={size} tmpfs {folder}"
+    if unshare is None or subprocess.run([unshare, "-r", "-m", "sh", "-c", mount], capture_output=True).returncode:
+        pytest.skip("no way to mount a small disk here (unshare -r -m is not permitted)")
+    return [unshare, "-r", "-m", "sh", "-c", f'{mount} && exec "$0" "$@"']
+
+
 def test_doctor_says_when_the_workspace_s_disk_is_nearly_full(client, workspace, tmp_path):
     """``doctor`` on a workspace whose disk had a few MB left said "healthy"; every run, logging and registration
     then failed. A real small disk: an 8 MB tmpfs mounted in a user and mount namespace."""
     report = client.doctor()
     assert ("free disk space", "ok") in [(c, o) for c, o, _ in report.checks], repr(report)
-    unshare = shutil.which("unshare")
     small = tmp_path / "small"
-    small.mkdir()
-    mount = f"mount -t tmpfs -o size=8m tmpfs {small}"
-    if unshare is None or subprocess.run([unshare, "-r", "-m", "sh", "-c", mount], capture_output=True).returncode:
-        pytest.skip("no way to mount a small disk here (unshare -r -m is not permitted)")
-    proc = subprocess.run([unshare, "-r", "-m", "sh", "-c", f'{mount} && exec "$0" "$@"', sys.executable, "-m",
-                           "aml_magics", "doctor", "--workspace", str(small / "ws")],
+    proc = subprocess.run([*_on_a_small_disk(small, "8m"), sys.executable, "-m", "aml_magics", "doctor",
+                           "--workspace", str(small / "ws")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("free disk space"))
@@ -407,16 +413,11 @@ def test_a_run_that_ends_on_a_full_disk_is_recorded_as_it_ended_once_space_retur
     """The run's host died of the disk's error as it recorded how the run ended: the run stayed Running, and then was
     marked Failed, 'its run host ended without finishing the run', though its code had completed. On a real full disk
     (a 20 MB tmpfs in a user and mount namespace) the host now waits for space and records Completed."""
-    unshare = shutil.which("unshare")
     disk = tmp_path / "disk"
-    disk.mkdir()
-    mount = f"mount -t tmpfs -o size=20m tmpfs {disk}"
-    if unshare is None or subprocess.run([unshare, "-r", "-m", "sh", "-c", mount], capture_output=True).returncode:
-        pytest.skip("no way to mount a small disk here (unshare -r -m is not permitted)")
     script = tmp_path / "script.py"
     script.write_text(RUN_ON_A_FULL_DISK)
-    proc = subprocess.run([unshare, "-r", "-m", "sh", "-c", f'{mount} && exec "$0" "$@"', sys.executable, str(script),
-                           str(disk / "ws")], capture_output=True, text=True, timeout=180)
+    proc = subprocess.run([*_on_a_small_disk(disk, "20m"), sys.executable, str(script), str(disk / "ws")],
+                          capture_output=True, text=True, timeout=180)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
     out = json.loads(line[7:])
