@@ -78,7 +78,8 @@ def test_sigkill_of_a_logging_run(client, tmp_path, seed, victim):
     doctor_is_clean(client)
 
 
-def test_sigkill_of_only_the_host_leaves_an_orphan_that_doctor_stops(client, tmp_path):
+def _a_run_whose_host_was_killed(client, tmp_path):
+    """A logging run, Running, whose host was SIGKILLed (its own process runs on): (the run, its record)."""
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "logger.py").write_text(LOGGER)
     run = client.runs.submit(RunSubmission(kind="script", experiment="orphan", source_dir=tmp_path / "src",
@@ -87,6 +88,11 @@ def test_sigkill_of_only_the_host_leaves_an_orphan_that_doctor_stops(client, tmp
     row = client.backend.store.get_run(run.id)
     os.kill(row["host_pid"], signal.SIGKILL)
     wait_until(lambda: not is_alive(row["host_pid"], row["host_start"]), what="the host to die")
+    return run, row
+
+
+def test_sigkill_of_only_the_host_leaves_an_orphan_that_doctor_stops(client, tmp_path):
+    run, row = _a_run_whose_host_was_killed(client, tmp_path)
     time.sleep(0.5)
     assert client.runs.get(run.id).status == "Running", "its code still runs: shown Running until doctor acts"
     assert is_alive(row["user_pid"]), "the run's own process outlives its host"
@@ -102,14 +108,7 @@ def test_sigkill_of_only_the_host_leaves_an_orphan_that_doctor_stops(client, tmp
 
 def test_cancel_of_a_run_whose_host_was_killed_stops_its_code(client, tmp_path):
     """``%aml cancel`` marked the run Canceled while its code ran on, logging to it, until ``doctor`` found it."""
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "logger.py").write_text(LOGGER)
-    run = client.runs.submit(RunSubmission(kind="script", experiment="orphan", source_dir=tmp_path / "src",
-                                           entry="logger.py"))
-    wait_until(lambda: client.runs.get(run.id).status == "Running", what="Running")
-    row = client.backend.store.get_run(run.id)
-    os.kill(row["host_pid"], signal.SIGKILL)
-    wait_until(lambda: not is_alive(row["host_pid"], row["host_start"]), what="the host to die")
+    run, row = _a_run_whose_host_was_killed(client, tmp_path)
     assert is_alive(row["user_pid"])
     assert client.runs.cancel(run.id).status == "Canceled"
     assert not is_alive(row["user_pid"], row["user_start"]), "the run's code still runs"
