@@ -6,7 +6,7 @@ from pathlib import Path
 from ...core import checks
 from ...core.errors import InvalidInput, NotFound
 from ...core.names import check_model_name
-from .snapshot import link_target
+from .snapshot import left_out, link_target
 
 
 def model_files(source: Path) -> list[tuple[Path, str]]:
@@ -32,9 +32,8 @@ def model_files(source: Path) -> list[tuple[Path, str]]:
     if left:
         import sys
 
-        shown = ", ".join(left[:4]) + (f" and {len(left) - 4} more" if len(left) > 4 else "")
-        print(f"Note: not registered from {source.name}/: {shown}. To include a linked file, copy it in (cp -L).",
-              file=sys.stderr)
+        print(f"Note: not registered from {source.name}/: {left_out(left)}. To include a linked file, copy it in "
+              "(cp -L).", file=sys.stderr)
     return out
 
 

@@ -36,6 +36,11 @@ def _ignore_spec(source: Path):
     return None
 
 
+def left_out(items: list[str]) -> str:
+    """What a note names as left out of a folder: the first four, and how many more."""
+    return ", ".join(items[:4]) + (f" and {len(items) - 4} more" if len(items) > 4 else "")
+
+
 def link_target(path: Path) -> Path | None:
     """Where a link leads, or None for a loop of links (``resolve`` raises RuntimeError before Python 3.13, OSError
     after: a folder with such a loop made a run's submission, a model's registration and an upload a traceback)."""
@@ -106,9 +111,8 @@ def plan_snapshot(source: Path, max_bytes: int, exclude: tuple[Path, ...] = (), 
     if note and left:  # (a data file linked in from elsewhere was missing in the run without a word)
         import sys
 
-        shown = ", ".join(left[:4]) + (f" and {len(left) - 4} more" if len(left) > 4 else "")
-        print(f"Note: not in the run's snapshot: {shown}. The run sees only files inside its source folder: read "
-              "other data with --input datastore:PATH, or copy it in.", file=sys.stderr)
+        print(f"Note: not in the run's snapshot: {left_out(left)}. The run sees only files inside its source folder: "
+              "read other data with --input datastore:PATH, or copy it in.", file=sys.stderr)
     if note and len(files) > MANY_FILES:
         import sys
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from .snapshot import WORKSPACE_DB, link_target
+from .snapshot import WORKSPACE_DB, left_out, link_target
 
 NOT_DATA_DIRS = {".git", ".hg", ".svn", "__pycache__", ".ipynb_checkpoints", ".mypy_cache", ".pytest_cache"}
 
@@ -60,8 +60,7 @@ def folder_files(source: Path) -> list[tuple[Path, str]]:
                 continue
             files.append((full, rel))
     if left:
-        shown = ", ".join(left[:4]) + (f" and {len(left) - 4} more" if len(left) > 4 else "")
-        print(f"Note: not uploaded from {source.name}/: {shown}.", file=sys.stderr)
+        print(f"Note: not uploaded from {source.name}/: {left_out(left)}.", file=sys.stderr)
     return sorted(files, key=lambda f: f[1])
 
 
