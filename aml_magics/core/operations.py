@@ -149,7 +149,7 @@ class RunOperations(_Operations):
     def metric_series(self, run_id: str, name: str, since: int = 0):
         """New points ``[(step, ts, value)]`` of a scalar series after cursor ``since``, and the next cursor."""
         since = checks.whole("since", since, 0, checks.INT64_MAX)  # (1.5 was a TypeError from inside; -1 re-read)
-        return self._backend.runs.metric_series(run_id, name, since)
+        return self._backend.runs.metric_series(checks.text("run id", run_id), name, since)
 
     def display_series(self, run_id: str, name: str, limit: int = 2000) -> "tuple[list, list, list, int, int]":
         """A whole scalar series as a chart of at most ``limit`` points draws it (min/max buckets, the extremes kept):
@@ -157,7 +157,7 @@ class RunOperations(_Operations):
         from .series import DownsampledSeries
 
         limit = checks.whole("limit", limit, 4, 1_000_000)
-        shown = self._backend.runs.display_series(run_id, name, limit)
+        shown = self._backend.runs.display_series(checks.text("run id", run_id), name, limit)
         if shown is not None:
             return shown
         points, cursor = self._backend.runs.metric_series(run_id, name, 0)
@@ -172,7 +172,7 @@ class RunOperations(_Operations):
 
     def metric_names(self, run_id: str) -> list[str]:
         """Names of the run's scalar series, in the order they were first logged."""
-        return self._backend.runs.metric_names(run_id)
+        return self._backend.runs.metric_names(checks.text("run id", run_id))
 
     def get_logs(self, run_id: str, tail: int | None = None, max_bytes: int | None = None) -> str:
         """The run's output; ``tail``: its last lines only (read from the end, not the whole file); ``max_bytes``:
@@ -565,6 +565,7 @@ class DatastoreOperations(_Operations):
     def upload(self, src: str | os.PathLike, target: str = "", datastore: str | None = None,
                overwrite: bool = False, progress: Callable[[int, int], Any] | None = None) -> list[str]:
         """``progress(bytes moved, bytes in all)``: told as the files go (a progress line, a widget)."""
+        checks.path_kind("the file or folder to upload", src)  # (None, a number: a TypeError from os.fspath)
         path = Path(checks.text("the file or folder to upload", os.fspath(src))).expanduser()
         kind = checks.path_kind("the file or folder to upload", path)
         if kind == "missing":

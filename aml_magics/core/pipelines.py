@@ -10,6 +10,7 @@ A step output is a folder the step writes (``${{outputs.NAME}}`` in arguments, `
 """
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from dataclasses import asdict, dataclass, field, fields
@@ -203,6 +204,8 @@ def load_yaml(path: str | Path) -> tuple[PipelineSpec, dict]:
     ``continue_on_step_failure``."""
     import yaml
 
+    if not isinstance(path, (str, os.PathLike)):  # (None, bytes, a number: a TypeError from pathlib)
+        raise InvalidInput(f"pipeline file must be a path, got {type(path).__name__} {checks.shown(path)}")
     path = Path(path)
     if checks.path_kind("pipeline file", path) == "missing":
         raise InvalidInput(f"{path}: no such file")

@@ -126,6 +126,9 @@ class Model:
         """Path of a model's file or folder: inside a scoring service the deployed copy, else the registry's."""
         import json
 
+        from . import checks
+
+        checks.text("model name", model_name)  # (a list: 'unhashable type' from inside)
         deployed = json.loads(os.environ.get("AML_MAGICS_MODEL_PATHS", "{}") or "{}")
         key = model_name if version is None else f"{model_name}:{version}"
         for candidate in (key, model_name):

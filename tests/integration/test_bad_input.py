@@ -237,6 +237,8 @@ def test_bad_values_from_python_are_one_clear_error(client):
     # paths the system cannot look up (a NUL, a name over 255 bytes) and values of the wrong kind: each was an
     # OSError, ValueError or AttributeError from inside
     long = "n" * 300
+    from aml_magics.core.workspace import Model
+
     calls = [
         (lambda: client.runs.download_file(run.id, "a\x00b"), "contains a NUL"),
         (lambda: client.runs.local_file(run.id, "outputs/" + long), "is 300 bytes long"),
@@ -256,6 +258,12 @@ def test_bad_values_from_python_are_one_clear_error(client):
         (lambda: client.runs.list(experiment=["a", "b"]), "was given as list \\['a', 'b'\\]; give one, as text"),
         (lambda: client.models.get(10 ** 30), "is too large to look up"),
         (lambda: client.batch.submit(None, "d.csv", score="s.py", source_dir=3), "--source-dir must be a path"),
+        # a TypeError from inside each (os.fspath, pathlib, a dict lookup): a value of the wrong kind
+        (lambda: client.datastores.upload(None), "upload must be a path, got NoneType"),
+        (lambda: client.pipelines.load(3), "pipeline file must be a path, got int"),
+        (lambda: client.runs.metric_names(["r"]), "run id must be text, got list"),
+        (lambda: client.runs.display_series({"r": 1}, "l"), "run id must be text, got dict"),
+        (lambda: Model.get_model_path(["m"]), "model name must be text, got list"),
     ]
     for call, message in calls:
         with pytest.raises(InvalidInput, match=message):
