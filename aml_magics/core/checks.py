@@ -119,6 +119,11 @@ def artifact_to_read(name: Any) -> str:
         raise InvalidInput(f"artifact name {shown(value)} contains a NUL character; remove it")
     if len(value) > 4096:
         raise InvalidInput(f"artifact name {shown(value)} is {len(value)} characters long; use at most 4096")
+    try:
+        os.fsencode(value)
+    except UnicodeEncodeError:  # ('\ud800': not one of the surrogates that stand for a byte of a listed name)
+        raise InvalidInput(f"artifact name {shown(value)} contains a lone surrogate that no file's name has; "
+                           "copy the name from run.get_file_names()") from None
     return _inside_a_run(value)
 
 

@@ -119,6 +119,9 @@ def writing_to(target) -> Iterator[None]:
                errno.ENOENT: "that folder cannot be made"}.get(exc.errno)
         why = why or (exc.strerror or type(exc).__name__).lower()
         raise InvalidInput(f"cannot write {exc.filename or target}: {why}; choose another folder") from None
+    except UnicodeEncodeError:  # a lone surrogate no file name can have
+        raise InvalidInput(f"cannot write {target!r}: the path contains a lone surrogate character; choose another "
+                           "name") from None
     except ValueError as exc:  # os functions given a path with a NUL in it
         if "null" not in str(exc):
             raise

@@ -259,6 +259,9 @@ class RunOperations(_Operations):
         import shutil
 
         run_id = self.resolve_id(run_id)
+        if output_file_path is not None and not isinstance(output_file_path, (str, os.PathLike)):
+            raise InvalidInput(f"output_file_path must be a path, got {type(output_file_path).__name__} "
+                               f"{checks.shown(output_file_path)}")
         src = self._backend.runs.file_path(run_id, checks.artifact_to_read(name))
         target = Path(output_file_path) if output_file_path else Path(Path(name).name)
         with writing_to(target):

@@ -278,6 +278,13 @@ def test_bad_values_from_python_are_one_clear_error(client):
         with pytest.raises(InvalidInput, match=message):
             call()
     live.tag("k", "v")
+    live.upload_file("outputs/x.txt", __file__)
+    for call, message in (  # a UnicodeEncodeError (no file's name has '\ud800'), a TypeError from pathlib
+            (lambda: live.download_file("outputs/\ud800"), "lone surrogate that no file's name has"),
+            (lambda: live.download_file("outputs/x.txt", "\ud800.txt"), "the path contains a lone surrogate"),
+            (lambda: live.download_file("outputs/x.txt", ["x.txt"]), "output_file_path must be a path, got list")):
+        with pytest.raises(InvalidInput, match=message):
+            call()
     live.complete()
     assert live.get_tags()["k"] == "v"
     client.models.register("m", __file__)
