@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import ranking
-from ..core.errors import EngineStopped
+from ..core.errors import EngineStopped, storage_reason
 from ..core.specs import AutoMLSpec
 from . import data as training
 from . import ensemble
@@ -126,6 +126,14 @@ class Engine:
                 log_file_name=str(log_path), log_type="all", seed=self.spec.seed, retrain_full=False, verbose=0,
                 keep_search_state=False, model_history=False, mlflow_logging=False, n_jobs=self.threads, **kwargs,
             )
+        except OSError as exc:  # FLAML's trial log cannot be written: the search stops, its trials so far are kept
+            if storage_reason(exc) != "the disk is full":
+                raise
+            stop.set()
+            follower.join()
+            print(f"The disk filled up during the search ({exc.strerror or exc}); going on with the "
+                  f"{len(self.trials)} trials so far.", flush=True)
+            return
         finally:
             stop.set()
             follower.join()
@@ -305,9 +313,7 @@ class Engine:
         names = [algorithm_name(c.learner, self.task) for c in chosen]
         model = AutoMLModel(self.task, self.data.featurizer, fitted, weights, names, classes=self.data.classes,
                             label=self.spec.label, forecasting=self.data.forecasting)
-        with open("outputs/model.pkl.tmp", "wb") as f:
-            pickle.dump(model, f)
-        os.replace("outputs/model.pkl.tmp", "outputs/model.pkl")
+        save_through_a_full_disk(model, Path("outputs/model.pkl"))
         self.keep_member_models(chosen, fitted, names)
         if ens_scores is not None:
             best_run = self.run.record_child(
@@ -415,6 +421,37 @@ class Engine:
         total = time.time() - self.t0
         self.run.log("tracking_overhead_s", self.trials.tracking_s)
         self.run.set_tags({"automl.tracking_s": f"{self.trials.tracking_s:.3f}", "automl.total_s": f"{total:.2f}"})
+
+
+def save_through_a_full_disk(model: Any, path: Path) -> None:
+    """Pickle the final model to ``path`` (whole or not at all), waiting for space while the disk is full: it took
+    the whole budget to make, and a run that ends without it loses it (up to ``AML_MAGICS_FINISH_WAIT_S``, as the
+    run's host waits to record how a run ended)."""
+    from ..core.config import env_number
+
+    data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp = path.with_name(path.name + ".tmp")
+    deadline = time.monotonic() + env_number("AML_MAGICS_FINISH_WAIT_S", 3600)
+    delay, said = 0.5, False
+    while True:
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if storage_reason(exc) != "the disk is full" or time.monotonic() + delay > deadline:
+                raise
+            if not said:
+                print(f"The disk is full: the final model is saved as soon as there is space; free some (it is "
+                      f"given up in {deadline - time.monotonic():.0f} s).", flush=True)
+                said = True
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+        else:
+            if said:
+                print("Space returned: the final model is saved.", flush=True)
+            return
 
 
 def trial_threads(threads: int, learners) -> Any:

@@ -423,3 +423,62 @@ def test_a_run_that_ends_on_a_full_disk_is_recorded_as_it_ended_once_space_retur
     out = json.loads(line[7:])
     assert out["while_full"].endswith("is still Running after 5 s"), out  # its end waits for space to be recorded
     assert out["after"] == ["Completed", None] and out["points"] == list(range(100)), out
+
+
+AUTOML_ON_A_FULL_DISK = textwrap.dedent("""
+    import json, os, pickle, sys, time
+    from pathlib import Path
+    ws = Path(sys.argv[1])
+    os.environ["AML_MAGICS_WORKSPACE"] = str(ws)
+    src = ws.parent / "src"
+    src.mkdir()
+    os.chdir(src)
+    from sklearn.datasets import load_breast_cancer
+    frame = load_breast_cancer(as_frame=True).frame
+    frame.to_csv("bc.csv", index=False)
+    from IPython.core.interactiveshell import InteractiveShell
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "aml_magics")
+    from aml_magics.core.client import Client
+    client = Client(ws)
+    run = ip.run_line_magic("aml", "automl --task classification --data bc.csv --label target --budget 12 -e full")
+    started = time.monotonic()
+    while len(client.runs.children(run.id).infos) < 2 and time.monotonic() - started < 60:
+        time.sleep(0.2)
+    filler = ws.parent / "filler.bin"
+    try:
+        with open(filler, "wb") as f:  # the disk is full from here
+            while True:
+                f.write(b"x" * 1_000_000)
+                f.flush()
+    except OSError:
+        pass
+    time.sleep(max(0.0, started + 30 - time.monotonic()))  # the budget (12 s) is over: the model waits to be saved
+    filler.unlink()
+    info = client.runs.wait(run.id, timeout=120)
+    out = {"status": info.status, "error": info.error, "log": client.runs.get_logs(run.id)}
+    if info.status == "Completed":
+        with open(client.runs.local_file(run.id, "outputs/model.pkl"), "rb") as f:
+            out["predicted"] = len(pickle.load(f).predict(frame.drop(columns=["target"]).head(5)))
+    print("RESULT " + json.dumps(out))
+""")
+
+
+def test_automl_on_a_disk_that_fills_keeps_its_trials_and_saves_its_model_once_space_returns(tmp_path):
+    """FLAML's trial log raised on the full disk and the whole AutoML run failed, its trials' work lost. Now the
+    search stops with the trials so far, and the final model waits for space to be saved (a 60 MB tmpfs, filled
+    during the search and freed after the budget)."""
+    disk = tmp_path / "disk"
+    script = tmp_path / "script.py"
+    script.write_text(AUTOML_ON_A_FULL_DISK)
+    proc = subprocess.run([*_on_a_small_disk(disk, "60m"), sys.executable, str(script), str(disk / "ws")],
+                          capture_output=True, text=True, timeout=300)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
+    out = json.loads(line[7:])
+    assert out["status"] == "Completed", (out["error"], out["log"][-3000:])
+    assert out["predicted"] == 5
+    log = out["log"]
+    assert "The disk filled up during the search" in log and "trials so far" in log, log[-3000:]
+    assert "The disk is full: the final model is saved as soon as there is space" in log, log[-3000:]
+    assert "Space returned: the final model is saved." in log, log[-3000:]
