@@ -215,7 +215,7 @@ def automl_submission(
         else:
             path = Path(local)
     else:
-        p = Path(str(data)).expanduser()
+        p = checks.expand_home(str(data))
         path = p if p.is_absolute() else Path(os.getcwd()) / p
         kind = checks.path_kind("--data", path)
         if kind in ("missing", "other"):

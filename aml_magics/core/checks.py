@@ -51,6 +51,18 @@ def text(what: str, value: Any, *, max_len: int | None = None, empty: bool = Fal
     return value
 
 
+def expand_home(path: Any) -> "Path":
+    """``Path(path)`` with a leading ``~`` or ``~user`` expanded as a shell does: ``~nosuchuser/x`` stays as written
+    (and is then not found, in one line) — pathlib's ``expanduser`` raised RuntimeError, a traceback."""
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        return p.expanduser()
+    except RuntimeError:  # "Could not determine home directory."
+        return p
+
+
 def path_kind(what: str, path: Any) -> str:
     """What is at a local path: "file", "folder", "missing" or "other" (a device, a pipe); a name the system cannot
     look up (an embedded NUL, over its length limits, a parent it may not enter) is one clear error, not an OSError."""

@@ -442,7 +442,7 @@ class BatchOperations(_Operations):
         elif isinstance(data, (str, os.PathLike)):
             if not str(data).strip():  # Path("") is the working folder: every file in it was scored
                 raise InvalidInput("--data is empty: give a file, a folder, datastore:PATH or a DataFrame")
-            looks = Path(data).expanduser().resolve()
+            looks = checks.expand_home(data).resolve()
             kind = checks.path_kind("--data", looks)
             if kind == "missing":
                 raise NotFound(f"--data {str(data)!r}: no such file or folder (or datastore:PATH for datastore files)")
@@ -508,7 +508,7 @@ class BatchEndpointOperations(_Operations):
                     "output_file": checks.output_file_name("--output-file", output_file, (".txt", ".csv"))}
         path = None
         if score is not None:
-            path = Path(score).expanduser()
+            path = checks.expand_home(score)
             checks.existing_file("scoring script", path)
         if not compute:
             raise InvalidInput("name the compute cluster the endpoint's jobs run on: -c NAME")
@@ -569,7 +569,7 @@ class DatastoreOperations(_Operations):
                overwrite: bool = False, progress: Callable[[int, int], Any] | None = None) -> list[str]:
         """``progress(bytes moved, bytes in all)``: told as the files go (a progress line, a widget)."""
         checks.path_kind("the file or folder to upload", src)  # (None, a number: a TypeError from os.fspath)
-        path = Path(checks.text("the file or folder to upload", os.fspath(src))).expanduser()
+        path = checks.expand_home(checks.text("the file or folder to upload", os.fspath(src)))
         kind = checks.path_kind("the file or folder to upload", path)
         if kind == "missing":
             raise NotFound(f"{path} does not exist; give a file or folder to upload")
@@ -611,7 +611,7 @@ class ModelOperations(_Operations):
             checks.text("the run's file to register", str(path), max_len=4096)
             return self._backend.models.register_from_run(self._client.runs.resolve_id(run_id), name, str(path),
                                                           tags=tags, properties=properties, description=description)
-        return self._backend.models.register(name, Path(path).expanduser(), tags=tags, properties=properties,
+        return self._backend.models.register(name, checks.expand_home(path), tags=tags, properties=properties,
                                              description=description)
 
     def get(self, name: str, version: int | None = None) -> ModelInfo:
@@ -647,7 +647,7 @@ class ModelOperations(_Operations):
 
         model = self.get(name, version)
         src = Path(model.path)
-        target = Path(target_dir).expanduser() / src.name
+        target = checks.expand_home(target_dir) / src.name
         with writing_to(target):
             if target.exists() and not exist_ok:
                 from .errors import Conflict
@@ -700,7 +700,7 @@ class DeploymentOperations(_Operations):
             print(f"Note: {workers} workers on this machine's {cores} cores: each loads the model, and more than about "
                   "one per core adds memory, not requests per second.", file=sys.stderr)
         if score:
-            checks.existing_file("score script", Path(score).expanduser(), "the .py file with init() and run()")
+            checks.existing_file("score script", checks.expand_home(score), "the .py file with init() and run()")
         self._backend.deployments.deploy(name, refs, Path(score) if score else None, host=host, port=port,
                                          auth=auth, update=update, timeout=timeout,
                                          request_timeout_s=request_timeout_s, max_body_bytes=max_body_bytes,

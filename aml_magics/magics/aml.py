@@ -446,7 +446,7 @@ def _plain_python(shell, cell: str) -> str:
 
 
 def _source_and_entry(path: str, source_dir: str | None) -> tuple[Path, str]:
-    target = Path(path).expanduser()
+    target = checks.expand_home(path)
     if not target.is_absolute():
         target = Path(os.getcwd()) / target
     kind = checks.path_kind("path", target)  # (a name the system cannot look up: an OSError)
@@ -454,7 +454,7 @@ def _source_and_entry(path: str, source_dir: str | None) -> tuple[Path, str]:
     if kind != "file":
         raise UsageError(f"{path} {'not found' if kind == 'missing' else 'is not a file'} (relative paths start in "
                          f"{os.getcwd()})")
-    source = Path(source_dir).expanduser().resolve() if source_dir else Path(os.getcwd()).resolve()
+    source = checks.expand_home(source_dir).resolve() if source_dir else Path(os.getcwd()).resolve()
     if source not in target.parents:
         if source_dir:
             raise UsageError(f"{path} is not inside --source-dir {source_dir}")

@@ -435,7 +435,7 @@ def _entries_of(p: Any) -> list[tuple[str, str]]:
             return [(str(local), local.name)]
         base, shown = Path(folder._as_argument()), p._uri()
     else:
-        text = str(Path(str(p)).expanduser())
+        text = str(checks.expand_home(str(p)))
         parts = text.split("/")
         kind = checks.path_kind("dataset path", text)
         if not any(_wild(part) for part in parts) or kind != "missing":  # a file named "data[1].csv" is itself

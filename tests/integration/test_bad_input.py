@@ -121,6 +121,10 @@ def _snapshot_of_store(client):
         ("run " + "r" * 300 + ".py", None, "cannot be looked up (File name too long)"),  # an OSError
         ("submit " + "n" * 300 + ".ipynb", None, "cannot be looked up (File name too long)"),
         ("run /dev/zero", None, "/dev/zero is not a file"),  # was "not found"
+        # ~ of a user who does not exist stays as written, as a shell has it (pathlib raised RuntimeError)
+        ("deploy svc m --score ~nosuchuser/score.py", None, "score script '~nosuchuser/score.py' not found"),
+        ("env register e ~nosuchuser/r.txt", None, "environment file ~nosuchuser/r.txt not found"),
+        ("automl --task classification --data ~nosuchuser/d.csv --label y", None, "--data ~nosuchuser/d.csv: no such"),
     ],
 )
 def test_bad_input_is_one_clear_error_and_changes_nothing(ip, client, project, line, cell, message):
@@ -287,6 +291,10 @@ def test_bad_values_from_python_are_one_clear_error(client):
             call()
     live.complete()
     assert live.get_tags()["k"] == "v"
+    for call in (lambda: client.models.register("m", "~nosuchuser/m.pkl"),  # a RuntimeError from pathlib
+                 lambda: client.datastores.upload("~nosuchuser/data")):
+        with pytest.raises(NotFound, match="~nosuchuser/.* does not exist"):
+            call()
     client.models.register("m", __file__)
     with pytest.raises(InvalidInput, match="cannot write .*: the path contains a NUL"):
         client.models.download("m", target_dir="t\x00")

@@ -49,7 +49,7 @@ class AzureEnvironments(EnvironmentsBackend):
         runtime needs added, visibly (a comment at its top, and the version's description); a requirements.txt
         or a list becomes a conda file on the kernel's Python (pickled --in values move both ways)."""
         check_model_name(name, "environment name")
-        path = None if isinstance(spec, (list, tuple)) else Path(spec).expanduser()
+        path = None if isinstance(spec, (list, tuple)) else checks.expand_home(spec)
         if path is not None and path.suffix in (".yml", ".yaml"):
             parse_packages(path)  # the same checks (readable, valid requirements) and errors as any file
             conda, added = conda_as_written(path.read_text(encoding="utf-8"), path.name)

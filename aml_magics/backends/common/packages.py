@@ -17,7 +17,7 @@ def parse_packages(spec: str | os.PathLike | list[str]) -> list[str]:
     if isinstance(spec, (list, tuple)):
         lines = [str(x) for x in spec]
     else:
-        path = Path(spec).expanduser()
+        path = checks.expand_home(spec)
         kind = checks.path_kind("environment file", path)
         if kind != "file":
             raise (NotFound if kind == "missing" else InvalidInput)(

@@ -140,7 +140,7 @@ class LocalDatastores(DatastoresBackend):
         src = self._inside(root, path)
         if not src.exists():
             raise NotFound(f"datastore path {path!r} does not exist")
-        target = Path(target).expanduser()
+        target = checks.expand_home(target)
         files = [src] if src.is_file() else [f for f in sorted(src.rglob("*")) if f.is_file()]
         self._refuse_links_out(root, [src] if src.is_file() else sorted(src.rglob("*")), path)
         # a folder comes down as itself, inside the target (as cp -r and azcopy do, and the Azure ML datastore):

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ...core import checks
 from ...core.contract import DeploymentsBackend
 from ...core.errors import BackendUnavailable, Conflict, InvalidInput, NotFound, StorageError, storage_reason
 from ...core.states import SERVICE_ALIVE_STATES
@@ -153,7 +154,7 @@ class LocalDeployments(DeploymentsBackend):
         if twice is not None:  # (``m1`` and ``m1:1`` are the same model too)
             raise InvalidInput(f"model {twice} is named twice; name each model to deploy once")
         if score_path is not None:
-            score_path = Path(score_path).expanduser()
+            score_path = checks.expand_home(score_path)
             if score_path.is_dir():
                 raise InvalidInput(f"score script {score_path} is a folder; give the .py file with init() and run()")
             if not score_path.is_file():
