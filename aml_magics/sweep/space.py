@@ -109,6 +109,32 @@ def _finite(kind: str, values: tuple) -> None:
             raise InvalidInput(f"{kind}() got {x!r}, which is not a finite number; give numbers below 1.8e308")
 
 
+def _as_stored(options: tuple) -> tuple:
+    """choice()'s options as the sweep's spec stores them and its trials get them — through JSON (numpy numbers
+    become numbers, tuples and sets lists). An option JSON cannot carry (bytes, a complex number) or text with a lone
+    surrogate is one clear error: the first was a TypeError from inside at submission."""
+    import json
+
+    from ..core.checks import shown
+    from ..core.plain import plain_value
+
+    out = []
+    for option in options:
+        try:
+            text = json.dumps(option, default=plain_value, allow_nan=False, ensure_ascii=False)
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(f"choice() option {shown(option)} has a lone surrogate character, which cannot be "
+                               "stored; fix the string") from None
+        except RecursionError:
+            raise InvalidInput("a choice() option is nested too deep; give something flatter") from None
+        except (TypeError, ValueError):
+            raise InvalidInput(f"choice() option {shown(option)} ({type(option).__name__}) cannot be given to a "
+                               "trial; give numbers, strings, True, False, None, or lists or dicts of them") from None
+        out.append(json.loads(text))
+    return tuple(out)
+
+
 def _check(kind: str, args: tuple) -> Expression:
     def numbers(n: int, what: str):
         if len(args) != n or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in args):
@@ -124,7 +150,7 @@ def _check(kind: str, args: tuple) -> Expression:
         if not options:
             raise InvalidInput("choice() needs at least one option, like choice(0.01, 0.1, 1)")
         _finite(kind, options)
-        return Expression(kind, options)
+        return Expression(kind, _as_stored(options))
     if kind == "randint":
         numbers(1, "one integer upper bound (values 0 … upper-1)")
         if int(args[0]) != args[0] or args[0] < 1:
@@ -240,6 +266,8 @@ def parse_param(text: str) -> tuple[str, Expression]:
         node = ast.parse(expr.strip(), mode="eval").body
     except SyntaxError:
         raise InvalidInput(f"--param {text!r}: {expr.strip()!r} is not an expression") from None
+    except UnicodeEncodeError:  # (Python's parser takes UTF-8)
+        raise InvalidInput(f"--param {name}: the expression has a lone surrogate character; fix the text") from None
     found = _literal_call(node, f"--param {name}")
     if found is None:
         raise InvalidInput(f"--param {text!r}: use one of {', '.join(EXPRESSIONS)}")
@@ -256,6 +284,8 @@ def parse_cell(code: str) -> tuple[dict[str, Expression], list[tuple[str, int, i
         tree = ast.parse(code)
     except SyntaxError as exc:
         raise InvalidInput(f"the cell has a syntax error on line {exc.lineno}: {exc.msg}") from None
+    except UnicodeEncodeError:
+        raise InvalidInput("the cell has a lone surrogate character, which Python cannot read; fix the text") from None
     space: dict[str, Expression] = {}
     spans: list[tuple[str, int, int]] = []
     for node in tree.body:

@@ -323,6 +323,9 @@ def test_resume_after_killing_the_controller(ip, client):
     ("--metric acc", "x = uniform(-1e308, 1e308)\n", "its range is beyond a float"),
     ("--metric acc", "x = normal(1e308, 1e308)\n", "its range is beyond a float"),
     ("--metric acc", "x = quniform(0, 1, 1e-320)\n", "q is too small for the range"),
+    # an option a trial cannot be given: a TypeError from inside as the sweep's spec was stored
+    ("--metric acc", "x = choice(1, b'x')\n", "choice.. option b'x' .bytes. cannot be given to a trial"),
+    ("--metric acc --param 'y=choice(1j)'", "x = choice(1, 2)\n", "option 1j .complex. cannot be given"),
 ])
 def test_bad_sweep_settings_fail_before_anything_starts(ip, client, options, cell, message):
     with pytest.raises(UsageError, match=message):
@@ -348,6 +351,18 @@ def test_every_accepted_range_samples_finite_values_at_its_edges():
             value = expression.value(internal)
             assert math.isfinite(value), (text, u, value)
             assert expression.internal(value) == expression.internal(value)  # replays into Optuna
+
+
+def test_choice_options_are_what_the_trials_get_through_json():
+    """A set or tuple option is the list the trials get (the spec stores the space as JSON); text with a lone
+    surrogate is one line (a UnicodeEncodeError from Python's parser)."""
+    from aml_magics.sweep.space import parse_cell, parse_param
+
+    space, _ = parse_cell("x = choice({1, 2}, (3, 4), {'a': None}, -0.0)\n")
+    assert space["x"].args == ([1, 2], [3, 4], {"a": None}, -0.0)
+    for call in (lambda: parse_param("x=choice('\ud800')"), lambda: parse_cell("x = choice('\ud800')\n")):
+        with pytest.raises(InvalidInput, match="lone surrogate"):
+            call()
 
 
 def test_a_choice_of_a_huge_range_is_one_line_at_once():
