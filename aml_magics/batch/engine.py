@@ -467,6 +467,10 @@ class BatchEngine:
         path = self.append(plan)
         print(f"Batch done: {len(done)} mini-batches scored, {len(failed)} failed; {scored} scored by this process "
               f"in {time.monotonic() - started:.1f} s → {path}", flush=True)
+        if failed and not done:  # --error-threshold -1 lets failures pass, but a run that scored nothing is no result
+            first = failed[min(failed, key=int)]
+            raise EngineStopped(f"every mini-batch failed ({len(failed)} of {len(failed)}); nothing was scored. The "
+                                f"first error: {first}")
         return 0
 
     def progress(self, plan, done, failed, scored_items, started, total) -> None:

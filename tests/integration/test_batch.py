@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -145,6 +146,15 @@ def test_the_error_threshold_and_failed_mini_batches(ip, client, digits, project
     lines = lines_of(client, run.id)
     assert len(lines) == 75 and not any(l.startswith(("img_00", "img_05")) for l in lines)
     assert client.runs.get_metrics(run.id)["mini_batches_failed"][-1] == 2
+    # every mini-batch failed (with the default threshold, -1, that lets failures pass): the run ended Completed with
+    # an empty predictions file, and a notebook that went on read nothing
+    score_env(tmp_path, monkeypatch, ALWAYS_FAIL=",".join(f"img_{i:03d}.npy" for i in range(0, 100, 10)))
+    run = client.batch.submit("digits", "datastore:digits/images", score="batch_score.py", mini_batch=10, retries=0,
+                              experiment="batch")
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Failed", info
+    assert re.match(r"every mini-batch failed \((\d+) of \1\); nothing was scored\. The first error: .*cannot read "
+                    r"img_000\.npy", info.error), info.error
 
 
 def test_a_killed_batch_run_resumes_without_scoring_a_finished_mini_batch_again(ip, client, digits, project, tmp_path,
