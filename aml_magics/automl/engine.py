@@ -24,10 +24,10 @@ import pickle
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..core import ranking
-from ..core.errors import EngineStopped, storage_reason
+from ..core.errors import EngineStopped, StorageError, storage_reason
 from ..core.specs import AutoMLSpec
 from . import data as training
 from . import ensemble
@@ -281,11 +281,12 @@ class Engine:
 
     def record_default(self, trial: Trial, scores: dict) -> Trial:
         name = algorithm_name(trial.learner, self.task)
-        run_id = self.run.record_child(
+        run_id = through_a_full_disk(lambda: self.run.record_child(
             name, params={"algorithm": name, **{k: str(v) for k, v in trial.config.items()}},
             tags={"automl.learner": trial.learner, "automl.default": "true",
                   "automl.config": json.dumps(trial.config, default=float)},
-            metrics={k: v for k, v in scores.items() if math.isfinite(v)}, started=time.time())
+            metrics={k: v for k, v in scores.items() if math.isfinite(v)}, started=time.time()),
+            f"the trial of {name} at its defaults is recorded")
         return Trial(trial.learner, trial.config, scores.get(self.metric), run_id, trial.time, len(self.trials) + 1)
 
     def finish(self) -> None:
@@ -316,14 +317,14 @@ class Engine:
         save_through_a_full_disk(model, Path("outputs/model.pkl"))
         self.keep_member_models(chosen, fitted, names)
         if ens_scores is not None:
-            best_run = self.run.record_child(
+            best_run = through_a_full_disk(lambda: self.run.record_child(
                 "VotingEnsemble",
                 params={"algorithm": "VotingEnsemble",
                         "members": ", ".join(f"{n}×{w:.2f}" for n, w in zip(names, weights))},
                 tags={"automl.learner": "VotingEnsemble", "automl.members": json.dumps([c.run_id for c in chosen])},
                 metrics={k: v for k, v in ens_scores.items() if math.isfinite(v)},
                 started=time.time() - self.ensemble_s,
-            )
+            ), "the VotingEnsemble's trial is recorded")
             try:  # the ensemble's child keeps the final model, as each member keeps its own
                 self.run.tracker.store_file(best_run, "outputs/model.pkl", "outputs/model.pkl")
             except Exception as exc:  # noqa: BLE001 - the run's own copy is what get_output() reads
@@ -425,33 +426,47 @@ class Engine:
 
 def save_through_a_full_disk(model: Any, path: Path) -> None:
     """Pickle the final model to ``path`` (whole or not at all), waiting for space while the disk is full: it took
-    the whole budget to make, and a run that ends without it loses it (up to ``AML_MAGICS_FINISH_WAIT_S``, as the
-    run's host waits to record how a run ended)."""
-    from ..core.config import env_number
-
+    the whole budget to make, and a run that ends without it loses it."""
     data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
     tmp = path.with_name(path.name + ".tmp")
-    deadline = time.monotonic() + env_number("AML_MAGICS_FINISH_WAIT_S", 3600)
-    delay, said = 0.5, False
-    while True:
+
+    def save() -> None:
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
             os.replace(tmp, path)
-        except OSError as exc:
+        except OSError:
             tmp.unlink(missing_ok=True)
-            if storage_reason(exc) != "the disk is full" or time.monotonic() + delay > deadline:
+            raise
+
+    through_a_full_disk(save, "the final model is saved")
+
+
+def through_a_full_disk(write: Callable[[], Any], what: str) -> Any:
+    """``write()``, tried again while the workspace's disk is full (every 0.5 s, then up to 10 s apart, for up to
+    ``AML_MAGICS_FINISH_WAIT_S``, as the run's host waits to record how a run ended): what the search made is kept in
+    memory meanwhile, where failing would lose it. Other errors, and a disk full past the wait, raise."""
+    from ..core.config import env_number
+
+    deadline, delay = None, 0.5
+    while True:
+        try:
+            result = write()
+        except (OSError, StorageError) as exc:
+            if storage_reason(exc) != "the disk is full":
                 raise
-            if not said:
-                print(f"The disk is full: the final model is saved as soon as there is space; free some (it is "
-                      f"given up in {deadline - time.monotonic():.0f} s).", flush=True)
-                said = True
+            if deadline is None:
+                deadline = time.monotonic() + env_number("AML_MAGICS_FINISH_WAIT_S", 3600)
+                print(f"The disk is full: {what} as soon as there is space; free some (it is given up in "
+                      f"{deadline - time.monotonic():.0f} s).", flush=True)
+            elif time.monotonic() + delay > deadline:
+                raise
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
         else:
-            if said:
-                print("Space returned: the final model is saved.", flush=True)
-            return
+            if deadline is not None:
+                print(f"Space returned: {what}.", flush=True)
+            return result
 
 
 def trial_threads(threads: int, learners) -> Any:

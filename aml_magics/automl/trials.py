@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core import ranking
+from ..core.config import env_number
+from ..core.errors import StorageError, storage_reason
 from .ensemble import CAPPED_KEY
 from .settings import algorithm_name
 
@@ -91,8 +93,14 @@ class Trials:
         return trial
 
     def follow(self, path: Path, started: float, stop: threading.Event) -> None:
-        """Record each trial FLAML appends to ``path`` until ``stop`` is set (then reads what is left)."""
+        """Record each trial FLAML appends to ``path`` until ``stop`` is set (then reads what is left). A trial the
+        workspace cannot take while its disk is full waits in memory and is recorded when space returns — at the
+        search's end the follower waits for it (up to ``AML_MAGICS_FINISH_WAIT_S``), so the final choice has it:
+        it was lost, and with it perhaps the best trial."""
         offset, pending, reported = 0, b"", set()
+        waiting: list[dict] = []  # trials the full disk refused, in order
+        deadline: float | None = None  # after the search: how long trials wait for space
+        delay = 0.5
         while True:
             done = stop.is_set()
             try:
@@ -110,6 +118,8 @@ class Trials:
                           flush=True)
             pending += chunk
             *lines, pending = pending.split(b"\n")
+            recs = waiting
+            waiting = []
             for line in lines:
                 try:
                     rec = json.loads(line)  # bytes: json detects UTF-8
@@ -117,14 +127,42 @@ class Trials:
                     continue
                 if not isinstance(rec, dict) or "learner" not in rec or "config" not in rec:
                     continue  # FLAML's checkpoint lines
+                recs.append(rec)
+            for rec in recs:
+                if waiting:  # in order: after one the disk refused, the rest wait too
+                    waiting.append(rec)
+                    continue
                 logged = rec.get("logged_metric") or {}
                 try:
                     self.record(rec["learner"], rec["config"], logged if isinstance(logged, dict) else {},
                                 float(rec.get("trial_time") or 0.0), started + float(rec.get("wall_clock_time") or 0))
+                except StorageError as exc:
+                    if storage_reason(exc) != "the disk is full":
+                        print(f"aml-magics: could not record a trial: {exc}", flush=True)
+                        continue
+                    if "full" not in reported:
+                        reported.add("full")
+                        print("aml-magics: the disk is full: trials wait in memory and are recorded when space "
+                              "returns", flush=True)
+                    waiting.append(rec)
                 except Exception as exc:  # noqa: BLE001 - never let bookkeeping stop the search
                     print(f"aml-magics: could not record a trial: {type(exc).__name__}: {exc}", flush=True)
-            if done:
+            if done and not waiting:
+                if deadline is not None:
+                    print("Space returned: the trials are recorded.", flush=True)
                 return
+            if done:
+                if deadline is None:
+                    deadline = time.monotonic() + env_number("AML_MAGICS_FINISH_WAIT_S", 3600)
+                    print(f"The disk is full: {len(waiting)} trial(s) wait to be recorded before the final choice; "
+                          f"free some space (they are given up in {deadline - time.monotonic():.0f} s).", flush=True)
+                elif time.monotonic() > deadline:
+                    print(f"aml-magics: {len(waiting)} trial(s) could not be recorded: the disk stayed full",
+                          flush=True)
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
             stop.wait(0.2)
 
     def rebuild(self) -> None:

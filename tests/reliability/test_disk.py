@@ -460,14 +460,24 @@ AUTOML_ON_A_FULL_DISK = textwrap.dedent("""
     if info.status == "Completed":
         with open(client.runs.local_file(run.id, "outputs/model.pkl"), "rb") as f:
             out["predicted"] = len(pickle.load(f).predict(frame.drop(columns=["target"]).head(5)))
+    out["recorded"] = sorted(int(c.tags["automl.trial"]) for c in client.runs.children(run.id).infos
+                             if "automl.trial" in c.tags)
+    searched = 0  # the trials FLAML logged (a line cut short by the full disk is not one)
+    for line in client.runs.local_file(run.id, "outputs/flaml_trials.jsonl").read_bytes().splitlines():
+        try:
+            searched += "learner" in json.loads(line)
+        except ValueError:
+            pass
+    out["searched"] = searched
     print("RESULT " + json.dumps(out))
 """)
 
 
 def test_automl_on_a_disk_that_fills_keeps_its_trials_and_saves_its_model_once_space_returns(tmp_path):
     """FLAML's trial log raised on the full disk and the whole AutoML run failed, its trials' work lost. Now the
-    search stops with the trials so far, and the final model waits for space to be saved (a 60 MB tmpfs, filled
-    during the search and freed after the budget)."""
+    search stops with the trials so far, each of them is recorded once space returns (those the workspace refused
+    were dropped: "could not record a trial"), and the final model waits for space to be saved (a 60 MB tmpfs,
+    filled during the search and freed after the budget)."""
     disk = tmp_path / "disk"
     script = tmp_path / "script.py"
     script.write_text(AUTOML_ON_A_FULL_DISK)
@@ -480,5 +490,9 @@ def test_automl_on_a_disk_that_fills_keeps_its_trials_and_saves_its_model_once_s
     assert out["predicted"] == 5
     log = out["log"]
     assert "The disk filled up during the search" in log and "trials so far" in log, log[-3000:]
-    assert "The disk is full: the final model is saved as soon as there is space" in log, log[-3000:]
-    assert "Space returned: the final model is saved." in log, log[-3000:]
+    assert "could not record a trial" not in log, log[-3000:]
+    assert out["recorded"] == list(range(1, out["searched"] + 1)), out["recorded"]  # every trial FLAML logged
+    # what waited for space: the trials the workspace refused, or the final model (or both)
+    assert "wait to be recorded before the final choice" in log or \
+        "The disk is full: the final model is saved as soon as there is space" in log, log[-3000:]
+    assert "Space returned: " in log or "trials wait in memory" in log, log[-3000:]
