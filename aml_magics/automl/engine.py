@@ -24,10 +24,10 @@ import pickle
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..core import ranking
-from ..core.errors import EngineStopped, StorageError, storage_reason
+from ..core.errors import EngineStopped, storage_reason, through_a_full_disk
 from ..core.specs import AutoMLSpec
 from . import data as training
 from . import ensemble
@@ -440,33 +440,6 @@ def save_through_a_full_disk(model: Any, path: Path) -> None:
             raise
 
     through_a_full_disk(save, "the final model is saved")
-
-
-def through_a_full_disk(write: Callable[[], Any], what: str) -> Any:
-    """``write()``, tried again while the workspace's disk is full (every 0.5 s, then up to 10 s apart, for up to
-    ``AML_MAGICS_FINISH_WAIT_S``, as the run's host waits to record how a run ended): what the search made is kept in
-    memory meanwhile, where failing would lose it. Other errors, and a disk full past the wait, raise."""
-    from ..core.config import env_number
-
-    deadline, delay = None, 0.5
-    while True:
-        try:
-            result = write()
-        except (OSError, StorageError) as exc:
-            if storage_reason(exc) != "the disk is full":
-                raise
-            if deadline is None:
-                deadline = time.monotonic() + env_number("AML_MAGICS_FINISH_WAIT_S", 3600)
-                print(f"The disk is full: {what} as soon as there is space; free some (it is given up in "
-                      f"{deadline - time.monotonic():.0f} s).", flush=True)
-            elif time.monotonic() + delay > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
-        else:
-            if deadline is not None:
-                print(f"Space returned: {what}.", flush=True)
-            return result
 
 
 def trial_threads(threads: int, learners) -> Any:

@@ -16,6 +16,7 @@ record of what is done. Progress (mini-batches done and failed, items per second
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import checks
-from ..core.errors import EngineStopped, InvalidInput
+from ..core.errors import EngineStopped, InvalidInput, storage_reason, through_a_full_disk
 from ..core.specs import TABULAR_SUFFIXES, BatchSpec
 
 STATE = Path(".batch")
@@ -154,11 +155,11 @@ def _mini_batch(idx: int):
     return frame
 
 
-def _task(idx: int, parts: str, fmt: str) -> tuple[int, str | None, bool]:
+def _task(idx: int, parts: str, fmt: str) -> tuple[int, str | None, str]:
     """Score mini-batch ``idx`` and keep its result, rendered as the output's format, as one part file;
-    (idx, error or None, whether the error is init()'s)."""
+    (idx, error or None, what the error is: "init" (init()'s), "full" (the disk was full) or "")."""
     if "init_error" in _W:
-        return idx, _W["init_error"], True
+        return idx, _W["init_error"], "init"
     try:
         result = _W["run"](_mini_batch(idx))
         if result is None:
@@ -169,11 +170,14 @@ def _task(idx: int, parts: str, fmt: str) -> tuple[int, str | None, bool]:
         with open(tmp, "wb") as f:
             f.write(data)
         os.replace(tmp, target)
-        return idx, None, False
+        return idx, None, ""
     except BaseException as exc:  # noqa: BLE001 - the mini-batch's failure, retried by the engine
         import traceback
 
-        return idx, "".join(traceback.format_exception_only(type(exc), exc)).strip(), False
+        with contextlib.suppress(NameError, OSError):
+            os.unlink(tmp)  # a part cut short by a full disk
+        kind = "full" if isinstance(exc, OSError) and storage_reason(exc) == "the disk is full" else ""
+        return idx, "".join(traceback.format_exception_only(type(exc), exc)).strip(), kind
 
 
 def render(result: Any, fmt: str) -> bytes:
@@ -385,6 +389,7 @@ class BatchEngine:
             # nobody knows which one killed it: they become suspects, tried again one at a time, so only the culprit's
             # tries are counted
             suspects: list[int] = []
+            full = _FullDisk()
             ok = False
 
             def submit(idx: int) -> bool:
@@ -418,18 +423,23 @@ class BatchEngine:
                     for fut in finished:
                         idx = flying.pop(fut)
                         try:
-                            _, error, init_failed = fut.result()
+                            _, error, kind = fut.result()
                         except BrokenProcessPool:
-                            error, init_failed, broken = "a worker process died (out of memory, or killed)", False, True
+                            error, kind, broken = "a worker process died (out of memory, or killed)", "", True
                             if not alone:
                                 suspects.append(idx)
                                 continue
-                        if init_failed:
+                        if kind == "init":
                             raise EngineStopped(f"the scorer could not start: {error}")
                         if error is None:
                             done.add(idx)
                             scored += 1
                             scored_items += batch_items(plan, idx)
+                            if full.waiting:
+                                full.returned()
+                            continue
+                        if kind == "full" and full.wait(idx):  # not a try of the mini-batch: scored again later
+                            queue.append(idx)
                             continue
                         attempts[idx] = attempts.get(idx, 0) + 1
                         if attempts[idx] <= s.retries:
@@ -438,7 +448,7 @@ class BatchEngine:
                             continue
                         failed[str(idx)] = error
                         failed_items += batch_items(plan, idx)
-                        _write_json(failed_log, failed)
+                        through_a_full_disk(lambda: _write_json(failed_log, failed), "the failed mini-batch is noted")
                         print(f"mini-batch {idx}: failed after {attempts[idx]} tries — {error}", flush=True)
                         if 0 <= s.error_threshold < failed_items:
                             raise EngineStopped(
@@ -464,7 +474,7 @@ class BatchEngine:
                     _stop_workers(pool)
                 pool.shutdown(wait=ok, cancel_futures=True)
         self.progress(plan, done, failed, scored_items, started, total)
-        path = self.append(plan)
+        path = through_a_full_disk(lambda: self.append(plan), "the output file is written")
         print(f"Batch done: {len(done)} mini-batches scored, {len(failed)} failed; {scored} scored by this process "
               f"in {time.monotonic() - started:.1f} s → {path}", flush=True)
         if failed and not done:  # --error-threshold -1 lets failures pass, but a run that scored nothing is no result
@@ -530,6 +540,39 @@ def _frame(result: Any):
     import pandas as pd
 
     return result if isinstance(result, pd.DataFrame) else pd.DataFrame({"result": list(result)})
+
+
+class _FullDisk:
+    """Mini-batches that could not be kept because the disk was full: not tries of theirs (a mini-batch retried at
+    once failed its tries in a second and the run failed, its scored work kept only for a resume). Each waits
+    (0.5 s, then up to 10 s apart) and is scored again, for up to ``AML_MAGICS_FINISH_WAIT_S``."""
+
+    def __init__(self) -> None:
+        self.deadline: float | None = None
+        self.delay = 0.5
+        self.waiting = False
+
+    def wait(self, idx: int) -> bool:
+        """Whether mini-batch ``idx`` is to be scored again (after a pause); False once the disk has stayed full past
+        the wait (then it counts as a failure)."""
+        from ..core.config import env_number
+
+        now = time.monotonic()
+        if self.deadline is None:
+            self.deadline = now + env_number("AML_MAGICS_FINISH_WAIT_S", 3600)
+        if now > self.deadline:
+            return False
+        if not self.waiting:
+            print(f"The disk is full: mini-batch {idx} waits for space and is scored again (free some; the wait is "
+                  f"given up in {self.deadline - now:.0f} s).", flush=True)
+            self.waiting = True
+        time.sleep(self.delay)
+        self.delay = min(self.delay * 2, 10.0)
+        return True
+
+    def returned(self) -> None:
+        print("Space returned: scoring goes on.", flush=True)
+        self.deadline, self.delay, self.waiting = None, 0.5, False
 
 
 def _write_json(path: Path, data: dict) -> None:

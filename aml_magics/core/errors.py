@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-from typing import Iterable, Iterator
+import time
+from typing import Any, Callable, Iterable, Iterator
 
 
 class AmlError(Exception):
@@ -127,3 +128,31 @@ def writing_to(target) -> Iterator[None]:
             raise
         raise InvalidInput(f"cannot write {target!r}: the path contains a NUL character; choose another folder"
                            ) from None
+
+
+def through_a_full_disk(write: Callable[[], Any], what: str) -> Any:
+    """``write()``, tried again while the workspace's disk is full (every 0.5 s, then up to 10 s apart, for up to
+    ``AML_MAGICS_FINISH_WAIT_S``, as the run's host waits to record how a run ended), saying so once on stdout (the
+    run's log): for an engine's results, kept in memory meanwhile, that failing would lose. Other errors, and a disk
+    full past the wait, raise."""
+    from .config import env_number
+
+    deadline, delay = None, 0.5
+    while True:
+        try:
+            result = write()
+        except (OSError, StorageError) as exc:
+            if storage_reason(exc) != "the disk is full":
+                raise
+            if deadline is None:
+                deadline = time.monotonic() + env_number("AML_MAGICS_FINISH_WAIT_S", 3600)
+                print(f"The disk is full: {what} as soon as there is space; free some (it is given up in "
+                      f"{deadline - time.monotonic():.0f} s).", flush=True)
+            elif time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+        else:
+            if deadline is not None:
+                print(f"Space returned: {what}.", flush=True)
+            return result

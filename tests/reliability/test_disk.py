@@ -496,3 +496,73 @@ def test_automl_on_a_disk_that_fills_keeps_its_trials_and_saves_its_model_once_s
     assert "wait to be recorded before the final choice" in log or \
         "The disk is full: the final model is saved as soon as there is space" in log, log[-3000:]
     assert "Space returned: " in log or "trials wait in memory" in log, log[-3000:]
+
+
+BATCH_ON_A_FULL_DISK = textwrap.dedent("""
+    import json, os, sys, time
+    from pathlib import Path
+    ws = Path(sys.argv[1])
+    src = ws.parent / "src"
+    src.mkdir()
+    os.chdir(src)
+    import joblib
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    X, y = load_digits(return_X_y=True)
+    joblib.dump(LogisticRegression(max_iter=200).fit(X, y), "m.pkl")
+    pd.DataFrame(np.repeat(X, 10, axis=0)).to_csv("rows.csv", index=False)
+    (src / "slow.py").write_text(
+        "import os, time, joblib\\n"
+        "def init():\\n"
+        "    global model\\n"
+        "    model = joblib.load(os.path.join(os.environ['AZUREML_MODEL_DIR'], 'm.pkl'))\\n"
+        "def run(batch):\\n"
+        "    time.sleep(0.2)\\n"
+        "    return model.predict(batch.values).tolist()\\n")
+    from aml_magics.core.client import Client
+    client = Client(ws)
+    client.models.register("digits", "m.pkl")
+    run = client.batch.submit("digits", "rows.csv", score="slow.py", mini_batch=1000, experiment="full")
+    started = time.monotonic()
+    while time.monotonic() - started < 120:
+        done = client.runs.get_metrics(run.id).get("mini_batches_done")
+        if done and (done[-1] if isinstance(done, list) else done) >= 2:
+            break
+        time.sleep(0.1)
+    filler = ws.parent / "filler.bin"
+    try:
+        with open(filler, "wb") as f:  # the disk is full from here
+            while True:
+                f.write(b"x" * 1_000_000)
+                f.flush()
+    except OSError:
+        pass
+    time.sleep(5)
+    filler.unlink()
+    info = client.runs.wait(run.id, timeout=180)
+    out = {"status": info.status, "error": info.error, "log": client.runs.get_logs(run.id), "rows": None}
+    if info.status == "Completed":
+        out["rows"] = len(pd.read_csv(client.runs.local_file(run.id, "outputs/predictions.csv")))
+    print("RESULT " + json.dumps(out))
+""")
+
+
+def test_a_batch_run_on_a_disk_that_fills_waits_for_space_and_scores_every_row(tmp_path):
+    """A mini-batch that could not keep its result on the full disk failed its tries at once, the list of failures
+    could not be written, and the run failed with a traceback (its scored parts kept only for a resume). Now such a
+    mini-batch is no try of its own: it waits for space and is scored again (a 60 MB tmpfs, full for 5 s)."""
+    disk = tmp_path / "disk"
+    script = tmp_path / "script.py"
+    script.write_text(BATCH_ON_A_FULL_DISK)
+    proc = subprocess.run([*_on_a_small_disk(disk, "60m"), sys.executable, str(script), str(disk / "ws")],
+                          capture_output=True, text=True, timeout=300)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
+    out = json.loads(line[7:])
+    log = out["log"]
+    assert out["status"] == "Completed", (out["error"], log[-3000:])
+    assert out["rows"] == 17970, log[-3000:]
+    assert "waits for space and is scored again" in log and "Space returned: scoring goes on." in log, log[-3000:]
+    assert ", 0 failed;" in log and "Traceback" not in log, log[-3000:]
