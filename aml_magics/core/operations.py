@@ -620,6 +620,10 @@ class ModelOperations(_Operations):
 
     def list(self, name: str | None = None, tags: dict[str, str] | list[str] | None = None,
              run_id: str | None = None) -> Listing:
+        if tags is not None and not (isinstance(tags, dict) or isinstance(tags, (list, tuple, set)) and all(
+                isinstance(t, str) for t in tags)):  # (3: a TypeError from inside)
+            raise InvalidInput(f"tags filter: give {{'key': 'value'}} or a list of tag names, got "
+                               f"{type(tags).__name__} {checks.shown(tags)}")
         models = self._backend.models.list(name=name, run_id=run_id)
         if tags:
             wanted = tags if isinstance(tags, dict) else {t: None for t in tags}
@@ -645,6 +649,9 @@ class ModelOperations(_Operations):
                  exist_ok: bool = False) -> str:
         import shutil
 
+        if not isinstance(target_dir, (str, os.PathLike)):  # (a TypeError from pathlib)
+            raise InvalidInput(f"target_dir must be a folder's path, got {type(target_dir).__name__} "
+                               f"{checks.shown(target_dir)}")
         model = self.get(name, version)
         src = Path(model.path)
         target = checks.expand_home(target_dir) / src.name

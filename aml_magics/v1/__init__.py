@@ -23,6 +23,19 @@ from typing import Any
 
 ENV_FLAG = "AML_MAGICS_V1"
 
+
+def client_of(workspace: Any, where: str):
+    """The client of a v1 ``Workspace`` argument; anything else (a name, a list) is one clear error, not an
+    AttributeError from inside."""
+    client = getattr(workspace, "client", None)
+    if client is None or not hasattr(client, "runs"):
+        from ..core.checks import shown
+        from ..core.errors import InvalidInput
+
+        raise InvalidInput(f"{where}: give the Workspace (ws = Workspace.from_config()), got "
+                           f"{type(workspace).__name__} {shown(workspace)}")
+    return client
+
 #: v1 module → the module of ours that holds its names ("" : a package with nothing of its own)
 ALIASES = {
     "azureml": "",

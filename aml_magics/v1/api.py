@@ -17,6 +17,7 @@ from ..core.types import RunSubmission
 from ..core.workspace import Experiment as _CoreExperiment
 from ..core.workspace import Workspace as _CoreWorkspace
 from . import client as _current_client
+from . import client_of
 from . import V1Names, note_once, set_client
 
 VERSION = "1.60.0"
@@ -96,6 +97,7 @@ class Workspace(_CoreWorkspace):
     @classmethod
     def get(cls, name: str, auth: Any = None, subscription_id: str | None = None, resource_group: str | None = None,
             location: str | None = None, **_ignored: Any) -> "Workspace":
+        checks.text("workspace name", name)
         return cls(subscription_id, resource_group, name, _location=location)
 
     @classmethod
@@ -257,7 +259,7 @@ class Run(V1Names, _CoreRun):
     def get(workspace: Any, run_id: str) -> "Run":
         """v1's ``Run.get(ws, run_id)``: the workspace's run of that id (a unique part of one, or ``last``, too)."""
         workspace = workspace if workspace is not None else Workspace.from_config()
-        client = workspace.client
+        client = client_of(workspace, "Run.get(workspace, run_id)")
         run_id = client.runs.resolve_id(run_id)
         experiment = client.runs.get(run_id, with_metrics=False).experiment
         return Run(Experiment(workspace, experiment), run_id, _client=client, _check=False)
@@ -289,6 +291,9 @@ class Run(V1Names, _CoreRun):
 
     def upload_files(self, names: list, paths: list, return_artifacts: bool = False, **_ignored: Any) -> list[str]:
         """Each of ``paths`` kept as the artifact of the same place in ``names`` — every path checked first."""
+        for what, values in (("names", names), ("paths", paths)):
+            if not isinstance(values, (list, tuple)):
+                raise InvalidInput(f"upload_files: {what} must be a list (one per file), got {type(values).__name__}")
         names, paths = list(names), list(paths)
         if len(names) != len(paths):
             raise InvalidInput(f"upload_files: {len(names)} names for {len(paths)} paths; give one name per path")
@@ -314,7 +319,7 @@ class Run(V1Names, _CoreRun):
         """The run's files under ``prefix`` (all without one) into ``output_directory`` (default: here)."""
         from pathlib import Path
 
-        wanted = (prefix or "").strip("/")
+        wanted = checks.text("download_files: prefix", prefix or "", empty=True).strip("/")
         names = [n for n in self.get_file_names() if not wanted or n == wanted or n.startswith(wanted + "/")]
         if wanted and not names:
             raise NotFound(f"run {self.id} has no files under {prefix!r}; see run.get_file_names()")
@@ -482,6 +487,7 @@ class Experiment(_CoreExperiment):
 
     @staticmethod
     def list(workspace: "Workspace", experiment_name: str | None = None, **_ignored: Any) -> list["Experiment"]:
+        client_of(workspace, "Experiment.list(workspace)")
         return [Experiment(workspace, name) for name in workspace.experiments
                 if experiment_name is None or name == experiment_name]
 

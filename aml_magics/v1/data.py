@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from ..core import checks
 from ..core.errors import AmlError, InvalidInput, NotFound, NotSupported
-from . import note_once
+from . import client_of, note_once
 
 __all__ = ["Dataset", "Datastore", "FileDataset", "TabularDataset", "DataReference", "DataPath", "DatasetConsumptionConfig",
            "OutputFileDatasetConfig"]
@@ -24,7 +24,9 @@ class Datastore:
     """v1's ``Datastore``: ``upload``, ``upload_files``, ``download``, ``path(...)``, ``as_mount()``."""
 
     def __init__(self, workspace: Any, name: str | None = None):
-        client = workspace.client
+        client = client_of(workspace, "Datastore(workspace, name)")
+        if name is not None:
+            checks.text("datastore name", name)
         stores = {d.name: d for d in client.datastores.list()}
         info = client.datastores.default() if name is None else stores.get(name)
         if info is None:
@@ -72,9 +74,16 @@ class Datastore:
     def upload_files(self, files: Iterable[str], relative_root: str | None = None, target_path: str | None = None,
                      overwrite: bool = False, show_progress: bool = True) -> "DataReference":
         count = 0
+        checks.text("upload_files: target_path", target_path or "", empty=True)
+        if relative_root is not None:
+            checks.path_kind("upload_files: relative_root", relative_root)
         for f in files:
             p = Path(f)
-            rel = p.resolve().relative_to(Path(relative_root).resolve()).parent.as_posix() if relative_root else ""
+            try:
+                rel = p.resolve().relative_to(Path(relative_root).resolve()).parent.as_posix() if relative_root else ""
+            except ValueError:
+                raise InvalidInput(f"upload_files: {checks.shown(str(f))} is not inside relative_root "
+                                   f"{checks.shown(str(relative_root))}; give the folder the files are in") from None
             target = "/".join(x.strip("/") for x in (target_path or "", rel) if x and x != ".")
             self.workspace.client.datastores.upload(p, target + "/" if target else "", datastore=self.name,
                                                     overwrite=overwrite)  # a folder: the file keeps its name
@@ -112,6 +121,7 @@ class DataReference:
     """A path in a datastore, as a script argument: the local path the run reads."""
 
     def __init__(self, datastore: Datastore, path_on_datastore: str = "", mode: str = "mount"):
+        checks.text("path_on_datastore", path_on_datastore, empty=True)
         folder = path_on_datastore.endswith("/") and path_on_datastore.strip("/")
         self.datastore, self.mode = datastore, mode
         self.path_on_datastore = path_on_datastore.strip("/") + ("/" if folder else "")  # a folder keeps its "/"
@@ -348,7 +358,11 @@ class _TabularFactory:
     @staticmethod
     def register_pandas_dataframe(dataframe: Any, target: Any, name: str, description: str | None = None,
                                   **_ignored: Any):
-        store, folder = (target if isinstance(target, tuple) else (target, name))
+        store, folder = (target if isinstance(target, tuple) and len(target) == 2 else (target, name))
+        if not isinstance(store, Datastore):  # (a datastore's name: an AttributeError from inside)
+            raise InvalidInput(f"register_pandas_dataframe: target is a Datastore or (datastore, 'folder'), got "
+                               f"{checks.shown(target)}; use ws.get_default_datastore()")
+        checks.text("dataset name", name)
         ws = store.workspace
         import tempfile
 
@@ -368,6 +382,7 @@ class Dataset:
 
     @staticmethod
     def get_by_name(workspace: Any, name: str, version: str | int = "latest") -> _Dataset:
+        checks.text("dataset name", name)
         data = _registry(workspace).read()
         versions = data.get(name)
         if not versions:
@@ -531,7 +546,7 @@ class _registry:
     """The registered datasets of a local workspace: ``datasets.json`` in its folder (written whole, atomically)."""
 
     def __init__(self, workspace: Any):
-        config = workspace.client.config
+        config = client_of(workspace, "a dataset's workspace").config
         if config.backend != "local":
             raise NotSupported("registered v1 datasets are kept by the local workspace; on Azure ML use datastore "
                                "paths (datastore:PATH) as inputs")

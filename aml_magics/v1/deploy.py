@@ -16,7 +16,7 @@ from ..core.errors import InvalidInput, NotFound, NotSupported
 from ..core.operations import parse_model_ref
 from ..core.services import Webservice as _CoreWebservice
 from ..core.workspace import Model as _CoreModel
-from . import V1Names, note_once
+from . import V1Names, client_of, note_once
 from .exceptions import WebserviceException
 
 __all__ = ["Model", "InferenceConfig", "Webservice", "AciWebservice", "LocalWebservice", "AksWebservice",
@@ -57,8 +57,8 @@ class Model(V1Names, _CoreModel):
     @classmethod
     def list(cls, workspace: Any, name: str | None = None, tags: Any = None, properties: Any = None,
              run_id: str | None = None, latest: bool = False, **_ignored: Any) -> list["Model"]:
-        models = [cls._from_info(workspace, m) for m in workspace.client.models.list(name=name, tags=tags,
-                                                                                        run_id=run_id)]
+        client = client_of(workspace, "Model.list(workspace)")
+        models = [cls._from_info(workspace, m) for m in client.models.list(name=name, tags=tags, run_id=run_id)]
         if latest:
             newest: dict[str, Model] = {}
             for m in models:
@@ -188,6 +188,7 @@ class Webservice(V1Names, _CoreWebservice):
 
     @staticmethod
     def list(workspace: Any, compute_type: str | None = None, **_ignored: Any) -> list["Webservice"]:
+        client_of(workspace, "Webservice.list(workspace)")
         return list(workspace.webservices.values())
 
     @staticmethod

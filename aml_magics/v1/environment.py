@@ -7,13 +7,14 @@ interpreter with a note. An environment naming packages the kernel lacks is regi
 its own cached virtualenv (``%aml env``); on Azure ML it becomes an environment version from its conda file."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 from ..core import checks
 from ..core.errors import InvalidInput
-from . import note_once
+from . import client_of, note_once
 
 __all__ = ["Environment", "CondaDependencies", "DockerSection", "PythonSection", "EnvironmentReference"]
 
@@ -31,6 +32,7 @@ class CondaDependencies:
         self.channels: list[str] = ["conda-forge"]
         self.python_version: str | None = None
         if conda_dependencies_file_path:
+            checks.existing_file("conda specification", conda_dependencies_file_path, "the environment .yml file")
             self._read(Path(conda_dependencies_file_path))
 
     @classmethod
@@ -167,6 +169,9 @@ class Environment:
     @classmethod
     def from_pip_requirements(cls, name: str, file_path: str, pip_version: str | None = None) -> "Environment":
         env = cls(name)
+        if not isinstance(file_path, (str, os.PathLike)):  # (a list: a TypeError from pathlib)
+            raise InvalidInput(f"requirements file must be a path, got {type(file_path).__name__} "
+                               f"{checks.shown(file_path)}")
         try:
             lines = Path(file_path).read_text(encoding="utf-8").splitlines()
         except (OSError, ValueError) as exc:  # (a NUL in the name; bytes that are not UTF-8)
@@ -200,11 +205,15 @@ class Environment:
             env = Environment(name)
             env._curated = True
             return env
-        info = workspace.client.environments.get(name, int(version) if version else None)
+        client = client_of(workspace, "Environment.get(workspace, name)")
+        version = None if version is None or version == "latest" else checks.whole("Environment.get: version",
+                                                                                    version, 1, 2 ** 62)
+        info = client.environments.get(name, version)
         return Environment._from_registered(info)
 
     @staticmethod
     def list(workspace: Any) -> dict:
+        client_of(workspace, "Environment.list(workspace)")
         return workspace.environments
 
     @classmethod

@@ -237,6 +237,37 @@ def test_a_damaged_dataset_list_is_never_overwritten(azureml, client, tmp_path):
         Dataset.get_by_name(ws, "tt")
 
 
+def test_v1_calls_given_the_wrong_kind_of_value_say_so_in_one_line(azureml, client, tmp_path):
+    """A workspace's name where the Workspace goes, a list where a name goes, a file outside relative_root: each was
+    an AttributeError, TypeError or ValueError from inside."""
+    from azureml.core import Dataset, Datastore, Environment, Experiment, Model, Run, Workspace
+
+    ws = Workspace.from_config()
+    run = Experiment(ws, "kinds").start_logging()
+    (tmp_path / "f.txt").write_text("x")
+    client.models.register("kinds-m", tmp_path / "f.txt")
+    store = ws.get_default_datastore()
+    for call, message in (
+            (lambda: Model.list("ws"), r"Model.list\(workspace\): give the Workspace .* got str 'ws'"),
+            (lambda: Environment.list(["ws"]), "Environment.list.workspace.: give the Workspace"),
+            (lambda: Run.get("ws", run.id), "Run.get.workspace, run_id.: give the Workspace"),
+            (lambda: Datastore.get(ws, ["workspaceblobstore"]), "datastore name must be text, got list"),
+            (lambda: Dataset.get_by_name(ws, ["d"]), "dataset name must be text, got list"),
+            (lambda: Environment.get(ws, "e", version=[1]), "version must be an integer"),
+            (lambda: Environment.from_pip_requirements("e", ["r.txt"]), "requirements file must be a path, got list"),
+            (lambda: run.upload_files(None, None), "names must be a list"),
+            (lambda: run.download_files(prefix=["outputs"]), "prefix must be text, got list"),
+            (lambda: Model(ws, "kinds-m").download(target_dir=["here"]), "target_dir must be a folder's path"),
+            (lambda: client.models.list(tags=3), "tags filter: give"),
+            (lambda: Dataset.Tabular.register_pandas_dataframe(None, "workspaceblobstore", "d"),
+             "target is a Datastore or .datastore, 'folder'., got 'workspaceblobstore'"),
+            (lambda: store.upload_files([str(tmp_path / "f.txt")], relative_root=str(tmp_path / "elsewhere")),
+             "is not inside relative_root")):
+        with pytest.raises(InvalidInput, match=message):
+            call()
+    run.complete()
+
+
 def test_markup_in_v1_names_stays_text(azureml, client):
     from azureml.core import Experiment, Workspace
 
