@@ -358,6 +358,31 @@ def _on_a_small_disk(folder, size: str) -> list[str]:
     return [unshare, "-r", "-m", "sh", "-c", f'{mount} && exec "$0" "$@"']
 
 
+FILL_THE_DISK = textwrap.dedent("""
+    def fill_the_disk(filler):
+        try:
+            with open(filler, "wb") as f:
+                while True:
+                    f.write(b"x" * 1_000_000)
+                    f.flush()
+        except OSError:
+            return filler
+""")
+
+
+def _result_on_a_small_disk(tmp_path, code: str, size: str, timeout: float = 300) -> dict:
+    """Run ``code`` (with ``fill_the_disk``) as a script on a real disk of ``size`` with a workspace there: what it
+    printed after ``RESULT ``."""
+    disk = tmp_path / "disk"
+    script = tmp_path / "script.py"
+    script.write_text(FILL_THE_DISK + code)
+    proc = subprocess.run([*_on_a_small_disk(disk, size), sys.executable, str(script), str(disk / "ws")],
+                          capture_output=True, text=True, timeout=timeout)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return json.loads(line[7:])
+
+
 def test_doctor_says_when_the_workspace_s_disk_is_nearly_full(client, workspace, tmp_path):
     """``doctor`` on a workspace whose disk had a few MB left said "healthy"; every run, logging and registration
     then failed. A real small disk: an 8 MB tmpfs mounted in a user and mount namespace."""
@@ -413,14 +438,7 @@ def test_a_run_that_ends_on_a_full_disk_is_recorded_as_it_ended_once_space_retur
     """The run's host died of the disk's error as it recorded how the run ended: the run stayed Running, and then was
     marked Failed, 'its run host ended without finishing the run', though its code had completed. On a real full disk
     (a 20 MB tmpfs in a user and mount namespace) the host now waits for space and records Completed."""
-    disk = tmp_path / "disk"
-    script = tmp_path / "script.py"
-    script.write_text(RUN_ON_A_FULL_DISK)
-    proc = subprocess.run([*_on_a_small_disk(disk, "20m"), sys.executable, str(script), str(disk / "ws")],
-                          capture_output=True, text=True, timeout=180)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
-    out = json.loads(line[7:])
+    out = _result_on_a_small_disk(tmp_path, RUN_ON_A_FULL_DISK, "20m", timeout=180)
     assert out["while_full"].endswith("is still Running after 5 s"), out  # its end waits for space to be recorded
     assert out["after"] == ["Completed", None] and out["points"] == list(range(100)), out
 
@@ -445,14 +463,7 @@ AUTOML_ON_A_FULL_DISK = textwrap.dedent("""
     started = time.monotonic()
     while len(client.runs.children(run.id).infos) < 2 and time.monotonic() - started < 60:
         time.sleep(0.2)
-    filler = ws.parent / "filler.bin"
-    try:
-        with open(filler, "wb") as f:  # the disk is full from here
-            while True:
-                f.write(b"x" * 1_000_000)
-                f.flush()
-    except OSError:
-        pass
+    filler = fill_the_disk(ws.parent / "filler.bin")  # the disk is full from here
     time.sleep(max(0.0, started + 30 - time.monotonic()))  # the budget (12 s) is over: the model waits to be saved
     filler.unlink()
     info = client.runs.wait(run.id, timeout=120)
@@ -478,14 +489,7 @@ def test_automl_on_a_disk_that_fills_keeps_its_trials_and_saves_its_model_once_s
     search stops with the trials so far, each of them is recorded once space returns (those the workspace refused
     were dropped: "could not record a trial"), and the final model waits for space to be saved (a 60 MB tmpfs,
     filled during the search and freed after the budget)."""
-    disk = tmp_path / "disk"
-    script = tmp_path / "script.py"
-    script.write_text(AUTOML_ON_A_FULL_DISK)
-    proc = subprocess.run([*_on_a_small_disk(disk, "60m"), sys.executable, str(script), str(disk / "ws")],
-                          capture_output=True, text=True, timeout=300)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
-    out = json.loads(line[7:])
+    out = _result_on_a_small_disk(tmp_path, AUTOML_ON_A_FULL_DISK, "60m")
     assert out["status"] == "Completed", (out["error"], out["log"][-3000:])
     assert out["predicted"] == 5
     log = out["log"]
@@ -531,14 +535,7 @@ BATCH_ON_A_FULL_DISK = textwrap.dedent("""
         if done and (done[-1] if isinstance(done, list) else done) >= 2:
             break
         time.sleep(0.1)
-    filler = ws.parent / "filler.bin"
-    try:
-        with open(filler, "wb") as f:  # the disk is full from here
-            while True:
-                f.write(b"x" * 1_000_000)
-                f.flush()
-    except OSError:
-        pass
+    filler = fill_the_disk(ws.parent / "filler.bin")  # the disk is full from here
     time.sleep(5)
     filler.unlink()
     info = client.runs.wait(run.id, timeout=180)
@@ -553,14 +550,7 @@ def test_a_batch_run_on_a_disk_that_fills_waits_for_space_and_scores_every_row(t
     """A mini-batch that could not keep its result on the full disk failed its tries at once, the list of failures
     could not be written, and the run failed with a traceback (its scored parts kept only for a resume). Now such a
     mini-batch is no try of its own: it waits for space and is scored again (a 60 MB tmpfs, full for 5 s)."""
-    disk = tmp_path / "disk"
-    script = tmp_path / "script.py"
-    script.write_text(BATCH_ON_A_FULL_DISK)
-    proc = subprocess.run([*_on_a_small_disk(disk, "60m"), sys.executable, str(script), str(disk / "ws")],
-                          capture_output=True, text=True, timeout=300)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-    assert line, proc.stdout[-2000:] + proc.stderr[-2000:]
-    out = json.loads(line[7:])
+    out = _result_on_a_small_disk(tmp_path, BATCH_ON_A_FULL_DISK, "60m")
     log = out["log"]
     assert out["status"] == "Completed", (out["error"], log[-3000:])
     assert out["rows"] == 17970, log[-3000:]
