@@ -135,8 +135,6 @@ def through_a_full_disk(write: Callable[[], Any], what: str) -> Any:
     ``AML_MAGICS_FINISH_WAIT_S``, as the run's host waits to record how a run ended), saying so once on stdout (the
     run's log): for an engine's results, kept in memory meanwhile, that failing would lose. Other errors, and a disk
     full past the wait, raise."""
-    from .config import env_number
-
     deadline, delay = None, 0.5
     while True:
         try:
@@ -145,6 +143,8 @@ def through_a_full_disk(write: Callable[[], Any], what: str) -> Any:
             if storage_reason(exc) != "the disk is full":
                 raise
             if deadline is None:
+                from .config import env_number
+
                 deadline = time.monotonic() + env_number("AML_MAGICS_FINISH_WAIT_S", 3600)
                 print(f"The disk is full: {what} as soon as there is space; free some (it is given up in "
                       f"{deadline - time.monotonic():.0f} s).", flush=True)

@@ -77,7 +77,7 @@ RUNTIME_FILES = ("__init__.py", "core/__init__.py", "core/checks.py", "core/chil
                  "core/errors.py", "core/registry.py", "core/run.py", "backends/__init__.py",
                  "backends/azure/__init__.py", "backends/azure/mlflow_rest.py", "backends/azure/tracker.py")
 #: what a batch scoring job runs besides (the engine and the spec it reads)
-BATCH_RUNTIME_FILES = ("core/names.py", "core/specs.py", "batch/__init__.py", "batch/engine.py")
+BATCH_RUNTIME_FILES = ("core/config.py", "core/names.py", "core/specs.py", "batch/__init__.py", "batch/engine.py")
 BATCH_DRIVER = "__aml_batch__.py"
 BATCH_SETTINGS = "__aml_batch__.json"
 BATCH_DRIVER_SOURCE = '''"""Runs a batch scoring job (written by aml-magics): aml-magics' batch engine over the job's input "data" with the
