@@ -281,7 +281,9 @@ def test_a_budget_too_short_for_one_default_fit_cuts_it_short_instead_of_overrun
     assert note in capsys.readouterr().err and note in client.runs.get_logs(parent.id)
     info = client.runs.get(parent.id)
     assert info.status == "Completed", info.error
-    assert info.ended - info.created < 15, info.ended - info.created  # was 30 s
+    # was 30 s; the process start counts (the budget runs from the submission), which on a loaded 2-core CI machine
+    # took 16 s in all once
+    assert info.ended - info.created < 22, info.ended - info.created
     [first, *_] = client.runs.children(parent.id).infos[::-1]
     assert 1 <= int(first.params["max_iter"]) < 100, first.params
 
