@@ -380,32 +380,39 @@ def parameter_names(what: str, values: Any) -> None:
                                "(not starting with a digit, not a keyword like class)")
 
 
-def notebook_parameters(what: str, values: Any) -> dict:
-    """The parameters as the run gets them — through JSON: numpy numbers and arrays become numbers and lists, tuples
-    and sets lists — each name one a notebook can assign. A value JSON cannot carry (bytes, a complex number, ``...``,
-    a tuple as a dict key) or a notebook cannot hold (a lone surrogate) is one clear error: the first failed the
-    submission with a TypeError from inside, the second the run."""
+def through_json(label: str, value: Any, *, holder: str, give: str, allow_nan: bool = True) -> Any:
+    """``value`` as it comes back from JSON — numpy numbers and arrays become numbers and lists, tuples and sets
+    lists — which is how a run, a trial or a notebook gets it. A value JSON cannot carry (bytes, a complex number,
+    ``...``, a tuple as a dict key, NaN when not ``allow_nan``) or ``holder`` cannot hold (a lone surrogate), or one
+    nested past Python's recursion limit, is one clear error naming ``label`` and saying what to ``give``."""
     import json
 
     from .plain import plain_value
 
+    try:
+        text = json.dumps(value, default=plain_value, allow_nan=allow_nan, ensure_ascii=False)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{label} has a lone surrogate character, which {holder} cannot hold; fix the "
+                           "string") from None
+    except RecursionError:
+        raise InvalidInput(f"{label} is nested too deep; give something flatter (or a file's path)") from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{label} cannot be passed to {holder}: {exc}; give {give}") from None
+    return json.loads(text)
+
+
+PLAIN_VALUES = "a number, a string, True, False, None, or a list or dict of them"
+
+
+def notebook_parameters(what: str, values: Any) -> dict:
+    """The parameters as the run gets them — through JSON (``through_json``) — each name one a notebook can assign.
+    A value JSON cannot carry (bytes, a complex number, ``...``, a tuple as a dict key) or a notebook cannot hold
+    (a lone surrogate) is one clear error: the first failed the submission with a TypeError from inside, the second
+    the run."""
     parameter_names(what, values)
-    out = {}
-    for name, value in values.items():
-        try:
-            text = json.dumps(value, default=plain_value, ensure_ascii=False)
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidInput(f"{what}: {name} has a lone surrogate character, which a notebook cannot hold; fix "
-                               "the string") from None
-        except RecursionError:
-            raise InvalidInput(f"{what}: {name} is nested too deep; pass something flatter (or a file's "
-                               "path)") from None
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"{what}: {name} cannot be passed to the notebook: {exc}; give a number, a string, "
-                               "True, False, None, or a list or dict of them") from None
-        out[name] = json.loads(text)
-    return out
+    return {name: through_json(f"{what}: {name}", value, holder="the notebook", give=PLAIN_VALUES)
+            for name, value in values.items()}
 
 
 def environment_variables(what: str, values: Any) -> dict[str, str]:

@@ -113,26 +113,10 @@ def _as_stored(options: tuple) -> tuple:
     """choice()'s options as the sweep's spec stores them and its trials get them — through JSON (numpy numbers
     become numbers, tuples and sets lists). An option JSON cannot carry (bytes, a complex number) or text with a lone
     surrogate is one clear error: the first was a TypeError from inside at submission."""
-    import json
+    from ..core.checks import PLAIN_VALUES, shown, through_json
 
-    from ..core.checks import shown
-    from ..core.plain import plain_value
-
-    out = []
-    for option in options:
-        try:
-            text = json.dumps(option, default=plain_value, allow_nan=False, ensure_ascii=False)
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidInput(f"choice() option {shown(option)} has a lone surrogate character, which cannot be "
-                               "stored; fix the string") from None
-        except RecursionError:
-            raise InvalidInput("a choice() option is nested too deep; give something flatter") from None
-        except (TypeError, ValueError):
-            raise InvalidInput(f"choice() option {shown(option)} ({type(option).__name__}) cannot be given to a "
-                               "trial; give numbers, strings, True, False, None, or lists or dicts of them") from None
-        out.append(json.loads(text))
-    return tuple(out)
+    return tuple(through_json(f"choice() option {shown(option)}", option, holder="a trial", give=PLAIN_VALUES,
+                              allow_nan=False) for option in options)
 
 
 def _check(kind: str, args: tuple) -> Expression:
