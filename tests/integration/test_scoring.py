@@ -10,6 +10,7 @@ import stat
 import textwrap
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import joblib
@@ -640,29 +641,43 @@ FRAMING_SCORE = textwrap.dedent(
 )
 
 
+_UNREAD: "weakref.WeakKeyDictionary[socket.socket, bytes]" = weakref.WeakKeyDictionary()
+
+
 def _read_answer(sock: socket.socket, head_only: bool = False) -> tuple[str, dict, bytes]:
-    """One HTTP/1.1 answer from a raw socket: (status line, headers, body); a chunked body is put together."""
-    data = b""
-    while b"\r\n\r\n" not in data:
+    """One HTTP/1.1 answer from a raw socket: (status line, headers, body); a chunked body is put together. What
+    arrived after it (the next answer of pipelined requests, in the same read on a loaded machine) is kept for the
+    next call on the socket."""
+    data = _UNREAD.pop(sock, b"")
+
+    def more() -> bytes:
         chunk = sock.recv(65536)
         assert chunk, data
-        data += chunk
+        return chunk
+
+    while b"\r\n\r\n" not in data:
+        data += more()
     head, _, rest = data.partition(b"\r\n\r\n")
     status, *lines = head.decode("latin-1").split("\r\n")
     headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
     if head_only:
         return status, headers, rest
     if "content-length" in headers:
-        while len(rest) < int(headers["content-length"]):
-            rest += sock.recv(65536)
-        return status, headers, rest
-    while not rest.endswith(b"0\r\n\r\n"):
-        rest += sock.recv(65536)
+        length = int(headers["content-length"])
+        while len(rest) < length:
+            rest += more()
+        _UNREAD[sock] = rest[length:]
+        return status, headers, rest[:length]
     body, pos = b"", 0
     while True:
+        while b"\r\n" not in rest[pos:]:
+            rest += more()
         size_end = rest.index(b"\r\n", pos)
         size = int(rest[pos:size_end], 16)
+        while len(rest) < size_end + 2 + size + 2:
+            rest += more()
         if size == 0:
+            _UNREAD[sock] = rest[size_end + 4:]
             return status, headers, body
         body += rest[size_end + 2: size_end + 2 + size]
         pos = size_end + 2 + size + 2
