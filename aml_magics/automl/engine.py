@@ -35,19 +35,21 @@ from .settings import algorithm_name
 from .trials import Trial, Trials
 
 ENSEMBLE_SHARE = 0.15  # of the budget, kept for scoring candidates out-of-fold and ensembling
-# ... and at least this much of a short budget (up to SHORT_BUDGET_SHARE of it): 15 % of 12 s left 0.9 s when the
-# search ended, less than five fits of the HistGradientBoosting default (1.0-1.4 s on 569 rows, one thread), which a
-# slower machine then left out of the final choice
+# ... and at least this much of a short budget (up to SHORT_BUDGET_SHARE of it, and never leaving the search less
+# than SEARCH_MIN_S, or a 5 s budget had no time to search and failed with no trial): 15 % of 12 s left
+# 0.9 s when the search ended, less than five fits of the HistGradientBoosting default (1.0-1.4 s on 569 rows, one
+# thread), which a slower machine then left out of the final choice
 AFTER_SEARCH_MIN_S = 4.0
 SHORT_BUDGET_SHARE = 0.35
+SEARCH_MIN_S = 2.0
 MAX_CANDIDATES = 5
 DEFAULT_LEARNERS = ("hgb", "linear")  # always scored out-of-fold at scikit-learn's defaults (Engine.defaults)
 
 
-def after_search(budget: float) -> float:
-    """Seconds of a time budget kept from the search for what follows it: scoring the candidates and the defaults
-    out-of-fold, ensembling and the refit."""
-    return max(ENSEMBLE_SHARE * budget, min(AFTER_SEARCH_MIN_S, SHORT_BUDGET_SHARE * budget))
+def after_search(budget: float, left: float) -> float:
+    """Seconds of a time budget kept from the search for what follows it (scoring the candidates and the defaults
+    out-of-fold, ensembling and the refit), ``left`` seconds of it being left as the search starts."""
+    return max(ENSEMBLE_SHARE * budget, min(AFTER_SEARCH_MIN_S, SHORT_BUDGET_SHARE * budget, left - SEARCH_MIN_S))
 
 
 class Engine:
@@ -104,7 +106,8 @@ class Engine:
             return
         time_budget = -1.0
         if budget is not None:
-            time_budget = budget - after_search(budget) - self.spent_before() - (time.time() - self.t0)
+            left = budget - self.spent_before() - (time.time() - self.t0)
+            time_budget = left - after_search(budget, left)
             if time_budget < 1:
                 print("No time left for searching; going on with the trials so far.", flush=True)
                 return
