@@ -203,7 +203,7 @@ class Engine:
         out-of-fold, than what a user would get by hand."""
         cands = cands[:1] + self.defaults(cands) + cands[1:]
         chosen: tuple[list[Trial], list[float], dict | None] = ([cands[0]], [1.0], None)
-        if len(cands) < 2:
+        if len(cands) < 2 and cands[0].run_id:
             return chosen
         t = time.time()
         splits = ensemble.folds(self.data, self.task, self.spec.seed)
@@ -252,9 +252,16 @@ class Engine:
                 print(f"Best single model out-of-fold: {algorithm_name(best.learner, self.task)} "
                       f"{self.metric} {_g(single_value)}{why}.", flush=True)
             final = ens_value if chosen[2] is not None else single_value
-            if final is not None:
-                self.out_of_fold = final
-                self.run.set_tags({"automl.out_of_fold": f"{final:.6g}"})  # the final model's, beside the table
+        elif not kept[0].run_id:  # the one default allowed, the search having run no trial: recorded as its trial
+            final = self._value(y, preds[0])
+            chosen = ([self.record_default(kept[0], self.scorer.score(y, preds[0]))], [1.0], None)
+            print(f"{algorithm_name(kept[0].learner, self.task)} at its defaults: {self.metric} {_g(final)} "
+                  "out-of-fold.", flush=True)
+        else:
+            final = None
+        if final is not None:
+            self.out_of_fold = final
+            self.run.set_tags({"automl.out_of_fold": f"{final:.6g}"})  # the final model's, beside the table
         self.ensemble_s = time.time() - t
         return chosen
 
@@ -309,14 +316,21 @@ class Engine:
         from .model import AutoMLModel
 
         cands = self.trials.best_per_learner(MAX_CANDIDATES)
-        if not cands:
-            raise EngineStopped(f"no trial produced a {self.metric} value; see the trials' logs")
+        fallback = not cands
+        if fallback:  # the budget left no time to search (a slow start, a resumed run that had spent it)
+            cands = self.defaults([])
+            if not cands or self.trials.items:  # trials ran and none produced a value: the data, not the time
+                raise EngineStopped(f"no trial produced a {self.metric} value; see the trials' logs")
+            names = [algorithm_name(c.learner, self.task) for c in cands]
+            print(f"No trial of the search finished within the budget: the final model is "
+                  f"{'the better of ' if len(names) > 1 else ''}{' and '.join(names)} at scikit-learn's defaults "
+                  "(scored out-of-fold whatever time is left).", flush=True)
         budget = self.spec.budget_s
         # fitting the members once on all the data: a cross-validated trial's time is ~5 fits on 4/5 of it, a
         # holdout trial's one fit on 80-90 %
         per_fit = 0.25 if self.validation()["eval_method"] == "cv" else 1.25
         refit = sum(c.time or 0.0 for c in cands[:3]) * per_fit
-        deadline = (self.t0 + budget * 0.97 - refit) if budget else time.time() + 3600
+        deadline = (self.t0 + budget * 0.97 - refit) if budget and not fallback else time.time() + 3600
         self.phase("ensembling")
         chosen, weights, ens_scores = self.choose(cands, deadline)
         self.phase("refitting the best on all the data")

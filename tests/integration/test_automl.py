@@ -179,6 +179,37 @@ def test_resume_after_killing_the_engine(ip, client):
     assert parent.get_output()[1].predict(ip.user_ns["d"].drop(columns=["target"]).head(2)).shape == (2,)
 
 
+@pytest.mark.parametrize("allowed, said", [
+    ("", "the better of HistGradientBoosting and Ridge at scikit-learn's defaults"),
+    ("--allowed HistGradientBoosting,RandomForest", "HistGradientBoosting at scikit-learn's defaults"),  # one allowed
+])
+def test_a_budget_spent_before_the_search_falls_back_to_the_defaults(ip, client, allowed, said):
+    """A search left no time — a 5 s budget on a loaded machine (the process start counts), or a resumed run whose
+    earlier attempt had spent it before its first trial — failed the run ("no trial produced a normalized_root_mean_squared_error value"). The
+    final model is now the better of the two defaults, scored out-of-fold and recorded as trials."""
+    from sklearn.datasets import load_diabetes
+
+    ip.user_ns["d"] = load_diabetes(as_frame=True).frame
+    parent = ip.run_line_magic("aml", "automl --task regression --data d --label target --budget 5 --no-ensemble "
+                                      f"-e automl-spent {allowed}")
+    store = client.backend.store
+    wait_until(lambda: store.get_run(parent.id)["user_pid"], timeout=60, what="the engine process")
+    os.killpg(store.get_run(parent.id)["user_pid"], signal.SIGKILL)  # before its first trial (FLAML loads first)
+    assert client.runs.wait(parent.id, timeout=30).status == "Failed"
+    assert client.runs.children(parent.id).infos == []
+    store.set_tags(parent.id, {"automl.elapsed_s": "5.0"})  # what that attempt recorded: the budget spent
+    ip.run_line_magic("aml", f"resume {parent.id} --wait")
+    info = client.runs.get(parent.id)
+    assert info.status == "Completed", info.error
+    logs = client.runs.get_logs(parent.id)
+    assert f"No trial of the search finished within the budget: the final model is {said}" in logs, logs
+    children = client.runs.children(parent.id).infos
+    assert [c.tags.get("automl.default") for c in children] == ["true"]  # the one chosen, recorded with its scores
+    assert children[0].run_id == info.tags["best_run"] and "r2_score" in children[0].latest_metrics
+    assert float(info.tags["automl.out_of_fold"]) < 0.2  # normalized RMSE: diabetes' defaults reach 0.17-0.18
+    assert parent.get_output()[1].predict(ip.user_ns["d"].drop(columns=["target"]).head(2)).shape == (2,)
+
+
 @pytest.mark.parametrize("options, message", [
     ("--task classification --data df --label target --metric r2_score", "not a primary metric for classification"),
     ("--task regression --data df --label price", "label column 'price' is not in the data"),
