@@ -59,6 +59,10 @@ def learners(task: str, allowed: str | list | None, blocked: str | list | None) 
     def split(v):
         return [x for x in (v.split(",") if isinstance(v, str) else (v or [])) if x.strip()]
 
+    for option, v in (("--allowed", allowed), ("--blocked", blocked)):
+        if isinstance(v, str) and v.strip() and not split(v):  # "," or " , ": taken as no list (all algorithms)
+            raise InvalidInput(f"{option} {v!r} names no algorithm; give names separated by commas, like "
+                               "HistGradientBoosting,LightGBM, or leave it out")
     allowed_names, blocked_names = split(allowed), split(blocked)
     absent = [n.strip() for n in allowed_names if n.strip().lower() in AZURE_ONLY]
     chosen = [_learner_key(n, task) for n in allowed_names if n.strip().lower() not in AZURE_ONLY]

@@ -219,6 +219,8 @@ def test_a_budget_spent_before_the_search_falls_back_to_the_defaults(ip, client,
     ("--task classification --data df --label target --allowed catboost", "unknown algorithm"),
     ("--task classification --data df --label target --allowed DecisionTree,SVM", "DecisionTree, SVM: not run here"),
     ("--task classification --data df --label target --validation cv:1", "cv:K"),
+    ("--task classification --data df --label target --allowed ,", "--allowed ',' names no algorithm"),  # was: all
+    ("--task classification --data df --label target --blocked ' , '", "--blocked ' , ' names no algorithm"),
     # what the run would stop for at once, said before it is submitted (a table in the notebook)
     ("--task classification --data few --label target", "only 3 rows have a label; AutoML needs at least 10"),
     ("--task regression --data unlabeled --label target", "only 4 rows have a label"),
