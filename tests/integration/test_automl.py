@@ -185,8 +185,8 @@ def test_resume_after_killing_the_engine(ip, client):
 ])
 def test_a_budget_spent_before_the_search_falls_back_to_the_defaults(ip, client, allowed, said):
     """A search left no time — a 5 s budget on a loaded machine (the process start counts), or a resumed run whose
-    earlier attempt had spent it before its first trial — failed the run ("no trial produced a normalized_root_mean_squared_error value"). The
-    final model is now the better of the two defaults, scored out-of-fold and recorded as trials."""
+    earlier attempt had spent it before its first trial — failed the run ("no trial produced a … value"). The final
+    model is now the better of the two defaults, scored out-of-fold and recorded as trials."""
     from sklearn.datasets import load_diabetes
 
     ip.user_ns["d"] = load_diabetes(as_frame=True).frame
