@@ -109,7 +109,8 @@ class Engine:
             left = budget - self.spent_before() - (time.time() - self.t0)
             time_budget = left - after_search(budget, left)
             if time_budget < 1:
-                print("No time left for searching; going on with the trials so far.", flush=True)
+                print("No time left for searching" + (f"; going on with the {len(self.trials)} trial(s) so far."
+                                                      if len(self.trials) else "."), flush=True)
                 return
         automl = AutoML()
         for name, cls in CUSTOM.items():

@@ -202,7 +202,8 @@ def test_a_budget_spent_before_the_search_falls_back_to_the_defaults(ip, client,
     info = client.runs.get(parent.id)
     assert info.status == "Completed", info.error
     logs = client.runs.get_logs(parent.id)
-    assert f"No trial of the search finished within the budget: the final model is {said}" in logs, logs
+    assert f"No time left for searching.\nNo trial of the search finished within the budget: the final model is " \
+           f"{said}" in logs, logs
     children = client.runs.children(parent.id).infos
     assert [c.tags.get("automl.default") for c in children] == ["true"]  # the one chosen, recorded with its scores
     assert children[0].run_id == info.tags["best_run"] and "r2_score" in children[0].latest_metrics
