@@ -820,6 +820,9 @@ def _check_submission(sub: RunSubmission) -> None:
         checks.text("argument", str(arg), empty=True)
     if sub.timeout_s is not None:
         checks.positive("timeout", sub.timeout_s, checks.MAX_TIMEOUT_S)
+    if sub.parameters and sub.kind in ("script", "cell"):  # (were dropped without a word: only notebooks take them)
+        raise InvalidInput(f"parameters {', '.join(map(str, sub.parameters))}: only a notebook run takes parameters; "
+                           "give a script its values as arguments (args=[...], or after -- in %aml run)")
     sub.parameters = checks.notebook_parameters("notebook parameters", sub.parameters)
     checks.folder("source folder", sub.source_dir)
     if sub.kind in ("script", "notebook"):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from IPython.core.error import UsageError
@@ -195,6 +196,11 @@ def test_bad_values_from_python_are_one_clear_error(client):
         client.experiments.get(5)
     with pytest.raises(NotFound, match="service None not found"):
         client.deployments.get(None)
+    from aml_magics.core.types import RunSubmission
+
+    script = RunSubmission(kind="script", experiment="exp", source_dir=Path.cwd(), entry="s.py", parameters={"a": 1})
+    with pytest.raises(InvalidInput, match="parameters a: only a notebook run takes parameters"):  # were dropped
+        client.runs.submit(script)
     run = client.runs.start_logging("exp")
     with pytest.raises(InvalidType, match=r"item 1 \('a'\) is not a number; give numbers only"):
         run.log_list("l", (v for v in [1.0, "a", 3]))
