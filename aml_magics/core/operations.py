@@ -805,8 +805,20 @@ def _timeout(value: Any) -> float | None:
     return float(value)
 
 
+RUN_KINDS = ("cell", "script", "notebook", "sweep", "automl", "pipeline", "batch")
+
+
 def _check_submission(sub: RunSubmission) -> None:
     """What a user typed into a submission, checked before anything is written."""
+    if sub.kind not in RUN_KINDS:  # a typo ran as a script; None failed deep in the store
+        raise InvalidInput(f"kind={checks.shown(sub.kind)}: a run is a {', '.join(RUN_KINDS[:-1])} or {RUN_KINDS[-1]}")
+    if isinstance(sub.args, (str, bytes)) or not isinstance(sub.args, (list, tuple)):  # a string ran as its letters
+        raise InvalidInput(f"args={checks.shown(sub.args)}: give the script's arguments as a list, like "
+                           "['--alpha', '0.5']")
+    bad = [a for a in sub.args if isinstance(a, bool) or not isinstance(a, (str, int, float))]
+    if bad:  # (numbers are passed as their text, as Azure ML's command arguments are)
+        raise InvalidInput(f"argument {checks.shown(bad[0])}: arguments are text or numbers")
+    sub.args = [a if isinstance(a, str) else str(a) for a in sub.args]
     check_name("experiment", sub.experiment)
     if sub.display_name is not None:
         checks.text("run name", sub.display_name, max_len=checks.MAX_NAME)

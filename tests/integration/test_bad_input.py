@@ -198,9 +198,19 @@ def test_bad_values_from_python_are_one_clear_error(client):
         client.deployments.get(None)
     from aml_magics.core.types import RunSubmission
 
-    script = RunSubmission(kind="script", experiment="exp", source_dir=Path.cwd(), entry="s.py", parameters={"a": 1})
+    def script(**kw):
+        return RunSubmission(**{"kind": "script", "experiment": "exp", "source_dir": Path.cwd(), "entry": "s.py", **kw})
+
     with pytest.raises(InvalidInput, match="parameters a: only a notebook run takes parameters"):  # were dropped
-        client.runs.submit(script)
+        client.runs.submit(script(parameters={"a": 1}))
+    with pytest.raises(InvalidInput, match="kind='scirpt': a run is a cell, script, notebook"):  # ran as a script
+        client.runs.submit(script(kind="scirpt"))
+    with pytest.raises(InvalidInput, match="kind=None: a run is"):  # an IntegrityError from the store
+        client.runs.submit(script(kind=None))
+    with pytest.raises(InvalidInput, match="give the script's arguments as a list"):  # ran with its letters as args
+        client.runs.submit(script(args="--alpha 1"))
+    with pytest.raises(InvalidInput, match="argument None: arguments are text or numbers"):  # a TypeError
+        client.runs.submit(script(args=["--alpha", None]))
     run = client.runs.start_logging("exp")
     with pytest.raises(InvalidType, match=r"item 1 \('a'\) is not a number; give numbers only"):
         run.log_list("l", (v for v in [1.0, "a", 3]))

@@ -84,6 +84,14 @@ def test_script_run_with_arguments_and_datastore_input(ip, project, client):
     assert run.get_metrics() == {"rows": 2, "reg": 0.5}
     assert "input env True" in run.get_logs()
     assert info.spec["kind"] == "script" and info.spec["args"][-1] == "0.5"
+    # from Python, numbers among the arguments are passed as their text (they failed with a TypeError from inside)
+    from aml_magics.core.types import RunSubmission
+
+    run = client.runs.submit(RunSubmission(kind="script", experiment="scripts", source_dir=project, entry="train.py",
+                                           args=["--data", str(project / "data.csv"), "--reg", 2.5],
+                                           environment_variables={"AZURE_ML_INPUT_data": str(project / "data.csv")}))
+    assert client.runs.wait(run.id, timeout=60).status == "Completed", run.get_logs()
+    assert run.get_metrics()["reg"] == 2.5
 
 
 # a notebook a tool wrote (nbformat's new_notebook(), some converters) names no kernel or language: papermill
