@@ -2,6 +2,7 @@
 sub-contract of the backend each (``core.contract``), and return domain types whose reprs are the answer."""
 from __future__ import annotations
 
+import numbers
 import os
 import sys
 import time
@@ -815,7 +816,7 @@ def _check_submission(sub: RunSubmission) -> None:
     if isinstance(sub.args, (str, bytes)) or not isinstance(sub.args, (list, tuple)):  # a string ran as its letters
         raise InvalidInput(f"args={checks.shown(sub.args)}: give the script's arguments as a list, like "
                            "['--alpha', '0.5']")
-    bad = [a for a in sub.args if isinstance(a, bool) or not isinstance(a, (str, int, float))]
+    bad = [a for a in sub.args if isinstance(a, bool) or not isinstance(a, (str, numbers.Real))]  # numpy's too
     if bad:  # (numbers are passed as their text, as Azure ML's command arguments are)
         raise InvalidInput(f"argument {checks.shown(bad[0])}: arguments are text or numbers")
     sub.args = [a if isinstance(a, str) else str(a) for a in sub.args]

@@ -7,6 +7,7 @@ import signal
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from IPython.core.error import UsageError
 
@@ -88,10 +89,10 @@ def test_script_run_with_arguments_and_datastore_input(ip, project, client):
     from aml_magics.core.types import RunSubmission
 
     run = client.runs.submit(RunSubmission(kind="script", experiment="scripts", source_dir=project, entry="train.py",
-                                           args=["--data", str(project / "data.csv"), "--reg", 2.5],
+                                           args=["--data", str(project / "data.csv"), "--reg", 2.5, "--n", np.int64(3)],
                                            environment_variables={"AZURE_ML_INPUT_data": str(project / "data.csv")}))
     assert client.runs.wait(run.id, timeout=60).status == "Completed", run.get_logs()
-    assert run.get_metrics()["reg"] == 2.5
+    assert run.get_metrics()["reg"] == 2.5 and client.runs.get(run.id).spec["args"][-1] == "3"  # numpy's int too
 
 
 # a notebook a tool wrote (nbformat's new_notebook(), some converters) names no kernel or language: papermill
