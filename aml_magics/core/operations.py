@@ -820,6 +820,28 @@ def _check_submission(sub: RunSubmission) -> None:
     if bad:  # (numbers are passed as their text, as Azure ML's command arguments are)
         raise InvalidInput(f"argument {checks.shown(bad[0])}: arguments are text or numbers")
     sub.args = [a if isinstance(a, str) else str(a) for a in sub.args]
+    if sub.kind == "cell":  # (None ran an empty cell; a number failed in the store with a TypeError)
+        if not isinstance(sub.code, str):
+            raise InvalidInput(f"code={checks.shown(sub.code)}: a cell run needs its Python source as text")
+        checks.text("the cell's code", sub.code, empty=True)
+    elif sub.code is not None and sub.kind in ("script", "notebook"):  # (was dropped without a word)
+        raise InvalidInput(f"code: only a cell run takes code; a {sub.kind} run runs its {sub.kind} ({sub.entry!s}) — "
+                           "leave code out, or use kind='cell'")
+    for what in ("inputs", "outputs", "in_values"):  # (None failed inside with a TypeError)
+        value = getattr(sub, what)
+        if value is None:
+            setattr(sub, what, {})
+        elif not isinstance(value, dict):
+            raise InvalidInput(f"{what} must be a dict of NAME: VALUE, got {type(value).__name__}")
+    sub.environment_variables = checks.environment_variables("environment variables", sub.environment_variables)
+    if isinstance(sub.out_vars, (str, bytes)) or not isinstance(sub.out_vars, (list, tuple)):  # "xy": x and y
+        raise InvalidInput(f"out_vars={checks.shown(sub.out_vars)}: give the names as a list, like ['model']")
+    for name in sub.out_vars:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise InvalidInput(f"out_vars: {checks.shown(name)} is not a variable name")
+    sub.out_vars = list(sub.out_vars)
+    # (a negative limit refused every snapshot as "over the -0 MB limit"; text failed inside with a TypeError)
+    sub.snapshot_max_bytes = checks.whole("snapshot_max_bytes", sub.snapshot_max_bytes, low=1)
     check_name("experiment", sub.experiment)
     if sub.display_name is not None:
         checks.text("run name", sub.display_name, max_len=checks.MAX_NAME)

@@ -211,6 +211,19 @@ def test_bad_values_from_python_are_one_clear_error(client):
         client.runs.submit(script(args="--alpha 1"))
     with pytest.raises(InvalidInput, match="argument None: arguments are text or numbers"):  # a TypeError
         client.runs.submit(script(args=["--alpha", None]))
+    runs = len(client.runs.list())
+    for kw, says in (({"code": "print(1)"}, "only a cell run takes code"),  # the code was dropped, the script ran
+                     ({"kind": "cell", "code": None}, "code=None: a cell run needs its Python source as text"),  # ran ''
+                     ({"kind": "cell", "code": 5}, "code=5: a cell run needs"),  # a TypeError from inside
+                     ({"snapshot_max_bytes": -5}, "snapshot_max_bytes must be at least 1"),  # "over the -0 MB limit"
+                     ({"snapshot_max_bytes": None}, "snapshot_max_bytes must be an integer"),  # a TypeError
+                     ({"environment_variables": {"A B": "1"}}, "'A B' is not a variable name"),
+                     ({"inputs": ["data"]}, "inputs must be a dict"),
+                     ({"out_vars": "model"}, r"out_vars='model': give the names as a list"),  # its letters
+                     ({"out_vars": ["a-b"]}, "'a-b' is not a variable name")):
+        with pytest.raises(InvalidInput, match=says):
+            client.runs.submit(script(**kw))
+    assert len(client.runs.list()) == runs  # nothing was stored
     run = client.runs.start_logging("exp")
     with pytest.raises(InvalidType, match=r"item 1 \('a'\) is not a number; give numbers only"):
         run.log_list("l", (v for v in [1.0, "a", 3]))

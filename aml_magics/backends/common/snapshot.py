@@ -104,7 +104,7 @@ def plan_snapshot(source: Path, max_bytes: int, exclude: tuple[Path, ...] = (), 
             total += st.st_size
             if total > max_bytes:
                 raise InvalidInput(
-                    f"snapshot of {source} is over the {max_bytes / 1e6:.0f} MB limit: list large files in "
+                    f"snapshot of {source} is over the {_size(max_bytes)} limit: list large files in "
                     f".amlignore, submit from a smaller folder, or raise %config AmlMagics.snapshot_max_mb"
                 )
             files.append((full, rel))
@@ -138,3 +138,8 @@ def copy_snapshot(files: list[tuple[Path, str]], target: Path) -> int:
         shutil.copyfile(src, dst)
         size += dst.stat().st_size
     return size
+
+
+def _size(n: int) -> str:
+    """A limit as the error shows it: 100 MB, or 5,000 bytes below one MB (not "0 MB")."""
+    return f"{n / 1e6:,.0f} MB" if n >= 1_000_000 else f"{n:,} bytes"
