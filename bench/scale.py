@@ -29,6 +29,8 @@ one run with a 10,000,000-point series (--quick: 1,000,000), logged in flushes o
   (wrk, 8 connections, on the same cores); scoring_vs_azmlinfsrv: against azmlinfsrv with as many workers; each the
   median of 5 interleaved 5 s rounds (--quick: one of 3 s), every round's figure in scoring_rounds;
   scoring_null_vs_azmlinfsrv: the same with a run() that returns at once (what each server itself costs);
+  scoring_ceiling_vs_azmlinfsrv: the ratio a server costing nothing would reach (``scoring_ceiling``): where it is
+  near 4×, the digits model's run() alone, not the server, keeps scoring_vs_azmlinfsrv under it;
   scoring_close_scaling: ``--workers`` = cores over one worker when every request opens a new connection.
 """
 from __future__ import annotations
@@ -449,6 +451,16 @@ def scoring_workers(workers: int, seconds: int, rounds: int, score: str | None =
     return out
 
 
+def scoring_ceiling(rps: float, null_rps: float, azmlinfsrv_rps: float | None) -> float | None:
+    """The ratio to azmlinfsrv that a server costing nothing per request would reach: the machine's time per request
+    with the digits model minus that with a run() that returns at once (our HTTP layer's, the kernel's and wrk's share)
+    is what run() itself takes under this load; azmlinfsrv's time per request over that. ``scoring_vs_azmlinfsrv``
+    can only approach it."""
+    if not azmlinfsrv_rps or not rps or not null_rps or 1 / rps <= 1 / null_rps:
+        return None
+    return (1 / azmlinfsrv_rps) / (1 / rps - 1 / null_rps)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="20,000 runs, a 1,000,000-point series, 12 sweep trials")
@@ -497,6 +509,8 @@ def main() -> None:
     null = scoring_workers(parallel, 3 if args.quick else 5, 1 if args.quick else 3, score=NULL_SCORE)
     figures.update(scoring_null_rps_n=null[f"ours_{parallel}"], scoring_null_azmlinfsrv_rps_n=null["azmlinfsrv"],
                    scoring_null_vs_azmlinfsrv=null[f"ours_{parallel}"] / null["azmlinfsrv"] if null["azmlinfsrv"] else None)
+    figures["scoring_ceiling_vs_azmlinfsrv"] = scoring_ceiling(rps[f"ours_{parallel}"], null[f"ours_{parallel}"],
+                                                              rps["azmlinfsrv"])
     fresh = scoring_workers(parallel, 3 if args.quick else 5, 1 if args.quick else 3, close=True)
     figures.update(scoring_close_rps_1=fresh["ours_1"], scoring_close_rps_n=fresh[f"ours_{parallel}"],
                    scoring_close_azmlinfsrv_rps_n=fresh["azmlinfsrv"],
@@ -545,6 +559,9 @@ def main() -> None:
         ("  same, run() returns at once (the servers' own cost)", f"{figures['scoring_null_rps_n']:,.0f}",
          f"{figures['scoring_null_azmlinfsrv_rps_n'] or 0:,.0f}",
          f"{figures['scoring_null_vs_azmlinfsrv']:.2f}x" if figures["scoring_null_vs_azmlinfsrv"] else "n/a", ""),
+        ("  the most any server could reach: run()'s own time per request (ours minus the above)", "",
+         "", f"{figures['scoring_ceiling_vs_azmlinfsrv']:.2f}x" if figures["scoring_ceiling_vs_azmlinfsrv"] else "n/a",
+         ""),
         (f"  a new connection per request: --workers {parallel} vs 1 (azmlinfsrv {parallel})",
          f"{figures['scoring_close_rps_n']:,.0f}", f"{figures['scoring_close_rps_1']:,.0f} "
          f"({figures['scoring_close_azmlinfsrv_rps_n'] or 0:,.0f})", f"{figures['scoring_close_scaling']:.2f}x",
