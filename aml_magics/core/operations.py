@@ -825,8 +825,8 @@ def _check_submission(sub: RunSubmission) -> None:
             raise InvalidInput(f"code={checks.shown(sub.code)}: a cell run needs its Python source as text")
         checks.text("the cell's code", sub.code, empty=True)
     elif sub.code is not None and sub.kind in ("script", "notebook"):  # (was dropped without a word)
-        raise InvalidInput(f"code: only a cell run takes code; a {sub.kind} run runs its {sub.kind} ({sub.entry!s}) — "
-                           "leave code out, or use kind='cell'")
+        raise InvalidInput(f"code: only a cell run takes code; a {sub.kind} run runs its {sub.kind} "
+                           f"({sub.entry!s}) — leave code out, or use kind='cell'")
     for what in ("inputs", "outputs", "in_values"):  # (None failed inside with a TypeError)
         value = getattr(sub, what)
         if value is None:

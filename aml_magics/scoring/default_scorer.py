@@ -77,7 +77,11 @@ def _n_features():
 def _rows(data):
     if all(isinstance(row, dict) for row in data):
         if _columns() is None:
-            raise BadRequest("this model does not know its column names: send rows as lists of numbers")
+            positions = [str(i) for i in range(_n_features() or len(data[0]))]
+            if all(sorted(row, key=lambda k: (len(k), k)) == positions for row in data):  # a DataFrame's 0, 1, ...
+                return _rows([[row[c] for c in positions] for row in data])
+            raise BadRequest("this model does not know its column names: send rows as lists of numbers "
+                             "(a DataFrame as df.values.tolist())")
         missing = sorted({c for c in _columns() if not any(c in row for row in data)})
         if missing:
             raise BadRequest(f"the records lack {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}")
@@ -113,7 +117,12 @@ def run(raw_data):
     except (ValueError, TypeError) as exc:  # what the model refuses is the request's fault
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         raise BadRequest(f"the model cannot take this data: {first}") from None
-    return np.asarray(out).tolist()
+    out = np.atleast_1d(np.asarray(out))
+    if out.dtype.kind in "fc" and not np.isfinite(out).all():  # (JSON cannot carry them: a 500 that blamed run())
+        row = int(np.argwhere(~np.isfinite(out))[0][0])
+        raise BadRequest(f"the model's {method} for row {row} is {out.reshape(len(out), -1)[row].tolist()[:3]}: "
+                         "not a finite number (are the row's values within the range it was trained on?)")
+    return out.tolist()
 
 
 def swagger_document():

@@ -213,7 +213,7 @@ def test_bad_values_from_python_are_one_clear_error(client):
         client.runs.submit(script(args=["--alpha", None]))
     runs = len(client.runs.list())
     for kw, says in (({"code": "print(1)"}, "only a cell run takes code"),  # the code was dropped, the script ran
-                     ({"kind": "cell", "code": None}, "code=None: a cell run needs its Python source as text"),  # ran ''
+                     ({"kind": "cell", "code": None}, "code=None: a cell run needs its Python source"),  # ran ''
                      ({"kind": "cell", "code": 5}, "code=5: a cell run needs"),  # a TypeError from inside
                      ({"snapshot_max_bytes": -5}, "snapshot_max_bytes must be at least 1"),  # "over the -0 MB limit"
                      ({"snapshot_max_bytes": None}, "snapshot_max_bytes must be an integer"),  # a TypeError

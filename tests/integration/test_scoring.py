@@ -597,7 +597,7 @@ def test_a_long_run_does_not_wake_the_event_loop_every_millisecond(client, digit
     assert requests.post(svc.scoring_uri, data=json.dumps({"sleep": 0}), headers=auth).json() == "done"
 
 
-def test_default_scorer_answers_client_mistakes_with_400_and_describes_itself(client, digits):
+def test_default_scorer_answers_client_mistakes_with_400_and_describes_itself(client, digits, tmp_path):
     svc = client.deployments.create("digits-default", "digits")
     auth = {"Authorization": f"Bearer {svc.get_keys()[0]}"}
     cases = {
@@ -615,12 +615,29 @@ def test_default_scorer_answers_client_mistakes_with_400_and_describes_itself(cl
         assert message in resp.json()["message"], (name, resp.json())
     assert "64 numbers per row" in requests.post(svc.scoring_uri, data=b"{}", headers=auth).json()["message"]
     assert svc.run({"data": digits[0].tolist()}) == [0]  # one row, unwrapped
+    import pandas as pd
+
+    # a DataFrame of the arrays it was trained on goes as records labelled 0, 1, ... (refused: "send lists")
+    assert svc.run(pd.DataFrame(digits[:3])) == [0, 1, 2]
+    assert svc.run({"data": [{str(i): v for i, v in reversed(list(enumerate(digits[1])))}]}) == [1]  # any order
+    with pytest.raises(InvalidInput, match="does not know its column names.*df.values.tolist"):
+        svc.run(pd.DataFrame(digits[:1]).add_prefix("px"))
     swagger = requests.get(svc.scoring_uri.replace("/score", "/swagger.json"), headers=auth).json()
     row = swagger["definitions"]["ServiceInput"]["properties"]["data"]["items"]
     assert row["minItems"] == row["maxItems"] == 64
     assert swagger["definitions"]["ServiceOutput"]["items"]["enum"] == list(range(10))
     assert client.deployments.get_info("digits-default").state == "Healthy"
     client.deployments.delete("digits-default")
+    from sklearn.linear_model import Ridge
+
+    joblib.dump(Ridge().fit(digits, digits.sum(axis=1)), tmp_path / "ridge.pkl")
+    client.models.register("ridge", tmp_path / "ridge.pkl")
+    svc = client.deployments.create("ridge-default", "ridge")
+    # a prediction JSON cannot carry is the request's fault (a 500 that told the user to fix a run() of ours)
+    with pytest.raises(InvalidInput, match=r"answered 400: the model's predict for row 1 is \[(inf|nan)\]: not a fin"):
+        svc.run([digits[0].tolist(), [1e308] * 64])
+    assert len(svc.run(digits[:2])) == 2
+    client.deployments.delete("ridge-default")
 
 
 FRAMING_SCORE = textwrap.dedent(
