@@ -60,6 +60,51 @@ def test_sigkill_loses_at_most_the_last_flush_interval(workspace):
     assert values == sorted(values)
 
 
+READER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from aml_magics.core.client import Client
+
+    client = Client(Path(sys.argv[1]))
+    stop, reads, empty = Path(sys.argv[3]), 0, set()
+    print("reading", flush=True)
+    while not stop.exists():
+        for name, values in client.runs.get_metrics(sys.argv[2]).items():
+            if values in ([], {}) and name != "empty":
+                empty.add(name)
+        reads += 1
+    print(reads, sorted(empty))
+    """
+)
+
+
+def test_another_process_never_reads_a_new_metric_without_its_values(workspace, tmp_path):
+    """A name was stored when first logged and its values by the next flush, 200 ms later: a dashboard or notebook
+    reading meanwhile got ``[]`` for it. Now the name is made in the transaction that writes its first values."""
+    client = Client.shared()
+    run = client.runs.start_logging("t")
+    run.log_list("empty", [])  # a name logged with no values is stored all the same, by the flush thread
+    db, deadline = sqlite3.connect(client.backend.path / "aml.db"), time.time() + 10
+    while not db.execute("SELECT 1 FROM metric_keys WHERE name='empty'").fetchone():
+        assert time.time() < deadline, "log_list(name, []) never stored the name"
+        time.sleep(0.05)
+    db.close()
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(client.backend.path), run.id, str(tmp_path / "stop")],
+                              stdout=subprocess.PIPE, text=True)
+    assert reader.stdout.readline().strip() == "reading"
+    for i in range(150):
+        run.log(f"m{i}", i)
+        run.log_row(f"r{i}", a=i)
+        time.sleep(0.004)
+    run.flush()
+    (tmp_path / "stop").touch()
+    reads, empty = reader.communicate(timeout=60)[0].split(" ", 1)
+    assert int(reads) > 20 and empty.strip() == "[]"
+    metrics = run.get_metrics()
+    assert metrics["empty"] == [] and all(metrics[f"m{i}"] == i for i in range(150))
+
+
 def test_failed_flush_keeps_rows_and_recovers(workspace, capfd):
     client = Client.shared()
     run = client.runs.start_logging("t")

@@ -10,6 +10,7 @@ import os
 import pickle
 import shutil
 import signal
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -152,6 +153,8 @@ class LocalRuns(RunsBackend):
         )
 
     def get(self, run_id: str, *, with_metrics: bool = True) -> RunInfo:
+        if with_metrics:
+            self._own_writes()
         row = self._row(run_id)
         if row["status"] in ("NotStarted", "Starting", "Running", "Finalizing"):
             if repair_if_orphaned(self.backend, row):
@@ -261,7 +264,14 @@ class LocalRuns(RunsBackend):
 
     # -- metrics, logs, files ---------------------------------------------------------------------------
 
+    def _own_writes(self) -> None:
+        """A process that logs to this workspace reads its own values (``tracker.flush_here``)."""
+        module = sys.modules.get("aml_magics.backends.local.tracker")  # (not imported: nothing logged here)
+        if module is not None:
+            module.flush_here(self.backend.db_path)
+
     def metrics(self, run_id: str, name: str | None = None) -> dict[str, Any]:
+        self._own_writes()
         self._row(run_id)
         out: dict[str, Any] = {}
         for key in self.store.metric_keys(run_id):
@@ -295,6 +305,7 @@ class LocalRuns(RunsBackend):
         return out
 
     def metric_series(self, run_id: str, name: str, since: int = 0):
+        self._own_writes()
         key = self.store.scalar_key(run_id, name)
         if key is None:
             return [], since
@@ -302,11 +313,13 @@ class LocalRuns(RunsBackend):
         return list(zip(steps, stamps, values)), cursor
 
     def display_series(self, run_id: str, name: str, limit: int):
+        self._own_writes()
         key = self.store.scalar_key(run_id, name)
         return None if key is None else self.store.display_series(key, limit)
 
     def version(self, run_id: str) -> tuple:
         """A cheap stamp that changes whenever anything a dashboard shows of the run changes."""
+        self._own_writes()
         counts = self.store.run_version(run_id)
         if counts is None:
             raise NotFound(f"run {run_id!r} not found")
@@ -317,6 +330,7 @@ class LocalRuns(RunsBackend):
         return (*counts, log_size)
 
     def metric_names(self, run_id: str) -> list[str]:
+        self._own_writes()
         return [k["name"] for k in self.store.metric_keys(run_id) if k["kind"] == "scalar"]
 
     def read_log(self, run_id: str, offset: int = 0, tail: int | None = None) -> tuple[str, int]:

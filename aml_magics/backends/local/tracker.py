@@ -35,6 +35,7 @@ flushes at the same moments. A child that ends with ``os._exit`` of its own call
 from __future__ import annotations
 
 import atexit
+import bisect
 import itertools
 import json
 import os
@@ -46,13 +47,14 @@ import time
 import weakref
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ...core import checks, children
 from ...core.contract import Tracker
 from ...core.errors import InvalidInput, InvalidType, StorageError, storage_reason
 from .store import recovery as _recovery
 from .store.connection import file_identity
+from .store.metrics import pack_points
 
 FLUSH_INTERVAL = 0.2
 MAX_BACKOFF_S = 5.0
@@ -123,6 +125,19 @@ def tracker_for(uri: str) -> "LocalTracker":
         return tracker
 
 
+def flush_here(db_path) -> None:
+    """Before this process reads a workspace's metrics: what it logged there and still buffers is written first, so
+    it reads its own values (``key``: a name first logged is stored with its first values, by the flush). Best effort:
+    a store that refuses writes keeps them buffered, and the read shows what is stored."""
+    tracker = _trackers.get(SCHEME + str(db_path))
+    if tracker is None or tracker._closed or not (tracker._points or tracker._records or tracker._provisional):
+        return
+    try:
+        tracker.flush(timeout=2)
+    except Exception:  # noqa: BLE001 - kept and retried by the flush thread
+        pass
+
+
 def from_environment(environ) -> "tuple[LocalTracker, str, str | None] | None":
     """Inside a run of a local workspace: its tracker, run id and experiment (the run host sets these)."""
     run_id, uri = environ.get(ENV_RUN_ID), environ.get(ENV_TRACKING_URI)
@@ -189,6 +204,7 @@ class LocalTracker(Tracker):
         self._provisional: dict[int, tuple[int, str, str]] = {}  # negative key id -> (run_pk, name, kind)
         self._resolved: dict[int, int] = {}  # provisional key id -> the real one
         self._next_provisional = -1
+        self._waited: set[int] = set()  # provisional keys a flush has passed over (made by the next one)
         self._keys_lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._start_lock = threading.Lock()
@@ -237,22 +253,19 @@ class LocalTracker(Tracker):
     # -- keys and counters ---------------------------------------------------------------------
 
     def key(self, run_pk: int, name: str, kind: str) -> int:
-        """The id of a run's metric ``name`` of ``kind`` (created on first use; provisional while the disk is full)."""
+        """The id of a run's metric ``name`` of ``kind``. A name not yet stored gets a provisional (negative) id: the
+        flush makes it real just before it writes the first values (``_resolve_keys``), so that another process never
+        reads the new name without them — created here, it stood empty (``[]``) until the next flush, 200 ms later."""
         found = self._keys.get((run_pk, name))
         if found is None:
             checks.metric_name(name)
             row = self.store.metric_key_row(run_pk, name)
             if row is None:
-                try:
-                    kid = self.store.metric_key(run_pk, name, kind)
-                    row = (kid, self.store.key_kind(kid))
-                except StorageError as exc:
-                    with self._keys_lock:
-                        kid = self._next_provisional
-                        self._next_provisional -= 1
-                        self._provisional[kid] = (run_pk, name, kind)
-                    row = (kid, kind)
-                    self._storage_failed(exc, "a new metric name")
+                with self._keys_lock:
+                    kid = self._next_provisional
+                    self._next_provisional -= 1
+                    self._provisional[kid] = (run_pk, name, kind)
+                row = (kid, kind)
             found = self._keys[(run_pk, name)] = [row[0], row[1]]
         if found[1] != kind:
             raise InvalidType(f"metric {checks.shown(name)} was logged as {found[1]}; log {kind} values under "
@@ -453,10 +466,10 @@ class LocalTracker(Tracker):
         while not self._closed:
             self._wake.wait(delay)
             self._wake.clear()
-            if not (self._points or self._records or self._tags):
+            if not (self._points or self._records or self._tags or self._provisional):
                 continue
             try:
-                self.flush()
+                self.flush(background=True)
                 delay = FLUSH_INTERVAL
             except BaseException as exc:  # noqa: BLE001 - this thread must never die; the rows are kept
                 delay = min(max(delay * 2, FLUSH_INTERVAL), MAX_BACKOFF_S)
@@ -468,8 +481,9 @@ class LocalTracker(Tracker):
     def pending(self) -> int:
         return len(self._points) + len(self._records) + len(self._tags)
 
-    def flush(self, timeout: float = -1) -> None:
-        """Write everything buffered now (``timeout``: give up when another flush holds on longer than that).
+    def flush(self, timeout: float = -1, *, background: bool = False) -> None:
+        """Write everything buffered now (``timeout``: give up when another flush holds on longer than that;
+        ``background``: the flush thread's, which leaves a name logged after it took the rows for the next one).
 
         Raises the store's error when it refuses writes (disk full, read-only, locked); nothing is lost then:
         every row stays buffered, in order, and the flush thread retries.
@@ -490,33 +504,38 @@ class LocalTracker(Tracker):
                                                        "process was ending")
                 return
             try:
-                self._flush_locked()
+                self._flush_locked(background)
             finally:
                 self._flush_lock.release()
         finally:
             self._flushing.discard(me)
             children.flush_ended()
 
-    def _flush_locked(self) -> None:
+    def _flush_locked(self, background: bool = False) -> None:
         try:
             self._flush_tags()
             points, records = self._drain(self._points), self._drain(self._records)
-            if not points and not records:
+            # the names to make: those these rows use, and — so that names are stored in the order they were first
+            # logged — those logged before them (with no values yet: ``log_list(name, [])``); the flush thread leaves
+            # a name first logged after it took the rows for the next flush (which writes its values with it)
+            make = list(self._provisional)
+            if background and make:
+                used = [p[0] for p in points if p[0] < 0] + [r[0] for r in records if r[0] < 0]
+                newest = min(used, default=0)  # (provisional ids count down)
+                make = [k for k in make if k >= newest or k in self._waited]
+            if not points and not records and not make:
+                self._waited = set(self._provisional)  # made by the next flush
                 self._recovered()
                 return
-            try:
-                points, records = self._resolve_keys(points, records)
-            except BaseException:
-                self._requeue(points, records)
-                raise
-            left = self._write_isolating(points, self.store.append_metrics)
-            if left:
-                self._requeue(left, records)
-                raise self._last_storage_error
-            left = self._write_isolating(records, lambda chunk: self.store.append_metrics((), chunk))
-            if left:
-                self._requeue([], left)
-                raise self._last_storage_error
+            rows = points + records if records else points  # one transaction: scalars (4 fields) and records (3)
+            if rows:
+                left = self._write_isolating(rows, lambda chunk: self._append(chunk, make))
+                if left:
+                    self._requeue([r for r in left if len(r) == 4], [r for r in left if len(r) == 3])
+                    raise self._last_storage_error
+            if any(k in self._provisional for k in make):
+                self._append([], make)
+            self._waited = set(self._provisional)
         except BaseException as exc:
             if isinstance(exc, Exception) and _is_storage_error(exc):
                 self._storage_failed(exc, "metric values")
@@ -529,34 +548,50 @@ class LocalTracker(Tracker):
             self.store.set_tags(run_id, tags, table=table)
             self._tags.popleft()
 
-    def _resolve_keys(self, points: list, records: list) -> tuple[list, list]:
-        """Make the keys of names first logged while the disk was full real, and give their rows the real ids."""
-        if self._provisional:
-            for kid, (run_pk, name, kind) in list(self._provisional.items()):
-                real = self.store.metric_key(run_pk, name, kind)  # raises while the store still refuses writes
-                stored_kind = self.store.key_kind(real)
-                self._resolved[kid] = real if stored_kind == kind else 0
-                entry = self._keys.get((run_pk, name))
-                if entry is not None and entry[0] == kid:
-                    entry[0] = real
-                c = self._counters.get((run_pk, name))
-                if c is not None and c[0] == kid:
-                    c[0] = real
-                del self._provisional[kid]
-        if not self._resolved:
-            return points, records
-        m = self._resolved
-        if any(p[0] < 0 for p in points):
-            points = [(m.get(p[0], p[0]), p[1], p[2], p[3]) for p in points]
-        if any(r[0] < 0 for r in records):
-            records = [(m.get(r[0], r[0]), r[1], r[2]) for r in records]
-        lost = sum(1 for p in points if p[0] == 0) + sum(1 for r in records if r[0] == 0)
-        if lost:  # another process created the name meanwhile with another kind
-            self._report_once("kind-clash", f"aml-magics: {lost} metric values were not saved: their name was logged "
-                                            "with another kind of value by another process")
-            points = [p for p in points if p[0] != 0]
-            records = [r for r in records if r[0] != 0]
-        return points, records
+    def _append(self, rows: Sequence, extra: Sequence[int] = ()) -> None:
+        """Write rows — scalar points ``(key, step, ts, value)`` and records ``(key, ts, json)`` — in one transaction
+        with the names first logged in them and ``extra``'s: a provisional key (``key``) is made in the store together
+        with its first values, so no other process reads the name empty."""
+        if not rows or len(rows[-1]) == 4:  # (rows: the points, then the records)
+            points, records = rows, []
+        else:
+            i = bisect.bisect_left(rows, -3, key=lambda r: -len(r))  # the first record
+            points, records = rows[:i], rows[i:]
+        chunks = pack_points(points) if points else []  # (one series per name: ids are mapped per series)
+        used = {ch[0] for ch in chunks if ch[0] <= 0}
+        if records:
+            used.update(r[0] for r in records if r[0] <= 0)
+        keys: dict[int, tuple[int, str, str]] = {}
+        if used or extra:
+            provisional = self._provisional
+            keys = {k: provisional[k] for k in sorted(used.union(extra), reverse=True) if k in provisional}
+        made = self.store.append_packed(chunks, records, keys, self._resolved if used else None)
+        for kid, (real, stored_kind) in made.items():
+            self._made(kid, real, stored_kind)
+        if used:
+            m = self._resolved
+            lost = sum(ch[1] for ch in chunks if ch[0] <= 0 and not m.get(ch[0]))
+            lost += sum(1 for r in records if r[0] <= 0 and not m.get(r[0]))
+            if lost:  # another process made the name first, with another kind (0)
+                self._report_once("kind-clash", f"aml-magics: {lost} metric values were not saved: their name was "
+                                                "logged with another kind of value by another process")
+
+    def _made(self, kid: int, real: int, stored_kind: str) -> None:
+        """A provisional key is in the store now: the caches and counters take its real id (or, when another process
+        made the name with another kind first, this process's next value of it is refused)."""
+        run_pk, name, kind = self._provisional.pop(kid)
+        self._resolved[kid] = real if stored_kind == kind else 0
+        entry = self._keys.get((run_pk, name))
+        if entry is not None and entry[0] == kid:
+            entry[:] = [real, stored_kind]
+        c = self._counters.get((run_pk, name))
+        if c is not None and c[0] == kid:
+            if stored_kind == kind:
+                c[0] = real
+            else:  # the writers ask counter() again, and key() refuses the name's other kind
+                del self._counters[(run_pk, name)]
+                for names in list(self._writers.values()):
+                    names.pop(name, None)
 
     def _write_isolating(self, rows: list, write: Callable[[list], None]) -> list:
         """Write ``rows``; a row that cannot be stored is isolated by splitting the batch, dropped and reported.

@@ -44,19 +44,42 @@ class MetricRows:
             return c.execute("SELECT id FROM metric_keys WHERE run=? AND name=?", (run_pk, name)).fetchone()[0]
 
     def append_metrics(
-        self, points: Sequence[tuple[int, int, float, float]], records: Sequence[tuple[int, float, str]] = ()
-    ) -> None:
-        """Append scalar points ``(key_id, step, ts, value)`` and records ``(key_id, ts, json)`` in one transaction."""
-        chunks = pack_points(points)
+        self, points: Sequence[tuple[int, int, float, float]], records: Sequence[tuple[int, float, str]] = (),
+        new_keys: dict[int, tuple[int, str, str]] | None = None, resolved: dict[int, int] | None = None,
+    ) -> dict[int, tuple[int, str]]:
+        """Append scalar points ``(key_id, step, ts, value)`` and records ``(key_id, ts, json)`` in one transaction
+        (``append_packed`` with the points packed)."""
+        return self.append_packed(pack_points(points), records, new_keys, resolved)
+
+    def append_packed(
+        self, chunks: list[tuple[int, int, bytes, bytes, bytes]], records: Sequence[tuple[int, float, str]] = (),
+        new_keys: dict[int, tuple[int, str, str]] | None = None, resolved: dict[int, int] | None = None,
+    ) -> dict[int, tuple[int, str]]:
+        """Append packed series (``pack_points``) and records in one transaction.
+
+        ``new_keys``: ``{provisional id: (run, name, kind)}`` of names made in the same transaction, so that no reader
+        sees a new name before its first values. Rows of a provisional (negative) id are written under the real id
+        of the name made now or of ``resolved`` (``{provisional id: real id}``, made earlier), and dropped when there
+        is none (0: the name is stored with another kind — another process made it first). Returns
+        ``{provisional id: (real id, stored kind)}`` of the names made."""
+        made: dict[int, tuple[int, str]] = {}
         with self.write() as c:
-            for key_id, n, steps, ts, vals in chunks:
-                c.execute(
-                    f"""INSERT INTO metric_chunks(key_id, first_index, n, steps, ts, vals)
-                       VALUES(?, {SERIES_END}, ?, ?, ?, ?)""",
-                    (key_id, key_id, n, steps, ts, vals),
-                )
-            if records:
-                c.executemany("INSERT INTO metric_records(key_id, ts, payload) VALUES(?,?,?)", records)
+            for kid, (run_pk, name, kind) in (new_keys or {}).items():
+                c.execute("INSERT OR IGNORE INTO metric_keys(run, name, kind) VALUES(?,?,?)", (run_pk, name, kind))
+                made[kid] = tuple(c.execute("SELECT id, kind FROM metric_keys WHERE run=? AND name=?",
+                                            (run_pk, name)).fetchone())
+            if made or resolved:
+                now = {kid: made[kid][0] if made[kid][1] == new_keys[kid][2] else 0 for kid in made}
+                older = resolved or {}
+
+                def real(kid: int) -> int:
+                    return kid if kid > 0 else now[kid] if kid in now else older.get(kid, 0)
+
+                chunks = [ch if ch[0] > 0 else (real(ch[0]),) + tuple(ch[1:]) for ch in chunks]
+                chunks = [ch for ch in chunks if ch[0] > 0]
+                records = [r for r in ((real(r[0]), r[1], r[2]) if r[0] <= 0 else r for r in records) if r[0] > 0]
+            _insert_rows(c, chunks, records)
+        return made
 
     def metric_keys(self, run_id: str) -> list[sqlite3.Row]:
         return self.query("SELECT id, name, kind FROM metric_keys WHERE run=? ORDER BY id", (self.run_pk(run_id),))
@@ -158,3 +181,12 @@ def pack_points(points: Sequence[tuple[int, int, float, float]]) -> list[tuple[i
     return [(k, len(g[0]), _pack("q", g[0]), _pack("d", g[1]), _pack("d", g[2])) for k, g in groups.items()]
 
 
+def _insert_rows(c: sqlite3.Connection, chunks: list, records: Sequence[tuple[int, float, str]]) -> None:
+    for key_id, n, steps, ts, vals in chunks:
+        c.execute(
+            f"""INSERT INTO metric_chunks(key_id, first_index, n, steps, ts, vals)
+               VALUES(?, {SERIES_END}, ?, ?, ?, ?)""",
+            (key_id, key_id, n, steps, ts, vals),
+        )
+    if records:
+        c.executemany("INSERT INTO metric_records(key_id, ts, payload) VALUES(?,?,?)", records)
