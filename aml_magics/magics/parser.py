@@ -53,10 +53,50 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         name = self.prog.split()[-1]
         hint = "%aml?" if name == "%aml" else f"%aml help {name}"
+        unknown = _unknown_subcommand(self, message)
+        if unknown is not None:
+            raise UsageError(f"{self.prog}: {unknown} (see {hint})")
         raise UsageError(f"{self.prog}: {message} (see {hint})")
 
-    def exit(self, status=0, message=None):
-        raise UsageError(message or "see %aml?")
+
+# what a user may type for a command that has another name here
+SUBCOMMAND_HINTS = {
+    "delete": "%aml service SVC --delete", "keys": "%aml service SVC --keys", "test": "%aml service SVC --test JSON",
+    "score": "%aml service SVC --test JSON", "predict": "%aml service SVC --test JSON",
+    "config": "%config AmlMagics", "settings": "%config AmlMagics", "use": "%aml workspace use PATH",
+    "upload": "%aml datastore upload SRC", "download": "%aml datastore download PATH", "ls": "%aml datastore ls",
+    "login": "%aml connect", "endpoints": "%aml services", "deployments": "%aml services", "list": "%aml runs",
+    "status": "%aml runs", "history": "%aml runs", "model": "%aml models", "experiment": "%aml experiments",
+    "train": "%%aml run", "tune": "%aml sweep", "hyperdrive": "%aml sweep", "environment": "%aml env list",
+    "environments": "%aml env list", "envs": "%aml env list", "stop": "%aml cancel RUN", "kill": "%aml cancel RUN",
+    "log": "%aml logs RUN", "view": "%aml show RUN", "widget": "%aml show RUN",
+}
+
+
+def _unknown_subcommand(parser: argparse.ArgumentParser, message: str) -> str | None:
+    """For ``%aml dleete`` or ``%aml datastore uplod``: one line naming what was meant (a close spelling, or where
+    that command lives here), instead of argparse's list of every choice."""
+    match = re.match(r"argument (\S+): invalid choice: '(.*)' \(choose from ", message, re.S)
+    if match is None:
+        return None
+    name, typed = match.groups()
+    choices = next((list(a.choices) for a in parser._actions if a.choices and not isinstance(a.choices, range)
+                    and (name in (a.metavar, a.dest) or name in a.option_strings)), None)
+    if not choices:
+        return None
+    import difflib
+
+    shown = f"'{typed}'" if len(typed) <= 40 else f"'{typed[:39]}…'"  # (argparse's repr: a surrogate is escaped)
+    hints = SUBCOMMAND_HINTS if parser.prog == "%aml" else {}
+    close = difflib.get_close_matches(typed.lower(), [*choices, *hints], n=1, cutoff=0.6)
+    if name.startswith("-"):  # an option's value
+        meant = f"; did you mean {name} {close[0]}?" if close else f"; give one of {', '.join(map(str, choices))}"
+        return f"{name} {shown} is not a choice{meant}"
+    what = "subcommand" if name == "SUBCOMMAND" else name
+    if close:
+        meant = hints.get(close[0]) if close[0] not in choices else f"{parser.prog} {close[0]}"
+        return f"no {what} {shown}; did you mean {meant}?"
+    return f"no {what} {shown}; one of {', '.join(map(str, choices))}"
 
 
 def _count(low: int, high: int):

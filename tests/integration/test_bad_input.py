@@ -24,7 +24,15 @@ def _snapshot_of_store(client):
         ("metrics nope", None, "not found"),
         ("run --frobnicate", "x = 1", "unrecognized arguments: --frobnicate"),
         ("runs --limit many", None, "invalid int value"),
-        ("frobnicate", None, "invalid choice"),
+        ("frobnicate", None, "no subcommand 'frobnicate'; one of run, submit,"),
+        # a typo, or another tool's word for it: what was meant (argparse listed every choice)
+        ("dleete x", None, "no subcommand 'dleete'; did you mean %aml service SVC --delete?"),
+        ("config", None, "did you mean %config AmlMagics?"),
+        ("Runs", None, "no subcommand 'Runs'; did you mean %aml runs?"),
+        ("datastore uplod x", None, "no action 'uplod'; did you mean %aml datastore upload?"),
+        ("automl --task clasification --data x --label y", None, "--task 'clasification' is not a choice; did you "
+                                                                 "mean --task classification?"),
+        ("\udcff", None, "no subcommand '\\udcff'"),  # a lone surrogate is shown escaped, not printed
         ("submit train.ipynb -p alpha", None, "write it as NAME=VALUE"),
         ("submit train.ipynb -p 1x=2", None, "not a valid Python name"),
         ("submit train.ipynb -p class=2", None, "not a name a notebook can assign"),  # a SyntaxError in the run
