@@ -383,11 +383,13 @@ class Dataset:
     @staticmethod
     def get_by_name(workspace: Any, name: str, version: str | int = "latest") -> _Dataset:
         checks.text("dataset name", name)
+        # (int() took "abc" and None with a ValueError or TypeError from inside, and 1.5 or True as version 1)
+        wanted = None if version in ("latest", None) else checks.whole("Dataset.get_by_name: version", version, 1)
         data = _registry(workspace).read()
         versions = data.get(name)
         if not versions:
             raise NotFound.with_suggestions("dataset", name, data, hint="register one with dataset.register(ws, name)")
-        index = len(versions) if version == "latest" else int(version)
+        index = len(versions) if wanted is None else wanted
         if not 1 <= index <= len(versions):
             raise NotFound(f"dataset {name!r} has versions 1–{len(versions)}")
         entry = versions[index - 1]

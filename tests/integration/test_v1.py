@@ -253,6 +253,8 @@ def test_v1_calls_given_the_wrong_kind_of_value_say_so_in_one_line(azureml, clie
             (lambda: Run.get("ws", run.id), "Run.get.workspace, run_id.: give the Workspace"),
             (lambda: Datastore.get(ws, ["workspaceblobstore"]), "datastore name must be text, got list"),
             (lambda: Dataset.get_by_name(ws, ["d"]), "dataset name must be text, got list"),
+            (lambda: Dataset.get_by_name(ws, "d", version="abc"), "version must be an integer"),  # a ValueError
+            (lambda: Dataset.get_by_name(ws, "d", version=1.5), "version must be an integer"),  # was version 1
             (lambda: Environment.get(ws, "e", version=[1]), "version must be an integer"),
             (lambda: Environment.from_pip_requirements("e", ["r.txt"]), "requirements file must be a path, got list"),
             (lambda: run.upload_files(None, None), "names must be a list"),
