@@ -254,7 +254,7 @@ class LocalTracker(Tracker):
 
     def key(self, run_pk: int, name: str, kind: str) -> int:
         """The id of a run's metric ``name`` of ``kind``. A name not yet stored gets a provisional (negative) id: the
-        flush makes it real just before it writes the first values (``_resolve_keys``), so that another process never
+        flush makes it real in the transaction that writes its first values (``_append``), so that another process never
         reads the new name without them — created here, it stood empty (``[]``) until the next flush, 200 ms later."""
         found = self._keys.get((run_pk, name))
         if found is None:
