@@ -193,8 +193,8 @@ class Engine:
             same = [t for t in self.trials.items if t.learner == learner and _same_config(t.config, config)] or \
                 [t for t in self.trials.items if t.learner == learner and _capped(t.config, config)]
             trial = same[0] if same else Trial(learner, config, None, "", 0.0, 0)
-            if not any(c.learner == learner and _same_config(c.config, config) for c in cands):
-                out.append(trial)
+            if not any(c is trial or c.learner == learner and _same_config(c.config, config) for c in cands):
+                out.append(trial)  # (a capped one already among them, as its algorithm's best, is not added twice)
         return out
 
     def choose(self, cands: list[Trial], deadline: float) -> tuple[list[Trial], list[float], dict | None]:
@@ -521,8 +521,13 @@ def _default_config(learner: str, task: str) -> dict:
 
 
 def _is_default(trial: Trial, task: str) -> bool:
-    """Whether a trial is HistGradientBoosting or the linear model at scikit-learn's defaults."""
-    return trial.learner in DEFAULT_LEARNERS and _same_config(trial.config, _default_config(trial.learner, task))
+    """Whether a trial is HistGradientBoosting or the linear model at scikit-learn's defaults — HistGradientBoosting's
+    cut short by the budget too, as ``defaults`` takes it (it was scored out-of-fold unmarked and not as a default the
+    final choice must keep: seen on a loaded machine)."""
+    if trial.learner not in DEFAULT_LEARNERS:
+        return False
+    config = _default_config(trial.learner, task)
+    return _same_config(trial.config, config) or _capped(trial.config, config)
 
 
 def _capped(a: dict, b: dict) -> bool:
