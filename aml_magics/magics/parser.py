@@ -58,6 +58,9 @@ class _Parser(argparse.ArgumentParser):
             raise UsageError(f"{self.prog}: {unknown} (see {hint})")
         raise UsageError(f"{self.prog}: {message} (see {hint})")
 
+    def exit(self, status=0, message=None):
+        raise UsageError(message or "see %aml?")
+
 
 # what a user may type for a command that has another name here
 SUBCOMMAND_HINTS = {

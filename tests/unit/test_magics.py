@@ -195,3 +195,14 @@ def test_a_parameter_value_too_deep_for_python_s_parser_is_a_string():
     deep = "-" * 100_000 + "1"
     assert parse_pairs([f"x={deep}", "y=[1, 2]", "z=1e309"], "-p", literal=True) == {
         "x": deep, "y": [1, 2], "z": float("inf")}
+
+
+def test_argparse_leaving_by_exit_is_a_usage_error_not_systemexit():
+    """argparse ends by ``exit()`` in places ``error()`` does not cover: a SystemExit there would end the kernel's
+    cell with a traceback (the override was lost once in an edit of the parser)."""
+    from IPython.core.error import UsageError
+
+    from aml_magics.magics.parser import build_parser
+
+    with pytest.raises(UsageError, match="bad"):
+        build_parser().exit(2, "bad")
