@@ -519,9 +519,9 @@ class LocalTracker(Tracker):
             # logged — those logged before them (with no values yet: ``log_list(name, [])``); the flush thread leaves
             # a name first logged after it took the rows for the next flush (which writes its values with it)
             make = list(self._provisional)
-            if background and make:
-                used = [p[0] for p in points if p[0] < 0] + [r[0] for r in records if r[0] < 0]
-                newest = min(used, default=0)  # (provisional ids count down)
+            if background and make:  # (provisional ids count down: the newest is the smallest; min() of the rows
+                # compares their first field, the key, in C)
+                newest = min(min(points)[0] if points else 0, min(records)[0] if records else 0, 0)
                 make = [k for k in make if k >= newest or k in self._waited]
             if not points and not records and not make:
                 self._waited = set(self._provisional)  # made by the next flush

@@ -44,12 +44,10 @@ class MetricRows:
             return c.execute("SELECT id FROM metric_keys WHERE run=? AND name=?", (run_pk, name)).fetchone()[0]
 
     def append_metrics(
-        self, points: Sequence[tuple[int, int, float, float]], records: Sequence[tuple[int, float, str]] = (),
-        new_keys: dict[int, tuple[int, str, str]] | None = None, resolved: dict[int, int] | None = None,
-    ) -> dict[int, tuple[int, str]]:
-        """Append scalar points ``(key_id, step, ts, value)`` and records ``(key_id, ts, json)`` in one transaction
-        (``append_packed`` with the points packed)."""
-        return self.append_packed(pack_points(points), records, new_keys, resolved)
+        self, points: Sequence[tuple[int, int, float, float]], records: Sequence[tuple[int, float, str]] = ()
+    ) -> None:
+        """Append scalar points ``(key_id, step, ts, value)`` and records ``(key_id, ts, json)`` in one transaction."""
+        self.append_packed(pack_points(points), records)
 
     def append_packed(
         self, chunks: list[tuple[int, int, bytes, bytes, bytes]], records: Sequence[tuple[int, float, str]] = (),
