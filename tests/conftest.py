@@ -24,28 +24,54 @@ def pytest_collection_modifyitems(config, items):
 
 
 def kill_workspace_processes(ws: Path) -> None:
+    """SIGKILL what a test's workspace left running — only processes that are still its own: a recorded pid whose
+    process has ended may belong to anyone by now (the other Python's suite, side by side, got the pids that
+    test_pid_reuse freed and forced, and this teardown killed its scoring service and supervisor)."""
     db = ws / "aml.db"
     if not db.exists():
         return
     conn = sqlite3.connect(db, timeout=30)
     pids = []
     try:
-        for sql in ("SELECT host_pid, user_pid FROM runs", "SELECT server_pid, supervisor_pid FROM deployments"):
+        for sql in ("SELECT host_pid, host_start, user_pid, user_start FROM runs",
+                    "SELECT server_pid, server_start, supervisor_pid, supervisor_start FROM deployments"):
             try:
-                pids += conn.execute(sql).fetchall()
+                for a, a_start, b, b_start in conn.execute(sql).fetchall():
+                    pids += [(b, b_start), (a, a_start)]
             except sqlite3.Error:
                 pass
     finally:
         conn.close()
-    for host_pid, user_pid in pids:
-        for pid in (user_pid, host_pid):
-            if not pid or pid == os.getpid():
-                continue
-            for kill in (os.killpg, os.kill):
-                try:
-                    kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError, OSError):
-                    pass
+    for pid, token in pids:
+        if not pid or pid == os.getpid() or not _own_process(pid, token, ws):
+            continue
+        kills = [os.kill]
+        try:
+            if os.getpgid(pid) == pid:  # it leads its group: its children go too
+                kills.insert(0, os.killpg)
+        except OSError:
+            pass
+        for kill in kills:
+            try:
+                kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError, OSError):
+                pass
+
+
+def _own_process(pid: int, token: str | None, ws: Path) -> bool:
+    """Whether ``pid`` is still the workspace's process: the start token recorded with it, or — not recorded yet —
+    a process working in the workspace or naming it on its command line."""
+    from aml_magics.backends.local.procs import same_process
+
+    if token:
+        return same_process(pid, token)
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+    except OSError:
+        return False
+    return cwd == str(ws) or cwd.startswith(str(ws) + os.sep) or str(ws).encode() in cmdline
 
 
 @pytest.fixture
