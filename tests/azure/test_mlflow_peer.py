@@ -124,7 +124,8 @@ def test_our_key_limit_is_mlflows(mlflow_server):
 
 class Outage:
     """A loopback TCP relay to the MLflow server that can be cut: while ``down`` it closes each connection at once
-    (the client sees a dropped connection, as in a network outage)."""
+    (the client sees a dropped connection, as in a network outage); ``delay`` holds each answer that long (a slow
+    endpoint)."""
 
     def __init__(self, upstream: str):
         import socket
@@ -134,6 +135,7 @@ class Outage:
         parts = urlsplit(upstream)
         self.target = (parts.hostname, parts.port)
         self.down = False
+        self.delay = 0.0
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         threading.Thread(target=self._accept, daemon=True).start()
@@ -152,12 +154,13 @@ class Outage:
                 continue
             server = socket.create_connection(self.target)
             for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+                threading.Thread(target=self._pipe, args=(a, b, b is client), daemon=True).start()
 
-    @staticmethod
-    def _pipe(a, b) -> None:
+    def _pipe(self, a, b, answers: bool) -> None:
         try:
             while data := a.recv(65536):
+                if answers and self.delay:
+                    time.sleep(self.delay)
                 b.sendall(data)
         except OSError:
             pass
@@ -200,6 +203,32 @@ def test_an_outage_is_said_once_and_loses_nothing(mlflow_server, tmp_path):
     assert {p["key"]: p["value"] for p in data["params"]} == {"lr": "0.1"}
     assert err.count("metrics not sent yet") == 1, err
     assert "metrics are being sent again; none were lost" in err
+
+
+def test_values_the_flush_thread_holds_as_the_job_ends_still_arrive(mlflow_server, tmp_path):
+    """The job ends while the flush thread holds a batch it is retrying (the endpoint unreachable for a moment): the
+    last flush found the buffer empty and the process ended with that batch unsent (a CI run lost a job's last two
+    values this way). It waits for the flush under way, which sends them when the endpoint is back."""
+    import os
+    import subprocess
+    import sys
+
+    ml = MlflowRest(mlflow_server)
+    run_id = ml.create_run("held-at-exit")
+    relay = Outage(mlflow_server)
+    relay.down = True
+    (tmp_path / "train.py").write_text(
+        "import time\nfrom aml_magics import Run\nrun = Run.get_context()\n"
+        "for i in range(3):\n    run.log('loss', float(i))\ntime.sleep(1.5)\n")  # the flush thread's tick is 1 s
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AML_MAGICS_")}
+    env.update(MLFLOW_TRACKING_URI=relay.url, MLFLOW_RUN_ID=run_id)
+    job = subprocess.Popen([sys.executable, "train.py"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    time.sleep(3.0)  # the script's end is ~1.7 s; the flush thread's retries of its batch go on to ~7.5 s
+    relay.down = False
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == 0, err
+    assert [v for _, _, v in ml.metric_history(run_id, "loss")] == [0.0, 1.0, 2.0], err
+    assert "could not be sent" not in err, err
 
 
 @pytest.mark.parametrize("batch", [False, True])

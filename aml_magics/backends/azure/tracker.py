@@ -40,11 +40,12 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def flush_all(timeout: float = -1) -> None:  # noqa: ARG001 - a flush here holds no lock to wait for
-    """The last flush of a process that is ending (``core.children``): what cannot be sent now is lost with it."""
+def flush_all(timeout: float = -1) -> None:
+    """The last flush of a process that is ending (``core.children``): what cannot be sent now is lost with it.
+    ``timeout`` bounds the wait for a flush the flush thread has under way."""
     for tracker in list(_every):
         try:
-            tracker.flush()
+            tracker.flush(timeout)
         except Exception as exc:  # noqa: BLE001 - the process ends next
             left = tracker.pending()
             if left:
@@ -90,10 +91,12 @@ class MlflowTracker(Tracker):
         self._said: set[str] = set()  # what was reported once
         self._tags: deque = deque()  # (run_id, values, params?) that waited through an outage
         self._failing = False  # an outage is on (said once)
+        self._in_flight = 0  # points a flush took from the buffer and has not sent yet
         self._steps: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._flushing: set[int] = set()  # the threads inside flush()
+        self._flush_lock = threading.Lock()  # one flush at a time (see flush())
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = threading.Thread(target=self._loop, name="aml-mlflow-flush",
                                                                   daemon=True)
@@ -106,8 +109,10 @@ class MlflowTracker(Tracker):
         """Inside ``os.fork()`` in the child: no thread, no network here (see the module's docstring)."""
         self._points.clear()  # in place, as the parent's writers hold nothing else
         self._tags.clear()
+        self._in_flight = 0
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._stop = threading.Event()
         self._flushing = set()
         self._thread = None
@@ -231,13 +236,21 @@ class MlflowTracker(Tracker):
             print(f"aml-magics: metrics not sent yet ({exc}); they are kept and retried", file=sys.stderr)
 
     def pending(self) -> int:
-        return len(self._points) + len(self._tags)
+        return len(self._points) + len(self._tags) + self._in_flight
 
-    def flush(self) -> None:
+    def flush(self, timeout: float = -1) -> None:
+        """Send what is buffered. One flush at a time: a flush the flush thread has under way holds points it took
+        from the buffer, and the last flush of a process must not find the buffer empty and let the process end
+        (and those points with it) before they are sent; it waits for that flush (up to ``timeout`` seconds)."""
         me = threading.get_ident()
         self._flushing.add(me)
         try:
-            self._flush()
+            if not self._flush_lock.acquire(timeout=timeout):
+                raise TimeoutError(f"a flush under way did not end within {timeout:g} s")
+            try:
+                self._flush()
+            finally:
+                self._flush_lock.release()
         finally:
             self._flushing.discard(me)
             children.flush_ended()
@@ -260,13 +273,17 @@ class MlflowTracker(Tracker):
         for run_id, name, value, step, ts in batch:
             by_run.setdefault(run_id, []).append((name, value, step, ts))
         sent: set[str] = set()
+        self._in_flight = len(batch)
         try:
             for run_id, points in by_run.items():
                 self._send(run_id, points)
                 sent.add(run_id)
+                self._in_flight -= len(points)
         except Exception:
             self._points.extendleft(reversed([p for p in batch if p[0] not in sent]))
             raise
+        finally:
+            self._in_flight = 0
 
     def _send(self, run_id: str, points: list) -> None:
         """Send points; a batch the endpoint refuses as wrong (not the network, not sign-in) is halved until the
