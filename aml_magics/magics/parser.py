@@ -56,6 +56,8 @@ class _Parser(argparse.ArgumentParser):
         unknown = _unknown_subcommand(self, message)
         if unknown is not None:
             raise UsageError(f"{self.prog}: {unknown} (see {hint})")
+        message += _misspelled_option(self, message)
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")  # a lone surrogate shown escaped
         raise UsageError(f"{self.prog}: {message} (see {hint})")
 
     def exit(self, status=0, message=None):
@@ -100,6 +102,27 @@ def _unknown_subcommand(parser: argparse.ArgumentParser, message: str) -> str | 
         meant = hints.get(close[0]) if close[0] not in choices else f"{parser.prog} {close[0]}"
         return f"no {what} {shown}; did you mean {meant}?"
     return f"no {what} {shown}; one of {', '.join(map(str, choices))}"
+
+
+def _misspelled_option(parser: argparse.ArgumentParser, message: str) -> str:
+    """For ``%aml runs --limt 5``: "; did you mean --limit?" after argparse's "unrecognized arguments" (the options
+    of this parser first, then of its actions' parsers: ``%aml datastore upload x --overwirte`` is reported by the
+    ``datastore`` parser)."""
+    if not message.startswith("unrecognized arguments: "):
+        return ""
+    typed = next((t for t in message[len("unrecognized arguments: "):].split() if t.startswith("--")), None)
+    if typed is None:
+        return ""
+    import difflib
+
+    typed = typed.split("=", 1)[0]
+    nested = [p for a in parser._actions if isinstance(a, argparse._SubParsersAction) for p in a.choices.values()]
+    for group in ([parser], nested):
+        options = {o for p in group for a in p._actions for o in a.option_strings if o.startswith("--")}
+        close = difflib.get_close_matches(typed.lower(), sorted(options - {"--help"}), n=1, cutoff=0.7)
+        if close:
+            return f"; did you mean {close[0]}?"
+    return ""
 
 
 def _count(low: int, high: int):

@@ -33,6 +33,11 @@ def _snapshot_of_store(client):
         ("automl --task clasification --data x --label y", None, "--task 'clasification' is not a choice; did you "
                                                                  "mean --task classification?"),
         ("\udcff", None, "no subcommand '\\udcff'"),  # a lone surrogate is shown escaped, not printed
+        # a misspelled option: what was meant, after argparse's words
+        ("runs --limt 5", None, "unrecognized arguments: --limt 5; did you mean --limit?"),
+        ("runs --stauts=Failed", None, "unrecognized arguments: --stauts=Failed; did you mean --status?"),
+        ("datastore upload x --overwirte", None, "did you mean --overwrite?"),
+        ("runs --\udcff", None, "unrecognized arguments: --\\udcff ("),
         ("submit train.ipynb -p alpha", None, "write it as NAME=VALUE"),
         ("submit train.ipynb -p 1x=2", None, "not a valid Python name"),
         ("submit train.ipynb -p class=2", None, "not a name a notebook can assign"),  # a SyntaxError in the run
