@@ -103,6 +103,27 @@ def test_a_nan_or_a_refused_metric_costs_only_itself(mlflow_server, tmp_path):
     assert "could not be sent" not in out.stderr and "not sent yet" not in out.stderr, out.stderr
 
 
+def test_text_values_go_as_tags_and_what_is_not_sent_is_said_once(mlflow_server, tmp_path):
+    """``run.log(name, text)`` in a job: a line on stderr at every call (a training loop's epochs filled the job's
+    log) and the text went nowhere. Now the text is the tag ``name`` (MLflow's metrics are numbers; the latest wins),
+    said once; a name MLflow refuses, text beyond its tag limit and rows are each said once and cost nothing else."""
+    ml = MlflowRest(mlflow_server)
+    run_id = ml.create_run("in-job-text")
+    (tmp_path / "train.py").write_text(
+        "from aml_magics import Run\nrun = Run.get_context()\n"
+        "for i in range(5):\n    run.log('phase', f'epoch {i}')\n    run.log('bad@name', 'x')\n"
+        "    run.log('long', 'x' * 9000)\n    run.log_row('row', a=i)\n    run.log('loss', float(i))\n")
+    out = _job(tmp_path, mlflow_server, run_id)
+    data = ml.get_run(run_id)["data"]
+    tags = {t["key"]: t["value"] for t in data["tags"]}
+    assert tags["phase"] == "epoch 4" and "bad@name" not in tags and "long" not in tags
+    assert [v for _, _, v in ml.metric_history(run_id, "loss")] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    for said in ("text values of 'phase' are sent as its tag", "refused text value of 'bad@name'",
+                 "'long' longer than 8,000 characters is not sent", "a row value of 'row' is not sent"):
+        assert out.stderr.count(said) == 1, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 4, out.stderr
+
+
 def test_our_key_limit_is_mlflows(mlflow_server):
     """We refuse a metric name, a param key or a tag key over ``checks.MAX_KEY`` before anything is stored
     (tests/reliability/test_bad_values.py): MLflow's server takes exactly that many characters and refuses one more,

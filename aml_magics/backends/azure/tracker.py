@@ -187,10 +187,36 @@ class MlflowTracker(Tracker):
             self._outage(exc)
 
     def _unsupported(self, what: str) -> None:
-        print(f"aml-magics: {what} is not sent to Azure ML yet; use mlflow.log_artifact for files", file=sys.stderr)
+        if what not in self._said:  # once: a training loop logs it every epoch
+            self._said.add(what)
+            print(f"aml-magics: {what} is not sent to Azure ML yet; use mlflow.log_artifact for files",
+                  file=sys.stderr)
 
     def log_record(self, run_id: str, name: str, kind: str, payload: Any) -> None:
-        self._unsupported(f"a {kind} value of {name!r}")
+        """Text goes as the tag ``name`` (MLflow's metrics are numbers; the tag keeps the latest text), said once;
+        rows, tables and images are not sent (said once per name)."""
+        from ...core.checks import MAX_TAG_VALUE
+        from .mlflow_rest import Refused
+
+        if kind != "string" or not isinstance(payload, str) or len(payload) > MAX_TAG_VALUE:
+            long = kind == "string" and isinstance(payload, str)
+            self._unsupported(f"a {kind} value of {name!r}" + (f" longer than {MAX_TAG_VALUE:,} characters" if long
+                                                              else ""))
+            return
+        said = f"text:{name}"
+        try:
+            self.set_tags(run_id, {name: payload})
+        except Refused as exc:  # a name MLflow takes for no tag: said once, the training goes on
+            said = f"text refused:{name}"
+            if said not in self._said:
+                print(f"aml-magics: the MLflow endpoint refused text value of {name!r} as a tag: {exc}; it is left "
+                      "out", file=sys.stderr)
+            self._said.add(said)
+            return
+        if said not in self._said:
+            self._said.add(said)
+            print(f"aml-magics: text values of {name!r} are sent as its tag (MLflow metrics are numbers; the tag "
+                  "keeps the latest)", file=sys.stderr)
 
     def store_file(self, run_id: str, name: str, source) -> str:
         self._unsupported(f"upload_file({name!r}) (files in ./outputs are kept with the job anyway)")
