@@ -22,6 +22,19 @@ def _terminate(signum, frame):
     raise SystemExit(128 + signum)
 
 
+def _default_sigterm_in_child() -> None:
+    """In a process the user's code forks (a ``multiprocessing`` worker): SIGTERM ends it at once, as outside a run.
+    Inherited, ``_terminate`` is a Python handler, which runs only between bytecodes: a SIGTERM landing just before
+    an idle pool worker blocked on its task queue's lock was never acted on, and ``with Pool(...)`` waited for that
+    worker for ever (12 runs in 60 on a loaded machine with Python 3.10). A worker that logs puts the tracker's
+    flushing handler in place, which has a thread to wake it (``core.children``)."""
+    try:
+        if signal.getsignal(signal.SIGTERM) is _terminate:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except (ValueError, OSError):  # not the main thread
+        pass
+
+
 def _write_error(io_dir: Path, message: str, tb: str | None) -> None:
     io_dir.mkdir(parents=True, exist_ok=True)
     (io_dir / "error.json").write_text(json.dumps({"error": message, "traceback": tb}))
@@ -141,6 +154,8 @@ def main() -> int:
 
     take_signals_back()
     signal.signal(signal.SIGTERM, _terminate)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_default_sigterm_in_child)
     spec_path = Path(os.environ["AML_MAGICS_RUN_SPEC"])
     spec = json.loads(spec_path.read_text())
     io_dir = spec_path.parent

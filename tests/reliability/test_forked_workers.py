@@ -238,6 +238,45 @@ def test_a_submitted_script_with_a_worker_pool_keeps_its_workers_values(workspac
     assert got["folds"] == 4
 
 
+def test_a_submitted_scripts_idle_pool_workers_end_on_sigterm(workspace, tmp_path):
+    """A run's process has a Python SIGTERM handler (it unwinds the user's code); forked pool workers inherited it,
+    and a Python handler runs only between bytecodes: a SIGTERM landing just before an idle worker blocked on its
+    task queue's lock was never acted on, and ``with Pool(...)`` waited for it for ever (12 runs in 60 of the test
+    above on a loaded machine; a CI run failed so). A forked child of the run now ends on SIGTERM as outside a run
+    (the tracker's own handler, with its waking thread, in a worker that logs); 200 pools of idle workers end."""
+    from aml_magics.core.types import RunSubmission
+
+    client = Client.shared()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "train.py").write_text(textwrap.dedent("""
+        import multiprocessing as mp
+        import os
+        import signal
+        from aml_magics import Run
+        run = Run.get_context()
+        def default(_):
+            return signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        if __name__ == "__main__":
+            with mp.get_context("fork").Pool(2) as pool:
+                run.log("workers_default", float(all(pool.map(default, [0, 1]))))
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0 if default(None) else 3)
+            run.log("fork_default", float(os.waitpid(pid, 0)[1] == 0))
+            run.log("run_unwinds", float(signal.getsignal(signal.SIGTERM) != signal.SIG_DFL))
+            for i in range(200):
+                with mp.get_context("fork").Pool(3) as pool:
+                    pool.map(abs, [i])
+            run.log("pools", 200)
+    """))
+    run = client.runs.submit(RunSubmission(kind="script", experiment="forks", source_dir=tmp_path / "src",
+                                           entry="train.py"))
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Completed", client.runs.get_logs(run.id)
+    assert client.runs.get_metrics(run.id) == {"workers_default": 1.0, "fork_default": 1.0, "run_unwinds": 1.0,
+                                               "pools": 200}
+
+
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
 def test_spawned_and_forkserver_pool_workers_keep_every_value(workspace, tmp_path, method):
     """The other start methods (forkserver is Python 3.14's default on Linux, spawn macOS's and Windows'): a worker
