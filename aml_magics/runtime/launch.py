@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -20,6 +21,25 @@ ENGINES = ("sweep", "automl", "pipeline", "batch")  # runs of our code (the user
 def _terminate(signum, frame):
     # unwind the user's code so that atexit flushes the metrics logged so far
     raise SystemExit(128 + signum)
+
+
+_held: dict[int, set] = {}  # a forking thread's signal mask from before it blocked SIGTERM (see _hold_sigterm)
+
+
+def _hold_sigterm() -> None:
+    """Before a fork, in the forking thread: SIGTERM waits (blocked) until the child has SIGTERM's default action
+    back — one landing in the child before that ran ``_terminate`` inside the at-fork hook, whose SystemExit is
+    ignored there: the signal was lost and ``with Pool(...)`` waited for that worker for ever (a CI run)."""
+    try:
+        _held[threading.get_ident()] = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    except (AttributeError, OSError, ValueError):
+        pass
+
+
+def _release_sigterm() -> None:
+    mask = _held.pop(threading.get_ident(), None)
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a SIGTERM that came meanwhile is acted on now
 
 
 def _default_sigterm_in_child() -> None:
@@ -33,6 +53,11 @@ def _default_sigterm_in_child() -> None:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
     except (ValueError, OSError):  # not the main thread
         pass
+    finally:
+        mask = _held.pop(threading.get_ident(), None)
+        _held.clear()  # the parent's other threads are not here
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _write_error(io_dir: Path, message: str, tb: str | None) -> None:
@@ -154,8 +179,9 @@ def main() -> int:
 
     take_signals_back()
     signal.signal(signal.SIGTERM, _terminate)
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_default_sigterm_in_child)
+    if hasattr(os, "register_at_fork") and hasattr(signal, "pthread_sigmask"):
+        os.register_at_fork(before=_hold_sigterm, after_in_parent=_release_sigterm,
+                            after_in_child=_default_sigterm_in_child)
     spec_path = Path(os.environ["AML_MAGICS_RUN_SPEC"])
     spec = json.loads(spec_path.read_text())
     io_dir = spec_path.parent
