@@ -93,6 +93,7 @@ class InferenceConfig:
         if not entry_script:
             raise InvalidInput("InferenceConfig(entry_script='score.py', …): the scoring script is required")
         self.entry_script, self.source_directory = entry_script, source_directory
+        self.score_path()  # a missing script is said here, where it was named, not at the deploy
         self.environment = environment
         if environment is None and conda_file:
             from .environment import Environment
@@ -106,9 +107,13 @@ class InferenceConfig:
         if not isinstance(self.entry_script, (str, os.PathLike)):
             raise InvalidInput("InferenceConfig: entry_script must be a file name, got "
                                f"{checks.shown(self.entry_script)}")
+        if self.source_directory is not None and not isinstance(self.source_directory, (str, os.PathLike)):
+            raise InvalidInput("InferenceConfig: source_directory must be a folder name, got "
+                               f"{checks.shown(self.source_directory)}")
         path = Path(self.source_directory or ".") / self.entry_script
         if checks.path_kind("InferenceConfig: the scoring script", path) != "file":
-            raise InvalidInput(f"InferenceConfig: no scoring script {str(path)!r}")
+            raise InvalidInput(f"InferenceConfig: no scoring script {checks.shown(str(path), 120)}: write it first "
+                               "(with %%writefile) or fix entry_script / source_directory")
         return path
 
 

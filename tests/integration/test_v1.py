@@ -143,7 +143,11 @@ def test_careless_v1_settings_are_refused_before_anything_runs(azureml, client, 
             (lambda: Model.deploy(ws, "careless-svc", [Model(ws, "careless-m")],
                                   InferenceConfig(entry_script="s" * 300 + ".py")), "cannot be looked up"),
             (lambda: Model.deploy(ws, "careless-svc", [Model(ws, "careless-m")], InferenceConfig(entry_script=1.5)),
-             "entry_script must be a file name")):
+             "entry_script must be a file name"),
+            # a script not written yet was accepted here and said only at the deploy, after the model was staged
+            (lambda: InferenceConfig(entry_script="not-written.py"), "no scoring script .*not-written.py.*: write it"),
+            (lambda: InferenceConfig(entry_script="train.py", source_directory=1.5),
+             "source_directory must be a folder")):
         with pytest.raises(InvalidInput, match=message):
             call()
     for bad in (0, -1, 1.5, "4", True):
