@@ -63,6 +63,23 @@ def test_failed_build_is_one_clear_error_with_the_log_kept(ip, client, workspace
     assert not [p for p in (workspace / "envs").iterdir() if p.is_dir()]  # no half-built environment left
 
 
+
+def test_a_wrong_file_as_requirements_is_refused_and_nothing_is_stored(ip, client, tmp_path):
+    """A 50 MB file of one line is a valid package name: it was stored as one "package" and `env list` read 50 MB."""
+    (tmp_path / "data.csv").write_bytes(b"a" * (2 << 20))
+    (tmp_path / "one-line.txt").write_text("x" * 5000 + "\n")
+    (tmp_path / "ok.txt").write_text("six==1.15.0\n")
+    ip.run_line_magic("aml", f"env register keep {tmp_path / 'ok.txt'}")
+    for name, message in (("data.csv", "data.csv is 2.0 MB: a requirements file"),
+                          ("one-line.txt", "line 1 of one-line.txt is 5,000 characters")):
+        with pytest.raises(UsageError, match=message):
+            ip.run_line_magic("aml", f"env register keep {tmp_path / name}")
+        with pytest.raises(UsageError, match=message):  # --env FILE reads it the same way
+            ip.run_cell_magic("aml", f"run --env {tmp_path / name}", "x = 1\n")
+    assert [(e.name, e.version, e.packages) for e in client.environments.list()] == [("keep", 1, ["six==1.15.0"])]
+    assert client.runs.list().infos == []
+
+
 SLOW_BACKEND = '''
 import time
 def get_requires_for_build_wheel(config_settings=None):

@@ -11,6 +11,9 @@ from pathlib import Path
 from ...core import checks
 from ...core.errors import InvalidInput, NotFound
 
+MAX_FILE = 1 << 20  # bytes of a requirements file or environment.yml
+MAX_LINE = 4096  # characters of one requirement (a package's name, version and extras, or a URL)
+
 
 def parse_packages(spec: str | os.PathLike | list[str]) -> list[str]:
     """Requirements from a requirements.txt, a conda-style environment.yml (its pip section) or a list."""
@@ -24,6 +27,10 @@ def parse_packages(spec: str | os.PathLike | list[str]) -> list[str]:
                 f"environment file {path} {'not found' if kind == 'missing' else 'is not a file'} (give "
                 "requirements.txt, environment.yml or a list)")
         try:
+            size = path.stat().st_size
+            if size > MAX_FILE:  # a wrong file: read whole, it was stored as one "package" of megabytes
+                raise InvalidInput(f"{path.name} is {size / 2**20:,.1f} MB: a requirements file or environment.yml is "
+                                   "a short list of packages; give that file; nothing was registered")
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidInput(f"cannot read {path} as a requirements file ({type(exc).__name__}); give a "
@@ -62,6 +69,9 @@ def parse_packages(spec: str | os.PathLike | list[str]) -> list[str]:
                 # the line itself is not shown: this may be a file that was never meant to be read
                 raise InvalidInput(f"line {number}{where} is not a pip requirement (like scikit-learn==1.5 or "
                                    "pandas>=2); nothing was registered") from None
+        if len(line) > MAX_LINE:
+            raise InvalidInput(f"line {number}{where} is {len(line):,} characters: a pip requirement is a package "
+                               f"name, version and URL of at most {MAX_LINE:,}; nothing was registered")
         packages.append(line)
     if not packages:
         raise InvalidInput("the environment lists no packages")
