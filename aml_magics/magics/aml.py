@@ -254,7 +254,8 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
         for text in args.param:
             name, expr = parse_param(text)
             if name in space:
-                raise UsageError(f"--param {name}: the cell declares {name} already")
+                raise UsageError(f"--param {name}: the cell declares {name} already" if cell is not None else
+                                 f"--param {name} is given twice: keep one")
             space[name] = expr
         policy = None
         if args.early_stop:

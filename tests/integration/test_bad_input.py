@@ -80,6 +80,7 @@ def _snapshot_of_store(client):
         # -p is a notebook's parameter: on a cell or a script it was silently ignored
         ("sweep --metric m --trials 2 -p a=1", "C = choice(1, 2)\nx = 1", "fixes a notebook's parameters"),
         ("sweep train.py --metric m --param C=choice(1,2) -p a=1", None, "fixes a notebook's parameters"),
+        ("sweep train.ipynb --metric m --param C=choice(1,2) --param C=choice(3)", None, "--param C is given twice"),
         ("automl --task regression --data x.csv --label y --budget nan", None, "out of range"),
         ("run --name bad\udcffname", "x = 1", "lone surrogate"),
         ("run --tag k=\udcff", "x = 1", "lone surrogate"),
