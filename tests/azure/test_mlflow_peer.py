@@ -103,6 +103,25 @@ def test_a_nan_or_a_refused_metric_costs_only_itself(mlflow_server, tmp_path):
     assert "could not be sent" not in out.stderr and "not sent yet" not in out.stderr, out.stderr
 
 
+def test_a_changed_param_does_not_stop_the_job_and_its_new_value_is_kept(mlflow_server, tmp_path):
+    """The local workspace keeps a param's last value; MLflow refuses a second one, and ``run.log_param`` raised its
+    refusal: a script that runs through locally stopped on Azure ML. Now the first value stays the param (MLflow's
+    rule), the latest is the tag of the same name, said once, and the params sent beside it arrive."""
+    ml = MlflowRest(mlflow_server)
+    run_id = ml.create_run("in-job-params")
+    (tmp_path / "train.py").write_text(
+        "from aml_magics import Run\nrun = Run.get_context()\n"
+        "run.log_param('lr', 0.1)\nrun.set_params({'lr': 0.2, 'epochs': 5})\nrun.log_param('lr', 0.3)\n"
+        "run.log_param('epochs', 5)\nrun.log('loss', 1.0)\nprint('trained')\n")
+    out = _job(tmp_path, mlflow_server, run_id)
+    assert "trained" in out.stdout
+    data = ml.get_run(run_id)["data"]
+    assert {p["key"]: p["value"] for p in data["params"]} == {"lr": "0.1", "epochs": "5"}
+    assert {t["key"]: t["value"] for t in data["tags"]}["lr"] == "0.3"
+    assert [v for _, _, v in ml.metric_history(run_id, "loss")] == [1.0]
+    assert out.stderr.count("param 'lr' is already '0.1' on this run") == 1, out.stderr
+
+
 def test_text_values_go_as_tags_and_what_is_not_sent_is_said_once(mlflow_server, tmp_path):
     """``run.log(name, text)`` in a job: a line on stderr at every call (a training loop's epochs filled the job's
     log) and the text went nowhere. Now the text is the tag ``name`` (MLflow's metrics are numbers; the latest wins),

@@ -166,7 +166,8 @@ class MlflowTracker(Tracker):
             write(name, v)
 
     def set_tags(self, run_id: str, values: dict[str, Any], *, params: bool = False) -> None:
-        """Sent at once; the endpoint refusing them (a changed param, a value too long) is an error here. When the
+        """Sent at once; the endpoint refusing them (a value too long, a name it takes for none) is an error here
+        (a changed param is not: see ``_send_tags``). When the
         network or the service is down they wait, like metrics, and go first when it answers: a training loop
         never stops for an outage."""
         from ...core.errors import AuthError
@@ -179,12 +180,39 @@ class MlflowTracker(Tracker):
             self._tags.append((run_id, clean, params))
             return
         try:
-            self._rest.log_batch(run_id, **({"params": clean} if params else {"tags": clean}))
+            self._send_tags(run_id, clean, params)
         except (Refused, AuthError):
             raise
         except Exception as exc:  # noqa: BLE001 - the network or the service: kept, and retried
             self._tags.append((run_id, clean, params))
             self._outage(exc)
+
+    def _send_tags(self, run_id: str, clean: dict[str, Any], params: bool) -> None:
+        """Tags, or params. MLflow keeps a param's first value and refuses another (the local workspace keeps the
+        last): a changed param would stop a script that runs through locally, so its new value is kept as the tag
+        of the same name, said once per param, and the run goes on. Any other refusal is raised."""
+        from .mlflow_rest import Refused
+
+        try:
+            self._rest.log_batch(run_id, **({"params": clean} if params else {"tags": clean}))
+            return
+        except Refused:
+            if not params:
+                raise
+            before = {p["key"]: p["value"] for p in self._rest.get_run(run_id).get("data", {}).get("params", [])}
+            changed = {k: before[k] for k, v in clean.items() if k in before and before[k] != str(v)}
+            if not changed:
+                raise
+        same = {k: v for k, v in clean.items() if k not in changed}
+        if same:
+            self._rest.log_batch(run_id, params=same)
+        self._rest.log_batch(run_id, tags={k: clean[k] for k in changed})
+        for key, old in changed.items():
+            if f"param changed:{key}" not in self._said:
+                self._said.add(f"param changed:{key}")
+                print(f"aml-magics: param {checks.shown(key)} is already {checks.shown(old)} on this run and MLflow "
+                      f"keeps a param's first value: {checks.shown(clean[key])} is kept as the tag {checks.shown(key)} "
+                      "(and later values too)", file=sys.stderr)
 
     def _unsupported(self, what: str) -> None:
         if what not in self._said:  # once: a training loop logs it every epoch
@@ -287,7 +315,7 @@ class MlflowTracker(Tracker):
         while self._tags:  # what waited through an outage first, in order
             run_id, clean, params = self._tags[0]
             try:
-                self._rest.log_batch(run_id, **({"params": clean} if params else {"tags": clean}))
+                self._send_tags(run_id, clean, params)
             except Refused as exc:  # (the call that set them has returned: said, and left out)
                 print(f"aml-magics: the MLflow endpoint refused {'params' if params else 'tags'} "
                       f"{', '.join(map(str, clean))[:200]}: {exc}", file=sys.stderr)
