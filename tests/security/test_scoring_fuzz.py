@@ -95,7 +95,7 @@ def test_ten_thousand_generated_requests(service):
     base = f"{parts.scheme}://{parts.netloc}"
     session = requests.Session()
     pid = server_pid(client)
-    counts = {"requests": 0}
+    counts = {"requests": 0, "answered": time.monotonic(), "before": None}
     rss_before = rss_kb(pid)
 
     @settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True, database=None,
@@ -115,8 +115,17 @@ def test_ten_thousand_generated_requests(service):
             headers["Authorization"] = "Bearer " + "x" * len(key)
         elif auth == "scheme":
             headers["Authorization"] = f"Basic {key}"
-        resp = session.request(method, base + path, data=body, headers=headers, timeout=30)
+        try:
+            resp = session.request(method, base + path, data=body, headers=headers, timeout=30)
+        except requests.ConnectionError as exc:  # (one CI run: a kept-alive connection closed unanswered, once in
+            # 10,000, not reproduced here in 4 runs): say what the server and the connection were doing
+            raise AssertionError(
+                f"{method} {path} {body[:60]!r}: {type(exc).__name__}; server pid {pid} -> {server_pid(client)}; "
+                f"{time.monotonic() - counts['answered']:.2f} s after the answer before, {counts['before']}") from exc
         counts["requests"] += 1
+        counts["answered"] = time.monotonic()
+        counts["before"] = (f"{method} {path} -> {resp.status_code} connection={resp.headers.get('connection')!r} "
+                            f"len={len(resp.content)}")
         if method == "GET" and path == "/" and resp.status_code == 200:
             assert resp.text == "Healthy"  # the liveness route's contract is plain text
             return
