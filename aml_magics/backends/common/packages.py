@@ -62,6 +62,9 @@ def parse_packages(spec: str | os.PathLike | list[str]) -> list[str]:
             continue
         if line.startswith(("-e ", "--editable", "-r ", "--requirement")):
             raise InvalidInput(f"environment line {line!r}: editable installs and nested files are not supported")
+        if len(line) > MAX_LINE:
+            raise InvalidInput(f"line {number}{where} is {len(line):,} characters: a pip requirement is a package "
+                               f"name, version and URL of at most {MAX_LINE:,}; nothing was registered")
         if not line.lower().endswith((".whl", ".tar.gz", ".zip")):  # a wheel or sdist file or URL is pip's too
             try:
                 Requirement(line)
@@ -69,9 +72,6 @@ def parse_packages(spec: str | os.PathLike | list[str]) -> list[str]:
                 # the line itself is not shown: this may be a file that was never meant to be read
                 raise InvalidInput(f"line {number}{where} is not a pip requirement (like scikit-learn==1.5 or "
                                    "pandas>=2); nothing was registered") from None
-        if len(line) > MAX_LINE:
-            raise InvalidInput(f"line {number}{where} is {len(line):,} characters: a pip requirement is a package "
-                               f"name, version and URL of at most {MAX_LINE:,}; nothing was registered")
         packages.append(line)
     if not packages:
         raise InvalidInput("the environment lists no packages")
