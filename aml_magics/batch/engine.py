@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import checks
-from ..core.errors import EngineStopped, InvalidInput, storage_reason, through_a_full_disk
+from ..core.errors import AmlError, EngineStopped, InvalidInput, storage_reason, through_a_full_disk
 from ..core.specs import TABULAR_SUFFIXES, BatchSpec
 
 STATE = Path(".batch")
@@ -177,6 +177,8 @@ def _task(idx: int, parts: str, fmt: str) -> tuple[int, str | None, str]:
         with contextlib.suppress(NameError, OSError):
             os.unlink(tmp)  # a part cut short by a full disk
         kind = "full" if isinstance(exc, OSError) and storage_reason(exc) == "the disk is full" else ""
+        if isinstance(exc, AmlError):  # our own one-line message, without "aml_magics.core.errors.InvalidInput: "
+            return idx, str(exc), kind
         return idx, "".join(traceback.format_exception_only(type(exc), exc)).strip(), kind
 
 
@@ -239,6 +241,7 @@ def default_scorer(model_path: str, framework: str | None):
     import numpy as np
 
     path = Path(model_path)
+    width = None
     if path.is_dir():
         found = sorted(p for p in path.rglob("*") if p.suffix in (".pkl", ".joblib", ".onnx", ".pickle"))
         if not found:
@@ -260,6 +263,7 @@ def default_scorer(model_path: str, framework: str | None):
 
         model = joblib.load(path)
         predict = model.predict
+        width = getattr(model, "n_features_in_", None)  # values per sample the model takes
 
     def run(mini_batch):
         if _is_frame(mini_batch):
@@ -268,11 +272,22 @@ def default_scorer(model_path: str, framework: str | None):
             return pd.DataFrame({"row": mini_batch.index, "prediction": predict(mini_batch)})
         names, samples = [], []
         for f in mini_batch:
-            x = np.asarray(_load_file(f))
-            if x.dtype.kind not in "fiub":  # numbers stay in their own type (a model of float32 gets float32)
-                x = x.astype(float)
+            name = os.path.basename(f)
+            try:
+                x = np.asarray(_load_file(f))
+                if x.dtype.kind not in "fiub":  # numbers stay in their own type (a model of float32 gets float32)
+                    x = x.astype(float)
+            except InvalidInput:
+                raise
+            except Exception as exc:  # noqa: BLE001 - which of the mini-batch's files, said in one line
+                raise InvalidInput(f"{name}: cannot be read as a {Path(f).suffix.lower()} file "
+                                   f"({type(exc).__name__}: {exc})") from None
             x = x.reshape(1, -1) if x.ndim <= 1 else x.reshape(len(x), -1)
-            names.append((os.path.basename(f), len(x)))
+            expected = width if width is not None else samples[0].shape[1] if samples else x.shape[1]
+            if x.shape[1] != expected:
+                whose = "the model takes" if width is not None else f"{names[0][0]} has"
+                raise InvalidInput(f"{name}: {x.shape[1]:,} values per sample; {whose} {expected:,}")
+            names.append((name, len(x)))
             samples.append(x)
         if not samples:
             return []
@@ -290,10 +305,18 @@ def _load_file(path: str):
     import numpy as np
 
     suffix = Path(path).suffix.lower()
+    if suffix in (".npy", ".npz"):
+        with open(path, "rb") as f:
+            head = f.read(6)
+        if not head.startswith(b"\x93NUMPY" if suffix == ".npy" else b"PK"):  # numpy's refusal spoke of pickles
+            raise InvalidInput(f"{os.path.basename(path)}: " + ("an empty file" if not head else
+                               f"not a NumPy {suffix} file"))
     if suffix == ".npy":
         return np.load(path, allow_pickle=False)
     if suffix == ".npz":
         with np.load(path, allow_pickle=False) as z:
+            if not z.files:
+                raise InvalidInput(f"{os.path.basename(path)}: the .npz file holds no array")
             return z[z.files[0]]
     if suffix in (".csv", ".txt", ".tsv"):
         return np.loadtxt(path, delimiter="," if suffix == ".csv" else None, ndmin=1)
@@ -449,10 +472,13 @@ class BatchEngine:
                         failed[str(idx)] = error
                         failed_items += batch_items(plan, idx)
                         through_a_full_disk(lambda: _write_json(failed_log, failed), "the failed mini-batch is noted")
-                        print(f"mini-batch {idx}: failed after {attempts[idx]} tries — {error}", flush=True)
+                        tries = f"{attempts[idx]} tr{'ies' if attempts[idx] != 1 else 'y'}"
+                        print(f"mini-batch {idx}: failed after {tries} — {error}", flush=True)
                         if 0 <= s.error_threshold < failed_items:
+                            self.progress(plan, done, failed, scored_items, started, total)  # the failures counted
+                            unit = ("row" if plan["kind"] == "rows" else "file") + ("s" if failed_items != 1 else "")
                             raise EngineStopped(
-                                f"{failed_items} {'rows' if plan['kind'] == 'rows' else 'files'} failed, more than "
+                                f"{failed_items:,} {unit} failed, more than "
                                 f"--error-threshold {s.error_threshold}; the last error: {error}")
                     if broken:  # a new pool for the rest (also when it refused a mini-batch: it had broken)
                         suspects += [i for i in flying.values() if i not in suspects]

@@ -253,6 +253,38 @@ def test_what_the_engine_refuses_once_started_is_its_one_line(client, digits, tm
     assert "Traceback" not in client.runs.get_logs(run.id)
 
 
+def test_the_default_scorer_names_the_file_it_cannot_score(client, digits, tmp_path):
+    """A folder with a few wrong files among good ones: each failed mini-batch says which file and why — the errors
+    were numpy's ("This file contains pickled (object) data … load it unsafely" for any non-.npy bytes, "No data left
+    in file", a shape error from concatenating) with no file named, behind "aml_magics.core.errors.InvalidInput: "."""
+    X, expected = digits
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i in range(3):
+        np.save(folder / f"a{i}.npy", X[i])
+    (folder / "b_garbage.npy").write_bytes(b"garbage")
+    (folder / "c_empty.npy").write_bytes(b"")
+    np.save(folder / "d_wide.npy", np.zeros((2, 7)))
+    (folder / "e_text.csv").write_text("a,b\n1,2\n")
+    run = client.batch.submit("digits", str(folder), mini_batch=1, retries=0, experiment="batch")
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Completed", client.runs.get_logs(run.id)
+    assert lines_of(client, run.id) == [f"a{i}.npy 0 {expected[i]}" for i in range(3)]
+    logs = client.runs.get_logs(run.id)
+    for line in ("b_garbage.npy: not a NumPy .npy file", "c_empty.npy: an empty file",
+                 "d_wide.npy: 7 values per sample; the model takes 64",
+                 "e_text.csv: cannot be read as a .csv file (ValueError: could not convert string 'a'"):
+        assert f"failed after 1 try — {line}" in logs, logs
+    assert "aml_magics.core" not in logs and "pickled" not in logs
+    assert client.runs.get_metrics(run.id)["mini_batches_failed"][-1] == 4
+    # stopped by the error threshold: the dashboard's count was left at its last half-second report (0 failed)
+    run = client.batch.submit("digits", str(folder), mini_batch=1, retries=0, error_threshold=0, experiment="batch")
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Failed" and info.error == ("1 file failed, more than --error-threshold 0; the last "
+                                                      "error: b_garbage.npy: not a NumPy .npy file"), info.error
+    assert client.runs.get_metrics(run.id)["mini_batches_failed"][-1] == 1
+
+
 def test_a_scorer_whose_init_fails_stops_at_once_with_its_error(client, digits, project):
     (project / "bad_score.py").write_text("def init():\n    raise ImportError('no module named torch')\n"
                                           "def run(mb):\n    return mb\n")
