@@ -9,6 +9,7 @@ from IPython.core.error import UsageError
 
 from ..core import checks
 from ..core.client import Client
+from ..core.errors import NotFound
 from ..core.registry import HOW_TO_OPEN
 from ..core.states import ACTIVE_STATES
 from . import parser as cli
@@ -29,8 +30,14 @@ class WorkspaceCommands:
         tags = cli.parse_pairs(args.tag, "--tag")
         if args.local:
             return self.client.models.register(args.name, args.run, tags=tags, description=args.description)
-        model = self.client.models.register(args.name, args.path, run_id=args.run, tags=tags,
-                                            description=args.description)
+        try:
+            model = self.client.models.register(args.name, args.path, run_id=args.run, tags=tags,
+                                                description=args.description)
+        except NotFound:
+            if os.path.exists(args.run):  # a file of the notebook's folder, not a run
+                raise UsageError(f"no run is called {args.run!r}, but that is a file here: to register it, add "
+                                 f"--local (%aml register {args.run} --name {args.name} --local)") from None
+            raise
         status = self.client.runs.get(model.run_id or args.run, with_metrics=False).status
         if status != "Completed":  # registered all the same (v1 registers from any run), with what that means
             print(f"Note: run {model.run_id} is {status}: "

@@ -97,6 +97,9 @@ def _snapshot_of_store(client):
         ("run \ud800.py", None, "lone surrogate"),
         ("submit \ud800.ipynb", None, "lone surrogate"),
         ("register last outputs/\ud800 --name m", None, "lone surrogate"),
+        # a file of the notebook's folder without --local: "run 'train.ipynb' not found; list runs with %aml runs"
+        ("register train.ipynb --name m", None, "no run is called 'train.ipynb', but that is a file here: to register "
+                                               "it, add --local (%aml register train.ipynb --name m --local)"),
         ("workspace use /tmp/aml-\udcff", None, "lone surrogate"),
         ("env register \udcff requirements.txt", None, "environment name"),
         ("workspace use /proc/1", None, "and no workspace; give a new or empty folder"),
