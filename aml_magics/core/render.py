@@ -128,6 +128,11 @@ def _backspaced(part: str) -> str:
     return "".join(cells)
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 run``, ``2 runs``, ``1,000 runs``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def badge(status: str) -> str:
     colour = STATUS_COLOURS.get(status, "#6d6d6d")
     return (

@@ -152,7 +152,7 @@ class RunList(list, _Reprs):
             return (f"the first {self.SHOWN:,} of the {len(self.infos):,} runs listed are shown, of {self.total_text} "
                     "that match; the list holds them all: .to_pandas() for a table")
         if self.total > len(self.infos):
-            return f"{len(self.infos)} of {self.total_text} runs shown"
+            return f"{len(self.infos):,} of {self.total_text} runs shown"
         return ""
 
     def __repr__(self) -> str:
@@ -204,10 +204,10 @@ class ExperimentInfo(_Reprs):
     last_run: float | None = None
 
     def __repr__(self) -> str:
-        return f"Experiment {self.name} · {self.run_count} runs"
+        return f"Experiment {self.name} · {r.counted(self.run_count, 'run')}"
 
     def _repr_html_(self) -> str:
-        return f"<b>Experiment</b> {r.esc(self.name)} · {self.run_count} runs"
+        return f"<b>Experiment</b> {r.esc(self.name)} · {r.counted(self.run_count, 'run')}"
 
 
 @dataclass
@@ -337,8 +337,9 @@ class WorkspaceInfo(_Reprs):
     def __repr__(self) -> str:
         compute = ", ".join(f"{c.name} {c.running}/{c.max_concurrent}" for c in self.computes)
         return (
-            f"AML workspace {self.name!r} ({self.backend}) at {self.location} · {self.experiments} experiments · "
-            f"{self.runs} runs · {self.active_runs} active · compute: {compute or 'none'}"
+            f"AML workspace {self.name!r} ({self.backend}) at {self.location} · "
+            f"{r.counted(self.experiments, 'experiment')} · {r.counted(self.runs, 'run')} · "
+            f"{self.active_runs:,} active · compute: {compute or 'none'}"
         )
 
     def _repr_html_(self) -> str:

@@ -142,6 +142,9 @@ class WorkspaceCommands:
             if not args.name:
                 raise UsageError("give a name: %aml compute create NAME --max-concurrent N")
             return self.client.computes.create(args.name, args.max_concurrent)  # default: the backend's size
+        if args.name or args.max_concurrent:  # "%aml compute gpu --max-concurrent 4" listed, and made nothing
+            raise UsageError(f"%aml compute {args.action} lists the compute targets and takes no name or "
+                             "--max-concurrent; to add one: %aml compute create NAME --max-concurrent N")
         return self.client.computes.list()
 
     def _cmd_datastore(self, args):

@@ -97,6 +97,9 @@ def _snapshot_of_store(client):
         ("run \ud800.py", None, "lone surrogate"),
         ("submit \ud800.ipynb", None, "lone surrogate"),
         ("register last outputs/\ud800 --name m", None, "lone surrogate"),
+        # a compute target's name without "create": it listed the targets and made nothing, without a word
+        ("compute list gpu", None, "takes no name or --max-concurrent; to add one: %aml compute create NAME"),
+        ("compute --max-concurrent 4", None, "takes no name or --max-concurrent"),
         # a file of the notebook's folder without --local: "run 'train.ipynb' not found; list runs with %aml runs"
         ("register train.ipynb --name m", None, "no run is called 'train.ipynb', but that is a file here: to register "
                                                "it, add --local (%aml register train.ipynb --name m --local)"),

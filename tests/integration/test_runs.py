@@ -426,8 +426,9 @@ def test_threads_logging_one_metric_get_one_step_each(workspace):
 
 def test_runs_list_filters_and_query_magics(ip, client):
     a = ip.run_cell_magic("aml", "run -e alpha", "from aml_magics import Run\nRun.get_context().log('m', 1)\n")
-    b = ip.run_cell_magic("aml", "run -e beta", "raise SystemExit(3)\n")
     client.runs.wait(a.id, timeout=60)
+    assert "· 1 experiment · 1 run ·" in repr(ip.run_line_magic("aml", ""))  # it said "1 experiments · 1 runs"
+    b = ip.run_cell_magic("aml", "run -e beta", "raise SystemExit(3)\n")
     client.runs.wait(b.id, timeout=60)
     listed = ip.run_line_magic("aml", "runs -e alpha")
     assert [r.id for r in listed] == [a.id]
@@ -439,8 +440,9 @@ def test_runs_list_filters_and_query_magics(ip, client):
     assert ip.run_line_magic("aml", f"metrics {a.id}").data == {"m": 1}
     exps = ip.run_line_magic("aml", "experiments")
     assert {e.name: e.run_count for e in exps} == {"alpha": 1, "beta": 1}
+    assert "Experiment alpha · 1 run" in [repr(e) for e in exps]  # it said "1 runs"
     summary = repr(ip.run_line_magic("aml", ""))
-    assert "2 experiments" in summary and "2 runs" in summary
+    assert "· 2 experiments · 2 runs ·" in summary
     df = listed.to_pandas()
     assert list(df["run_id"]) == [a.id] and df["m"][0] == 1
 
