@@ -15,7 +15,7 @@ from traitlets import Bool, Int, Unicode
 from ..core import checks
 from ..core.client import Client
 from ..core.errors import AmlError
-from ..core.names import CELL_FILE, DEFAULT_COMPUTE
+from ..core.names import CELL_FILE, DEFAULT_COMPUTE, check_model_name
 from ..core.types import RunSubmission
 from . import parser as cli
 from .display import in_kernel as _in_kernel
@@ -273,6 +273,8 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
         from ..automl.settings import automl_submission
 
         data = args.data
+        if args.register:  # said before the run, not after its whole budget
+            check_model_name(args.register, "--register: the model name")
         if args.in_vars:
             raise UsageError("--in does not apply to AutoML: give the training data as --data (a DataFrame variable of "
                              "this notebook, a CSV/Parquet file or datastore:PATH)")

@@ -97,6 +97,9 @@ def _snapshot_of_store(client):
         ("run \ud800.py", None, "lone surrogate"),
         ("submit \ud800.ipynb", None, "lone surrogate"),
         ("register last outputs/\ud800 --name m", None, "lone surrogate"),
+        # a model name AutoML cannot register was refused after the run, its whole budget later
+        ("automl --task regression --data d.csv --label y --register <b>", None,
+         "--register: the model name '<b>': use letters, digits"),
         # a compute target's name without "create": it listed the targets and made nothing, without a word
         ("compute list gpu", None, "takes no name or --max-concurrent; to add one: %aml compute create NAME"),
         ("compute --max-concurrent 4", None, "takes no name or --max-concurrent"),
