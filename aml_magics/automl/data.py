@@ -102,6 +102,9 @@ def label_problem(label: str, y, task: str) -> str | None:
     if np.abs(values).max() > LABEL_MAX:  # the learners keep labels as 32-bit floats: beyond, XGBoost stopped the run
         return (f"the label {label!r} has values as large as {np.abs(values).max():.3g}; the learners take up to "
                 f"{LABEL_MAX:.0e} — scale it (divide by a power of ten) and scale the predictions back")
+    if task == "regression" and values.min() == values.max():  # every model "fitted" it, with an error of 0
+        return (f"the label {label!r} is {values[0]:g} on every labeled row: there is nothing to learn (is it the "
+                "right column?)")
     return None
 
 

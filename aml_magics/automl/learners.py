@@ -96,6 +96,18 @@ class LinearEstimator(SKLearnEstimator):
         super().__init__(task, **config)
         self.estimator_class = ScaledLogistic if self._task.is_classification() else ScaledRidge
 
+    def fit(self, X_train, y_train, budget=None, free_mem_ratio=0, **kwargs):
+        """Within FLAML's ``budget`` for this fit (seconds), as the HistGradientBoosting learner: logistic regression
+        of many classes iterates for seconds (ridge regression is one solve)."""
+        kwargs.pop("is_retrain", None)
+        if not self._task.is_classification() or budget is None or not math.isfinite(budget) or budget <= 0:
+            return super().fit(X_train, y_train, budget=budget, free_mem_ratio=free_mem_ratio, **kwargs)
+        started = time.time()
+        model = self.estimator_class(**self.params)
+        model.fit(self._preprocess(X_train), y_train, seconds=FIT_SHARE * budget)
+        self._model = model
+        return time.time() - started
+
 
 CUSTOM = {"hgb": HGBEstimator, "linear": LinearEstimator}
 

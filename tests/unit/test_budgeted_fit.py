@@ -73,3 +73,52 @@ def test_folds_cut_short_and_folds_not_add_up_in_flamls_cross_validation():
     folds = [scorer.flaml_metric(X[:50], y[:50], est, None, X, y) for est in (whole, cut)]
     loss, logged = default_cv_score_agg_func([f[0] for f in folds], [f[1] for f in folds])
     assert logged[CAPPED_KEY] == (4 + cut.capped_iterations) / 2
+
+
+def test_the_linear_learner_keeps_its_budget_and_is_the_same_model_when_it_has_room():
+    """Logistic regression of 214 classes (the diabetes target, its rows 8 times) iterates for 1.9 s; FLAML gave the
+    linear learner a budget it did not look at (a 5 s AutoML search took 9 s). With room, the fit is the very one
+    without a budget (lbfgs is deterministic: a limit it does not reach changes nothing)."""
+    from threadpoolctl import threadpool_limits
+
+    from aml_magics.automl.learners import LinearEstimator
+
+    X, y = load_breast_cancer(return_X_y=True)
+    whole, budgeted = LinearEstimator(task="binary"), LinearEstimator(task="binary")
+    whole.fit(X, y)
+    budgeted.fit(X, y, budget=60)
+    assert np.array_equal(whole._model.model_.coef_, budgeted._model.model_.coef_)
+    X, y = load_diabetes(return_X_y=True)
+    X, y = np.repeat(X, 8, axis=0), np.repeat(y.astype(int), 8)
+    est = LinearEstimator(task="multiclass")
+    started = time.time()
+    with threadpool_limits(1):
+        est.fit(X, y, budget=0.3)
+    assert time.time() - started < 1.2
+    assert est._model.model_.n_iter_.max() < 59 and not est._model.model_.warm_start  # 59 to converge
+    assert est._model.predict_proba(X[:3]).shape == (3, len(np.unique(y)))
+
+
+def test_flaml_does_not_fit_the_best_configuration_again_after_the_search():
+    """After a cross-validated search FLAML fitted its best configuration on all the rows, with no time limit, inside
+    the budget's share the engine keeps for its own choice and refit (7 s of a 5 s budget for 214 classes)."""
+    from flaml import AutoML
+
+    from aml_magics.automl.engine import _search_only
+    from aml_magics.automl.learners import LinearEstimator
+
+    calls = []
+
+    class Recorded(LinearEstimator):
+        def fit(self, X_train, y_train, budget=None, free_mem_ratio=0, **kwargs):
+            calls.append(bool(kwargs.get("is_retrain")))
+            return super().fit(X_train, y_train, budget=budget, free_mem_ratio=free_mem_ratio, **kwargs)
+
+    X, y = load_breast_cancer(return_X_y=True)
+    for cls, refits in ((AutoML, True), (_search_only(AutoML), False)):
+        calls.clear()
+        automl = cls()
+        automl.add_learner("recorded", Recorded)
+        automl.fit(X_train=X, y_train=y, task="classification", metric="accuracy", estimator_list=["recorded"],
+                   max_iter=3, eval_method="cv", n_splits=3, verbose=0, retrain_full=False, mlflow_logging=False)
+        assert calls.count(False) == 9 and any(calls) is refits, (cls, calls)  # 3 trials × 3 folds
