@@ -46,17 +46,19 @@ class ScaledLogistic(BaseEstimator, ClassifierMixin):
                 warnings.simplefilter("ignore", ConvergenceWarning)
             fitting = time.time()
             model = LogisticRegression(C=self.C, max_iter=iterations, warm_start=True).fit(Xs, y)
-            done = int(model.n_iter_.max())
-            # the limit was reached: the timed iteration may have been slow by chance (a collection, another
-            # thread); the iterations that still fit, measured on this fit's, go on from where it stopped
-            while seconds is not None and done >= model.max_iter and done < self.max_iter:
+            done = last = int(model.n_iter_.max())
+            # the call used all its iterations (the timed one may have been slow by chance: a collection, another
+            # thread): the iterations that still fit, measured on those done, go on from where it stopped — until a
+            # call converges before its limit
+            while seconds is not None and last >= model.max_iter and done < self.max_iter:
                 rate = (time.time() - fitting) / max(done, 1)
                 more = min(self.max_iter - done, int((seconds - (time.time() - started)) / max(rate, 1e-6)))
                 if more < 1:
                     break
                 model.max_iter = more
                 model.fit(Xs, y)
-                done += int(model.n_iter_.max())
+                last = int(model.n_iter_.max())
+                done += last
         model.warm_start = False
         self.model_ = model
         self.classes_ = self.model_.classes_

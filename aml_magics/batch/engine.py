@@ -27,6 +27,7 @@ from typing import Any
 
 from ..core import checks
 from ..core.errors import AmlError, EngineStopped, InvalidInput, storage_reason, through_a_full_disk
+from ..core.render import counted
 from ..core.specs import TABULAR_SUFFIXES, BatchSpec
 
 STATE = Path(".batch")
@@ -476,9 +477,9 @@ class BatchEngine:
                         print(f"mini-batch {idx}: failed after {tries} — {error}", flush=True)
                         if 0 <= s.error_threshold < failed_items:
                             self.progress(plan, done, failed, scored_items, started, total)  # the failures counted
-                            unit = ("row" if plan["kind"] == "rows" else "file") + ("s" if failed_items != 1 else "")
+                            unit = "row" if plan["kind"] == "rows" else "file"
                             raise EngineStopped(
-                                f"{failed_items:,} {unit} failed, more than "
+                                f"{counted(failed_items, unit)} failed, more than "
                                 f"--error-threshold {s.error_threshold}; the last error: {error}")
                     if broken:  # a new pool for the rest (also when it refused a mini-batch: it had broken)
                         suspects += [i for i in flying.values() if i not in suspects]

@@ -286,10 +286,11 @@ class WorkspaceOverview(Dashboard):
             return False
         self._last = stamp
         self.exps, self.active_runs = exps, active
-        self.header.value = f"<b>{r.esc(self.info.name)}</b> ({r.esc(self.info.backend)}) · {r.esc(self.info.location)}" \
-                            f" · {r.counted(self.info.runs, 'run')} · {self.info.active_runs:,} active · compute: " + ", ".join(
-                                f"{r.esc(c.name)} {c.running}/{c.max_concurrent}" for c in self.info.computes) + \
-            f" <small style='color:var(--jp-ui-font-color2,#666)'>· updated {time.strftime('%H:%M:%S')}</small>"
+        computes = ", ".join(f"{r.esc(c.name)} {c.running}/{c.max_concurrent}" for c in self.info.computes)
+        self.header.value = (
+            f"<b>{r.esc(self.info.name)}</b> ({r.esc(self.info.backend)}) · {r.esc(self.info.location)} · "
+            f"{r.counted(self.info.runs, 'run')} · {self.info.active_runs:,} active · compute: {computes} "
+            f"<small style='color:var(--jp-ui-font-color2,#666)'>· updated {time.strftime('%H:%M:%S')}</small>")
         self.experiments.columns = [{"key": "name", "label": "experiment"},
                                     {"key": "runs", "label": "runs", "numeric": True},
                                     {"key": "last", "label": "last run"}]

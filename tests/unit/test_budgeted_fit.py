@@ -122,3 +122,26 @@ def test_flaml_does_not_fit_the_best_configuration_again_after_the_search():
         automl.fit(X_train=X, y_train=y, task="classification", metric="accuracy", estimator_list=["recorded"],
                    max_iter=3, eval_method="cv", n_splits=3, verbose=0, retrain_full=False, mlflow_logging=False)
         assert calls.count(False) == 9 and any(calls) is refits, (cls, calls)  # 3 trials × 3 folds
+
+
+def test_a_linear_fit_that_converges_while_going_on_stops_there(monkeypatch):
+    """The first call is given the iterations one timed iteration says fit; when it uses them all, the fit goes on
+    from there. A continuation that converged went on again and again (each restart converged at once) until the
+    budget was spent."""
+    from sklearn.linear_model import LogisticRegression
+
+    from aml_magics.automl.model import ScaledLogistic
+
+    calls = []
+    fit = LogisticRegression.fit
+
+    def counted(self, *args, **kwargs):
+        calls.append(self.max_iter)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(LogisticRegression, "fit", counted)
+    X, y = load_diabetes(return_X_y=True)
+    X, y = np.repeat(X, 8, axis=0), np.repeat(y.astype(int), 8)
+    model = ScaledLogistic().fit(X, y, seconds=3.0)  # 59 iterations converge: about 2 s here
+    assert len(calls) <= 5, calls  # the timing fit, the first, and a continuation or two
+    assert model.model_.predict_proba(X[:3]).shape == (3, len(np.unique(y)))
