@@ -178,9 +178,10 @@ def _task(idx: int, parts: str, fmt: str) -> tuple[int, str | None, str]:
         with contextlib.suppress(NameError, OSError):
             os.unlink(tmp)  # a part cut short by a full disk
         kind = "full" if isinstance(exc, OSError) and storage_reason(exc) == "the disk is full" else ""
-        if isinstance(exc, AmlError):  # our own one-line message, without "aml_magics.core.errors.InvalidInput: "
-            return idx, str(exc), kind
-        return idx, "".join(traceback.format_exception_only(type(exc), exc)).strip(), kind
+        text = str(exc) if isinstance(exc, AmlError) else "".join(traceback.format_exception_only(type(exc), exc))
+        # our own one-line message without "aml_magics.core.errors.InvalidInput: "; a file name that is not UTF-8 (a
+        # lone surrogate) escaped: printed, stored or kept as JSON as it was, it stopped the run (UnicodeEncodeError)
+        return idx, text.strip().encode("utf-8", "backslashreplace").decode("utf-8"), kind
 
 
 def render(result: Any, fmt: str) -> bytes:

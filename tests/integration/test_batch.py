@@ -266,6 +266,8 @@ def test_the_default_scorer_names_the_file_it_cannot_score(client, digits, tmp_p
     (folder / "c_empty.npy").write_bytes(b"")
     np.save(folder / "d_wide.npy", np.zeros((2, 7)))
     (folder / "e_text.csv").write_text("a,b\n1,2\n")
+    with open(os.fsencode(folder) + b"/f_caf\xe9<b>.npy", "wb") as f:  # not UTF-8: its error stopped the run
+        f.write(b"junk")
     run = client.batch.submit("digits", str(folder), mini_batch=1, retries=0, experiment="batch")
     info = client.runs.wait(run.id, timeout=120)
     assert info.status == "Completed", client.runs.get_logs(run.id)
@@ -273,10 +275,11 @@ def test_the_default_scorer_names_the_file_it_cannot_score(client, digits, tmp_p
     logs = client.runs.get_logs(run.id)
     for line in ("b_garbage.npy: not a NumPy .npy file", "c_empty.npy: an empty file",
                  "d_wide.npy: 7 values per sample; the model takes 64",
-                 "e_text.csv: cannot be read as a .csv file (ValueError: could not convert string 'a'"):
+                 "e_text.csv: cannot be read as a .csv file (ValueError: could not convert string 'a'",
+                 "f_caf\\udce9<b>.npy: not a NumPy .npy file"):
         assert f"failed after 1 try — {line}" in logs, logs
     assert "aml_magics.core" not in logs and "pickled" not in logs
-    assert client.runs.get_metrics(run.id)["mini_batches_failed"][-1] == 4
+    assert client.runs.get_metrics(run.id)["mini_batches_failed"][-1] == 5
     # stopped by the error threshold: the dashboard's count was left at its last half-second report (0 failed)
     run = client.batch.submit("digits", str(folder), mini_batch=1, retries=0, error_threshold=0, experiment="batch")
     info = client.runs.wait(run.id, timeout=120)
