@@ -73,22 +73,22 @@ class Run:
     def client(self) -> "Client":
         """The workspace client that answers questions about this run (status, metrics, files)."""
         if self._client is None:
+            # asked first: an Azure ML job's process cannot read back, and ships without the client's modules
+            options = None if self._tracker is None else self._tracker.client_options()
+            if self._tracker is not None and options is None:
+                from .errors import NotSupported
+
+                raise NotSupported(f"this process logs run {self.id} to {self._tracker.describe()} and cannot "
+                                   "read it back; ask from the notebook: client.runs.get(run_id)")
             from .client import Client
 
-            if self._tracker is None:
-                self._client = Client(workspace=os.environ.get(ENV_WORKSPACE))
-            else:
-                options = self._tracker.client_options()
-                if options is None:
-                    from .errors import NotSupported
-
-                    raise NotSupported(f"this process logs run {self.id} to {self._tracker.describe()} and cannot "
-                                       "read it back; ask from the notebook: client.runs.get(run_id)")
-                self._client = Client(**options)
+            self._client = Client(**options) if options is not None else Client(workspace=os.environ.get(ENV_WORKSPACE))
         return self._client
 
     @property
     def experiment(self):
+        if self._client is None and self._tracker is not None and self._tracker.client_options() is None:
+            return self.client  # raises NotSupported: an Azure ML job's process cannot read back
         from .workspace import Experiment
 
         if not isinstance(self._experiment, Experiment):

@@ -294,6 +294,15 @@ def test_the_runtime_shipped_with_a_job_is_enough_on_its_own(mlflow_server, tmp_
               "from aml_magics import Run\nrun = Run.get_context()\nrun.log('loss', float('nan'))\n"
               "run.log('loss', 0.5)\nrun.tag('stage', 'alone')\n"
               + ("from aml_magics.batch.engine import run_batch\n" if batch else "")
+              # every other thing a job's script may ask of its run: done, or one clear refusal — never a module
+              # that was not shipped (run.experiment, run.client and record_child raised ModuleNotFoundError)
+              + "for ask in ('experiment', 'client', 'get_info()', 'get_metrics()', 'get_status()', 'get_details()',\n"
+                "            'record_child(\"t\", metrics={\"m\": 1.0})', 'child_run(\"c\")',\n"
+                "            'log_table(\"t\", {\"a\": [1, 2]})', 'log_row(\"r\", a=1)', 'set_tags({\"a\": \"b\"})'):\n"
+                "    try:\n        eval('run.' + ask)\n"
+                "    except Exception as exc:\n"
+                "        assert type(exc).__name__ in ('NotSupported', 'AttributeError'), (ask, repr(exc))\n"
+                "        print('REFUSED', ask, type(exc).__name__, file=sys.stderr)\n"
               + "print(sorted(m for m in sys.modules if m.startswith('aml_magics')))\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AML_MAGICS_") and k != "PYTHONPATH"}
     env.update(MLFLOW_TRACKING_URI=mlflow_server, MLFLOW_RUN_ID=run_id)

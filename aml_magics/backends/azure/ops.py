@@ -74,10 +74,11 @@ if TYPE_CHECKING:  # pragma: no cover
 # logs through the job's MLflow endpoint (standard library + requests). tests/azure check this list by running
 # a shipped cell with nothing else importable.
 RUNTIME_FILES = ("__init__.py", "core/__init__.py", "core/checks.py", "core/children.py", "core/contract.py",
-                 "core/errors.py", "core/registry.py", "core/run.py", "backends/__init__.py",
-                 "backends/azure/__init__.py", "backends/azure/mlflow_rest.py", "backends/azure/tracker.py")
+                 "core/errors.py", "core/plain.py", "core/registry.py", "core/run.py", "core/states.py",
+                 "backends/__init__.py", "backends/azure/__init__.py", "backends/azure/mlflow_rest.py", "backends/azure/tracker.py")
 #: what a batch scoring job runs besides (the engine and the spec it reads)
-BATCH_RUNTIME_FILES = ("core/config.py", "core/names.py", "core/specs.py", "batch/__init__.py", "batch/engine.py")
+BATCH_RUNTIME_FILES = ("core/config.py", "core/names.py", "core/render.py", "core/specs.py", "batch/__init__.py",
+                       "batch/engine.py")
 BATCH_DRIVER = "__aml_batch__.py"
 BATCH_SETTINGS = "__aml_batch__.json"
 BATCH_DRIVER_SOURCE = '''"""Runs a batch scoring job (written by aml-magics): aml-magics' batch engine over the job's input "data" with the

@@ -49,8 +49,12 @@ def flush_all(timeout: float = -1) -> None:
         except Exception as exc:  # noqa: BLE001 - the process ends next
             left = tracker.pending()
             if left:
-                print(f"aml-magics: {left} metric values or tags could not be sent before this process (pid "
+                print(f"aml-magics: {_values_or_tags(left)} could not be sent before this process (pid "
                       f"{os.getpid()}) ended: {exc}", file=sys.stderr)
+
+
+def _values_or_tags(n: int) -> str:
+    return f"{n:,} metric value or tag" if n == 1 else f"{n:,} metric values or tags"
 
 
 def _flushing_here() -> bool:
@@ -365,5 +369,6 @@ class MlflowTracker(Tracker):
         try:
             self.flush()
         except Exception as exc:  # noqa: BLE001
-            print(f"aml-magics: {self.pending()} metric values or tags could not be sent at exit ({exc})",
+            n = self.pending()
+            print(f"aml-magics: {_values_or_tags(n)} could not be sent at exit ({exc})",
                   file=sys.stderr)
