@@ -11,6 +11,7 @@ from ..core import checks
 from ..core.client import Client
 from ..core.errors import NotFound
 from ..core.registry import HOW_TO_OPEN
+from ..core.render import counted
 from ..core.states import ACTIVE_STATES
 from . import parser as cli
 from .display import in_kernel as _in_kernel
@@ -158,7 +159,8 @@ class WorkspaceCommands:
             if not done:
                 print(f"Nothing was uploaded: {args.path} holds no files.")
                 return None
-            print(f"Uploaded {len(done)} file(s) to the datastore: {', '.join(done[:5])}{' …' if len(done) > 5 else ''}")
+            print(f"Uploaded {counted(len(done), 'file')} to the datastore: {', '.join(done[:5])}"
+                  f"{' …' if len(done) > 5 else ''}")
             return None
         if args.action == "ls":
             if args.target is not None or args.overwrite:  # (they were ignored: a download meant, say)
@@ -170,7 +172,7 @@ class WorkspaceCommands:
         with progress_line("Downloading") as line:
             done = ds.download(args.path, args.target or ".", datastore=args.datastore, overwrite=args.overwrite,
                                progress=line)
-        print(f"Downloaded {len(done)} file(s) to {args.target or '.'}")
+        print(f"Downloaded {counted(len(done), 'file')} to {args.target or '.'}")
         return None
 
     def _cmd_workspace(self, args):

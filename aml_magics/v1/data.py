@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 from ..core import checks
 from ..core.errors import AmlError, InvalidInput, NotFound, NotSupported
+from ..core.render import counted
 from . import client_of, note_once
 
 __all__ = ["Dataset", "Datastore", "FileDataset", "TabularDataset", "DataReference", "DataPath", "DatasetConsumptionConfig",
@@ -68,7 +69,7 @@ class Datastore:
             done = self.workspace.client.datastores.upload(src_dir, target_path or "", datastore=self.name,
                                                            overwrite=overwrite, progress=line)
         if show_progress:
-            print(f"Uploaded {len(done)} file(s) to datastore {self.name}/{target_path or ''}")
+            print(f"Uploaded {counted(len(done), 'file')} to datastore {self.name}/{target_path or ''}")
         return DataReference(self, target_path or "")
 
     def upload_files(self, files: Iterable[str], relative_root: str | None = None, target_path: str | None = None,
@@ -89,7 +90,7 @@ class Datastore:
                                                     overwrite=overwrite)  # a folder: the file keeps its name
             count += 1
         if show_progress:
-            print(f"Uploaded {count} file(s) to datastore {self.name}/{target_path or ''}")
+            print(f"Uploaded {counted(count, 'file')} to datastore {self.name}/{target_path or ''}")
         return DataReference(self, target_path or "")
 
     def download(self, target_path: str, prefix: str | None = None, overwrite: bool = False,
@@ -102,7 +103,7 @@ class Datastore:
             done = self.workspace.client.datastores.download(prefix or "", Path(target_path) / parent,
                                                              datastore=self.name, overwrite=overwrite, progress=line)
         if show_progress:
-            print(f"Downloaded {len(done)} file(s) to {target_path}")
+            print(f"Downloaded {counted(len(done), 'file')} to {target_path}")
         return len(done)
 
     def path(self, path: str | None = None, data_reference_name: str | None = None) -> "DataReference":

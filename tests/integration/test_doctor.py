@@ -69,7 +69,7 @@ def test_doctor_removes_what_a_killed_upload_left_and_keeps_a_live_one(client, t
     assert [e.path for e in client.datastores.ls("data")] == []  # hidden from listings, as before
     report = client.doctor()
     row = next(c for c in report.checks if c[0] == "no half-written uploads")
-    assert row[1] == "repaired" and row[2].startswith("removed 1 file(s), ") and "whose kernel was stopped" in row[2]
+    assert row[1] == "repaired" and row[2].startswith("removed 1 file, ") and "whose kernel was stopped" in row[2]
     assert not left[0].exists() and live.exists()
     assert ("no half-written uploads", "ok", "") in client.doctor().checks
 
@@ -96,5 +96,5 @@ def test_doctor_removes_what_a_killed_run_upload_left(client, workspace, tmp_pat
     live = left[0].with_name(f".other.bin.{os.getpid()}-0123abcd.uploading")  # an upload still being written
     live.write_bytes(b"x")
     row = next(c for c in client.doctor().checks if c[0] == "no half-written uploads")
-    assert row[1] == "repaired" and row[2].startswith("removed 1 file(s), "), row
+    assert row[1] == "repaired" and row[2].startswith("removed 1 file, "), row
     assert not left[0].exists() and live.exists()

@@ -133,8 +133,13 @@ def test_datastore_upload_ls_download(client, tmp_path):
     client.models.register("downloads", src / "a.csv")
     with pytest.raises(InvalidInput, match="cannot write /proc/.*: that folder cannot be made"):
         client.models.download("downloads", target_dir="/proc/no/such")
-    with pytest.raises(Conflict, match="--overwrite"):
+    with pytest.raises(Conflict, match=r"^mnist/a.csv already exists in the datastore \(and 1 other file of the "
+                                       r"upload\); add --overwrite to replace \(nothing was uploaded\)$"):
         client.datastores.upload(src, "mnist")
+    with pytest.raises(NotFound, match="^datastore 'nosuch' not found; the workspace has workspaceblobstore$"):
+        client.datastores.upload(src, "mnist", datastore="nosuch")
+    with pytest.raises(NotFound, match="'nothere' does not exist; see what is there with %aml datastore ls$"):
+        client.datastores.download("nothere", tmp_path / "nothere")
     (src / "a.csv").write_text("changed")
     client.datastores.upload(src, "mnist", overwrite=True)
     out = tmp_path / "down"

@@ -75,7 +75,8 @@ if TYPE_CHECKING:  # pragma: no cover
 # a shipped cell with nothing else importable.
 RUNTIME_FILES = ("__init__.py", "core/__init__.py", "core/checks.py", "core/children.py", "core/contract.py",
                  "core/errors.py", "core/plain.py", "core/registry.py", "core/run.py", "core/states.py",
-                 "backends/__init__.py", "backends/azure/__init__.py", "backends/azure/mlflow_rest.py", "backends/azure/tracker.py")
+                 "backends/__init__.py", "backends/azure/__init__.py", "backends/azure/mlflow_rest.py",
+                 "backends/azure/tracker.py")
 #: what a batch scoring job runs besides (the engine and the spec it reads)
 BATCH_RUNTIME_FILES = ("core/config.py", "core/names.py", "core/render.py", "core/specs.py", "batch/__init__.py",
                        "batch/engine.py")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from ...core import checks
 from ...core.contract import DatastoresBackend
 from ...core.errors import Conflict, InvalidInput, NotFound, StorageError, storage_reason
+from ...core.render import counted
 from ...core.types import DatastoreEntry, DatastoreInfo
 from ..common.transfer import Transfer, copy_file, replace_whole
 from ..common.uploads import file_destination, folder_files
@@ -36,7 +37,8 @@ class LocalDatastores(DatastoresBackend):
         for s in stores:
             if s.name == name:
                 return Path(s.path)
-        raise NotFound.with_suggestions("datastore", name, [s.name for s in stores])
+        names = [s.name for s in stores]
+        raise NotFound.with_suggestions("datastore", name, names, hint=f"the workspace has {', '.join(names)}")
 
     @staticmethod
     def _inside(root: Path, rel: str) -> Path:
@@ -78,7 +80,9 @@ class LocalDatastores(DatastoresBackend):
         clashes = [d for _, d in pairs if d.exists()]
         if clashes and not overwrite:
             rel = clashes[0].relative_to(root).as_posix()
-            raise Conflict(f"{rel} already exists in the datastore ({len(clashes)} file(s)); add --overwrite to replace")
+            more = f" (and {counted(len(clashes) - 1, 'other file')} of the upload)" if len(clashes) > 1 else ""
+            raise Conflict(f"{rel} already exists in the datastore{more}; add --overwrite to replace (nothing was "
+                           "uploaded)")
         done: list[str] = []
         made: list[Path] = []  # folders this upload created, outermost first: a failed upload takes back empty ones
         moved = Transfer(sum(s.stat().st_size for s, _ in pairs), progress) if progress is not None else None
@@ -102,7 +106,7 @@ class LocalDatastores(DatastoresBackend):
                 reason = storage_reason(exc) if isinstance(exc, OSError) else None
                 if reason is None:
                     raise
-                raise StorageError(f"cannot upload {s.name}: {reason}; {len(done)} of {len(pairs)} file(s) were "
+                raise StorageError(f"cannot upload {s.name}: {reason}; {len(done)} of {counted(len(pairs), 'file')} "
                                    "uploaded — free space or make the workspace writable, then upload again "
                                    "with --overwrite") from None
             done.append(d.relative_to(root).as_posix())
@@ -139,7 +143,7 @@ class LocalDatastores(DatastoresBackend):
         root = self._datastore_root(datastore)
         src = self._inside(root, path)
         if not src.exists():
-            raise NotFound(f"datastore path {path!r} does not exist")
+            raise NotFound(f"datastore path {path!r} does not exist; see what is there with %aml datastore ls")
         target = checks.expand_home(target)
         files = [src] if src.is_file() else [f for f in sorted(src.rglob("*")) if f.is_file()]
         self._refuse_links_out(root, [src] if src.is_file() else sorted(src.rglob("*")), path)

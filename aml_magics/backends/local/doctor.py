@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from ...core.contract import DoctorBackend
+from ...core.render import counted
 from ..common.doctor import DoctorReport
 from . import layout, procs
 
@@ -108,7 +109,7 @@ def run_doctor(backend, recover: bool = False) -> DoctorReport:
         except OSError:
             pass
     report.add("no half-written uploads", "repaired" if stopped else "ok",
-               f"removed {len(stopped)} file(s), {freed / 1e6:,.1f} MB, of uploads whose kernel was stopped"
+               f"removed {counted(len(stopped), 'file')}, {freed / 1e6:,.1f} MB, of uploads whose kernel was stopped"
                if stopped else "")
     return report
 
