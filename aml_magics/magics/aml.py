@@ -259,11 +259,22 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
             space[name] = expr
         policy = None
         if args.early_stop:
-            policy = Policy(args.early_stop, evaluation_interval=args.evaluation_interval,
-                            delay_evaluation=args.delay_evaluation, slack_factor=args.slack_factor,
-                            slack_amount=args.slack_amount, truncation_percentage=args.truncation_percentage)
+            given = {"evaluation_interval": args.evaluation_interval, "delay_evaluation": args.delay_evaluation,
+                     "truncation_percentage": args.truncation_percentage}
+            policy = Policy(args.early_stop, slack_factor=args.slack_factor, slack_amount=args.slack_amount,
+                            **{k: v for k, v in given.items() if v is not None})
         elif args.slack_factor is not None or args.slack_amount is not None:
             raise UsageError("--slack-factor/--slack-amount need --early-stop bandit")
+        for option, value, policies in (("--truncation-percentage", args.truncation_percentage, ("truncation",)),
+                                        ("--slack-factor", args.slack_factor, ("bandit",)),
+                                        ("--slack-amount", args.slack_amount, ("bandit",)),
+                                        ("--evaluation-interval", args.evaluation_interval, None),
+                                        ("--delay-evaluation", args.delay_evaluation, None)):
+            if value is not None and (policies is None and not args.early_stop or
+                                      policies is not None and args.early_stop not in policies):
+                wanted = f"--early-stop {policies[0]}" if policies else "--early-stop bandit, median or truncation"
+                raise UsageError(f"{option} goes with {wanted}" + (f", not {args.early_stop}" if args.early_stop else "")
+                                 + " (nothing was submitted)")
         sub = sweep_submission(trial, space, primary_metric=args.metric, goal=args.goal, sampling=args.sampling,
                                max_trials=args.trials, parallel=args.parallel, policy=policy, timeout_s=args.timeout,
                                max_failures=args.max_failures, seed=args.seed, spans=spans)

@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from IPython.core.error import UsageError
+from ..core import checks
 from ..core.registry import BACKENDS
 
 OVERVIEW = """\
@@ -128,7 +129,11 @@ def _misspelled_option(parser: argparse.ArgumentParser, message: str) -> str:
 def _count(low: int, high: int):
     """An argparse type: a whole number within bounds (a huge or negative one is one clear line, not an overflow)."""
     def parse(text: str) -> int:
-        value = int(text)  # argparse turns a ValueError into "invalid int value: ..."
+        try:
+            value = int(text)
+        except ValueError:  # argparse said "invalid int value: '1.5'"
+            raise argparse.ArgumentTypeError(f"{checks.shown(text, 40)} is not a whole number: give one from {low:,} "
+                                             f"to {high:,}") from None
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"{value} is out of range: give at least {low} and at most {high:,}")
         return value
@@ -235,9 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--early-stop", choices=["bandit", "median", "truncation"], help="early termination policy")
     p.add_argument("--slack-factor", type=_amount(0, 1e6), help="bandit: allowed ratio to the best (default 0.1)")
     p.add_argument("--slack-amount", type=_amount(0, 1e300), help="bandit: allowed distance to the best")
-    p.add_argument("--evaluation-interval", type=_count(1, 1_000_000), default=1, help="apply the policy every N logged values")
-    p.add_argument("--delay-evaluation", type=_count(0, 1_000_000_000), default=0, help="do not stop trials before N logged values")
-    p.add_argument("--truncation-percentage", type=_count(1, 99), default=20, help="truncation: the worst N %% stop")
+    p.add_argument("--evaluation-interval", type=_count(1, 1_000_000),
+                   help="apply the policy every N logged values (default 1)")
+    p.add_argument("--delay-evaluation", type=_count(0, 1_000_000_000),
+                   help="do not stop trials before N logged values (default 0)")
+    p.add_argument("--truncation-percentage", type=_count(1, 99),
+                   help="truncation: the worst N %% stop (default 20)")
     p.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
                    help="notebooks: a fixed parameter for every trial")
     _run_options(p)

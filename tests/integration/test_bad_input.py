@@ -23,7 +23,7 @@ def _snapshot_of_store(client):
         ("show diabetes_1700000000_deadbeef", None, "not found"),
         ("metrics nope", None, "not found"),
         ("run --frobnicate", "x = 1", "unrecognized arguments: --frobnicate"),
-        ("runs --limit many", None, "invalid int value"),
+        ("runs --limit many", None, "argument --limit: 'many' is not a whole number: give one from 1 to"),
         ("frobnicate", None, "no subcommand 'frobnicate'; one of run, submit,"),
         # a typo, or another tool's word for it: what was meant (argparse listed every choice)
         ("dleete x", None, "no subcommand 'dleete'; did you mean %aml service SVC --delete?"),
@@ -74,8 +74,17 @@ def _snapshot_of_store(client):
         ("runs --limit 99999999999999999999999", None, "out of range"),
         ("runs --limit -3", None, "out of range"),
         ("compute create big --max-concurrent 10000000000000000000000", None, "out of range"),
-        ("sweep --metric m --trials 1e400", "C = choice(1, 2)\nx = 1", "invalid int value"),
+        ("sweep --metric m --trials 1e400", "C = choice(1, 2)\nx = 1", "'1e400' is not a whole number"),
         ("sweep --metric m --trials 2", "C = choice(0.1, 1e400)\nx = 1", "not a finite number"),
+        # a policy's setting without its policy was silently dropped
+        ("sweep --metric m --trials 2 --early-stop bandit --truncation-percentage 5", "C = choice(1, 2)\nx = 1",
+         "--truncation-percentage goes with --early-stop truncation, not bandit (nothing was submitted)"),
+        ("sweep --metric m --trials 2 --early-stop median --slack-amount 0.5", "C = choice(1, 2)\nx = 1",
+         "--slack-amount goes with --early-stop bandit, not median"),
+        ("sweep --metric m --trials 2 --delay-evaluation 3", "C = choice(1, 2)\nx = 1",
+         "--delay-evaluation goes with --early-stop bandit, median or truncation (nothing"),
+        ("sweep --metric m --trials 2 --early-stop median --evaluation-interval 1.5", "C = choice(1, 2)\nx = 1",
+         "argument --evaluation-interval: '1.5' is not a whole number: give one from 1 to 1,000,000"),
         ("sweep --metric m --trials 2", "C = uniform(0, 1e400)\nx = 1", "not a finite number"),
         # -p is a notebook's parameter: on a cell or a script it was silently ignored
         ("sweep --metric m --trials 2 -p a=1", "C = choice(1, 2)\nx = 1", "fixes a notebook's parameters"),
