@@ -273,8 +273,8 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
             if value is not None and (policies is None and not args.early_stop or
                                       policies is not None and args.early_stop not in policies):
                 wanted = f"--early-stop {policies[0]}" if policies else "--early-stop bandit, median or truncation"
-                raise UsageError(f"{option} goes with {wanted}" + (f", not {args.early_stop}" if args.early_stop else "")
-                                 + " (nothing was submitted)")
+                other = f", not {args.early_stop}" if args.early_stop else ""
+                raise UsageError(f"{option} goes with {wanted}{other} (nothing was submitted)")
         sub = sweep_submission(trial, space, primary_metric=args.metric, goal=args.goal, sampling=args.sampling,
                                max_trials=args.trials, parallel=args.parallel, policy=policy, timeout_s=args.timeout,
                                max_failures=args.max_failures, seed=args.seed, spans=spans)
