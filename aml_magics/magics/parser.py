@@ -441,7 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--logs", action="store_true", help="the service's log")
     p.add_argument("--keys", action="store_true", help="its keys, masked, with buttons that copy them (never printed)")
-    p.add_argument("--test", metavar="JSON", help="POST this JSON to /score and show the answer")
+    p.add_argument("--test", metavar="JSON", help="POST this JSON (in single quotes), or @FILE's contents, to /score "
+                                                  "and show the answer")
     p.add_argument("--delete", action="store_true", help="stop it, free its port and forget it")
     p.add_argument("--build-image", action="store_true",
                    help="build a container image from the service's image record (needs a Docker engine)")

@@ -127,8 +127,9 @@ class WorkspaceCommands:
         if args.test is not None:
             import time as _time
 
+            body = _test_body(args.test)
             started = _time.perf_counter()
-            answer = service.run(args.test)
+            answer = service.run(body)
             print(f"{(_time.perf_counter() - started) * 1000:.1f} ms")
             return answer
         return service
@@ -216,3 +217,29 @@ def _names_a_file(spec: str) -> bool:
     if "://" in spec or "@" in spec:  # a URL requirement ("pkg @ https://…", "git+https://…")
         return False
     return os.path.splitext(spec)[1].lower() in (".txt", ".yml", ".yaml", ".in") or "/" in spec or os.sep in spec
+
+
+def _test_body(text: str) -> str | bytes:
+    """What ``%aml service NAME --test`` sends: the text, or ``@FILE``'s bytes. Text that starts as JSON and is not
+    JSON is refused here, with how to quote it (the line's quoting took off the quotes of ``{"data": …}`` given
+    bare) — the service's own 400 named a character of the mangled text. Other text goes as it is: a score.py may
+    take CSV or plain text."""
+    import json
+
+    if text.startswith("@"):
+        path = checks.expand_home(text[1:])
+        if not path.is_file():
+            raise UsageError(f"--test {checks.shown(text, 60)}: {checks.shown(str(path), 60)} is not a file; give the "
+                             "request's JSON in single quotes, or @FILE of a file that holds it")
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"--test {checks.shown(text, 60)}: cannot read it ({exc.strerror or exc})") from None
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            raise UsageError(f"--test {checks.shown(text, 60)} is not JSON ({exc}); put the JSON in single quotes, as "
+                             """--test '{"data": [[1, 2]]}', or give a file: --test @request.json""") from None
+    return text
+

@@ -58,7 +58,7 @@ def digits(client, tmp_path):
         client.deployments.delete(d.name)
 
 
-def test_default_scorer_keys_and_contract(client, digits, ip):
+def test_default_scorer_keys_and_contract(client, digits, ip, tmp_path):
     svc = ip.run_line_magic("aml", "deploy digits --name digits-svc")
     assert svc.state == "Healthy" and svc.scoring_uri.startswith("http://127.0.0.1:")
     assert svc.run({"data": digits[:3].tolist()}) == [0, 1, 2]
@@ -73,6 +73,22 @@ def test_default_scorer_keys_and_contract(client, digits, ip):
         svc.run({"data": digits[:1].tolist()}, timeout=-1)
     probs = svc.run(json.dumps({"data": digits[:1].tolist(), "method": "predict_proba"}))
     assert len(probs[0]) == 10
+    # %aml service --test: a file's request as @FILE; JSON the line's quoting mangled ({"data": …} given bare loses
+    # its quotes) is refused here with how to quote it — the service's 400 named a character of the mangled text
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"data": digits[:2].tolist()}))
+    assert ip.run_line_magic("aml", f"service digits-svc --test @{request}") == [0, 1]
+    assert ip.run_line_magic("aml", "service digits-svc --test '{\"data\": %s}'" % digits[:1].tolist()) == [0]
+    for line, said in ((f"--test @{tmp_path / 'missing.json'}", "missing.json' is not a file; give the request's JSON "
+                        "in single quotes, or @FILE"), (f"--test @{tmp_path}", "is not a file"),
+                       ("--test {\"data\":[[1,2]]}", """--test '{data:[[1,2]]}' is not JSON (Expecting property name """
+                        """enclosed in double quotes: line 1 column 2 (char 1)); put the JSON in single quotes, as """
+                        """--test '{"data": [[1, 2]]}', or give a file: --test @request.json""")):
+        with pytest.raises(UsageError) as caught:
+            ip.run_line_magic("aml", f"service digits-svc {line}")
+        assert said in str(caught.value), caught.value
+    with pytest.raises(UsageError, match="answered 400: the body is not JSON"):  # other text is sent as it is
+        ip.run_line_magic("aml", "service digits-svc --test 'a,b,c'")
     primary, secondary = svc.get_keys()
     assert primary not in repr(svc) and primary not in repr(client.deployments.list())
     url = svc.scoring_uri
