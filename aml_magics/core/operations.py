@@ -752,7 +752,8 @@ class EnvironmentOperations(_Operations):
     """Named, versioned package lists; runs and services use them through a cached virtualenv."""
 
     def register(self, name: str, spec: str | os.PathLike | list[str]):
-        """From a requirements.txt, a conda-style .yml (its pip section) or a list of requirements."""
+        """From a requirements.txt, a conda-style .yml (its conda packages as pip requirements, and its pip
+        section) or a list of requirements."""
         return self._backend.environments.register(name, spec)
 
     def get(self, name: str, version: int | None = None):

@@ -4,7 +4,8 @@ A spec travels to the run process as JSON (``to_settings`` / ``from_settings``) 
 
 Also here, because both the sweep controller and a backend's job generation need them: how a trial's parameters
 reach its code — ``{NAME}`` in argument templates (``format_args``) and ``NAME = choice(...)`` lines of a swept
-cell (``replace_declarations``).
+cell (``replace_declarations``); and, for environments (a backend's and the v1 API's), a conda package as the pip
+requirement a virtualenv installs (``conda_as_pip``).
 """
 from __future__ import annotations
 
@@ -192,3 +193,25 @@ def replace_declarations(code: str, spans: list, line: Callable[[str], str], *, 
 def trial_code(code: str, spans: list, values: dict[str, Any]) -> str:
     """The cell with each parameter expression replaced by this trial's value."""
     return replace_declarations(code, spans, lambda name: f"{name} = {values[name]!r}  # sweep parameter")
+
+
+def conda_as_pip(package: str) -> str | None:
+    """A conda dependency as a pip requirement, or None for what a virtualenv has anyway (``python``, ``pip``):
+    ``scikit-learn=1.5`` → ``scikit-learn==1.5.*`` (conda's single ``=`` is a prefix: 1.5.2 matches; its
+    ``name=version=build`` too), ``numpy 1.26.*`` → ``numpy==1.26.*``, ``conda-forge::lightgbm`` → ``lightgbm``;
+    ``numpy>=1.20`` and a bare name stay."""
+    package = package.strip().split("::", 1)[-1].strip()  # a channel prefix
+    name = re.split(r"[=<>!~\[ ;]", package, maxsplit=1)[0]
+    if name.lower() in ("python", "pip"):
+        return None
+    rest = package[len(name):].strip()
+    if not rest:
+        return name
+    if rest[0] == "=" and rest[1:2] not in ("=", ""):  # conda's single "=" pins (its build string dropped)
+        version = rest[1:].split("=")[0].strip()
+        return f"{name}=={version}" if version.endswith("*") else f"{name}=={version}.*"
+    if rest[0] not in "=<>!~[;":  # conda's "name version" match spec
+        version = rest.split()[0]
+        return f"{name}=={version}" if version[0].isdigit() else f"{name}{version}"
+    return name + rest
+

@@ -260,7 +260,9 @@ class Listing(list, _Reprs):
 
     def _cells(self):
         for item in self[: self.SHOWN]:
-            yield [getattr(item, h) if not isinstance(item, dict) else item.get(h) for h in self.headers]
+            values = (getattr(item, h) if not isinstance(item, dict) else item.get(h) for h in self.headers)
+            # a list (an environment's packages) as its items, not Python's ['numpy', 'pandas==2.0']
+            yield [", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v for v in values]
 
     def _more(self) -> str:
         left = len(self) - self.SHOWN
@@ -439,7 +441,8 @@ class EnvironmentInfo(_Reprs):
 
     def __repr__(self) -> str:
         shown = ", ".join(self.packages[:6]) + (" …" if len(self.packages) > 6 else "")
-        return f"Environment {self.name}:{self.version} · {len(self.packages)} package(s): {shown} · hash {self.hash}"
+        count = r.counted(len(self.packages), "package")
+        return f"Environment {self.name}:{self.version} · {count}: {shown} · hash {self.hash}"
 
     def _repr_html_(self) -> str:
         return r.esc(repr(self))

@@ -81,6 +81,11 @@ class WorkspaceCommands:
 
     def _cmd_env(self, args):
         envs = self.client.environments
+        extra = [args.name, *args.spec][1 if args.action == "build" else 0:] if args.action != "register" else []
+        if any(extra):  # "%aml env list myenv" listed them all; "%aml env build e x" built e
+            got = checks.shown(" ".join(filter(None, extra)), 60)
+            raise UsageError(f"%aml env list takes no name (got {got}); it lists every environment" if args.action ==
+                             "list" else f"%aml env build takes one NAME[:VERSION] (got {got} after it)")
         if args.action == "list":
             return envs.list()
         if not args.name:

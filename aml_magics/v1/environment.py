@@ -14,6 +14,7 @@ from typing import Any
 
 from ..core import checks
 from ..core.errors import InvalidInput
+from ..core.specs import conda_as_pip
 from . import client_of, note_once
 
 __all__ = ["Environment", "CondaDependencies", "DockerSection", "PythonSection", "EnvironmentReference"]
@@ -94,7 +95,7 @@ class CondaDependencies:
 
     def requirements(self) -> list[str]:
         """Everything as pip requirements (conda's ``name=1.2`` pins become ``name==1.2``)."""
-        out = [_conda_to_pip(p) for p in self.conda_packages if _name(p) not in ("pip", "python")]
+        out = [p for p in map(conda_as_pip, self.conda_packages) if p is not None]
         return out + [p for p in self.pip_packages if not p.startswith("azureml")]
 
     def serialize_to_string(self) -> str:
@@ -294,16 +295,6 @@ def _satisfied(requirement: str) -> bool:
 
 def _name(package: str) -> str:
     return re.split(r"[=<>!~\[ ;]", package.strip(), maxsplit=1)[0].lower()
-
-
-def _conda_to_pip(package: str) -> str:
-    """``scikit-learn=1.2`` → ``scikit-learn==1.2``; ``numpy>=1.20`` stays; a bare name stays."""
-    package = package.strip()
-    m = re.match(r"^([A-Za-z0-9_.\-]+)=([^=<>!].*)$", package)
-    if m:
-        version = m.group(2).split("=")[0]  # conda's name=version=build
-        return f"{m.group(1)}=={version}" + ("" if "*" not in version else "")
-    return package
 
 
 def _listed(values: Any) -> list:

@@ -60,6 +60,8 @@ def _snapshot_of_store(client):
         ("runs --status Exploded", None, "status 'Exploded' not found"),
         ("help " + "h" * 300, None, "subcommand '" + "h" * 78 + "… not found"),  # not said back whole
         ("env register e /dev/zero", None, "environment file /dev/zero is not a file"),  # was "not found"
+        ("env list pinned", None, "%aml env list takes no name (got 'pinned'); it lists every"),  # listed them all
+        ("env build e extra", None, "%aml env build takes one NAME[:VERSION] (got 'extra' after it)"),
         ("datastore ls --target out", None, "--target and --overwrite go with upload and download"),
         ("datastore ls x --overwrite", None, "--target and --overwrite go with upload and download"),
         ("runs -e nosuchexperiment", None, "experiment 'nosuchexperiment' not found"),

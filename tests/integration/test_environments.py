@@ -21,6 +21,16 @@ def test_versions_follow_content(client, tmp_path):
     assert (a.version, b.version, c.version) == (1, 1, 2) and a.hash == b.hash != c.hash
     assert client.environments.get("pinned:1").packages == ["six==1.15.0"]
     assert [e.version for e in client.environments.list()] == [2, 1]
+    # a version it does not have: which it has ("environment 'pinned' not found; did you mean 'pinned'?" before)
+    from aml_magics.core.errors import NotFound
+
+    with pytest.raises(NotFound, match="^environment pinned has no version 9; it has 1, 2$"):
+        client.environments.get("pinned:9")
+    # the packages read as a list of packages, not as Python's ['six==1.15.0', 'tomli-w==1.0.0']
+    assert "pinned  2        " in repr(client.environments.list()) and \
+        repr(client.environments.list()).splitlines()[-2].endswith("six==1.15.0, tomli-w==1.0.0")
+    assert repr(c).startswith("Environment pinned:2 · 2 packages: six==1.15.0, tomli-w==1.0.0 · hash ")
+    assert repr(a).startswith("Environment pinned:1 · 1 package: six==1.15.0 · hash ")
 
 
 def test_run_and_service_in_an_environment(ip, client, tmp_path, capsys):

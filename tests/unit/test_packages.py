@@ -70,3 +70,23 @@ def test_a_conda_files_pip_section_is_its_packages(tmp_path):
     path = tmp_path / "environment.yml"
     path.write_text("dependencies:\n  - python=3.11\n  - pip:\n      - scikit-learn==1.5.2\n")
     assert parse_packages(path) == ["scikit-learn==1.5.2"]
+
+
+def test_a_conda_files_conda_packages_are_its_packages_too(tmp_path):
+    """``- scikit-learn=1.5`` beside ``- pip: [tomli-w]`` was left out: the local environment was built without it
+    and the run failed on its import; a conda file of conda packages only was refused ("lists no packages")."""
+    from aml_magics.core.specs import conda_as_pip
+
+    path = tmp_path / "environment.yml"
+    path.write_text("name: x\nchannels: [conda-forge]\ndependencies:\n  - python=3.11\n  - pip\n  - scikit-learn=1.5\n"
+                    "  - conda-forge::six\n  - numpy 1.26.*\n  - pandas>=2,<3\n  - pip:\n    - tomli-w\n")
+    assert parse_packages(path) == ["numpy==1.26.*", "pandas>=2,<3", "scikit-learn==1.5.*", "six", "tomli-w"]
+    path.write_text("dependencies:\n  - python=3.11\n  - lightgbm\n")
+    assert parse_packages(path) == ["lightgbm"]
+    path.write_text("dependencies:\n  - python=3.11\n  - pip\n")
+    with pytest.raises(InvalidInput, match="^the environment of environment.yml lists no packages; name the packages"):
+        parse_packages(path)
+    # conda's forms: a single "=" is a prefix (1.5 matches 1.5.2), a build string is dropped
+    assert [conda_as_pip(p) for p in ("numpy=1.26.4=py311h64a7726_0", "numpy 1.26.4 py311_0", "scipy=1.*", "python",
+                                      "pip>=23", "defaults::pip", "foo[bar]>=1", "six==1.15.0")] == \
+        ["numpy==1.26.4.*", "numpy==1.26.4", "scipy==1.*", None, None, None, "foo[bar]>=1", "six==1.15.0"]

@@ -14,6 +14,7 @@ from ...core import checks
 from ...core.contract import EnvironmentsBackend, not_supported
 from ...core.errors import InvalidInput, NotFound
 from ...core.names import check_model_name
+from ...core.render import counted
 from ...core.types import EnvironmentInfo
 from ..common.packages import content_hash, parse_packages
 from .commands import DEFAULT_ENVIRONMENT
@@ -63,7 +64,7 @@ class AzureEnvironments(EnvironmentsBackend):
             digest = hashlib.sha256(json.dumps({"python": python, "image": ENV_IMAGE, "packages": packages})
                                     .encode()).hexdigest()[:16]
             conda = conda_file(name, python, packages)
-            description = f"{len(packages)} package(s), registered by aml-magics"
+            description = f"{counted(len(packages), 'package')}, registered by aml-magics"
         try:
             versions = self._versions(name)
         except NotFound:

@@ -10,13 +10,17 @@ from pathlib import Path
 
 from ...core import checks
 from ...core.errors import InvalidInput, NotFound
+from ...core.specs import conda_as_pip
 
 MAX_FILE = 1 << 20  # bytes of a requirements file or environment.yml
 MAX_LINE = 4096  # characters of one requirement (a package's name, version and extras, or a URL)
 
 
 def parse_packages(spec: str | os.PathLike | list[str]) -> list[str]:
-    """Requirements from a requirements.txt, a conda-style environment.yml (its pip section) or a list."""
+    """Requirements from a requirements.txt, a conda-style environment.yml or a list. An environment.yml's conda
+    packages count as pip requirements (``conda_as_pip``): a local virtualenv is built from them (they were left
+    out, and the run failed on an import), and a conda file of conda packages only is an environment too (Azure
+    ML's conda installs them; "it lists no packages" refused it)."""
     if isinstance(spec, (list, tuple)):
         lines = [str(x) for x in spec]
     else:
@@ -49,7 +53,11 @@ def parse_packages(spec: str | os.PathLike | list[str]) -> list[str]:
             lines = []
             for dep in doc.get("dependencies", []) or []:
                 if isinstance(dep, dict) and "pip" in dep:
-                    lines += [str(x) for x in dep["pip"]]
+                    lines += [str(x) for x in dep["pip"] or []]
+                elif isinstance(dep, (str, int, float)):
+                    taken = conda_as_pip(str(dep))
+                    if taken is not None:
+                        lines.append(taken)
         else:
             lines = text.splitlines()
     from packaging.requirements import InvalidRequirement, Requirement
@@ -74,7 +82,8 @@ def parse_packages(spec: str | os.PathLike | list[str]) -> list[str]:
                                    "pandas>=2); nothing was registered") from None
         packages.append(line)
     if not packages:
-        raise InvalidInput("the environment lists no packages")
+        raise InvalidInput(f"the environment{where} lists no packages; name the packages its code imports (nothing "
+                           "was registered)")
     return sorted(set(packages), key=str.lower)
 
 

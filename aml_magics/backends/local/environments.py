@@ -21,6 +21,7 @@ from ...core import checks
 from ...core.contract import EnvironmentsBackend
 from ...core.errors import InvalidInput, NotFound
 from ...core.names import check_model_name
+from ...core.render import counted
 from ...core.types import EnvironmentInfo
 from ..common.packages import content_hash, parse_packages
 from .store import EnvironmentRows
@@ -46,7 +47,7 @@ def build(root: Path, packages: list[str], progress: Callable[[str], None] = pri
         shutil.rmtree(folder, ignore_errors=True)
         log_path = root / f"{digest}.pip.log"
         started = time.time()
-        progress(f"Building environment {digest} ({len(packages)} package(s)); the first time only…")
+        progress(f"Building environment {digest} ({counted(len(packages), 'package')}); the first time only…")
         with open(log_path, "w") as log:
             subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, stdout=log, stderr=subprocess.STDOUT)
             _layer_on_current_packages(folder)
@@ -102,6 +103,9 @@ class LocalEnvironments(EnvironmentsBackend):
 
     def get(self, name: str, version: int | None = None) -> EnvironmentInfo:
         row = self.rows.get(name, version)
+        if row is None and version is not None and self.rows.get(name) is not None:  # "did you mean 'myenv'?"
+            have = sorted(v for n, v in self.rows.versions() if n == name)
+            raise NotFound(f"environment {name} has no version {version}; it has {', '.join(map(str, have))}")
         if row is None:
             raise NotFound.with_suggestions("environment", name, self.rows.names(),
                                             hint="register one with %aml env register")
