@@ -24,6 +24,14 @@ from .names import ARG_PLACEHOLDER, DEFAULT_COMPUTE
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 _BINDING = re.compile(r"^\$\{\{\s*parent\.jobs\.([A-Za-z_][A-Za-z0-9_]*)\.outputs\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
 _PARENT_INPUT = re.compile(r"\$\{\{\s*parent\.inputs\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_ANY_PLACEHOLDER = re.compile(r"\$\{\{(.*?)\}\}")
+#: what the YAML reader takes (Azure ML's pipeline and command job fields); a field it does not know — a typo like
+#: ``enviroment:`` or ``ouputs:``, or one it cannot honour (``resources``, ``distribution``) — is refused, by name
+_PIPELINE_FIELDS = {"$schema", "type", "name", "display_name", "experiment_name", "description", "tags", "properties",
+                    "settings", "inputs", "outputs", "jobs", "compute"}
+_JOB_FIELDS = {"type", "name", "display_name", "description", "tags", "properties", "code", "command", "environment",
+               "environment_variables", "compute", "inputs", "outputs", "limits", "is_deterministic"}
+_SETTINGS = {"default_compute", "default_datastore", "force_rerun", "continue_on_step_failure"}
 MAX_STEPS = 1_000
 
 
@@ -69,6 +77,7 @@ class PipelineStep:
     batch: dict | None = None  # a batch scoring step (kind "batch"): core.specs.BatchSpec's settings; input "data"
     after: list[str] = field(default_factory=list)  # steps this one waits for without reading their outputs
     timeout_s: float | None = None  # the step's run is canceled after this long (YAML limits.timeout)
+    environment_variables: dict[str, str] = field(default_factory=dict)  # the step's own (YAML environment_variables)
 
     def upstream(self) -> list[str]:
         return sorted({b[0] for b in map(parse_binding, self.inputs.values()) if b} | set(self.after))
@@ -117,6 +126,8 @@ class PipelineSpec:
                 checks.entry_inside(f"step {s.name}: {s.kind}", s.entry)
             if s.display_name is not None:
                 checks.text(f"step {s.name}: display_name", s.display_name, max_len=checks.MAX_NAME)
+            s.environment_variables = checks.environment_variables(f"step {s.name}: environment_variables",
+                                                                   s.environment_variables)
             if s.timeout_s is not None:
                 s.timeout_s = checks.positive(f"step {s.name}: limits.timeout", s.timeout_s, checks.MAX_TIMEOUT_S)
             if s.kind == "batch" and (not isinstance(s.batch, dict) or "data" not in s.inputs or len(s.outputs) > 1):
@@ -220,12 +231,14 @@ def load_yaml(path: str | Path) -> tuple[PipelineSpec, dict]:
         raise InvalidInput(f"{path}: expected a pipeline job (type: pipeline, jobs: …)")
     if doc.get("type", "pipeline") != "pipeline":
         raise InvalidInput(f"{path}: type is {doc.get('type')!r}; only type: pipeline files are pipelines")
+    _known_fields(doc, _PIPELINE_FIELDS, f"{path}", "a pipeline")
     jobs = doc.get("jobs")
     if not isinstance(jobs, dict) or not jobs:
         raise InvalidInput(f"{path}: no jobs; a pipeline YAML lists its steps under jobs:")
     parent_inputs = {k: _input_value(v, f"{path}: inputs.{k}")
                      for k, v in _mapping(doc.get("inputs"), f"{path}: inputs").items()}
     settings = _mapping(doc.get("settings"), f"{path}: settings")
+    _known_fields(settings, _SETTINGS, f"{path}: settings", "a pipeline's settings")
     if doc.get("description") is not None and not isinstance(doc["description"], str):
         raise InvalidInput(f"{path}: description must be text")
     default_compute = _compute(settings.get("default_compute") or doc.get("compute") or DEFAULT_COMPUTE)
@@ -236,6 +249,7 @@ def load_yaml(path: str | Path) -> tuple[PipelineSpec, dict]:
             raise InvalidInput(f"{where} is not a job")
         if job.get("type", "command") != "command":
             raise InvalidInput(f"{where}: type {job.get('type')!r}; only command jobs are supported as steps here")
+        _known_fields(job, _JOB_FIELDS, where, "a command step")
         command = job.get("command")
         if command is not None and not isinstance(command, str):
             raise InvalidInput(f"{where}: command must be one line of text, `python SCRIPT.py ARGS` (it is a "
@@ -248,6 +262,12 @@ def load_yaml(path: str | Path) -> tuple[PipelineSpec, dict]:
             raise InvalidInput(f"{where}: command: {exc}") from None
         if len(words) < 2 or Path(words[0]).name not in ("python", "python3") or not words[1].endswith((".py", ".ipynb")):
             raise InvalidInput(f"{where}: command must be `python SCRIPT.py ARGS` (it is {command.strip()[:60]!r})")
+        for placeholder in _ANY_PLACEHOLDER.finditer(command):  # passed on as it was written, to the script
+            if not _COMMAND_PLACEHOLDER.fullmatch(placeholder.group(0)):
+                raise InvalidInput(f"{where}: its command uses {checks.shown(placeholder.group(0), 80)[1:-1]}; a "
+                                   "command reads only its own ${{inputs.X}} and ${{outputs.X}} — bind it under the "
+                                   "step's inputs: (X: " + checks.shown(placeholder.group(0), 80)[1:-1] + ") and "
+                                   "write ${{inputs.X}} in the command")
         inputs: dict[str, Any] = {}
         for k, v in _mapping(job.get("inputs"), f"{where}.inputs").items():
             value = _input_value(v, f"{where}.inputs.{k}")
@@ -266,6 +286,11 @@ def load_yaml(path: str | Path) -> tuple[PipelineSpec, dict]:
         if unknown:
             raise InvalidInput(f"{where}.limits: {', '.join(unknown)} is not a limit of a command step (timeout is, "
                                "in seconds)")
+        variables = _mapping(job.get("environment_variables"), f"{where}.environment_variables")
+        for key, value in variables.items():  # text, as Azure ML takes it; a number as it reads
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                raise InvalidInput(f"{where}.environment_variables.{checks.shown(key, 40)[1:-1]}: "
+                                   f"{type(value).__name__} is not a variable's value; write it as text in quotes")
         code = str(job.get("code") or ".")
         env = job.get("environment")
         if isinstance(env, str):  # azureml:NAME:VERSION → NAME:VERSION; Azure ML's URIs (azureml://…) as written
@@ -276,11 +301,24 @@ def load_yaml(path: str | Path) -> tuple[PipelineSpec, dict]:
             name=name, kind="notebook" if words[1].endswith(".ipynb") else "script", entry=words[1], args=words[2:],
             inputs=inputs, outputs=outputs, source=code, compute=_compute(job.get("compute")) if job.get("compute") else None,
             environment=env, display_name=job.get("display_name"), timeout_s=limits.get("timeout"),
+            environment_variables={str(k): str(v) for k, v in variables.items()},
+            allow_reuse=job.get("is_deterministic", True) is not False,
         ))
     spec = PipelineSpec(steps=steps, default_compute=default_compute, reuse=not bool(settings.get("force_rerun")),
                         continue_on_step_failure=bool(settings.get("continue_on_step_failure")),
                         description=doc.get("description"))
     return spec.validate(), doc
+
+
+def _known_fields(section: dict, known: set[str], where: str, what: str) -> None:
+    import difflib
+
+    for key in section:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.7)
+            raise InvalidInput(f"{where}: {checks.shown(str(key), 40)} is not a field of {what} here" +
+                               (f"; did you mean {close[0]}?" if close else
+                                f" (it takes {', '.join(sorted(k for k in known if not k.startswith('$')))})"))
 
 
 def _mapping(value: Any, where: str) -> dict:
@@ -360,6 +398,10 @@ def to_yaml(spec: PipelineSpec, folder: str | Path, *, experiment: str | None = 
             job["display_name"] = s.display_name
         if s.timeout_s is not None:  # Azure ML's YAML takes whole seconds
             job["limits"] = {"timeout": max(1, round(s.timeout_s))}
+        if s.environment_variables:
+            job["environment_variables"] = dict(s.environment_variables)
+        if not s.allow_reuse:
+            job["is_deterministic"] = False
         jobs[s.name] = job
     doc: dict[str, Any] = {"$schema": "https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json",
                            "type": "pipeline"}

@@ -29,6 +29,7 @@ from typing import Any
 
 from ..core.errors import AmlError, EngineStopped, NotFound
 from ..core.pipelines import PipelineSpec, PipelineStep, is_files, parse_binding
+from ..core.render import counted
 from ..core.states import ACTIVE_STATES
 from ..core.types import RunSubmission
 
@@ -126,7 +127,7 @@ class Controller:
             # a step that waits for another (v1's run_after) depends on what that one did, not only on its files
             "after": {a: self.done[a].get("fingerprint") for a in sorted(step.after)},
             "source": self._digest(source, code=True),
-            "env_vars": self.env_vars,
+            "env_vars": {**self.env_vars, **step.environment_variables},
             "inputs": {k: (self._digest(Path(v["path"])) if isinstance(v, dict) else ["literal", v])
                        for k, v in sorted(inputs.items())},
         }
@@ -231,7 +232,8 @@ class Controller:
             parameters=dict(step.parameters), tags={**tags, "pipeline.outputs": json.dumps(outputs)},
             display_name=step.display_name or name,
             inputs={k: v["uri"] for k, v in inputs.items() if isinstance(v, dict)}, outputs=outputs,
-            environment_variables={**self.env_vars, **{f"AZURE_ML_INPUT_{k}": str(v) for k, v in literals.items()}},
+            environment_variables={**self.env_vars, **step.environment_variables,
+                                   **{f"AZURE_ML_INPUT_{k}": str(v) for k, v in literals.items()}},
             environment=step.environment, parent_run_id=self.run.id, engine=engine, timeout_s=step.timeout_s,
         )
         try:
@@ -288,8 +290,8 @@ class Controller:
 
     def main(self) -> int:
         self.rebuild()
-        print(f"Pipeline of {len(self.steps)} steps: " + " → ".join(", ".join(level) for level in self.pipeline.levels()),
-              flush=True)
+        print(f"Pipeline of {counted(len(self.steps), 'step')}: "
+              + " → ".join(", ".join(level) for level in self.pipeline.levels()), flush=True)
         try:
             while True:
                 self.refresh()
@@ -322,7 +324,7 @@ class Controller:
             first = next(n for n in self.order if n in self.failed)
             rest = f"; not run: {', '.join(not_run)}" if not_run else ""
             raise EngineStopped(f"step {first} failed: {self.failed[first]}{rest}")
-        print(f"Pipeline done: {len(self.done)} steps ({self.reused} reused) in "
+        print(f"Pipeline done: {counted(len(self.done), 'step')} ({self.reused} reused) in "
               f"{time.monotonic() - self.started_at:.1f} s", flush=True)
         return 0
 

@@ -565,6 +565,8 @@ jobs:
     code: ./src
     command: python prep.py --out ${{outputs.clean}} --n ${{inputs.n}}
     environment: azureml://registries/azureml/environments/sklearn-1.5/labels/latest
+    environment_variables:
+      MODE: fast
     inputs:
       n: 3
     outputs:
@@ -635,6 +637,7 @@ def test_a_pipeline_yaml_matches_the_sdk(pair, tmp_path):
         props["settings"].pop("_source", None)
     assert a["jobs"] == b["jobs"]
     assert b["jobs"]["train"]["limits"] == {"job_limits_type": "Command", "timeout": "PT1H30M"}  # limits.timeout: 5400
+    assert b["jobs"]["prep"]["environment_variables"] == {"MODE": "fast"}  # on the node, as the SDK (were dropped)
     assert b["jobs"]["train"]["inputs"]["data"] == {"job_input_type": "literal",
                                                     "value": "${{parent.jobs.prep.outputs.clean}}"}
     assert a["settings"] == b["settings"] and a["jobType"] == b["jobType"] == "Pipeline"

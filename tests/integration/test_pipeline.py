@@ -257,6 +257,34 @@ jobs:
     assert "GOT a b c a b c" in client.runs.get_logs(client.pipelines.steps(run.id)["show"].run_id)
 
 
+def test_a_yaml_steps_environment_variables_reach_it_count_for_reuse_and_survive_export(client, tmp_path):
+    """``environment_variables`` of a command step were dropped: the step ran without them, and a step whose
+    variable changed was reused from a run made with the old value."""
+    from aml_magics.core.pipelines import to_yaml
+
+    (tmp_path / "show.py").write_text("import os\nprint('MODE', os.environ.get('MODE'), os.environ.get('LEVEL'))\n")
+    yml = "type: pipeline\njobs:\n  show:\n    command: python show.py\n    environment_variables: {mode_line}\n"
+    (tmp_path / "p.yml").write_text(yml.replace("{mode_line}", "{MODE: fast, LEVEL: 3}"))
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        logs = []
+        for mode in ("{MODE: fast, LEVEL: 3}", "{MODE: fast, LEVEL: 3}", "{MODE: slow, LEVEL: 3}"):
+            (tmp_path / "p.yml").write_text(yml.replace("{mode_line}", mode))
+            run = client.pipelines.submit(tmp_path / "p.yml")
+            assert client.runs.wait(run.id, timeout=120).status == "Completed", client.runs.get_logs(run.id)
+            step = client.pipelines.steps(run.id)["show"]
+            reused = client.runs.get(step.run_id).tags.get("pipeline.reused_from")
+            logs.append((reused is not None, client.runs.get_logs(reused or step.run_id)))
+        assert [r for r, _ in logs] == [False, True, False]  # the same value reused; a changed one runs again
+        assert "MODE fast 3" in logs[0][1] and "MODE slow 3" in logs[2][1], logs
+        spec, _ = load_yaml(tmp_path / "p.yml")
+        out = to_yaml(spec, tmp_path / "export")
+        assert load_yaml(out)[1]["jobs"]["show"]["environment_variables"] == {"MODE": "slow", "LEVEL": "3"}
+    finally:
+        os.chdir(cwd)
+
+
 @pytest.mark.parametrize("steps, message", [
     ([PipelineStep("a", "cell", "c.py", code="x", inputs={"i": binding("b", "o")}, outputs=["o"]),
       PipelineStep("b", "cell", "c.py", code="x", inputs={"i": binding("a", "o")}, outputs=["o"])], "cycle"),
@@ -318,6 +346,23 @@ def test_bad_step_lines_and_files_get_one_line(ip, client, tmp_path, project):
             ("train.py", "    limits: {timeout: 100000000000}\n", "give at most 10,000,000"),
             ("train.py", "    limits: {max_nodes: 4}\n", "max_nodes is not a limit of a command step"),
             ("train.py", "    limits: 60\n", "jobs.a.limits must be a mapping"),
+            # silently dropped: a field misspelled (the step ran in the kernel's Python), or one not honoured here
+            ("train.py", "    enviroment: azureml:e:1\n", "jobs.a: 'enviroment' is not a field of a command step here; "
+                                                         "did you mean environment?"),
+            ("train.py", "setings: {force_rerun: true}\n", "bad.yml: 'setings' is not a field of a pipeline here; "
+                                                          "did you mean settings?"),
+            ("train.py", "settings: {force_rerun: true, default_compte: x}\n", "did you mean default_compute?"),
+            ("train.py", "    resources: {instance_count: 2}\n", "'resources' is not a field of a command step here "
+                                                                  "\\(it takes code, command,"),
+            # the script got "${{parent.jobs.b.outputs.o}}" as its argument (and a cycle ran as two steps at once)
+            ("train.py --in ${{parent.jobs.b.outputs.o}}", "", r"jobs.a: its command uses "
+             r"\$\{\{parent.jobs.b.outputs.o\}\}; a command reads only its own \$\{\{inputs.X\}\} and "
+             r"\$\{\{outputs.X\}\} — bind it under the step's inputs: \(X: \$\{\{parent.jobs.b.outputs.o\}\}\)"),
+            ("train.py --lr ${{parent.inputs.lr}}", "inputs: {lr: 0.1}\n", r"its command uses \$\{\{parent.inputs.lr"),
+            ("train.py", "    environment_variables: {X: [1, 2]}\n",
+             "jobs.a.environment_variables.X: list is not a variable's value; write it as text in quotes"),
+            ("train.py", "    environment_variables: {X: yes}\n", "X: bool is not a variable's value"),
+            ("train.py", "    environment_variables: {1X: a}\n", "'1X' is not a variable name"),
             # a script outside the step's code folder: the step ran a file of this machine, outside its snapshot
             (str(project / "train.py"), "", "must be a file inside the run's source folder"),
             ("../train.py", "", "must be a file inside the run's source folder")):

@@ -270,7 +270,8 @@ class AzureRuns(JobFiles, RunsBackend):
                 component_id = ops.create_component(self.b.arm, self.b.ws, component)
                 jobs[step.name] = ops.pipeline_node(step.name, component_id, inputs, step.outputs,
                                                     ops.compute_id(self.b.ws, step.compute) if step.compute else None,
-                                                    timeout_s=step.timeout_s)
+                                                    timeout_s=step.timeout_s,
+                                                    environment_variables=step.environment_variables)
         name = job_name(sub.experiment)
         body = ops.pipeline_job_body(jobs=jobs, experiment=sub.experiment, display_name=sub.display_name,
                                      tags=sub.tags, default_compute_id=ops.compute_id(self.b.ws, sub.compute),

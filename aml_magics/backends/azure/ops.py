@@ -480,9 +480,11 @@ def pipeline_job_body(*, jobs: dict, experiment: str, display_name: str | None, 
 
 
 def pipeline_node(name: str, component_id: str, inputs: dict, outputs: list[str], compute_id: str | None,
-                  timeout_s: float | None = None) -> dict:
-    """A pipeline's node as azure-ai-ml writes one: bindings and literals as ``literal`` inputs, files as uri_folder."""
-    node: dict[str, Any] = {"name": name, "type": "command", "componentId": component_id, "inputs": {}}
+                  timeout_s: float | None = None, environment_variables: dict[str, str] | None = None) -> dict:
+    """A pipeline's node as azure-ai-ml writes one: bindings and literals as ``literal`` inputs, files as uri_folder,
+    the step's own environment variables on the node (not its component)."""
+    node: dict[str, Any] = {**({"environment_variables": dict(environment_variables)} if environment_variables else {}),
+                            "name": name, "type": "command", "componentId": component_id, "inputs": {}}
     for k, v in inputs.items():
         if isinstance(v, dict) and "binding" in v:
             node["inputs"][k] = {"job_input_type": "literal", "value": v["binding"]}
