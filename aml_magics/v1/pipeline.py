@@ -232,6 +232,13 @@ class Pipeline:
             after = [names[id(b)] for b in s._run_after if id(b) in names]
             compute = compute_name(client, s.compute_target)
             environment = environment_ref(client, s.environment)
+            # the environment's variables (and a ParallelRunConfig's own) are set in the step's run, as in a
+            # ScriptRunConfig's (they were dropped)
+            holder = s.config if isinstance(s, ParallelRunStep) else s.runconfig
+            variables = {**checks.environment_variables(f"step {s.name}: Environment.environment_variables",
+                                                        getattr(s.environment, "environment_variables", None)),
+                         **checks.environment_variables(f"step {s.name}: environment_variables",
+                                                        getattr(holder, "environment_variables", None))}
             rel = folder.relative_to(root).as_posix()
             if isinstance(s, ParallelRunStep):
                 cfg = s.config
@@ -252,7 +259,7 @@ class Pipeline:
                 out_steps.append(PipelineStep(name=step_name, kind="batch", entry="", inputs=inputs, outputs=outputs,
                                               source=rel, compute=compute, environment=environment,
                                               allow_reuse=s.allow_reuse, display_name=s.name, batch=batch,
-                                              after=after))
+                                              after=after, environment_variables=variables))
                 continue
             script_inside(f"step {s.name}: PythonScriptStep", folder, s.script_name)
             if not (folder / s.script_name).is_file():
@@ -264,7 +271,7 @@ class Pipeline:
             out_steps.append(PipelineStep(name=step_name, kind="script", entry=s.script_name, args=args, inputs=inputs,
                                           outputs=outputs, source=rel, compute=compute, environment=environment,
                                           allow_reuse=s.allow_reuse, display_name=s.name, after=after,
-                                          timeout_s=limit))
+                                          timeout_s=limit, environment_variables=variables))
         cont = self.continue_on_step_failure if continue_on_step_failure is None else continue_on_step_failure
         spec = PipelineSpec(steps=out_steps, reuse=not regenerate_outputs, continue_on_step_failure=bool(cont),
                             description=self.description)

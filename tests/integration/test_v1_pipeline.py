@@ -213,3 +213,27 @@ def test_a_step_runconfig_time_limit_cancels_the_step(azureml, client, project):
     with pytest.raises(InvalidInput, match=r"step s: runconfig.max_run_duration_seconds='2': give a number"):
         Pipeline(ws, steps=[PythonScriptStep(name="s", script_name="slow.py", source_directory=".", runconfig=rc)]
                  ).validate()
+
+
+def test_a_steps_environment_variables_reach_its_run(azureml, client, project):
+    """``runconfig.environment.environment_variables`` of a PythonScriptStep, as a ScriptRunConfig's reach its run:
+    they were dropped for pipeline steps (the script read None)."""
+    from azureml.core import Environment, Experiment, Workspace
+    from azureml.core.runconfig import RunConfiguration
+    from azureml.pipeline.core import Pipeline
+    from azureml.pipeline.steps import PythonScriptStep
+
+    ws = Workspace.from_config()
+    (project / "show.py").write_text("import os\nprint('MODE', os.environ.get('MODE'))\n")
+    rc = RunConfiguration()
+    rc.environment = Environment("show-env")
+    rc.environment.environment_variables = {"MODE": "fast"}
+    step = PythonScriptStep(name="show", script_name="show.py", source_directory=".", runconfig=rc)
+    run = Experiment(ws, "v1-pipe-env").submit(Pipeline(ws, steps=[step]))
+    run.wait_for_completion(raise_on_error=True)
+    (child,) = run.get_steps()
+    assert "MODE fast" in client.runs.get_logs(child.id)
+    rc.environment.environment_variables = {"1X": "a"}  # not a variable's name: one line, nothing submitted
+    with pytest.raises(InvalidInput, match=r"step show: Environment.environment_variables: '1X' is not a variable"):
+        Pipeline(ws, steps=[PythonScriptStep(name="show", script_name="show.py", source_directory=".", runconfig=rc)]
+                 ).validate()
