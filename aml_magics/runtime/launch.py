@@ -237,8 +237,13 @@ def main() -> int:
             _write_error(io_dir, str(exc), None)
         else:
             tb = _user_traceback(exc)
+            message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            if isinstance(exc, NameError) and getattr(exc, "name", None) in ("run", "Run"):
+                # a cell or script that logs without getting its run first (the habit of a tool that defines one)
+                hint = "get the run first: from aml_magics import Run; run = Run.get_context()"
+                tb, message = f"{tb}({hint})\n", f"{message.splitlines()[-1]} ({hint})"
             print(tb, file=sys.stderr, end="")
-            _write_error(io_dir, "".join(traceback.format_exception_only(type(exc), exc)).strip(), tb)
+            _write_error(io_dir, message, tb)
         code = 1
     finally:
         try:

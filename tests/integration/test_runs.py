@@ -206,6 +206,14 @@ def test_failing_cell_records_error_and_traceback(ip, client):
     assert "__aml_cell__.py" in info.traceback and "launch.py" not in info.traceback
     assert run.get_metrics() == {"before": 1}
     assert "ZeroDivisionError" in run.get_logs()
+    # logging without getting the run first (another tool's habit): the error says how; other names as Python says
+    hint = "(get the run first: from aml_magics import Run; run = Run.get_context())"
+    for cell, said in (("run.log('acc', 1)\n", f"NameError: name 'run' is not defined {hint}"),
+                       ("Run.get_context()\n", f"NameError: name 'Run' is not defined {hint}"),
+                       ("foo()\n", "NameError: name 'foo' is not defined")):
+        info = client.runs.wait(ip.run_cell_magic("aml", "run", cell).id, timeout=60)
+        assert info.status == "Failed" and info.error == said, info.error
+        assert info.traceback.endswith(f"{hint}\n") == (hint in said), info.traceback
 
 
 def test_cancel_stops_the_process_group_and_marks_canceled(ip, client, workspace):
