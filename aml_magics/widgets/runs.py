@@ -200,6 +200,10 @@ class RunComparison(Dashboard):
         """At most ``DIFF_ROWS`` of ``diff_rows()`` in their order — the differing ones kept first — and a line
         saying what was left out ("" when nothing was)."""
         rows = self.diff_rows()
+        if not rows:  # (an empty table, headers only)
+            ended = all(i.is_terminal for i in self.infos)
+            return [], ("none of these runs logged a metric or parameter" if ended else
+                        "none of these runs has logged a metric or parameter yet")
         if len(rows) <= DIFF_ROWS:
             return rows, ""
         keep = set(sorted(range(len(rows)), key=lambda i: not rows[i][3])[:DIFF_ROWS])  # stable: differing first

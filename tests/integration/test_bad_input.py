@@ -380,6 +380,11 @@ def test_did_you_mean_for_run_ids_and_experiments(ip, client):
         ip.run_line_magic("aml", f"compare {run.id} {other.id} --metric acuracy")
     with pytest.raises(UsageError, match="give at least two different runs"):
         ip.run_line_magic("aml", f"compare {other.id} last")
+    # two runs that logged nothing: said, not a table of headers only
+    empty = ip.run_cell_magic("aml", "run -e diabetes --wait", "x = 2\n")
+    shown = ip.run_line_magic("aml", f"compare {run.id} {empty.id}")
+    assert repr(shown).endswith("\nnone of these runs logged a metric or parameter"), repr(shown)
+    assert "none of these runs logged a metric or parameter" in shown.diff_table()
 
 
 def test_a_unique_part_of_an_old_run_id_is_found_among_thousands(ip, client):
