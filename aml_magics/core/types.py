@@ -155,16 +155,22 @@ class RunList(list, _Reprs):
             return f"{len(self.infos):,} of {self.total_text} runs shown"
         return ""
 
+    def _empty(self) -> str:
+        offset = self.query.get("offset") or 0
+        if self.total and offset:  # past the end: "No runs." read as if none matched
+            return f"No runs from offset {offset:,} (runs that match: {self.total_text}); give a smaller --offset"
+        return "No runs."
+
     def __repr__(self) -> str:
         if not self.infos:
-            return "No runs."
+            return self._empty()
         text = r.text_table(self.HEADERS, self._rows(), max_width=48)
         footer = self._footer()
         return text + (f"\n({footer})" if footer else "")
 
     def _repr_html_(self) -> str:
         if not self.infos:
-            return "<p>No runs.</p>"
+            return f"<p>{r.esc(self._empty())}</p>"
         rows = []
         for row, info in zip(self._rows(), self.infos):
             row = list(row)

@@ -443,6 +443,9 @@ def test_runs_list_filters_and_query_magics(ip, client):
     failed = ip.run_line_magic("aml", "runs --status failed")
     assert [r.id for r in failed] == [b.id]
     assert client.runs.get(b.id).exit_code == 3
+    past = ip.run_line_magic("aml", "runs --offset 5")  # past the end: "No runs." read as if none matched
+    assert repr(past) == "No runs from offset 5 (runs that match: 2); give a smaller --offset", repr(past)
+    assert repr(ip.run_line_magic("aml", "runs --status running")) == "No runs."
     assert "m=1" in repr(listed) and "<table" in listed._repr_html_()
     assert ip.run_line_magic("aml", "show last").run_id == b.id
     assert ip.run_line_magic("aml", f"metrics {a.id}").data == {"m": 1}
