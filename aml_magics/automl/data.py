@@ -173,7 +173,7 @@ def prepare(frame, spec: AutoMLSpec, run) -> TrainingData:
     if problem:
         raise EngineStopped(problem)
     note = label_note(label, frame[label], spec.task)
-    if note:
+    if note and (spec.data or {}).get("kind") != "memory":  # a notebook's table: said at submission (it was twice)
         print(f"Note: {note}.", flush=True)
     before = len(frame)
     frame = frame[frame[label].notna()].reset_index(drop=True)

@@ -28,6 +28,7 @@ from typing import Any
 
 from ..core import ranking
 from ..core.errors import EngineStopped, storage_reason, through_a_full_disk
+from ..core.render import counted
 from ..core.specs import AutoMLSpec
 from . import data as training
 from . import ensemble
@@ -442,7 +443,7 @@ class Engine:
         with open("outputs/automl_settings.json", "w") as f:
             json.dump(self.spec.to_settings(), f, indent=1, default=str)
         self.trials.rebuild()
-        print(f"Each trial uses {self.threads} thread(s).", flush=True)
+        print(f"Each trial uses {counted(self.threads, 'thread')}.", flush=True)
         with trial_threads(self.threads, self.spec.learners):  # OpenMP/BLAS of HistGradientBoosting, numpy, …
             self.phase("searching")
             self.search()

@@ -128,9 +128,9 @@ def _backspaced(part: str) -> str:
     return "".join(cells)
 
 
-def counted(n: int, noun: str) -> str:
-    """``1 run``, ``2 runs``, ``1,000 runs``."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 run``, ``2 runs``, ``1,000 runs``; ``plural`` where it is not the noun and an s (``mini-batches``)."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 def badge(status: str) -> str:
