@@ -503,8 +503,8 @@ class BatchEngine:
                 pool.shutdown(wait=ok, cancel_futures=True)
         self.progress(plan, done, failed, scored_items, started, total)
         path = through_a_full_disk(lambda: self.append(plan), "the output file is written")
-        print(f"Batch done: {counted(len(done), 'mini-batch', 'mini-batches')} scored, {len(failed)} failed; {scored} scored by this process "
-              f"in {time.monotonic() - started:.1f} s → {path}", flush=True)
+        print(f"Batch done: {counted(len(done), 'mini-batch', 'mini-batches')} scored, {len(failed)} failed; "
+              f"{scored} scored by this process in {time.monotonic() - started:.1f} s → {path}", flush=True)
         if failed and not done:  # --error-threshold -1 lets failures pass, but a run that scored nothing is no result
             first = failed[min(failed, key=int)]
             raise EngineStopped(f"every mini-batch failed ({len(failed)} of {len(failed)}); nothing was scored. The "
