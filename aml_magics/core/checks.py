@@ -201,6 +201,9 @@ def tag_filter(items: list[str]) -> dict[str, str | None]:
         key, sep, value = item.partition("=")
         if not key.strip():
             raise InvalidInput(f"--tag {item!r}: write it as KEY=VALUE, or KEY for runs with that tag at all")
+        if key.strip() in out and out[key.strip()] != (value if sep else None):  # the last one won, without a word
+            raise InvalidInput(f"--tag {shown(key.strip(), 40)[1:-1]} is given twice with different values; a tag "
+                               "has one value: keep one")
         out[key.strip()] = value if sep else None
     return out
 

@@ -625,7 +625,12 @@ class ModelOperations(_Operations):
                 isinstance(t, str) for t in tags)):  # (3: a TypeError from inside)
             raise InvalidInput(f"tags filter: give {{'key': 'value'}} or a list of tag names, got "
                                f"{type(tags).__name__} {checks.shown(tags)}")
+        version = None
+        if isinstance(name, str) and ":" in name:  # "%aml models m1:2": that version (it was "No models match")
+            name, version = parse_model_ref(name, None)
         models = self._backend.models.list(name=name, run_id=run_id)
+        if version is not None:
+            models = [m for m in models if m.version == version]
         if tags:
             wanted = tags if isinstance(tags, dict) else {t: None for t in tags}
             models = [m for m in models if all(k in m.tags and (v is None or m.tags[k] == str(v))

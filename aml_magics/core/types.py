@@ -267,8 +267,10 @@ class Listing(list, _Reprs):
     def _cells(self):
         for item in self[: self.SHOWN]:
             values = (getattr(item, h) if not isinstance(item, dict) else item.get(h) for h in self.headers)
-            # a list (an environment's packages) as its items, not Python's ['numpy', 'pandas==2.0']
-            yield [", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v for v in values]
+            # a list (an environment's packages) as its items, not Python's ['numpy', 'pandas==2.0']; a dict (a
+            # model's tags) as k=v pairs, not {'stage': 'dev'} (and {} as nothing)
+            yield [", ".join(map(str, v)) if isinstance(v, (list, tuple)) else r.pairs_text(v) if isinstance(v, dict)
+                   else v for v in values]
 
     def _more(self) -> str:
         left = len(self) - self.SHOWN

@@ -515,6 +515,8 @@ def parse_pairs(items: list[str], option: str, *, literal: bool = False, identif
                 value = ast.literal_eval(value)
             except (ValueError, SyntaxError, MemoryError, RecursionError):  # (the last two: a literal too deep)
                 pass  # anything that is not a literal is a string, as papermill's -r does
+        if key in out:  # "--tag stage=prod --tag stage=dev" kept the last without a word
+            raise UsageError(f"{option} {checks.shown(key, 40)[1:-1]} is given twice; keep one")
         out[key] = value
     return out
 

@@ -48,7 +48,10 @@ class WorkspaceCommands:
         return model
 
     def _cmd_models(self, args):
-        return self.client.models.list(name=args.name, tags=checks.tag_filter(args.tag) or None)
+        models = self.client.models.list(name=args.name, tags=checks.tag_filter(args.tag) or None)
+        if args.name and not models:  # a typo or a version it does not have: said ("No models match" before)
+            self.client.models.get(args.name)  # raises NotFound: which names there are, or which versions
+        return models
 
     def _cmd_deploy(self, args):
         caps = self.client.capabilities

@@ -66,6 +66,11 @@ def _snapshot_of_store(client):
         ("datastore ls x --overwrite", None, "--target and --overwrite go with upload and download"),
         ("runs -e nosuchexperiment", None, "experiment 'nosuchexperiment' not found"),
         ("runs --tag =vision", None, "write it as KEY=VALUE"),
+        # a key twice: the last won without a word (a filter that matched nothing, a tag that lost a value)
+        ("runs --tag team=a --tag team=b", None, "--tag team is given twice with different values; a tag has one"),
+        ("run --tag stage=prod --tag stage=dev", "x = 1", "--tag stage is given twice; keep one"),
+        ("run --env-var A=1 --env-var A=2", "x = 1", "--env-var A is given twice; keep one"),
+        ("models m1:x", None, "the version of m1 must be"),
         ("models --tag =vision", None, "write it as KEY=VALUE"),  # was "No models registered yet."
         ("runs --tag team=\udcff", None, "lone surrogate"),
         ("runs --tag team\x00=a", None, "NUL"),

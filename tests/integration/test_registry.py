@@ -81,6 +81,15 @@ def test_register_local_file_and_bad_input(ip, client, trained, tmp_path):
     with pytest.raises(UsageError, match="model name"):
         ip.run_line_magic("aml", f"register {trained.id} outputs/model.pkl --name 'bad name'")
     assert [m.id for m in ip.run_line_magic("aml", "models onnx_model")] == ["onnx_model:1"]
+    # a version, a typo and tags: that version (it was "No models match"), which names there are, tags as k=v
+    ip.run_line_magic("aml", f"register {tmp_path / 'm.onnx'} --local --name onnx_model --tag stage=dev")
+    assert [m.id for m in ip.run_line_magic("aml", "models onnx_model:1")] == ["onnx_model:1"]
+    with pytest.raises(UsageError, match="^model 'onnx_modle' not found; did you mean 'onnx_model'"):
+        ip.run_line_magic("aml", "models onnx_modle")
+    with pytest.raises(UsageError, match="^model onnx_model has no version 9; it has 1, 2$"):
+        ip.run_line_magic("aml", "models onnx_model:9")
+    shown = repr(ip.run_line_magic("aml", "models onnx_model")).splitlines()
+    assert shown[3].rstrip().endswith("stage=dev") and shown[4].rstrip().endswith("onnx"), shown  # not {'stage': …}, {}
     assert repr(ip.run_line_magic("aml", "models --tag stage=prod")) == \
         "No models match (%aml models lists every one)."  # not "No models registered yet."
     with pytest.raises(NotFound, match="has no version 7; it has 1"):
@@ -89,7 +98,7 @@ def test_register_local_file_and_bad_input(ip, client, trained, tmp_path):
         client.models.get("onnx_modle")
     with pytest.raises(InvalidInput, match="whole number"):
         client.models.get("onnx_model:latest")
-    assert [m.id for m in client.models.list()] == ["onnx_model:1"]
+    assert [m.id for m in client.models.list()] == ["onnx_model:2", "onnx_model:1"]
 
 
 def test_symlink_escape_is_not_registered(client, tmp_path, capsys):

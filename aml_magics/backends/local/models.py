@@ -100,7 +100,7 @@ class LocalModels(ModelsBackend):
         row = self.rows.get(name, version)
         if row is None:
             if version is not None and self.rows.get(name) is not None:
-                versions = [r["version"] for r in self.rows.list(name=name)]
+                versions = sorted(r["version"] for r in self.rows.list(name=name))
                 raise NotFound(f"model {name} has no version {version}; it has {', '.join(map(str, versions))}")
             raise NotFound.with_suggestions("model", name, self.rows.names(), hint="list them with %aml models")
         return self._info(row)
