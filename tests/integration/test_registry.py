@@ -89,7 +89,8 @@ def test_register_local_file_and_bad_input(ip, client, trained, tmp_path):
     with pytest.raises(UsageError, match="^model onnx_model has no version 9; it has 1, 2$"):
         ip.run_line_magic("aml", "models onnx_model:9")
     shown = repr(ip.run_line_magic("aml", "models onnx_model")).splitlines()
-    assert shown[3].rstrip().endswith("stage=dev") and shown[4].rstrip().endswith("onnx"), shown  # not {'stage': …}, {}
+    # not {'stage': 'dev'} and {}
+    assert shown[3].rstrip().endswith("stage=dev") and shown[4].rstrip().endswith("onnx"), shown
     assert repr(ip.run_line_magic("aml", "models --tag stage=prod")) == \
         "No models match (%aml models lists every one)."  # not "No models registered yet."
     with pytest.raises(NotFound, match="has no version 7; it has 1"):
