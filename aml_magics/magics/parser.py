@@ -514,7 +514,13 @@ def parse_pairs(items: list[str], option: str, *, literal: bool = False, identif
             try:
                 value = ast.literal_eval(value)
             except (ValueError, SyntaxError, MemoryError, RecursionError):  # (the last two: a literal too deep)
-                pass  # anything that is not a literal is a string, as papermill's -r does
+                # anything that is not a literal is a string, as papermill's -r does; one that was meant as a list,
+                # a dict or a quoted string ("[1,2", a quote that the line's quoting ate) is said
+                if value.strip()[:1] in ("[", "{", "(") or value.strip()[:1] in ("'", '"') and len(value) < 2000:
+                    import sys
+
+                    print(f"Note: {option} {checks.shown(key, 40)[1:-1]}={checks.shown(value, 60)[1:-1]} is not a "
+                          "Python literal; it is passed as that text", file=sys.stderr)
         if key in out:  # "--tag stage=prod --tag stage=dev" kept the last without a word
             raise UsageError(f"{option} {checks.shown(key, 40)[1:-1]} is given twice; keep one")
         out[key] = value

@@ -141,6 +141,11 @@ def run_notebook(spec: dict) -> None:
             # every parameter ("No language found in notebook"), so every sweep trial of it failed
             language="python" if kernel.startswith("python") else None,
             progress_bar=False, log_output=True, cwd=".",
+            # the kernel process's own log (its stderr is the run's log): "Kernel is running over TCP without
+            # encryption" on every run, "KeyboardInterrupt caught in kernel" when jupyter_client interrupts it as it
+            # shuts it down — about the transport, not the notebook (a cell's errors come as its outputs; a kernel
+            # that dies is the run's error)
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"] if kernel.startswith("python") else [],
         )
     except PapermillExecutionError as exc:
         ename, evalue = exc.ename, exc.evalue

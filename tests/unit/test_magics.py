@@ -197,6 +197,15 @@ def test_a_parameter_value_too_deep_for_python_s_parser_is_a_string():
         "x": deep, "y": [1, 2], "z": float("inf")}
 
 
+def test_a_parameter_meant_as_a_list_that_is_not_one_is_said(capsys):
+    """``-p alpha=[1,2`` went to the notebook as the text '[1,2' without a word."""
+    from aml_magics.magics.parser import parse_pairs
+
+    assert parse_pairs(["alpha=[1,2", "name=vision", "n=3"], "-p", literal=True) == {
+        "alpha": "[1,2", "name": "vision", "n": 3}
+    assert capsys.readouterr().err == "Note: -p alpha=[1,2 is not a Python literal; it is passed as that text\n"
+
+
 def test_argparse_leaving_by_exit_is_a_usage_error_not_systemexit():
     """argparse ends by ``exit()`` in places ``error()`` does not cover: a SystemExit there would end the kernel's
     cell with a traceback (the override was lost once in an edit of the parser)."""
