@@ -74,18 +74,33 @@ class Engine:
         self.scorer: ensemble.Scorer | None = None
         self.ensemble_s = 0.0
         self.out_of_fold: float | None = None  # the final model's primary metric out-of-fold, when it was scored so
+        self.notes_said = self.folds_said = False
 
     # -- search ------------------------------------------------------------------------------------
 
     def validation(self) -> dict[str, Any]:
         plan = self.spec.validation
         if plan["method"] == "cv":
-            return {"eval_method": "cv", "n_splits": plan["folds"]}
+            return {"eval_method": "cv", "n_splits": self._folds(plan["folds"])}
         if plan["method"] == "holdout":
             return {"eval_method": "holdout", "split_ratio": plan["fraction"]}
         if len(self.data.y) < 5000 and self.task != "forecasting":
-            return {"eval_method": "cv", "n_splits": 5}
+            return {"eval_method": "cv", "n_splits": self._folds(5)}
         return {"eval_method": "holdout", "split_ratio": 0.2 if len(self.data.y) < 50000 else 0.1}
+
+    def _folds(self, wanted: int) -> int:
+        """Stratified folds need a class with a row in each: fewer folds when every class is smaller (as
+        ``ensemble.folds``; FLAML copied the rows of small classes instead — ``auto_augment``, turned off)."""
+        if self.task != "classification":
+            return wanted
+        import numpy as np
+
+        largest = int(np.unique(np.asarray(self.data.y), return_counts=True)[1].max())
+        folds = max(2, min(wanted, largest))
+        if folds < wanted and not self.folds_said:
+            self.folds_said = True
+            print(f"Note: {folds} folds, not {wanted}: no class has more than {largest} rows.", flush=True)
+        return folds
 
     def spent_before(self) -> float:
         """Seconds earlier attempts of this run (before a resume) spent."""
@@ -119,6 +134,7 @@ class Engine:
         kwargs = self.validation()
         if self.task == "forecasting":
             kwargs["split_type"] = "time"
+        self.note_rare_classes(kwargs.get("n_splits"))
         starting = {t.learner: t.config for t in self.trials.best_per_learner()}
         if starting:
             kwargs["starting_points"] = starting
@@ -140,7 +156,11 @@ class Engine:
                 metric=self.scorer.flaml_metric, time_budget=time_budget,
                 max_iter=(max_trials - done) if max_trials else None, estimator_list=learners,
                 log_file_name=str(log_path), log_type="all", seed=self.spec.seed, retrain_full=False, verbose=0,
-                keep_search_state=False, model_history=False, mlflow_logging=False, n_jobs=self.threads, **kwargs,
+                keep_search_state=False, model_history=False, mlflow_logging=False, n_jobs=self.threads,
+                # FLAML copies the rows of every class of fewer than 20 until it has 20 (auto_augment): a copy in the
+                # training folds and one in the validation fold is a memorized answer — a 1-neighbor model scored
+                # 1.0 in cross-validation and 0.008 on new rows (214 classes); folds here keep every row once
+                auto_augment=False, **kwargs,
             )
         except OSError as exc:  # FLAML's trial log cannot be written: the search stops, its trials so far are kept
             if storage_reason(exc) != "the disk is full":
@@ -156,6 +176,28 @@ class Engine:
             self.run.set_tags({"automl.elapsed_s": f"{self.spent_before() + (time.time() - self.t0):.1f}"})
         if max_trials is not None and max_trials - done == 1 and len(self.trials) == done:
             self.single_trial(automl)
+
+    def note_rare_classes(self, n_splits: int | None) -> None:
+        """Classes with fewer rows than the folds: one line, said once (scikit-learn warned per fit, with its file
+        and line, and — the label having many values — that it "could represent a regression problem", which the
+        label's own note has said)."""
+        import warnings
+
+        import numpy as np
+
+        for message in ("The least populated class in y has only", "The number of unique classes is greater than"):
+            warnings.filterwarnings("ignore", message=message)
+        if self.task != "classification" or not n_splits or self.notes_said:
+            return
+        self.notes_said = True
+        names, counts = np.unique(np.asarray(self.data.y), return_counts=True)
+        rare = names[counts < n_splits]
+        if len(rare):
+            labels = self.data.classes  # the label's own values, not their indices
+            shown = ", ".join(str(labels[i]) if labels is not None else str(i) for i in rare[:5]) + \
+                (" …" if len(rare) > 5 else "")
+            print(f"Note: {len(rare)} of {len(names)} classes have fewer rows than the {n_splits} folds ({shown}): "
+                  "some folds validate without them.", flush=True)
 
     def single_trial(self, automl) -> None:
         """The one trial of ``--trials 1`` (or the last one of a resumed run). Given one trial (max_iter=1), FLAML
@@ -251,6 +293,10 @@ class Engine:
                 chosen = ([best], [1.0], None)
                 why = "" if not self.spec.ensemble else \
                     f" (the ensemble validated worse: {_g(ens_value)} vs {_g(single_value)})"
+                if why and ens_value is not None and single_value is not None and \
+                        ranking.is_better(ens_value, single_value, self.spec.goal):  # it was said "worse" then too
+                    why = (f" (the ensemble's {_g(ens_value)} vs {_g(single_value)} is within the folds' spread: "
+                           "not clearly better)")
                 print(f"Best single model out-of-fold: {algorithm_name(best.learner, self.task)} "
                       f"{self.metric} {_g(single_value)}{why}.", flush=True)
             final = ens_value if chosen[2] is not None else single_value
