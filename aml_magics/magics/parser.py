@@ -285,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source-dir", help="the step's code folder (default: this folder)")
     p.add_argument("--timeout", type=_duration, metavar="DURATION",
                    help="cancel the step's run after it has run this long (90, 30m, 2h)")
+    p.add_argument("--env-var", action="append", default=[], metavar="KEY=VALUE",
+                   help="environment variable of the step's run (repeatable; part of what decides reuse)")
 
     p = sub.add_parser("pipeline", help="the notebook's pipeline: `run` it (or a v2 pipeline YAML), `export` it as "
                                         "YAML, `show` a pipeline run's graph, list its `steps`, `clear` them",

@@ -27,6 +27,7 @@ class PipelineCommands:
             identifier(f"output name of step {name}", o)
         if len(set(outputs)) != len(outputs):
             raise UsageError(f"step {name}: an output is named twice")
+        variables = checks.environment_variables("--env-var", cli.parse_pairs(args.env_var, "--env-var"))
         both = sorted(set(inputs) & set(outputs))
         if both:
             raise UsageError(f"step {name}: {', '.join(both)} is both an input and an output")
@@ -39,7 +40,7 @@ class PipelineCommands:
             step = PipelineStep(name=name, kind="cell", entry=CELL_FILE, code=_plain_python(self.shell, cell), args=extra,
                                 inputs=inputs, outputs=outputs, source=str(source), compute=args.compute,
                                 environment=args.environment, allow_reuse=not args.no_reuse,
-                                timeout_s=args.timeout)
+                                timeout_s=args.timeout, environment_variables=variables)
         else:
             if not args.script:
                 raise UsageError("give a script (%aml step NAME train.py --in … --out … -- ARGS), or put %%aml step "
@@ -48,7 +49,7 @@ class PipelineCommands:
             step = PipelineStep(name=name, kind="notebook" if entry.endswith(".ipynb") else "script", entry=entry,
                                 args=extra, inputs=inputs, outputs=outputs, source=str(source), compute=args.compute,
                                 environment=args.environment, allow_reuse=not args.no_reuse,
-                                timeout_s=args.timeout)
+                                timeout_s=args.timeout, environment_variables=variables)
         replaced = name in self._steps
         self._steps[name] = step
         ins = ", ".join(f"{k} ← {_shown_source(v)}" for k, v in inputs.items()) or "none"

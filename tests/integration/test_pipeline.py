@@ -114,6 +114,20 @@ def test_reuse_and_what_reruns(ip, client, tmp_path):
     define(ip, "left", "--in clean --out left -- --flag", BRANCH.format(sleep=0, out="left"))
     _, steps5 = run_pipeline(ip, client)
     assert {n for n, s in steps5.items() if s.tags.get("pipeline.reused_from")} == {"prep", "right"}
+    # a step's own environment variable (--env-var, as %%aml run takes): it reaches the step; a changed value runs
+    # it again, the same one is reused
+    shows = "import os\nprint('MODE', os.environ.get('MODE'))\n" + BRANCH.format(sleep=0, out="right")
+    define(ip, "right", "--in clean --out right --env-var MODE=fast", shows)
+    _, with_var = run_pipeline(ip, client)
+    assert "MODE fast" in client.runs.get_logs(with_var["right"].run_id)
+    _, same_var = run_pipeline(ip, client)
+    assert same_var["right"].tags.get("pipeline.reused_from") == with_var["right"].run_id
+    define(ip, "right", "--in clean --out right --env-var MODE=slow", shows)
+    _, other_var = run_pipeline(ip, client)
+    assert not other_var["right"].tags.get("pipeline.reused_from")
+    assert "MODE slow" in client.runs.get_logs(other_var["right"].run_id)
+    with pytest.raises(UsageError, match="--env-var MODE is given twice"):
+        define(ip, "right", "--in clean --out right --env-var MODE=a --env-var MODE=b", shows)
     # --no-reuse runs everything; a step marked --no-reuse always runs
     _, steps6 = run_pipeline(ip, client, "--no-reuse")
     assert not any(s.tags.get("pipeline.reused_from") for s in steps6.values())
