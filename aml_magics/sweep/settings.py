@@ -69,6 +69,15 @@ def sweep_submission(
         raise InvalidInput("--out does not apply to sweeps: each trial is its own run (use outputs/ files)")
     if trial.args:  # a template naming something that is not a parameter is refused now, not at the first trial
         format_args(list(trial.args), {k: 0 for k in space})
+        if trial.kind == "script":  # a parameter the arguments never name does not reach the script: a sweep of it
+            # ran every trial the same, and "found" a best value of something that changed nothing
+            written = "\n".join(format_args(list(trial.args), {k: f"\x00{k}\x00" for k in space}))
+            unused = [k for k in space if f"\x00{k}\x00" not in written]
+            if unused:
+                raise InvalidInput(f"the script's arguments never name {', '.join('{' + k + '}' for k in unused)}, so "
+                                   f"the trials would not differ in {', '.join(unused)}: write it where it goes (like "
+                                   f"-- --{unused[0]} {{{unused[0]}}}), or give no arguments to pass every parameter "
+                                   "as --NAME VALUE")
     if trial.kind == "notebook":
         trial.parameters = checks.notebook_parameters("notebook parameters", trial.parameters)
         clash = sorted(set(space) & set(trial.parameters))

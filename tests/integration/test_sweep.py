@@ -259,6 +259,15 @@ def test_script_sweep_templates_arguments(ip, client, project):
     for c in children:
         assert c.latest_metrics["loss"] == pytest.approx(float(c.params["lr"]) * int(c.params["layers"]))
         assert c.spec["args"] == ["--lr", c.params["lr"], "--layers", c.params["layers"]]
+    # a parameter the arguments never name (a forgotten {layers}, a literal written for it) did not reach the script:
+    # every trial ran the same, and the sweep "found" a best value of it
+    before = len(client.runs.list(limit=None).infos)
+    for args, missing in (("-- --lr {lr} --layers 2", "{layers}"), ("-- --lr 0.1 --layers 2", "{lr}, {layers}")):
+        with pytest.raises(UsageError, match=f"^the script's arguments never name {re.escape(missing)}, so the trials "
+                                             "would not differ in"):
+            ip.run_line_magic("aml", f'sweep train.py --param "lr=choice(0.1,0.2)" --param "layers=randint(3)" '
+                                     f'--metric loss --trials 3 {args}')
+    assert len(client.runs.list(limit=None).infos) == before
 
 
 def test_a_template_reaches_the_trials_untouched(ip, client, project):
