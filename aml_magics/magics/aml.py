@@ -228,7 +228,7 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
     def _cmd_sweep(self, args, cell: str | None, extra: list[str]):
         from ..sweep.policies import Policy
         from ..sweep.settings import sweep_submission
-        from ..sweep.space import parse_cell, parse_param
+        from ..sweep.space import parse_cell, parse_param, unread
 
         space: dict = {}
         spans: list = []
@@ -240,6 +240,10 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
                 raise UsageError("%%aml sweep tunes the cell; to sweep a script use %aml sweep SCRIPT --param ...")
             code = _plain_python(self.shell, cell)
             space, spans = parse_cell(code)
+            idle = unread(code, space)
+            if idle:
+                print(f"Note: the cell never reads {', '.join(idle)} after declaring {'it' if len(idle) == 1 else 'them'}"
+                      f": the trials would not differ in {'it' if len(idle) == 1 else 'them'}.", file=sys.stderr)
             trial = RunSubmission(kind="cell", source_dir=Path(args.source_dir or os.getcwd()), entry=CELL_FILE,
                                   code=code, args=extra, timeout_s=args.trial_timeout, **self._common(args, "cell"))
         else:

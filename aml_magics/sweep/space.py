@@ -284,6 +284,13 @@ def parse_cell(code: str) -> tuple[dict[str, Expression], list[tuple[str, int, i
     return space, spans
 
 
+def unread(code: str, names) -> list[str]:
+    """The declared parameters the cell never reads (a sweep of one runs every trial alike): no ``NAME`` is loaded
+    anywhere in it. A cell that reads one another way (``globals()["C"]``) is rare enough to be told, not refused."""
+    read = {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return [name for name in names if name not in read]
+
+
 def grid_size(space: dict[str, Expression]) -> int:
     n = 1
     for e in space.values():

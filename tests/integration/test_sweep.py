@@ -131,10 +131,16 @@ def test_a_seeded_bayesian_sweep_repeats_its_trials(ip, client):
     assert len(runs[0]) == 10 and runs[0] == runs[1]
 
 
-def test_grid_sweep_covers_the_grid_and_records_every_trial(ip, client):
+def test_grid_sweep_covers_the_grid_and_records_every_trial(ip, client, capsys):
     cell = "from aml_magics import Run\nrun = Run.get_context()\na = choice(1, 2)\nb = choice('x', 'y', 'z')\n" \
            "run.log('score', a * {'x': 1, 'y': 2, 'z': 3}[b])\n"
     parent = sweep(ip, "--metric score --sampling grid --parallel 2 -e grid --wait", cell)
+    assert "never reads" not in capsys.readouterr().err  # both are read
+    # a declared parameter the cell never reads: said (the trials would all run alike)
+    idle = ip.run_cell_magic("aml", "sweep --metric score --trials 1 -e grid", cell + "c = choice(1, 2)\n")
+    assert "Note: the cell never reads c after declaring it: the trials would not differ in it." in \
+        capsys.readouterr().err
+    client.runs.wait(idle.id, timeout=60)
     info = client.runs.get(parent.id)
     assert info.status == "Completed" and info.kind == "sweep"
     children = client.runs.children(parent.id).infos
