@@ -242,8 +242,9 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
             space, spans = parse_cell(code)
             idle = unread(code, space)
             if idle:
-                print(f"Note: the cell never reads {', '.join(idle)} after declaring {'it' if len(idle) == 1 else 'them'}"
-                      f": the trials would not differ in {'it' if len(idle) == 1 else 'them'}.", file=sys.stderr)
+                them = "it" if len(idle) == 1 else "them"
+                print(f"Note: the cell never reads {', '.join(idle)} after declaring {them}: the trials would not "
+                      f"differ in {them}.", file=sys.stderr)
             trial = RunSubmission(kind="cell", source_dir=Path(args.source_dir or os.getcwd()), entry=CELL_FILE,
                                   code=code, args=extra, timeout_s=args.trial_timeout, **self._common(args, "cell"))
         else:
