@@ -157,7 +157,7 @@ def test_a_grid_of_a_hundred_million_points_runs_its_first_trials(ip, client, ca
     ended it (80 s, "killed by SIGKILL"). A --trials above a small grid's size is said, not silently cut."""
     names = [f"p{i}" for i in range(8)]
     cell = "".join(f"{n} = choice(range(10))\n" for n in names) + \
-        "from aml_magics import Run\nRun.get_context().log('m', p6 * 10 + p7)\n"
+        "from aml_magics import Run\nRun.get_context().log('m', p6 * 10 + p7 + 0 * (p0 + p1 + p2 + p3 + p4 + p5))\n"
     parent = sweep(ip, "--metric m --sampling grid --trials 3 -e biggrid --wait", cell)
     info = client.runs.get(parent.id)
     assert info.status == "Completed", client.runs.get_logs(parent.id)[-2000:]
