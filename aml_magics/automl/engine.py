@@ -83,10 +83,23 @@ class Engine:
         if plan["method"] == "cv":
             return {"eval_method": "cv", "n_splits": self._folds(plan["folds"])}
         if plan["method"] == "holdout":
-            return {"eval_method": "holdout", "split_ratio": plan["fraction"]}
+            return self._holdout(plan["fraction"])
         if len(self.data.y) < 5000 and self.task != "forecasting":
             return {"eval_method": "cv", "n_splits": self._folds(5)}
-        return {"eval_method": "holdout", "split_ratio": 0.2 if len(self.data.y) < 50000 else 0.1}
+        return self._holdout(0.2 if len(self.data.y) < 50000 else 0.1)
+
+    def _holdout(self, fraction: float) -> dict[str, Any]:
+        """A stratified holdout needs two rows of every class and a validation row per class; else a plain random
+        split (FLAML then puts a class missing from one side there). FLAML's copying of rare classes to 20 rows made
+        any split possible, with copies on both sides (``auto_augment``, turned off)."""
+        out: dict[str, Any] = {"eval_method": "holdout", "split_ratio": fraction}
+        if self.task == "classification":
+            import numpy as np
+
+            counts = np.unique(np.asarray(self.data.y), return_counts=True)[1]
+            if counts.min() < 2 or len(counts) > int(len(self.data.y) * fraction):
+                out["split_type"] = "uniform"
+        return out
 
     def _folds(self, wanted: int) -> int:
         """Stratified folds need a class with a row in each: fewer folds when every class is smaller (as
@@ -297,6 +310,8 @@ class Engine:
                         ranking.is_better(ens_value, single_value, self.spec.goal):  # it was said "worse" then too
                     why = (f" (the ensemble's {_g(ens_value)} vs {_g(single_value)} is within the folds' spread: "
                            "not clearly better)")
+                elif why and ens_value is not None and ens_value == single_value:
+                    why = f" (the ensemble validated no better: {_g(ens_value)})"
                 print(f"Best single model out-of-fold: {algorithm_name(best.learner, self.task)} "
                       f"{self.metric} {_g(single_value)}{why}.", flush=True)
             final = ens_value if chosen[2] is not None else single_value

@@ -393,6 +393,18 @@ def test_careless_tables_infinite_values_rare_classes_and_an_id_as_label(ip, cli
                                       "--allowed LogisticRegression --no-ensemble -e automl-careless --wait")
     assert client.runs.get(parent.id).status == "Completed", client.runs.get(parent.id).error
     assert "Note: 4 folds, not 5: no class has more than 4 rows." in client.runs.get_logs(parent.id)
+    # a holdout (6,000 rows) with a class of one row and one of three: a stratified split cannot take them (the
+    # search failed in scikit-learn's train_test_split once FLAML stopped copying rare classes), and a fold's
+    # training rows without the one-row class failed XGBoost while scoring out-of-fold
+    X = rng.normal(size=(6000, 3))
+    label = np.where(X[:, 0] > 0, "a", "b").astype(object)
+    label[0], label[1:4] = "rare1", "rare3"
+    ip.user_ns["holdout_rare"] = pd.DataFrame(X, columns=["u", "v", "w"]).assign(y=label)
+    parent = ip.run_line_magic("aml", "automl --task classification --data holdout_rare --label y --budget 10 "
+                                      "-e automl-careless --wait")
+    info = client.runs.get(parent.id)
+    assert info.status == "Completed", info.error
+    assert "(holdout)" in client.runs.get_logs(parent.id) and float(info.tags["best_accuracy"]) > 0.95
     ip.user_ns["id_label"] = pd.DataFrame({"x": rng.normal(size=50), "y": [f"row-{i}" for i in range(50)]})
     before = len(client.runs.list(limit=None).infos)
     with pytest.raises(UsageError, match="has a different value on every one of its 50 rows; it looks like an ID"):

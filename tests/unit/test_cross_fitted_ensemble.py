@@ -134,3 +134,29 @@ def test_a_search_winner_too_slow_to_score_out_of_fold_in_time_is_not_scored():
     assert kept == [] and preds == [] and fitted == []
     kept, preds, truth = out_of_fold([slow, quick], make, scorer, splits, time.time() + 60, fits_per_trial=1)
     assert kept == [slow, quick] and len(preds) == 2 and len(truth) == 200 and len(fitted) == 10
+
+
+def test_a_fold_missing_a_class_between_others_is_fitted_and_scored_in_the_data_s_classes():
+    """A fold whose training rows lack class 1 of 0…3 (a class of one row): XGBoost refused its labels ("Invalid
+    classes inferred from unique values of y: expected [0 1 2], got [0 2 3]") and the AutoML run failed while scoring
+    out-of-fold. The fold is fitted on renumbered labels; its predictions come back in the data's own classes."""
+    import numpy as np
+    from flaml.automl.model import XGBoostSklearnEstimator
+
+    from aml_magics.automl.data import TrainingData
+    from aml_magics.automl.ensemble import Scorer, _Relabelled, fit_on_fold
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    y = np.where(X[:, 0] > 0.5, 3, np.where(X[:, 0] < -0.5, 0, 2))
+    y[0] = 1
+    data = TrainingData(X=X, y=y, featurizer=None, rows=300, classes=["a", "b", "c", "d"], y_range=None)
+    scorer = Scorer("classification", "accuracy", data)
+    est = fit_on_fold(XGBoostSklearnEstimator(task="multiclass", n_estimators=10), X[1:], y[1:], "classification")
+    p = scorer.predict(est, X)
+    assert isinstance(est, _Relabelled)
+    assert p.shape == (300, 4) and np.allclose(p.sum(axis=1), 1) and np.all(p[:, 1] == 0)
+    assert (np.argmax(p, axis=1) == y)[1:].mean() > 0.9  # the classes where they belong, not shifted by the gap
+    assert set(est.predict(X[1:])) <= {0, 2, 3}
+    whole = fit_on_fold(XGBoostSklearnEstimator(task="multiclass", n_estimators=10), X, y, "classification")
+    assert not isinstance(whole, _Relabelled)  # every class present: fitted as it is
