@@ -10,7 +10,7 @@ import math
 import time
 
 from flaml import tune
-from flaml.automl.model import SKLearnEstimator
+from flaml.automl.model import SKLearnEstimator, XGBoostLimitDepthEstimator, XGBoostSklearnEstimator
 
 from .model import ScaledLogistic, ScaledRidge
 
@@ -109,7 +109,46 @@ class LinearEstimator(SKLearnEstimator):
         return time.time() - started
 
 
-CUSTOM = {"hgb": HGBEstimator, "linear": LinearEstimator}
+class _GapFreeLabels:
+    """XGBoost takes class labels 0…k-1 only: a fold whose training rows lack a class between others ("Invalid
+    classes inferred from unique values of y: expected [0 1 2], got [0 2 3]") failed the whole AutoML run once FLAML
+    no longer copied rare classes into every fold. Such a fold is fitted on renumbered labels; ``classes_`` and
+    ``predict`` answer in the data's own (the scorer maps the probabilities' columns by ``classes_``)."""
+
+    _present = None
+
+    def fit(self, X_train, y_train, *args, **kwargs):
+        import numpy as np
+
+        self._present = None
+        if self._task.is_classification():
+            y = np.asarray(y_train)
+            present = np.unique(y)
+            if not np.array_equal(present, np.arange(len(present))):
+                self._present, y_train = present, np.searchsorted(present, y)
+        return super().fit(X_train, y_train, *args, **kwargs)
+
+    @property
+    def classes_(self):
+        return self._present if self._present is not None else super().classes_
+
+    def predict(self, X, **kwargs):
+        import numpy as np
+
+        labels = super().predict(X, **kwargs)
+        return labels if self._present is None else self._present[np.asarray(labels, dtype=int)]
+
+
+class XGBoostEstimator(_GapFreeLabels, XGBoostSklearnEstimator):
+    pass
+
+
+class XGBoostLimitDepth(_GapFreeLabels, XGBoostLimitDepthEstimator):
+    pass
+
+
+CUSTOM = {"hgb": HGBEstimator, "linear": LinearEstimator, "xgboost": XGBoostEstimator,
+          "xgb_limitdepth": XGBoostLimitDepth}
 
 
 def estimator_class(learner: str, flaml_task):

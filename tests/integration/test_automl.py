@@ -405,6 +405,18 @@ def test_careless_tables_infinite_values_rare_classes_and_an_id_as_label(ip, cli
     info = client.runs.get(parent.id)
     assert info.status == "Completed", info.error
     assert "(holdout)" in client.runs.get_logs(parent.id) and float(info.tags["best_accuracy"]) > 0.95
+    # cross-validated, with a class of one row: the folds without it failed XGBoost's search trials ("Invalid classes
+    # inferred from unique values of y") and with them the run
+    small = pd.DataFrame(X[:300], columns=["u", "v", "w"]).assign(y=np.where(X[:300, 0] > 0, "a", "b").astype(object))
+    small.loc[0, "y"] = "aa"  # between a and b: class 1 of 0…2, missing from most folds
+    ip.user_ns["cv_rare"] = small
+    parent = ip.run_line_magic("aml", "automl --task classification --data cv_rare --label y --trials 4 "
+                                      "--allowed XGBoostClassifier --no-ensemble -e automl-careless --wait")
+    info = client.runs.get(parent.id)
+    assert info.status == "Completed", info.error
+    trials = client.runs.children(parent.id).infos
+    assert trials and all(t.status == "Completed" and t.latest_metrics["accuracy"] > 0.9 for t in trials), \
+        [(t.status, t.error, t.latest_metrics.get("accuracy")) for t in trials]
     ip.user_ns["id_label"] = pd.DataFrame({"x": rng.normal(size=50), "y": [f"row-{i}" for i in range(50)]})
     before = len(client.runs.list(limit=None).infos)
     with pytest.raises(UsageError, match="has a different value on every one of its 50 rows; it looks like an ID"):
