@@ -236,13 +236,16 @@ def _test_body(text: str) -> str | bytes:
 
     if text.startswith("@"):
         path = checks.expand_home(text[1:])
+        # a long path is shown by its end: the file's name is what tells it (the start was shown, the name cut off)
+        named = checks.shown(str(path), 10_000)
+        named = named if len(named) <= 90 else "…" + named[-89:]
         if not path.is_file():
-            raise UsageError(f"--test {checks.shown(text, 60)}: {checks.shown(str(path), 60)} is not a file; give the "
-                             "request's JSON in single quotes, or @FILE of a file that holds it")
+            raise UsageError(f"--test @FILE: {named} is not a file; give the request's JSON in single quotes, or "
+                             "@FILE of a file that holds it")
         try:
             return path.read_bytes()
         except OSError as exc:
-            raise UsageError(f"--test {checks.shown(text, 60)}: cannot read it ({exc.strerror or exc})") from None
+            raise UsageError(f"--test @FILE: cannot read {named} ({exc.strerror or exc})") from None
     if text.lstrip()[:1] in ("{", "["):
         try:
             json.loads(text)

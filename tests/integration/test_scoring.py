@@ -79,7 +79,8 @@ def test_default_scorer_keys_and_contract(client, digits, ip, tmp_path):
     request.write_text(json.dumps({"data": digits[:2].tolist()}))
     assert ip.run_line_magic("aml", f"service digits-svc --test @{request}") == [0, 1]
     assert ip.run_line_magic("aml", "service digits-svc --test '{\"data\": %s}'" % digits[:1].tolist()) == [0]
-    for line, said in ((f"--test @{tmp_path / 'missing.json'}", "missing.json' is not a file; give the request's JSON "
+    deep = tmp_path / ("d" * 120)  # a long path is shown by its end, where the file's name is (it was cut off)
+    for line, said in ((f"--test @{deep / 'missing.json'}", "dddd/missing.json' is not a file; give the request's JSON "
                         "in single quotes, or @FILE"), (f"--test @{tmp_path}", "is not a file"),
                        ("--test {\"data\":[[1,2]]}", """--test '{data:[[1,2]]}' is not JSON (Expecting property name """
                         """enclosed in double quotes: line 1 column 2 (char 1)); put the JSON in single quotes, as """
