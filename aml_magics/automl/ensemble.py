@@ -109,40 +109,12 @@ def out_of_fold(candidates: list, make: Callable[[Any], Any], scorer: Scorer, sp
             continue
         parts = []
         for train, val in splits:
-            est = fit_on_fold(make(cand), data.X[train], data.y[train], scorer.task)
+            est = make(cand)  # (XGBoost's learners take a fold that lacks a class: learners._GapFreeLabels)
+            est.fit(data.X[train], data.y[train])
             parts.append(scorer.predict(est, data.X[val]))
         preds.append(np.concatenate(parts))
         kept.append(cand)
     return kept, preds, data.y[np.concatenate([v for _, v in splits])]
-
-
-class _Relabelled:
-    """A classifier fitted on a fold that lacks some classes, its labels renumbered 0…k-1 (XGBoost takes no other:
-    "Invalid classes inferred from unique values of y" failed the run), answering in the data's own class numbers."""
-
-    def __init__(self, estimator, present):
-        self.estimator, self.classes_ = estimator, present
-
-    def predict_proba(self, X):
-        return self.estimator.predict_proba(X)
-
-    def predict(self, X):
-        import numpy as np
-
-        return self.classes_[np.asarray(self.estimator.predict(X), dtype=int)]
-
-
-def fit_on_fold(est, X, y, task: str):
-    """``est`` fitted on a fold's rows; a classification fold missing a class between others is fitted on labels
-    renumbered without gaps."""
-    import numpy as np
-
-    present = np.unique(y) if task == "classification" else None
-    if present is None or np.array_equal(present, np.arange(len(present))):
-        est.fit(X, y)
-        return est
-    est.fit(X, np.searchsorted(present, y))
-    return _Relabelled(est, present)
 
 
 def greedy(preds: list, y, scorer: Scorer) -> tuple[list[float], dict, int, dict]:

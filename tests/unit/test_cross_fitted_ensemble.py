@@ -139,12 +139,13 @@ def test_a_search_winner_too_slow_to_score_out_of_fold_in_time_is_not_scored():
 def test_a_fold_missing_a_class_between_others_is_fitted_and_scored_in_the_data_s_classes():
     """A fold whose training rows lack class 1 of 0…3 (a class of one row): XGBoost refused its labels ("Invalid
     classes inferred from unique values of y: expected [0 1 2], got [0 2 3]") and the AutoML run failed while scoring
-    out-of-fold. The fold is fitted on renumbered labels; its predictions come back in the data's own classes."""
+    out-of-fold. Our XGBoost learner fits it on renumbered labels; its predictions come back in the data's own
+    classes."""
     import numpy as np
-    from flaml.automl.model import XGBoostSklearnEstimator
 
     from aml_magics.automl.data import TrainingData
-    from aml_magics.automl.ensemble import Scorer, _Relabelled, fit_on_fold
+    from aml_magics.automl.ensemble import Scorer
+    from aml_magics.automl.learners import XGBoostEstimator
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 3))
@@ -152,11 +153,13 @@ def test_a_fold_missing_a_class_between_others_is_fitted_and_scored_in_the_data_
     y[0] = 1
     data = TrainingData(X=X, y=y, featurizer=None, rows=300, classes=["a", "b", "c", "d"], y_range=None)
     scorer = Scorer("classification", "accuracy", data)
-    est = fit_on_fold(XGBoostSklearnEstimator(task="multiclass", n_estimators=10), X[1:], y[1:], "classification")
+    est = XGBoostEstimator(task="multiclass", n_estimators=10)
+    est.fit(X[1:], y[1:])
     p = scorer.predict(est, X)
-    assert isinstance(est, _Relabelled)
+    assert list(est.classes_) == [0, 2, 3]  # renumbered for XGBoost, answered in the data's classes
     assert p.shape == (300, 4) and np.allclose(p.sum(axis=1), 1) and np.all(p[:, 1] == 0)
     assert (np.argmax(p, axis=1) == y)[1:].mean() > 0.9  # the classes where they belong, not shifted by the gap
     assert set(est.predict(X[1:])) <= {0, 2, 3}
-    whole = fit_on_fold(XGBoostSklearnEstimator(task="multiclass", n_estimators=10), X, y, "classification")
-    assert not isinstance(whole, _Relabelled)  # every class present: fitted as it is
+    whole = XGBoostEstimator(task="multiclass", n_estimators=10)
+    whole.fit(X, y)
+    assert list(whole.classes_) == [0, 1, 2, 3]  # every class present: fitted as it is
