@@ -198,6 +198,31 @@ def note_once(key: str, text: str) -> None:
         print(f"Note: {text}")
 
 
+def unknown_settings(what: str, call: Any, given: dict) -> None:
+    """Keyword arguments a v1 call got beyond the ones it reads (``given``, its ``**kwargs``): a misspelling of one it
+    reads (``auth_enable=True``, ``experiment_timeout_minute=20``) is refused with the right name — taken as unused,
+    the setting would silently not happen; any other (a v1 setting that means nothing here) is noted once."""
+    given = {name: value for name, value in given.items() if not name.startswith("_")}  # v1's private ones
+    if not given:
+        return
+    import difflib
+    import inspect
+
+    from ..core.checks import shown
+    from ..core.errors import InvalidInput
+
+    takes = [name for name, p in inspect.signature(call).parameters.items()
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in ("self", "cls")
+             and not name.startswith("_")]
+    for name in given:
+        close = difflib.get_close_matches(name, takes, n=1, cutoff=0.88)
+        if close:
+            raise InvalidInput(f"{what} has no setting {shown(name, 60)}; did you mean {close[0]!r}?")
+    names = ", ".join(shown(name, 60) for name in given)
+    note_once(f"unused:{what}:{names}", f"{what}: {names} {'is' if len(given) == 1 else 'are'} not used here "
+                                        "(ignored)")
+
+
 class V1Names:
     """A v1 object's missing public names say so in one line (``run.get_snapshot_id()``, ``model.delete()``), not
     as a bare ``AttributeError``; private ones (``_repr_html_`` …) stay ordinary misses."""

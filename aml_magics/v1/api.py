@@ -18,7 +18,7 @@ from ..core.workspace import Experiment as _CoreExperiment
 from ..core.workspace import Workspace as _CoreWorkspace
 from . import client as _current_client
 from . import client_of
-from . import V1Names, note_once, set_client
+from . import V1Names, note_once, set_client, unknown_settings
 
 VERSION = "1.60.0"
 INPUTS_ENV = "AML_MAGICS_V1_INPUTS"  # a run's named dataset inputs: name → {kind, local path}  # the last azureml-core release this layer follows (its API, not its code)
@@ -517,8 +517,10 @@ class RunConfiguration:
     """v1's run configuration: its ``environment`` and ``target`` are used; Docker, MPI and the rest are noted."""
 
     def __init__(self, script: str | None = None, arguments: list | None = None, framework: str | None = None,
-                 communicator: str | None = None, conda_dependencies: Any = None, **_ignored: Any):
+                 communicator: str | None = None, conda_dependencies: Any = None, **other: Any):
         from .environment import Environment
+
+        unknown_settings("RunConfiguration", RunConfiguration.__init__, other)
 
         self.script = script
         self.arguments = list(arguments or [])

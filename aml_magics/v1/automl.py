@@ -11,7 +11,7 @@ from typing import Any
 from ..automl.settings import automl_submission
 from ..core import checks
 from ..core.errors import Conflict, InvalidInput, NotSupported
-from . import note_once
+from . import note_once, unknown_settings
 
 __all__ = ["AutoMLConfig", "AutoMLRun", "ForecastingParameters", "explain_model", "retrieve_model_explanation"]
 
@@ -20,7 +20,8 @@ _TASKS = {"classification": "classification", "regression": "regression", "forec
 
 class ForecastingParameters:
     def __init__(self, time_column_name: str | None = None, forecast_horizon: int | str = 1,
-                 time_series_id_column_names: Any = None, **_ignored: Any):
+                 time_series_id_column_names: Any = None, **other: Any):
+        unknown_settings("ForecastingParameters", ForecastingParameters.__init__, other)
         if time_series_id_column_names:
             note_once("grain", "time_series_id_column_names is not supported here: one series is forecast")
         self.time_column_name, self.forecast_horizon = time_column_name, forecast_horizon
@@ -46,7 +47,8 @@ class AutoMLConfig:
                  training_data: Any = None, validation_data: Any = None, test_data: Any = None,
                  label_column_name: str | None = None, weight_column_name: str | None = None,
                  time_column_name: str | None = None, max_horizon: int | None = None,
-                 forecasting_parameters: ForecastingParameters | None = None, **_ignored: Any):
+                 forecasting_parameters: ForecastingParameters | None = None, **other: Any):
+        unknown_settings("AutoMLConfig", AutoMLConfig.__init__, other)  # v1 warns of them and goes on
         task = _TASKS.get(str(task).lower())
         if task is None:
             raise InvalidInput("AutoMLConfig(task=…): use 'classification', 'regression' or 'forecasting'")

@@ -12,7 +12,7 @@ from typing import Any
 from ..core import checks
 from ..core.errors import InvalidInput, NotFound
 from ..core.names import DEFAULT_COMPUTE
-from . import note_once
+from . import note_once, unknown_settings
 from .exceptions import ComputeTargetException
 
 __all__ = ["ComputeTarget", "AmlCompute", "ComputeInstance", "ComputeTargetException", "AmlComputeProvisioningConfiguration"]
@@ -100,6 +100,7 @@ class AmlCompute(ComputeTarget):
     def provisioning_configuration(vm_size: str = "", vm_priority: str = "dedicated", min_nodes: int = 0,
                                    max_nodes: int = 4, idle_seconds_before_scaledown: int | None = None,
                                    **settings: Any) -> AmlComputeProvisioningConfiguration:
+        unknown_settings("AmlCompute.provisioning_configuration", AmlCompute.provisioning_configuration, settings)
         if idle_seconds_before_scaledown is not None:
             idle_seconds_before_scaledown = checks.whole("provisioning_configuration(idle_seconds_before_scaledown)",
                                                          idle_seconds_before_scaledown, 0, 10**9)
@@ -115,6 +116,8 @@ class AmlCompute(ComputeTarget):
 class ComputeInstance(ComputeTarget):
     @staticmethod
     def provisioning_configuration(vm_size: str = "", **settings: Any) -> AmlComputeProvisioningConfiguration:
+        unknown_settings("ComputeInstance.provisioning_configuration", ComputeInstance.provisioning_configuration,
+                         settings)
         return AmlComputeProvisioningConfiguration(vm_size, 0, 1, **settings)
 
 

@@ -16,7 +16,7 @@ from ..core.errors import InvalidInput, NotFound, NotSupported
 from ..core.operations import parse_model_ref
 from ..core.services import Webservice as _CoreWebservice
 from ..core.workspace import Model as _CoreModel
-from . import V1Names, client_of, note_once
+from . import V1Names, client_of, note_once, unknown_settings
 from .exceptions import WebserviceException
 
 __all__ = ["Model", "InferenceConfig", "Webservice", "AciWebservice", "LocalWebservice", "AksWebservice",
@@ -212,6 +212,7 @@ class AciWebservice(Webservice):
                              ssl_enabled: bool | None = None, enable_app_insights: bool | None = None,
                              **settings: Any) -> _DeploymentConfiguration:
         """ACI semantics: key auth only with ``auth_enabled=True`` (off by default, as on ACI)."""
+        unknown_settings("AciWebservice.deploy_configuration", AciWebservice.deploy_configuration, settings)
         _checked("AciWebservice", cpu_cores=cpu_cores, memory_gb=memory_gb, auth_enabled=auth_enabled,
                  ssl_enabled=ssl_enabled, enable_app_insights=enable_app_insights)
         return _DeploymentConfiguration("aci", bool(auth_enabled), tags=tags, description=description,
@@ -232,6 +233,7 @@ class AksWebservice(Webservice):
                              memory_gb: float | None = None, auth_enabled: bool | None = None,
                              tags: dict | None = None, description: str | None = None,
                              **settings: Any) -> _DeploymentConfiguration:
+        unknown_settings("AksWebservice.deploy_configuration", AksWebservice.deploy_configuration, settings)
         note_once("aks", "an AKS deployment configuration makes a scoring service like any other here (no "
                          "Kubernetes cluster): key auth on unless auth_enabled=False, as on AKS")
         _checked("AksWebservice", cpu_cores=cpu_cores, memory_gb=memory_gb, auth_enabled=auth_enabled,

@@ -12,7 +12,7 @@ from ..sweep.policies import Policy
 from ..sweep.settings import sweep_submission
 from ..sweep.space import (Expression, choice, loguniform, lognormal, normal, qloguniform, qlognormal, qnormal,
                            quniform, randint, uniform)
-from . import note_once
+from . import note_once, unknown_settings
 
 __all__ = ["HyperDriveConfig", "RandomParameterSampling", "GridParameterSampling", "BayesianParameterSampling",
            "BanditPolicy", "MedianStoppingPolicy", "TruncationSelectionPolicy", "NoTerminationPolicy",
@@ -98,13 +98,17 @@ class HyperDriveConfig:
                  max_total_runs: int, max_concurrent_runs: int | None = None, max_duration_minutes: int = 10080,
                  policy: _Termination | None = None, estimator: Any = None, run_config: Any = None,
                  resume_from: Any = None, resume_child_runs: Any = None, pipeline: Any = None, debug_flag: Any = None,
-                 **_ignored: Any):
+                 custom_run_id: Any = None, **other: Any):
+        unknown_settings("HyperDriveConfig", HyperDriveConfig.__init__, other)
         if not isinstance(hyperparameter_sampling, _Sampling):
             raise InvalidInput("hyperparameter_sampling takes RandomParameterSampling({…}), GridParameterSampling or "
                                "BayesianParameterSampling")
         trial = run_config if run_config is not None else estimator
         if trial is None or not hasattr(trial, "_submission"):
             raise InvalidInput("HyperDriveConfig needs run_config=ScriptRunConfig(…) (or estimator=…)")
+        if not isinstance(primary_metric_name, str) or not primary_metric_name.strip():
+            raise InvalidInput(f"primary_metric_name={checks.shown(primary_metric_name)}: give the name of the "
+                               "metric the trials log, like 'accuracy'")
         goal = str(primary_metric_goal).upper().rsplit(".", 1)[-1]
         if goal not in ("MAXIMIZE", "MINIMIZE"):
             raise InvalidInput(f"primary_metric_goal={primary_metric_goal!r}: use PrimaryMetricGoal.MAXIMIZE or "

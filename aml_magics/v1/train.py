@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.errors import InvalidInput
-from . import note_once
+from . import note_once, unknown_settings
 from .api import ScriptRunConfig
 
 __all__ = ["Estimator", "SKLearn", "PyTorch", "TensorFlow", "Chainer"]
@@ -24,8 +24,15 @@ class Estimator(ScriptRunConfig):
                  user_managed: bool = False, conda_packages: list | None = None, pip_packages: list | None = None,
                  conda_dependencies_file: str | None = None, pip_requirements_file: str | None = None,
                  environment_variables: dict | None = None, environment_definition: Any = None,
-                 inputs: list | None = None, framework_version: str | None = None, **_ignored: Any):
+                 inputs: list | None = None, framework_version: str | None = None,
+                 conda_dependencies_file_path: str | None = None, pip_requirements_file_path: str | None = None,
+                 custom_docker_base_image: str | None = None, **other: Any):
         from .environment import CondaDependencies, Environment
+
+        unknown_settings(type(self).__name__, Estimator.__init__, other)
+        # v1's older names of the same two files (deprecated there, still in notebooks)
+        conda_dependencies_file = conda_dependencies_file or conda_dependencies_file_path
+        pip_requirements_file = pip_requirements_file or pip_requirements_file_path
 
         if not entry_script:
             raise InvalidInput("Estimator(…, entry_script='train.py'): the script to run is required")

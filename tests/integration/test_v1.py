@@ -224,6 +224,56 @@ def test_careless_v1_settings_are_refused_before_anything_runs(azureml, client, 
     assert len(list(client.runs.list())) == 0  # nothing was submitted
 
 
+def test_a_misspelt_v1_setting_is_refused_and_an_unused_one_is_said(azureml, client, tmp_path, capsys):
+    """The v1 configurations took any other keyword without a word: `auth_enable=True` deployed without a key,
+    `experiment_timeout_minute=20` ran AutoML on the default budget, `max_concurent_runs=4` ran one trial at a time,
+    `script_param=` dropped the script's arguments — each now names the setting it meant; a v1 setting that means
+    nothing here is noted, and v1's older names of an Estimator's files are honoured."""
+    import pandas as pd
+    from azureml.core import ScriptRunConfig
+    from azureml.core.compute import AmlCompute
+    from azureml.core.runconfig import RunConfiguration
+    from azureml.core.webservice import AciWebservice, AksWebservice
+    from azureml.train.automl import AutoMLConfig
+    from azureml.train.estimator import Estimator
+    from azureml.train.hyperdrive import HyperDriveConfig, PrimaryMetricGoal, RandomParameterSampling, choice
+
+    (tmp_path / "train.py").write_text("print('x')\n")
+    df = pd.DataFrame({"a": [1, 2, 3, 4] * 5, "y": [0, 1] * 10})
+    src = ScriptRunConfig(source_directory=str(tmp_path), script="train.py")
+    sweep = dict(run_config=src, hyperparameter_sampling=RandomParameterSampling({"--lr": choice(0.01, 0.1)}),
+                 primary_metric_name="acc", primary_metric_goal=PrimaryMetricGoal.MAXIMIZE, max_total_runs=2)
+    for make, meant in (
+            (lambda: AciWebservice.deploy_configuration(cpu_cores=1, auth_enable=True), "auth_enabled"),
+            (lambda: AutoMLConfig(task="classification", training_data=df, label_column_name="y",
+                                  experiment_timeout_minute=20), "experiment_timeout_minutes"),
+            (lambda: HyperDriveConfig(**sweep, max_concurent_runs=4), "max_concurrent_runs"),
+            (lambda: Estimator(source_directory=str(tmp_path), entry_script="train.py", script_param={"--lr": 1}),
+             "script_params"),
+            (lambda: AmlCompute.provisioning_configuration(max_node=4), "max_nodes"),
+            (lambda: RunConfiguration(conda_dependency=None), "conda_dependencies")):
+        with pytest.raises(InvalidInput, match=f"has no setting '.*'; did you mean '{meant}'"):
+            make()
+    with pytest.raises(InvalidInput, match="primary_metric_name=''"):
+        HyperDriveConfig(**{**sweep, "primary_metric_name": ""})
+    capsys.readouterr()
+    # v1 settings of other meanings go on, said once; v1's private ones and custom_run_id quietly
+    AutoMLConfig(task="classification", training_data=df, label_column_name="y", target_lags=3, enable_dnn=True)
+    AksWebservice.deploy_configuration(token_auth_enabled=True)
+    HyperDriveConfig(**sweep, custom_run_id="mine")
+    RunConfiguration(_history_enabled=True)
+    out = capsys.readouterr().out
+    assert "AutoMLConfig: 'target_lags', 'enable_dnn' are not used here (ignored)" in out
+    assert "AksWebservice.deploy_configuration: 'token_auth_enabled' is not used here" in out
+    assert "HyperDriveConfig" not in out and "RunConfiguration" not in out
+    (tmp_path / "conda.yml").write_text("dependencies:\n  - pip:\n    - tomli-w\n")
+    (tmp_path / "req.txt").write_text("tomli\n")
+    est = Estimator(source_directory=str(tmp_path), entry_script="train.py",
+                    conda_dependencies_file_path=str(tmp_path / "conda.yml"),
+                    pip_requirements_file_path=str(tmp_path / "req.txt"))
+    assert {"tomli-w", "tomli"} <= set(est.run_config.environment.python.conda_dependencies.pip_packages)
+
+
 def test_a_damaged_dataset_list_is_never_overwritten(azureml, client, tmp_path):
     from azureml.core import Dataset, Workspace
 
