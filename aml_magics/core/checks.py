@@ -32,6 +32,21 @@ def shown(value: Any, limit: int = 60) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def misspelt(what: str, call: Any, given: Any) -> None:
+    """Refuse a keyword a call took into its ``**kwargs`` when it is a misspelling of one the call reads
+    (``tag=`` for ``tags=``): taken as one of the others it would silently not happen."""
+    import difflib
+    import inspect
+
+    takes = [name for name, p in inspect.signature(call).parameters.items()
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in ("self", "cls")
+             and not name.startswith("_")]
+    for name in given:
+        close = difflib.get_close_matches(name, takes, n=1, cutoff=0.85)
+        if close:
+            raise InvalidInput(f"{what} has no setting {shown(name, 60)}; did you mean {close[0]!r}?")
+
+
 def text(what: str, value: Any, *, max_len: int | None = None, empty: bool = False) -> str:
     """Text that SQLite, JSON and the browser can carry: a str, UTF-8 encodable (no lone surrogate), no NUL."""
     if not isinstance(value, str):

@@ -230,7 +230,8 @@ class Run:
         if name is not None:
             checks.text("run name", name, max_len=checks.MAX_NAME)
         child = self.tracker.start_child(self.id, name)
-        return Run(self._experiment, child, _client=self._client, _tracker=self._tracker, _check=False)
+        # the same kind of run as this one (a v1 run's child has v1's names: add_properties, get_children(tags=…))
+        return type(self)(self._experiment, child, _client=self._client, _tracker=self._tracker, _check=False)
 
     def record_child(self, name: str, *, params: dict | None = None, tags: dict | None = None,
                      metrics: dict[str, float] | None = None, started: float | None = None,
@@ -365,8 +366,11 @@ class Run:
         return self.client.runs.result(self.id, name)
 
     def register_model(self, model_name: str, model_path: str, tags: dict | None = None,
-                       properties: dict | None = None, description: str | None = None, **_: Any):
-        """Register a file or folder of this run (``outputs/model.pkl``) as the next version of ``model_name``."""
+                       properties: dict | None = None, description: str | None = None, **v1_only: Any):
+        """Register a file or folder of this run (``outputs/model.pkl``) as the next version of ``model_name``
+        (v1's other settings — ``model_framework``, ``datasets``, … — are taken and not used)."""
+        if v1_only:
+            checks.misspelt("register_model", Run.register_model, v1_only)  # tag= for tags= was dropped
         self.flush_pending()
         return self.client.models.register(model_name, model_path, run_id=self.id, tags=tags, properties=properties,
                                            description=description)
@@ -505,7 +509,7 @@ class _OfflineRun(Run):
         super().__init__(None, "OfflineRun", _tracker=OfflineTracker(), _check=False)
 
     def child_run(self, name=None, run_id=None, outputs=None):
-        return _OfflineRun()
+        return type(self)()
 
     def log_image(self, name, path=None, plot=None, description=""):
         _image_source(name, path, plot)  # what a workspace refuses, refused here too

@@ -85,8 +85,12 @@ class Experiment:
                 return
             offset += page
 
-    def start_logging(self, display_name: str | None = None, tags: dict | None = None, **_: object) -> "Run":
+    def start_logging(self, display_name: str | None = None, tags: dict | None = None, **v1_only: object) -> "Run":
         """A Running run to log to from this process (call ``run.complete()`` when done)."""
+        if v1_only:
+            from . import checks
+
+            checks.misspelt("start_logging", Experiment.start_logging, v1_only)
         return self._client.runs.start_logging(self.name, display_name=display_name, tags=tags)
 
     def __repr__(self) -> str:
@@ -112,7 +116,11 @@ class Model:
 
     @classmethod
     def register(cls, workspace: "Workspace", model_path: str, model_name: str, tags: dict | None = None,
-                 properties: dict | None = None, description: str | None = None, **_: object) -> "Model":
+                 properties: dict | None = None, description: str | None = None, **v1_only: object) -> "Model":
+        if v1_only:  # model_framework=, datasets=, …: taken, not used; tag= for tags= was dropped without a word
+            from . import checks
+
+            checks.misspelt("Model.register", Model.register, v1_only)
         info = workspace.client.models.register(model_name, model_path, tags=tags, properties=properties,
                                                 description=description)
         return cls._from_info(workspace, info)

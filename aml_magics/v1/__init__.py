@@ -205,19 +205,9 @@ def unknown_settings(what: str, call: Any, given: dict) -> None:
     given = {name: value for name, value in given.items() if not name.startswith("_")}  # v1's private ones
     if not given:
         return
-    import difflib
-    import inspect
+    from ..core.checks import misspelt, shown
 
-    from ..core.checks import shown
-    from ..core.errors import InvalidInput
-
-    takes = [name for name, p in inspect.signature(call).parameters.items()
-             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in ("self", "cls")
-             and not name.startswith("_")]
-    for name in given:
-        close = difflib.get_close_matches(name, takes, n=1, cutoff=0.88)
-        if close:
-            raise InvalidInput(f"{what} has no setting {shown(name, 60)}; did you mean {close[0]!r}?")
+    misspelt(what, call, given)
     names = ", ".join(shown(name, 60) for name in given)
     note_once(f"unused:{what}:{names}", f"{what}: {names} {'is' if len(given) == 1 else 'are'} not used here "
                                         "(ignored)")

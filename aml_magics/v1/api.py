@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..core import checks
 from ..core.config import find_azure_config, is_azure_config, read_azure_config
@@ -378,15 +378,19 @@ class Run(V1Names, _CoreRun):
         return _v1_run(best) if best is not None else None
 
     def get_children(self, recursive: bool = False, tags: Any = None, properties: Any = None, type: Any = None,
-                     status: str | None = None, **_ignored: Any) -> Iterator["Run"]:
-        for child in super().get_children(recursive=recursive):
-            if status is None or child.get_status() == status:
-                yield _v1_run(child)
+                     status: str | None = None, **other: Any) -> Iterator["Run"]:
+        unknown_settings("get_children", Run.get_children, other)  # said at the call, not at the first item
+        match = _v1_filter("get_children", tags, properties, type)
+        return (_v1_run(child) for child in super().get_children(recursive=recursive)
+                if (status is None or child.get_status() == status) and match(child))
 
     def register_model(self, model_name: str, model_path: str | None = None, tags: dict | None = None,
-                       properties: dict | None = None, description: str | None = None, **_ignored: Any):
-        """The run's file or folder as the next version of ``model_name`` (a v1 ``Model``)."""
+                       properties: dict | None = None, description: str | None = None, **other: Any):
+        """The run's file or folder as the next version of ``model_name`` (a v1 ``Model``; ``model_framework``,
+        ``datasets`` and v1's other settings are taken and not used)."""
         from .deploy import Model
+
+        checks.misspelt("register_model", Run.register_model, other)
 
         if not model_path:
             raise InvalidInput("register_model(model_name, model_path='outputs/model.pkl'): give the run's file")
@@ -445,6 +449,32 @@ class Run(V1Names, _CoreRun):
 ScriptRun = HyperDriveRun = Run
 
 
+def _v1_filter(what: str, tags: Any, properties: Any, run_type: Any) -> Callable[[Any], bool]:
+    """v1's ``tags=`` / ``properties=`` of ``get_runs`` and ``get_children``: a name (the run has it) or a dict
+    (the run has each with that value); they were taken and not applied, so every run came back."""
+    wanted = {}
+    for label, value in (("tags", tags), ("properties", properties)):
+        if value is None:
+            continue
+        if isinstance(value, str):
+            value = {value: None}
+        if not isinstance(value, dict):
+            raise InvalidInput(f"{what}({label}=…) takes a name or a dict of name: value, not "
+                               f"{type(value).__name__}")
+        wanted[label] = {str(k): None if v is None else str(v) for k, v in value.items()}
+    if run_type is not None:
+        note_once(f"{what}-type", f"{what}(type=…) is not used here: runs of every type are listed")
+
+    def match(run: Any) -> bool:
+        for label, pairs in wanted.items():
+            have = run.get_tags() if label == "tags" else Run.get_properties(run)
+            if any(k not in have or (v is not None and str(have[k]) != v) for k, v in pairs.items()):
+                return False
+        return True
+
+    return match
+
+
 def _v1_run(run: _CoreRun) -> Run:
     if isinstance(run, Run):
         return run
@@ -477,13 +507,16 @@ class Experiment(_CoreExperiment):
         return _v1_run(run)
 
     def start_logging(self, *args: Any, snapshot_directory: Any = None, outputs: Any = None,
-                      display_name: str | None = None, tags: dict | None = None, **_ignored: Any) -> Run:
+                      display_name: str | None = None, tags: dict | None = None, **other: Any) -> Run:
+        checks.misspelt("start_logging", Experiment.start_logging, other)
         return _v1_run(super().start_logging(display_name=display_name, tags=tags))
 
     def get_runs(self, type: Any = None, tags: Any = None, properties: Any = None,
-                 include_children: bool = False, **_ignored: Any) -> Iterator[Run]:
-        for run in super().get_runs(include_children=include_children):
-            yield _v1_run(run) if isinstance(run, _CoreRun) else run
+                 include_children: bool = False, **other: Any) -> Iterator[Run]:
+        unknown_settings("get_runs", Experiment.get_runs, other)  # said at the call, not at the first item
+        match = _v1_filter("get_runs", tags, properties, type)
+        return (_v1_run(run) if isinstance(run, _CoreRun) else run
+                for run in super().get_runs(include_children=include_children) if match(run))
 
     @staticmethod
     def list(workspace: "Workspace", experiment_name: str | None = None, **_ignored: Any) -> list["Experiment"]:

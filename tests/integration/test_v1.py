@@ -501,6 +501,48 @@ def test_v1_run_methods_tutorials_call_keep_what_they_are_given(azureml, client,
     assert "[offline run] params {'x': '1'}" in printed and "[offline run] cm table" in printed
 
 
+def test_get_runs_and_get_children_filter_by_tags_and_properties(azureml, client, tmp_path):
+    """`exp.get_runs(tags={"best": "yes"})` and `run.get_children(tags=…, properties=…)` took the filters and gave
+    back every run; a misspelt keyword of a call that takes others (`register_model(tag=…)`) was dropped too."""
+    from azureml.core import Experiment, Workspace
+
+    exp = Experiment(Workspace.from_config(), "v1-filters")
+    parent = exp.start_logging()
+    kept = []
+    for i in range(3):
+        child = parent.child_run(name=f"c{i}")
+        child.tag("fold", str(i))
+        if i == 1:
+            child.tag("best")
+            child.add_properties({"model": "hgb"})
+            kept.append(child.id)
+        child.complete()
+    parent.tag("best", "yes")
+    parent.complete()
+    exp.start_logging().complete()
+    assert [r.id for r in exp.get_runs(tags={"best": "yes"})] == [parent.id]
+    assert [r.id for r in exp.get_runs(tags="best")] == [parent.id]
+    assert [r.id for r in exp.get_runs(tags={"best": "no"})] == []
+    assert len(list(exp.get_runs())) == 2
+    assert [r.id for r in parent.get_children(tags="best")] == kept
+    assert [r.id for r in parent.get_children(tags={"fold": 1})] == kept  # a number's value as its text
+    assert [r.id for r in parent.get_children(properties={"model": "hgb"})] == kept
+    assert len(list(parent.get_children())) == 3
+    with pytest.raises(InvalidInput, match=r"get_runs\(tags=…\) takes a name or a dict"):
+        exp.get_runs(tags=["best"])
+    (tmp_path / "m.pkl").write_bytes(b"x")
+    run = exp.start_logging()
+    run.upload_file("outputs/m.pkl", str(tmp_path / "m.pkl"))
+    for call, meant in ((lambda: run.register_model("m", "outputs/m.pkl", tag={"a": "1"}), "tags"),
+                        (lambda: exp.start_logging(display_nme="x"), "display_name"),
+                        (lambda: parent.get_children(recursiv=True), "recursive")):
+        with pytest.raises(InvalidInput, match=f"did you mean '{meant}'"):
+            call()
+    assert not list(client.models.list(name="m"))  # the refused registration kept nothing
+    assert run.register_model("m", "outputs/m.pkl", model_framework="ScikitLearn").version == 1  # v1's, not used
+    run.complete()
+
+
 def test_run_get_finds_a_run_by_its_id_and_a_bad_version_is_one_line(azureml, client):
     from azureml.core import Experiment, Model, Run, Workspace
 
