@@ -65,7 +65,8 @@ class Workspace(_CoreWorkspace):
 
     def __init__(self, subscription_id: str | None = None, resource_group: str | None = None,
                  workspace_name: str | None = None, auth: Any = None, _location: str | None = None, *,
-                 _client: Any = None, **_ignored: Any):
+                 _client: Any = None, **other: Any):
+        unknown_settings("Workspace", Workspace.__init__, other)
         if _client is None:
             _client = _resolve(subscription_id, resource_group, workspace_name)
         super().__init__(_client)
@@ -96,16 +97,18 @@ class Workspace(_CoreWorkspace):
 
     @classmethod
     def get(cls, name: str, auth: Any = None, subscription_id: str | None = None, resource_group: str | None = None,
-            location: str | None = None, **_ignored: Any) -> "Workspace":
+            location: str | None = None, **other: Any) -> "Workspace":
+        unknown_settings("Workspace.get", Workspace.get, other)
         checks.text("workspace name", name)
         return cls(subscription_id, resource_group, name, _location=location)
 
     @classmethod
     def create(cls, name: str, auth: Any = None, subscription_id: str | None = None,
                resource_group: str | None = None, location: str | None = None, create_resource_group: bool = True,
-               exist_ok: bool = False, show_output: bool = True, **_ignored: Any) -> "Workspace":
+               exist_ok: bool = False, show_output: bool = True, **other: Any) -> "Workspace":
         """Local: the named local workspace, made when missing. Creating an Azure ML workspace is the portal's or
         the az CLI's job: connect to one with ``%aml connect``."""
+        unknown_settings("Workspace.create", Workspace.create, other)
         client = _current_client()
         if client.config.backend != "local":
             try:
@@ -289,8 +292,9 @@ class Run(V1Names, _CoreRun):
             raise InvalidInput(f"add_properties takes a dict of NAME: VALUE, got {type(properties).__name__}")
         self.set_params(properties)
 
-    def upload_files(self, names: list, paths: list, return_artifacts: bool = False, **_ignored: Any) -> list[str]:
+    def upload_files(self, names: list, paths: list, return_artifacts: bool = False, **other: Any) -> list[str]:
         """Each of ``paths`` kept as the artifact of the same place in ``names`` — every path checked first."""
+        unknown_settings("upload_files", Run.upload_files, other)
         for what, values in (("names", names), ("paths", paths)):
             if not isinstance(values, (list, tuple)):
                 raise InvalidInput(f"upload_files: {what} must be a list (one per file), got {type(values).__name__}")
@@ -303,8 +307,9 @@ class Run(V1Names, _CoreRun):
                 raise InvalidInput(f"upload_files: {path} is not a file (nothing was uploaded)")
         return [self.upload_file(n, p) for n, p in zip(names, paths)]
 
-    def upload_folder(self, name: str, path: str, **_ignored: Any) -> list[str]:
+    def upload_folder(self, name: str, path: str, **other: Any) -> list[str]:
         """Every file under ``path`` kept as ``name/<its path inside the folder>``."""
+        unknown_settings("upload_folder", Run.upload_folder, other)
         from pathlib import Path
 
         folder = Path(os.path.expanduser(str(path)))
@@ -315,8 +320,9 @@ class Run(V1Names, _CoreRun):
         return self.upload_files([f"{prefix}/{f.relative_to(folder).as_posix()}" for f in files], files)
 
     def download_files(self, prefix: str | None = None, output_directory: str | None = None,
-                       append_prefix: bool = True, **_ignored: Any) -> list[str]:
+                       append_prefix: bool = True, **other: Any) -> list[str]:
         """The run's files under ``prefix`` (all without one) into ``output_directory`` (default: here)."""
+        unknown_settings("download_files", Run.download_files, other)
         from pathlib import Path
 
         wanted = checks.text("download_files: prefix", prefix or "", empty=True).strip("/")

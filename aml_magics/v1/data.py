@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from ..core import checks
 from ..core.errors import AmlError, InvalidInput, NotFound, NotSupported
 from ..core.render import counted
-from . import client_of, note_once
+from . import client_of, note_once, unknown_settings
 
 __all__ = ["Dataset", "Datastore", "FileDataset", "TabularDataset", "DataReference", "DataPath", "DatasetConsumptionConfig",
            "OutputFileDatasetConfig"]
@@ -349,11 +349,13 @@ class _FileFactory:
 class _TabularFactory:
     @staticmethod
     def from_delimited_files(path: Any, validate: bool = True, include_path: bool = False, infer_column_types: bool = True,
-                             set_column_types: Any = None, separator: str = ",", header: Any = True, **_ignored: Any):
+                             set_column_types: Any = None, separator: str = ",", header: Any = True, **other: Any):
+        unknown_settings("Dataset.Tabular.from_delimited_files", _TabularFactory.from_delimited_files, other)
         return _validated(TabularDataset(_paths(path), separator=separator, header=bool(header)), validate)
 
     @staticmethod
-    def from_parquet_files(path: Any, validate: bool = True, **_ignored: Any):
+    def from_parquet_files(path: Any, validate: bool = True, **other: Any):
+        unknown_settings("Dataset.Tabular.from_parquet_files", _TabularFactory.from_parquet_files, other)
         return _validated(TabularDataset(_paths(path)), validate)
 
     @staticmethod

@@ -28,7 +28,8 @@ class Model(V1Names, _CoreModel):
     ``Model.get_model_path`` (in a scoring service: the deployed copy)."""
 
     def __init__(self, workspace: Any, name: str | None = None, id: str | None = None, tags: Any = None,
-                 properties: Any = None, version: int | None = None, run_id: str | None = None, **_ignored: Any):
+                 properties: Any = None, version: int | None = None, run_id: str | None = None, **other: Any):
+        unknown_settings("Model", Model.__init__, other)
         if name is None and id:
             name, _, v = str(id).partition(":")
             version = v if v and version is None else version
@@ -43,7 +44,8 @@ class Model(V1Names, _CoreModel):
                  properties: dict | None = None, description: str | None = None, datasets: Any = None,
                  model_framework: str | None = None, model_framework_version: str | None = None,
                  child_paths: Any = None, sample_input_dataset: Any = None, sample_output_dataset: Any = None,
-                 resource_configuration: Any = None, **_ignored: Any) -> "Model":
+                 resource_configuration: Any = None, **other: Any) -> "Model":
+        unknown_settings("Model.register", Model.register, other)
         info = workspace.client.models.register(model_name, model_path, tags=tags, properties=properties,
                                                 description=description)
         return cls._from_info(workspace, info)
@@ -56,7 +58,8 @@ class Model(V1Names, _CoreModel):
 
     @classmethod
     def list(cls, workspace: Any, name: str | None = None, tags: Any = None, properties: Any = None,
-             run_id: str | None = None, latest: bool = False, **_ignored: Any) -> list["Model"]:
+             run_id: str | None = None, latest: bool = False, **other: Any) -> list["Model"]:
+        unknown_settings("Model.list", Model.list, other)
         client = client_of(workspace, "Model.list(workspace)")
         models = [cls._from_info(workspace, m) for m in client.models.list(name=name, tags=tags, run_id=run_id)]
         if latest:
@@ -179,7 +182,8 @@ class Webservice(V1Names, _CoreWebservice):
         return super().get_logs(tail=num_lines)
 
     def update(self, models: list | None = None, inference_config: "InferenceConfig | None" = None,
-               auth_enabled: bool | None = None, **_ignored: Any) -> "Webservice":
+               auth_enabled: bool | None = None, **other: Any) -> "Webservice":
+        unknown_settings("Webservice.update", Webservice.update, other)
         refs = [_ref(m) for m in models] if models else None
         score = str(inference_config.score_path()) if inference_config is not None else None
         self._client.deployments.create(self.name, refs or self.models, score=score, update=True,

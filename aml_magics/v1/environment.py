@@ -15,7 +15,7 @@ from typing import Any
 from ..core import checks
 from ..core.errors import InvalidInput
 from ..core.specs import conda_as_pip
-from . import client_of, note_once
+from . import client_of, note_once, unknown_settings
 
 __all__ = ["Environment", "CondaDependencies", "DockerSection", "PythonSection", "EnvironmentReference"]
 
@@ -150,7 +150,8 @@ class Environment:
     """v1's ``Environment(name)``: ``from_conda_specification``, ``from_pip_requirements``, ``get(ws, name)``,
     ``register(ws)``, ``python.conda_dependencies``, ``docker`` (noted)."""
 
-    def __init__(self, name: str, **_ignored: Any):
+    def __init__(self, name: str, **other: Any):
+        unknown_settings("Environment", Environment.__init__, other)
         if not isinstance(name, str) or not name.strip():
             raise InvalidInput("Environment(name): give a name, like Environment('sklearn-env')")
         self.name = name

@@ -238,7 +238,10 @@ def test_a_misspelt_v1_setting_is_refused_and_an_unused_one_is_said(azureml, cli
     from azureml.train.estimator import Estimator
     from azureml.train.hyperdrive import HyperDriveConfig, PrimaryMetricGoal, RandomParameterSampling, choice
 
+    from azureml.core import Dataset, Model, Workspace
+
     (tmp_path / "train.py").write_text("print('x')\n")
+    (tmp_path / "t.csv").write_text("a;b\n1;2\n")
     df = pd.DataFrame({"a": [1, 2, 3, 4] * 5, "y": [0, 1] * 10})
     src = ScriptRunConfig(source_directory=str(tmp_path), script="train.py")
     sweep = dict(run_config=src, hyperparameter_sampling=RandomParameterSampling({"--lr": choice(0.01, 0.1)}),
@@ -251,7 +254,10 @@ def test_a_misspelt_v1_setting_is_refused_and_an_unused_one_is_said(azureml, cli
             (lambda: Estimator(source_directory=str(tmp_path), entry_script="train.py", script_param={"--lr": 1}),
              "script_params"),
             (lambda: AmlCompute.provisioning_configuration(max_node=4), "max_nodes"),
-            (lambda: RunConfiguration(conda_dependency=None), "conda_dependencies")):
+            (lambda: RunConfiguration(conda_dependency=None), "conda_dependencies"),
+            (lambda: Dataset.Tabular.from_delimited_files(str(tmp_path / "t.csv"), seperator=";"), "separator"),
+            (lambda: Model(Workspace.from_config(), "m", verison=1), "version"),
+            (lambda: Workspace(workspace_nme="w"), "workspace_name")):
         with pytest.raises(InvalidInput, match=f"has no setting '.*'; did you mean '{meant}'"):
             make()
     with pytest.raises(InvalidInput, match="primary_metric_name=''"):
