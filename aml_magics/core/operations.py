@@ -678,29 +678,24 @@ class DeploymentOperations(_Operations):
     """Scoring web services: deploy registered models behind ``score.py`` (or a default scorer)."""
 
     def create(self, name: str | None, models: list[str] | str, *, score: str | os.PathLike | None = None,
-               host: str = "127.0.0.1", port: int | None = None, auth: bool = True, update: bool = False,
+               host: str | None = None, port: int | None = None, auth: bool | None = None, update: bool = False,
                timeout: float = 120, request_timeout_s: float = 60.0, max_body_bytes: int = 100 * 1024 * 1024,
-               environment: str | None = None, instance_type: str | None = None, workers: int = 1):
-        """Deploy (or with ``update`` swap in place); returns when the service is Healthy. ``instance_type``:
-        the VM size of an Azure managed online deployment; ``workers``: processes serving it (each runs score.py's
-        ``init()`` and takes requests from the same socket; on Azure, the inference server's WORKER_COUNT)."""
+               environment: str | None = None, instance_type: str | None = None, workers: int | None = None):
+        """Deploy (or with ``update`` swap in place); returns when the service is Healthy. ``host`` (default
+        127.0.0.1), ``port`` (default: a free one), ``auth`` (default: a key) and ``workers`` (default 1): an update
+        keeps the service's own unless given — its address cannot change in place — and, locally, its score.py
+        and environment too. ``instance_type``: the VM size
+        of an Azure managed online deployment; ``workers``: processes serving it (each runs score.py's ``init()`` and
+        takes requests from the same socket; on Azure, the inference server's WORKER_COUNT)."""
         from .services import Webservice
 
         request_timeout_s = checks.positive("request_timeout_s", request_timeout_s, checks.MAX_TIMEOUT_S)
         timeout = checks.positive("timeout", timeout, checks.MAX_TIMEOUT_S)
         max_body_bytes = checks.whole("max_body_bytes", max_body_bytes, 1, 2 ** 40)
-        workers = checks.whole("--workers", workers, 1, MAX_WORKERS)
+        if workers is not None:
+            workers = checks.whole("--workers", workers, 1, MAX_WORKERS)
         if port is not None:  # 99999, "8080x", 1.5: the service failed to start, after the whole deploy timeout
             port = checks.whole("--port", port, 1, 65535)
-        loopback = checks.loopback_host(host)
-        if not auth and not loopback:
-            raise InvalidInput(f"--no-auth with --host {host}: anyone who can reach this machine could call the "
-                               "service without a key; keep the key (drop --no-auth) or listen on 127.0.0.1")
-        capabilities = self._client.capabilities
-        if instance_type and not capabilities.instance_types:
-            raise not_supported(capabilities, "--instance-type")
-        if not auth and "--no-auth" in capabilities.not_supported:
-            raise not_supported(capabilities, "--no-auth")
         if not isinstance(models, (str, list, tuple)):
             raise InvalidInput(f"name the model(s) to deploy as 'NAME[:VERSION]' or a list of them, got "
                                f"{checks.shown(models)}")
@@ -708,8 +703,21 @@ class DeploymentOperations(_Operations):
         if name is None:
             name = default_service_name(refs[0][0]) if refs else ""
         check_service_name(name)
+        capabilities = self._client.capabilities
+        if update and not capabilities.remote:
+            host, auth = self._as_it_is(name, host, port, auth)
+        host = "127.0.0.1" if host is None else host
+        auth = True if auth is None else auth
+        loopback = checks.loopback_host(host)
+        if not auth and not loopback:
+            raise InvalidInput(f"--no-auth with --host {host}: anyone who can reach this machine could call the "
+                               "service without a key; keep the key (drop --no-auth) or listen on 127.0.0.1")
+        if instance_type and not capabilities.instance_types:
+            raise not_supported(capabilities, "--instance-type")
+        if not auth and "--no-auth" in capabilities.not_supported:
+            raise not_supported(capabilities, "--no-auth")
         cores = os.cpu_count() or 1
-        if workers > cores and not capabilities.remote:
+        if workers is not None and workers > cores and not capabilities.remote:
             print(f"Note: {workers} workers on this machine's {cores} cores: each loads the model, and more than about "
                   "one per core adds memory, not requests per second.", file=sys.stderr)
         if score:
@@ -718,8 +726,24 @@ class DeploymentOperations(_Operations):
                                          auth=auth, update=update, timeout=timeout,
                                          request_timeout_s=request_timeout_s, max_body_bytes=max_body_bytes,
                                          environment=environment, instance_type=instance_type,
-                                         **({"workers": workers} if workers != 1 else {}))
+                                         **({"workers": workers} if workers is not None else {}))
         return Webservice(self._client, name)
+
+    def _as_it_is(self, name: str, host: str | None, port: int | None, auth: bool | None) -> tuple[str | None,
+                                                                                                     bool | None]:
+        """An update's host and key setting: the service's own unless given; a new address is refused (the
+        service keeps its socket through an update — `--port 9999` was dropped without a word)."""
+        try:
+            current = self._backend.deployments.get(name)
+        except NotFound:
+            return host, auth  # (the backend says the service does not exist)
+        moved = [f"--{what} {new}" for what, new, now in (("host", host, current.host), ("port", port, current.port))
+                 if new is not None and new != now]
+        if moved:
+            raise InvalidInput(f"service {name} listens on {current.host}:{current.port}; --update keeps its address, "
+                               f"so {' and '.join(moved)} cannot apply: delete it (%aml service {name} --delete) and "
+                               "deploy again to move it")
+        return current.host, current.auth if auth is None else auth
 
     def get(self, name: str):
         from .services import Webservice

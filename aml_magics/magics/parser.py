@@ -419,16 +419,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("models", nargs="+", metavar="MODEL[:VERSION]", help="registered model(s); the latest version by default")
     p.add_argument("--name", help="service name (default: the model's name, lower-cased)")
     p.add_argument("--score", help="score.py with init() and run(raw_data) (default: a scorer for the model's framework)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=_count(1, 65535), help="port (default: a free one)")
     p.add_argument("--no-auth", action="store_true", help="serve /score without a key (not recommended)")
-    p.add_argument("--update", action="store_true", help="swap the models/score.py of an existing service in place")
+    p.add_argument("--update", action="store_true",
+                   help="swap the models/score.py of an existing service in place (its address, key setting, "
+                        "workers, score.py and --env stay unless given)")
     p.add_argument("--env", dest="environment", metavar="ENV",
                    help="serve from an environment: a registered NAME[:VERSION] or a requirements.txt / .yml")
     p.add_argument("--target", choices=sorted(BACKENDS),
                    help="where the service runs: this workspace's kind (default); azure needs %%aml connect")
     p.add_argument("--instance-type", help="azure: the VM size of the deployment (default Standard_DS3_v2)")
-    p.add_argument("--workers", type=_count(1, 64), default=1,
+    p.add_argument("--workers", type=_count(1, 64),
                    help="processes serving it, each with its own init() (default 1; about one per core)")
 
     p = sub.add_parser("services", help="deployed services: state, scoring URI, models", add_help=False)

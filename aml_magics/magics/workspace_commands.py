@@ -61,7 +61,8 @@ class WorkspaceCommands:
                              f"{HOW_TO_OPEN.get(args.target, '%aml workspace use PATH')} and register the model there")
         try:
             service = self.client.deployments.create(args.name, args.models, score=args.score, host=args.host,
-                                                     port=args.port, auth=not args.no_auth, update=args.update,
+                                                     port=args.port, auth=False if args.no_auth else None,
+                                                     update=args.update,
                                                      environment=args.environment,
                                                      instance_type=args.instance_type, workers=args.workers)
         except KeyboardInterrupt:  # ("Interrupted." alone left the user thinking the deploy had stopped)
@@ -78,8 +79,9 @@ class WorkspaceCommands:
                 print(f"\nStopped waiting; service {name} goes on ({state}): %aml services shows it, "
                       f"%aml service {name} --delete stops it.", file=sys.stderr)
             return None
-        if not checks.loopback_host(args.host):  # (keyed: --no-auth there is refused by deployments.create)
-            print(f"Warning: the service listens on {args.host}, reachable from other machines.", file=sys.stderr)
+        host = self.client.deployments.get_info(service.name).host if args.update else args.host
+        if host and not checks.loopback_host(host):  # (keyed: --no-auth there is refused by deployments.create)
+            print(f"Warning: the service listens on {host}, reachable from other machines.", file=sys.stderr)
         return service
 
     def _cmd_env(self, args):

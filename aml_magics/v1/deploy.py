@@ -301,6 +301,9 @@ def _deploy(workspace: Any, name: str, models: list, inference_config: Any, depl
         note_once("aci-auth", "Azure ML online endpoints always need a key: this service keeps key auth on "
                               "(service.get_keys(); service.run() sends the key)")
         auth = True
+    if exists and config.port is not None and client.deployments.get_info(name).port != config.port:
+        client.deployments.delete(name)  # overwrite=True on another port: replaced (an update keeps its socket)
+        exists = False
     client.deployments.create(name, refs, score=score, auth=auth, port=config.port, update=exists,
                               environment=environment)
     return Webservice._wrap(workspace, name)

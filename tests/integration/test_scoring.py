@@ -352,6 +352,33 @@ def test_an_update_that_does_not_start_is_an_error_and_changes_nothing(client, d
     assert svc.run({"data": digits[:1].tolist()})["version"] == "1"
 
 
+def test_an_update_keeps_the_services_address_key_setting_and_workers(client, digits, tmp_path, ip, capsys):
+    """`deploy … --update` set what it was not given back to the defaults — two workers became one, a service
+    without a key got one (its callers then had 401s) — and `--port 9999 --host 0.0.0.0` were dropped while the
+    magic warned that the service now listened on 0.0.0.0."""
+    (tmp_path / "score.py").write_text(SCORE)
+    ip.run_line_magic("aml", f"deploy digits:1 --name digits-same --score {tmp_path / 'score.py'} --workers 2 "
+                             "--no-auth")
+    client.models.register("digits", tmp_path / "model.pkl")  # version 2
+    before = client.deployments.get_info("digits-same")
+    spec = client.backend.path / "deployments" / "digits-same" / "spec.json"
+    capsys.readouterr()
+    for moved in ("--port 9", "--host 0.0.0.0", "--port 9 --host 0.0.0.0"):
+        with pytest.raises(UsageError, match=rf"^service digits-same listens on 127.0.0.1:{before.port}; --update "
+                                             r"keeps its address, so .* cannot apply: delete it"):
+            ip.run_line_magic("aml", f"deploy digits:2 --name digits-same --update {moved}")
+    assert "Warning" not in capsys.readouterr().err
+    assert client.deployments.get_info("digits-same").models == ["digits:1"]  # refused: nothing changed
+    ip.run_line_magic("aml", f"deploy digits:2 --name digits-same --update --port {before.port}")  # its own: fine
+    after = client.deployments.get_info("digits-same")
+    assert (after.models, after.auth, after.port) == (["digits:2"], False, before.port)
+    assert json.loads(spec.read_text())["workers"] == 2
+    answer = requests.post(after.scoring_uri, json={"data": digits[:1].tolist()}, timeout=10)  # still no key
+    assert answer.status_code == 200 and answer.json()["version"] == "2"
+    client.deployments.create("digits-same", "digits:1", score=tmp_path / "score.py", update=True, workers=1)
+    assert json.loads(spec.read_text())["workers"] == 1  # given: applied
+
+
 def test_a_worker_whose_counts_file_is_gone_still_serves(client, digits, tmp_path):
     """A worker of several whose shared counts file has gone (or was cut short by a full disk) accepts connections
     as a lone server does, with one line in the service log, rather than failing its start."""

@@ -128,7 +128,7 @@ class LocalDeployments(DeploymentsBackend):
     def deploy(self, name: str, models: list, score_path: Path | None, *, host: str, port: int | None,
                auth: bool, update: bool, timeout: float, request_timeout_s: float = 60.0,
                max_body_bytes: int = 100 * 1024 * 1024, environment: str | None = None,
-               instance_type: str | None = None, workers: int = 1):
+               instance_type: str | None = None, workers: int | None = None):
         with self._one_at_a_time(name):
             return self._deploy(name, models, score_path, host=host, port=port, auth=auth, update=update,
                                 timeout=timeout, request_timeout_s=request_timeout_s, max_body_bytes=max_body_bytes,
@@ -136,7 +136,7 @@ class LocalDeployments(DeploymentsBackend):
 
     def _deploy(self, name: str, models: list, score_path: Path | None, *, host: str, port: int | None,
                 auth: bool, update: bool, timeout: float, request_timeout_s: float, max_body_bytes: int,
-                environment: str | None, workers: int = 1):
+                environment: str | None, workers: int | None = None):
         import secrets
         import socket
 
@@ -153,7 +153,11 @@ class LocalDeployments(DeploymentsBackend):
         twice = next((m.id for i, m in enumerate(infos) if m.id in [n.id for n in infos[:i]]), None)
         if twice is not None:  # (``m1`` and ``m1:1`` are the same model too)
             raise InvalidInput(f"model {twice} is named twice; name each model to deploy once")
-        if score_path is not None:
+        own = _spec_of(self.root / name) if existing is not None else {}
+        kept_score = _own_score(self.root / name) if existing is not None and score_path is None else None
+        if kept_score is not None:
+            source = kept_score
+        elif score_path is not None:
             score_path = checks.expand_home(score_path)
             if score_path.is_dir():
                 raise InvalidInput(f"score script {score_path} is a folder; give the .py file with init() and run()")
@@ -165,9 +169,16 @@ class LocalDeployments(DeploymentsBackend):
             if source is None:
                 raise InvalidInput(f"model {infos[0].id} ({infos[0].framework or 'unknown framework'}) has no default "
                                    "scorer: give a score.py with init() and run(raw_data) (--score score.py)")
-        python = self.backend.environments.python(environment) if environment else None
+        # an update keeps what it is not given: its own score.py (above) and environment (it took the default
+        # scorer and the kernel's Python instead)
+        if existing is not None and environment is None:
+            python, environment = own.get("python"), own.get("environment")
+        else:
+            python = self.backend.environments.python(environment) if environment else None
         if existing is not None:
             port, host = existing["port"], existing["host"]
+            if workers is None:  # an update keeps the service's workers unless given (it set them back to 1)
+                workers = own.get("workers") or 1
         elif port is None:
             with socket.socket() as s:
                 s.bind((host, 0))
@@ -185,7 +196,7 @@ class LocalDeployments(DeploymentsBackend):
         model_dir = str(Path(infos[0].path).parent) if len(infos) == 1 else str(self.backend.path / "models")
         spec = {"entry_script": "score.py", "model_dir": model_dir, "model_paths": model_paths, "host": host,
                 "port": port, "auth": auth, "models": [m.id for m in infos], "timeout_s": request_timeout_s,
-                "max_body": max_body_bytes, "python": python, "environment": environment, "workers": workers}
+                "max_body": max_body_bytes, "python": python, "environment": environment, "workers": workers or 1}
         try:
             _write_atomic(folder / "score.py", source)
             _write_atomic(folder / "spec.json", json.dumps(spec, indent=2))
@@ -381,6 +392,27 @@ def _write_atomic(path: Path, text: str | bytes, mode: int = 0o644) -> None:
 def _write_private(path: Path, text: str) -> None:
     """Secrets: a 0600 file, replaced atomically."""
     _write_atomic(path, text, 0o600)
+
+
+def _spec_of(folder: Path) -> dict:
+    """A service's spec.json ({} when it cannot be read: what it held is then the defaults)."""
+    try:
+        spec = json.loads((folder / "spec.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return spec if isinstance(spec, dict) else {}
+
+
+def _own_score(folder: Path) -> str | None:
+    """A service's own score.py, which an update without one keeps (None: it has the generated default scorer, which
+    an update makes again for the new model, or none can be read)."""
+    try:
+        source = (folder / "score.py").read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return None
+    from ...scoring.default_scorer import GENERATED_MARK
+
+    return None if source.startswith(GENERATED_MARK) else source
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
