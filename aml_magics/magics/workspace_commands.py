@@ -79,7 +79,7 @@ class WorkspaceCommands:
                 print(f"\nStopped waiting; service {name} goes on ({state}): %aml services shows it, "
                       f"%aml service {name} --delete stops it.", file=sys.stderr)
             return None
-        host = self.client.deployments.get_info(service.name).host if args.update else args.host
+        host = None if caps.remote else self.client.deployments.get_info(service.name).host
         if host and not checks.loopback_host(host):  # (keyed: --no-auth there is refused by deployments.create)
             print(f"Warning: the service listens on {host}, reachable from other machines.", file=sys.stderr)
         return service

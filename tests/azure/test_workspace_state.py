@@ -114,6 +114,39 @@ def test_a_deploy_reads_the_endpoint_and_keeps_what_it_does_not_change(azure, tm
     assert final.body["properties"]["traffic"] == {"blue": 100} and final.body["properties"]["authMode"] == "Key"
 
 
+def test_an_update_keeps_the_deployments_vm_size_and_workers_unless_given(azure, tmp_path):
+    """An update of a deployment made with `--instance-type Standard_F4s_v2 --workers 2` PUT Standard_DS3_v2 and no
+    WORKER_COUNT: it resized the deployment and went back to one worker without a word."""
+    client, fake = azure
+    client.models.register("digits", "outputs/model.pkl", run_id="job-1")
+    client.models.register("digits", "outputs/model.pkl", run_id="job-2")
+    (tmp_path / "score.py").write_text("def init():\n    pass\n\ndef run(raw):\n    return raw\n")
+
+    def deployment_put(since):
+        puts = [c for c in fake.calls[since:] if c.operation == "OnlineDeployments_CreateOrUpdate"]
+        assert len(puts) == 1
+        return puts[0].body["properties"]
+
+    client.deployments.create("digits-ep", "digits:1", score=tmp_path / "score.py", instance_type="Standard_F4s_v2",
+                              workers=2)
+    mark = len(fake.calls)
+    client.deployments.create("digits-ep", "digits:2", score=tmp_path / "score.py", update=True)
+    props = deployment_put(mark)
+    assert "OnlineDeployments_Get" in ops_of(fake, mark)  # read before it is written
+    assert props["instanceType"] == "Standard_F4s_v2" and props["environmentVariables"] == {"WORKER_COUNT": "2"}
+    assert props["model"].endswith("/models/digits/versions/2")
+    mark = len(fake.calls)
+    client.deployments.create("digits-ep", "digits:2", score=tmp_path / "score.py", update=True, workers=1,
+                              instance_type="Standard_DS2_v2")  # given: applied
+    props = deployment_put(mark)
+    assert props["instanceType"] == "Standard_DS2_v2" and "environmentVariables" not in props
+    mark = len(fake.calls)
+    client.deployments.create("other-ep", "digits:1", score=tmp_path / "score.py")  # a new one: the defaults
+    props = deployment_put(mark)
+    assert props["instanceType"] == "Standard_DS3_v2" and "environmentVariables" not in props
+    assert "OnlineDeployments_Get" not in ops_of(fake, mark)
+
+
 def test_a_link_to_another_host_is_never_followed_with_the_token(azure):
     """A nextLink (or an operation monitor) pointing elsewhere would carry our bearer token there."""
     client, fake = azure

@@ -377,6 +377,10 @@ def test_an_update_keeps_the_services_address_key_setting_and_workers(client, di
     assert answer.status_code == 200 and answer.json()["version"] == "2"
     client.deployments.create("digits-same", "digits:1", score=tmp_path / "score.py", update=True, workers=1)
     assert json.loads(spec.read_text())["workers"] == 1  # given: applied
+    capsys.readouterr()
+    ip.run_line_magic("aml", f"deploy digits:1 --name digits-open --score {tmp_path / 'score.py'} --host 0.0.0.0")
+    ip.run_line_magic("aml", "deploy digits:2 --name digits-open --update")  # still there: still said
+    assert capsys.readouterr().err.count("Warning: the service listens on 0.0.0.0, reachable from other machines") == 2
 
 
 def test_a_worker_whose_counts_file_is_gone_still_serves(client, digits, tmp_path):

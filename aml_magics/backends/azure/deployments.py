@@ -36,8 +36,7 @@ class AzureDeployments(DeploymentsBackend):
     def deploy(self, name: str, models: list, score_path: Path | None, *, host: str = "", port=None, auth: bool = True,
                update: bool = False, timeout: float = 0, request_timeout_s: float = 60.0,
                max_body_bytes: int = 100 * 1024 * 1024, environment: str | None = None,
-               instance_type: str | None = None, workers: int = 1):
-        instance_type = instance_type or "Standard_DS3_v2"
+               instance_type: str | None = None, workers: int | None = None):
         if not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]", name or ""):
             raise InvalidInput(f"endpoint name {name!r}: 3-32 letters, digits and '-', starting with a letter")
         if not auth:
@@ -56,6 +55,19 @@ class AzureDeployments(DeploymentsBackend):
         if current is None:  # as Microsoft's SDK creates one: key auth, a system-assigned identity
             self.b.arm.put(f"{self.base}/{name}", {"location": location, "identity": {"type": "SystemAssigned"},
                                                    "properties": {"authMode": "Key"}})
+        elif instance_type is None or workers is None:
+            # an update keeps the deployment's VM size and workers unless given (it resized to Standard_DS3_v2
+            # and went back to one worker)
+            try:
+                was = self.b.arm.get(f"{self.base}/{name}/deployments/{self.DEPLOYMENT}").get("properties") or {}
+            except NotFound:
+                was = {}
+            instance_type = instance_type or was.get("instanceType")
+            if workers is None:
+                count = str((was.get("environmentVariables") or {}).get("WORKER_COUNT") or "1")
+                workers = int(count) if count.isdigit() else 1
+        instance_type = instance_type or "Standard_DS3_v2"
+        workers = workers or 1
         props: dict[str, Any] = {
             "endpointComputeType": "Managed", "instanceType": instance_type,
             "model": f"{self.b.ws.path}/models/{model.name}/versions/{model.version}",
