@@ -550,10 +550,23 @@ class ComputeOperations(_Operations):
         raise NotFound.with_suggestions("compute target", name, [c.name for c in targets])
 
     def create(self, name: str, max_concurrent: int | None = None) -> ComputeTarget:
-        """A compute target of ``max_concurrent`` slots or nodes (default: ``capabilities.default_compute_size``)."""
+        """A compute target of ``max_concurrent`` slots or nodes (default: ``capabilities.default_compute_size``).
+        One that exists is kept as it is, or resized when ``max_concurrent`` differs (said either way: a `create`
+        without a size set it back to the default without a word)."""
         checks.text("compute name", name, max_len=checks.MAX_NAME)
+        if max_concurrent is not None:
+            max_concurrent = checks.whole("--max-concurrent", max_concurrent, 1, MAX_CONCURRENT)
+        current = next((c for c in self._backend.computes.list() if c.name == name), None)
+        if current is not None and max_concurrent in (None, current.max_concurrent):
+            print(f"Note: compute {name} exists ({current.max_concurrent} at once), kept as it is"
+                  + ("" if max_concurrent else f"; to resize it: %aml compute create {name} --max-concurrent N"),
+                  file=sys.stderr)
+            return current
         size = self._client.capabilities.default_compute_size if max_concurrent is None else max_concurrent
-        return self._backend.computes.create(name, checks.whole("--max-concurrent", size, 1, MAX_CONCURRENT))
+        target = self._backend.computes.create(name, size)
+        if current is not None:
+            print(f"Note: compute {name} resized: {current.max_concurrent} → {size} at once", file=sys.stderr)
+        return target
 
 
 class DatastoreOperations(_Operations):

@@ -315,6 +315,20 @@ def test_a_run_past_its_time_limit_is_canceled_and_says_why(ip, client):
     assert done.status == "Completed" and done.error is None  # a run within its limit is untouched
 
 
+def test_compute_create_of_an_existing_target_keeps_it_or_says_it_resized(ip, client, capsys):
+    """`%aml compute create small` of a target made with --max-concurrent 3 set it back to the default without a
+    word (and a size given resized it just as quietly)."""
+    ip.run_line_magic("aml", "compute create small --max-concurrent 3")
+    capsys.readouterr()
+    kept = ip.run_line_magic("aml", "compute create small")
+    assert kept.max_concurrent == 3 and client.computes.get("small").max_concurrent == 3
+    assert "Note: compute small exists (3 at once), kept as it is; to resize it: %aml compute create small " \
+           "--max-concurrent N" in capsys.readouterr().err
+    ip.run_line_magic("aml", "compute create small --max-concurrent 1")
+    assert client.computes.get("small").max_concurrent == 1
+    assert "Note: compute small resized: 3 → 1 at once" in capsys.readouterr().err
+
+
 def test_queueing_with_max_concurrent_one(ip, client, workspace):
     ip.run_line_magic("aml", "compute create single --max-concurrent 1")
     # runs of 1 s: the first is still running when the statuses of the other two are read
