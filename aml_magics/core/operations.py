@@ -912,6 +912,15 @@ def _check_submission(sub: RunSubmission) -> None:
             note = _parameters_note(doc, sub.parameters)
             if note:
                 print(f"Note: {note}.", file=sys.stderr)
+    template = getattr(sub.engine, "template", None)
+    if sub.kind == "sweep" and getattr(template, "kind", None) == "notebook" and sub.source_dir and template.entry:
+        again = _set_again(_check_notebook(Path(sub.source_dir) / template.entry), set(sub.engine.space))
+        if again:  # every trial would run with the notebook's own value: a "best" of something that changed nothing
+            number, names = again[0]
+            raise InvalidInput(f"cell {number} of {template.entry} sets {', '.join(names)} after where the sweep sets "
+                               f"{'it' if len(names) == 1 else 'them'}, so every trial would run with the notebook's "
+                               f"own value: tag the cell that sets the defaults 'parameters' (each trial's values "
+                               "then come after it), or set them there only")
 
 
 def _check_nesting(sub: RunSubmission) -> None:
@@ -942,14 +951,19 @@ def _check_nesting(sub: RunSubmission) -> None:
 
 def _parameters_note(doc: dict, parameters: dict) -> str | None:
     """What a user would want to know before a notebook runs with ``-p`` values its parameters cell does not set:
-    papermill sets them anyway, and only says so in the run's log (a typo, ``-p alpah=2``, changes nothing)."""
+    papermill sets them anyway, and only says so in the run's log (a typo, ``-p alpah=2``, changes nothing) — or
+    that a later cell sets again (the run then uses the notebook's value)."""
     import ast
 
     cells = [c for c in doc.get("cells", []) if isinstance(c, dict) and isinstance(c.get("metadata"), dict)
              and "parameters" in (c["metadata"].get("tags") or [])]
+    again = _set_again(doc, parameters)
+    later = (" — and " + "; ".join(f"cell {n} sets {', '.join(names)}" for n, names in again)
+             + f" again after {'the parameters cell' if cells else 'it'}, so the run uses the notebook's "
+             + ("value" if sum(len(names) for _, names in again) == 1 else "values")) if again else ""
     if not cells:
-        return ("the notebook has no cell tagged 'parameters', so the -p values are set in a new first cell; tag "
-                "the cell that sets the defaults 'parameters' so that they come after it")
+        return (f"the notebook has no cell tagged 'parameters', so the -p values are set in a new first cell{later}; "
+                "tag the cell that sets the defaults 'parameters' so that they come after it")
     names: set[str] = set()
     for cell in cells:
         source = cell.get("source", "")
@@ -964,10 +978,39 @@ def _parameters_note(doc: dict, parameters: dict) -> str | None:
                 names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
     unknown = [p for p in parameters if p not in names]
     if not unknown:
-        return None
+        return later[len(" — and "):] if later else None
     return (f"the notebook's parameters cell does not set {', '.join(unknown)} (it sets "
             f"{', '.join(sorted(names)) or 'nothing'}); check the spelling: -p sets "
-            f"{'it' if len(unknown) == 1 else 'them'} anyway")
+            f"{'it' if len(unknown) == 1 else 'them'} anyway{later}")
+
+
+def _set_again(doc: dict, parameters: Any) -> list[tuple[int, list[str]]]:
+    """The code cells (numbered from 1) after where papermill sets the parameters (after the last cell tagged
+    'parameters', else first) whose top-level statements assign one of ``parameters`` anew (``lr = 0.1``, not
+    ``lr = lr * 2``), with those names: the run then uses the notebook's value, not the one given."""
+    import ast
+
+    code = [c for c in doc.get("cells", []) if isinstance(c, dict) and c.get("cell_type") == "code"]
+    tagged = [i for i, c in enumerate(code) if isinstance(c.get("metadata"), dict)
+              and "parameters" in (c["metadata"].get("tags") or [])]
+    found = []
+    for number, cell in enumerate(code[tagged[-1] + 1 if tagged else 0:], tagged[-1] + 2 if tagged else 1):
+        source = cell.get("source", "")
+        try:
+            tree = ast.parse("".join(source) if isinstance(source, list) else str(source))
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue  # magics or a syntax error: not read
+        names = set()
+        for node in tree.body:
+            if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+                continue
+            read = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names.update(n.id for n in ast.walk(target)
+                             if isinstance(n, ast.Name) and n.id in parameters and n.id not in read)
+        if names:
+            found.append((number, sorted(names)))
+    return found
 
 
 def _check_notebook(path: Path) -> dict:

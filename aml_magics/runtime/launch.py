@@ -130,6 +130,11 @@ def run_notebook(spec: dict) -> None:
     pm_log.addHandler(handler)
     pm_log.setLevel(logging.INFO)
     pm_log.propagate = False
+    import warnings
+
+    # a notebook saved by an older Jupyter (or written by a tool) has no cell ids: nbformat adds them, and warned of
+    # it into every run's log (MissingIDFieldWarning, with its file and line)
+    warnings.filterwarnings("ignore", message="Cell is missing an id field")
     entry = spec["entry"]
     os.makedirs("outputs", exist_ok=True)
     output = os.path.join("outputs", os.path.basename(entry))

@@ -545,8 +545,17 @@ def test_a_parameter_the_notebook_does_not_set_is_noted_at_submission():
     assert _parameters_note(params, {"alpha": 2, "lr": 0.2, "n": 5, "steps": 9}) is None
     note = _parameters_note(params, {"alpah": 2, "beta": 3})
     assert note == ("the notebook's parameters cell does not set alpah, beta (it sets alpha, depth, lr, n, steps); "
-                    "check the spelling: -p sets them anyway")
-    assert "no cell tagged 'parameters'" in _parameters_note(nb(([], "alpha = 1")), {"alpha": 2})
+                    "check the spelling: -p sets them anyway — and cell 2 sets beta again after the parameters cell, "
+                    "so the run uses the notebook's value")
+    # no parameters cell: -p goes first, and a cell that sets it again made the run use the notebook's value, with a
+    # note that said only "tag a cell"; a cell that reads it as it sets it (alpha = alpha * 2) does not count
+    assert _parameters_note(nb(([], "import os\nalpha = 1\nif 1:\n    lr = 2")), {"alpha": 2, "lr": 3}) == (
+        "the notebook has no cell tagged 'parameters', so the -p values are set in a new first cell — and cell 1 "
+        "sets alpha again after it, so the run uses the notebook's value; tag the cell that sets the defaults "
+        "'parameters' so that they come after it")
+    assert "again" not in _parameters_note(nb(([], "alpha = alpha * 2")), {"alpha": 2})
+    assert _parameters_note(nb((["parameters"], "lr = 1"), ([], "lr: float = 0.5")), {"lr": 2}) == (
+        "cell 2 sets lr again after the parameters cell, so the run uses the notebook's value")
     assert _parameters_note(nb((["parameters"], "%matplotlib inline\nalpha = 1")), {"x": 1}) is None  # papermill's
 
 

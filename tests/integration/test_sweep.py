@@ -409,6 +409,17 @@ def test_notebook_sweep_passes_parameters(ip, client, project):
                                       "--sampling grid --parallel 2 -e nb-sweep --wait")
     children = client.runs.children(parent.id).infos
     assert sorted(c.latest_metrics.get("score") for c in children) == [6, 10], [c.error for c in children]
+    # a notebook that sets a swept parameter again after where the sweep sets it ran every trial with its own value
+    # and reported a "best" of something that changed nothing
+    from IPython.core.error import UsageError
+
+    cells[0]["metadata"] = {}  # no parameters cell: the trial's values come first, and this cell sets C again
+    (project / "untagged.ipynb").write_text(json.dumps(nb))
+    before = len(client.runs.list(limit=None))
+    with pytest.raises(UsageError, match=r"^cell 1 of untagged.ipynb sets C after where the sweep sets it, so every "
+                                         r"trial would run with the notebook's own value: tag the cell"):
+        ip.run_line_magic("aml", 'sweep untagged.ipynb --param "C=choice(3, 5)" --metric score -e nb-sweep')
+    assert len(client.runs.list(limit=None)) == before  # nothing started
 
 
 def test_timeout_stops_the_sweep_and_cancels_running_trials(ip, client):
