@@ -364,6 +364,10 @@ class Controller:
         if stopped_by == "failures":
             raise EngineStopped(f"the sweep stopped after {self.consecutive_failures} consecutive failed trials; "
                                 f"the last error: {self.last_error}")
+        statuses = [t["status"] for t in self.trials.values()]
+        if "Failed" in statuses and "Completed" not in statuses:  # (it ended Completed, listed among the successes)
+            said = "the only trial failed" if len(statuses) == 1 else f"all {len(statuses)} trials failed"
+            raise EngineStopped(f"{said}; the last error: {self.last_error}")
         return 0
 
     def finish(self, stopped_by: str | None) -> None:

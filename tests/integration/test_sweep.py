@@ -238,6 +238,11 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(ip, client):
     info = client.runs.get(parent.id)
     assert info.status == "Failed" and "2 consecutive failed trials" in info.error and "broken" in info.error
     assert len(client.runs.children(parent.id).infos) == 2
+    # fewer trials than --max-failures, every one failed: the sweep ended Completed, among the successes
+    parent = sweep(ip, "--metric acc --sampling grid -e broken --wait",
+                   "C = choice(1, 2)\nraise RuntimeError('broken')\n")
+    info = client.runs.get(parent.id)
+    assert info.status == "Failed" and info.error == "all 2 trials failed; the last error: RuntimeError: broken"
 
 
 def test_a_trial_that_logged_nan_or_text_is_said_as_it_is(ip, client):
