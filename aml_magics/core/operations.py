@@ -102,6 +102,8 @@ class RunOperations(_Operations):
             limit = checks.whole("--limit", limit, 1, MAX_LIST)
         offset = checks.whole("--offset", offset, 0, checks.INT64_MAX)
         if tags is not None:
+            if isinstance(tags, dict):  # a number, as tags are set ({"fold": 1} is stored "1"), finds what it set
+                tags = {k: str(v) if isinstance(v, (int, float)) else v for k, v in tags.items()}
             if not isinstance(tags, dict) or not all(isinstance(k, str) and k and (v is None or isinstance(v, str))
                                                      for k, v in tags.items()):
                 raise InvalidInput("tags filter: give {'key': 'value'} (or {'key': None} for any value), "

@@ -155,9 +155,12 @@ def test_a_count_past_the_cap_says_at_least(tmp_path, monkeypatch):
 
 def test_a_bad_tag_filter_is_one_clear_error(tmp_path):
     client = Client(tmp_path / "ws")
-    for bad in ({"": "x"}, {"k": 3}, ["team=a"], {3: "x"}):
+    for bad in ({"": "x"}, {"k": [3]}, ["team=a"], {3: "x"}):
         with pytest.raises(InvalidInput, match="tags filter"):
             client.runs.list(tags=bad)
+    _seed_runs(client.backend.store, 40)  # a number finds the tag it set (tags are kept as text: 0 is "0")
+    assert [i.run_id for i in client.runs.list(tags={"seed": 0}, limit=None).infos] == \
+        [i.run_id for i in client.runs.list(tags={"seed": "0"}, limit=None).infos] != []
 
 
 def test_experiment_counts_kept_between_calls_follow_every_writer(tmp_path, store):
