@@ -107,6 +107,11 @@ class WorkspaceCommands:
         return self.client.deployments.list()
 
     def _cmd_service(self, args):
+        asked = [flag for flag, on in (("--logs", args.logs), ("--keys", args.keys), ("--test", args.test is not None),
+                                       ("--delete", args.delete), ("--build-image", args.build_image)) if on]
+        if len(asked) > 1:  # one of them was done and the others dropped: `--test … --delete` deleted untested
+            raise UsageError(f"%aml service takes one of --logs, --keys, --test, --delete, --build-image at a time; "
+                             f"give {' and '.join(asked)} in separate lines")
         service = self.client.deployments.get(args.name)
         if args.delete:
             service.delete()

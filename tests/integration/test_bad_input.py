@@ -107,6 +107,9 @@ def _snapshot_of_store(client):
         ("runs -e \udcff", None, "lone surrogate"),
         ("models \udcff", None, "lone surrogate"),
         ("service \udcff --delete", None, "lone surrogate"),
+        # two actions: one was done and the other dropped (`--test … --delete` deleted the service untested)
+        ("service svc --test '{}' --delete", None, "takes one of --logs, --keys, --test, --delete, --build-image at a "
+                                                   "time; give --test and --delete in separate lines"),
         ("cancel \udcff", None, "lone surrogate"),
         ("deploy \udcff", None, "lone surrogate"),
         ("show \ud800", None, "lone surrogate"),
