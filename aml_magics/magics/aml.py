@@ -209,6 +209,9 @@ class AmlMagics(WorkspaceCommands, PipelineCommands, Magics):
         return self._submit(sub, args)
 
     def _submit(self, sub: RunSubmission, args):
+        if args.wait and args.no_wait:  # (it did not wait, without a word)
+            raise UsageError("--wait and --no-wait say opposite things: give one (--no-wait is for a run with --out "
+                             "that should not block)")
         run = self.client.runs.submit(sub)
         wait = (args.wait or bool(sub.out_vars)) and not args.no_wait
         if not wait:

@@ -12,6 +12,14 @@ from ..core.pipelines import PipelineSpec, PipelineStep, binding, identifier
 from . import parser as cli
 
 
+
+#: the options of each ``%aml pipeline`` action (any other is refused, not ignored)
+_PIPELINE_FLAGS = {"target": "a name or file", "experiment": "-e", "compute": "-c", "no_reuse": "--no-reuse",
+                   "display_name": "--name", "tag": "--tag", "wait": "--wait", "force": "--force"}
+_PIPELINE_TAKES = {"run": {"target", "experiment", "compute", "no_reuse", "display_name", "tag", "wait"},
+                   "export": {"target", "experiment", "compute", "no_reuse", "force"},
+                   "show": {"target"}, "steps": set(), "clear": {"target"}}
+
 class PipelineCommands:
     """Mixed into ``AmlMagics``: ``self.client``, ``self.shell``, ``self._steps``, ``self._wait`` come from there."""
 
@@ -100,6 +108,13 @@ class PipelineCommands:
 
     def _cmd_pipeline(self, args):
         action = args.action
+        given = [(key, checks.shown(args.target, 40) if key == "target" else flag)
+                 for key, flag in _PIPELINE_FLAGS.items() if getattr(args, key) not in (None, False, [])]
+        extra = [flag for key, flag in given if key not in _PIPELINE_TAKES[action]]
+        if extra:  # (they were ignored: `pipeline run --force`, `pipeline show --wait`, `pipeline steps prep`)
+            takes = [flag for key, flag in _PIPELINE_FLAGS.items() if key in _PIPELINE_TAKES[action]]
+            raise UsageError(f"%aml pipeline {action} takes no {', '.join(extra)}"
+                             + (f" (it takes {', '.join(takes)})" if takes else "") + "; see %aml help pipeline")
         if action == "steps":
             return _StepList(list(self._steps.values()))
         if action == "clear":

@@ -108,6 +108,11 @@ def _snapshot_of_store(client):
         ("models \udcff", None, "lone surrogate"),
         ("service \udcff --delete", None, "lone surrogate"),
         # two actions: one was done and the other dropped (`--test … --delete` deleted the service untested)
+        ("run --wait --no-wait", "x = 1", "--wait and --no-wait say opposite things: give one"),
+        ("pipeline run --force", None, "%aml pipeline run takes no --force (it takes a name or file, -e, -c, "
+                                       "--no-reuse, --name, --tag, --wait)"),
+        ("pipeline steps prep", None, "%aml pipeline steps takes no 'prep'; see %aml help pipeline"),
+        ("pipeline show --wait", None, "%aml pipeline show takes no --wait"),
         ("service svc --test '{}' --delete", None, "takes one of --logs, --keys, --test, --delete, --build-image at a "
                                                    "time; give --test and --delete in separate lines"),
         ("cancel \udcff", None, "lone surrogate"),
