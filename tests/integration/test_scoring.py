@@ -374,7 +374,10 @@ def test_an_update_keeps_the_services_address_key_setting_and_workers(client, di
     assert (after.models, after.auth, after.port) == (["digits:2"], False, before.port)
     assert json.loads(spec.read_text())["workers"] == 2
     answer = requests.post(after.scoring_uri, json={"data": digits[:1].tolist()}, timeout=10)  # still no key
-    assert answer.status_code == 200 and answer.json()["version"] == "2"
+    assert answer.status_code == 200 and answer.json()["version"] == "2"  # the service's own score.py, kept
+    from aml_magics.scoring.default_scorer import GENERATED_MARK, TEMPLATES
+
+    assert all(t.startswith(GENERATED_MARK) for t in TEMPLATES.values())  # how an update tells a generated one
     client.deployments.create("digits-same", "digits:1", score=tmp_path / "score.py", update=True, workers=1)
     assert json.loads(spec.read_text())["workers"] == 1  # given: applied
     capsys.readouterr()
