@@ -44,7 +44,7 @@ class LocalDeployments(DeploymentsBackend):
         return row
 
     def _info(self, row) -> DeploymentInfo:
-        spec = json.loads((self.root / row["name"] / "spec.json").read_text()) if (self.root / row["name"] / "spec.json").exists() else {}
+        spec = _spec_of(self.root / row["name"])
         return DeploymentInfo(name=row["name"], state=row["state"], scoring_uri=row["scoring_uri"],
                               models=json.loads(row["models"]), host=row["host"], port=row["port"],
                               auth=spec.get("auth", True), restarts=row["restarts"], error=row["error"],
