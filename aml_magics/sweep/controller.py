@@ -54,6 +54,7 @@ class Controller:
         self.last_error = ""
         self.accounted: set[str] = set()
         self.best: tuple[float, str] | None = None
+        self.logged_instead: set[str] = set()  # metrics the trials logged that are not the primary one
         self.in_values: dict[str, Any] = {}
         self.study = None
         # A seeded sweep is repeatable: the same trials (parameters, in order) on every run, whatever the timing.
@@ -265,12 +266,27 @@ class Controller:
             self.last_error = self.last_error[0]
             line = f"Failed — {self.last_error}"
         elif value is None:  # (a text value is not in the numeric series)
-            self.last_error = f"the trial did not log {self.metric!r} as a number"
+            self.last_error = f"the trial did not log {self.metric!r} as a number{self._what_it_logged(run_id)}"
             line = f"no {self.metric} — {self.last_error}"
         else:  # NaN or an infinity: logged, but it cannot be ranked
             self.last_error = f"the trial logged {self.metric} = {value}, which cannot be ranked"
             line = f"{self.metric} = {value} — it cannot be ranked, so it is left out of the best"
         print(f"trial {t['n']}: {line}", flush=True)
+
+    def _what_it_logged(self, run_id: str) -> str:
+        """"; it logged acc, loss — is --metric one of them?": a misspelt --metric is named where the user looks."""
+        try:
+            latest = self.client.runs.get(run_id).latest_metrics
+        except Exception:  # (the line is a courtesy: a store that cannot say leaves it out)
+            return ""
+        if self.metric in latest:
+            return f" (it logged {self.metric} = {str(latest[self.metric])[:40]!r})"
+        names = list(latest)
+        if not names:
+            return " (it logged no metric)"
+        self.logged_instead.update(names)
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        return f"; it logged {shown} — is --metric one of them?"
 
     def settle(self, ended: list[str]) -> None:
         """Account for the trials that ended; in a seeded sweep, once the policy has judged all they logged."""
@@ -368,6 +384,14 @@ class Controller:
         if "Failed" in statuses and "Completed" not in statuses:  # (it ended Completed, listed among the successes)
             said = "the only trial failed" if len(statuses) == 1 else f"all {len(statuses)} trials failed"
             raise EngineStopped(f"{said}; the last error: {self.last_error}")
+        if self.best is None and "Completed" in statuses:
+            # every trial ran and none gave a value to rank: a sweep without a best is a failed sweep, not a success
+            # to be read trial by trial (most often --metric is not the name the script logs)
+            logged = sorted(self.logged_instead)
+            more = " …" if len(logged) > 8 else ""
+            said = (f"; they logged {', '.join(logged[:8])}{more} — give --metric one of those (the name passed to "
+                    f"run.log)") if logged else ""
+            raise EngineStopped(f"no trial logged {self.metric!r} as a number, so none can be ranked{said}")
         return 0
 
     def finish(self, stopped_by: str | None) -> None:

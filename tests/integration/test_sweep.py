@@ -243,6 +243,17 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(ip, client):
                    "C = choice(1, 2)\nraise RuntimeError('broken')\n")
     info = client.runs.get(parent.id)
     assert info.status == "Failed" and info.error == "all 2 trials failed; the last error: RuntimeError: broken"
+    # --metric misspelt (the script logs "acc"): every trial completed, none could be ranked, and the sweep ended
+    # Completed with no best, each trial's line saying only "did not log 'accuracy'"
+    parent = sweep(ip, "--metric accuracy --sampling grid -e misspelt --wait",
+                   "from aml_magics import Run\nC = choice(1, 2)\nRun.get_context().log('acc', C)\n"
+                   "Run.get_context().log('loss', -C)\n")
+    info = client.runs.get(parent.id)
+    assert info.status == "Failed", info.status
+    assert info.error == ("no trial logged 'accuracy' as a number, so none can be ranked; they logged acc, loss — "
+                          "give --metric one of those (the name passed to run.log)")
+    assert "no accuracy — the trial did not log 'accuracy' as a number; it logged acc, loss — is --metric one of " \
+           "them?" in client.runs.get_logs(parent.id)
 
 
 def test_a_trial_that_logged_nan_or_text_is_said_as_it_is(ip, client):
@@ -254,7 +265,7 @@ def test_a_trial_that_logged_nan_or_text_is_said_as_it_is(ip, client):
     log = client.runs.get_logs(parent.id)
     assert "acc = nan — it cannot be ranked, so it is left out of the best" in log
     assert "acc = inf — it cannot be ranked, so it is left out of the best" in log
-    assert "no acc — the trial did not log 'acc' as a number" in log
+    assert "no acc — the trial did not log 'acc' as a number (it logged acc = 'text')" in log
     assert client.runs.get(parent.id).latest_metrics["acc"] == 0.5
 
 
