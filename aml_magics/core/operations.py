@@ -698,10 +698,11 @@ class DeploymentOperations(_Operations):
                environment: str | None = None, instance_type: str | None = None, workers: int | None = None):
         """Deploy (or with ``update`` swap in place); returns when the service is Healthy. ``host`` (default
         127.0.0.1), ``port`` (default: a free one), ``auth`` (default: a key) and ``workers`` (default 1): an update
-        keeps the service's own unless given — its address cannot change in place — and, locally, its score.py
-        and environment too. ``instance_type``: the VM size of an Azure managed online deployment (an update keeps
-        it too); ``workers``: processes serving it (each runs score.py's ``init()`` and takes requests from the same
-        socket; on Azure, the inference server's WORKER_COUNT)."""
+        keeps the service's own unless given — its address cannot change in place — and its score.py and
+        environment too (a generated default scorer is made again for the new model). ``instance_type``: the VM
+        size of an Azure managed online deployment (an update keeps it too); ``workers``: processes serving it (each
+        runs score.py's ``init()`` and takes requests from the same socket; on Azure, the inference server's
+        WORKER_COUNT)."""
         from .services import Webservice
 
         request_timeout_s = checks.positive("request_timeout_s", request_timeout_s, checks.MAX_TIMEOUT_S)

@@ -338,12 +338,13 @@ def test_deploy_target_and_instance_type(azure, ip, tmp_path):
                                    f"--score {tmp_path / 'score.py'}")
     deployment = [c for c in fake.calls if c.operation == "OnlineDeployments_CreateOrUpdate"][-1]
     assert deployment.body["properties"]["instanceType"] == "Standard_F4s_v2" and svc.name == "digits-ep"
-    assert "environmentVariables" not in deployment.body["properties"]
+    # the example workspace's deployment has a variable of its own: kept, and no WORKER_COUNT for one worker
+    assert deployment.body["properties"]["environmentVariables"] == {"string": "string"}
     # --workers: the inference server's worker processes per instance (its WORKER_COUNT setting)
     ip.run_line_magic("aml", f"deploy digits:1 --name digits-ep --target azure --workers 4 --update "
                              f"--score {tmp_path / 'score.py'}")
     deployment = [c for c in fake.calls if c.operation == "OnlineDeployments_CreateOrUpdate"][-1]
-    assert deployment.body["properties"]["environmentVariables"] == {"WORKER_COUNT": "4"}
+    assert deployment.body["properties"]["environmentVariables"] == {"string": "string", "WORKER_COUNT": "4"}
     with pytest.raises(UsageError, match="--target local: services of this workspace run on Azure ML workspace"):
         ip.run_line_magic("aml", "deploy digits:1 --target local")
     magics._client = None  # back to the test's local workspace

@@ -16,6 +16,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .backend import AzureBackend
 
 
+#: the name the generated default scorer is uploaded under: an update without --score makes it again for the new model,
+#: where a user's own scoring script is kept
+GENERATED_SCRIPT = "aml_magics_score.py"
+
+
 class AzureDeployments(DeploymentsBackend):
     """Managed online endpoints, one deployment ("blue") each, all traffic to it."""
 
@@ -52,33 +57,61 @@ class AzureDeployments(DeploymentsBackend):
             current = self.b.arm.get(f"{self.base}/{name}")
         except NotFound:
             current = None
+        was: dict[str, Any] = {}  # the deployment as it is, on an update
         if current is None:  # as Microsoft's SDK creates one: key auth, a system-assigned identity
             self.b.arm.put(f"{self.base}/{name}", {"location": location, "identity": {"type": "SystemAssigned"},
                                                    "properties": {"authMode": "Key"}})
-        elif instance_type is None or workers is None:
-            # an update keeps the deployment's VM size and workers unless given (it resized to Standard_DS3_v2
-            # and went back to one worker)
+        else:
             try:
-                was = self.b.arm.get(f"{self.base}/{name}/deployments/{self.DEPLOYMENT}").get("properties") or {}
+                was = self.b.arm.get(f"{self.base}/{name}/deployments/{self.DEPLOYMENT}")
             except NotFound:
                 was = {}
-            instance_type = instance_type or was.get("instanceType")
-            if workers is None:
-                count = str((was.get("environmentVariables") or {}).get("WORKER_COUNT") or "1")
-                workers = int(count) if count.isdigit() else 1
-        instance_type = instance_type or "Standard_DS3_v2"
-        workers = workers or 1
-        props: dict[str, Any] = {
-            "endpointComputeType": "Managed", "instanceType": instance_type,
-            "model": f"{self.b.ws.path}/models/{model.name}/versions/{model.version}",
-            "scaleSettings": {"scaleType": "Default"},
-        }
+        # read, modify, write: an update changes what it is given and keeps the rest — its VM size, workers and
+        # instance count (it resized to Standard_DS3_v2, one worker, one instance), the user's own score.py and
+        # environment (replaced by the generated scorer and the curated environment), the settings made in the
+        # studio (request timeouts, probes, environment variables)
+        props: dict[str, Any] = {k: v for k, v in (was.get("properties") or {}).items() if k != "provisioningState"}
+        instance_type = instance_type or props.get("instanceType") or "Standard_DS3_v2"
+        variables = dict(props.get("environmentVariables") or {})
+        if workers is None:
+            count = str(variables.get("WORKER_COUNT") or "1")
+            workers = int(count) if count.isdigit() else 1
         if workers != 1:  # Azure ML's inference server starts this many worker processes per instance
-            props["environmentVariables"] = {"WORKER_COUNT": str(workers)}
+            variables["WORKER_COUNT"] = str(workers)
+        else:
+            variables.pop("WORKER_COUNT", None)
+        props.pop("environmentVariables", None)
+        if variables:
+            props["environmentVariables"] = variables
+        props.update({"endpointComputeType": props.get("endpointComputeType") or "Managed",
+                      "instanceType": instance_type,
+                      "model": f"{self.b.ws.path}/models/{model.name}/versions/{model.version}"})
+        props.setdefault("scaleSettings", {"scaleType": "Default"})
+        kept_code = props.get("codeConfiguration") or {}
+        if score_path is None and kept_code.get("codeId") and kept_code.get("scoringScript") != GENERATED_SCRIPT:
+            pass  # the user's own scoring script stays, as locally (a generated one is made again for the new model)
+        else:
+            props["codeConfiguration"] = self._upload_score(model, score_path)
+        if environment is not None or not props.get("environmentId"):
+            props["environmentId"] = self.b.environments.environment_id(environment)
+        body: dict[str, Any] = {"location": location, "sku": was.get("sku") or {"name": "Default", "capacity": 1},
+                                "properties": props}
+        for key in ("tags", "kind"):
+            if was.get(key):
+                body[key] = was[key]
+        self.b.arm.put(f"{self.base}/{name}/deployments/{self.DEPLOYMENT}", body)
+        if current is None:
+            current = self.b.arm.get(f"{self.base}/{name}")
+        self.b.arm.put(f"{self.base}/{name}", endpoint_with_traffic(current, location, self.DEPLOYMENT))
+        return self.get(name)
+
+    def _upload_score(self, model, score_path: Path | None) -> dict:
+        """The codeConfiguration of ``score_path`` — or, without one, of the generated default scorer for ``model``
+        (a .pkl registered as custom_model needs code and an environment on a managed online endpoint; the scorer is
+        self-contained: Azure's container has no aml-magics), uploaded as GENERATED_SCRIPT so an update knows it."""
         generated = None
+        script = "score.py"
         if score_path is None:
-            # a .pkl registered as custom_model needs code and an environment on a managed online endpoint:
-            # send the generated default scorer (self-contained: Azure's container has no aml-magics)
             from ...scoring.default_scorer import azure_default_score_py
 
             from ...core.frameworks import PICKLE_SUFFIXES
@@ -90,21 +123,15 @@ class AzureDeployments(DeploymentsBackend):
                 raise InvalidInput(f"model {model.name}:{model.version} ({model.framework or 'unknown framework'}) "
                                    "has no default scorer on Azure; give one with --score score.py")
             generated = tempfile.TemporaryDirectory(prefix="aml-score-")
-            score_path = Path(generated.name) / "score.py"
+            script = GENERATED_SCRIPT
+            score_path = Path(generated.name) / script
             score_path.write_text(source, encoding="utf-8")
         try:
-            code_id = ops.upload_code(self.b.arm, self.b.ws, [(Path(score_path), "score.py")])
+            code_id = ops.upload_code(self.b.arm, self.b.ws, [(Path(score_path), script)])
         finally:
             if generated is not None:
                 generated.cleanup()
-        props["codeConfiguration"] = {"codeId": code_id, "scoringScript": "score.py"}
-        props["environmentId"] = self.b.environments.environment_id(environment)
-        self.b.arm.put(f"{self.base}/{name}/deployments/{self.DEPLOYMENT}",
-                       {"location": location, "sku": {"name": "Default", "capacity": 1}, "properties": props})
-        if current is None:
-            current = self.b.arm.get(f"{self.base}/{name}")
-        self.b.arm.put(f"{self.base}/{name}", endpoint_with_traffic(current, location, self.DEPLOYMENT))
-        return self.get(name)
+        return {"codeId": code_id, "scoringScript": script}
 
     def get(self, name: str) -> DeploymentInfo:
         return self._info(self.b.arm.get(f"{self.base}/{name}"))
