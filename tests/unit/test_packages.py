@@ -90,3 +90,29 @@ def test_a_conda_files_conda_packages_are_its_packages_too(tmp_path):
     assert [conda_as_pip(p) for p in ("numpy=1.26.4=py311h64a7726_0", "numpy 1.26.4 py311_0", "scipy=1.*", "python",
                                       "pip>=23", "defaults::pip", "foo[bar]>=1", "six==1.15.0")] == \
         ["numpy==1.26.4.*", "numpy==1.26.4", "scipy==1.*", None, None, None, "foo[bar]>=1", "six==1.15.0"]
+
+
+def test_a_requirements_file_that_includes_another_takes_its_packages(tmp_path):
+    """`-r base.txt` — how a project shares its requirements between files — was refused ("nested files are not
+    supported"); it is read as pip reads it (beside the file that names it, nested, in any of pip's spellings).
+    A loop, a missing file, an editable install or a pip option is one line naming the file and line."""
+    from aml_magics.core.errors import NotFound
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "base.txt").write_text("scikit-learn>=1.3  # shared\n-rcommon.txt\n")
+    (tmp_path / "sub" / "common.txt").write_text("numpy\n")
+    (tmp_path / "requirements.txt").write_text("# the app\n--requirement=sub/base.txt\npandas\n-r sub/common.txt\n")
+    assert parse_packages(tmp_path / "requirements.txt") == ["numpy", "pandas", "scikit-learn>=1.3"]
+    for name, text, error, says in [
+        ("a.txt", "-r b.txt\n", InvalidInput, "requirements files include each other (a.txt → b.txt → a.txt)"),
+        ("c.txt", "numpy\n-r missing.txt\n", NotFound, "line 2 of c.txt includes missing.txt, which is not there"),
+        ("d.txt", "numpy\n-e .\n", InvalidInput, "line 2 of d.txt is an editable install ('-e .')"),
+        ("e.txt", "-r f.txt\n", InvalidInput, "line 2 of f.txt is pip's option --extra-index-url: "),
+        ("g.txt", "-r https://example.com/r.txt\n", InvalidInput, "requirements from a URL are not read here"),
+    ]:
+        (tmp_path / name).write_text(text)
+        (tmp_path / "b.txt").write_text("-r a.txt\n")
+        (tmp_path / "f.txt").write_text("numpy\n--extra-index-url https://example.com/simple\n")
+        with pytest.raises(error) as caught:
+            parse_packages(tmp_path / name)
+        assert says in str(caught.value), str(caught.value)
