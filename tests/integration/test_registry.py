@@ -78,6 +78,14 @@ def test_register_local_file_and_bad_input(ip, client, trained, tmp_path):
         ip.run_line_magic("aml", f"register {trained.id} outputs/model.pk --name x")
     with pytest.raises(UsageError, match="relative path inside the run"):
         ip.run_line_magic("aml", f"register {trained.id} ../../aml.db --name x")
+    # a path nowhere near a saved file: "not found" said nothing of what the run did save, or how to save a model
+    with pytest.raises(UsageError, match=r"'outputs/net.onnx' not found; the run saved outputs/folder/a\.txt, "
+                                         r"outputs/folder/sub/b\.txt, outputs/model\.pkl$"):
+        ip.run_line_magic("aml", f"register {trained.id} outputs/net.onnx --name x")
+    bare = ip.run_cell_magic("aml", "run -e registry --wait", "x = 1\n")
+    with pytest.raises(UsageError, match=r"the run saved no file under outputs/; save the model there in the run "
+                                         r"\(joblib.dump\(model, 'outputs/model.pkl'\)\), or register a file"):
+        ip.run_line_magic("aml", f"register {bare.id} --name x")
     with pytest.raises(UsageError, match="model name"):
         ip.run_line_magic("aml", f"register {trained.id} outputs/model.pkl --name 'bad name'")
     assert [m.id for m in ip.run_line_magic("aml", "models onnx_model")] == ["onnx_model:1"]

@@ -87,7 +87,8 @@ class LocalModels(ModelsBackend):
         if folder.resolve() not in resolved.parents:
             raise InvalidInput(f"{path!r} leaves the run's folder")
         if not source.exists():
-            raise NotFound.with_suggestions(f"file of run {run_id}", path, self.backend.runs.list_files(run_id))
+            files = self.backend.runs.list_files(run_id)
+            raise NotFound.with_suggestions(f"file of run {run_id}", path, files, hint=saved_files_hint(files))
         return self.register(name, source, run_id=run_id, tags=tags, properties=properties, description=description)
 
     @staticmethod
@@ -141,3 +142,13 @@ def _in_named_output(row, path: str) -> Path | None:
         if (target == base or base in target.parents) and target.exists():
             return target
     return None
+
+
+def saved_files_hint(files: list[str]) -> str:
+    """What a run did save, where a model path of it is not there: "its outputs: a.pkl, b.onnx", or how to save one."""
+    outputs = [f for f in files if f.startswith("outputs/")]
+    if not outputs:
+        return ("the run saved no file under outputs/; save the model there in the run (joblib.dump(model, "
+                "'outputs/model.pkl')), or register a file of this machine: %aml register FILE --local --name NAME")
+    shown = ", ".join(outputs[:6]) + (f" and {len(outputs) - 6} more" if len(outputs) > 6 else "")
+    return f"the run saved {shown}"
