@@ -524,7 +524,7 @@ class _OfflineRun(Run):
     def get_status(self):
         return "Running"
 
-    def get_metrics(self, name=None):
+    def get_metrics(self, name=None, recursive=False, **_v1_settings):  # (v1's run_type, populate too)
         return {}
 
     def __repr__(self):

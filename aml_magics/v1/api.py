@@ -383,6 +383,31 @@ class Run(V1Names, _CoreRun):
         best = super().get_best_run_by_primary_metric()
         return _v1_run(best) if best is not None else None
 
+    def get_metrics(self, name: str | None = None, recursive: bool = False, run_type: str | None = None,
+                    populate: bool = False, **other: Any) -> dict:
+        """v1's ``get_metrics``: name → value (a series as a list); a name the run never logged is ``{}`` (v1's,
+        where ours raises NotFound naming those it did); ``recursive=True``: run id → its metrics, for this run and
+        every descendant that logged any."""
+        checks.misspelt("get_metrics", Run.get_metrics, other)
+        if name is not None:
+            checks.metric_name(name)
+
+        def of(run: "_CoreRun") -> dict:
+            if name is None:
+                return _CoreRun.get_metrics(run)
+            try:
+                return _CoreRun.get_metrics(run, name)
+            except NotFound:
+                return {}
+
+        if not recursive:
+            return of(self)
+        if run_type:
+            note_once("get_metrics.run_type",
+                      "get_metrics(run_type=…) is not used here: the metrics of runs of every type are returned")
+        runs = [self, *super().get_children(recursive=True)]
+        return {run.id: metrics for run in runs if (metrics := of(run))}
+
     def get_children(self, recursive: bool = False, tags: Any = None, properties: Any = None, type: Any = None,
                      status: str | None = None, **other: Any) -> Iterator["Run"]:
         unknown_settings("get_children", Run.get_children, other)  # said at the call, not at the first item

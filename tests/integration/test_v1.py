@@ -432,6 +432,29 @@ def test_run_log_takes_v1s_third_argument_as_a_description(azureml, client):
     assert run.get_metrics()["acc"] == [0.5, 0.7]
 
 
+def test_get_metrics_takes_v1s_recursive_and_a_name_never_logged(azureml):
+    """v1 notebooks read a pipeline's or a sweep's metrics with ``run.get_metrics(recursive=True)`` (run id → its
+    metrics): it was a TypeError; ``get_metrics("name")`` of a name the run never logged is v1's ``{}`` (it raised
+    NotFound, ending the notebook where v1 code tests ``if "acc" in metrics``)."""
+    from azureml.core import Experiment, Workspace
+
+    run = Experiment(Workspace.from_config(), "recursive").start_logging()
+    run.log("loss", 0.5)
+    child = run.child_run()
+    child.log("acc", 0.9)
+    grandchild = child.child_run()
+    grandchild.log("acc", 0.8)
+    silent = run.child_run()  # logged nothing: not listed, as v1
+    for r in (grandchild, child, silent, run):
+        r.complete()
+    assert run.get_metrics(recursive=True) == {run.id: {"loss": 0.5}, child.id: {"acc": 0.9},
+                                               grandchild.id: {"acc": 0.8}}
+    assert run.get_metrics("acc", recursive=True) == {child.id: {"acc": 0.9}, grandchild.id: {"acc": 0.8}}
+    assert run.get_metrics("acc") == {} and silent.get_metrics() == {} and child.get_metrics("acc") == {"acc": 0.9}
+    with pytest.raises(InvalidInput, match="get_metrics has no setting 'recursiv'; did you mean 'recursive'"):
+        run.get_metrics(recursiv=True)
+
+
 def test_a_run_used_in_a_with_block_ends_with_it(azureml, client):
     """``with exp.start_logging() as run:`` (v1's Run, like MLflow's ``start_run``, is a context manager) raised
     TypeError: the run ends with the block — Completed, or Failed with the exception, which goes on — unless the
