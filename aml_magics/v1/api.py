@@ -184,13 +184,15 @@ class Workspace(_CoreWorkspace):
 
         return {s.name: Webservice._wrap(self, s.name) for s in self.client.deployments.list()}
 
-    def write_config(self, path: str | None = None, file_name: str | None = None) -> str:
+    def write_config(self, path: str | None = None, file_name: str | None = None) -> str | None:
         """v1's config.json (subscription, resource group, workspace) — of an Azure ML workspace only: a local one
         needs none (``Workspace.from_config()`` finds it without)."""
         azure = self.client.config.azure
-        if not azure:
-            raise NotSupported("the local workspace needs no config.json (Workspace.from_config() finds it); "
-                               "write_config() is for Azure ML workspaces, after %aml connect")
+        if not azure:  # (a v1 notebook's setup cell calls it: it went on with an error here)
+            note_once("write_config", "write_config(): nothing written — the local workspace needs no config.json "
+                                      "(Workspace.from_config() finds it); it writes one of an Azure ML workspace, "
+                                      "after %aml connect")
+            return None
         folder = Path(path or ".") / ".azureml"
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / (file_name or "config.json")
@@ -465,6 +467,19 @@ class Run(V1Names, _CoreRun):
         details = self.get_details()
         details["logFiles"] = {"user_logs/std_log.txt": self.get_logs()}
         return details
+
+    def get_all_logs(self, destination: str | os.PathLike | None = None) -> list[str]:
+        """v1's: the run's logs written into ``destination`` (default ``assets/RUN_ID`` here); their paths."""
+        folder = Path(destination) if destination else Path("assets") / self.id
+        if folder.exists() and not folder.is_dir():
+            raise InvalidInput(f"get_all_logs: {checks.shown(str(folder))} exists and is not a folder; give a folder")
+        out = []
+        for name, text in self.get_details_with_logs()["logFiles"].items():
+            target = folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8", errors="replace")
+            out.append(str(target))
+        return out
 
     def continue_experiment(self, X: Any = None, y: Any = None, training_data: Any = None,
                             experiment_timeout_minutes: float | None = None, iterations: int | None = None,

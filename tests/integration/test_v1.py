@@ -432,6 +432,27 @@ def test_run_log_takes_v1s_third_argument_as_a_description(azureml, client):
     assert run.get_metrics()["acc"] == [0.5, 0.7]
 
 
+def test_a_v1_setup_cell_and_log_download_run_on(azureml, tmp_path, monkeypatch, capsys):
+    """``ws.write_config()`` — in v1 tutorials' setup cells — ended the notebook with NotSupported on the local
+    workspace (it needs no config.json): a note, nothing written. ``run.get_all_logs()`` was not there at all."""
+    from azureml.core import Experiment, Workspace
+
+    monkeypatch.chdir(tmp_path)
+    ws = Workspace.from_config()
+    assert ws.write_config() is None and not (tmp_path / ".azureml").exists()
+    assert "write_config(): nothing written — the local workspace needs no config.json" in capsys.readouterr().out
+    run = Experiment(ws, "logs").start_logging()
+    print("hello from the run")
+    run.complete()
+    paths = run.get_all_logs()
+    assert paths == [str(Path("assets") / run.id / "user_logs" / "std_log.txt")]
+    assert (tmp_path / paths[0]).read_text() == run.get_logs()
+    assert run.get_all_logs(destination="there") == [str(Path("there") / "user_logs" / "std_log.txt")]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InvalidInput, match="exists and is not a folder"):
+        run.get_all_logs(destination="file")
+
+
 def test_get_metrics_takes_v1s_recursive_and_a_name_never_logged(azureml):
     """v1 notebooks read a pipeline's or a sweep's metrics with ``run.get_metrics(recursive=True)`` (run id → its
     metrics): it was a TypeError; ``get_metrics("name")`` of a name the run never logged is v1's ``{}`` (it raised
