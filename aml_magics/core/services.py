@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import checks
@@ -69,9 +71,35 @@ class Webservice:
             raise AuthError(f"service {self.name} refused the key: {payload}")
         if resp.status_code >= 400:
             message = payload.get("message") if isinstance(payload, dict) else payload
+            if resp.status_code == 500 and info.host != "azure":  # "check the logs": what they say, here
+                message = f"{message}{self._last_error()}"
             raise (InvalidInput if resp.status_code < 500 else AmlError)(
                 f"service {self.name} answered {resp.status_code}: {message}")
         return payload
+
+    def _last_error(self) -> str:
+        """" — its log's last error: JSONDecodeError: … (score.py line 8)": the exception that score.py's run() (or
+        init()) raised, from the end of the local service's log, so "check the logs" needs no second step."""
+        import re
+
+        try:
+            lines = self._client.deployments.get_logs(self.name, tail=200).splitlines()
+        except Exception:  # (a courtesy: a log that cannot be read leaves it out)
+            return ""
+        for i in range(len(lines) - 1, -1, -1):
+            found = re.match(r"([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning)\b)(:.*)?$", lines[i])
+            if found is None:
+                continue
+            where = ""
+            for frame in reversed(lines[:i]):
+                at = re.match(r'\s*File "([^"]+)", line (\d+)', frame)
+                if at and "site-packages" not in at.group(1) and "/aml_magics/" not in at.group(1) \
+                        and not at.group(1).startswith(sys.base_prefix):
+                    where = f" ({Path(at.group(1)).name} line {at.group(2)})"
+                    break
+            said = (found.group(1).rsplit(".", 1)[-1] + (found.group(2) or ""))[:300]
+            return f" — its log's last error: {said}{where}; service.get_logs() has the traceback"
+        return ""
 
     def get_logs(self, tail: int | None = None) -> str:
         return self._client.deployments.get_logs(self.name, tail=tail)

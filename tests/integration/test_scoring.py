@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import socket
@@ -20,7 +21,7 @@ from IPython.core.error import UsageError
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
-from aml_magics.core.errors import InvalidInput
+from aml_magics.core.errors import AmlError, InvalidInput
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.slow
@@ -56,6 +57,24 @@ def digits(client, tmp_path):
     yield X
     for d in client.deployments.list():
         client.deployments.delete(d.name)
+
+
+def test_a_500_says_what_run_raised(client, digits, ip, tmp_path):
+    """"An unexpected error occurred in scoring script. Check the logs for more info." (azmlinfsrv's words, kept)
+    was all service.run() and `%aml service --test` said: the exception score.py raised, and where, from the service's
+    log, follow it."""
+    score = tmp_path / "score.py"
+    score.write_text("import json\n\ndef init():\n    pass\n\ndef run(raw):\n    rows = json.loads(raw)['rows']\n"
+                     "    return rows\n")
+    svc = client.deployments.create("raises", "digits", score=score)
+    said = "Check the logs for more info. — its log's last error: KeyError: 'rows' (score.py line 7); " \
+           "service.get_logs() has the traceback"
+    with pytest.raises(AmlError) as caught:
+        svc.run({"data": [1]})
+    assert said in str(caught.value), caught.value
+    with pytest.raises(UsageError, match=re.escape(said)):
+        ip.run_line_magic("aml", "service raises --test '{\"data\": [1]}'")
+    assert svc.run({"rows": [1]}) == [1]
 
 
 def test_default_scorer_keys_and_contract(client, digits, ip, tmp_path):
