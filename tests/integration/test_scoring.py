@@ -399,6 +399,13 @@ def test_an_update_keeps_the_services_address_key_setting_and_workers(client, di
     assert all(t.startswith(GENERATED_MARK) for t in TEMPLATES.values())  # how an update tells a generated one
     client.deployments.create("digits-same", "digits:1", score=tmp_path / "score.py", update=True, workers=1)
     assert json.loads(spec.read_text())["workers"] == 1  # given: applied
+    # its environment too (it took the kernel's Python): an environment of packages this kernel has (nothing to build)
+    (tmp_path / "requirements.txt").write_text("numpy\nscikit-learn\n")
+    client.deployments.create("digits-same", "digits:1", update=True, environment=str(tmp_path / "requirements.txt"))
+    given = json.loads(spec.read_text())["environment"]
+    assert given == str(tmp_path / "requirements.txt")
+    client.deployments.create("digits-same", "digits:2", update=True)
+    assert json.loads(spec.read_text())["environment"] == given
     capsys.readouterr()
     ip.run_line_magic("aml", f"deploy digits:1 --name digits-open --score {tmp_path / 'score.py'} --host 0.0.0.0")
     ip.run_line_magic("aml", "deploy digits:2 --name digits-open --update")  # still there: still said
