@@ -139,7 +139,7 @@ def _init_worker(cfg: dict) -> None:
     except BaseException as exc:  # every task reports it: the engine stops with this one line
         import traceback
 
-        _W["init_error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        _W["init_error"] = _one_line("".join(traceback.format_exception_only(type(exc), exc)))
 
 
 def _mini_batch(idx: int):
@@ -181,7 +181,13 @@ def _task(idx: int, parts: str, fmt: str) -> tuple[int, str | None, str]:
         text = str(exc) if isinstance(exc, AmlError) else "".join(traceback.format_exception_only(type(exc), exc))
         # our own one-line message without "aml_magics.core.errors.InvalidInput: "; a file name that is not UTF-8 (a
         # lone surrogate) escaped: printed, stored or kept as JSON as it was, it stopped the run (UnicodeEncodeError)
-        return idx, text.strip().encode("utf-8", "backslashreplace").decode("utf-8"), kind
+        return idx, _one_line(text).encode("utf-8", "backslashreplace").decode("utf-8"), kind
+
+
+def _one_line(text: str) -> str:
+    """An exception's message on one line (scikit-learn's feature-name error spans four, and was printed so on every
+    try): each progress line, and the run's error, stays one line."""
+    return " ".join(line.strip() for line in text.strip().splitlines() if line.strip())
 
 
 def render(result: Any, fmt: str) -> bytes:
@@ -384,8 +390,8 @@ class BatchEngine:
         if done:
             print(f"Resuming: {len(done)} of {total} mini-batches done; scoring the other {len(todo)}.", flush=True)
         else:
-            print(f"Scoring {items_total:,} {'rows' if plan['kind'] == 'rows' else 'files'} in {total} mini-batches "
-                  f"on {s.parallel} worker{'s' if s.parallel > 1 else ''}.", flush=True)
+            print(f"Scoring {counted(items_total, 'row' if plan['kind'] == 'rows' else 'file')} in "
+                  f"{counted(total, 'mini-batch', 'mini-batches')} on {counted(s.parallel, 'worker')}.", flush=True)
         if s.parallel > 1:  # one thread per worker: the workers are the parallelism
             for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
                 os.environ.setdefault(var, "1")

@@ -372,3 +372,23 @@ def test_parquet_tables_in_and_a_parquet_output(client, digits, tmp_path):
     assert list(out["row"]) == list(range(233)) and list(out["prediction"]) == list(expected[:233])
     copy = Path(client.datastores.resolve_input("datastore:digits/parquet-scores")) / "scores.parquet"
     assert pd.read_parquet(copy).equals(out)
+
+
+def test_a_model_error_is_one_line_on_every_try(client, tmp_path):
+    """scikit-learn's error for a column the model never saw spans four lines; it was printed so on every try, and
+    the run's error was four lines too. "1 mini-batches on 1 worker" is said in the singular."""
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    joblib.dump(LogisticRegression(max_iter=500).fit(X, y), tmp_path / "iris.pkl")
+    client.models.register("iris", tmp_path / "iris.pkl")
+    run = client.batch.submit("iris", X.assign(extra=1.0), retries=1, experiment="batch")
+    info = client.runs.wait(run.id, timeout=120)
+    said = ("ValueError: The feature names should match those that were passed during fit. Feature names unseen at "
+            "fit time: - extra")
+    assert info.status == "Failed" and info.error.endswith(f"The first error: {said}"), info.error
+    logs = client.runs.get_logs(run.id)
+    assert f"mini-batch 0: {said} (try 2 of 2)\n" in logs and f"failed after 2 tries — {said}\n" in logs, logs
+    assert "Scoring 150 rows in 1 mini-batch on 1 worker." in logs
