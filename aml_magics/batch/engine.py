@@ -250,6 +250,7 @@ def default_scorer(model_path: str, framework: str | None):
 
     path = Path(model_path)
     width = None
+    columns: list[str] = []
     if path.is_dir():
         found = sorted(p for p in path.rglob("*") if p.suffix in (".pkl", ".joblib", ".onnx", ".pickle"))
         if not found:
@@ -272,12 +273,21 @@ def default_scorer(model_path: str, framework: str | None):
         model = joblib.load(path)
         predict = model.predict
         width = getattr(model, "n_features_in_", None)  # values per sample the model takes
+        columns = [str(c) for c in getattr(model, "feature_names_in_", [])]  # a model trained on a DataFrame's
 
     def run(mini_batch):
         if _is_frame(mini_batch):
             import pandas as pd
 
-            return pd.DataFrame({"row": mini_batch.index, "prediction": predict(mini_batch)})
+            frame = mini_batch
+            if columns:  # the model's columns, by name (as the online default scorer takes records): an id or
+                # a label column beside them was an error of scikit-learn's on every mini-batch
+                lacking = [c for c in columns if c not in frame.columns]
+                if lacking:
+                    raise InvalidInput(f"the table lacks the model's column{'s' if len(lacking) > 1 else ''} "
+                                       f"{', '.join(lacking[:5])}{' …' if len(lacking) > 5 else ''}")
+                frame = frame[columns]
+            return pd.DataFrame({"row": mini_batch.index, "prediction": predict(frame)})
         names, samples = [], []
         for f in mini_batch:
             name = os.path.basename(f)

@@ -374,21 +374,35 @@ def test_parquet_tables_in_and_a_parquet_output(client, digits, tmp_path):
     assert pd.read_parquet(copy).equals(out)
 
 
-def test_a_model_error_is_one_line_on_every_try(client, tmp_path):
-    """scikit-learn's error for a column the model never saw spans four lines; it was printed so on every try, and
-    the run's error was four lines too. "1 mini-batches on 1 worker" is said in the singular."""
+def test_a_table_with_more_columns_than_the_model_and_an_error_of_several_lines(client, project, tmp_path):
+    """A table with an id column beside the model's: scikit-learn's four-line "feature names should match" on every
+    try of every mini-batch (the online default scorer takes the model's columns by name) — now the model's columns
+    are taken, and a missing one is one line. A scoring script's error of several lines was printed so on every try
+    and stored so as the run's error: one line each. "1 mini-batches on 1 worker" is said in the singular."""
     import joblib
+    import pandas as pd
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
     X, y = load_iris(return_X_y=True, as_frame=True)
-    joblib.dump(LogisticRegression(max_iter=500).fit(X, y), tmp_path / "iris.pkl")
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    joblib.dump(model, tmp_path / "iris.pkl")
     client.models.register("iris", tmp_path / "iris.pkl")
-    run = client.batch.submit("iris", X.assign(extra=1.0), retries=1, experiment="batch")
+    run = client.batch.submit("iris", X.assign(customer=range(150)).iloc[:, ::-1], experiment="batch")
     info = client.runs.wait(run.id, timeout=120)
-    said = ("ValueError: The feature names should match those that were passed during fit. Feature names unseen at "
-            "fit time: - extra")
+    assert info.status == "Completed", client.runs.get_logs(run.id)
+    out = pd.read_csv(client.runs.local_file(run.id, "outputs/predictions.csv"))
+    assert out["prediction"].tolist() == model.predict(X).tolist()
+    assert "Scoring 150 rows in 1 mini-batch on 1 worker." in client.runs.get_logs(run.id)
+    run = client.batch.submit("iris", X.drop(columns=["petal width (cm)"]), retries=0, experiment="batch")
+    info = client.runs.wait(run.id, timeout=120)
+    assert info.status == "Failed" and info.error.endswith("The first error: the table lacks the model's column "
+                                                           "petal width (cm)"), info.error
+    (project / "two_lines.py").write_text("def init():\n    pass\n\ndef run(mini_batch):\n"
+                                          "    raise ValueError('the first line\\n  - and a second')\n")
+    run = client.batch.submit("iris", X, score="two_lines.py", retries=1, experiment="batch")
+    info = client.runs.wait(run.id, timeout=120)
+    said = "ValueError: the first line - and a second"
     assert info.status == "Failed" and info.error.endswith(f"The first error: {said}"), info.error
     logs = client.runs.get_logs(run.id)
     assert f"mini-batch 0: {said} (try 2 of 2)\n" in logs and f"failed after 2 tries — {said}\n" in logs, logs
-    assert "Scoring 150 rows in 1 mini-batch on 1 worker." in logs
