@@ -87,7 +87,7 @@ class Webservice:
         except Exception:  # (a courtesy: a log that cannot be read leaves it out)
             return ""
         for i in range(len(lines) - 1, -1, -1):
-            found = re.match(r"([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning)\b)(:.*)?$", lines[i])
+            found = re.match(r"([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)\b)(:.*)?$", lines[i])
             if found is None:
                 continue
             where = ""

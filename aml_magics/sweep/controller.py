@@ -391,7 +391,7 @@ class Controller:
             more = " …" if len(logged) > 8 else ""
             said = (f"; they logged {', '.join(logged[:8])}{more} — give --metric one of those (the name passed to "
                     f"run.log)") if logged else ""
-            raise EngineStopped(f"no trial logged {self.metric!r} as a number, so none can be ranked{said}")
+            raise EngineStopped(f"no trial logged {self.metric!r} as a finite number, so none can be ranked{said}")
         return 0
 
     def finish(self, stopped_by: str | None) -> None:

@@ -250,8 +250,8 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(ip, client):
                    "Run.get_context().log('loss', -C)\n")
     info = client.runs.get(parent.id)
     assert info.status == "Failed", info.status
-    assert info.error == ("no trial logged 'accuracy' as a number, so none can be ranked; they logged acc, loss — "
-                          "give --metric one of those (the name passed to run.log)")
+    assert info.error == ("no trial logged 'accuracy' as a finite number, so none can be ranked; they logged acc, "
+                          "loss — give --metric one of those (the name passed to run.log)")
     assert "no accuracy — the trial did not log 'accuracy' as a number; it logged acc, loss — is --metric one of " \
            "them?" in client.runs.get_logs(parent.id)
 
