@@ -14,8 +14,6 @@ from ...core.specs import conda_as_pip
 
 MAX_FILE = 1 << 20  # bytes of a requirements file or environment.yml
 MAX_LINE = 4096  # characters of one requirement (a package's name, version and extras, or a URL)
-
-
 MAX_NESTING = 10  # requirements files including others (-r), deep
 
 
